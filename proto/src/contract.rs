@@ -1,0 +1,253 @@
+//! The parts of the event contract that live outside the message types:
+//! subjects, headers, and which payload is which event type of which
+//! aggregate. Subscribers written in Rust use these; others read the same
+//! rules in `careline/events/v1/events.proto`.
+
+use crate::events::{AggregateType, envelope::Payload};
+
+/// Version of the envelope layout written today.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// NATS header names carried by every event message.
+pub mod headers {
+    /// JetStream de-duplication id: the envelope's `event_id`.
+    pub const MSG_ID: &str = "Nats-Msg-Id";
+    /// The payload's message name, e.g. `ThreadStarted`.
+    pub const EVENT_TYPE: &str = "Careline-Event-Type";
+    /// The aggregate's subject token, e.g. `thread`.
+    pub const AGGREGATE_TYPE: &str = "Careline-Aggregate-Type";
+    /// The aggregate id.
+    pub const AGGREGATE_ID: &str = "Careline-Aggregate-Id";
+    /// The envelope's schema version.
+    pub const SCHEMA_VERSION: &str = "Careline-Schema-Version";
+}
+
+impl AggregateType {
+    /// The subject token of this aggregate type, as in
+    /// `<prefix>.events.<token>.<id>`. `None` for `UNSPECIFIED`.
+    pub fn subject_token(self) -> Option<&'static str> {
+        match self {
+            AggregateType::Unspecified => None,
+            AggregateType::Thread => Some("thread"),
+            AggregateType::Team => Some("team"),
+            AggregateType::PatientRecord => Some("patient"),
+            AggregateType::Person => Some("person"),
+        }
+    }
+
+    /// The aggregate type a subject token names.
+    pub fn from_subject_token(token: &str) -> Option<Self> {
+        Some(match token {
+            "thread" => AggregateType::Thread,
+            "team" => AggregateType::Team,
+            "patient" => AggregateType::PatientRecord,
+            "person" => AggregateType::Person,
+            _ => return None,
+        })
+    }
+}
+
+/// The subject of one aggregate instance: `<prefix>.events.<token>.<id>`.
+pub fn aggregate_subject(prefix: &str, aggregate: AggregateType, id: &str) -> Option<String> {
+    Some(format!(
+        "{prefix}.events.{}.{id}",
+        aggregate.subject_token()?
+    ))
+}
+
+/// The subject filter that matches every event under a prefix.
+pub fn all_events_filter(prefix: &str) -> String {
+    format!("{prefix}.events.>")
+}
+
+impl Payload {
+    /// The event type: the payload's message name, e.g. `ThreadStarted`.
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            Payload::ThreadStarted(_) => "ThreadStarted",
+            Payload::MessagePosted(_) => "MessagePosted",
+            Payload::ParticipantsAdded(_) => "ParticipantsAdded",
+            Payload::ParticipantLeft(_) => "ParticipantLeft",
+            Payload::ThreadAssigned(_) => "ThreadAssigned",
+            Payload::ThreadUnassigned(_) => "ThreadUnassigned",
+            Payload::ThreadCompleted(_) => "ThreadCompleted",
+            Payload::ThreadArchived(_) => "ThreadArchived",
+            Payload::ThreadReopened(_) => "ThreadReopened",
+            Payload::ThreadReadUpTo(_) => "ThreadReadUpTo",
+            Payload::TeamCreated(_) => "TeamCreated",
+            Payload::TeamMemberAdded(_) => "TeamMemberAdded",
+            Payload::TeamMemberRemoved(_) => "TeamMemberRemoved",
+            Payload::TeamMemberContactabilityChanged(_) => "TeamMemberContactabilityChanged",
+            Payload::TeamAutoCcSwitched(_) => "TeamAutoCcSwitched",
+            Payload::TeamDefaultContactSet(_) => "TeamDefaultContactSet",
+            Payload::TeamJoinCodeIssued(_) => "TeamJoinCodeIssued",
+            Payload::TeamMemberLeadChanged(_) => "TeamMemberLeadChanged",
+            Payload::PatientRegistered(_) => "PatientRegistered",
+            Payload::PatientEmailVerified(_) => "PatientEmailVerified",
+            Payload::PatientJoinedTeam(_) => "PatientJoinedTeam",
+            Payload::CarerConsentGranted(_) => "CarerConsentGranted",
+            Payload::CarerConsentRevoked(_) => "CarerConsentRevoked",
+            Payload::RecordAccessGranted(_) => "RecordAccessGranted",
+            Payload::RecordAccessRevoked(_) => "RecordAccessRevoked",
+            Payload::ProfessionalRegistered(_) => "ProfessionalRegistered",
+            Payload::CarerRegistered(_) => "CarerRegistered",
+        }
+    }
+
+    /// The aggregate type this payload belongs to.
+    pub fn aggregate_type(&self) -> AggregateType {
+        match self {
+            Payload::ThreadStarted(_)
+            | Payload::MessagePosted(_)
+            | Payload::ParticipantsAdded(_)
+            | Payload::ParticipantLeft(_)
+            | Payload::ThreadAssigned(_)
+            | Payload::ThreadUnassigned(_)
+            | Payload::ThreadCompleted(_)
+            | Payload::ThreadArchived(_)
+            | Payload::ThreadReopened(_)
+            | Payload::ThreadReadUpTo(_) => AggregateType::Thread,
+            Payload::TeamCreated(_)
+            | Payload::TeamMemberAdded(_)
+            | Payload::TeamMemberRemoved(_)
+            | Payload::TeamMemberContactabilityChanged(_)
+            | Payload::TeamAutoCcSwitched(_)
+            | Payload::TeamDefaultContactSet(_)
+            | Payload::TeamJoinCodeIssued(_)
+            | Payload::TeamMemberLeadChanged(_) => AggregateType::Team,
+            Payload::PatientRegistered(_)
+            | Payload::PatientEmailVerified(_)
+            | Payload::PatientJoinedTeam(_)
+            | Payload::CarerConsentGranted(_)
+            | Payload::CarerConsentRevoked(_)
+            | Payload::RecordAccessGranted(_)
+            | Payload::RecordAccessRevoked(_) => AggregateType::PatientRecord,
+            Payload::ProfessionalRegistered(_) | Payload::CarerRegistered(_) => {
+                AggregateType::Person
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! These tests walk the compiled descriptor, so a payload added to the
+    //! `.proto` without its name and aggregate here fails to build (the
+    //! `match`es are exhaustive) or fails here (a wrong name or range).
+
+    use super::*;
+    use crate::events::Envelope;
+    use prost::Message;
+    use prost_types::{FileDescriptorSet, field_descriptor_proto::Type};
+
+    fn envelope_payload_fields() -> Vec<(i32, String)> {
+        let fds = FileDescriptorSet::decode(crate::FILE_DESCRIPTOR_SET).unwrap();
+        let file = fds
+            .file
+            .iter()
+            .find(|f| f.package() == "careline.events.v1")
+            .unwrap();
+        let envelope = file
+            .message_type
+            .iter()
+            .find(|m| m.name() == "Envelope")
+            .unwrap();
+        let payload_index = envelope
+            .oneof_decl
+            .iter()
+            .position(|o| o.name() == "payload")
+            .unwrap() as i32;
+        envelope
+            .field
+            .iter()
+            .filter(|f| f.oneof_index == Some(payload_index))
+            .map(|f| {
+                assert_eq!(f.r#type(), Type::Message);
+                let name = f.type_name().rsplit('.').next().unwrap().to_string();
+                (f.number(), name)
+            })
+            .collect()
+    }
+
+    /// Decodes an envelope whose only field is an empty payload message with
+    /// the given field number.
+    fn payload_with_number(number: i32) -> Payload {
+        let mut bytes = Vec::new();
+        prost::encoding::encode_key(
+            number as u32,
+            prost::encoding::WireType::LengthDelimited,
+            &mut bytes,
+        );
+        prost::encoding::encode_varint(0, &mut bytes);
+        Envelope::decode(bytes.as_slice())
+            .unwrap()
+            .payload
+            .unwrap_or_else(|| panic!("field {number} is not a known payload"))
+    }
+
+    #[test]
+    fn every_payload_is_named_after_its_message() {
+        let fields = envelope_payload_fields();
+        assert!(fields.len() >= 27, "the contract lost payloads: {fields:?}");
+        for (number, message_name) in fields {
+            assert_eq!(payload_with_number(number).event_type(), message_name);
+        }
+    }
+
+    #[test]
+    fn payload_numbers_group_by_aggregate() {
+        for (number, name) in envelope_payload_fields() {
+            let expected = match number {
+                100..=199 => AggregateType::Thread,
+                200..=299 => AggregateType::Team,
+                300..=399 => AggregateType::PatientRecord,
+                400..=499 => AggregateType::Person,
+                _ => panic!("{name} has number {number} outside every aggregate's range"),
+            };
+            assert_eq!(
+                payload_with_number(number).aggregate_type(),
+                expected,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn subject_tokens_round_trip() {
+        for kind in [
+            AggregateType::Thread,
+            AggregateType::Team,
+            AggregateType::PatientRecord,
+            AggregateType::Person,
+        ] {
+            let token = kind.subject_token().unwrap();
+            assert_eq!(AggregateType::from_subject_token(token), Some(kind));
+        }
+        assert_eq!(AggregateType::Unspecified.subject_token(), None);
+        assert_eq!(
+            aggregate_subject("careline", AggregateType::Thread, "abc").as_deref(),
+            Some("careline.events.thread.abc")
+        );
+    }
+
+    #[test]
+    fn every_enum_starts_with_unspecified() {
+        let fds = FileDescriptorSet::decode(crate::FILE_DESCRIPTOR_SET).unwrap();
+        for file in fds
+            .file
+            .iter()
+            .filter(|f| f.package().starts_with("careline."))
+        {
+            let nested = file.message_type.iter().flat_map(|m| m.enum_type.iter());
+            for e in file.enum_type.iter().chain(nested) {
+                let zero = e.value.iter().find(|v| v.number() == 0);
+                assert!(
+                    zero.is_some_and(|v| v.name().ends_with("_UNSPECIFIED")),
+                    "enum {} in {} must start with 0 = ..._UNSPECIFIED",
+                    e.name(),
+                    file.name()
+                );
+            }
+        }
+    }
+}

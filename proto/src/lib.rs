@@ -1,0 +1,31 @@
+//! The Careline protobuf contract, compiled.
+//!
+//! * [`events`] is `careline.events.v1`: the [`events::Envelope`] every event
+//!   travels in and the payload of every domain event. Internal services that
+//!   subscribe to the stream decode with these types.
+//! * [`contract`] holds what the `.proto` files cannot say in types: the NATS
+//!   subject layout, header names, and the event-type name and aggregate of
+//!   each payload.
+//! * [`FILE_DESCRIPTOR_SET`] is every compiled file, for gRPC reflection.
+//!
+//! The `.proto` sources live beside this crate under `careline/`; `build.rs`
+//! compiles them with protox, so no system `protoc` is needed.
+
+pub mod contract;
+
+/// Generated code, in the proto package layout.
+pub mod careline {
+    pub mod events {
+        pub mod v1 {
+            #![allow(missing_docs, clippy::all, missing_debug_implementations)]
+            include!(concat!(env!("OUT_DIR"), "/careline.events.v1.rs"));
+        }
+    }
+}
+
+pub use careline::events::v1 as events;
+
+/// The encoded `FileDescriptorSet` of every Careline `.proto` file, for gRPC
+/// server reflection and for tests that walk the contract.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/careline_descriptor.bin"));
