@@ -1,0 +1,189 @@
+//! Event store throughput against the raw NATS client, in one run.
+//!
+//! `cargo bench -p event-store` prints appends/s with 1 writer and with 64
+//! writers on 64 aggregates, through the event store and as raw async-nats
+//! publishes carrying the same headers, their ratio, and the time to load
+//! aggregates of 10 and 1,000 events. Rounds alternate raw and store so that
+//! drift on a shared machine hits both alike; the median round is reported.
+//!
+//! Environment: `NATS_URL` (default nats://127.0.0.1:4222), `BENCH_ROUNDS`.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::{Duration, Instant};
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::message::PublishMessage;
+use bytes::Bytes;
+use event_store::testing::{TestStream, message, new_thread};
+use event_store::{EventStore, JetStreamStore};
+use prost::Message;
+use proto::contract::headers;
+
+const SINGLE_WRITER_APPENDS: usize = 2_000;
+const WRITERS: usize = 64;
+const APPENDS_PER_WRITER: usize = 100;
+
+#[tokio::main]
+async fn main() {
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let test = TestStream::new("bench").await;
+    let store = test.store().clone();
+    println!(
+        "event store benchmark: NATS {}, stream {} (file storage), {rounds} rounds, median shown",
+        test.config().nats_url,
+        test.config().stream
+    );
+
+    // Warm up the connection and the stream.
+    run_store(&store, 1, 200).await;
+    run_raw(&store, 1, 200).await;
+
+    let mut table = Vec::new();
+    for (label, writers, each) in [
+        ("1 writer", 1, SINGLE_WRITER_APPENDS),
+        ("64 writers, 64 aggregates", WRITERS, APPENDS_PER_WRITER),
+    ] {
+        let mut raw = Vec::new();
+        let mut ours = Vec::new();
+        for _ in 0..rounds {
+            raw.push(run_raw(&store, writers, each).await);
+            ours.push(run_store(&store, writers, each).await);
+        }
+        table.push((label, median(raw), median(ours)));
+    }
+
+    println!();
+    println!(
+        "{:<28} {:>14} {:>14} {:>8}",
+        "appends/s", "raw async-nats", "event store", "ratio"
+    );
+    for (label, raw, ours) in &table {
+        println!(
+            "{label:<28} {raw:>14.0} {ours:>14.0} {:>7.1}%",
+            100.0 * ours / raw
+        );
+    }
+
+    println!();
+    for size in [10, 100, 1_000] {
+        let thread = new_thread();
+        let mut version = 0;
+        for i in 0..size {
+            version = store
+                .append(&message(&thread, &format!("message {i}")), version)
+                .await
+                .unwrap()
+                .position;
+        }
+        let mut times = Vec::new();
+        for _ in 0..21 {
+            let started = Instant::now();
+            let events = store.load(&thread, 0).await.unwrap();
+            times.push(started.elapsed());
+            assert_eq!(events.len(), size);
+        }
+        times.sort();
+        println!(
+            "load a {size}-event aggregate: median {:.2} ms, min {:.2} ms, max {:.2} ms",
+            ms(times[times.len() / 2]),
+            ms(times[0]),
+            ms(times[times.len() - 1])
+        );
+    }
+}
+
+/// Appends/s through the event store: `writers` tasks, each appending
+/// `each` events to its own new aggregate with its expected version.
+async fn run_store(store: &JetStreamStore, writers: usize, each: usize) -> f64 {
+    let batches: Vec<_> = (0..writers)
+        .map(|_| {
+            let thread = new_thread();
+            (0..each)
+                .map(|i| message(&thread, &format!("message {i}")))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let started = Instant::now();
+    let tasks: Vec<_> = batches
+        .into_iter()
+        .map(|events| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut version = 0;
+                for event in &events {
+                    version = store.append(event, version).await.unwrap().position;
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    (writers * each) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Appends/s as raw async-nats publishes with the same headers (message id,
+/// expected last subject sequence, event type, aggregate type and id, schema
+/// version) and the same encoded payload, awaiting each acknowledgement.
+async fn run_raw(store: &JetStreamStore, writers: usize, each: usize) -> f64 {
+    let prefix = store.config().prefix.clone();
+    let batches: Vec<_> = (0..writers)
+        .map(|_| {
+            let thread = new_thread();
+            let events: Vec<_> = (0..each)
+                .map(|i| message(&thread, &format!("message {i}")))
+                .collect();
+            (thread, events)
+        })
+        .collect();
+    let started = Instant::now();
+    let tasks: Vec<_> = batches
+        .into_iter()
+        .map(|(thread, events)| {
+            let js = store.jetstream().clone();
+            let subject = thread.subject(&prefix);
+            tokio::spawn(async move {
+                let mut version = 0u64;
+                for event in &events {
+                    let mut map = HeaderMap::new();
+                    map.insert(headers::MSG_ID, event.event_id.as_str());
+                    map.insert(
+                        async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
+                        version.to_string().as_str(),
+                    );
+                    map.insert(headers::EVENT_TYPE, event.event_type.as_str());
+                    map.insert(headers::AGGREGATE_TYPE, "thread");
+                    map.insert(headers::AGGREGATE_ID, thread.id());
+                    map.insert(headers::SCHEMA_VERSION, "1");
+                    let publish = PublishMessage::build()
+                        .payload(Bytes::from(event.encode_to_vec()))
+                        .headers(map);
+                    let ack = js
+                        .send_publish(subject.clone(), publish)
+                        .await
+                        .unwrap()
+                        .await
+                        .unwrap();
+                    version = ack.sequence;
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    (writers * each) as f64 / started.elapsed().as_secs_f64()
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}

@@ -1,0 +1,158 @@
+//! Where the log lives and how its stream is set up.
+
+use std::time::Duration;
+
+use crate::Error;
+
+/// Configuration of the event store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// NATS server URL(s), comma separated.
+    pub nats_url: String,
+    /// The JetStream stream that holds every event.
+    pub stream: String,
+    /// Subject prefix: events go to `<prefix>.events.<type>.<id>`.
+    pub prefix: String,
+    /// Stream replicas: 1 on a single server, 3 in production clusters.
+    pub replicas: usize,
+    /// JetStream's de-duplication window for `Nats-Msg-Id`.
+    pub duplicate_window: Duration,
+    /// Upper bound on every request to NATS (connect, publish ack, API call).
+    pub request_timeout: Duration,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            nats_url: "nats://127.0.0.1:4222".into(),
+            stream: "CARELINE".into(),
+            prefix: "careline".into(),
+            replicas: 1,
+            duplicate_window: Duration::from_secs(10 * 60),
+            request_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl StoreConfig {
+    /// Reads `NATS_URL`, `CARELINE_STREAM`, `CARELINE_PREFIX`,
+    /// `CARELINE_STREAM_REPLICAS`, `CARELINE_DUPLICATE_WINDOW_SECS` and
+    /// `CARELINE_NATS_TIMEOUT_MS`, each falling back to its default.
+    pub fn from_env() -> Result<Self, Error> {
+        Self::from_lookup(|key| std::env::var(key).ok())
+    }
+
+    /// As [`StoreConfig::from_env`], reading variables through `lookup`.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
+        let defaults = Self::default();
+        let number = |key: &str, default: u64| -> Result<u64, Error> {
+            match lookup(key) {
+                None => Ok(default),
+                Some(v) => v.trim().parse().map_err(|_| {
+                    Error::Config(format!("{key}={v:?} is not a non-negative whole number"))
+                }),
+            }
+        };
+        let config = Self {
+            nats_url: lookup("NATS_URL").unwrap_or(defaults.nats_url),
+            stream: lookup("CARELINE_STREAM").unwrap_or(defaults.stream),
+            prefix: lookup("CARELINE_PREFIX").unwrap_or(defaults.prefix),
+            replicas: number("CARELINE_STREAM_REPLICAS", defaults.replicas as u64)? as usize,
+            duplicate_window: Duration::from_secs(number(
+                "CARELINE_DUPLICATE_WINDOW_SECS",
+                defaults.duplicate_window.as_secs(),
+            )?),
+            request_timeout: Duration::from_millis(number(
+                "CARELINE_NATS_TIMEOUT_MS",
+                defaults.request_timeout.as_millis() as u64,
+            )?),
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Refuses settings the log cannot run with, naming the setting.
+    pub fn validate(&self) -> Result<(), Error> {
+        let bad = |msg: String| Err(Error::Config(msg));
+        if self.nats_url.trim().is_empty() {
+            return bad("nats_url is empty".into());
+        }
+        if self.stream.is_empty()
+            || self.stream.len() > 64
+            || !self
+                .stream
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return bad(format!(
+                "stream name {:?} must be 1 to 64 ASCII letters, digits, '-' or '_'",
+                self.stream
+            ));
+        }
+        if self.prefix.is_empty()
+            || self.prefix.split('.').any(|token| {
+                token.is_empty()
+                    || !token
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            })
+        {
+            return bad(format!(
+                "subject prefix {:?} must be dot-separated tokens of ASCII letters, digits, '-' or '_'",
+                self.prefix
+            ));
+        }
+        if !(1..=5).contains(&self.replicas) {
+            return bad(format!("replicas must be 1 to 5, got {}", self.replicas));
+        }
+        if self.duplicate_window < Duration::from_secs(1) {
+            return bad("duplicate window must be at least one second".into());
+        }
+        if self.request_timeout < Duration::from_millis(10) {
+            return bad("request timeout must be at least 10 ms".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from(pairs: &[(&str, &str)]) -> Result<StoreConfig, Error> {
+        StoreConfig::from_lookup(|key| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.to_string())
+        })
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(from(&[]).unwrap(), StoreConfig::default());
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let cases = [
+            ("CARELINE_STREAM", "has space", "stream name"),
+            ("CARELINE_STREAM", "a.b", "stream name"),
+            ("CARELINE_PREFIX", "a..b", "subject prefix"),
+            ("CARELINE_PREFIX", "a.*", "subject prefix"),
+            ("CARELINE_STREAM_REPLICAS", "0", "replicas"),
+            (
+                "CARELINE_STREAM_REPLICAS",
+                "three",
+                "CARELINE_STREAM_REPLICAS",
+            ),
+            ("CARELINE_DUPLICATE_WINDOW_SECS", "0", "duplicate window"),
+            ("NATS_URL", " ", "nats_url"),
+        ];
+        for (key, value, named) in cases {
+            let err = from(&[(key, value)]).unwrap_err();
+            assert!(matches!(err, Error::Config(_)), "{key}={value}: {err}");
+            assert!(err.to_string().contains(named), "{key}={value}: {err}");
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! The event store's one error type.
+
+use crate::{AggregateRef, Position, Version};
+
+/// Everything that can go wrong talking to the log.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The aggregate moved on since the caller read it: reload and decide again.
+    #[error("conflict on {aggregate}: expected version {expected}, actual version {actual}")]
+    Conflict {
+        aggregate: AggregateRef,
+        expected: Version,
+        actual: Version,
+    },
+
+    /// NATS did not answer in time or cannot be reached. Nothing is known to
+    /// have been written; retrying the same event id is safe.
+    #[error("event log unavailable: {0}")]
+    Unavailable(String),
+
+    /// A stored event cannot be decoded as an `Envelope`.
+    #[error("event at position {position} cannot be decoded: {reason}")]
+    Undecodable { position: Position, reason: String },
+
+    /// The store's configuration is wrong, or the existing stream does not
+    /// have the settings the log requires.
+    #[error("bad event store configuration: {0}")]
+    Config(String),
+
+    /// The event handed to `append` is malformed; nothing was written.
+    #[error("invalid event: {0}")]
+    InvalidEvent(String),
+
+    /// JetStream refused a request for another reason.
+    #[error("event log error: {0}")]
+    Stream(String),
+}
+
+impl Error {
+    /// True for errors that a retry may cure (conflicts, unavailability).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Error::Conflict { .. } | Error::Unavailable(_))
+    }
+}

@@ -1,0 +1,505 @@
+//! The [`EventStore`] the product runs on: one JetStream stream, one subject
+//! per aggregate.
+//!
+//! * Append publishes one message with `Nats-Msg-Id` (the event id) and
+//!   `Nats-Expected-Last-Subject-Sequence` (the expected version); JetStream
+//!   checks both atomically, so neither a race nor a retry can double an event.
+//! * Load reads short histories with direct gets (no server-side state) and
+//!   long ones with an ordered consumer filtered on the aggregate's subject.
+//! * Subscribe is an ordered consumer on `<prefix>.events.>` from a position.
+//! * Every request is bounded by `request_timeout`; an unreachable server is
+//!   [`Error::Unavailable`], never a hang.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::consumer::{DeliverPolicy, pull};
+use async_nats::jetstream::context::{CreateStreamErrorKind, GetStreamErrorKind, PublishErrorKind};
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::stream::{
+    self, ConsumerErrorKind, DirectGetErrorKind, DiscardPolicy, RetentionPolicy, StorageType,
+};
+use async_nats::jetstream::{self, ErrorCode};
+use bytes::Bytes;
+use futures::StreamExt;
+use prost::Message;
+use proto::contract::{all_events_filter, headers};
+use proto::events::Envelope;
+use tracing::{debug, info, warn};
+
+use crate::{
+    AggregateRef, Appended, Error, EventStore, EventStream, Position, RecordedEvent, StoreConfig,
+    Version, validate_envelope,
+};
+
+/// How many events a load reads with direct gets before it switches to a
+/// consumer. Measured on loopback (see the append bench): a direct get costs
+/// about 0.12 ms, setting up a consumer about 1.3 ms, so direct gets win
+/// below about ten events. Most teams, records and people are that short.
+const DIRECT_GET_LIMIT: u64 = 12;
+
+/// The JetStream event log. Clones share one connection.
+#[derive(Clone, Debug)]
+pub struct JetStreamStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: StoreConfig,
+    client: async_nats::Client,
+    js: jetstream::Context,
+    stream: jetstream::stream::Stream,
+}
+
+impl JetStreamStore {
+    /// Connects to NATS and creates the stream, or checks that the existing
+    /// one has the settings the log requires. Fails within the configured
+    /// request timeout when NATS cannot be reached.
+    pub async fn connect(config: StoreConfig) -> Result<Self, Error> {
+        config.validate()?;
+        let client = connect_client(&config).await?;
+        let js = jetstream::ContextBuilder::new()
+            .timeout(config.request_timeout)
+            .build(client.clone());
+        let stream = ensure_stream(&js, &config).await?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                client,
+                js,
+                stream,
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &StoreConfig {
+        &self.inner.config
+    }
+
+    /// The underlying NATS connection, for callers that publish or subscribe
+    /// outside the event log (benchmarks, tests).
+    pub fn client(&self) -> &async_nats::Client {
+        &self.inner.client
+    }
+
+    /// The JetStream context, for operator tooling.
+    pub fn jetstream(&self) -> &jetstream::Context {
+        &self.inner.js
+    }
+
+    fn subject(&self, aggregate: &AggregateRef) -> String {
+        aggregate.subject(&self.inner.config.prefix)
+    }
+
+    fn decode(&self, position: Position, payload: &[u8]) -> Result<RecordedEvent, Error> {
+        Envelope::decode(payload)
+            .map(|envelope| RecordedEvent { position, envelope })
+            .map_err(|e| Error::Undecodable {
+                position,
+                reason: e.to_string(),
+            })
+    }
+
+    /// The next event of a subject at or after `from`, by direct get.
+    async fn next_on_subject(
+        &self,
+        subject: &str,
+        from: Position,
+    ) -> Result<Option<RecordedEvent>, Error> {
+        match self
+            .inner
+            .stream
+            .direct_get_next_for_subject(subject, Some(from))
+            .await
+        {
+            Ok(message) => Ok(Some(self.decode(message.sequence, &message.payload)?)),
+            Err(e) if matches!(e.kind(), DirectGetErrorKind::NotFound) => Ok(None),
+            Err(e) => Err(direct_get_error(e.kind())),
+        }
+    }
+
+    /// Reads the events of `subject` from `from` up to and including `last`
+    /// with an ordered consumer, deleted when done.
+    async fn consume_subject(
+        &self,
+        subject: &str,
+        from: Position,
+        last: Position,
+        out: &mut Vec<RecordedEvent>,
+    ) -> Result<(), Error> {
+        let name = format!("load_{}", uuid::Uuid::new_v4().simple());
+        let consumer = self
+            .inner
+            .stream
+            .create_consumer(pull::OrderedConfig {
+                name: Some(name.clone()),
+                filter_subject: subject.to_string(),
+                deliver_policy: DeliverPolicy::ByStartSequence {
+                    start_sequence: from,
+                },
+                ..Default::default()
+            })
+            .await
+            .map_err(consumer_error)?;
+        let result = async {
+            let mut messages = consumer
+                .messages()
+                .await
+                .map_err(|e| Error::Unavailable(format!("cannot read the aggregate: {e}")))?;
+            loop {
+                let next = tokio::time::timeout(self.inner.config.request_timeout, messages.next())
+                    .await
+                    .map_err(|_| {
+                        Error::Unavailable(format!(
+                            "no events arrived for {subject} within {:?}",
+                            self.inner.config.request_timeout
+                        ))
+                    })?;
+                let message = match next {
+                    Some(Ok(message)) => message,
+                    Some(Err(e)) => {
+                        return Err(Error::Unavailable(format!("reading {subject}: {e}")));
+                    }
+                    None => {
+                        return Err(Error::Unavailable(format!(
+                            "the feed of {subject} ended early"
+                        )));
+                    }
+                };
+                let position = message
+                    .info()
+                    .map_err(|e| Error::Stream(format!("message without metadata: {e}")))?
+                    .stream_sequence;
+                out.push(self.decode(position, &message.payload)?);
+                if position >= last {
+                    return Ok(());
+                }
+            }
+        }
+        .await;
+        // The consumer would otherwise linger on the server until its
+        // inactivity threshold; deleting it is best effort.
+        let stream = self.inner.stream.clone();
+        tokio::spawn(async move {
+            if let Err(e) = stream.delete_consumer(&name).await {
+                debug!(consumer = %name, error = %e, "load consumer not deleted");
+            }
+        });
+        result
+    }
+
+    /// Deletes this store's stream and every event in it. Operators never do
+    /// this to a live log (the stream refuses deleting single events, not the
+    /// whole stream); tests use it to clean up after themselves.
+    pub async fn delete_stream(&self) -> Result<(), Error> {
+        self.inner
+            .js
+            .delete_stream(&self.inner.config.stream)
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::Stream(format!("cannot delete stream: {e}")))
+    }
+}
+
+impl EventStore for JetStreamStore {
+    async fn append(&self, envelope: &Envelope, expected: Version) -> Result<Appended, Error> {
+        let aggregate = validate_envelope(envelope)?;
+        let subject = self.subject(&aggregate);
+        let mut headers = HeaderMap::new();
+        headers.insert(headers::MSG_ID, envelope.event_id.as_str());
+        headers.insert(
+            async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
+            expected.to_string().as_str(),
+        );
+        headers.insert(headers::EVENT_TYPE, envelope.event_type.as_str());
+        headers.insert(
+            headers::AGGREGATE_TYPE,
+            aggregate.kind().subject_token().unwrap_or_default(),
+        );
+        headers.insert(headers::AGGREGATE_ID, aggregate.id());
+        headers.insert(
+            headers::SCHEMA_VERSION,
+            envelope.schema_version.to_string().as_str(),
+        );
+        let message = PublishMessage::build()
+            .payload(Bytes::from(envelope.encode_to_vec()))
+            .headers(headers);
+
+        let ack = match self.inner.js.send_publish(subject, message).await {
+            Ok(ack) => ack.await,
+            Err(e) => Err(e),
+        };
+        match ack {
+            Ok(ack) => Ok(Appended {
+                position: ack.sequence,
+                duplicate: ack.duplicate,
+            }),
+            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
+                let actual = self.version(&aggregate).await?;
+                Err(Error::Conflict {
+                    aggregate,
+                    expected,
+                    actual,
+                })
+            }
+            Err(e) => Err(match e.kind() {
+                PublishErrorKind::MaxPayloadExceeded => {
+                    Error::InvalidEvent(format!("event too large for the server: {e}"))
+                }
+                PublishErrorKind::TimedOut | PublishErrorKind::BrokenPipe => {
+                    Error::Unavailable(format!("no acknowledgement from JetStream: {e}"))
+                }
+                PublishErrorKind::StreamNotFound => Error::Unavailable(format!(
+                    "no JetStream stream answered for {aggregate} (is JetStream up and stream {} created?)",
+                    self.inner.config.stream
+                )),
+                _ => Error::Stream(format!("append to {aggregate} refused: {e}")),
+            }),
+        }
+    }
+
+    async fn load(
+        &self,
+        aggregate: &AggregateRef,
+        after: Version,
+    ) -> Result<Vec<RecordedEvent>, Error> {
+        let subject = self.subject(aggregate);
+        let last = self.version(aggregate).await?;
+        let mut events = Vec::new();
+        let mut from = after + 1;
+        // Short histories, and catching up a cached state, by direct get.
+        while from <= last && (events.len() as u64) < DIRECT_GET_LIMIT {
+            let Some(event) = self.next_on_subject(&subject, from).await? else {
+                break;
+            };
+            from = event.position + 1;
+            let reached_last = event.position >= last;
+            events.push(event);
+            if reached_last {
+                return Ok(events);
+            }
+        }
+        if from <= last {
+            self.consume_subject(&subject, from, last, &mut events)
+                .await?;
+        }
+        Ok(events)
+    }
+
+    async fn version(&self, aggregate: &AggregateRef) -> Result<Version, Error> {
+        let subject = self.subject(aggregate);
+        match self.inner.stream.direct_get_last_for_subject(subject).await {
+            Ok(message) => Ok(message.sequence),
+            Err(e) if matches!(e.kind(), DirectGetErrorKind::NotFound) => Ok(0),
+            Err(e) => Err(direct_get_error(e.kind())),
+        }
+    }
+
+    async fn subscribe(&self, from: Position) -> Result<EventStream, Error> {
+        let consumer = self
+            .inner
+            .stream
+            .create_consumer(pull::OrderedConfig {
+                filter_subject: all_events_filter(&self.inner.config.prefix),
+                deliver_policy: DeliverPolicy::ByStartSequence {
+                    start_sequence: from.max(1),
+                },
+                ..Default::default()
+            })
+            .await
+            .map_err(consumer_error)?;
+        let messages = consumer
+            .messages()
+            .await
+            .map_err(|e| Error::Unavailable(format!("cannot start the event feed: {e}")))?;
+        let store = self.clone();
+        Ok(messages
+            .map(move |message| {
+                let message = message
+                    .map_err(|e| Error::Unavailable(format!("event feed interrupted: {e}")))?;
+                let position = message
+                    .info()
+                    .map_err(|e| Error::Stream(format!("message without metadata: {e}")))?
+                    .stream_sequence;
+                store.decode(position, &message.payload)
+            })
+            .boxed())
+    }
+
+    async fn last_position(&self) -> Result<Position, Error> {
+        let stream = self
+            .inner
+            .js
+            .get_stream(&self.inner.config.stream)
+            .await
+            .map_err(get_stream_error)?;
+        Ok(stream.cached_info().state.last_sequence)
+    }
+}
+
+async fn connect_client(config: &StoreConfig) -> Result<async_nats::Client, Error> {
+    let connecting = async_nats::ConnectOptions::new()
+        .name("careline")
+        .connection_timeout(config.request_timeout)
+        .request_timeout(Some(config.request_timeout))
+        .connect(config.nats_url.as_str());
+    match tokio::time::timeout(config.request_timeout, connecting).await {
+        Ok(Ok(client)) => Ok(client),
+        Ok(Err(e)) => Err(Error::Unavailable(format!(
+            "cannot connect to NATS at {}: {e}",
+            config.nats_url
+        ))),
+        Err(_) => Err(Error::Unavailable(format!(
+            "NATS at {} did not answer within {:?}",
+            config.nats_url, config.request_timeout
+        ))),
+    }
+}
+
+/// The stream settings the log requires (DESIGN: an audit log is never
+/// edited, never expires, and is readable by direct get).
+fn wanted_stream(config: &StoreConfig) -> stream::Config {
+    stream::Config {
+        name: config.stream.clone(),
+        description: Some("Careline domain events: the only source of truth".into()),
+        subjects: vec![all_events_filter(&config.prefix)],
+        retention: RetentionPolicy::Limits,
+        storage: StorageType::File,
+        max_age: Duration::ZERO,
+        max_messages: -1,
+        max_bytes: -1,
+        max_messages_per_subject: -1,
+        discard: DiscardPolicy::Old,
+        num_replicas: config.replicas,
+        duplicate_window: config.duplicate_window,
+        deny_delete: true,
+        deny_purge: true,
+        allow_direct: true,
+        ..Default::default()
+    }
+}
+
+/// Creates the stream, or checks an existing one. Settings that protect the
+/// log (storage, subjects, limits, deny flags, replicas) must already match:
+/// changing them silently could lose events, so a mismatch is a
+/// configuration error naming each one. The duplicate window and direct get
+/// are brought in line.
+async fn ensure_stream(
+    js: &jetstream::Context,
+    config: &StoreConfig,
+) -> Result<jetstream::stream::Stream, Error> {
+    let wanted = wanted_stream(config);
+    let existing = match js.get_stream(&config.stream).await {
+        Ok(stream) => stream,
+        Err(e) => match e.kind() {
+            GetStreamErrorKind::JetStream(err)
+                if err.error_code() == ErrorCode::STREAM_NOT_FOUND =>
+            {
+                info!(stream = %config.stream, subjects = ?wanted.subjects, "creating event stream");
+                return js.create_stream(wanted).await.map_err(|e| match e.kind() {
+                    CreateStreamErrorKind::TimedOut
+                    | CreateStreamErrorKind::JetStreamUnavailable => {
+                        Error::Unavailable(format!("cannot create stream: {e}"))
+                    }
+                    _ => Error::Config(format!(
+                        "cannot create stream {} for {}: {e}",
+                        config.stream,
+                        all_events_filter(&config.prefix)
+                    )),
+                });
+            }
+            GetStreamErrorKind::Request => {
+                return Err(Error::Unavailable(format!(
+                    "JetStream did not answer (is it enabled on {}?): {e}",
+                    config.nats_url
+                )));
+            }
+            _ => {
+                return Err(Error::Stream(format!(
+                    "cannot read stream {}: {e}",
+                    config.stream
+                )));
+            }
+        },
+    };
+
+    let have = &existing.cached_info().config;
+    let mut wrong = Vec::new();
+    if have.subjects != wanted.subjects {
+        wrong.push(format!(
+            "subjects are {:?}, need {:?}",
+            have.subjects, wanted.subjects
+        ));
+    }
+    if have.storage != StorageType::File {
+        wrong.push(format!("storage is {:?}, need file", have.storage));
+    }
+    if have.retention != RetentionPolicy::Limits {
+        wrong.push(format!("retention is {:?}, need limits", have.retention));
+    }
+    if have.max_age != Duration::ZERO || have.max_messages > 0 || have.max_bytes > 0 {
+        wrong.push("an age, message or byte limit is set, need none".into());
+    }
+    if have.max_messages_per_subject > 0 {
+        wrong.push("a per-subject message limit is set, need none".into());
+    }
+    if !have.deny_delete || !have.deny_purge {
+        wrong.push("deny_delete and deny_purge must both be on".into());
+    }
+    if have.num_replicas != wanted.num_replicas {
+        wrong.push(format!(
+            "replicas are {}, configured {}",
+            have.num_replicas, wanted.num_replicas
+        ));
+    }
+    if !wrong.is_empty() {
+        return Err(Error::Config(format!(
+            "existing stream {} does not have the event log's settings: {}",
+            config.stream,
+            wrong.join("; ")
+        )));
+    }
+    if !have.allow_direct || have.duplicate_window != wanted.duplicate_window {
+        warn!(stream = %config.stream, "updating the stream's direct get and duplicate window");
+        let mut updated = have.clone();
+        updated.allow_direct = true;
+        updated.duplicate_window = wanted.duplicate_window;
+        js.update_stream(updated)
+            .await
+            .map_err(|e| Error::Config(format!("cannot update stream {}: {e}", config.stream)))?;
+        return js
+            .get_stream(&config.stream)
+            .await
+            .map_err(get_stream_error);
+    }
+    Ok(existing)
+}
+
+fn direct_get_error(kind: DirectGetErrorKind) -> Error {
+    match kind {
+        DirectGetErrorKind::TimedOut | DirectGetErrorKind::Request => {
+            Error::Unavailable(format!("direct get failed: {kind}"))
+        }
+        other => Error::Stream(format!("direct get failed: {other}")),
+    }
+}
+
+fn consumer_error(e: async_nats::jetstream::stream::ConsumerError) -> Error {
+    match e.kind() {
+        ConsumerErrorKind::TimedOut | ConsumerErrorKind::Request => {
+            Error::Unavailable(format!("cannot create a consumer: {e}"))
+        }
+        _ => Error::Stream(format!("cannot create a consumer: {e}")),
+    }
+}
+
+fn get_stream_error(e: async_nats::jetstream::context::GetStreamError) -> Error {
+    match e.kind() {
+        GetStreamErrorKind::Request => {
+            Error::Unavailable(format!("cannot read the stream's state: {e}"))
+        }
+        _ => Error::Stream(format!("cannot read the stream's state: {e}")),
+    }
+}

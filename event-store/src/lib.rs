@@ -1,0 +1,93 @@
+//! The Careline event log.
+//!
+//! Every change in the product is one [`proto::events::Envelope`] appended to
+//! an aggregate's subject; the log is the only source of truth. This crate is
+//! the one way the rest of the code writes and reads it:
+//!
+//! * [`EventStore`] is the contract: append one event with an expected
+//!   aggregate version, idempotently by event id; load an aggregate; subscribe
+//!   to every event from a global position; read the head position.
+//! * [`JetStreamStore`] (in `jetstream.rs`) is what the product runs on: one
+//!   JetStream stream, one subject per aggregate, optimistic concurrency by
+//!   `Nats-Expected-Last-Subject-Sequence`, idempotency by `Nats-Msg-Id`.
+//! * [`MemoryStore`] (in `memory.rs`) has the same behaviour in memory, for
+//!   fast unit tests of the write side.
+//! * [`conformance`] (feature `testing`) is one suite of behaviour tests that
+//!   both implementations pass; [`testing`] gives each test its own stream.
+//!
+//! Versions and positions: an event's *position* is its stream sequence,
+//! global and increasing. An aggregate's *version* is the position of its last
+//! event (0 when it has none), which is exactly what JetStream compares
+//! `Nats-Expected-Last-Subject-Sequence` against.
+
+mod aggregate;
+mod config;
+mod error;
+mod event;
+mod jetstream;
+mod memory;
+
+#[cfg(feature = "testing")]
+pub mod conformance;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+use std::future::Future;
+
+use futures::stream::BoxStream;
+
+pub use aggregate::AggregateRef;
+pub use config::StoreConfig;
+pub use error::Error;
+pub use event::{Appended, RecordedEvent, validate_envelope};
+pub use jetstream::JetStreamStore;
+pub use memory::MemoryStore;
+
+/// A global position in the log: the stream sequence of an event. The first
+/// event is at 1; 0 means "before the first event".
+pub type Position = u64;
+
+/// An aggregate's version: the position of its last event, 0 for none.
+pub type Version = u64;
+
+/// A live, ordered feed of recorded events.
+pub type EventStream = BoxStream<'static, Result<RecordedEvent, Error>>;
+
+/// The event log. Implementations are cheap to clone and shareable.
+pub trait EventStore: Clone + Send + Sync + 'static {
+    /// Appends one event to the aggregate named in its envelope, provided the
+    /// aggregate is still at `expected` (0 for a new aggregate).
+    ///
+    /// * A different version is [`Error::Conflict`], carrying the actual one.
+    /// * An event id that was already appended (inside the JetStream duplicate
+    ///   window) is not written again: the answer is the first position, with
+    ///   `duplicate` set.
+    fn append(
+        &self,
+        envelope: &proto::events::Envelope,
+        expected: Version,
+    ) -> impl Future<Output = Result<Appended, Error>> + Send;
+
+    /// The aggregate's events with a version above `after`, in order.
+    /// `after = 0` loads the whole aggregate; a cached state at version `v`
+    /// catches up with `after = v`.
+    fn load(
+        &self,
+        aggregate: &AggregateRef,
+        after: Version,
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, Error>> + Send;
+
+    /// The aggregate's current version (0 when it has no events).
+    fn version(
+        &self,
+        aggregate: &AggregateRef,
+    ) -> impl Future<Output = Result<Version, Error>> + Send;
+
+    /// Every event from position `from` (inclusive) onwards, in order, and
+    /// then new events as they are appended. `from = 0` and `from = 1` both
+    /// start at the first event.
+    fn subscribe(&self, from: Position) -> impl Future<Output = Result<EventStream, Error>> + Send;
+
+    /// The position of the last event in the log (0 when empty).
+    fn last_position(&self) -> impl Future<Output = Result<Position, Error>> + Send;
+}

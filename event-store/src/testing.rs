@@ -1,0 +1,216 @@
+//! Test support: every test gets its own stream and subject prefix on the
+//! real NATS, removed when the test ends (also when it panics), so tests run
+//! in parallel and leave nothing behind on a server that outlives them.
+
+use std::time::Duration;
+
+use proto::events::{Actor, AggregateType, Envelope, Role, envelope::Payload};
+
+use crate::{AggregateRef, JetStreamStore, StoreConfig};
+
+/// The NATS server tests use: `NATS_URL`, or the local default.
+pub fn nats_url() -> String {
+    std::env::var("NATS_URL").unwrap_or_else(|_| StoreConfig::default().nats_url)
+}
+
+/// A fresh configuration: unique stream name and subject prefix.
+pub fn unique_config(label: &str) -> StoreConfig {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let label: String = label
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(24)
+        .collect();
+    StoreConfig {
+        nats_url: nats_url(),
+        stream: format!("TEST_{}_{}", label.to_uppercase(), &id[..12]),
+        prefix: format!("t{}", &id[..12]),
+        duplicate_window: Duration::from_secs(120),
+        request_timeout: Duration::from_secs(5),
+        ..StoreConfig::default()
+    }
+}
+
+/// A JetStream store on its own stream, deleted on drop.
+#[derive(Debug)]
+pub struct TestStream {
+    store: JetStreamStore,
+}
+
+impl TestStream {
+    /// Connects to the test NATS and creates a fresh stream.
+    pub async fn new(label: &str) -> Self {
+        let config = unique_config(label);
+        let store = JetStreamStore::connect(config.clone())
+            .await
+            .unwrap_or_else(|e| {
+                panic!("tests need NATS with JetStream at {}: {e}", config.nats_url)
+            });
+        Self { store }
+    }
+
+    pub fn store(&self) -> &JetStreamStore {
+        &self.store
+    }
+
+    pub fn config(&self) -> &StoreConfig {
+        self.store.config()
+    }
+}
+
+impl Drop for TestStream {
+    fn drop(&mut self) {
+        // Drop cannot await, and the test's runtime may be shutting down: use
+        // a short-lived runtime of our own on a helper thread.
+        let config = self.store.config().clone();
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            if let Ok(runtime) = runtime {
+                runtime.block_on(async move {
+                    if let Ok(client) = async_nats::connect(config.nats_url.as_str()).await {
+                        let js = async_nats::jetstream::new(client);
+                        let _ = js.delete_stream(&config.stream).await;
+                    }
+                });
+            }
+        });
+        let _ = cleanup.join();
+    }
+}
+
+/// An envelope for tests: a fresh event id, now, by a test professional.
+pub fn envelope(aggregate: &AggregateRef, payload: Payload) -> Envelope {
+    let id = uuid::Uuid::now_v7().to_string();
+    Envelope {
+        event_id: id.clone(),
+        event_type: payload.event_type().to_string(),
+        schema_version: proto::contract::SCHEMA_VERSION,
+        aggregate_type: aggregate.kind() as i32,
+        aggregate_id: aggregate.id().to_string(),
+        occurred_at: Some(std::time::SystemTime::now().into()),
+        actor: Some(Actor {
+            person_id: "00000000-0000-7000-8000-000000000001".into(),
+            role: Role::Professional as i32,
+            on_behalf_of: String::new(),
+            display_name: "Test Professional".into(),
+        }),
+        command_id: id.clone(),
+        correlation_id: id,
+        causation_id: String::new(),
+        payload: Some(payload),
+    }
+}
+
+/// A fresh thread aggregate.
+pub fn new_thread() -> AggregateRef {
+    AggregateRef::new(AggregateType::Thread, uuid::Uuid::now_v7().to_string())
+        .expect("a UUID is a valid aggregate id")
+}
+
+/// A `MessagePosted` event with the given body.
+pub fn message(aggregate: &AggregateRef, body: &str) -> Envelope {
+    envelope(
+        aggregate,
+        Payload::MessagePosted(proto::events::MessagePosted {
+            message_id: uuid::Uuid::now_v7().to_string(),
+            body: body.into(),
+            reopened: false,
+        }),
+    )
+}
+
+/// A private `nats-server` with JetStream on a free port, for tests that
+/// must stop the server under a running client. Killed on drop.
+#[derive(Debug)]
+pub struct NatsServer {
+    port: u16,
+    store_dir: std::path::PathBuf,
+    child: Option<std::process::Child>,
+}
+
+impl NatsServer {
+    /// Starts `nats-server` (from `NATS_SERVER_BIN`, `PATH` or `/usr/sbin`).
+    pub async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let store_dir =
+            std::env::temp_dir().join(format!("careline-nats-{}", uuid::Uuid::new_v4().simple()));
+        let mut server = Self {
+            port,
+            store_dir,
+            child: None,
+        };
+        server.restart().await;
+        server
+    }
+
+    fn binary() -> String {
+        if let Ok(bin) = std::env::var("NATS_SERVER_BIN") {
+            return bin;
+        }
+        let on_path = std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join("nats-server"))
+                .find(|p| p.is_file())
+        });
+        on_path
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "/usr/sbin/nats-server".into())
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (like a crash); its stored events stay on disk.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port and store.
+    pub async fn restart(&mut self) {
+        self.kill();
+        let child = std::process::Command::new(Self::binary())
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
+            .arg(&self.store_dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", Self::binary()));
+        self.child = Some(child);
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "nats-server did not listen on port {} within 5 s",
+            self.port
+        );
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.store_dir);
+    }
+}
