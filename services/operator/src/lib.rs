@@ -1,0 +1,52 @@
+//! The Careline operator CLI, for the people who run the system.
+//!
+//! * `careline status` — the event stream: its settings and head position.
+//! * `careline tail` — events as they arrive, decoded, one line each, for
+//!   people writing subscribers. Clinical content is redacted unless asked.
+//!
+//! Each command is one module; they share the configuration read from the
+//! environment (see `event_store::StoreConfig::from_env`).
+
+mod display;
+mod status;
+mod tail;
+
+use clap::{Parser, Subcommand};
+
+pub use display::format_event;
+
+/// Operate a Careline deployment.
+#[derive(Debug, Parser)]
+#[command(name = "careline", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show the event stream: settings, head position, and whether it is healthy.
+    Status,
+    /// Print events as they arrive, decoded, one line each.
+    Tail(tail::TailArgs),
+}
+
+impl Cli {
+    pub async fn run(self) -> anyhow::Result<()> {
+        let config = event_store::StoreConfig::from_env()?;
+        match self.command {
+            Command::Status => status::run(config).await,
+            Command::Tail(args) => tail::run(config, args).await,
+        }
+    }
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default: warnings).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

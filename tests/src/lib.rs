@@ -1,0 +1,1 @@
+//! System tests live in this crate's test targets; see `Cargo.toml`.
