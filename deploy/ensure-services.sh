@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Makes sure NATS with JetStream and PostgreSQL are reachable at the
+# configured addresses, for running Careline or its tests on one machine.
+#
+#   NATS_URL      default nats://127.0.0.1:4222
+#   DATABASE_URL  default postgres://postgres@127.0.0.1:5432/postgres
+#
+# For each service: use a running one; otherwise, when the address is on
+# this machine, start it from the Debian package (installing the package with
+# apt-get when it is missing and this script runs as root); otherwise say
+# exactly what is missing and exit non-zero.
+#
+# Local development only: a PostgreSQL cluster this script creates trusts
+# connections from 127.0.0.1, and NATS flushes to disk lazily. Production
+# settings are in deploy/README.md and deploy/nats/production.conf.
+set -euo pipefail
+
+NATS_URL=${NATS_URL:-nats://127.0.0.1:4222}
+DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+STATE_DIR=${CARELINE_STATE_DIR:-/var/lib/careline}
+
+say() { printf 'careline: %s\n' "$*" >&2; }
+fail() { say "$*"; exit 1; }
+is_root() { [ "$(id -u)" = 0 ]; }
+is_local() { case "$1" in 127.0.0.1|localhost|::1|0.0.0.0) return 0 ;; *) return 1 ;; esac; }
+
+# host and port out of a URL like scheme://[user[:pw]@]host[:port][/db][?...]
+url_host() { local rest=${1#*://}; rest=${rest##*@}; rest=${rest%%/*}; rest=${rest%%\?*}; echo "${rest%%:*}"; }
+url_port() {
+  local rest=${1#*://}; rest=${rest##*@}; rest=${rest%%/*}; rest=${rest%%\?*}
+  case "$rest" in *:*) echo "${rest##*:}" ;; *) echo "$2" ;; esac
+}
+
+# The first line a NATS server sends is its INFO, which says whether
+# JetStream is enabled. Prints it, or nothing when nothing answers.
+nats_info() {
+  timeout 3 bash -c "exec 3<>/dev/tcp/$1/$2 && head -n 1 <&3" 2>/dev/null || true
+}
+
+apt_install() {
+  is_root || return 1
+  command -v apt-get >/dev/null || return 1
+  say "installing Debian package(s): $*"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null 2>&1 ||
+    { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null; }
+}
+
+ensure_nats() {
+  local host port info bin
+  host=$(url_host "$NATS_URL"); port=$(url_port "$NATS_URL" 4222)
+  info=$(nats_info "$host" "$port")
+  if [ -n "$info" ]; then
+    case "$info" in
+      *'"jetstream":true'*) say "NATS with JetStream is up at $host:$port"; return 0 ;;
+      *) fail "NATS at $host:$port runs without JetStream: restart it with -js (or 'jetstream {}' in its config)" ;;
+    esac
+  fi
+  is_local "$host" || fail "NATS is not reachable at $host:$port and is not on this machine: start it there, or set NATS_URL"
+
+  bin=$(command -v nats-server || true)
+  [ -z "$bin" ] && [ -x /usr/sbin/nats-server ] && bin=/usr/sbin/nats-server
+  if [ -z "$bin" ]; then
+    apt_install nats-server ||
+      fail "nats-server is not installed: run 'apt-get install nats-server' as root (Debian package nats-server), then run this again"
+    bin=$(command -v nats-server || echo /usr/sbin/nats-server)
+  fi
+  local store="$STATE_DIR/nats" log="$STATE_DIR/nats-server.log"
+  mkdir -p "$store" 2>/dev/null || { store="${TMPDIR:-/tmp}/careline/nats"; log="${TMPDIR:-/tmp}/careline/nats-server.log"; mkdir -p "$store"; }
+  say "starting $bin on $host:$port with JetStream (store $store, log $log)"
+  nohup "$bin" -a "$host" -p "$port" -js -sd "$store" -l "$log" >/dev/null 2>&1 &
+  for _ in $(seq 1 50); do
+    info=$(nats_info "$host" "$port")
+    case "$info" in *'"jetstream":true'*) say "NATS with JetStream is up at $host:$port"; return 0 ;; esac
+    sleep 0.2
+  done
+  fail "nats-server did not come up on $host:$port: see $log"
+}
+
+pg_ready() { pg_isready -q -h "$1" -p "$2" -t 3 >/dev/null 2>&1; }
+
+ensure_postgres() {
+  local host port
+  host=$(url_host "$DATABASE_URL"); port=$(url_port "$DATABASE_URL" 5432)
+  if ! command -v pg_isready >/dev/null || ! command -v psql >/dev/null; then
+    apt_install postgresql-client ||
+      fail "the PostgreSQL client tools (psql, pg_isready) are missing: run 'apt-get install postgresql-client' as root"
+  fi
+  if ! pg_ready "$host" "$port"; then
+    is_local "$host" || fail "PostgreSQL is not reachable at $host:$port and is not on this machine: start it there, or set DATABASE_URL"
+    if ! command -v pg_ctlcluster >/dev/null || [ -z "$(ls /etc/postgresql 2>/dev/null)" ]; then
+      apt_install postgresql ||
+        fail "PostgreSQL is not installed: run 'apt-get install postgresql' as root, then run this again"
+      configure_new_cluster
+    fi
+    local version
+    version=$(ls /etc/postgresql | sort -V | tail -n 1)
+    say "starting PostgreSQL $version cluster 'main'"
+    if is_root; then
+      pg_ctlcluster --skip-systemctl-redirect "$version" main start ||
+        fail "could not start PostgreSQL $version: see /var/log/postgresql/"
+    else
+      pg_ctlcluster "$version" main start ||
+        fail "could not start PostgreSQL $version as $(id -un): run this script as root or start it with 'pg_ctlcluster $version main start'"
+    fi
+    for _ in $(seq 1 50); do pg_ready "$host" "$port" && break; sleep 0.2; done
+    pg_ready "$host" "$port" || fail "PostgreSQL did not come up on $host:$port"
+  fi
+  psql "$DATABASE_URL" -Atqc 'select 1' >/dev/null 2>&1 ||
+    fail "PostgreSQL answers at $host:$port but '$DATABASE_URL' cannot log in: check the user, password and pg_hba.conf"
+  say "PostgreSQL is up at $host:$port"
+}
+
+# A cluster created by the package install above: let local tools and the
+# services connect as postgres over 127.0.0.1 without a password.
+configure_new_cluster() {
+  local version hba
+  version=$(ls /etc/postgresql | sort -V | tail -n 1)
+  hba=/etc/postgresql/$version/main/pg_hba.conf
+  [ -f "$hba" ] || return 0
+  say "new PostgreSQL cluster: trusting local connections (development only) in $hba"
+  sed -i -E 's/^(local|host)(\s+all\s+all\s+.*)\s(peer|md5|scram-sha-256)\s*$/\1\2 trust/' "$hba"
+  sed -i -E 's/^(local\s+all\s+postgres\s+)peer\s*$/\1trust/' "$hba"
+}
+
+ensure_nats
+ensure_postgres
