@@ -12,13 +12,8 @@
 
 use std::time::{Duration, Instant};
 
-use async_nats::HeaderMap;
-use async_nats::jetstream::message::PublishMessage;
-use bytes::Bytes;
-use event_store::testing::{TestStream, message, new_thread};
+use event_store::testing::{TestStream, message, new_thread, raw_append_rate};
 use event_store::{EventStore, JetStreamStore};
-use prost::Message;
-use proto::contract::headers;
 
 const SINGLE_WRITER_APPENDS: usize = 2_000;
 const WRITERS: usize = 64;
@@ -40,7 +35,7 @@ async fn main() {
 
     // Warm up the connection and the stream.
     run_store(&store, 1, 200).await;
-    run_raw(&store, 1, 200).await;
+    raw_append_rate(&store, 1, 200).await;
 
     let mut table = Vec::new();
     for (label, writers, each) in [
@@ -50,7 +45,7 @@ async fn main() {
         let mut raw = Vec::new();
         let mut ours = Vec::new();
         for _ in 0..rounds {
-            raw.push(run_raw(&store, writers, each).await);
+            raw.push(raw_append_rate(&store, writers, each).await);
             ours.push(run_store(&store, writers, each).await);
         }
         table.push((label, median(raw), median(ours)));
@@ -116,59 +111,6 @@ async fn run_store(store: &JetStreamStore, writers: usize, each: usize) -> f64 {
                 let mut version = 0;
                 for event in &events {
                     version = store.append(event, version).await.unwrap().position;
-                }
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await.unwrap();
-    }
-    (writers * each) as f64 / started.elapsed().as_secs_f64()
-}
-
-/// Appends/s as raw async-nats publishes with the same headers (message id,
-/// expected last subject sequence, event type, aggregate type and id, schema
-/// version) and the same encoded payload, awaiting each acknowledgement.
-async fn run_raw(store: &JetStreamStore, writers: usize, each: usize) -> f64 {
-    let prefix = store.config().prefix.clone();
-    let batches: Vec<_> = (0..writers)
-        .map(|_| {
-            let thread = new_thread();
-            let events: Vec<_> = (0..each)
-                .map(|i| message(&thread, &format!("message {i}")))
-                .collect();
-            (thread, events)
-        })
-        .collect();
-    let started = Instant::now();
-    let tasks: Vec<_> = batches
-        .into_iter()
-        .map(|(thread, events)| {
-            let js = store.jetstream().clone();
-            let subject = thread.subject(&prefix);
-            tokio::spawn(async move {
-                let mut version = 0u64;
-                for event in &events {
-                    let mut map = HeaderMap::new();
-                    map.insert(headers::MSG_ID, event.event_id.as_str());
-                    map.insert(
-                        async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
-                        version.to_string().as_str(),
-                    );
-                    map.insert(headers::EVENT_TYPE, event.event_type.as_str());
-                    map.insert(headers::AGGREGATE_TYPE, "thread");
-                    map.insert(headers::AGGREGATE_ID, thread.id());
-                    map.insert(headers::SCHEMA_VERSION, "1");
-                    let publish = PublishMessage::build()
-                        .payload(Bytes::from(event.encode_to_vec()))
-                        .headers(map);
-                    let ack = js
-                        .send_publish(subject.clone(), publish)
-                        .await
-                        .unwrap()
-                        .await
-                        .unwrap();
-                    version = ack.sequence;
                 }
             })
         })

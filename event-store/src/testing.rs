@@ -4,6 +4,13 @@
 
 use std::time::Duration;
 
+use std::time::Instant;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::message::PublishMessage;
+use bytes::Bytes;
+use prost::Message;
+use proto::contract::headers;
 use proto::events::{Actor, AggregateType, Envelope, Role, envelope::Payload};
 
 use crate::{AggregateRef, JetStreamStore, StoreConfig};
@@ -40,7 +47,12 @@ pub struct TestStream {
 impl TestStream {
     /// Connects to the test NATS and creates a fresh stream.
     pub async fn new(label: &str) -> Self {
-        let config = unique_config(label);
+        Self::with_config(unique_config(label)).await
+    }
+
+    /// A stream with settings of the test's choosing (start from
+    /// [`unique_config`] so that the names stay unique).
+    pub async fn with_config(config: StoreConfig) -> Self {
         let store = JetStreamStore::connect(config.clone())
             .await
             .unwrap_or_else(|e| {
@@ -213,4 +225,59 @@ impl Drop for NatsServer {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.store_dir);
     }
+}
+
+/// The baseline for benchmarks: appends/s as raw async-nats publishes with
+/// the headers the event store sends (message id, expected last subject
+/// sequence, event type, aggregate type and id, schema version) and the same
+/// encoded payload, awaiting each acknowledgement. `writers` tasks each
+/// publish `each` events to their own new aggregate on `store`'s stream.
+pub async fn raw_append_rate(store: &JetStreamStore, writers: usize, each: usize) -> f64 {
+    let prefix = store.config().prefix.clone();
+    let batches: Vec<_> = (0..writers)
+        .map(|_| {
+            let thread = new_thread();
+            let events: Vec<_> = (0..each)
+                .map(|i| message(&thread, &format!("message {i}")))
+                .collect();
+            (thread, events)
+        })
+        .collect();
+    let started = Instant::now();
+    let tasks: Vec<_> = batches
+        .into_iter()
+        .map(|(thread, events)| {
+            let js = store.jetstream().clone();
+            let subject = thread.subject(&prefix);
+            tokio::spawn(async move {
+                let mut version = 0u64;
+                for event in &events {
+                    let mut map = HeaderMap::new();
+                    map.insert(headers::MSG_ID, event.event_id.as_str());
+                    map.insert(
+                        async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
+                        version.to_string().as_str(),
+                    );
+                    map.insert(headers::EVENT_TYPE, event.event_type.as_str());
+                    map.insert(headers::AGGREGATE_TYPE, "thread");
+                    map.insert(headers::AGGREGATE_ID, thread.id());
+                    map.insert(headers::SCHEMA_VERSION, "1");
+                    let publish = PublishMessage::build()
+                        .payload(Bytes::from(event.encode_to_vec()))
+                        .headers(map);
+                    let ack = js
+                        .send_publish(subject.clone(), publish)
+                        .await
+                        .expect("raw publish")
+                        .await
+                        .expect("raw publish");
+                    version = ack.sequence;
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("raw publish");
+    }
+    (writers * each) as f64 / started.elapsed().as_secs_f64()
 }
