@@ -1,0 +1,46 @@
+//! What every Careline gRPC service shares.
+//!
+//! * [`auth`]: signed bearer tokens naming one person and one role; minting
+//!   them (operator CLI, demo) and checking them on every call.
+//! * [`server`]: serving a tonic service with gRPC health and server
+//!   reflection (v1 and v1alpha, so grpcurl can list it) until shutdown.
+//! * [`shutdown_signal`] and [`init_tracing`] for each binary's thin `main`.
+
+pub mod auth;
+pub mod server;
+
+pub use auth::{Caller, Role, TokenKeys};
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown requested");
+}
+
+/// Structured logs to stderr, filtered by `RUST_LOG` (default `info`).
+/// Set `CARELINE_LOG_JSON=1` for one JSON object per line.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = builder.try_init();
+}
