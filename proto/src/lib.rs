@@ -3,6 +3,8 @@
 //! * [`events`] is `careline.events.v1`: the [`events::Envelope`] every event
 //!   travels in and the payload of every domain event. Internal services that
 //!   subscribe to the stream decode with these types.
+//! * [`command`] is `careline.command.v1`: the gRPC API every change goes
+//!   through.
 //! * [`contract`] holds what the `.proto` files cannot say in types: the NATS
 //!   subject layout, header names, and the event-type name and aggregate of
 //!   each payload.
@@ -15,6 +17,12 @@ pub mod contract;
 
 /// Generated code, in the proto package layout.
 pub mod careline {
+    pub mod command {
+        pub mod v1 {
+            #![allow(missing_docs, clippy::all, missing_debug_implementations)]
+            include!(concat!(env!("OUT_DIR"), "/careline.command.v1.rs"));
+        }
+    }
     pub mod events {
         pub mod v1 {
             #![allow(missing_docs, clippy::all, missing_debug_implementations)]
@@ -23,6 +31,7 @@ pub mod careline {
     }
 }
 
+pub use careline::command::v1 as command;
 pub use careline::events::v1 as events;
 
 /// The encoded `FileDescriptorSet` of every Careline `.proto` file, for gRPC

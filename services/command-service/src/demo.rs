@@ -1,0 +1,355 @@
+//! A small demo organisation, created through the command API exactly as an
+//! admin, staff and patients would: the world of the seed documents. The
+//! operator CLI seeds it for newcomers (`careline demo`), and the tests run
+//! the product's scenarios in it.
+//!
+//! * Renal Unit, automatic CC: two contactable nurses, a lead nurse, and a
+//!   consultant nephrologist who is not contactable by messages.
+//! * Nutrition & Dietetics, no automatic CC: reached through its default
+//!   messaging contact, Susan Turner (Dietitian).
+//! * PALS: the patient has granted it 30 days' access to her record.
+//! * Cardiology: no relation to the patient (staff "off the team").
+//! * Pat Jones (verified email) belongs to Renal and Nutrition; her father
+//!   Chris Jones holds her consent; Alex Green is a carer without it; Sam
+//!   Green is another patient, whose email is not verified.
+
+use std::time::{Duration, SystemTime};
+
+use proto::command as pb;
+use service_kit::{Caller, Role, TokenKeys};
+use tonic::transport::Channel;
+use tonic::{Request, Status};
+
+use crate::client::{Client, client, command_id};
+
+/// Everyone and everything in the demo organisation.
+#[derive(Clone, Debug)]
+pub struct DemoOrg {
+    pub admin: Caller,
+    pub patient: Caller,
+    pub other_patient: Caller,
+    pub carer: Caller,
+    pub carer_without_consent: Caller,
+    pub nurse: Caller,
+    pub nurse2: Caller,
+    pub lead: Caller,
+    pub consultant: Caller,
+    pub dietitian: Caller,
+    pub pals_officer: Caller,
+    pub cardiologist: Caller,
+    pub renal: String,
+    pub nutrition: String,
+    pub pals: String,
+    pub cardiology: String,
+    pub pals_grant: String,
+    pub renal_join_code: String,
+}
+
+/// A team to create: members are (who, contactable, lead).
+struct TeamPlan<'a> {
+    id: &'a String,
+    name: &'a str,
+    auto_cc: bool,
+    default_contact: Option<&'a Caller>,
+    members: Vec<(&'a Caller, bool, bool)>,
+}
+
+fn person(role: Role, name: &str) -> Caller {
+    Caller {
+        person_id: uuid::Uuid::now_v7(),
+        role,
+        name: name.into(),
+    }
+}
+
+impl DemoOrg {
+    /// Every person, for printing tokens.
+    pub fn people(&self) -> Vec<(&'static str, &Caller)> {
+        vec![
+            ("admin", &self.admin),
+            ("patient", &self.patient),
+            ("other patient (unverified email)", &self.other_patient),
+            ("carer with consent", &self.carer),
+            ("carer without consent", &self.carer_without_consent),
+            ("renal nurse", &self.nurse),
+            ("renal nurse", &self.nurse2),
+            ("renal lead nurse", &self.lead),
+            ("consultant (not contactable)", &self.consultant),
+            ("dietitian (default contact)", &self.dietitian),
+            ("PALS officer", &self.pals_officer),
+            ("cardiologist (no relation)", &self.cardiologist),
+        ]
+    }
+}
+
+/// Signs calls in as one person.
+#[derive(Debug)]
+pub struct Signer {
+    channel: Channel,
+    keys: TokenKeys,
+}
+
+impl Signer {
+    pub fn new(channel: Channel, keys: TokenKeys) -> Self {
+        Self { channel, keys }
+    }
+
+    /// A token for `who`, valid for a day.
+    pub fn token(&self, who: &Caller) -> String {
+        self.keys.mint(who, Duration::from_secs(24 * 3600))
+    }
+
+    /// The command API as `who`.
+    pub fn client(&self, who: &Caller) -> Result<Client, Status> {
+        client(self.channel.clone(), &self.token(who))
+    }
+}
+
+fn team(id: &str) -> pb::Recipient {
+    pb::Recipient {
+        recipient: Some(pb::recipient::Recipient::TeamId(id.into())),
+    }
+}
+
+/// Creates the demo organisation. Every id is new, so it can be seeded any
+/// number of times into the same log.
+pub async fn seed(signer: &Signer) -> Result<DemoOrg, Status> {
+    let org = DemoOrg {
+        admin: person(Role::Admin, "Ada Lovelace"),
+        patient: person(Role::Patient, "Pat Jones"),
+        other_patient: person(Role::Patient, "Sam Green"),
+        carer: person(Role::Carer, "Chris Jones"),
+        carer_without_consent: person(Role::Carer, "Alex Green"),
+        nurse: person(Role::Professional, "Nina Patel"),
+        nurse2: person(Role::Professional, "Ned Brown"),
+        lead: person(Role::Professional, "Lena Okafor"),
+        consultant: person(Role::Professional, "Dr Rowan Cole"),
+        dietitian: person(Role::Professional, "Susan Turner"),
+        pals_officer: person(Role::Professional, "Pam Reid"),
+        cardiologist: person(Role::Professional, "Dr Omar Shah"),
+        renal: command_id(),
+        nutrition: command_id(),
+        pals: command_id(),
+        cardiology: command_id(),
+        pals_grant: String::new(),
+        renal_join_code: String::new(),
+    };
+    let mut admin = signer.client(&org.admin)?;
+
+    let staff = [
+        (&org.nurse, "Renal Nurse"),
+        (&org.nurse2, "Renal Nurse"),
+        (&org.lead, "Lead Nurse"),
+        (&org.consultant, "Consultant Nephrologist"),
+        (&org.dietitian, "Dietitian"),
+        (&org.pals_officer, "PALS Officer"),
+        (&org.cardiologist, "Cardiologist"),
+    ];
+    for (who, label) in staff {
+        admin
+            .register_professional(pb::RegisterProfessionalRequest {
+                command_id: command_id(),
+                professional_id: who.person_id.to_string(),
+                name: who.name.clone(),
+                role_label: label.into(),
+                work_email: format!(
+                    "{}@hospital.example",
+                    who.name.to_lowercase().replace([' ', '.'], "")
+                ),
+            })
+            .await?;
+    }
+    for (who, email) in [
+        (&org.carer, "chris.jones@example.org"),
+        (&org.carer_without_consent, "alex.green@example.org"),
+    ] {
+        admin
+            .register_carer(pb::RegisterCarerRequest {
+                command_id: command_id(),
+                carer_id: who.person_id.to_string(),
+                name: who.name.clone(),
+                email: email.into(),
+                email_verified: true,
+            })
+            .await?;
+    }
+
+    let teams = [
+        TeamPlan {
+            id: &org.renal,
+            name: "Renal Unit",
+            auto_cc: true,
+            default_contact: None,
+            members: vec![
+                (&org.nurse, true, false),
+                (&org.nurse2, true, false),
+                (&org.lead, true, true),
+                (&org.consultant, false, false),
+            ],
+        },
+        TeamPlan {
+            id: &org.nutrition,
+            name: "Nutrition & Dietetics",
+            auto_cc: false,
+            default_contact: Some(&org.dietitian),
+            members: vec![(&org.dietitian, true, false)],
+        },
+        TeamPlan {
+            id: &org.pals,
+            name: "Patient Advice and Liaison Service",
+            auto_cc: false,
+            default_contact: Some(&org.pals_officer),
+            members: vec![(&org.pals_officer, true, true)],
+        },
+        TeamPlan {
+            id: &org.cardiology,
+            name: "Cardiology",
+            auto_cc: false,
+            default_contact: Some(&org.cardiologist),
+            members: vec![(&org.cardiologist, true, true)],
+        },
+    ];
+    for TeamPlan {
+        id: team_id,
+        name,
+        auto_cc,
+        default_contact,
+        members,
+    } in teams
+    {
+        admin
+            .create_team(pb::CreateTeamRequest {
+                command_id: command_id(),
+                team_id: team_id.clone(),
+                name: name.into(),
+                description: format!("{name} at the demo hospital"),
+            })
+            .await?;
+        for (who, contactable, lead) in members {
+            admin
+                .add_team_member(pb::AddTeamMemberRequest {
+                    command_id: command_id(),
+                    team_id: team_id.clone(),
+                    professional_id: who.person_id.to_string(),
+                    contactable,
+                    lead,
+                })
+                .await?;
+        }
+        if auto_cc {
+            admin
+                .set_auto_cc(pb::SetAutoCcRequest {
+                    command_id: command_id(),
+                    team_id: team_id.clone(),
+                    enabled: true,
+                })
+                .await?;
+        }
+        if let Some(contact) = default_contact {
+            admin
+                .set_default_contact(pb::SetDefaultContactRequest {
+                    command_id: command_id(),
+                    team_id: team_id.clone(),
+                    professional_id: contact.person_id.to_string(),
+                })
+                .await?;
+        }
+    }
+    let renal_join_code = admin
+        .issue_join_code(pb::IssueJoinCodeRequest {
+            command_id: command_id(),
+            team_id: org.renal.clone(),
+        })
+        .await?
+        .into_inner()
+        .join_code;
+
+    // Patients: registered by the renal nurse, who adds Pat to her team; the
+    // dietitian adds Pat to Nutrition.
+    let mut nurse = signer.client(&org.nurse)?;
+    for (who, email, verified) in [
+        (&org.patient, "pat.jones@example.org", true),
+        (&org.other_patient, "sam.green@example.org", false),
+    ] {
+        nurse
+            .register_patient(pb::RegisterPatientRequest {
+                command_id: command_id(),
+                patient_id: who.person_id.to_string(),
+                name: who.name.clone(),
+                email: email.into(),
+                email_verified: verified,
+            })
+            .await?;
+    }
+    nurse
+        .add_patient_to_team(pb::AddPatientToTeamRequest {
+            command_id: command_id(),
+            patient_id: org.patient.person_id.to_string(),
+            team_id: org.renal.clone(),
+        })
+        .await?;
+    signer
+        .client(&org.dietitian)?
+        .add_patient_to_team(pb::AddPatientToTeamRequest {
+            command_id: command_id(),
+            patient_id: org.patient.person_id.to_string(),
+            team_id: org.nutrition.clone(),
+        })
+        .await?;
+    // Sam joins the renal team with its public code (self-registration).
+    signer
+        .client(&org.other_patient)?
+        .join_team_with_code(pb::JoinTeamWithCodeRequest {
+            command_id: command_id(),
+            team_id: org.renal.clone(),
+            join_code: renal_join_code.clone(),
+        })
+        .await?;
+
+    // Pat gives her father consent, and PALS 30 days' access.
+    let mut pat = signer.client(&org.patient)?;
+    pat.grant_carer_consent(pb::GrantCarerConsentRequest {
+        command_id: command_id(),
+        patient_id: org.patient.person_id.to_string(),
+        carer_id: org.carer.person_id.to_string(),
+        relationship: pb::CarerRelationship::Parent as i32,
+        expires_at: None,
+    })
+    .await?;
+    let pals_grant = pat
+        .grant_record_access(Request::new(pb::GrantRecordAccessRequest {
+            command_id: command_id(),
+            patient_id: org.patient.person_id.to_string(),
+            team_id: org.pals.clone(),
+            expires_at: Some((SystemTime::now() + Duration::from_secs(30 * 86400)).into()),
+            reason: "A complaint about a cancelled appointment".into(),
+        }))
+        .await?
+        .into_inner()
+        .grant_id;
+
+    Ok(DemoOrg {
+        pals_grant,
+        renal_join_code,
+        ..org
+    })
+}
+
+/// Starts the seeds' first thread: Pat writes to the Renal Unit and copies
+/// in her father. Returns the thread id.
+pub async fn first_thread(signer: &Signer, org: &DemoOrg) -> Result<String, Status> {
+    let reply = signer
+        .client(&org.patient)?
+        .start_thread(pb::StartThreadRequest {
+            command_id: command_id(),
+            thread_id: String::new(),
+            patient_id: org.patient.person_id.to_string(),
+            subject: "Fluid allowance before Monday's dialysis".into(),
+            body: "My ankles are swollen again. How much can I drink on Sunday?".into(),
+            recipients: vec![team(&org.renal)],
+            carer_ids: vec![org.carer.person_id.to_string()],
+        })
+        .await?
+        .into_inner();
+    Ok(reply.aggregate_id)
+}

@@ -1,0 +1,310 @@
+//! The rules of the product, as pure functions.
+//!
+//! Each aggregate (`person`, `team`, `patient`, `thread`) has a state built
+//! by [`Aggregate::evolve`] from its events, and commands that implement
+//! [`Command`]: `needs` says which other aggregates the decision reads
+//! (a thread's patient record, the teams in scope, the people named), and
+//! `decide` checks the command against the state and that context and returns
+//! the one event to record, or a [`DomainError`]. No I/O happens here: the
+//! service loads what `needs` names, calls `decide`, and appends.
+//!
+//! The events are the contract's types (`proto::events`): the event schema is
+//! the domain's vocabulary, written once.
+
+pub mod patient;
+pub mod person;
+pub mod team;
+pub mod thread;
+pub mod values;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use proto::events::{AggregateType, Envelope, envelope::Payload};
+use service_kit::Role;
+
+pub use patient::PatientRecord;
+pub use person::Person;
+pub use team::Team;
+pub use thread::Thread;
+
+/// Why a command was refused. Each maps to one gRPC status.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    /// A field of the request is malformed (INVALID_ARGUMENT).
+    #[error("{field}: {message}")]
+    InvalidArgument {
+        field: &'static str,
+        message: String,
+    },
+    /// A rule forbids this person doing this (PERMISSION_DENIED).
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// Something named does not exist, or is not visible (NOT_FOUND).
+    #[error("{0}")]
+    NotFound(String),
+    /// The current state does not allow it (FAILED_PRECONDITION).
+    #[error("{0}")]
+    FailedPrecondition(String),
+}
+
+impl DomainError {
+    pub fn denied(rule: impl Into<String>) -> Self {
+        DomainError::PermissionDenied(rule.into())
+    }
+    pub fn not_found(what: impl Into<String>) -> Self {
+        DomainError::NotFound(what.into())
+    }
+    pub fn precondition(why: impl Into<String>) -> Self {
+        DomainError::FailedPrecondition(why.into())
+    }
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        DomainError::InvalidArgument {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+/// The authenticated person issuing a command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Actor {
+    pub person_id: String,
+    pub role: Role,
+    pub name: String,
+}
+
+impl Actor {
+    pub fn is(&self, role: Role) -> bool {
+        self.role == role
+    }
+}
+
+impl From<&service_kit::Caller> for Actor {
+    fn from(caller: &service_kit::Caller) -> Self {
+        Actor {
+            person_id: caller.person_id.to_string(),
+            role: caller.role,
+            name: caller.name.clone(),
+        }
+    }
+}
+
+/// An aggregate's state, folded from its events.
+pub trait Aggregate: Clone + Default + std::fmt::Debug + Send + Sync + 'static {
+    const KIND: AggregateType;
+    /// Applies one recorded event. Events of other aggregates never arrive
+    /// here; unknown payloads (a newer contract) are ignored.
+    fn evolve(&mut self, event: &Envelope);
+}
+
+/// Which other aggregates a decision reads.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// The patient record, by id.
+    pub record: Option<String>,
+    /// Also every team of that record: its care teams and the teams it has
+    /// granted access to.
+    pub record_teams: bool,
+    pub teams: Vec<String>,
+    pub people: Vec<String>,
+}
+
+impl Needs {
+    /// Whether these needs name the aggregate `id` of type `kind`: a
+    /// command must never read its own target as context (it already holds
+    /// it, and loading it again would wait on itself).
+    pub fn names(&self, kind: AggregateType, id: &str) -> bool {
+        let id = id.to_string();
+        match kind {
+            AggregateType::PatientRecord => self.record.as_ref() == Some(&id),
+            AggregateType::Team => self.teams.contains(&id),
+            AggregateType::Person => self.people.contains(&id),
+            _ => false,
+        }
+    }
+}
+
+/// What a decision reads besides its own aggregate: loaded fresh from the
+/// log for every attempt.
+#[derive(Clone, Debug)]
+pub struct Context {
+    pub actor: Actor,
+    pub now: SystemTime,
+    pub record: Option<Arc<PatientRecord>>,
+    pub teams: HashMap<String, Arc<Team>>,
+    pub people: HashMap<String, Arc<Person>>,
+}
+
+impl Context {
+    pub fn new(actor: Actor, now: SystemTime) -> Self {
+        Self {
+            actor,
+            now,
+            record: None,
+            teams: HashMap::new(),
+            people: HashMap::new(),
+        }
+    }
+
+    /// The patient record, which must exist.
+    pub fn record(&self, id: &str) -> Result<&PatientRecord, DomainError> {
+        self.record
+            .as_deref()
+            .filter(|r| r.exists)
+            .ok_or_else(|| DomainError::not_found(format!("patient record {id} does not exist")))
+    }
+
+    /// A team, which must exist.
+    pub fn team(&self, id: &str) -> Result<&Team, DomainError> {
+        self.teams
+            .get(id)
+            .map(|t| t.as_ref())
+            .filter(|t| t.exists)
+            .ok_or_else(|| DomainError::not_found(format!("team {id} does not exist")))
+    }
+
+    /// A registered professional.
+    pub fn professional(&self, id: &str) -> Result<&Person, DomainError> {
+        self.people
+            .get(id)
+            .map(|p| p.as_ref())
+            .filter(|p| p.is_professional())
+            .ok_or_else(|| DomainError::not_found(format!("professional {id} is not registered")))
+    }
+
+    /// A registered carer.
+    pub fn carer(&self, id: &str) -> Result<&Person, DomainError> {
+        self.people
+            .get(id)
+            .map(|p| p.as_ref())
+            .filter(|p| p.is_carer())
+            .ok_or_else(|| DomainError::not_found(format!("carer {id} is not registered")))
+    }
+
+    /// Whether the actor is a member of any of these (loaded) teams.
+    pub fn actor_in_any<'a>(&self, teams: impl IntoIterator<Item = &'a String>) -> bool {
+        teams.into_iter().any(|t| {
+            self.teams
+                .get(t)
+                .is_some_and(|team| team.is_member(&self.actor.person_id))
+        })
+    }
+}
+
+/// A command: what it targets, what it reads, and the rule that decides it.
+pub trait Command: Send + Sync {
+    type Target: Aggregate;
+
+    /// The id of the aggregate the event is recorded on.
+    fn target_id(&self) -> &str;
+
+    /// The other aggregates `decide` reads, given the target's state.
+    fn needs(&self, _target: &Self::Target, _actor: &Actor) -> Needs {
+        Needs::default()
+    }
+
+    /// The one event this command records, or why not.
+    fn decide(&self, target: &Self::Target, ctx: &Context) -> Result<Payload, DomainError>;
+
+    /// Whose behalf the actor acts on (a carer in a patient's record).
+    fn on_behalf_of(&self, _target: &Self::Target, _actor: &Actor) -> Option<String> {
+        None
+    }
+
+    /// Ids this command creates, returned in the reply.
+    fn created(&self) -> Created {
+        Created::default()
+    }
+}
+
+/// Ids a command creates, for the reply.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Created {
+    pub message_id: Option<String>,
+    pub grant_id: Option<String>,
+}
+
+/// Requires one of the roles, naming the rule.
+pub fn require_role(actor: &Actor, roles: &[Role], rule: &str) -> Result<(), DomainError> {
+    if roles.contains(&actor.role) {
+        Ok(())
+    } else {
+        Err(DomainError::denied(format!(
+            "{rule} (you are signed in as {})",
+            actor.role
+        )))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Given/when/then helpers for the aggregates' unit tests.
+
+    use super::*;
+    use proto::events::{Actor as EventActor, Envelope};
+
+    /// Folds payloads into a state, as the log would.
+    pub fn given<A: Aggregate>(actor: &Actor, payloads: impl IntoIterator<Item = Payload>) -> A {
+        let mut state = A::default();
+        for payload in payloads {
+            state.evolve(&envelope(actor, payload));
+        }
+        state
+    }
+
+    pub fn envelope(actor: &Actor, payload: Payload) -> Envelope {
+        Envelope {
+            event_id: uuid::Uuid::now_v7().to_string(),
+            event_type: payload.event_type().into(),
+            schema_version: 1,
+            aggregate_type: payload.aggregate_type() as i32,
+            aggregate_id: String::new(),
+            occurred_at: Some(SystemTime::now().into()),
+            actor: Some(EventActor {
+                person_id: actor.person_id.clone(),
+                role: actor.role.to_proto() as i32,
+                on_behalf_of: String::new(),
+                display_name: actor.name.clone(),
+            }),
+            command_id: String::new(),
+            correlation_id: String::new(),
+            causation_id: String::new(),
+            payload: Some(payload),
+        }
+    }
+
+    pub fn person(role: Role, name: &str) -> Actor {
+        Actor {
+            person_id: uuid::Uuid::now_v7().to_string(),
+            role,
+            name: name.into(),
+        }
+    }
+
+    pub fn new_id() -> String {
+        uuid::Uuid::now_v7().to_string()
+    }
+
+    /// Asserts a refusal of the given kind whose message contains `text`.
+    #[track_caller]
+    pub fn assert_refused(result: Result<Payload, DomainError>, kind: &str, text: &str) {
+        let err = match result {
+            Ok(payload) => panic!("expected a refusal ({kind}: {text}), got {payload:?}"),
+            Err(e) => e,
+        };
+        let got_kind = match &err {
+            DomainError::InvalidArgument { .. } => "invalid",
+            DomainError::PermissionDenied(_) => "denied",
+            DomainError::NotFound(_) => "not found",
+            DomainError::FailedPrecondition(_) => "precondition",
+        };
+        assert_eq!(got_kind, kind, "{err}");
+        assert!(
+            err.to_string().contains(text),
+            "expected {text:?} in {:?}",
+            err.to_string()
+        );
+    }
+}

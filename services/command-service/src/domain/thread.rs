@@ -1,0 +1,901 @@
+//! Threads: one conversation in one patient record, and who is on it.
+//!
+//! Who may do what:
+//! * the patient may always post and read in their record's threads, and
+//!   never leaves them;
+//! * a carer acts only while the patient's consent is in force;
+//! * a professional acts on a thread they are on; a member of a team the
+//!   thread is addressed to, or of a team holding a record-access grant in
+//!   force, may also add people (including themself) to it;
+//! * people with no relation to a thread are told it does not exist.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use proto::events::{
+    AggregateType, Envelope, JoinReason, MessagePosted, Participant, ParticipantKind,
+    ParticipantLeft, ParticipantsAdded, ThreadArchived, ThreadAssigned, ThreadCompleted,
+    ThreadReadUpTo, ThreadReopened, ThreadStarted, ThreadUnassigned, envelope::Payload,
+};
+use service_kit::Role;
+
+use super::values::THREAD_PARTICIPANTS_MAX;
+use super::{Actor, Aggregate, Command, Context, Created, DomainError, Needs, PatientRecord};
+
+/// Where a thread stands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Status {
+    #[default]
+    Open,
+    Completed,
+    Archived,
+}
+
+/// A person on a thread, now or before.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OnThread {
+    pub kind: ParticipantKind,
+    pub active: bool,
+    pub via_team: Option<String>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Thread {
+    pub started: bool,
+    pub patient_id: String,
+    pub subject: String,
+    pub participants: BTreeMap<String, OnThread>,
+    pub teams: BTreeSet<String>,
+    pub assignee: Option<String>,
+    pub status: Status,
+    /// Message ids in order.
+    pub messages: Vec<String>,
+    pub message_index: HashMap<String, usize>,
+    /// Index of the last message each person has read.
+    pub read_up_to: HashMap<String, usize>,
+}
+
+impl Thread {
+    pub fn is_active(&self, person: &str) -> bool {
+        self.participants.get(person).is_some_and(|p| p.active)
+    }
+
+    pub fn has_left(&self, person: &str) -> bool {
+        self.participants.get(person).is_some_and(|p| !p.active)
+    }
+
+    fn push_message(&mut self, id: &str, author: Option<&str>) {
+        let index = self.messages.len();
+        self.messages.push(id.to_string());
+        self.message_index.insert(id.to_string(), index);
+        if let Some(author) = author {
+            self.read_up_to.insert(author.to_string(), index);
+        }
+    }
+
+    fn add(&mut self, participants: &[Participant]) {
+        for p in participants {
+            self.participants.insert(
+                p.person_id.clone(),
+                OnThread {
+                    kind: p.kind(),
+                    active: true,
+                    via_team: (!p.via_team_id.is_empty()).then(|| p.via_team_id.clone()),
+                },
+            );
+        }
+    }
+}
+
+impl Aggregate for Thread {
+    const KIND: AggregateType = AggregateType::Thread;
+
+    fn evolve(&mut self, event: &Envelope) {
+        let author = event.actor.as_ref().map(|a| a.person_id.as_str());
+        match &event.payload {
+            Some(Payload::ThreadStarted(e)) => {
+                self.started = true;
+                self.patient_id = e.patient_id.clone();
+                self.subject = e.subject.clone();
+                self.add(&e.participants);
+                self.teams.extend(e.team_ids.iter().cloned());
+                self.push_message(&e.message_id, author);
+            }
+            Some(Payload::MessagePosted(e)) => {
+                self.push_message(&e.message_id, author);
+                if e.reopened {
+                    self.status = Status::Open;
+                }
+            }
+            Some(Payload::ParticipantsAdded(e)) => {
+                self.add(&e.participants);
+                self.teams.extend(e.team_ids.iter().cloned());
+            }
+            Some(Payload::ParticipantLeft(e)) => {
+                if let Some(p) = self.participants.get_mut(&e.person_id) {
+                    p.active = false;
+                }
+                if e.unassigned {
+                    self.assignee = None;
+                }
+            }
+            Some(Payload::ThreadAssigned(e)) => self.assignee = Some(e.assignee_id.clone()),
+            Some(Payload::ThreadUnassigned(_)) => self.assignee = None,
+            Some(Payload::ThreadCompleted(_)) => self.status = Status::Completed,
+            Some(Payload::ThreadArchived(_)) => self.status = Status::Archived,
+            Some(Payload::ThreadReopened(_)) => self.status = Status::Open,
+            Some(Payload::ThreadReadUpTo(e)) => {
+                if let Some(&index) = self.message_index.get(&e.message_id) {
+                    self.read_up_to.insert(e.reader_id.clone(), index);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Someone a thread is addressed to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Recipient {
+    Team(String),
+    Professional(String),
+}
+
+fn team_ids(recipients: &[Recipient]) -> impl Iterator<Item = String> + '_ {
+    recipients.iter().filter_map(|r| match r {
+        Recipient::Team(t) => Some(t.clone()),
+        Recipient::Professional(_) => None,
+    })
+}
+
+fn professional_ids(recipients: &[Recipient]) -> impl Iterator<Item = String> + '_ {
+    recipients.iter().filter_map(|r| match r {
+        Recipient::Professional(p) => Some(p.clone()),
+        Recipient::Team(_) => None,
+    })
+}
+
+fn participant(
+    person_id: &str,
+    kind: ParticipantKind,
+    reason: JoinReason,
+    via: Option<&str>,
+) -> Participant {
+    Participant {
+        person_id: person_id.to_string(),
+        kind: kind as i32,
+        reason: reason as i32,
+        via_team_id: via.unwrap_or_default().to_string(),
+    }
+}
+
+/// Collects participants without duplicates; the first reason wins.
+#[derive(Default)]
+struct Roster {
+    people: Vec<Participant>,
+    teams: Vec<String>,
+}
+
+impl Roster {
+    fn contains(&self, person: &str) -> bool {
+        self.people.iter().any(|p| p.person_id == person)
+    }
+    fn push(&mut self, p: Participant) {
+        if !self.contains(&p.person_id) {
+            self.people.push(p);
+        }
+    }
+}
+
+/// Turns recipients into participants, by the rules of automatic CC (seed
+/// 001) and default messaging contacts (seed 002):
+/// * a team with automatic CC brings every contactable member, and those
+///   members cannot be addressed one by one (a member who is not
+///   contactable is not part of the team entry: staff may still add them
+///   individually, which is how clinicians get escalations without being
+///   contactable by patients);
+/// * a team without automatic CC is reached through its default messaging
+///   contact;
+/// * patients and carers address only the patient's care teams, and only
+///   contactable professionals of those teams;
+/// * on an existing thread, people already on it are skipped, and a member
+///   who left is not brought back by their team.
+fn expand(
+    recipients: &[Recipient],
+    ctx: &Context,
+    record: &PatientRecord,
+    patient_side: bool,
+    thread: Option<&Thread>,
+    roster: &mut Roster,
+) -> Result<(), DomainError> {
+    let on_thread = |p: &str| thread.is_some_and(|t| t.is_active(p));
+    let left = |p: &str| thread.is_some_and(|t| t.has_left(p));
+    for recipient in recipients {
+        match recipient {
+            Recipient::Team(team_id) => {
+                let team = ctx.team(team_id)?;
+                if patient_side && !record.teams.contains_key(team_id) {
+                    return Err(DomainError::denied(format!(
+                        "patients and carers message only the patient's own teams; {} is not one of them",
+                        team.name
+                    )));
+                }
+                if team.auto_cc {
+                    let mut any = false;
+                    for member in team.contactable_members() {
+                        any = true;
+                        if !on_thread(member) && !left(member) {
+                            roster.push(participant(
+                                member,
+                                ParticipantKind::Professional,
+                                JoinReason::TeamAutoCc,
+                                Some(team_id),
+                            ));
+                        }
+                    }
+                    if !any {
+                        return Err(DomainError::precondition(format!(
+                            "team {} has automatic CC but no member contactable by messages",
+                            team.name
+                        )));
+                    }
+                } else if let Some(contact) = &team.default_contact {
+                    if !on_thread(contact) && !left(contact) {
+                        roster.push(participant(
+                            contact,
+                            ParticipantKind::Professional,
+                            JoinReason::TeamDefaultContact,
+                            Some(team_id),
+                        ));
+                    }
+                } else {
+                    return Err(DomainError::precondition(format!(
+                        "team {} cannot receive messages: it has neither automatic CC nor a default messaging contact",
+                        team.name
+                    )));
+                }
+                if !roster.teams.contains(team_id)
+                    && !thread.is_some_and(|t| t.teams.contains(team_id))
+                {
+                    roster.teams.push(team_id.clone());
+                }
+            }
+            Recipient::Professional(person) => {
+                ctx.professional(person)?;
+                // Every team in scope: the record's, the thread's, and those named.
+                let mut scope: Vec<_> = ctx.teams.values().filter(|t| t.exists).collect();
+                scope.sort_by(|a, b| a.name.cmp(&b.name));
+                if let Some(team) = scope.iter().find(|t| t.auto_cc && t.is_contactable(person)) {
+                    return Err(DomainError::invalid(
+                        "recipients",
+                        format!(
+                            "{person} is a member of team {}, which has automatic CC: address the team, not its members one by one",
+                            team.name
+                        ),
+                    ));
+                }
+                if patient_side
+                    && !record.teams.keys().any(|t| {
+                        ctx.teams
+                            .get(t)
+                            .is_some_and(|team| team.is_contactable(person))
+                    })
+                {
+                    return Err(DomainError::denied(format!(
+                        "patients and carers message only professionals contactable by messages in the patient's teams; {person} is not one"
+                    )));
+                }
+                if !on_thread(person) {
+                    roster.push(participant(
+                        person,
+                        ParticipantKind::Professional,
+                        JoinReason::Recipient,
+                        None,
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn add_carers(
+    carers: &[String],
+    ctx: &Context,
+    record: &PatientRecord,
+    thread: Option<&Thread>,
+    roster: &mut Roster,
+) -> Result<(), DomainError> {
+    for carer in carers {
+        ctx.carer(carer)?;
+        if !record.consent_in_force(carer, ctx.now) {
+            return Err(DomainError::denied(format!(
+                "carer {carer} does not hold the patient's consent, so cannot be copied in"
+            )));
+        }
+        if !thread.is_some_and(|t| t.is_active(carer)) {
+            roster.push(participant(
+                carer,
+                ParticipantKind::Carer,
+                JoinReason::Cc,
+                None,
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_size(thread: Option<&Thread>, adding: usize) -> Result<(), DomainError> {
+    let current = thread.map_or(0, |t| t.participants.values().filter(|p| p.active).count());
+    if current + adding > THREAD_PARTICIPANTS_MAX {
+        return Err(DomainError::precondition(format!(
+            "a thread may have at most {THREAD_PARTICIPANTS_MAX} participants; this would make {}",
+            current + adding
+        )));
+    }
+    Ok(())
+}
+
+/// Patient or carer acting in their own capacity on this record.
+fn patient_side(actor: &Actor) -> bool {
+    matches!(actor.role, Role::Patient | Role::Carer)
+}
+
+/// Staff who may work on the thread without being on it: members of a team
+/// it is addressed to, or of a team holding a record-access grant in force.
+fn staff_with_access(thread: &Thread, ctx: &Context) -> bool {
+    if ctx.actor.role != Role::Professional {
+        return false;
+    }
+    if thread.is_active(&ctx.actor.person_id) || ctx.actor_in_any(thread.teams.iter()) {
+        return true;
+    }
+    ctx.record
+        .as_deref()
+        .is_some_and(|r| ctx.actor_in_any(r.grant_teams(ctx.now)))
+}
+
+/// Refuses anyone with no relation to the thread as if it did not exist.
+fn visible(thread: &Thread, id: &str, ctx: &Context) -> Result<(), DomainError> {
+    let actor = &ctx.actor;
+    let knows = thread.started
+        && (thread.participants.contains_key(&actor.person_id)
+            || (actor.role == Role::Patient && actor.person_id == thread.patient_id)
+            || staff_with_access(thread, ctx));
+    if knows {
+        Ok(())
+    } else {
+        Err(DomainError::not_found(format!(
+            "thread {id} does not exist"
+        )))
+    }
+}
+
+/// The actor must be on the thread now; a carer also needs consent in force.
+fn require_participant(thread: &Thread, id: &str, ctx: &Context) -> Result<(), DomainError> {
+    visible(thread, id, ctx)?;
+    let me = &ctx.actor.person_id;
+    let is_owner = ctx.actor.role == Role::Patient && *me == thread.patient_id;
+    if !is_owner && !thread.is_active(me) {
+        return Err(DomainError::denied(if thread.has_left(me) {
+            "you left this thread; a participant can add you back".to_string()
+        } else {
+            "only people on the thread can do this; add yourself to it first".to_string()
+        }));
+    }
+    if ctx.actor.role == Role::Carer {
+        let record = ctx.record(&thread.patient_id)?;
+        if !record.consent_in_force(me, ctx.now) {
+            return Err(DomainError::denied(
+                "the patient's consent for you is no longer in force",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn require_professional_participant(
+    thread: &Thread,
+    id: &str,
+    ctx: &Context,
+) -> Result<(), DomainError> {
+    require_participant(thread, id, ctx)?;
+    if ctx.actor.role != Role::Professional {
+        return Err(DomainError::denied(
+            "only professionals on the thread can do this",
+        ));
+    }
+    Ok(())
+}
+
+/// A carer needs the record (consent); a professional not on the thread
+/// needs the thread's teams and the record's grants (access).
+fn participant_needs(thread: &Thread, actor: &Actor) -> Needs {
+    match actor.role {
+        Role::Carer => Needs {
+            record: Some(thread.patient_id.clone()),
+            ..Needs::default()
+        },
+        Role::Professional if !thread.is_active(&actor.person_id) && thread.started => Needs {
+            record: Some(thread.patient_id.clone()),
+            record_teams: true,
+            teams: thread.teams.iter().cloned().collect(),
+            ..Needs::default()
+        },
+        _ => Needs::default(),
+    }
+}
+
+fn carer_behalf(thread_patient: &str, actor: &Actor) -> Option<String> {
+    (actor.role == Role::Carer).then(|| thread_patient.to_string())
+}
+
+/// Start a thread in a patient record with its first message.
+#[derive(Clone, Debug)]
+pub struct StartThread {
+    pub thread_id: String,
+    pub patient_id: String,
+    pub subject: String,
+    pub body: String,
+    pub message_id: String,
+    pub recipients: Vec<Recipient>,
+    pub carer_ids: Vec<String>,
+}
+
+impl Command for StartThread {
+    type Target = Thread;
+    fn target_id(&self) -> &str {
+        &self.thread_id
+    }
+    fn needs(&self, _: &Thread, _: &Actor) -> Needs {
+        Needs {
+            record: Some(self.patient_id.clone()),
+            record_teams: true,
+            teams: team_ids(&self.recipients).collect(),
+            people: professional_ids(&self.recipients)
+                .chain(self.carer_ids.iter().cloned())
+                .collect(),
+        }
+    }
+    fn decide(&self, thread: &Thread, ctx: &Context) -> Result<Payload, DomainError> {
+        if thread.started {
+            return Err(DomainError::precondition(format!(
+                "thread {} already exists",
+                self.thread_id
+            )));
+        }
+        let record = ctx.record(&self.patient_id)?;
+        let actor = &ctx.actor;
+        let author_kind = match actor.role {
+            Role::Patient if actor.person_id == self.patient_id => ParticipantKind::Patient,
+            Role::Patient => {
+                return Err(DomainError::denied(
+                    "a patient starts threads only in their own record",
+                ));
+            }
+            Role::Carer if record.consent_in_force(&actor.person_id, ctx.now) => {
+                ParticipantKind::Carer
+            }
+            Role::Carer => {
+                return Err(DomainError::denied(
+                    "a carer starts threads only while the patient's consent is in force",
+                ));
+            }
+            Role::Professional
+                if ctx.actor_in_any(record.teams.keys())
+                    || ctx.actor_in_any(record.grant_teams(ctx.now)) =>
+            {
+                ParticipantKind::Professional
+            }
+            Role::Professional => {
+                return Err(DomainError::denied(
+                    "only professionals of the patient's care teams, or of a team the patient granted access to, start threads in this record",
+                ));
+            }
+            other => {
+                return Err(DomainError::denied(format!(
+                    "threads are started by patients, their carers and their professionals, not by the {other} role"
+                )));
+            }
+        };
+        if patient_side(actor) && self.recipients.is_empty() {
+            return Err(DomainError::invalid(
+                "recipients",
+                "name at least one team or professional",
+            ));
+        }
+
+        let mut roster = Roster::default();
+        roster.push(participant(
+            &actor.person_id,
+            author_kind,
+            JoinReason::Author,
+            None,
+        ));
+        roster.push(participant(
+            &self.patient_id,
+            ParticipantKind::Patient,
+            JoinReason::RecordOwner,
+            None,
+        ));
+        expand(
+            &self.recipients,
+            ctx,
+            record,
+            patient_side(actor),
+            None,
+            &mut roster,
+        )?;
+        add_carers(&self.carer_ids, ctx, record, None, &mut roster)?;
+        check_size(None, roster.people.len())?;
+        Ok(Payload::ThreadStarted(ThreadStarted {
+            thread_id: self.thread_id.clone(),
+            patient_id: self.patient_id.clone(),
+            subject: self.subject.clone(),
+            message_id: self.message_id.clone(),
+            body: self.body.clone(),
+            participants: roster.people,
+            team_ids: roster.teams,
+        }))
+    }
+    fn on_behalf_of(&self, _: &Thread, actor: &Actor) -> Option<String> {
+        carer_behalf(&self.patient_id, actor)
+    }
+    fn created(&self) -> Created {
+        Created {
+            message_id: Some(self.message_id.clone()),
+            ..Created::default()
+        }
+    }
+}
+
+/// Post a message. A message from the patient or a carer brings a completed
+/// or archived thread back to the active inbox, in the same event.
+#[derive(Clone, Debug)]
+pub struct PostMessage {
+    pub thread_id: String,
+    pub message_id: String,
+    pub body: String,
+}
+
+impl Command for PostMessage {
+    type Target = Thread;
+    fn target_id(&self) -> &str {
+        &self.thread_id
+    }
+    fn needs(&self, thread: &Thread, actor: &Actor) -> Needs {
+        participant_needs(thread, actor)
+    }
+    fn decide(&self, thread: &Thread, ctx: &Context) -> Result<Payload, DomainError> {
+        require_participant(thread, &self.thread_id, ctx)?;
+        if thread.message_index.contains_key(&self.message_id) {
+            return Err(DomainError::precondition(format!(
+                "message {} is already on the thread",
+                self.message_id
+            )));
+        }
+        Ok(Payload::MessagePosted(MessagePosted {
+            message_id: self.message_id.clone(),
+            body: self.body.clone(),
+            reopened: thread.status != Status::Open && patient_side(&ctx.actor),
+        }))
+    }
+    fn on_behalf_of(&self, thread: &Thread, actor: &Actor) -> Option<String> {
+        carer_behalf(&thread.patient_id, actor)
+    }
+    fn created(&self) -> Created {
+        Created {
+            message_id: Some(self.message_id.clone()),
+            ..Created::default()
+        }
+    }
+}
+
+/// Add specialists, second-line teams (expanded like any team) or carers.
+#[derive(Clone, Debug)]
+pub struct AddParticipants {
+    pub thread_id: String,
+    pub recipients: Vec<Recipient>,
+    pub carer_ids: Vec<String>,
+}
+
+impl Command for AddParticipants {
+    type Target = Thread;
+    fn target_id(&self) -> &str {
+        &self.thread_id
+    }
+    fn needs(&self, thread: &Thread, _: &Actor) -> Needs {
+        Needs {
+            record: Some(thread.patient_id.clone()),
+            record_teams: true,
+            teams: thread
+                .teams
+                .iter()
+                .cloned()
+                .chain(team_ids(&self.recipients))
+                .collect(),
+            people: professional_ids(&self.recipients)
+                .chain(self.carer_ids.iter().cloned())
+                .collect(),
+        }
+    }
+    fn decide(&self, thread: &Thread, ctx: &Context) -> Result<Payload, DomainError> {
+        visible(thread, &self.thread_id, ctx)?;
+        let record = ctx.record(&thread.patient_id)?;
+        let actor = &ctx.actor;
+        let is_owner = actor.role == Role::Patient && actor.person_id == thread.patient_id;
+        if is_owner {
+            if !self.recipients.is_empty() {
+                return Err(DomainError::denied(
+                    "a patient adds carers to a thread; staff add professionals and teams",
+                ));
+            }
+        } else if !staff_with_access(thread, ctx) {
+            return Err(DomainError::denied(
+                "participants are added by professionals on the thread, by members of a team it is addressed to, or of a team holding a record-access grant",
+            ));
+        }
+        if thread.status == Status::Archived {
+            return Err(DomainError::precondition(
+                "the thread is archived; reopen it before adding people",
+            ));
+        }
+        let mut roster = Roster::default();
+        expand(
+            &self.recipients,
+            ctx,
+            record,
+            false,
+            Some(thread),
+            &mut roster,
+        )?;
+        add_carers(&self.carer_ids, ctx, record, Some(thread), &mut roster)?;
+        if roster.people.is_empty() && roster.teams.is_empty() {
+            return Err(DomainError::precondition(
+                "everyone named is already on the thread",
+            ));
+        }
+        check_size(Some(thread), roster.people.len())?;
+        for p in &mut roster.people {
+            if p.reason() == JoinReason::Recipient {
+                p.reason = JoinReason::Added as i32;
+            }
+        }
+        Ok(Payload::ParticipantsAdded(ParticipantsAdded {
+            participants: roster.people,
+            team_ids: roster.teams,
+        }))
+    }
+}
+
+/// Leave a thread: only the caller is removed.
+#[derive(Clone, Debug)]
+pub struct LeaveThread {
+    pub thread_id: String,
+}
+
+impl Command for LeaveThread {
+    type Target = Thread;
+    fn target_id(&self) -> &str {
+        &self.thread_id
+    }
+    fn needs(&self, thread: &Thread, actor: &Actor) -> Needs {
+        participant_needs(thread, actor)
+    }
+    fn decide(&self, thread: &Thread, ctx: &Context) -> Result<Payload, DomainError> {
+        visible(thread, &self.thread_id, ctx)?;
+        let me = &ctx.actor.person_id;
+        if ctx.actor.role == Role::Patient && *me == thread.patient_id {
+            return Err(DomainError::precondition(
+                "the patient cannot leave a thread in their own record",
+            ));
+        }
+        if !thread.is_active(me) {
+            return Err(DomainError::precondition("you are not on this thread"));
+        }
+        Ok(Payload::ParticipantLeft(ParticipantLeft {
+            person_id: me.clone(),
+            unassigned: thread.assignee.as_deref() == Some(me.as_str()),
+        }))
+    }
+    fn on_behalf_of(&self, thread: &Thread, actor: &Actor) -> Option<String> {
+        carer_behalf(&thread.patient_id, actor)
+    }
+}
+
+fn require_not_archived(thread: &Thread) -> Result<(), DomainError> {
+    if thread.status == Status::Archived {
+        Err(DomainError::precondition(
+            "the thread is archived; reopen it first",
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+fn is_lead_of_thread_team(thread: &Thread, ctx: &Context) -> bool {
+    thread.teams.iter().any(|t| {
+        ctx.teams
+            .get(t)
+            .is_some_and(|team| team.is_lead(&ctx.actor.person_id))
+    })
+}
+
+/// Assign the thread: to yourself, or (as a lead of a team the thread is
+/// addressed to) to a colleague on the thread.
+#[derive(Clone, Debug)]
+pub struct AssignThread {
+    pub thread_id: String,
+    pub assignee_id: String,
+}
+
+impl Command for AssignThread {
+    type Target = Thread;
+    fn target_id(&self) -> &str {
+        &self.thread_id
+    }
+    fn needs(&self, thread: &Thread, actor: &Actor) -> Needs {
+        Needs {
+            teams: thread.teams.iter().cloned().collect(),
+            ..participant_needs(thread, actor)
+        }
+    }
+    fn decide(&self, thread: &Thread, ctx: &Context) -> Result<Payload, DomainError> {
+        visible(thread, &self.thread_id, ctx)?;
+        if ctx.actor.role != Role::Professional {
+            return Err(DomainError::denied("only professionals assign threads"));
+        }
+        let me = &ctx.actor.person_id;
+        if self.assignee_id == *me {
+            require_professional_participant(thread, &self.thread_id, ctx)?;
+        } else if !is_lead_of_thread_team(thread, ctx) {
+            return Err(DomainError::denied(
+                "only a lead of a team the thread is addressed to assigns it to a colleague; others assign it to themselves",
+            ));
+        }
+        require_not_archived(thread)?;
+        match thread.participants.get(&self.assignee_id) {
+            Some(p) if p.active && p.kind == ParticipantKind::Professional => {}
+            _ => {
+                return Err(DomainError::precondition(format!(
+                    "{} is not a professional on the thread; add them first",
+                    self.assignee_id
+                )));
+            }
+        }
+        if thread.assignee.as_deref() == Some(self.assignee_id.as_str()) {
+            return Err(DomainError::precondition(format!(
+                "the thread is already assigned to {}",
+                self.assignee_id
+            )));
+        }
+        Ok(Payload::ThreadAssigned(ThreadAssigned {
+            assignee_id: self.assignee_id.clone(),
+            previous_assignee_id: thread.assignee.clone().unwrap_or_default(),
+        }))
+    }
+}
+
+/// Remove the assignment: the assignee, or a lead of an addressed team.
+#[derive(Clone, Debug)]
+pub struct UnassignThread {
+    pub thread_id: String,
+}
+
+impl Command for UnassignThread {
+    type Target = Thread;
+    fn target_id(&self) -> &str {
+        &self.thread_id
+    }
+    fn needs(&self, thread: &Thread, actor: &Actor) -> Needs {
+        Needs {
+            teams: thread.teams.iter().cloned().collect(),
+            ..participant_needs(thread, actor)
+        }
+    }
+    fn decide(&self, thread: &Thread, ctx: &Context) -> Result<Payload, DomainError> {
+        visible(thread, &self.thread_id, ctx)?;
+        let Some(assignee) = &thread.assignee else {
+            return Err(DomainError::precondition("the thread is not assigned"));
+        };
+        if *assignee != ctx.actor.person_id && !is_lead_of_thread_team(thread, ctx) {
+            return Err(DomainError::denied(
+                "only the assignee or a lead of a team the thread is addressed to unassigns it",
+            ));
+        }
+        Ok(Payload::ThreadUnassigned(ThreadUnassigned {
+            previous_assignee_id: assignee.clone(),
+        }))
+    }
+}
+
+/// The three status changes staff make, with their preconditions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusChange {
+    Complete,
+    Archive,
+    Reopen,
+}
+
+/// Mark complete, archive, or reopen (professionals on the thread).
+#[derive(Clone, Debug)]
+pub struct ChangeStatus {
+    pub thread_id: String,
+    pub change: StatusChange,
+}
+
+impl Command for ChangeStatus {
+    type Target = Thread;
+    fn target_id(&self) -> &str {
+        &self.thread_id
+    }
+    fn needs(&self, thread: &Thread, actor: &Actor) -> Needs {
+        participant_needs(thread, actor)
+    }
+    fn decide(&self, thread: &Thread, ctx: &Context) -> Result<Payload, DomainError> {
+        require_professional_participant(thread, &self.thread_id, ctx)?;
+        match (self.change, thread.status) {
+            (StatusChange::Complete, Status::Open) => {
+                Ok(Payload::ThreadCompleted(ThreadCompleted {}))
+            }
+            (StatusChange::Complete, Status::Completed) => {
+                Err(DomainError::precondition("the thread is already complete"))
+            }
+            (StatusChange::Complete, Status::Archived) => Err(DomainError::precondition(
+                "the thread is archived; reopen it first",
+            )),
+            (StatusChange::Archive, Status::Archived) => {
+                Err(DomainError::precondition("the thread is already archived"))
+            }
+            (StatusChange::Archive, _) => Ok(Payload::ThreadArchived(ThreadArchived {})),
+            (StatusChange::Reopen, Status::Open) => {
+                Err(DomainError::precondition("the thread is already open"))
+            }
+            (StatusChange::Reopen, _) => Ok(Payload::ThreadReopened(ThreadReopened {})),
+        }
+    }
+}
+
+/// Record that the caller has read up to a message.
+#[derive(Clone, Debug)]
+pub struct MarkRead {
+    pub thread_id: String,
+    pub message_id: String,
+}
+
+impl Command for MarkRead {
+    type Target = Thread;
+    fn target_id(&self) -> &str {
+        &self.thread_id
+    }
+    fn needs(&self, thread: &Thread, actor: &Actor) -> Needs {
+        participant_needs(thread, actor)
+    }
+    fn decide(&self, thread: &Thread, ctx: &Context) -> Result<Payload, DomainError> {
+        require_participant(thread, &self.thread_id, ctx)?;
+        let Some(&index) = thread.message_index.get(&self.message_id) else {
+            return Err(DomainError::not_found(format!(
+                "message {} is not in thread {}",
+                self.message_id, self.thread_id
+            )));
+        };
+        if thread
+            .read_up_to
+            .get(&ctx.actor.person_id)
+            .is_some_and(|&read| read >= index)
+        {
+            return Err(DomainError::precondition(
+                "you have already read up to this message or a later one",
+            ));
+        }
+        Ok(Payload::ThreadReadUpTo(ThreadReadUpTo {
+            reader_id: ctx.actor.person_id.clone(),
+            message_id: self.message_id.clone(),
+        }))
+    }
+    fn on_behalf_of(&self, thread: &Thread, actor: &Actor) -> Option<String> {
+        carer_behalf(&thread.patient_id, actor)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,995 @@
+//! Given/when/then tests of every thread rule.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use proto::events::{
+    CarerConsentGranted, CarerConsentRevoked, CarerRegistered, JoinMethod, PatientJoinedTeam,
+    PatientRegistered, ProfessionalRegistered, RecordAccessGranted, TeamAutoCcSwitched,
+    TeamCreated, TeamDefaultContactSet, TeamMemberAdded,
+};
+
+use super::*;
+use crate::domain::testing::*;
+use crate::domain::{Person, Team};
+
+/// The seeds' world: a renal team with automatic CC (two contactable nurses,
+/// a consultant who is not contactable, a lead), a nutrition team reached
+/// through its default contact (a dietitian), a PALS team holding a
+/// record-access grant, a specialist in no team, a patient in the renal and
+/// nutrition teams, and her carer with consent.
+struct World {
+    admin: Actor,
+    patient: Actor,
+    carer: Actor,
+    nurse: Actor,
+    nurse2: Actor,
+    consultant: Actor,
+    lead: Actor,
+    dietitian: Actor,
+    specialist: Actor,
+    pals_officer: Actor,
+    stranger: Actor,
+    renal: String,
+    nutrition: String,
+    pals: String,
+    empty_team: String,
+    record: PatientRecord,
+    teams: HashMap<String, Team>,
+    people: HashMap<String, Person>,
+}
+
+fn team(
+    admin: &Actor,
+    id: &str,
+    name: &str,
+    auto_cc: bool,
+    members: &[(&Actor, bool, bool)],
+    default: Option<&Actor>,
+) -> Team {
+    let mut events = vec![Payload::TeamCreated(TeamCreated {
+        team_id: id.into(),
+        name: name.into(),
+        description: String::new(),
+    })];
+    for (member, contactable, lead) in members {
+        events.push(Payload::TeamMemberAdded(TeamMemberAdded {
+            professional_id: member.person_id.clone(),
+            contactable: *contactable,
+            lead: *lead,
+        }));
+    }
+    if auto_cc {
+        events.push(Payload::TeamAutoCcSwitched(TeamAutoCcSwitched {
+            enabled: true,
+        }));
+    }
+    if let Some(d) = default {
+        events.push(Payload::TeamDefaultContactSet(TeamDefaultContactSet {
+            professional_id: d.person_id.clone(),
+        }));
+    }
+    given(admin, events)
+}
+
+fn world() -> World {
+    let admin = person(Role::Admin, "Ada Admin");
+    let patient = person(Role::Patient, "Pat Patel");
+    let carer = person(Role::Carer, "Paul Patel");
+    let nurse = person(Role::Professional, "Nina Nurse");
+    let nurse2 = person(Role::Professional, "Ned Nurse");
+    let consultant = person(Role::Professional, "Dr Cole");
+    let lead = person(Role::Professional, "Lena Lead");
+    let dietitian = person(Role::Professional, "Susan Turner");
+    let specialist = person(Role::Professional, "Dr Spec");
+    let pals_officer = person(Role::Professional, "Pam Pals");
+    let stranger = person(Role::Professional, "Dr Stranger");
+    let (renal, nutrition, pals, empty_team) = (new_id(), new_id(), new_id(), new_id());
+
+    let mut teams = HashMap::new();
+    teams.insert(
+        renal.clone(),
+        team(
+            &admin,
+            &renal,
+            "Renal",
+            true,
+            &[
+                (&nurse, true, false),
+                (&nurse2, true, false),
+                (&consultant, false, false),
+                (&lead, true, true),
+            ],
+            None,
+        ),
+    );
+    teams.insert(
+        nutrition.clone(),
+        team(
+            &admin,
+            &nutrition,
+            "Nutrition",
+            false,
+            &[(&dietitian, true, false)],
+            Some(&dietitian),
+        ),
+    );
+    teams.insert(
+        pals.clone(),
+        team(
+            &admin,
+            &pals,
+            "PALS",
+            false,
+            &[(&pals_officer, true, false)],
+            Some(&pals_officer),
+        ),
+    );
+    teams.insert(
+        empty_team.clone(),
+        team(
+            &admin,
+            &empty_team,
+            "Physio",
+            false,
+            &[(&stranger, false, false)],
+            None,
+        ),
+    );
+
+    let mut people = HashMap::new();
+    for p in [
+        &nurse,
+        &nurse2,
+        &consultant,
+        &lead,
+        &dietitian,
+        &specialist,
+        &pals_officer,
+        &stranger,
+    ] {
+        people.insert(
+            p.person_id.clone(),
+            given::<Person>(
+                &admin,
+                [Payload::ProfessionalRegistered(ProfessionalRegistered {
+                    professional_id: p.person_id.clone(),
+                    name: p.name.clone(),
+                    role_label: "Nurse".into(),
+                    work_email: "x@nhs.net".into(),
+                })],
+            ),
+        );
+    }
+    people.insert(
+        carer.person_id.clone(),
+        given::<Person>(
+            &admin,
+            [Payload::CarerRegistered(CarerRegistered {
+                carer_id: carer.person_id.clone(),
+                name: carer.name.clone(),
+                email: "paul@example.org".into(),
+                email_verified: true,
+            })],
+        ),
+    );
+
+    let record: PatientRecord = given(
+        &admin,
+        [
+            Payload::PatientRegistered(PatientRegistered {
+                patient_id: patient.person_id.clone(),
+                name: patient.name.clone(),
+                email: "pat@example.org".into(),
+                email_verified: true,
+            }),
+            Payload::PatientJoinedTeam(PatientJoinedTeam {
+                team_id: renal.clone(),
+                method: JoinMethod::AddedByStaff as i32,
+            }),
+            Payload::PatientJoinedTeam(PatientJoinedTeam {
+                team_id: nutrition.clone(),
+                method: JoinMethod::SelfRegistration as i32,
+            }),
+            Payload::CarerConsentGranted(CarerConsentGranted {
+                carer_id: carer.person_id.clone(),
+                relationship: proto::events::CarerRelationship::FamilyMember as i32,
+                expires_at: None,
+            }),
+            Payload::RecordAccessGranted(RecordAccessGranted {
+                grant_id: new_id(),
+                team_id: pals.clone(),
+                expires_at: Some((SystemTime::now() + Duration::from_secs(86400)).into()),
+                reason: "complaint".into(),
+            }),
+        ],
+    );
+    World {
+        admin,
+        patient,
+        carer,
+        nurse,
+        nurse2,
+        consultant,
+        lead,
+        dietitian,
+        specialist,
+        pals_officer,
+        stranger,
+        renal,
+        nutrition,
+        pals,
+        empty_team,
+        record,
+        teams,
+        people,
+    }
+}
+
+impl World {
+    /// The context the service would load for `needs`.
+    fn ctx(&self, actor: &Actor, needs: &Needs) -> Context {
+        let mut ctx = Context::new(actor.clone(), SystemTime::now());
+        if needs.record.is_some() {
+            ctx.record = Some(Arc::new(self.record.clone()));
+        }
+        let mut team_ids = needs.teams.clone();
+        if needs.record_teams {
+            team_ids.extend(self.record.all_team_ids());
+        }
+        for id in team_ids {
+            if let Some(t) = self.teams.get(&id) {
+                ctx.teams.insert(id, Arc::new(t.clone()));
+            }
+        }
+        for id in &needs.people {
+            if let Some(p) = self.people.get(id) {
+                ctx.people.insert(id.clone(), Arc::new(p.clone()));
+            }
+        }
+        ctx
+    }
+
+    fn run<C: Command<Target = Thread>>(
+        &self,
+        thread: &Thread,
+        actor: &Actor,
+        cmd: &C,
+    ) -> Result<Payload, DomainError> {
+        let needs = cmd.needs(thread, actor);
+        cmd.decide(thread, &self.ctx(actor, &needs))
+    }
+
+    /// Runs a command that must succeed and applies its event.
+    #[track_caller]
+    fn apply<C: Command<Target = Thread>>(
+        &self,
+        thread: &mut Thread,
+        actor: &Actor,
+        cmd: &C,
+    ) -> Payload {
+        let payload = self
+            .run(thread, actor, cmd)
+            .unwrap_or_else(|e| panic!("refused: {e}"));
+        thread.evolve(&envelope(actor, payload.clone()));
+        payload
+    }
+
+    fn start(&self, recipients: Vec<Recipient>, carers: Vec<String>) -> StartThread {
+        StartThread {
+            thread_id: new_id(),
+            patient_id: self.patient.person_id.clone(),
+            subject: "Fluid limits before dialysis".into(),
+            body: "How much can I drink on Sunday?".into(),
+            message_id: new_id(),
+            recipients,
+            carer_ids: carers,
+        }
+    }
+
+    /// The seeds' thread: the patient writes to the renal team (auto-CC),
+    /// copying in her carer.
+    fn thread(&self) -> Thread {
+        let mut thread = Thread::default();
+        self.apply(
+            &mut thread,
+            &self.patient,
+            &self.start(
+                vec![Recipient::Team(self.renal.clone())],
+                vec![self.carer.person_id.clone()],
+            ),
+        );
+        thread
+    }
+
+    fn post(&self) -> PostMessage {
+        PostMessage {
+            thread_id: new_id(),
+            message_id: new_id(),
+            body: "Thank you".into(),
+        }
+    }
+}
+
+fn ids(payload: &Payload) -> Vec<(String, JoinReason)> {
+    let people = match payload {
+        Payload::ThreadStarted(e) => &e.participants,
+        Payload::ParticipantsAdded(e) => &e.participants,
+        other => panic!("no participants in {other:?}"),
+    };
+    people
+        .iter()
+        .map(|p| (p.person_id.clone(), p.reason()))
+        .collect()
+}
+
+#[test]
+fn a_patient_writing_to_an_auto_cc_team_adds_every_contactable_member_in_one_event() {
+    let w = world();
+    let mut thread = Thread::default();
+    let event = w.apply(
+        &mut thread,
+        &w.patient,
+        &w.start(
+            vec![Recipient::Team(w.renal.clone())],
+            vec![w.carer.person_id.clone()],
+        ),
+    );
+    let people = ids(&event);
+    assert!(people.contains(&(w.patient.person_id.clone(), JoinReason::Author)));
+    for member in [&w.nurse, &w.nurse2, &w.lead] {
+        assert!(
+            people.contains(&(member.person_id.clone(), JoinReason::TeamAutoCc)),
+            "{} missing",
+            member.name
+        );
+    }
+    assert!(people.contains(&(w.carer.person_id.clone(), JoinReason::Cc)));
+    assert!(
+        !people.iter().any(|(p, _)| *p == w.consultant.person_id),
+        "a non-contactable member was added"
+    );
+    assert_eq!(people.len(), 5, "{people:?}");
+    let Payload::ThreadStarted(started) = &event else {
+        unreachable!()
+    };
+    assert_eq!(started.team_ids, vec![w.renal.clone()]);
+    assert!(thread.is_active(&w.nurse.person_id));
+}
+
+#[test]
+fn members_of_an_auto_cc_team_cannot_be_addressed_one_by_one() {
+    let w = world();
+    for actor in [&w.patient, &w.dietitian] {
+        let start = w.start(
+            vec![Recipient::Professional(w.nurse.person_id.clone())],
+            vec![],
+        );
+        assert_refused(
+            w.run(&Thread::default(), actor, &start),
+            "invalid",
+            "member of team Renal, which has automatic CC",
+        );
+    }
+}
+
+#[test]
+fn a_team_without_auto_cc_is_reached_through_its_default_contact() {
+    let w = world();
+    let mut thread = Thread::default();
+    let event = w.apply(
+        &mut thread,
+        &w.patient,
+        &w.start(vec![Recipient::Team(w.nutrition.clone())], vec![]),
+    );
+    assert!(ids(&event).contains(&(
+        w.dietitian.person_id.clone(),
+        JoinReason::TeamDefaultContact
+    )));
+
+    // A team with neither automatic CC nor a default contact cannot be addressed.
+    let start = w.start(vec![Recipient::Team(w.empty_team.clone())], vec![]);
+    assert_refused(
+        w.run(&Thread::default(), &w.nurse, &start),
+        "precondition",
+        "neither automatic CC nor a default messaging contact",
+    );
+}
+
+#[test]
+fn patients_address_only_their_teams_and_their_contactable_professionals() {
+    let w = world();
+    let to = |r: Recipient| w.start(vec![r], vec![]);
+    assert_refused(
+        w.run(
+            &Thread::default(),
+            &w.patient,
+            &to(Recipient::Team(w.pals.clone())),
+        ),
+        "denied",
+        "PALS is not one of them",
+    );
+    assert_refused(
+        w.run(
+            &Thread::default(),
+            &w.patient,
+            &to(Recipient::Professional(w.specialist.person_id.clone())),
+        ),
+        "denied",
+        "contactable by messages",
+    );
+    // The dietitian is a contactable member of one of the patient's teams.
+    assert!(
+        w.run(
+            &Thread::default(),
+            &w.patient,
+            &to(Recipient::Professional(w.dietitian.person_id.clone()))
+        )
+        .is_ok()
+    );
+    assert_refused(
+        w.run(&Thread::default(), &w.patient, &w.start(vec![], vec![])),
+        "invalid",
+        "recipients",
+    );
+    // Staff may address anyone registered, including non-contactable clinicians.
+    assert!(
+        w.run(
+            &Thread::default(),
+            &w.nurse,
+            &to(Recipient::Professional(w.specialist.person_id.clone()))
+        )
+        .is_ok()
+    );
+    assert!(
+        w.run(&Thread::default(), &w.nurse, &w.start(vec![], vec![]))
+            .is_ok(),
+        "staff may write to the patient alone"
+    );
+}
+
+#[test]
+fn who_may_start_a_thread_in_a_record() {
+    let w = world();
+    let start = w.start(vec![Recipient::Team(w.renal.clone())], vec![]);
+    for ok in [&w.patient, &w.carer, &w.nurse, &w.pals_officer] {
+        assert!(
+            w.run(&Thread::default(), ok, &start).is_ok(),
+            "{} was refused",
+            ok.name
+        );
+    }
+    let other_patient = person(Role::Patient, "Other Patient");
+    assert_refused(
+        w.run(&Thread::default(), &other_patient, &start),
+        "denied",
+        "own record",
+    );
+    assert_refused(
+        w.run(&Thread::default(), &w.specialist, &start),
+        "denied",
+        "care teams",
+    );
+    assert_refused(
+        w.run(&Thread::default(), &w.admin, &start),
+        "denied",
+        "admin role",
+    );
+
+    // Without consent, a carer neither starts a thread nor is copied in.
+    let mut w2 = world();
+    w2.record.evolve(&envelope(
+        &w2.patient,
+        Payload::CarerConsentRevoked(CarerConsentRevoked {
+            carer_id: w2.carer.person_id.clone(),
+        }),
+    ));
+    assert_refused(
+        w2.run(&Thread::default(), &w2.carer, &start),
+        "denied",
+        "consent is in force",
+    );
+    let cc = w2.start(
+        vec![Recipient::Team(w2.renal.clone())],
+        vec![w2.carer.person_id.clone()],
+    );
+    assert_refused(
+        w2.run(&Thread::default(), &w2.patient, &cc),
+        "denied",
+        "does not hold the patient's consent",
+    );
+}
+
+#[test]
+fn a_thread_is_started_once() {
+    let w = world();
+    let thread = w.thread();
+    let again = w.start(vec![Recipient::Team(w.renal.clone())], vec![]);
+    assert_refused(
+        w.run(&thread, &w.patient, &again),
+        "precondition",
+        "already exists",
+    );
+}
+
+#[test]
+fn participants_post_and_a_patient_reply_reopens_an_archived_thread() {
+    let w = world();
+    let mut thread = w.thread();
+    let post = w.post();
+    assert!(
+        matches!(w.apply(&mut thread, &w.nurse, &post), Payload::MessagePosted(m) if !m.reopened)
+    );
+    w.apply(
+        &mut thread,
+        &w.nurse,
+        &ChangeStatus {
+            thread_id: new_id(),
+            change: StatusChange::Archive,
+        },
+    );
+    assert_eq!(thread.status, Status::Archived);
+
+    // Staff writing on an archived thread does not reopen it.
+    assert!(
+        matches!(w.apply(&mut thread, &w.nurse, &w.post()), Payload::MessagePosted(m) if !m.reopened)
+    );
+    assert_eq!(thread.status, Status::Archived);
+    // The patient's (or a carer's) reply does.
+    assert!(
+        matches!(w.apply(&mut thread, &w.patient, &w.post()), Payload::MessagePosted(m) if m.reopened)
+    );
+    assert_eq!(thread.status, Status::Open);
+    w.apply(
+        &mut thread,
+        &w.nurse,
+        &ChangeStatus {
+            thread_id: new_id(),
+            change: StatusChange::Complete,
+        },
+    );
+    assert!(
+        matches!(w.apply(&mut thread, &w.carer, &w.post()), Payload::MessagePosted(m) if m.reopened)
+    );
+}
+
+#[test]
+fn only_current_participants_post() {
+    let w = world();
+    let mut thread = w.thread();
+    // No relation at all: the thread does not exist for them.
+    assert_refused(
+        w.run(&thread, &w.specialist, &w.post()),
+        "not found",
+        "does not exist",
+    );
+    assert_refused(
+        w.run(&thread, &person(Role::Patient, "Other"), &w.post()),
+        "not found",
+        "does not exist",
+    );
+    // A member of the addressed team who is not on it (the consultant) must join first.
+    assert_refused(
+        w.run(&thread, &w.consultant, &w.post()),
+        "denied",
+        "add yourself",
+    );
+    // Someone who left cannot post.
+    w.apply(
+        &mut thread,
+        &w.nurse2,
+        &LeaveThread {
+            thread_id: new_id(),
+        },
+    );
+    assert_refused(w.run(&thread, &w.nurse2, &w.post()), "denied", "you left");
+}
+
+#[test]
+fn revoking_consent_ends_a_carers_participation_from_then_on() {
+    let mut w = world();
+    let thread = w.thread();
+    assert!(w.run(&thread, &w.carer, &w.post()).is_ok());
+    w.record.evolve(&envelope(
+        &w.patient,
+        Payload::CarerConsentRevoked(CarerConsentRevoked {
+            carer_id: w.carer.person_id.clone(),
+        }),
+    ));
+    assert_refused(
+        w.run(&thread, &w.carer, &w.post()),
+        "denied",
+        "consent for you is no longer in force",
+    );
+    let message = thread.messages[0].clone();
+    assert_refused(
+        w.run(
+            &thread,
+            &w.carer,
+            &MarkRead {
+                thread_id: new_id(),
+                message_id: message,
+            },
+        ),
+        "denied",
+        "no longer in force",
+    );
+    // The history stays: the carer is still recorded on the thread.
+    assert!(thread.participants.contains_key(&w.carer.person_id));
+}
+
+#[test]
+fn professionals_add_specialists_and_second_line_teams() {
+    let w = world();
+    let mut thread = w.thread();
+    let add = AddParticipants {
+        thread_id: new_id(),
+        recipients: vec![
+            Recipient::Professional(w.specialist.person_id.clone()),
+            Recipient::Team(w.nutrition.clone()),
+        ],
+        carer_ids: vec![],
+    };
+    let event = w.apply(&mut thread, &w.nurse, &add);
+    let people = ids(&event);
+    assert!(people.contains(&(w.specialist.person_id.clone(), JoinReason::Added)));
+    assert!(people.contains(&(
+        w.dietitian.person_id.clone(),
+        JoinReason::TeamDefaultContact
+    )));
+    assert!(thread.teams.contains(&w.nutrition));
+
+    // Everyone named is already there.
+    assert_refused(
+        w.run(&thread, &w.nurse, &add),
+        "precondition",
+        "already on the thread",
+    );
+    // Contactable auto-CC members are not added one by one here either.
+    let one_by_one = AddParticipants {
+        thread_id: new_id(),
+        recipients: vec![Recipient::Professional(w.nurse2.person_id.clone())],
+        carer_ids: vec![],
+    };
+    assert_refused(
+        w.run(&thread, &w.nurse, &one_by_one),
+        "invalid",
+        "automatic CC",
+    );
+}
+
+#[test]
+fn staff_escalate_to_a_clinician_who_is_not_contactable_by_patients() {
+    let w = world();
+    let mut thread = w.thread();
+    let escalate = AddParticipants {
+        thread_id: new_id(),
+        recipients: vec![Recipient::Professional(w.consultant.person_id.clone())],
+        carer_ids: vec![],
+    };
+    let event = w.apply(&mut thread, &w.nurse, &escalate);
+    assert_eq!(
+        ids(&event),
+        vec![(w.consultant.person_id.clone(), JoinReason::Added)]
+    );
+    // A patient cannot address that clinician directly.
+    let start = w.start(
+        vec![Recipient::Professional(w.consultant.person_id.clone())],
+        vec![],
+    );
+    assert_refused(
+        w.run(&Thread::default(), &w.patient, &start),
+        "denied",
+        "contactable by messages",
+    );
+}
+
+#[test]
+fn who_may_add_participants() {
+    let w = world();
+    let thread = w.thread();
+    let add = AddParticipants {
+        thread_id: new_id(),
+        recipients: vec![Recipient::Professional(w.specialist.person_id.clone())],
+        carer_ids: vec![],
+    };
+    // A member of an addressed team who is not on the thread may (e.g. to join).
+    let join = AddParticipants {
+        thread_id: new_id(),
+        recipients: vec![Recipient::Team(w.renal.clone())],
+        carer_ids: vec![],
+    };
+    assert_refused(
+        w.run(&thread, &w.consultant, &join),
+        "precondition",
+        "already on the thread",
+    );
+    assert!(w.run(&thread, &w.consultant, &add).is_ok());
+    // A member of a team holding a record-access grant may invite clinicians.
+    assert!(w.run(&thread, &w.pals_officer, &add).is_ok());
+    // Not the dietitian's team, no grant, not on it: the thread does not exist.
+    assert_refused(
+        w.run(&thread, &w.dietitian, &add),
+        "not found",
+        "does not exist",
+    );
+    // The patient adds carers, not staff.
+    assert_refused(
+        w.run(&thread, &w.patient, &add),
+        "denied",
+        "a patient adds carers",
+    );
+    // Carers cannot add anyone.
+    assert_refused(
+        w.run(&thread, &w.carer, &add),
+        "denied",
+        "participants are added by professionals",
+    );
+}
+
+#[test]
+fn leaving_removes_only_the_caller_and_the_team_does_not_bring_them_back() {
+    let w = world();
+    let mut thread = w.thread();
+    let event = w.apply(
+        &mut thread,
+        &w.nurse2,
+        &LeaveThread {
+            thread_id: new_id(),
+        },
+    );
+    assert!(
+        matches!(event, Payload::ParticipantLeft(ref e) if e.person_id == w.nurse2.person_id && !e.unassigned)
+    );
+    assert!(!thread.is_active(&w.nurse2.person_id));
+    assert!(thread.is_active(&w.nurse.person_id) && thread.is_active(&w.lead.person_id));
+
+    // Re-addressing the team later adds nobody who left.
+    let readd = AddParticipants {
+        thread_id: new_id(),
+        recipients: vec![Recipient::Team(w.renal.clone())],
+        carer_ids: vec![],
+    };
+    assert_refused(
+        w.run(&thread, &w.nurse, &readd),
+        "precondition",
+        "already on the thread",
+    );
+    // The patient never leaves their own record's thread.
+    assert_refused(
+        w.run(
+            &thread,
+            &w.patient,
+            &LeaveThread {
+                thread_id: new_id(),
+            },
+        ),
+        "precondition",
+        "cannot leave",
+    );
+    assert_refused(
+        w.run(
+            &thread,
+            &w.nurse2,
+            &LeaveThread {
+                thread_id: new_id(),
+            },
+        ),
+        "precondition",
+        "not on this thread",
+    );
+}
+
+#[test]
+fn the_assignee_leaving_unassigns_the_thread_in_the_same_event() {
+    let w = world();
+    let mut thread = w.thread();
+    w.apply(
+        &mut thread,
+        &w.nurse,
+        &AssignThread {
+            thread_id: new_id(),
+            assignee_id: w.nurse.person_id.clone(),
+        },
+    );
+    let event = w.apply(
+        &mut thread,
+        &w.nurse,
+        &LeaveThread {
+            thread_id: new_id(),
+        },
+    );
+    assert!(matches!(event, Payload::ParticipantLeft(ref e) if e.unassigned));
+    assert_eq!(thread.assignee, None);
+}
+
+#[test]
+fn assignment_to_yourself_or_by_a_lead_to_a_colleague_on_the_thread() {
+    let w = world();
+    let mut thread = w.thread();
+    let assign = |to: &Actor| AssignThread {
+        thread_id: new_id(),
+        assignee_id: to.person_id.clone(),
+    };
+    w.apply(&mut thread, &w.nurse, &assign(&w.nurse));
+    assert_refused(
+        w.run(&thread, &w.nurse, &assign(&w.nurse)),
+        "precondition",
+        "already assigned",
+    );
+    // A nurse who is not a lead cannot hand it to a colleague.
+    assert_refused(
+        w.run(&thread, &w.nurse, &assign(&w.nurse2)),
+        "denied",
+        "only a lead",
+    );
+    // The lead can, to someone on the thread.
+    let event = w.apply(&mut thread, &w.lead, &assign(&w.nurse2));
+    assert!(
+        matches!(event, Payload::ThreadAssigned(ref e) if e.previous_assignee_id == w.nurse.person_id)
+    );
+    assert_refused(
+        w.run(&thread, &w.lead, &assign(&w.consultant)),
+        "precondition",
+        "add them first",
+    );
+    // Patients and carers do not assign.
+    assert_refused(
+        w.run(&thread, &w.patient, &assign(&w.nurse)),
+        "denied",
+        "only professionals assign",
+    );
+    // Unassigning: the assignee or a lead.
+    assert_refused(
+        w.run(
+            &thread,
+            &w.nurse,
+            &UnassignThread {
+                thread_id: new_id(),
+            },
+        ),
+        "denied",
+        "only the assignee",
+    );
+    w.apply(
+        &mut thread,
+        &w.nurse2,
+        &UnassignThread {
+            thread_id: new_id(),
+        },
+    );
+    assert_refused(
+        w.run(
+            &thread,
+            &w.lead,
+            &UnassignThread {
+                thread_id: new_id(),
+            },
+        ),
+        "precondition",
+        "not assigned",
+    );
+    // Not on an archived thread.
+    w.apply(
+        &mut thread,
+        &w.nurse,
+        &ChangeStatus {
+            thread_id: new_id(),
+            change: StatusChange::Archive,
+        },
+    );
+    assert_refused(
+        w.run(&thread, &w.nurse, &assign(&w.nurse)),
+        "precondition",
+        "archived",
+    );
+}
+
+#[test]
+fn complete_archive_and_reopen_by_professionals_on_the_thread() {
+    let w = world();
+    let mut thread = w.thread();
+    let change = |c| ChangeStatus {
+        thread_id: new_id(),
+        change: c,
+    };
+    assert_refused(
+        w.run(&thread, &w.patient, &change(StatusChange::Archive)),
+        "denied",
+        "only professionals",
+    );
+    assert_refused(
+        w.run(&thread, &w.carer, &change(StatusChange::Complete)),
+        "denied",
+        "only professionals",
+    );
+    assert_refused(
+        w.run(&thread, &w.consultant, &change(StatusChange::Archive)),
+        "denied",
+        "add yourself",
+    );
+    assert_refused(
+        w.run(&thread, &w.nurse, &change(StatusChange::Reopen)),
+        "precondition",
+        "already open",
+    );
+    w.apply(&mut thread, &w.nurse, &change(StatusChange::Complete));
+    assert_refused(
+        w.run(&thread, &w.nurse, &change(StatusChange::Complete)),
+        "precondition",
+        "already complete",
+    );
+    w.apply(&mut thread, &w.nurse, &change(StatusChange::Archive));
+    assert_refused(
+        w.run(&thread, &w.nurse, &change(StatusChange::Archive)),
+        "precondition",
+        "already archived",
+    );
+    assert_refused(
+        w.run(&thread, &w.nurse, &change(StatusChange::Complete)),
+        "precondition",
+        "reopen it first",
+    );
+    w.apply(&mut thread, &w.lead, &change(StatusChange::Reopen));
+    assert_eq!(thread.status, Status::Open);
+}
+
+#[test]
+fn read_marks_move_forward_over_messages_of_the_thread() {
+    let w = world();
+    let mut thread = w.thread();
+    let first = thread.messages[0].clone();
+    let second = match w.apply(&mut thread, &w.nurse, &w.post()) {
+        Payload::MessagePosted(m) => m.message_id,
+        _ => unreachable!(),
+    };
+    let read = |m: &str| MarkRead {
+        thread_id: new_id(),
+        message_id: m.into(),
+    };
+    // The author has read their own message.
+    assert_refused(
+        w.run(&thread, &w.nurse, &read(&second)),
+        "precondition",
+        "already read",
+    );
+    w.apply(&mut thread, &w.patient, &read(&second));
+    assert_refused(
+        w.run(&thread, &w.patient, &read(&first)),
+        "precondition",
+        "already read",
+    );
+    assert!(w.run(&thread, &w.carer, &read(&first)).is_ok());
+    assert_refused(
+        w.run(&thread, &w.carer, &read(&new_id())),
+        "not found",
+        "not in thread",
+    );
+    assert_refused(
+        w.run(&thread, &w.specialist, &read(&first)),
+        "not found",
+        "does not exist",
+    );
+}
+
+#[test]
+fn a_clinician_on_a_thread_stays_when_the_team_switches_auto_cc_on() {
+    // Seed 001: threads are not rewritten by team changes. The thread's
+    // participants come only from thread events.
+    let w = world();
+    let mut thread = Thread::default();
+    w.apply(
+        &mut thread,
+        &w.patient,
+        &w.start(vec![Recipient::Team(w.nutrition.clone())], vec![]),
+    );
+    assert!(thread.is_active(&w.dietitian.person_id));
+    let mut teams = w.teams.clone();
+    let nutrition = teams.get_mut(&w.nutrition).unwrap();
+    nutrition.evolve(&envelope(
+        &w.admin,
+        Payload::TeamAutoCcSwitched(TeamAutoCcSwitched { enabled: true }),
+    ));
+    assert!(thread.is_active(&w.dietitian.person_id));
+    let _ = (&w.stranger, &w.pals);
+}

@@ -1,0 +1,63 @@
+//! The command service's errors, and the one place they become gRPC statuses.
+
+use tonic::Status;
+
+use crate::domain::DomainError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+
+    #[error(transparent)]
+    Store(#[from] event_store::Error),
+
+    #[error(
+        "{aggregate} kept changing under this command ({attempts} attempts); retry it with the same command_id"
+    )]
+    Aborted { aggregate: String, attempts: u32 },
+
+    /// A defect in this service, never the caller's fault.
+    #[error("internal error: {0}")]
+    Bug(String),
+
+    #[error(
+        "command_id {0} was already used for a different command; use a new id for every command"
+    )]
+    CommandIdReused(String),
+}
+
+impl From<Error> for Status {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Domain(d) => match d {
+                DomainError::InvalidArgument { .. } => Status::invalid_argument(d.to_string()),
+                DomainError::PermissionDenied(m) => Status::permission_denied(m),
+                DomainError::NotFound(m) => Status::not_found(m),
+                DomainError::FailedPrecondition(m) => Status::failed_precondition(m),
+            },
+            Error::Aborted { .. } => Status::aborted(e.to_string()),
+            Error::CommandIdReused(_) => Status::invalid_argument(e.to_string()),
+            Error::Bug(m) => {
+                tracing::error!(error = %m, "defect");
+                Status::internal(m)
+            }
+            Error::Store(s) => match s {
+                event_store::Error::Unavailable(m) => Status::unavailable(format!(
+                    "the event log is unavailable ({m}); nothing was recorded, retry with the same command_id"
+                )),
+                event_store::Error::Conflict { .. } => {
+                    Status::aborted(format!("{s}; retry with the same command_id"))
+                }
+                event_store::Error::Stream(m) => {
+                    tracing::error!(error = %m, "event log refused a request");
+                    Status::unavailable(format!("the event log refused the request: {m}"))
+                }
+                other => {
+                    tracing::error!(error = %other, "event log error");
+                    Status::internal(other.to_string())
+                }
+            },
+        }
+    }
+}

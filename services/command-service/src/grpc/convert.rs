@@ -1,0 +1,478 @@
+//! Requests into checked domain commands, once, at the boundary. Every
+//! refusal here is INVALID_ARGUMENT naming the field.
+
+use proto::command as pb;
+use proto::events::CarerRelationship;
+
+use crate::domain::patient::{
+    AddPatientToTeam, GrantCarerConsent, GrantRecordAccess, JoinTeamWithCode, RegisterPatient,
+    RevokeCarerConsent, RevokeRecordAccess, VerifyPatientEmail,
+};
+use crate::domain::person::{RegisterCarer, RegisterProfessional};
+use crate::domain::team::{
+    AddTeamMember, CreateTeam, IssueJoinCode, RemoveTeamMember, SetAutoCc, SetDefaultContact,
+    SetMemberContactable, SetMemberLead, new_join_code,
+};
+use crate::domain::thread::{
+    AddParticipants, AssignThread, ChangeStatus, LeaveThread, MarkRead, PostMessage, Recipient,
+    StartThread, StatusChange, UnassignThread,
+};
+use crate::domain::values::{self as v};
+use crate::domain::{Actor, DomainError};
+
+/// Every request names its command id.
+pub trait HasCommandId {
+    fn command_id(&self) -> &str;
+}
+
+macro_rules! has_command_id {
+    ($($request:ty),* $(,)?) => {
+        $(impl HasCommandId for $request {
+            fn command_id(&self) -> &str {
+                &self.command_id
+            }
+        })*
+    };
+}
+
+has_command_id!(
+    pb::RegisterProfessionalRequest,
+    pb::RegisterCarerRequest,
+    pb::CreateTeamRequest,
+    pb::AddTeamMemberRequest,
+    pb::RemoveTeamMemberRequest,
+    pb::SetMemberContactableRequest,
+    pb::SetMemberLeadRequest,
+    pb::SetAutoCcRequest,
+    pb::SetDefaultContactRequest,
+    pb::IssueJoinCodeRequest,
+    pb::RegisterPatientRequest,
+    pb::VerifyPatientEmailRequest,
+    pb::AddPatientToTeamRequest,
+    pb::JoinTeamWithCodeRequest,
+    pb::GrantCarerConsentRequest,
+    pb::RevokeCarerConsentRequest,
+    pb::GrantRecordAccessRequest,
+    pb::RevokeRecordAccessRequest,
+    pb::StartThreadRequest,
+    pb::PostMessageRequest,
+    pb::AddParticipantsRequest,
+    pb::LeaveThreadRequest,
+    pb::AssignThreadRequest,
+    pb::UnassignThreadRequest,
+    pb::CompleteThreadRequest,
+    pb::ArchiveThreadRequest,
+    pb::ReopenThreadRequest,
+    pb::MarkReadRequest,
+);
+
+/// A command built from its request. `command_id` is already checked; it
+/// is the default id of whatever the command creates.
+pub trait FromRequest<R>: Sized {
+    fn from_request(request: R, command_id: &str, actor: &Actor) -> Result<Self, DomainError>;
+}
+
+fn recipients(
+    field: &'static str,
+    list: Vec<pb::Recipient>,
+) -> Result<Vec<Recipient>, DomainError> {
+    if list.len() > v::RECIPIENTS_MAX {
+        return Err(DomainError::invalid(
+            field,
+            format!(
+                "names {} recipients; at most {} are allowed",
+                list.len(),
+                v::RECIPIENTS_MAX
+            ),
+        ));
+    }
+    let mut out = Vec::with_capacity(list.len());
+    for recipient in list {
+        let parsed = match recipient.recipient {
+            Some(pb::recipient::Recipient::TeamId(id)) => Recipient::Team(v::id(field, &id)?),
+            Some(pb::recipient::Recipient::ProfessionalId(id)) => {
+                Recipient::Professional(v::id(field, &id)?)
+            }
+            None => {
+                return Err(DomainError::invalid(
+                    field,
+                    "each recipient names a team_id or a professional_id",
+                ));
+            }
+        };
+        if out.contains(&parsed) {
+            return Err(DomainError::invalid(
+                field,
+                "names the same recipient twice",
+            ));
+        }
+        out.push(parsed);
+    }
+    Ok(out)
+}
+
+fn relationship(value: i32) -> Result<CarerRelationship, DomainError> {
+    match pb::CarerRelationship::try_from(value) {
+        Ok(pb::CarerRelationship::Parent) => Ok(CarerRelationship::Parent),
+        Ok(pb::CarerRelationship::Guardian) => Ok(CarerRelationship::Guardian),
+        Ok(pb::CarerRelationship::FamilyMember) => Ok(CarerRelationship::FamilyMember),
+        Ok(pb::CarerRelationship::Friend) => Ok(CarerRelationship::Friend),
+        Ok(pb::CarerRelationship::Other) => Ok(CarerRelationship::Other),
+        _ => Err(DomainError::invalid(
+            "relationship",
+            "is required: parent, guardian, family member, friend or other",
+        )),
+    }
+}
+
+impl FromRequest<pb::RegisterProfessionalRequest> for RegisterProfessional {
+    fn from_request(
+        r: pb::RegisterProfessionalRequest,
+        command_id: &str,
+        _: &Actor,
+    ) -> Result<Self, DomainError> {
+        Ok(Self {
+            professional_id: v::id_or("professional_id", &r.professional_id, command_id)?,
+            name: v::name("name", &r.name)?,
+            role_label: v::text("role_label", &r.role_label, 1, v::ROLE_LABEL_MAX)?,
+            work_email: v::email("work_email", &r.work_email, true)?,
+        })
+    }
+}
+
+impl FromRequest<pb::RegisterCarerRequest> for RegisterCarer {
+    fn from_request(
+        r: pb::RegisterCarerRequest,
+        command_id: &str,
+        _: &Actor,
+    ) -> Result<Self, DomainError> {
+        Ok(Self {
+            carer_id: v::id_or("carer_id", &r.carer_id, command_id)?,
+            name: v::name("name", &r.name)?,
+            email: v::email("email", &r.email, true)?,
+            email_verified: r.email_verified,
+        })
+    }
+}
+
+impl FromRequest<pb::CreateTeamRequest> for CreateTeam {
+    fn from_request(
+        r: pb::CreateTeamRequest,
+        command_id: &str,
+        _: &Actor,
+    ) -> Result<Self, DomainError> {
+        Ok(Self {
+            team_id: v::id_or("team_id", &r.team_id, command_id)?,
+            name: v::name("name", &r.name)?,
+            description: v::text("description", &r.description, 0, v::DESCRIPTION_MAX)?,
+        })
+    }
+}
+
+impl FromRequest<pb::AddTeamMemberRequest> for AddTeamMember {
+    fn from_request(r: pb::AddTeamMemberRequest, _: &str, _: &Actor) -> Result<Self, DomainError> {
+        Ok(Self {
+            team_id: v::id("team_id", &r.team_id)?,
+            professional_id: v::id("professional_id", &r.professional_id)?,
+            contactable: r.contactable,
+            lead: r.lead,
+        })
+    }
+}
+
+impl FromRequest<pb::RemoveTeamMemberRequest> for RemoveTeamMember {
+    fn from_request(
+        r: pb::RemoveTeamMemberRequest,
+        _: &str,
+        _: &Actor,
+    ) -> Result<Self, DomainError> {
+        Ok(Self {
+            team_id: v::id("team_id", &r.team_id)?,
+            professional_id: v::id("professional_id", &r.professional_id)?,
+        })
+    }
+}
+
+impl FromRequest<pb::SetMemberContactableRequest> for SetMemberContactable {
+    fn from_request(
+        r: pb::SetMemberContactableRequest,
+        _: &str,
+        _: &Actor,
+    ) -> Result<Self, DomainError> {
+        Ok(Self {
+            team_id: v::id("team_id", &r.team_id)?,
+            professional_id: v::id("professional_id", &r.professional_id)?,
+            contactable: r.contactable,
+        })
+    }
+}
+
+impl FromRequest<pb::SetMemberLeadRequest> for SetMemberLead {
+    fn from_request(r: pb::SetMemberLeadRequest, _: &str, _: &Actor) -> Result<Self, DomainError> {
+        Ok(Self {
+            team_id: v::id("team_id", &r.team_id)?,
+            professional_id: v::id("professional_id", &r.professional_id)?,
+            lead: r.lead,
+        })
+    }
+}
+
+impl FromRequest<pb::SetAutoCcRequest> for SetAutoCc {
+    fn from_request(r: pb::SetAutoCcRequest, _: &str, _: &Actor) -> Result<Self, DomainError> {
+        Ok(Self {
+            team_id: v::id("team_id", &r.team_id)?,
+            enabled: r.enabled,
+        })
+    }
+}
+
+impl FromRequest<pb::SetDefaultContactRequest> for SetDefaultContact {
+    fn from_request(
+        r: pb::SetDefaultContactRequest,
+        _: &str,
+        _: &Actor,
+    ) -> Result<Self, DomainError> {
+        Ok(Self {
+            team_id: v::id("team_id", &r.team_id)?,
+            professional_id: if r.professional_id.trim().is_empty() {
+                None
+            } else {
+                Some(v::id("professional_id", &r.professional_id)?)
+            },
+        })
+    }
+}
+
+impl FromRequest<pb::IssueJoinCodeRequest> for IssueJoinCode {
+    fn from_request(r: pb::IssueJoinCodeRequest, _: &str, _: &Actor) -> Result<Self, DomainError> {
+        Ok(Self {
+            team_id: v::id("team_id", &r.team_id)?,
+            join_code: new_join_code(),
+        })
+    }
+}
+
+impl FromRequest<pb::RegisterPatientRequest> for RegisterPatient {
+    fn from_request(
+        r: pb::RegisterPatientRequest,
+        command_id: &str,
+        _: &Actor,
+    ) -> Result<Self, DomainError> {
+        Ok(Self {
+            patient_id: v::id_or("patient_id", &r.patient_id, command_id)?,
+            name: v::name("name", &r.name)?,
+            email: v::email("email", &r.email, false)?,
+            email_verified: r.email_verified,
+        })
+    }
+}
+
+impl FromRequest<pb::VerifyPatientEmailRequest> for VerifyPatientEmail {
+    fn from_request(
+        r: pb::VerifyPatientEmailRequest,
+        _: &str,
+        _: &Actor,
+    ) -> Result<Self, DomainError> {
+        Ok(Self {
+            patient_id: v::id("patient_id", &r.patient_id)?,
+            email: v::email("email", &r.email, true)?,
+        })
+    }
+}
+
+impl FromRequest<pb::AddPatientToTeamRequest> for AddPatientToTeam {
+    fn from_request(
+        r: pb::AddPatientToTeamRequest,
+        _: &str,
+        _: &Actor,
+    ) -> Result<Self, DomainError> {
+        Ok(Self {
+            patient_id: v::id("patient_id", &r.patient_id)?,
+            team_id: v::id("team_id", &r.team_id)?,
+        })
+    }
+}
+
+impl FromRequest<pb::JoinTeamWithCodeRequest> for JoinTeamWithCode {
+    fn from_request(
+        r: pb::JoinTeamWithCodeRequest,
+        _: &str,
+        actor: &Actor,
+    ) -> Result<Self, DomainError> {
+        Ok(Self {
+            // The record is the signed-in patient's own.
+            patient_id: actor.person_id.clone(),
+            team_id: v::id("team_id", &r.team_id)?,
+            join_code: v::text("join_code", &r.join_code, 1, v::JOIN_CODE_MAX)?,
+        })
+    }
+}
+
+impl FromRequest<pb::GrantCarerConsentRequest> for GrantCarerConsent {
+    fn from_request(
+        r: pb::GrantCarerConsentRequest,
+        _: &str,
+        _: &Actor,
+    ) -> Result<Self, DomainError> {
+        Ok(Self {
+            patient_id: v::id("patient_id", &r.patient_id)?,
+            carer_id: v::id("carer_id", &r.carer_id)?,
+            relationship: relationship(r.relationship)?,
+            expires_at: r
+                .expires_at
+                .as_ref()
+                .map(|t| v::timestamp("expires_at", t))
+                .transpose()?,
+        })
+    }
+}
+
+impl FromRequest<pb::RevokeCarerConsentRequest> for RevokeCarerConsent {
+    fn from_request(
+        r: pb::RevokeCarerConsentRequest,
+        _: &str,
+        _: &Actor,
+    ) -> Result<Self, DomainError> {
+        Ok(Self {
+            patient_id: v::id("patient_id", &r.patient_id)?,
+            carer_id: v::id("carer_id", &r.carer_id)?,
+        })
+    }
+}
+
+impl FromRequest<pb::GrantRecordAccessRequest> for GrantRecordAccess {
+    fn from_request(
+        r: pb::GrantRecordAccessRequest,
+        command_id: &str,
+        _: &Actor,
+    ) -> Result<Self, DomainError> {
+        let expires_at = r
+            .expires_at
+            .as_ref()
+            .ok_or_else(|| DomainError::invalid("expires_at", "is required: access always ends"))?;
+        Ok(Self {
+            patient_id: v::id("patient_id", &r.patient_id)?,
+            grant_id: command_id.to_string(),
+            team_id: v::id("team_id", &r.team_id)?,
+            expires_at: v::timestamp("expires_at", expires_at)?,
+            reason: v::text("reason", &r.reason, 0, v::REASON_MAX)?,
+        })
+    }
+}
+
+impl FromRequest<pb::RevokeRecordAccessRequest> for RevokeRecordAccess {
+    fn from_request(
+        r: pb::RevokeRecordAccessRequest,
+        _: &str,
+        _: &Actor,
+    ) -> Result<Self, DomainError> {
+        Ok(Self {
+            patient_id: v::id("patient_id", &r.patient_id)?,
+            grant_id: v::id("grant_id", &r.grant_id)?,
+        })
+    }
+}
+
+impl FromRequest<pb::StartThreadRequest> for StartThread {
+    fn from_request(
+        r: pb::StartThreadRequest,
+        command_id: &str,
+        _: &Actor,
+    ) -> Result<Self, DomainError> {
+        Ok(Self {
+            thread_id: v::id_or("thread_id", &r.thread_id, command_id)?,
+            patient_id: v::id("patient_id", &r.patient_id)?,
+            subject: v::text("subject", &r.subject, 1, v::SUBJECT_MAX)?,
+            body: v::text("body", &r.body, 1, v::BODY_MAX)?,
+            message_id: command_id.to_string(),
+            recipients: recipients("recipients", r.recipients)?,
+            carer_ids: v::ids("carer_ids", &r.carer_ids, v::CARERS_MAX)?,
+        })
+    }
+}
+
+impl FromRequest<pb::PostMessageRequest> for PostMessage {
+    fn from_request(
+        r: pb::PostMessageRequest,
+        command_id: &str,
+        _: &Actor,
+    ) -> Result<Self, DomainError> {
+        Ok(Self {
+            thread_id: v::id("thread_id", &r.thread_id)?,
+            message_id: command_id.to_string(),
+            body: v::text("body", &r.body, 1, v::BODY_MAX)?,
+        })
+    }
+}
+
+impl FromRequest<pb::AddParticipantsRequest> for AddParticipants {
+    fn from_request(
+        r: pb::AddParticipantsRequest,
+        _: &str,
+        _: &Actor,
+    ) -> Result<Self, DomainError> {
+        let added = Self {
+            thread_id: v::id("thread_id", &r.thread_id)?,
+            recipients: recipients("recipients", r.recipients)?,
+            carer_ids: v::ids("carer_ids", &r.carer_ids, v::CARERS_MAX)?,
+        };
+        if added.recipients.is_empty() && added.carer_ids.is_empty() {
+            return Err(DomainError::invalid(
+                "recipients",
+                "name at least one professional, team or carer to add",
+            ));
+        }
+        Ok(added)
+    }
+}
+
+impl FromRequest<pb::LeaveThreadRequest> for LeaveThread {
+    fn from_request(r: pb::LeaveThreadRequest, _: &str, _: &Actor) -> Result<Self, DomainError> {
+        Ok(Self {
+            thread_id: v::id("thread_id", &r.thread_id)?,
+        })
+    }
+}
+
+impl FromRequest<pb::AssignThreadRequest> for AssignThread {
+    fn from_request(r: pb::AssignThreadRequest, _: &str, _: &Actor) -> Result<Self, DomainError> {
+        Ok(Self {
+            thread_id: v::id("thread_id", &r.thread_id)?,
+            assignee_id: v::id("assignee_id", &r.assignee_id)?,
+        })
+    }
+}
+
+impl FromRequest<pb::UnassignThreadRequest> for UnassignThread {
+    fn from_request(r: pb::UnassignThreadRequest, _: &str, _: &Actor) -> Result<Self, DomainError> {
+        Ok(Self {
+            thread_id: v::id("thread_id", &r.thread_id)?,
+        })
+    }
+}
+
+macro_rules! status_change {
+    ($request:ty, $change:expr) => {
+        impl FromRequest<$request> for ChangeStatus {
+            fn from_request(r: $request, _: &str, _: &Actor) -> Result<Self, DomainError> {
+                Ok(Self {
+                    thread_id: v::id("thread_id", &r.thread_id)?,
+                    change: $change,
+                })
+            }
+        }
+    };
+}
+
+status_change!(pb::CompleteThreadRequest, StatusChange::Complete);
+status_change!(pb::ArchiveThreadRequest, StatusChange::Archive);
+status_change!(pb::ReopenThreadRequest, StatusChange::Reopen);
+
+impl FromRequest<pb::MarkReadRequest> for MarkRead {
+    fn from_request(r: pb::MarkReadRequest, _: &str, _: &Actor) -> Result<Self, DomainError> {
+        Ok(Self {
+            thread_id: v::id("thread_id", &r.thread_id)?,
+            message_id: v::id("message_id", &r.message_id)?,
+        })
+    }
+}

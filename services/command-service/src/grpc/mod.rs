@@ -1,0 +1,245 @@
+//! The gRPC face of the write side: `careline.command.v1.CommandService`.
+//!
+//! Every method is the same four steps (see [`CommandGrpc::handle`]): the
+//! caller authenticated from its bearer token, the checked command id, the request turned into a
+//! domain command (`convert.rs`), and [`App::execute`]. Only `IssueJoinCode`
+//! answers with more than a [`pb::CommandReply`].
+
+mod convert;
+
+use std::sync::Arc;
+
+use event_store::EventStore;
+use proto::command as pb;
+use proto::command::command_service_server::CommandService;
+use service_kit::TokenKeys;
+use tonic::{Request, Response, Status};
+use tracing::Instrument;
+
+use crate::app::{App, CommandMeta, Reply};
+use crate::domain::patient::{
+    AddPatientToTeam, GrantCarerConsent, GrantRecordAccess, JoinTeamWithCode, RegisterPatient,
+    RevokeCarerConsent, RevokeRecordAccess, VerifyPatientEmail,
+};
+use crate::domain::person::{RegisterCarer, RegisterProfessional};
+use crate::domain::team::{
+    AddTeamMember, CreateTeam, IssueJoinCode, RemoveTeamMember, SetAutoCc, SetDefaultContact,
+    SetMemberContactable, SetMemberLead,
+};
+use crate::domain::thread::{
+    AddParticipants, AssignThread, ChangeStatus, LeaveThread, MarkRead, PostMessage, StartThread,
+    UnassignThread,
+};
+use crate::domain::{Actor, Command, Team, values};
+use crate::error::Error;
+use convert::{FromRequest, HasCommandId};
+
+/// The command service over an event store.
+pub struct CommandGrpc<S> {
+    app: Arc<App<S>>,
+    keys: TokenKeys,
+}
+
+impl<S> std::fmt::Debug for CommandGrpc<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CommandGrpc")
+    }
+}
+
+impl<S: EventStore> CommandGrpc<S> {
+    pub fn new(app: Arc<App<S>>, keys: TokenKeys) -> Self {
+        Self { app, keys }
+    }
+
+    /// Authenticates the caller and checks the command id.
+    fn begin<R: HasCommandId>(&self, request: &Request<R>) -> Result<(Actor, CommandMeta), Status> {
+        let actor = Actor::from(&self.keys.authenticate(request)?);
+        let command_id =
+            values::id("command_id", request.get_ref().command_id()).map_err(Error::from)?;
+        // A caller may thread one journey through several commands.
+        let correlation_id = request
+            .metadata()
+            .get("x-correlation-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && v.len() <= 128)
+            .map_or_else(|| command_id.clone(), str::to_string);
+        Ok((
+            actor,
+            CommandMeta {
+                command_id,
+                correlation_id,
+            },
+        ))
+    }
+
+    /// Runs the command a request describes.
+    async fn run<R, C>(&self, request: Request<R>) -> Result<(CommandMeta, C, Reply), Status>
+    where
+        R: HasCommandId,
+        C: Command + FromRequest<R>,
+    {
+        let (actor, meta) = self.begin(&request)?;
+        let command =
+            C::from_request(request.into_inner(), &meta.command_id, &actor).map_err(Error::from)?;
+        let span = tracing::info_span!(
+            "command",
+            command = std::any::type_name::<C>().rsplit("::").next().unwrap_or("?"),
+            command_id = %meta.command_id,
+            actor = %actor.person_id,
+            role = %actor.role,
+        );
+        let result = self
+            .app
+            .execute(&actor, &meta, &command)
+            .instrument(span.clone())
+            .await;
+        let _entered = span.enter();
+        match result {
+            Ok(reply) => {
+                tracing::info!(
+                    position = reply.position,
+                    replayed = reply.replayed,
+                    "command recorded"
+                );
+                Ok((meta, command, reply))
+            }
+            Err(e) => {
+                tracing::info!(error = %e, "command refused");
+                Err(e.into())
+            }
+        }
+    }
+
+    async fn handle<R, C>(&self, request: Request<R>) -> Result<Response<pb::CommandReply>, Status>
+    where
+        R: HasCommandId,
+        C: Command + FromRequest<R>,
+    {
+        let (_, _, reply) = self.run::<R, C>(request).await?;
+        Ok(Response::new(to_pb(reply)))
+    }
+}
+
+fn to_pb(reply: Reply) -> pb::CommandReply {
+    pb::CommandReply {
+        aggregate_id: reply.aggregate_id,
+        version: reply.position,
+        position: reply.position,
+        replayed: reply.replayed,
+        message_id: reply.created.message_id.unwrap_or_default(),
+        grant_id: reply.created.grant_id.unwrap_or_default(),
+    }
+}
+
+type Answer = Result<Response<pb::CommandReply>, Status>;
+
+#[tonic::async_trait]
+impl<S: EventStore> CommandService for CommandGrpc<S> {
+    async fn register_professional(&self, r: Request<pb::RegisterProfessionalRequest>) -> Answer {
+        self.handle::<_, RegisterProfessional>(r).await
+    }
+    async fn register_carer(&self, r: Request<pb::RegisterCarerRequest>) -> Answer {
+        self.handle::<_, RegisterCarer>(r).await
+    }
+    async fn create_team(&self, r: Request<pb::CreateTeamRequest>) -> Answer {
+        self.handle::<_, CreateTeam>(r).await
+    }
+    async fn add_team_member(&self, r: Request<pb::AddTeamMemberRequest>) -> Answer {
+        self.handle::<_, AddTeamMember>(r).await
+    }
+    async fn remove_team_member(&self, r: Request<pb::RemoveTeamMemberRequest>) -> Answer {
+        self.handle::<_, RemoveTeamMember>(r).await
+    }
+    async fn set_member_contactable(&self, r: Request<pb::SetMemberContactableRequest>) -> Answer {
+        self.handle::<_, SetMemberContactable>(r).await
+    }
+    async fn set_member_lead(&self, r: Request<pb::SetMemberLeadRequest>) -> Answer {
+        self.handle::<_, SetMemberLead>(r).await
+    }
+    async fn set_auto_cc(&self, r: Request<pb::SetAutoCcRequest>) -> Answer {
+        self.handle::<_, SetAutoCc>(r).await
+    }
+    async fn set_default_contact(&self, r: Request<pb::SetDefaultContactRequest>) -> Answer {
+        self.handle::<_, SetDefaultContact>(r).await
+    }
+    async fn issue_join_code(
+        &self,
+        r: Request<pb::IssueJoinCodeRequest>,
+    ) -> Result<Response<pb::IssueJoinCodeReply>, Status> {
+        let (meta, command, reply) = self.run::<_, IssueJoinCode>(r).await?;
+        let join_code = if reply.replayed {
+            // A retried command answers with the code its first run issued.
+            let team = self
+                .app
+                .repository()
+                .fresh::<Team>(&command.team_id)
+                .await
+                .map_err(Error::from)?;
+            team.state
+                .codes_by_command
+                .get(&meta.command_id)
+                .cloned()
+                .unwrap_or_default()
+        } else {
+            command.join_code
+        };
+        Ok(Response::new(pb::IssueJoinCodeReply {
+            reply: Some(to_pb(reply)),
+            join_code,
+        }))
+    }
+    async fn register_patient(&self, r: Request<pb::RegisterPatientRequest>) -> Answer {
+        self.handle::<_, RegisterPatient>(r).await
+    }
+    async fn verify_patient_email(&self, r: Request<pb::VerifyPatientEmailRequest>) -> Answer {
+        self.handle::<_, VerifyPatientEmail>(r).await
+    }
+    async fn add_patient_to_team(&self, r: Request<pb::AddPatientToTeamRequest>) -> Answer {
+        self.handle::<_, AddPatientToTeam>(r).await
+    }
+    async fn join_team_with_code(&self, r: Request<pb::JoinTeamWithCodeRequest>) -> Answer {
+        self.handle::<_, JoinTeamWithCode>(r).await
+    }
+    async fn grant_carer_consent(&self, r: Request<pb::GrantCarerConsentRequest>) -> Answer {
+        self.handle::<_, GrantCarerConsent>(r).await
+    }
+    async fn revoke_carer_consent(&self, r: Request<pb::RevokeCarerConsentRequest>) -> Answer {
+        self.handle::<_, RevokeCarerConsent>(r).await
+    }
+    async fn grant_record_access(&self, r: Request<pb::GrantRecordAccessRequest>) -> Answer {
+        self.handle::<_, GrantRecordAccess>(r).await
+    }
+    async fn revoke_record_access(&self, r: Request<pb::RevokeRecordAccessRequest>) -> Answer {
+        self.handle::<_, RevokeRecordAccess>(r).await
+    }
+    async fn start_thread(&self, r: Request<pb::StartThreadRequest>) -> Answer {
+        self.handle::<_, StartThread>(r).await
+    }
+    async fn post_message(&self, r: Request<pb::PostMessageRequest>) -> Answer {
+        self.handle::<_, PostMessage>(r).await
+    }
+    async fn add_participants(&self, r: Request<pb::AddParticipantsRequest>) -> Answer {
+        self.handle::<_, AddParticipants>(r).await
+    }
+    async fn leave_thread(&self, r: Request<pb::LeaveThreadRequest>) -> Answer {
+        self.handle::<_, LeaveThread>(r).await
+    }
+    async fn assign_thread(&self, r: Request<pb::AssignThreadRequest>) -> Answer {
+        self.handle::<_, AssignThread>(r).await
+    }
+    async fn unassign_thread(&self, r: Request<pb::UnassignThreadRequest>) -> Answer {
+        self.handle::<_, UnassignThread>(r).await
+    }
+    async fn complete_thread(&self, r: Request<pb::CompleteThreadRequest>) -> Answer {
+        self.handle::<_, ChangeStatus>(r).await
+    }
+    async fn archive_thread(&self, r: Request<pb::ArchiveThreadRequest>) -> Answer {
+        self.handle::<_, ChangeStatus>(r).await
+    }
+    async fn reopen_thread(&self, r: Request<pb::ReopenThreadRequest>) -> Answer {
+        self.handle::<_, ChangeStatus>(r).await
+    }
+    async fn mark_read(&self, r: Request<pb::MarkReadRequest>) -> Answer {
+        self.handle::<_, MarkRead>(r).await
+    }
+}

@@ -1,0 +1,62 @@
+//! Building the service: bind first (port 0 in tests), then serve until told
+//! to stop.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use event_store::{EventStore, JetStreamStore};
+use proto::command::command_service_server::CommandServiceServer;
+use service_kit::TokenKeys;
+
+use crate::app::App;
+use crate::config::Config;
+use crate::grpc::CommandGrpc;
+
+/// A bound, ready-to-run command service.
+#[derive(Debug)]
+pub struct Application<S> {
+    listener: tokio::net::TcpListener,
+    app: Arc<App<S>>,
+    keys: TokenKeys,
+}
+
+impl Application<JetStreamStore> {
+    /// Connects to the event log and binds the configured address.
+    pub async fn build(config: Config, keys: TokenKeys) -> anyhow::Result<Self> {
+        let store = JetStreamStore::connect(config.store).await?;
+        Self::with_app(config.listen, App::new(store, config.cache_capacity), keys).await
+    }
+}
+
+impl<S: EventStore> Application<S> {
+    /// Binds `listen` for an already-built write side.
+    pub async fn with_app(
+        listen: SocketAddr,
+        app: App<S>,
+        keys: TokenKeys,
+    ) -> anyhow::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+        Ok(Self {
+            listener,
+            app: Arc::new(app),
+            keys,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// Serves until `shutdown` resolves; calls in flight finish first.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+        tracing::info!(addr = %self.local_addr(), "command service listening");
+        let service = CommandServiceServer::new(CommandGrpc::new(self.app, self.keys));
+        service_kit::server::serve(self.listener, service, shutdown).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,267 @@
+//! The seed documents' scenarios, end to end through the gRPC API and NATS.
+
+use command_service::client::command_id;
+use command_service::demo::first_thread;
+use proto::command as pb;
+use proto::events::envelope::Payload;
+use proto::events::{JoinReason, Role};
+use tonic::Code;
+
+use crate::support::spawn_app;
+
+fn recipient_professional(id: &uuid::Uuid) -> pb::Recipient {
+    pb::Recipient {
+        recipient: Some(pb::recipient::Recipient::ProfessionalId(id.to_string())),
+    }
+}
+
+#[tokio::test]
+async fn a_patient_writes_a_nurse_handles_escalates_and_archives_and_the_reply_reopens() {
+    let app = spawn_app("scenario").await;
+    let org = app.org().await;
+    let before = app.head().await;
+    let mut nurse = app.signer.client(&org.nurse).unwrap();
+
+    // Pat writes to the Renal Unit (automatic CC), copying in her father.
+    let thread = first_thread(&app.signer, &org).await.unwrap();
+    // Nina assigns it to herself and adds the consultant for advice.
+    let assigned = nurse
+        .assign_thread(pb::AssignThreadRequest {
+            command_id: command_id(),
+            thread_id: thread.clone(),
+            assignee_id: org.nurse.person_id.to_string(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    nurse
+        .add_participants(pb::AddParticipantsRequest {
+            command_id: command_id(),
+            thread_id: thread.clone(),
+            recipients: vec![recipient_professional(&org.consultant.person_id)],
+            carer_ids: vec![],
+        })
+        .await
+        .unwrap();
+    // The consultant answers and leaves; Nina archives the thread.
+    let mut consultant = app.signer.client(&org.consultant).unwrap();
+    consultant
+        .post_message(pb::PostMessageRequest {
+            command_id: command_id(),
+            thread_id: thread.clone(),
+            body: "One litre on Sunday, and weigh yourself in the morning.".into(),
+        })
+        .await
+        .unwrap();
+    consultant
+        .leave_thread(pb::LeaveThreadRequest {
+            command_id: command_id(),
+            thread_id: thread.clone(),
+        })
+        .await
+        .unwrap();
+    nurse
+        .archive_thread(pb::ArchiveThreadRequest {
+            command_id: command_id(),
+            thread_id: thread.clone(),
+        })
+        .await
+        .unwrap();
+    // Pat replies: the thread comes back.
+    let reply = app
+        .signer
+        .client(&org.patient)
+        .unwrap()
+        .post_message(pb::PostMessageRequest {
+            command_id: command_id(),
+            thread_id: thread.clone(),
+            body: "Thank you, that helps.".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.aggregate_id, thread);
+    assert_eq!(reply.version, reply.position);
+    assert!(!reply.message_id.is_empty());
+
+    let events = app.events_after(before).await;
+    let summary: Vec<(&str, String, i32)> = events
+        .iter()
+        .map(|e| {
+            let actor = e.envelope.actor.as_ref().unwrap();
+            (e.event_type(), actor.display_name.clone(), actor.role)
+        })
+        .collect();
+    let professional = Role::Professional as i32;
+    assert_eq!(
+        summary,
+        vec![
+            ("ThreadStarted", "Pat Jones".into(), Role::Patient as i32),
+            ("ThreadAssigned", "Nina Patel".into(), professional),
+            ("ParticipantsAdded", "Nina Patel".into(), professional),
+            ("MessagePosted", "Dr Rowan Cole".into(), professional),
+            ("ParticipantLeft", "Dr Rowan Cole".into(), professional),
+            ("ThreadArchived", "Nina Patel".into(), professional),
+            ("MessagePosted", "Pat Jones".into(), Role::Patient as i32),
+        ]
+    );
+    assert!(events.iter().all(|e| e.envelope.aggregate_id == thread));
+    assert_eq!(events[1].position, assigned.position);
+    assert_eq!(events[6].position, reply.position);
+
+    // One event recorded the whole auto-CC expansion: every contactable
+    // member, never the consultant, and the carer as CC.
+    let Some(Payload::ThreadStarted(started)) = &events[0].envelope.payload else {
+        panic!("not ThreadStarted");
+    };
+    let mut people: Vec<(String, JoinReason)> = started
+        .participants
+        .iter()
+        .map(|p| (p.person_id.clone(), p.reason()))
+        .collect();
+    people.sort();
+    let mut expected = vec![
+        (org.patient.person_id.to_string(), JoinReason::Author),
+        (org.nurse.person_id.to_string(), JoinReason::TeamAutoCc),
+        (org.nurse2.person_id.to_string(), JoinReason::TeamAutoCc),
+        (org.lead.person_id.to_string(), JoinReason::TeamAutoCc),
+        (org.carer.person_id.to_string(), JoinReason::Cc),
+    ];
+    expected.sort();
+    assert_eq!(people, expected);
+    assert_eq!(started.team_ids, vec![org.renal.clone()]);
+
+    let Some(Payload::ParticipantLeft(left)) = &events[4].envelope.payload else {
+        panic!("not ParticipantLeft");
+    };
+    assert_eq!(left.person_id, org.consultant.person_id.to_string());
+    let Some(Payload::MessagePosted(posted)) = &events[6].envelope.payload else {
+        panic!("not MessagePosted");
+    };
+    assert!(
+        posted.reopened,
+        "the patient's reply must reopen the archived thread"
+    );
+}
+
+#[tokio::test]
+async fn revoking_consent_stops_the_carer_from_then_on_and_keeps_the_history() {
+    let app = spawn_app("consent").await;
+    let org = app.org().await;
+    let thread = first_thread(&app.signer, &org).await.unwrap();
+    let mut carer = app.signer.client(&org.carer).unwrap();
+    let post = |body: &str| pb::PostMessageRequest {
+        command_id: command_id(),
+        thread_id: thread.clone(),
+        body: body.into(),
+    };
+    let before_revoke = carer
+        .post_message(post("Dad here: she is worried."))
+        .await
+        .unwrap();
+    assert_eq!(
+        before_revoke.get_ref().aggregate_id,
+        thread,
+        "a carer with consent posts"
+    );
+    let carer_event = app.events_after(before_revoke.get_ref().position - 1).await;
+    assert_eq!(
+        carer_event[0].envelope.actor.as_ref().unwrap().on_behalf_of,
+        org.patient.person_id.to_string(),
+        "a carer acts on the patient's behalf"
+    );
+
+    app.signer
+        .client(&org.patient)
+        .unwrap()
+        .revoke_carer_consent(pb::RevokeCarerConsentRequest {
+            command_id: command_id(),
+            patient_id: org.patient.person_id.to_string(),
+            carer_id: org.carer.person_id.to_string(),
+        })
+        .await
+        .unwrap();
+    let refused = carer.post_message(post("Still here?")).await.unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    assert!(
+        refused.message().contains("consent"),
+        "{}",
+        refused.message()
+    );
+
+    // What the carer wrote stays in the record.
+    let events = app.events_after(0).await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.position == before_revoke.get_ref().position)
+    );
+}
+
+#[tokio::test]
+async fn self_registration_needs_the_teams_current_code() {
+    let app = spawn_app("joincode").await;
+    let org = app.org().await;
+    let mut admin = app.signer.client(&org.admin).unwrap();
+    let code = admin
+        .issue_join_code(pb::IssueJoinCodeRequest {
+            command_id: command_id(),
+            team_id: org.cardiology.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .join_code;
+    assert_eq!(code.len(), 10);
+    let mut sam = app.signer.client(&org.other_patient).unwrap();
+    let join = |code: &str| pb::JoinTeamWithCodeRequest {
+        command_id: command_id(),
+        team_id: org.cardiology.clone(),
+        join_code: code.into(),
+    };
+    let wrong = sam
+        .join_team_with_code(join("WRONGCODE2"))
+        .await
+        .unwrap_err();
+    assert_eq!(wrong.code(), Code::PermissionDenied);
+    // A newer code replaces the old one.
+    let newer = admin
+        .issue_join_code(pb::IssueJoinCodeRequest {
+            command_id: command_id(),
+            team_id: org.cardiology.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .join_code;
+    let old = sam.join_team_with_code(join(&code)).await.unwrap_err();
+    assert_eq!(old.code(), Code::PermissionDenied);
+    sam.join_team_with_code(join(&newer)).await.unwrap();
+
+    // Now Sam can message the team: its default contact receives it.
+    let started = sam
+        .start_thread(pb::StartThreadRequest {
+            command_id: command_id(),
+            thread_id: String::new(),
+            patient_id: org.other_patient.person_id.to_string(),
+            subject: "Palpitations".into(),
+            body: "Should I be worried?".into(),
+            recipients: vec![pb::Recipient {
+                recipient: Some(pb::recipient::Recipient::TeamId(org.cardiology.clone())),
+            }],
+            carer_ids: vec![],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let events = app.events_after(started.position - 1).await;
+    let Some(Payload::ThreadStarted(e)) = &events[0].envelope.payload else {
+        panic!("not ThreadStarted");
+    };
+    assert!(
+        e.participants
+            .iter()
+            .any(|p| p.person_id == org.cardiologist.person_id.to_string()
+                && p.reason() == JoinReason::TeamDefaultContact)
+    );
+}
