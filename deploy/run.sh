@@ -1,15 +1,66 @@
 #!/usr/bin/env bash
-# Runs Careline on this machine: makes sure NATS and PostgreSQL are up,
-# builds, creates (or checks) the event stream, shows its status, and then
-# follows the event log until Ctrl-C.
+# Runs Careline on this machine, with a demo organisation to try it on:
+#   1. makes sure NATS (JetStream) and PostgreSQL are up (ensure-services.sh);
+#   2. builds the services;
+#   3. starts the command service (gRPC on 127.0.0.1:50051);
+#   4. seeds the demo organisation and writes tokens for everyone in it to
+#      target/careline-dev/demo.env;
+#   5. follows the event log until Ctrl-C, which stops everything it started.
+#
+# A development signing secret is created once in target/careline-dev/ when
+# CARELINE_TOKEN_SECRET is not set, so demo tokens stay valid across runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 deploy/ensure-services.sh
-cargo build --locked --release -p operator
-bin=target/release/careline
+cargo build --locked --release -p command-service -p operator
+bin=target/release
+dev=target/careline-dev
+mkdir -p "$dev"
 
-"$bin" status
+if [ -z "${CARELINE_TOKEN_SECRET:-}" ]; then
+  [ -s "$dev/token-secret" ] || head -c 48 /dev/urandom | base64 | tr -d '\n' > "$dev/token-secret"
+  CARELINE_TOKEN_SECRET=$(cat "$dev/token-secret")
+  export CARELINE_TOKEN_SECRET
+fi
+export CARELINE_COMMAND_ADDR=${CARELINE_COMMAND_ADDR:-127.0.0.1:50051}
+
+pids=()
+stop() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap stop EXIT INT TERM
+
+wait_for_port() { # name host:port log
+  local host=${2%:*} port=${2##*:}
+  for _ in $(seq 1 100); do
+    if (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  echo "careline: $1 did not start on $2; its log:" >&2
+  tail -n 20 "$3" >&2
+  exit 1
+}
+
+"$bin/careline-command" > "$dev/command.log" 2>&1 &
+pids+=($!)
+wait_for_port "the command service" "$CARELINE_COMMAND_ADDR" "$dev/command.log"
+echo "careline: command service on $CARELINE_COMMAND_ADDR (log: $dev/command.log)"
+
+"$bin/careline" status
 echo
-echo "careline: following the event log (Ctrl-C to stop; content redacted)"
-exec "$bin" tail --from 1
+CARELINE_COMMAND_URL="http://$CARELINE_COMMAND_ADDR" "$bin/careline" demo --env-file "$dev/demo.env"
+
+cat <<EOF
+
+Try it (in another terminal):
+  source $dev/demo.env
+  grpcurl -plaintext $CARELINE_COMMAND_ADDR list
+  grpcurl -plaintext -H "authorization: Bearer \$NINA_PATEL_TOKEN" \\
+    -d "{\"command_id\":\"\$(cat /proc/sys/kernel/random/uuid)\",\"thread_id\":\"\$THREAD\",\"body\":\"One litre on Sunday, please.\"}" \\
+    $CARELINE_COMMAND_ADDR careline.command.v1.CommandService/PostMessage
+
+careline: following the event log (Ctrl-C stops everything; content redacted)
+EOF
+"$bin/careline" tail --from 1

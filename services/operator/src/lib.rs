@@ -3,13 +3,19 @@
 //! * `careline status` — the event stream: its settings and head position.
 //! * `careline tail` — events as they arrive, decoded, one line each, for
 //!   people writing subscribers. Clinical content is redacted unless asked.
+//! * `careline token` — a signed token for one person and role, for local
+//!   use (production tokens come from the identity provider).
+//! * `careline demo` — seeds a small demo organisation through the command
+//!   service and prints who is who, with tokens.
 //!
 //! Each command is one module; they share the configuration read from the
 //! environment (see `event_store::StoreConfig::from_env`).
 
+mod demo;
 mod display;
 mod status;
 mod tail;
+mod token;
 
 use clap::{Parser, Subcommand};
 
@@ -29,14 +35,19 @@ enum Command {
     Status,
     /// Print events as they arrive, decoded, one line each.
     Tail(tail::TailArgs),
+    /// Mint a signed token for one person (needs CARELINE_TOKEN_SECRET).
+    Token(token::TokenArgs),
+    /// Seed the demo organisation through the command service.
+    Demo(demo::DemoArgs),
 }
 
 impl Cli {
     pub async fn run(self) -> anyhow::Result<()> {
-        let config = event_store::StoreConfig::from_env()?;
         match self.command {
-            Command::Status => status::run(config).await,
-            Command::Tail(args) => tail::run(config, args).await,
+            Command::Status => status::run(event_store::StoreConfig::from_env()?).await,
+            Command::Tail(args) => tail::run(event_store::StoreConfig::from_env()?, args).await,
+            Command::Token(args) => token::run(args),
+            Command::Demo(args) => demo::run(args).await,
         }
     }
 }
