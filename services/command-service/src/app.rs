@@ -206,3 +206,314 @@ impl<S: EventStore> App<S> {
 fn state<A: Aggregate>(loaded: Arc<Loaded<A>>) -> Arc<A> {
     Arc::new(loaded.state.clone())
 }
+
+#[cfg(test)]
+mod tests {
+    //! The whole write side on the in-memory store, with a clock the tests
+    //! move: rules that depend on time, replay, and the guard against a
+    //! command reading its own aggregate.
+
+    use std::sync::Mutex;
+
+    use event_store::MemoryStore;
+    use proto::events::CarerRelationship;
+    use proto::events::envelope::Payload;
+    use service_kit::Role;
+
+    use super::*;
+    use crate::domain::DomainError;
+    use crate::domain::patient::{
+        AddPatientToTeam, GrantCarerConsent, GrantRecordAccess, RegisterPatient,
+    };
+    use crate::domain::person::{RegisterCarer, RegisterProfessional};
+    use crate::domain::team::{AddTeamMember, CreateTeam, SetAutoCc};
+    use crate::domain::thread::{
+        AddParticipants, LeaveThread, PostMessage, Recipient, StartThread,
+    };
+
+    struct World {
+        app: App<MemoryStore>,
+        store: MemoryStore,
+        now: Arc<Mutex<SystemTime>>,
+        admin: Actor,
+        patient: Actor,
+        carer: Actor,
+        nurse: Actor,
+        pals: Actor,
+        specialist: Actor,
+        thread: String,
+    }
+
+    fn actor(role: Role, name: &str) -> Actor {
+        Actor {
+            person_id: uuid::Uuid::now_v7().to_string(),
+            role,
+            name: name.into(),
+        }
+    }
+
+    fn meta() -> CommandMeta {
+        let id = uuid::Uuid::now_v7().to_string();
+        CommandMeta {
+            command_id: id.clone(),
+            correlation_id: id,
+        }
+    }
+
+    impl World {
+        async fn run<C: Command>(&self, who: &Actor, command: C) -> Result<Reply, Error> {
+            self.app.execute(who, &meta(), &command).await
+        }
+
+        fn advance(&self, by: Duration) {
+            *self.now.lock().unwrap() += by;
+        }
+    }
+
+    /// A renal team with automatic CC, a PALS team with a one-day grant, a
+    /// patient whose carer holds consent for one hour, and her thread.
+    async fn world() -> World {
+        let store = MemoryStore::new();
+        let now = Arc::new(Mutex::new(SystemTime::now()));
+        let clock_now = now.clone();
+        let app =
+            App::new(store.clone(), 1_000).with_clock(Arc::new(move || *clock_now.lock().unwrap()));
+        let w = World {
+            app,
+            store,
+            now,
+            admin: actor(Role::Admin, "Ada"),
+            patient: actor(Role::Patient, "Pat"),
+            carer: actor(Role::Carer, "Chris"),
+            nurse: actor(Role::Professional, "Nina"),
+            pals: actor(Role::Professional, "Pam"),
+            specialist: actor(Role::Professional, "Dr Spec"),
+            thread: uuid::Uuid::now_v7().to_string(),
+        };
+        let (renal, pals_team) = (
+            uuid::Uuid::now_v7().to_string(),
+            uuid::Uuid::now_v7().to_string(),
+        );
+        for who in [&w.nurse, &w.pals, &w.specialist] {
+            w.run(
+                &w.admin,
+                RegisterProfessional {
+                    professional_id: who.person_id.clone(),
+                    name: who.name.clone(),
+                    role_label: "Nurse".into(),
+                    work_email: "x@nhs.net".into(),
+                },
+            )
+            .await
+            .unwrap();
+        }
+        w.run(
+            &w.admin,
+            RegisterCarer {
+                carer_id: w.carer.person_id.clone(),
+                name: "Chris".into(),
+                email: "c@example.org".into(),
+                email_verified: true,
+            },
+        )
+        .await
+        .unwrap();
+        for (team, member) in [(&renal, &w.nurse), (&pals_team, &w.pals)] {
+            w.run(
+                &w.admin,
+                CreateTeam {
+                    team_id: team.clone(),
+                    name: "Team".into(),
+                    description: String::new(),
+                },
+            )
+            .await
+            .unwrap();
+            w.run(
+                &w.admin,
+                AddTeamMember {
+                    team_id: team.clone(),
+                    professional_id: member.person_id.clone(),
+                    contactable: true,
+                    lead: false,
+                },
+            )
+            .await
+            .unwrap();
+            w.run(
+                &w.admin,
+                SetAutoCc {
+                    team_id: team.clone(),
+                    enabled: true,
+                },
+            )
+            .await
+            .unwrap();
+        }
+        w.run(
+            &w.nurse,
+            RegisterPatient {
+                patient_id: w.patient.person_id.clone(),
+                name: "Pat".into(),
+                email: "p@example.org".into(),
+                email_verified: true,
+            },
+        )
+        .await
+        .unwrap();
+        w.run(
+            &w.nurse,
+            AddPatientToTeam {
+                patient_id: w.patient.person_id.clone(),
+                team_id: renal.clone(),
+            },
+        )
+        .await
+        .unwrap();
+        let now = *w.now.lock().unwrap();
+        w.run(
+            &w.patient,
+            GrantCarerConsent {
+                patient_id: w.patient.person_id.clone(),
+                carer_id: w.carer.person_id.clone(),
+                relationship: CarerRelationship::Parent,
+                expires_at: Some(now + Duration::from_secs(3600)),
+            },
+        )
+        .await
+        .unwrap();
+        w.run(
+            &w.patient,
+            GrantRecordAccess {
+                patient_id: w.patient.person_id.clone(),
+                grant_id: uuid::Uuid::now_v7().to_string(),
+                team_id: pals_team,
+                expires_at: now + Duration::from_secs(86_400),
+                reason: "complaint".into(),
+            },
+        )
+        .await
+        .unwrap();
+        w.run(
+            &w.patient,
+            StartThread {
+                thread_id: w.thread.clone(),
+                patient_id: w.patient.person_id.clone(),
+                subject: "Swollen ankles".into(),
+                body: "Should I worry?".into(),
+                message_id: uuid::Uuid::now_v7().to_string(),
+                recipients: vec![Recipient::Team(renal)],
+                carer_ids: vec![w.carer.person_id.clone()],
+            },
+        )
+        .await
+        .unwrap();
+        w
+    }
+
+    fn post(w: &World) -> PostMessage {
+        PostMessage {
+            thread_id: w.thread.clone(),
+            message_id: uuid::Uuid::now_v7().to_string(),
+            body: "An update".into(),
+        }
+    }
+
+    fn denied(result: Result<Reply, Error>) -> String {
+        match result {
+            Err(Error::Domain(DomainError::PermissionDenied(m))) => m,
+            other => panic!("expected PERMISSION_DENIED, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn given_consent_until_a_time_when_the_clock_passes_it_then_the_carer_is_refused() {
+        let w = world().await;
+        let first = w.run(&w.carer, post(&w)).await.unwrap();
+        w.advance(Duration::from_secs(3601));
+        assert!(denied(w.run(&w.carer, post(&w)).await).contains("consent"));
+        // The history stays in the log.
+        assert!(w.store.last_position().await.unwrap() >= first.position);
+    }
+
+    #[tokio::test]
+    async fn given_a_record_access_grant_when_it_expires_then_the_team_loses_access() {
+        let w = world().await;
+        let add = || AddParticipants {
+            thread_id: w.thread.clone(),
+            recipients: vec![Recipient::Professional(w.specialist.person_id.clone())],
+            carer_ids: vec![],
+        };
+        let leave = || LeaveThread {
+            thread_id: w.thread.clone(),
+        };
+        // While the grant is in force PALS sees the thread (it is not on it).
+        match w.run(&w.pals, leave()).await {
+            Err(Error::Domain(DomainError::FailedPrecondition(m))) => {
+                assert!(m.contains("not on this thread"), "{m}")
+            }
+            other => panic!("expected FAILED_PRECONDITION, got {other:?}"),
+        }
+        let before = w.store.last_position().await.unwrap();
+        w.advance(Duration::from_secs(86_401));
+        for result in [w.run(&w.pals, add()).await, w.run(&w.pals, leave()).await] {
+            match result {
+                Err(Error::Domain(DomainError::NotFound(_))) => {}
+                other => panic!("expected NOT_FOUND once access ended, got {other:?}"),
+            }
+        }
+        assert_eq!(
+            w.store.last_position().await.unwrap(),
+            before,
+            "a refusal wrote"
+        );
+    }
+
+    #[tokio::test]
+    async fn given_a_handled_command_when_it_is_sent_again_then_the_first_answer_returns() {
+        let w = world().await;
+        let m = meta();
+        let command = post(&w);
+        let first = w.app.execute(&w.nurse, &m, &command).await.unwrap();
+        let head = w.store.last_position().await.unwrap();
+        let again = w.app.execute(&w.nurse, &m, &command).await.unwrap();
+        assert!(again.replayed && !first.replayed);
+        assert_eq!(again.position, first.position);
+        assert_eq!(w.store.last_position().await.unwrap(), head);
+        // A cold instance on the same log answers the same.
+        let cold = App::new(w.store.clone(), 10);
+        assert_eq!(
+            cold.execute(&w.nurse, &m, &command).await.unwrap().position,
+            first.position
+        );
+    }
+
+    /// A (defective) command that reads its own thread as a team.
+    struct ReadsItself(String);
+
+    impl Command for ReadsItself {
+        type Target = crate::domain::Team;
+        fn target_id(&self) -> &str {
+            &self.0
+        }
+        fn needs(&self, _: &crate::domain::Team, _: &Actor) -> Needs {
+            Needs {
+                teams: vec![self.0.clone()],
+                ..Needs::default()
+            }
+        }
+        fn decide(&self, _: &crate::domain::Team, _: &Context) -> Result<Payload, DomainError> {
+            unreachable!("never decided")
+        }
+    }
+
+    #[tokio::test]
+    async fn a_command_that_reads_its_own_aggregate_is_a_defect_not_a_hang() {
+        let w = world().await;
+        let id = uuid::Uuid::now_v7().to_string();
+        let result = tokio::time::timeout(Duration::from_secs(5), w.run(&w.admin, ReadsItself(id)))
+            .await
+            .expect("it must not wait on itself");
+        assert!(matches!(result, Err(Error::Bug(_))), "{result:?}");
+    }
+}
