@@ -1,0 +1,83 @@
+//! Connections and migrations.
+
+use std::time::Duration;
+
+use tokio_postgres::{Client, NoTls};
+
+use crate::Error;
+
+/// One connection, its driver running on the runtime. For runners and
+/// schema changes, which need a session of their own.
+pub async fn connect(database_url: &str) -> Result<Client, Error> {
+    let connecting = tokio_postgres::connect(database_url, NoTls);
+    let (client, connection) = tokio::time::timeout(Duration::from_secs(10), connecting)
+        .await
+        .map_err(|_| {
+            Error::Config(format!(
+                "PostgreSQL at {} did not answer within 10 s",
+                redact(database_url)
+            ))
+        })??;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(error = %e, "database connection closed");
+        }
+    });
+    Ok(client)
+}
+
+/// A pool for queries.
+pub fn pool(database_url: &str, size: usize) -> Result<deadpool_postgres::Pool, Error> {
+    let config: tokio_postgres::Config = database_url
+        .parse()
+        .map_err(|e| Error::Config(format!("DATABASE_URL is not a PostgreSQL URL: {e}")))?;
+    let manager = deadpool_postgres::Manager::from_config(
+        config,
+        NoTls,
+        deadpool_postgres::ManagerConfig {
+            recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+        },
+    );
+    deadpool_postgres::Pool::builder(manager)
+        .max_size(size)
+        .wait_timeout(Some(Duration::from_secs(5)))
+        .create_timeout(Some(Duration::from_secs(5)))
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .build()
+        .map_err(|e| Error::Pool(e.to_string()))
+}
+
+/// Runs `migrations` with `schema` first on the search path, so that their
+/// tables (and refinery's history) land in that schema.
+pub(crate) async fn migrate(
+    client: &mut Client,
+    schema: &str,
+    migrations: &refinery::Runner,
+    projection: &str,
+) -> Result<(), Error> {
+    client
+        .batch_execute(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {schema}; SET search_path TO {schema}"
+        ))
+        .await?;
+    let result = migrations.run_async(client).await;
+    client.batch_execute("RESET search_path").await?;
+    result.map(|_| ()).map_err(|e| Error::Migration {
+        projection: projection.to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// A URL without its password, for messages.
+pub(crate) fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}

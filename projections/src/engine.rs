@@ -1,0 +1,223 @@
+//! Feeding a projection from the log.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use event_store::{EventStore, Position, RecordedEvent};
+use futures::{FutureExt, StreamExt};
+use tokio::sync::watch;
+use tokio_postgres::{Client, Transaction};
+
+use crate::sql::{self, generation_schema};
+use crate::{Error, generations};
+
+/// A read model: its tables, and how events change them.
+pub trait Projection: Send + Sync + 'static {
+    /// A lowercase identifier: readers query views in the schema of this
+    /// name; generations live in `<name>_g<N>`.
+    fn name(&self) -> &'static str;
+
+    /// Migrations creating the tables, run with the generation's schema
+    /// first on the search path (write unqualified table names).
+    fn migrations(&self) -> refinery::Runner;
+
+    /// The tables readers see, each as a view in schema [`Projection::name`].
+    fn tables(&self) -> &'static [&'static str];
+
+    /// Applies a batch of events, in order, inside `tx` (whose search path
+    /// is the generation's schema). Events the projection ignores are simply
+    /// skipped: the checkpoint moves over them anyway. An error stops the
+    /// projection at the batch; nothing of it is kept.
+    fn apply<'a>(
+        &'a self,
+        tx: &'a Transaction<'a>,
+        events: &'a [RecordedEvent],
+    ) -> impl Future<Output = Result<(), Error>> + Send + 'a;
+}
+
+/// Which generation a runner feeds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// The live generation, following a switch to a new one.
+    Live,
+    /// One generation being built, up to a position.
+    Build { generation: i32, until: Position },
+}
+
+/// How a runner batches.
+#[derive(Clone, Debug)]
+pub struct RunnerConfig {
+    pub database_url: String,
+    /// Most events applied in one transaction.
+    pub batch_size: usize,
+}
+
+/// Applies the log to one projection, batch by batch.
+pub struct Runner<P, S> {
+    projection: Arc<P>,
+    store: S,
+    config: RunnerConfig,
+    mode: Mode,
+    checkpoint: watch::Sender<Position>,
+}
+
+impl<P, S> std::fmt::Debug for Runner<P, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runner")
+            .field("mode", &self.mode)
+            .field("checkpoint", &*self.checkpoint.borrow())
+            .finish()
+    }
+}
+
+impl<P: Projection, S: EventStore> Runner<P, S> {
+    pub fn new(projection: Arc<P>, store: S, config: RunnerConfig, mode: Mode) -> Self {
+        Self {
+            projection,
+            store,
+            config,
+            mode,
+            checkpoint: watch::channel(0).0,
+        }
+    }
+
+    /// The checkpoint after every committed batch (for read-your-writes,
+    /// progress and lag).
+    pub fn checkpoint(&self) -> watch::Receiver<Position> {
+        self.checkpoint.subscribe()
+    }
+
+    /// Applies events until `shutdown` resolves (the batch in flight is
+    /// finished first) or, when building, the target position is reached.
+    pub async fn run(&self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+        let mut client = crate::connect(&self.config.database_url).await?;
+        if self.mode == Mode::Live {
+            generations::prepare(&mut client, self.projection.as_ref()).await?;
+        }
+        let mut shutdown = std::pin::pin!(shutdown.fuse());
+        loop {
+            match self.run_generation(&mut client, &mut shutdown).await? {
+                Next::Stop => return Ok(()),
+                Next::Restart => continue,
+            }
+        }
+    }
+
+    async fn run_generation<F>(
+        &self,
+        client: &mut Client,
+        shutdown: &mut std::pin::Pin<&mut futures::future::Fuse<F>>,
+    ) -> Result<Next, Error>
+    where
+        F: Future<Output = ()>,
+    {
+        let name = self.projection.name();
+        let generation = match self.mode {
+            Mode::Live => client
+                .query_one(sql::LIVE_GENERATION, &[&name])
+                .await?
+                .get(0),
+            Mode::Build { generation, .. } => generation,
+        };
+        let mut checkpoint = client
+            .query_opt(sql::CHECKPOINT, &[&name, &generation])
+            .await?
+            .map(|row| row.get::<_, i64>(0) as Position)
+            .ok_or_else(|| Error::Config(format!("{name} has no generation {generation}")))?;
+        let head = self.store.last_position().await?;
+        if checkpoint > head {
+            return Err(Error::LogLostTail {
+                projection: name.to_string(),
+                checkpoint,
+                head,
+            });
+        }
+        self.checkpoint.send_replace(checkpoint);
+        if let Mode::Build { until, .. } = self.mode
+            && checkpoint >= until
+        {
+            return Ok(Next::Stop);
+        }
+        tracing::info!(
+            projection = name,
+            generation,
+            checkpoint,
+            head,
+            "projection running"
+        );
+        let schema = generation_schema(name, generation);
+        let mut feed = self.store.subscribe(checkpoint + 1).await?;
+        loop {
+            let first = futures::select_biased! {
+                () = shutdown.as_mut() => return Ok(Next::Stop),
+                event = feed.next().fuse() => event,
+            };
+            let mut batch = vec![first.ok_or_else(|| Error::FeedEnded(name.to_string()))??];
+            while batch.len() < self.config.batch_size {
+                match feed.next().now_or_never() {
+                    Some(Some(event)) => batch.push(event?),
+                    Some(None) => return Err(Error::FeedEnded(name.to_string())),
+                    None => break,
+                }
+            }
+            if let Mode::Build { until, .. } = self.mode {
+                batch.retain(|e| e.position <= until);
+                if batch.is_empty() {
+                    return Ok(Next::Stop);
+                }
+            }
+            let last = batch.last().map_or(checkpoint, |e| e.position);
+
+            let tx = client.transaction().await?;
+            if self.mode == Mode::Live {
+                let live: i32 = tx
+                    .query_one(sql::LIVE_GENERATION_FOR_SHARE, &[&name])
+                    .await?
+                    .get(0);
+                if live != generation {
+                    tracing::info!(
+                        projection = name,
+                        from = generation,
+                        to = live,
+                        "following the switch to a new generation"
+                    );
+                    return Ok(Next::Restart);
+                }
+            }
+            // Claim the batch first: a second runner on the same batch waits
+            // here for this transaction, then finds the checkpoint moved and
+            // applies nothing. If applying fails, the claim rolls back too.
+            let moved = tx
+                .execute(
+                    sql::ADVANCE_CHECKPOINT,
+                    &[&name, &generation, &(last as i64), &(checkpoint as i64)],
+                )
+                .await?;
+            if moved != 1 {
+                tracing::warn!(
+                    projection = name,
+                    generation,
+                    checkpoint,
+                    "checkpoint moved by another runner; resyncing"
+                );
+                return Ok(Next::Restart);
+            }
+            tx.batch_execute(&format!("SET LOCAL search_path TO {schema}"))
+                .await?;
+            self.projection.apply(&tx, &batch).await?;
+            tx.commit().await?;
+            checkpoint = last;
+            self.checkpoint.send_replace(checkpoint);
+            if let Mode::Build { until, .. } = self.mode
+                && checkpoint >= until
+            {
+                return Ok(Next::Stop);
+            }
+        }
+    }
+}
+
+enum Next {
+    Stop,
+    Restart,
+}

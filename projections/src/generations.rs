@@ -1,0 +1,212 @@
+//! Generations of a projection's tables, and the views readers use.
+
+use std::time::SystemTime;
+
+use tokio_postgres::{Client, GenericClient};
+
+use crate::db::migrate;
+use crate::sql::{self, generation_schema};
+use crate::{Error, Projection};
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+/// The schema readers query: the projection's name.
+pub fn views_schema<P: Projection>(projection: &P) -> &'static str {
+    projection.name()
+}
+
+/// Checks a projection's name and tables are plain lowercase identifiers
+/// (they are formatted into schema and view statements).
+fn check_names<P: Projection>(projection: &P) -> Result<(), Error> {
+    let ok = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 40
+            && s.starts_with(|c: char| c.is_ascii_lowercase())
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    };
+    if !ok(projection.name()) {
+        return Err(Error::Config(format!(
+            "projection name {:?} must be a lowercase identifier",
+            projection.name()
+        )));
+    }
+    if let Some(bad) = projection.tables().iter().find(|t| !ok(t)) {
+        return Err(Error::Config(format!(
+            "table {bad:?} of {} must be a lowercase identifier",
+            projection.name()
+        )));
+    }
+    Ok(())
+}
+
+/// Makes a projection ready to run and to read: the engine's tables, a live
+/// generation (the first one is created empty, at position 0), its pending
+/// migrations, and the reader views pointing at it. Safe to call from many
+/// processes at once. Returns the live generation.
+pub async fn prepare<P: Projection>(client: &mut Client, projection: &P) -> Result<i32, Error> {
+    check_names(projection)?;
+    client.execute(sql::LOCK_PREPARE, &[]).await?;
+    let result = prepare_locked(client, projection).await;
+    client.execute(sql::UNLOCK_PREPARE, &[]).await?;
+    result
+}
+
+async fn prepare_locked<P: Projection>(client: &mut Client, projection: &P) -> Result<i32, Error> {
+    migrate(
+        client,
+        sql::ENGINE_SCHEMA,
+        &embedded::migrations::runner(),
+        "the projection engine",
+    )
+    .await?;
+    let name = projection.name();
+    let live = match client.query_opt(sql::LIVE_GENERATION, &[&name]).await? {
+        Some(row) => row.get::<_, i32>(0),
+        None => {
+            let generation = 1;
+            migrate(
+                client,
+                &generation_schema(name, generation),
+                &projection.migrations(),
+                name,
+            )
+            .await?;
+            let tx = client.transaction().await?;
+            tx.execute(sql::INSERT_CHECKPOINT, &[&name, &generation])
+                .await?;
+            tx.execute(sql::INSERT_GENERATION, &[&name, &generation])
+                .await?;
+            point_views(&tx, projection, generation).await?;
+            tx.commit().await?;
+            tracing::info!(
+                projection = name,
+                generation,
+                "created the first generation"
+            );
+            return Ok(generation);
+        }
+    };
+    // Additive migrations (new tables or columns) apply to the live
+    // generation in place; the views are recreated so new columns show.
+    migrate(
+        client,
+        &generation_schema(name, live),
+        &projection.migrations(),
+        name,
+    )
+    .await?;
+    let tx = client.transaction().await?;
+    point_views(&tx, projection, live).await?;
+    tx.commit().await?;
+    Ok(live)
+}
+
+/// Points the reader views at a generation's tables.
+pub(crate) async fn point_views<P: Projection, C: GenericClient>(
+    tx: &C,
+    projection: &P,
+    generation: i32,
+) -> Result<(), Error> {
+    let views = projection.name();
+    let tables = generation_schema(views, generation);
+    let mut statements = format!("CREATE SCHEMA IF NOT EXISTS {views};");
+    for table in projection.tables() {
+        statements.push_str(&format!(
+            "DROP VIEW IF EXISTS {views}.{table}; CREATE VIEW {views}.{table} AS SELECT * FROM {tables}.{table};"
+        ));
+    }
+    tx.batch_execute(&statements).await?;
+    Ok(())
+}
+
+/// Makes `generation` live, in one transaction: waits for the live runner's
+/// batch in flight, points the views at the new tables, records the switch,
+/// and drops the old generation. Readers see the old tables or the new ones,
+/// never a mix.
+pub(crate) async fn switch<P: Projection>(
+    client: &mut Client,
+    projection: &P,
+    generation: i32,
+) -> Result<i32, Error> {
+    let name = projection.name();
+    let tx = client.transaction().await?;
+    let old: i32 = tx
+        .query_one(sql::LIVE_GENERATION_FOR_UPDATE, &[&name])
+        .await?
+        .get(0);
+    point_views(&tx, projection, generation).await?;
+    tx.execute(sql::SET_LIVE_GENERATION, &[&name, &generation])
+        .await?;
+    tx.batch_execute(&format!(
+        "DROP SCHEMA IF EXISTS {} CASCADE",
+        generation_schema(name, old)
+    ))
+    .await?;
+    tx.execute(sql::DELETE_CHECKPOINT, &[&name, &old]).await?;
+    tx.commit().await?;
+    Ok(old)
+}
+
+/// One generation's progress.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GenerationStatus {
+    pub generation: i32,
+    pub checkpoint: u64,
+    pub updated_at: SystemTime,
+    pub live: bool,
+}
+
+/// A projection as operators see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProjectionStatus {
+    pub name: String,
+    pub switched_at: SystemTime,
+    /// The live generation first, then any rebuild in progress.
+    pub generations: Vec<GenerationStatus>,
+}
+
+impl ProjectionStatus {
+    pub fn live(&self) -> Option<&GenerationStatus> {
+        self.generations.iter().find(|g| g.live)
+    }
+}
+
+/// Every projection in the database, with each generation's checkpoint.
+pub async fn status(client: &Client) -> Result<Vec<ProjectionStatus>, Error> {
+    let exists: bool = client
+        .query_one(
+            "SELECT to_regclass('careline_projections.projection_generations') IS NOT NULL",
+            &[],
+        )
+        .await?
+        .get(0);
+    if !exists {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for row in client.query(sql::PROJECTIONS, &[]).await? {
+        let name: String = row.get(0);
+        let live: i32 = row.get(1);
+        let mut generations: Vec<GenerationStatus> = client
+            .query(sql::GENERATIONS, &[&name])
+            .await?
+            .iter()
+            .map(|g| GenerationStatus {
+                generation: g.get(0),
+                checkpoint: g.get::<_, i64>(1) as u64,
+                updated_at: g.get(2),
+                live: g.get::<_, i32>(0) == live,
+            })
+            .collect();
+        generations.sort_by_key(|g| !g.live);
+        out.push(ProjectionStatus {
+            name,
+            switched_at: row.get(2),
+            generations,
+        });
+    }
+    Ok(out)
+}

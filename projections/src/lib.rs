@@ -1,0 +1,41 @@
+//! The projection engine every Careline read model runs on.
+//!
+//! A [`Projection`] turns events into rows of its own PostgreSQL tables. The
+//! engine feeds it: one ordered consumer per projection, from the checkpoint
+//! onwards, in batches, each applied in one transaction together with the
+//! checkpoint (moved forward only, and only from the value this runner
+//! read, so a stale second runner can neither apply a batch twice nor move
+//! the checkpoint back).
+//!
+//! Generations make replay safe: a projection's tables live in a schema per
+//! generation (`inbox_g1`, `inbox_g2`, ...); readers query views in a stable
+//! schema (`inbox.threads`). [`rebuild`] fills a new generation from
+//! position 1 beside the live one, then switches the views, the live
+//! generation and drops the old one in one transaction. The live runner
+//! notices the switch at its next batch and follows.
+//!
+//! * `engine.rs` — [`Projection`], [`Runner`] (live or building).
+//! * `generations.rs` — preparing, switching and inspecting generations.
+//! * `rebuild.rs` — [`rebuild`], with progress.
+//! * `db.rs` — connections and migrations; `sql.rs` — the engine's queries.
+//! * `testing.rs` (feature `testing`) — a throw-away database per test.
+
+mod db;
+mod engine;
+mod error;
+mod generations;
+mod rebuild;
+mod sql;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use db::{connect, pool};
+pub use engine::{Mode, Projection, Runner, RunnerConfig};
+pub use error::Error;
+pub use generations::{ProjectionStatus, prepare, status, views_schema};
+pub use rebuild::{Progress, RebuildReport, rebuild};
+
+/// Re-exported for projections' `migrations()`.
+pub use refinery;
+pub use tokio_postgres;

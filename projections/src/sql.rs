@@ -1,0 +1,40 @@
+//! The engine's named queries. Schema names cannot be bind parameters; the
+//! ones formatted in are built from checked projection names and integers.
+
+pub const ENGINE_SCHEMA: &str = "careline_projections";
+
+/// Serialises preparation and switching across processes.
+pub const LOCK_PREPARE: &str = "SELECT pg_advisory_lock(hashtext('careline_projections'))";
+pub const UNLOCK_PREPARE: &str = "SELECT pg_advisory_unlock(hashtext('careline_projections'))";
+
+pub const LIVE_GENERATION: &str =
+    "SELECT live_generation FROM careline_projections.projection_generations WHERE name = $1";
+
+/// Taken by the live runner at the start of every batch: a switch waits for
+/// the batch in flight, and the batch sees a switch that committed first.
+pub const LIVE_GENERATION_FOR_SHARE: &str = "SELECT live_generation FROM careline_projections.projection_generations WHERE name = $1 FOR SHARE";
+
+pub const LIVE_GENERATION_FOR_UPDATE: &str = "SELECT live_generation FROM careline_projections.projection_generations WHERE name = $1 FOR UPDATE";
+
+pub const INSERT_GENERATION: &str = "INSERT INTO careline_projections.projection_generations (name, live_generation) VALUES ($1, $2)";
+
+pub const SET_LIVE_GENERATION: &str = "UPDATE careline_projections.projection_generations SET live_generation = $2, switched_at = now() WHERE name = $1";
+
+pub const CHECKPOINT: &str = "SELECT position FROM careline_projections.projection_checkpoints WHERE name = $1 AND generation = $2";
+
+pub const INSERT_CHECKPOINT: &str = "INSERT INTO careline_projections.projection_checkpoints (name, generation, position) VALUES ($1, $2, 0) ON CONFLICT DO NOTHING";
+
+/// Moves a checkpoint forward from the value the runner read. Zero rows
+/// means another runner moved it: this batch must not be applied.
+pub const ADVANCE_CHECKPOINT: &str = "UPDATE careline_projections.projection_checkpoints SET position = $3, updated_at = now() WHERE name = $1 AND generation = $2 AND position = $4 AND $3 > position";
+
+pub const DELETE_CHECKPOINT: &str =
+    "DELETE FROM careline_projections.projection_checkpoints WHERE name = $1 AND generation = $2";
+
+pub const GENERATIONS: &str = "SELECT generation, position, updated_at FROM careline_projections.projection_checkpoints WHERE name = $1 ORDER BY generation";
+
+pub const PROJECTIONS: &str = "SELECT name, live_generation, switched_at FROM careline_projections.projection_generations ORDER BY name";
+
+pub fn generation_schema(projection: &str, generation: i32) -> String {
+    format!("{projection}_g{generation}")
+}

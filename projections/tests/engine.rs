@@ -1,0 +1,378 @@
+//! The engine against the real NATS and PostgreSQL, with a tiny projection
+//! that records every message once (its primary key refuses a second time).
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use event_store::testing::{TestStream, envelope, message, new_thread};
+use event_store::{AggregateRef, EventStore, JetStreamStore, RecordedEvent};
+use projections::testing::TestDatabase;
+use projections::tokio_postgres::Transaction;
+use projections::{Error, Mode, Projection, Runner, RunnerConfig};
+use proto::events::envelope::Payload;
+use proto::events::{AggregateType, TeamCreated};
+use tokio::sync::watch;
+
+mod seen_migrations {
+    projections::refinery::embed_migrations!("tests/seen_migrations");
+}
+
+struct Seen;
+
+impl Projection for Seen {
+    fn name(&self) -> &'static str {
+        "seen"
+    }
+    fn migrations(&self) -> projections::refinery::Runner {
+        seen_migrations::migrations::runner()
+    }
+    fn tables(&self) -> &'static [&'static str] {
+        &["seen"]
+    }
+    async fn apply<'a>(
+        &'a self,
+        tx: &'a Transaction<'a>,
+        events: &'a [RecordedEvent],
+    ) -> Result<(), Error> {
+        for event in events {
+            if let Some(Payload::MessagePosted(m)) = &event.envelope.payload {
+                tx.execute(
+                    "INSERT INTO seen (position, body) VALUES ($1, $2)",
+                    &[&(event.position as i64), &m.body],
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+struct World {
+    stream: TestStream,
+    db: TestDatabase,
+}
+
+async fn world(label: &str) -> World {
+    World {
+        stream: TestStream::new(label).await,
+        db: TestDatabase::new(label).await,
+    }
+}
+
+impl World {
+    fn store(&self) -> JetStreamStore {
+        self.stream.store().clone()
+    }
+
+    fn config(&self) -> RunnerConfig {
+        RunnerConfig {
+            database_url: self.db.url.clone(),
+            batch_size: 50,
+        }
+    }
+
+    fn live_runner(&self) -> Arc<Runner<Seen, JetStreamStore>> {
+        Arc::new(Runner::new(
+            Arc::new(Seen),
+            self.store(),
+            self.config(),
+            Mode::Live,
+        ))
+    }
+
+    /// Appends `n` messages on one thread and a team event after each
+    /// tenth (which the projection ignores). Returns the message positions.
+    async fn append(&self, n: usize) -> Vec<u64> {
+        let store = self.store();
+        let thread = new_thread();
+        let mut version = store.version(&thread).await.unwrap();
+        let mut positions = Vec::new();
+        for i in 0..n {
+            version = store
+                .append(&message(&thread, &format!("message {i}")), version)
+                .await
+                .unwrap()
+                .position;
+            positions.push(version);
+            if i % 10 == 9 {
+                let team = AggregateRef::new(AggregateType::Team, uuid::Uuid::now_v7().to_string())
+                    .unwrap();
+                store
+                    .append(
+                        &envelope(
+                            &team,
+                            Payload::TeamCreated(TeamCreated {
+                                team_id: team.id().into(),
+                                name: "Team".into(),
+                                description: String::new(),
+                            }),
+                        ),
+                        0,
+                    )
+                    .await
+                    .unwrap();
+            }
+        }
+        positions
+    }
+
+    async fn seen(&self) -> Vec<(i64, String)> {
+        let client = projections::connect(&self.db.url).await.unwrap();
+        client
+            .query(
+                "SELECT position, body FROM seen.seen ORDER BY position",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect()
+    }
+
+    async fn checkpoints(&self) -> Vec<(i32, i64)> {
+        let client = projections::connect(&self.db.url).await.unwrap();
+        client
+            .query(
+                "SELECT generation, position FROM careline_projections.projection_checkpoints WHERE name = 'seen' ORDER BY generation",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect()
+    }
+}
+
+async fn until_at(mut checkpoint: watch::Receiver<u64>, target: u64) {
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        checkpoint.wait_for(|&c| c >= target),
+    )
+    .await
+    .expect("the projection did not catch up within 20 s")
+    .unwrap();
+}
+
+fn spawn(
+    runner: &Arc<Runner<Seen, JetStreamStore>>,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), Error>>,
+) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let runner = runner.clone();
+    let task = tokio::spawn(async move {
+        runner
+            .run(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    (stop, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn applies_every_event_once_and_the_checkpoint_moves_over_ignored_ones() {
+    let w = world("apply").await;
+    let positions = w.append(95).await;
+    let runner = w.live_runner();
+    let (stop, task) = spawn(&runner);
+    let head = w.store().last_position().await.unwrap();
+    until_at(runner.checkpoint(), head).await;
+    // More events while it runs.
+    let more = w.append(15).await;
+    let head = w.store().last_position().await.unwrap();
+    until_at(runner.checkpoint(), head).await;
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+
+    let seen = w.seen().await;
+    let expected: Vec<i64> = positions.iter().chain(&more).map(|&p| p as i64).collect();
+    assert_eq!(seen.iter().map(|r| r.0).collect::<Vec<_>>(), expected);
+    // The last events are ignored team events: the checkpoint covers them too.
+    assert_eq!(w.checkpoints().await, vec![(1, head as i64)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runners_on_one_projection_never_apply_a_batch_twice() {
+    let w = world("tworunners").await;
+    w.append(40).await;
+    let a = w.live_runner();
+    let b = w.live_runner();
+    let (stop_a, task_a) = spawn(&a);
+    let (stop_b, task_b) = spawn(&b);
+    let writer = {
+        let w_store = w.store();
+        tokio::spawn(async move {
+            let thread = new_thread();
+            let mut version = 0;
+            for i in 0..300 {
+                version = w_store
+                    .append(&message(&thread, &format!("late {i}")), version)
+                    .await
+                    .unwrap()
+                    .position;
+            }
+        })
+    };
+    writer.await.unwrap();
+    let head = w.store().last_position().await.unwrap();
+    // Whichever runner wins each batch, the checkpoint reaches the head.
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while w.checkpoints().await != vec![(1, head as i64)] {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("did not reach the head");
+    stop_a.send(()).unwrap();
+    stop_b.send(()).unwrap();
+    // A second application would have hit the primary key and failed a runner.
+    task_a.await.unwrap().unwrap();
+    task_b.await.unwrap().unwrap();
+    assert_eq!(w.seen().await.len(), 340);
+}
+
+#[tokio::test]
+async fn a_checkpoint_beyond_the_end_of_the_log_stops_the_projection() {
+    let w = world("losttail").await;
+    w.append(5).await;
+    let runner = w.live_runner();
+    let (stop, task) = spawn(&runner);
+    let head = w.store().last_position().await.unwrap();
+    until_at(runner.checkpoint(), head).await;
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+
+    // The log "lost its tail": the projection is further than the log.
+    let client = projections::connect(&w.db.url).await.unwrap();
+    client
+        .execute(
+            "UPDATE careline_projections.projection_checkpoints SET position = position + 100",
+            &[],
+        )
+        .await
+        .unwrap();
+    let result = w.live_runner().run(std::future::pending()).await;
+    match result {
+        Err(Error::LogLostTail {
+            checkpoint,
+            head: at,
+            ..
+        }) => {
+            assert_eq!(checkpoint, head + 100);
+            assert_eq!(at, head);
+        }
+        other => panic!("expected LogLostTail, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_reproduces_the_live_tables_while_the_live_one_serves_and_follows() {
+    let w = world("rebuild").await;
+    w.append(120).await;
+    let live = w.live_runner();
+    let (stop, task) = spawn(&live);
+    let head = w.store().last_position().await.unwrap();
+    until_at(live.checkpoint(), head).await;
+    let before = w.seen().await;
+
+    let mut reports = Vec::new();
+    let report = projections::rebuild(Arc::new(Seen), w.store(), w.config(), |p| reports.push(*p))
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.generation, report.replaced, report.resumed),
+        (2, 1, false)
+    );
+    assert_eq!(report.events, head);
+    assert!(
+        reports
+            .last()
+            .is_some_and(|p| p.done == head && p.total == head)
+    );
+    assert_eq!(
+        w.seen().await,
+        before,
+        "the rebuilt tables differ from the live ones"
+    );
+    assert_eq!(w.checkpoints().await, vec![(2, head as i64)]);
+
+    // The live runner follows the switch: new events land in generation 2.
+    w.append(7).await;
+    let head = w.store().last_position().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while w.checkpoints().await != vec![(2, head as i64)] {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the live runner did not follow the switch");
+    assert_eq!(w.seen().await.len(), before.len() + 7);
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+
+    // The old generation is gone.
+    let client = projections::connect(&w.db.url).await.unwrap();
+    let old: bool = client
+        .query_one("SELECT to_regnamespace('seen_g1') IS NOT NULL", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(!old);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_rebuild_leaves_the_live_generation_and_resumes() {
+    let w = world("interrupted").await;
+    w.append(400).await;
+    let live = w.live_runner();
+    let (stop, task) = spawn(&live);
+    let head = w.store().last_position().await.unwrap();
+    until_at(live.checkpoint(), head).await;
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+    let before = w.seen().await;
+
+    // Interrupt the rebuild once it has applied something.
+    let config = RunnerConfig {
+        batch_size: 1,
+        ..w.config()
+    };
+    let (progressed, mut watch_progress) = watch::channel(0u64);
+    let rebuilding = projections::rebuild(Arc::new(Seen), w.store(), config.clone(), move |p| {
+        progressed.send_replace(p.done);
+    });
+    tokio::select! {
+        _ = rebuilding => panic!("the rebuild finished before it could be interrupted"),
+        _ = watch_progress.wait_for(|&done| done > 50) => {}
+    }
+    let checkpoints = w.checkpoints().await;
+    assert_eq!(
+        checkpoints[0],
+        (1, head as i64),
+        "the live generation moved"
+    );
+    // Built part of the way (or all of it, but not switched).
+    assert!(
+        checkpoints[1].0 == 2 && checkpoints[1].1 > 50,
+        "{checkpoints:?}"
+    );
+    assert_eq!(
+        w.seen().await,
+        before,
+        "readers saw the half-built generation"
+    );
+
+    let report = projections::rebuild(Arc::new(Seen), w.store(), config, |_| {})
+        .await
+        .unwrap();
+    assert!(report.resumed);
+    assert_eq!(report.generation, 2);
+    assert!(report.events <= head - 50);
+    assert_eq!(w.seen().await, before);
+}
