@@ -26,11 +26,31 @@ pub async fn connect(database_url: &str) -> Result<Client, Error> {
     Ok(client)
 }
 
-/// A pool for queries.
-pub fn pool(database_url: &str, size: usize) -> Result<deadpool_postgres::Pool, Error> {
-    let config: tokio_postgres::Config = database_url
+/// A pool for a projection's readers: every connection has the
+/// projection's view schema (e.g. `inbox`) first on its search path, so
+/// queries name tables unqualified and always read the live generation.
+pub fn pool(
+    database_url: &str,
+    size: usize,
+    views_schema: &str,
+) -> Result<deadpool_postgres::Pool, Error> {
+    let mut config: tokio_postgres::Config = database_url
         .parse()
         .map_err(|e| Error::Config(format!("DATABASE_URL is not a PostgreSQL URL: {e}")))?;
+    if !views_schema
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
+        return Err(Error::Config(format!(
+            "{views_schema:?} is not a schema name"
+        )));
+    }
+    // Readers run the same few statements all day: plan each once (generic
+    // plans), rather than re-planning on every call, which can cost more
+    // than running the query.
+    config.options(format!(
+        "-c search_path={views_schema} -c plan_cache_mode=force_generic_plan"
+    ));
     let manager = deadpool_postgres::Manager::from_config(
         config,
         NoTls,

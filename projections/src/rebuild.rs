@@ -137,6 +137,15 @@ pub async fn rebuild<P: Projection, S: EventStore>(
         }
     }
 
+    // Fresh tables have no statistics and no visibility map: without them
+    // the first readers of the new generation would get blind plans and no
+    // index-only scans. (VACUUM cannot run inside a transaction: one each.)
+    let schema = generation_schema(name, generation);
+    for table in projection.tables() {
+        client
+            .batch_execute(&format!("VACUUM (ANALYZE) {schema}.{table}"))
+            .await?;
+    }
     let replaced = switch(&mut client, projection.as_ref(), generation).await?;
     let done: Position = client
         .query_one(sql::CHECKPOINT, &[&name, &generation])
