@@ -5,6 +5,7 @@
 //!   subscribe to the stream decode with these types.
 //! * [`command`] is `careline.command.v1`: the gRPC API every change goes
 //!   through.
+//! * [`inbox`] is `careline.inbox.v1`: the read API of inboxes and threads.
 //! * [`contract`] holds what the `.proto` files cannot say in types: the NATS
 //!   subject layout, header names, and the event-type name and aggregate of
 //!   each payload.
@@ -23,6 +24,12 @@ pub mod careline {
             include!(concat!(env!("OUT_DIR"), "/careline.command.v1.rs"));
         }
     }
+    pub mod inbox {
+        pub mod v1 {
+            #![allow(missing_docs, clippy::all, missing_debug_implementations)]
+            include!(concat!(env!("OUT_DIR"), "/careline.inbox.v1.rs"));
+        }
+    }
     pub mod events {
         pub mod v1 {
             #![allow(missing_docs, clippy::all, missing_debug_implementations)]
@@ -33,6 +40,7 @@ pub mod careline {
 
 pub use careline::command::v1 as command;
 pub use careline::events::v1 as events;
+pub use careline::inbox::v1 as inbox;
 
 /// The encoded `FileDescriptorSet` of every Careline `.proto` file, for gRPC
 /// server reflection and for tests that walk the contract.

@@ -1,0 +1,311 @@
+//! The gRPC face of the inbox: `careline.inbox.v1.InboxService`.
+//!
+//! Every method: authenticate, check the request's fields, wait until the
+//! projection has reached `min_position` (read-your-writes), query, and
+//! stamp the answer with the position it reflects.
+
+use std::time::{Duration, SystemTime};
+
+use proto::inbox as pb;
+use proto::inbox::inbox_service_server::InboxService;
+use service_kit::TokenKeys;
+use tokio::sync::watch;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use crate::error::Error;
+use crate::queries::{self, ListFilter, Viewer};
+
+/// Where the projection stands, for read-your-writes.
+#[derive(Clone, Debug)]
+pub struct Progress {
+    /// The last position applied.
+    pub checkpoint: watch::Receiver<u64>,
+    /// Why the projection stopped, if it did.
+    pub stopped: watch::Receiver<Option<String>>,
+}
+
+/// The inbox service.
+pub struct InboxGrpc {
+    pool: deadpool_postgres::Pool,
+    keys: TokenKeys,
+    progress: Progress,
+    wait: Duration,
+}
+
+impl std::fmt::Debug for InboxGrpc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InboxGrpc")
+            .field("wait", &self.wait)
+            .finish()
+    }
+}
+
+const PAGE_DEFAULT: u32 = 50;
+const PAGE_MAX: u32 = 200;
+const NAME_PREFIX_MAX: usize = 100;
+
+fn id(field: &'static str, value: &str) -> Result<Uuid, Error> {
+    if value.is_empty() {
+        return Err(Error::invalid(field, "is required"));
+    }
+    Uuid::parse_str(value).map_err(|_| Error::invalid(field, format!("{value:?} is not a UUID")))
+}
+
+/// A case-insensitive prefix as a LIKE pattern, its wildcards escaped.
+fn name_pattern(prefix: &str) -> Result<Option<String>, Error> {
+    let prefix = prefix.trim();
+    if prefix.is_empty() {
+        return Ok(None);
+    }
+    if prefix.chars().count() > NAME_PREFIX_MAX {
+        return Err(Error::invalid(
+            "filters.patient_name_prefix",
+            format!("at most {NAME_PREFIX_MAX} characters"),
+        ));
+    }
+    let mut pattern = String::with_capacity(prefix.len() + 1);
+    for c in prefix.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    Ok(Some(pattern))
+}
+
+fn filter(filters: Option<pb::Filters>, page_size: u32, cursor: &str) -> Result<ListFilter, Error> {
+    let filters = filters.unwrap_or_default();
+    let status = match pb::StatusFilter::try_from(filters.status) {
+        Ok(pb::StatusFilter::Unspecified | pb::StatusFilter::Active) => "active",
+        Ok(pb::StatusFilter::Archived) => "archived",
+        Ok(pb::StatusFilter::All) => "all",
+        Err(_) => {
+            return Err(Error::invalid(
+                "filters.status",
+                "is not a known status filter",
+            ));
+        }
+    };
+    let assignment = match pb::AssignmentFilter::try_from(filters.assignment) {
+        Ok(pb::AssignmentFilter::Unspecified | pb::AssignmentFilter::Any) => "any",
+        Ok(pb::AssignmentFilter::AssignedToMe) => "me",
+        Ok(pb::AssignmentFilter::Unassigned) => "unassigned",
+        Ok(pb::AssignmentFilter::AssignedToOthers) => "others",
+        Err(_) => {
+            return Err(Error::invalid(
+                "filters.assignment",
+                "is not a known assignment filter",
+            ));
+        }
+    };
+    let team = if filters.team_id.is_empty() {
+        None
+    } else {
+        Some(id("filters.team_id", &filters.team_id)?)
+    };
+    let page_size = match page_size {
+        0 => PAGE_DEFAULT,
+        n if n > PAGE_MAX => {
+            return Err(Error::invalid(
+                "page_size",
+                format!("is {n}; at most {PAGE_MAX}"),
+            ));
+        }
+        n => n,
+    };
+    let cursor = if cursor.is_empty() {
+        None
+    } else {
+        Some(
+            queries::parse_cursor(cursor)
+                .ok_or_else(|| Error::invalid("cursor", "is not a cursor from a previous page"))?,
+        )
+    };
+    Ok(ListFilter {
+        status,
+        assignment,
+        team,
+        name_pattern: name_pattern(&filters.patient_name_prefix)?,
+        cursor,
+        page_size: i64::from(page_size),
+    })
+}
+
+impl InboxGrpc {
+    pub fn new(
+        pool: deadpool_postgres::Pool,
+        keys: TokenKeys,
+        progress: Progress,
+        wait: Duration,
+    ) -> Self {
+        Self {
+            pool,
+            keys,
+            progress,
+            wait,
+        }
+    }
+
+    fn viewer<T>(&self, request: &Request<T>) -> Result<Viewer, Status> {
+        let caller = self.keys.authenticate(request)?;
+        Ok(Viewer {
+            id: caller.person_id,
+            role: caller.role,
+        })
+    }
+
+    /// Waits until the projection has applied `min`; answers the position
+    /// reached.
+    async fn reached(&self, min: u64) -> Result<u64, Error> {
+        let mut checkpoint = self.progress.checkpoint.clone();
+        let wait = checkpoint.wait_for(|&c| c >= min);
+        match tokio::time::timeout(self.wait, wait).await {
+            Ok(Ok(c)) => Ok(*c),
+            _ => {
+                let at = *self.progress.checkpoint.borrow();
+                let why = match &*self.progress.stopped.borrow() {
+                    Some(reason) => format!(" The projection has stopped: {reason}"),
+                    None => String::new(),
+                };
+                Err(Error::Unavailable(format!(
+                    "the inbox has applied the log up to position {at}, {} behind the requested {min}; \
+                     retry shortly.{why}",
+                    min.saturating_sub(at)
+                )))
+            }
+        }
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, Error> {
+        Ok(self.pool.get().await?)
+    }
+}
+
+#[tonic::async_trait]
+impl InboxService for InboxGrpc {
+    async fn my_inbox(
+        &self,
+        request: Request<pb::MyInboxRequest>,
+    ) -> Result<Response<pb::ThreadPage>, Status> {
+        let viewer = self.viewer(&request)?;
+        let r = request.into_inner();
+        let filter = filter(r.filters, r.page_size, &r.cursor)?;
+        let position = self.reached(r.min_position).await?;
+        let client = self.client().await?;
+        let (threads, next_cursor) =
+            queries::my_inbox(&client, viewer, SystemTime::now(), &filter).await?;
+        Ok(Response::new(pb::ThreadPage {
+            threads,
+            next_cursor,
+            position,
+        }))
+    }
+
+    async fn team_inbox(
+        &self,
+        request: Request<pb::TeamInboxRequest>,
+    ) -> Result<Response<pb::TeamInboxReply>, Status> {
+        let viewer = self.viewer(&request)?;
+        let r = request.into_inner();
+        let team = id("team_id", &r.team_id)?;
+        let filter = filter(r.filters, r.page_size, &r.cursor)?;
+        let position = self.reached(r.min_position).await?;
+        let client = self.client().await?;
+        let mut reply =
+            queries::team_inbox(&client, viewer, SystemTime::now(), team, &filter).await?;
+        if let Some(page) = reply.page.as_mut() {
+            page.position = position;
+        }
+        Ok(Response::new(reply))
+    }
+
+    async fn get_thread(
+        &self,
+        request: Request<pb::GetThreadRequest>,
+    ) -> Result<Response<pb::ThreadDetail>, Status> {
+        let viewer = self.viewer(&request)?;
+        let r = request.into_inner();
+        let thread = id("thread_id", &r.thread_id)?;
+        let position = self.reached(r.min_position).await?;
+        let client = self.client().await?;
+        let mut detail = queries::thread(&client, viewer, SystemTime::now(), thread).await?;
+        detail.position = position;
+        Ok(Response::new(detail))
+    }
+
+    async fn who_can_i_message(
+        &self,
+        request: Request<pb::WhoCanIMessageRequest>,
+    ) -> Result<Response<pb::WhoCanIMessageReply>, Status> {
+        let viewer = self.viewer(&request)?;
+        let r = request.into_inner();
+        let patient = id("patient_id", &r.patient_id)?;
+        let position = self.reached(r.min_position).await?;
+        let client = self.client().await?;
+        let mut reply =
+            queries::who_can_i_message(&client, viewer, SystemTime::now(), patient).await?;
+        reply.position = position;
+        Ok(Response::new(reply))
+    }
+
+    async fn not_read_by_patient(
+        &self,
+        request: Request<pb::NotReadByPatientRequest>,
+    ) -> Result<Response<pb::NotReadByPatientReply>, Status> {
+        let viewer = self.viewer(&request)?;
+        let r = request.into_inner();
+        let team = id("team_id", &r.team_id)?;
+        let days = match r.days {
+            None => 7,
+            Some(d) if d > 3650 => return Err(Error::invalid("days", "at most 3650").into()),
+            Some(d) => d,
+        };
+        let position = self.reached(r.min_position).await?;
+        let client = self.client().await?;
+        let mut reply =
+            queries::not_read_by_patient(&client, viewer, SystemTime::now(), team, days).await?;
+        reply.position = position;
+        Ok(Response::new(reply))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn name_prefixes_become_escaped_lowercase_patterns() {
+        assert_eq!(name_pattern("  ").unwrap(), None);
+        assert_eq!(name_pattern("Pat").unwrap().as_deref(), Some("pat%"));
+        assert_eq!(
+            name_pattern("5%_\\").unwrap().as_deref(),
+            Some("5\\%\\_\\\\%")
+        );
+        assert!(name_pattern(&"x".repeat(101)).is_err());
+    }
+
+    #[test]
+    fn filters_are_checked_and_named() {
+        let bad_team = pb::Filters {
+            team_id: "nope".into(),
+            ..Default::default()
+        };
+        let field = |e: Error| match e {
+            Error::InvalidArgument { field, .. } => field,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            field(filter(Some(bad_team), 0, "").unwrap_err()),
+            "filters.team_id"
+        );
+        assert_eq!(field(filter(None, 201, "").unwrap_err()), "page_size");
+        assert_eq!(field(filter(None, 0, "garbage").unwrap_err()), "cursor");
+        let ok = filter(None, 0, "").unwrap();
+        assert_eq!(
+            (ok.status, ok.assignment, ok.page_size),
+            ("active", "any", 50)
+        );
+    }
+}

@@ -1,0 +1,467 @@
+//! Thread events, folded in memory per batch and written set-based.
+//!
+//! The threads a batch touches are read once; every event is then applied
+//! to those rows in memory, in log order (so a reply that reopens a thread
+//! and a later archive end as "archived"); finally each table is written
+//! with one statement over arrays (`unnest`).
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::SystemTime;
+
+use event_store::RecordedEvent;
+use projections::Error;
+use projections::tokio_postgres::Transaction;
+use proto::events::envelope::Payload;
+use proto::events::{JoinReason, Participant, ParticipantKind, Role};
+use uuid::Uuid;
+
+use super::{actor, occurred_at, optional_uuid, uuid};
+
+const LOAD_THREADS: &str = "SELECT thread_id, patient_id, subject, status, assignee, started_by, started_at, \
+     last_activity_at, last_position, message_count, last_staff_seq, last_staff_at, participant_count \
+     FROM threads WHERE thread_id = ANY($1)";
+const LOAD_MESSAGE_SEQS: &str =
+    "SELECT message_id, thread_id, seq FROM messages WHERE message_id = ANY($1)";
+const UPSERT_THREADS: &str = "INSERT INTO threads (thread_id, patient_id, subject, status, assignee, started_by, \
+     started_at, last_activity_at, last_position, message_count, last_staff_seq, last_staff_at, participant_count) \
+     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::uuid[], \
+     $7::timestamptz[], $8::timestamptz[], $9::int8[], $10::int4[], $11::int4[], $12::timestamptz[], $13::int4[]) \
+     ON CONFLICT (thread_id) DO UPDATE SET status = excluded.status, assignee = excluded.assignee, \
+     last_activity_at = excluded.last_activity_at, last_position = excluded.last_position, \
+     message_count = excluded.message_count, last_staff_seq = excluded.last_staff_seq, \
+     last_staff_at = excluded.last_staff_at, participant_count = excluded.participant_count";
+const INSERT_MESSAGES: &str = "INSERT INTO messages (thread_id, seq, message_id, author_id, author_role, body, posted_at, position) \
+     SELECT * FROM unnest($1::uuid[], $2::int4[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::timestamptz[], $8::int8[])";
+const UPSERT_PARTICIPANTS: &str = "INSERT INTO thread_participants (thread_id, person_id, kind, reason, via_team, active, joined_at, left_at) \
+     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::bool[], $7::timestamptz[], $8::timestamptz[]) \
+     ON CONFLICT (thread_id, person_id) DO UPDATE SET kind = excluded.kind, reason = excluded.reason, \
+     via_team = excluded.via_team, active = excluded.active, joined_at = excluded.joined_at, left_at = excluded.left_at";
+const LEAVE_PARTICIPANTS: &str = "UPDATE thread_participants p SET active = false, left_at = x.left_at \
+     FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[]) AS x(thread_id, person_id, left_at) \
+     WHERE p.thread_id = x.thread_id AND p.person_id = x.person_id";
+const INSERT_THREAD_TEAMS: &str = "INSERT INTO thread_teams (team_id, thread_id, added_at) \
+     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[]) ON CONFLICT DO NOTHING";
+const UPSERT_READ_MARKS: &str = "INSERT INTO read_marks (thread_id, person_id, seq, read_at) \
+     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int4[], $4::timestamptz[]) \
+     ON CONFLICT (thread_id, person_id) DO UPDATE SET seq = excluded.seq, read_at = excluded.read_at \
+     WHERE excluded.seq > read_marks.seq";
+const INSERT_ASSIGNMENTS: &str = "INSERT INTO assignments (thread_id, position, assignee, by_id, at) \
+     SELECT * FROM unnest($1::uuid[], $2::int8[], $3::uuid[], $4::uuid[], $5::timestamptz[])";
+
+#[derive(Clone, Debug)]
+struct ThreadRow {
+    patient_id: Uuid,
+    subject: String,
+    status: &'static str,
+    assignee: Option<Uuid>,
+    started_by: Uuid,
+    started_at: SystemTime,
+    last_activity_at: SystemTime,
+    last_position: i64,
+    message_count: i32,
+    last_staff_seq: i32,
+    last_staff_at: Option<SystemTime>,
+    /// People on the thread now.
+    participants: i32,
+}
+
+/// A participant's final state in this batch. Without `joined`, only a
+/// departure of someone who joined in an earlier batch is known.
+#[derive(Clone, Debug)]
+struct ParticipantRow {
+    joined: Option<(String, String, Option<Uuid>, SystemTime)>,
+    active: bool,
+    left_at: Option<SystemTime>,
+}
+
+/// (thread, seq, message id, author, author role, body, posted at, position)
+type MessageRow = (Uuid, i32, Uuid, Uuid, String, String, SystemTime, i64);
+
+#[derive(Default)]
+struct Fold {
+    threads: HashMap<Uuid, ThreadRow>,
+    messages: Vec<MessageRow>,
+    message_seqs: HashMap<Uuid, (Uuid, i32)>,
+    participants: HashMap<(Uuid, Uuid), ParticipantRow>,
+    thread_teams: BTreeSet<(Uuid, Uuid)>,
+    team_added_at: HashMap<(Uuid, Uuid), SystemTime>,
+    read_marks: HashMap<(Uuid, Uuid), (i32, SystemTime)>,
+    assignments: Vec<(Uuid, i64, Option<Uuid>, Uuid, SystemTime)>,
+}
+
+fn status_name(s: &str) -> &'static str {
+    match s {
+        "complete" => "complete",
+        "archived" => "archived",
+        _ => "open",
+    }
+}
+
+fn kind_name(kind: ParticipantKind) -> &'static str {
+    match kind {
+        ParticipantKind::Patient => "patient",
+        ParticipantKind::Carer => "carer",
+        _ => "professional",
+    }
+}
+
+fn reason_name(reason: JoinReason) -> String {
+    reason
+        .as_str_name()
+        .trim_start_matches("JOIN_REASON_")
+        .to_lowercase()
+}
+
+fn role_of(event: &RecordedEvent) -> Role {
+    event
+        .envelope
+        .actor
+        .as_ref()
+        .and_then(|a| Role::try_from(a.role).ok())
+        .unwrap_or(Role::Unspecified)
+}
+
+fn role_name(role: Role) -> String {
+    role.as_str_name()
+        .trim_start_matches("ROLE_")
+        .to_lowercase()
+}
+
+fn unknown(event: &RecordedEvent) -> Error {
+    Error::Apply {
+        projection: "inbox".into(),
+        position: event.position,
+        message: format!(
+            "{} for thread {}, which was never started",
+            event.event_type(),
+            event.envelope.aggregate_id
+        ),
+    }
+}
+
+impl Fold {
+    fn row(&mut self, event: &RecordedEvent, id: Uuid) -> Result<&mut ThreadRow, Error> {
+        let row = self.threads.get_mut(&id).ok_or_else(|| unknown(event))?;
+        row.last_position = event.position as i64;
+        Ok(row)
+    }
+
+    fn read(&mut self, thread: Uuid, person: Uuid, seq: i32, at: SystemTime) {
+        let mark = self.read_marks.entry((thread, person)).or_insert((seq, at));
+        if seq >= mark.0 {
+            *mark = (seq, at);
+        }
+    }
+
+    fn join(
+        &mut self,
+        event: &RecordedEvent,
+        thread: Uuid,
+        people: &[Participant],
+        teams: &[String],
+        at: SystemTime,
+    ) -> Result<(), Error> {
+        for p in people {
+            let person = uuid(event, "participant.person_id", &p.person_id)?;
+            let via = optional_uuid(event, "participant.via_team_id", &p.via_team_id)?;
+            // The command service adds only people not on the thread now.
+            if let Some(row) = self.threads.get_mut(&thread) {
+                row.participants += 1;
+            }
+            self.participants.insert(
+                (thread, person),
+                ParticipantRow {
+                    joined: Some((
+                        kind_name(p.kind()).to_string(),
+                        reason_name(p.reason()),
+                        via,
+                        at,
+                    )),
+                    active: true,
+                    left_at: None,
+                },
+            );
+        }
+        for team in teams {
+            let team = uuid(event, "team_id", team)?;
+            if self.thread_teams.insert((team, thread)) {
+                self.team_added_at.insert((team, thread), at);
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: &RecordedEvent) -> Result<(), Error> {
+        let id = uuid(event, "aggregate_id", &event.envelope.aggregate_id)?;
+        let at = occurred_at(event);
+        let by = actor(event)?;
+        let Some(payload) = &event.envelope.payload else {
+            return Ok(());
+        };
+        match payload {
+            Payload::ThreadStarted(e) => {
+                if self.threads.contains_key(&id) {
+                    return Err(Error::Apply {
+                        projection: "inbox".into(),
+                        position: event.position,
+                        message: format!("thread {id} was started twice"),
+                    });
+                }
+                let staff = role_of(event) == Role::Professional;
+                self.threads.insert(
+                    id,
+                    ThreadRow {
+                        patient_id: uuid(event, "patient_id", &e.patient_id)?,
+                        subject: e.subject.clone(),
+                        status: "open",
+                        assignee: None,
+                        started_by: by,
+                        started_at: at,
+                        last_activity_at: at,
+                        last_position: event.position as i64,
+                        message_count: 1,
+                        last_staff_seq: if staff { 1 } else { 0 },
+                        last_staff_at: staff.then_some(at),
+                        participants: 0,
+                    },
+                );
+                let message = uuid(event, "message_id", &e.message_id)?;
+                self.messages.push((
+                    id,
+                    1,
+                    message,
+                    by,
+                    role_name(role_of(event)),
+                    e.body.clone(),
+                    at,
+                    event.position as i64,
+                ));
+                self.message_seqs.insert(message, (id, 1));
+                self.join(event, id, &e.participants, &e.team_ids, at)?;
+                self.read(id, by, 1, at);
+            }
+            Payload::MessagePosted(e) => {
+                let staff = role_of(event) == Role::Professional;
+                let row = self.row(event, id)?;
+                row.message_count += 1;
+                row.last_activity_at = at;
+                if e.reopened {
+                    row.status = "open";
+                }
+                let seq = row.message_count;
+                if staff {
+                    row.last_staff_seq = seq;
+                    row.last_staff_at = Some(at);
+                }
+                let message = uuid(event, "message_id", &e.message_id)?;
+                self.messages.push((
+                    id,
+                    seq,
+                    message,
+                    by,
+                    role_name(role_of(event)),
+                    e.body.clone(),
+                    at,
+                    event.position as i64,
+                ));
+                self.message_seqs.insert(message, (id, seq));
+                self.read(id, by, seq, at);
+            }
+            Payload::ParticipantsAdded(e) => {
+                self.row(event, id)?.last_activity_at = at;
+                self.join(event, id, &e.participants, &e.team_ids, at)?;
+            }
+            Payload::ParticipantLeft(e) => {
+                let person = uuid(event, "person_id", &e.person_id)?;
+                let row = self.row(event, id)?;
+                row.last_activity_at = at;
+                row.participants = (row.participants - 1).max(0);
+                if e.unassigned {
+                    row.assignee = None;
+                    self.assignments
+                        .push((id, event.position as i64, None, by, at));
+                }
+                let entry = self
+                    .participants
+                    .entry((id, person))
+                    .or_insert(ParticipantRow {
+                        joined: None,
+                        active: false,
+                        left_at: None,
+                    });
+                entry.active = false;
+                entry.left_at = Some(at);
+            }
+            Payload::ThreadAssigned(e) => {
+                let assignee = uuid(event, "assignee_id", &e.assignee_id)?;
+                let row = self.row(event, id)?;
+                row.assignee = Some(assignee);
+                row.last_activity_at = at;
+                self.assignments
+                    .push((id, event.position as i64, Some(assignee), by, at));
+            }
+            Payload::ThreadUnassigned(_) => {
+                let row = self.row(event, id)?;
+                row.assignee = None;
+                row.last_activity_at = at;
+                self.assignments
+                    .push((id, event.position as i64, None, by, at));
+            }
+            Payload::ThreadCompleted(_) => {
+                let row = self.row(event, id)?;
+                row.status = "complete";
+                row.last_activity_at = at;
+            }
+            Payload::ThreadArchived(_) => {
+                let row = self.row(event, id)?;
+                row.status = "archived";
+                row.last_activity_at = at;
+            }
+            Payload::ThreadReopened(_) => {
+                let row = self.row(event, id)?;
+                row.status = "open";
+                row.last_activity_at = at;
+            }
+            Payload::ThreadReadUpTo(e) => {
+                self.row(event, id)?;
+                let reader = uuid(event, "reader_id", &e.reader_id)?;
+                let message = uuid(event, "message_id", &e.message_id)?;
+                // Reading is not activity: the thread keeps its place.
+                if let Some(&(thread, seq)) = self.message_seqs.get(&message)
+                    && thread == id
+                {
+                    self.read(id, reader, seq, at);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// Applies thread events, in log order, to the inbox tables.
+pub(crate) async fn apply(tx: &Transaction<'_>, events: &[&RecordedEvent]) -> Result<(), Error> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut fold = Fold::default();
+
+    // Rows of threads started in earlier batches, and seqs of messages
+    // read here but posted earlier.
+    let mut ids = BTreeSet::new();
+    let mut read_messages = BTreeSet::new();
+    for event in events {
+        match &event.envelope.payload {
+            Some(Payload::ThreadStarted(_)) => {}
+            Some(Payload::ThreadReadUpTo(e)) => {
+                ids.insert(uuid(event, "aggregate_id", &event.envelope.aggregate_id)?);
+                read_messages.insert(uuid(event, "message_id", &e.message_id)?);
+            }
+            _ => {
+                ids.insert(uuid(event, "aggregate_id", &event.envelope.aggregate_id)?);
+            }
+        }
+    }
+    let ids: Vec<Uuid> = ids.into_iter().collect();
+    for row in tx.query(LOAD_THREADS, &[&ids]).await? {
+        fold.threads.insert(
+            row.get(0),
+            ThreadRow {
+                patient_id: row.get(1),
+                subject: row.get(2),
+                status: status_name(row.get::<_, &str>(3)),
+                assignee: row.get(4),
+                started_by: row.get(5),
+                started_at: row.get(6),
+                last_activity_at: row.get(7),
+                last_position: row.get(8),
+                message_count: row.get(9),
+                last_staff_seq: row.get(10),
+                last_staff_at: row.get(11),
+                participants: row.get(12),
+            },
+        );
+    }
+    if !read_messages.is_empty() {
+        let read_messages: Vec<Uuid> = read_messages.into_iter().collect();
+        for row in tx.query(LOAD_MESSAGE_SEQS, &[&read_messages]).await? {
+            fold.message_seqs
+                .insert(row.get(0), (row.get(1), row.get(2)));
+        }
+    }
+
+    for event in events {
+        fold.apply(event)?;
+    }
+    write(tx, fold).await
+}
+
+/// Runs `sql`, one `unnest($1, $2, ...)` statement, with one array parameter
+/// per column in the order listed, each filled from `rows` by its
+/// expression; nothing when `rows` is empty.
+macro_rules! unnest {
+    ($tx:expr, $sql:expr, for $row:pat in $rows:expr => { $($column:ident: $value:expr),+ $(,)? }) => {{
+        $(let mut $column = Vec::new();)+
+        let mut any = false;
+        for $row in $rows {
+            any = true;
+            $($column.push($value);)+
+        }
+        if any {
+            $tx.execute($sql, &[$(&$column),+]).await?;
+        }
+    }};
+}
+
+async fn write(tx: &Transaction<'_>, fold: Fold) -> Result<(), Error> {
+    unnest!(tx, UPSERT_THREADS, for (thread, row) in fold.threads => {
+        ids: thread,
+        patients: row.patient_id,
+        subjects: row.subject,
+        statuses: row.status,
+        assignees: row.assignee,
+        started_by: row.started_by,
+        started_at: row.started_at,
+        activity: row.last_activity_at,
+        positions: row.last_position,
+        counts: row.message_count,
+        staff_seqs: row.last_staff_seq,
+        staff_ats: row.last_staff_at,
+        on_thread: row.participants,
+    });
+    unnest!(tx, INSERT_MESSAGES,
+    for (thread, seq, message, author, role, body, at, position) in fold.messages => {
+        threads: thread, seqs: seq, messages: message, authors: author,
+        roles: role, bodies: body, ats: at, positions: position,
+    });
+
+    let (mut joining, mut leaving) = (Vec::new(), Vec::new());
+    for ((thread, person), row) in fold.participants {
+        match row.joined {
+            Some(joined) => joining.push((thread, person, joined, row.active, row.left_at)),
+            None => leaving.push((thread, person, row.left_at)),
+        }
+    }
+    unnest!(tx, UPSERT_PARTICIPANTS,
+    for (thread, person, (kind, reason, via, joined_at), active, left_at) in joining => {
+        threads: thread, people: person, kinds: kind, reasons: reason,
+        vias: via, actives: active, joined_ats: joined_at, left_ats: left_at,
+    });
+    unnest!(tx, LEAVE_PARTICIPANTS, for (thread, person, at) in leaving => {
+        threads: thread, people: person, ats: at,
+    });
+    let team_added_at = &fold.team_added_at;
+    unnest!(tx, INSERT_THREAD_TEAMS, for (team, thread) in fold.thread_teams => {
+        teams: team,
+        threads: thread,
+        ats: team_added_at.get(&(team, thread)).copied().unwrap_or(SystemTime::UNIX_EPOCH),
+    });
+    unnest!(tx, UPSERT_READ_MARKS, for ((thread, person), (seq, at)) in fold.read_marks => {
+        threads: thread, people: person, seqs: seq, ats: at,
+    });
+    unnest!(tx, INSERT_ASSIGNMENTS,
+    for (thread, position, assignee, by, at) in fold.assignments => {
+        threads: thread, positions: position, assignees: assignee, bys: by, ats: at,
+    });
+    Ok(())
+}

@@ -1,0 +1,700 @@
+//! The inbox's named queries, and the answers they build.
+//!
+//! Who may see a thread is one SQL fragment per role (`visible_*!`), used
+//! by every query, so a list and a single thread can never disagree:
+//! * a patient: every thread in their own record;
+//! * a carer: the threads they are on, while the patient's consent is in force;
+//! * a professional: threads they are on, threads addressed to a team they
+//!   belong to, threads in records their team holds a grant in force for.
+//!
+//! Everyone else sees nothing. Parameters `$1` (the caller) and `$2` (now)
+//! are the same in every fragment.
+//!
+//! The read model's answers are the API's shape, so rows are turned into
+//! `careline.inbox.v1` messages here, with no other logic between.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
+
+use deadpool_postgres::ClientWrapper as Client;
+use proto::inbox as pb;
+use service_kit::Role;
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use crate::error::Error;
+
+type Param = dyn tokio_postgres::types::ToSql + Sync;
+
+// Every query is prepared once per pooled connection: planning the page
+// query costs as much as running it.
+
+async fn rows(client: &Client, sql: &str, params: &[&Param]) -> Result<Vec<Row>, Error> {
+    let statement = client.prepare_cached(sql).await?;
+    Ok(client.query(&statement, params).await?)
+}
+
+async fn one(client: &Client, sql: &str, params: &[&Param]) -> Result<Row, Error> {
+    let statement = client.prepare_cached(sql).await?;
+    Ok(client.query_one(&statement, params).await?)
+}
+
+async fn optional(client: &Client, sql: &str, params: &[&Param]) -> Result<Option<Row>, Error> {
+    let statement = client.prepare_cached(sql).await?;
+    Ok(client.query_opt(&statement, params).await?)
+}
+
+macro_rules! visible_patient {
+    () => {
+        "SELECT thread_id FROM threads WHERE patient_id = $1 AND $2::timestamptz IS NOT NULL"
+    };
+}
+macro_rules! visible_carer {
+    () => {
+        "SELECT tp.thread_id FROM thread_participants tp \
+         JOIN threads t ON t.thread_id = tp.thread_id \
+         JOIN consents c ON c.patient_id = t.patient_id AND c.carer_id = tp.person_id \
+         WHERE tp.person_id = $1 AND tp.active AND (c.expires_at IS NULL OR c.expires_at > $2)"
+    };
+}
+macro_rules! visible_professional {
+    () => {
+        "SELECT thread_id FROM thread_participants WHERE person_id = $1 AND active \
+         UNION SELECT tt.thread_id FROM team_members m JOIN thread_teams tt ON tt.team_id = m.team_id \
+           WHERE m.person_id = $1 \
+         UNION SELECT t.thread_id FROM team_members m \
+           JOIN grants g ON g.team_id = m.team_id AND g.revoked_at IS NULL AND g.expires_at > $2 \
+           JOIN threads t ON t.patient_id = g.patient_id WHERE m.person_id = $1"
+    };
+}
+/// A team inbox: threads addressed to team `$5`.
+macro_rules! visible_team {
+    () => {
+        "SELECT thread_id FROM thread_teams WHERE team_id = $5 AND $2::timestamptz IS NOT NULL"
+    };
+}
+
+/// Everything a list shows of each thread in `$from` (which names the
+/// threads `t`), in one statement: the patient, the assignee, the teams,
+/// the first people on it with their names, and the unread count of the
+/// viewer `$1`. Columns are read by [`summary`]. (The participant arrays
+/// keep the order of the sorted subquery that feeds them.)
+macro_rules! summary_select {
+    ($from:expr) => {
+        concat!(
+            "SELECT t.thread_id, t.patient_id, coalesce(p.name, ''), t.subject, t.status, t.assignee, \
+             coalesce(a.name, ''), coalesce(a.role_label, ''), coalesce(a.kind, ''), t.last_activity_at, \
+             t.message_count, coalesce(rm.seq, 0), t.participant_count, \
+             coalesce((SELECT array_agg(tt.team_id ORDER BY tt.added_at, tt.team_id) FROM thread_teams tt \
+               WHERE tt.thread_id = t.thread_id), '{}'), \
+             parts.ids, parts.names, parts.labels, parts.kinds FROM ",
+            $from,
+            " LEFT JOIN people p ON p.person_id = t.patient_id \
+             LEFT JOIN people a ON a.person_id = t.assignee \
+             LEFT JOIN read_marks rm ON rm.thread_id = t.thread_id AND rm.person_id = $1 \
+             CROSS JOIN LATERAL (SELECT coalesce(array_agg(x.person_id), '{}') AS ids, \
+               coalesce(array_agg(x.name), '{}') AS names, \
+               coalesce(array_agg(x.role_label), '{}') AS labels, \
+               coalesce(array_agg(x.kind), '{}') AS kinds \
+               FROM (SELECT f.person_id, coalesce(pp.name, '') AS name, \
+                 coalesce(pp.role_label, '') AS role_label, coalesce(pp.kind, '') AS kind \
+                 FROM (SELECT tp.person_id, tp.joined_at FROM thread_participants tp \
+                   WHERE tp.thread_id = t.thread_id AND tp.active \
+                   ORDER BY tp.joined_at, tp.person_id LIMIT 10) f \
+                 LEFT JOIN people pp ON pp.person_id = f.person_id \
+                 ORDER BY f.joined_at, f.person_id) x) parts"
+        )
+    };
+}
+
+/// One page of threads, newest activity first, with their summaries, in
+/// one round trip. The visible ids are collected first and the threads
+/// looked up by key (a covering index): a caller sees a few hundred
+/// threads of a table of hundreds of thousands. `$3` status (active,
+/// archived, all), `$4` assignment (any, me, unassigned, others), `$5` team,
+/// `$6` patient name pattern, `$7`/`$8` the cursor, `$9` the page size.
+macro_rules! page {
+    ($visible:expr) => {
+        concat!(
+            "WITH visible AS (",
+            $visible,
+            "), page AS (SELECT t.thread_id FROM threads t \
+             WHERE t.thread_id = ANY(ARRAY(SELECT thread_id FROM visible)) \
+             AND ($3 = 'all' OR ($3 = 'archived') = (t.status = 'archived')) \
+             AND ($4 = 'any' OR ($4 = 'me' AND t.assignee = $1) OR ($4 = 'unassigned' AND t.assignee IS NULL) \
+                  OR ($4 = 'others' AND t.assignee <> $1)) \
+             AND ($5::uuid IS NULL OR EXISTS (SELECT 1 FROM thread_teams x WHERE x.team_id = $5 AND x.thread_id = t.thread_id)) \
+             AND ($6::text IS NULL OR EXISTS (SELECT 1 FROM people p WHERE p.person_id = t.patient_id \
+                  AND lower(p.name) LIKE $6)) \
+             AND ($7::timestamptz IS NULL OR (t.last_activity_at, t.thread_id) < ($7, $8::uuid)) \
+             ORDER BY t.last_activity_at DESC, t.thread_id DESC LIMIT $9) ",
+            summary_select!("page JOIN threads t ON t.thread_id = page.thread_id"),
+            " ORDER BY t.last_activity_at DESC, t.thread_id DESC"
+        )
+    };
+}
+
+macro_rules! can_see {
+    ($visible:expr) => {
+        concat!(
+            "SELECT EXISTS (SELECT 1 FROM (",
+            $visible,
+            ") v WHERE v.thread_id = $3)"
+        )
+    };
+}
+
+const PAGE_PATIENT: &str = page!(visible_patient!());
+const PAGE_CARER: &str = page!(visible_carer!());
+const PAGE_PROFESSIONAL: &str = page!(visible_professional!());
+const PAGE_TEAM: &str = page!(visible_team!());
+const CAN_SEE_PATIENT: &str = can_see!(visible_patient!());
+const CAN_SEE_CARER: &str = can_see!(visible_carer!());
+const CAN_SEE_PROFESSIONAL: &str = can_see!(visible_professional!());
+
+const SUMMARIES: &str = concat!(summary_select!("threads t"), " WHERE t.thread_id = ANY($2)");
+const PEOPLE: &str =
+    "SELECT person_id, name, role_label, kind FROM people WHERE person_id = ANY($1)";
+
+const TEAM: &str = "SELECT name FROM teams WHERE team_id = $1";
+const IS_MEMBER: &str =
+    "SELECT EXISTS (SELECT 1 FROM team_members WHERE team_id = $1 AND person_id = $2)";
+const TEAM_COUNTS: &str = "SELECT count(*) FILTER (WHERE t.status <> 'archived' AND t.assignee IS NULL), \
+     count(*) FILTER (WHERE t.status <> 'archived' AND t.assignee IS NOT NULL), \
+     count(*) FILTER (WHERE t.status = 'archived') \
+     FROM thread_teams tt JOIN threads t ON t.thread_id = tt.thread_id WHERE tt.team_id = $1";
+const TEAM_HELPING: &str = "SELECT t.assignee, count(*) FROM thread_teams tt JOIN threads t ON t.thread_id = tt.thread_id \
+     WHERE tt.team_id = $1 AND t.status <> 'archived' AND t.assignee IS NOT NULL \
+     GROUP BY t.assignee ORDER BY count(*) DESC, t.assignee";
+
+const MESSAGES: &str = "SELECT message_id, seq, author_id, body, posted_at FROM messages \
+     WHERE thread_id = $1 ORDER BY seq";
+const PARTICIPANT_HISTORY: &str = "SELECT person_id, reason, via_team, active, joined_at, left_at \
+     FROM thread_participants WHERE thread_id = $1 ORDER BY joined_at, person_id";
+const ASSIGNMENT_HISTORY: &str =
+    "SELECT assignee, by_id, at FROM assignments WHERE thread_id = $1 ORDER BY position";
+const READ_RECEIPTS: &str = "SELECT r.person_id, m.message_id, r.seq, r.read_at FROM read_marks r \
+     JOIN messages m ON m.thread_id = r.thread_id AND m.seq = r.seq \
+     WHERE r.thread_id = $1 ORDER BY r.seq DESC, r.person_id";
+
+const PATIENT_EXISTS: &str =
+    "SELECT EXISTS (SELECT 1 FROM people WHERE person_id = $1 AND kind = 'patient')";
+const CARER_CONSENT: &str = "SELECT EXISTS (SELECT 1 FROM consents WHERE patient_id = $1 AND carer_id = $2 \
+     AND (expires_at IS NULL OR expires_at > $3))";
+const STAFF_OF_RECORD: &str = "SELECT EXISTS ( \
+     SELECT 1 FROM team_members m JOIN patient_teams pt ON pt.team_id = m.team_id \
+       WHERE m.person_id = $2 AND pt.patient_id = $1 \
+     UNION ALL SELECT 1 FROM team_members m JOIN grants g ON g.team_id = m.team_id \
+       WHERE m.person_id = $2 AND g.patient_id = $1 AND g.revoked_at IS NULL AND g.expires_at > $3)";
+const CARE_TEAMS: &str = "SELECT t.team_id, t.name, t.description, t.auto_cc, t.default_contact \
+     FROM patient_teams pt JOIN teams t ON t.team_id = pt.team_id \
+     WHERE pt.patient_id = $1 AND (t.auto_cc OR t.default_contact IS NOT NULL) ORDER BY t.name, t.team_id";
+const CONTACTABLE_STAFF: &str = "SELECT m.person_id, t.team_id, t.name, t.default_contact IS NOT DISTINCT FROM m.person_id \
+     FROM patient_teams pt JOIN teams t ON t.team_id = pt.team_id \
+     JOIN team_members m ON m.team_id = t.team_id \
+     WHERE pt.patient_id = $1 AND NOT t.auto_cc AND m.contactable ORDER BY t.name, m.person_id";
+const CARERS_WITH_CONSENT: &str = "SELECT carer_id, relationship FROM consents \
+     WHERE patient_id = $1 AND (expires_at IS NULL OR expires_at > $2) ORDER BY carer_id";
+
+const NOT_READ_BY_PATIENT: &str = "SELECT t.thread_id, t.last_staff_at, (p.email_verified AND p.email <> '') \
+     FROM thread_teams tt JOIN threads t ON t.thread_id = tt.thread_id \
+     LEFT JOIN people p ON p.person_id = t.patient_id \
+     LEFT JOIN read_marks rm ON rm.thread_id = t.thread_id AND rm.person_id = t.patient_id \
+     WHERE tt.team_id = $1 AND t.status <> 'archived' AND t.last_staff_seq > coalesce(rm.seq, 0) \
+     AND t.last_staff_at <= $2 ORDER BY t.last_staff_at, t.thread_id LIMIT 500";
+
+/// The authenticated caller of a query.
+#[derive(Clone, Copy, Debug)]
+pub struct Viewer {
+    pub id: Uuid,
+    pub role: Role,
+}
+
+/// What a list may be narrowed to.
+#[derive(Clone, Debug, Default)]
+pub struct ListFilter {
+    pub status: &'static str,
+    pub assignment: &'static str,
+    pub team: Option<Uuid>,
+    /// A lowercase LIKE pattern, already escaped and ending in `%`.
+    pub name_pattern: Option<String>,
+    pub cursor: Option<(SystemTime, Uuid)>,
+    pub page_size: i64,
+}
+
+fn ts(t: SystemTime) -> prost_types::Timestamp {
+    t.into()
+}
+
+fn kind(kind: &str) -> pb::PersonKind {
+    match kind {
+        "patient" => pb::PersonKind::Patient,
+        "carer" => pb::PersonKind::Carer,
+        "professional" => pb::PersonKind::Professional,
+        _ => pb::PersonKind::Unspecified,
+    }
+}
+
+fn status(status: &str) -> pb::ThreadStatus {
+    match status {
+        "open" => pb::ThreadStatus::Open,
+        "complete" => pb::ThreadStatus::Complete,
+        "archived" => pb::ThreadStatus::Archived,
+        _ => pb::ThreadStatus::Unspecified,
+    }
+}
+
+/// People by id, for naming everyone in an answer.
+async fn people(
+    client: &Client,
+    ids: impl IntoIterator<Item = Uuid>,
+) -> Result<HashMap<Uuid, pb::Person>, Error> {
+    let mut ids: Vec<Uuid> = ids.into_iter().collect();
+    ids.sort();
+    ids.dedup();
+    let mut out = HashMap::new();
+    for row in rows(client, PEOPLE, &[&ids]).await? {
+        let id: Uuid = row.get(0);
+        let name: String = row.get(1);
+        let label: String = row.get(2);
+        let display = if label.is_empty() {
+            name.clone()
+        } else {
+            format!("{name} ({label})")
+        };
+        out.insert(
+            id,
+            pb::Person {
+                person_id: id.to_string(),
+                name,
+                role_label: label,
+                kind: kind(row.get::<_, &str>(3)) as i32,
+                display,
+            },
+        );
+    }
+    Ok(out)
+}
+
+fn person(people: &HashMap<Uuid, pb::Person>, id: Uuid) -> pb::Person {
+    people.get(&id).cloned().unwrap_or_else(|| pb::Person {
+        person_id: id.to_string(),
+        name: String::new(),
+        role_label: String::new(),
+        kind: pb::PersonKind::Unspecified as i32,
+        display: id.to_string(),
+    })
+}
+
+/// A list's view of one thread, from a row of [`summary_select!`].
+fn summary(row: &Row) -> pb::ThreadSummary {
+    let named = |id: Uuid, name: String, label: String, kind_name: &str| {
+        let display = if label.is_empty() {
+            name.clone()
+        } else {
+            format!("{name} ({label})")
+        };
+        pb::Person {
+            person_id: id.to_string(),
+            name,
+            role_label: label,
+            kind: kind(kind_name) as i32,
+            display,
+        }
+    };
+    let count: i32 = row.get(10);
+    let read: i32 = row.get(11);
+    let ids: Vec<Uuid> = row.get(14);
+    let names: Vec<String> = row.get(15);
+    let labels: Vec<String> = row.get(16);
+    let kinds: Vec<String> = row.get(17);
+    pb::ThreadSummary {
+        thread_id: row.get::<_, Uuid>(0).to_string(),
+        patient_id: row.get::<_, Uuid>(1).to_string(),
+        patient_name: row.get(2),
+        subject: row.get(3),
+        status: status(row.get::<_, &str>(4)) as i32,
+        assignee: row
+            .get::<_, Option<Uuid>>(5)
+            .map(|a| named(a, row.get(6), row.get(7), row.get::<_, &str>(8))),
+        participants: ids
+            .into_iter()
+            .zip(names)
+            .zip(labels)
+            .zip(kinds)
+            .map(|(((id, name), label), k)| named(id, name, label, &k))
+            .collect(),
+        team_ids: row
+            .get::<_, Vec<Uuid>>(13)
+            .iter()
+            .map(Uuid::to_string)
+            .collect(),
+        last_activity_at: Some(ts(row.get(9))),
+        message_count: count.max(0) as u32,
+        unread_count: (count - read).max(0) as u32,
+        participant_count: row.get::<_, i32>(12).max(0) as u32,
+    }
+}
+
+/// Summaries of `ids`, in that order, with the viewer's unread counts.
+pub async fn summaries(
+    client: &Client,
+    viewer: Uuid,
+    ids: &[Uuid],
+) -> Result<Vec<pb::ThreadSummary>, Error> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids = ids.to_vec();
+    let mut by_id: HashMap<String, pb::ThreadSummary> = rows(client, SUMMARIES, &[&viewer, &ids])
+        .await?
+        .iter()
+        .map(|row| {
+            let s = summary(row);
+            (s.thread_id.clone(), s)
+        })
+        .collect();
+    Ok(ids
+        .iter()
+        .filter_map(|id| by_id.remove(&id.to_string()))
+        .collect())
+}
+
+fn cursor_of(rows: &[(Uuid, SystemTime)], page_size: i64) -> String {
+    match rows.last() {
+        Some((id, at)) if rows.len() as i64 == page_size => {
+            let micros = at
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_micros();
+            format!("{micros}.{id}")
+        }
+        _ => String::new(),
+    }
+}
+
+/// Reads a cursor made by [`cursor_of`].
+pub fn parse_cursor(cursor: &str) -> Option<(SystemTime, Uuid)> {
+    let (micros, id) = cursor.split_once('.')?;
+    let micros: u64 = micros.parse().ok()?;
+    let id = Uuid::parse_str(id).ok()?;
+    Some((SystemTime::UNIX_EPOCH + Duration::from_micros(micros), id))
+}
+
+async fn page(
+    client: &Client,
+    sql: &str,
+    viewer: Uuid,
+    now: SystemTime,
+    filter: &ListFilter,
+) -> Result<(Vec<pb::ThreadSummary>, String), Error> {
+    let (cursor_at, cursor_id) = filter.cursor.unzip();
+    let found = rows(
+        client,
+        sql,
+        &[
+            &viewer,
+            &now,
+            &filter.status,
+            &filter.assignment,
+            &filter.team,
+            &filter.name_pattern,
+            &cursor_at,
+            &cursor_id,
+            &filter.page_size,
+        ],
+    )
+    .await?;
+    let keys: Vec<(Uuid, SystemTime)> = found.iter().map(|r| (r.get(0), r.get(9))).collect();
+    Ok((
+        found.iter().map(summary).collect(),
+        cursor_of(&keys, filter.page_size),
+    ))
+}
+
+/// The viewer's own inbox.
+pub async fn my_inbox(
+    client: &Client,
+    viewer: Viewer,
+    now: SystemTime,
+    filter: &ListFilter,
+) -> Result<(Vec<pb::ThreadSummary>, String), Error> {
+    let sql = match viewer.role {
+        Role::Patient => PAGE_PATIENT,
+        Role::Carer => PAGE_CARER,
+        Role::Professional => PAGE_PROFESSIONAL,
+        // Admins, operators and auditors are on no thread.
+        _ => return Ok((Vec::new(), String::new())),
+    };
+    page(client, sql, viewer.id, now, filter).await
+}
+
+/// Refuses anyone but a member of the team, which must exist.
+pub async fn require_member(client: &Client, viewer: Viewer, team: Uuid) -> Result<String, Error> {
+    let name: String = optional(client, TEAM, &[&team])
+        .await?
+        .map(|r| r.get(0))
+        .ok_or_else(|| Error::NotFound(format!("team {team} does not exist")))?;
+    let member: bool = one(client, IS_MEMBER, &[&team, &viewer.id]).await?.get(0);
+    if viewer.role != Role::Professional || !member {
+        return Err(Error::PermissionDenied(format!(
+            "only members of team {name} see its inbox"
+        )));
+    }
+    Ok(name)
+}
+
+/// A team's inbox, counts, and who is helping whom.
+pub async fn team_inbox(
+    client: &Client,
+    viewer: Viewer,
+    now: SystemTime,
+    team: Uuid,
+    filter: &ListFilter,
+) -> Result<pb::TeamInboxReply, Error> {
+    require_member(client, viewer, team).await?;
+    let filter = ListFilter {
+        team: Some(team),
+        ..filter.clone()
+    };
+    let (threads, next_cursor) = page(client, PAGE_TEAM, viewer.id, now, &filter).await?;
+    let counts = one(client, TEAM_COUNTS, &[&team]).await?;
+    let helping = rows(client, TEAM_HELPING, &[&team]).await?;
+    let named = people(client, helping.iter().map(|r| r.get::<_, Uuid>(0))).await?;
+    Ok(pb::TeamInboxReply {
+        page: Some(pb::ThreadPage {
+            threads,
+            next_cursor,
+            position: 0,
+        }),
+        counts: Some(pb::TeamCounts {
+            unassigned: counts.get::<_, i64>(0) as u32,
+            assigned: counts.get::<_, i64>(1) as u32,
+            archived: counts.get::<_, i64>(2) as u32,
+        }),
+        helping: helping
+            .iter()
+            .map(|r| pb::Helping {
+                assignee: Some(person(&named, r.get(0))),
+                threads: r.get::<_, i64>(1) as u32,
+            })
+            .collect(),
+    })
+}
+
+/// Whether the viewer may see a thread.
+pub async fn can_see(
+    client: &Client,
+    viewer: Viewer,
+    now: SystemTime,
+    thread: Uuid,
+) -> Result<bool, Error> {
+    let sql = match viewer.role {
+        Role::Patient => CAN_SEE_PATIENT,
+        Role::Carer => CAN_SEE_CARER,
+        Role::Professional => CAN_SEE_PROFESSIONAL,
+        _ => return Ok(false),
+    };
+    Ok(one(client, sql, &[&viewer.id, &now, &thread]).await?.get(0))
+}
+
+/// One thread in full, or NOT_FOUND when the viewer may not see it.
+pub async fn thread(
+    client: &Client,
+    viewer: Viewer,
+    now: SystemTime,
+    thread: Uuid,
+) -> Result<pb::ThreadDetail, Error> {
+    if !can_see(client, viewer, now, thread).await? {
+        return Err(Error::NotFound(format!("thread {thread} does not exist")));
+    }
+    let mut summary = summaries(client, viewer.id, &[thread]).await?;
+    let summary = summary
+        .pop()
+        .ok_or_else(|| Error::NotFound(format!("thread {thread} does not exist")))?;
+    let this: [&Param; 1] = [&thread];
+    let (messages, participants, assignments, receipts) = futures::try_join!(
+        rows(client, MESSAGES, &this),
+        rows(client, PARTICIPANT_HISTORY, &this),
+        rows(client, ASSIGNMENT_HISTORY, &this),
+        rows(client, READ_RECEIPTS, &this),
+    )?;
+    let named = people(
+        client,
+        messages
+            .iter()
+            .map(|r| r.get::<_, Uuid>(2))
+            .chain(participants.iter().map(|r| r.get::<_, Uuid>(0)))
+            .chain(
+                assignments
+                    .iter()
+                    .filter_map(|r| r.get::<_, Option<Uuid>>(0)),
+            )
+            .chain(assignments.iter().map(|r| r.get::<_, Uuid>(1)))
+            .chain(receipts.iter().map(|r| r.get::<_, Uuid>(0))),
+    )
+    .await?;
+    Ok(pb::ThreadDetail {
+        summary: Some(summary),
+        messages: messages
+            .iter()
+            .map(|r| pb::Message {
+                message_id: r.get::<_, Uuid>(0).to_string(),
+                seq: r.get::<_, i32>(1) as u32,
+                author: Some(person(&named, r.get(2))),
+                body: r.get(3),
+                posted_at: Some(ts(r.get(4))),
+            })
+            .collect(),
+        participants: participants
+            .iter()
+            .map(|r| pb::ParticipantHistory {
+                person: Some(person(&named, r.get(0))),
+                reason: r.get(1),
+                via_team_id: r
+                    .get::<_, Option<Uuid>>(2)
+                    .map(|t| t.to_string())
+                    .unwrap_or_default(),
+                active: r.get(3),
+                joined_at: Some(ts(r.get(4))),
+                left_at: r.get::<_, Option<SystemTime>>(5).map(ts),
+            })
+            .collect(),
+        assignments: assignments
+            .iter()
+            .map(|r| pb::Assignment {
+                assignee: r.get::<_, Option<Uuid>>(0).map(|a| person(&named, a)),
+                by: Some(person(&named, r.get(1))),
+                at: Some(ts(r.get(2))),
+            })
+            .collect(),
+        read_receipts: receipts
+            .iter()
+            .map(|r| pb::ReadReceipt {
+                reader: Some(person(&named, r.get(0))),
+                message_id: r.get::<_, Uuid>(1).to_string(),
+                seq: r.get::<_, i32>(2) as u32,
+                read_at: Some(ts(r.get(3))),
+            })
+            .collect(),
+        position: 0,
+    })
+}
+
+/// Whom the viewer may address in a patient's record: the patient, a carer
+/// holding consent, or staff of the record's teams (or of a team holding a
+/// grant). Anyone else: NOT_FOUND, as if the record did not exist.
+pub async fn who_can_i_message(
+    client: &Client,
+    viewer: Viewer,
+    now: SystemTime,
+    patient: Uuid,
+) -> Result<pb::WhoCanIMessageReply, Error> {
+    let missing = || Error::NotFound(format!("patient record {patient} does not exist"));
+    if !one(client, PATIENT_EXISTS, &[&patient])
+        .await?
+        .get::<_, bool>(0)
+    {
+        return Err(missing());
+    }
+    let allowed = match viewer.role {
+        Role::Patient => viewer.id == patient,
+        Role::Carer => one(client, CARER_CONSENT, &[&patient, &viewer.id, &now])
+            .await?
+            .get(0),
+        Role::Professional => one(client, STAFF_OF_RECORD, &[&patient, &viewer.id, &now])
+            .await?
+            .get(0),
+        _ => false,
+    };
+    if !allowed {
+        return Err(missing());
+    }
+    let record: [&Param; 1] = [&patient];
+    let record_now: [&Param; 2] = [&patient, &now];
+    let (teams, staff, carers) = futures::try_join!(
+        rows(client, CARE_TEAMS, &record),
+        rows(client, CONTACTABLE_STAFF, &record),
+        rows(client, CARERS_WITH_CONSENT, &record_now),
+    )?;
+    let named = people(
+        client,
+        teams
+            .iter()
+            .filter_map(|r| r.get::<_, Option<Uuid>>(4))
+            .chain(staff.iter().map(|r| r.get::<_, Uuid>(0)))
+            .chain(carers.iter().map(|r| r.get::<_, Uuid>(0))),
+    )
+    .await?;
+    Ok(pb::WhoCanIMessageReply {
+        teams: teams
+            .iter()
+            .map(|r| {
+                let auto_cc: bool = r.get(3);
+                pb::TeamContact {
+                    team_id: r.get::<_, Uuid>(0).to_string(),
+                    name: r.get(1),
+                    description: r.get(2),
+                    auto_cc,
+                    default_contact: if auto_cc {
+                        None
+                    } else {
+                        r.get::<_, Option<Uuid>>(4).map(|d| person(&named, d))
+                    },
+                }
+            })
+            .collect(),
+        professionals: staff
+            .iter()
+            .map(|r| pb::ProfessionalContact {
+                person: Some(person(&named, r.get(0))),
+                team_id: r.get::<_, Uuid>(1).to_string(),
+                team_name: r.get(2),
+                default_contact: r.get(3),
+            })
+            .collect(),
+        carers: carers
+            .iter()
+            .filter(|r| r.get::<_, Uuid>(0) != viewer.id)
+            .map(|r| pb::CarerContact {
+                person: Some(person(&named, r.get(0))),
+                relationship: r.get(1),
+            })
+            .collect(),
+        position: 0,
+    })
+}
+
+/// A team's threads whose latest staff message the patient has not read
+/// after `days`.
+pub async fn not_read_by_patient(
+    client: &Client,
+    viewer: Viewer,
+    now: SystemTime,
+    team: Uuid,
+    days: u32,
+) -> Result<pb::NotReadByPatientReply, Error> {
+    require_member(client, viewer, team).await?;
+    let before = now - Duration::from_secs(u64::from(days) * 86_400);
+    let rows = rows(client, NOT_READ_BY_PATIENT, &[&team, &before]).await?;
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.get(0)).collect();
+    let mut summaries: HashMap<String, pb::ThreadSummary> = summaries(client, viewer.id, &ids)
+        .await?
+        .into_iter()
+        .map(|s| (s.thread_id.clone(), s))
+        .collect();
+    Ok(pb::NotReadByPatientReply {
+        threads: rows
+            .iter()
+            .filter_map(|r| {
+                let id = r.get::<_, Uuid>(0).to_string();
+                Some(pb::UnreadByPatient {
+                    thread: Some(summaries.remove(&id)?),
+                    last_staff_message_at: r.get::<_, Option<SystemTime>>(1).map(ts),
+                    patient_can_be_emailed: r.get::<_, Option<bool>>(2).unwrap_or(false),
+                })
+            })
+            .collect(),
+        position: 0,
+    })
+}

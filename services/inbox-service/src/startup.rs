@@ -1,0 +1,132 @@
+//! Building the inbox service: the projection runner (supervised) and the
+//! gRPC server, both stopped by one shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use event_store::{EventStore, JetStreamStore};
+use projections::{Mode, Runner, RunnerConfig};
+use proto::inbox::inbox_service_server::InboxServiceServer;
+use service_kit::TokenKeys;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::grpc::{InboxGrpc, Progress};
+use crate::projection::InboxProjection;
+
+/// A bound, ready-to-run inbox service.
+pub struct Application<S> {
+    listener: tokio::net::TcpListener,
+    runner: Arc<Runner<InboxProjection, S>>,
+    pool: deadpool_postgres::Pool,
+    keys: TokenKeys,
+    wait: Duration,
+}
+
+impl<S> std::fmt::Debug for Application<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application").finish_non_exhaustive()
+    }
+}
+
+impl Application<JetStreamStore> {
+    pub async fn build(config: Config, keys: TokenKeys) -> anyhow::Result<Self> {
+        let store = JetStreamStore::connect(config.store.clone()).await?;
+        Self::with_store(config, store, keys).await
+    }
+}
+
+impl<S: EventStore> Application<S> {
+    pub async fn with_store(config: Config, store: S, keys: TokenKeys) -> anyhow::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+        let runner = Arc::new(Runner::new(
+            Arc::new(InboxProjection),
+            store,
+            RunnerConfig {
+                database_url: config.database_url.clone(),
+                batch_size: config.batch_size,
+            },
+            Mode::Live,
+        ));
+        Ok(Self {
+            listener,
+            runner,
+            pool: projections::pool(&config.database_url, config.pool_size, "inbox")?,
+            keys,
+            wait: config.wait_for_position,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// The projection's checkpoint, as it moves.
+    pub fn checkpoint(&self) -> watch::Receiver<u64> {
+        self.runner.checkpoint()
+    }
+
+    /// Runs the projection and serves queries until `shutdown` resolves; the
+    /// batch in flight and the calls in flight finish first.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+        let (stop, stopping) = watch::channel(false);
+        let (stopped_tx, stopped) = watch::channel(None::<String>);
+        let runner = self.runner.clone();
+        let projection = tokio::spawn(supervise(runner, stopping, stopped_tx));
+
+        let progress = Progress {
+            checkpoint: self.runner.checkpoint(),
+            stopped,
+        };
+        let service =
+            InboxServiceServer::new(InboxGrpc::new(self.pool, self.keys, progress, self.wait));
+        tracing::info!(addr = %self.listener.local_addr()?, "inbox service listening");
+        let served = service_kit::server::serve(self.listener, service, shutdown).await;
+        let _ = stop.send(true);
+        let _ = projection.await;
+        served?;
+        Ok(())
+    }
+}
+
+/// Keeps the projection running: a transient failure (database or NATS out
+/// of reach) restarts it after a pause; a log that lost its tail stops it
+/// for good, with the reason kept for queries to report.
+async fn supervise<S: EventStore>(
+    runner: Arc<Runner<InboxProjection, S>>,
+    stopping: watch::Receiver<bool>,
+    stopped: watch::Sender<Option<String>>,
+) {
+    let mut pause = Duration::from_millis(200);
+    loop {
+        let mut stop = stopping.clone();
+        let shutdown = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        match runner.run(shutdown).await {
+            Ok(()) => return,
+            Err(e @ projections::Error::LogLostTail { .. }) => {
+                tracing::error!(error = %e, "inbox projection stopped");
+                stopped.send_replace(Some(e.to_string()));
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?pause, "inbox projection failed; restarting");
+                stopped.send_replace(Some(format!("{e} (restarting)")));
+            }
+        }
+        let mut stop = stopping.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        stopped.send_replace(None);
+        pause = (pause * 2).min(Duration::from_secs(30));
+    }
+}

@@ -1,0 +1,262 @@
+//! The inbox projection's correctness under crashes, races and replay:
+//! every way of getting to the end of the log yields the same tables.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use event_store::testing::TestStream;
+use event_store::{EventStore, JetStreamStore};
+use inbox_service::InboxProjection;
+use inbox_service::projection::TABLES;
+use inbox_service::testing::{Spec, append, generate};
+use projections::testing::TestDatabase;
+use projections::{Mode, Runner, RunnerConfig};
+
+use crate::support::SECRET;
+
+const SPEC: Spec = Spec {
+    teams: 6,
+    staff_per_team: 4,
+    patients: 60,
+    threads: 400,
+    replies: 12,
+};
+
+/// Every inbox table as text, row by row, in a stable order.
+async fn dump(url: &str) -> Vec<(String, String)> {
+    let client = projections::connect(url).await.unwrap();
+    let mut out = Vec::new();
+    for table in TABLES {
+        let rows: String = client
+            .query_one(
+                &format!("SELECT coalesce(string_agg(x::text, E'\\n' ORDER BY x::text), '') FROM inbox.{table} x"),
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        out.push((table.to_string(), rows));
+    }
+    out
+}
+
+async fn checkpoint(url: &str) -> u64 {
+    let Ok(client) = projections::connect(url).await else {
+        return 0;
+    };
+    client
+        .query_opt(
+            "SELECT c.position FROM careline_projections.projection_checkpoints c \
+             JOIN careline_projections.projection_generations g ON g.name = c.name AND g.live_generation = c.generation \
+             WHERE c.name = 'inbox'",
+            &[],
+        )
+        .await
+        .ok()
+        .flatten()
+        .map_or(0, |r| r.get::<_, i64>(0) as u64)
+}
+
+/// Applies the whole log in this process, uninterrupted.
+async fn reference_run(store: &JetStreamStore, db: &TestDatabase) {
+    let runner = Runner::new(
+        Arc::new(InboxProjection),
+        store.clone(),
+        RunnerConfig {
+            database_url: db.url.clone(),
+            batch_size: 500,
+        },
+        Mode::Live,
+    );
+    let head = store.last_position().await.unwrap();
+    let mut at = runner.checkpoint();
+    let run = runner.run(async move {
+        let _ = at.wait_for(|&c| c >= head).await;
+    });
+    tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+struct Inbox(Child);
+
+impl Inbox {
+    fn start(stream: &TestStream, db: &TestDatabase) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(env!("CARGO_BIN_EXE_careline-inbox"))
+            .env("NATS_URL", &stream.config().nats_url)
+            .env("CARELINE_STREAM", &stream.config().stream)
+            .env("CARELINE_PREFIX", &stream.config().prefix)
+            .env("DATABASE_URL", &db.url)
+            .env(
+                "CARELINE_TOKEN_SECRET",
+                std::str::from_utf8(SECRET).unwrap(),
+            )
+            .env("CARELINE_INBOX_ADDR", format!("127.0.0.1:{port}"))
+            // Small batches: many transactions for the kill to land in.
+            .env("CARELINE_INBOX_BATCH", "20")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start careline-inbox");
+        Inbox(child)
+    }
+
+    fn kill(&mut self) {
+        // SIGKILL: no chance to finish anything.
+        self.0.kill().unwrap();
+        self.0.wait().unwrap();
+    }
+}
+
+impl Drop for Inbox {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn wait_until(what: &str, limit: Duration, mut done: impl AsyncFnMut() -> bool) {
+    let started = Instant::now();
+    while !done().await {
+        assert!(
+            started.elapsed() < limit,
+            "{what} did not happen within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_projection_killed_mid_run_resumes_to_the_same_tables() {
+    let stream = TestStream::new("sigkill").await;
+    let log = generate(SPEC, Duration::from_secs(86_400));
+    let events = log.len() as u64;
+    append(stream.store(), log, 16).await;
+    let head = stream.store().last_position().await.unwrap();
+    assert_eq!(head, events);
+
+    let killed = TestDatabase::new("sigkill").await;
+    let mut inbox = Inbox::start(&stream, &killed);
+    wait_until("some progress", Duration::from_secs(30), async || {
+        checkpoint(&killed.url).await > head / 10
+    })
+    .await;
+    inbox.kill();
+    let at_kill = checkpoint(&killed.url).await;
+    assert!(
+        at_kill < head,
+        "the projection finished before it could be killed ({at_kill} of {head})"
+    );
+
+    let _restarted = Inbox::start(&stream, &killed);
+    wait_until(
+        "catching up after the restart",
+        Duration::from_secs(60),
+        async || checkpoint(&killed.url).await == head,
+    )
+    .await;
+
+    let uninterrupted = TestDatabase::new("sigkillref").await;
+    reference_run(stream.store(), &uninterrupted).await;
+    let (a, b) = (dump(&killed.url).await, dump(&uninterrupted.url).await);
+    for ((table, x), (_, y)) in a.iter().zip(&b) {
+        assert!(x == y, "table {table} differs after the kill");
+    }
+    assert!(
+        a.iter()
+            .any(|(t, rows)| t == "messages" && rows.lines().count() == 400 * 13)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runners_at_once_apply_each_batch_once() {
+    let stream = TestStream::new("tworunners").await;
+    append(
+        stream.store(),
+        generate(
+            Spec {
+                threads: 150,
+                ..SPEC
+            },
+            Duration::from_secs(3600),
+        ),
+        16,
+    )
+    .await;
+    let head = stream.store().last_position().await.unwrap();
+    let raced = TestDatabase::new("raced").await;
+    let runner = || {
+        Arc::new(Runner::new(
+            Arc::new(InboxProjection),
+            stream.store().clone(),
+            RunnerConfig {
+                database_url: raced.url.clone(),
+                batch_size: 37,
+            },
+            Mode::Live,
+        ))
+    };
+    let (a, b) = (runner(), runner());
+    let run = |r: Arc<Runner<InboxProjection, JetStreamStore>>| async move {
+        let mut at = r.checkpoint();
+        let mut stop = at.clone();
+        let _ = &mut at;
+        r.run(async move {
+            let _ = stop.wait_for(|&c| c >= head).await;
+        })
+        .await
+    };
+    // Both stop once their own view of the checkpoint reaches the head; the
+    // loser of a race re-reads it, so both get there.
+    let (ra, rb) = tokio::join!(run(a), run(b));
+    ra.unwrap();
+    rb.unwrap();
+    assert_eq!(checkpoint(&raced.url).await, head);
+
+    let single = TestDatabase::new("single").await;
+    reference_run(stream.store(), &single).await;
+    assert_eq!(dump(&raced.url).await, dump(&single.url).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_yields_exactly_the_live_tables() {
+    let stream = TestStream::new("inboxrebuild").await;
+    append(
+        stream.store(),
+        generate(
+            Spec {
+                threads: 200,
+                ..SPEC
+            },
+            Duration::from_secs(3600),
+        ),
+        16,
+    )
+    .await;
+    let db = TestDatabase::new("inboxrebuild").await;
+    reference_run(stream.store(), &db).await;
+    let live = dump(&db.url).await;
+
+    let config = RunnerConfig {
+        database_url: db.url.clone(),
+        batch_size: 1000,
+    };
+    let report = projections::rebuild(
+        Arc::new(InboxProjection),
+        stream.store().clone(),
+        config,
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!((report.generation, report.replaced), (2, 1));
+    assert_eq!(dump(&db.url).await, live);
+}

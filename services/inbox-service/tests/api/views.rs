@@ -1,0 +1,625 @@
+//! What each view shows after the seeds' scenario, through the real APIs,
+//! reading our own writes.
+
+use std::time::Duration;
+
+use command_service::client::command_id;
+use command_service::demo::first_thread;
+use proto::command as cmd;
+use proto::inbox as pb;
+use tonic::Code;
+
+use crate::support::{system, system_with_wait};
+
+fn names(people: &[pb::Person]) -> Vec<String> {
+    let mut names: Vec<String> = people.iter().map(|p| p.name.clone()).collect();
+    names.sort();
+    names
+}
+
+fn filters(f: impl FnOnce(&mut pb::Filters)) -> Option<pb::Filters> {
+    let mut filters = pb::Filters::default();
+    f(&mut filters);
+    Some(filters)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scenario_as_each_view_shows_it() {
+    let s = system("views").await;
+    let org = s.org().await;
+    let thread = first_thread(&s.signer, &org).await.unwrap();
+    let mut nurse = s.signer.client(&org.nurse).unwrap();
+    nurse
+        .assign_thread(cmd::AssignThreadRequest {
+            command_id: command_id(),
+            thread_id: thread.clone(),
+            assignee_id: org.nurse.person_id.to_string(),
+        })
+        .await
+        .unwrap();
+    nurse
+        .add_participants(cmd::AddParticipantsRequest {
+            command_id: command_id(),
+            thread_id: thread.clone(),
+            recipients: vec![cmd::Recipient {
+                recipient: Some(cmd::recipient::Recipient::ProfessionalId(
+                    org.consultant.person_id.to_string(),
+                )),
+            }],
+            carer_ids: vec![],
+        })
+        .await
+        .unwrap();
+    let mut consultant = s.signer.client(&org.consultant).unwrap();
+    let advice = consultant
+        .post_message(cmd::PostMessageRequest {
+            command_id: command_id(),
+            thread_id: thread.clone(),
+            body: "One litre on Sunday.".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    consultant
+        .leave_thread(cmd::LeaveThreadRequest {
+            command_id: command_id(),
+            thread_id: thread.clone(),
+        })
+        .await
+        .unwrap();
+    let archived = nurse
+        .archive_thread(cmd::ArchiveThreadRequest {
+            command_id: command_id(),
+            thread_id: thread.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+
+    // The nurse's inbox, read at the archive's position: the thread is
+    // archived, so it shows under "archived", not "active".
+    let mut inbox = s.inbox(&org.nurse);
+    let active = inbox
+        .my_inbox(pb::MyInboxRequest {
+            min_position: archived.position,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(active.position >= archived.position);
+    assert!(active.threads.iter().all(|t| t.thread_id != thread));
+    let page = inbox
+        .my_inbox(pb::MyInboxRequest {
+            min_position: archived.position,
+            filters: filters(|f| f.status = pb::StatusFilter::Archived as i32),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let summary = page
+        .threads
+        .iter()
+        .find(|t| t.thread_id == thread)
+        .expect("archived thread listed");
+    assert_eq!(summary.subject, "Fluid allowance before Monday's dialysis");
+    assert_eq!(summary.patient_name, "Pat Jones");
+    assert_eq!(summary.status, pb::ThreadStatus::Archived as i32);
+    assert_eq!(
+        summary.assignee.as_ref().unwrap().display,
+        "Nina Patel (Renal Nurse)"
+    );
+    assert_eq!(
+        names(&summary.participants),
+        vec![
+            "Chris Jones",
+            "Lena Okafor",
+            "Ned Brown",
+            "Nina Patel",
+            "Pat Jones"
+        ],
+        "the consultant left"
+    );
+    assert_eq!(summary.participant_count, 5);
+    assert_eq!(summary.team_ids, vec![org.renal.clone()]);
+    assert_eq!(summary.message_count, 2);
+    assert_eq!(
+        summary.unread_count, 2,
+        "the nurse has read neither Pat's message nor the advice"
+    );
+
+    // Pat replies: the thread reopens, and is unread for the nurse.
+    let reply = s
+        .signer
+        .client(&org.patient)
+        .unwrap()
+        .post_message(cmd::PostMessageRequest {
+            command_id: command_id(),
+            thread_id: thread.clone(),
+            body: "Thank you!".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let page = inbox
+        .my_inbox(pb::MyInboxRequest {
+            min_position: reply.position,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let summary = &page.threads[0];
+    assert_eq!(summary.thread_id, thread, "newest activity first");
+    assert_eq!(summary.status, pb::ThreadStatus::Open as i32);
+    assert_eq!(summary.unread_count, 3);
+
+    // The whole thread, as Pat sees it.
+    let detail = s
+        .inbox(&org.patient)
+        .get_thread(pb::GetThreadRequest {
+            min_position: reply.position,
+            thread_id: thread.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let bodies: Vec<(u32, &str, &str)> = detail
+        .messages
+        .iter()
+        .map(|m| {
+            (
+                m.seq,
+                m.author.as_ref().unwrap().name.as_str(),
+                m.body.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        bodies,
+        vec![
+            (
+                1,
+                "Pat Jones",
+                "My ankles are swollen again. How much can I drink on Sunday?"
+            ),
+            (2, "Dr Rowan Cole", "One litre on Sunday."),
+            (3, "Pat Jones", "Thank you!"),
+        ]
+    );
+    let cole = detail
+        .participants
+        .iter()
+        .find(|p| p.person.as_ref().unwrap().name == "Dr Rowan Cole")
+        .unwrap();
+    assert_eq!(cole.reason, "added");
+    assert!(!cole.active && cole.left_at.is_some() && cole.joined_at.is_some());
+    let chris = detail
+        .participants
+        .iter()
+        .find(|p| p.person.as_ref().unwrap().name == "Chris Jones")
+        .unwrap();
+    assert_eq!(chris.reason, "cc");
+    let nina = detail
+        .participants
+        .iter()
+        .find(|p| p.person.as_ref().unwrap().name == "Nina Patel")
+        .unwrap();
+    assert_eq!(
+        (nina.reason.as_str(), nina.via_team_id.as_str()),
+        ("team_auto_cc", org.renal.as_str())
+    );
+    assert_eq!(detail.assignments.len(), 1);
+    assert_eq!(
+        detail.assignments[0].assignee.as_ref().unwrap().name,
+        "Nina Patel"
+    );
+    assert_eq!(
+        detail.assignments[0].by.as_ref().unwrap().name,
+        "Nina Patel"
+    );
+    // Read receipts: each author has read up to their own message.
+    let receipts: Vec<(String, u32)> = detail
+        .read_receipts
+        .iter()
+        .map(|r| (r.reader.as_ref().unwrap().name.clone(), r.seq))
+        .collect();
+    assert!(receipts.contains(&("Pat Jones".into(), 3)), "{receipts:?}");
+    assert!(
+        receipts.contains(&("Dr Rowan Cole".into(), 2)),
+        "{receipts:?}"
+    );
+
+    // Nina reads; the receipt shows, and her unread count drops to 0.
+    let read = nurse
+        .mark_read(cmd::MarkReadRequest {
+            command_id: command_id(),
+            thread_id: thread.clone(),
+            message_id: reply.message_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let detail = inbox
+        .get_thread(pb::GetThreadRequest {
+            min_position: read.position,
+            thread_id: thread.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(detail.summary.as_ref().unwrap().unread_count, 0);
+    assert!(detail.read_receipts.iter().any(
+        |r| r.reader.as_ref().unwrap().name == "Nina Patel" && r.message_id == reply.message_id
+    ));
+    let _ = advice;
+
+    // The team inbox: counts and who is helping whom.
+    let team = s
+        .inbox(&org.lead)
+        .team_inbox(pb::TeamInboxRequest {
+            min_position: read.position,
+            team_id: org.renal.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(team.page.unwrap().threads[0].thread_id, thread);
+    let counts = team.counts.unwrap();
+    assert_eq!(
+        (counts.unassigned, counts.assigned, counts.archived),
+        (0, 1, 0)
+    );
+    assert_eq!(team.helping.len(), 1);
+    assert_eq!(
+        team.helping[0].assignee.as_ref().unwrap().name,
+        "Nina Patel"
+    );
+    assert_eq!(team.helping[0].threads, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_search_and_pages() {
+    let s = system("filters").await;
+    let org = s.org().await;
+    let mut threads = Vec::new();
+    for _ in 0..3 {
+        threads.push(first_thread(&s.signer, &org).await.unwrap());
+    }
+    // Sam's thread to cardiology (he joins it with its code first).
+    let code = s
+        .signer
+        .client(&org.admin)
+        .unwrap()
+        .issue_join_code(cmd::IssueJoinCodeRequest {
+            command_id: command_id(),
+            team_id: org.cardiology.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .join_code;
+    let mut sam = s.signer.client(&org.other_patient).unwrap();
+    sam.join_team_with_code(cmd::JoinTeamWithCodeRequest {
+        command_id: command_id(),
+        team_id: org.cardiology.clone(),
+        join_code: code,
+    })
+    .await
+    .unwrap();
+    let sams = sam
+        .start_thread(cmd::StartThreadRequest {
+            command_id: command_id(),
+            thread_id: String::new(),
+            patient_id: org.other_patient.person_id.to_string(),
+            subject: "Palpitations".into(),
+            body: "Since Monday".into(),
+            recipients: vec![cmd::Recipient {
+                recipient: Some(cmd::recipient::Recipient::TeamId(org.cardiology.clone())),
+            }],
+            carer_ids: vec![],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut nurse = s.signer.client(&org.nurse).unwrap();
+    nurse
+        .assign_thread(cmd::AssignThreadRequest {
+            command_id: command_id(),
+            thread_id: threads[0].clone(),
+            assignee_id: org.nurse.person_id.to_string(),
+        })
+        .await
+        .unwrap();
+    let last = s
+        .signer
+        .client(&org.lead)
+        .unwrap()
+        .assign_thread(cmd::AssignThreadRequest {
+            command_id: command_id(),
+            thread_id: threads[1].clone(),
+            assignee_id: org.lead.person_id.to_string(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let at = last.position.max(sams.position);
+
+    let mut inbox = s.inbox(&org.nurse);
+    let ids = |page: pb::ThreadPage| {
+        page.threads
+            .into_iter()
+            .map(|t| t.thread_id)
+            .collect::<Vec<_>>()
+    };
+    let query = |f: Option<pb::Filters>| pb::MyInboxRequest {
+        min_position: at,
+        filters: f,
+        ..Default::default()
+    };
+    let mine = ids(inbox
+        .my_inbox(query(filters(|f| {
+            f.assignment = pb::AssignmentFilter::AssignedToMe as i32
+        })))
+        .await
+        .unwrap()
+        .into_inner());
+    assert_eq!(mine, vec![threads[0].clone()]);
+    let others = ids(inbox
+        .my_inbox(query(filters(|f| {
+            f.assignment = pb::AssignmentFilter::AssignedToOthers as i32
+        })))
+        .await
+        .unwrap()
+        .into_inner());
+    assert_eq!(others, vec![threads[1].clone()]);
+    let unassigned = ids(inbox
+        .my_inbox(query(filters(|f| {
+            f.assignment = pb::AssignmentFilter::Unassigned as i32
+        })))
+        .await
+        .unwrap()
+        .into_inner());
+    assert_eq!(unassigned, vec![threads[2].clone()]);
+    let by_team = ids(inbox
+        .my_inbox(query(filters(|f| f.team_id = org.renal.clone())))
+        .await
+        .unwrap()
+        .into_inner());
+    assert_eq!(by_team.len(), 3);
+    // Newest activity first: the lead's assignment was the latest change.
+    assert_eq!(by_team[0], threads[1]);
+
+    // Name search, case-insensitive prefix, for the cardiologist (Sam's thread).
+    let mut cardio = s.inbox(&org.cardiologist);
+    for prefix in ["sam", "SAM G", "Sa"] {
+        let found = ids(cardio
+            .my_inbox(query(filters(|f| f.patient_name_prefix = prefix.into())))
+            .await
+            .unwrap()
+            .into_inner());
+        assert_eq!(found, vec![sams.aggregate_id.clone()], "{prefix}");
+    }
+    for prefix in ["green", "pat", "%", "_am"] {
+        let found = ids(cardio
+            .my_inbox(query(filters(|f| f.patient_name_prefix = prefix.into())))
+            .await
+            .unwrap()
+            .into_inner());
+        assert!(found.is_empty(), "{prefix}: {found:?}");
+    }
+
+    // Pages of one, following the cursor, visit every thread once in order.
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = inbox
+            .my_inbox(pb::MyInboxRequest {
+                min_position: at,
+                page_size: 1,
+                cursor: cursor.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        seen.extend(page.threads.iter().map(|t| t.thread_id.clone()));
+        if page.next_cursor.is_empty() {
+            break;
+        }
+        cursor = page.next_cursor;
+    }
+    let all = ids(inbox.my_inbox(query(None)).await.unwrap().into_inner());
+    assert_eq!(seen, all);
+    assert_eq!(all.len(), 3);
+
+    let bad = inbox
+        .my_inbox(pb::MyInboxRequest {
+            cursor: "nonsense".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert!(bad.message().starts_with("cursor"), "{}", bad.message());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn who_can_i_message_lists_teams_contacts_and_carers() {
+    let s = system("whocan").await;
+    let org = s.org().await;
+    let head = s.head().await;
+    let reply = s
+        .inbox(&org.patient)
+        .who_can_i_message(pb::WhoCanIMessageRequest {
+            min_position: head,
+            patient_id: org.patient.person_id.to_string(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let teams: Vec<(&str, bool, Option<&str>)> = reply
+        .teams
+        .iter()
+        .map(|t| {
+            (
+                t.name.as_str(),
+                t.auto_cc,
+                t.default_contact.as_ref().map(|p| p.display.as_str()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        teams,
+        vec![
+            (
+                "Nutrition & Dietetics",
+                false,
+                Some("Susan Turner (Dietitian)")
+            ),
+            ("Renal Unit", true, None)
+        ]
+    );
+    // Only non-auto-CC teams' contactable members are listed one by one.
+    let staff: Vec<(&str, bool)> = reply
+        .professionals
+        .iter()
+        .map(|p| {
+            (
+                p.person.as_ref().unwrap().display.as_str(),
+                p.default_contact,
+            )
+        })
+        .collect();
+    assert_eq!(staff, vec![("Susan Turner (Dietitian)", true)]);
+    let carers: Vec<(&str, &str)> = reply
+        .carers
+        .iter()
+        .map(|c| {
+            (
+                c.person.as_ref().unwrap().name.as_str(),
+                c.relationship.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(carers, vec![("Chris Jones", "parent")]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_see_which_patients_have_not_read_their_replies() {
+    let s = system("unread").await;
+    let org = s.org().await;
+    let thread = first_thread(&s.signer, &org).await.unwrap();
+    let posted = s
+        .signer
+        .client(&org.nurse)
+        .unwrap()
+        .post_message(cmd::PostMessageRequest {
+            command_id: command_id(),
+            thread_id: thread.clone(),
+            body: "Please call us.".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut lead = s.inbox(&org.lead);
+    let ask = |days: u32, at: u64| pb::NotReadByPatientRequest {
+        min_position: at,
+        team_id: org.renal.clone(),
+        days: Some(days),
+    };
+    // Not yet a day old: not chased at 7 days, chased at 0.
+    let week = lead
+        .not_read_by_patient(ask(7, posted.position))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(week.threads.is_empty());
+    let now = lead
+        .not_read_by_patient(ask(0, posted.position))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(now.threads.len(), 1);
+    assert_eq!(now.threads[0].thread.as_ref().unwrap().thread_id, thread);
+    assert!(now.threads[0].patient_can_be_emailed);
+    assert!(now.threads[0].last_staff_message_at.is_some());
+
+    // Pat reads it: no longer chased.
+    let read = s
+        .signer
+        .client(&org.patient)
+        .unwrap()
+        .mark_read(cmd::MarkReadRequest {
+            command_id: command_id(),
+            thread_id: thread,
+            message_id: posted.message_id,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        lead.not_read_by_patient(ask(0, read.position))
+            .await
+            .unwrap()
+            .into_inner()
+            .threads
+            .is_empty()
+    );
+    // Only team members may ask.
+    let denied = s
+        .inbox(&org.dietitian)
+        .not_read_by_patient(ask(0, 0))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_waits_for_its_position_and_says_how_far_behind_it_is() {
+    let s = system_with_wait("ryw", Duration::from_millis(400)).await;
+    let org = s.org().await;
+    let thread = first_thread(&s.signer, &org).await.unwrap();
+    // Every write is visible to a query given its position, at once.
+    let mut nurse = s.signer.client(&org.nurse).unwrap();
+    let mut inbox = s.inbox(&org.nurse);
+    for i in 0..10 {
+        let posted = nurse
+            .post_message(cmd::PostMessageRequest {
+                command_id: command_id(),
+                thread_id: thread.clone(),
+                body: format!("update {i}"),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let detail = inbox
+            .get_thread(pb::GetThreadRequest {
+                min_position: posted.position,
+                thread_id: thread.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(detail.messages.last().unwrap().body, format!("update {i}"));
+    }
+    // A position the log has not reached: UNAVAILABLE after the wait.
+    let ahead = s.head().await + 1000;
+    let started = std::time::Instant::now();
+    let status = inbox
+        .my_inbox(pb::MyInboxRequest {
+            min_position: ahead,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
+    assert!(
+        status.message().contains("1000 behind"),
+        "{}",
+        status.message()
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
