@@ -1,6 +1,9 @@
 //! The Careline operator CLI, for the people who run the system.
 //!
-//! * `careline status` — the event stream: its settings and head position.
+//! * `careline status` — the event stream (settings, head position) and every
+//!   projection (live generation, checkpoint, lag, any rebuild in progress).
+//! * `careline rebuild <projection>` — replays the log into a new generation
+//!   beside the live one, with progress, then switches readers to it.
 //! * `careline tail` — events as they arrive, decoded, one line each, for
 //!   people writing subscribers. Clinical content is redacted unless asked.
 //! * `careline token` — a signed token for one person and role, for local
@@ -13,6 +16,7 @@
 
 mod demo;
 mod display;
+mod rebuild;
 mod status;
 mod tail;
 mod token;
@@ -31,8 +35,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Show the event stream: settings, head position, and whether it is healthy.
+    /// Show the event stream and every projection: checkpoints and lag.
     Status,
+    /// Rebuild a projection from the first event, beside the live one.
+    Rebuild(rebuild::RebuildArgs),
     /// Print events as they arrive, decoded, one line each.
     Tail(tail::TailArgs),
     /// Mint a signed token for one person (needs CARELINE_TOKEN_SECRET).
@@ -45,11 +51,20 @@ impl Cli {
     pub async fn run(self) -> anyhow::Result<()> {
         match self.command {
             Command::Status => status::run(event_store::StoreConfig::from_env()?).await,
+            Command::Rebuild(args) => {
+                rebuild::run(event_store::StoreConfig::from_env()?, args).await
+            }
             Command::Tail(args) => tail::run(event_store::StoreConfig::from_env()?, args).await,
             Command::Token(args) => token::run(args),
             Command::Demo(args) => demo::run(args).await,
         }
     }
+}
+
+/// The read models' database: `DATABASE_URL`, or the local default.
+pub(crate) fn database_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| inbox_service::config::DEFAULT_DATABASE_URL.into())
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default: warnings).

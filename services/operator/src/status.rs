@@ -1,6 +1,17 @@
 //! `careline status`.
 
+use std::time::SystemTime;
+
 use event_store::{EventStore, JetStreamStore, StoreConfig};
+
+fn ago(t: SystemTime) -> String {
+    match SystemTime::now().duration_since(t) {
+        Ok(d) if d.as_secs() < 120 => format!("{} s ago", d.as_secs()),
+        Ok(d) if d.as_secs() < 7200 => format!("{} min ago", d.as_secs() / 60),
+        Ok(d) => format!("{} h ago", d.as_secs() / 3600),
+        Err(_) => "just now".into(),
+    }
+}
 
 pub(crate) async fn run(config: StoreConfig) -> anyhow::Result<()> {
     let store = JetStreamStore::connect(config.clone()).await?;
@@ -21,5 +32,42 @@ pub(crate) async fn run(config: StoreConfig) -> anyhow::Result<()> {
         "events         {} (head position {head}), {} bytes, {} aggregates",
         info.state.messages, info.state.bytes, info.state.subjects_count
     );
+
+    let url = crate::database_url();
+    let client = match projections::connect(&url).await {
+        Ok(client) => client,
+        Err(e) => {
+            println!("projections    database unreachable: {e}");
+            return Ok(());
+        }
+    };
+    let statuses = projections::status(&client).await?;
+    if statuses.is_empty() {
+        println!("projections    none yet (they appear when their service first starts)");
+    }
+    for p in statuses {
+        for g in &p.generations {
+            if g.live {
+                println!(
+                    "projection     {:<10} generation {} live: checkpoint {}, lag {} events, updated {}",
+                    p.name,
+                    g.generation,
+                    g.checkpoint,
+                    head.saturating_sub(g.checkpoint),
+                    ago(g.updated_at)
+                );
+            } else {
+                println!(
+                    "               {:<10} generation {} being rebuilt: {} of {} events ({:.1}%), updated {}",
+                    p.name,
+                    g.generation,
+                    g.checkpoint,
+                    head,
+                    100.0 * g.checkpoint as f64 / head.max(1) as f64,
+                    ago(g.updated_at)
+                );
+            }
+        }
+    }
     Ok(())
 }
