@@ -3,7 +3,8 @@
 # configured addresses, for running Careline or its tests on one machine.
 #
 #   NATS_URL      default nats://127.0.0.1:4222
-#   DATABASE_URL  default postgres://postgres@127.0.0.1:5432/postgres
+#   DATABASE_URL  default postgres://postgres@127.0.0.1:5432/careline
+#                 (the database is created when the server has no such one)
 #
 # For each service: use a running one; otherwise, when the address is on
 # this machine, start it from the Debian package (installing the package with
@@ -16,7 +17,7 @@
 set -euo pipefail
 
 NATS_URL=${NATS_URL:-nats://127.0.0.1:4222}
-DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/careline}
 STATE_DIR=${CARELINE_STATE_DIR:-/var/lib/careline}
 
 say() { printf 'careline: %s\n' "$*" >&2; }
@@ -29,6 +30,15 @@ url_host() { local rest=${1#*://}; rest=${rest##*@}; rest=${rest%%/*}; rest=${re
 url_port() {
   local rest=${1#*://}; rest=${rest##*@}; rest=${rest%%/*}; rest=${rest%%\?*}
   case "$rest" in *:*) echo "${rest##*:}" ;; *) echo "$2" ;; esac
+}
+
+# The database name of a PostgreSQL URL, and the URL with another database.
+url_database() { local rest=${1#*://}; rest=${rest#*/}; [ "$rest" = "${1#*://}" ] && return 0; echo "${rest%%\?*}"; }
+with_database() {
+  local url=$1 db=$2 base query=""
+  case "$url" in *\?*) base=${url%%\?*}; query="?${url#*\?}" ;; *) base=$url ;; esac
+  local rest=${base#*://} scheme=${base%%://*}
+  echo "$scheme://${rest%%/*}/$db$query"
 }
 
 # The first line a NATS server sends is its INFO, which says whether
@@ -105,9 +115,21 @@ ensure_postgres() {
     for _ in $(seq 1 50); do pg_ready "$host" "$port" && break; sleep 0.2; done
     pg_ready "$host" "$port" || fail "PostgreSQL did not come up on $host:$port"
   fi
-  psql "$DATABASE_URL" -Atqc 'select 1' >/dev/null 2>&1 ||
-    fail "PostgreSQL answers at $host:$port but '$DATABASE_URL' cannot log in: check the user, password and pg_hba.conf"
-  say "PostgreSQL is up at $host:$port"
+  if ! psql "$DATABASE_URL" -Atqc 'select 1' >/dev/null 2>&1; then
+    local database admin
+    database=$(url_database "$DATABASE_URL")
+    admin=$(with_database "$DATABASE_URL" postgres)
+    if [ -n "$database" ] && psql "$admin" -Atqc 'select 1' >/dev/null 2>&1; then
+      if [ -z "$(psql "$admin" -Atqc "select 1 from pg_database where datname = '$database'")" ]; then
+        say "creating database $database"
+        psql "$admin" -qc "CREATE DATABASE \"$database\"" >/dev/null ||
+          fail "could not create database $database: the user in DATABASE_URL needs CREATEDB, or create it yourself"
+      fi
+    fi
+    psql "$DATABASE_URL" -Atqc 'select 1' >/dev/null 2>&1 ||
+      fail "PostgreSQL answers at $host:$port but '$DATABASE_URL' cannot log in: check the user, password and pg_hba.conf"
+  fi
+  say "PostgreSQL is up at $host:$port (database $(url_database "$DATABASE_URL"))"
 }
 
 # A cluster created by the package install above: let local tools and the

@@ -2,7 +2,8 @@
 # Runs Careline on this machine, with a demo organisation to try it on:
 #   1. makes sure NATS (JetStream) and PostgreSQL are up (ensure-services.sh);
 #   2. builds the services;
-#   3. starts the command service (gRPC on 127.0.0.1:50051);
+#   3. starts the command service (gRPC on 127.0.0.1:50051) and the inbox
+#      service (gRPC on 127.0.0.1:50052, projecting into PostgreSQL);
 #   4. seeds the demo organisation and writes tokens for everyone in it to
 #      target/careline-dev/demo.env;
 #   5. follows the event log until Ctrl-C, which stops everything it started.
@@ -13,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 deploy/ensure-services.sh
-cargo build --locked --release -p command-service -p operator
+cargo build --locked --release -p command-service -p inbox-service -p operator
 bin=target/release
 dev=target/careline-dev
 mkdir -p "$dev"
@@ -24,6 +25,8 @@ if [ -z "${CARELINE_TOKEN_SECRET:-}" ]; then
   export CARELINE_TOKEN_SECRET
 fi
 export CARELINE_COMMAND_ADDR=${CARELINE_COMMAND_ADDR:-127.0.0.1:50051}
+export CARELINE_INBOX_ADDR=${CARELINE_INBOX_ADDR:-127.0.0.1:50052}
+export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/careline}
 
 pids=()
 stop() {
@@ -47,6 +50,10 @@ wait_for_port() { # name host:port log
 pids+=($!)
 wait_for_port "the command service" "$CARELINE_COMMAND_ADDR" "$dev/command.log"
 echo "careline: command service on $CARELINE_COMMAND_ADDR (log: $dev/command.log)"
+"$bin/careline-inbox" > "$dev/inbox.log" 2>&1 &
+pids+=($!)
+wait_for_port "the inbox service" "$CARELINE_INBOX_ADDR" "$dev/inbox.log"
+echo "careline: inbox service on $CARELINE_INBOX_ADDR (log: $dev/inbox.log)"
 
 "$bin/careline" status
 echo
@@ -60,6 +67,10 @@ Try it (in another terminal):
   grpcurl -plaintext -H "authorization: Bearer \$NINA_PATEL_TOKEN" \\
     -d "{\"command_id\":\"\$(cat /proc/sys/kernel/random/uuid)\",\"thread_id\":\"\$THREAD\",\"body\":\"One litre on Sunday, please.\"}" \\
     $CARELINE_COMMAND_ADDR careline.command.v1.CommandService/PostMessage
+  grpcurl -plaintext -H "authorization: Bearer \$NINA_PATEL_TOKEN" -d '{}' \
+    $CARELINE_INBOX_ADDR careline.inbox.v1.InboxService/MyInbox
+  $bin/careline status                 # checkpoints and lag of every projection
+  $bin/careline rebuild inbox          # replay the log into a new inbox generation
 
 careline: following the event log (Ctrl-C stops everything; content redacted)
 EOF
