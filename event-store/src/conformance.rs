@@ -74,6 +74,7 @@ macro_rules! conformance_suite {
             new_aggregate_expects_version_zero,
             conflict_names_the_actual_version_and_writes_nothing,
             same_event_id_is_appended_once,
+            any_version_appends_without_a_check,
             positions_are_global_and_dense,
             subscribe_resumes_exactly_where_asked,
             subscribe_delivers_events_appended_later,
@@ -207,6 +208,38 @@ pub async fn same_event_id_is_appended_once(h: &impl Harness) {
     }
     assert_eq!(store.load(&thread, 0).await.unwrap().len(), 1);
     assert_eq!(store.last_position().await.unwrap(), first.position);
+}
+
+pub async fn any_version_appends_without_a_check(h: &impl Harness) {
+    let store = h.store();
+    let reader = AggregateRef::new(
+        AggregateType::Access,
+        uuid::Uuid::now_v7().to_string(),
+    )
+    .expect("a UUID is a valid aggregate id");
+    let viewed = || {
+        envelope(
+            &reader,
+            Payload::RecordsViewed(proto::events::RecordsViewed {
+                call: "GetThread".into(),
+                ..Default::default()
+            }),
+        )
+    };
+    // Concurrent reads by one person: every one is recorded, none conflicts.
+    let appends = (0..8).map(|_| {
+        let store = store.clone();
+        let event = viewed();
+        async move { store.append(&event, crate::ANY_VERSION).await }
+    });
+    let results = futures::future::join_all(appends).await;
+    assert!(results.iter().all(|r| r.as_ref().is_ok_and(|a| !a.duplicate)));
+    assert_eq!(store.load(&reader, 0).await.unwrap().len(), 8);
+    // The id still de-duplicates.
+    let event = viewed();
+    let first = store.append(&event, crate::ANY_VERSION).await.unwrap();
+    let again = store.append(&event, crate::ANY_VERSION).await.unwrap();
+    assert_eq!((again.position, again.duplicate), (first.position, true));
 }
 
 pub async fn positions_are_global_and_dense(h: &impl Harness) {

@@ -209,10 +209,12 @@ impl EventStore for JetStreamStore {
         let subject = self.subject(&aggregate);
         let mut headers = HeaderMap::new();
         headers.insert(headers::MSG_ID, envelope.event_id.as_str());
-        headers.insert(
-            async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
-            expected.to_string().as_str(),
-        );
+        if expected != crate::ANY_VERSION {
+            headers.insert(
+                async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
+                expected.to_string().as_str(),
+            );
+        }
         headers.insert(headers::EVENT_TYPE, envelope.event_type.as_str());
         headers.insert(
             headers::AGGREGATE_TYPE,

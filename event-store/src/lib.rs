@@ -50,13 +50,19 @@ pub type Position = u64;
 /// An aggregate's version: the position of its last event, 0 for none.
 pub type Version = u64;
 
+/// The expected version that checks nothing: for access events, which
+/// record reads and never conflict with one another. Every aggregate that
+/// holds state is appended to with its real version.
+pub const ANY_VERSION: Version = u64::MAX;
+
 /// A live, ordered feed of recorded events.
 pub type EventStream = BoxStream<'static, Result<RecordedEvent, Error>>;
 
 /// The event log. Implementations are cheap to clone and shareable.
 pub trait EventStore: Clone + Send + Sync + 'static {
     /// Appends one event to the aggregate named in its envelope, provided the
-    /// aggregate is still at `expected` (0 for a new aggregate).
+    /// aggregate is still at `expected` (0 for a new aggregate;
+    /// [`ANY_VERSION`] to append whatever the version).
     ///
     /// * A different version is [`Error::Conflict`], carrying the actual one.
     /// * An event id that was already appended (inside the JetStream duplicate

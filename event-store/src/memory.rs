@@ -101,7 +101,7 @@ impl EventStore for MemoryStore {
             .get(&aggregate)
             .and_then(|positions| positions.last().copied())
             .unwrap_or(0);
-        if actual != expected {
+        if expected != crate::ANY_VERSION && actual != expected {
             return Err(Error::Conflict {
                 aggregate,
                 expected,

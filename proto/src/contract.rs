@@ -32,6 +32,7 @@ impl AggregateType {
             AggregateType::Team => Some("team"),
             AggregateType::PatientRecord => Some("patient"),
             AggregateType::Person => Some("person"),
+            AggregateType::Access => Some("access"),
         }
     }
 
@@ -42,6 +43,7 @@ impl AggregateType {
             "team" => AggregateType::Team,
             "patient" => AggregateType::PatientRecord,
             "person" => AggregateType::Person,
+            "access" => AggregateType::Access,
             _ => return None,
         })
     }
@@ -91,6 +93,7 @@ impl Payload {
             Payload::RecordAccessRevoked(_) => "RecordAccessRevoked",
             Payload::ProfessionalRegistered(_) => "ProfessionalRegistered",
             Payload::CarerRegistered(_) => "CarerRegistered",
+            Payload::RecordsViewed(_) => "RecordsViewed",
         }
     }
 
@@ -125,6 +128,7 @@ impl Payload {
             Payload::ProfessionalRegistered(_) | Payload::CarerRegistered(_) => {
                 AggregateType::Person
             }
+            Payload::RecordsViewed(_) => AggregateType::Access,
         }
     }
 }
@@ -202,6 +206,7 @@ mod tests {
                 200..=299 => AggregateType::Team,
                 300..=399 => AggregateType::PatientRecord,
                 400..=499 => AggregateType::Person,
+                500..=599 => AggregateType::Access,
                 _ => panic!("{name} has number {number} outside every aggregate's range"),
             };
             assert_eq!(
