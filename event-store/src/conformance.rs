@@ -212,11 +212,8 @@ pub async fn same_event_id_is_appended_once(h: &impl Harness) {
 
 pub async fn any_version_appends_without_a_check(h: &impl Harness) {
     let store = h.store();
-    let reader = AggregateRef::new(
-        AggregateType::Access,
-        uuid::Uuid::now_v7().to_string(),
-    )
-    .expect("a UUID is a valid aggregate id");
+    let reader = AggregateRef::new(AggregateType::Access, uuid::Uuid::now_v7().to_string())
+        .expect("a UUID is a valid aggregate id");
     let viewed = || {
         envelope(
             &reader,
@@ -233,7 +230,11 @@ pub async fn any_version_appends_without_a_check(h: &impl Harness) {
         async move { store.append(&event, crate::ANY_VERSION).await }
     });
     let results = futures::future::join_all(appends).await;
-    assert!(results.iter().all(|r| r.as_ref().is_ok_and(|a| !a.duplicate)));
+    assert!(
+        results
+            .iter()
+            .all(|r| r.as_ref().is_ok_and(|a| !a.duplicate))
+    );
     assert_eq!(store.load(&reader, 0).await.unwrap().len(), 8);
     // The id still de-duplicates.
     let event = viewed();

@@ -142,6 +142,7 @@ async fn main() {
             wait_for_position: Duration::from_secs(5),
             batch_size: 1000,
             pool_size: 8,
+            record_reads: true,
         },
         stream.store().clone(),
         keys.clone(),

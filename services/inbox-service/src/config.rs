@@ -19,6 +19,10 @@ pub struct Config {
     pub batch_size: usize,
     /// `CARELINE_INBOX_POOL`: database connections for queries, default 16.
     pub pool_size: usize,
+    /// Whether reads are recorded in the log (always, in a deployment: there
+    /// is no setting to turn it off; the benchmark turns it off in code to
+    /// measure its cost).
+    pub record_reads: bool,
 }
 
 fn number(key: &str, default: u64) -> anyhow::Result<u64> {
@@ -52,6 +56,7 @@ impl Config {
             wait_for_position: Duration::from_millis(number("CARELINE_INBOX_WAIT_MS", 2000)?),
             batch_size,
             pool_size: number("CARELINE_INBOX_POOL", 16)?.max(1) as usize,
+            record_reads: true,
         })
     }
 }

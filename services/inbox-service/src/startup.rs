@@ -12,6 +12,7 @@ use proto::inbox::inbox_service_server::InboxServiceServer;
 use service_kit::TokenKeys;
 use tokio::sync::watch;
 
+use crate::access::AccessLog;
 use crate::config::Config;
 use crate::grpc::{InboxGrpc, Progress};
 use crate::projection::InboxProjection;
@@ -23,6 +24,7 @@ pub struct Application<S> {
     pool: deadpool_postgres::Pool,
     keys: TokenKeys,
     wait: Duration,
+    access: AccessLog,
 }
 
 impl<S> std::fmt::Debug for Application<S> {
@@ -43,6 +45,11 @@ impl<S: EventStore> Application<S> {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+        let access = if config.record_reads {
+            AccessLog::recording(store.clone())
+        } else {
+            AccessLog::off()
+        };
         let runner = Arc::new(Runner::new(
             Arc::new(InboxProjection),
             store,
@@ -58,6 +65,7 @@ impl<S: EventStore> Application<S> {
             pool: projections::pool(&config.database_url, config.pool_size, "inbox")?,
             keys,
             wait: config.wait_for_position,
+            access,
         })
     }
 
@@ -84,8 +92,13 @@ impl<S: EventStore> Application<S> {
             checkpoint: self.runner.checkpoint(),
             stopped,
         };
-        let service =
-            InboxServiceServer::new(InboxGrpc::new(self.pool, self.keys, progress, self.wait));
+        let service = InboxServiceServer::new(InboxGrpc::new(
+            self.pool,
+            self.keys,
+            progress,
+            self.wait,
+            self.access,
+        ));
         tracing::info!(addr = %self.listener.local_addr()?, "inbox service listening");
         let served = service_kit::server::serve(self.listener, service, shutdown).await;
         let _ = stop.send(true);

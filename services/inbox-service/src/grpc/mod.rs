@@ -8,11 +8,12 @@ use std::time::{Duration, SystemTime};
 
 use proto::inbox as pb;
 use proto::inbox::inbox_service_server::InboxService;
-use service_kit::TokenKeys;
+use service_kit::{Caller, TokenKeys};
 use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
+use crate::access::{AccessLog, Shown};
 use crate::error::Error;
 use crate::queries::{self, ListFilter, Viewer};
 
@@ -31,6 +32,7 @@ pub struct InboxGrpc {
     keys: TokenKeys,
     progress: Progress,
     wait: Duration,
+    access: AccessLog,
 }
 
 impl std::fmt::Debug for InboxGrpc {
@@ -139,21 +141,24 @@ impl InboxGrpc {
         keys: TokenKeys,
         progress: Progress,
         wait: Duration,
+        access: AccessLog,
     ) -> Self {
         Self {
             pool,
             keys,
             progress,
             wait,
+            access,
         }
     }
 
-    fn viewer<T>(&self, request: &Request<T>) -> Result<Viewer, Status> {
+    fn caller<T>(&self, request: &Request<T>) -> Result<(Caller, Viewer), Status> {
         let caller = self.keys.authenticate(request)?;
-        Ok(Viewer {
+        let viewer = Viewer {
             id: caller.person_id,
             role: caller.role,
-        })
+        };
+        Ok((caller, viewer))
     }
 
     /// Waits until the projection has applied `min`; answers the position
@@ -189,13 +194,16 @@ impl InboxService for InboxGrpc {
         &self,
         request: Request<pb::MyInboxRequest>,
     ) -> Result<Response<pb::ThreadPage>, Status> {
-        let viewer = self.viewer(&request)?;
+        let (caller, viewer) = self.caller(&request)?;
         let r = request.into_inner();
         let filter = filter(r.filters, r.page_size, &r.cursor)?;
         let position = self.reached(r.min_position).await?;
         let client = self.client().await?;
         let (threads, next_cursor) =
             queries::my_inbox(&client, viewer, SystemTime::now(), &filter).await?;
+        let mut shown = Shown::default();
+        shown.summaries(&threads);
+        self.access.record(&caller, "MyInbox", None, shown).await?;
         Ok(Response::new(pb::ThreadPage {
             threads,
             next_cursor,
@@ -207,7 +215,7 @@ impl InboxService for InboxGrpc {
         &self,
         request: Request<pb::TeamInboxRequest>,
     ) -> Result<Response<pb::TeamInboxReply>, Status> {
-        let viewer = self.viewer(&request)?;
+        let (caller, viewer) = self.caller(&request)?;
         let r = request.into_inner();
         let team = id("team_id", &r.team_id)?;
         let filter = filter(r.filters, r.page_size, &r.cursor)?;
@@ -215,9 +223,14 @@ impl InboxService for InboxGrpc {
         let client = self.client().await?;
         let mut reply =
             queries::team_inbox(&client, viewer, SystemTime::now(), team, &filter).await?;
+        let mut shown = Shown::default();
         if let Some(page) = reply.page.as_mut() {
             page.position = position;
+            shown.summaries(&page.threads);
         }
+        self.access
+            .record(&caller, "TeamInbox", Some(team), shown)
+            .await?;
         Ok(Response::new(reply))
     }
 
@@ -225,13 +238,18 @@ impl InboxService for InboxGrpc {
         &self,
         request: Request<pb::GetThreadRequest>,
     ) -> Result<Response<pb::ThreadDetail>, Status> {
-        let viewer = self.viewer(&request)?;
+        let (caller, viewer) = self.caller(&request)?;
         let r = request.into_inner();
         let thread = id("thread_id", &r.thread_id)?;
         let position = self.reached(r.min_position).await?;
         let client = self.client().await?;
         let mut detail = queries::thread(&client, viewer, SystemTime::now(), thread).await?;
         detail.position = position;
+        let mut shown = Shown::default();
+        shown.summaries(&detail.summary);
+        self.access
+            .record(&caller, "GetThread", None, shown)
+            .await?;
         Ok(Response::new(detail))
     }
 
@@ -239,7 +257,7 @@ impl InboxService for InboxGrpc {
         &self,
         request: Request<pb::WhoCanIMessageRequest>,
     ) -> Result<Response<pb::WhoCanIMessageReply>, Status> {
-        let viewer = self.viewer(&request)?;
+        let (caller, viewer) = self.caller(&request)?;
         let r = request.into_inner();
         let patient = id("patient_id", &r.patient_id)?;
         let position = self.reached(r.min_position).await?;
@@ -247,6 +265,11 @@ impl InboxService for InboxGrpc {
         let mut reply =
             queries::who_can_i_message(&client, viewer, SystemTime::now(), patient).await?;
         reply.position = position;
+        let mut shown = Shown::default();
+        shown.record(&patient.to_string());
+        self.access
+            .record(&caller, "WhoCanIMessage", None, shown)
+            .await?;
         Ok(Response::new(reply))
     }
 
@@ -254,7 +277,7 @@ impl InboxService for InboxGrpc {
         &self,
         request: Request<pb::NotReadByPatientRequest>,
     ) -> Result<Response<pb::NotReadByPatientReply>, Status> {
-        let viewer = self.viewer(&request)?;
+        let (caller, viewer) = self.caller(&request)?;
         let r = request.into_inner();
         let team = id("team_id", &r.team_id)?;
         let days = match r.days {
@@ -267,6 +290,11 @@ impl InboxService for InboxGrpc {
         let mut reply =
             queries::not_read_by_patient(&client, viewer, SystemTime::now(), team, days).await?;
         reply.position = position;
+        let mut shown = Shown::default();
+        shown.summaries(reply.threads.iter().filter_map(|t| t.thread.as_ref()));
+        self.access
+            .record(&caller, "NotReadByPatient", Some(team), shown)
+            .await?;
         Ok(Response::new(reply))
     }
 }

@@ -52,6 +52,7 @@ pub fn inbox_config(
         wait_for_position: wait,
         batch_size: 500,
         pool_size: 4,
+        record_reads: true,
     }
 }
 

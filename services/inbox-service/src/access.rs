@@ -1,0 +1,136 @@
+//! Recording reads: every answer that shows a patient record's threads is
+//! first recorded as a `RecordsViewed` event on the reader's access subject.
+//! If it cannot be recorded, the read is refused (UNAVAILABLE): an
+//! unaudited read of a health record is not allowed.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use event_store::{ANY_VERSION, EventStore};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use proto::events::envelope::Payload;
+use proto::events::{Actor, AggregateType, Envelope, RecordView, RecordsViewed};
+use proto::inbox as pb;
+use service_kit::{Caller, Role};
+
+use crate::error::Error;
+
+type Append = dyn Fn(Envelope) -> BoxFuture<'static, Result<(), event_store::Error>> + Send + Sync;
+
+/// Where reads are recorded.
+#[derive(Clone)]
+pub struct AccessLog {
+    append: Option<Arc<Append>>,
+}
+
+impl std::fmt::Debug for AccessLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessLog")
+            .field("recording", &self.append.is_some())
+            .finish()
+    }
+}
+
+/// What one answer showed: record → threads, in a stable order.
+#[derive(Debug, Default)]
+pub struct Shown {
+    records: BTreeMap<String, Vec<String>>,
+}
+
+impl Shown {
+    pub fn thread(&mut self, patient_id: &str, thread_id: &str) {
+        let threads = self.records.entry(patient_id.to_string()).or_default();
+        if !thread_id.is_empty() && !threads.iter().any(|t| t == thread_id) {
+            threads.push(thread_id.to_string());
+        }
+    }
+
+    /// A record read as a whole (whom one may message in it), no thread.
+    pub fn record(&mut self, patient_id: &str) {
+        self.records.entry(patient_id.to_string()).or_default();
+    }
+
+    pub fn summaries<'a>(&mut self, threads: impl IntoIterator<Item = &'a pb::ThreadSummary>) {
+        for t in threads {
+            self.thread(&t.patient_id, &t.thread_id);
+        }
+    }
+}
+
+impl AccessLog {
+    /// Records reads in `store`'s log.
+    pub fn recording<S: EventStore>(store: S) -> Self {
+        let append = move |envelope: Envelope| {
+            let store = store.clone();
+            async move { store.append(&envelope, ANY_VERSION).await.map(|_| ()) }.boxed()
+        };
+        Self {
+            append: Some(Arc::new(append)),
+        }
+    }
+
+    /// Records nothing: only for measuring what recording costs.
+    pub fn off() -> Self {
+        Self { append: None }
+    }
+
+    /// Records that `caller` was shown `shown` by `call`; nothing when the
+    /// answer showed no record.
+    pub async fn record(
+        &self,
+        caller: &Caller,
+        call: &str,
+        team_id: Option<uuid::Uuid>,
+        shown: Shown,
+    ) -> Result<(), Error> {
+        let Some(append) = &self.append else {
+            return Ok(());
+        };
+        if shown.records.is_empty() {
+            return Ok(());
+        }
+        // A carer reads on the patient's behalf; a patient in their own record
+        // and staff act on their own.
+        let on_behalf_of = match (caller.role, shown.records.len()) {
+            (Role::Carer, 1) => shown.records.keys().next().cloned().unwrap_or_default(),
+            _ => String::new(),
+        };
+        let payload = Payload::RecordsViewed(RecordsViewed {
+            call: format!("careline.inbox.v1.InboxService/{call}"),
+            records: shown
+                .records
+                .into_iter()
+                .map(|(patient_id, thread_ids)| RecordView {
+                    patient_id,
+                    thread_ids,
+                })
+                .collect(),
+            team_id: team_id.map(|t| t.to_string()).unwrap_or_default(),
+        });
+        let envelope = Envelope {
+            event_id: uuid::Uuid::now_v7().to_string(),
+            event_type: payload.event_type().to_string(),
+            schema_version: proto::contract::SCHEMA_VERSION,
+            aggregate_type: AggregateType::Access as i32,
+            aggregate_id: caller.person_id.to_string(),
+            occurred_at: Some(std::time::SystemTime::now().into()),
+            actor: Some(Actor {
+                person_id: caller.person_id.to_string(),
+                role: caller.role.to_proto() as i32,
+                on_behalf_of,
+                display_name: caller.name.clone(),
+            }),
+            command_id: String::new(),
+            correlation_id: String::new(),
+            causation_id: String::new(),
+            payload: Some(payload),
+        };
+        append(envelope).await.map_err(|e| {
+            tracing::error!(error = %e, call, "a read could not be recorded; refused");
+            Error::Unavailable(format!(
+                "this read could not be recorded in the audit trail, so it is refused; retry shortly ({e})"
+            ))
+        })
+    }
+}

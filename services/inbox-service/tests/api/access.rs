@@ -1,0 +1,162 @@
+//! Reads are recorded: every query that shows a record's threads appends a
+//! `RecordsViewed` event first, and a read that cannot be recorded fails.
+
+use command_service::client::command_id;
+use command_service::demo::first_thread;
+use event_store::EventStore;
+use futures::StreamExt;
+use proto::command as cmd;
+use proto::events::envelope::Payload;
+use proto::events::{RecordsViewed, Role};
+use proto::inbox as pb;
+use tonic::Code;
+
+use crate::support::system;
+
+/// The `RecordsViewed` events after `after`, with their actor.
+async fn views(s: &crate::support::System, after: u64) -> Vec<(String, i32, RecordsViewed)> {
+    let head = s.head().await;
+    let mut feed = s.stream.store().subscribe(after + 1).await.unwrap();
+    let mut out = Vec::new();
+    let mut at = after;
+    while at < head {
+        let event = feed.next().await.unwrap().unwrap();
+        at = event.position;
+        if let Some(Payload::RecordsViewed(v)) = event.envelope.payload {
+            let actor = event.envelope.actor.unwrap();
+            out.push((actor.person_id, actor.role, v));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_read_path_records_who_saw_which_record() {
+    let s = system("accessreads").await;
+    let org = s.org().await;
+    let thread = first_thread(&s.signer, &org).await.unwrap();
+    let patient = org.patient.person_id.to_string();
+    let nurse = org.nurse.person_id.to_string();
+    // A staff reply the patient has not read, for NotReadByPatient to show.
+    s.signer
+        .client(&org.nurse)
+        .unwrap()
+        .post_message(cmd::PostMessageRequest {
+            command_id: command_id(),
+            thread_id: thread.clone(),
+            body: "Please weigh yourself each morning.".into(),
+        })
+        .await
+        .unwrap();
+    let at = s.head().await;
+    let mut inbox = s.inbox(&org.nurse);
+
+    let calls = [
+        "MyInbox",
+        "TeamInbox",
+        "GetThread",
+        "WhoCanIMessage",
+        "NotReadByPatient",
+    ];
+    for call in calls {
+        let before = s.head().await;
+        match call {
+            "MyInbox" => drop(
+                inbox
+                    .my_inbox(pb::MyInboxRequest {
+                        min_position: at,
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap(),
+            ),
+            "TeamInbox" => drop(
+                inbox
+                    .team_inbox(pb::TeamInboxRequest {
+                        min_position: at,
+                        team_id: org.renal.clone(),
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap(),
+            ),
+            "GetThread" => drop(
+                inbox
+                    .get_thread(pb::GetThreadRequest {
+                        min_position: at,
+                        thread_id: thread.clone(),
+                    })
+                    .await
+                    .unwrap(),
+            ),
+            "WhoCanIMessage" => drop(
+                inbox
+                    .who_can_i_message(pb::WhoCanIMessageRequest {
+                        min_position: at,
+                        patient_id: patient.clone(),
+                    })
+                    .await
+                    .unwrap(),
+            ),
+            _ => drop(
+                inbox
+                    .not_read_by_patient(pb::NotReadByPatientRequest {
+                        min_position: at,
+                        team_id: org.renal.clone(),
+                        days: Some(0),
+                    })
+                    .await
+                    .unwrap(),
+            ),
+        }
+        let recorded = views(&s, before).await;
+        assert_eq!(recorded.len(), 1, "{call}: {recorded:?}");
+        let (who, role, view) = &recorded[0];
+        assert_eq!(who, &nurse, "{call}");
+        assert_eq!(*role, Role::Professional as i32, "{call}");
+        assert_eq!(view.call, format!("careline.inbox.v1.InboxService/{call}"));
+        assert_eq!(view.records.len(), 1, "{call}: {view:?}");
+        assert_eq!(view.records[0].patient_id, patient, "{call}");
+        if call != "WhoCanIMessage" {
+            assert_eq!(view.records[0].thread_ids, vec![thread.clone()], "{call}");
+        }
+    }
+
+    // A refused read shows nothing and records nothing.
+    let before = s.head().await;
+    let refused = s
+        .inbox(&org.cardiologist)
+        .get_thread(pb::GetThreadRequest {
+            min_position: at,
+            thread_id: thread.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::NotFound);
+    assert!(views(&s, before).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_that_cannot_be_recorded_is_refused() {
+    let s = system("accessfails").await;
+    let org = s.org().await;
+    let thread = first_thread(&s.signer, &org).await.unwrap();
+    let at = s.head().await;
+    let mut inbox = s.inbox(&org.nurse);
+    let request = || pb::GetThreadRequest {
+        min_position: at,
+        thread_id: thread.clone(),
+    };
+    inbox.get_thread(request()).await.unwrap();
+
+    // The log goes away: the projection still holds the thread, but showing
+    // it unrecorded is not allowed.
+    s.stream.store().delete_stream().await.unwrap();
+    let refused = inbox.get_thread(request()).await.unwrap_err();
+    assert_eq!(refused.code(), Code::Unavailable);
+    assert!(
+        refused.message().contains("could not be recorded"),
+        "{}",
+        refused.message()
+    );
+}
