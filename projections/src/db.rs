@@ -74,7 +74,7 @@ pub(crate) async fn migrate(
     schema: &str,
     migrations: &refinery::Runner,
     projection: &str,
-) -> Result<(), Error> {
+) -> Result<usize, Error> {
     client
         .batch_execute(&format!(
             "CREATE SCHEMA IF NOT EXISTS {schema}; SET search_path TO {schema}"
@@ -82,10 +82,12 @@ pub(crate) async fn migrate(
         .await?;
     let result = migrations.run_async(client).await;
     client.batch_execute("RESET search_path").await?;
-    result.map(|_| ()).map_err(|e| Error::Migration {
-        projection: projection.to_string(),
-        message: e.to_string(),
-    })
+    result
+        .map(|report| report.applied_migrations().len())
+        .map_err(|e| Error::Migration {
+            projection: projection.to_string(),
+            message: e.to_string(),
+        })
 }
 
 /// A URL without its password, for messages.

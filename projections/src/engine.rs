@@ -81,6 +81,11 @@ impl<P: Projection, S: EventStore> Runner<P, S> {
         }
     }
 
+    /// The projection's name.
+    pub fn name(&self) -> &'static str {
+        self.projection.name()
+    }
+
     /// The checkpoint after every committed batch (for read-your-writes,
     /// progress and lag).
     pub fn checkpoint(&self) -> watch::Receiver<Position> {

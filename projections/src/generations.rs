@@ -91,16 +91,27 @@ async fn prepare_locked<P: Projection>(client: &mut Client, projection: &P) -> R
     };
     // Additive migrations (new tables or columns) apply to the live
     // generation in place; the views are recreated so new columns show.
-    migrate(
+    // Otherwise the views stay as they are: recreating them takes exclusive
+    // locks that would stall (or deadlock with) readers of a running service.
+    let applied = migrate(
         client,
         &generation_schema(name, live),
         &projection.migrations(),
         name,
     )
     .await?;
-    let tx = client.transaction().await?;
-    point_views(&tx, projection, live).await?;
-    tx.commit().await?;
+    let views: i64 = client
+        .query_one(
+            "SELECT count(*) FROM information_schema.views WHERE table_schema = $1 AND table_name = ANY($2)",
+            &[&name, &projection.tables()],
+        )
+        .await?
+        .get(0);
+    if applied > 0 || views != projection.tables().len() as i64 {
+        let tx = client.transaction().await?;
+        point_views(&tx, projection, live).await?;
+        tx.commit().await?;
+    }
     Ok(live)
 }
 
@@ -209,4 +220,22 @@ pub async fn status(client: &Client) -> Result<Vec<ProjectionStatus>, Error> {
         });
     }
     Ok(out)
+}
+
+/// The live generation's checkpoint of a projection, read with `client`
+/// (inside a transaction, it is the position that snapshot reflects).
+pub async fn live_checkpoint(
+    client: &impl tokio_postgres::GenericClient,
+    projection: &str,
+) -> Result<u64, Error> {
+    let row = client
+        .query_opt(
+            "SELECT c.position FROM careline_projections.projection_checkpoints c \
+             JOIN careline_projections.projection_generations g \
+               ON g.name = c.name AND g.live_generation = c.generation WHERE c.name = $1",
+            &[&projection],
+        )
+        .await?;
+    row.map(|r| r.get::<_, i64>(0) as u64)
+        .ok_or_else(|| Error::Config(format!("projection {projection} has no live generation")))
 }

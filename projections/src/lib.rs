@@ -17,6 +17,8 @@
 //! * `engine.rs` — [`Projection`], [`Runner`] (live or building).
 //! * `generations.rs` — preparing, switching and inspecting generations.
 //! * `rebuild.rs` — [`rebuild`], with progress.
+//! * `serving.rs` — [`supervise`] a live runner; [`Serving`]: wait for a
+//!   position (read-your-writes).
 //! * `db.rs` — connections and migrations; `sql.rs` — the engine's queries.
 //! * `testing.rs` (feature `testing`) — a throw-away database per test.
 
@@ -25,6 +27,7 @@ mod engine;
 mod error;
 mod generations;
 mod rebuild;
+mod serving;
 mod sql;
 
 #[cfg(feature = "testing")]
@@ -33,8 +36,9 @@ pub mod testing;
 pub use db::{connect, pool};
 pub use engine::{Mode, Projection, Runner, RunnerConfig};
 pub use error::Error;
-pub use generations::{ProjectionStatus, prepare, status, views_schema};
+pub use generations::{ProjectionStatus, live_checkpoint, prepare, status, views_schema};
 pub use rebuild::{Progress, RebuildReport, rebuild};
+pub use serving::{Progress as Serving, supervise};
 
 /// Re-exported for projections' `migrations()`.
 pub use refinery;
