@@ -132,39 +132,47 @@ async fn main() {
         );
     }
 
-    // 3. Queries through the API.
+    // 3. Queries through the API, with reads recorded (as deployed) and,
+    //    interleaved, through a second service that does not record them.
     let keys = TokenKeys::from_secret(b"benchmark secret, thirty-two bytes long").unwrap();
-    let app = inbox_service::Application::with_store(
-        inbox_service::Config {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            database_url: db.url.clone(),
-            store: stream.config().clone(),
-            wait_for_position: Duration::from_secs(5),
-            batch_size: 1000,
-            pool_size: 8,
-            record_reads: true,
-        },
-        stream.store().clone(),
-        keys.clone(),
-    )
-    .await
-    .unwrap();
-    let addr = app.local_addr();
-    let checkpoint = app.checkpoint();
-    tokio::spawn(app.run(std::future::pending()));
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
+    let mut checkpoint = None;
+    let mut channels = Vec::new();
+    for record_reads in [true, false] {
+        let app = inbox_service::Application::with_store(
+            inbox_service::Config {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                database_url: db.url.clone(),
+                store: stream.config().clone(),
+                wait_for_position: Duration::from_secs(5),
+                batch_size: 1000,
+                pool_size: 8,
+                record_reads,
+            },
+            stream.store().clone(),
+            keys.clone(),
+        )
         .await
         .unwrap();
-    let client = |who: uuid::Uuid| {
+        let addr = app.local_addr();
+        checkpoint.get_or_insert(app.checkpoint());
+        tokio::spawn(app.run(std::future::pending()));
+        channels.push(
+            Channel::from_shared(format!("http://{addr}"))
+                .unwrap()
+                .connect()
+                .await
+                .unwrap(),
+        );
+    }
+    let checkpoint = checkpoint.unwrap();
+    let client = |recorded: bool, who: uuid::Uuid| {
         let caller = Caller {
             person_id: who,
             role: Role::Professional,
             name: "Bench".into(),
         };
         pb::inbox_service_client::InboxServiceClient::with_interceptor(
-            channel.clone(),
+            channels[usize::from(!recorded)].clone(),
             Bearer::new(&keys.mint(&caller, Duration::from_secs(3600))).unwrap(),
         )
     };
@@ -173,51 +181,61 @@ async fn main() {
     at.wait_for(|&c| c >= head).await.unwrap();
 
     let samples = 2000;
-    let mut inbox_times = Vec::with_capacity(samples);
-    let mut thread_times = Vec::with_capacity(samples);
+    // [recorded, not recorded] × [my inbox, one thread]
+    let mut times: [[Vec<Duration>; 2]; 2] = Default::default();
     let mut listed = 0usize;
     for i in 0..samples {
-        let team = (i * 7919) % world.teams.len();
-        let staff = world.staff[team][i % world.staff[team].len()];
-        let mut inbox = client(staff);
-        let sent = Instant::now();
-        let page = inbox
-            .my_inbox(pb::MyInboxRequest::default())
-            .await
-            .unwrap()
-            .into_inner();
-        inbox_times.push(sent.elapsed());
-        listed += page.threads.len();
+        for recorded in [true, false] {
+            let team = (i * 7919) % world.teams.len();
+            let staff = world.staff[team][i % world.staff[team].len()];
+            let mut inbox = client(recorded, staff);
+            let sent = Instant::now();
+            let page = inbox
+                .my_inbox(pb::MyInboxRequest::default())
+                .await
+                .unwrap()
+                .into_inner();
+            times[usize::from(!recorded)][0].push(sent.elapsed());
+            listed += page.threads.len();
 
-        let (thread, _, thread_team) = world.threads[(i * 104_729) % world.threads.len()];
-        let mut reader = client(world.staff[thread_team][0]);
-        let sent = Instant::now();
-        let detail = reader
-            .get_thread(pb::GetThreadRequest {
-                min_position: 0,
-                thread_id: thread.to_string(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        thread_times.push(sent.elapsed());
-        assert!(!detail.messages.is_empty());
+            let (thread, _, thread_team) = world.threads[(i * 104_729) % world.threads.len()];
+            let mut reader = client(recorded, world.staff[thread_team][0]);
+            let sent = Instant::now();
+            let detail = reader
+                .get_thread(pb::GetThreadRequest {
+                    min_position: 0,
+                    thread_id: thread.to_string(),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            times[usize::from(!recorded)][1].push(sent.elapsed());
+            assert!(!detail.messages.is_empty());
+        }
     }
-    inbox_times.sort();
-    thread_times.sort();
     println!();
-    println!(
-        "my inbox (50 per page, {:.0} threads listed on average): p50 {:.2} ms, p99 {:.2} ms",
-        listed as f64 / samples as f64,
-        percentile(&inbox_times, 0.5),
-        percentile(&inbox_times, 0.99)
-    );
-    println!(
-        "one thread ({} messages):                           p50 {:.2} ms, p99 {:.2} ms",
-        1 + spec.replies,
-        percentile(&thread_times, 0.5),
-        percentile(&thread_times, 0.99)
-    );
+    for (recorded, label) in [
+        (0, "reads recorded (as deployed)"),
+        (1, "reads not recorded"),
+    ] {
+        for query in &mut times[recorded] {
+            query.sort();
+        }
+        let [inbox_times, thread_times] = &times[recorded];
+        println!("{label}:");
+        println!(
+            "  my inbox (50 per page, {:.0} threads listed on average): p50 {:.2} ms, p99 {:.2} ms",
+            listed as f64 / (2 * samples) as f64,
+            percentile(inbox_times, 0.5),
+            percentile(inbox_times, 0.99)
+        );
+        println!(
+            "  one thread ({} messages):                           p50 {:.2} ms, p99 {:.2} ms",
+            1 + spec.replies,
+            percentile(thread_times, 0.5),
+            percentile(thread_times, 0.99)
+        );
+    }
 
     // 4. Lag at 5,000 events/s.
     let rate = 5_000usize;

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 
 use crate::access::AccessLog;
 use crate::config::Config;
-use crate::grpc::{InboxGrpc, Progress};
+use crate::grpc::InboxGrpc;
 use crate::projection::InboxProjection;
 
 /// A bound, ready-to-run inbox service.
@@ -84,14 +84,7 @@ impl<S: EventStore> Application<S> {
     /// batch in flight and the calls in flight finish first.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
         let (stop, stopping) = watch::channel(false);
-        let (stopped_tx, stopped) = watch::channel(None::<String>);
-        let runner = self.runner.clone();
-        let projection = tokio::spawn(supervise(runner, stopping, stopped_tx));
-
-        let progress = Progress {
-            checkpoint: self.runner.checkpoint(),
-            stopped,
-        };
+        let (progress, projection) = projections::supervise(self.runner.clone(), stopping);
         let service = InboxServiceServer::new(InboxGrpc::new(
             self.pool,
             self.keys,
@@ -105,41 +98,5 @@ impl<S: EventStore> Application<S> {
         let _ = projection.await;
         served?;
         Ok(())
-    }
-}
-
-/// Keeps the projection running: a transient failure (database or NATS out
-/// of reach) restarts it after a pause; a log that lost its tail stops it
-/// for good, with the reason kept for queries to report.
-async fn supervise<S: EventStore>(
-    runner: Arc<Runner<InboxProjection, S>>,
-    stopping: watch::Receiver<bool>,
-    stopped: watch::Sender<Option<String>>,
-) {
-    let mut pause = Duration::from_millis(200);
-    loop {
-        let mut stop = stopping.clone();
-        let shutdown = async move {
-            let _ = stop.wait_for(|s| *s).await;
-        };
-        match runner.run(shutdown).await {
-            Ok(()) => return,
-            Err(e @ projections::Error::LogLostTail { .. }) => {
-                tracing::error!(error = %e, "inbox projection stopped");
-                stopped.send_replace(Some(e.to_string()));
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, retry_in = ?pause, "inbox projection failed; restarting");
-                stopped.send_replace(Some(format!("{e} (restarting)")));
-            }
-        }
-        let mut stop = stopping.clone();
-        tokio::select! {
-            _ = tokio::time::sleep(pause) => {}
-            _ = stop.wait_for(|s| *s) => return,
-        }
-        stopped.send_replace(None);
-        pause = (pause * 2).min(Duration::from_secs(30));
     }
 }

@@ -9,22 +9,14 @@ use std::time::{Duration, SystemTime};
 use proto::inbox as pb;
 use proto::inbox::inbox_service_server::InboxService;
 use service_kit::{Caller, TokenKeys};
-use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
+
+use projections::Serving as Progress;
 
 use crate::access::{AccessLog, Shown};
 use crate::error::Error;
 use crate::queries::{self, ListFilter, Viewer};
-
-/// Where the projection stands, for read-your-writes.
-#[derive(Clone, Debug)]
-pub struct Progress {
-    /// The last position applied.
-    pub checkpoint: watch::Receiver<u64>,
-    /// Why the projection stopped, if it did.
-    pub stopped: watch::Receiver<Option<String>>,
-}
 
 /// The inbox service.
 pub struct InboxGrpc {
@@ -164,23 +156,10 @@ impl InboxGrpc {
     /// Waits until the projection has applied `min`; answers the position
     /// reached.
     async fn reached(&self, min: u64) -> Result<u64, Error> {
-        let mut checkpoint = self.progress.checkpoint.clone();
-        let wait = checkpoint.wait_for(|&c| c >= min);
-        match tokio::time::timeout(self.wait, wait).await {
-            Ok(Ok(c)) => Ok(*c),
-            _ => {
-                let at = *self.progress.checkpoint.borrow();
-                let why = match &*self.progress.stopped.borrow() {
-                    Some(reason) => format!(" The projection has stopped: {reason}"),
-                    None => String::new(),
-                };
-                Err(Error::Unavailable(format!(
-                    "the inbox has applied the log up to position {at}, {} behind the requested {min}; \
-                     retry shortly.{why}",
-                    min.saturating_sub(at)
-                )))
-            }
-        }
+        self.progress
+            .reached(min, self.wait)
+            .await
+            .map_err(|e| Error::Unavailable(format!("the inbox has {e}")))
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, Error> {
