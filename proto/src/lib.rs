@@ -18,6 +18,12 @@ pub mod contract;
 
 /// Generated code, in the proto package layout.
 pub mod careline {
+    pub mod audit {
+        pub mod v1 {
+            #![allow(missing_docs, clippy::all, missing_debug_implementations)]
+            include!(concat!(env!("OUT_DIR"), "/careline.audit.v1.rs"));
+        }
+    }
     pub mod command {
         pub mod v1 {
             #![allow(missing_docs, clippy::all, missing_debug_implementations)]
@@ -38,6 +44,7 @@ pub mod careline {
     }
 }
 
+pub use careline::audit::v1 as audit;
 pub use careline::command::v1 as command;
 pub use careline::events::v1 as events;
 pub use careline::inbox::v1 as inbox;

@@ -1,0 +1,140 @@
+//! Audit trail benchmark: the rate at which the audit projection is rebuilt
+//! from the log (every event hashed into its record's chain), and how long
+//! verifying every chain takes, from the table and against the log.
+//!
+//! `BENCH_SCALE` (default 0.25) scales the generated organisation: at 1.0 it
+//! is the inbox benchmark's 1M events (100k threads, 10k staff).
+
+// A benchmark: a failed unwrap is a failed run.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use audit_service::AuditProjection;
+use event_store::testing::TestStream;
+use inbox_service::testing::{Spec, append, generate};
+use projections::RunnerConfig;
+use projections::testing::TestDatabase;
+use proto::audit as pb;
+use service_kit::{Caller, Role, TokenKeys};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[tokio::main]
+async fn main() {
+    let scale: f64 = env("BENCH_SCALE", 0.25);
+    let batch: usize = env("BENCH_BATCH", 2000);
+    let n = |x: f64| ((x * scale).round() as usize).max(1);
+    let spec = Spec {
+        teams: n(500.0),
+        staff_per_team: 20,
+        patients: n(20_000.0),
+        threads: n(100_000.0),
+        replies: 6,
+    };
+    let stream = TestStream::new("auditbench").await;
+    let log = generate(spec, Duration::from_secs(30 * 86_400));
+    let events = log.len();
+    println!(
+        "audit benchmark: {events} events ({} threads, {} staff, {} patients), batches of {batch}",
+        spec.threads,
+        spec.teams * spec.staff_per_team,
+        spec.patients
+    );
+    append(stream.store(), log, 64).await;
+
+    let db = TestDatabase::new("auditbench").await;
+    let config = RunnerConfig {
+        database_url: db.url.clone(),
+        batch_size: batch,
+    };
+    let report = projections::rebuild(
+        Arc::new(AuditProjection),
+        stream.store().clone(),
+        config,
+        |_| {},
+    )
+    .await
+    .unwrap();
+    let client = projections::connect(&db.url).await.unwrap();
+    let entries: i64 = client
+        .query_one("SELECT count(*) FROM audit.entries", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let secs = report.elapsed.as_secs_f64();
+    println!(
+        "audit rebuild: {:.0} events/s ({} events, {entries} entries, in {secs:.1} s; {:.0} entries/s)",
+        report.events as f64 / secs,
+        report.events,
+        entries as f64 / secs
+    );
+
+    // Verify through the service: every chain, then against the log.
+    let keys = TokenKeys::from_secret(b"benchmark secret, thirty-two bytes long").unwrap();
+    let app = audit_service::Application::with_store(
+        audit_service::Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            database_url: db.url.clone(),
+            store: stream.config().clone(),
+            wait_for_position: Duration::from_secs(30),
+            batch_size: batch,
+            pool_size: 4,
+        },
+        stream.store().clone(),
+        keys.clone(),
+    )
+    .await
+    .unwrap();
+    let addr = app.local_addr();
+    tokio::spawn(app.run(std::future::pending()));
+    let auditor = Caller {
+        person_id: uuid::Uuid::now_v7(),
+        role: Role::Auditor,
+        name: "Bench Auditor".into(),
+    };
+    let token = keys.mint(&auditor, Duration::from_secs(3600));
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut audit = pb::audit_service_client::AuditServiceClient::with_interceptor(
+        channel,
+        command_service::client::Bearer::new(&token).unwrap(),
+    )
+    .max_decoding_message_size(64 << 20);
+    for against_stream in [false, true] {
+        let started = Instant::now();
+        let reply = audit
+            .verify(pb::VerifyRequest {
+                min_position: report.events,
+                patient_id: String::new(),
+                against_stream,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(reply.intact, "{:?}", reply.findings.first());
+        println!(
+            "verify every chain{}: {} chains, {} entries in {:.1} s",
+            if against_stream {
+                " against the log"
+            } else {
+                ""
+            },
+            reply.chains,
+            reply.entries,
+            started.elapsed().as_secs_f64()
+        );
+    }
+}

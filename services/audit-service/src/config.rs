@@ -1,0 +1,57 @@
+//! The audit service's configuration, from the environment.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use event_store::StoreConfig;
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `CARELINE_AUDIT_ADDR`, default 127.0.0.1:50053.
+    pub listen: SocketAddr,
+    /// `DATABASE_URL`, default postgres://postgres@127.0.0.1:5432/careline.
+    pub database_url: String,
+    pub store: StoreConfig,
+    /// `CARELINE_AUDIT_WAIT_MS`: how long a query waits for its
+    /// `min_position`, default 2000.
+    pub wait_for_position: Duration,
+    /// `CARELINE_AUDIT_BATCH`: most events per projection transaction, default 1000.
+    pub batch_size: usize,
+    /// `CARELINE_AUDIT_POOL`: database connections for queries, default 8.
+    pub pool_size: usize,
+}
+
+/// The default database of a local deployment (shared with the inbox).
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/careline";
+
+fn number(key: &str, default: u64) -> anyhow::Result<u64> {
+    match std::env::var(key) {
+        Ok(v) => v
+            .parse()
+            .map_err(|_| anyhow::anyhow!("{key}={v:?} is not a whole number")),
+        Err(_) => Ok(default),
+    }
+}
+
+impl Config {
+    pub fn from_env() -> anyhow::Result<Self> {
+        let listen =
+            std::env::var("CARELINE_AUDIT_ADDR").unwrap_or_else(|_| "127.0.0.1:50053".into());
+        let listen = listen.parse().map_err(|_| {
+            anyhow::anyhow!("CARELINE_AUDIT_ADDR={listen:?} is not an address like 127.0.0.1:50053")
+        })?;
+        let batch_size = number("CARELINE_AUDIT_BATCH", 1000)? as usize;
+        if !(1..=50_000).contains(&batch_size) {
+            anyhow::bail!("CARELINE_AUDIT_BATCH must be 1 to 50000");
+        }
+        Ok(Self {
+            listen,
+            database_url: std::env::var("DATABASE_URL")
+                .unwrap_or_else(|_| DEFAULT_DATABASE_URL.into()),
+            store: StoreConfig::from_env()?,
+            wait_for_position: Duration::from_millis(number("CARELINE_AUDIT_WAIT_MS", 2000)?),
+            batch_size,
+            pool_size: number("CARELINE_AUDIT_POOL", 8)?.max(1) as usize,
+        })
+    }
+}

@@ -1,0 +1,66 @@
+//! The audit service's errors, and the one place they become gRPC statuses.
+
+use tonic::Status;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{field}: {message}")]
+    InvalidArgument {
+        field: &'static str,
+        message: String,
+    },
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// Behind the position asked for, stopped, or a dependency out of reach.
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("database: {}", describe(.0))]
+    Database(#[from] tokio_postgres::Error),
+}
+
+/// A database error with the server's own message.
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        None => e.to_string(),
+    }
+}
+
+impl Error {
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        Error::InvalidArgument {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for Error {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        Error::Unavailable(format!("the audit database is out of reach: {e}"))
+    }
+}
+
+impl From<event_store::Error> for Error {
+    fn from(e: event_store::Error) -> Self {
+        Error::Unavailable(format!("the event log: {e}"))
+    }
+}
+
+impl From<Error> for Status {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::InvalidArgument { .. } => Status::invalid_argument(e.to_string()),
+            Error::PermissionDenied(m) => Status::permission_denied(m),
+            Error::Unavailable(m) => Status::unavailable(m),
+            Error::Database(e) if e.is_closed() => {
+                Status::unavailable(format!("the audit database is out of reach: {e}"))
+            }
+            Error::Database(e) => {
+                let e = describe(&e);
+                tracing::error!(error = %e, "audit query failed");
+                Status::internal(format!("audit query failed: {e}"))
+            }
+        }
+    }
+}

@@ -1,0 +1,493 @@
+//! The gRPC face of the audit trail: `careline.audit.v1.AuditService`.
+//!
+//! Every method: authenticate, authorize (auditors see every trail; a
+//! patient their own record's; operators may verify), check the fields,
+//! wait for `min_position`, read.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::time::{Duration, SystemTime};
+
+use event_store::EventStore;
+use futures::{Stream, StreamExt};
+use projections::Serving as Progress;
+use proto::audit as pb;
+use proto::audit::audit_service_server::AuditService;
+use service_kit::{Caller, Role, TokenKeys};
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use crate::chain::{self, Entry, Finding, hex};
+use crate::describe::{self, Directory};
+use crate::error::Error;
+use crate::export;
+use crate::projection::link_all;
+use crate::queries::{self, Page, Trail};
+
+const PAGE_DEFAULT: u32 = 100;
+const PAGE_MAX: u32 = 500;
+const EXPORT_PAGE: i64 = 1000;
+
+/// The audit service.
+pub struct AuditGrpc<S> {
+    pool: deadpool_postgres::Pool,
+    keys: TokenKeys,
+    progress: Progress,
+    wait: Duration,
+    store: S,
+}
+
+impl<S> std::fmt::Debug for AuditGrpc<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditGrpc")
+            .field("wait", &self.wait)
+            .finish()
+    }
+}
+
+fn id(field: &'static str, value: &str) -> Result<String, Error> {
+    if value.is_empty() {
+        return Err(Error::invalid(field, "is required"));
+    }
+    Uuid::parse_str(value)
+        .map(|u| u.to_string())
+        .map_err(|_| Error::invalid(field, format!("{value:?} is not a UUID")))
+}
+
+fn micros(field: &'static str, t: Option<&prost_types::Timestamp>) -> Result<Option<i64>, Error> {
+    match t {
+        None => Ok(None),
+        Some(t) if !(0..1_000_000_000).contains(&t.nanos) => {
+            Err(Error::invalid(field, "nanos must be 0 to 999,999,999"))
+        }
+        Some(t) => t
+            .seconds
+            .checked_mul(1_000_000)
+            .and_then(|s| s.checked_add(i64::from(t.nanos) / 1000))
+            .map(Some)
+            .ok_or_else(|| Error::invalid(field, "out of range")),
+    }
+}
+
+fn cursor(value: &str) -> Result<(i64, String), Error> {
+    if value.is_empty() {
+        return Ok((0, String::new()));
+    }
+    value
+        .split_once('|')
+        .and_then(|(p, c)| Some((p.parse().ok()?, c.to_string())))
+        .ok_or_else(|| Error::invalid("range.cursor", "not a cursor this service gave"))
+}
+
+fn page(range: Option<pb::Range>) -> Result<Page, Error> {
+    let range = range.unwrap_or_default();
+    let size = match range.page_size {
+        0 => PAGE_DEFAULT,
+        n if n > PAGE_MAX => {
+            return Err(Error::invalid(
+                "range.page_size",
+                format!("at most {PAGE_MAX}"),
+            ));
+        }
+        n => n,
+    };
+    let from = micros("range.from", range.from.as_ref())?.unwrap_or(i64::MIN);
+    let to = micros("range.to", range.to.as_ref())?.unwrap_or(i64::MAX);
+    if from >= to {
+        return Err(Error::invalid("range.to", "must be after range.from"));
+    }
+    Ok(Page {
+        from,
+        to,
+        after: cursor(&range.cursor)?,
+        size: i64::from(size),
+    })
+}
+
+fn timestamp(micros: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: micros.div_euclid(1_000_000),
+        nanos: (micros.rem_euclid(1_000_000) * 1000) as i32,
+    }
+}
+
+pub fn to_proto(e: Entry) -> pb::Entry {
+    let d = e.draft;
+    pb::Entry {
+        chain: d.chain,
+        seq: e.seq,
+        position: d.position,
+        event_id: d.event_id,
+        event_type: d.event_type,
+        kind: d.kind.proto() as i32,
+        occurred_at: Some(timestamp(d.occurred_at)),
+        actor_id: d.actor_id,
+        actor_name: d.actor_name,
+        role: d.role,
+        on_behalf_of: d.on_behalf_of,
+        action: d.action,
+        patient_id: d.patient_id,
+        thread_id: d.thread_id,
+        call: d.call,
+        previous_hash: hex(&e.previous_hash),
+        hash: hex(&e.hash),
+    }
+}
+
+fn denied(what: &str) -> Error {
+    Error::PermissionDenied(format!(
+        "{what} is open to auditors (and to a patient for their own record)"
+    ))
+}
+
+/// May `caller` read the trail of the record `patient_id`?
+fn may_read_record(caller: &Caller, patient_id: &str) -> Result<(), Error> {
+    match caller.role {
+        Role::Auditor => Ok(()),
+        Role::Patient if caller.person_id.to_string() == patient_id => Ok(()),
+        _ => Err(denied("a record's audit trail")),
+    }
+}
+
+type ExportStream = Pin<Box<dyn Stream<Item = Result<pb::ExportChunk, Status>> + Send>>;
+
+impl<S: EventStore> AuditGrpc<S> {
+    pub fn new(
+        pool: deadpool_postgres::Pool,
+        keys: TokenKeys,
+        progress: Progress,
+        wait: Duration,
+        store: S,
+    ) -> Self {
+        Self {
+            pool,
+            keys,
+            progress,
+            wait,
+            store,
+        }
+    }
+
+    async fn reached(&self, min: u64) -> Result<u64, Error> {
+        self.progress
+            .reached(min, self.wait)
+            .await
+            .map_err(|e| Error::Unavailable(format!("the audit trail has {e}")))
+    }
+
+    async fn page(
+        &self,
+        trail: Trail,
+        range: Option<pb::Range>,
+        min: u64,
+    ) -> Result<pb::TrailPage, Error> {
+        let page = page(range)?;
+        let position = self.reached(min).await?;
+        let client = self.pool.get().await?;
+        let (entries, more) = queries::trail(&client, &trail, &page).await?;
+        let next_cursor = match (more, entries.last()) {
+            (true, Some(last)) => format!("{}|{}", last.draft.position, last.draft.chain),
+            _ => String::new(),
+        };
+        Ok(pb::TrailPage {
+            entries: entries.into_iter().map(to_proto).collect(),
+            next_cursor,
+            position,
+        })
+    }
+
+    /// The chains rebuilt from the log up to `until`: only `chain`, or all.
+    async fn expected_chains(
+        &self,
+        until: u64,
+        chain: Option<&str>,
+    ) -> Result<HashMap<String, Vec<Entry>>, Error> {
+        let mut dir = Directory::default();
+        let mut heads = HashMap::new();
+        let mut chains: HashMap<String, Vec<Entry>> = HashMap::new();
+        if until == 0 {
+            return Ok(chains);
+        }
+        let mut feed = self.store.subscribe(1).await?;
+        while let Some(event) = feed.next().await {
+            let event = event?;
+            let drafts = describe::describe(&event, &mut dir);
+            for entry in link_all(drafts, &mut heads) {
+                if chain.is_none_or(|c| c == entry.draft.chain) {
+                    chains
+                        .entry(entry.draft.chain.clone())
+                        .or_default()
+                        .push(entry);
+                }
+            }
+            if event.position >= until {
+                break;
+            }
+        }
+        Ok(chains)
+    }
+}
+
+#[tonic::async_trait]
+impl<S: EventStore> AuditService for AuditGrpc<S> {
+    async fn record_trail(
+        &self,
+        request: Request<pb::RecordTrailRequest>,
+    ) -> Result<Response<pb::TrailPage>, Status> {
+        let caller = self.keys.authenticate(&request)?;
+        let r = request.into_inner();
+        let patient = id("patient_id", &r.patient_id)?;
+        may_read_record(&caller, &patient)?;
+        let trail = Trail::Chain(format!("patient/{patient}"));
+        Ok(Response::new(
+            self.page(trail, r.range, r.min_position).await?,
+        ))
+    }
+
+    async fn thread_trail(
+        &self,
+        request: Request<pb::ThreadTrailRequest>,
+    ) -> Result<Response<pb::TrailPage>, Status> {
+        let caller = self.keys.authenticate(&request)?;
+        let r = request.into_inner();
+        let thread = id("thread_id", &r.thread_id)?;
+        match caller.role {
+            Role::Auditor => {}
+            Role::Patient => {
+                self.reached(r.min_position).await?;
+                let client = self.pool.get().await.map_err(Error::from)?;
+                let record = queries::record_of_thread(&**client, &thread)
+                    .await
+                    .map_err(Error::from)?;
+                if record != Some(caller.person_id.to_string()) {
+                    return Err(denied("a thread's audit trail").into());
+                }
+            }
+            _ => return Err(denied("a thread's audit trail").into()),
+        }
+        Ok(Response::new(
+            self.page(Trail::Thread(thread), r.range, r.min_position)
+                .await?,
+        ))
+    }
+
+    async fn person_trail(
+        &self,
+        request: Request<pb::PersonTrailRequest>,
+    ) -> Result<Response<pb::TrailPage>, Status> {
+        let caller = self.keys.authenticate(&request)?;
+        let r = request.into_inner();
+        let person = id("person_id", &r.person_id)?;
+        if caller.role != Role::Auditor {
+            return Err(Error::PermissionDenied(
+                "what a person did and viewed is open to auditors only".into(),
+            )
+            .into());
+        }
+        Ok(Response::new(
+            self.page(Trail::Person(person), r.range, r.min_position)
+                .await?,
+        ))
+    }
+
+    async fn verify(
+        &self,
+        request: Request<pb::VerifyRequest>,
+    ) -> Result<Response<pb::VerifyReply>, Status> {
+        let caller = self.keys.authenticate(&request)?;
+        if !matches!(caller.role, Role::Auditor | Role::Operator) {
+            return Err(Error::PermissionDenied(
+                "verifying the audit trail is open to auditors and operators".into(),
+            )
+            .into());
+        }
+        let r = request.into_inner();
+        let chain = if r.patient_id.is_empty() {
+            None
+        } else {
+            Some(format!("patient/{}", id("patient_id", &r.patient_id)?))
+        };
+        self.reached(r.min_position).await?;
+
+        // The stored chains and the position they reflect, in one snapshot.
+        let mut client = self.pool.get().await.map_err(Error::from)?;
+        let tx = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(Error::from)?;
+        let position = projections::live_checkpoint(&*tx, "audit")
+            .await
+            .map_err(|e| Error::Unavailable(e.to_string()))?;
+        let stored = queries::chains(&*tx, chain.as_deref())
+            .await
+            .map_err(Error::from)?;
+        tx.commit().await.map_err(Error::from)?;
+        drop(client);
+
+        let mut findings: Vec<Finding> = Vec::new();
+        let entries = stored.iter().map(|(_, e)| e.len() as u64).sum();
+        for (name, entries) in &stored {
+            chain::check(name, entries, &mut findings);
+        }
+        let mut chains = stored.len() as u64;
+        if r.against_stream {
+            let mut expected = self.expected_chains(position, chain.as_deref()).await?;
+            for (name, entries) in &stored {
+                let want = expected.remove(name).unwrap_or_default();
+                chain::compare(name, entries, &want, &mut findings);
+            }
+            let mut missing: Vec<_> = expected.into_iter().collect();
+            missing.sort_by(|a, b| a.0.cmp(&b.0));
+            for (name, want) in missing {
+                chains += 1;
+                chain::compare(&name, &[], &want, &mut findings);
+            }
+        }
+        Ok(Response::new(pb::VerifyReply {
+            intact: findings.is_empty(),
+            chains,
+            entries,
+            findings: findings
+                .into_iter()
+                .map(|f| pb::Finding {
+                    chain: f.chain,
+                    seq: f.seq,
+                    problem: f.problem,
+                })
+                .collect(),
+            position,
+        }))
+    }
+
+    type ExportStream = ExportStream;
+
+    async fn export(
+        &self,
+        request: Request<pb::ExportRequest>,
+    ) -> Result<Response<ExportStream>, Status> {
+        let caller = self.keys.authenticate(&request)?;
+        let r = request.into_inner();
+        let patient = id("patient_id", &r.patient_id)?;
+        may_read_record(&caller, &patient)?;
+        let fhir = match pb::ExportFormat::try_from(r.format) {
+            Ok(pb::ExportFormat::Unspecified | pb::ExportFormat::JsonLines) => false,
+            Ok(pb::ExportFormat::FhirBundle) => true,
+            Err(_) => return Err(Error::invalid("format", "unknown export format").into()),
+        };
+        self.reached(r.min_position).await?;
+        let client = self.pool.get().await.map_err(Error::from)?;
+        let content_type = if fhir {
+            export::FHIR_JSON
+        } else {
+            export::JSON_LINES
+        };
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_micros() as i64)
+            .unwrap_or(0);
+        let trail = Trail::Chain(format!("patient/{patient}"));
+        let start = fhir.then(|| export::bundle_start(&patient, now));
+
+        // (connection, where the next page starts (None: done), nothing written yet)
+        let state = (client, Some((0i64, String::new())), true);
+        let pages = futures::stream::unfold(state, move |(client, after, first)| {
+            let trail = trail.clone();
+            async move {
+                let after = after?;
+                let page = Page {
+                    from: i64::MIN,
+                    to: i64::MAX,
+                    after,
+                    size: EXPORT_PAGE,
+                };
+                let (entries, more) = match queries::trail(&client, &trail, &page).await {
+                    Ok(found) => found,
+                    Err(e) => {
+                        return Some((Err(Status::from(Error::from(e))), (client, None, first)));
+                    }
+                };
+                let next = if more {
+                    entries
+                        .last()
+                        .map(|e| (e.draft.position as i64, e.draft.chain.clone()))
+                } else {
+                    None
+                };
+                let mut data = String::new();
+                let mut first = first;
+                for e in &entries {
+                    if fhir {
+                        if !first {
+                            data.push(',');
+                        }
+                        data.push_str(&export::bundle_entry(e).to_string());
+                    } else {
+                        data.push_str(&export::json(e).to_string());
+                        data.push('\n');
+                    }
+                    first = false;
+                }
+                if fhir && next.is_none() {
+                    data.push_str(export::BUNDLE_END);
+                }
+                Some((Ok(data), (client, next, first)))
+            }
+        });
+        let chunks = futures::stream::iter(start.map(Ok)).chain(pages).map(
+            move |data: Result<String, Status>| {
+                data.map(|d| pb::ExportChunk {
+                    data: d.into_bytes(),
+                    content_type: content_type.to_string(),
+                })
+            },
+        );
+        Ok(Response::new(Box::pin(chunks) as ExportStream))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_are_checked_and_named() {
+        let field = |e: Error| match e {
+            Error::InvalidArgument { field, .. } => field,
+            other => panic!("{other:?}"),
+        };
+        let range = |f: fn(&mut pb::Range)| {
+            let mut r = pb::Range::default();
+            f(&mut r);
+            page(Some(r))
+        };
+        assert_eq!(
+            field(range(|r| r.page_size = 501).unwrap_err()),
+            "range.page_size"
+        );
+        assert_eq!(
+            field(range(|r| r.cursor = "x".into()).unwrap_err()),
+            "range.cursor"
+        );
+        assert_eq!(
+            field(
+                range(|r| {
+                    r.from = Some(prost_types::Timestamp {
+                        seconds: 10,
+                        nanos: 0,
+                    });
+                    r.to = Some(prost_types::Timestamp {
+                        seconds: 5,
+                        nanos: 0,
+                    });
+                })
+                .unwrap_err()
+            ),
+            "range.to"
+        );
+        let ok = page(None).unwrap();
+        assert_eq!((ok.size, ok.after.0), (100, 0));
+    }
+}

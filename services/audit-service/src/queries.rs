@@ -1,0 +1,138 @@
+//! Reading the trail: pages of one record's, one thread's or one person's
+//! entries, and whole chains for verification and export.
+
+use tokio_postgres::{GenericClient, Row};
+
+use crate::chain::Entry;
+use crate::describe::{Draft, Kind};
+
+const COLUMNS: &str = "chain, seq, position, event_id, event_type, kind, occurred_at, actor_id, \
+     actor_name, role, on_behalf_of, action, patient_id, thread_id, call, previous_hash, hash";
+
+/// Which entries a trail is made of.
+#[derive(Clone, Debug)]
+pub enum Trail {
+    /// One chain (`patient/<id>` for a record).
+    Chain(String),
+    Thread(String),
+    Person(String),
+}
+
+/// A page request: time bounds (µs since the epoch) and where to resume.
+#[derive(Clone, Debug)]
+pub struct Page {
+    pub from: i64,
+    pub to: i64,
+    /// After this (position, chain).
+    pub after: (i64, String),
+    pub size: i64,
+}
+
+pub fn entry(row: &Row) -> Entry {
+    Entry {
+        draft: Draft {
+            chain: row.get(0),
+            position: row.get::<_, i64>(2) as u64,
+            event_id: row.get(3),
+            event_type: row.get(4),
+            kind: Kind::from_i16(row.get(5)),
+            occurred_at: row.get(6),
+            actor_id: row.get(7),
+            actor_name: row.get(8),
+            role: row.get(9),
+            on_behalf_of: row.get(10),
+            action: row.get(11),
+            patient_id: row.get(12),
+            thread_id: row.get(13),
+            call: row.get(14),
+        },
+        seq: row.get::<_, i64>(1) as u64,
+        previous_hash: row.get(15),
+        hash: row.get(16),
+    }
+}
+
+/// One page of a trail, oldest first; and whether more follow.
+pub async fn trail(
+    client: &impl deadpool_postgres::GenericClient,
+    trail: &Trail,
+    page: &Page,
+) -> Result<(Vec<Entry>, bool), tokio_postgres::Error> {
+    let (column, key) = match trail {
+        Trail::Chain(c) => ("chain", c),
+        Trail::Thread(t) => ("thread_id", t),
+        Trail::Person(p) => ("actor_id", p),
+    };
+    let sql = format!(
+        "SELECT {COLUMNS} FROM entries WHERE {column} = $1 AND (position, chain) > ($2, $3) \
+         AND occurred_at >= $4 AND occurred_at < $5 ORDER BY position, chain LIMIT $6"
+    );
+    let statement = client.prepare_cached(&sql).await?;
+    let rows = client
+        .query(
+            &statement,
+            &[
+                key,
+                &page.after.0,
+                &page.after.1,
+                &page.from,
+                &page.to,
+                &(page.size + 1),
+            ],
+        )
+        .await?;
+    let more = rows.len() as i64 > page.size;
+    Ok((
+        rows.iter().take(page.size as usize).map(entry).collect(),
+        more,
+    ))
+}
+
+/// Every entry of the chains asked (all when `None`), chain by chain, in
+/// stored order.
+pub async fn chains(
+    client: &impl GenericClient,
+    chain: Option<&str>,
+) -> Result<Vec<(String, Vec<Entry>)>, tokio_postgres::Error> {
+    let rows = match chain {
+        Some(c) => {
+            client
+                .query(
+                    &format!("SELECT {COLUMNS} FROM entries WHERE chain = $1 ORDER BY position"),
+                    &[&c],
+                )
+                .await?
+        }
+        None => {
+            client
+                .query(
+                    &format!("SELECT {COLUMNS} FROM entries ORDER BY chain, position"),
+                    &[],
+                )
+                .await?
+        }
+    };
+    let mut out: Vec<(String, Vec<Entry>)> = Vec::new();
+    for row in &rows {
+        let e = entry(row);
+        match out.last_mut() {
+            Some((c, entries)) if *c == e.draft.chain => entries.push(e),
+            _ => out.push((e.draft.chain.clone(), vec![e])),
+        }
+    }
+    Ok(out)
+}
+
+/// The record a thread is in, if the trail knows the thread.
+pub async fn record_of_thread(
+    client: &impl GenericClient,
+    thread: &str,
+) -> Result<Option<String>, tokio_postgres::Error> {
+    Ok(client
+        .query_opt(
+            "SELECT patient_id FROM thread_records WHERE thread_id = $1",
+            &[&thread],
+        )
+        .await?
+        .map(|r| r.get(0)))
+}

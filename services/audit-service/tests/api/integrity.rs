@@ -1,0 +1,208 @@
+//! Tampering with the audit table is caught by verify; a rebuild yields the
+//! same chains.
+
+use std::sync::Arc;
+
+use command_service::client::command_id;
+use command_service::demo::first_thread;
+use projections::RunnerConfig;
+use proto::audit as pb;
+use proto::command as cmd;
+
+use crate::support::{System, auditor, system};
+
+async fn verify(s: &System, patient: &str, against_stream: bool) -> pb::VerifyReply {
+    s.audit(&auditor())
+        .verify(pb::VerifyRequest {
+            min_position: 0,
+            patient_id: patient.into(),
+            against_stream,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// Runs SQL on the audit tables as someone with direct database access
+/// would, past the triggers that refuse changes.
+async fn tamper(s: &System, sql: &str) {
+    let client = projections::connect(&s.db.url).await.unwrap();
+    client
+        .batch_execute(&format!(
+            "SET search_path TO audit; SET session_replication_role = replica; {sql}"
+        ))
+        .await
+        .unwrap();
+}
+
+async fn scenario(s: &System) -> String {
+    let org = s.org().await;
+    let thread = first_thread(&s.signer, &org).await.unwrap();
+    let mut nurse = s.signer.client(&org.nurse).unwrap();
+    for body in ["First reply", "Second reply", "Third reply"] {
+        nurse
+            .post_message(cmd::PostMessageRequest {
+                command_id: command_id(),
+                thread_id: thread.clone(),
+                body: body.into(),
+            })
+            .await
+            .unwrap();
+    }
+    s.settled().await;
+    org.patient.person_id.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_table_refuses_changes_and_verify_catches_edits_deletions_and_swaps() {
+    let s = system("audittamper").await;
+    let patient = scenario(&s).await;
+    let chain = format!("patient/{patient}");
+
+    let clean = verify(&s, &patient, true).await;
+    assert!(clean.intact, "{:?}", clean.findings);
+    assert_eq!(clean.chains, 1);
+    assert!(clean.entries >= 6);
+    assert!(verify(&s, "", true).await.intact);
+
+    // Without bypassing the triggers, the table refuses changes.
+    let client = projections::connect(&s.db.url).await.unwrap();
+    for sql in [
+        format!("UPDATE audit.entries SET action = 'x' WHERE chain = '{chain}'"),
+        format!("DELETE FROM audit.entries WHERE chain = '{chain}'"),
+    ] {
+        let refused = client.batch_execute(&sql).await.unwrap_err();
+        assert!(
+            format!("{refused:?}").contains("never changed or removed"),
+            "{refused:?}"
+        );
+    }
+
+    // An edited row.
+    tamper(
+        &s,
+        &format!(
+            "UPDATE entries SET action = 'Nobody did anything' WHERE chain = '{chain}' AND seq = 3"
+        ),
+    )
+    .await;
+    let found = verify(&s, &patient, false).await;
+    assert!(!found.intact);
+    assert!(
+        found
+            .findings
+            .iter()
+            .any(|f| f.seq == 3 && f.problem.contains("content was changed")),
+        "{:?}",
+        found.findings
+    );
+    tamper(
+        &s,
+        &format!("UPDATE entries SET action = (SELECT action FROM entries WHERE chain = '{chain}' AND seq = 4) WHERE chain = '{chain}' AND seq = 3"),
+    )
+    .await;
+    assert!(!verify(&s, &patient, false).await.intact);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_or_swapped_row_is_caught() {
+    let s = system("auditdelete").await;
+    let patient = scenario(&s).await;
+    let chain = format!("patient/{patient}");
+
+    // Two rows swapped: their places in the log exchanged.
+    tamper(
+        &s,
+        &format!(
+            "UPDATE entries SET position = -position WHERE chain = '{chain}' AND seq IN (2, 3);
+             UPDATE entries SET position = CASE seq
+                 WHEN 2 THEN -(SELECT position FROM entries WHERE chain = '{chain}' AND seq = 3)
+                 ELSE -(SELECT position FROM entries WHERE chain = '{chain}' AND seq = 2) END
+               WHERE chain = '{chain}' AND seq IN (2, 3);"
+        ),
+    )
+    .await;
+    let swapped = verify(&s, &patient, false).await;
+    assert!(!swapped.intact, "a swap went unnoticed");
+
+    // A row removed from the middle.
+    let s = system("auditdelete2").await;
+    let patient = scenario(&s).await;
+    let chain = format!("patient/{patient}");
+    tamper(
+        &s,
+        &format!("DELETE FROM entries WHERE chain = '{chain}' AND seq = 2"),
+    )
+    .await;
+    let removed = verify(&s, &patient, false).await;
+    assert!(!removed.intact);
+    assert!(
+        removed
+            .findings
+            .iter()
+            .any(|f| f.problem.contains("removed")),
+        "{:?}",
+        removed.findings
+    );
+
+    // The last row removed: the chain alone cannot tell, the log can.
+    let s = system("auditdelete3").await;
+    let patient = scenario(&s).await;
+    let chain = format!("patient/{patient}");
+    tamper(
+        &s,
+        &format!("DELETE FROM entries WHERE chain = '{chain}' AND seq = (SELECT max(seq) FROM entries WHERE chain = '{chain}')"),
+    )
+    .await;
+    assert!(verify(&s, &patient, false).await.intact);
+    let against_log = verify(&s, &patient, true).await;
+    assert!(!against_log.intact);
+    assert!(
+        against_log.findings[0]
+            .problem
+            .contains("missing from the trail"),
+        "{:?}",
+        against_log.findings
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_yields_the_same_chain_hashes() {
+    let s = system("auditrebuild").await;
+    scenario(&s).await;
+    let hashes = |url: String| async move {
+        let client = projections::connect(&url).await.unwrap();
+        client
+            .query(
+                "SELECT chain, seq, encode(hash, 'hex') FROM audit.entries ORDER BY chain, seq",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r.get::<_, String>(0),
+                    r.get::<_, i64>(1),
+                    r.get::<_, String>(2),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let before = hashes(s.db.url.clone()).await;
+    assert!(before.len() > 20);
+    let report = projections::rebuild(
+        Arc::new(audit_service::AuditProjection),
+        s.stream.store().clone(),
+        RunnerConfig {
+            database_url: s.db.url.clone(),
+            batch_size: 7,
+        },
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.generation, 2);
+    let after = hashes(s.db.url.clone()).await;
+    assert_eq!(before, after);
+}

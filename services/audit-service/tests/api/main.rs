@@ -1,0 +1,11 @@
+//! The audit trail through its real gRPC API, with the real command and
+//! inbox services, NATS and PostgreSQL; each test on its own stream and
+//! database.
+
+// A test binary: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+mod export;
+mod integrity;
+mod support;
+mod trail;

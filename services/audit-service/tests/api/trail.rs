@@ -1,0 +1,407 @@
+//! The trail of the seeds' scenario, every read path on it, and who may
+//! read which trail.
+
+use command_service::client::command_id;
+use command_service::demo::first_thread;
+use proto::audit as pb;
+use proto::command as cmd;
+use proto::inbox;
+use tonic::Code;
+
+use crate::support::{System, auditor, operator, system};
+
+async fn record_trail(
+    s: &System,
+    who: &service_kit::Caller,
+    patient: &str,
+    at: u64,
+) -> Vec<pb::Entry> {
+    let mut audit = s.audit(who);
+    let mut entries = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = audit
+            .record_trail(pb::RecordTrailRequest {
+                min_position: at,
+                patient_id: patient.into(),
+                range: Some(pb::Range {
+                    page_size: 7,
+                    cursor: cursor.clone(),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        entries.extend(page.entries);
+        if page.next_cursor.is_empty() {
+            return entries;
+        }
+        cursor = page.next_cursor;
+    }
+}
+
+/// Patient writes, nurse assigns, consultant added and leaves, archive,
+/// reply, the carer's consent revoked: the record's trail says so, in
+/// order, naming each person.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scenario_is_on_the_record_trail_in_order() {
+    let s = system("audittrail").await;
+    let org = s.org().await;
+    let patient = org.patient.person_id.to_string();
+    let before = s.head().await;
+    let thread = first_thread(&s.signer, &org).await.unwrap();
+    let mut nurse = s.signer.client(&org.nurse).unwrap();
+    nurse
+        .assign_thread(cmd::AssignThreadRequest {
+            command_id: command_id(),
+            thread_id: thread.clone(),
+            assignee_id: org.nurse.person_id.to_string(),
+        })
+        .await
+        .unwrap();
+    nurse
+        .add_participants(cmd::AddParticipantsRequest {
+            command_id: command_id(),
+            thread_id: thread.clone(),
+            recipients: vec![cmd::Recipient {
+                recipient: Some(cmd::recipient::Recipient::ProfessionalId(
+                    org.consultant.person_id.to_string(),
+                )),
+            }],
+            carer_ids: vec![],
+        })
+        .await
+        .unwrap();
+    let mut consultant = s.signer.client(&org.consultant).unwrap();
+    consultant
+        .post_message(cmd::PostMessageRequest {
+            command_id: command_id(),
+            thread_id: thread.clone(),
+            body: "One litre on Sunday.".into(),
+        })
+        .await
+        .unwrap();
+    consultant
+        .leave_thread(cmd::LeaveThreadRequest {
+            command_id: command_id(),
+            thread_id: thread.clone(),
+        })
+        .await
+        .unwrap();
+    nurse
+        .archive_thread(cmd::ArchiveThreadRequest {
+            command_id: command_id(),
+            thread_id: thread.clone(),
+        })
+        .await
+        .unwrap();
+    let mut pat = s.signer.client(&org.patient).unwrap();
+    pat.post_message(cmd::PostMessageRequest {
+        command_id: command_id(),
+        thread_id: thread.clone(),
+        body: "Thank you.".into(),
+    })
+    .await
+    .unwrap();
+    pat.revoke_carer_consent(cmd::RevokeCarerConsentRequest {
+        command_id: command_id(),
+        patient_id: patient.clone(),
+        carer_id: org.carer.person_id.to_string(),
+    })
+    .await
+    .unwrap();
+    // The nurse opens the thread: a view on the same trail.
+    let at = s.head().await;
+    s.inbox(&org.nurse)
+        .get_thread(inbox::GetThreadRequest {
+            min_position: at,
+            thread_id: thread.clone(),
+        })
+        .await
+        .unwrap();
+    let at = s.settled().await;
+
+    let trail = record_trail(&s, &auditor(), &patient, at).await;
+    let recent: Vec<&str> = trail
+        .iter()
+        .filter(|e| e.position > before)
+        .map(|e| e.action.as_str())
+        .collect();
+    assert_eq!(
+        recent,
+        vec![
+            "Pat Jones started a thread to Renal Unit, with Nina Patel, Ned Brown, Lena Okafor and Chris Jones",
+            "Nina Patel assigned the thread to themself",
+            "Nina Patel added Dr Rowan Cole to the thread",
+            "Dr Rowan Cole posted a message",
+            "Dr Rowan Cole left the thread",
+            "Nina Patel archived the thread",
+            "Pat Jones posted a message, which reopened the thread",
+            "Pat Jones revoked Chris Jones's consent to the record",
+            "Nina Patel opened the thread",
+        ]
+    );
+    // Seq runs 1, 2, 3, ... and each entry links to the one before.
+    for (i, e) in trail.iter().enumerate() {
+        assert_eq!(e.seq, i as u64 + 1);
+        if i > 0 {
+            assert_eq!(e.previous_hash, trail[i - 1].hash);
+        }
+        assert_eq!(e.chain, format!("patient/{patient}"));
+    }
+    let view = trail.last().unwrap();
+    assert_eq!(view.kind, pb::EntryKind::View as i32);
+    assert_eq!(view.thread_id, thread);
+    assert_eq!(view.call, "careline.inbox.v1.InboxService/GetThread");
+    assert_eq!(view.actor_id, org.nurse.person_id.to_string());
+    assert_eq!(view.role, "professional");
+
+    // The thread's trail is the thread's part of it.
+    let thread_trail = s
+        .audit(&auditor())
+        .thread_trail(pb::ThreadTrailRequest {
+            min_position: at,
+            thread_id: thread.clone(),
+            range: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(thread_trail.entries.len(), 8);
+
+    // What the consultant did, from their own trail; and a time window.
+    let rowan = s
+        .audit(&auditor())
+        .person_trail(pb::PersonTrailRequest {
+            min_position: at,
+            person_id: org.consultant.person_id.to_string(),
+            range: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let actions: Vec<&str> = rowan.entries.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        vec![
+            "Dr Rowan Cole posted a message",
+            "Dr Rowan Cole left the thread"
+        ]
+    );
+    let future = s
+        .audit(&auditor())
+        .record_trail(pb::RecordTrailRequest {
+            min_position: at,
+            patient_id: patient.clone(),
+            range: Some(pb::Range {
+                from: Some(std::time::SystemTime::now().into()),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(future.entries.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_read_path_leaves_a_view_entry() {
+    let s = system("auditviews").await;
+    let org = s.org().await;
+    let patient = org.patient.person_id.to_string();
+    let thread = first_thread(&s.signer, &org).await.unwrap();
+    s.signer
+        .client(&org.nurse)
+        .unwrap()
+        .post_message(cmd::PostMessageRequest {
+            command_id: command_id(),
+            thread_id: thread.clone(),
+            body: "Please weigh yourself each morning.".into(),
+        })
+        .await
+        .unwrap();
+    let at = s.head().await;
+    let mut nurse = s.inbox(&org.nurse);
+    nurse
+        .my_inbox(inbox::MyInboxRequest {
+            min_position: at,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    nurse
+        .team_inbox(inbox::TeamInboxRequest {
+            min_position: at,
+            team_id: org.renal.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    nurse
+        .get_thread(inbox::GetThreadRequest {
+            min_position: at,
+            thread_id: thread.clone(),
+        })
+        .await
+        .unwrap();
+    nurse
+        .who_can_i_message(inbox::WhoCanIMessageRequest {
+            min_position: at,
+            patient_id: patient.clone(),
+        })
+        .await
+        .unwrap();
+    nurse
+        .not_read_by_patient(inbox::NotReadByPatientRequest {
+            min_position: at,
+            team_id: org.renal.clone(),
+            days: Some(0),
+        })
+        .await
+        .unwrap();
+    let at = s.settled().await;
+    let views: Vec<String> = record_trail(&s, &org.patient, &patient, at)
+        .await
+        .into_iter()
+        .filter(|e| e.kind == pb::EntryKind::View as i32)
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(
+        views,
+        vec![
+            "Nina Patel listed 1 thread of the record in their inbox",
+            "Nina Patel listed 1 thread of the record in the Renal Unit inbox",
+            "Nina Patel opened the thread",
+            "Nina Patel looked up whom they may message in the record",
+            "Nina Patel listed 1 thread of the record the patient has not read (Renal Unit)",
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn who_may_read_which_trail_role_by_role() {
+    let s = system("auditauthz").await;
+    let org = s.org().await;
+    let thread = first_thread(&s.signer, &org).await.unwrap();
+    let at = s.settled().await;
+    let patient = org.patient.person_id.to_string();
+    let officer = auditor();
+    let ops = operator();
+
+    let record = |who: &service_kit::Caller, patient: &str| {
+        let mut audit = s.audit(who);
+        let patient = patient.to_string();
+        async move {
+            audit
+                .record_trail(pb::RecordTrailRequest {
+                    min_position: at,
+                    patient_id: patient,
+                    range: None,
+                })
+                .await
+                .map(|_| ())
+                .map_err(|e| e.code())
+        }
+    };
+    let people = [
+        ("auditor", &officer, Ok(())),
+        ("the patient", &org.patient, Ok(())),
+        (
+            "another patient",
+            &org.other_patient,
+            Err(Code::PermissionDenied),
+        ),
+        ("the carer", &org.carer, Err(Code::PermissionDenied)),
+        ("a nurse", &org.nurse, Err(Code::PermissionDenied)),
+        ("an admin", &org.admin, Err(Code::PermissionDenied)),
+        ("an operator", &ops, Err(Code::PermissionDenied)),
+    ];
+    for (label, who, expected) in &people {
+        assert_eq!(
+            record(who, &patient).await,
+            *expected,
+            "record trail as {label}"
+        );
+    }
+
+    let thread_trail = |who: &service_kit::Caller| {
+        let mut audit = s.audit(who);
+        let thread = thread.clone();
+        async move {
+            audit
+                .thread_trail(pb::ThreadTrailRequest {
+                    min_position: at,
+                    thread_id: thread,
+                    range: None,
+                })
+                .await
+                .map(|_| ())
+                .map_err(|e| e.code())
+        }
+    };
+    for (label, who, expected) in &people {
+        assert_eq!(
+            thread_trail(who).await,
+            *expected,
+            "thread trail as {label}"
+        );
+    }
+
+    for (label, who) in [("the patient", &org.patient), ("a nurse", &org.nurse)] {
+        let denied = s
+            .audit(who)
+            .person_trail(pb::PersonTrailRequest {
+                min_position: at,
+                person_id: org.nurse.person_id.to_string(),
+                range: None,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(
+            denied.code(),
+            Code::PermissionDenied,
+            "person trail as {label}"
+        );
+    }
+    for (label, who, expected) in [
+        ("auditor", &officer, Code::Ok),
+        ("operator", &ops, Code::Ok),
+        ("the patient", &org.patient, Code::PermissionDenied),
+        ("a nurse", &org.nurse, Code::PermissionDenied),
+    ] {
+        let got = s
+            .audit(who)
+            .verify(pb::VerifyRequest {
+                min_position: at,
+                ..Default::default()
+            })
+            .await
+            .map(|_| Code::Ok)
+            .unwrap_or_else(|e| e.code());
+        assert_eq!(got, expected, "verify as {label}");
+    }
+
+    // Bad input names the field; no token is UNAUTHENTICATED.
+    let bad = s
+        .audit(&officer)
+        .record_trail(pb::RecordTrailRequest {
+            min_position: 0,
+            patient_id: "not-a-uuid".into(),
+            range: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert!(bad.message().contains("patient_id"), "{}", bad.message());
+    let anonymous = s
+        .audit_without_token()
+        .record_trail(pb::RecordTrailRequest {
+            min_position: 0,
+            patient_id: patient.clone(),
+            range: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(anonymous.code(), Code::Unauthenticated);
+}
