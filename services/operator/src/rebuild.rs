@@ -10,7 +10,7 @@ use projections::{Progress, RunnerConfig};
 
 #[derive(Debug, Args)]
 pub(crate) struct RebuildArgs {
-    /// The projection to rebuild: inbox.
+    /// The projection to rebuild: inbox or audit.
     projection: String,
     /// Events applied per transaction.
     #[arg(long, default_value_t = 2000)]
@@ -62,9 +62,12 @@ pub(crate) async fn run(config: StoreConfig, args: RebuildArgs) -> anyhow::Resul
         let _ = write!(err, "{}", bar(p));
         let _ = err.flush();
     };
-    let report = match args.projection.as_str() {
+    let name = args.projection.as_str();
+    if matches!(name, "inbox" | "audit") {
+        eprintln!("careline: rebuilding {name} beside the live generation, which keeps serving");
+    }
+    let report = match name {
         "inbox" => {
-            eprintln!("careline: rebuilding inbox beside the live generation, which keeps serving");
             projections::rebuild(
                 Arc::new(inbox_service::InboxProjection),
                 store,
@@ -73,7 +76,18 @@ pub(crate) async fn run(config: StoreConfig, args: RebuildArgs) -> anyhow::Resul
             )
             .await?
         }
-        other => anyhow::bail!("unknown projection {other:?}: known projections are: inbox"),
+        "audit" => {
+            projections::rebuild(
+                Arc::new(audit_service::AuditProjection),
+                store,
+                runner,
+                show,
+            )
+            .await?
+        }
+        other => {
+            anyhow::bail!("unknown projection {other:?}: known projections are: inbox, audit")
+        }
     };
     eprintln!();
     println!(
