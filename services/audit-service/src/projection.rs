@@ -20,8 +20,10 @@ pub const TABLES: &[&str] = &["entries", "names", "thread_records"];
 const LOAD_NAMES: &str = "SELECT id, name FROM names WHERE id = ANY($1)";
 const LOAD_THREADS: &str =
     "SELECT thread_id, patient_id FROM thread_records WHERE thread_id = ANY($1)";
-const CHAIN_HEADS: &str = "SELECT DISTINCT ON (chain) chain, seq, hash FROM entries \
-     WHERE chain = ANY($1) ORDER BY chain, position DESC";
+/// Each chain's last entry: one index probe per chain.
+const CHAIN_HEADS: &str = "SELECT c.chain, e.seq, e.hash FROM unnest($1::text[]) AS c(chain) \
+     CROSS JOIN LATERAL (SELECT seq, hash FROM entries WHERE entries.chain = c.chain \
+     ORDER BY position DESC LIMIT 1) e";
 const INSERT_NAMES: &str = "INSERT INTO names (id, name) \
      SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT (id) DO UPDATE SET name = excluded.name";
 const INSERT_THREADS: &str = "INSERT INTO thread_records (thread_id, patient_id) \
