@@ -135,9 +135,14 @@ async fn main() {
     // 3. Queries through the API, with reads recorded (as deployed) and,
     //    interleaved, through a second service that does not record them.
     let keys = TokenKeys::from_secret(b"benchmark secret, thirty-two bytes long").unwrap();
-    let mut checkpoint = None;
-    let mut channels = Vec::new();
-    for record_reads in [true, false] {
+    let samples = 2000;
+    // [recorded, not recorded] × [my inbox, one thread]; one service at a
+    // time (two live runners on one projection would contend), the one that
+    // records reads last, as deployed, staying up for the lag measurement.
+    let mut times: [[Vec<Duration>; 2]; 2] = Default::default();
+    let mut listed = 0usize;
+    let mut serving = None;
+    for recorded in [false, true] {
         let app = inbox_service::Application::with_store(
             inbox_service::Config {
                 listen: "127.0.0.1:0".parse().unwrap(),
@@ -146,7 +151,7 @@ async fn main() {
                 wait_for_position: Duration::from_secs(5),
                 batch_size: 1000,
                 pool_size: 8,
-                record_reads,
+                record_reads: recorded,
             },
             stream.store().clone(),
             keys.clone(),
@@ -154,52 +159,47 @@ async fn main() {
         .await
         .unwrap();
         let addr = app.local_addr();
-        checkpoint.get_or_insert(app.checkpoint());
-        tokio::spawn(app.run(std::future::pending()));
-        channels.push(
-            Channel::from_shared(format!("http://{addr}"))
-                .unwrap()
-                .connect()
-                .await
-                .unwrap(),
-        );
-    }
-    let checkpoint = checkpoint.unwrap();
-    let client = |recorded: bool, who: uuid::Uuid| {
-        let caller = Caller {
-            person_id: who,
-            role: Role::Professional,
-            name: "Bench".into(),
+        let checkpoint = app.checkpoint();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let running = tokio::spawn(app.run(async {
+            let _ = stopped.await;
+        }));
+        let channel = Channel::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let client = |who: uuid::Uuid| {
+            let caller = Caller {
+                person_id: who,
+                role: Role::Professional,
+                name: "Bench".into(),
+            };
+            pb::inbox_service_client::InboxServiceClient::with_interceptor(
+                channel.clone(),
+                Bearer::new(&keys.mint(&caller, Duration::from_secs(3600))).unwrap(),
+            )
         };
-        pb::inbox_service_client::InboxServiceClient::with_interceptor(
-            channels[usize::from(!recorded)].clone(),
-            Bearer::new(&keys.mint(&caller, Duration::from_secs(3600))).unwrap(),
-        )
-    };
-    let head = stream.store().last_position().await.unwrap();
-    let mut at = checkpoint.clone();
-    at.wait_for(|&c| c >= head).await.unwrap();
+        let head = stream.store().last_position().await.unwrap();
+        let mut at = checkpoint.clone();
+        at.wait_for(|&c| c >= head).await.unwrap();
 
-    let samples = 2000;
-    // [recorded, not recorded] × [my inbox, one thread]
-    let mut times: [[Vec<Duration>; 2]; 2] = Default::default();
-    let mut listed = 0usize;
-    for i in 0..samples {
-        for recorded in [true, false] {
+        let mode = usize::from(!recorded);
+        for i in 0..samples {
             let team = (i * 7919) % world.teams.len();
             let staff = world.staff[team][i % world.staff[team].len()];
-            let mut inbox = client(recorded, staff);
+            let mut inbox = client(staff);
             let sent = Instant::now();
             let page = inbox
                 .my_inbox(pb::MyInboxRequest::default())
                 .await
                 .unwrap()
                 .into_inner();
-            times[usize::from(!recorded)][0].push(sent.elapsed());
+            times[mode][0].push(sent.elapsed());
             listed += page.threads.len();
 
             let (thread, _, thread_team) = world.threads[(i * 104_729) % world.threads.len()];
-            let mut reader = client(recorded, world.staff[thread_team][0]);
+            let mut reader = client(world.staff[thread_team][0]);
             let sent = Instant::now();
             let detail = reader
                 .get_thread(pb::GetThreadRequest {
@@ -209,10 +209,17 @@ async fn main() {
                 .await
                 .unwrap()
                 .into_inner();
-            times[usize::from(!recorded)][1].push(sent.elapsed());
+            times[mode][1].push(sent.elapsed());
             assert!(!detail.messages.is_empty());
         }
+        if recorded {
+            serving = Some((checkpoint, stop, running));
+        } else {
+            let _ = stop.send(());
+            running.await.unwrap().unwrap();
+        }
     }
+    let (checkpoint, _stop, _running) = serving.unwrap();
     println!();
     for (recorded, label) in [
         (0, "reads recorded (as deployed)"),
