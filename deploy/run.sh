@@ -2,8 +2,9 @@
 # Runs Careline on this machine, with a demo organisation to try it on:
 #   1. makes sure NATS (JetStream) and PostgreSQL are up (ensure-services.sh);
 #   2. builds the services;
-#   3. starts the command service (gRPC on 127.0.0.1:50051) and the inbox
-#      service (gRPC on 127.0.0.1:50052, projecting into PostgreSQL);
+#   3. starts the command service (gRPC on 127.0.0.1:50051), the inbox
+#      service (gRPC on 127.0.0.1:50052) and the audit service (gRPC on
+#      127.0.0.1:50053), the last two projecting into PostgreSQL;
 #   4. seeds the demo organisation and writes tokens for everyone in it to
 #      target/careline-dev/demo.env;
 #   5. follows the event log until Ctrl-C, which stops everything it started.
@@ -14,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 deploy/ensure-services.sh
-cargo build --locked --release -p command-service -p inbox-service -p operator
+cargo build --locked --release -p command-service -p inbox-service -p audit-service -p operator
 bin=target/release
 dev=target/careline-dev
 mkdir -p "$dev"
@@ -26,6 +27,7 @@ if [ -z "${CARELINE_TOKEN_SECRET:-}" ]; then
 fi
 export CARELINE_COMMAND_ADDR=${CARELINE_COMMAND_ADDR:-127.0.0.1:50051}
 export CARELINE_INBOX_ADDR=${CARELINE_INBOX_ADDR:-127.0.0.1:50052}
+export CARELINE_AUDIT_ADDR=${CARELINE_AUDIT_ADDR:-127.0.0.1:50053}
 export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/careline}
 
 pids=()
@@ -54,6 +56,10 @@ echo "careline: command service on $CARELINE_COMMAND_ADDR (log: $dev/command.log
 pids+=($!)
 wait_for_port "the inbox service" "$CARELINE_INBOX_ADDR" "$dev/inbox.log"
 echo "careline: inbox service on $CARELINE_INBOX_ADDR (log: $dev/inbox.log)"
+"$bin/careline-audit" > "$dev/audit.log" 2>&1 &
+pids+=($!)
+wait_for_port "the audit service" "$CARELINE_AUDIT_ADDR" "$dev/audit.log"
+echo "careline: audit service on $CARELINE_AUDIT_ADDR (log: $dev/audit.log)"
 
 "$bin/careline" status
 echo
@@ -67,10 +73,13 @@ Try it (in another terminal):
   grpcurl -plaintext -H "authorization: Bearer \$NINA_PATEL_TOKEN" \\
     -d "{\"command_id\":\"\$(cat /proc/sys/kernel/random/uuid)\",\"thread_id\":\"\$THREAD\",\"body\":\"One litre on Sunday, please.\"}" \\
     $CARELINE_COMMAND_ADDR careline.command.v1.CommandService/PostMessage
-  grpcurl -plaintext -H "authorization: Bearer \$NINA_PATEL_TOKEN" -d '{}' \
+  grpcurl -plaintext -H "authorization: Bearer \$NINA_PATEL_TOKEN" -d '{}' \\
     $CARELINE_INBOX_ADDR careline.inbox.v1.InboxService/MyInbox
+  grpcurl -plaintext -H "authorization: Bearer \$AUDITOR_TOKEN" \\
+    -d "{\"patient_id\":\"\$PAT_JONES_ID\"}" $CARELINE_AUDIT_ADDR careline.audit.v1.AuditService/RecordTrail
   $bin/careline status                 # checkpoints and lag of every projection
   $bin/careline rebuild inbox          # replay the log into a new inbox generation
+  $bin/careline rebuild audit          # the same for the audit trail (same chain hashes)
 
 careline: following the event log (Ctrl-C stops everything; content redacted)
 EOF

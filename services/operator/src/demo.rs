@@ -54,6 +54,20 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
         env.push_str(&format!("export {var}_ID={}\n", who.person_id));
         env.push_str(&format!("export {var}_TOKEN={}\n", signer.token(who)));
     }
+    // A privacy officer: the auditor role comes with the token alone.
+    let auditor = service_kit::Caller {
+        person_id: uuid::Uuid::now_v7(),
+        role: service_kit::Role::Auditor,
+        name: "Priya Shah".into(),
+    };
+    println!(
+        "  {:<34} {:<16} {}",
+        "Privacy officer (auditor)", auditor.name, auditor.person_id
+    );
+    env.push_str(&format!(
+        "export AUDITOR_TOKEN={}\n",
+        signer.token(&auditor)
+    ));
     env.push_str(&format!(
         "export RENAL_TEAM={}\nexport THREAD={thread}\n",
         org.renal
