@@ -132,8 +132,21 @@ impl World {
             .collect()
     }
 
+    /// The checkpoint of every generation (none before a runner has
+    /// prepared the engine's tables).
     async fn checkpoints(&self) -> Vec<(i32, i64)> {
         let client = projections::connect(&self.db.url).await.unwrap();
+        let prepared: bool = client
+            .query_one(
+                "SELECT to_regclass('careline_projections.projection_checkpoints') IS NOT NULL",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if !prepared {
+            return Vec::new();
+        }
         client
             .query(
                 "SELECT generation, position FROM careline_projections.projection_checkpoints WHERE name = 'seen' ORDER BY generation",
