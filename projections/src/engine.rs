@@ -35,6 +35,9 @@ pub trait Projection: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), Error>> + Send + 'a;
 }
 
+/// How often a standby runner reads the leader's checkpoint.
+const STANDBY_POLL: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Which generation a runner feeds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -96,14 +99,59 @@ impl<P: Projection, S: EventStore> Runner<P, S> {
     /// finished first) or, when building, the target position is reached.
     pub async fn run(&self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
         let mut client = crate::connect(&self.config.database_url).await?;
+        let mut shutdown = std::pin::pin!(shutdown.fuse());
         if self.mode == Mode::Live {
             generations::prepare(&mut client, self.projection.as_ref()).await?;
+            if !self.lead(&client, &mut shutdown).await? {
+                return Ok(());
+            }
         }
-        let mut shutdown = std::pin::pin!(shutdown.fuse());
         loop {
             match self.run_generation(&mut client, &mut shutdown).await? {
                 Next::Stop => return Ok(()),
                 Next::Restart => continue,
+            }
+        }
+    }
+
+    /// One live runner per projection applies events: the one holding the
+    /// projection's advisory lock (on its own connection, so a crash frees
+    /// it). Others stand by, publishing the checkpoint the leader commits
+    /// (so their service's read-your-writes works), and take over when the
+    /// lock comes free. Answers false when shut down while standing by.
+    async fn lead<F>(
+        &self,
+        client: &Client,
+        shutdown: &mut std::pin::Pin<&mut futures::future::Fuse<F>>,
+    ) -> Result<bool, Error>
+    where
+        F: Future<Output = ()>,
+    {
+        let name = self.projection.name();
+        let mut standing_by = false;
+        loop {
+            let led: bool = client.query_one(sql::TRY_LEAD, &[&name]).await?.get(0);
+            if led {
+                if standing_by {
+                    tracing::info!(projection = name, "taking over as the live runner");
+                }
+                return Ok(true);
+            }
+            if !standing_by {
+                tracing::info!(
+                    projection = name,
+                    "another runner applies this projection; standing by"
+                );
+                standing_by = true;
+            }
+            // Follow the leader's checkpoint for a while, then try again.
+            for _ in 0..10 {
+                let at = generations::live_checkpoint(client, name).await?;
+                self.checkpoint.send_replace(at);
+                tokio::select! {
+                    _ = tokio::time::sleep(STANDBY_POLL) => {}
+                    _ = &mut *shutdown => return Ok(false),
+                }
             }
         }
     }

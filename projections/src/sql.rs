@@ -7,6 +7,10 @@ pub const ENGINE_SCHEMA: &str = "careline_projections";
 pub const LOCK_PREPARE: &str = "SELECT pg_advisory_lock(hashtext('careline_projections'))";
 pub const UNLOCK_PREPARE: &str = "SELECT pg_advisory_unlock(hashtext('careline_projections'))";
 
+/// Held for its connection's life by the one live runner of a projection.
+pub const TRY_LEAD: &str =
+    "SELECT pg_try_advisory_lock(hashtext('careline_projections'), hashtext($1))";
+
 pub const LIVE_GENERATION: &str =
     "SELECT live_generation FROM careline_projections.projection_generations WHERE name = $1";
 

@@ -189,6 +189,35 @@ fn spawn(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_live_runner_stands_by_follows_and_takes_over() {
+    let w = world("standby").await;
+    w.append(20).await;
+    let a = w.live_runner();
+    let (stop_a, task_a) = spawn(&a);
+    let head = w.store().last_position().await.unwrap();
+    until_at(a.checkpoint(), head).await;
+
+    // The second runner applies nothing, but its checkpoint follows.
+    let b = w.live_runner();
+    let (stop_b, task_b) = spawn(&b);
+    until_at(b.checkpoint(), head).await;
+    w.append(10).await;
+    let head = w.store().last_position().await.unwrap();
+    until_at(b.checkpoint(), head).await;
+
+    // The leader stops: the standby takes over and applies what follows.
+    stop_a.send(()).unwrap();
+    task_a.await.unwrap().unwrap();
+    w.append(10).await;
+    let head = w.store().last_position().await.unwrap();
+    until_at(b.checkpoint(), head).await;
+    assert_eq!(w.checkpoints().await, vec![(1, head as i64)]);
+    stop_b.send(()).unwrap();
+    task_b.await.unwrap().unwrap();
+    assert_eq!(w.seen().await.len(), 40);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn applies_every_event_once_and_the_checkpoint_moves_over_ignored_ones() {
     let w = world("apply").await;
     let positions = w.append(95).await;
