@@ -6,6 +6,9 @@
 #   DATABASE_URL  default postgres://postgres@127.0.0.1:5432/careline
 #                 (the database is created when the server has no such one)
 #
+# and that python3 can run aiosmtpd, the local SMTP server the tests send
+# to and the demo's mail sink.
+#
 # For each service: use a running one; otherwise, when the address is on
 # this machine, start it from the Debian package (installing the package with
 # apt-get when it is missing and this script runs as root); otherwise say
@@ -144,5 +147,23 @@ configure_new_cluster() {
   sed -i -E 's/^(local\s+all\s+postgres\s+)peer\s*$/\1trust/' "$hba"
 }
 
+# aiosmtpd: the local SMTP server the notification tests send to, and the
+# demo's mail sink (run.sh). Debian package python3-aiosmtpd, or from PyPI.
+ensure_mail_sink() {
+  command -v python3 >/dev/null 2>&1 ||
+    { apt_install python3 || fail "python3 is missing: run 'apt-get install python3' as root"; }
+  python3 -c 'import aiosmtpd' >/dev/null 2>&1 && return 0
+  apt_install python3-aiosmtpd && python3 -c 'import aiosmtpd' >/dev/null 2>&1 && return 0
+  say "installing aiosmtpd from PyPI"
+  python3 -m pip install -q aiosmtpd >/dev/null 2>&1 ||
+    python3 -m pip install -q --user aiosmtpd >/dev/null 2>&1 ||
+    python3 -m pip install -q --break-system-packages aiosmtpd >/dev/null 2>&1 ||
+    fail "aiosmtpd (a local SMTP server for tests and the demo) is missing: run 'apt-get install python3-aiosmtpd' as root, or 'pip install aiosmtpd'"
+  python3 -c 'import aiosmtpd' >/dev/null 2>&1 ||
+    fail "aiosmtpd was installed but python3 cannot import it; install python3-aiosmtpd"
+  say "aiosmtpd is available (local SMTP server)"
+}
+
 ensure_nats
 ensure_postgres
+ensure_mail_sink

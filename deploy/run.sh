@@ -4,7 +4,9 @@
 #   2. builds the services;
 #   3. starts the command service (gRPC on 127.0.0.1:50051), the inbox
 #      service (gRPC on 127.0.0.1:50052) and the audit service (gRPC on
-#      127.0.0.1:50053), the last two projecting into PostgreSQL;
+#      127.0.0.1:50053) and the notification service (gRPC on 127.0.0.1:50054,
+#      emailing through a local mail sink that keeps every message in
+#      target/careline-dev/mail/new/, unless CARELINE_SMTP_HOST is set);
 #   4. seeds the demo organisation and writes tokens for everyone in it to
 #      target/careline-dev/demo.env;
 #   5. follows the event log until Ctrl-C, which stops everything it started.
@@ -15,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 deploy/ensure-services.sh
-cargo build --locked --release -p command-service -p inbox-service -p audit-service -p operator
+cargo build --locked --release -p command-service -p inbox-service -p audit-service -p notify-service -p operator
 bin=target/release
 dev=target/careline-dev
 mkdir -p "$dev"
@@ -28,6 +30,7 @@ fi
 export CARELINE_COMMAND_ADDR=${CARELINE_COMMAND_ADDR:-127.0.0.1:50051}
 export CARELINE_INBOX_ADDR=${CARELINE_INBOX_ADDR:-127.0.0.1:50052}
 export CARELINE_AUDIT_ADDR=${CARELINE_AUDIT_ADDR:-127.0.0.1:50053}
+export CARELINE_NOTIFY_ADDR=${CARELINE_NOTIFY_ADDR:-127.0.0.1:50054}
 export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/careline}
 
 pids=()
@@ -60,6 +63,17 @@ echo "careline: inbox service on $CARELINE_INBOX_ADDR (log: $dev/inbox.log)"
 pids+=($!)
 wait_for_port "the audit service" "$CARELINE_AUDIT_ADDR" "$dev/audit.log"
 echo "careline: audit service on $CARELINE_AUDIT_ADDR (log: $dev/audit.log)"
+if [ -z "${CARELINE_SMTP_HOST:-}" ]; then
+  python3 -m aiosmtpd -n -l 127.0.0.1:2525 -c aiosmtpd.handlers.Mailbox "$dev/mail" > "$dev/mail.log" 2>&1 &
+  pids+=($!)
+  wait_for_port "the local mail sink" 127.0.0.1:2525 "$dev/mail.log"
+  export CARELINE_SMTP_HOST=127.0.0.1 CARELINE_SMTP_PORT=2525 CARELINE_SMTP_TLS=none
+  echo "careline: local mail sink on 127.0.0.1:2525 (emails land in $dev/mail/new/)"
+fi
+"$bin/careline-notify" > "$dev/notify.log" 2>&1 &
+pids+=($!)
+wait_for_port "the notification service" "$CARELINE_NOTIFY_ADDR" "$dev/notify.log"
+echo "careline: notification service on $CARELINE_NOTIFY_ADDR (log: $dev/notify.log)"
 
 "$bin/careline" status
 echo
@@ -77,6 +91,9 @@ Try it (in another terminal):
     $CARELINE_INBOX_ADDR careline.inbox.v1.InboxService/MyInbox
   grpcurl -plaintext -H "authorization: Bearer \$AUDITOR_TOKEN" \\
     -d "{\"patient_id\":\"\$PAT_JONES_ID\"}" $CARELINE_AUDIT_ADDR careline.audit.v1.AuditService/RecordTrail
+  grpcurl -plaintext -H "authorization: Bearer \$NINA_PATEL_TOKEN" -d "{\"thread_id\":\"\$THREAD\"}" \\
+    $CARELINE_NOTIFY_ADDR careline.notify.v1.NotificationService/ThreadNotifications
+  ls $dev/mail/new/                    # the emails sent (no clinical content in them)
   $bin/careline status                 # checkpoints and lag of every projection
   $bin/careline rebuild inbox          # replay the log into a new inbox generation
   $bin/careline rebuild audit          # the same for the audit trail (same chain hashes)

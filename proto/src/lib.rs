@@ -36,6 +36,12 @@ pub mod careline {
             include!(concat!(env!("OUT_DIR"), "/careline.inbox.v1.rs"));
         }
     }
+    pub mod notify {
+        pub mod v1 {
+            #![allow(missing_docs, clippy::all, missing_debug_implementations)]
+            include!(concat!(env!("OUT_DIR"), "/careline.notify.v1.rs"));
+        }
+    }
     pub mod events {
         pub mod v1 {
             #![allow(missing_docs, clippy::all, missing_debug_implementations)]
@@ -48,6 +54,7 @@ pub use careline::audit::v1 as audit;
 pub use careline::command::v1 as command;
 pub use careline::events::v1 as events;
 pub use careline::inbox::v1 as inbox;
+pub use careline::notify::v1 as notify;
 
 /// The encoded `FileDescriptorSet` of every Careline `.proto` file, for gRPC
 /// server reflection and for tests that walk the contract.

@@ -1,0 +1,144 @@
+//! The notification service's configuration, from the environment.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use event_store::StoreConfig;
+use lettre::message::Mailbox;
+
+/// How mail leaves: the SMTP server and what the emails say.
+#[derive(Clone, Debug)]
+pub struct Smtp {
+    /// `CARELINE_SMTP_HOST`, default 127.0.0.1.
+    pub host: String,
+    /// `CARELINE_SMTP_PORT`, default 25.
+    pub port: u16,
+    /// `CARELINE_SMTP_TLS`: none, starttls or tls; default starttls.
+    pub tls: TlsMode,
+    /// `CARELINE_SMTP_USER` and `CARELINE_SMTP_PASSWORD`, if the server wants them.
+    pub credentials: Option<(String, String)>,
+    /// `CARELINE_MAIL_FROM`, default "Careline <no-reply@careline.example>".
+    pub from: Mailbox,
+    /// The domain of Message-IDs: the `From` address's.
+    pub domain: String,
+    /// `CARELINE_BASE_URL`: where people sign in; links are
+    /// `<base>/threads/<thread id>`. Default http://localhost:8080.
+    pub base_url: String,
+    /// `CARELINE_SMTP_MAX_ATTEMPTS`, default 8.
+    pub max_attempts: u32,
+    /// `CARELINE_SMTP_BACKOFF_MS`: the first retry's delay, doubled each
+    /// time up to 64 times; default 30000.
+    pub backoff: Duration,
+    /// How often the queue is looked at when nothing wakes the worker.
+    pub poll: Duration,
+}
+
+impl Smtp {
+    /// The largest multiple of `backoff` a retry waits.
+    pub fn backoff_cap_factor(&self) -> f64 {
+        64.0
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsMode {
+    None,
+    StartTls,
+    Tls,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `CARELINE_NOTIFY_ADDR`, default 127.0.0.1:50054.
+    pub listen: SocketAddr,
+    /// `DATABASE_URL`, default postgres://postgres@127.0.0.1:5432/careline.
+    pub database_url: String,
+    pub store: StoreConfig,
+    pub smtp: Smtp,
+    /// `CARELINE_NOTIFY_WAIT_MS`, default 2000.
+    pub wait_for_position: Duration,
+    /// `CARELINE_NOTIFY_BATCH`, default 500.
+    pub batch_size: usize,
+}
+
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/careline";
+
+fn var(key: &str, default: &str) -> String {
+    std::env::var(key).unwrap_or_else(|_| default.to_string())
+}
+
+fn number(key: &str, default: u64) -> anyhow::Result<u64> {
+    match std::env::var(key) {
+        Ok(v) => v
+            .parse()
+            .map_err(|_| anyhow::anyhow!("{key}={v:?} is not a whole number")),
+        Err(_) => Ok(default),
+    }
+}
+
+impl Smtp {
+    pub fn from_env() -> anyhow::Result<Self> {
+        let tls = match var("CARELINE_SMTP_TLS", "starttls").as_str() {
+            "none" => TlsMode::None,
+            "starttls" => TlsMode::StartTls,
+            "tls" => TlsMode::Tls,
+            other => anyhow::bail!("CARELINE_SMTP_TLS={other:?}: use none, starttls or tls"),
+        };
+        let credentials = match (
+            std::env::var("CARELINE_SMTP_USER"),
+            std::env::var("CARELINE_SMTP_PASSWORD"),
+        ) {
+            (Ok(user), Ok(password)) => Some((user, password)),
+            (Err(_), Err(_)) => None,
+            _ => {
+                anyhow::bail!("set both CARELINE_SMTP_USER and CARELINE_SMTP_PASSWORD, or neither")
+            }
+        };
+        let from = var("CARELINE_MAIL_FROM", "Careline <no-reply@careline.example>");
+        let from: Mailbox = from
+            .parse()
+            .map_err(|e| anyhow::anyhow!("CARELINE_MAIL_FROM={from:?} is not an address: {e}"))?;
+        let port = number("CARELINE_SMTP_PORT", 25)?;
+        let port = u16::try_from(port)
+            .map_err(|_| anyhow::anyhow!("CARELINE_SMTP_PORT={port} is not a port"))?;
+        let max_attempts = number("CARELINE_SMTP_MAX_ATTEMPTS", 8)?;
+        if !(1..=100).contains(&max_attempts) {
+            anyhow::bail!("CARELINE_SMTP_MAX_ATTEMPTS must be 1 to 100");
+        }
+        Ok(Self {
+            host: var("CARELINE_SMTP_HOST", "127.0.0.1"),
+            port,
+            tls,
+            credentials,
+            domain: from.email.domain().to_string(),
+            from,
+            base_url: var("CARELINE_BASE_URL", "http://localhost:8080"),
+            max_attempts: max_attempts as u32,
+            backoff: Duration::from_millis(number("CARELINE_SMTP_BACKOFF_MS", 30_000)?),
+            poll: Duration::from_secs(1),
+        })
+    }
+}
+
+impl Config {
+    pub fn from_env() -> anyhow::Result<Self> {
+        let listen = var("CARELINE_NOTIFY_ADDR", "127.0.0.1:50054");
+        let listen = listen.parse().map_err(|_| {
+            anyhow::anyhow!(
+                "CARELINE_NOTIFY_ADDR={listen:?} is not an address like 127.0.0.1:50054"
+            )
+        })?;
+        let batch_size = number("CARELINE_NOTIFY_BATCH", 500)? as usize;
+        if !(1..=50_000).contains(&batch_size) {
+            anyhow::bail!("CARELINE_NOTIFY_BATCH must be 1 to 50000");
+        }
+        Ok(Self {
+            listen,
+            database_url: var("DATABASE_URL", DEFAULT_DATABASE_URL),
+            store: StoreConfig::from_env()?,
+            smtp: Smtp::from_env()?,
+            wait_for_position: Duration::from_millis(number("CARELINE_NOTIFY_WAIT_MS", 2000)?),
+            batch_size,
+        })
+    }
+}

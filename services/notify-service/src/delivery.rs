@@ -1,0 +1,238 @@
+//! Delivering the queue over SMTP: one worker per deployment (an advisory
+//! lock), oldest first, retries with exponential backoff, a permanent
+//! failure after a bounded number of attempts, the reason kept.
+//!
+//! Each notification's Message-ID is derived from its id, so a crash between
+//! the mail server accepting a message and the delivery being recorded sends
+//! it at most once more, with the same Message-ID (mail clients collapse it).
+
+use std::time::Duration;
+
+use lettre::message::header::ContentType;
+use lettre::message::{Mailbox, Message};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+
+use crate::config::{Smtp, TlsMode};
+
+/// Where delivery state lives: outside the projection's generations.
+const SCHEMA: &str = "CREATE SCHEMA IF NOT EXISTS careline_notify;
+CREATE TABLE IF NOT EXISTS careline_notify.deliveries (
+    id              text PRIMARY KEY,
+    -- sent, retrying or failed
+    state           text NOT NULL,
+    attempts        integer NOT NULL,
+    next_attempt_at timestamptz,
+    reason          text NOT NULL DEFAULT '',
+    message_id      text NOT NULL,
+    sent_at         timestamptz
+);";
+
+const LEAD: &str = "SELECT pg_try_advisory_lock(hashtext('careline_notify'), 1)";
+
+/// Deliverable notifications not sent, not failed, and due; oldest first.
+const DUE: &str = "SELECT n.id, n.thread_id, n.email, n.recipient_name, n.sender_name, \
+     n.sender_role, coalesce(d.attempts, 0) \
+     FROM notify.notifications n LEFT JOIN careline_notify.deliveries d ON d.id = n.id \
+     WHERE n.deliverable AND (d.id IS NULL OR (d.state = 'retrying' AND d.next_attempt_at <= now())) \
+     ORDER BY n.position, n.id LIMIT 100";
+
+const RECORD: &str = "INSERT INTO careline_notify.deliveries \
+     (id, state, attempts, next_attempt_at, reason, message_id, sent_at) \
+     VALUES ($1, $2, $3, now() + make_interval(secs => $4), $5, $6, \
+             CASE WHEN $2 = 'sent' THEN now() END) \
+     ON CONFLICT (id) DO UPDATE SET state = excluded.state, attempts = excluded.attempts, \
+     next_attempt_at = excluded.next_attempt_at, reason = excluded.reason, sent_at = excluded.sent_at";
+
+/// Creates the delivery table if it is not there.
+pub async fn prepare(client: &tokio_postgres::Client) -> Result<(), tokio_postgres::Error> {
+    client.batch_execute(SCHEMA).await
+}
+
+/// The Message-ID of a notification: the same on every attempt.
+pub fn message_id(notification: &str, domain: &str) -> String {
+    let digest = Sha256::digest(notification.as_bytes());
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("<{hex}.notification@{domain}>")
+}
+
+/// The email: who wrote and where to read it. Nothing of the thread's
+/// subject or messages.
+pub fn compose(
+    smtp: &Smtp,
+    id: &str,
+    thread: &str,
+    to: (&str, &str),
+    sender: (&str, &str),
+) -> Result<Message, String> {
+    let (to_name, to_email) = to;
+    let (sender_name, sender_role) = sender;
+    let to: Mailbox = format!("{to_name} <{to_email}>")
+        .parse()
+        .or_else(|_| to_email.parse())
+        .map_err(|e| format!("the address {to_email:?} is not valid: {e}"))?;
+    let link = format!("{}/threads/{thread}", smtp.base_url.trim_end_matches('/'));
+    let body = format!(
+        "Hello {to_name},\n\n\
+         You have a new message from {sender_name} ({sender_role}) in Careline.\n\n\
+         Sign in to read it and reply:\n{link}\n\n\
+         For your privacy, messages are never sent by email.\n"
+    );
+    Message::builder()
+        .from(smtp.from.clone())
+        .to(to)
+        .subject(format!("New message from {sender_name} ({sender_role})"))
+        .message_id(Some(message_id(id, &smtp.domain)))
+        .header(ContentType::TEXT_PLAIN)
+        .body(body)
+        .map_err(|e| format!("cannot build the email: {e}"))
+}
+
+fn transport(smtp: &Smtp) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
+    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host)
+        .port(smtp.port)
+        .timeout(Some(Duration::from_secs(10)));
+    let tls = |host: &str| {
+        TlsParameters::new(host.to_string()).map_err(|e| format!("SMTP TLS settings: {e}"))
+    };
+    builder = match smtp.tls {
+        TlsMode::None => builder.tls(Tls::None),
+        TlsMode::StartTls => builder.tls(Tls::Required(tls(&smtp.host)?)),
+        TlsMode::Tls => builder.tls(Tls::Wrapper(tls(&smtp.host)?)),
+    };
+    if let Some((user, password)) = &smtp.credentials {
+        builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
+    }
+    Ok(builder.build())
+}
+
+/// What became of one attempt.
+enum Outcome {
+    Sent,
+    Retry(String),
+    Failed(String),
+}
+
+/// Runs the worker until `stopping`: leads (or stands by until it may),
+/// then sends what is due, waking when the projection moves or every
+/// `poll`.
+pub async fn run(
+    database_url: String,
+    smtp: Smtp,
+    mut checkpoint: watch::Receiver<u64>,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let mut pause = Duration::from_millis(200);
+    loop {
+        match work(&database_url, &smtp, &mut checkpoint, &mut stopping).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?pause, "notification delivery failed; restarting");
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = stopping.wait_for(|s| *s) => return,
+        }
+        pause = (pause * 2).min(Duration::from_secs(30));
+    }
+}
+
+async fn work(
+    database_url: &str,
+    smtp: &Smtp,
+    checkpoint: &mut watch::Receiver<u64>,
+    stopping: &mut watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let client = projections::connect(database_url).await?;
+    prepare(&client).await?;
+    let transport = transport(smtp).map_err(anyhow::Error::msg)?;
+    loop {
+        let led: bool = client.query_one(LEAD, &[]).await?.get(0);
+        if led {
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stopping.wait_for(|s| *s) => return Ok(()),
+        }
+    }
+    tracing::info!("delivering notifications");
+    loop {
+        if *stopping.borrow() {
+            return Ok(());
+        }
+        let due = client.query(DUE, &[]).await?;
+        for row in &due {
+            let (id, thread, email, name, sender, role, attempts): (
+                String,
+                String,
+                String,
+                String,
+                String,
+                String,
+                i32,
+            ) = (
+                row.get(0),
+                row.get(1),
+                row.get(2),
+                row.get(3),
+                row.get(4),
+                row.get(5),
+                row.get(6),
+            );
+            let attempts = attempts + 1;
+            let outcome = match compose(smtp, &id, &thread, (&name, &email), (&sender, &role)) {
+                Err(reason) => Outcome::Failed(reason),
+                Ok(message) => match transport.send(message).await {
+                    Ok(_) => Outcome::Sent,
+                    Err(e) if e.is_permanent() => {
+                        Outcome::Failed(format!("the mail server refused it: {e}"))
+                    }
+                    Err(e) => Outcome::Retry(format!("{e}")),
+                },
+            };
+            let (state, delay, reason) = match outcome {
+                Outcome::Sent => ("sent", 0.0, String::new()),
+                Outcome::Retry(e) if attempts >= smtp.max_attempts as i32 => (
+                    "failed",
+                    0.0,
+                    format!("gave up after {attempts} attempts; last: {e}"),
+                ),
+                Outcome::Retry(e) => {
+                    let delay = smtp.backoff.as_secs_f64()
+                        * 2f64.powi(attempts - 1).min(smtp.backoff_cap_factor());
+                    tracing::warn!(notification = %id, attempts, error = %e, "send failed; will retry");
+                    ("retrying", delay, e)
+                }
+                Outcome::Failed(e) => ("failed", 0.0, e),
+            };
+            client
+                .execute(
+                    RECORD,
+                    &[
+                        &id,
+                        &state,
+                        &attempts,
+                        &delay,
+                        &reason,
+                        &message_id(&id, &smtp.domain),
+                    ],
+                )
+                .await?;
+        }
+        if due.is_empty() {
+            let projection_gone = tokio::select! {
+                moved = checkpoint.changed() => moved.is_err(),
+                _ = tokio::time::sleep(smtp.poll) => false,
+                _ = stopping.wait_for(|s| *s) => return Ok(()),
+            };
+            if projection_gone {
+                tokio::time::sleep(smtp.poll).await;
+            }
+        }
+    }
+}

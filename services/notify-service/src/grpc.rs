@@ -1,0 +1,135 @@
+//! `careline.notify.v1.NotificationService`: each recipient's notification
+//! state for a thread, for the staff on it.
+
+use std::time::{Duration, SystemTime};
+
+use projections::Serving as Progress;
+use proto::notify as pb;
+use proto::notify::notification_service_server::NotificationService;
+use service_kit::{Role, TokenKeys};
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+/// Whether the caller is or was on the thread.
+const ON_THREAD: &str = "SELECT EXISTS (SELECT 1 FROM notify.participants \
+     WHERE thread_id = $1 AND person_id = $2)";
+
+const STATES: &str = "SELECT n.id, n.event_id, n.position, n.recipient_id, n.recipient_name, \
+     n.recipient_kind, n.sender_name, n.sender_role, n.deliverable, n.reason, \
+     d.state, d.reason, coalesce(d.attempts, 0), d.sent_at, d.next_attempt_at \
+     FROM notify.notifications n LEFT JOIN careline_notify.deliveries d ON d.id = n.id \
+     WHERE n.thread_id = $1 ORDER BY n.position, n.recipient_name, n.recipient_id";
+
+/// The notification service.
+pub struct NotifyGrpc {
+    pool: deadpool_postgres::Pool,
+    keys: TokenKeys,
+    progress: Progress,
+    wait: Duration,
+}
+
+impl std::fmt::Debug for NotifyGrpc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NotifyGrpc").finish_non_exhaustive()
+    }
+}
+
+impl NotifyGrpc {
+    pub fn new(
+        pool: deadpool_postgres::Pool,
+        keys: TokenKeys,
+        progress: Progress,
+        wait: Duration,
+    ) -> Self {
+        Self {
+            pool,
+            keys,
+            progress,
+            wait,
+        }
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> Status {
+    Status::unavailable(format!("the notification database: {e}"))
+}
+
+#[tonic::async_trait]
+impl NotificationService for NotifyGrpc {
+    async fn thread_notifications(
+        &self,
+        request: Request<pb::ThreadNotificationsRequest>,
+    ) -> Result<Response<pb::ThreadNotificationsReply>, Status> {
+        let caller = self.keys.authenticate(&request)?;
+        let r = request.into_inner();
+        if r.thread_id.is_empty() {
+            return Err(Status::invalid_argument("thread_id: is required"));
+        }
+        let thread = Uuid::parse_str(&r.thread_id)
+            .map_err(|_| {
+                Status::invalid_argument(format!("thread_id: {:?} is not a UUID", r.thread_id))
+            })?
+            .to_string();
+        let position = self
+            .progress
+            .reached(r.min_position, self.wait)
+            .await
+            .map_err(|e| Status::unavailable(format!("notifications have {e}")))?;
+        let client = self.pool.get().await.map_err(unavailable)?;
+        let on_thread: bool = client
+            .query_one(ON_THREAD, &[&thread, &caller.person_id.to_string()])
+            .await
+            .map_err(unavailable)?
+            .get(0);
+        if caller.role != Role::Professional || !on_thread {
+            return Err(Status::not_found(format!("no thread {thread}")));
+        }
+        let rows = client
+            .query(STATES, &[&thread])
+            .await
+            .map_err(unavailable)?;
+        let notifications = rows
+            .iter()
+            .map(|row| {
+                let deliverable: bool = row.get(8);
+                let delivery: Option<String> = row.get(10);
+                let state = match (deliverable, delivery.as_deref()) {
+                    (false, _) => pb::DeliveryState::Undeliverable,
+                    (true, None) => pb::DeliveryState::Pending,
+                    (true, Some("sent")) => pb::DeliveryState::Sent,
+                    (true, Some("retrying")) => pb::DeliveryState::Retrying,
+                    (true, Some(_)) => pb::DeliveryState::Failed,
+                };
+                let reason: String = if deliverable {
+                    row.get::<_, Option<String>>(11).unwrap_or_default()
+                } else {
+                    row.get(9)
+                };
+                let time = |i: usize| row.get::<_, Option<SystemTime>>(i).map(Into::into);
+                pb::Notification {
+                    notification_id: row.get(0),
+                    event_id: row.get(1),
+                    position: row.get::<_, i64>(2) as u64,
+                    recipient_id: row.get(3),
+                    recipient_name: row.get(4),
+                    recipient_kind: row.get(5),
+                    sender_name: row.get(6),
+                    sender_role: row.get(7),
+                    state: state as i32,
+                    reason,
+                    attempts: row.get::<_, i32>(12) as u32,
+                    sent_at: time(13),
+                    next_attempt_at: if state == pb::DeliveryState::Retrying {
+                        time(14)
+                    } else {
+                        None
+                    },
+                }
+            })
+            .collect();
+        Ok(Response::new(pb::ThreadNotificationsReply {
+            notifications,
+            position,
+        }))
+    }
+}

@@ -1,0 +1,217 @@
+//! The notification projection: who is on each thread and how to reach
+//! them, and one notification per message per recipient (never the author).
+
+use event_store::RecordedEvent;
+use projections::Error;
+use projections::tokio_postgres::Transaction;
+use proto::events::envelope::Payload;
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+/// The tables readers query (as views in schema `notify`).
+pub const TABLES: &[&str] = &[
+    "people",
+    "consents",
+    "threads",
+    "participants",
+    "notifications",
+];
+
+/// Why a recipient cannot be told.
+pub const NO_VERIFIED_EMAIL: &str = "no verified email address";
+
+const UPSERT_PERSON: &str = "INSERT INTO people (id, kind, name, role_label, email, email_verified) \
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, \
+     name = excluded.name, role_label = excluded.role_label, email = excluded.email, \
+     email_verified = excluded.email_verified";
+const VERIFY_EMAIL: &str = "UPDATE people SET email = CASE WHEN $2 = '' THEN email ELSE $2 END, \
+     email_verified = true WHERE id = $1";
+const UPSERT_CONSENT: &str = "INSERT INTO consents (patient_id, carer_id, expires_at, active) \
+     VALUES ($1, $2, $3, true) ON CONFLICT (patient_id, carer_id) \
+     DO UPDATE SET expires_at = excluded.expires_at, active = true";
+const REVOKE_CONSENT: &str =
+    "UPDATE consents SET active = false WHERE patient_id = $1 AND carer_id = $2";
+const INSERT_THREAD: &str =
+    "INSERT INTO threads (thread_id, patient_id) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+const JOIN: &str = "INSERT INTO participants (thread_id, person_id, active) VALUES ($1, $2, true) \
+     ON CONFLICT (thread_id, person_id) DO UPDATE SET active = true";
+const LEAVE: &str =
+    "UPDATE participants SET active = false WHERE thread_id = $1 AND person_id = $2";
+/// Everyone to tell of a message on thread $1 by $2 at $3 (µs): the active
+/// participants but the author; carers only while consent is in force.
+const RECIPIENTS: &str = "SELECT p.person_id, coalesce(x.name, ''), coalesce(x.kind, ''), \
+     coalesce(x.email, ''), coalesce(x.email_verified, false) \
+     FROM participants p JOIN threads t ON t.thread_id = p.thread_id \
+     LEFT JOIN people x ON x.id = p.person_id \
+     WHERE p.thread_id = $1 AND p.active AND p.person_id <> $2 \
+       AND (x.kind IS DISTINCT FROM 'carer' OR EXISTS (SELECT 1 FROM consents c \
+            WHERE c.patient_id = t.patient_id AND c.carer_id = p.person_id AND c.active \
+              AND (c.expires_at IS NULL OR c.expires_at > $3))) \
+     ORDER BY p.person_id";
+const SENDER: &str = "SELECT kind, role_label FROM people WHERE id = $1";
+const INSERT_NOTIFICATION: &str = "INSERT INTO notifications (id, event_id, position, thread_id, \
+     recipient_id, recipient_name, recipient_kind, email, sender_name, sender_role, deliverable, reason) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING";
+
+/// The notification read model.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NotifyProjection;
+
+fn micros(ts: Option<&prost_types::Timestamp>) -> Option<i64> {
+    ts.map(|t| t.seconds * 1_000_000 + i64::from(t.nanos) / 1000)
+}
+
+impl projections::Projection for NotifyProjection {
+    fn name(&self) -> &'static str {
+        "notify"
+    }
+
+    fn migrations(&self) -> refinery::Runner {
+        embedded::migrations::runner()
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        TABLES
+    }
+
+    async fn apply<'a>(
+        &'a self,
+        tx: &'a Transaction<'a>,
+        events: &'a [RecordedEvent],
+    ) -> Result<(), Error> {
+        for event in events {
+            apply(tx, event).await?;
+        }
+        Ok(())
+    }
+}
+
+async fn apply(tx: &Transaction<'_>, event: &RecordedEvent) -> Result<(), Error> {
+    let envelope = &event.envelope;
+    let aggregate = envelope.aggregate_id.as_str();
+    let Some(payload) = &envelope.payload else {
+        return Ok(());
+    };
+    match payload {
+        Payload::ProfessionalRegistered(e) => {
+            tx.execute(
+                UPSERT_PERSON,
+                &[
+                    &e.professional_id,
+                    &"professional",
+                    &e.name,
+                    &e.role_label,
+                    &e.work_email,
+                    &true,
+                ],
+            )
+            .await?;
+        }
+        Payload::CarerRegistered(e) => {
+            tx.execute(
+                UPSERT_PERSON,
+                &[
+                    &e.carer_id,
+                    &"carer",
+                    &e.name,
+                    &"",
+                    &e.email,
+                    &e.email_verified,
+                ],
+            )
+            .await?;
+        }
+        Payload::PatientRegistered(e) => {
+            tx.execute(
+                UPSERT_PERSON,
+                &[
+                    &e.patient_id,
+                    &"patient",
+                    &e.name,
+                    &"",
+                    &e.email,
+                    &e.email_verified,
+                ],
+            )
+            .await?;
+        }
+        Payload::PatientEmailVerified(e) => {
+            tx.execute(VERIFY_EMAIL, &[&aggregate, &e.email]).await?;
+        }
+        Payload::CarerConsentGranted(e) => {
+            tx.execute(
+                UPSERT_CONSENT,
+                &[&aggregate, &e.carer_id, &micros(e.expires_at.as_ref())],
+            )
+            .await?;
+        }
+        Payload::CarerConsentRevoked(e) => {
+            tx.execute(REVOKE_CONSENT, &[&aggregate, &e.carer_id])
+                .await?;
+        }
+        Payload::ThreadStarted(e) => {
+            tx.execute(INSERT_THREAD, &[&e.thread_id, &e.patient_id])
+                .await?;
+            for p in &e.participants {
+                tx.execute(JOIN, &[&e.thread_id, &p.person_id]).await?;
+            }
+            notify(tx, event).await?;
+        }
+        Payload::ParticipantsAdded(e) => {
+            for p in &e.participants {
+                tx.execute(JOIN, &[&aggregate, &p.person_id]).await?;
+            }
+        }
+        Payload::ParticipantLeft(e) => {
+            tx.execute(LEAVE, &[&aggregate, &e.person_id]).await?;
+        }
+        Payload::MessagePosted(_) => notify(tx, event).await?,
+        _ => {}
+    }
+    Ok(())
+}
+
+/// One notification per recipient of the message `event` carries.
+async fn notify(tx: &Transaction<'_>, event: &RecordedEvent) -> Result<(), Error> {
+    let envelope = &event.envelope;
+    let actor = envelope.actor.clone().unwrap_or_default();
+    let at = micros(envelope.occurred_at.as_ref()).unwrap_or(0);
+    let sender_role = match tx.query_opt(SENDER, &[&actor.person_id]).await? {
+        Some(row) => {
+            let (kind, label): (String, String) = (row.get(0), row.get(1));
+            if label.is_empty() { kind } else { label }
+        }
+        None => "staff".into(),
+    };
+    let position = event.position as i64;
+    for row in tx
+        .query(RECIPIENTS, &[&envelope.aggregate_id, &actor.person_id, &at])
+        .await?
+    {
+        let (recipient, name, kind, email, verified): (String, String, String, String, bool) =
+            (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+        let deliverable = verified && !email.is_empty();
+        let reason = if deliverable { "" } else { NO_VERIFIED_EMAIL };
+        tx.execute(
+            INSERT_NOTIFICATION,
+            &[
+                &format!("{}/{recipient}", envelope.event_id),
+                &envelope.event_id,
+                &position,
+                &envelope.aggregate_id,
+                &recipient,
+                &name,
+                &kind,
+                &email,
+                &actor.display_name,
+                &sender_role,
+                &deliverable,
+                &reason,
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}

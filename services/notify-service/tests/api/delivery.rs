@@ -1,0 +1,223 @@
+//! Who is emailed, what the email says (and does not), and delivery through
+//! an SMTP server that is down for a while.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use command_service::client::command_id;
+use command_service::demo::first_thread;
+use proto::command as cmd;
+use proto::notify as pb;
+use tonic::Code;
+
+use crate::support::{Sink, System, header, smtp, system};
+
+/// How many emails each person received, by the name in `To:`.
+fn per_recipient(mails: &[String]) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for mail in mails {
+        let to = header(mail, "To").unwrap();
+        let name = to.split(" <").next().unwrap().trim_matches('"').to_string();
+        *counts.entry(name).or_default() += 1;
+    }
+    counts
+}
+
+async fn states(s: &System, who: &service_kit::Caller, thread: &str) -> Vec<pb::Notification> {
+    s.notify(who)
+        .thread_notifications(pb::ThreadNotificationsRequest {
+            min_position: s.head().await,
+            thread_id: thread.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .notifications
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn everyone_but_the_author_gets_one_email_with_no_clinical_content() {
+    let mut sink = Sink::reserve("notifyright");
+    sink.start().await;
+    let s = system("notifyright", smtp(sink.port)).await;
+    let org = s.org().await;
+    // Pat writes to the Renal Unit (automatic CC: Nina, Ned, Lena) with her
+    // father Chris CC'd; then Nina replies.
+    let thread = first_thread(&s.signer, &org).await.unwrap();
+    s.signer
+        .client(&org.nurse)
+        .unwrap()
+        .post_message(cmd::PostMessageRequest {
+            command_id: command_id(),
+            thread_id: thread.clone(),
+            body: "Please weigh yourself each morning.".into(),
+        })
+        .await
+        .unwrap();
+
+    let mails = sink.wait_for(8).await;
+    assert_eq!(mails.len(), 8, "{:?}", per_recipient(&mails));
+    let counts = per_recipient(&mails);
+    // Pat and Nina each wrote once (no email for their own message).
+    assert_eq!(counts.get("Pat Jones"), Some(&1), "{counts:?}");
+    assert_eq!(counts.get("Nina Patel"), Some(&1), "{counts:?}");
+    assert_eq!(counts.get("Chris Jones"), Some(&2), "{counts:?}");
+    assert_eq!(counts.values().sum::<usize>(), 8);
+
+    let mut ids = std::collections::HashSet::new();
+    for mail in &mails {
+        // Nothing of the thread: neither its subject nor any message.
+        for secret in [
+            "Fluid allowance",
+            "dialysis",
+            "ankles",
+            "drink",
+            "weigh yourself",
+        ] {
+            assert!(
+                !mail.contains(secret),
+                "an email contains {secret:?}:\n{mail}"
+            );
+        }
+        assert!(mail.contains(&format!("https://careline.test/threads/{thread}")));
+        let subject = header(mail, "Subject").unwrap();
+        assert!(subject.starts_with("New message from "), "{subject}");
+        assert!(ids.insert(header(mail, "Message-ID").unwrap().to_string()));
+    }
+    let to_pat = mails
+        .iter()
+        .find(|m| header(m, "To").unwrap().contains("Pat Jones"))
+        .unwrap();
+    assert!(to_pat.contains("new message from Nina Patel ("), "{to_pat}");
+
+    // Staff on the thread see that everyone was told.
+    let told = states(&s, &org.nurse, &thread).await;
+    assert_eq!(told.len(), 8);
+    assert!(
+        told.iter()
+            .all(|n| n.state == pb::DeliveryState::Sent as i32 && n.sent_at.is_some()),
+        "{told:?}"
+    );
+    // Replaying the log into a new generation recreates the same queue and
+    // sends nothing again.
+    projections::rebuild(
+        std::sync::Arc::new(notify_service::NotifyProjection),
+        s.stream.store().clone(),
+        projections::RunnerConfig {
+            database_url: s.db.url.clone(),
+            batch_size: 5,
+        },
+        |_| {},
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(sink.received().len(), 8);
+    assert_eq!(states(&s, &org.nurse, &thread).await, told);
+
+    // Nobody else may ask.
+    for who in [&org.patient, &org.cardiologist] {
+        let refused = s
+            .notify(who)
+            .thread_notifications(pb::ThreadNotificationsRequest {
+                min_position: 0,
+                thread_id: thread.clone(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::NotFound);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patient_without_a_verified_email_shows_as_undeliverable() {
+    let mut sink = Sink::reserve("notifyunverified");
+    sink.start().await;
+    let s = system("notifyunverified", smtp(sink.port)).await;
+    let org = s.org().await;
+    // Sam Green registered himself without verifying his email.
+    let thread = s
+        .signer
+        .client(&org.other_patient)
+        .unwrap()
+        .start_thread(cmd::StartThreadRequest {
+            command_id: command_id(),
+            thread_id: String::new(),
+            patient_id: org.other_patient.person_id.to_string(),
+            subject: "Palpitations".into(),
+            body: "Since Monday".into(),
+            recipients: vec![cmd::Recipient {
+                recipient: Some(cmd::recipient::Recipient::TeamId(org.renal.clone())),
+            }],
+            carer_ids: vec![],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .aggregate_id;
+    s.signer
+        .client(&org.nurse)
+        .unwrap()
+        .post_message(cmd::PostMessageRequest {
+            command_id: command_id(),
+            thread_id: thread.clone(),
+            body: "Please call the ward.".into(),
+        })
+        .await
+        .unwrap();
+    let told = states(&s, &org.nurse, &thread).await;
+    let to_sam: Vec<_> = told
+        .iter()
+        .filter(|n| n.recipient_id == org.other_patient.person_id.to_string())
+        .collect();
+    assert_eq!(to_sam.len(), 1, "{told:?}");
+    assert_eq!(to_sam[0].state, pb::DeliveryState::Undeliverable as i32);
+    assert_eq!(to_sam[0].reason, "no verified email address");
+    assert_eq!(to_sam[0].recipient_kind, "patient");
+    // Staff still get theirs; Sam's never reaches the mail server.
+    let mails = sink.wait_for(3 + 2).await;
+    assert!(
+        mails
+            .iter()
+            .all(|m| !header(m, "To").unwrap().contains("Sam Green"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_mail_server_down_then_up_everything_is_delivered_once() {
+    let mut sink = Sink::reserve("notifydown");
+    let s = system("notifydown", smtp(sink.port)).await;
+    let org = s.org().await;
+    let thread = first_thread(&s.signer, &org).await.unwrap();
+
+    // The server is down: the notifications wait and say so.
+    let mut retrying = Vec::new();
+    for _ in 0..100 {
+        retrying = states(&s, &org.nurse, &thread).await;
+        if retrying.len() == 4
+            && retrying
+                .iter()
+                .all(|n| n.state == pb::DeliveryState::Retrying as i32 && n.attempts >= 2)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        retrying
+            .iter()
+            .all(|n| n.state == pb::DeliveryState::Retrying as i32 && !n.reason.is_empty()),
+        "{retrying:?}"
+    );
+
+    // It comes back: each is delivered exactly once.
+    sink.start().await;
+    let mails = sink.wait_for(4).await;
+    assert_eq!(mails.len(), 4);
+    let told = states(&s, &org.nurse, &thread).await;
+    assert!(
+        told.iter()
+            .all(|n| n.state == pb::DeliveryState::Sent as i32),
+        "{told:?}"
+    );
+}
