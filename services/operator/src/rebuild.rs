@@ -10,7 +10,8 @@ use projections::{Progress, RunnerConfig};
 
 #[derive(Debug, Args)]
 pub(crate) struct RebuildArgs {
-    /// The projection to rebuild: inbox or audit.
+    /// The projection to rebuild: inbox, audit or notify (a rebuilt
+    /// notification queue sends nothing again).
     projection: String,
     /// Events applied per transaction.
     #[arg(long, default_value_t = 2000)]
@@ -63,7 +64,7 @@ pub(crate) async fn run(config: StoreConfig, args: RebuildArgs) -> anyhow::Resul
         let _ = err.flush();
     };
     let name = args.projection.as_str();
-    if matches!(name, "inbox" | "audit") {
+    if matches!(name, "inbox" | "audit" | "notify") {
         eprintln!("careline: rebuilding {name} beside the live generation, which keeps serving");
     }
     let report = match name {
@@ -85,9 +86,18 @@ pub(crate) async fn run(config: StoreConfig, args: RebuildArgs) -> anyhow::Resul
             )
             .await?
         }
-        other => {
-            anyhow::bail!("unknown projection {other:?}: known projections are: inbox, audit")
+        "notify" => {
+            projections::rebuild(
+                Arc::new(notify_service::NotifyProjection),
+                store,
+                runner,
+                show,
+            )
+            .await?
         }
+        other => anyhow::bail!(
+            "unknown projection {other:?}: known projections are: inbox, audit, notify"
+        ),
     };
     eprintln!();
     println!(
