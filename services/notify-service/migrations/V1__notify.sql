@@ -38,6 +38,8 @@ CREATE TABLE notifications (
     id             text PRIMARY KEY,
     event_id       text NOT NULL,
     position       bigint NOT NULL,
+    -- When the message was posted, µs since the epoch.
+    created_at     bigint NOT NULL,
     thread_id      text NOT NULL,
     recipient_id   text NOT NULL,
     recipient_name text NOT NULL,

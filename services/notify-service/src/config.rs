@@ -1,7 +1,7 @@
 //! The notification service's configuration, from the environment.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use event_store::StoreConfig;
 use lettre::message::Mailbox;
@@ -31,6 +31,39 @@ pub struct Smtp {
     pub backoff: Duration,
     /// How often the queue is looked at when nothing wakes the worker.
     pub poll: Duration,
+    /// `CARELINE_NOTIFY_COALESCE_SECS`: a notification waits this long, so
+    /// that further messages in the thread for the same person go out in
+    /// the same email. Default 120.
+    pub coalesce: Duration,
+    /// What time it is (a test sets it by hand).
+    pub clock: Clock,
+}
+
+/// The worker's clock.
+#[derive(Clone)]
+pub struct Clock(std::sync::Arc<dyn Fn() -> SystemTime + Send + Sync>);
+
+impl Clock {
+    pub fn system() -> Self {
+        Self(std::sync::Arc::new(SystemTime::now))
+    }
+
+    /// A clock that reads `now`, which the caller moves.
+    pub fn manual(now: std::sync::Arc<std::sync::Mutex<SystemTime>>) -> Self {
+        Self(std::sync::Arc::new(move || {
+            *now.lock().unwrap_or_else(|e| e.into_inner())
+        }))
+    }
+
+    pub fn now(&self) -> SystemTime {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Clock({:?})", self.now())
+    }
 }
 
 impl Smtp {
@@ -116,6 +149,8 @@ impl Smtp {
             max_attempts: max_attempts as u32,
             backoff: Duration::from_millis(number("CARELINE_SMTP_BACKOFF_MS", 30_000)?),
             poll: Duration::from_secs(1),
+            coalesce: Duration::from_secs(number("CARELINE_NOTIFY_COALESCE_SECS", 120)?),
+            clock: Clock::system(),
         })
     }
 }

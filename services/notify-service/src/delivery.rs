@@ -33,19 +33,29 @@ CREATE TABLE IF NOT EXISTS careline_notify.deliveries (
 
 const LEAD: &str = "SELECT pg_try_advisory_lock(hashtext('careline_notify'), 1)";
 
-/// Deliverable notifications not sent, not failed, and due; oldest first.
-const DUE: &str = "SELECT n.id, n.thread_id, n.email, n.recipient_name, n.sender_name, \
-     n.sender_role, coalesce(d.attempts, 0) \
+/// (recipient, thread) pairs with a notification due: deliverable, not
+/// sent or failed, past its retry time ($1) and older than the coalescing
+/// window ($2, µs); oldest first.
+const DUE: &str = "SELECT n.recipient_id, n.thread_id \
      FROM notify.notifications n LEFT JOIN careline_notify.deliveries d ON d.id = n.id \
-     WHERE n.deliverable AND (d.id IS NULL OR (d.state = 'retrying' AND d.next_attempt_at <= now())) \
-     ORDER BY n.position, n.id LIMIT 100";
+     WHERE n.deliverable AND n.created_at <= $2 \
+       AND (d.id IS NULL OR (d.state = 'retrying' AND d.next_attempt_at <= $1)) \
+     GROUP BY n.recipient_id, n.thread_id ORDER BY min(n.position) LIMIT 100";
+
+/// Everything unsent for one person on one thread: one email.
+const GROUP: &str = "SELECT n.id, n.email, n.recipient_name, n.sender_name, n.sender_role, \
+     coalesce(d.attempts, 0) \
+     FROM notify.notifications n LEFT JOIN careline_notify.deliveries d ON d.id = n.id \
+     WHERE n.recipient_id = $1 AND n.thread_id = $2 AND n.deliverable \
+       AND (d.id IS NULL OR d.state = 'retrying') \
+     ORDER BY n.position, n.id";
 
 const RECORD: &str = "INSERT INTO careline_notify.deliveries \
      (id, state, attempts, next_attempt_at, reason, message_id, sent_at) \
-     VALUES ($1, $2, $3, now() + make_interval(secs => $4), $5, $6, \
-             CASE WHEN $2 = 'sent' THEN now() END) \
+     SELECT unnest($1::text[]), $2, $3, $4, $5, $6, $7 \
      ON CONFLICT (id) DO UPDATE SET state = excluded.state, attempts = excluded.attempts, \
-     next_attempt_at = excluded.next_attempt_at, reason = excluded.reason, sent_at = excluded.sent_at";
+     next_attempt_at = excluded.next_attempt_at, reason = excluded.reason, \
+     message_id = excluded.message_id, sent_at = excluded.sent_at";
 
 /// Creates the delivery table if it is not there.
 pub async fn prepare(client: &tokio_postgres::Client) -> Result<(), tokio_postgres::Error> {
@@ -59,33 +69,52 @@ pub fn message_id(notification: &str, domain: &str) -> String {
     format!("<{hex}.notification@{domain}>")
 }
 
-/// The email: who wrote and where to read it. Nothing of the thread's
-/// subject or messages.
+/// The email: who wrote, how many messages, and where to read them.
+/// Nothing of the thread's subject or messages.
 pub fn compose(
     smtp: &Smtp,
-    id: &str,
+    message_id: String,
     thread: &str,
     to: (&str, &str),
-    sender: (&str, &str),
+    senders: &[(String, String)],
 ) -> Result<Message, String> {
     let (to_name, to_email) = to;
-    let (sender_name, sender_role) = sender;
     let to: Mailbox = format!("{to_name} <{to_email}>")
         .parse()
         .or_else(|_| to_email.parse())
         .map_err(|e| format!("the address {to_email:?} is not valid: {e}"))?;
     let link = format!("{}/threads/{thread}", smtp.base_url.trim_end_matches('/'));
+    let mut who: Vec<String> = Vec::new();
+    for (name, role) in senders {
+        let one = format!("{name} ({role})");
+        if !who.contains(&one) {
+            who.push(one);
+        }
+    }
+    let who = match who.as_slice() {
+        [] => "your care team".to_string(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    };
+    let what = match senders.len() {
+        0 | 1 => "a new message".to_string(),
+        n => format!("{n} new messages"),
+    };
     let body = format!(
         "Hello {to_name},\n\n\
-         You have a new message from {sender_name} ({sender_role}) in Careline.\n\n\
-         Sign in to read it and reply:\n{link}\n\n\
+         You have {what} from {who} in Careline.\n\n\
+         Sign in to read and reply:\n{link}\n\n\
          For your privacy, messages are never sent by email.\n"
     );
+    let subject = match senders.len() {
+        0 | 1 => format!("New message from {who}"),
+        n => format!("{n} new messages from {who}"),
+    };
     Message::builder()
         .from(smtp.from.clone())
         .to(to)
-        .subject(format!("New message from {sender_name} ({sender_role})"))
-        .message_id(Some(message_id(id, &smtp.domain)))
+        .subject(subject)
+        .message_id(Some(message_id))
         .header(ContentType::TEXT_PLAIN)
         .body(body)
         .map_err(|e| format!("cannot build the email: {e}"))
@@ -107,6 +136,12 @@ fn transport(smtp: &Smtp) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> 
         builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
     }
     Ok(builder.build())
+}
+
+fn micros(t: std::time::SystemTime) -> i64 {
+    t.duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
 }
 
 /// What became of one attempt.
@@ -165,61 +200,60 @@ async fn work(
         if *stopping.borrow() {
             return Ok(());
         }
-        let due = client.query(DUE, &[]).await?;
-        for row in &due {
-            let (id, thread, email, name, sender, role, attempts): (
-                String,
-                String,
-                String,
-                String,
-                String,
-                String,
-                i32,
-            ) = (
-                row.get(0),
-                row.get(1),
-                row.get(2),
-                row.get(3),
-                row.get(4),
-                row.get(5),
-                row.get(6),
-            );
-            let attempts = attempts + 1;
-            let outcome = match compose(smtp, &id, &thread, (&name, &email), (&sender, &role)) {
-                Err(reason) => Outcome::Failed(reason),
-                Ok(message) => match transport.send(message).await {
-                    Ok(_) => Outcome::Sent,
-                    Err(e) if e.is_permanent() => {
-                        Outcome::Failed(format!("the mail server refused it: {e}"))
-                    }
-                    Err(e) => Outcome::Retry(format!("{e}")),
-                },
+        let now = smtp.clock.now();
+        let cutoff = micros(now) - smtp.coalesce.as_micros() as i64;
+        let due = client.query(DUE, &[&now, &cutoff]).await?;
+        for head in &due {
+            let (recipient, thread): (String, String) = (head.get(0), head.get(1));
+            let group = client.query(GROUP, &[&recipient, &thread]).await?;
+            let Some(first) = group.first() else {
+                continue;
             };
-            let (state, delay, reason) = match outcome {
-                Outcome::Sent => ("sent", 0.0, String::new()),
+            let ids: Vec<String> = group.iter().map(|r| r.get(0)).collect();
+            let (email, name): (String, String) = (first.get(1), first.get(2));
+            let senders: Vec<(String, String)> =
+                group.iter().map(|r| (r.get(3), r.get(4))).collect();
+            let attempts = group.iter().map(|r| r.get::<_, i32>(5)).max().unwrap_or(0) + 1;
+            let message_id = message_id(&ids[0], &smtp.domain);
+            let outcome =
+                match compose(smtp, message_id.clone(), &thread, (&name, &email), &senders) {
+                    Err(reason) => Outcome::Failed(reason),
+                    Ok(message) => match transport.send(message).await {
+                        Ok(_) => Outcome::Sent,
+                        Err(e) if e.is_permanent() => {
+                            Outcome::Failed(format!("the mail server refused it: {e}"))
+                        }
+                        Err(e) => Outcome::Retry(format!("{e}")),
+                    },
+                };
+            let (state, next, reason) = match outcome {
+                Outcome::Sent => ("sent", None, String::new()),
                 Outcome::Retry(e) if attempts >= smtp.max_attempts as i32 => (
                     "failed",
-                    0.0,
+                    None,
                     format!("gave up after {attempts} attempts; last: {e}"),
                 ),
                 Outcome::Retry(e) => {
-                    let delay = smtp.backoff.as_secs_f64()
-                        * 2f64.powi(attempts - 1).min(smtp.backoff_cap_factor());
-                    tracing::warn!(notification = %id, attempts, error = %e, "send failed; will retry");
-                    ("retrying", delay, e)
+                    let delay = smtp
+                        .backoff
+                        .mul_f64(2f64.powi(attempts - 1).min(smtp.backoff_cap_factor()));
+                    tracing::warn!(recipient = %recipient, thread = %thread, attempts, error = %e, "send failed; will retry");
+                    ("retrying", Some(now + delay), e)
                 }
-                Outcome::Failed(e) => ("failed", 0.0, e),
+                Outcome::Failed(e) => ("failed", None, e),
             };
+            let sent_at = (state == "sent").then_some(now);
             client
                 .execute(
                     RECORD,
                     &[
-                        &id,
+                        &ids,
                         &state,
                         &attempts,
-                        &delay,
+                        &next,
                         &reason,
-                        &message_id(&id, &smtp.domain),
+                        &message_id,
+                        &sent_at,
                     ],
                 )
                 .await?;

@@ -17,6 +17,6 @@ pub mod grpc;
 pub mod projection;
 pub mod startup;
 
-pub use config::{Config, Smtp, TlsMode};
+pub use config::{Clock, Config, Smtp, TlsMode};
 pub use projection::NotifyProjection;
 pub use startup::Application;

@@ -52,8 +52,9 @@ const RECIPIENTS: &str = "SELECT p.person_id, coalesce(x.name, ''), coalesce(x.k
      ORDER BY p.person_id";
 const SENDER: &str = "SELECT kind, role_label FROM people WHERE id = $1";
 const INSERT_NOTIFICATION: &str = "INSERT INTO notifications (id, event_id, position, thread_id, \
-     recipient_id, recipient_name, recipient_kind, email, sender_name, sender_role, deliverable, reason) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING";
+     recipient_id, recipient_name, recipient_kind, email, sender_name, sender_role, deliverable, reason, \
+     created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT DO NOTHING";
 
 /// The notification read model.
 #[derive(Clone, Copy, Debug, Default)]
@@ -209,6 +210,7 @@ async fn notify(tx: &Transaction<'_>, event: &RecordedEvent) -> Result<(), Error
                 &sender_role,
                 &deliverable,
                 &reason,
+                &at,
             ],
         )
         .await?;

@@ -44,6 +44,9 @@ async fn everyone_but_the_author_gets_one_email_with_no_clinical_content() {
     // Pat writes to the Renal Unit (automatic CC: Nina, Ned, Lena) with her
     // father Chris CC'd; then Nina replies.
     let thread = first_thread(&s.signer, &org).await.unwrap();
+    // (Waiting for the first emails, so that the reply is not coalesced with
+    // the first message into one email per person.)
+    sink.wait_for(4).await;
     s.signer
         .client(&org.nurse)
         .unwrap()
@@ -155,6 +158,7 @@ async fn a_patient_without_a_verified_email_shows_as_undeliverable() {
         .unwrap()
         .into_inner()
         .aggregate_id;
+    sink.wait_for(3).await;
     s.signer
         .client(&org.nurse)
         .unwrap()
@@ -219,5 +223,62 @@ async fn with_the_mail_server_down_then_up_everything_is_delivered_once() {
         told.iter()
             .all(|n| n.state == pb::DeliveryState::Sent as i32),
         "{told:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_within_the_window_go_out_as_one_email() {
+    let mut sink = Sink::reserve("notifycoalesce");
+    sink.start().await;
+    let now = std::sync::Arc::new(std::sync::Mutex::new(std::time::SystemTime::now()));
+    let mut config = smtp(sink.port);
+    config.coalesce = Duration::from_secs(120);
+    config.clock = notify_service::Clock::manual(now.clone());
+    let s = system("notifycoalesce", config).await;
+    let org = s.org().await;
+    let thread = first_thread(&s.signer, &org).await.unwrap();
+    let mut nurse = s.signer.client(&org.nurse).unwrap();
+    for body in [
+        "One litre on Sunday.",
+        "Half in the morning.",
+        "Weigh yourself.",
+    ] {
+        nurse
+            .post_message(cmd::PostMessageRequest {
+                command_id: command_id(),
+                thread_id: thread.clone(),
+                body: body.into(),
+            })
+            .await
+            .unwrap();
+    }
+    // Inside the window nothing goes out, whatever the queue holds.
+    assert_eq!(states(&s, &org.nurse, &thread).await.len(), 4 + 3 * 4);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(sink.received().is_empty());
+
+    // The window passes: one email per person for everything they missed.
+    *now.lock().unwrap() += Duration::from_secs(121);
+    let mails = sink.wait_for(5).await;
+    let counts = per_recipient(&mails);
+    assert_eq!(counts.len(), 5, "{counts:?}");
+    assert!(counts.values().all(|&n| n == 1), "{counts:?}");
+    let to = |name: &str| {
+        mails
+            .iter()
+            .find(|m| header(m, "To").unwrap().contains(name))
+            .unwrap()
+            .clone()
+    };
+    assert!(to("Pat Jones").contains("3 new messages from Nina Patel (Renal Nurse)"));
+    let ned = to("Ned Brown");
+    assert!(
+        ned.contains("4 new messages from Pat Jones (patient) and Nina Patel (Renal Nurse)"),
+        "{ned}"
+    );
+    let told = states(&s, &org.nurse, &thread).await;
+    assert!(
+        told.iter()
+            .all(|n| n.state == pb::DeliveryState::Sent as i32)
     );
 }

@@ -9,7 +9,7 @@ use command_service::client::Bearer;
 use command_service::demo::{DemoOrg, Signer};
 use event_store::EventStore;
 use event_store::testing::TestStream;
-use notify_service::{Smtp, TlsMode};
+use notify_service::{Clock, Smtp, TlsMode};
 use projections::testing::TestDatabase;
 use proto::notify::notification_service_client::NotificationServiceClient;
 use service_kit::{Caller, TokenKeys};
@@ -71,13 +71,21 @@ impl Sink {
         panic!("aiosmtpd did not start on port {}", self.port);
     }
 
-    /// Every message received so far, raw.
+    /// Every message received so far, as text: folded header lines and
+    /// quoted-printable soft line breaks joined (so nothing hides across a
+    /// break).
     pub fn received(&self) -> Vec<String> {
         let Ok(entries) = std::fs::read_dir(self.dir.join("new")) else {
             return Vec::new();
         };
         entries
-            .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+            .map(|e| {
+                std::fs::read_to_string(e.unwrap().path())
+                    .unwrap()
+                    .replace("\r\n", "\n")
+                    .replace("=\n", "")
+                    .replace("\n ", " ")
+            })
             .collect()
     }
 
@@ -136,6 +144,8 @@ pub fn smtp(port: u16) -> Smtp {
         max_attempts: 100,
         backoff: Duration::from_millis(100),
         poll: Duration::from_millis(100),
+        coalesce: Duration::ZERO,
+        clock: Clock::system(),
     }
 }
 
