@@ -33,6 +33,30 @@ CREATE TABLE participants (
     PRIMARY KEY (thread_id, person_id)
 );
 
+-- Every message, for unread reminders.
+CREATE TABLE messages (
+    event_id    text PRIMARY KEY,
+    message_id  text NOT NULL,
+    thread_id   text NOT NULL,
+    position    bigint NOT NULL,
+    author_id   text NOT NULL,
+    author_kind text NOT NULL,
+    author_name text NOT NULL,
+    author_role text NOT NULL,
+    -- µs since the epoch
+    posted_at   bigint NOT NULL
+);
+CREATE UNIQUE INDEX messages_id ON messages (thread_id, message_id);
+CREATE INDEX messages_staff ON messages (posted_at) WHERE author_kind = 'professional';
+
+-- How far each person has read each thread (a message's position).
+CREATE TABLE read_marks (
+    thread_id text NOT NULL,
+    person_id text NOT NULL,
+    position  bigint NOT NULL,
+    PRIMARY KEY (thread_id, person_id)
+);
+
 CREATE TABLE notifications (
     -- <event id>/<recipient id>
     id             text PRIMARY KEY,

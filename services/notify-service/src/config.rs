@@ -35,6 +35,9 @@ pub struct Smtp {
     /// that further messages in the thread for the same person go out in
     /// the same email. Default 120.
     pub coalesce: Duration,
+    /// `CARELINE_NOTIFY_REMINDER_DAYS`: a patient who has not read a staff
+    /// message after this long is reminded, once. Default 7 days.
+    pub reminder_after: Duration,
     /// What time it is (a test sets it by hand).
     pub clock: Clock,
 }
@@ -150,6 +153,9 @@ impl Smtp {
             backoff: Duration::from_millis(number("CARELINE_SMTP_BACKOFF_MS", 30_000)?),
             poll: Duration::from_secs(1),
             coalesce: Duration::from_secs(number("CARELINE_NOTIFY_COALESCE_SECS", 120)?),
+            reminder_after: Duration::from_secs(
+                86_400 * number("CARELINE_NOTIFY_REMINDER_DAYS", 7)?,
+            ),
             clock: Clock::system(),
         })
     }

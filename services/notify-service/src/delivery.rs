@@ -57,6 +57,28 @@ const RECORD: &str = "INSERT INTO careline_notify.deliveries \
      next_attempt_at = excluded.next_attempt_at, reason = excluded.reason, \
      message_id = excluded.message_id, sent_at = excluded.sent_at";
 
+/// Staff messages a patient has not read after the reminder delay ($1, µs
+/// cutoff), with no reminder sent (or one due for a retry at $2): the latest
+/// staff message of each thread, the patient still on it with a verified
+/// address, not read, and not answered by the patient since.
+const UNREAD: &str = "SELECT m.event_id, m.thread_id, p.name, p.email, m.author_name, \
+     m.author_role, coalesce(d.attempts, 0) \
+     FROM notify.messages m \
+     JOIN notify.threads t ON t.thread_id = m.thread_id \
+     JOIN notify.people p ON p.id = t.patient_id \
+     JOIN notify.participants pp ON pp.thread_id = m.thread_id AND pp.person_id = t.patient_id \
+     LEFT JOIN careline_notify.deliveries d ON d.id = 'reminder/' || m.event_id \
+     WHERE m.author_kind = 'professional' AND m.posted_at <= $1 AND pp.active \
+       AND p.email_verified AND p.email <> '' \
+       AND (d.id IS NULL OR (d.state = 'retrying' AND d.next_attempt_at <= $2)) \
+       AND m.position = (SELECT max(position) FROM notify.messages s \
+                         WHERE s.thread_id = m.thread_id AND s.author_kind = 'professional') \
+       AND NOT EXISTS (SELECT 1 FROM notify.read_marks r WHERE r.thread_id = m.thread_id \
+                       AND r.person_id = t.patient_id AND r.position >= m.position) \
+       AND NOT EXISTS (SELECT 1 FROM notify.messages a WHERE a.thread_id = m.thread_id \
+                       AND a.author_id = t.patient_id AND a.position > m.position) \
+     ORDER BY m.position LIMIT 100";
+
 /// Creates the delivery table if it is not there.
 pub async fn prepare(client: &tokio_postgres::Client) -> Result<(), tokio_postgres::Error> {
     client.batch_execute(SCHEMA).await
@@ -120,6 +142,37 @@ pub fn compose(
         .map_err(|e| format!("cannot build the email: {e}"))
 }
 
+/// The one reminder of a staff message the patient has not read.
+pub fn compose_reminder(
+    smtp: &Smtp,
+    message_id: String,
+    thread: &str,
+    to: (&str, &str),
+    sender: (&str, &str),
+) -> Result<Message, String> {
+    let (to_name, to_email) = to;
+    let to: Mailbox = format!("{to_name} <{to_email}>")
+        .parse()
+        .or_else(|_| to_email.parse())
+        .map_err(|e| format!("the address {to_email:?} is not valid: {e}"))?;
+    let link = format!("{}/threads/{thread}", smtp.base_url.trim_end_matches('/'));
+    let (name, role) = sender;
+    let body = format!(
+        "Hello {to_name},\n\n\
+         A reminder: {name} ({role}) sent you a message in Careline that you have not read yet.\n\n\
+         Sign in to read it:\n{link}\n\n\
+         For your privacy, messages are never sent by email.\n"
+    );
+    Message::builder()
+        .from(smtp.from.clone())
+        .to(to)
+        .subject(format!("Reminder: an unread message from {name} ({role})"))
+        .message_id(Some(message_id))
+        .header(ContentType::TEXT_PLAIN)
+        .body(body)
+        .map_err(|e| format!("cannot build the email: {e}"))
+}
+
 fn transport(smtp: &Smtp) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
     let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host)
         .port(smtp.port)
@@ -149,6 +202,63 @@ enum Outcome {
     Sent,
     Retry(String),
     Failed(String),
+}
+
+/// Sends `message` (or records why it could not be built) and records the
+/// outcome for every id it stands for.
+#[allow(clippy::too_many_arguments)]
+async fn send_and_record(
+    client: &tokio_postgres::Client,
+    transport: &AsyncSmtpTransport<Tokio1Executor>,
+    smtp: &Smtp,
+    now: std::time::SystemTime,
+    ids: &[String],
+    attempts: i32,
+    message_id: &str,
+    message: Result<Message, String>,
+) -> Result<(), tokio_postgres::Error> {
+    let outcome = match message {
+        Err(reason) => Outcome::Failed(reason),
+        Ok(message) => match transport.send(message).await {
+            Ok(_) => Outcome::Sent,
+            Err(e) if e.is_permanent() => {
+                Outcome::Failed(format!("the mail server refused it: {e}"))
+            }
+            Err(e) => Outcome::Retry(format!("{e}")),
+        },
+    };
+    let (state, next, reason) = match outcome {
+        Outcome::Sent => ("sent", None, String::new()),
+        Outcome::Retry(e) if attempts >= smtp.max_attempts as i32 => (
+            "failed",
+            None,
+            format!("gave up after {attempts} attempts; last: {e}"),
+        ),
+        Outcome::Retry(e) => {
+            let delay = smtp
+                .backoff
+                .mul_f64(2f64.powi(attempts - 1).min(smtp.backoff_cap_factor()));
+            tracing::warn!(notification = %ids[0], attempts, error = %e, "send failed; will retry");
+            ("retrying", Some(now + delay), e)
+        }
+        Outcome::Failed(e) => ("failed", None, e),
+    };
+    let sent_at = (state == "sent").then_some(now);
+    client
+        .execute(
+            RECORD,
+            &[
+                &ids,
+                &state,
+                &attempts,
+                &next,
+                &reason,
+                &message_id,
+                &sent_at,
+            ],
+        )
+        .await?;
+    Ok(())
 }
 
 /// Runs the worker until `stopping`: leads (or stands by until it may),
@@ -215,50 +325,62 @@ async fn work(
                 group.iter().map(|r| (r.get(3), r.get(4))).collect();
             let attempts = group.iter().map(|r| r.get::<_, i32>(5)).max().unwrap_or(0) + 1;
             let message_id = message_id(&ids[0], &smtp.domain);
-            let outcome =
-                match compose(smtp, message_id.clone(), &thread, (&name, &email), &senders) {
-                    Err(reason) => Outcome::Failed(reason),
-                    Ok(message) => match transport.send(message).await {
-                        Ok(_) => Outcome::Sent,
-                        Err(e) if e.is_permanent() => {
-                            Outcome::Failed(format!("the mail server refused it: {e}"))
-                        }
-                        Err(e) => Outcome::Retry(format!("{e}")),
-                    },
-                };
-            let (state, next, reason) = match outcome {
-                Outcome::Sent => ("sent", None, String::new()),
-                Outcome::Retry(e) if attempts >= smtp.max_attempts as i32 => (
-                    "failed",
-                    None,
-                    format!("gave up after {attempts} attempts; last: {e}"),
-                ),
-                Outcome::Retry(e) => {
-                    let delay = smtp
-                        .backoff
-                        .mul_f64(2f64.powi(attempts - 1).min(smtp.backoff_cap_factor()));
-                    tracing::warn!(recipient = %recipient, thread = %thread, attempts, error = %e, "send failed; will retry");
-                    ("retrying", Some(now + delay), e)
-                }
-                Outcome::Failed(e) => ("failed", None, e),
-            };
-            let sent_at = (state == "sent").then_some(now);
-            client
-                .execute(
-                    RECORD,
-                    &[
-                        &ids,
-                        &state,
-                        &attempts,
-                        &next,
-                        &reason,
-                        &message_id,
-                        &sent_at,
-                    ],
-                )
-                .await?;
+            let message = compose(smtp, message_id.clone(), &thread, (&name, &email), &senders);
+            send_and_record(
+                &client,
+                &transport,
+                smtp,
+                now,
+                &ids,
+                attempts,
+                &message_id,
+                message,
+            )
+            .await?;
         }
-        if due.is_empty() {
+
+        let reminders_cutoff = micros(now) - smtp.reminder_after.as_micros() as i64;
+        let unread = client.query(UNREAD, &[&reminders_cutoff, &now]).await?;
+        for row in &unread {
+            let (event, thread, name, email, sender, role, attempts): (
+                String,
+                String,
+                String,
+                String,
+                String,
+                String,
+                i32,
+            ) = (
+                row.get(0),
+                row.get(1),
+                row.get(2),
+                row.get(3),
+                row.get(4),
+                row.get(5),
+                row.get(6),
+            );
+            let id = format!("reminder/{event}");
+            let message_id = message_id(&id, &smtp.domain);
+            let message = compose_reminder(
+                smtp,
+                message_id.clone(),
+                &thread,
+                (&name, &email),
+                (&sender, &role),
+            );
+            send_and_record(
+                &client,
+                &transport,
+                smtp,
+                now,
+                &[id],
+                attempts + 1,
+                &message_id,
+                message,
+            )
+            .await?;
+        }
+        if due.is_empty() && unread.is_empty() {
             let projection_gone = tokio::select! {
                 moved = checkpoint.changed() => moved.is_err(),
                 _ = tokio::time::sleep(smtp.poll) => false,

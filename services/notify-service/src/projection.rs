@@ -16,6 +16,8 @@ pub const TABLES: &[&str] = &[
     "consents",
     "threads",
     "participants",
+    "messages",
+    "read_marks",
     "notifications",
 ];
 
@@ -51,6 +53,13 @@ const RECIPIENTS: &str = "SELECT p.person_id, coalesce(x.name, ''), coalesce(x.k
               AND (c.expires_at IS NULL OR c.expires_at > $3))) \
      ORDER BY p.person_id";
 const SENDER: &str = "SELECT kind, role_label FROM people WHERE id = $1";
+const INSERT_MESSAGE: &str = "INSERT INTO messages (event_id, message_id, thread_id, position, \
+     author_id, author_kind, author_name, author_role, posted_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING";
+const READ_UP_TO: &str = "INSERT INTO read_marks (thread_id, person_id, position) \
+     SELECT thread_id, $3, position FROM messages WHERE thread_id = $1 AND message_id = $2 \
+     ON CONFLICT (thread_id, person_id) DO UPDATE \
+     SET position = greatest(read_marks.position, excluded.position)";
 const INSERT_NOTIFICATION: &str = "INSERT INTO notifications (id, event_id, position, thread_id, \
      recipient_id, recipient_name, recipient_kind, email, sender_name, sender_role, deliverable, reason, \
      created_at) \
@@ -158,7 +167,7 @@ async fn apply(tx: &Transaction<'_>, event: &RecordedEvent) -> Result<(), Error>
             for p in &e.participants {
                 tx.execute(JOIN, &[&e.thread_id, &p.person_id]).await?;
             }
-            notify(tx, event).await?;
+            notify(tx, event, &e.message_id).await?;
         }
         Payload::ParticipantsAdded(e) => {
             for p in &e.participants {
@@ -168,25 +177,53 @@ async fn apply(tx: &Transaction<'_>, event: &RecordedEvent) -> Result<(), Error>
         Payload::ParticipantLeft(e) => {
             tx.execute(LEAVE, &[&aggregate, &e.person_id]).await?;
         }
-        Payload::MessagePosted(_) => notify(tx, event).await?,
+        Payload::MessagePosted(e) => notify(tx, event, &e.message_id).await?,
+        Payload::ThreadReadUpTo(e) => {
+            tx.execute(READ_UP_TO, &[&aggregate, &e.message_id, &e.reader_id])
+                .await?;
+        }
         _ => {}
     }
     Ok(())
 }
 
-/// One notification per recipient of the message `event` carries.
-async fn notify(tx: &Transaction<'_>, event: &RecordedEvent) -> Result<(), Error> {
+/// The message `event` carries, and one notification per recipient.
+async fn notify(
+    tx: &Transaction<'_>,
+    event: &RecordedEvent,
+    message_id: &str,
+) -> Result<(), Error> {
     let envelope = &event.envelope;
     let actor = envelope.actor.clone().unwrap_or_default();
     let at = micros(envelope.occurred_at.as_ref()).unwrap_or(0);
-    let sender_role = match tx.query_opt(SENDER, &[&actor.person_id]).await? {
+    let (sender_kind, sender_role) = match tx.query_opt(SENDER, &[&actor.person_id]).await? {
         Some(row) => {
             let (kind, label): (String, String) = (row.get(0), row.get(1));
-            if label.is_empty() { kind } else { label }
+            let role = if label.is_empty() {
+                kind.clone()
+            } else {
+                label
+            };
+            (kind, role)
         }
-        None => "staff".into(),
+        None => ("staff".to_string(), "staff".to_string()),
     };
     let position = event.position as i64;
+    tx.execute(
+        INSERT_MESSAGE,
+        &[
+            &envelope.event_id,
+            &message_id,
+            &envelope.aggregate_id,
+            &position,
+            &actor.person_id,
+            &sender_kind,
+            &actor.display_name,
+            &sender_role,
+            &at,
+        ],
+    )
+    .await?;
     for row in tx
         .query(RECIPIENTS, &[&envelope.aggregate_id, &actor.person_id, &at])
         .await?

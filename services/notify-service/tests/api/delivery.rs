@@ -282,3 +282,102 @@ async fn messages_within_the_window_go_out_as_one_email() {
             .all(|n| n.state == pb::DeliveryState::Sent as i32)
     );
 }
+
+/// Waits until every notification of `thread` has gone out.
+async fn all_sent(s: &System, who: &service_kit::Caller, thread: &str) {
+    for _ in 0..200 {
+        let told = states(s, who, thread).await;
+        if !told.is_empty()
+            && told
+                .iter()
+                .all(|n| n.state == pb::DeliveryState::Sent as i32)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("notifications of {thread} were not all sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patient_who_has_not_read_a_reply_after_a_week_is_reminded_once() {
+    let mut sink = Sink::reserve("notifyremind");
+    sink.start().await;
+    // The clock starts a minute ahead, so that what is posted now is due.
+    let now = std::sync::Arc::new(std::sync::Mutex::new(
+        std::time::SystemTime::now() + Duration::from_secs(60),
+    ));
+    let mut config = smtp(sink.port);
+    config.clock = notify_service::Clock::manual(now.clone());
+    let s = system("notifyremind", config).await;
+    let org = s.org().await;
+    let unread = first_thread(&s.signer, &org).await.unwrap();
+    let read = s
+        .signer
+        .client(&org.patient)
+        .unwrap()
+        .start_thread(cmd::StartThreadRequest {
+            command_id: command_id(),
+            thread_id: String::new(),
+            patient_id: org.patient.person_id.to_string(),
+            subject: "Transport to clinic".into(),
+            body: "Can I get a lift on Monday?".into(),
+            recipients: vec![cmd::Recipient {
+                recipient: Some(cmd::recipient::Recipient::TeamId(org.renal.clone())),
+            }],
+            carer_ids: vec![],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .aggregate_id;
+    let mut nurse = s.signer.client(&org.nurse).unwrap();
+    let mut replies = Vec::new();
+    for thread in [&unread, &read] {
+        let id = command_id();
+        nurse
+            .post_message(cmd::PostMessageRequest {
+                command_id: id.clone(),
+                thread_id: thread.clone(),
+                body: "Yes.".into(),
+            })
+            .await
+            .unwrap();
+        replies.push(id);
+    }
+    // Pat reads the reply in the second thread only.
+    s.signer
+        .client(&org.patient)
+        .unwrap()
+        .mark_read(cmd::MarkReadRequest {
+            command_id: command_id(),
+            thread_id: read.clone(),
+            message_id: replies[1].clone(),
+        })
+        .await
+        .unwrap();
+    all_sent(&s, &org.nurse, &unread).await;
+    all_sent(&s, &org.nurse, &read).await;
+    let before = sink.received().len();
+
+    // Six days on: nothing. Seven days and a minute: one reminder, once.
+    *now.lock().unwrap() += Duration::from_secs(6 * 86_400);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sink.received().len(), before);
+    *now.lock().unwrap() += Duration::from_secs(86_400 + 60);
+    let mails = sink.wait_for(before + 1).await;
+    assert_eq!(mails.len(), before + 1);
+    let reminders: Vec<&String> = mails
+        .iter()
+        .filter(|m| header(m, "Subject").unwrap().starts_with("Reminder"))
+        .collect();
+    assert_eq!(reminders.len(), 1);
+    let reminder = reminders[0];
+    assert!(header(reminder, "To").unwrap().contains("Pat Jones"));
+    assert!(reminder.contains("Reminder: an unread message from Nina Patel (Renal Nurse)"));
+    assert!(reminder.contains(&format!("/threads/{unread}")));
+    assert!(!reminder.contains("Yes."));
+    *now.lock().unwrap() += Duration::from_secs(30 * 86_400);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sink.received().len(), before + 1);
+}

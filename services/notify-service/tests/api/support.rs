@@ -145,6 +145,7 @@ pub fn smtp(port: u16) -> Smtp {
         backoff: Duration::from_millis(100),
         poll: Duration::from_millis(100),
         coalesce: Duration::ZERO,
+        reminder_after: Duration::from_secs(7 * 86_400),
         clock: Clock::system(),
     }
 }
