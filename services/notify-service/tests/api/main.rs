@@ -6,4 +6,5 @@
 #![allow(clippy::unwrap_used)]
 
 mod delivery;
+mod restart;
 mod support;
