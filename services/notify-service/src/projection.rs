@@ -41,17 +41,24 @@ const JOIN: &str = "INSERT INTO participants (thread_id, person_id, active) VALU
      ON CONFLICT (thread_id, person_id) DO UPDATE SET active = true";
 const LEAVE: &str =
     "UPDATE participants SET active = false WHERE thread_id = $1 AND person_id = $2";
-/// Everyone to tell of a message on thread $1 by $2 at $3 (µs): the active
-/// participants but the author; carers only while consent is in force.
-const RECIPIENTS: &str = "SELECT p.person_id, coalesce(x.name, ''), coalesce(x.kind, ''), \
-     coalesce(x.email, ''), coalesce(x.email_verified, false) \
+/// One notification for everyone to tell of a message on thread $3 by $8
+/// at $12 (µs): the active participants but the author; carers only while
+/// consent is in force. Without a verified address: undeliverable ($11).
+const NOTIFY: &str = "INSERT INTO notifications (id, event_id, position, thread_id, \
+     recipient_id, recipient_name, recipient_kind, email, sender_name, sender_role, deliverable, \
+     reason, created_at) \
+     SELECT $1 || '/' || p.person_id, $1, $2, $3, p.person_id, coalesce(x.name, ''), \
+            coalesce(x.kind, ''), coalesce(x.email, ''), $4, $5, \
+            coalesce(x.email_verified, false) AND coalesce(x.email, '') <> '', \
+            CASE WHEN coalesce(x.email_verified, false) AND coalesce(x.email, '') <> '' \
+                 THEN '' ELSE $6 END, $7 \
      FROM participants p JOIN threads t ON t.thread_id = p.thread_id \
      LEFT JOIN people x ON x.id = p.person_id \
-     WHERE p.thread_id = $1 AND p.active AND p.person_id <> $2 \
+     WHERE p.thread_id = $3 AND p.active AND p.person_id <> $8 \
        AND (x.kind IS DISTINCT FROM 'carer' OR EXISTS (SELECT 1 FROM consents c \
             WHERE c.patient_id = t.patient_id AND c.carer_id = p.person_id AND c.active \
-              AND (c.expires_at IS NULL OR c.expires_at > $3))) \
-     ORDER BY p.person_id";
+              AND (c.expires_at IS NULL OR c.expires_at > $7))) \
+     ON CONFLICT DO NOTHING";
 const SENDER: &str = "SELECT kind, role_label FROM people WHERE id = $1";
 const INSERT_MESSAGE: &str = "INSERT INTO messages (event_id, message_id, thread_id, position, \
      author_id, author_kind, author_name, author_role, posted_at) \
@@ -60,11 +67,6 @@ const READ_UP_TO: &str = "INSERT INTO read_marks (thread_id, person_id, position
      SELECT thread_id, $3, position FROM messages WHERE thread_id = $1 AND message_id = $2 \
      ON CONFLICT (thread_id, person_id) DO UPDATE \
      SET position = greatest(read_marks.position, excluded.position)";
-const INSERT_NOTIFICATION: &str = "INSERT INTO notifications (id, event_id, position, thread_id, \
-     recipient_id, recipient_name, recipient_kind, email, sender_name, sender_role, deliverable, reason, \
-     created_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT DO NOTHING";
-
 /// The notification read model.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct NotifyProjection;
@@ -224,33 +226,19 @@ async fn notify(
         ],
     )
     .await?;
-    for row in tx
-        .query(RECIPIENTS, &[&envelope.aggregate_id, &actor.person_id, &at])
-        .await?
-    {
-        let (recipient, name, kind, email, verified): (String, String, String, String, bool) =
-            (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
-        let deliverable = verified && !email.is_empty();
-        let reason = if deliverable { "" } else { NO_VERIFIED_EMAIL };
-        tx.execute(
-            INSERT_NOTIFICATION,
-            &[
-                &format!("{}/{recipient}", envelope.event_id),
-                &envelope.event_id,
-                &position,
-                &envelope.aggregate_id,
-                &recipient,
-                &name,
-                &kind,
-                &email,
-                &actor.display_name,
-                &sender_role,
-                &deliverable,
-                &reason,
-                &at,
-            ],
-        )
-        .await?;
-    }
+    tx.execute(
+        NOTIFY,
+        &[
+            &envelope.event_id,
+            &position,
+            &envelope.aggregate_id,
+            &actor.display_name,
+            &sender_role,
+            &NO_VERIFIED_EMAIL,
+            &at,
+            &actor.person_id,
+        ],
+    )
+    .await?;
     Ok(())
 }
