@@ -40,7 +40,7 @@ const DUE: &str = "SELECT n.recipient_id, n.thread_id \
      FROM notify.notifications n LEFT JOIN careline_notify.deliveries d ON d.id = n.id \
      WHERE n.deliverable AND n.created_at <= $2 \
        AND (d.id IS NULL OR (d.state = 'retrying' AND d.next_attempt_at <= $1)) \
-     GROUP BY n.recipient_id, n.thread_id ORDER BY min(n.position) LIMIT 100";
+     GROUP BY n.recipient_id, n.thread_id ORDER BY min(n.position) LIMIT 1000";
 
 /// Everything unsent for one person on one thread: one email.
 const GROUP: &str = "SELECT n.id, n.email, n.recipient_name, n.sender_name, n.sender_role, \
@@ -314,6 +314,9 @@ async fn work(
         let cutoff = micros(now) - smtp.coalesce.as_micros() as i64;
         let due = client.query(DUE, &[&now, &cutoff]).await?;
         for head in &due {
+            if *stopping.borrow() {
+                return Ok(());
+            }
             let (recipient, thread): (String, String) = (head.get(0), head.get(1));
             let group = client.query(GROUP, &[&recipient, &thread]).await?;
             let Some(first) = group.first() else {
