@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use futures::StreamExt;
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, Message};
 use lettre::transport::smtp::authentication::Credentials;
@@ -30,6 +31,9 @@ CREATE TABLE IF NOT EXISTS careline_notify.deliveries (
     message_id      text NOT NULL,
     sent_at         timestamptz
 );";
+
+/// Emails in flight at once (also the most a crash can send twice).
+pub const CONCURRENT_SENDS: usize = 8;
 
 const LEAD: &str = "SELECT pg_try_advisory_lock(hashtext('careline_notify'), 1)";
 
@@ -261,6 +265,38 @@ async fn send_and_record(
     Ok(())
 }
 
+/// Sends, as one email, everything unsent for `recipient` on `thread`.
+async fn send_group(
+    client: &tokio_postgres::Client,
+    transport: &AsyncSmtpTransport<Tokio1Executor>,
+    smtp: &Smtp,
+    now: std::time::SystemTime,
+    recipient: String,
+    thread: String,
+) -> Result<(), tokio_postgres::Error> {
+    let group = client.query(GROUP, &[&recipient, &thread]).await?;
+    let Some(first) = group.first() else {
+        return Ok(());
+    };
+    let ids: Vec<String> = group.iter().map(|r| r.get(0)).collect();
+    let (email, name): (String, String) = (first.get(1), first.get(2));
+    let senders: Vec<(String, String)> = group.iter().map(|r| (r.get(3), r.get(4))).collect();
+    let attempts = group.iter().map(|r| r.get::<_, i32>(5)).max().unwrap_or(0) + 1;
+    let message_id = message_id(&ids[0], &smtp.domain);
+    let message = compose(smtp, message_id.clone(), &thread, (&name, &email), &senders);
+    send_and_record(
+        client,
+        transport,
+        smtp,
+        now,
+        &ids,
+        attempts,
+        &message_id,
+        message,
+    )
+    .await
+}
+
 /// Runs the worker until `stopping`: leads (or stands by until it may),
 /// then sends what is due, waking when the projection moves or every
 /// `poll`.
@@ -313,33 +349,21 @@ async fn work(
         let now = smtp.clock.now();
         let cutoff = micros(now) - smtp.coalesce.as_micros() as i64;
         let due = client.query(DUE, &[&now, &cutoff]).await?;
-        for head in &due {
+        // Sends are latency-bound: several at once, each group on its own.
+        let heads: Vec<(String, String)> = due.iter().map(|h| (h.get(0), h.get(1))).collect();
+        let mut pending = Vec::with_capacity(heads.len());
+        for (recipient, thread) in heads {
+            pending.push(send_group(
+                &client, &transport, smtp, now, recipient, thread,
+            ));
+        }
+        let sends = futures::stream::iter(pending).buffer_unordered(CONCURRENT_SENDS);
+        let mut sends = std::pin::pin!(sends);
+        while let Some(sent) = sends.next().await {
+            sent?;
             if *stopping.borrow() {
                 return Ok(());
             }
-            let (recipient, thread): (String, String) = (head.get(0), head.get(1));
-            let group = client.query(GROUP, &[&recipient, &thread]).await?;
-            let Some(first) = group.first() else {
-                continue;
-            };
-            let ids: Vec<String> = group.iter().map(|r| r.get(0)).collect();
-            let (email, name): (String, String) = (first.get(1), first.get(2));
-            let senders: Vec<(String, String)> =
-                group.iter().map(|r| (r.get(3), r.get(4))).collect();
-            let attempts = group.iter().map(|r| r.get::<_, i32>(5)).max().unwrap_or(0) + 1;
-            let message_id = message_id(&ids[0], &smtp.domain);
-            let message = compose(smtp, message_id.clone(), &thread, (&name, &email), &senders);
-            send_and_record(
-                &client,
-                &transport,
-                smtp,
-                now,
-                &ids,
-                attempts,
-                &message_id,
-                message,
-            )
-            .await?;
         }
 
         let reminders_cutoff = micros(now) - smtp.reminder_after.as_micros() as i64;
