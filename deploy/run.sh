@@ -31,6 +31,9 @@ export CARELINE_COMMAND_ADDR=${CARELINE_COMMAND_ADDR:-127.0.0.1:50051}
 export CARELINE_INBOX_ADDR=${CARELINE_INBOX_ADDR:-127.0.0.1:50052}
 export CARELINE_AUDIT_ADDR=${CARELINE_AUDIT_ADDR:-127.0.0.1:50053}
 export CARELINE_NOTIFY_ADDR=${CARELINE_NOTIFY_ADDR:-127.0.0.1:50054}
+# The demo's emails follow within seconds (the default waits two minutes to
+# gather a thread's messages into one email).
+export CARELINE_NOTIFY_COALESCE_SECS=${CARELINE_NOTIFY_COALESCE_SECS:-10}
 export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/careline}
 
 pids=()
