@@ -33,6 +33,19 @@ CREATE TABLE participants (
     PRIMARY KEY (thread_id, person_id)
 );
 
+-- Who is in which team, and which teams each thread is addressed to: staff
+-- of an addressed team may see whether the thread's people were told.
+CREATE TABLE team_members (
+    team_id   text NOT NULL,
+    person_id text NOT NULL,
+    PRIMARY KEY (team_id, person_id)
+);
+CREATE TABLE thread_teams (
+    thread_id text NOT NULL,
+    team_id   text NOT NULL,
+    PRIMARY KEY (thread_id, team_id)
+);
+
 -- Every message, for unread reminders.
 CREATE TABLE messages (
     event_id    text PRIMARY KEY,

@@ -10,9 +10,12 @@ use service_kit::{Role, TokenKeys};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-/// Whether the caller is or was on the thread.
+/// Whether the caller is or was on the thread, or is in a team it is
+/// addressed to.
 const ON_THREAD: &str = "SELECT EXISTS (SELECT 1 FROM notify.participants \
-     WHERE thread_id = $1 AND person_id = $2)";
+     WHERE thread_id = $1 AND person_id = $2) \
+     OR EXISTS (SELECT 1 FROM notify.thread_teams t JOIN notify.team_members m \
+     ON m.team_id = t.team_id WHERE t.thread_id = $1 AND m.person_id = $2)";
 
 const STATES: &str = "SELECT n.id, n.event_id, n.position, n.recipient_id, n.recipient_name, \
      n.recipient_kind, n.sender_name, n.sender_role, n.deliverable, n.reason, \

@@ -16,6 +16,8 @@ pub const TABLES: &[&str] = &[
     "consents",
     "threads",
     "participants",
+    "team_members",
+    "thread_teams",
     "messages",
     "read_marks",
     "notifications",
@@ -59,6 +61,11 @@ const NOTIFY: &str = "INSERT INTO notifications (id, event_id, position, thread_
             WHERE c.patient_id = t.patient_id AND c.carer_id = p.person_id AND c.active \
               AND (c.expires_at IS NULL OR c.expires_at > $7))) \
      ON CONFLICT DO NOTHING";
+const ADD_MEMBER: &str =
+    "INSERT INTO team_members (team_id, person_id) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+const REMOVE_MEMBER: &str = "DELETE FROM team_members WHERE team_id = $1 AND person_id = $2";
+const ADDRESS_TEAM: &str =
+    "INSERT INTO thread_teams (thread_id, team_id) VALUES ($1, $2) ON CONFLICT DO NOTHING";
 const SENDER: &str = "SELECT kind, role_label FROM people WHERE id = $1";
 const INSERT_MESSAGE: &str = "INSERT INTO messages (event_id, message_id, thread_id, position, \
      author_id, author_kind, author_name, author_role, posted_at) \
@@ -169,12 +176,26 @@ async fn apply(tx: &Transaction<'_>, event: &RecordedEvent) -> Result<(), Error>
             for p in &e.participants {
                 tx.execute(JOIN, &[&e.thread_id, &p.person_id]).await?;
             }
+            for team in &e.team_ids {
+                tx.execute(ADDRESS_TEAM, &[&e.thread_id, team]).await?;
+            }
             notify(tx, event, &e.message_id).await?;
         }
         Payload::ParticipantsAdded(e) => {
             for p in &e.participants {
                 tx.execute(JOIN, &[&aggregate, &p.person_id]).await?;
             }
+            for team in &e.team_ids {
+                tx.execute(ADDRESS_TEAM, &[&aggregate, team]).await?;
+            }
+        }
+        Payload::TeamMemberAdded(e) => {
+            tx.execute(ADD_MEMBER, &[&aggregate, &e.professional_id])
+                .await?;
+        }
+        Payload::TeamMemberRemoved(e) => {
+            tx.execute(REMOVE_MEMBER, &[&aggregate, &e.professional_id])
+                .await?;
         }
         Payload::ParticipantLeft(e) => {
             tx.execute(LEAVE, &[&aggregate, &e.person_id]).await?;

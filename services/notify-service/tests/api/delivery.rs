@@ -118,6 +118,8 @@ async fn everyone_but_the_author_gets_one_email_with_no_clinical_content() {
     assert_eq!(sink.received().len(), 8);
     assert_eq!(states(&s, &org.nurse, &thread).await, told);
 
+    // The consultant of the addressed team, not on the thread, may ask too.
+    assert_eq!(states(&s, &org.consultant, &thread).await.len(), 8);
     // Nobody else may ask.
     for who in [&org.patient, &org.cardiologist] {
         let refused = s
