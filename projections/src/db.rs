@@ -103,3 +103,12 @@ pub(crate) fn redact(url: &str) -> String {
         _ => url.to_string(),
     }
 }
+
+/// A database error with the server's own code and message (its `Display`
+/// alone says only "db error").
+pub fn describe_error(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        None => e.to_string(),
+    }
+}

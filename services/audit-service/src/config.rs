@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use event_store::StoreConfig;
+use service_kit::env;
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -21,18 +22,6 @@ pub struct Config {
     pub pool_size: usize,
 }
 
-/// The default database of a local deployment (shared with the inbox).
-pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/careline";
-
-fn number(key: &str, default: u64) -> anyhow::Result<u64> {
-    match std::env::var(key) {
-        Ok(v) => v
-            .parse()
-            .map_err(|_| anyhow::anyhow!("{key}={v:?} is not a whole number")),
-        Err(_) => Ok(default),
-    }
-}
-
 impl Config {
     pub fn from_env() -> anyhow::Result<Self> {
         let listen =
@@ -40,18 +29,17 @@ impl Config {
         let listen = listen.parse().map_err(|_| {
             anyhow::anyhow!("CARELINE_AUDIT_ADDR={listen:?} is not an address like 127.0.0.1:50053")
         })?;
-        let batch_size = number("CARELINE_AUDIT_BATCH", 1000)? as usize;
+        let batch_size = env::number("CARELINE_AUDIT_BATCH", 1000)? as usize;
         if !(1..=50_000).contains(&batch_size) {
             anyhow::bail!("CARELINE_AUDIT_BATCH must be 1 to 50000");
         }
         Ok(Self {
             listen,
-            database_url: std::env::var("DATABASE_URL")
-                .unwrap_or_else(|_| DEFAULT_DATABASE_URL.into()),
+            database_url: env::database_url(),
             store: StoreConfig::from_env()?,
-            wait_for_position: Duration::from_millis(number("CARELINE_AUDIT_WAIT_MS", 2000)?),
+            wait_for_position: Duration::from_millis(env::number("CARELINE_AUDIT_WAIT_MS", 2000)?),
             batch_size,
-            pool_size: number("CARELINE_AUDIT_POOL", 8)?.max(1) as usize,
+            pool_size: env::number("CARELINE_AUDIT_POOL", 8)?.max(1) as usize,
         })
     }
 }

@@ -14,16 +14,8 @@ pub enum Error {
     /// Behind the position asked for, stopped, or a dependency out of reach.
     #[error("{0}")]
     Unavailable(String),
-    #[error("database: {}", describe(.0))]
+    #[error("database: {}", projections::describe_error(.0))]
     Database(#[from] tokio_postgres::Error),
-}
-
-/// A database error with the server's own message.
-fn describe(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{}: {}", db.code().code(), db.message()),
-        None => e.to_string(),
-    }
 }
 
 impl Error {
@@ -57,7 +49,7 @@ impl From<Error> for Status {
                 Status::unavailable(format!("the audit database is out of reach: {e}"))
             }
             Error::Database(e) => {
-                let e = describe(&e);
+                let e = projections::describe_error(&e);
                 tracing::error!(error = %e, "audit query failed");
                 Status::internal(format!("audit query failed: {e}"))
             }

@@ -17,17 +17,8 @@ pub enum Error {
     /// is out of reach.
     #[error("{0}")]
     Unavailable(String),
-    #[error("database: {}", describe(.0))]
+    #[error("database: {}", projections::describe_error(.0))]
     Database(#[from] tokio_postgres::Error),
-}
-
-/// A database error with the server's own message (its `Display` alone
-/// says only "db error").
-pub fn describe(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{}: {}", db.code().code(), db.message()),
-        None => e.to_string(),
-    }
 }
 
 impl Error {
@@ -56,7 +47,7 @@ impl From<Error> for Status {
                 if e.is_closed() {
                     Status::unavailable(format!("the inbox database is out of reach: {e}"))
                 } else {
-                    let e = describe(&e);
+                    let e = projections::describe_error(&e);
                     tracing::error!(error = %e, "inbox query failed");
                     Status::internal(format!("inbox query failed: {e}"))
                 }

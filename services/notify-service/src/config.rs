@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use event_store::StoreConfig;
 use lettre::message::Mailbox;
+use service_kit::env;
 
 /// How mail leaves: the SMTP server and what the emails say.
 #[derive(Clone, Debug)]
@@ -97,19 +98,8 @@ pub struct Config {
     pub batch_size: usize,
 }
 
-pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/careline";
-
 fn var(key: &str, default: &str) -> String {
     std::env::var(key).unwrap_or_else(|_| default.to_string())
-}
-
-fn number(key: &str, default: u64) -> anyhow::Result<u64> {
-    match std::env::var(key) {
-        Ok(v) => v
-            .parse()
-            .map_err(|_| anyhow::anyhow!("{key}={v:?} is not a whole number")),
-        Err(_) => Ok(default),
-    }
 }
 
 impl Smtp {
@@ -134,10 +124,10 @@ impl Smtp {
         let from: Mailbox = from
             .parse()
             .map_err(|e| anyhow::anyhow!("CARELINE_MAIL_FROM={from:?} is not an address: {e}"))?;
-        let port = number("CARELINE_SMTP_PORT", 25)?;
+        let port = env::number("CARELINE_SMTP_PORT", 25)?;
         let port = u16::try_from(port)
             .map_err(|_| anyhow::anyhow!("CARELINE_SMTP_PORT={port} is not a port"))?;
-        let max_attempts = number("CARELINE_SMTP_MAX_ATTEMPTS", 8)?;
+        let max_attempts = env::number("CARELINE_SMTP_MAX_ATTEMPTS", 8)?;
         if !(1..=100).contains(&max_attempts) {
             anyhow::bail!("CARELINE_SMTP_MAX_ATTEMPTS must be 1 to 100");
         }
@@ -150,11 +140,11 @@ impl Smtp {
             from,
             base_url: var("CARELINE_BASE_URL", "http://localhost:8080"),
             max_attempts: max_attempts as u32,
-            backoff: Duration::from_millis(number("CARELINE_SMTP_BACKOFF_MS", 30_000)?),
+            backoff: Duration::from_millis(env::number("CARELINE_SMTP_BACKOFF_MS", 30_000)?),
             poll: Duration::from_secs(1),
-            coalesce: Duration::from_secs(number("CARELINE_NOTIFY_COALESCE_SECS", 120)?),
+            coalesce: Duration::from_secs(env::number("CARELINE_NOTIFY_COALESCE_SECS", 120)?),
             reminder_after: Duration::from_secs(
-                86_400 * number("CARELINE_NOTIFY_REMINDER_DAYS", 7)?,
+                86_400 * env::number("CARELINE_NOTIFY_REMINDER_DAYS", 7)?,
             ),
             clock: Clock::system(),
         })
@@ -169,16 +159,16 @@ impl Config {
                 "CARELINE_NOTIFY_ADDR={listen:?} is not an address like 127.0.0.1:50054"
             )
         })?;
-        let batch_size = number("CARELINE_NOTIFY_BATCH", 500)? as usize;
+        let batch_size = env::number("CARELINE_NOTIFY_BATCH", 500)? as usize;
         if !(1..=50_000).contains(&batch_size) {
             anyhow::bail!("CARELINE_NOTIFY_BATCH must be 1 to 50000");
         }
         Ok(Self {
             listen,
-            database_url: var("DATABASE_URL", DEFAULT_DATABASE_URL),
+            database_url: env::database_url(),
             store: StoreConfig::from_env()?,
             smtp: Smtp::from_env()?,
-            wait_for_position: Duration::from_millis(number("CARELINE_NOTIFY_WAIT_MS", 2000)?),
+            wait_for_position: Duration::from_millis(env::number("CARELINE_NOTIFY_WAIT_MS", 2000)?),
             batch_size,
         })
     }

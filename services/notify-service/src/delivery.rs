@@ -95,6 +95,36 @@ pub fn message_id(notification: &str, domain: &str) -> String {
     format!("<{hex}.notification@{domain}>")
 }
 
+fn mailbox(name: &str, email: &str) -> Result<Mailbox, String> {
+    format!("{name} <{email}>")
+        .parse()
+        .or_else(|_| email.parse())
+        .map_err(|e| format!("the address {email:?} is not valid: {e}"))
+}
+
+/// Where the recipient reads the thread: `<base>/threads/<id>`.
+fn link(smtp: &Smtp, thread: &str) -> String {
+    format!("{}/threads/{thread}", smtp.base_url.trim_end_matches('/'))
+}
+
+/// A plain-text notification email with a Message-ID of our choosing.
+fn email(
+    smtp: &Smtp,
+    to: Mailbox,
+    subject: String,
+    message_id: String,
+    body: String,
+) -> Result<Message, String> {
+    Message::builder()
+        .from(smtp.from.clone())
+        .to(to)
+        .subject(subject)
+        .message_id(Some(message_id))
+        .header(ContentType::TEXT_PLAIN)
+        .body(body)
+        .map_err(|e| format!("cannot build the email: {e}"))
+}
+
 /// The email: who wrote, how many messages, and where to read them.
 /// Nothing of the thread's subject or messages.
 pub fn compose(
@@ -105,11 +135,8 @@ pub fn compose(
     senders: &[(String, String)],
 ) -> Result<Message, String> {
     let (to_name, to_email) = to;
-    let to: Mailbox = format!("{to_name} <{to_email}>")
-        .parse()
-        .or_else(|_| to_email.parse())
-        .map_err(|e| format!("the address {to_email:?} is not valid: {e}"))?;
-    let link = format!("{}/threads/{thread}", smtp.base_url.trim_end_matches('/'));
+    let to = mailbox(to_name, to_email)?;
+    let link = link(smtp, thread);
     let mut who: Vec<String> = Vec::new();
     for (name, role) in senders {
         let one = format!("{name} ({role})");
@@ -136,14 +163,7 @@ pub fn compose(
         0 | 1 => format!("New message from {who}"),
         n => format!("{n} new messages from {who}"),
     };
-    Message::builder()
-        .from(smtp.from.clone())
-        .to(to)
-        .subject(subject)
-        .message_id(Some(message_id))
-        .header(ContentType::TEXT_PLAIN)
-        .body(body)
-        .map_err(|e| format!("cannot build the email: {e}"))
+    email(smtp, to, subject, message_id, body)
 }
 
 /// The one reminder of a staff message the patient has not read.
@@ -155,11 +175,8 @@ pub fn compose_reminder(
     sender: (&str, &str),
 ) -> Result<Message, String> {
     let (to_name, to_email) = to;
-    let to: Mailbox = format!("{to_name} <{to_email}>")
-        .parse()
-        .or_else(|_| to_email.parse())
-        .map_err(|e| format!("the address {to_email:?} is not valid: {e}"))?;
-    let link = format!("{}/threads/{thread}", smtp.base_url.trim_end_matches('/'));
+    let to = mailbox(to_name, to_email)?;
+    let link = link(smtp, thread);
     let (name, role) = sender;
     let body = format!(
         "Hello {to_name},\n\n\
@@ -167,14 +184,8 @@ pub fn compose_reminder(
          Sign in to read it:\n{link}\n\n\
          For your privacy, messages are never sent by email.\n"
     );
-    Message::builder()
-        .from(smtp.from.clone())
-        .to(to)
-        .subject(format!("Reminder: an unread message from {name} ({role})"))
-        .message_id(Some(message_id))
-        .header(ContentType::TEXT_PLAIN)
-        .body(body)
-        .map_err(|e| format!("cannot build the email: {e}"))
+    let subject = format!("Reminder: an unread message from {name} ({role})");
+    email(smtp, to, subject, message_id, body)
 }
 
 fn transport(smtp: &Smtp) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {

@@ -63,8 +63,7 @@ impl Cli {
 
 /// The read models' database: `DATABASE_URL`, or the local default.
 pub(crate) fn database_url() -> String {
-    std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| inbox_service::config::DEFAULT_DATABASE_URL.into())
+    service_kit::env::database_url()
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default: warnings).
