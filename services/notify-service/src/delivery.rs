@@ -20,6 +20,8 @@ use tokio::sync::watch;
 use crate::config::{Smtp, TlsMode};
 
 /// Where delivery state lives: outside the projection's generations.
+/// `progress` holds two watermarks (log positions) that keep the worker's
+/// queries to recent work however long the history grows.
 const SCHEMA: &str = "CREATE SCHEMA IF NOT EXISTS careline_notify;
 CREATE TABLE IF NOT EXISTS careline_notify.deliveries (
     id              text PRIMARY KEY,
@@ -30,21 +32,52 @@ CREATE TABLE IF NOT EXISTS careline_notify.deliveries (
     reason          text NOT NULL DEFAULT '',
     message_id      text NOT NULL,
     sent_at         timestamptz
-);";
+);
+CREATE INDEX IF NOT EXISTS deliveries_retrying
+    ON careline_notify.deliveries (next_attempt_at) WHERE state = 'retrying';
+CREATE TABLE IF NOT EXISTS careline_notify.progress (
+    single   boolean PRIMARY KEY DEFAULT true CHECK (single),
+    -- Every deliverable notification at or below this position has a
+    -- delivery (sent, retrying or failed).
+    settled  bigint NOT NULL DEFAULT 0,
+    -- Every staff message at or below this position has been considered
+    -- for a reminder.
+    reminded bigint NOT NULL DEFAULT 0
+);
+INSERT INTO careline_notify.progress DEFAULT VALUES ON CONFLICT DO NOTHING;";
 
 /// Emails in flight at once (also the most a crash can send twice).
 pub const CONCURRENT_SENDS: usize = 8;
 
+/// How often (by the worker's clock) staff messages are considered for a
+/// reminder: reminders are a matter of days.
+pub const REMINDER_PASS_EVERY: Duration = Duration::from_secs(30);
+
 const LEAD: &str = "SELECT pg_try_advisory_lock(hashtext('careline_notify'), 1)";
 
-/// (recipient, thread) pairs with a notification due: deliverable, not
-/// sent or failed, past its retry time ($1) and older than the coalescing
-/// window ($2, µs); oldest first.
-const DUE: &str = "SELECT n.recipient_id, n.thread_id \
-     FROM notify.notifications n LEFT JOIN careline_notify.deliveries d ON d.id = n.id \
-     WHERE n.deliverable AND n.created_at <= $2 \
-       AND (d.id IS NULL OR (d.state = 'retrying' AND d.next_attempt_at <= $1)) \
-     GROUP BY n.recipient_id, n.thread_id ORDER BY min(n.position) LIMIT 1000";
+/// (recipient, thread) pairs with a notification due, oldest first: new
+/// ones (above the settled watermark, without a delivery, older than the
+/// coalescing window, $2 µs) and retries whose time ($1) has come.
+const DUE: &str = "SELECT recipient_id, thread_id FROM ( \
+       SELECT n.recipient_id, n.thread_id, n.position FROM notify.notifications n \
+       WHERE n.deliverable AND n.created_at <= $2 \
+         AND n.position > (SELECT settled FROM careline_notify.progress) \
+         AND NOT EXISTS (SELECT 1 FROM careline_notify.deliveries d WHERE d.id = n.id) \
+       UNION ALL \
+       SELECT n.recipient_id, n.thread_id, n.position FROM careline_notify.deliveries d \
+       JOIN notify.notifications n ON n.id = d.id \
+       WHERE d.state = 'retrying' AND d.next_attempt_at <= $1 \
+     ) due GROUP BY recipient_id, thread_id ORDER BY min(position) LIMIT 1000";
+
+/// Moves the settled watermark up to just below the oldest deliverable
+/// notification without a delivery (or to the newest notification). One
+/// statement, one snapshot: the projection commits in log order, so
+/// nothing can appear below it later.
+const SETTLE: &str = "UPDATE careline_notify.progress p SET settled = greatest(p.settled, \
+     coalesce((SELECT min(n.position) - 1 FROM notify.notifications n \
+               WHERE n.deliverable AND n.position > p.settled AND NOT EXISTS \
+               (SELECT 1 FROM careline_notify.deliveries d WHERE d.id = n.id)), \
+              (SELECT max(position) FROM notify.notifications WHERE deliverable), 0))";
 
 /// Everything unsent for one person on one thread: one email.
 const GROUP: &str = "SELECT n.id, n.email, n.recipient_name, n.sender_name, n.sender_role, \
@@ -61,19 +94,37 @@ const RECORD: &str = "INSERT INTO careline_notify.deliveries \
      next_attempt_at = excluded.next_attempt_at, reason = excluded.reason, \
      message_id = excluded.message_id, sent_at = excluded.sent_at";
 
-/// Staff messages a patient has not read after the reminder delay ($1, µs
-/// cutoff), with no reminder sent (or one due for a retry at $2): the latest
-/// staff message of each thread, the patient still on it with a verified
-/// address, not read, and not answered by the patient since.
-const UNREAD: &str = "SELECT m.event_id, m.thread_id, p.name, p.email, m.author_name, \
+/// How far a reminder pass may decide: just below the oldest staff message
+/// above the `reminded` watermark that is younger than the delay ($1, µs
+/// cutoff), or the newest staff message. Everything at or below it is
+/// committed (the projection commits in log order), so nothing is missed.
+const REMINDER_BOUND: &str = "SELECT coalesce( \
+       min(m.position) FILTER (WHERE m.posted_at > $1) - 1, max(m.position), p.reminded), \
+       p.reminded \
+     FROM careline_notify.progress p LEFT JOIN notify.messages m \
+       ON m.author_kind = 'professional' AND m.position > p.reminded \
+     GROUP BY p.reminded";
+
+/// Staff messages a patient has not read after the reminder delay, with no
+/// reminder sent: candidates are the staff messages between the watermark
+/// ($3) and the bound ($4), and reminders due for a retry at $2. Of those,
+/// the latest staff message of each thread, the patient still on it with a
+/// verified address, not read, and not answered by the patient since.
+const UNREAD: &str = "WITH candidates AS ( \
+       SELECT event_id FROM notify.messages WHERE author_kind = 'professional' \
+         AND position > $3 AND position <= $4 AND posted_at <= $1 \
+       UNION \
+       SELECT substr(id, 10) FROM careline_notify.deliveries \
+       WHERE state = 'retrying' AND next_attempt_at <= $2 AND id LIKE 'reminder/%' \
+     ) \
+     SELECT m.event_id, m.thread_id, p.name, p.email, m.author_name, \
      m.author_role, coalesce(d.attempts, 0) \
-     FROM notify.messages m \
+     FROM candidates c JOIN notify.messages m ON m.event_id = c.event_id \
      JOIN notify.threads t ON t.thread_id = m.thread_id \
      JOIN notify.people p ON p.id = t.patient_id \
      JOIN notify.participants pp ON pp.thread_id = m.thread_id AND pp.person_id = t.patient_id \
      LEFT JOIN careline_notify.deliveries d ON d.id = 'reminder/' || m.event_id \
-     WHERE m.author_kind = 'professional' AND m.posted_at <= $1 AND pp.active \
-       AND p.email_verified AND p.email <> '' \
+     WHERE pp.active AND p.email_verified AND p.email <> '' \
        AND (d.id IS NULL OR (d.state = 'retrying' AND d.next_attempt_at <= $2)) \
        AND m.position = (SELECT max(position) FROM notify.messages s \
                          WHERE s.thread_id = m.thread_id AND s.author_kind = 'professional') \
@@ -82,6 +133,11 @@ const UNREAD: &str = "SELECT m.event_id, m.thread_id, p.name, p.email, m.author_
        AND NOT EXISTS (SELECT 1 FROM notify.messages a WHERE a.thread_id = m.thread_id \
                        AND a.author_id = t.patient_id AND a.position > m.position) \
      ORDER BY m.position LIMIT 100";
+
+/// The most reminders one pass sends (the LIMIT above).
+const REMINDER_LIMIT: usize = 100;
+
+const REMINDED: &str = "UPDATE careline_notify.progress SET reminded = greatest(reminded, $1)";
 
 /// Creates the delivery table if it is not there.
 pub async fn prepare(client: &tokio_postgres::Client) -> Result<(), tokio_postgres::Error> {
@@ -353,6 +409,7 @@ async fn work(
         }
     }
     tracing::info!("delivering notifications");
+    let mut last_reminder_pass: Option<std::time::SystemTime> = None;
     loop {
         if *stopping.borrow() {
             return Ok(());
@@ -376,49 +433,20 @@ async fn work(
                 return Ok(());
             }
         }
+        client.execute(SETTLE, &[]).await?;
 
-        let reminders_cutoff = micros(now) - smtp.reminder_after.as_micros() as i64;
-        let unread = client.query(UNREAD, &[&reminders_cutoff, &now]).await?;
-        for row in &unread {
-            let (event, thread, name, email, sender, role, attempts): (
-                String,
-                String,
-                String,
-                String,
-                String,
-                String,
-                i32,
-            ) = (
-                row.get(0),
-                row.get(1),
-                row.get(2),
-                row.get(3),
-                row.get(4),
-                row.get(5),
-                row.get(6),
-            );
-            let id = format!("reminder/{event}");
-            let message_id = message_id(&id, &smtp.domain);
-            let message = compose_reminder(
-                smtp,
-                message_id.clone(),
-                &thread,
-                (&name, &email),
-                (&sender, &role),
-            );
-            send_and_record(
-                &client,
-                &transport,
-                smtp,
-                now,
-                &[id],
-                attempts + 1,
-                &message_id,
-                message,
-            )
-            .await?;
+        let pass_due = last_reminder_pass
+            .and_then(|last| now.duration_since(last).ok())
+            .is_none_or(|since| since >= REMINDER_PASS_EVERY);
+        let mut reminded = 0;
+        if pass_due {
+            reminded = remind(&client, &transport, smtp, now).await?;
+            // A full pass may have left more: the next one comes at once.
+            if reminded < REMINDER_LIMIT {
+                last_reminder_pass = Some(now);
+            }
         }
-        if due.is_empty() && unread.is_empty() {
+        if due.is_empty() && reminded == 0 {
             let projection_gone = tokio::select! {
                 moved = checkpoint.changed() => moved.is_err(),
                 _ = tokio::time::sleep(smtp.poll) => false,
@@ -429,4 +457,63 @@ async fn work(
             }
         }
     }
+}
+
+/// One reminder pass: sends the reminders due and moves the `reminded`
+/// watermark when the pass was complete. Returns how many it sent or tried.
+async fn remind(
+    client: &tokio_postgres::Client,
+    transport: &AsyncSmtpTransport<Tokio1Executor>,
+    smtp: &Smtp,
+    now: std::time::SystemTime,
+) -> Result<usize, tokio_postgres::Error> {
+    let cutoff = micros(now) - smtp.reminder_after.as_micros() as i64;
+    let bound = client.query_one(REMINDER_BOUND, &[&cutoff]).await?;
+    let (bound, from): (i64, i64) = (bound.get(0), bound.get(1));
+    let unread = client
+        .query(UNREAD, &[&cutoff, &now, &from, &bound])
+        .await?;
+    for row in &unread {
+        let (event, thread, name, email, sender, role, attempts): (
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            i32,
+        ) = (
+            row.get(0),
+            row.get(1),
+            row.get(2),
+            row.get(3),
+            row.get(4),
+            row.get(5),
+            row.get(6),
+        );
+        let id = format!("reminder/{event}");
+        let message_id = message_id(&id, &smtp.domain);
+        let message = compose_reminder(
+            smtp,
+            message_id.clone(),
+            &thread,
+            (&name, &email),
+            (&sender, &role),
+        );
+        send_and_record(
+            client,
+            transport,
+            smtp,
+            now,
+            &[id],
+            attempts + 1,
+            &message_id,
+            message,
+        )
+        .await?;
+    }
+    if unread.len() < REMINDER_LIMIT {
+        client.execute(REMINDED, &[&bound]).await?;
+    }
+    Ok(unread.len())
 }

@@ -17,11 +17,20 @@ const ON_THREAD: &str = "SELECT EXISTS (SELECT 1 FROM notify.participants \
      OR EXISTS (SELECT 1 FROM notify.thread_teams t JOIN notify.team_members m \
      ON m.team_id = t.team_id WHERE t.thread_id = $1 AND m.person_id = $2)";
 
+/// Each notice of the thread's messages, and each reminder sent or tried.
 const STATES: &str = "SELECT n.id, n.event_id, n.position, n.recipient_id, n.recipient_name, \
-     n.recipient_kind, n.sender_name, n.sender_role, n.deliverable, n.reason, \
-     d.state, d.reason, coalesce(d.attempts, 0), d.sent_at, d.next_attempt_at \
+       n.recipient_kind, n.sender_name, n.sender_role, n.deliverable, n.reason, \
+       d.state, d.reason, coalesce(d.attempts, 0), d.sent_at, d.next_attempt_at, false AS reminder \
      FROM notify.notifications n LEFT JOIN careline_notify.deliveries d ON d.id = n.id \
-     WHERE n.thread_id = $1 ORDER BY n.position, n.recipient_name, n.recipient_id";
+     WHERE n.thread_id = $1 \
+     UNION ALL \
+     SELECT d.id, m.event_id, m.position, t.patient_id, p.name, p.kind, m.author_name, \
+       m.author_role, true, '', d.state, d.reason, d.attempts, d.sent_at, d.next_attempt_at, true \
+     FROM notify.messages m JOIN careline_notify.deliveries d ON d.id = 'reminder/' || m.event_id \
+     JOIN notify.threads t ON t.thread_id = m.thread_id \
+     JOIN notify.people p ON p.id = t.patient_id \
+     WHERE m.thread_id = $1 AND m.author_kind = 'professional' \
+     ORDER BY 3, 16, 5, 4";
 
 /// The notification service.
 pub struct NotifyGrpc {
@@ -127,6 +136,7 @@ impl NotificationService for NotifyGrpc {
                     } else {
                         None
                     },
+                    reminder: row.get(15),
                 }
             })
             .collect();

@@ -226,6 +226,27 @@ async fn with_the_mail_server_down_then_up_everything_is_delivered_once() {
             .all(|n| n.state == pb::DeliveryState::Sent as i32),
         "{told:?}"
     );
+    // The retries were below the settled watermark by then; it now stands
+    // at the newest notification, so the worker's scans stay short.
+    let db = projections::connect(&s.db.url).await.unwrap();
+    let newest: i64 = db
+        .query_one("SELECT max(position) FROM notify.notifications", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let mut settled = 0;
+    for _ in 0..100 {
+        settled = db
+            .query_one("SELECT settled FROM careline_notify.progress", &[])
+            .await
+            .unwrap()
+            .get(0);
+        if settled == newest {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(settled, newest);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -379,6 +400,34 @@ async fn a_patient_who_has_not_read_a_reply_after_a_week_is_reminded_once() {
     assert!(reminder.contains("Reminder: an unread message from Nina Patel (Renal Nurse)"));
     assert!(reminder.contains(&format!("/threads/{unread}")));
     assert!(!reminder.contains("Yes."));
+    // The nurse sees that Pat was reminded, and of which message.
+    let mut shown = Vec::new();
+    for _ in 0..100 {
+        shown = states(&s, &org.nurse, &unread).await;
+        if shown
+            .iter()
+            .any(|n| n.reminder && n.state == pb::DeliveryState::Sent as i32)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let reminded: Vec<_> = shown.iter().filter(|n| n.reminder).collect();
+    assert_eq!(reminded.len(), 1, "{shown:?}");
+    assert_eq!(reminded[0].recipient_name, "Pat Jones");
+    assert_eq!(reminded[0].sender_name, "Nina Patel");
+    assert_eq!(reminded[0].state, pb::DeliveryState::Sent as i32);
+    let reply = shown
+        .iter()
+        .find(|n| !n.reminder && n.recipient_name == "Pat Jones" && n.sender_name == "Nina Patel")
+        .unwrap();
+    assert_eq!(reminded[0].event_id, reply.event_id);
+    assert!(
+        states(&s, &org.nurse, &read)
+            .await
+            .iter()
+            .all(|n| !n.reminder)
+    );
     *now.lock().unwrap() += Duration::from_secs(30 * 86_400);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(sink.received().len(), before + 1);
