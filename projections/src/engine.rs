@@ -24,6 +24,15 @@ pub trait Projection: Send + Sync + 'static {
     /// The tables readers see, each as a view in schema [`Projection::name`].
     fn tables(&self) -> &'static [&'static str];
 
+    /// Indexes (by name) that [`Projection::apply`] does not need: readers'
+    /// indexes. A rebuild drops them while it loads a generation and builds
+    /// each once at the end, rather than maintaining them row by row.
+    /// Primary keys and unique constraints (which `ON CONFLICT` and lookups
+    /// rely on) must not be listed.
+    fn deferred_indexes(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// Applies a batch of events, in order, inside `tx` (whose search path
     /// is the generation's schema). Events the projection ignores are simply
     /// skipped: the checkpoint moves over them anyway. An error stops the
@@ -199,7 +208,10 @@ impl<P: Projection, S: EventStore> Runner<P, S> {
             "projection running"
         );
         let schema = generation_schema(name, generation);
-        let mut feed = self.store.subscribe(checkpoint + 1).await?;
+        let mut feed = read_ahead(
+            self.store.subscribe(checkpoint + 1).await?,
+            2 * self.config.batch_size,
+        );
         loop {
             let first = futures::select_biased! {
                 () = shutdown.as_mut() => return Ok(Next::Stop),
@@ -207,7 +219,9 @@ impl<P: Projection, S: EventStore> Runner<P, S> {
             };
             let mut batch = vec![first.ok_or_else(|| Error::FeedEnded(name.to_string()))??];
             while batch.len() < self.config.batch_size {
-                match feed.next().now_or_never() {
+                // Unconstrained: tokio's cooperative budget would otherwise
+                // end every batch at 128 events, however many are waiting.
+                match tokio::task::unconstrained(feed.next()).now_or_never() {
                     Some(Some(event)) => batch.push(event?),
                     Some(None) => return Err(Error::FeedEnded(name.to_string())),
                     None => break,
@@ -278,4 +292,23 @@ impl<P: Projection, S: EventStore> Runner<P, S> {
 enum Next {
     Stop,
     Restart,
+}
+
+/// Reads `feed` on its own task into a buffer of `capacity` events, so the
+/// log is fetched and decoded while a batch is applied (the store fetches
+/// more only while its stream is polled), and batches fill up. The task
+/// ends when the returned stream is dropped.
+fn read_ahead(
+    mut feed: event_store::EventStream,
+    capacity: usize,
+) -> futures::stream::BoxStream<'static, Result<RecordedEvent, event_store::Error>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(capacity.max(1));
+    tokio::spawn(async move {
+        while let Some(event) = feed.next().await {
+            if tx.send(event).await.is_err() {
+                return;
+            }
+        }
+    });
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) }).boxed()
 }

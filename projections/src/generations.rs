@@ -239,3 +239,69 @@ pub async fn live_checkpoint(
     row.map(|r| r.get::<_, i64>(0) as u64)
         .ok_or_else(|| Error::Config(format!("projection {projection} has no live generation")))
 }
+
+/// Drops the projection's deferred indexes from a generation being built,
+/// first recording how to recreate them (once: a resumed rebuild finds them
+/// recorded and gone).
+pub(crate) async fn defer_indexes<P: Projection>(
+    client: &mut Client,
+    projection: &P,
+    generation: i32,
+) -> Result<(), Error> {
+    let deferred = projection.deferred_indexes();
+    if deferred.is_empty() {
+        return Ok(());
+    }
+    let name = projection.name();
+    let schema = generation_schema(name, generation);
+    let tx = client.transaction().await?;
+    tx.execute(
+        sql::DEFER_INDEXES,
+        &[&name, &generation, &deferred, &schema],
+    )
+    .await?;
+    let recorded: Vec<String> = tx
+        .query(sql::DEFERRED_INDEXES, &[&name, &generation])
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    if let Some(missing) = deferred.iter().find(|i| !recorded.iter().any(|r| r == *i)) {
+        return Err(Error::Config(format!(
+            "{name} defers index {missing}, which its migrations do not create in {schema}"
+        )));
+    }
+    for index in deferred {
+        tx.batch_execute(&format!("DROP INDEX IF EXISTS {schema}.{index}"))
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Builds the indexes [`defer_indexes`] dropped, and forgets them, in one
+/// transaction.
+pub(crate) async fn restore_indexes<P: Projection>(
+    client: &mut Client,
+    projection: &P,
+    generation: i32,
+) -> Result<(), Error> {
+    let name = projection.name();
+    let tx = client.transaction().await?;
+    // Building several indexes of a table at once: more memory than the
+    // small default makes each a single in-memory sort.
+    tx.batch_execute("SET LOCAL maintenance_work_mem TO '256MB'")
+        .await?;
+    for row in tx
+        .query(sql::DEFERRED_INDEXES, &[&name, &generation])
+        .await?
+    {
+        let (index, definition): (String, String) = (row.get(0), row.get(1));
+        tracing::info!(projection = name, generation, index, "building index");
+        tx.batch_execute(&definition).await?;
+    }
+    tx.execute(sql::FORGET_DEFERRED_INDEXES, &[&name, &generation])
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}

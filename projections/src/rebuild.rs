@@ -8,7 +8,7 @@ use event_store::{EventStore, Position};
 
 use crate::db::migrate;
 use crate::engine::{Mode, Runner, RunnerConfig};
-use crate::generations::{prepare, switch};
+use crate::generations::{defer_indexes, prepare, restore_indexes, switch};
 use crate::sql::{self, generation_schema};
 use crate::{Error, Projection};
 
@@ -84,6 +84,8 @@ pub async fn rebuild<P: Projection, S: EventStore>(
     client.execute(sql::UNLOCK_PREPARE, &[]).await?;
     prepared?;
 
+    defer_indexes(&mut client, projection.as_ref(), generation).await?;
+
     let started = Instant::now();
     let from: Position = client
         .query_one(sql::CHECKPOINT, &[&name, &generation])
@@ -140,6 +142,7 @@ pub async fn rebuild<P: Projection, S: EventStore>(
     // Fresh tables have no statistics and no visibility map: without them
     // the first readers of the new generation would get blind plans and no
     // index-only scans. (VACUUM cannot run inside a transaction: one each.)
+    restore_indexes(&mut client, projection.as_ref(), generation).await?;
     let schema = generation_schema(name, generation);
     for table in projection.tables() {
         client

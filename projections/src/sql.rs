@@ -42,3 +42,12 @@ pub const PROJECTIONS: &str = "SELECT name, live_generation, switched_at FROM ca
 pub fn generation_schema(projection: &str, generation: i32) -> String {
     format!("{projection}_g{generation}")
 }
+
+/// Records how to recreate the listed indexes ($3) of schema $4, for
+/// generation $2 of projection $1, before they are dropped.
+pub const DEFER_INDEXES: &str = "INSERT INTO careline_projections.deferred_indexes (name, generation, index_name, definition) SELECT $1, $2, c.relname, pg_get_indexdef(c.oid) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $4 AND c.relkind = 'i' AND c.relname = ANY($3) ON CONFLICT DO NOTHING";
+
+pub const DEFERRED_INDEXES: &str = "SELECT index_name, definition FROM careline_projections.deferred_indexes WHERE name = $1 AND generation = $2 ORDER BY index_name";
+
+pub const FORGET_DEFERRED_INDEXES: &str =
+    "DELETE FROM careline_projections.deferred_indexes WHERE name = $1 AND generation = $2";

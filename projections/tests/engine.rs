@@ -31,6 +31,9 @@ impl Projection for Seen {
     fn tables(&self) -> &'static [&'static str] {
         &["seen"]
     }
+    fn deferred_indexes(&self) -> &'static [&'static str] {
+        &["seen_body"]
+    }
     async fn apply<'a>(
         &'a self,
         tx: &'a Transaction<'a>,
@@ -158,6 +161,29 @@ impl World {
             .map(|r| (r.get(0), r.get(1)))
             .collect()
     }
+}
+
+/// Whether generation `generation` has the readers' index, and how many
+/// indexes the engine still has to rebuild.
+async fn indexes(w: &World, generation: i32) -> (bool, i64) {
+    let client = projections::connect(&w.db.url).await.unwrap();
+    let present: bool = client
+        .query_one(
+            "SELECT to_regclass($1) IS NOT NULL",
+            &[&format!("seen_g{generation}.seen_body")],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let deferred: i64 = client
+        .query_one(
+            "SELECT count(*) FROM careline_projections.deferred_indexes",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    (present, deferred)
 }
 
 async fn until_at(mut checkpoint: watch::Receiver<u64>, target: u64) {
@@ -343,6 +369,11 @@ async fn a_rebuild_reproduces_the_live_tables_while_the_live_one_serves_and_foll
         "the rebuilt tables differ from the live ones"
     );
     assert_eq!(w.checkpoints().await, vec![(2, head as i64)]);
+    assert_eq!(
+        indexes(&w, 2).await,
+        (true, 0),
+        "the deferred index was not rebuilt"
+    );
 
     // The live runner follows the switch: new events land in generation 2.
     w.append(7).await;
@@ -409,6 +440,9 @@ async fn an_interrupted_rebuild_leaves_the_live_generation_and_resumes() {
         before,
         "readers saw the half-built generation"
     );
+    // The half-built generation loads without its readers' index.
+    assert_eq!(indexes(&w, 2).await, (false, 1));
+    assert!(indexes(&w, 1).await.0);
 
     let report = projections::rebuild(Arc::new(Seen), w.store(), config, |_| {})
         .await
@@ -417,4 +451,5 @@ async fn an_interrupted_rebuild_leaves_the_live_generation_and_resumes() {
     assert_eq!(report.generation, 2);
     assert!(report.events <= head - 50);
     assert_eq!(w.seen().await, before);
+    assert_eq!(indexes(&w, 2).await, (true, 0));
 }

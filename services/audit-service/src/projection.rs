@@ -81,6 +81,11 @@ impl projections::Projection for AuditProjection {
         TABLES
     }
 
+    /// Readers' indexes: applying finds chain heads by primary key.
+    fn deferred_indexes(&self) -> &'static [&'static str] {
+        &["entries_thread", "entries_actor"]
+    }
+
     async fn apply<'a>(
         &'a self,
         tx: &'a Transaction<'a>,

@@ -95,6 +95,15 @@ impl projections::Projection for NotifyProjection {
         TABLES
     }
 
+    /// The state query's and the worker's indexes: applying uses primary keys.
+    fn deferred_indexes(&self) -> &'static [&'static str] {
+        &[
+            "notifications_thread",
+            "notifications_queue",
+            "messages_staff_position",
+        ]
+    }
+
     async fn apply<'a>(
         &'a self,
         tx: &'a Transaction<'a>,

@@ -58,6 +58,24 @@ impl projections::Projection for InboxProjection {
         TABLES
     }
 
+    /// Every query's index: applying reads and writes by primary key (and
+    /// the unique message id) only.
+    fn deferred_indexes(&self) -> &'static [&'static str] {
+        &[
+            "people_patient_name",
+            "team_members_person",
+            "patient_teams_team",
+            "consents_carer",
+            "grants_team",
+            "grants_patient",
+            "threads_patient",
+            "threads_list",
+            "thread_teams_thread",
+            "thread_participants_person",
+            "thread_participants_order",
+        ]
+    }
+
     async fn apply<'a>(
         &'a self,
         tx: &'a Transaction<'a>,

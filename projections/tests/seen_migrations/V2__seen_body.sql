@@ -1,0 +1,2 @@
+-- A readers' index, deferred during a rebuild.
+CREATE INDEX seen_body ON seen (body);
