@@ -297,14 +297,20 @@ enum Next {
 /// Reads `feed` on its own task into a buffer of `capacity` events, so the
 /// log is fetched and decoded while a batch is applied (the store fetches
 /// more only while its stream is polled), and batches fill up. The task
-/// ends when the returned stream is dropped.
+/// (and the store's consumer) ends when the returned stream is dropped.
 fn read_ahead(
     mut feed: event_store::EventStream,
     capacity: usize,
 ) -> futures::stream::BoxStream<'static, Result<RecordedEvent, event_store::Error>> {
     let (tx, rx) = tokio::sync::mpsc::channel(capacity.max(1));
     tokio::spawn(async move {
-        while let Some(event) = feed.next().await {
+        loop {
+            // Also ends when the reader goes while the log is quiet.
+            let event = tokio::select! {
+                () = tx.closed() => return,
+                event = feed.next() => event,
+            };
+            let Some(event) = event else { return };
             if tx.send(event).await.is_err() {
                 return;
             }
