@@ -11,13 +11,11 @@ use std::time::Duration;
 use futures::StreamExt;
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, Message};
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
-use crate::config::{Smtp, TlsMode};
+use crate::config::Smtp;
+use crate::mailer::Mailer;
 
 /// Where delivery state lives: outside the projection's generations.
 /// `progress` holds two watermarks (log positions) that keep the worker's
@@ -244,24 +242,6 @@ pub fn compose_reminder(
     email(smtp, to, subject, message_id, body)
 }
 
-fn transport(smtp: &Smtp) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
-    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host)
-        .port(smtp.port)
-        .timeout(Some(Duration::from_secs(10)));
-    let tls = |host: &str| {
-        TlsParameters::new(host.to_string()).map_err(|e| format!("SMTP TLS settings: {e}"))
-    };
-    builder = match smtp.tls {
-        TlsMode::None => builder.tls(Tls::None),
-        TlsMode::StartTls => builder.tls(Tls::Required(tls(&smtp.host)?)),
-        TlsMode::Tls => builder.tls(Tls::Wrapper(tls(&smtp.host)?)),
-    };
-    if let Some((user, password)) = &smtp.credentials {
-        builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
-    }
-    Ok(builder.build())
-}
-
 fn micros(t: std::time::SystemTime) -> i64 {
     t.duration_since(std::time::SystemTime::UNIX_EPOCH)
         .map(|d| d.as_micros() as i64)
@@ -280,7 +260,7 @@ enum Outcome {
 #[allow(clippy::too_many_arguments)]
 async fn send_and_record(
     client: &tokio_postgres::Client,
-    transport: &AsyncSmtpTransport<Tokio1Executor>,
+    mailer: &Mailer,
     smtp: &Smtp,
     now: std::time::SystemTime,
     ids: &[String],
@@ -290,12 +270,10 @@ async fn send_and_record(
 ) -> Result<(), tokio_postgres::Error> {
     let outcome = match message {
         Err(reason) => Outcome::Failed(reason),
-        Ok(message) => match transport.send(message).await {
-            Ok(_) => Outcome::Sent,
-            Err(e) if e.is_permanent() => {
-                Outcome::Failed(format!("the mail server refused it: {e}"))
-            }
-            Err(e) => Outcome::Retry(format!("{e}")),
+        Ok(message) => match mailer.send(&message).await {
+            Ok(()) => Outcome::Sent,
+            Err(e) if e.permanent => Outcome::Failed(format!("the mail server refused it: {e}")),
+            Err(e) => Outcome::Retry(e.message),
         },
     };
     let (state, next, reason) = match outcome {
@@ -335,7 +313,7 @@ async fn send_and_record(
 /// Sends, as one email, everything unsent for `recipient` on `thread`.
 async fn send_group(
     client: &tokio_postgres::Client,
-    transport: &AsyncSmtpTransport<Tokio1Executor>,
+    mailer: &Mailer,
     smtp: &Smtp,
     now: std::time::SystemTime,
     recipient: String,
@@ -353,7 +331,7 @@ async fn send_group(
     let message = compose(smtp, message_id.clone(), &thread, (&name, &email), &senders);
     send_and_record(
         client,
-        transport,
+        mailer,
         smtp,
         now,
         &ids,
@@ -397,7 +375,7 @@ async fn work(
 ) -> anyhow::Result<()> {
     let client = projections::connect(database_url).await?;
     prepare(&client).await?;
-    let transport = transport(smtp).map_err(anyhow::Error::msg)?;
+    let mailer = Mailer::new(smtp, CONCURRENT_SENDS);
     loop {
         let led: bool = client.query_one(LEAD, &[]).await?.get(0);
         if led {
@@ -421,9 +399,7 @@ async fn work(
         let heads: Vec<(String, String)> = due.iter().map(|h| (h.get(0), h.get(1))).collect();
         let mut pending = Vec::with_capacity(heads.len());
         for (recipient, thread) in heads {
-            pending.push(send_group(
-                &client, &transport, smtp, now, recipient, thread,
-            ));
+            pending.push(send_group(&client, &mailer, smtp, now, recipient, thread));
         }
         let sends = futures::stream::iter(pending).buffer_unordered(CONCURRENT_SENDS);
         let mut sends = std::pin::pin!(sends);
@@ -440,7 +416,7 @@ async fn work(
             .is_none_or(|since| since >= REMINDER_PASS_EVERY);
         let mut reminded = 0;
         if pass_due {
-            reminded = remind(&client, &transport, smtp, now).await?;
+            reminded = remind(&client, &mailer, smtp, now).await?;
             // A full pass may have left more: the next one comes at once.
             if reminded < REMINDER_LIMIT {
                 last_reminder_pass = Some(now);
@@ -463,7 +439,7 @@ async fn work(
 /// watermark when the pass was complete. Returns how many it sent or tried.
 async fn remind(
     client: &tokio_postgres::Client,
-    transport: &AsyncSmtpTransport<Tokio1Executor>,
+    mailer: &Mailer,
     smtp: &Smtp,
     now: std::time::SystemTime,
 ) -> Result<usize, tokio_postgres::Error> {
@@ -502,7 +478,7 @@ async fn remind(
         );
         send_and_record(
             client,
-            transport,
+            mailer,
             smtp,
             now,
             &[id],

@@ -8,12 +8,14 @@
 //! * `delivery.rs` — the SMTP worker: retries with backoff, permanent
 //!   failures with the reason, deterministic Message-IDs. Delivery state is
 //!   kept outside the projection, so a rebuild sends nothing again.
+//! * `mailer.rs` — SMTP connections kept open, with TCP_NODELAY.
 //! * `grpc.rs` — each recipient's state for a thread, for the staff on it.
 //! * `startup.rs` — runner, worker and server.
 
 pub mod config;
 pub mod delivery;
 pub mod grpc;
+pub mod mailer;
 pub mod projection;
 pub mod startup;
 
