@@ -53,12 +53,20 @@ impl TestStream {
     /// A stream with settings of the test's choosing (start from
     /// [`unique_config`] so that the names stay unique).
     pub async fn with_config(config: StoreConfig) -> Self {
-        let store = JetStreamStore::connect(config.clone())
-            .await
-            .unwrap_or_else(|e| {
-                panic!("tests need NATS with JetStream at {}: {e}", config.nats_url)
-            });
-        Self { store }
+        let mut attempt = 1;
+        loop {
+            match JetStreamStore::connect(config.clone()).await {
+                Ok(store) => return Self { store },
+                // The server fails a stream creation racing the deletion of
+                // the account's last stream (another test's) with a 500
+                // ("could not create storage directory"): try again.
+                Err(e) if attempt < 5 && e.to_string().contains("code 500") => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await;
+                }
+                Err(e) => panic!("tests need NATS with JetStream at {}: {e}", config.nats_url),
+            }
+        }
     }
 
     pub fn store(&self) -> &JetStreamStore {
