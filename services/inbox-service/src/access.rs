@@ -2,6 +2,12 @@
 //! first recorded as a `RecordsViewed` event on the reader's access subject.
 //! If it cannot be recorded, the read is refused (UNAVAILABLE): an
 //! unaudited read of a health record is not allowed.
+//!
+//! A query records through a [`Recorder`] as soon as it knows which threads
+//! it will show, beside its last lookup (naming the people), so recording
+//! adds little to an answer's latency; the answer leaves only once the
+//! record is acknowledged. (An answer that then fails has still been
+//! recorded: the trail errs on the side of a read that was not shown.)
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,6 +21,9 @@ use proto::inbox as pb;
 use service_kit::{Caller, Role};
 
 use crate::error::Error;
+
+/// Records what one answer shows (once); see [`AccessLog::recorder`].
+pub type Recorder<'a> = Box<dyn FnOnce(Shown) -> BoxFuture<'a, Result<(), Error>> + Send + 'a>;
 
 type Append = dyn Fn(Envelope) -> BoxFuture<'static, Result<(), event_store::Error>> + Send + Sync;
 
@@ -73,6 +82,16 @@ impl AccessLog {
     /// Records nothing: only for measuring what recording costs.
     pub fn off() -> Self {
         Self { append: None }
+    }
+
+    /// Records, for `caller`'s call `call`, what the answer shows.
+    pub fn recorder<'a>(
+        &'a self,
+        caller: &'a Caller,
+        call: &'a str,
+        team_id: Option<uuid::Uuid>,
+    ) -> Recorder<'a> {
+        Box::new(move |shown| self.record(caller, call, team_id, shown).boxed())
     }
 
     /// Records that `caller` was shown `shown` by `call`; nothing when the

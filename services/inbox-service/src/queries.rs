@@ -22,6 +22,7 @@ use service_kit::Role;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
+use crate::access::{Recorder, Shown};
 use crate::error::Error;
 
 type Param = dyn tokio_postgres::types::ToSql + Sync;
@@ -75,34 +76,23 @@ macro_rules! visible_team {
 }
 
 /// Everything a list shows of each thread in `$from` (which names the
-/// threads `t`), in one statement: the patient, the assignee, the teams,
-/// the first people on it with their names, and the unread count of the
-/// viewer `$1`. Columns are read by [`summary`]. (The participant arrays
-/// keep the order of the sorted subquery that feeds them.)
+/// threads `t`), in one statement: the assignee, the teams, the first
+/// people on it (an index-only scan), and the unread count of the viewer
+/// `$1`. People are named afterwards, in one lookup for the whole page
+/// (see [`named_summaries`]): the same few staff are on most threads of an
+/// inbox. Columns are read by [`summary`].
 macro_rules! summary_select {
     ($from:expr) => {
         concat!(
-            "SELECT t.thread_id, t.patient_id, coalesce(p.name, ''), t.subject, t.status, t.assignee, \
-             coalesce(a.name, ''), coalesce(a.role_label, ''), coalesce(a.kind, ''), t.last_activity_at, \
+            "SELECT t.thread_id, t.patient_id, t.subject, t.status, t.assignee, t.last_activity_at, \
              t.message_count, coalesce(rm.seq, 0), t.participant_count, \
              coalesce((SELECT array_agg(tt.team_id ORDER BY tt.added_at, tt.team_id) FROM thread_teams tt \
                WHERE tt.thread_id = t.thread_id), '{}'), \
-             parts.ids, parts.names, parts.labels, parts.kinds FROM ",
+             ARRAY(SELECT tp.person_id FROM thread_participants tp \
+               WHERE tp.thread_id = t.thread_id AND tp.active \
+               ORDER BY tp.joined_at, tp.person_id LIMIT 10) FROM ",
             $from,
-            " LEFT JOIN people p ON p.person_id = t.patient_id \
-             LEFT JOIN people a ON a.person_id = t.assignee \
-             LEFT JOIN read_marks rm ON rm.thread_id = t.thread_id AND rm.person_id = $1 \
-             CROSS JOIN LATERAL (SELECT coalesce(array_agg(x.person_id), '{}') AS ids, \
-               coalesce(array_agg(x.name), '{}') AS names, \
-               coalesce(array_agg(x.role_label), '{}') AS labels, \
-               coalesce(array_agg(x.kind), '{}') AS kinds \
-               FROM (SELECT f.person_id, coalesce(pp.name, '') AS name, \
-                 coalesce(pp.role_label, '') AS role_label, coalesce(pp.kind, '') AS kind \
-                 FROM (SELECT tp.person_id, tp.joined_at FROM thread_participants tp \
-                   WHERE tp.thread_id = t.thread_id AND tp.active \
-                   ORDER BY tp.joined_at, tp.person_id LIMIT 10) f \
-                 LEFT JOIN people pp ON pp.person_id = f.person_id \
-                 ORDER BY f.joined_at, f.person_id) x) parts"
+            " LEFT JOIN read_marks rm ON rm.thread_id = t.thread_id AND rm.person_id = $1"
         )
     };
 }
@@ -286,74 +276,96 @@ fn person(people: &HashMap<Uuid, pb::Person>, id: Uuid) -> pb::Person {
     })
 }
 
-/// A list's view of one thread, from a row of [`summary_select!`].
-fn summary(row: &Row) -> pb::ThreadSummary {
-    let named = |id: Uuid, name: String, label: String, kind_name: &str| {
-        let display = if label.is_empty() {
-            name.clone()
-        } else {
-            format!("{name} ({label})")
-        };
-        pb::Person {
-            person_id: id.to_string(),
-            name,
-            role_label: label,
-            kind: kind(kind_name) as i32,
-            display,
-        }
-    };
-    let count: i32 = row.get(10);
-    let read: i32 = row.get(11);
-    let ids: Vec<Uuid> = row.get(14);
-    let names: Vec<String> = row.get(15);
-    let labels: Vec<String> = row.get(16);
-    let kinds: Vec<String> = row.get(17);
+/// The people a row of [`summary_select!`] names: patient, assignee,
+/// participants.
+fn summary_people(row: &Row) -> impl Iterator<Item = Uuid> + use<> {
+    let participants: Vec<Uuid> = row.get(10);
+    [Some(row.get::<_, Uuid>(1)), row.get::<_, Option<Uuid>>(4)]
+        .into_iter()
+        .flatten()
+        .chain(participants)
+}
+
+/// A list's view of one thread, from a row of [`summary_select!`] and the
+/// people it names.
+fn summary(row: &Row, named: &HashMap<Uuid, pb::Person>) -> pb::ThreadSummary {
+    let patient: Uuid = row.get(1);
+    let count: i32 = row.get(6);
+    let read: i32 = row.get(7);
     pb::ThreadSummary {
         thread_id: row.get::<_, Uuid>(0).to_string(),
-        patient_id: row.get::<_, Uuid>(1).to_string(),
-        patient_name: row.get(2),
-        subject: row.get(3),
-        status: status(row.get::<_, &str>(4)) as i32,
-        assignee: row
-            .get::<_, Option<Uuid>>(5)
-            .map(|a| named(a, row.get(6), row.get(7), row.get::<_, &str>(8))),
-        participants: ids
+        patient_id: patient.to_string(),
+        patient_name: named
+            .get(&patient)
+            .map(|p| p.name.clone())
+            .unwrap_or_default(),
+        subject: row.get(2),
+        status: status(row.get::<_, &str>(3)) as i32,
+        assignee: row.get::<_, Option<Uuid>>(4).map(|a| person(named, a)),
+        participants: row
+            .get::<_, Vec<Uuid>>(10)
             .into_iter()
-            .zip(names)
-            .zip(labels)
-            .zip(kinds)
-            .map(|(((id, name), label), k)| named(id, name, label, &k))
+            .map(|p| person(named, p))
             .collect(),
         team_ids: row
-            .get::<_, Vec<Uuid>>(13)
+            .get::<_, Vec<Uuid>>(9)
             .iter()
             .map(Uuid::to_string)
             .collect(),
-        last_activity_at: Some(ts(row.get(9))),
+        last_activity_at: Some(ts(row.get(5))),
         message_count: count.max(0) as u32,
         unread_count: (count - read).max(0) as u32,
-        participant_count: row.get::<_, i32>(12).max(0) as u32,
+        participant_count: row.get::<_, i32>(8).max(0) as u32,
     }
 }
 
+/// What rows of [`summary_select!`] show: each thread in its record.
+fn shown(rows: &[Row]) -> Shown {
+    let mut shown = Shown::default();
+    for row in rows {
+        shown.thread(
+            &row.get::<_, Uuid>(1).to_string(),
+            &row.get::<_, Uuid>(0).to_string(),
+        );
+    }
+    shown
+}
+
+/// Summaries of rows of [`summary_select!`], in their order, with everyone
+/// they name and `others` named in one lookup (also answered), while
+/// `record` records what they show.
+async fn named_summaries(
+    client: &Client,
+    rows: &[Row],
+    others: Vec<Uuid>,
+    record: Recorder<'_>,
+) -> Result<(Vec<pb::ThreadSummary>, HashMap<Uuid, pb::Person>), Error> {
+    let (named, ()) = futures::try_join!(
+        people(client, rows.iter().flat_map(summary_people).chain(others)),
+        record(shown(rows)),
+    )?;
+    Ok((rows.iter().map(|row| summary(row, &named)).collect(), named))
+}
+
 /// Summaries of `ids`, in that order, with the viewer's unread counts.
-pub async fn summaries(
+async fn summaries(
     client: &Client,
     viewer: Uuid,
     ids: &[Uuid],
+    record: Recorder<'_>,
 ) -> Result<Vec<pb::ThreadSummary>, Error> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
     let ids = ids.to_vec();
-    let mut by_id: HashMap<String, pb::ThreadSummary> = rows(client, SUMMARIES, &[&viewer, &ids])
-        .await?
-        .iter()
-        .map(|row| {
-            let s = summary(row);
-            (s.thread_id.clone(), s)
-        })
-        .collect();
+    let found = rows(client, SUMMARIES, &[&viewer, &ids]).await?;
+    let mut by_id: HashMap<String, pb::ThreadSummary> =
+        named_summaries(client, &found, Vec::new(), record)
+            .await?
+            .0
+            .into_iter()
+            .map(|s| (s.thread_id.clone(), s))
+            .collect();
     Ok(ids
         .iter()
         .filter_map(|id| by_id.remove(&id.to_string()))
@@ -381,15 +393,16 @@ pub fn parse_cursor(cursor: &str) -> Option<(SystemTime, Uuid)> {
     Some((SystemTime::UNIX_EPOCH + Duration::from_micros(micros), id))
 }
 
+/// One page of a list: rows of [`summary_select!`].
 async fn page(
     client: &Client,
     sql: &str,
     viewer: Uuid,
     now: SystemTime,
     filter: &ListFilter,
-) -> Result<(Vec<pb::ThreadSummary>, String), Error> {
+) -> Result<Vec<Row>, Error> {
     let (cursor_at, cursor_id) = filter.cursor.unzip();
-    let found = rows(
+    rows(
         client,
         sql,
         &[
@@ -404,12 +417,13 @@ async fn page(
             &filter.page_size,
         ],
     )
-    .await?;
-    let keys: Vec<(Uuid, SystemTime)> = found.iter().map(|r| (r.get(0), r.get(9))).collect();
-    Ok((
-        found.iter().map(summary).collect(),
-        cursor_of(&keys, filter.page_size),
-    ))
+    .await
+}
+
+/// The cursor after a page of rows of [`summary_select!`].
+fn next_cursor(rows: &[Row], filter: &ListFilter) -> String {
+    let keys: Vec<(Uuid, SystemTime)> = rows.iter().map(|r| (r.get(0), r.get(5))).collect();
+    cursor_of(&keys, filter.page_size)
 }
 
 /// The viewer's own inbox.
@@ -418,6 +432,7 @@ pub async fn my_inbox(
     viewer: Viewer,
     now: SystemTime,
     filter: &ListFilter,
+    record: Recorder<'_>,
 ) -> Result<(Vec<pb::ThreadSummary>, String), Error> {
     let sql = match viewer.role {
         Role::Patient => PAGE_PATIENT,
@@ -426,16 +441,22 @@ pub async fn my_inbox(
         // Admins, operators and auditors are on no thread.
         _ => return Ok((Vec::new(), String::new())),
     };
-    page(client, sql, viewer.id, now, filter).await
+    let found = page(client, sql, viewer.id, now, filter).await?;
+    let (threads, _) = named_summaries(client, &found, Vec::new(), record).await?;
+    Ok((threads, next_cursor(&found, filter)))
 }
 
 /// Refuses anyone but a member of the team, which must exist.
 pub async fn require_member(client: &Client, viewer: Viewer, team: Uuid) -> Result<String, Error> {
-    let name: String = optional(client, TEAM, &[&team])
-        .await?
+    let (by_id, by_member): ([&Param; 1], [&Param; 2]) = ([&team], [&team, &viewer.id]);
+    let (name, member) = futures::try_join!(
+        optional(client, TEAM, &by_id),
+        one(client, IS_MEMBER, &by_member),
+    )?;
+    let name: String = name
         .map(|r| r.get(0))
         .ok_or_else(|| Error::NotFound(format!("team {team} does not exist")))?;
-    let member: bool = one(client, IS_MEMBER, &[&team, &viewer.id]).await?.get(0);
+    let member: bool = member.get(0);
     if viewer.role != Role::Professional || !member {
         return Err(Error::PermissionDenied(format!(
             "only members of team {name} see its inbox"
@@ -451,16 +472,27 @@ pub async fn team_inbox(
     now: SystemTime,
     team: Uuid,
     filter: &ListFilter,
+    record: Recorder<'_>,
 ) -> Result<pb::TeamInboxReply, Error> {
     require_member(client, viewer, team).await?;
     let filter = ListFilter {
         team: Some(team),
         ..filter.clone()
     };
-    let (threads, next_cursor) = page(client, PAGE_TEAM, viewer.id, now, &filter).await?;
-    let counts = one(client, TEAM_COUNTS, &[&team]).await?;
-    let helping = rows(client, TEAM_HELPING, &[&team]).await?;
-    let named = people(client, helping.iter().map(|r| r.get::<_, Uuid>(0))).await?;
+    let this: [&Param; 1] = [&team];
+    let (found, counts, helping) = futures::try_join!(
+        page(client, PAGE_TEAM, viewer.id, now, &filter),
+        one(client, TEAM_COUNTS, &this),
+        rows(client, TEAM_HELPING, &this),
+    )?;
+    let (threads, named) = named_summaries(
+        client,
+        &found,
+        helping.iter().map(|r| r.get::<_, Uuid>(0)).collect(),
+        record,
+    )
+    .await?;
+    let next_cursor = next_cursor(&found, &filter);
     Ok(pb::TeamInboxReply {
         page: Some(pb::ThreadPage {
             threads,
@@ -498,29 +530,33 @@ pub async fn can_see(
     Ok(one(client, sql, &[&viewer.id, &now, &thread]).await?.get(0))
 }
 
-/// One thread in full, or NOT_FOUND when the viewer may not see it.
+/// One thread in full, or NOT_FOUND when the viewer may not see it. The
+/// check and the lookups go to the server together (one round trip); the
+/// lookups' rows are dropped unread when the check fails.
 pub async fn thread(
     client: &Client,
     viewer: Viewer,
     now: SystemTime,
     thread: Uuid,
+    record: Recorder<'_>,
 ) -> Result<pb::ThreadDetail, Error> {
-    if !can_see(client, viewer, now, thread).await? {
-        return Err(Error::NotFound(format!("thread {thread} does not exist")));
-    }
-    let mut summary = summaries(client, viewer.id, &[thread]).await?;
-    let summary = summary
-        .pop()
-        .ok_or_else(|| Error::NotFound(format!("thread {thread} does not exist")))?;
     let this: [&Param; 1] = [&thread];
-    let (messages, participants, assignments, receipts) = futures::try_join!(
+    let ids = vec![thread];
+    let summary: [&Param; 2] = [&viewer.id, &ids];
+    let (visible, found, messages, participants, assignments, receipts) = futures::try_join!(
+        can_see(client, viewer, now, thread),
+        rows(client, SUMMARIES, &summary),
         rows(client, MESSAGES, &this),
         rows(client, PARTICIPANT_HISTORY, &this),
         rows(client, ASSIGNMENT_HISTORY, &this),
         rows(client, READ_RECEIPTS, &this),
     )?;
-    let named = people(
+    if !visible || found.is_empty() {
+        return Err(Error::NotFound(format!("thread {thread} does not exist")));
+    }
+    let (mut summary, named) = named_summaries(
         client,
+        &found,
         messages
             .iter()
             .map(|r| r.get::<_, Uuid>(2))
@@ -531,9 +567,14 @@ pub async fn thread(
                     .filter_map(|r| r.get::<_, Option<Uuid>>(0)),
             )
             .chain(assignments.iter().map(|r| r.get::<_, Uuid>(1)))
-            .chain(receipts.iter().map(|r| r.get::<_, Uuid>(0))),
+            .chain(receipts.iter().map(|r| r.get::<_, Uuid>(0)))
+            .collect(),
+        record,
     )
     .await?;
+    let summary = summary
+        .pop()
+        .ok_or_else(|| Error::NotFound(format!("thread {thread} does not exist")))?;
     Ok(pb::ThreadDetail {
         summary: Some(summary),
         messages: messages
@@ -673,16 +714,18 @@ pub async fn not_read_by_patient(
     now: SystemTime,
     team: Uuid,
     days: u32,
+    record: Recorder<'_>,
 ) -> Result<pb::NotReadByPatientReply, Error> {
     require_member(client, viewer, team).await?;
     let before = now - Duration::from_secs(u64::from(days) * 86_400);
     let rows = rows(client, NOT_READ_BY_PATIENT, &[&team, &before]).await?;
     let ids: Vec<Uuid> = rows.iter().map(|r| r.get(0)).collect();
-    let mut summaries: HashMap<String, pb::ThreadSummary> = summaries(client, viewer.id, &ids)
-        .await?
-        .into_iter()
-        .map(|s| (s.thread_id.clone(), s))
-        .collect();
+    let mut summaries: HashMap<String, pb::ThreadSummary> =
+        summaries(client, viewer.id, &ids, record)
+            .await?
+            .into_iter()
+            .map(|s| (s.thread_id.clone(), s))
+            .collect();
     Ok(pb::NotReadByPatientReply {
         threads: rows
             .iter()

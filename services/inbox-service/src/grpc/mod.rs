@@ -178,11 +178,9 @@ impl InboxService for InboxGrpc {
         let filter = filter(r.filters, r.page_size, &r.cursor)?;
         let position = self.reached(r.min_position).await?;
         let client = self.client().await?;
+        let record = self.access.recorder(&caller, "MyInbox", None);
         let (threads, next_cursor) =
-            queries::my_inbox(&client, viewer, SystemTime::now(), &filter).await?;
-        let mut shown = Shown::default();
-        shown.summaries(&threads);
-        self.access.record(&caller, "MyInbox", None, shown).await?;
+            queries::my_inbox(&client, viewer, SystemTime::now(), &filter, record).await?;
         Ok(Response::new(pb::ThreadPage {
             threads,
             next_cursor,
@@ -200,16 +198,12 @@ impl InboxService for InboxGrpc {
         let filter = filter(r.filters, r.page_size, &r.cursor)?;
         let position = self.reached(r.min_position).await?;
         let client = self.client().await?;
+        let record = self.access.recorder(&caller, "TeamInbox", Some(team));
         let mut reply =
-            queries::team_inbox(&client, viewer, SystemTime::now(), team, &filter).await?;
-        let mut shown = Shown::default();
+            queries::team_inbox(&client, viewer, SystemTime::now(), team, &filter, record).await?;
         if let Some(page) = reply.page.as_mut() {
             page.position = position;
-            shown.summaries(&page.threads);
         }
-        self.access
-            .record(&caller, "TeamInbox", Some(team), shown)
-            .await?;
         Ok(Response::new(reply))
     }
 
@@ -222,13 +216,10 @@ impl InboxService for InboxGrpc {
         let thread = id("thread_id", &r.thread_id)?;
         let position = self.reached(r.min_position).await?;
         let client = self.client().await?;
-        let mut detail = queries::thread(&client, viewer, SystemTime::now(), thread).await?;
+        let record = self.access.recorder(&caller, "GetThread", None);
+        let mut detail =
+            queries::thread(&client, viewer, SystemTime::now(), thread, record).await?;
         detail.position = position;
-        let mut shown = Shown::default();
-        shown.summaries(&detail.summary);
-        self.access
-            .record(&caller, "GetThread", None, shown)
-            .await?;
         Ok(Response::new(detail))
     }
 
@@ -266,14 +257,13 @@ impl InboxService for InboxGrpc {
         };
         let position = self.reached(r.min_position).await?;
         let client = self.client().await?;
+        let record = self
+            .access
+            .recorder(&caller, "NotReadByPatient", Some(team));
         let mut reply =
-            queries::not_read_by_patient(&client, viewer, SystemTime::now(), team, days).await?;
+            queries::not_read_by_patient(&client, viewer, SystemTime::now(), team, days, record)
+                .await?;
         reply.position = position;
-        let mut shown = Shown::default();
-        shown.summaries(reply.threads.iter().filter_map(|t| t.thread.as_ref()));
-        self.access
-            .record(&caller, "NotReadByPatient", Some(team), shown)
-            .await?;
         Ok(Response::new(reply))
     }
 }
