@@ -1,6 +1,6 @@
 //! Generations of a projection's tables, and the views readers use.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use tokio_postgres::{Client, GenericClient};
 
@@ -108,9 +108,7 @@ async fn prepare_locked<P: Projection>(client: &mut Client, projection: &P) -> R
         .await?
         .get(0);
     if applied > 0 || views != projection.tables().len() as i64 {
-        let tx = client.transaction().await?;
-        point_views(&tx, projection, live).await?;
-        tx.commit().await?;
+        repoint(client, projection, live).await?;
     }
     Ok(live)
 }
@@ -133,22 +131,115 @@ pub(crate) async fn point_views<P: Projection, C: GenericClient>(
     Ok(())
 }
 
-/// Makes `generation` live, in one transaction: waits for the live runner's
-/// batch in flight, points the views at the new tables, records the switch,
-/// and drops the old generation. Readers see the old tables or the new ones,
-/// never a mix.
-pub(crate) async fn switch<P: Projection>(
+/// How long a switch waits for readers to let go of the views before it
+/// lets go itself and tries again: it must be far below PostgreSQL's
+/// `deadlock_timeout` (1 s by default), so the switch gives up before any
+/// deadlock check could pick a reader as the victim.
+pub(crate) const VIEW_LOCK_TIMEOUT: Duration = Duration::from_millis(50);
+
+/// Takes every reader view of the projection in ACCESS EXCLUSIVE mode, in
+/// one statement, waiting at most [`VIEW_LOCK_TIMEOUT`] for the lot
+/// (a longer wait is `55P03 lock_not_available`, see [`retry_switch`]).
+/// Every lock the transaction takes from then on waits at most as long.
+pub(crate) async fn lock_views<P: Projection, C: GenericClient>(
+    tx: &C,
+    projection: &P,
+) -> Result<(), Error> {
+    let views = projection.name();
+    let exists: Vec<String> = tx
+        .query(
+            "SELECT table_name::text FROM information_schema.views WHERE table_schema = $1 AND table_name = ANY($2)",
+            &[&views, &projection.tables()],
+        )
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let mut statement = format!(
+        "SET LOCAL lock_timeout = '{}ms';",
+        VIEW_LOCK_TIMEOUT.as_millis()
+    );
+    if !exists.is_empty() {
+        let list: Vec<String> = exists.iter().map(|t| format!("{views}.{t}")).collect();
+        statement.push_str(&format!(
+            "LOCK TABLE {} IN ACCESS EXCLUSIVE MODE",
+            list.join(", ")
+        ));
+    }
+    tx.batch_execute(&statement).await?;
+    Ok(())
+}
+
+/// Whether a switch attempt gave up on a lock (or lost a deadlock check,
+/// which the lock timeout should make impossible) and may simply be tried
+/// again.
+pub(crate) fn retry_switch(e: &Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    match e {
+        Error::Database(e) => matches!(
+            e.code(),
+            Some(&SqlState::LOCK_NOT_AVAILABLE | &SqlState::T_R_DEADLOCK_DETECTED)
+        ),
+        _ => false,
+    }
+}
+
+/// The pause before switch attempt `attempt` (from 1): short, growing,
+/// never the same for two attempts in a row.
+pub(crate) fn switch_backoff(attempt: u32) -> Duration {
+    let jitter = u64::from(std::process::id().wrapping_mul(attempt) % 7);
+    Duration::from_millis((5 * u64::from(attempt.min(10))) + jitter)
+}
+
+/// Gives up after this many attempts: readers that hold the views this
+/// long are a defect to look at, not something to wait out silently.
+pub(crate) const SWITCH_ATTEMPTS: u32 = 200;
+
+/// Re-points the reader views at `generation` (after a migration of the
+/// live generation), taking them as a switch does.
+async fn repoint<P: Projection>(
     client: &mut Client,
     projection: &P,
     generation: i32,
-) -> Result<i32, Error> {
+) -> Result<(), Error> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let tx = client.transaction().await?;
+        let done = async {
+            lock_views(&tx, projection).await?;
+            point_views(&tx, projection, generation).await
+        }
+        .await;
+        match done {
+            Ok(()) => {
+                tx.commit().await?;
+                return Ok(());
+            }
+            Err(e) if retry_switch(&e) && attempt < SWITCH_ATTEMPTS => {
+                drop(tx);
+                tokio::time::sleep(switch_backoff(attempt)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The second half of a switch, in the caller's transaction, which holds
+/// the projection's generation row (`FOR UPDATE`, so the live runner is
+/// between batches) and has already read the replaced generation `old`:
+/// takes the views (see [`lock_views`]), points them at `generation`,
+/// records the switch, and drops the old generation. Readers see the old
+/// tables or the new ones, never a mix.
+pub(crate) async fn switch_locked<P: Projection, C: GenericClient>(
+    tx: &C,
+    projection: &P,
+    generation: i32,
+    old: i32,
+) -> Result<(), Error> {
     let name = projection.name();
-    let tx = client.transaction().await?;
-    let old: i32 = tx
-        .query_one(sql::LIVE_GENERATION_FOR_UPDATE, &[&name])
-        .await?
-        .get(0);
-    point_views(&tx, projection, generation).await?;
+    lock_views(tx, projection).await?;
+    point_views(tx, projection, generation).await?;
     tx.execute(sql::SET_LIVE_GENERATION, &[&name, &generation])
         .await?;
     tx.batch_execute(&format!(
@@ -157,8 +248,7 @@ pub(crate) async fn switch<P: Projection>(
     ))
     .await?;
     tx.execute(sql::DELETE_CHECKPOINT, &[&name, &old]).await?;
-    tx.commit().await?;
-    Ok(old)
+    Ok(())
 }
 
 /// One generation's progress.

@@ -8,7 +8,10 @@ use event_store::{EventStore, Position};
 
 use crate::db::migrate;
 use crate::engine::{Mode, Runner, RunnerConfig};
-use crate::generations::{defer_indexes, prepare, restore_indexes, switch};
+use crate::generations::{
+    SWITCH_ATTEMPTS, defer_indexes, prepare, restore_indexes, retry_switch, switch_backoff,
+    switch_locked,
+};
 use crate::sql::{self, generation_schema};
 use crate::{Error, Projection};
 
@@ -39,6 +42,9 @@ pub struct RebuildReport {
     pub elapsed: Duration,
     /// Whether an interrupted rebuild of this generation was resumed.
     pub resumed: bool,
+    /// How long the switch took, from asking for the live generation to
+    /// readers seeing the new one (readers wait at most this long).
+    pub switch: Duration,
 }
 
 /// Rebuilds `projection` from the log into a new generation and switches
@@ -149,7 +155,55 @@ pub async fn rebuild<P: Projection, S: EventStore>(
             .batch_execute(&format!("VACUUM (ANALYZE) {schema}.{table}"))
             .await?;
     }
-    let replaced = switch(&mut client, projection.as_ref(), generation).await?;
+    // Indexing and vacuuming took a while: catch up again, so the pause
+    // of the live runner below is short.
+    let head = store.last_position().await?;
+    build_until(&projection, &store, &config, generation, head).await?;
+
+    let switching = Instant::now();
+    let mut attempt = 0;
+    let replaced = loop {
+        attempt += 1;
+        let tx = client.transaction().await?;
+        // Waits for the live runner's batch in flight, and holds the next.
+        let old: i32 = tx
+            .query_one(sql::LIVE_GENERATION_FOR_UPDATE, &[&name])
+            .await?
+            .get(0);
+        let at = |generation: i32| {
+            let tx = &tx;
+            async move {
+                Ok::<_, Error>(
+                    tx.query_one(sql::CHECKPOINT, &[&name, &generation])
+                        .await?
+                        .get::<_, i64>(0) as Position,
+                )
+            }
+        };
+        // Never behind what readers were last shown: a reader that waited
+        // for a position must find it in whichever generation it reads.
+        let live_at = at(old).await?;
+        if at(generation).await? < live_at {
+            build_until(&projection, &store, &config, generation, live_at).await?;
+        }
+        match switch_locked(&tx, projection.as_ref(), generation, old).await {
+            Ok(()) => {
+                tx.commit().await?;
+                break old;
+            }
+            Err(e) if retry_switch(&e) && attempt < SWITCH_ATTEMPTS => {
+                drop(tx);
+                tracing::debug!(
+                    projection = name,
+                    attempt,
+                    "readers hold the views; switching again"
+                );
+                tokio::time::sleep(switch_backoff(attempt)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    let switch = switching.elapsed();
     let done: Position = client
         .query_one(sql::CHECKPOINT, &[&name, &generation])
         .await?
@@ -166,5 +220,25 @@ pub async fn rebuild<P: Projection, S: EventStore>(
         events: done.saturating_sub(from),
         elapsed: started.elapsed(),
         resumed,
+        switch,
     })
+}
+
+/// Applies the log to the generation being built up to `until` (no
+/// further), without progress reports: the short catch-ups before a switch.
+async fn build_until<P: Projection, S: EventStore>(
+    projection: &Arc<P>,
+    store: &S,
+    config: &RunnerConfig,
+    generation: i32,
+    until: Position,
+) -> Result<(), Error> {
+    Runner::new(
+        projection.clone(),
+        store.clone(),
+        config.clone(),
+        Mode::Build { generation, until },
+    )
+    .run(std::future::pending())
+    .await
 }

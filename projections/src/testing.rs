@@ -84,6 +84,207 @@ impl Drop for TestDatabase {
     }
 }
 
+/// One kind of query a caller repeats, answering a comparable rendering
+/// of the answer (its `Debug`, say) or the error it got.
+pub type Query = std::sync::Arc<
+    dyn Fn() -> futures::future::BoxFuture<'static, Result<String, String>> + Send + Sync,
+>;
+
+/// A [`Query`] from a call answering `T` or an error (a gRPC status, say),
+/// rendered with `Debug`.
+pub fn query<F, Fut, T, E>(call: F) -> Query
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<T, E>> + Send + 'static,
+    T: std::fmt::Debug,
+    E: std::fmt::Debug,
+{
+    use futures::FutureExt;
+    std::sync::Arc::new(move || {
+        call()
+            .map(|answer| {
+                answer
+                    .map(|a| format!("{a:?}"))
+                    .map_err(|e| format!("{e:?}"))
+            })
+            .boxed()
+    })
+}
+
+/// The start of a long answer, for a failure message.
+fn short(answer: &str) -> &str {
+    let end = (0..=answer.len().min(600))
+        .rev()
+        .find(|i| answer.is_char_boundary(*i))
+        .unwrap_or(0);
+    &answer[..end]
+}
+
+/// What [`under_load`] saw.
+#[derive(Debug, Default)]
+pub struct Load {
+    /// Queries answered while the work ran.
+    pub answered: usize,
+    /// Every error, and every answer that differed from the one the same
+    /// query gave before the work started.
+    pub failures: Vec<String>,
+    /// Per query, its slowest answer under the same load before the work
+    /// began, and while it ran.
+    pub calm: Vec<std::time::Duration>,
+    pub busy: Vec<std::time::Duration>,
+}
+
+/// Runs `work` while `callers` tasks loop over every query in `queries`
+/// (each caller starting at a different one). First every query is asked
+/// once, alone, for the answer it must keep giving; then the callers run
+/// for `calm` without the work, for each query's usual latency under that
+/// load; afterwards every query is asked once more, so answers after the
+/// work are checked too.
+pub async fn under_load<T>(
+    queries: Vec<Query>,
+    callers: usize,
+    calm: std::time::Duration,
+    work: impl std::future::Future<Output = T>,
+) -> (T, Load) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    let mut expected = Vec::new();
+    for query in &queries {
+        match query().await {
+            Ok(answer) => expected.push(answer),
+            Err(e) => panic!("a query failed before the work started: {e}"),
+        }
+    }
+    let expected = Arc::new(expected);
+    let queries = Arc::new(queries);
+    let stop = Arc::new(AtomicBool::new(false));
+    let busy = Arc::new(AtomicBool::new(false));
+    let load = Arc::new(Mutex::new(Load {
+        calm: vec![Duration::ZERO; queries.len()],
+        busy: vec![Duration::ZERO; queries.len()],
+        ..Load::default()
+    }));
+    let check = {
+        let (expected, busy) = (expected.clone(), busy.clone());
+        move |load: &Mutex<Load>, i: usize, answer: Result<String, String>, took: Duration| {
+            let mut load = load.lock().unwrap_or_else(|p| p.into_inner());
+            if busy.load(Ordering::Relaxed) {
+                load.answered += 1;
+                load.busy[i] = load.busy[i].max(took);
+            } else {
+                load.calm[i] = load.calm[i].max(took);
+            }
+            match answer {
+                Err(e) => load.failures.push(format!("query {i}: {e}")),
+                Ok(a) if a != expected[i] => load.failures.push(format!(
+                    "query {i} answered differently:\n{}\nnot\n{}",
+                    short(&a),
+                    short(&expected[i])
+                )),
+                Ok(_) => {}
+            }
+        }
+    };
+    let tasks: Vec<_> = (0..callers)
+        .map(|caller| {
+            let (queries, stop, load, check) =
+                (queries.clone(), stop.clone(), load.clone(), check.clone());
+            tokio::spawn(async move {
+                let mut i = caller % queries.len();
+                while !stop.load(Ordering::Relaxed) {
+                    let started = Instant::now();
+                    let answer = queries[i]().await;
+                    check(&load, i, answer, started.elapsed());
+                    i = (i + 1) % queries.len();
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(calm).await;
+    busy.store(true, Ordering::Relaxed);
+    let out = work.await;
+    stop.store(true, Ordering::Relaxed);
+    for task in tasks {
+        task.await.expect("a caller panicked");
+    }
+    for (i, query) in queries.iter().enumerate() {
+        let started = Instant::now();
+        let answer = query().await;
+        check(&load, i, answer, started.elapsed());
+    }
+    let load = std::mem::take(&mut *load.lock().unwrap_or_else(|p| p.into_inner()));
+    (out, load)
+}
+
+/// Rebuilds `projection` `rebuilds` times in a row (as `careline rebuild`
+/// does) while `callers` tasks loop over `queries`, and fails unless every
+/// query answered, the same as before, and none waited on a switch: each
+/// query's slowest answer during the rebuilds is within the longest switch
+/// plus 100 ms of its slowest answer under the same load without them.
+pub async fn assert_rebuilds_leave_readers_alone<P, S>(
+    projection: std::sync::Arc<P>,
+    store: S,
+    database_url: &str,
+    rebuilds: usize,
+    queries: Vec<Query>,
+    callers: usize,
+) where
+    P: crate::Projection,
+    S: event_store::EventStore,
+{
+    use std::time::Duration;
+    let work = async {
+        let mut switches = Vec::new();
+        for _ in 0..rebuilds {
+            let report = crate::rebuild(
+                projection.clone(),
+                store.clone(),
+                crate::RunnerConfig {
+                    database_url: database_url.to_string(),
+                    batch_size: 1000,
+                },
+                |_| {},
+            )
+            .await
+            .unwrap_or_else(|e| panic!("a rebuild failed: {e}"));
+            switches.push(report.switch);
+        }
+        switches
+    };
+    let (switches, load) = tokio::time::timeout(
+        Duration::from_secs(300),
+        under_load(queries, callers, Duration::from_secs(3), work),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{rebuilds} rebuilds under load did not finish in 5 minutes"));
+    let longest = switches.iter().max().copied().unwrap_or_default();
+    eprintln!(
+        "{} queries during {rebuilds} rebuilds of {}; longest switch {longest:?}; \
+         slowest answer per query, without rebuilds {:?}, with {:?}",
+        load.answered,
+        projection.name(),
+        load.calm,
+        load.busy
+    );
+    assert!(load.answered > 100, "only {} queries ran", load.answered);
+    assert!(
+        load.failures.is_empty(),
+        "{} of {} queries failed during {rebuilds} rebuilds, first: {}",
+        load.failures.len(),
+        load.answered,
+        load.failures[0]
+    );
+    for (i, (calm, busy)) in load.calm.iter().zip(&load.busy).enumerate() {
+        assert!(
+            *busy <= *calm + longest + Duration::from_millis(100),
+            "query {i} took up to {busy:?} during the rebuilds, {calm:?} without; \
+             the longest switch took {longest:?}"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::with_database;

@@ -318,6 +318,12 @@ impl<S: EventStore> AuditService for AuditGrpc<S> {
             .start()
             .await
             .map_err(Error::from)?;
+        // The view first, before the snapshot is taken: a rebuild's switch
+        // cannot then land between the checkpoint and the chains, and the
+        // two come from the same generation.
+        tx.batch_execute("LOCK TABLE entries IN ACCESS SHARE MODE")
+            .await
+            .map_err(Error::from)?;
         let position = projections::live_checkpoint(&*tx, "audit")
             .await
             .map_err(|e| Error::Unavailable(e.to_string()))?;

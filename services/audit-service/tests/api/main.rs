@@ -8,4 +8,5 @@
 mod export;
 mod integrity;
 mod support;
+mod switch;
 mod trail;

@@ -7,5 +7,6 @@
 mod access;
 mod authorization;
 mod projection;
+mod rebuild;
 mod support;
 mod views;

@@ -8,3 +8,4 @@
 mod delivery;
 mod restart;
 mod support;
+mod switch;

@@ -1,0 +1,127 @@
+//! Rebuilding the notification queue while staff look at it: every
+//! thread's notification states keep answering the same (delivery state
+//! lives outside the generations), never waiting longer than a switch.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use command_service::client::Bearer;
+use event_store::EventStore;
+use event_store::testing::TestStream;
+use inbox_service::testing::{Spec, append, generate};
+use projections::testing::{Query, TestDatabase, assert_rebuilds_leave_readers_alone, query};
+use proto::notify as pb;
+use proto::notify::notification_service_client::NotificationServiceClient;
+use service_kit::{Caller, Role};
+use tonic::Response;
+use tonic::transport::Channel;
+
+use crate::support::{Sink, keys, smtp};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn notification_states_never_fail_or_stall_while_rebuilds_switch() {
+    let mut sink = Sink::reserve("notifyswitch");
+    sink.start().await;
+    let stream = TestStream::new("notifyswitch").await;
+    let world = append(
+        stream.store(),
+        generate(
+            Spec {
+                teams: 3,
+                staff_per_team: 3,
+                patients: 20,
+                threads: 40,
+                replies: 3,
+            },
+            Duration::from_secs(30 * 86_400),
+        ),
+        16,
+    )
+    .await;
+    let db = TestDatabase::new("notifyswitch").await;
+    let mut settings = smtp(sink.port);
+    // No reminders come due while the test looks: the answers stay put.
+    settings.reminder_after = Duration::from_secs(3650 * 86_400);
+    let app = notify_service::Application::with_store(
+        notify_service::Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            database_url: db.url.clone(),
+            store: stream.config().clone(),
+            smtp: settings,
+            wait_for_position: Duration::from_secs(10),
+            batch_size: 500,
+        },
+        stream.store().clone(),
+        keys(),
+    )
+    .await
+    .unwrap();
+    let addr = app.local_addr();
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run(async {
+        let _ = stopped.await;
+    }));
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let head = stream.store().last_position().await.unwrap();
+
+    let mut queries: Vec<Query> = Vec::new();
+    for &(thread, _, team) in world.threads.iter().take(6) {
+        let lead = Caller {
+            person_id: world.staff[team][0],
+            role: Role::Professional,
+            name: "Lead".into(),
+        };
+        let token = keys().mint(&lead, Duration::from_secs(3600));
+        let c = NotificationServiceClient::with_interceptor(
+            channel.clone(),
+            Bearer::new(&token).unwrap(),
+        );
+        let thread_id = thread.to_string();
+        queries.push(query(move || {
+            let (mut c, thread_id) = (c.clone(), thread_id.clone());
+            async move {
+                c.thread_notifications(pb::ThreadNotificationsRequest {
+                    thread_id,
+                    min_position: head,
+                })
+                .await
+                .map(Response::into_inner)
+            }
+        }));
+    }
+    // Everything due is sent before the answers are taken as the baseline.
+    let mut sent = usize::MAX;
+    for _ in 0..120 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = sink.received().len();
+        if now == sent && now > 0 {
+            break;
+        }
+        sent = now;
+    }
+    let settled: Vec<String> = futures::future::join_all(queries.iter().map(|q| q()))
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert!(
+        settled
+            .iter()
+            .all(|a| a.contains("Sent") && !a.contains("Pending")),
+        "not everything was sent: {settled:?}"
+    );
+
+    assert_rebuilds_leave_readers_alone(
+        Arc::new(notify_service::NotifyProjection),
+        stream.store().clone(),
+        &db.url,
+        20,
+        queries,
+        8,
+    )
+    .await;
+}
