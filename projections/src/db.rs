@@ -112,3 +112,52 @@ pub fn describe_error(e: &tokio_postgres::Error) -> String {
         None => e.to_string(),
     }
 }
+
+/// What a database error means to the caller of a service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// A transient conflict with another transaction (a deadlock, a
+    /// serialization failure, a lock wait that timed out): trying the
+    /// same call again will work (gRPC `ABORTED`).
+    Conflict,
+    /// The database is out of reach, shutting down or starting up (gRPC
+    /// `UNAVAILABLE`).
+    Unavailable,
+    /// Anything else: a defect (gRPC `INTERNAL`).
+    Defect,
+}
+
+/// Classifies a database error: see [`Failure`].
+pub fn classify(e: &tokio_postgres::Error) -> Failure {
+    use tokio_postgres::error::SqlState;
+    if e.is_closed() {
+        return Failure::Unavailable;
+    }
+    let Some(code) = e.code() else {
+        // No server answer at all: the connection broke (I/O, TLS, protocol).
+        return Failure::Unavailable;
+    };
+    match code {
+        c if [
+            SqlState::T_R_DEADLOCK_DETECTED,
+            SqlState::T_R_SERIALIZATION_FAILURE,
+            SqlState::LOCK_NOT_AVAILABLE,
+        ]
+        .contains(c) =>
+        {
+            Failure::Conflict
+        }
+        c if c.code().starts_with("08")
+            || [
+                SqlState::ADMIN_SHUTDOWN,
+                SqlState::CRASH_SHUTDOWN,
+                SqlState::CANNOT_CONNECT_NOW,
+                SqlState::TOO_MANY_CONNECTIONS,
+            ]
+            .contains(c) =>
+        {
+            Failure::Unavailable
+        }
+        _ => Failure::Defect,
+    }
+}

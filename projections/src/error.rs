@@ -18,7 +18,7 @@ pub enum Error {
         head: Position,
     },
 
-    #[error("database: {0}")]
+    #[error("database: {}", crate::describe_error(.0))]
     Database(#[from] tokio_postgres::Error),
 
     #[error("database pool: {0}")]

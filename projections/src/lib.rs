@@ -33,7 +33,7 @@ mod sql;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use db::{connect, describe_error, pool};
+pub use db::{Failure, classify, connect, describe_error, pool};
 pub use engine::{Mode, Projection, Runner, RunnerConfig};
 pub use error::Error;
 pub use generations::{ProjectionStatus, live_checkpoint, prepare, status, views_schema};

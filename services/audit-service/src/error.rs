@@ -45,13 +45,20 @@ impl From<Error> for Status {
             Error::InvalidArgument { .. } => Status::invalid_argument(e.to_string()),
             Error::PermissionDenied(m) => Status::permission_denied(m),
             Error::Unavailable(m) => Status::unavailable(m),
-            Error::Database(e) if e.is_closed() => {
-                Status::unavailable(format!("the audit database is out of reach: {e}"))
-            }
             Error::Database(e) => {
-                let e = projections::describe_error(&e);
-                tracing::error!(error = %e, "audit query failed");
-                Status::internal(format!("audit query failed: {e}"))
+                let described = projections::describe_error(&e);
+                match projections::classify(&e) {
+                    projections::Failure::Conflict => Status::aborted(format!(
+                        "the audit query met a concurrent change ({described}); nothing was changed: try the call again"
+                    )),
+                    projections::Failure::Unavailable => Status::unavailable(format!(
+                        "the audit database is out of reach ({described}): try again shortly"
+                    )),
+                    projections::Failure::Defect => {
+                        tracing::error!(error = %described, "audit query failed");
+                        Status::internal(format!("audit query failed: {described}"))
+                    }
+                }
             }
         }
     }

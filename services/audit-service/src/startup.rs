@@ -44,6 +44,10 @@ impl<S: EventStore> Application<S> {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+        // Tables and views first: queries may come in before the runner starts.
+        let mut client = projections::connect(&config.database_url).await?;
+        projections::prepare(&mut client, &AuditProjection).await?;
+        drop(client);
         let runner = Arc::new(Runner::new(
             Arc::new(AuditProjection),
             store.clone(),

@@ -44,12 +44,18 @@ impl From<Error> for Status {
             Error::NotFound(m) => Status::not_found(m),
             Error::Unavailable(m) => Status::unavailable(m),
             Error::Database(e) => {
-                if e.is_closed() {
-                    Status::unavailable(format!("the inbox database is out of reach: {e}"))
-                } else {
-                    let e = projections::describe_error(&e);
-                    tracing::error!(error = %e, "inbox query failed");
-                    Status::internal(format!("inbox query failed: {e}"))
+                let described = projections::describe_error(&e);
+                match projections::classify(&e) {
+                    projections::Failure::Conflict => Status::aborted(format!(
+                        "the inbox query met a concurrent change ({described}); nothing was changed: try the call again"
+                    )),
+                    projections::Failure::Unavailable => Status::unavailable(format!(
+                        "the inbox database is out of reach ({described}): try again shortly"
+                    )),
+                    projections::Failure::Defect => {
+                        tracing::error!(error = %described, "inbox query failed");
+                        Status::internal(format!("inbox query failed: {described}"))
+                    }
                 }
             }
         }

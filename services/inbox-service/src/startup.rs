@@ -50,6 +50,10 @@ impl<S: EventStore> Application<S> {
         } else {
             AccessLog::off()
         };
+        // Tables and views first: queries may come in before the runner starts.
+        let mut client = projections::connect(&config.database_url).await?;
+        projections::prepare(&mut client, &InboxProjection).await?;
+        drop(client);
         let runner = Arc::new(Runner::new(
             Arc::new(InboxProjection),
             store,

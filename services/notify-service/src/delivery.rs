@@ -342,6 +342,12 @@ async fn send_group(
     .await
 }
 
+/// An error of the statement doing `what`, with the server's code and
+/// message (a database error's own `Display` says only "db error").
+fn failed(what: &'static str) -> impl FnOnce(tokio_postgres::Error) -> anyhow::Error {
+    move |e| anyhow::anyhow!("{what}: {}", projections::describe_error(&e))
+}
+
 /// Runs the worker until `stopping`: leads (or stands by until it may),
 /// then sends what is due, waking when the projection moves or every
 /// `poll`.
@@ -356,7 +362,7 @@ pub async fn run(
         match work(&database_url, &smtp, &mut checkpoint, &mut stopping).await {
             Ok(()) => return,
             Err(e) => {
-                tracing::warn!(error = %e, retry_in = ?pause, "notification delivery failed; restarting");
+                tracing::warn!(error = format!("{e:#}"), retry_in = ?pause, "notification delivery failed; restarting");
             }
         }
         tokio::select! {
@@ -374,10 +380,16 @@ async fn work(
     stopping: &mut watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let client = projections::connect(database_url).await?;
-    prepare(&client).await?;
+    prepare(&client)
+        .await
+        .map_err(failed("creating the delivery tables"))?;
     let mailer = Mailer::new(smtp, CONCURRENT_SENDS);
     loop {
-        let led: bool = client.query_one(LEAD, &[]).await?.get(0);
+        let led: bool = client
+            .query_one(LEAD, &[])
+            .await
+            .map_err(failed("taking the lead of delivery"))?
+            .get(0);
         if led {
             break;
         }
@@ -394,7 +406,10 @@ async fn work(
         }
         let now = smtp.clock.now();
         let cutoff = micros(now) - smtp.coalesce.as_micros() as i64;
-        let due = client.query(DUE, &[&now, &cutoff]).await?;
+        let due = client
+            .query(DUE, &[&now, &cutoff])
+            .await
+            .map_err(failed("finding the notifications due"))?;
         // Sends are latency-bound: several at once, each group on its own.
         let heads: Vec<(String, String)> = due.iter().map(|h| (h.get(0), h.get(1))).collect();
         let mut pending = Vec::with_capacity(heads.len());
@@ -404,19 +419,24 @@ async fn work(
         let sends = futures::stream::iter(pending).buffer_unordered(CONCURRENT_SENDS);
         let mut sends = std::pin::pin!(sends);
         while let Some(sent) = sends.next().await {
-            sent?;
+            sent.map_err(failed("sending and recording a notification"))?;
             if *stopping.borrow() {
                 return Ok(());
             }
         }
-        client.execute(SETTLE, &[]).await?;
+        client
+            .execute(SETTLE, &[])
+            .await
+            .map_err(failed("moving the settled watermark"))?;
 
         let pass_due = last_reminder_pass
             .and_then(|last| now.duration_since(last).ok())
             .is_none_or(|since| since >= REMINDER_PASS_EVERY);
         let mut reminded = 0;
         if pass_due {
-            reminded = remind(&client, &mailer, smtp, now).await?;
+            reminded = remind(&client, &mailer, smtp, now)
+                .await
+                .map_err(failed("sending reminders"))?;
             // A full pass may have left more: the next one comes at once.
             if reminded < REMINDER_LIMIT {
                 last_reminder_pass = Some(now);

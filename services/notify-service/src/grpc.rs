@@ -63,7 +63,23 @@ impl NotifyGrpc {
 }
 
 fn unavailable(e: impl std::fmt::Display) -> Status {
-    Status::unavailable(format!("the notification database: {e}"))
+    Status::unavailable(format!("the notification database is out of reach: {e}"))
+}
+
+/// A failed query as a status: a conflict is worth retrying (ABORTED), an
+/// outage is UNAVAILABLE, anything else a defect (INTERNAL).
+fn db(e: tokio_postgres::Error) -> Status {
+    let described = projections::describe_error(&e);
+    match projections::classify(&e) {
+        projections::Failure::Conflict => Status::aborted(format!(
+            "the notification query met a concurrent change ({described}): try the call again"
+        )),
+        projections::Failure::Unavailable => unavailable(described),
+        projections::Failure::Defect => {
+            tracing::error!(error = %described, "notification query failed");
+            Status::internal(format!("notification query failed: {described}"))
+        }
+    }
 }
 
 #[tonic::async_trait]
@@ -91,15 +107,12 @@ impl NotificationService for NotifyGrpc {
         let on_thread: bool = client
             .query_one(ON_THREAD, &[&thread, &caller.person_id.to_string()])
             .await
-            .map_err(unavailable)?
+            .map_err(db)?
             .get(0);
         if caller.role != Role::Professional || !on_thread {
             return Err(Status::not_found(format!("no thread {thread}")));
         }
-        let rows = client
-            .query(STATES, &[&thread])
-            .await
-            .map_err(unavailable)?;
+        let rows = client.query(STATES, &[&thread]).await.map_err(db)?;
         let notifications = rows
             .iter()
             .map(|row| {

@@ -42,6 +42,16 @@ impl<S: EventStore> Application<S> {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+        // Tables and views first: the worker and the queries start at once.
+        let mut client = projections::connect(&config.database_url).await?;
+        projections::prepare(&mut client, &NotifyProjection).await?;
+        crate::delivery::prepare(&client).await.map_err(|e| {
+            anyhow::anyhow!(
+                "creating the delivery tables: {}",
+                projections::describe_error(&e)
+            )
+        })?;
+        drop(client);
         let runner = Arc::new(Runner::new(
             Arc::new(NotifyProjection),
             store,

@@ -7,5 +7,6 @@
 
 mod delivery;
 mod restart;
+mod startup;
 mod support;
 mod switch;
