@@ -6,10 +6,20 @@ use tokio_postgres::{Client, NoTls};
 
 use crate::Error;
 
+/// Session settings of every connection: the server sends warnings and
+/// errors only. Its NOTICEs ("view ... does not exist, skipping") are
+/// expected chatter of idempotent schema statements, and the driver would
+/// log each one.
+const QUIET: &str = "-c client_min_messages=warning";
+
 /// One connection, its driver running on the runtime. For runners and
 /// schema changes, which need a session of their own.
 pub async fn connect(database_url: &str) -> Result<Client, Error> {
-    let connecting = tokio_postgres::connect(database_url, NoTls);
+    let mut config: tokio_postgres::Config = database_url
+        .parse()
+        .map_err(|e| Error::Config(format!("DATABASE_URL is not a PostgreSQL URL: {e}")))?;
+    config.options(QUIET);
+    let connecting = config.connect(NoTls);
     let (client, connection) = tokio::time::timeout(Duration::from_secs(10), connecting)
         .await
         .map_err(|_| {
@@ -49,7 +59,7 @@ pub fn pool(
     // plans), rather than re-planning on every call, which can cost more
     // than running the query.
     config.options(format!(
-        "-c search_path={views_schema} -c plan_cache_mode=force_generic_plan"
+        "{QUIET} -c search_path={views_schema} -c plan_cache_mode=force_generic_plan"
     ));
     let manager = deadpool_postgres::Manager::from_config(
         config,

@@ -14,6 +14,7 @@
 //! Each command is one module; they share the configuration read from the
 //! environment (see `event_store::StoreConfig::from_env`).
 
+mod console;
 mod demo;
 mod display;
 mod rebuild;
@@ -66,12 +67,15 @@ pub(crate) fn database_url() -> String {
     service_kit::env::database_url()
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default: warnings).
+/// Logs to stderr, filtered by `RUST_LOG` (default: warnings), each line
+/// above a progress bar when one is shown, coloured only on a terminal.
 pub fn init_tracing() {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(console::Logs)
         .try_init();
 }

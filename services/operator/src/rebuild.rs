@@ -1,6 +1,5 @@
 //! `careline rebuild <projection>`.
 
-use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,7 +27,7 @@ fn eta(d: Option<Duration>) -> String {
     }
 }
 
-/// `\r[#####-----]  51.2%  512,345 / 1,000,000 events  45,678 ev/s  ETA 0:11`
+/// `[#####-----]  51.2%  512,345 / 1,000,000 events  45,678 ev/s  ETA 0:11`
 fn bar(p: &Progress) -> String {
     let fraction = if p.total == 0 {
         1.0
@@ -37,7 +36,7 @@ fn bar(p: &Progress) -> String {
     };
     let filled = (fraction * 30.0).round() as usize;
     format!(
-        "\r  generation {} [{}{}] {:5.1}%  {} / {} events  {:.0} ev/s  ETA {}   ",
+        "  generation {} [{}{}] {:5.1}%  {} / {} events  {:.0} ev/s  ETA {}   ",
         p.generation,
         "#".repeat(filled.min(30)),
         "-".repeat(30 - filled.min(30)),
@@ -58,48 +57,48 @@ pub(crate) async fn run(config: StoreConfig, args: RebuildArgs) -> anyhow::Resul
         database_url: crate::database_url(),
         batch_size: args.batch,
     };
-    let show = |p: &Progress| {
-        let mut err = std::io::stderr();
-        let _ = write!(err, "{}", bar(p));
-        let _ = err.flush();
-    };
+    let show = |p: &Progress| crate::console::show(&bar(p));
     let name = args.projection.as_str();
     if matches!(name, "inbox" | "audit" | "notify") {
         eprintln!("careline: rebuilding {name} beside the live generation, which keeps serving");
     }
-    let report = match name {
-        "inbox" => {
-            projections::rebuild(
-                Arc::new(inbox_service::InboxProjection),
-                store,
-                runner,
-                show,
-            )
-            .await?
-        }
-        "audit" => {
-            projections::rebuild(
-                Arc::new(audit_service::AuditProjection),
-                store,
-                runner,
-                show,
-            )
-            .await?
-        }
-        "notify" => {
-            projections::rebuild(
-                Arc::new(notify_service::NotifyProjection),
-                store,
-                runner,
-                show,
-            )
-            .await?
-        }
-        other => anyhow::bail!(
-            "unknown projection {other:?}: known projections are: inbox, audit, notify"
-        ),
-    };
-    eprintln!();
+    let result = async {
+        Ok::<_, anyhow::Error>(match name {
+            "inbox" => {
+                projections::rebuild(
+                    Arc::new(inbox_service::InboxProjection),
+                    store,
+                    runner,
+                    show,
+                )
+                .await?
+            }
+            "audit" => {
+                projections::rebuild(
+                    Arc::new(audit_service::AuditProjection),
+                    store,
+                    runner,
+                    show,
+                )
+                .await?
+            }
+            "notify" => {
+                projections::rebuild(
+                    Arc::new(notify_service::NotifyProjection),
+                    store,
+                    runner,
+                    show,
+                )
+                .await?
+            }
+            other => anyhow::bail!(
+                "unknown projection {other:?}: known projections are: inbox, audit, notify"
+            ),
+        })
+    }
+    .await;
+    crate::console::finish();
+    let report = result?;
     println!(
         "{} rebuilt: generation {} is live (replaced {}), {} events applied{} in {:.1} s ({:.0} events/s)",
         args.projection,

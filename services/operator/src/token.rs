@@ -16,8 +16,10 @@ pub(crate) struct TokenArgs {
     /// The name the audit trail shows.
     #[arg(long)]
     name: String,
-    /// How long the token is valid.
-    #[arg(long, default_value_t = 8)]
+    /// How long the token is valid, in whole hours: at least 1 (an
+    /// expired token cannot be minted here; tests that need one craft it
+    /// with `TokenKeys::mint_until`).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=24 * 366))]
     hours: u64,
 }
 

@@ -260,18 +260,19 @@ fn expand(
                 }
             }
             Recipient::Professional(person) => {
-                ctx.professional(person)?;
+                let name = &ctx.professional(person)?.name;
                 // Every team in scope: the record's, the thread's, and those named.
-                let mut scope: Vec<_> = ctx.teams.values().filter(|t| t.exists).collect();
-                scope.sort_by(|a, b| a.name.cmp(&b.name));
-                if let Some(team) = scope.iter().find(|t| t.auto_cc && t.is_contactable(person)) {
-                    return Err(DomainError::invalid(
-                        "recipients",
-                        format!(
-                            "{person} is a member of team {}, which has automatic CC: address the team, not its members one by one",
-                            team.name
-                        ),
-                    ));
+                let mut scope: Vec<_> = ctx.teams.iter().filter(|(_, t)| t.exists).collect();
+                scope.sort_by(|a, b| a.1.name.cmp(&b.1.name));
+                if let Some((team_id, team)) = scope
+                    .iter()
+                    .find(|(_, t)| t.auto_cc && t.is_contactable(person))
+                {
+                    // A rule of the team, not a malformed request.
+                    return Err(DomainError::precondition(format!(
+                        "{name} ({person}) is reached through team {team_name}, which has automatic CC: address team {team_name} ({team_id}) instead, and everyone contactable in it is copied in",
+                        team_name = team.name,
+                    )));
                 }
                 if patient_side
                     && !record.teams.keys().any(|t| {

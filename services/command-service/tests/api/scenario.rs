@@ -265,3 +265,32 @@ async fn self_registration_needs_the_teams_current_code() {
                 && p.reason() == JoinReason::TeamDefaultContact)
     );
 }
+
+#[tokio::test]
+async fn a_patient_who_addresses_one_nurse_of_an_auto_cc_team_is_told_which_team_to_write_to() {
+    let app = spawn_app("autoccalone").await;
+    let org = app.org().await;
+    let before = app.head().await;
+    let mut patient = app.signer.client(&org.patient).unwrap();
+    let refused = patient
+        .start_thread(pb::StartThreadRequest {
+            command_id: command_id(),
+            thread_id: String::new(),
+            patient_id: org.patient.person_id.to_string(),
+            subject: "A question".into(),
+            body: "Can I ask you directly?".into(),
+            recipients: vec![recipient_professional(&org.nurse.person_id)],
+            carer_ids: vec![],
+        })
+        .await
+        .unwrap_err();
+    // A rule of the team, not a malformed request; it names the person
+    // and the team to address instead.
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert!(refused.message().contains(&org.nurse.name), "{refused:?}");
+    assert!(
+        refused.message().contains("address team Renal Unit"),
+        "{refused:?}"
+    );
+    assert_eq!(app.head().await, before, "nothing was written");
+}

@@ -367,8 +367,8 @@ fn members_of_an_auto_cc_team_cannot_be_addressed_one_by_one() {
         );
         assert_refused(
             w.run(&Thread::default(), actor, &start),
-            "invalid",
-            "member of team Renal, which has automatic CC",
+            "precondition",
+            "is reached through team Renal, which has automatic CC: address team Renal",
         );
     }
 }
@@ -653,7 +653,7 @@ fn professionals_add_specialists_and_second_line_teams() {
     };
     assert_refused(
         w.run(&thread, &w.nurse, &one_by_one),
-        "invalid",
+        "precondition",
         "automatic CC",
     );
 }
