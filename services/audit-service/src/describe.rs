@@ -373,7 +373,9 @@ pub fn describe(event: &RecordedEvent, dir: &mut Directory) -> Vec<Draft> {
             let carer = dir.name(&e.carer_id);
             vec![record(
                 aggregate,
-                format!("{who} revoked {carer}'s consent to the record"),
+                format!(
+                    "{who} revoked {carer}'s consent to the record; {carer}'s access ended: consent revoked"
+                ),
             )]
         }
         Payload::RecordAccessGranted(e) => {

@@ -85,11 +85,18 @@ macro_rules! summary_select {
     ($from:expr) => {
         concat!(
             "SELECT t.thread_id, t.patient_id, t.subject, t.status, t.assignee, t.last_activity_at, \
-             t.message_count, coalesce(rm.seq, 0), t.participant_count, \
+             t.message_count, coalesce(rm.seq, 0), \
+             t.participant_count - (SELECT count(*)::int4 FROM thread_participants tp \
+               JOIN consents c ON c.patient_id = t.patient_id AND c.carer_id = tp.person_id \
+               WHERE tp.thread_id = t.thread_id AND tp.active AND tp.kind = 'carer' \
+                 AND c.expires_at <= now()), \
              coalesce((SELECT array_agg(tt.team_id ORDER BY tt.added_at, tt.team_id) FROM thread_teams tt \
                WHERE tt.thread_id = t.thread_id), '{}'), \
              ARRAY(SELECT tp.person_id FROM thread_participants tp \
                WHERE tp.thread_id = t.thread_id AND tp.active \
+                 AND NOT (tp.kind = 'carer' AND EXISTS (SELECT 1 FROM consents c \
+                   WHERE c.patient_id = t.patient_id AND c.carer_id = tp.person_id \
+                     AND c.expires_at <= now())) \
                ORDER BY tp.joined_at, tp.person_id LIMIT 10) FROM ",
             $from,
             " LEFT JOIN read_marks rm ON rm.thread_id = t.thread_id AND rm.person_id = $1"
@@ -159,8 +166,14 @@ const TEAM_HELPING: &str = "SELECT t.assignee, count(*) FROM thread_teams tt JOI
 
 const MESSAGES: &str = "SELECT message_id, seq, author_id, body, posted_at FROM messages \
      WHERE thread_id = $1 ORDER BY seq";
-const PARTICIPANT_HISTORY: &str = "SELECT person_id, reason, via_team, active, joined_at, left_at \
-     FROM thread_participants WHERE thread_id = $1 ORDER BY joined_at, person_id";
+/// A carer still on the thread whose consent has expired (no event says
+/// so) is shown as having left when it expired.
+const PARTICIPANT_HISTORY: &str = "SELECT tp.person_id, tp.reason, tp.via_team, \
+     tp.active AND c.carer_id IS NULL, tp.joined_at, coalesce(tp.left_at, c.expires_at) \
+     FROM thread_participants tp JOIN threads t ON t.thread_id = tp.thread_id \
+     LEFT JOIN consents c ON tp.kind = 'carer' AND tp.active AND c.patient_id = t.patient_id \
+       AND c.carer_id = tp.person_id AND c.expires_at <= now() \
+     WHERE tp.thread_id = $1 ORDER BY tp.joined_at, tp.person_id";
 const ASSIGNMENT_HISTORY: &str =
     "SELECT assignee, by_id, at FROM assignments WHERE thread_id = $1 ORDER BY position";
 const READ_RECEIPTS: &str = "SELECT r.person_id, m.message_id, r.seq, r.read_at FROM read_marks r \

@@ -37,6 +37,12 @@ const UPSERT_CONSENT: &str = "INSERT INTO consents (patient_id, carer_id, expire
      DO UPDATE SET expires_at = excluded.expires_at, active = true";
 const REVOKE_CONSENT: &str =
     "UPDATE consents SET active = false WHERE patient_id = $1 AND carer_id = $2";
+/// A carer leaves every thread of record $1: their consent ended.
+const END_CARER: &str = "UPDATE participants p SET active = false FROM threads t \
+     WHERE t.thread_id = p.thread_id AND t.patient_id = $1 AND p.person_id = $2 AND p.active";
+/// Whether consent ($1, $2) had lapsed (revoked, or expired by $3, µs).
+const LAPSED_CONSENT: &str = "SELECT 1 FROM consents WHERE patient_id = $1 AND carer_id = $2 \
+     AND (NOT active OR expires_at <= $3)";
 const INSERT_THREAD: &str =
     "INSERT INTO threads (thread_id, patient_id) VALUES ($1, $2) ON CONFLICT DO NOTHING";
 const JOIN: &str = "INSERT INTO participants (thread_id, person_id, active) VALUES ($1, $2, true) \
@@ -169,6 +175,16 @@ async fn apply(tx: &Transaction<'_>, event: &RecordedEvent) -> Result<(), Error>
             tx.execute(VERIFY_EMAIL, &[&aggregate, &e.email]).await?;
         }
         Payload::CarerConsentGranted(e) => {
+            // After a lapse, a new consent: the carer took part under the
+            // old one, and that ended with it (they are added again).
+            let at = micros(envelope.occurred_at.as_ref()).unwrap_or(0);
+            if tx
+                .query_opt(LAPSED_CONSENT, &[&aggregate, &e.carer_id, &at])
+                .await?
+                .is_some()
+            {
+                tx.execute(END_CARER, &[&aggregate, &e.carer_id]).await?;
+            }
             tx.execute(
                 UPSERT_CONSENT,
                 &[&aggregate, &e.carer_id, &micros(e.expires_at.as_ref())],
@@ -178,6 +194,7 @@ async fn apply(tx: &Transaction<'_>, event: &RecordedEvent) -> Result<(), Error>
         Payload::CarerConsentRevoked(e) => {
             tx.execute(REVOKE_CONSENT, &[&aggregate, &e.carer_id])
                 .await?;
+            tx.execute(END_CARER, &[&aggregate, &e.carer_id]).await?;
         }
         Payload::ThreadStarted(e) => {
             tx.execute(INSERT_THREAD, &[&e.thread_id, &e.patient_id])

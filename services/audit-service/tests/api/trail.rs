@@ -138,7 +138,7 @@ async fn the_scenario_is_on_the_record_trail_in_order() {
             "Dr Rowan Cole left the thread",
             "Nina Patel archived the thread",
             "Pat Jones posted a message, which reopened the thread",
-            "Pat Jones revoked Chris Jones's consent to the record",
+            "Pat Jones revoked Chris Jones's consent to the record; Chris Jones's access ended: consent revoked",
             "Nina Patel opened the thread",
         ]
     );

@@ -19,6 +19,16 @@ use super::{Actor, Aggregate, Command, Context, DomainError, Needs, require_role
 pub struct Consent {
     pub relationship: CarerRelationship,
     pub expires_at: Option<SystemTime>,
+    /// When this consent began: a grant while an earlier one was still in
+    /// force continues it; after a gap (a revocation or an expiry) it is
+    /// a new consent, and participation under the earlier one has ended.
+    pub since: SystemTime,
+}
+
+impl Consent {
+    pub fn in_force(&self, now: SystemTime) -> bool {
+        self.expires_at.is_none_or(|t| now < t)
+    }
 }
 
 /// A record-access grant to a team.
@@ -51,9 +61,15 @@ pub struct PatientRecord {
 
 impl PatientRecord {
     pub fn consent_in_force(&self, carer: &str, now: SystemTime) -> bool {
+        self.consents.get(carer).is_some_and(|c| c.in_force(now))
+    }
+
+    /// When the carer's consent in force began; none when none is in force.
+    pub fn consent_since(&self, carer: &str, now: SystemTime) -> Option<SystemTime> {
         self.consents
             .get(carer)
-            .is_some_and(|c| c.expires_at.is_none_or(|t| now < t))
+            .filter(|c| c.in_force(now))
+            .map(|c| c.since)
     }
 
     /// Whether a team holds an access grant in force.
@@ -108,11 +124,18 @@ impl Aggregate for PatientRecord {
                 self.teams.insert(e.team_id.clone(), e.method());
             }
             Some(Payload::CarerConsentGranted(e)) => {
+                let at = time(&event.occurred_at).unwrap_or(SystemTime::UNIX_EPOCH);
+                let since = self
+                    .consents
+                    .get(&e.carer_id)
+                    .filter(|c| c.in_force(at))
+                    .map_or(at, |c| c.since);
                 self.consents.insert(
                     e.carer_id.clone(),
                     Consent {
                         relationship: e.relationship(),
                         expires_at: time(&e.expires_at),
+                        since,
                     },
                 );
             }

@@ -10,6 +10,7 @@
 //! * people with no relation to a thread are told it does not exist.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::SystemTime;
 
 use proto::events::{
     AggregateType, Envelope, JoinReason, MessagePosted, Participant, ParticipantKind,
@@ -36,6 +37,8 @@ pub struct OnThread {
     pub kind: ParticipantKind,
     pub active: bool,
     pub via_team: Option<String>,
+    /// When they (last) joined.
+    pub joined_at: SystemTime,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -59,6 +62,25 @@ impl Thread {
         self.participants.get(person).is_some_and(|p| p.active)
     }
 
+    /// Whether `person` takes part in the thread now: on it and, for a
+    /// carer, under the patient's consent in force. A carer's
+    /// participation ends with the consent they joined under (revoked or
+    /// expired); a later consent does not restore it: they are added again.
+    pub fn takes_part(
+        &self,
+        person: &str,
+        record: Option<&PatientRecord>,
+        now: SystemTime,
+    ) -> bool {
+        match self.participants.get(person) {
+            Some(p) if p.active && p.kind == ParticipantKind::Carer => record
+                .and_then(|r| r.consent_since(person, now))
+                .is_some_and(|since| p.joined_at >= since),
+            Some(p) => p.active,
+            None => false,
+        }
+    }
+
     pub fn has_left(&self, person: &str) -> bool {
         self.participants.get(person).is_some_and(|p| !p.active)
     }
@@ -72,7 +94,7 @@ impl Thread {
         }
     }
 
-    fn add(&mut self, participants: &[Participant]) {
+    fn add(&mut self, participants: &[Participant], at: SystemTime) {
         for p in participants {
             self.participants.insert(
                 p.person_id.clone(),
@@ -80,6 +102,7 @@ impl Thread {
                     kind: p.kind(),
                     active: true,
                     via_team: (!p.via_team_id.is_empty()).then(|| p.via_team_id.clone()),
+                    joined_at: at,
                 },
             );
         }
@@ -91,12 +114,17 @@ impl Aggregate for Thread {
 
     fn evolve(&mut self, event: &Envelope) {
         let author = event.actor.as_ref().map(|a| a.person_id.as_str());
+        let at = event
+            .occurred_at
+            .as_ref()
+            .and_then(|t| super::values::timestamp("occurred_at", t).ok())
+            .unwrap_or(SystemTime::UNIX_EPOCH);
         match &event.payload {
             Some(Payload::ThreadStarted(e)) => {
                 self.started = true;
                 self.patient_id = e.patient_id.clone();
                 self.subject = e.subject.clone();
-                self.add(&e.participants);
+                self.add(&e.participants, at);
                 self.teams.extend(e.team_ids.iter().cloned());
                 self.push_message(&e.message_id, author);
             }
@@ -107,7 +135,7 @@ impl Aggregate for Thread {
                 }
             }
             Some(Payload::ParticipantsAdded(e)) => {
-                self.add(&e.participants);
+                self.add(&e.participants, at);
                 self.teams.extend(e.team_ids.iter().cloned());
             }
             Some(Payload::ParticipantLeft(e)) => {
@@ -313,7 +341,7 @@ fn add_carers(
                 "carer {carer} does not hold the patient's consent, so cannot be copied in"
             )));
         }
-        if !thread.is_some_and(|t| t.is_active(carer)) {
+        if !thread.is_some_and(|t| t.takes_part(carer, Some(record), ctx.now)) {
             roster.push(participant(
                 carer,
                 ParticipantKind::Carer,
@@ -388,6 +416,11 @@ fn require_participant(thread: &Thread, id: &str, ctx: &Context) -> Result<(), D
         if !record.consent_in_force(me, ctx.now) {
             return Err(DomainError::denied(
                 "the patient's consent for you is no longer in force",
+            ));
+        }
+        if !thread.takes_part(me, Some(record), ctx.now) {
+            return Err(DomainError::denied(
+                "your part in this thread ended with the consent you joined under; someone on the thread can add you again",
             ));
         }
     }
@@ -690,7 +723,13 @@ impl Command for LeaveThread {
                 "the patient cannot leave a thread in their own record",
             ));
         }
-        if !thread.is_active(me) {
+        let record = ctx.record.as_deref();
+        let on = if ctx.actor.role == Role::Carer {
+            thread.takes_part(me, record, ctx.now)
+        } else {
+            thread.is_active(me)
+        };
+        if !on {
             return Err(DomainError::precondition("you are not on this thread"));
         }
         Ok(Payload::ParticipantLeft(ParticipantLeft {

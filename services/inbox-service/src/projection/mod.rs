@@ -9,6 +9,9 @@
 //!
 //! The two parts touch disjoint tables and neither reads the other's, so
 //! applying one before the other keeps the log's order where it matters.
+//! The exception is a consent that ends (revoked, or granted again after
+//! it expired): the carer leaves the record's threads, so the thread
+//! events before it are written first, then the departure, in log order.
 
 mod reference;
 mod threads;
@@ -95,6 +98,28 @@ impl projections::Projection for InboxProjection {
                 | Some(Payload::ThreadArchived(_))
                 | Some(Payload::ThreadReopened(_))
                 | Some(Payload::ThreadReadUpTo(_)) => threads.push(event),
+                Some(Payload::CarerConsentRevoked(e)) => {
+                    let (patient, carer) = consent_pair(event, &e.carer_id)?;
+                    reference.apply(tx, event).await?;
+                    // Ends participation on threads of the batch so far too.
+                    threads::apply(tx, &std::mem::take(&mut threads)).await?;
+                    end_carer(tx, patient, carer, occurred_at(event)).await?;
+                }
+                Some(Payload::CarerConsentGranted(e)) => {
+                    // After a lapse, a grant is a new consent: participation
+                    // under the expired one ended when it expired.
+                    let (patient, carer) = consent_pair(event, &e.carer_id)?;
+                    reference.flush(tx).await?;
+                    let lapsed: Option<SystemTime> = tx
+                        .query_opt(LAPSED_CONSENT, &[&patient, &carer, &occurred_at(event)])
+                        .await?
+                        .map(|row| row.get(0));
+                    if let Some(expired) = lapsed {
+                        threads::apply(tx, &std::mem::take(&mut threads)).await?;
+                        end_carer(tx, patient, carer, expired).await?;
+                    }
+                    reference.apply(tx, event).await?;
+                }
                 Some(_) => reference.apply(tx, event).await?,
                 None => {} // a newer event type: nothing to show yet
             }
@@ -102,6 +127,39 @@ impl projections::Projection for InboxProjection {
         reference.flush(tx).await?;
         threads::apply(tx, &threads).await
     }
+}
+
+/// The consent of (patient $1, carer $2) as it stood at $3, if it had
+/// expired by then: its expiry.
+const LAPSED_CONSENT: &str = "SELECT expires_at FROM consents \
+     WHERE patient_id = $1 AND carer_id = $2 AND expires_at <= $3";
+
+/// A carer leaves every thread of the record they are on, at `at`.
+/// (Rare: one statement per consent ended, not set-based.)
+const END_CARER: &str = "WITH ended AS (UPDATE thread_participants p SET active = false, left_at = $3 \
+     FROM threads t WHERE t.thread_id = p.thread_id AND t.patient_id = $1 \
+       AND p.person_id = $2 AND p.active RETURNING p.thread_id) \
+     UPDATE threads t SET participant_count = greatest(t.participant_count - 1, 0) \
+     FROM ended WHERE t.thread_id = ended.thread_id";
+
+/// A carer's participation ends with the consent they took part under: on
+/// revocation, and (seen when it is granted again) on expiry. Their
+/// messages stay.
+async fn end_carer(
+    tx: &Transaction<'_>,
+    patient: Uuid,
+    carer: Uuid,
+    at: SystemTime,
+) -> Result<(), Error> {
+    tx.execute(END_CARER, &[&patient, &carer, &at]).await?;
+    Ok(())
+}
+
+fn consent_pair(event: &RecordedEvent, carer: &str) -> Result<(Uuid, Uuid), Error> {
+    Ok((
+        uuid(event, "aggregate_id", &event.envelope.aggregate_id)?,
+        uuid(event, "carer_id", carer)?,
+    ))
 }
 
 /// A UUID from an event field, or an error naming the event.

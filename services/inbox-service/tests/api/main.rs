@@ -6,6 +6,7 @@
 
 mod access;
 mod authorization;
+mod consent;
 mod projection;
 mod rebuild;
 mod support;

@@ -432,3 +432,72 @@ async fn a_patient_who_has_not_read_a_reply_after_a_week_is_reminded_once() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(sink.received().len(), before + 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_carer_whose_consent_ended_is_not_told_until_added_again() {
+    let mut sink = Sink::reserve("notifyconsent");
+    sink.start().await;
+    let s = system("notifyconsent", smtp(sink.port)).await;
+    let org = s.org().await;
+    let thread = first_thread(&s.signer, &org).await.unwrap();
+    let mut pat = s.signer.client(&org.patient).unwrap();
+    let mut nurse = s.signer.client(&org.nurse).unwrap();
+    let carer = org.carer.person_id.to_string();
+    // Whether the carer is told of the message at `position`.
+    let told = |position: u64, states: &[pb::Notification]| {
+        states
+            .iter()
+            .any(|n| n.position == position && n.recipient_id == carer && !n.reminder)
+    };
+    let post = |body: &'static str| cmd::PostMessageRequest {
+        command_id: command_id(),
+        thread_id: thread.clone(),
+        body: body.into(),
+    };
+
+    pat.revoke_carer_consent(cmd::RevokeCarerConsentRequest {
+        command_id: command_id(),
+        patient_id: org.patient.person_id.to_string(),
+        carer_id: carer.clone(),
+    })
+    .await
+    .unwrap();
+    let after_revoke = nurse.post_message(post("One")).await.unwrap().into_inner();
+    pat.grant_carer_consent(cmd::GrantCarerConsentRequest {
+        command_id: command_id(),
+        patient_id: org.patient.person_id.to_string(),
+        carer_id: carer.clone(),
+        relationship: proto::events::CarerRelationship::FamilyMember as i32,
+        expires_at: None,
+    })
+    .await
+    .unwrap();
+    let after_grant = nurse.post_message(post("Two")).await.unwrap().into_inner();
+    pat.add_participants(cmd::AddParticipantsRequest {
+        command_id: command_id(),
+        thread_id: thread.clone(),
+        recipients: vec![],
+        carer_ids: vec![carer.clone()],
+    })
+    .await
+    .unwrap();
+    let after_add = nurse
+        .post_message(post("Three"))
+        .await
+        .unwrap()
+        .into_inner();
+
+    let states = states(&s, &org.nurse, &thread).await;
+    assert!(
+        !told(after_revoke.position, &states),
+        "told after revocation"
+    );
+    assert!(
+        !told(after_grant.position, &states),
+        "told after a new consent alone"
+    );
+    assert!(
+        told(after_add.position, &states),
+        "not told once added again"
+    );
+}

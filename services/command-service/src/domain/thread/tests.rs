@@ -619,6 +619,84 @@ fn revoking_consent_ends_a_carers_participation_from_then_on() {
 }
 
 #[test]
+fn a_new_consent_does_not_put_a_carer_back_on_threads_they_were_on() {
+    let mut w = world();
+    let mut thread = w.thread();
+    let revoke = envelope(
+        &w.patient,
+        Payload::CarerConsentRevoked(CarerConsentRevoked {
+            carer_id: w.carer.person_id.clone(),
+        }),
+    );
+    w.record.evolve(&revoke);
+    std::thread::sleep(Duration::from_millis(2));
+    w.record.evolve(&envelope(
+        &w.patient,
+        Payload::CarerConsentGranted(CarerConsentGranted {
+            carer_id: w.carer.person_id.clone(),
+            relationship: proto::events::CarerRelationship::FamilyMember as i32,
+            expires_at: None,
+        }),
+    ));
+    // Consent is in force again, but the participation ended with the old one.
+    assert_refused(
+        w.run(&thread, &w.carer, &w.post()),
+        "denied",
+        "ended with the consent you joined under",
+    );
+    assert!(!thread.takes_part(&w.carer.person_id, Some(&w.record), SystemTime::now()));
+    // Re-adding is an explicit step; then they take part again.
+    let again = AddParticipants {
+        thread_id: new_id(),
+        recipients: vec![],
+        carer_ids: vec![w.carer.person_id.clone()],
+    };
+    let event = w.apply(&mut thread, &w.patient, &again);
+    assert_eq!(
+        ids(&event),
+        vec![(w.carer.person_id.clone(), JoinReason::Cc)]
+    );
+    assert!(w.run(&thread, &w.carer, &w.post()).is_ok());
+}
+
+#[test]
+fn an_expired_consent_ends_participation_and_a_renewal_after_it_does_not_restore_it() {
+    let mut w = world();
+    let thread = w.thread();
+    let soon = SystemTime::now() + Duration::from_millis(5);
+    // Renewed while in force, with an end: the same consent goes on.
+    w.record.evolve(&envelope(
+        &w.patient,
+        Payload::CarerConsentGranted(CarerConsentGranted {
+            carer_id: w.carer.person_id.clone(),
+            relationship: proto::events::CarerRelationship::FamilyMember as i32,
+            expires_at: Some(soon.into()),
+        }),
+    ));
+    assert!(w.run(&thread, &w.carer, &w.post()).is_ok());
+    std::thread::sleep(Duration::from_millis(10));
+    assert_refused(
+        w.run(&thread, &w.carer, &w.post()),
+        "denied",
+        "no longer in force",
+    );
+    // Granted again after the gap: a new consent; the old part stays ended.
+    w.record.evolve(&envelope(
+        &w.patient,
+        Payload::CarerConsentGranted(CarerConsentGranted {
+            carer_id: w.carer.person_id.clone(),
+            relationship: proto::events::CarerRelationship::FamilyMember as i32,
+            expires_at: None,
+        }),
+    ));
+    assert_refused(
+        w.run(&thread, &w.carer, &w.post()),
+        "denied",
+        "ended with the consent you joined under",
+    );
+}
+
+#[test]
 fn professionals_add_specialists_and_second_line_teams() {
     let w = world();
     let mut thread = w.thread();
