@@ -18,9 +18,14 @@ pub enum Error {
     #[error("event log unavailable: {0}")]
     Unavailable(String),
 
-    /// A stored event cannot be decoded as an `Envelope`.
+    /// A stored event cannot be decoded as an `Envelope` (`bytes` are
+    /// what is stored, for whoever sets it aside).
     #[error("event at position {position} cannot be decoded: {reason}")]
-    Undecodable { position: Position, reason: String },
+    Undecodable {
+        position: Position,
+        reason: String,
+        bytes: Vec<u8>,
+    },
 
     /// The store's configuration is wrong, or the existing stream does not
     /// have the settings the log requires.

@@ -99,6 +99,7 @@ impl JetStreamStore {
             .map_err(|e| Error::Undecodable {
                 position,
                 reason: e.to_string(),
+                bytes: payload.to_vec(),
             })
     }
 

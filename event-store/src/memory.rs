@@ -80,6 +80,7 @@ fn decode(position: Position, bytes: &[u8]) -> Result<RecordedEvent, Error> {
         .map_err(|e| Error::Undecodable {
             position,
             reason: e.to_string(),
+            bytes: bytes.to_vec(),
         })
 }
 

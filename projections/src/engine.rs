@@ -8,6 +8,7 @@ use futures::{FutureExt, StreamExt};
 use tokio::sync::watch;
 use tokio_postgres::{Client, Transaction};
 
+use crate::dead_letters::{self, Item};
 use crate::sql::{self, generation_schema};
 use crate::{Error, generations};
 
@@ -35,8 +36,11 @@ pub trait Projection: Send + Sync + 'static {
 
     /// Applies a batch of events, in order, inside `tx` (whose search path
     /// is the generation's schema). Events the projection ignores are simply
-    /// skipped: the checkpoint moves over them anyway. An error stops the
-    /// projection at the batch; nothing of it is kept.
+    /// skipped: the checkpoint moves over them anyway. An error rolls the
+    /// batch back: an `Error::Apply` or a database error that is not
+    /// transient makes the engine apply the events one by one and set aside
+    /// (dead-letter) those that fail; any other error stops the batch, to
+    /// be tried again.
     fn apply<'a>(
         &'a self,
         tx: &'a Transaction<'a>,
@@ -217,25 +221,27 @@ impl<P: Projection, S: EventStore> Runner<P, S> {
                 () = shutdown.as_mut() => return Ok(Next::Stop),
                 event = feed.next().fuse() => event,
             };
-            let mut batch = vec![first.ok_or_else(|| Error::FeedEnded(name.to_string()))??];
+            let mut batch = vec![item(
+                first.ok_or_else(|| Error::FeedEnded(name.to_string()))?,
+            )?];
             while batch.len() < self.config.batch_size {
                 // Unconstrained: tokio's cooperative budget would otherwise
                 // end every batch at 128 events, however many are waiting.
                 match tokio::task::unconstrained(feed.next()).now_or_never() {
-                    Some(Some(event)) => batch.push(event?),
+                    Some(Some(event)) => batch.push(item(event)?),
                     Some(None) => return Err(Error::FeedEnded(name.to_string())),
                     None => break,
                 }
             }
             if let Mode::Build { until, .. } = self.mode {
-                batch.retain(|e| e.position <= until);
+                batch.retain(|e| e.position() <= until);
                 if batch.is_empty() {
                     return Ok(Next::Stop);
                 }
             }
-            let last = batch.last().map_or(checkpoint, |e| e.position);
+            let last = batch.last().map_or(checkpoint, Item::position);
 
-            let tx = client.transaction().await?;
+            let mut tx = client.transaction().await?;
             if self.mode == Mode::Live {
                 let live: i32 = tx
                     .query_one(sql::LIVE_GENERATION_FOR_SHARE, &[&name])
@@ -276,7 +282,8 @@ impl<P: Projection, S: EventStore> Runner<P, S> {
                 "SET LOCAL search_path TO {schema}; SET LOCAL synchronous_commit TO off"
             ))
             .await?;
-            self.projection.apply(&tx, &batch).await?;
+            let set_aside = dead_letters::apply(self.projection.as_ref(), &mut tx, batch).await?;
+            dead_letters::record(&tx, name, generation, &set_aside).await?;
             tx.commit().await?;
             checkpoint = last;
             self.checkpoint.send_replace(checkpoint);
@@ -292,6 +299,24 @@ impl<P: Projection, S: EventStore> Runner<P, S> {
 enum Next {
     Stop,
     Restart,
+}
+
+/// An event from the feed as a batch item: undecodable bytes are an item
+/// to set aside; any other error stops the runner.
+fn item(event: Result<RecordedEvent, event_store::Error>) -> Result<Item, Error> {
+    match event {
+        Ok(e) => Ok(Item::Event(Box::new(e))),
+        Err(event_store::Error::Undecodable {
+            position,
+            reason,
+            bytes,
+        }) => Ok(Item::Undecodable {
+            position,
+            reason,
+            bytes,
+        }),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Reads `feed` on its own task into a buffer of `capacity` events, so the

@@ -248,6 +248,11 @@ pub(crate) async fn switch_locked<P: Projection, C: GenericClient>(
     ))
     .await?;
     tx.execute(sql::DELETE_CHECKPOINT, &[&name, &old]).await?;
+    tx.execute(
+        "DELETE FROM careline_projections.dead_letters WHERE name = $1 AND generation = $2",
+        &[&name, &old],
+    )
+    .await?;
     Ok(())
 }
 
@@ -267,6 +272,8 @@ pub struct ProjectionStatus {
     pub switched_at: SystemTime,
     /// The live generation first, then any rebuild in progress.
     pub generations: Vec<GenerationStatus>,
+    /// Events the live generation set aside (could not apply).
+    pub dead_letters: u64,
 }
 
 impl ProjectionStatus {
@@ -303,10 +310,18 @@ pub async fn status(client: &Client) -> Result<Vec<ProjectionStatus>, Error> {
             })
             .collect();
         generations.sort_by_key(|g| !g.live);
+        let dead_letters: i64 = client
+            .query_one(
+                "SELECT count(*) FROM careline_projections.dead_letters WHERE name = $1 AND generation = $2",
+                &[&name, &live],
+            )
+            .await?
+            .get(0);
         out.push(ProjectionStatus {
             name,
             switched_at: row.get(2),
             generations,
+            dead_letters: dead_letters as u64,
         });
     }
     Ok(out)

@@ -17,12 +17,15 @@
 //! * `engine.rs` — [`Projection`], [`Runner`] (live or building).
 //! * `generations.rs` — preparing, switching and inspecting generations.
 //! * `rebuild.rs` — [`rebuild`], with progress.
+//! * `dead_letters.rs` — events a projection cannot apply are set aside,
+//!   recorded and shown, and the rest of the log goes on.
 //! * `serving.rs` — [`supervise`] a live runner; [`Serving`]: wait for a
 //!   position (read-your-writes).
 //! * `db.rs` — connections and migrations; `sql.rs` — the engine's queries.
 //! * `testing.rs` (feature `testing`) — a throw-away database per test.
 
 mod db;
+mod dead_letters;
 mod engine;
 mod error;
 mod generations;
@@ -34,6 +37,7 @@ mod sql;
 pub mod testing;
 
 pub use db::{Failure, classify, connect, describe_error, pool};
+pub use dead_letters::{DeadLetter, dead_letters};
 pub use engine::{Mode, Projection, Runner, RunnerConfig};
 pub use error::Error;
 pub use generations::{ProjectionStatus, live_checkpoint, prepare, status, views_schema};

@@ -21,6 +21,9 @@ mod seen_migrations {
 
 struct Seen;
 
+/// A message body the projection cannot apply.
+const REFUSED: &str = "cannot apply this";
+
 impl Projection for Seen {
     fn name(&self) -> &'static str {
         "seen"
@@ -41,6 +44,13 @@ impl Projection for Seen {
     ) -> Result<(), Error> {
         for event in events {
             if let Some(Payload::MessagePosted(m)) = &event.envelope.payload {
+                if m.body == REFUSED {
+                    return Err(Error::Apply {
+                        projection: "seen".into(),
+                        position: event.position,
+                        message: "a message this projection refuses".into(),
+                    });
+                }
                 tx.execute(
                     "INSERT INTO seen (position, body) VALUES ($1, $2)",
                     &[&(event.position as i64), &m.body],
@@ -452,4 +462,66 @@ async fn an_interrupted_rebuild_leaves_the_live_generation_and_resumes() {
     assert!(report.events <= head - 50);
     assert_eq!(w.seen().await, before);
     assert_eq!(indexes(&w, 2).await, (true, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn junk_and_impossible_events_are_set_aside_and_the_rest_is_applied() {
+    let w = world("deadletters").await;
+    let store = w.store();
+    let before = w.append(15).await;
+    // Three junk bytes straight onto a thread subject, and a message the
+    // projection refuses, in the middle of the log.
+    let thread = new_thread();
+    let junk = store
+        .jetstream()
+        .publish(
+            thread.subject(&w.stream.config().prefix),
+            "\x0f\x0f\x0f".into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap()
+        .sequence;
+    let refused = store
+        .append(&message(&new_thread(), REFUSED), 0)
+        .await
+        .unwrap()
+        .position;
+    let after = w.append(15).await;
+
+    let runner = w.live_runner();
+    let (stop, task) = spawn(&runner);
+    let head = store.last_position().await.unwrap();
+    until_at(runner.checkpoint(), head).await;
+    // Every good message is there, before and after the bad ones.
+    let seen: Vec<i64> = w.seen().await.iter().map(|(p, _)| *p).collect();
+    let good: Vec<i64> = before.iter().chain(&after).map(|p| *p as i64).collect();
+    assert_eq!(seen, good);
+
+    let client = projections::connect(&w.db.url).await.unwrap();
+    let letters = projections::dead_letters(&client, "seen").await.unwrap();
+    assert_eq!(
+        letters.iter().map(|l| l.position).collect::<Vec<_>>(),
+        vec![junk, refused]
+    );
+    assert_eq!(letters[0].bytes, b"\x0f\x0f\x0f");
+    assert!(letters[0].reason.starts_with("undecodable"), "{letters:?}");
+    assert_eq!(letters[1].event_type, "MessagePosted");
+    assert!(letters[1].reason.contains("refuses"), "{letters:?}");
+    let status = projections::status(&client).await.unwrap();
+    assert_eq!(status[0].dead_letters, 2);
+
+    // A rebuild sets the same events aside in its own generation.
+    projections::rebuild(Arc::new(Seen), store.clone(), w.config(), |_| {})
+        .await
+        .unwrap();
+    let rebuilt = projections::dead_letters(&client, "seen").await.unwrap();
+    assert_eq!(rebuilt, letters);
+    assert_eq!(
+        projections::status(&client).await.unwrap()[0].dead_letters,
+        2
+    );
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
 }

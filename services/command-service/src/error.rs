@@ -53,6 +53,20 @@ impl From<Error> for Status {
                     tracing::error!(error = %m, "event log refused a request");
                     Status::unavailable(format!("the event log refused the request: {m}"))
                 }
+                event_store::Error::Undecodable {
+                    position, reason, ..
+                } => {
+                    tracing::error!(
+                        position,
+                        reason = %reason,
+                        "an aggregate's history holds an undecodable event"
+                    );
+                    Status::data_loss(format!(
+                        "the history of this record holds an event Careline cannot read, at log position \
+                         {position}; commands on it are refused until an operator has looked \
+                         (careline status). Nothing was recorded; other records are not affected"
+                    ))
+                }
                 other => {
                     tracing::error!(error = %other, "event log error");
                     Status::internal(other.to_string())

@@ -68,6 +68,27 @@ pub(crate) async fn run(config: StoreConfig) -> anyhow::Result<()> {
                 );
             }
         }
+        if p.dead_letters > 0 {
+            println!(
+                "               {:<10} {} event(s) SET ASIDE, could not be applied (the rest of the log was):",
+                p.name, p.dead_letters
+            );
+            for l in projections::dead_letters(&client, &p.name)
+                .await?
+                .iter()
+                .take(10)
+            {
+                let what = if l.event_type.is_empty() {
+                    "undecodable bytes".to_string()
+                } else {
+                    format!("{} on {}", l.event_type, l.subject)
+                };
+                println!(
+                    "               {:<10}   position {}: {what}: {}",
+                    "", l.position, l.reason
+                );
+            }
+        }
     }
     Ok(())
 }

@@ -5,6 +5,7 @@
 // A test binary: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
+mod bad_events;
 mod export;
 mod integrity;
 mod support;

@@ -501,3 +501,48 @@ async fn a_carer_whose_consent_ended_is_not_told_until_added_again() {
         "not told once added again"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn junk_in_the_log_is_set_aside_and_notifications_go_on() {
+    let mut sink = Sink::reserve("notifyjunk");
+    sink.start().await;
+    let s = system("notifyjunk", smtp(sink.port)).await;
+    let org = s.org().await;
+    let thread = first_thread(&s.signer, &org).await.unwrap();
+    let store = s.stream.store().clone();
+    let junk = store
+        .jetstream()
+        .publish(
+            format!(
+                "{}.events.thread.{}",
+                s.stream.config().prefix,
+                uuid::Uuid::now_v7()
+            ),
+            "\x0f\x0f\x0f".into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap()
+        .sequence;
+    let reply = s
+        .signer
+        .client(&org.nurse)
+        .unwrap()
+        .post_message(cmd::PostMessageRequest {
+            command_id: command_id(),
+            thread_id: thread.clone(),
+            body: "Noted.".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let states = states(&s, &org.nurse, &thread).await;
+    assert!(states.iter().any(|n| n.position == reply.position));
+    let client = projections::connect(&s.db.url).await.unwrap();
+    let letters = projections::dead_letters(&client, "notify").await.unwrap();
+    assert_eq!(
+        letters.iter().map(|l| l.position).collect::<Vec<_>>(),
+        vec![junk]
+    );
+}
