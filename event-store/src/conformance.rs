@@ -81,7 +81,8 @@ macro_rules! conformance_suite {
             loads_a_thousand_event_aggregate,
             concurrent_appends_have_one_winner_per_version,
             refuses_malformed_events,
-            names_the_position_of_an_undecodable_event
+            names_the_position_of_an_undecodable_event,
+            a_claimed_id_stays_its_first_owners
         );
     };
     (@tests $make:path; $($name:ident),*) => {
@@ -432,4 +433,18 @@ pub async fn names_the_position_of_an_undecodable_event(h: &impl Harness) {
         Some(Err(Error::Undecodable { position, .. })) => assert_eq!(position, bad),
         other => panic!("expected Undecodable, got {other:?}"),
     }
+}
+
+pub async fn a_claimed_id_stays_its_first_owners(h: &impl Harness) {
+    let store = h.store();
+    let id = uuid::Uuid::now_v7().to_string();
+    assert_eq!(store.claim(&id, "thread/a").await.unwrap(), None);
+    // Claiming again for the same owner is a retry: fine.
+    assert_eq!(store.claim(&id, "thread/a").await.unwrap(), None);
+    assert_eq!(
+        store.claim(&id, "thread/b").await.unwrap().as_deref(),
+        Some("thread/a")
+    );
+    let other = uuid::Uuid::now_v7().to_string();
+    assert_eq!(store.claim(&other, "thread/b").await.unwrap(), None);
 }

@@ -51,6 +51,45 @@ struct Inner {
     client: async_nats::Client,
     js: jetstream::Context,
     stream: jetstream::stream::Stream,
+    /// Command ids claimed, for good: see [`EventStore::claim`].
+    claims: jetstream::kv::Store,
+}
+
+/// The key-value bucket of claimed command ids beside `stream`.
+pub fn claims_bucket(stream: &str) -> String {
+    format!("{stream}_COMMAND_IDS")
+}
+
+async fn ensure_claims(
+    js: &jetstream::Context,
+    config: &StoreConfig,
+) -> Result<jetstream::kv::Store, Error> {
+    let bucket = claims_bucket(&config.stream);
+    if let Ok(store) = js.get_key_value(&bucket).await {
+        return Ok(store);
+    }
+    // The bucket's stream, made by hand with the key-value conventions:
+    // the client's own create sends settings Debian's 2.9 server cannot
+    // answer. No key is ever deleted or replaced (create only).
+    js.get_or_create_stream(jetstream::stream::Config {
+        name: format!("KV_{bucket}"),
+        description: Some("Careline: every command id, and the aggregate it acted on".into()),
+        subjects: vec![format!("$KV.{bucket}.>")],
+        max_messages_per_subject: 1,
+        storage: jetstream::stream::StorageType::File,
+        num_replicas: config.replicas,
+        discard: jetstream::stream::DiscardPolicy::New,
+        deny_delete: true,
+        deny_purge: true,
+        allow_direct: true,
+        duplicate_window: Duration::from_secs(120),
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| Error::Unavailable(format!("cannot create the bucket {bucket}: {e}")))?;
+    js.get_key_value(&bucket)
+        .await
+        .map_err(|e| Error::Unavailable(format!("cannot create the bucket {bucket}: {e}")))
 }
 
 impl JetStreamStore {
@@ -64,12 +103,14 @@ impl JetStreamStore {
             .timeout(config.request_timeout)
             .build(client.clone());
         let stream = ensure_stream(&js, &config).await?;
+        let claims = ensure_claims(&js, &config).await?;
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
                 client,
                 js,
                 stream,
+                claims,
             }),
         })
     }
@@ -205,6 +246,29 @@ impl JetStreamStore {
 }
 
 impl EventStore for JetStreamStore {
+    async fn claim(&self, id: &str, owner: &str) -> Result<Option<String>, Error> {
+        use jetstream::kv::CreateErrorKind;
+        let claims = &self.inner.claims;
+        match claims.create(id, owner.to_string().into()).await {
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == CreateErrorKind::AlreadyExists => {
+                let holder = claims
+                    .get(id)
+                    .await
+                    .map_err(|e| Error::Unavailable(format!("cannot read command id {id}: {e}")))?
+                    .map(|v| String::from_utf8_lossy(&v).into_owned())
+                    .unwrap_or_default();
+                Ok((holder != owner).then_some(holder))
+            }
+            Err(e) if e.kind() == CreateErrorKind::InvalidKey => Err(Error::InvalidEvent(format!(
+                "command id {id:?} cannot be recorded"
+            ))),
+            Err(e) => Err(Error::Unavailable(format!(
+                "cannot record command id {id}: {e}"
+            ))),
+        }
+    }
+
     async fn append(&self, envelope: &Envelope, expected: Version) -> Result<Appended, Error> {
         let aggregate = validate_envelope(envelope)?;
         let subject = self.subject(&aggregate);

@@ -96,4 +96,14 @@ pub trait EventStore: Clone + Send + Sync + 'static {
 
     /// The position of the last event in the log (0 when empty).
     fn last_position(&self) -> impl Future<Output = Result<Position, Error>> + Send;
+
+    /// Claims `id` (a command id) for `owner` (the aggregate it acts on),
+    /// for good: JetStream's duplicate window forgets ids after minutes,
+    /// this does not. Answers `None` when the id is now (or already was)
+    /// `owner`'s, or the owner that claimed it first.
+    fn claim(
+        &self,
+        id: &str,
+        owner: &str,
+    ) -> impl Future<Output = Result<Option<String>, Error>> + Send;
 }

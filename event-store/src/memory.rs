@@ -30,6 +30,7 @@ struct Log {
     events: Vec<Bytes>,
     by_aggregate: HashMap<AggregateRef, Vec<Position>>,
     by_event_id: HashMap<String, Position>,
+    claims: HashMap<String, String>,
 }
 
 impl Default for MemoryStore {
@@ -85,6 +86,15 @@ fn decode(position: Position, bytes: &[u8]) -> Result<RecordedEvent, Error> {
 }
 
 impl EventStore for MemoryStore {
+    async fn claim(&self, id: &str, owner: &str) -> Result<Option<String>, Error> {
+        let mut log = self.lock();
+        let holder = log
+            .claims
+            .entry(id.to_string())
+            .or_insert_with(|| owner.to_string());
+        Ok((holder != owner).then(|| holder.clone()))
+    }
+
     async fn append(&self, envelope: &Envelope, expected: Version) -> Result<Appended, Error> {
         let aggregate = validate_envelope(envelope)?;
         let bytes = Bytes::from(envelope.encode_to_vec());

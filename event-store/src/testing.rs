@@ -92,6 +92,9 @@ impl Drop for TestStream {
                     if let Ok(client) = async_nats::connect(config.nats_url.as_str()).await {
                         let js = async_nats::jetstream::new(client);
                         let _ = js.delete_stream(&config.stream).await;
+                        let _ = js
+                            .delete_key_value(crate::jetstream::claims_bucket(&config.stream))
+                            .await;
                     }
                 });
             }

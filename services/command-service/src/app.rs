@@ -89,6 +89,7 @@ impl<S: EventStore> App<S> {
             replayed: true,
             created: command.created(),
         };
+        let mut claimed = false;
         for attempt in 1..=MAX_ATTEMPTS {
             let current = locked.current();
             if let Some(&position) = current.commands.get(&meta.command_id) {
@@ -102,7 +103,28 @@ impl<S: EventStore> App<S> {
                     std::any::type_name::<C>()
                 )));
             }
-            let ctx = self.context(actor, needs, now).await?;
+            // A command id is claimed for this aggregate for good, beside
+            // loading the context (JetStream's duplicate window forgets
+            // ids after minutes; a reused one must not start a second
+            // thread with the first one's message id).
+            let ctx = if claimed {
+                self.context(actor, needs, now).await?
+            } else {
+                let owner = locked.aggregate().to_string();
+                let claim = async {
+                    self.repo
+                        .store()
+                        .claim(&meta.command_id, &owner)
+                        .await
+                        .map_err(Error::from)
+                };
+                let (ctx, holder) = futures::try_join!(self.context(actor, needs, now), claim)?;
+                if holder.is_some() {
+                    return Err(Error::CommandIdReused(meta.command_id.clone()));
+                }
+                claimed = true;
+                ctx
+            };
             let payload = command.decide(&current.state, &ctx)?;
             let envelope = Envelope {
                 event_id: meta.command_id.clone(),

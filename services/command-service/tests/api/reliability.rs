@@ -355,6 +355,9 @@ impl EventStore for AlwaysConflicting {
     async fn last_position(&self) -> Result<u64, StoreError> {
         self.0.last_position().await
     }
+    async fn claim(&self, id: &str, owner: &str) -> Result<Option<String>, StoreError> {
+        self.0.claim(id, owner).await
+    }
 }
 
 #[tokio::test]
@@ -462,4 +465,40 @@ async fn health_and_both_reflection_versions_are_served() {
             .iter()
             .any(|s| s.name == "careline.command.v1.CommandService")
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_id_is_refused_on_another_aggregate_also_after_the_duplicate_window() {
+    let stream = TestStream::with_config(StoreConfig {
+        duplicate_window: Duration::from_secs(1),
+        ..unique_config("reuseforever")
+    })
+    .await;
+    let (addr, signer, _server) = serve(stream.store().clone()).await;
+    let org = command_service::demo::seed(&signer).await.unwrap();
+    let mut pat = signer.client(&org.patient).unwrap();
+    let start = |id: &str, thread: &str| pb::StartThreadRequest {
+        command_id: id.into(),
+        thread_id: thread.into(),
+        patient_id: org.patient.person_id.to_string(),
+        subject: "A question".into(),
+        body: "Hello".into(),
+        recipients: vec![pb::Recipient {
+            recipient: Some(pb::recipient::Recipient::TeamId(org.renal.clone())),
+        }],
+        carer_ids: vec![],
+    };
+    let id = command_id();
+    pat.start_thread(start(&id, &command_id())).await.unwrap();
+    // JetStream has forgotten the id by now.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let head = stream.store().last_position().await.unwrap();
+    let refused = pat
+        .start_thread(start(&id, &command_id()))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    assert!(refused.message().contains("command_id"), "{refused:?}");
+    assert_eq!(stream.store().last_position().await.unwrap(), head);
+    let _ = addr;
 }
