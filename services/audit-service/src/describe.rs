@@ -148,8 +148,12 @@ pub fn describe(event: &RecordedEvent, dir: &mut Directory) -> Vec<Draft> {
     let envelope = &event.envelope;
     let actor = envelope.actor.clone().unwrap_or_default();
     let aggregate = envelope.aggregate_id.as_str();
-    let actor_name = if actor.display_name.is_empty() {
-        dir.name(&actor.person_id)
+    // The registered name where the person is registered (a token's name
+    // is the caller's word); the token's for those who are not (admins,
+    // auditors, operators).
+    let registered = dir.name(&actor.person_id);
+    let actor_name = if registered != actor.person_id || actor.display_name.is_empty() {
+        registered
     } else {
         actor.display_name.clone()
     };
@@ -528,6 +532,7 @@ mod tests {
     #[test]
     fn thread_events_land_in_the_record_and_name_people() {
         let mut dir = Directory::default();
+        dir.names.insert("nina".into(), "Nina Patel".into());
         dir.names.insert("rowan".into(), "Dr Rowan Cole".into());
         dir.names.insert("renal".into(), "Renal Unit".into());
         let started = event(
@@ -560,6 +565,34 @@ mod tests {
         );
         assert!(dir.missing_names.is_empty());
         assert_eq!(dir.learned_threads, vec![("t1".into(), "pat".into())]);
+    }
+
+    #[test]
+    fn the_registered_name_is_used_not_the_tokens() {
+        let mut dir = Directory::default();
+        dir.names.insert("nina".into(), "Nina Patel".into());
+        dir.thread_records.insert("t1".into(), "pat".into());
+        let mut e = event(
+            2,
+            "t1",
+            Payload::ThreadArchived(proto::events::ThreadArchived {}),
+        );
+        if let Some(actor) = e.envelope.actor.as_mut() {
+            actor.display_name = "Dr Rowan Cole".into();
+        }
+        assert_eq!(
+            describe(&e, &mut dir)[0].action,
+            "Nina Patel archived the thread"
+        );
+        // Someone no registration names (an auditor, say): the token's name.
+        if let Some(actor) = e.envelope.actor.as_mut() {
+            actor.person_id = "officer".into();
+            actor.display_name = "Priya Officer".into();
+        }
+        assert_eq!(
+            describe(&e, &mut dir)[0].action,
+            "Priya Officer archived the thread"
+        );
     }
 
     #[test]

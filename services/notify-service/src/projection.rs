@@ -72,7 +72,7 @@ const ADD_MEMBER: &str =
 const REMOVE_MEMBER: &str = "DELETE FROM team_members WHERE team_id = $1 AND person_id = $2";
 const ADDRESS_TEAM: &str =
     "INSERT INTO thread_teams (thread_id, team_id) VALUES ($1, $2) ON CONFLICT DO NOTHING";
-const SENDER: &str = "SELECT kind, role_label FROM people WHERE id = $1";
+const SENDER: &str = "SELECT kind, role_label, name FROM people WHERE id = $1";
 const INSERT_MESSAGE: &str = "INSERT INTO messages (event_id, message_id, thread_id, position, \
      author_id, author_kind, author_name, author_role, posted_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING";
@@ -245,18 +245,25 @@ async fn notify(
     let envelope = &event.envelope;
     let actor = envelope.actor.clone().unwrap_or_default();
     let at = micros(envelope.occurred_at.as_ref()).unwrap_or(0);
-    let (sender_kind, sender_role) = match tx.query_opt(SENDER, &[&actor.person_id]).await? {
-        Some(row) => {
-            let (kind, label): (String, String) = (row.get(0), row.get(1));
-            let role = if label.is_empty() {
-                kind.clone()
-            } else {
-                label
-            };
-            (kind, role)
-        }
-        None => ("staff".to_string(), "staff".to_string()),
-    };
+    // The registered name, not the token's: emails name the sender.
+    let (sender_kind, sender_role, sender_name) =
+        match tx.query_opt(SENDER, &[&actor.person_id]).await? {
+            Some(row) => {
+                let (kind, label, name): (String, String, String) =
+                    (row.get(0), row.get(1), row.get(2));
+                let role = if label.is_empty() {
+                    kind.clone()
+                } else {
+                    label
+                };
+                (kind, role, name)
+            }
+            None => (
+                "staff".to_string(),
+                "staff".to_string(),
+                actor.display_name.clone(),
+            ),
+        };
     let position = event.position as i64;
     tx.execute(
         INSERT_MESSAGE,
@@ -267,7 +274,7 @@ async fn notify(
             &position,
             &actor.person_id,
             &sender_kind,
-            &actor.display_name,
+            &sender_name,
             &sender_role,
             &at,
         ],
@@ -279,7 +286,7 @@ async fn notify(
             &envelope.event_id,
             &position,
             &envelope.aggregate_id,
-            &actor.display_name,
+            &sender_name,
             &sender_role,
             &NO_VERIFIED_EMAIL,
             &at,

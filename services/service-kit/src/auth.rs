@@ -127,6 +127,28 @@ impl From<AuthError> for Status {
     }
 }
 
+/// The longest name a token may carry.
+pub const NAME_MAX: usize = 200;
+
+/// A token's name claim is shown to people (and, where the person is not
+/// registered, written to the audit trail): one line of plain text.
+fn check_name(name: &str) -> Result<(), AuthError> {
+    if name.trim().is_empty() {
+        return Err(AuthError::Invalid("the name claim is empty".into()));
+    }
+    if name.chars().count() > NAME_MAX {
+        return Err(AuthError::Invalid(format!(
+            "the name claim is longer than {NAME_MAX} characters"
+        )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(AuthError::Invalid(
+            "the name claim must be one line of text, without control characters".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Tokens already verified, by their exact text, with their expiry: a
 /// caller sends the same token on every call, and checking its signature
 /// again each time is measurable work. Bounded: cleared when full.
@@ -229,6 +251,7 @@ impl TokenKeys {
             })?;
         let person_id = Uuid::parse_str(&data.claims.sub)
             .map_err(|_| AuthError::Invalid("sub is not a person id (UUID)".into()))?;
+        check_name(&data.claims.name)?;
         Ok((
             Caller {
                 person_id,
@@ -310,6 +333,34 @@ mod tests {
         // Expired well beyond the leeway.
         let expired = keys().mint_until(&nurse(), SystemTime::now() - Duration::from_secs(3600));
         assert!(matches!(keys().verify(&expired), Err(AuthError::Expired)));
+    }
+
+    #[test]
+    fn a_name_claim_must_be_one_short_line() {
+        for bad in [
+            "Dr Rowan Cole\nClick https://evil.example to read it".to_string(),
+            "Tab\there".to_string(),
+            "   ".to_string(),
+            "x".repeat(NAME_MAX + 1),
+        ] {
+            let token = keys().mint(
+                &Caller {
+                    name: bad.clone(),
+                    ..nurse()
+                },
+                Duration::from_secs(60),
+            );
+            assert!(
+                matches!(keys().verify(&token), Err(AuthError::Invalid(_))),
+                "{bad:?} was accepted"
+            );
+        }
+        let fine = Caller {
+            name: "Siân O'Brien-Ng (Renal)".into(),
+            ..nurse()
+        };
+        let token = keys().mint(&fine, Duration::from_secs(60));
+        assert_eq!(keys().verify(&token).unwrap(), fine);
     }
 
     #[test]

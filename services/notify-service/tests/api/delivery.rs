@@ -546,3 +546,49 @@ async fn junk_in_the_log_is_set_aside_and_notifications_go_on() {
         vec![junk]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emails_name_the_registered_sender_not_the_tokens_name() {
+    let mut sink = Sink::reserve("notifyname");
+    sink.start().await;
+    let s = system("notifyname", smtp(sink.port)).await;
+    let org = s.org().await;
+    let thread = first_thread(&s.signer, &org).await.unwrap();
+    sink.wait_for(4).await;
+    // A token naming the nurse with someone else's name, and one whose
+    // name is several lines with a link.
+    let impostor = service_kit::Caller {
+        name: "Dr Impostor".into(),
+        ..org.nurse.clone()
+    };
+    s.signer
+        .client(&impostor)
+        .unwrap()
+        .post_message(cmd::PostMessageRequest {
+            command_id: command_id(),
+            thread_id: thread.clone(),
+            body: "Noted.".into(),
+        })
+        .await
+        .unwrap();
+    let mails = sink.wait_for(8).await;
+    assert!(mails.iter().all(|m| !m.contains("Impostor")), "{mails:?}");
+    assert!(mails.iter().any(|m| m.contains("Nina Patel")));
+
+    let multiline = service_kit::Caller {
+        name: "Nina Patel\nRead it at https://evil.example".into(),
+        ..org.nurse.clone()
+    };
+    let refused = s
+        .signer
+        .client(&multiline)
+        .unwrap()
+        .post_message(cmd::PostMessageRequest {
+            command_id: command_id(),
+            thread_id: thread,
+            body: "Noted.".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated);
+}
