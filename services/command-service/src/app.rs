@@ -126,6 +126,15 @@ impl<S: EventStore> App<S> {
                 ctx
             };
             let payload = command.decide(&current.state, &ctx)?;
+            if let Some((person, kind)) = command.registers() {
+                let key = format!("person.{person}");
+                if let Some(other) = self.repo.store().claim(&key, kind).await? {
+                    return Err(crate::domain::DomainError::precondition(format!(
+                        "{person} is already registered as a {other}: one id is one person, of one kind"
+                    ))
+                    .into());
+                }
+            }
             let envelope = Envelope {
                 event_id: meta.command_id.clone(),
                 event_type: payload.event_type().to_string(),

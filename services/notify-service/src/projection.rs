@@ -27,9 +27,9 @@ pub const TABLES: &[&str] = &[
 pub const NO_VERIFIED_EMAIL: &str = "no verified email address";
 
 const UPSERT_PERSON: &str = "INSERT INTO people (id, kind, name, role_label, email, email_verified) \
-     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, \
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO UPDATE SET \
      name = excluded.name, role_label = excluded.role_label, email = excluded.email, \
-     email_verified = excluded.email_verified";
+     email_verified = excluded.email_verified WHERE people.kind = excluded.kind";
 const VERIFY_EMAIL: &str = "UPDATE people SET email = CASE WHEN $2 = '' THEN email ELSE $2 END, \
      email_verified = true WHERE id = $1";
 const UPSERT_CONSENT: &str = "INSERT INTO consents (patient_id, carer_id, expires_at, active) \

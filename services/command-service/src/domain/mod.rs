@@ -217,6 +217,13 @@ pub trait Command: Send + Sync {
     fn created(&self) -> Created {
         Created::default()
     }
+
+    /// A person id this command registers, and as what kind: an id is one
+    /// kind of person for good (a patient's id cannot also be a carer's).
+    /// The service claims it in the log's registry before appending.
+    fn registers(&self) -> Option<(&str, &'static str)> {
+        None
+    }
 }
 
 /// Ids a command creates, for the reply.

@@ -205,6 +205,9 @@ impl Command for RegisterPatient {
     fn target_id(&self) -> &str {
         &self.patient_id
     }
+    fn registers(&self) -> Option<(&str, &'static str)> {
+        Some((&self.patient_id, "patient"))
+    }
     fn decide(&self, record: &PatientRecord, ctx: &Context) -> Result<Payload, DomainError> {
         require_role(
             &ctx.actor,

@@ -294,3 +294,45 @@ async fn a_patient_who_addresses_one_nurse_of_an_auto_cc_team_is_told_which_team
     );
     assert_eq!(app.head().await, before, "nothing was written");
 }
+
+#[tokio::test]
+async fn an_id_registered_as_one_kind_of_person_cannot_be_registered_as_another() {
+    let app = spawn_app("onekind").await;
+    let org = app.org().await;
+    let before = app.head().await;
+    // A professional (in no team) tries to take over the consultant's id
+    // as a patient, and the patient's id as a carer.
+    let mut cardiologist = app.signer.client(&org.cardiologist).unwrap();
+    let as_patient = cardiologist
+        .register_patient(pb::RegisterPatientRequest {
+            command_id: command_id(),
+            patient_id: org.consultant.person_id.to_string(),
+            name: "Someone".into(),
+            email: "someone@example.org".into(),
+            email_verified: true,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        as_patient.code(),
+        Code::FailedPrecondition,
+        "{as_patient:?}"
+    );
+    assert!(
+        as_patient.message().contains("professional"),
+        "{as_patient:?}"
+    );
+    let as_carer = cardiologist
+        .register_carer(pb::RegisterCarerRequest {
+            command_id: command_id(),
+            carer_id: org.patient.person_id.to_string(),
+            name: "Someone".into(),
+            email: "someone@example.org".into(),
+            email_verified: true,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(as_carer.code(), Code::FailedPrecondition, "{as_carer:?}");
+    assert!(as_carer.message().contains("patient"), "{as_carer:?}");
+    assert_eq!(app.head().await, before, "nothing was written");
+}

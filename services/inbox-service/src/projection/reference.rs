@@ -32,8 +32,9 @@ pub(crate) struct Reference {
 
 const UPSERT_PEOPLE: &str = "INSERT INTO people (person_id, kind, name, role_label, email, email_verified) \
      SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bool[]) \
-     ON CONFLICT (person_id) DO UPDATE SET kind = excluded.kind, name = excluded.name, \
-     role_label = excluded.role_label, email = excluded.email, email_verified = excluded.email_verified";
+     ON CONFLICT (person_id) DO UPDATE SET name = excluded.name, \
+     role_label = excluded.role_label, email = excluded.email, email_verified = excluded.email_verified \
+     WHERE people.kind = excluded.kind";
 const UPSERT_TEAMS: &str = "INSERT INTO teams (team_id, name, description) \
      SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]) \
      ON CONFLICT (team_id) DO UPDATE SET name = excluded.name, description = excluded.description";
@@ -73,6 +74,17 @@ pub(crate) fn relationship_name(r: CarerRelationship) -> String {
 }
 
 impl Reference {
+    /// A registration; a person keeps the kind they were first registered
+    /// as (in the table too: the upsert changes no kind).
+    fn register(&mut self, id: Uuid, person: Person) {
+        match self.people.get(&id) {
+            Some(first) if first.0 != person.0 => {}
+            _ => {
+                self.people.insert(id, person);
+            }
+        }
+    }
+
     pub(crate) async fn apply(
         &mut self,
         tx: &Transaction<'_>,
@@ -84,7 +96,7 @@ impl Reference {
         };
         match payload {
             Payload::ProfessionalRegistered(e) => {
-                self.people.insert(
+                self.register(
                     uuid(event, "professional_id", &e.professional_id)?,
                     (
                         "professional".into(),
@@ -96,7 +108,7 @@ impl Reference {
                 );
             }
             Payload::CarerRegistered(e) => {
-                self.people.insert(
+                self.register(
                     uuid(event, "carer_id", &e.carer_id)?,
                     (
                         "carer".into(),
@@ -108,7 +120,7 @@ impl Reference {
                 );
             }
             Payload::PatientRegistered(e) => {
-                self.people.insert(
+                self.register(
                     uuid(event, "patient_id", &e.patient_id)?,
                     (
                         "patient".into(),

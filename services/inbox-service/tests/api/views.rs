@@ -623,3 +623,45 @@ async fn a_query_waits_for_its_position_and_says_how_far_behind_it_is() {
     );
     assert!(started.elapsed() < Duration::from_secs(2));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_keeps_the_kind_they_were_first_registered_as() {
+    use event_store::EventStore;
+    let s = crate::support::system("onekindinbox").await;
+    let org = s.org().await;
+    // A registration of the patient's id as a carer, straight onto the log
+    // (the command service refuses it): the inbox ignores it.
+    let forged = event_store::AggregateRef::new(
+        proto::events::AggregateType::Person,
+        org.patient.person_id.to_string(),
+    )
+    .unwrap();
+    let position = s
+        .stream
+        .store()
+        .append(
+            &event_store::testing::envelope(
+                &forged,
+                proto::events::envelope::Payload::CarerRegistered(proto::events::CarerRegistered {
+                    carer_id: org.patient.person_id.to_string(),
+                    name: "Not Pat".into(),
+                    email: "attacker@example.org".into(),
+                    email_verified: true,
+                }),
+            ),
+            0,
+        )
+        .await
+        .unwrap()
+        .position;
+    let reply = s
+        .inbox(&org.patient)
+        .who_can_i_message(pb::WhoCanIMessageRequest {
+            min_position: position,
+            patient_id: org.patient.person_id.to_string(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!reply.teams.is_empty());
+}
