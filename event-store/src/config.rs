@@ -19,6 +19,22 @@ pub struct StoreConfig {
     pub duplicate_window: Duration,
     /// Upper bound on every request to NATS (connect, publish ack, API call).
     pub request_timeout: Duration,
+    /// The NATS user this process connects as (each service has its own,
+    /// with subject permissions: see `deploy/nats/users.conf`).
+    pub user: Option<NatsUser>,
+}
+
+/// A NATS user name and password. Its `Debug` does not show the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NatsUser {
+    pub name: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for NatsUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "NatsUser({:?}, password ***)", self.name)
+    }
 }
 
 impl Default for StoreConfig {
@@ -30,14 +46,16 @@ impl Default for StoreConfig {
             replicas: 1,
             duplicate_window: Duration::from_secs(10 * 60),
             request_timeout: Duration::from_secs(5),
+            user: None,
         }
     }
 }
 
 impl StoreConfig {
     /// Reads `NATS_URL`, `CARELINE_STREAM`, `CARELINE_PREFIX`,
-    /// `CARELINE_STREAM_REPLICAS`, `CARELINE_DUPLICATE_WINDOW_SECS` and
-    /// `CARELINE_NATS_TIMEOUT_MS`, each falling back to its default.
+    /// `CARELINE_STREAM_REPLICAS`, `CARELINE_DUPLICATE_WINDOW_SECS`,
+    /// `CARELINE_NATS_TIMEOUT_MS` and `NATS_USER` with `NATS_PASSWORD`
+    /// (both or neither), each falling back to its default.
     pub fn from_env() -> Result<Self, Error> {
         Self::from_lookup(|key| std::env::var(key).ok())
     }
@@ -66,6 +84,15 @@ impl StoreConfig {
                 "CARELINE_NATS_TIMEOUT_MS",
                 defaults.request_timeout.as_millis() as u64,
             )?),
+            user: match (lookup("NATS_USER"), lookup("NATS_PASSWORD")) {
+                (Some(name), Some(password)) => Some(NatsUser { name, password }),
+                (None, None) => None,
+                _ => {
+                    return Err(Error::Config(
+                        "set NATS_USER and NATS_PASSWORD together, or neither".into(),
+                    ));
+                }
+            },
         };
         config.validate()?;
         Ok(config)

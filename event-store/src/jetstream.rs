@@ -407,11 +407,18 @@ impl EventStore for JetStreamStore {
 }
 
 async fn connect_client(config: &StoreConfig) -> Result<async_nats::Client, Error> {
-    let connecting = async_nats::ConnectOptions::new()
+    let mut options = match &config.user {
+        Some(user) => async_nats::ConnectOptions::with_user_and_password(
+            user.name.clone(),
+            user.password.clone(),
+        ),
+        None => async_nats::ConnectOptions::new(),
+    };
+    options = options
         .name("careline")
         .connection_timeout(config.request_timeout)
-        .request_timeout(Some(config.request_timeout))
-        .connect(config.nats_url.as_str());
+        .request_timeout(Some(config.request_timeout));
+    let connecting = options.connect(config.nats_url.as_str());
     match tokio::time::timeout(config.request_timeout, connecting).await {
         Ok(Ok(client)) => Ok(client),
         Ok(Err(e)) => Err(Error::Unavailable(format!(

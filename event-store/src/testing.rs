@@ -151,6 +151,8 @@ pub struct NatsServer {
     port: u16,
     store_dir: std::path::PathBuf,
     child: Option<std::process::Child>,
+    /// A configuration file (`-c`), and the environment it reads.
+    config: Option<(std::path::PathBuf, Vec<(String, String)>)>,
 }
 
 impl NatsServer {
@@ -166,6 +168,31 @@ impl NatsServer {
             port,
             store_dir,
             child: None,
+            config: None,
+        };
+        server.restart().await;
+        server
+    }
+
+    /// Starts `nats-server` with a configuration file (users, say), whose
+    /// variables come from `env`.
+    pub async fn start_with_config(config: &std::path::Path, env: &[(&str, &str)]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let store_dir =
+            std::env::temp_dir().join(format!("careline-nats-{}", uuid::Uuid::new_v4().simple()));
+        let mut server = Self {
+            port,
+            store_dir,
+            child: None,
+            config: Some((
+                config.to_path_buf(),
+                env.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            )),
         };
         server.restart().await;
         server
@@ -200,7 +227,11 @@ impl NatsServer {
     /// Starts the server again on the same port and store.
     pub async fn restart(&mut self) {
         self.kill();
-        let child = std::process::Command::new(Self::binary())
+        let mut command = std::process::Command::new(Self::binary());
+        if let Some((config, env)) = &self.config {
+            command.arg("-c").arg(config).envs(env.iter().cloned());
+        }
+        let child = command
             .args([
                 "-a",
                 "127.0.0.1",

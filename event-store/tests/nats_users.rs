@@ -1,0 +1,138 @@
+//! The NATS users Careline ships (`deploy/nats/users.conf`) on a real
+//! nats-server: only the command service writes domain events, only the
+//! inbox writes record reads, every service reads, and nobody but the
+//! deployment's admin can delete or edit the log.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use event_store::testing::{NatsServer, envelope, message, new_thread};
+use event_store::{ANY_VERSION, AggregateRef, EventStore, JetStreamStore, NatsUser, StoreConfig};
+use futures::StreamExt;
+use proto::events::envelope::Payload;
+use proto::events::{AggregateType, RecordsViewed};
+
+const USERS: [&str; 6] = ["admin", "command", "inbox", "audit", "notify", "reader"];
+
+fn password(user: &str) -> String {
+    format!("test-password-of-{user}")
+}
+
+fn config(server: &NatsServer, user: Option<&str>) -> StoreConfig {
+    StoreConfig {
+        nats_url: server.url(),
+        request_timeout: Duration::from_millis(700),
+        user: user.map(|name| NatsUser {
+            name: name.into(),
+            password: password(name),
+        }),
+        ..StoreConfig::default()
+    }
+}
+
+async fn server() -> NatsServer {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/nats/users.conf");
+    let env: Vec<(String, String)> = USERS
+        .iter()
+        .map(|u| {
+            (
+                format!("CARELINE_NATS_{}_PASSWORD", u.to_uppercase()),
+                password(u),
+            )
+        })
+        .collect();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    NatsServer::start_with_config(&file, &env).await
+}
+
+fn read(reader: &AggregateRef) -> proto::events::Envelope {
+    envelope(
+        reader,
+        Payload::RecordsViewed(RecordsViewed {
+            ..Default::default()
+        }),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_service_may_do_only_what_it_does() {
+    let server = server().await;
+    // Without a user, nothing.
+    assert!(
+        JetStreamStore::connect(config(&server, None))
+            .await
+            .is_err()
+    );
+    // The deployment's admin creates the stream and the bucket.
+    let admin = JetStreamStore::connect(config(&server, Some("admin")))
+        .await
+        .unwrap();
+
+    let command = JetStreamStore::connect(config(&server, Some("command")))
+        .await
+        .unwrap();
+    let thread = new_thread();
+    let first = command.append(&message(&thread, "hello"), 0).await.unwrap();
+    assert_eq!(
+        command
+            .claim(&uuid::Uuid::now_v7().to_string(), "thread/x")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(command.load(&thread, 0).await.unwrap().len(), 1);
+
+    let reader_ref =
+        AggregateRef::new(AggregateType::Access, uuid::Uuid::now_v7().to_string()).unwrap();
+    for user in ["inbox", "audit", "notify", "reader"] {
+        let store = JetStreamStore::connect(config(&server, Some(user)))
+            .await
+            .unwrap();
+        // Reads: the feed from the start, a load, the head.
+        let mut feed = store.subscribe(1).await.unwrap();
+        let event = tokio::time::timeout(Duration::from_secs(5), feed.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(event.position, first.position, "{user}");
+        assert_eq!(store.load(&thread, 0).await.unwrap().len(), 1, "{user}");
+        // Writing a domain event, or claiming an id, is refused.
+        let forged = store
+            .append(&message(&thread, "forged"), first.position)
+            .await;
+        assert!(forged.is_err(), "{user} wrote a domain event");
+        let claim = store
+            .claim(&uuid::Uuid::now_v7().to_string(), "thread/x")
+            .await;
+        assert!(claim.is_err(), "{user} claimed a command id");
+        // Only the inbox records reads.
+        let viewed = store.append(&read(&reader_ref), ANY_VERSION).await;
+        assert_eq!(viewed.is_ok(), user == "inbox", "{user}: {viewed:?}");
+        // Nobody edits the log.
+        let js = store.jetstream();
+        assert!(
+            js.delete_stream("CARELINE").await.is_err(),
+            "{user} deleted the stream"
+        );
+        let stream = js.get_stream("CARELINE").await.unwrap();
+        assert!(stream.purge().await.is_err(), "{user} purged the stream");
+        assert!(
+            stream.delete_message(first.position).await.is_err(),
+            "{user} deleted an event"
+        );
+    }
+    // The command service cannot edit it either, nor record reads.
+    let js = command.jetstream();
+    assert!(js.delete_stream("CARELINE").await.is_err());
+    assert!(
+        command
+            .append(&read(&reader_ref), ANY_VERSION)
+            .await
+            .is_err()
+    );
+    // Everything refused wrote nothing.
+    let head = admin.last_position().await.unwrap();
+    assert_eq!(head, first.position + 1, "only the inbox's read was added");
+}
