@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs Careline on this machine, with a demo organisation to try it on:
-#   1. makes sure NATS (JetStream) and PostgreSQL are up (ensure-services.sh);
+#   1. makes sure NATS (JetStream) and PostgreSQL are up (ensure-services.sh),
+#      and starts the demo's own NATS on 127.0.0.1:4223 with a user per
+#      service (deploy/nats/users.conf), unless NATS_URL is set;
 #   2. builds the services;
 #   3. starts the command service (gRPC on 127.0.0.1:50051), the inbox
 #      service (gRPC on 127.0.0.1:50052) and the audit service (gRPC on
@@ -16,6 +18,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# With its own NATS (below) the demo keeps its own log, under
+# target/careline-dev, and so its own read models.
+if [ -z "${NATS_URL:-}" ]; then
+  export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/careline_demo}
+fi
 deploy/ensure-services.sh
 cargo build --locked --release -p command-service -p inbox-service -p audit-service -p notify-service -p operator
 bin=target/release
@@ -54,15 +61,50 @@ wait_for_port() { # name host:port log
   exit 1
 }
 
-"$bin/careline-command" > "$dev/command.log" 2>&1 &
+# The demo's own NATS, with one user per service (deploy/nats/users.conf),
+# unless NATS_URL names another: only the command service may write domain
+# events, and nobody but admin may edit the log. Passwords are made once.
+if [ -z "${NATS_URL:-}" ]; then
+  nats_bin=$(command -v nats-server || echo /usr/sbin/nats-server)
+  users=(admin command inbox audit notify reader)
+  if [ ! -s "$dev/nats-passwords" ]; then
+    for u in "${users[@]}"; do
+      echo "CARELINE_NATS_${u^^}_PASSWORD=$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')"
+    done > "$dev/nats-passwords"
+    chmod 600 "$dev/nats-passwords"
+  fi
+  set -a; . "$dev/nats-passwords"; set +a
+  mkdir -p "$dev/nats"
+  cp deploy/nats/users.conf "$dev/nats/users.conf"
+  printf 'listen: 127.0.0.1:4223\njetstream { store_dir: "%s" }\ninclude users.conf\n' \
+    "$PWD/$dev/nats/store" > "$dev/nats/nats.conf"
+  "$nats_bin" -c "$dev/nats/nats.conf" > "$dev/nats.log" 2>&1 &
+  pids+=($!)
+  wait_for_port "NATS" 127.0.0.1:4223 "$dev/nats.log"
+  export NATS_URL=nats://127.0.0.1:4223
+  echo "careline: NATS with a user per service on $NATS_URL (log: $dev/nats.log)"
+  printf 'export NATS_URL=%s NATS_USER=reader NATS_PASSWORD=%s\n' \
+    "$NATS_URL" "$CARELINE_NATS_READER_PASSWORD" > "$dev/nats-reader.env"
+  chmod 600 "$dev/nats-reader.env"
+  as() { # user: the environment that connects as that NATS user
+    local var="CARELINE_NATS_${1^^}_PASSWORD"
+    echo "NATS_USER=$1 NATS_PASSWORD=${!var}"
+  }
+else
+  as() { :; }
+fi
+# The deployment's admin creates the stream and the command-id bucket.
+env $(as admin) "$bin/careline" status > /dev/null
+
+env $(as command) "$bin/careline-command" > "$dev/command.log" 2>&1 &
 pids+=($!)
 wait_for_port "the command service" "$CARELINE_COMMAND_ADDR" "$dev/command.log"
 echo "careline: command service on $CARELINE_COMMAND_ADDR (log: $dev/command.log)"
-"$bin/careline-inbox" > "$dev/inbox.log" 2>&1 &
+env $(as inbox) "$bin/careline-inbox" > "$dev/inbox.log" 2>&1 &
 pids+=($!)
 wait_for_port "the inbox service" "$CARELINE_INBOX_ADDR" "$dev/inbox.log"
 echo "careline: inbox service on $CARELINE_INBOX_ADDR (log: $dev/inbox.log)"
-"$bin/careline-audit" > "$dev/audit.log" 2>&1 &
+env $(as audit) "$bin/careline-audit" > "$dev/audit.log" 2>&1 &
 pids+=($!)
 wait_for_port "the audit service" "$CARELINE_AUDIT_ADDR" "$dev/audit.log"
 echo "careline: audit service on $CARELINE_AUDIT_ADDR (log: $dev/audit.log)"
@@ -73,12 +115,12 @@ if [ -z "${CARELINE_SMTP_HOST:-}" ]; then
   export CARELINE_SMTP_HOST=127.0.0.1 CARELINE_SMTP_PORT=2525 CARELINE_SMTP_TLS=none
   echo "careline: local mail sink on 127.0.0.1:2525 (emails land in $dev/mail/new/)"
 fi
-"$bin/careline-notify" > "$dev/notify.log" 2>&1 &
+env $(as notify) "$bin/careline-notify" > "$dev/notify.log" 2>&1 &
 pids+=($!)
 wait_for_port "the notification service" "$CARELINE_NOTIFY_ADDR" "$dev/notify.log"
 echo "careline: notification service on $CARELINE_NOTIFY_ADDR (log: $dev/notify.log)"
 
-"$bin/careline" status
+env $(as reader) "$bin/careline" status
 echo
 CARELINE_COMMAND_URL="http://$CARELINE_COMMAND_ADDR" "$bin/careline" demo --env-file "$dev/demo.env"
 
@@ -97,10 +139,11 @@ Try it (in another terminal):
   grpcurl -plaintext -H "authorization: Bearer \$NINA_PATEL_TOKEN" -d "{\"thread_id\":\"\$THREAD\"}" \\
     $CARELINE_NOTIFY_ADDR careline.notify.v1.NotificationService/ThreadNotifications
   ls $dev/mail/new/                    # the emails sent (no clinical content in them)
+  source $dev/nats-reader.env          # the CLI reads the log as NATS user reader
   $bin/careline status                 # checkpoints and lag of every projection
   $bin/careline rebuild inbox          # replay the log into a new inbox generation
   $bin/careline rebuild audit          # the same for the audit trail (same chain hashes)
 
 careline: following the event log (Ctrl-C stops everything; content redacted)
 EOF
-"$bin/careline" tail --from 1
+env $(as reader) "$bin/careline" tail --from 1

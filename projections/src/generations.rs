@@ -294,6 +294,15 @@ pub async fn status(client: &Client) -> Result<Vec<ProjectionStatus>, Error> {
     if !exists {
         return Ok(Vec::new());
     }
+    // (No dead-letter table yet: the engine's tables are older than it,
+    // until a service of this version prepares them.)
+    let has_dead_letters: bool = client
+        .query_one(
+            "SELECT to_regclass('careline_projections.dead_letters') IS NOT NULL",
+            &[],
+        )
+        .await?
+        .get(0);
     let mut out = Vec::new();
     for row in client.query(sql::PROJECTIONS, &[]).await? {
         let name: String = row.get(0);
@@ -310,13 +319,17 @@ pub async fn status(client: &Client) -> Result<Vec<ProjectionStatus>, Error> {
             })
             .collect();
         generations.sort_by_key(|g| !g.live);
-        let dead_letters: i64 = client
-            .query_one(
-                "SELECT count(*) FROM careline_projections.dead_letters WHERE name = $1 AND generation = $2",
-                &[&name, &live],
-            )
-            .await?
-            .get(0);
+        let dead_letters: i64 = if has_dead_letters {
+            client
+                .query_one(
+                    "SELECT count(*) FROM careline_projections.dead_letters WHERE name = $1 AND generation = $2",
+                    &[&name, &live],
+                )
+                .await?
+                .get(0)
+        } else {
+            0
+        };
         out.push(ProjectionStatus {
             name,
             switched_at: row.get(2),
