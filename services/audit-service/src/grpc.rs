@@ -51,7 +51,7 @@ fn id(field: &'static str, value: &str) -> Result<String, Error> {
     }
     Uuid::parse_str(value)
         .map(|u| u.to_string())
-        .map_err(|_| Error::invalid(field, format!("{value:?} is not a UUID")))
+        .map_err(|_| Error::invalid(field, format!("{} is not a UUID", service_kit::echo(value))))
 }
 
 fn micros(field: &'static str, t: Option<&prost_types::Timestamp>) -> Result<Option<i64>, Error> {

@@ -95,7 +95,10 @@ impl NotificationService for NotifyGrpc {
         }
         let thread = Uuid::parse_str(&r.thread_id)
             .map_err(|_| {
-                Status::invalid_argument(format!("thread_id: {:?} is not a UUID", r.thread_id))
+                Status::invalid_argument(format!(
+                    "thread_id: {} is not a UUID",
+                    service_kit::echo(&r.thread_id)
+                ))
             })?
             .to_string();
         let position = self

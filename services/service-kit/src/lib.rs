@@ -12,6 +12,19 @@ pub mod server;
 
 pub use auth::{Caller, Role, TokenKeys};
 
+/// Longest input an error message repeats whole.
+const ECHO_MAX: usize = 64;
+
+/// A caller's input as an error message repeats it: quoted, and only its
+/// start when it is long (an error is no place to send megabytes back).
+pub fn echo(input: &str) -> String {
+    if input.chars().count() <= ECHO_MAX {
+        return format!("{input:?}");
+    }
+    let start: String = input.chars().take(32).collect();
+    format!("{start:?}... ({} bytes)", input.len())
+}
+
 /// Resolves on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
@@ -44,4 +57,16 @@ pub fn init_tracing() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     let _ = builder.try_init();
+}
+
+#[cfg(test)]
+mod echo_tests {
+    #[test]
+    fn long_input_is_cut_short() {
+        assert_eq!(super::echo("abc"), "\"abc\"");
+        let long = "x".repeat(3_000_000);
+        let echoed = super::echo(&long);
+        assert!(echoed.len() < 60, "{echoed}");
+        assert!(echoed.ends_with("(3000000 bytes)"));
+    }
 }

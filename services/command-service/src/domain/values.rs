@@ -40,7 +40,10 @@ pub fn id(field: &'static str, value: &str) -> Result<String, DomainError> {
     }
     match Uuid::parse_str(value.trim()) {
         Ok(id) if !id.is_nil() => Ok(id.to_string()),
-        _ => Err(invalid(field, format!("{value:?} is not a UUID"))),
+        _ => Err(invalid(
+            field,
+            format!("{} is not a UUID", service_kit::echo(value)),
+        )),
     }
 }
 
@@ -117,7 +120,10 @@ pub fn email(field: &'static str, value: &str, required: bool) -> Result<String,
                 && !domain.ends_with('.')
         });
     if !well_formed {
-        return Err(invalid(field, format!("{value:?} is not an email address")));
+        return Err(invalid(
+            field,
+            format!("{} is not an email address", service_kit::echo(value)),
+        ));
     }
     Ok(value.to_string())
 }

@@ -502,3 +502,26 @@ async fn a_command_id_is_refused_on_another_aggregate_also_after_the_duplicate_w
     assert_eq!(stream.store().last_position().await.unwrap(), head);
     let _ = addr;
 }
+
+#[tokio::test]
+async fn a_huge_bad_id_is_not_echoed_back_whole() {
+    let app = spawn_app("echo").await;
+    let org = app.org().await;
+    let mut nurse = app.signer.client(&org.nurse).unwrap();
+    let huge = "x".repeat(1_000_000);
+    let refused = nurse
+        .post_message(post(&huge, &command_id(), "Hello"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(
+        refused.message().contains("thread_id"),
+        "{}",
+        &refused.message()[..100]
+    );
+    assert!(
+        refused.message().len() < 300,
+        "{} bytes echoed",
+        refused.message().len()
+    );
+}

@@ -43,7 +43,8 @@ fn id(field: &'static str, value: &str) -> Result<Uuid, Error> {
     if value.is_empty() {
         return Err(Error::invalid(field, "is required"));
     }
-    Uuid::parse_str(value).map_err(|_| Error::invalid(field, format!("{value:?} is not a UUID")))
+    Uuid::parse_str(value)
+        .map_err(|_| Error::invalid(field, format!("{} is not a UUID", service_kit::echo(value))))
 }
 
 /// A case-insensitive prefix as a LIKE pattern, its wildcards escaped.
