@@ -48,6 +48,7 @@ pub struct Reply {
 pub struct App<S> {
     repo: Repository<S>,
     clock: Clock,
+    post_limit: Option<crate::limit::PostLimit>,
 }
 
 impl<S> std::fmt::Debug for App<S> {
@@ -61,7 +62,15 @@ impl<S: EventStore> App<S> {
         Self {
             repo: Repository::new(store, cache_capacity),
             clock: Arc::new(SystemTime::now),
+            post_limit: None,
         }
+    }
+
+    /// Limits each person to `per_minute` messages a minute (threads
+    /// started and messages posted), on this instance.
+    pub fn with_post_limit(mut self, per_minute: usize) -> Self {
+        self.post_limit = Some(crate::limit::PostLimit::new(per_minute));
+        self
     }
 
     /// Replaces the clock (tests of expiry).
@@ -76,6 +85,30 @@ impl<S: EventStore> App<S> {
 
     /// Runs one command to its one event, or to a refusal that wrote nothing.
     pub async fn execute<C: Command>(
+        &self,
+        actor: &Actor,
+        meta: &CommandMeta,
+        command: &C,
+    ) -> Result<Reply, Error> {
+        let limited = self.post_limit.as_ref().filter(|_| command.posts());
+        if let Some(limit) = limited
+            && let Some(wait) = limit.wait(&actor.person_id, std::time::Instant::now())
+        {
+            return Err(Error::TooManyPosts {
+                per_minute: limit.per_minute(),
+                wait,
+            });
+        }
+        let reply = self.execute_unlimited(actor, meta, command).await?;
+        if let Some(limit) = limited
+            && !reply.replayed
+        {
+            limit.record(&actor.person_id, std::time::Instant::now());
+        }
+        Ok(reply)
+    }
+
+    async fn execute_unlimited<C: Command>(
         &self,
         actor: &Actor,
         meta: &CommandMeta,

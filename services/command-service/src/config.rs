@@ -11,6 +11,9 @@ pub struct Config {
     pub store: StoreConfig,
     /// `CARELINE_COMMAND_CACHE`: aggregates kept in memory, default 100,000.
     pub cache_capacity: u64,
+    /// `CARELINE_POSTS_PER_MINUTE`: messages one person may post a minute
+    /// (on one instance), default 60; 0 for no limit.
+    pub posts_per_minute: usize,
 }
 
 impl Config {
@@ -28,10 +31,17 @@ impl Config {
             })?,
             Err(_) => 100_000,
         };
+        let posts_per_minute = match std::env::var("CARELINE_POSTS_PER_MINUTE") {
+            Ok(v) => v.parse().map_err(|_| {
+                anyhow::anyhow!("CARELINE_POSTS_PER_MINUTE={v:?} is not a whole number")
+            })?,
+            Err(_) => 60,
+        };
         Ok(Self {
             listen,
             store: StoreConfig::from_env()?,
             cache_capacity,
+            posts_per_minute,
         })
     }
 }

@@ -25,6 +25,15 @@ pub enum Error {
         "command_id {0} was already used for a different command; use a new id for every command"
     )]
     CommandIdReused(String),
+
+    #[error(
+        "at most {per_minute} messages a minute may be posted by one person; try again in {} s",
+        wait.as_secs().max(1)
+    )]
+    TooManyPosts {
+        per_minute: usize,
+        wait: std::time::Duration,
+    },
 }
 
 impl From<Error> for Status {
@@ -38,6 +47,7 @@ impl From<Error> for Status {
             },
             Error::Aborted { .. } => Status::aborted(e.to_string()),
             Error::CommandIdReused(_) => Status::invalid_argument(e.to_string()),
+            Error::TooManyPosts { .. } => Status::resource_exhausted(e.to_string()),
             Error::Bug(m) => {
                 tracing::error!(error = %m, "defect");
                 Status::internal(m)

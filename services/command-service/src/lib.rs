@@ -8,7 +8,8 @@
 //! over states folded from events) and `repository.rs` (aggregates from the
 //! log, cached; the cache slot is also the per-aggregate lock).
 //!
-//! `error.rs` is the one place errors become gRPC statuses; `startup.rs`
+//! `limit.rs` caps the messages one person posts a minute. `error.rs` is
+//! the one place errors become gRPC statuses; `startup.rs`
 //! binds and serves (with health and reflection) so tests run the same code
 //! on port 0.
 
@@ -19,6 +20,7 @@ pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod grpc;
+pub mod limit;
 pub mod repository;
 pub mod startup;
 

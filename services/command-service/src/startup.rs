@@ -25,7 +25,11 @@ impl Application<JetStreamStore> {
     /// Connects to the event log and binds the configured address.
     pub async fn build(config: Config, keys: TokenKeys) -> anyhow::Result<Self> {
         let store = JetStreamStore::connect(config.store).await?;
-        Self::with_app(config.listen, App::new(store, config.cache_capacity), keys).await
+        let mut app = App::new(store, config.cache_capacity);
+        if config.posts_per_minute > 0 {
+            app = app.with_post_limit(config.posts_per_minute);
+        }
+        Self::with_app(config.listen, app, keys).await
     }
 }
 

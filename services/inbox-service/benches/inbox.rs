@@ -205,6 +205,7 @@ async fn main() {
                 .get_thread(pb::GetThreadRequest {
                     min_position: 0,
                     thread_id: thread.to_string(),
+                    ..Default::default()
                 })
                 .await
                 .unwrap()

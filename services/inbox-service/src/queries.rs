@@ -164,8 +164,23 @@ const TEAM_HELPING: &str = "SELECT t.assignee, count(*) FROM thread_teams tt JOI
      WHERE tt.team_id = $1 AND t.status <> 'archived' AND t.assignee IS NOT NULL \
      GROUP BY t.assignee ORDER BY count(*) DESC, t.assignee";
 
-const MESSAGES: &str = "SELECT message_id, seq, author_id, body, posted_at FROM messages \
-     WHERE thread_id = $1 ORDER BY seq";
+/// A page of a thread's messages: the newest `$3` before seq `$2`, oldest
+/// first.
+const MESSAGES: &str = "SELECT message_id, seq, author_id, body, posted_at FROM ( \
+     SELECT * FROM messages WHERE thread_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3) m \
+     ORDER BY seq";
+
+/// Messages per `GetThread` answer, unless asked otherwise; and the most.
+pub const THREAD_PAGE: u32 = 50;
+pub const THREAD_PAGE_MAX: u32 = 200;
+
+/// Which messages of a thread an answer shows.
+#[derive(Clone, Copy, Debug)]
+pub struct MessagePage {
+    pub size: u32,
+    /// Only those before this seq; `None`: the newest.
+    pub before: Option<u32>,
+}
 /// A carer still on the thread whose consent has expired (no event says
 /// so) is shown as having left when it expired.
 const PARTICIPANT_HISTORY: &str = "SELECT tp.person_id, tp.reason, tp.via_team, \
@@ -551,15 +566,21 @@ pub async fn thread(
     viewer: Viewer,
     now: SystemTime,
     thread: Uuid,
+    page: MessagePage,
     record: Recorder<'_>,
 ) -> Result<pb::ThreadDetail, Error> {
     let this: [&Param; 1] = [&thread];
+    let before = page
+        .before
+        .map_or(i32::MAX, |b| b.min(i32::MAX as u32) as i32);
+    let limit = i64::from(page.size);
+    let page_params: [&Param; 3] = [&thread, &before, &limit];
     let ids = vec![thread];
     let summary: [&Param; 2] = [&viewer.id, &ids];
     let (visible, found, messages, participants, assignments, receipts) = futures::try_join!(
         can_see(client, viewer, now, thread),
         rows(client, SUMMARIES, &summary),
-        rows(client, MESSAGES, &this),
+        rows(client, MESSAGES, &page_params),
         rows(client, PARTICIPANT_HISTORY, &this),
         rows(client, ASSIGNMENT_HISTORY, &this),
         rows(client, READ_RECEIPTS, &this),
@@ -588,7 +609,11 @@ pub async fn thread(
     let summary = summary
         .pop()
         .ok_or_else(|| Error::NotFound(format!("thread {thread} does not exist")))?;
+    let earlier_messages = messages
+        .first()
+        .map_or(0, |r| (r.get::<_, i32>(1) - 1).max(0) as u32);
     Ok(pb::ThreadDetail {
+        earlier_messages,
         summary: Some(summary),
         messages: messages
             .iter()

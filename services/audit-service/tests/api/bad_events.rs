@@ -72,6 +72,7 @@ async fn junk_and_impossible_events_stop_no_read_model() {
         .get_thread(pb::GetThreadRequest {
             min_position: reply.position,
             thread_id: healthy.clone(),
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -117,6 +117,7 @@ async fn the_scenario_is_on_the_record_trail_in_order() {
         .get_thread(inbox::GetThreadRequest {
             min_position: at,
             thread_id: thread.clone(),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -242,6 +243,7 @@ async fn every_read_path_leaves_a_view_entry() {
         .get_thread(inbox::GetThreadRequest {
             min_position: at,
             thread_id: thread.clone(),
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -224,6 +224,11 @@ pub trait Command: Send + Sync {
     fn registers(&self) -> Option<(&str, &'static str)> {
         None
     }
+
+    /// Whether this command writes a message (counted by the post limit).
+    fn posts(&self) -> bool {
+        false
+    }
 }
 
 /// Ids a command creates, for the reply.

@@ -480,6 +480,9 @@ impl Command for StartThread {
     fn target_id(&self) -> &str {
         &self.thread_id
     }
+    fn posts(&self) -> bool {
+        true
+    }
     fn needs(&self, _: &Thread, _: &Actor) -> Needs {
         Needs {
             record: Some(self.patient_id.clone()),
@@ -595,6 +598,9 @@ impl Command for PostMessage {
     type Target = Thread;
     fn target_id(&self) -> &str {
         &self.thread_id
+    }
+    fn posts(&self) -> bool {
+        true
     }
     fn needs(&self, thread: &Thread, actor: &Actor) -> Needs {
         participant_needs(thread, actor)

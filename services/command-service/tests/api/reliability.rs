@@ -525,3 +525,47 @@ async fn a_huge_bad_id_is_not_echoed_back_whole() {
         refused.message().len()
     );
 }
+
+#[tokio::test]
+async fn posting_faster_than_the_limit_is_refused_until_the_minute_passes() {
+    let stream = TestStream::new("postlimit").await;
+    let app = command_service::App::new(stream.store().clone(), 1000).with_post_limit(3);
+    let server =
+        command_service::Application::with_app("127.0.0.1:0".parse().unwrap(), app, keys())
+            .await
+            .unwrap();
+    let addr = server.local_addr();
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server.run(async {
+        let _ = stopped.await;
+    }));
+    let signer = command_service::demo::Signer::new(connect(addr).await, keys());
+    let org = command_service::demo::seed(&signer).await.unwrap();
+    // The demo's first thread is one of the patient's posts.
+    let thread = first_thread(&signer, &org).await.unwrap();
+    let mut nurse = signer.client(&org.nurse).unwrap();
+    for i in 0..3 {
+        nurse
+            .post_message(post(&thread, &command_id(), &format!("reply {i}")))
+            .await
+            .unwrap();
+    }
+    let head = stream.store().last_position().await.unwrap();
+    let refused = nurse
+        .post_message(post(&thread, &command_id(), "one too many"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(
+        refused.message().contains("at most 3 messages a minute"),
+        "{refused:?}"
+    );
+    assert_eq!(stream.store().last_position().await.unwrap(), head);
+    // Someone else still posts.
+    signer
+        .client(&org.patient)
+        .unwrap()
+        .post_message(post(&thread, &command_id(), "Thank you"))
+        .await
+        .unwrap();
+}

@@ -215,11 +215,25 @@ impl InboxService for InboxGrpc {
         let (caller, viewer) = self.caller(&request)?;
         let r = request.into_inner();
         let thread = id("thread_id", &r.thread_id)?;
+        let page = queries::MessagePage {
+            size: match r.page_size {
+                0 => queries::THREAD_PAGE,
+                n if n <= queries::THREAD_PAGE_MAX => n,
+                n => {
+                    return Err(Error::invalid(
+                        "page_size",
+                        format!("{n} is more than {}", queries::THREAD_PAGE_MAX),
+                    )
+                    .into());
+                }
+            },
+            before: (r.before_seq > 0).then_some(r.before_seq),
+        };
         let position = self.reached(r.min_position).await?;
         let client = self.client().await?;
         let record = self.access.recorder(&caller, "GetThread", None);
         let mut detail =
-            queries::thread(&client, viewer, SystemTime::now(), thread, record).await?;
+            queries::thread(&client, viewer, SystemTime::now(), thread, page, record).await?;
         detail.position = position;
         Ok(Response::new(detail))
     }

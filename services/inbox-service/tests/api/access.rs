@@ -85,6 +85,7 @@ async fn every_read_path_records_who_saw_which_record() {
                     .get_thread(pb::GetThreadRequest {
                         min_position: at,
                         thread_id: thread.clone(),
+                        ..Default::default()
                     })
                     .await
                     .unwrap(),
@@ -129,6 +130,7 @@ async fn every_read_path_records_who_saw_which_record() {
         .get_thread(pb::GetThreadRequest {
             min_position: at,
             thread_id: thread.clone(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -146,6 +148,7 @@ async fn a_read_that_cannot_be_recorded_is_refused() {
     let request = || pb::GetThreadRequest {
         min_position: at,
         thread_id: thread.clone(),
+        ..Default::default()
     };
     inbox.get_thread(request()).await.unwrap();
 

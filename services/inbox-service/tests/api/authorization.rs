@@ -89,6 +89,7 @@ impl Query {
                     .get_thread(pb::GetThreadRequest {
                         min_position: at,
                         thread_id,
+                        ..Default::default()
                     })
                     .await,
             ),
@@ -170,6 +171,7 @@ async fn every_query_role_by_role() {
         .get_thread(pb::GetThreadRequest {
             min_position: 0,
             thread_id: command_id(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -209,6 +211,7 @@ async fn revoking_consent_or_access_hides_the_thread_from_then_on() {
             .get_thread(pb::GetThreadRequest {
                 min_position: revoked.position,
                 thread_id: thread.clone(),
+                ..Default::default()
             })
             .await
             .unwrap_err();
@@ -220,6 +223,7 @@ async fn revoking_consent_or_access_hides_the_thread_from_then_on() {
         .get_thread(pb::GetThreadRequest {
             min_position: revoked.position,
             thread_id: thread,
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -17,6 +17,7 @@ async fn detail(s: &System, org: &DemoOrg, thread: &str, position: u64) -> pb::T
         .get_thread(pb::GetThreadRequest {
             min_position: position,
             thread_id: thread.to_string(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -53,6 +54,7 @@ async fn carer_sees(s: &System, org: &DemoOrg, thread: &str, position: u64) -> b
         .get_thread(pb::GetThreadRequest {
             min_position: position,
             thread_id: thread.to_string(),
+            ..Default::default()
         })
         .await;
     match opened {

@@ -161,6 +161,7 @@ async fn the_scenario_as_each_view_shows_it() {
         .get_thread(pb::GetThreadRequest {
             min_position: reply.position,
             thread_id: thread.clone(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -245,6 +246,7 @@ async fn the_scenario_as_each_view_shows_it() {
         .get_thread(pb::GetThreadRequest {
             min_position: read.position,
             thread_id: thread.clone(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -599,6 +601,7 @@ async fn a_query_waits_for_its_position_and_says_how_far_behind_it_is() {
             .get_thread(pb::GetThreadRequest {
                 min_position: posted.position,
                 thread_id: thread.clone(),
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -664,4 +667,54 @@ async fn a_person_keeps_the_kind_they_were_first_registered_as() {
         .unwrap()
         .into_inner();
     assert!(!reply.teams.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_thread_comes_a_page_at_a_time_newest_first() {
+    let s = crate::support::system("threadpages").await;
+    let org = s.org().await;
+    let thread = command_service::demo::first_thread(&s.signer, &org)
+        .await
+        .unwrap();
+    let mut nurse = s.signer.client(&org.nurse).unwrap();
+    let mut position = 0;
+    for i in 0..6 {
+        position = nurse
+            .post_message(proto::command::PostMessageRequest {
+                command_id: command_service::client::command_id(),
+                thread_id: thread.clone(),
+                body: format!("reply {i}"),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .position;
+    }
+    let page = |page_size: u32, before_seq: u32| {
+        let mut inbox = s.inbox(&org.patient);
+        let thread = thread.clone();
+        async move {
+            inbox
+                .get_thread(pb::GetThreadRequest {
+                    min_position: position,
+                    thread_id: thread,
+                    page_size,
+                    before_seq,
+                })
+                .await
+        }
+    };
+    let seqs = |d: &pb::ThreadDetail| d.messages.iter().map(|m| m.seq).collect::<Vec<_>>();
+    let all = page(0, 0).await.unwrap().into_inner();
+    assert_eq!(seqs(&all), vec![1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(all.earlier_messages, 0);
+    let newest = page(3, 0).await.unwrap().into_inner();
+    assert_eq!(seqs(&newest), vec![5, 6, 7]);
+    assert_eq!(newest.earlier_messages, 4);
+    let older = page(3, 5).await.unwrap().into_inner();
+    assert_eq!(seqs(&older), vec![2, 3, 4]);
+    assert_eq!(older.earlier_messages, 1);
+    let too_many = page(201, 0).await.unwrap_err();
+    assert_eq!(too_many.code(), tonic::Code::InvalidArgument);
+    assert!(too_many.message().contains("page_size"));
 }
