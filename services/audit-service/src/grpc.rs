@@ -35,7 +35,13 @@ pub struct AuditGrpc<S> {
     progress: Progress,
     wait: Duration,
     store: S,
+    /// Exports in progress, per person: at most [`EXPORTS_PER_PERSON`].
+    exports:
+        std::sync::Arc<std::sync::Mutex<HashMap<Uuid, std::sync::Arc<tokio::sync::Semaphore>>>>,
 }
+
+/// Exports one person may run at once.
+pub const EXPORTS_PER_PERSON: usize = 2;
 
 impl<S> std::fmt::Debug for AuditGrpc<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -165,7 +171,29 @@ impl<S: EventStore> AuditGrpc<S> {
             progress,
             wait,
             store,
+            exports: Default::default(),
         }
+    }
+
+    /// A place among the caller's exports, held until the export's stream
+    /// ends or is dropped; none when they already run the most.
+    fn export_slot(&self, caller: &Caller) -> Result<tokio::sync::OwnedSemaphorePermit, Status> {
+        let semaphore = {
+            let mut exports = self.exports.lock().unwrap_or_else(|p| p.into_inner());
+            // Forget people with no export running (bounded memory).
+            exports.retain(|_, s| s.available_permits() < EXPORTS_PER_PERSON);
+            exports
+                .entry(caller.person_id)
+                .or_insert_with(|| {
+                    std::sync::Arc::new(tokio::sync::Semaphore::new(EXPORTS_PER_PERSON))
+                })
+                .clone()
+        };
+        semaphore.try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted(format!(
+                "at most {EXPORTS_PER_PERSON} exports at once per person: finish or cancel one first"
+            ))
+        })
     }
 
     async fn reached(&self, min: u64) -> Result<u64, Error> {
@@ -383,8 +411,11 @@ impl<S: EventStore> AuditService for AuditGrpc<S> {
             Ok(pb::ExportFormat::FhirBundle) => true,
             Err(_) => return Err(Error::invalid("format", "unknown export format").into()),
         };
+        let slot = self.export_slot(&caller)?;
         self.reached(r.min_position).await?;
-        let client = self.pool.get().await.map_err(Error::from)?;
+        // A connection per page, not per export: a client that stops
+        // reading holds none while it waits.
+        let pool = self.pool.clone();
         let content_type = if fhir {
             export::FHIR_JSON
         } else {
@@ -397,10 +428,11 @@ impl<S: EventStore> AuditService for AuditGrpc<S> {
         let trail = Trail::Chain(format!("patient/{patient}"));
         let start = fhir.then(|| export::bundle_start(&patient, now));
 
-        // (connection, where the next page starts (None: done), nothing written yet)
-        let state = (client, Some((0i64, String::new())), true);
-        let pages = futures::stream::unfold(state, move |(client, after, first)| {
-            let trail = trail.clone();
+        // (the export's place, where the next page starts (None: done),
+        // nothing written yet)
+        let state = (slot, Some((0i64, String::new())), true);
+        let pages = futures::stream::unfold(state, move |(slot, after, first)| {
+            let (trail, pool) = (trail.clone(), pool.clone());
             async move {
                 let after = after?;
                 let page = Page {
@@ -409,11 +441,15 @@ impl<S: EventStore> AuditService for AuditGrpc<S> {
                     after,
                     size: EXPORT_PAGE,
                 };
-                let (entries, more) = match queries::trail(&client, &trail, &page).await {
+                let found = match pool.get().await {
+                    Ok(client) => queries::trail(&client, &trail, &page)
+                        .await
+                        .map_err(|e| Status::from(Error::from(e))),
+                    Err(e) => Err(Status::from(Error::from(e))),
+                };
+                let (entries, more) = match found {
                     Ok(found) => found,
-                    Err(e) => {
-                        return Some((Err(Status::from(Error::from(e))), (client, None, first)));
-                    }
+                    Err(e) => return Some((Err(e), (slot, None, first))),
                 };
                 let next = if more {
                     entries
@@ -439,7 +475,7 @@ impl<S: EventStore> AuditService for AuditGrpc<S> {
                 if fhir && next.is_none() {
                     data.push_str(export::BUNDLE_END);
                 }
-                Some((Ok(data), (client, next, first)))
+                Some((Ok(data), (slot, next, first)))
             }
         });
         let chunks = futures::stream::iter(start.map(Ok)).chain(pages).map(

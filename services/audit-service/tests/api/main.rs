@@ -8,6 +8,7 @@
 mod bad_events;
 mod export;
 mod integrity;
+mod stalled_export;
 mod support;
 mod switch;
 mod trail;

@@ -1,0 +1,119 @@
+//! A client that starts exports and stops reading holds no database
+//! connection, and one person runs at most two exports at once.
+
+use std::time::Duration;
+
+use command_service::client::Bearer;
+use event_store::EventStore;
+use event_store::testing::TestStream;
+use inbox_service::testing::{Spec, append, generate};
+use projections::testing::TestDatabase;
+use proto::audit as pb;
+use proto::audit::audit_service_client::AuditServiceClient;
+use tonic::transport::Channel;
+
+use crate::support::{auditor, keys};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_exports_hold_no_connection_and_are_limited_per_person() {
+    let stream = TestStream::new("stalledexport").await;
+    // One patient with a long trail: an export of several megabytes.
+    let world = append(
+        stream.store(),
+        generate(
+            Spec {
+                teams: 1,
+                staff_per_team: 2,
+                patients: 1,
+                threads: 300,
+                replies: 20,
+            },
+            Duration::from_secs(3600),
+        ),
+        16,
+    )
+    .await;
+    let db = TestDatabase::new("stalledexport").await;
+    let app = audit_service::Application::with_store(
+        audit_service::Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            database_url: db.url.clone(),
+            store: stream.config().clone(),
+            wait_for_position: Duration::from_secs(30),
+            batch_size: 1000,
+            // As few connections as stalled exports.
+            pool_size: 2,
+        },
+        stream.store().clone(),
+        keys(),
+    )
+    .await
+    .unwrap();
+    let addr = app.local_addr();
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run(async {
+        let _ = stopped.await;
+    }));
+    let head = stream.store().last_position().await.unwrap();
+    let patient_id = world.patients[0].to_string();
+    let token = keys().mint(&auditor(), Duration::from_secs(3600));
+    let client = |channel: Channel| {
+        AuditServiceClient::with_interceptor(channel, Bearer::new(&token).unwrap())
+    };
+    let connect = || async {
+        Channel::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    };
+    let export = pb::ExportRequest {
+        min_position: head,
+        patient_id: patient_id.clone(),
+        ..Default::default()
+    };
+
+    // Two exports, each read for one chunk and then left unread.
+    let mut stalled = Vec::new();
+    for _ in 0..2 {
+        let mut c = client(connect().await);
+        let mut chunks = c.export(export.clone()).await.unwrap().into_inner();
+        assert!(chunks.message().await.unwrap().is_some());
+        stalled.push((c, chunks));
+    }
+    // A third at once is refused, clearly.
+    let refused = client(connect().await)
+        .export(export.clone())
+        .await
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(
+        refused.code(),
+        tonic::Code::ResourceExhausted,
+        "{refused:?}"
+    );
+
+    // Queries still get a connection.
+    for _ in 0..4 {
+        let answer = tokio::time::timeout(
+            Duration::from_secs(3),
+            client(connect().await).record_trail(pb::RecordTrailRequest {
+                min_position: head,
+                patient_id: patient_id.clone(),
+                ..Default::default()
+            }),
+        )
+        .await
+        .expect("a query waited on the stalled exports");
+        assert!(answer.is_ok(), "{answer:?}");
+    }
+    // Once one is dropped, a new export may start.
+    stalled.pop();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut again = client(connect().await)
+        .export(export)
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(again.message().await.unwrap().is_some());
+}
