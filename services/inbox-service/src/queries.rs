@@ -61,6 +61,7 @@ macro_rules! visible_carer {
 macro_rules! visible_professional {
     () => {
         "SELECT thread_id FROM thread_participants WHERE person_id = $1 AND active \
+           AND kind = 'professional' \
          UNION SELECT tt.thread_id FROM team_members m JOIN thread_teams tt ON tt.team_id = m.team_id \
            WHERE m.person_id = $1 \
          UNION SELECT t.thread_id FROM team_members m \

@@ -411,6 +411,18 @@ fn require_participant(thread: &Thread, id: &str, ctx: &Context) -> Result<(), D
             "only people on the thread can do this; add yourself to it first".to_string()
         }));
     }
+    // Who they are on the thread, not what the token says: a carer on it
+    // acts as a carer whatever role a token claims.
+    let recorded_carer = thread
+        .participants
+        .get(me)
+        .is_some_and(|p| p.kind == ParticipantKind::Carer);
+    if recorded_carer && ctx.actor.role != Role::Carer {
+        return Err(DomainError::denied(format!(
+            "you are on this thread as a carer, not as a {}",
+            ctx.actor.role
+        )));
+    }
     if ctx.actor.role == Role::Carer {
         let record = ctx.record(&thread.patient_id)?;
         if !record.consent_in_force(me, ctx.now) {

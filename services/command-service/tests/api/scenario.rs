@@ -336,3 +336,36 @@ async fn an_id_registered_as_one_kind_of_person_cannot_be_registered_as_another(
     assert!(as_carer.message().contains("patient"), "{as_carer:?}");
     assert_eq!(app.head().await, before, "nothing was written");
 }
+
+#[tokio::test]
+async fn a_carer_with_a_professional_token_is_still_a_carer_on_the_thread() {
+    let app = spawn_app("carerrole").await;
+    let org = app.org().await;
+    let thread = first_thread(&app.signer, &org).await.unwrap();
+    let mut pat = app.signer.client(&org.patient).unwrap();
+    pat.revoke_carer_consent(pb::RevokeCarerConsentRequest {
+        command_id: command_id(),
+        patient_id: org.patient.person_id.to_string(),
+        carer_id: org.carer.person_id.to_string(),
+    })
+    .await
+    .unwrap();
+    let before = app.head().await;
+    let posing = service_kit::Caller {
+        role: service_kit::Role::Professional,
+        ..org.carer.clone()
+    };
+    let refused = app
+        .signer
+        .client(&posing)
+        .unwrap()
+        .post_message(pb::PostMessageRequest {
+            command_id: command_id(),
+            thread_id: thread,
+            body: "Still here".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    assert_eq!(app.head().await, before);
+}

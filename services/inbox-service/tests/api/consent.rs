@@ -215,3 +215,36 @@ async fn an_expired_consent_ends_the_carers_part_from_its_expiry() {
         (true, true, false)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_carer_with_a_professional_token_sees_nothing_as_a_professional() {
+    let s = system("carerrole").await;
+    let org = s.org().await;
+    let thread = first_thread(&s.signer, &org).await.unwrap();
+    let position = grant(&s, &org, Some(SystemTime::now() + Duration::from_secs(1))).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let posing = service_kit::Caller {
+        role: service_kit::Role::Professional,
+        ..org.carer.clone()
+    };
+    let inbox = s
+        .inbox(&posing)
+        .my_inbox(pb::MyInboxRequest {
+            min_position: position,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(inbox.threads.is_empty(), "{inbox:?}");
+    let opened = s
+        .inbox(&posing)
+        .get_thread(pb::GetThreadRequest {
+            min_position: position,
+            thread_id: thread,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(opened.code(), Code::NotFound);
+}
