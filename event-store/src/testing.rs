@@ -13,7 +13,7 @@ use prost::Message;
 use proto::contract::headers;
 use proto::events::{Actor, AggregateType, Envelope, Role, envelope::Payload};
 
-use crate::{AggregateRef, JetStreamStore, StoreConfig};
+use crate::{AggregateRef, JetStreamStore, Position, StoreConfig};
 
 /// The NATS server tests use: `NATS_URL`, or the local default.
 pub fn nats_url() -> String {
@@ -144,6 +144,25 @@ pub fn message(aggregate: &AggregateRef, body: &str) -> Envelope {
     )
 }
 
+/// Bytes that are not an envelope (three bytes of an invalid wire type).
+pub const JUNK: &[u8] = b"\x0f\x0f\x0f";
+
+/// Publishes [`JUNK`] straight onto `aggregate`'s subject, as a client
+/// outside Careline could; answers its position.
+pub async fn publish_junk(store: &JetStreamStore, aggregate: &AggregateRef) -> Position {
+    store
+        .jetstream()
+        .publish(
+            aggregate.subject(&store.config().prefix),
+            bytes::Bytes::from_static(JUNK),
+        )
+        .await
+        .expect("publish junk")
+        .await
+        .expect("junk acknowledged")
+        .sequence
+}
+
 /// A private `nats-server` with JetStream on a free port, for tests that
 /// must stop the server under a running client. Killed on drop.
 #[derive(Debug)]
@@ -158,25 +177,20 @@ pub struct NatsServer {
 impl NatsServer {
     /// Starts `nats-server` (from `NATS_SERVER_BIN`, `PATH` or `/usr/sbin`).
     pub async fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let store_dir =
-            std::env::temp_dir().join(format!("careline-nats-{}", uuid::Uuid::new_v4().simple()));
-        let mut server = Self {
-            port,
-            store_dir,
-            child: None,
-            config: None,
-        };
-        server.restart().await;
-        server
+        Self::start_on(None).await
     }
 
     /// Starts `nats-server` with a configuration file (users, say), whose
     /// variables come from `env`.
     pub async fn start_with_config(config: &std::path::Path, env: &[(&str, &str)]) -> Self {
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Self::start_on(Some((config.to_path_buf(), env))).await
+    }
+
+    async fn start_on(config: Option<(std::path::PathBuf, Vec<(String, String)>)>) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -187,12 +201,7 @@ impl NatsServer {
             port,
             store_dir,
             child: None,
-            config: Some((
-                config.to_path_buf(),
-                env.iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            )),
+            config,
         };
         server.restart().await;
         server

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use event_store::testing::{TestStream, envelope, message, new_thread};
+use event_store::testing::{JUNK, TestStream, envelope, message, new_thread, publish_junk};
 use event_store::{AggregateRef, EventStore, JetStreamStore, RecordedEvent};
 use projections::testing::TestDatabase;
 use projections::tokio_postgres::Transaction;
@@ -472,17 +472,7 @@ async fn junk_and_impossible_events_are_set_aside_and_the_rest_is_applied() {
     // Three junk bytes straight onto a thread subject, and a message the
     // projection refuses, in the middle of the log.
     let thread = new_thread();
-    let junk = store
-        .jetstream()
-        .publish(
-            thread.subject(&w.stream.config().prefix),
-            "\x0f\x0f\x0f".into(),
-        )
-        .await
-        .unwrap()
-        .await
-        .unwrap()
-        .sequence;
+    let junk = publish_junk(&store, &thread).await;
     let refused = store
         .append(&message(&new_thread(), REFUSED), 0)
         .await
@@ -505,7 +495,7 @@ async fn junk_and_impossible_events_are_set_aside_and_the_rest_is_applied() {
         letters.iter().map(|l| l.position).collect::<Vec<_>>(),
         vec![junk, refused]
     );
-    assert_eq!(letters[0].bytes, b"\x0f\x0f\x0f");
+    assert_eq!(letters[0].bytes, JUNK);
     assert!(letters[0].reason.starts_with("undecodable"), "{letters:?}");
     assert_eq!(letters[1].event_type, "MessagePosted");
     assert!(letters[1].reason.contains("refuses"), "{letters:?}");

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use command_service::client::command_id;
 use command_service::demo::first_thread;
-use event_store::testing::{message, new_thread};
+use event_store::testing::{message, new_thread, publish_junk};
 use event_store::{AggregateRef, EventStore};
 use proto::audit as audit_pb;
 use proto::command as cmd;
@@ -26,17 +26,7 @@ async fn junk_and_impossible_events_stop_no_read_model() {
     let store = s.stream.store().clone();
 
     let damaged_ref = AggregateRef::new(AggregateType::Thread, damaged.clone()).unwrap();
-    let junk = store
-        .jetstream()
-        .publish(
-            damaged_ref.subject(&s.stream.config().prefix),
-            "\x0f\x0f\x0f".into(),
-        )
-        .await
-        .unwrap()
-        .await
-        .unwrap()
-        .sequence;
+    let junk = publish_junk(&store, &damaged_ref).await;
     let impossible = store
         .append(&message(&new_thread(), "a message on no thread"), 0)
         .await

@@ -60,13 +60,7 @@ async fn stalled_exports_hold_no_connection_and_are_limited_per_person() {
     let client = |channel: Channel| {
         AuditServiceClient::with_interceptor(channel, Bearer::new(&token).unwrap())
     };
-    let connect = || async {
-        Channel::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap()
-    };
+    let connect = || crate::support::channel(addr);
     let export = pb::ExportRequest {
         min_position: head,
         patient_id: patient_id.clone(),

@@ -35,7 +35,7 @@ pub fn keys() -> TokenKeys {
     TokenKeys::from_secret(SECRET).unwrap()
 }
 
-async fn channel(addr: SocketAddr) -> Channel {
+pub async fn channel(addr: SocketAddr) -> Channel {
     Channel::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect()

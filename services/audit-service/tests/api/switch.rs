@@ -69,11 +69,7 @@ async fn trails_never_fail_or_stall_while_rebuilds_switch() {
     .await
     .unwrap()
     .unwrap();
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = crate::support::channel(addr).await;
 
     let officer = client(&channel, &auditor());
     let operator = client(&channel, &operator());

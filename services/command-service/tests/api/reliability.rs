@@ -474,7 +474,7 @@ async fn a_command_id_is_refused_on_another_aggregate_also_after_the_duplicate_w
         ..unique_config("reuseforever")
     })
     .await;
-    let (addr, signer, _server) = serve(stream.store().clone()).await;
+    let (_, signer, _server) = serve(stream.store().clone()).await;
     let org = command_service::demo::seed(&signer).await.unwrap();
     let mut pat = signer.client(&org.patient).unwrap();
     let start = |id: &str, thread: &str| pb::StartThreadRequest {
@@ -500,7 +500,6 @@ async fn a_command_id_is_refused_on_another_aggregate_also_after_the_duplicate_w
     assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
     assert!(refused.message().contains("command_id"), "{refused:?}");
     assert_eq!(stream.store().last_position().await.unwrap(), head);
-    let _ = addr;
 }
 
 #[tokio::test]

@@ -147,11 +147,7 @@ async fn readers_never_fail_or_stall_while_rebuilds_switch() {
     .await
     .unwrap()
     .unwrap();
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = crate::support::channel(addr).await;
 
     assert_rebuilds_leave_readers_alone(
         Arc::new(InboxProjection),

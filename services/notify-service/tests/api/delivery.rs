@@ -509,22 +509,9 @@ async fn junk_in_the_log_is_set_aside_and_notifications_go_on() {
     let s = system("notifyjunk", smtp(sink.port)).await;
     let org = s.org().await;
     let thread = first_thread(&s.signer, &org).await.unwrap();
-    let store = s.stream.store().clone();
-    let junk = store
-        .jetstream()
-        .publish(
-            format!(
-                "{}.events.thread.{}",
-                s.stream.config().prefix,
-                uuid::Uuid::now_v7()
-            ),
-            "\x0f\x0f\x0f".into(),
-        )
-        .await
-        .unwrap()
-        .await
-        .unwrap()
-        .sequence;
+    let junk =
+        event_store::testing::publish_junk(s.stream.store(), &event_store::testing::new_thread())
+            .await;
     let reply = s
         .signer
         .client(&org.nurse)

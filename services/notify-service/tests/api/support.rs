@@ -124,7 +124,7 @@ pub struct System {
     _stops: Vec<oneshot::Sender<()>>,
 }
 
-async fn channel(addr: SocketAddr) -> Channel {
+pub async fn channel(addr: SocketAddr) -> Channel {
     Channel::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect()

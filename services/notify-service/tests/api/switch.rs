@@ -14,7 +14,6 @@ use proto::notify as pb;
 use proto::notify::notification_service_client::NotificationServiceClient;
 use service_kit::{Caller, Role};
 use tonic::Response;
-use tonic::transport::Channel;
 
 use crate::support::{Sink, keys, smtp};
 
@@ -61,11 +60,7 @@ async fn notification_states_never_fail_or_stall_while_rebuilds_switch() {
     tokio::spawn(app.run(async {
         let _ = stopped.await;
     }));
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = crate::support::channel(addr).await;
     let head = stream.store().last_position().await.unwrap();
 
     let mut queries: Vec<Query> = Vec::new();
