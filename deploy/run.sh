@@ -13,8 +13,9 @@
 #      target/careline-dev/demo.env;
 #   5. follows the event log until Ctrl-C, which stops everything it started.
 #
-# A development signing secret is created once in target/careline-dev/ when
-# CARELINE_TOKEN_SECRET is not set, so demo tokens stay valid across runs.
+# A development token key pair is created once in target/careline-dev/ when
+# CARELINE_TOKEN_SIGNING_KEY is not set, so demo tokens stay valid across
+# runs; the services get only its public key.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,10 +30,19 @@ bin=target/release
 dev=target/careline-dev
 mkdir -p "$dev"
 
-if [ -z "${CARELINE_TOKEN_SECRET:-}" ]; then
-  [ -s "$dev/token-secret" ] || head -c 48 /dev/urandom | base64 | tr -d '\n' > "$dev/token-secret"
-  CARELINE_TOKEN_SECRET=$(cat "$dev/token-secret")
-  export CARELINE_TOKEN_SECRET
+if [ -z "${CARELINE_TOKEN_SIGNING_KEY:-}" ]; then
+  if [ ! -s "$dev/token-keys" ]; then
+    (umask 077; "$bin/careline" keys --kid dev > "$dev/token-keys")
+  fi
+  # Only the demo seeder (the issuer here) reads the private key.
+  . "$dev/token-keys"
+  export CARELINE_TOKEN_PUBLIC_KEYS
+fi
+signing_key=$CARELINE_TOKEN_SIGNING_KEY
+unset CARELINE_TOKEN_SIGNING_KEY
+if [ -z "${CARELINE_TOKEN_PUBLIC_KEYS:-}" ]; then
+  echo "careline: set CARELINE_TOKEN_PUBLIC_KEYS to the public key of CARELINE_TOKEN_SIGNING_KEY" >&2
+  exit 1
 fi
 export CARELINE_COMMAND_ADDR=${CARELINE_COMMAND_ADDR:-127.0.0.1:50051}
 export CARELINE_INBOX_ADDR=${CARELINE_INBOX_ADDR:-127.0.0.1:50052}
@@ -122,7 +132,10 @@ echo "careline: notification service on $CARELINE_NOTIFY_ADDR (log: $dev/notify.
 
 env $(as reader) "$bin/careline" status
 echo
-CARELINE_COMMAND_URL="http://$CARELINE_COMMAND_ADDR" "$bin/careline" demo --env-file "$dev/demo.env"
+# The demo's admin is the log's first admin: the same id on every run.
+[ -s "$dev/admin-id" ] || cat /proc/sys/kernel/random/uuid > "$dev/admin-id"
+CARELINE_DEMO_ADMIN=$(cat "$dev/admin-id") \
+CARELINE_TOKEN_SIGNING_KEY=$signing_key CARELINE_COMMAND_URL="http://$CARELINE_COMMAND_ADDR" "$bin/careline" demo --env-file "$dev/demo.env"
 
 cat <<EOF
 

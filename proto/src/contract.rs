@@ -93,6 +93,8 @@ impl Payload {
             Payload::RecordAccessRevoked(_) => "RecordAccessRevoked",
             Payload::ProfessionalRegistered(_) => "ProfessionalRegistered",
             Payload::CarerRegistered(_) => "CarerRegistered",
+            Payload::StaffRoleGranted(_) => "StaffRoleGranted",
+            Payload::StaffRoleRevoked(_) => "StaffRoleRevoked",
             Payload::RecordsViewed(_) => "RecordsViewed",
         }
     }
@@ -125,9 +127,10 @@ impl Payload {
             | Payload::CarerConsentRevoked(_)
             | Payload::RecordAccessGranted(_)
             | Payload::RecordAccessRevoked(_) => AggregateType::PatientRecord,
-            Payload::ProfessionalRegistered(_) | Payload::CarerRegistered(_) => {
-                AggregateType::Person
-            }
+            Payload::ProfessionalRegistered(_)
+            | Payload::CarerRegistered(_)
+            | Payload::StaffRoleGranted(_)
+            | Payload::StaffRoleRevoked(_) => AggregateType::Person,
             Payload::RecordsViewed(_) => AggregateType::Access,
         }
     }

@@ -17,7 +17,7 @@ use inbox_service::testing::{Spec, append, generate};
 use projections::RunnerConfig;
 use projections::testing::TestDatabase;
 use proto::audit as pb;
-use service_kit::{Caller, Role, TokenKeys};
+use service_kit::{Caller, Role};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -50,6 +50,7 @@ async fn main() {
         spec.teams * spec.staff_per_team,
         spec.patients
     );
+    let auditor_id = log.world.auditor;
     append(stream.store(), log, 64).await;
 
     let db = TestDatabase::new("auditbench").await;
@@ -80,7 +81,7 @@ async fn main() {
     );
 
     // Verify through the service: every chain, then against the log.
-    let keys = TokenKeys::from_secret(b"benchmark secret, thirty-two bytes long").unwrap();
+    let keys = service_kit::test_issuer();
     let app = audit_service::Application::with_store(
         audit_service::Config {
             listen: "127.0.0.1:0".parse().unwrap(),
@@ -89,18 +90,19 @@ async fn main() {
             wait_for_position: Duration::from_secs(30),
             batch_size: batch,
             pool_size: 4,
+            export_stall: Duration::from_secs(60),
         },
         stream.store().clone(),
-        keys.clone(),
+        keys.verifier(),
     )
     .await
     .unwrap();
     let addr = app.local_addr();
     tokio::spawn(app.run(std::future::pending()));
     let auditor = Caller {
-        person_id: uuid::Uuid::now_v7(),
+        person_id: auditor_id,
         role: Role::Auditor,
-        name: "Bench Auditor".into(),
+        name: "Generated Auditor".into(),
     };
     let token = keys.mint(&auditor, Duration::from_secs(3600));
     let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))

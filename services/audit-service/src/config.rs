@@ -20,6 +20,10 @@ pub struct Config {
     pub batch_size: usize,
     /// `CARELINE_AUDIT_POOL`: database connections for queries, default 8.
     pub pool_size: usize,
+    /// `CARELINE_AUDIT_EXPORT_STALL_SECS`: how long an export waits for a
+    /// client that stopped reading before it ends the export (and frees
+    /// the caller's export place), default 60.
+    pub export_stall: Duration,
 }
 
 impl Config {
@@ -40,6 +44,9 @@ impl Config {
             wait_for_position: Duration::from_millis(env::number("CARELINE_AUDIT_WAIT_MS", 2000)?),
             batch_size,
             pool_size: env::number("CARELINE_AUDIT_POOL", 8)?.max(1) as usize,
+            export_stall: Duration::from_secs(
+                env::number("CARELINE_AUDIT_EXPORT_STALL_SECS", 60)?.max(1),
+            ),
         })
     }
 }

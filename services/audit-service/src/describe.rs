@@ -91,7 +91,7 @@ impl Directory {
     }
 }
 
-fn role_name(role: i32) -> &'static str {
+pub(crate) fn role_name(role: i32) -> &'static str {
     match Role::try_from(role).unwrap_or(Role::Unspecified) {
         Role::Unspecified => "unspecified",
         Role::Patient => "patient",
@@ -411,6 +411,26 @@ pub fn describe(event: &RecordedEvent, dir: &mut Directory) -> Vec<Draft> {
             dir.learn_name(&e.carer_id, &e.name);
             vec![person(format!("{who} registered the carer {}", e.name))]
         }
+        Payload::StaffRoleGranted(e) => {
+            // A professional keeps their registered name.
+            if dir.name(&e.person_id) == e.person_id {
+                dir.learn_name(&e.person_id, &e.name);
+            }
+            let role = role_name(e.role);
+            if e.bootstrap {
+                vec![person(format!(
+                    "{who} became the first admin of this deployment"
+                ))]
+            } else {
+                let name = dir.name(&e.person_id);
+                vec![person(format!("{who} granted {name} the {role} role"))]
+            }
+        }
+        Payload::StaffRoleRevoked(e) => {
+            let name = dir.name(&e.person_id);
+            let role = role_name(e.role);
+            vec![person(format!("{who} took away {name}'s {role} role"))]
+        }
 
         Payload::RecordsViewed(e) => {
             let call = the_call(&e.call).to_string();
@@ -642,6 +662,8 @@ mod tests {
             "RecordAccessRevoked" => Payload::RecordAccessRevoked(Default::default()),
             "ProfessionalRegistered" => Payload::ProfessionalRegistered(Default::default()),
             "CarerRegistered" => Payload::CarerRegistered(Default::default()),
+            "StaffRoleGranted" => Payload::StaffRoleGranted(Default::default()),
+            "StaffRoleRevoked" => Payload::StaffRoleRevoked(Default::default()),
             "RecordsViewed" => Payload::RecordsViewed(Default::default()),
             _ => return None,
         })

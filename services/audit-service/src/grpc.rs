@@ -38,6 +38,8 @@ pub struct AuditGrpc<S> {
     /// Exports in progress, per person: at most [`EXPORTS_PER_PERSON`].
     exports:
         std::sync::Arc<std::sync::Mutex<HashMap<Uuid, std::sync::Arc<tokio::sync::Semaphore>>>>,
+    /// How long an export waits on a client that stopped reading.
+    export_stall: Duration,
 }
 
 /// Exports one person may run at once.
@@ -157,6 +159,55 @@ fn may_read_record(caller: &Caller, patient_id: &str) -> Result<(), Error> {
 
 type ExportStream = Pin<Box<dyn Stream<Item = Result<pb::ExportChunk, Status>> + Send>>;
 
+/// Runs `chunks` in a task of its own, a chunk or two ahead of the client:
+/// a client that stops reading for `stall` ends the export there, and
+/// whatever the export holds (its place among the caller's exports) is
+/// released at once, not when the connection finally goes. A client that
+/// comes back reads what was buffered, then DEADLINE_EXCEEDED.
+fn stall_limited(
+    chunks: impl Stream<Item = Result<pb::ExportChunk, Status>> + Send + 'static,
+    stall: Duration,
+) -> ExportStream {
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    let stalled = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stalled.clone();
+    tokio::spawn(async move {
+        let mut chunks = std::pin::pin!(chunks);
+        while let Some(chunk) = chunks.next().await {
+            let failed = chunk.is_err();
+            match tokio::time::timeout(stall, tx.send(chunk)).await {
+                Ok(Ok(())) => {}
+                // The client went away.
+                Ok(Err(_)) => return,
+                Err(_) => {
+                    flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                    tracing::warn!(
+                        stall_secs = stall.as_secs(),
+                        "an export's client stopped reading: the export was ended"
+                    );
+                    return;
+                }
+            }
+            if failed {
+                return;
+            }
+        }
+    });
+    let received = futures::stream::unfold((rx, stalled), |(mut rx, stalled)| async move {
+        match rx.recv().await {
+            Some(chunk) => Some((chunk, (rx, stalled))),
+            None if stalled.swap(false, std::sync::atomic::Ordering::SeqCst) => Some((
+                Err(Status::deadline_exceeded(
+                    "the export was ended: the client stopped reading; start it again",
+                )),
+                (rx, stalled),
+            )),
+            None => None,
+        }
+    });
+    Box::pin(received)
+}
+
 impl<S: EventStore> AuditGrpc<S> {
     pub fn new(
         pool: deadpool_postgres::Pool,
@@ -164,6 +215,7 @@ impl<S: EventStore> AuditGrpc<S> {
         progress: Progress,
         wait: Duration,
         store: S,
+        export_stall: Duration,
     ) -> Self {
         Self {
             pool,
@@ -172,6 +224,7 @@ impl<S: EventStore> AuditGrpc<S> {
             wait,
             store,
             exports: Default::default(),
+            export_stall,
         }
     }
 
@@ -194,6 +247,34 @@ impl<S: EventStore> AuditGrpc<S> {
                 "at most {EXPORTS_PER_PERSON} exports at once per person: finish or cancel one first"
             ))
         })
+    }
+
+    /// The authenticated caller, whose staff role (auditor, operator,
+    /// admin), if their token names one, is in force in the log: looked up
+    /// in the trail's own copy once it has caught up with the log's head
+    /// (so a role granted a moment ago counts, and one revoked a moment ago
+    /// does not).
+    async fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
+        let caller = self.keys.authenticate(request)?;
+        if !matches!(caller.role, Role::Auditor | Role::Operator | Role::Admin) {
+            return Ok(caller);
+        }
+        let person = caller.person_id.to_string();
+        let role = caller.role.as_str();
+        let head = self.store.last_position().await.map_err(Error::from)?;
+        self.reached(head).await?;
+        if self.holds(&person, role).await? {
+            return Ok(caller);
+        }
+        Err(Error::PermissionDenied(format!(
+            "your token says you are an {role}, but that role is not granted to you (an admin grants staff roles)"
+        ))
+        .into())
+    }
+
+    async fn holds(&self, person: &str, role: &str) -> Result<bool, Error> {
+        let client = self.pool.get().await?;
+        Ok(queries::holds_role(&**client, person, role).await?)
     }
 
     async fn reached(&self, min: u64) -> Result<u64, Error> {
@@ -262,7 +343,7 @@ impl<S: EventStore> AuditService for AuditGrpc<S> {
         &self,
         request: Request<pb::RecordTrailRequest>,
     ) -> Result<Response<pb::TrailPage>, Status> {
-        let caller = self.keys.authenticate(&request)?;
+        let caller = self.caller(&request).await?;
         let r = request.into_inner();
         let patient = id("patient_id", &r.patient_id)?;
         may_read_record(&caller, &patient)?;
@@ -276,7 +357,7 @@ impl<S: EventStore> AuditService for AuditGrpc<S> {
         &self,
         request: Request<pb::ThreadTrailRequest>,
     ) -> Result<Response<pb::TrailPage>, Status> {
-        let caller = self.keys.authenticate(&request)?;
+        let caller = self.caller(&request).await?;
         let r = request.into_inner();
         let thread = id("thread_id", &r.thread_id)?;
         match caller.role {
@@ -303,7 +384,7 @@ impl<S: EventStore> AuditService for AuditGrpc<S> {
         &self,
         request: Request<pb::PersonTrailRequest>,
     ) -> Result<Response<pb::TrailPage>, Status> {
-        let caller = self.keys.authenticate(&request)?;
+        let caller = self.caller(&request).await?;
         let r = request.into_inner();
         let person = id("person_id", &r.person_id)?;
         if caller.role != Role::Auditor {
@@ -322,7 +403,7 @@ impl<S: EventStore> AuditService for AuditGrpc<S> {
         &self,
         request: Request<pb::VerifyRequest>,
     ) -> Result<Response<pb::VerifyReply>, Status> {
-        let caller = self.keys.authenticate(&request)?;
+        let caller = self.caller(&request).await?;
         if !matches!(caller.role, Role::Auditor | Role::Operator) {
             return Err(Error::PermissionDenied(
                 "verifying the audit trail is open to auditors and operators".into(),
@@ -402,7 +483,7 @@ impl<S: EventStore> AuditService for AuditGrpc<S> {
         &self,
         request: Request<pb::ExportRequest>,
     ) -> Result<Response<ExportStream>, Status> {
-        let caller = self.keys.authenticate(&request)?;
+        let caller = self.caller(&request).await?;
         let r = request.into_inner();
         let patient = id("patient_id", &r.patient_id)?;
         may_read_record(&caller, &patient)?;
@@ -486,7 +567,7 @@ impl<S: EventStore> AuditService for AuditGrpc<S> {
                 })
             },
         );
-        Ok(Response::new(Box::pin(chunks) as ExportStream))
+        Ok(Response::new(stall_limited(chunks, self.export_stall)))
     }
 }
 

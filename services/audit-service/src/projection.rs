@@ -15,7 +15,7 @@ mod embedded {
 }
 
 /// The tables readers query (as views in schema `audit`).
-pub const TABLES: &[&str] = &["entries", "names", "thread_records"];
+pub const TABLES: &[&str] = &["entries", "names", "thread_records", "staff_roles"];
 
 const LOAD_NAMES: &str = "SELECT id, name FROM names WHERE id = ANY($1)";
 const LOAD_THREADS: &str =
@@ -28,6 +28,9 @@ const INSERT_NAMES: &str = "INSERT INTO names (id, name) \
      SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT (id) DO UPDATE SET name = excluded.name";
 const INSERT_THREADS: &str = "INSERT INTO thread_records (thread_id, patient_id) \
      SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING";
+const GRANT_ROLE: &str =
+    "INSERT INTO staff_roles (person_id, role) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+const REVOKE_ROLE: &str = "DELETE FROM staff_roles WHERE person_id = $1 AND role = $2";
 const INSERT_ENTRIES: &str = "INSERT INTO entries (chain, seq, position, event_id, event_type, kind, \
      occurred_at, actor_id, actor_name, role, on_behalf_of, action, patient_id, thread_id, call, \
      previous_hash, hash) \
@@ -115,8 +118,28 @@ impl projections::Projection for AuditProjection {
             );
         }
         let entries = link_all(drafts, &mut heads);
-        insert(tx, entries).await
+        insert(tx, entries).await?;
+        staff_roles(tx, events).await
     }
+}
+
+/// Grants and revocations of staff roles, in log order (they are rare).
+async fn staff_roles(tx: &Transaction<'_>, events: &[RecordedEvent]) -> Result<(), Error> {
+    use proto::events::envelope::Payload;
+    for event in events {
+        match &event.envelope.payload {
+            Some(Payload::StaffRoleGranted(e)) => {
+                tx.execute(GRANT_ROLE, &[&e.person_id, &describe::role_name(e.role)])
+                    .await?;
+            }
+            Some(Payload::StaffRoleRevoked(e)) => {
+                tx.execute(REVOKE_ROLE, &[&e.person_id, &describe::role_name(e.role)])
+                    .await?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 async fn insert(tx: &Transaction<'_>, entries: Vec<Entry>) -> Result<(), Error> {

@@ -136,3 +136,18 @@ pub async fn record_of_thread(
         .await?
         .map(|r| r.get(0)))
 }
+
+/// Whether `person` holds the staff role `role` in the log.
+pub async fn holds_role(
+    client: &impl GenericClient,
+    person: &str,
+    role: &str,
+) -> Result<bool, tokio_postgres::Error> {
+    let row = client
+        .query_opt(
+            "SELECT 1 FROM staff_roles WHERE person_id = $1 AND role = $2",
+            &[&person, &role],
+        )
+        .await?;
+    Ok(row.is_some())
+}

@@ -24,6 +24,7 @@ pub struct Application<S> {
     pool: deadpool_postgres::Pool,
     keys: TokenKeys,
     wait: Duration,
+    export_stall: Duration,
 }
 
 impl<S> std::fmt::Debug for Application<S> {
@@ -64,6 +65,7 @@ impl<S: EventStore> Application<S> {
             pool: projections::pool(&config.database_url, config.pool_size, "audit")?,
             keys,
             wait: config.wait_for_position,
+            export_stall: config.export_stall,
         })
     }
 
@@ -84,7 +86,12 @@ impl<S: EventStore> Application<S> {
         let (stop, stopping) = watch::channel(false);
         let (progress, projection) = projections::supervise(self.runner.clone(), stopping);
         let service = AuditServiceServer::new(AuditGrpc::new(
-            self.pool, self.keys, progress, self.wait, self.store,
+            self.pool,
+            self.keys,
+            progress,
+            self.wait,
+            self.store,
+            self.export_stall,
         ));
         tracing::info!(addr = %self.listener.local_addr()?, "audit service listening");
         let served = service_kit::server::serve(self.listener, service, shutdown).await;

@@ -21,7 +21,6 @@ use command_service::demo::{Signer, first_thread, seed};
 use command_service::{App, Application};
 use event_store::testing::{TestStream, raw_append_rate};
 use proto::command as pb;
-use service_kit::TokenKeys;
 use tonic::transport::Channel;
 
 #[global_allocator]
@@ -42,11 +41,11 @@ async fn main() {
     // multiplexes calls; real callers share channels between stubs).
     let connections = env("BENCH_CONNECTIONS", clients).clamp(1, clients);
     let test = TestStream::new("cmdbench").await;
-    let keys = TokenKeys::from_secret(b"benchmark secret, thirty-two bytes long").unwrap();
+    let keys = service_kit::test_issuer();
     let app = Application::with_app(
         "127.0.0.1:0".parse().unwrap(),
         App::new(test.store().clone(), 100_000),
-        keys.clone(),
+        keys.verifier(),
     )
     .await
     .unwrap();

@@ -11,6 +11,7 @@ use event_store::{Error as StoreError, EventStore, Position};
 use futures::future::try_join_all;
 use proto::contract::SCHEMA_VERSION;
 use proto::events::{Actor as EventActor, Envelope};
+use service_kit::Role;
 
 use crate::domain::{
     Actor, Aggregate, Command, Context, Created, Needs, PatientRecord, Person, Team,
@@ -123,6 +124,7 @@ impl<S: EventStore> App<S> {
             created: command.created(),
         };
         let mut claimed = false;
+        let mut bootstrap = false;
         for attempt in 1..=MAX_ATTEMPTS {
             let current = locked.current();
             if let Some(&position) = current.commands.get(&meta.command_id) {
@@ -140,9 +142,13 @@ impl<S: EventStore> App<S> {
             // loading the context (JetStream's duplicate window forgets
             // ids after minutes; a reused one must not start a second
             // thread with the first one's message id).
-            let ctx = if claimed {
+            let mut ctx = if claimed {
                 self.context(actor, needs, now).await?
             } else {
+                // The actor's own aggregate, when the command targets it, is
+                // already held here (loading it again would wait on itself).
+                let own = (C::Target::KIND == own_kind(actor) && aggregate_id == actor.person_id)
+                    .then(|| current.state.confirms(actor.role).unwrap_or(false));
                 let owner = locked.aggregate().to_string();
                 let claim = async {
                     self.repo
@@ -151,13 +157,36 @@ impl<S: EventStore> App<S> {
                         .await
                         .map_err(Error::from)
                 };
-                let (ctx, holder) = futures::try_join!(self.context(actor, needs, now), claim)?;
+                let (ctx, holder, confirmed) = futures::try_join!(
+                    self.context(actor, needs, now),
+                    claim,
+                    self.confirmed(actor, own)
+                )?;
                 if holder.is_some() {
                     return Err(Error::CommandIdReused(meta.command_id.clone()));
+                }
+                if !confirmed {
+                    if !command.bootstraps(actor) {
+                        return Err(unconfirmed(actor).into());
+                    }
+                    let first = self
+                        .repo
+                        .store()
+                        .claim(BOOTSTRAP_CLAIM, &actor.person_id)
+                        .await?;
+                    if first.is_some() {
+                        return Err(crate::domain::DomainError::denied(
+                            "this deployment already has its first admin: an admin grants the admin role",
+                        )
+                        .into());
+                    }
+                    tracing::warn!(person = %actor.person_id, "the deployment's first admin grants itself the admin role");
+                    bootstrap = true;
                 }
                 claimed = true;
                 ctx
             };
+            ctx.bootstrap = bootstrap;
             let payload = command.decide(&current.state, &ctx)?;
             if let Some((person, kind)) = command.registers() {
                 let key = format!("person.{person}");
@@ -234,6 +263,28 @@ impl<S: EventStore> App<S> {
         })
     }
 
+    /// Whether the log confirms the actor in the role their token names
+    /// (`own`: already decided from the command's own target).
+    async fn confirmed(&self, actor: &Actor, own: Option<bool>) -> Result<bool, Error> {
+        if let Some(own) = own {
+            return Ok(own);
+        }
+        let confirms = if actor.is(Role::Patient) {
+            self.repo
+                .fresh::<PatientRecord>(&actor.person_id)
+                .await?
+                .state
+                .confirms(actor.role)
+        } else {
+            self.repo
+                .fresh::<Person>(&actor.person_id)
+                .await?
+                .state
+                .confirms(actor.role)
+        };
+        Ok(confirms.unwrap_or(false))
+    }
+
     /// Loads, fresh from the log, every aggregate a decision reads.
     async fn context(
         &self,
@@ -267,6 +318,43 @@ impl<S: EventStore> App<S> {
     }
 }
 
+/// The claim the deployment's first admin takes, once.
+const BOOTSTRAP_CLAIM: &str = "bootstrap.admin";
+
+/// The aggregate that says who a person is: a patient's record, or the
+/// person aggregate of everyone else.
+fn own_kind(actor: &Actor) -> proto::events::AggregateType {
+    if actor.is(Role::Patient) {
+        proto::events::AggregateType::PatientRecord
+    } else {
+        proto::events::AggregateType::Person
+    }
+}
+
+/// The refusal for a token whose role the log does not confirm.
+fn unconfirmed(actor: &Actor) -> crate::domain::DomainError {
+    let why = match actor.role {
+        Role::Patient => "there is no patient record under your id",
+        Role::Carer => "you are not registered as a carer",
+        Role::Professional => "you are not registered as a professional",
+        Role::Admin | Role::Operator | Role::Auditor => {
+            "that staff role is not granted to you (an admin grants staff roles)"
+        }
+    };
+    crate::domain::DomainError::denied(format!(
+        "your token says you are {} {}, but {why}",
+        article(actor.role),
+        actor.role
+    ))
+}
+
+fn article(role: Role) -> &'static str {
+    match role {
+        Role::Admin | Role::Operator | Role::Auditor => "an",
+        _ => "a",
+    }
+}
+
 fn state<A: Aggregate>(loaded: Arc<Loaded<A>>) -> Arc<A> {
     Arc::new(loaded.state.clone())
 }
@@ -289,7 +377,9 @@ mod tests {
     use crate::domain::patient::{
         AddPatientToTeam, GrantCarerConsent, GrantRecordAccess, RegisterPatient,
     };
-    use crate::domain::person::{RegisterCarer, RegisterProfessional};
+    use crate::domain::person::{
+        GrantStaffRole, RegisterCarer, RegisterProfessional, RevokeStaffRole,
+    };
     use crate::domain::team::{AddTeamMember, CreateTeam, SetAutoCc};
     use crate::domain::thread::{
         AddParticipants, LeaveThread, PostMessage, Recipient, StartThread,
@@ -322,6 +412,118 @@ mod tests {
             command_id: id.clone(),
             correlation_id: id,
         }
+    }
+
+    fn grant(who: &Actor, role: Role) -> GrantStaffRole {
+        GrantStaffRole {
+            person_id: who.person_id.clone(),
+            role,
+            name: who.name.clone(),
+        }
+    }
+
+    fn new_team() -> CreateTeam {
+        CreateTeam {
+            team_id: uuid::Uuid::now_v7().to_string(),
+            name: "Team".into(),
+            description: String::new(),
+        }
+    }
+
+    fn denied(result: Result<Reply, Error>) -> String {
+        match result {
+            Err(Error::Domain(DomainError::PermissionDenied(m))) => m,
+            other => panic!("expected PERMISSION_DENIED, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_token_role_counts_only_where_the_log_confirms_it() {
+        let w = world().await;
+        let before = w.store.last_position().await.unwrap();
+        // Nobody registered this professional: the token alone says so.
+        let stranger = actor(Role::Professional, "Mallory");
+        let refused = denied(
+            w.run(
+                &stranger,
+                RegisterCarer {
+                    carer_id: uuid::Uuid::now_v7().to_string(),
+                    name: "Eve".into(),
+                    email: "eve@example.org".into(),
+                    email_verified: true,
+                },
+            )
+            .await,
+        );
+        assert!(
+            refused.contains("not registered as a professional"),
+            "{refused}"
+        );
+        // A registered carer with a token that says professional.
+        let posing = Actor {
+            role: Role::Professional,
+            ..w.carer.clone()
+        };
+        let post = PostMessage {
+            thread_id: w.thread.clone(),
+            message_id: uuid::Uuid::now_v7().to_string(),
+            body: "I am a doctor now".into(),
+        };
+        denied(w.run(&posing, post.clone()).await);
+        // A patient token for an id with no record.
+        let no_record = actor(Role::Patient, "Nobody");
+        denied(w.run(&no_record, post).await);
+        // An admin token for someone never granted the role, once the
+        // deployment has its first admin.
+        let self_made = actor(Role::Admin, "Self-made");
+        denied(w.run(&self_made, new_team()).await);
+        let refused = denied(w.run(&self_made, grant(&self_made, Role::Admin)).await);
+        assert!(refused.contains("first admin"), "{refused}");
+        // Nothing was recorded by any of them.
+        assert_eq!(w.store.last_position().await.unwrap(), before);
+    }
+
+    #[tokio::test]
+    async fn an_admin_grants_and_revokes_staff_roles_and_a_revoked_role_stops_at_once() {
+        let w = world().await;
+        let bob = actor(Role::Admin, "Bob");
+        w.run(&w.admin, grant(&bob, Role::Admin)).await.unwrap();
+        w.run(&bob, new_team()).await.unwrap();
+        // Staff roles are for staff: not for a carer or a patient.
+        let carer_admin = w.run(&w.admin, grant(&w.carer, Role::Auditor)).await;
+        assert!(matches!(
+            carer_admin,
+            Err(Error::Domain(DomainError::FailedPrecondition(_)))
+        ));
+        let patient_admin = w.run(&w.admin, grant(&w.patient, Role::Admin)).await;
+        assert!(matches!(
+            patient_admin,
+            Err(Error::Domain(DomainError::FailedPrecondition(_)))
+        ));
+        // Nobody takes their own role away (so an admin cannot lock the
+        // deployment out by accident); another admin can.
+        denied(
+            w.run(
+                &bob,
+                RevokeStaffRole {
+                    person_id: bob.person_id.clone(),
+                    role: Role::Admin,
+                },
+            )
+            .await,
+        );
+        w.run(
+            &w.admin,
+            RevokeStaffRole {
+                person_id: bob.person_id.clone(),
+                role: Role::Admin,
+            },
+        )
+        .await
+        .unwrap();
+        denied(w.run(&bob, new_team()).await);
+        // A non-admin grants nothing.
+        denied(w.run(&w.nurse, grant(&w.nurse, Role::Auditor)).await);
     }
 
     impl World {
@@ -358,6 +560,7 @@ mod tests {
             uuid::Uuid::now_v7().to_string(),
             uuid::Uuid::now_v7().to_string(),
         );
+        w.run(&w.admin, grant(&w.admin, Role::Admin)).await.unwrap();
         for who in [&w.nurse, &w.pals, &w.specialist] {
             w.run(
                 &w.admin,
@@ -480,13 +683,6 @@ mod tests {
             thread_id: w.thread.clone(),
             message_id: uuid::Uuid::now_v7().to_string(),
             body: "An update".into(),
-        }
-    }
-
-    fn denied(result: Result<Reply, Error>) -> String {
-        match result {
-            Err(Error::Domain(DomainError::PermissionDenied(m))) => m,
-            other => panic!("expected PERMISSION_DENIED, got {other:?}"),
         }
     }
 

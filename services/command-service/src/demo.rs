@@ -16,7 +16,7 @@
 use std::time::{Duration, SystemTime};
 
 use proto::command as pb;
-use service_kit::{Caller, Role, TokenKeys};
+use service_kit::{Caller, Role, TokenIssuer};
 use tonic::transport::Channel;
 use tonic::{Request, Status};
 
@@ -37,6 +37,10 @@ pub struct DemoOrg {
     pub dietitian: Caller,
     pub pals_officer: Caller,
     pub cardiologist: Caller,
+    /// A privacy officer: the admin granted them the auditor role.
+    pub auditor: Caller,
+    /// An operator on call: the admin granted them the operator role.
+    pub operator: Caller,
     pub renal: String,
     pub nutrition: String,
     pub pals: String,
@@ -78,6 +82,8 @@ impl DemoOrg {
             ("dietitian (default contact)", &self.dietitian),
             ("PALS officer", &self.pals_officer),
             ("cardiologist (no relation)", &self.cardiologist),
+            ("privacy officer (auditor)", &self.auditor),
+            ("operator on call", &self.operator),
         ]
     }
 }
@@ -86,12 +92,67 @@ impl DemoOrg {
 #[derive(Debug)]
 pub struct Signer {
     channel: Channel,
-    keys: TokenKeys,
+    keys: TokenIssuer,
+    admin: Caller,
 }
 
 impl Signer {
-    pub fn new(channel: Channel, keys: TokenKeys) -> Self {
-        Self { channel, keys }
+    /// A signer whose admin is new (and becomes the first admin of a new log).
+    pub fn new(channel: Channel, keys: TokenIssuer) -> Self {
+        Self::with_admin(channel, keys, person(Role::Admin, "Ada Lovelace"))
+    }
+
+    /// A signer whose seeds are made by `admin`: the first admin of the log,
+    /// or one already granted the role.
+    pub fn with_admin(channel: Channel, keys: TokenIssuer, admin: Caller) -> Self {
+        Self {
+            channel,
+            keys,
+            admin,
+        }
+    }
+
+    /// The admin who seeds.
+    pub fn admin(&self) -> &Caller {
+        &self.admin
+    }
+
+    /// Makes sure the signer's admin holds the admin role: grants it to
+    /// themselves as the log's first admin, or finds it already granted.
+    pub async fn ensure_admin(&self) -> Result<(), Status> {
+        let granted = self
+            .client(&self.admin)?
+            .grant_staff_role(pb::GrantStaffRoleRequest {
+                command_id: command_id(),
+                person_id: self.admin.person_id.to_string(),
+                role: "admin".into(),
+                name: self.admin.name.clone(),
+            })
+            .await;
+        match granted {
+            Ok(_) => Ok(()),
+            Err(status)
+                if status.code() == tonic::Code::FailedPrecondition
+                    && status.message().contains("already holds") =>
+            {
+                Ok(())
+            }
+            Err(status) => Err(status),
+        }
+    }
+
+    /// Grants `who` a staff role ("operator", "auditor", "admin"), as the
+    /// signer's admin.
+    pub async fn grant(&self, who: &Caller, role: &str) -> Result<(), Status> {
+        self.client(&self.admin)?
+            .grant_staff_role(pb::GrantStaffRoleRequest {
+                command_id: command_id(),
+                person_id: who.person_id.to_string(),
+                role: role.into(),
+                name: who.name.clone(),
+            })
+            .await?;
+        Ok(())
     }
 
     /// A token for `who`, valid for a day.
@@ -114,8 +175,9 @@ fn team(id: &str) -> pb::Recipient {
 /// Creates the demo organisation. Every id is new, so it can be seeded any
 /// number of times into the same log.
 pub async fn seed(signer: &Signer) -> Result<DemoOrg, Status> {
+    signer.ensure_admin().await?;
     let org = DemoOrg {
-        admin: person(Role::Admin, "Ada Lovelace"),
+        admin: signer.admin().clone(),
         patient: person(Role::Patient, "Pat Jones"),
         other_patient: person(Role::Patient, "Sam Green"),
         carer: person(Role::Carer, "Chris Jones"),
@@ -127,6 +189,8 @@ pub async fn seed(signer: &Signer) -> Result<DemoOrg, Status> {
         dietitian: person(Role::Professional, "Susan Turner"),
         pals_officer: person(Role::Professional, "Pam Reid"),
         cardiologist: person(Role::Professional, "Dr Omar Shah"),
+        auditor: person(Role::Auditor, "Priya Shah"),
+        operator: person(Role::Operator, "Olu Adeyemi"),
         renal: command_id(),
         nutrition: command_id(),
         pals: command_id(),
@@ -135,6 +199,8 @@ pub async fn seed(signer: &Signer) -> Result<DemoOrg, Status> {
         renal_join_code: String::new(),
     };
     let mut admin = signer.client(&org.admin)?;
+    signer.grant(&org.auditor, "auditor").await?;
+    signer.grant(&org.operator, "operator").await?;
 
     let staff = [
         (&org.nurse, "Renal Nurse"),

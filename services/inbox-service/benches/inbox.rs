@@ -27,7 +27,7 @@ use projections::RunnerConfig;
 use projections::testing::TestDatabase;
 use proto::events::AggregateType;
 use proto::inbox as pb;
-use service_kit::{Caller, Role, TokenKeys};
+use service_kit::{Caller, Role};
 use tonic::transport::Channel;
 
 #[global_allocator]
@@ -134,7 +134,7 @@ async fn main() {
 
     // 3. Queries through the API, with reads recorded (as deployed) and,
     //    interleaved, through a second service that does not record them.
-    let keys = TokenKeys::from_secret(b"benchmark secret, thirty-two bytes long").unwrap();
+    let keys = service_kit::test_issuer();
     let samples = 2000;
     // [recorded, not recorded] × [my inbox, one thread]; one service at a
     // time (two live runners on one projection would contend), the one that
@@ -154,7 +154,7 @@ async fn main() {
                 record_reads: recorded,
             },
             stream.store().clone(),
-            keys.clone(),
+            keys.verifier(),
         )
         .await
         .unwrap();

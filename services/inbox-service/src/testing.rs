@@ -39,6 +39,9 @@ pub struct World {
     pub patients: Vec<Uuid>,
     /// (thread, patient, team)
     pub threads: Vec<(Uuid, Uuid, usize)>,
+    /// A privacy officer and an operator, granted their roles by the admin.
+    pub auditor: Uuid,
+    pub operator: Uuid,
 }
 
 /// Events grouped by aggregate, each group in order.
@@ -105,6 +108,31 @@ pub fn generate(spec: Spec, age: Duration) -> Log {
     };
 
     let mut world = World::default();
+    // The admin is the log's first admin, and grants the staff roles.
+    let (admin_id, _, admin_name) = admin;
+    let mut grants = vec![(admin_id, Role::Admin, admin_name, true)];
+    world.auditor = Uuid::now_v7();
+    world.operator = Uuid::now_v7();
+    grants.push((world.auditor, Role::Auditor, "Generated Auditor", false));
+    grants.push((world.operator, Role::Operator, "Generated Operator", false));
+    for (person, role, name, bootstrap) in grants {
+        push(
+            AggregateType::Person,
+            person,
+            vec![envelope(
+                AggregateType::Person,
+                person,
+                admin,
+                clock.tick(),
+                Payload::StaffRoleGranted(ev::StaffRoleGranted {
+                    person_id: person.to_string(),
+                    role: role as i32,
+                    name: name.into(),
+                    bootstrap,
+                }),
+            )],
+        );
+    }
     for t in 0..spec.teams {
         let team = Uuid::now_v7();
         let mut members = Vec::new();

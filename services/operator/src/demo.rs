@@ -2,7 +2,7 @@
 
 use clap::Args;
 use command_service::demo::{Signer, first_thread, seed};
-use service_kit::TokenKeys;
+use service_kit::TokenIssuer;
 
 #[derive(Debug, Args)]
 pub(crate) struct DemoArgs {
@@ -16,10 +16,15 @@ pub(crate) struct DemoArgs {
     /// Write `export NAME_TOKEN=...` lines for every person to this file.
     #[arg(long)]
     env_file: Option<std::path::PathBuf>,
+    /// The admin who seeds: the log's first admin (granted on the first
+    /// seed), the same id every time. A new one when omitted, which works
+    /// only on a log without an admin yet.
+    #[arg(long, env = "CARELINE_DEMO_ADMIN")]
+    admin_id: Option<uuid::Uuid>,
 }
 
 pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
-    let keys = TokenKeys::from_env().map_err(anyhow::Error::msg)?;
+    let keys = TokenIssuer::from_env().map_err(anyhow::Error::msg)?;
     let channel = tonic::transport::Channel::from_shared(args.command_url.clone())?
         .connect()
         .await
@@ -29,7 +34,18 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
                 args.command_url
             )
         })?;
-    let signer = Signer::new(channel, keys);
+    let signer = match args.admin_id {
+        Some(id) => Signer::with_admin(
+            channel,
+            keys,
+            service_kit::Caller {
+                person_id: id,
+                role: service_kit::Role::Admin,
+                name: "Ada Lovelace".into(),
+            },
+        ),
+        None => Signer::new(channel, keys),
+    };
     let org = seed(&signer).await?;
     let thread = first_thread(&signer, &org).await?;
 
@@ -54,19 +70,10 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
         env.push_str(&format!("export {var}_ID={}\n", who.person_id));
         env.push_str(&format!("export {var}_TOKEN={}\n", signer.token(who)));
     }
-    // A privacy officer: the auditor role comes with the token alone.
-    let auditor = service_kit::Caller {
-        person_id: uuid::Uuid::now_v7(),
-        role: service_kit::Role::Auditor,
-        name: "Priya Shah".into(),
-    };
-    println!(
-        "  {:<34} {:<16} {}",
-        "Privacy officer (auditor)", auditor.name, auditor.person_id
-    );
+    // The README's examples read the trail as AUDITOR_TOKEN.
     env.push_str(&format!(
         "export AUDITOR_TOKEN={}\n",
-        signer.token(&auditor)
+        signer.token(&org.auditor)
     ));
     env.push_str(&format!(
         "export RENAL_TEAM={}\nexport THREAD={thread}\n",

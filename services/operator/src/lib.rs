@@ -42,8 +42,10 @@ enum Command {
     Rebuild(rebuild::RebuildArgs),
     /// Print events as they arrive, decoded, one line each.
     Tail(tail::TailArgs),
-    /// Mint a signed token for one person (needs CARELINE_TOKEN_SECRET).
+    /// Mint a signed token for one person (needs CARELINE_TOKEN_SIGNING_KEY).
     Token(token::TokenArgs),
+    /// Generate a token signing key pair (private for the issuer, public for the services).
+    Keys(token::KeysArgs),
     /// Seed the demo organisation through the command service.
     Demo(demo::DemoArgs),
 }
@@ -57,6 +59,7 @@ impl Cli {
             }
             Command::Tail(args) => tail::run(event_store::StoreConfig::from_env()?, args).await,
             Command::Token(args) => token::run(args),
+            Command::Keys(args) => token::keys(args),
             Command::Demo(args) => demo::run(args).await,
         }
     }

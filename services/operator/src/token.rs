@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use clap::Args;
-use service_kit::{Caller, Role, TokenKeys};
+use service_kit::{Caller, Role, TokenIssuer};
 
 #[derive(Debug, Args)]
 pub(crate) struct TokenArgs {
@@ -18,13 +18,13 @@ pub(crate) struct TokenArgs {
     name: String,
     /// How long the token is valid, in whole hours: at least 1 (an
     /// expired token cannot be minted here; tests that need one craft it
-    /// with `TokenKeys::mint_until`).
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=24 * 366))]
+    /// with `TokenIssuer::mint_until`).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=service_kit::auth::MAX_LIFETIME.as_secs() / 3600))]
     hours: u64,
 }
 
 pub(crate) fn run(args: TokenArgs) -> anyhow::Result<()> {
-    let keys = TokenKeys::from_env().map_err(anyhow::Error::msg)?;
+    let keys = TokenIssuer::from_env().map_err(anyhow::Error::msg)?;
     let caller = Caller {
         person_id: args.person.unwrap_or_else(uuid::Uuid::now_v7),
         role: args.role,
@@ -37,6 +37,33 @@ pub(crate) fn run(args: TokenArgs) -> anyhow::Result<()> {
     println!(
         "{}",
         keys.mint(&caller, Duration::from_secs(args.hours * 3600))
+    );
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct KeysArgs {
+    /// The key id tokens will name (for rotation: a new id per key).
+    #[arg(long, default_value = "k1")]
+    kid: String,
+}
+
+/// Prints a new key pair as the two environment lines that use it.
+pub(crate) fn keys(args: KeysArgs) -> anyhow::Result<()> {
+    let issuer = TokenIssuer::generate(&args.kid)?;
+    eprintln!(
+        "careline: new token key {:?}: keep the private key with the issuer only; give every service the public key",
+        issuer.kid()
+    );
+    println!(
+        "{}={}",
+        service_kit::auth::SIGNING_KEY_VAR,
+        issuer.private_key()
+    );
+    println!(
+        "{}={}",
+        service_kit::auth::PUBLIC_KEYS_VAR,
+        issuer.public_key()
     );
     Ok(())
 }

@@ -10,7 +10,7 @@ pub mod auth;
 pub mod env;
 pub mod server;
 
-pub use auth::{Caller, Role, TokenKeys};
+pub use auth::{Caller, Role, TokenIssuer, TokenKeys, test_issuer};
 
 /// Longest input an error message repeats whole.
 const ECHO_MAX: usize = 64;

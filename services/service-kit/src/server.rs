@@ -4,12 +4,22 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::time::Duration;
 
 use tonic::body::Body;
 use tonic::codegen::{Service, http};
 use tonic::server::NamedService;
 use tonic::service::Routes;
 use tonic::transport::server::TcpIncoming;
+
+/// The longest a call may take to answer (its headers, for a stream); a
+/// client's shorter `grpc-timeout` wins.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often an idle connection is pinged, and how long the answer may take
+/// before the connection is closed: a peer that vanished (a laptop lid
+/// shut, a network gone) holds nothing for long.
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a server could not run.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +62,10 @@ where
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
     tonic::transport::Server::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        .tcp_keepalive(Some(KEEPALIVE_INTERVAL))
         .add_routes(routes)
         // gRPC answers are several small HTTP/2 frames: without TCP_NODELAY,
         // Nagle's algorithm holds them back waiting for acknowledgements.

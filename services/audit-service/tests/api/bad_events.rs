@@ -15,7 +15,7 @@ use proto::events::AggregateType;
 use proto::inbox as pb;
 use tonic::Code;
 
-use crate::support::{auditor, system};
+use crate::support::system;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn junk_and_impossible_events_stop_no_read_model() {
@@ -70,7 +70,7 @@ async fn junk_and_impossible_events_stop_no_read_model() {
     assert_eq!(detail.messages.len(), 2);
     let at = s.settled().await;
     let trail = s
-        .audit(&auditor())
+        .audit(&org.auditor)
         .thread_trail(audit_pb::ThreadTrailRequest {
             min_position: at,
             thread_id: healthy,

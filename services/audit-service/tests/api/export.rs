@@ -6,7 +6,7 @@ use proto::audit as pb;
 use serde_json::Value;
 use tonic::Code;
 
-use crate::support::{System, auditor, system};
+use crate::support::{System, system};
 
 async fn export(
     s: &System,
@@ -42,7 +42,7 @@ async fn a_record_exports_as_json_lines_and_as_a_fhir_bundle() {
     s.settled().await;
     let patient = org.patient.person_id.to_string();
 
-    let (lines, types) = export(&s, &auditor(), &patient, pb::ExportFormat::JsonLines)
+    let (lines, types) = export(&s, &org.auditor, &patient, pb::ExportFormat::JsonLines)
         .await
         .unwrap();
     assert!(types.iter().all(|t| t == "application/x-ndjson"));

@@ -9,10 +9,17 @@ use projections::RunnerConfig;
 use proto::audit as pb;
 use proto::command as cmd;
 
-use crate::support::{System, auditor, system};
+use service_kit::Caller;
 
-async fn verify(s: &System, patient: &str, against_stream: bool) -> pb::VerifyReply {
-    s.audit(&auditor())
+use crate::support::{System, system};
+
+async fn verify(
+    s: &System,
+    officer: &Caller,
+    patient: &str,
+    against_stream: bool,
+) -> pb::VerifyReply {
+    s.audit(officer)
         .verify(pb::VerifyRequest {
             min_position: 0,
             patient_id: patient.into(),
@@ -35,7 +42,8 @@ async fn tamper(s: &System, sql: &str) {
         .unwrap();
 }
 
-async fn scenario(s: &System) -> String {
+/// The scenario's privacy officer and patient.
+async fn scenario(s: &System) -> (Caller, String) {
     let org = s.org().await;
     let thread = first_thread(&s.signer, &org).await.unwrap();
     let mut nurse = s.signer.client(&org.nurse).unwrap();
@@ -50,20 +58,20 @@ async fn scenario(s: &System) -> String {
             .unwrap();
     }
     s.settled().await;
-    org.patient.person_id.to_string()
+    (org.auditor.clone(), org.patient.person_id.to_string())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_table_refuses_changes_and_verify_catches_edits_deletions_and_swaps() {
     let s = system("audittamper").await;
-    let patient = scenario(&s).await;
+    let (officer, patient) = scenario(&s).await;
     let chain = format!("patient/{patient}");
 
-    let clean = verify(&s, &patient, true).await;
+    let clean = verify(&s, &officer, &patient, true).await;
     assert!(clean.intact, "{:?}", clean.findings);
     assert_eq!(clean.chains, 1);
     assert!(clean.entries >= 6);
-    assert!(verify(&s, "", true).await.intact);
+    assert!(verify(&s, &officer, "", true).await.intact);
 
     // Without bypassing the triggers, the table refuses changes.
     let client = projections::connect(&s.db.url).await.unwrap();
@@ -86,7 +94,7 @@ async fn the_table_refuses_changes_and_verify_catches_edits_deletions_and_swaps(
         ),
     )
     .await;
-    let found = verify(&s, &patient, false).await;
+    let found = verify(&s, &officer, &patient, false).await;
     assert!(!found.intact);
     assert!(
         found
@@ -101,13 +109,13 @@ async fn the_table_refuses_changes_and_verify_catches_edits_deletions_and_swaps(
         &format!("UPDATE entries SET action = (SELECT action FROM entries WHERE chain = '{chain}' AND seq = 4) WHERE chain = '{chain}' AND seq = 3"),
     )
     .await;
-    assert!(!verify(&s, &patient, false).await.intact);
+    assert!(!verify(&s, &officer, &patient, false).await.intact);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_or_swapped_row_is_caught() {
     let s = system("auditdelete").await;
-    let patient = scenario(&s).await;
+    let (officer, patient) = scenario(&s).await;
     let chain = format!("patient/{patient}");
 
     // Two rows swapped: their places in the log exchanged.
@@ -122,19 +130,19 @@ async fn a_deleted_or_swapped_row_is_caught() {
         ),
     )
     .await;
-    let swapped = verify(&s, &patient, false).await;
+    let swapped = verify(&s, &officer, &patient, false).await;
     assert!(!swapped.intact, "a swap went unnoticed");
 
     // A row removed from the middle.
     let s = system("auditdelete2").await;
-    let patient = scenario(&s).await;
+    let (officer, patient) = scenario(&s).await;
     let chain = format!("patient/{patient}");
     tamper(
         &s,
         &format!("DELETE FROM entries WHERE chain = '{chain}' AND seq = 2"),
     )
     .await;
-    let removed = verify(&s, &patient, false).await;
+    let removed = verify(&s, &officer, &patient, false).await;
     assert!(!removed.intact);
     assert!(
         removed
@@ -147,15 +155,15 @@ async fn a_deleted_or_swapped_row_is_caught() {
 
     // The last row removed: the chain alone cannot tell, the log can.
     let s = system("auditdelete3").await;
-    let patient = scenario(&s).await;
+    let (officer, patient) = scenario(&s).await;
     let chain = format!("patient/{patient}");
     tamper(
         &s,
         &format!("DELETE FROM entries WHERE chain = '{chain}' AND seq = (SELECT max(seq) FROM entries WHERE chain = '{chain}')"),
     )
     .await;
-    assert!(verify(&s, &patient, false).await.intact);
-    let against_log = verify(&s, &patient, true).await;
+    assert!(verify(&s, &officer, &patient, false).await.intact);
+    let against_log = verify(&s, &officer, &patient, true).await;
     assert!(!against_log.intact);
     assert!(
         against_log.findings[0]

@@ -8,6 +8,7 @@
 mod bad_events;
 mod export;
 mod integrity;
+mod staff_roles;
 mod stalled_export;
 mod support;
 mod switch;

@@ -12,7 +12,7 @@ use proto::audit as pb;
 use proto::audit::audit_service_client::AuditServiceClient;
 use tonic::transport::Channel;
 
-use crate::support::{auditor, keys};
+use crate::support::{auditor, issuer, keys};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_exports_hold_no_connection_and_are_limited_per_person() {
@@ -43,6 +43,7 @@ async fn stalled_exports_hold_no_connection_and_are_limited_per_person() {
             batch_size: 1000,
             // As few connections as stalled exports.
             pool_size: 2,
+            export_stall: Duration::from_secs(STALL),
         },
         stream.store().clone(),
         keys(),
@@ -56,7 +57,7 @@ async fn stalled_exports_hold_no_connection_and_are_limited_per_person() {
     }));
     let head = stream.store().last_position().await.unwrap();
     let patient_id = world.patients[0].to_string();
-    let token = keys().mint(&auditor(), Duration::from_secs(3600));
+    let token = issuer().mint(&auditor(&world), Duration::from_secs(3600));
     let client = |channel: Channel| {
         AuditServiceClient::with_interceptor(channel, Bearer::new(&token).unwrap())
     };
@@ -105,9 +106,37 @@ async fn stalled_exports_hold_no_connection_and_are_limited_per_person() {
     stalled.pop();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut again = client(connect().await)
-        .export(export)
+        .export(export.clone())
         .await
         .unwrap()
         .into_inner();
     assert!(again.message().await.unwrap().is_some());
+    drop(again);
+
+    // A client that stops reading for longer than the stall limit loses
+    // its export, and its place: two new exports start, and the stalled
+    // one, read again, ends with DEADLINE_EXCEEDED after what was buffered.
+    tokio::time::sleep(Duration::from_secs(STALL + 2)).await;
+    let mut fresh = Vec::new();
+    for _ in 0..2 {
+        let mut c = client(connect().await);
+        let mut chunks = c.export(export.clone()).await.unwrap().into_inner();
+        assert!(chunks.message().await.unwrap().is_some());
+        fresh.push((c, chunks));
+    }
+    let (_c, mut stalled_chunks) = stalled.pop().unwrap();
+    let ended = loop {
+        match tokio::time::timeout(Duration::from_secs(10), stalled_chunks.message())
+            .await
+            .expect("the stalled export neither ended nor answered")
+        {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("a stalled export ended as if complete"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(ended.code(), tonic::Code::DeadlineExceeded, "{ended:?}");
 }
+
+/// Seconds an export waits on a client that stopped reading, here.
+const STALL: u64 = 5;

@@ -11,12 +11,10 @@ use event_store::testing::TestStream;
 use projections::testing::TestDatabase;
 use proto::audit::audit_service_client::AuditServiceClient;
 use proto::inbox::inbox_service_client::InboxServiceClient;
-use service_kit::{Caller, Role, TokenKeys};
+use service_kit::{Caller, Role, TokenIssuer, TokenKeys};
 use tokio::sync::{oneshot, watch};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
-
-pub const SECRET: &[u8] = b"a test signing secret, 32 bytes or more";
 
 pub type Audit = AuditServiceClient<InterceptedService<Channel, Bearer>>;
 pub type Inbox = InboxServiceClient<InterceptedService<Channel, Bearer>>;
@@ -31,8 +29,12 @@ pub struct System {
     _stops: Vec<oneshot::Sender<()>>,
 }
 
+pub fn issuer() -> TokenIssuer {
+    service_kit::test_issuer()
+}
+
 pub fn keys() -> TokenKeys {
-    TokenKeys::from_secret(SECRET).unwrap()
+    issuer().verifier()
 }
 
 pub async fn channel(addr: SocketAddr) -> Channel {
@@ -94,6 +96,7 @@ pub async fn system(label: &str) -> System {
             wait_for_position: Duration::from_secs(5),
             batch_size: 500,
             pool_size: 4,
+            export_stall: Duration::from_secs(60),
         },
         store,
         keys(),
@@ -106,7 +109,7 @@ pub async fn system(label: &str) -> System {
     tokio::spawn(audit.run(stopped));
 
     System {
-        signer: Signer::new(channel(command_addr).await, keys()),
+        signer: Signer::new(channel(command_addr).await, issuer()),
         inbox: channel(inbox_addr).await,
         audit: channel(audit_addr).await,
         audit_checkpoint,
@@ -155,19 +158,20 @@ impl System {
     }
 }
 
-/// A privacy officer (no registration event names them: the token does).
-pub fn auditor() -> Caller {
+/// The generated world's privacy officer (granted the auditor role).
+pub fn auditor(world: &inbox_service::testing::World) -> Caller {
     Caller {
-        person_id: uuid::Uuid::now_v7(),
+        person_id: world.auditor,
         role: Role::Auditor,
-        name: "Priya Officer".into(),
+        name: "Generated Auditor".into(),
     }
 }
 
-pub fn operator() -> Caller {
+/// The generated world's operator (granted the operator role).
+pub fn operator(world: &inbox_service::testing::World) -> Caller {
     Caller {
-        person_id: uuid::Uuid::now_v7(),
+        person_id: world.operator,
         role: Role::Operator,
-        name: "Olu Operator".into(),
+        name: "Generated Operator".into(),
     }
 }

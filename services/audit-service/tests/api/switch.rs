@@ -15,10 +15,10 @@ use service_kit::{Caller, Role};
 use tonic::Response;
 use tonic::transport::Channel;
 
-use crate::support::{Audit, auditor, keys, operator};
+use crate::support::{Audit, auditor, issuer, keys, operator};
 
 fn client(channel: &Channel, who: &Caller) -> Audit {
-    let token = keys().mint(who, Duration::from_secs(3600));
+    let token = issuer().mint(who, Duration::from_secs(3600));
     AuditServiceClient::with_interceptor(channel.clone(), Bearer::new(&token).unwrap())
 }
 
@@ -49,6 +49,7 @@ async fn trails_never_fail_or_stall_while_rebuilds_switch() {
             wait_for_position: Duration::from_secs(10),
             batch_size: 500,
             pool_size: 8,
+            export_stall: Duration::from_secs(60),
         },
         stream.store().clone(),
         keys(),
@@ -71,8 +72,8 @@ async fn trails_never_fail_or_stall_while_rebuilds_switch() {
     .unwrap();
     let channel = crate::support::channel(addr).await;
 
-    let officer = client(&channel, &auditor());
-    let operator = client(&channel, &operator());
+    let officer = client(&channel, &auditor(&world));
+    let operator = client(&channel, &operator(&world));
     let mut queries: Vec<Query> = Vec::new();
     for &(thread, patient, _) in world.threads.iter().take(2) {
         let (c, patient_id) = (officer.clone(), patient.to_string());

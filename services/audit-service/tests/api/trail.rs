@@ -8,7 +8,7 @@ use proto::command as cmd;
 use proto::inbox;
 use tonic::Code;
 
-use crate::support::{System, auditor, operator, system};
+use crate::support::{System, system};
 
 async fn record_trail(
     s: &System,
@@ -123,7 +123,7 @@ async fn the_scenario_is_on_the_record_trail_in_order() {
         .unwrap();
     let at = s.settled().await;
 
-    let trail = record_trail(&s, &auditor(), &patient, at).await;
+    let trail = record_trail(&s, &org.auditor, &patient, at).await;
     let recent: Vec<&str> = trail
         .iter()
         .filter(|e| e.position > before)
@@ -160,7 +160,7 @@ async fn the_scenario_is_on_the_record_trail_in_order() {
 
     // The thread's trail is the thread's part of it.
     let thread_trail = s
-        .audit(&auditor())
+        .audit(&org.auditor)
         .thread_trail(pb::ThreadTrailRequest {
             min_position: at,
             thread_id: thread.clone(),
@@ -173,7 +173,7 @@ async fn the_scenario_is_on_the_record_trail_in_order() {
 
     // What the consultant did, from their own trail; and a time window.
     let rowan = s
-        .audit(&auditor())
+        .audit(&org.auditor)
         .person_trail(pb::PersonTrailRequest {
             min_position: at,
             person_id: org.consultant.person_id.to_string(),
@@ -191,7 +191,7 @@ async fn the_scenario_is_on_the_record_trail_in_order() {
         ]
     );
     let future = s
-        .audit(&auditor())
+        .audit(&org.auditor)
         .record_trail(pb::RecordTrailRequest {
             min_position: at,
             patient_id: patient.clone(),
@@ -288,8 +288,8 @@ async fn who_may_read_which_trail_role_by_role() {
     let thread = first_thread(&s.signer, &org).await.unwrap();
     let at = s.settled().await;
     let patient = org.patient.person_id.to_string();
-    let officer = auditor();
-    let ops = operator();
+    let officer = org.auditor.clone();
+    let ops = org.operator.clone();
 
     let record = |who: &service_kit::Caller, patient: &str| {
         let mut audit = s.audit(who);

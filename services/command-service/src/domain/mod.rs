@@ -97,6 +97,13 @@ pub trait Aggregate: Clone + Default + std::fmt::Debug + Send + Sync + 'static {
     /// Applies one recorded event. Events of other aggregates never arrive
     /// here; unknown payloads (a newer contract) are ignored.
     fn evolve(&mut self, event: &Envelope);
+
+    /// Whether the log, folded into this aggregate (the person's own, by
+    /// their id), confirms that its person may act in `role`; `None` when
+    /// this kind of aggregate does not say.
+    fn confirms(&self, _role: Role) -> Option<bool> {
+        None
+    }
 }
 
 /// Which other aggregates a decision reads.
@@ -135,6 +142,8 @@ pub struct Context {
     pub record: Option<Arc<PatientRecord>>,
     pub teams: HashMap<String, Arc<Team>>,
     pub people: HashMap<String, Arc<Person>>,
+    /// This decision makes the deployment's first admin.
+    pub bootstrap: bool,
 }
 
 impl Context {
@@ -145,6 +154,7 @@ impl Context {
             record: None,
             teams: HashMap::new(),
             people: HashMap::new(),
+            bootstrap: false,
         }
     }
 
@@ -227,6 +237,13 @@ pub trait Command: Send + Sync {
 
     /// Whether this command writes a message (counted by the post limit).
     fn posts(&self) -> bool {
+        false
+    }
+
+    /// Whether this command, by this actor, makes the deployment's first
+    /// admin: accepted from an actor whose admin role is not (yet) in the
+    /// log, once per deployment.
+    fn bootstraps(&self, _actor: &Actor) -> bool {
         false
     }
 }

@@ -108,6 +108,10 @@ fn time(ts: &Option<prost_types::Timestamp>) -> Option<SystemTime> {
 impl Aggregate for PatientRecord {
     const KIND: AggregateType = AggregateType::PatientRecord;
 
+    fn confirms(&self, role: Role) -> Option<bool> {
+        (role == Role::Patient).then_some(self.exists)
+    }
+
     fn evolve(&mut self, event: &Envelope) {
         match &event.payload {
             Some(Payload::PatientRegistered(e)) => {

@@ -1,11 +1,15 @@
-//! People: professionals and carers (patients are their records).
+//! People: professionals and carers (patients are their records), and the
+//! staff roles (admin, operator, auditor) an admin grants.
+
+use std::collections::BTreeSet;
 
 use proto::events::{
-    AggregateType, CarerRegistered, Envelope, ProfessionalRegistered, envelope::Payload,
+    AggregateType, CarerRegistered, Envelope, ProfessionalRegistered, StaffRoleGranted,
+    StaffRoleRevoked, envelope::Payload,
 };
 use service_kit::Role;
 
-use super::{Aggregate, Command, Context, DomainError, require_role};
+use super::{Aggregate, Command, Context, DomainError, Needs, require_role};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum PersonKind {
@@ -23,6 +27,8 @@ pub struct Person {
     pub role_label: String,
     pub email: String,
     pub email_verified: bool,
+    /// Staff roles in force, by their names ("admin", "operator", "auditor").
+    pub staff: BTreeSet<&'static str>,
 }
 
 impl Person {
@@ -32,10 +38,36 @@ impl Person {
     pub fn is_carer(&self) -> bool {
         self.kind == PersonKind::Carer
     }
+    pub fn holds(&self, role: Role) -> bool {
+        self.staff.contains(role.as_str())
+    }
+}
+
+/// The staff roles, as events carry them.
+pub fn staff_role(role: Role) -> Option<proto::events::Role> {
+    matches!(role, Role::Admin | Role::Operator | Role::Auditor).then(|| role.to_proto())
+}
+
+fn role_from_event(role: i32) -> Option<Role> {
+    match proto::events::Role::try_from(role).ok()? {
+        proto::events::Role::Admin => Some(Role::Admin),
+        proto::events::Role::Operator => Some(Role::Operator),
+        proto::events::Role::Auditor => Some(Role::Auditor),
+        _ => None,
+    }
 }
 
 impl Aggregate for Person {
     const KIND: AggregateType = AggregateType::Person;
+
+    fn confirms(&self, role: Role) -> Option<bool> {
+        match role {
+            Role::Professional => Some(self.is_professional()),
+            Role::Carer => Some(self.is_carer()),
+            Role::Admin | Role::Operator | Role::Auditor => Some(self.holds(role)),
+            Role::Patient => None,
+        }
+    }
 
     fn evolve(&mut self, event: &Envelope) {
         match &event.payload {
@@ -51,6 +83,19 @@ impl Aggregate for Person {
                 self.name = e.name.clone();
                 self.email = e.email.clone();
                 self.email_verified = e.email_verified;
+            }
+            Some(Payload::StaffRoleGranted(e)) => {
+                if let Some(role) = role_from_event(e.role) {
+                    self.staff.insert(role.as_str());
+                }
+                if self.name.is_empty() {
+                    self.name = e.name.clone();
+                }
+            }
+            Some(Payload::StaffRoleRevoked(e)) => {
+                if let Some(role) = role_from_event(e.role) {
+                    self.staff.remove(role.as_str());
+                }
             }
             _ => {}
         }
@@ -130,11 +175,118 @@ impl Command for RegisterCarer {
             "only an admin or a professional registers carers",
         )?;
         not_registered_yet(person, &self.carer_id)?;
+        if !person.staff.is_empty() {
+            return Err(DomainError::precondition(format!(
+                "person {} holds a staff role and cannot be a carer",
+                self.carer_id
+            )));
+        }
         Ok(Payload::CarerRegistered(CarerRegistered {
             carer_id: self.carer_id.clone(),
             name: self.name.clone(),
             email: self.email.clone(),
             email_verified: self.email_verified,
+        }))
+    }
+}
+
+/// Give a person a staff role (admin). The first admin of a deployment
+/// grants itself the admin role, once ([`Command::bootstraps`]).
+#[derive(Clone, Debug)]
+pub struct GrantStaffRole {
+    pub person_id: String,
+    pub role: Role,
+    pub name: String,
+}
+
+impl Command for GrantStaffRole {
+    type Target = Person;
+
+    fn target_id(&self) -> &str {
+        &self.person_id
+    }
+
+    fn needs(&self, _: &Person, _: &super::Actor) -> Needs {
+        // A patient (whose record has their id) holds no staff role.
+        Needs {
+            record: Some(self.person_id.clone()),
+            ..Needs::default()
+        }
+    }
+
+    fn bootstraps(&self, actor: &super::Actor) -> bool {
+        self.role == Role::Admin && actor.person_id == self.person_id && actor.is(Role::Admin)
+    }
+
+    fn decide(&self, person: &Person, ctx: &Context) -> Result<Payload, DomainError> {
+        require_role(
+            &ctx.actor,
+            &[Role::Admin],
+            "only an admin grants staff roles",
+        )?;
+        let role = staff_role(self.role)
+            .ok_or_else(|| DomainError::invalid("role", "must be admin, operator or auditor"))?;
+        if person.is_carer() || ctx.record.as_ref().is_some_and(|r| r.exists) {
+            return Err(DomainError::precondition(format!(
+                "person {} is a patient or a carer: staff roles are for hospital staff",
+                self.person_id
+            )));
+        }
+        if person.holds(self.role) {
+            return Err(DomainError::precondition(format!(
+                "person {} already holds the {} role",
+                self.person_id, self.role
+            )));
+        }
+        Ok(Payload::StaffRoleGranted(StaffRoleGranted {
+            person_id: self.person_id.clone(),
+            role: role as i32,
+            name: if person.name.is_empty() {
+                self.name.clone()
+            } else {
+                person.name.clone()
+            },
+            bootstrap: ctx.bootstrap,
+        }))
+    }
+}
+
+/// Take a staff role away (admin, from someone else).
+#[derive(Clone, Debug)]
+pub struct RevokeStaffRole {
+    pub person_id: String,
+    pub role: Role,
+}
+
+impl Command for RevokeStaffRole {
+    type Target = Person;
+
+    fn target_id(&self) -> &str {
+        &self.person_id
+    }
+
+    fn decide(&self, person: &Person, ctx: &Context) -> Result<Payload, DomainError> {
+        require_role(
+            &ctx.actor,
+            &[Role::Admin],
+            "only an admin revokes staff roles",
+        )?;
+        let role = staff_role(self.role)
+            .ok_or_else(|| DomainError::invalid("role", "must be admin, operator or auditor"))?;
+        if ctx.actor.person_id == self.person_id {
+            return Err(DomainError::denied(
+                "an admin cannot take away their own staff roles: ask another admin",
+            ));
+        }
+        if !person.holds(self.role) {
+            return Err(DomainError::precondition(format!(
+                "person {} does not hold the {} role",
+                self.person_id, self.role
+            )));
+        }
+        Ok(Payload::StaffRoleRevoked(StaffRoleRevoked {
+            person_id: self.person_id.clone(),
+            role: role as i32,
         }))
     }
 }

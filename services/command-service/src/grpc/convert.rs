@@ -8,7 +8,7 @@ use crate::domain::patient::{
     AddPatientToTeam, GrantCarerConsent, GrantRecordAccess, JoinTeamWithCode, RegisterPatient,
     RevokeCarerConsent, RevokeRecordAccess, VerifyPatientEmail,
 };
-use crate::domain::person::{RegisterCarer, RegisterProfessional};
+use crate::domain::person::{GrantStaffRole, RegisterCarer, RegisterProfessional, RevokeStaffRole};
 use crate::domain::team::{
     AddTeamMember, CreateTeam, IssueJoinCode, RemoveTeamMember, SetAutoCc, SetDefaultContact,
     SetMemberContactable, SetMemberLead, new_join_code,
@@ -38,6 +38,8 @@ macro_rules! has_command_id {
 has_command_id!(
     pb::RegisterProfessionalRequest,
     pb::RegisterCarerRequest,
+    pb::GrantStaffRoleRequest,
+    pb::RevokeStaffRoleRequest,
     pb::CreateTeamRequest,
     pb::AddTeamMemberRequest,
     pb::RemoveTeamMemberRequest,
@@ -151,6 +153,41 @@ impl FromRequest<pb::RegisterCarerRequest> for RegisterCarer {
             name: v::name("name", &r.name)?,
             email: v::email("email", &r.email, true)?,
             email_verified: r.email_verified,
+        })
+    }
+}
+
+fn staff_role(role: &str) -> Result<service_kit::Role, DomainError> {
+    match role.trim() {
+        "admin" => Ok(service_kit::Role::Admin),
+        "operator" => Ok(service_kit::Role::Operator),
+        "auditor" => Ok(service_kit::Role::Auditor),
+        _ => Err(DomainError::invalid(
+            "role",
+            "must be admin, operator or auditor",
+        )),
+    }
+}
+
+impl FromRequest<pb::GrantStaffRoleRequest> for GrantStaffRole {
+    fn from_request(r: pb::GrantStaffRoleRequest, _: &str, _: &Actor) -> Result<Self, DomainError> {
+        Ok(Self {
+            person_id: v::id("person_id", &r.person_id)?,
+            role: staff_role(&r.role)?,
+            name: v::name("name", &r.name)?,
+        })
+    }
+}
+
+impl FromRequest<pb::RevokeStaffRoleRequest> for RevokeStaffRole {
+    fn from_request(
+        r: pb::RevokeStaffRoleRequest,
+        _: &str,
+        _: &Actor,
+    ) -> Result<Self, DomainError> {
+        Ok(Self {
+            person_id: v::id("person_id", &r.person_id)?,
+            role: staff_role(&r.role)?,
         })
     }
 }

@@ -21,7 +21,7 @@ use crate::domain::patient::{
     AddPatientToTeam, GrantCarerConsent, GrantRecordAccess, JoinTeamWithCode, RegisterPatient,
     RevokeCarerConsent, RevokeRecordAccess, VerifyPatientEmail,
 };
-use crate::domain::person::{RegisterCarer, RegisterProfessional};
+use crate::domain::person::{GrantStaffRole, RegisterCarer, RegisterProfessional, RevokeStaffRole};
 use crate::domain::team::{
     AddTeamMember, CreateTeam, IssueJoinCode, RemoveTeamMember, SetAutoCc, SetDefaultContact,
     SetMemberContactable, SetMemberLead,
@@ -140,6 +140,12 @@ impl<S: EventStore> CommandService for CommandGrpc<S> {
     }
     async fn register_carer(&self, r: Request<pb::RegisterCarerRequest>) -> Answer {
         self.handle::<_, RegisterCarer>(r).await
+    }
+    async fn grant_staff_role(&self, r: Request<pb::GrantStaffRoleRequest>) -> Answer {
+        self.handle::<_, GrantStaffRole>(r).await
+    }
+    async fn revoke_staff_role(&self, r: Request<pb::RevokeStaffRoleRequest>) -> Answer {
+        self.handle::<_, RevokeStaffRole>(r).await
     }
     async fn create_team(&self, r: Request<pb::CreateTeamRequest>) -> Answer {
         self.handle::<_, CreateTeam>(r).await

@@ -7,4 +7,5 @@
 mod authorization;
 mod reliability;
 mod scenario;
+mod staff_roles;
 mod support;

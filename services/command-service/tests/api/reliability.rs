@@ -16,7 +16,7 @@ use proto::events::{AggregateType, Envelope, TeamCreated, envelope::Payload};
 use service_kit::{Caller, Role};
 use tonic::Code;
 
-use crate::support::{connect, keys, serve, spawn_app};
+use crate::support::{connect, issuer, keys, serve, spawn_app};
 
 fn post(thread: &str, id: &str, body: &str) -> pb::PostMessageRequest {
     pb::PostMessageRequest {
@@ -205,10 +205,9 @@ async fn calls_without_a_valid_token_are_unauthenticated_and_write_nothing() {
         .unwrap_err();
     assert_eq!(missing.code(), Code::Unauthenticated);
 
-    let forger =
-        service_kit::TokenKeys::from_secret(b"not the service's secret, but long").unwrap();
+    let forger = service_kit::TokenIssuer::from_seed("test", [42; 32]).unwrap();
     let forged = forger.mint(&org.nurse, Duration::from_secs(60));
-    let expired = keys().mint_until(&org.nurse, SystemTime::now() - Duration::from_secs(3600));
+    let expired = issuer().mint_until(&org.nurse, SystemTime::now() - Duration::from_secs(3600));
     for token in [forged, expired, "not.a.token".to_string()] {
         let status = client(channel.clone(), &token)
             .unwrap()
@@ -380,12 +379,30 @@ async fn exhausted_conflict_retries_answer_aborted() {
         )
         .await
         .unwrap();
-    let (_, signer, _server) = serve(store).await;
     let admin = Caller {
         person_id: uuid::Uuid::now_v7(),
         role: Role::Admin,
         name: "Ada".into(),
     };
+    // The admin's role, granted before the store started conflicting.
+    let person = AggregateRef::new(AggregateType::Person, admin.person_id.to_string()).unwrap();
+    store
+        .0
+        .append(
+            &event_store::testing::envelope(
+                &person,
+                Payload::StaffRoleGranted(proto::events::StaffRoleGranted {
+                    person_id: admin.person_id.to_string(),
+                    role: proto::events::Role::Admin as i32,
+                    name: admin.name.clone(),
+                    bootstrap: true,
+                }),
+            ),
+            0,
+        )
+        .await
+        .unwrap();
+    let (_, signer, _server) = serve(store).await;
     let status = signer
         .client(&admin)
         .unwrap()
@@ -538,7 +555,7 @@ async fn posting_faster_than_the_limit_is_refused_until_the_minute_passes() {
     tokio::spawn(server.run(async {
         let _ = stopped.await;
     }));
-    let signer = command_service::demo::Signer::new(connect(addr).await, keys());
+    let signer = command_service::demo::Signer::new(connect(addr).await, issuer());
     let org = command_service::demo::seed(&signer).await.unwrap();
     // The demo's first thread is one of the patient's posts.
     let thread = first_thread(&signer, &org).await.unwrap();

@@ -8,14 +8,16 @@ use command_service::{App, Application};
 use event_store::testing::TestStream;
 use event_store::{EventStore, RecordedEvent};
 use futures::StreamExt;
-use service_kit::TokenKeys;
+use service_kit::{TokenIssuer, TokenKeys};
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
 
-pub const SECRET: &[u8] = b"a test signing secret, 32 bytes or more";
+pub fn issuer() -> TokenIssuer {
+    service_kit::test_issuer()
+}
 
 pub fn keys() -> TokenKeys {
-    TokenKeys::from_secret(SECRET).expect("a long enough secret")
+    issuer().verifier()
 }
 
 /// A running command service; stopped (and its stream deleted) on drop.
@@ -60,7 +62,7 @@ pub async fn serve<S: EventStore>(store: S) -> (SocketAddr, Signer, Server) {
     let channel = connect(addr).await;
     (
         addr,
-        Signer::new(channel, keys()),
+        Signer::new(channel, issuer()),
         Server { stop: Some(stop) },
     )
 }

@@ -240,8 +240,7 @@ async fn revoking_consent_or_access_hides_the_thread_from_then_on() {
 async fn queries_without_a_valid_token_are_unauthenticated() {
     let s = system("queryauthn").await;
     let org = s.org().await;
-    let forger =
-        service_kit::TokenKeys::from_secret(b"some other secret that is long enough").unwrap();
+    let forger = service_kit::TokenIssuer::from_seed("test", [42; 32]).unwrap();
     let forged = forger.mint(&org.nurse, std::time::Duration::from_secs(60));
     for token in [forged.as_str(), "not-a-token"] {
         let status = s

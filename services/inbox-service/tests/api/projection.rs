@@ -13,7 +13,7 @@ use inbox_service::testing::{Spec, append, generate};
 use projections::testing::TestDatabase;
 use projections::{Mode, Runner, RunnerConfig};
 
-use crate::support::SECRET;
+use crate::support::issuer;
 
 const SPEC: Spec = Spec {
     teams: 6,
@@ -94,10 +94,7 @@ impl Inbox {
             .env("CARELINE_STREAM", &stream.config().stream)
             .env("CARELINE_PREFIX", &stream.config().prefix)
             .env("DATABASE_URL", &db.url)
-            .env(
-                "CARELINE_TOKEN_SECRET",
-                std::str::from_utf8(SECRET).unwrap(),
-            )
+            .env(service_kit::auth::PUBLIC_KEYS_VAR, issuer().public_key())
             .env("CARELINE_INBOX_ADDR", format!("127.0.0.1:{port}"))
             // Small batches: many transactions for the kill to land in.
             .env("CARELINE_INBOX_BATCH", "20")

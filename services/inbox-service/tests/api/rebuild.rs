@@ -17,14 +17,14 @@ use tonic::transport::Channel;
 
 use command_service::client::Bearer;
 
-use crate::support::{Inbox, inbox_config, keys, start_inbox};
+use crate::support::{Inbox, inbox_config, issuer, start_inbox};
 
 const REBUILDS: usize = 20;
 const CALLERS: usize = 8;
 
 /// A client acting as `who`.
 fn client(channel: &Channel, who: &Caller) -> Inbox {
-    let token = keys().mint(who, Duration::from_secs(3600));
+    let token = issuer().mint(who, Duration::from_secs(3600));
     InboxServiceClient::with_interceptor(channel.clone(), Bearer::new(&token).unwrap())
 }
 

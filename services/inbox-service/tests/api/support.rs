@@ -10,12 +10,10 @@ use event_store::testing::TestStream;
 use event_store::{EventStore, JetStreamStore};
 use projections::testing::TestDatabase;
 use proto::inbox::inbox_service_client::InboxServiceClient;
-use service_kit::{Caller, TokenKeys};
+use service_kit::{Caller, TokenIssuer, TokenKeys};
 use tokio::sync::{oneshot, watch};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
-
-pub const SECRET: &[u8] = b"a test signing secret, 32 bytes or more";
 
 pub type Inbox = InboxServiceClient<InterceptedService<Channel, Bearer>>;
 
@@ -28,8 +26,12 @@ pub struct System {
     _stops: Vec<oneshot::Sender<()>>,
 }
 
+pub fn issuer() -> TokenIssuer {
+    service_kit::test_issuer()
+}
+
 pub fn keys() -> TokenKeys {
-    TokenKeys::from_secret(SECRET).unwrap()
+    issuer().verifier()
 }
 
 pub async fn channel(addr: SocketAddr) -> Channel {
@@ -98,7 +100,7 @@ pub async fn system_with_wait(label: &str, wait: Duration) -> System {
 
     let (inbox_addr, _, stop_inbox) = start_inbox(inbox_config(&db, &stream, wait), store).await;
     System {
-        signer: Signer::new(channel(command_addr).await, keys()),
+        signer: Signer::new(channel(command_addr).await, issuer()),
         inbox: channel(inbox_addr).await,
         stream,
         _db: db,

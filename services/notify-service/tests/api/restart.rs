@@ -11,7 +11,7 @@ use event_store::testing::TestStream;
 use projections::testing::TestDatabase;
 use proto::command as cmd;
 
-use crate::support::{SECRET, Sink, header, keys};
+use crate::support::{Sink, header, issuer, keys};
 
 struct Notify(Child);
 
@@ -22,10 +22,7 @@ impl Notify {
             .env("CARELINE_STREAM", &stream.config().stream)
             .env("CARELINE_PREFIX", &stream.config().prefix)
             .env("DATABASE_URL", &db.url)
-            .env(
-                "CARELINE_TOKEN_SECRET",
-                std::str::from_utf8(SECRET).unwrap(),
-            )
+            .env(service_kit::auth::PUBLIC_KEYS_VAR, issuer().public_key())
             .env("CARELINE_NOTIFY_ADDR", "127.0.0.1:0")
             .env("CARELINE_SMTP_HOST", "127.0.0.1")
             .env("CARELINE_SMTP_PORT", smtp_port.to_string())
@@ -77,7 +74,7 @@ async fn killed_mid_queue_it_loses_nothing_and_doubles_at_most_once() {
         .connect()
         .await
         .unwrap();
-    let signer = command_service::demo::Signer::new(channel, keys());
+    let signer = command_service::demo::Signer::new(channel, issuer());
     let org = command_service::demo::seed(&signer).await.unwrap();
     let mut pat = signer.client(&org.patient).unwrap();
     let threads = 40;

@@ -12,17 +12,19 @@ use event_store::testing::TestStream;
 use notify_service::{Clock, Smtp, TlsMode};
 use projections::testing::TestDatabase;
 use proto::notify::notification_service_client::NotificationServiceClient;
-use service_kit::{Caller, TokenKeys};
+use service_kit::{Caller, TokenIssuer, TokenKeys};
 use tokio::sync::oneshot;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
-pub const SECRET: &[u8] = b"a test signing secret, 32 bytes or more";
-
 pub type Notify = NotificationServiceClient<InterceptedService<Channel, Bearer>>;
 
+pub fn issuer() -> TokenIssuer {
+    service_kit::test_issuer()
+}
+
 pub fn keys() -> TokenKeys {
-    TokenKeys::from_secret(SECRET).unwrap()
+    issuer().verifier()
 }
 
 /// A real SMTP server (aiosmtpd) on a loopback port, storing each message
@@ -190,7 +192,7 @@ pub async fn system(label: &str, smtp: Smtp) -> System {
     }));
 
     System {
-        signer: Signer::new(channel(command_addr).await, keys()),
+        signer: Signer::new(channel(command_addr).await, issuer()),
         notify: channel(notify_addr).await,
         stream,
         db,

@@ -15,7 +15,7 @@ use proto::notify::notification_service_client::NotificationServiceClient;
 use service_kit::{Caller, Role};
 use tonic::Response;
 
-use crate::support::{Sink, keys, smtp};
+use crate::support::{Sink, issuer, keys, smtp};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn notification_states_never_fail_or_stall_while_rebuilds_switch() {
@@ -70,7 +70,7 @@ async fn notification_states_never_fail_or_stall_while_rebuilds_switch() {
             role: Role::Professional,
             name: "Lead".into(),
         };
-        let token = keys().mint(&lead, Duration::from_secs(3600));
+        let token = issuer().mint(&lead, Duration::from_secs(3600));
         let c = NotificationServiceClient::with_interceptor(
             channel.clone(),
             Bearer::new(&token).unwrap(),
