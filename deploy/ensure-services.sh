@@ -164,6 +164,15 @@ ensure_mail_sink() {
   say "aiosmtpd is available (local SMTP server)"
 }
 
+# openssl: makes the private CA and certificates of TLS to NATS in the
+# demo and the tests (deploy/nats/dev-certs.sh).
+ensure_openssl() {
+  command -v openssl >/dev/null 2>&1 && return 0
+  apt_install openssl && command -v openssl >/dev/null 2>&1 && return 0
+  fail "openssl (to make TLS certificates for NATS) is missing: run 'apt-get install openssl' as root"
+}
+
 ensure_nats
 ensure_postgres
 ensure_mail_sink
+ensure_openssl

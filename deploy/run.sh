@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs Careline on this machine, with a demo organisation to try it on:
 #   1. makes sure NATS (JetStream) and PostgreSQL are up (ensure-services.sh),
-#      and starts the demo's own NATS on 127.0.0.1:4223 with a user per
-#      service (deploy/nats/users.conf), unless NATS_URL is set;
+#      and starts the demo's own NATS on 127.0.0.1:4223 with TLS (a CA of
+#      its own, deploy/nats/dev-certs.sh) and a user per service
+#      (deploy/nats/users.conf), unless NATS_URL is set;
 #   2. builds the services;
 #   3. starts the command service (gRPC on 127.0.0.1:50051), the inbox
 #      service (gRPC on 127.0.0.1:50052) and the audit service (gRPC on
@@ -86,15 +87,18 @@ if [ -z "${NATS_URL:-}" ]; then
   set -a; . "$dev/nats-passwords"; set +a
   mkdir -p "$dev/nats"
   cp deploy/nats/users.conf "$dev/nats/users.conf"
-  printf 'listen: 127.0.0.1:4223\njetstream { store_dir: "%s" }\ninclude users.conf\n' \
-    "$PWD/$dev/nats/store" > "$dev/nats/nats.conf"
+  # Every connection is TLS, with a CA of the demo's own (made once).
+  deploy/nats/dev-certs.sh "$PWD/$dev/tls"
+  printf 'listen: 127.0.0.1:4223\njetstream { store_dir: "%s" }\ninclude users.conf\ntls { cert_file: "%s/server.pem", key_file: "%s/server.key", timeout: 2 }\n' \
+    "$PWD/$dev/nats/store" "$PWD/$dev/tls" "$PWD/$dev/tls" > "$dev/nats/nats.conf"
+  export NATS_CA="$PWD/$dev/tls/ca.pem"
   "$nats_bin" -c "$dev/nats/nats.conf" > "$dev/nats.log" 2>&1 &
   pids+=($!)
   wait_for_port "NATS" 127.0.0.1:4223 "$dev/nats.log"
   export NATS_URL=nats://127.0.0.1:4223
-  echo "careline: NATS with a user per service on $NATS_URL (log: $dev/nats.log)"
-  printf 'export NATS_URL=%s NATS_USER=reader NATS_PASSWORD=%s\n' \
-    "$NATS_URL" "$CARELINE_NATS_READER_PASSWORD" > "$dev/nats-reader.env"
+  echo "careline: NATS with TLS and a user per service on $NATS_URL (log: $dev/nats.log)"
+  printf 'export NATS_URL=%s NATS_CA=%s NATS_USER=reader NATS_PASSWORD=%s\n' \
+    "$NATS_URL" "$NATS_CA" "$CARELINE_NATS_READER_PASSWORD" > "$dev/nats-reader.env"
   chmod 600 "$dev/nats-reader.env"
   as() { # user: the environment that connects as that NATS user
     local var="CARELINE_NATS_${1^^}_PASSWORD"

@@ -1,5 +1,6 @@
 //! Where the log lives and how its stream is set up.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::Error;
@@ -22,6 +23,21 @@ pub struct StoreConfig {
     /// The NATS user this process connects as (each service has its own,
     /// with subject permissions: see `deploy/nats/users.conf`).
     pub user: Option<NatsUser>,
+    /// TLS to NATS (`NATS_CA`, and `NATS_CERT` with `NATS_KEY` when the
+    /// servers ask for client certificates; a `tls://` URL asks for TLS with
+    /// the system's roots). `None`: plaintext, for a single machine only.
+    pub tls: Option<NatsTls>,
+}
+
+/// How this process speaks TLS to NATS.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NatsTls {
+    /// The CA certificate (PEM) that signs the servers' certificates; the
+    /// system's roots when `None`.
+    pub ca: Option<PathBuf>,
+    /// This process's certificate and key (PEM), for servers that verify
+    /// clients.
+    pub client: Option<(PathBuf, PathBuf)>,
 }
 
 /// A NATS user name and password. Its `Debug` does not show the password.
@@ -47,6 +63,7 @@ impl Default for StoreConfig {
             duplicate_window: Duration::from_secs(10 * 60),
             request_timeout: Duration::from_secs(5),
             user: None,
+            tls: None,
         }
     }
 }
@@ -54,8 +71,9 @@ impl Default for StoreConfig {
 impl StoreConfig {
     /// Reads `NATS_URL`, `CARELINE_STREAM`, `CARELINE_PREFIX`,
     /// `CARELINE_STREAM_REPLICAS`, `CARELINE_DUPLICATE_WINDOW_SECS`,
-    /// `CARELINE_NATS_TIMEOUT_MS` and `NATS_USER` with `NATS_PASSWORD`
-    /// (both or neither), each falling back to its default.
+    /// `CARELINE_NATS_TIMEOUT_MS`, `NATS_USER` with `NATS_PASSWORD` (both
+    /// or neither) and `NATS_CA`, `NATS_CERT` with `NATS_KEY` (TLS), each
+    /// falling back to its default.
     pub fn from_env() -> Result<Self, Error> {
         Self::from_lookup(|key| std::env::var(key).ok())
     }
@@ -71,8 +89,32 @@ impl StoreConfig {
                 }),
             }
         };
+        let nats_url = lookup("NATS_URL").unwrap_or(defaults.nats_url);
+        let file = |key: &str| -> Result<Option<PathBuf>, Error> {
+            match lookup(key).filter(|v| !v.trim().is_empty()) {
+                None => Ok(None),
+                Some(path) if std::path::Path::new(&path).is_file() => Ok(Some(path.into())),
+                Some(path) => Err(Error::Config(format!(
+                    "{key}={path:?} is not a readable file"
+                ))),
+            }
+        };
+        let ca = file("NATS_CA")?;
+        let client = match (file("NATS_CERT")?, file("NATS_KEY")?) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => {
+                return Err(Error::Config(
+                    "set NATS_CERT and NATS_KEY together, or neither".into(),
+                ));
+            }
+        };
+        let wants_tls = nats_url
+            .split(',')
+            .any(|url| url.trim().starts_with("tls://"));
+        let tls = (wants_tls || ca.is_some() || client.is_some()).then_some(NatsTls { ca, client });
         let config = Self {
-            nats_url: lookup("NATS_URL").unwrap_or(defaults.nats_url),
+            nats_url,
             stream: lookup("CARELINE_STREAM").unwrap_or(defaults.stream),
             prefix: lookup("CARELINE_PREFIX").unwrap_or(defaults.prefix),
             replicas: number("CARELINE_STREAM_REPLICAS", defaults.replicas as u64)? as usize,
@@ -93,6 +135,7 @@ impl StoreConfig {
                     ));
                 }
             },
+            tls,
         };
         config.validate()?;
         Ok(config)

@@ -418,6 +418,15 @@ async fn connect_client(config: &StoreConfig) -> Result<async_nats::Client, Erro
         .name("careline")
         .connection_timeout(config.request_timeout)
         .request_timeout(Some(config.request_timeout));
+    if let Some(tls) = &config.tls {
+        options = options.require_tls(true);
+        if let Some(ca) = &tls.ca {
+            options = options.add_root_certificates(ca.clone());
+        }
+        if let Some((cert, key)) = &tls.client {
+            options = options.add_client_certificate(cert.clone(), key.clone());
+        }
+    }
     let connecting = options.connect(config.nats_url.as_str());
     match tokio::time::timeout(config.request_timeout, connecting).await {
         Ok(Ok(client)) => Ok(client),

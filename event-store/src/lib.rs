@@ -37,7 +37,7 @@ use std::future::Future;
 use futures::stream::BoxStream;
 
 pub use aggregate::AggregateRef;
-pub use config::{NatsUser, StoreConfig};
+pub use config::{NatsTls, NatsUser, StoreConfig};
 pub use error::Error;
 pub use event::{Appended, RecordedEvent, validate_envelope};
 pub use jetstream::JetStreamStore;

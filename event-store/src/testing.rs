@@ -172,6 +172,32 @@ pub struct NatsServer {
     child: Option<std::process::Child>,
     /// A configuration file (`-c`), and the environment it reads.
     config: Option<(std::path::PathBuf, Vec<(String, String)>)>,
+    /// A directory this server's configuration was written to, removed on drop.
+    conf_dir: Option<std::path::PathBuf>,
+}
+
+/// The users `deploy/nats/users.conf` defines.
+pub const NATS_USERS: [&str; 6] = ["admin", "command", "inbox", "audit", "notify", "reader"];
+
+/// The password [`NatsServer::start_with_users`] gives `user`.
+pub fn test_password(user: &str) -> String {
+    format!("test-password-of-{user}")
+}
+
+/// A private CA and a server certificate for 127.0.0.1, made by
+/// `deploy/nats/dev-certs.sh` in a new temporary directory.
+pub fn dev_certs() -> std::path::PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("careline-certs-{}", uuid::Uuid::new_v4().simple()));
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/nats/dev-certs.sh");
+    let made = std::process::Command::new("bash")
+        .arg(&script)
+        .arg(&dir)
+        .status()
+        .expect("run deploy/nats/dev-certs.sh");
+    assert!(made.success(), "deploy/nats/dev-certs.sh failed");
+    dir
 }
 
 impl NatsServer {
@@ -202,6 +228,7 @@ impl NatsServer {
             store_dir,
             child: None,
             config,
+            conf_dir: None,
         };
         server.restart().await;
         server
@@ -219,6 +246,43 @@ impl NatsServer {
         on_path
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "/usr/sbin/nats-server".into())
+    }
+
+    /// Starts `nats-server` with the NATS users Careline ships
+    /// (`deploy/nats/users.conf`), each with its [`test_password`], and,
+    /// given a directory made by `deploy/nats/dev-certs.sh`, TLS required of
+    /// every client.
+    pub async fn start_with_users(tls: Option<&std::path::Path>) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "careline-nats-conf-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&dir).expect("a configuration directory");
+        let users =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/nats/users.conf");
+        std::fs::copy(&users, dir.join("users.conf")).expect("copy users.conf");
+        let mut conf = String::from("include users.conf\n");
+        if let Some(certs) = tls {
+            conf.push_str(&format!(
+                "tls {{\n  cert_file: \"{}\"\n  key_file: \"{}\"\n  timeout: 2\n}}\n",
+                certs.join("server.pem").display(),
+                certs.join("server.key").display()
+            ));
+        }
+        std::fs::write(dir.join("nats.conf"), conf).expect("write nats.conf");
+        let env: Vec<(String, String)> = NATS_USERS
+            .iter()
+            .map(|u| {
+                (
+                    format!("CARELINE_NATS_{}_PASSWORD", u.to_uppercase()),
+                    test_password(u),
+                )
+            })
+            .collect();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let mut server = Self::start_with_config(&dir.join("nats.conf"), &env).await;
+        server.conf_dir = Some(dir);
+        server
     }
 
     pub fn url(&self) -> String {
@@ -275,6 +339,9 @@ impl Drop for NatsServer {
     fn drop(&mut self) {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.store_dir);
+        if let Some(dir) = &self.conf_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 

@@ -7,17 +7,11 @@
 
 use std::time::Duration;
 
-use event_store::testing::{NatsServer, envelope, message, new_thread};
+use event_store::testing::{NatsServer, envelope, message, new_thread, test_password};
 use event_store::{ANY_VERSION, AggregateRef, EventStore, JetStreamStore, NatsUser, StoreConfig};
 use futures::StreamExt;
 use proto::events::envelope::Payload;
 use proto::events::{AggregateType, RecordsViewed};
-
-const USERS: [&str; 6] = ["admin", "command", "inbox", "audit", "notify", "reader"];
-
-fn password(user: &str) -> String {
-    format!("test-password-of-{user}")
-}
 
 fn config(server: &NatsServer, user: Option<&str>) -> StoreConfig {
     StoreConfig {
@@ -25,25 +19,14 @@ fn config(server: &NatsServer, user: Option<&str>) -> StoreConfig {
         request_timeout: Duration::from_millis(700),
         user: user.map(|name| NatsUser {
             name: name.into(),
-            password: password(name),
+            password: test_password(name),
         }),
         ..StoreConfig::default()
     }
 }
 
 async fn server() -> NatsServer {
-    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/nats/users.conf");
-    let env: Vec<(String, String)> = USERS
-        .iter()
-        .map(|u| {
-            (
-                format!("CARELINE_NATS_{}_PASSWORD", u.to_uppercase()),
-                password(u),
-            )
-        })
-        .collect();
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    NatsServer::start_with_config(&file, &env).await
+    NatsServer::start_with_users(None).await
 }
 
 fn read(reader: &AggregateRef) -> proto::events::Envelope {

@@ -55,8 +55,7 @@ impl From<Error> for Status {
                         "the audit database is out of reach ({described}): try again shortly"
                     )),
                     projections::Failure::Defect => {
-                        tracing::error!(error = %described, "audit query failed");
-                        Status::internal(format!("audit query failed: {described}"))
+                        service_kit::internal("audit query", &described)
                     }
                 }
             }

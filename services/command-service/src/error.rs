@@ -48,10 +48,7 @@ impl From<Error> for Status {
             Error::Aborted { .. } => Status::aborted(e.to_string()),
             Error::CommandIdReused(_) => Status::invalid_argument(e.to_string()),
             Error::TooManyPosts { .. } => Status::resource_exhausted(e.to_string()),
-            Error::Bug(m) => {
-                tracing::error!(error = %m, "defect");
-                Status::internal(m)
-            }
+            Error::Bug(m) => service_kit::internal("the command", &m),
             Error::Store(s) => match s {
                 event_store::Error::Unavailable(m) => Status::unavailable(format!(
                     "the event log is unavailable ({m}); nothing was recorded, retry with the same command_id"
@@ -77,10 +74,7 @@ impl From<Error> for Status {
                          (careline status). Nothing was recorded; other records are not affected"
                     ))
                 }
-                other => {
-                    tracing::error!(error = %other, "event log error");
-                    Status::internal(other.to_string())
-                }
+                other => service_kit::internal("the event log request", &other),
             },
         }
     }

@@ -53,8 +53,7 @@ impl From<Error> for Status {
                         "the inbox database is out of reach ({described}): try again shortly"
                     )),
                     projections::Failure::Defect => {
-                        tracing::error!(error = %described, "inbox query failed");
-                        Status::internal(format!("inbox query failed: {described}"))
+                        service_kit::internal("inbox query", &described)
                     }
                 }
             }

@@ -75,10 +75,7 @@ fn db(e: tokio_postgres::Error) -> Status {
             "the notification query met a concurrent change ({described}): try the call again"
         )),
         projections::Failure::Unavailable => unavailable(described),
-        projections::Failure::Defect => {
-            tracing::error!(error = %described, "notification query failed");
-            Status::internal(format!("notification query failed: {described}"))
-        }
+        projections::Failure::Defect => service_kit::internal("notification query", &described),
     }
 }
 

@@ -25,6 +25,17 @@ pub fn echo(input: &str) -> String {
     format!("{start:?}... ({} bytes)", input.len())
 }
 
+/// A defect as a caller sees it: what failed and a reference to quote, never
+/// the details (a database's message may hold table names or values); those
+/// go to the log at ERROR under the same reference.
+pub fn internal(what: &str, detail: &dyn std::fmt::Display) -> tonic::Status {
+    let reference = uuid::Uuid::now_v7();
+    tracing::error!(%reference, error = %detail, "{what} failed");
+    tonic::Status::internal(format!(
+        "{what} failed (reference {reference}: the details are in the service's log)"
+    ))
+}
+
 /// Resolves on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = async {

@@ -507,10 +507,17 @@ impl Command for StartThread {
     }
     fn decide(&self, thread: &Thread, ctx: &Context) -> Result<Payload, DomainError> {
         if thread.started {
-            return Err(DomainError::precondition(format!(
-                "thread {} already exists",
-                self.thread_id
-            )));
+            // Only someone on it learns that the thread exists.
+            if thread.participants.contains_key(&ctx.actor.person_id) {
+                return Err(DomainError::precondition(format!(
+                    "thread {} already exists",
+                    self.thread_id
+                )));
+            }
+            return Err(DomainError::invalid(
+                "thread_id",
+                "cannot be used: choose a new id (a UUIDv7)",
+            ));
         }
         let record = ctx.record(&self.patient_id)?;
         let actor = &ctx.actor;

@@ -510,6 +510,12 @@ fn a_thread_is_started_once() {
         "precondition",
         "already exists",
     );
+    // Someone not on it is not told that it exists.
+    assert_refused(
+        w.run(&thread, &w.specialist, &again),
+        "invalid",
+        "choose a new id",
+    );
 }
 
 #[test]
