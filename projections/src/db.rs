@@ -5,6 +5,7 @@ use std::time::Duration;
 use tokio_postgres::{Client, NoTls};
 
 use crate::Error;
+use crate::tls::PgTls;
 
 /// Session settings of every connection: the server sends warnings and
 /// errors only. Its NOTICEs ("view ... does not exist, skipping") are
@@ -13,27 +14,54 @@ use crate::Error;
 const QUIET: &str = "-c client_min_messages=warning";
 
 /// One connection, its driver running on the runtime. For runners and
-/// schema changes, which need a session of their own.
+/// schema changes, which need a session of their own. TLS when
+/// `CARELINE_DATABASE_CA` names the server's CA.
 pub async fn connect(database_url: &str) -> Result<Client, Error> {
+    connect_with(database_url, PgTls::from_env()?.as_ref()).await
+}
+
+/// As [`connect`], over TLS trusting `tls`'s CA when given.
+pub async fn connect_with(database_url: &str, tls: Option<&PgTls>) -> Result<Client, Error> {
     let mut config: tokio_postgres::Config = database_url
         .parse()
         .map_err(|e| Error::Config(format!("DATABASE_URL is not a PostgreSQL URL: {e}")))?;
     config.options(QUIET);
-    let connecting = config.connect(NoTls);
-    let (client, connection) = tokio::time::timeout(Duration::from_secs(10), connecting)
-        .await
-        .map_err(|_| {
-            Error::Config(format!(
-                "PostgreSQL at {} did not answer within 10 s",
-                redact(database_url)
-            ))
-        })??;
+    let timed_out = || {
+        Error::Config(format!(
+            "PostgreSQL at {} did not answer within 10 s",
+            redact(database_url)
+        ))
+    };
+    let limit = Duration::from_secs(10);
+    let client = match tls {
+        Some(tls) => {
+            config.ssl_mode(tokio_postgres::config::SslMode::Require);
+            let (client, connection) = tokio::time::timeout(limit, config.connect(tls.clone()))
+                .await
+                .map_err(|_| timed_out())??;
+            drive(connection);
+            client
+        }
+        None => {
+            let (client, connection) = tokio::time::timeout(limit, config.connect(NoTls))
+                .await
+                .map_err(|_| timed_out())??;
+            drive(connection);
+            client
+        }
+    };
+    Ok(client)
+}
+
+fn drive<F>(connection: F)
+where
+    F: std::future::Future<Output = Result<(), tokio_postgres::Error>> + Send + 'static,
+{
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::warn!(error = %e, "database connection closed");
         }
     });
-    Ok(client)
 }
 
 /// A pool for a projection's readers: every connection has the
@@ -61,13 +89,16 @@ pub fn pool(
     config.options(format!(
         "{QUIET} -c search_path={views_schema} -c plan_cache_mode=force_generic_plan"
     ));
-    let manager = deadpool_postgres::Manager::from_config(
-        config,
-        NoTls,
-        deadpool_postgres::ManagerConfig {
-            recycling_method: deadpool_postgres::RecyclingMethod::Fast,
-        },
-    );
+    let manager_config = deadpool_postgres::ManagerConfig {
+        recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+    };
+    let manager = match PgTls::from_env()? {
+        Some(tls) => {
+            config.ssl_mode(tokio_postgres::config::SslMode::Require);
+            deadpool_postgres::Manager::from_config(config, tls, manager_config)
+        }
+        None => deadpool_postgres::Manager::from_config(config, NoTls, manager_config),
+    };
     deadpool_postgres::Pool::builder(manager)
         .max_size(size)
         .wait_timeout(Some(Duration::from_secs(5)))

@@ -21,7 +21,8 @@
 //!   recorded and shown, and the rest of the log goes on.
 //! * `serving.rs` — [`supervise`] a live runner; [`Serving`]: wait for a
 //!   position (read-your-writes).
-//! * `db.rs` — connections and migrations; `sql.rs` — the engine's queries.
+//! * `db.rs` — connections and migrations (`tls.rs`: TLS to PostgreSQL);
+//!   `sql.rs` — the engine's queries.
 //! * `testing.rs` (feature `testing`) — a throw-away database per test.
 
 mod db;
@@ -32,17 +33,19 @@ mod generations;
 mod rebuild;
 mod serving;
 mod sql;
+mod tls;
 
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use db::{Failure, classify, connect, describe_error, pool};
+pub use db::{Failure, classify, connect, connect_with, describe_error, pool};
 pub use dead_letters::{DeadLetter, dead_letters};
 pub use engine::{Mode, Projection, Runner, RunnerConfig};
 pub use error::Error;
 pub use generations::{ProjectionStatus, live_checkpoint, prepare, status, views_schema};
 pub use rebuild::{Progress, RebuildReport, rebuild};
 pub use serving::{Progress as Serving, supervise};
+pub use tls::{DATABASE_CA_VAR, PgTls};
 
 /// Re-exported for projections' `migrations()`.
 pub use refinery;

@@ -25,6 +25,7 @@ pub struct Application<S> {
     keys: TokenKeys,
     wait: Duration,
     export_stall: Duration,
+    tls: Option<service_kit::server::ServerTls>,
 }
 
 impl<S> std::fmt::Debug for Application<S> {
@@ -66,7 +67,14 @@ impl<S: EventStore> Application<S> {
             keys,
             wait: config.wait_for_position,
             export_stall: config.export_stall,
+            tls: None,
         })
+    }
+
+    /// Serves over TLS with this identity.
+    pub fn with_tls(mut self, tls: service_kit::server::ServerTls) -> Self {
+        self.tls = Some(tls);
+        self
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -94,7 +102,8 @@ impl<S: EventStore> Application<S> {
             self.export_stall,
         ));
         tracing::info!(addr = %self.listener.local_addr()?, "audit service listening");
-        let served = service_kit::server::serve(self.listener, service, shutdown).await;
+        let served =
+            service_kit::server::serve(self.listener, service, self.tls.as_ref(), shutdown).await;
         let _ = stop.send(true);
         let _ = projection.await;
         served?;

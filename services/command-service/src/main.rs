@@ -12,6 +12,9 @@ async fn main() -> anyhow::Result<()> {
     service_kit::init_tracing();
     let config = Config::from_env()?;
     let keys = service_kit::TokenKeys::from_env().map_err(anyhow::Error::msg)?;
-    let app = Application::build(config, keys).await?;
+    let mut app = Application::build(config, keys).await?;
+    if let Some(tls) = service_kit::server::ServerTls::from_env().map_err(anyhow::Error::msg)? {
+        app = app.with_tls(tls);
+    }
     app.run(service_kit::shutdown_signal()).await
 }

@@ -19,6 +19,7 @@ pub struct Application<S> {
     listener: tokio::net::TcpListener,
     app: Arc<App<S>>,
     keys: TokenKeys,
+    tls: Option<service_kit::server::ServerTls>,
 }
 
 impl Application<JetStreamStore> {
@@ -47,7 +48,14 @@ impl<S: EventStore> Application<S> {
             listener,
             app: Arc::new(app),
             keys,
+            tls: None,
         })
+    }
+
+    /// Serves over TLS with this identity.
+    pub fn with_tls(mut self, tls: service_kit::server::ServerTls) -> Self {
+        self.tls = Some(tls);
+        self
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -60,7 +68,7 @@ impl<S: EventStore> Application<S> {
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
         tracing::info!(addr = %self.local_addr(), "command service listening");
         let service = CommandServiceServer::new(CommandGrpc::new(self.app, self.keys));
-        service_kit::server::serve(self.listener, service, shutdown).await?;
+        service_kit::server::serve(self.listener, service, self.tls.as_ref(), shutdown).await?;
         Ok(())
     }
 }

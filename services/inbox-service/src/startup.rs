@@ -25,6 +25,7 @@ pub struct Application<S> {
     keys: TokenKeys,
     wait: Duration,
     access: AccessLog,
+    tls: Option<service_kit::server::ServerTls>,
 }
 
 impl<S> std::fmt::Debug for Application<S> {
@@ -70,7 +71,14 @@ impl<S: EventStore> Application<S> {
             keys,
             wait: config.wait_for_position,
             access,
+            tls: None,
         })
+    }
+
+    /// Serves over TLS with this identity.
+    pub fn with_tls(mut self, tls: service_kit::server::ServerTls) -> Self {
+        self.tls = Some(tls);
+        self
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -97,7 +105,8 @@ impl<S: EventStore> Application<S> {
             self.access,
         ));
         tracing::info!(addr = %self.listener.local_addr()?, "inbox service listening");
-        let served = service_kit::server::serve(self.listener, service, shutdown).await;
+        let served =
+            service_kit::server::serve(self.listener, service, self.tls.as_ref(), shutdown).await;
         let _ = stop.send(true);
         let _ = projection.await;
         served?;

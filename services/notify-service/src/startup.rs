@@ -22,6 +22,7 @@ pub struct Application<S> {
     pool: deadpool_postgres::Pool,
     keys: TokenKeys,
     config: Config,
+    tls: Option<service_kit::server::ServerTls>,
 }
 
 impl<S> std::fmt::Debug for Application<S> {
@@ -67,7 +68,14 @@ impl<S: EventStore> Application<S> {
             pool: projections::pool(&config.database_url, 4, "notify")?,
             keys,
             config,
+            tls: None,
         })
+    }
+
+    /// Serves over TLS with this identity.
+    pub fn with_tls(mut self, tls: service_kit::server::ServerTls) -> Self {
+        self.tls = Some(tls);
+        self
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -99,7 +107,8 @@ impl<S: EventStore> Application<S> {
             self.config.wait_for_position,
         ));
         tracing::info!(addr = %self.listener.local_addr()?, "notification service listening");
-        let served = service_kit::server::serve(self.listener, service, shutdown).await;
+        let served =
+            service_kit::server::serve(self.listener, service, self.tls.as_ref(), shutdown).await;
         let _ = stop.send(true);
         let _ = projection.await;
         let _ = worker.await;

@@ -25,15 +25,9 @@ pub(crate) struct DemoArgs {
 
 pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let keys = TokenIssuer::from_env().map_err(anyhow::Error::msg)?;
-    let channel = tonic::transport::Channel::from_shared(args.command_url.clone())?
-        .connect()
+    let channel = service_kit::server::connect(&args.command_url)
         .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "cannot reach the command service at {}: {e}",
-                args.command_url
-            )
-        })?;
+        .map_err(|e| anyhow::anyhow!("the command service: {e}"))?;
     let signer = match args.admin_id {
         Some(id) => Signer::with_admin(
             channel,

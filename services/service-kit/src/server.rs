@@ -21,6 +21,89 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A server's TLS identity: its certificate chain and private key (PEM).
+/// Its `Debug` does not show the key.
+#[derive(Clone)]
+pub struct ServerTls {
+    cert: Vec<u8>,
+    key: Vec<u8>,
+}
+
+impl std::fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServerTls(..)")
+    }
+}
+
+/// The variables naming a gRPC server's certificate and key.
+pub const TLS_CERT_VAR: &str = "CARELINE_TLS_CERT";
+pub const TLS_KEY_VAR: &str = "CARELINE_TLS_KEY";
+/// The variable naming the CA a client trusts for the services' certificates.
+pub const TLS_CA_VAR: &str = "CARELINE_TLS_CA";
+
+fn read(var: &str, path: &std::path::Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("{var}={}: {e}", path.display()))
+}
+
+impl ServerTls {
+    /// Reads a certificate chain and key from PEM files.
+    pub fn from_files(cert: &std::path::Path, key: &std::path::Path) -> Result<Self, String> {
+        Ok(Self {
+            cert: read(TLS_CERT_VAR, cert)?,
+            key: read(TLS_KEY_VAR, key)?,
+        })
+    }
+
+    /// `CARELINE_TLS_CERT` and `CARELINE_TLS_KEY` (both or neither):
+    /// `None` serves plaintext.
+    pub fn from_env() -> Result<Option<Self>, String> {
+        let var = |name| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        match (var(TLS_CERT_VAR), var(TLS_KEY_VAR)) {
+            (Some(cert), Some(key)) => Self::from_files(cert.as_ref(), key.as_ref()).map(Some),
+            (None, None) => Ok(None),
+            _ => Err(format!(
+                "set {TLS_CERT_VAR} and {TLS_KEY_VAR} together, or neither"
+            )),
+        }
+    }
+}
+
+/// A channel to a Careline service at `url`: over TLS for `https://`,
+/// trusting the CA in `CARELINE_TLS_CA` (or the system's roots).
+pub async fn connect(url: &str) -> Result<tonic::transport::Channel, String> {
+    let ca = std::env::var(TLS_CA_VAR)
+        .ok()
+        .filter(|v| !v.trim().is_empty());
+    connect_with(url, ca.as_deref().map(std::path::Path::new)).await
+}
+
+/// A channel to `url`: over TLS for `https://`, trusting the CA
+/// certificate (PEM) in the file `ca`.
+pub async fn connect_with(
+    url: &str,
+    ca: Option<&std::path::Path>,
+) -> Result<tonic::transport::Channel, String> {
+    let mut endpoint = tonic::transport::Channel::from_shared(url.to_string())
+        .map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+    if url.starts_with("https://") {
+        let mut tls = tonic::transport::ClientTlsConfig::new();
+        match ca {
+            Some(ca) => {
+                let pem = read(TLS_CA_VAR, ca)?;
+                tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(pem));
+            }
+            None => tls = tls.with_enabled_roots(),
+        }
+        endpoint = endpoint
+            .tls_config(tls)
+            .map_err(|e| format!("TLS to {url}: {e}"))?;
+    }
+    endpoint
+        .connect()
+        .await
+        .map_err(|e| format!("cannot reach {url}: {e}"))
+}
+
 /// Why a server could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -31,11 +114,13 @@ pub enum ServeError {
 }
 
 /// Serves `service` on `listener`, with health (reporting `service` as
-/// serving) and reflection over every Careline `.proto`, until `shutdown`
-/// resolves; in-flight calls are allowed to finish.
+/// serving) and reflection over every Careline `.proto`, over TLS when
+/// `tls` is given, until `shutdown` resolves; in-flight calls are allowed
+/// to finish.
 pub async fn serve<S>(
     listener: tokio::net::TcpListener,
     service: S,
+    tls: Option<&ServerTls>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError>
 where
@@ -61,7 +146,14 @@ where
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
-    tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(
+            tonic::transport::ServerTlsConfig::new()
+                .identity(tonic::transport::Identity::from_pem(&tls.cert, &tls.key)),
+        )?;
+    }
+    builder
         .timeout(REQUEST_TIMEOUT)
         .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))

@@ -9,3 +9,4 @@ mod reliability;
 mod scenario;
 mod staff_roles;
 mod support;
+mod tls;
