@@ -188,7 +188,7 @@ impl<S: EventStore> App<S> {
             };
             ctx.bootstrap = bootstrap;
             let payload = command.decide(&current.state, &ctx)?;
-            if let Some((person, kind)) = command.registers() {
+            if let Some((person, kind)) = crate::claims::registered_kind(&payload) {
                 let key = format!("person.{person}");
                 if let Some(other) = self.repo.store().claim(&key, kind).await? {
                     return Err(crate::domain::DomainError::precondition(format!(

@@ -8,12 +8,14 @@
 //! over states folded from events) and `repository.rs` (aggregates from the
 //! log, cached; the cache slot is also the per-aggregate lock).
 //!
-//! `limit.rs` caps the messages one person posts a minute. `error.rs` is
+//! `limit.rs` caps the messages one person posts a minute; `claims.rs`
+//! backfills the id claims of a log written before them. `error.rs` is
 //! the one place errors become gRPC statuses; `startup.rs`
 //! binds and serves (with health and reflection) so tests run the same code
 //! on port 0.
 
 pub mod app;
+pub mod claims;
 pub mod client;
 pub mod config;
 pub mod demo;

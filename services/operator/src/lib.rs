@@ -48,6 +48,9 @@ enum Command {
     Keys(token::KeysArgs),
     /// Seed the demo organisation through the command service.
     Demo(demo::DemoArgs),
+    /// Claim the command ids and person ids of events recorded before
+    /// claims existed (once, after upgrading; safe to repeat).
+    BackfillClaims,
 }
 
 impl Cli {
@@ -61,8 +64,31 @@ impl Cli {
             Command::Token(args) => token::run(args),
             Command::Keys(args) => token::keys(args),
             Command::Demo(args) => demo::run(args).await,
+            Command::BackfillClaims => backfill_claims(event_store::StoreConfig::from_env()?).await,
         }
     }
+}
+
+async fn backfill_claims(config: event_store::StoreConfig) -> anyhow::Result<()> {
+    let store = event_store::JetStreamStore::connect(config).await?;
+    let report = command_service::claims::backfill(&store, |at, head| {
+        eprintln!("careline: claims backfilled up to position {at} of {head}");
+    })
+    .await?;
+    println!(
+        "{} events read, {} ids claimed for their owner (now or before)",
+        report.events, report.claimed
+    );
+    for conflict in &report.conflicts {
+        println!("REUSED  {conflict}");
+    }
+    if !report.conflicts.is_empty() {
+        anyhow::bail!(
+            "{} id(s) in the log are used by two owners: see above",
+            report.conflicts.len()
+        );
+    }
+    Ok(())
 }
 
 /// The read models' database: `DATABASE_URL`, or the local default.

@@ -228,13 +228,6 @@ pub trait Command: Send + Sync {
         Created::default()
     }
 
-    /// A person id this command registers, and as what kind: an id is one
-    /// kind of person for good (a patient's id cannot also be a carer's).
-    /// The service claims it in the log's registry before appending.
-    fn registers(&self) -> Option<(&str, &'static str)> {
-        None
-    }
-
     /// Whether this command writes a message (counted by the post limit).
     fn posts(&self) -> bool {
         false

@@ -209,8 +209,12 @@ impl Command for RegisterPatient {
     fn target_id(&self) -> &str {
         &self.patient_id
     }
-    fn registers(&self) -> Option<(&str, &'static str)> {
-        Some((&self.patient_id, "patient"))
+    fn needs(&self, _: &PatientRecord, _: &Actor) -> Needs {
+        // Someone holding a staff role is not also a patient under that id.
+        Needs {
+            people: vec![self.patient_id.clone()],
+            ..Needs::default()
+        }
     }
     fn decide(&self, record: &PatientRecord, ctx: &Context) -> Result<Payload, DomainError> {
         require_role(
@@ -221,6 +225,16 @@ impl Command for RegisterPatient {
         if record.exists {
             return Err(DomainError::precondition(format!(
                 "patient {} is already registered",
+                self.patient_id
+            )));
+        }
+        if ctx
+            .people
+            .get(&self.patient_id)
+            .is_some_and(|p| !p.staff.is_empty())
+        {
+            return Err(DomainError::precondition(format!(
+                "person {} holds a staff role and cannot be a patient",
                 self.patient_id
             )));
         }

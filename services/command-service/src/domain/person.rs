@@ -128,10 +128,6 @@ impl Command for RegisterProfessional {
         &self.professional_id
     }
 
-    fn registers(&self) -> Option<(&str, &'static str)> {
-        Some((&self.professional_id, "professional"))
-    }
-
     fn decide(&self, person: &Person, ctx: &Context) -> Result<Payload, DomainError> {
         require_role(
             &ctx.actor,
@@ -162,10 +158,6 @@ impl Command for RegisterCarer {
 
     fn target_id(&self) -> &str {
         &self.carer_id
-    }
-
-    fn registers(&self) -> Option<(&str, &'static str)> {
-        Some((&self.carer_id, "carer"))
     }
 
     fn decide(&self, person: &Person, ctx: &Context) -> Result<Payload, DomainError> {

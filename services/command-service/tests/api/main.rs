@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod authorization;
+mod claims;
 mod reliability;
 mod scenario;
 mod staff_roles;

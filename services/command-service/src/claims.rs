@@ -1,0 +1,94 @@
+//! Claims for a log written before they existed: every command id claimed
+//! for the aggregate its event is on, and every registered person id for
+//! the kind it was registered as, so that the rules "a command id is used
+//! once" and "one id is one kind of person" hold for old entries too.
+//! Idempotent: run it again and it claims nothing new.
+
+use event_store::{AggregateRef, Error, EventStore};
+use futures::StreamExt;
+use proto::events::AggregateType;
+use proto::events::envelope::Payload;
+
+/// What a backfill did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Backfill {
+    /// Events read (up to the head when it started).
+    pub events: u64,
+    /// Ids claimed for their owner (now, or already before).
+    pub claimed: u64,
+    /// Ids already claimed by another owner: the log holds a reuse, named
+    /// here for an operator to look at (nothing is changed).
+    pub conflicts: Vec<String>,
+}
+
+/// The kind a registration makes its person, as the command service claims it.
+pub fn registered_kind(payload: &Payload) -> Option<(&str, &'static str)> {
+    match payload {
+        Payload::ProfessionalRegistered(e) => Some((&e.professional_id, "professional")),
+        Payload::CarerRegistered(e) => Some((&e.carer_id, "carer")),
+        Payload::PatientRegistered(e) => Some((&e.patient_id, "patient")),
+        _ => None,
+    }
+}
+
+/// Claims what the log up to its current head should have claimed;
+/// `progress` is told the position now and then.
+pub async fn backfill<S: EventStore>(
+    store: &S,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<Backfill, Error> {
+    let head = store.last_position().await?;
+    let mut report = Backfill::default();
+    if head == 0 {
+        return Ok(report);
+    }
+    let mut feed = store.subscribe(1).await?;
+    while let Some(next) = feed.next().await {
+        let event = match next {
+            Ok(event) => event,
+            // Bytes that are no event claim nothing (the projections set
+            // them aside).
+            Err(Error::Undecodable { position, .. }) => {
+                if position >= head {
+                    break;
+                }
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        report.events += 1;
+        let envelope = &event.envelope;
+        let kind = AggregateType::try_from(envelope.aggregate_type).unwrap_or_default();
+        // Record reads are appended without a command.
+        if kind != AggregateType::Access && !envelope.command_id.is_empty() {
+            let owner = AggregateRef::new(kind, envelope.aggregate_id.clone())?.to_string();
+            claim(store, &envelope.command_id, &owner, &mut report).await?;
+        }
+        if let Some((person, kind)) = envelope.payload.as_ref().and_then(registered_kind) {
+            claim(store, &format!("person.{person}"), kind, &mut report).await?;
+        }
+        if event.position % 10_000 == 0 {
+            progress(event.position, head);
+        }
+        if event.position >= head {
+            break;
+        }
+    }
+    progress(head, head);
+    Ok(report)
+}
+
+async fn claim<S: EventStore>(
+    store: &S,
+    id: &str,
+    owner: &str,
+    report: &mut Backfill,
+) -> Result<(), Error> {
+    match store.claim(id, owner).await? {
+        None => report.claimed += 1,
+        Some(holder) => report
+            .conflicts
+            .push(format!("{id}: claimed by {holder}, also used by {owner}")),
+    }
+    Ok(())
+}

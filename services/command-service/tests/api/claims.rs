@@ -1,0 +1,79 @@
+//! A log recorded before id claims existed: `claims::backfill` claims its
+//! person ids and command ids, after which the rules hold for old entries.
+
+use command_service::claims::backfill;
+use command_service::client::command_id;
+use event_store::testing::envelope;
+use event_store::{AggregateRef, EventStore};
+use proto::command as pb;
+use proto::events::envelope::Payload;
+use proto::events::{AggregateType, ProfessionalRegistered};
+use tonic::Code;
+
+use crate::support::spawn_app;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_backfill_old_ids_keep_their_kind_and_their_command() {
+    let app = spawn_app("backfill").await;
+    let org = app.org().await;
+    // A professional registered straight into the log, as an older version
+    // of the service did: no claim was made for the id or the command.
+    let old = uuid::Uuid::now_v7().to_string();
+    let person = AggregateRef::new(AggregateType::Person, old.clone()).unwrap();
+    let registered = envelope(
+        &person,
+        Payload::ProfessionalRegistered(ProfessionalRegistered {
+            professional_id: old.clone(),
+            name: "Dr Old Timer".into(),
+            role_label: "Consultant".into(),
+            work_email: "old.timer@hospital.example".into(),
+        }),
+    );
+    let old_command = registered.command_id.clone();
+    app.stream.store().append(&registered, 0).await.unwrap();
+
+    let report = backfill(app.stream.store(), |_, _| {}).await.unwrap();
+    assert!(report.claimed >= 2, "{report:?}");
+    assert!(report.conflicts.is_empty(), "{report:?}");
+    // Again: the same, and nothing is a conflict with itself.
+    let again = backfill(app.stream.store(), |_, _| {}).await.unwrap();
+    assert_eq!(again, report);
+
+    let mut admin = app.signer.client(&org.admin).unwrap();
+    // The old professional's id cannot become a patient's.
+    let refused = admin
+        .register_patient(pb::RegisterPatientRequest {
+            command_id: command_id(),
+            patient_id: old.clone(),
+            name: "Pat Impostor".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.code(),
+        Code::FailedPrecondition,
+        "{}",
+        refused.message()
+    );
+    assert!(
+        refused.message().contains("professional"),
+        "{}",
+        refused.message()
+    );
+    // The old command id cannot start something else.
+    let refused = admin
+        .create_team(pb::CreateTeamRequest {
+            command_id: old_command,
+            name: "Reused".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.code(),
+        Code::InvalidArgument,
+        "{}",
+        refused.message()
+    );
+}
