@@ -44,7 +44,7 @@ pub use engine::{Mode, Projection, Runner, RunnerConfig};
 pub use error::Error;
 pub use generations::{ProjectionStatus, live_checkpoint, prepare, status, views_schema};
 pub use rebuild::{Progress, RebuildReport, rebuild};
-pub use serving::{Progress as Serving, supervise};
+pub use serving::{Serving, supervise};
 pub use tls::{DATABASE_CA_VAR, PgTls};
 
 /// Re-exported for projections' `migrations()`.

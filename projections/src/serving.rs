@@ -11,14 +11,14 @@ use crate::{Error, Projection, Runner};
 
 /// Where a live projection stands, for queries that wait on a position.
 #[derive(Clone, Debug)]
-pub struct Progress {
+pub struct Serving {
     /// The last position applied.
     pub checkpoint: watch::Receiver<Position>,
     /// Why the projection stopped, if it did.
     pub stopped: watch::Receiver<Option<String>>,
 }
 
-impl Progress {
+impl Serving {
     /// Waits (at most `wait`) until the projection has applied `min`;
     /// answers the position reached, or says how far behind it is.
     pub async fn reached(&self, min: Position, wait: Duration) -> Result<Position, String> {
@@ -45,13 +45,13 @@ impl Progress {
 /// Runs `runner` until `stopping` turns true: a transient failure (database
 /// or NATS out of reach) restarts it after a growing pause; a log that lost
 /// its tail stops it for good. Why it is not running is published on the
-/// returned [`Progress`].
+/// returned [`Serving`].
 pub fn supervise<P: Projection, S: EventStore>(
     runner: Arc<Runner<P, S>>,
     stopping: watch::Receiver<bool>,
-) -> (Progress, tokio::task::JoinHandle<()>) {
+) -> (Serving, tokio::task::JoinHandle<()>) {
     let (stopped_tx, stopped) = watch::channel(None::<String>);
-    let progress = Progress {
+    let progress = Serving {
         checkpoint: runner.checkpoint(),
         stopped,
     };

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use event_store::EventStore;
 use futures::{Stream, StreamExt};
-use projections::Serving as Progress;
+use projections::Serving;
 use proto::audit as pb;
 use proto::audit::audit_service_server::AuditService;
 use service_kit::{Caller, Role, TokenKeys};
@@ -32,7 +32,7 @@ const EXPORT_PAGE: i64 = 1000;
 pub struct AuditGrpc<S> {
     pool: deadpool_postgres::Pool,
     keys: TokenKeys,
-    progress: Progress,
+    progress: Serving,
     wait: Duration,
     store: S,
     /// Exports in progress, per person: at most [`EXPORTS_PER_PERSON`].
@@ -212,7 +212,7 @@ impl<S: EventStore> AuditGrpc<S> {
     pub fn new(
         pool: deadpool_postgres::Pool,
         keys: TokenKeys,
-        progress: Progress,
+        progress: Serving,
         wait: Duration,
         store: S,
         export_stall: Duration,

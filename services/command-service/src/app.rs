@@ -138,6 +138,13 @@ impl<S: EventStore> App<S> {
                     std::any::type_name::<C>()
                 )));
             }
+            if let Some(kind) = needs.breaks_lock_order(C::Target::KIND) {
+                return Err(Error::Bug(format!(
+                    "{} locks a {:?} and reads a {kind:?}: against the lock order thread → record → team → person",
+                    std::any::type_name::<C>(),
+                    C::Target::KIND
+                )));
+            }
             // A command id is claimed for this aggregate for good, beside
             // loading the context (JetStream's duplicate window forgets
             // ids after minutes; a reused one must not start a second
@@ -188,11 +195,12 @@ impl<S: EventStore> App<S> {
             };
             ctx.bootstrap = bootstrap;
             let payload = command.decide(&current.state, &ctx)?;
-            if let Some((person, kind)) = crate::claims::registered_kind(&payload) {
-                let key = format!("person.{person}");
-                if let Some(other) = self.repo.store().claim(&key, kind).await? {
+            if let Some(claim) = crate::claims::person_claim(&payload) {
+                let holder = self.repo.store().claim(&claim.key(), claim.kind).await?;
+                if let Some(other) = holder.filter(|h| !claim.accepts(h)) {
                     return Err(crate::domain::DomainError::precondition(format!(
-                        "{person} is already registered as a {other}: one id is one person, of one kind"
+                        "{} is already registered as a {other}: one id is one person, of one kind",
+                        claim.person
                     ))
                     .into());
                 }
@@ -775,5 +783,63 @@ mod tests {
             .await
             .expect("it must not wait on itself");
         assert!(matches!(result, Err(Error::Bug(_))), "{result:?}");
+    }
+
+    /// A (defective) command on a person that reads a patient record: with
+    /// one on the record that reads the person, each would wait on the other.
+    struct AgainstLockOrder(String);
+
+    impl Command for AgainstLockOrder {
+        type Target = Person;
+        fn target_id(&self) -> &str {
+            &self.0
+        }
+        fn needs(&self, _: &Person, _: &Actor) -> Needs {
+            Needs {
+                record: Some(uuid::Uuid::now_v7().to_string()),
+                ..Needs::default()
+            }
+        }
+        fn decide(&self, _: &Person, _: &Context) -> Result<Payload, DomainError> {
+            unreachable!("never decided")
+        }
+    }
+
+    #[tokio::test]
+    async fn a_command_that_reads_against_the_lock_order_is_a_defect() {
+        let w = world().await;
+        let head = w.store.last_position().await.unwrap();
+        let result = w
+            .run(&w.admin, AgainstLockOrder(w.admin.person_id.clone()))
+            .await;
+        match result {
+            Err(Error::Bug(m)) => assert!(m.contains("lock order"), "{m}"),
+            other => panic!("expected a defect, got {other:?}"),
+        }
+        assert_eq!(w.store.last_position().await.unwrap(), head);
+    }
+
+    #[test]
+    fn every_command_reads_only_after_its_target_in_the_lock_order() {
+        use proto::events::AggregateType;
+        let thread = Needs {
+            record: Some("r".into()),
+            record_teams: true,
+            teams: vec!["t".into()],
+            people: vec!["p".into()],
+        };
+        assert_eq!(thread.breaks_lock_order(AggregateType::Thread), None);
+        assert_eq!(
+            thread.breaks_lock_order(AggregateType::PatientRecord),
+            Some(AggregateType::PatientRecord)
+        );
+        let team_reads_team = Needs {
+            teams: vec!["other".into()],
+            ..Needs::default()
+        };
+        assert_eq!(
+            team_reads_team.breaks_lock_order(AggregateType::Team),
+            Some(AggregateType::Team)
+        );
     }
 }

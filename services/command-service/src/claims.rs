@@ -21,14 +21,44 @@ pub struct Backfill {
     pub conflicts: Vec<String>,
 }
 
-/// The kind a registration makes its person, as the command service claims it.
-pub fn registered_kind(payload: &Payload) -> Option<(&str, &'static str)> {
-    match payload {
-        Payload::ProfessionalRegistered(e) => Some((&e.professional_id, "professional")),
-        Payload::CarerRegistered(e) => Some((&e.carer_id, "carer")),
-        Payload::PatientRegistered(e) => Some((&e.patient_id, "patient")),
-        _ => None,
+/// What an event makes its person, as the command service claims it: a
+/// person id is claimed for good as one kind. Hospital staff are the one
+/// pair that may meet: a professional may hold a staff role (admin,
+/// operator, auditor), so a `staff` claim accepts a professional's and the
+/// other way round; a patient or a carer never holds a staff role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PersonClaim<'a> {
+    pub person: &'a str,
+    pub kind: &'static str,
+    /// Kinds an existing claim may have that this event does not conflict with.
+    pub compatible: &'static [&'static str],
+}
+
+impl PersonClaim<'_> {
+    /// The key of the claim.
+    pub fn key(&self) -> String {
+        format!("person.{}", self.person)
     }
+
+    /// Whether an id already claimed as `holder` may also be this.
+    pub fn accepts(&self, holder: &str) -> bool {
+        holder == self.kind || self.compatible.contains(&holder)
+    }
+}
+
+pub fn person_claim(payload: &Payload) -> Option<PersonClaim<'_>> {
+    let (person, kind, compatible): (&str, _, &'static [&'static str]) = match payload {
+        Payload::ProfessionalRegistered(e) => (&e.professional_id, "professional", &["staff"]),
+        Payload::CarerRegistered(e) => (&e.carer_id, "carer", &[]),
+        Payload::PatientRegistered(e) => (&e.patient_id, "patient", &[]),
+        Payload::StaffRoleGranted(e) => (&e.person_id, "staff", &["professional"]),
+        _ => return None,
+    };
+    Some(PersonClaim {
+        person,
+        kind,
+        compatible,
+    })
 }
 
 /// Claims what the log up to its current head should have claimed;
@@ -64,8 +94,16 @@ pub async fn backfill<S: EventStore>(
             let owner = AggregateRef::new(kind, envelope.aggregate_id.clone())?.to_string();
             claim(store, &envelope.command_id, &owner, &mut report).await?;
         }
-        if let Some((person, kind)) = envelope.payload.as_ref().and_then(registered_kind) {
-            claim(store, &format!("person.{person}"), kind, &mut report).await?;
+        if let Some(person) = envelope.payload.as_ref().and_then(person_claim) {
+            match store.claim(&person.key(), person.kind).await? {
+                None => report.claimed += 1,
+                Some(holder) if person.accepts(&holder) => report.claimed += 1,
+                Some(holder) => report.conflicts.push(format!(
+                    "{}: claimed as {holder}, also recorded as {}",
+                    person.key(),
+                    person.kind
+                )),
+            }
         }
         if event.position % 10_000 == 0 {
             progress(event.position, head);

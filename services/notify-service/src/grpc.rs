@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use projections::Serving as Progress;
+use projections::Serving;
 use proto::notify as pb;
 use proto::notify::notification_service_server::NotificationService;
 use service_kit::{Role, TokenKeys};
@@ -36,7 +36,7 @@ const STATES: &str = "SELECT n.id, n.event_id, n.position, n.recipient_id, n.rec
 pub struct NotifyGrpc {
     pool: deadpool_postgres::Pool,
     keys: TokenKeys,
-    progress: Progress,
+    progress: Serving,
     wait: Duration,
 }
 
@@ -50,7 +50,7 @@ impl NotifyGrpc {
     pub fn new(
         pool: deadpool_postgres::Pool,
         keys: TokenKeys,
-        progress: Progress,
+        progress: Serving,
         wait: Duration,
     ) -> Self {
         Self {

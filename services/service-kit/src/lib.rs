@@ -61,13 +61,22 @@ pub async fn shutdown_signal() {
 
 /// Structured logs to stderr, filtered by `RUST_LOG` (default `info`).
 /// Set `CARELINE_LOG_JSON=1` for one JSON object per line.
+/// Colours only on a terminal: a log file or a collector gets plain text.
 pub fn init_tracing() {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    let _ = builder.try_init();
+    let json = std::env::var("CARELINE_LOG_JSON").is_ok_and(|v| v == "1" || v == "true");
+    let _ = if json {
+        builder.json().with_current_span(true).try_init()
+    } else {
+        builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init()
+    };
 }
 
 #[cfg(test)]

@@ -118,7 +118,39 @@ pub struct Needs {
     pub people: Vec<String>,
 }
 
+/// Where an aggregate kind comes in the lock order: a command holds its
+/// target locked while it loads its context, so it may read only kinds
+/// after its own (thread → record → team → person), and two commands never
+/// wait on each other in a circle.
+fn lock_rank(kind: AggregateType) -> u8 {
+    match kind {
+        AggregateType::Thread => 0,
+        AggregateType::PatientRecord => 1,
+        AggregateType::Team => 2,
+        AggregateType::Person => 3,
+        _ => 4,
+    }
+}
+
 impl Needs {
+    /// The first kind these needs read that is not after `target` in the
+    /// lock order, if any: a command that reads it could deadlock with one
+    /// that targets it.
+    pub fn breaks_lock_order(&self, target: AggregateType) -> Option<AggregateType> {
+        [
+            (self.record.is_some(), AggregateType::PatientRecord),
+            (
+                !self.teams.is_empty() || self.record_teams,
+                AggregateType::Team,
+            ),
+            (!self.people.is_empty(), AggregateType::Person),
+        ]
+        .into_iter()
+        .filter(|(read, _)| *read)
+        .map(|(_, kind)| kind)
+        .find(|kind| lock_rank(*kind) <= lock_rank(target))
+    }
+
     /// Whether these needs name the aggregate `id` of type `kind`: a
     /// command must never read its own target as context (it already holds
     /// it, and loading it again would wait on itself).

@@ -9,7 +9,7 @@ use proto::events::{
 };
 use service_kit::Role;
 
-use super::{Aggregate, Command, Context, DomainError, Needs, require_role};
+use super::{Aggregate, Command, Context, DomainError, require_role};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum PersonKind {
@@ -198,14 +198,6 @@ impl Command for GrantStaffRole {
         &self.person_id
     }
 
-    fn needs(&self, _: &Person, _: &super::Actor) -> Needs {
-        // A patient (whose record has their id) holds no staff role.
-        Needs {
-            record: Some(self.person_id.clone()),
-            ..Needs::default()
-        }
-    }
-
     fn bootstraps(&self, actor: &super::Actor) -> bool {
         self.role == Role::Admin && actor.person_id == self.person_id && actor.is(Role::Admin)
     }
@@ -218,9 +210,10 @@ impl Command for GrantStaffRole {
         )?;
         let role = staff_role(self.role)
             .ok_or_else(|| DomainError::invalid("role", "must be admin, operator or auditor"))?;
-        if person.is_carer() || ctx.record.as_ref().is_some_and(|r| r.exists) {
+        // (A patient's id is refused by its claim: see `claims::person_claim`.)
+        if person.is_carer() {
             return Err(DomainError::precondition(format!(
-                "person {} is a patient or a carer: staff roles are for hospital staff",
+                "person {} is a carer: staff roles are for hospital staff",
                 self.person_id
             )));
         }

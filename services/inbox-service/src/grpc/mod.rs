@@ -12,7 +12,7 @@ use service_kit::{Caller, TokenKeys};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use projections::Serving as Progress;
+use projections::Serving;
 
 use crate::access::{AccessLog, Shown};
 use crate::error::Error;
@@ -22,7 +22,7 @@ use crate::queries::{self, ListFilter, Viewer};
 pub struct InboxGrpc {
     pool: deadpool_postgres::Pool,
     keys: TokenKeys,
-    progress: Progress,
+    progress: Serving,
     wait: Duration,
     access: AccessLog,
 }
@@ -132,7 +132,7 @@ impl InboxGrpc {
     pub fn new(
         pool: deadpool_postgres::Pool,
         keys: TokenKeys,
-        progress: Progress,
+        progress: Serving,
         wait: Duration,
         access: AccessLog,
     ) -> Self {
