@@ -7,8 +7,9 @@
 //! * a professional: threads they are on, threads addressed to a team they
 //!   belong to, threads in records their team holds a grant in force for.
 //!
-//! Everyone else sees nothing. Parameters `$1` (the caller) and `$2` (now)
-//! are the same in every fragment.
+//! Everyone else sees nothing (ARCHITECTURE.md, "Who sees a thread": the one
+//! rule every service follows, checked by `tests/visibility.rs`). Parameters
+//! `$1` (the caller) and `$2` (now) are the same in every fragment.
 //!
 //! The read model's answers are the API's shape, so rows are turned into
 //! `careline.inbox.v1` messages here, with no other logic between.

@@ -12,10 +12,18 @@ use uuid::Uuid;
 
 /// Whether the caller is or was on the thread, or is in a team it is
 /// addressed to.
-const ON_THREAD: &str = "SELECT EXISTS (SELECT 1 FROM notify.participants \
-     WHERE thread_id = $1 AND person_id = $2) \
+/// Whether professional `$2` sees thread `$1` (the rule every service
+/// follows, ARCHITECTURE.md "Who sees a thread"): a registered professional
+/// on it now, a member of a team it is addressed to, or a member of a team
+/// holding a record-access grant in force (`$3`: now, µs) on its record.
+const ON_THREAD: &str = "SELECT EXISTS (SELECT 1 FROM notify.people WHERE id = $2 AND kind = 'professional') \
+     AND (EXISTS (SELECT 1 FROM notify.participants WHERE thread_id = $1 AND person_id = $2 AND active) \
      OR EXISTS (SELECT 1 FROM notify.thread_teams t JOIN notify.team_members m \
-     ON m.team_id = t.team_id WHERE t.thread_id = $1 AND m.person_id = $2)";
+        ON m.team_id = t.team_id WHERE t.thread_id = $1 AND m.person_id = $2) \
+     OR EXISTS (SELECT 1 FROM notify.threads t JOIN notify.grants g ON g.patient_id = t.patient_id \
+        AND NOT g.revoked AND g.expires_at > $3 \
+        JOIN notify.team_members m ON m.team_id = g.team_id AND m.person_id = $2 \
+        WHERE t.thread_id = $1))";
 
 /// Each notice of the thread's messages, and each reminder sent or tried.
 const STATES: &str = "SELECT n.id, n.event_id, n.position, n.recipient_id, n.recipient_name, \
@@ -62,6 +70,13 @@ impl NotifyGrpc {
     }
 }
 
+fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
 fn unavailable(e: impl std::fmt::Display) -> Status {
     Status::unavailable(format!("the notification database is out of reach: {e}"))
 }
@@ -105,7 +120,10 @@ impl NotificationService for NotifyGrpc {
             .map_err(|e| Status::unavailable(format!("notifications have {e}")))?;
         let client = self.pool.get().await.map_err(unavailable)?;
         let on_thread: bool = client
-            .query_one(ON_THREAD, &[&thread, &caller.person_id.to_string()])
+            .query_one(
+                ON_THREAD,
+                &[&thread, &caller.person_id.to_string(), &now_micros()],
+            )
             .await
             .map_err(db)?
             .get(0);

@@ -21,6 +21,7 @@ pub const TABLES: &[&str] = &[
     "messages",
     "read_marks",
     "notifications",
+    "grants",
 ];
 
 /// Why a recipient cannot be told.
@@ -67,6 +68,9 @@ const NOTIFY: &str = "INSERT INTO notifications (id, event_id, position, thread_
             WHERE c.patient_id = t.patient_id AND c.carer_id = p.person_id AND c.active \
               AND (c.expires_at IS NULL OR c.expires_at > $7))) \
      ON CONFLICT DO NOTHING";
+const GRANT: &str = "INSERT INTO grants (grant_id, patient_id, team_id, expires_at, revoked) \
+     VALUES ($1, $2, $3, $4, false) ON CONFLICT (grant_id) DO NOTHING";
+const REVOKE_GRANT: &str = "UPDATE grants SET revoked = true WHERE grant_id = $1";
 const ADD_MEMBER: &str =
     "INSERT INTO team_members (team_id, person_id) VALUES ($1, $2) ON CONFLICT DO NOTHING";
 const REMOVE_MEMBER: &str = "DELETE FROM team_members WHERE team_id = $1 AND person_id = $2";
@@ -214,6 +218,14 @@ async fn apply(tx: &Transaction<'_>, event: &RecordedEvent) -> Result<(), Error>
             for team in &e.team_ids {
                 tx.execute(ADDRESS_TEAM, &[&aggregate, team]).await?;
             }
+        }
+        Payload::RecordAccessGranted(e) => {
+            let expires = micros(e.expires_at.as_ref()).unwrap_or(0);
+            tx.execute(GRANT, &[&e.grant_id, &aggregate, &e.team_id, &expires])
+                .await?;
+        }
+        Payload::RecordAccessRevoked(e) => {
+            tx.execute(REVOKE_GRANT, &[&e.grant_id]).await?;
         }
         Payload::TeamMemberAdded(e) => {
             tx.execute(ADD_MEMBER, &[&aggregate, &e.professional_id])
