@@ -7,21 +7,16 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
-use command_service::client::{Bearer, command_id};
-use command_service::demo::{DemoOrg, Signer, first_thread, seed};
-use event_store::EventStore;
-use event_store::testing::TestStream;
-use projections::testing::TestDatabase;
+use command_service::client::command_id;
+use command_service::demo::{DemoOrg, first_thread, seed};
 use proto::audit as audit_pb;
 use proto::command as cmd;
 use proto::inbox as inbox_pb;
 use proto::notify as notify_pb;
 use service_kit::{Caller, Role};
-use tokio::sync::oneshot;
-use tonic::transport::Channel;
+use testkit::{Services, System};
 use tonic::{Code, Status};
 
 /// The calls, in the order of a row's cells.
@@ -65,134 +60,6 @@ const TABLE: [(&str, [bool; 6]); 16] = [
     ("an operator", [false; 6]),
     ("an admin token for someone never granted it", [false; 6]),
 ];
-
-struct System {
-    stream: TestStream,
-    _db: TestDatabase,
-    signer: Signer,
-    inbox: Channel,
-    audit: Channel,
-    notify: Channel,
-    _stops: Vec<oneshot::Sender<()>>,
-}
-
-async fn channel(addr: SocketAddr) -> Channel {
-    Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap()
-}
-
-fn stopper() -> (oneshot::Sender<()>, impl Future<Output = ()> + Send) {
-    let (stop, stopped) = oneshot::channel::<()>();
-    (stop, async {
-        let _ = stopped.await;
-    })
-}
-
-/// Every service on port 0, on one stream and one database.
-async fn start(label: &str) -> System {
-    let stream = TestStream::new(label).await;
-    let db = TestDatabase::new(label).await;
-    let store = stream.store().clone();
-    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let keys = || service_kit::test_issuer().verifier();
-    let wait = Duration::from_secs(10);
-
-    let command = command_service::Application::with_app(
-        any,
-        command_service::App::new(store.clone(), 10_000),
-        keys(),
-    )
-    .await
-    .unwrap();
-    let command_addr = command.local_addr();
-    let (stop_command, stopped) = stopper();
-    tokio::spawn(command.run(stopped));
-
-    let inbox = inbox_service::Application::with_store(
-        inbox_service::Config {
-            listen: any,
-            database_url: db.url.clone(),
-            store: stream.config().clone(),
-            wait_for_position: wait,
-            batch_size: 500,
-            pool_size: 4,
-            record_reads: true,
-        },
-        store.clone(),
-        keys(),
-    )
-    .await
-    .unwrap();
-    let inbox_addr = inbox.local_addr();
-    let (stop_inbox, stopped) = stopper();
-    tokio::spawn(inbox.run(stopped));
-
-    let audit = audit_service::Application::with_store(
-        audit_service::Config {
-            listen: any,
-            database_url: db.url.clone(),
-            store: stream.config().clone(),
-            wait_for_position: wait,
-            batch_size: 500,
-            pool_size: 4,
-            export_stall: Duration::from_secs(60),
-        },
-        store.clone(),
-        keys(),
-    )
-    .await
-    .unwrap();
-    let audit_addr = audit.local_addr();
-    let (stop_audit, stopped) = stopper();
-    tokio::spawn(audit.run(stopped));
-
-    // No mail server: deliveries wait and retry, which changes nothing here.
-    let smtp = notify_service::Smtp {
-        host: "127.0.0.1".into(),
-        port: 9,
-        tls: notify_service::TlsMode::None,
-        credentials: None,
-        from: "Careline <no-reply@careline.test>".parse().unwrap(),
-        domain: "careline.test".into(),
-        base_url: "https://careline.test".into(),
-        max_attempts: 3,
-        backoff: Duration::from_secs(60),
-        poll: Duration::from_millis(200),
-        coalesce: Duration::ZERO,
-        reminder_after: Duration::from_secs(7 * 86_400),
-        clock: notify_service::Clock::system(),
-    };
-    let notify = notify_service::Application::with_store(
-        notify_service::Config {
-            listen: any,
-            database_url: db.url.clone(),
-            store: stream.config().clone(),
-            smtp,
-            wait_for_position: wait,
-            batch_size: 100,
-        },
-        store,
-        keys(),
-    )
-    .await
-    .unwrap();
-    let notify_addr = notify.local_addr();
-    let (stop_notify, stopped) = stopper();
-    tokio::spawn(notify.run(stopped));
-
-    System {
-        signer: Signer::new(channel(command_addr).await, service_kit::test_issuer()),
-        inbox: channel(inbox_addr).await,
-        audit: channel(audit_addr).await,
-        notify: channel(notify_addr).await,
-        stream,
-        _db: db,
-        _stops: vec![stop_command, stop_inbox, stop_audit, stop_notify],
-    }
-}
 
 fn person(role: Role, name: &str) -> Caller {
     Caller {
@@ -402,21 +269,9 @@ async fn row(
     label: &str,
     at: u64,
 ) -> [bool; 6] {
-    let token = s.signer.token(who);
-    let bearer = || Bearer::new(&token).unwrap();
-    let mut inbox = inbox_pb::inbox_service_client::InboxServiceClient::with_interceptor(
-        s.inbox.clone(),
-        bearer(),
-    );
-    let mut audit = audit_pb::audit_service_client::AuditServiceClient::with_interceptor(
-        s.audit.clone(),
-        bearer(),
-    );
-    let mut notify =
-        notify_pb::notification_service_client::NotificationServiceClient::with_interceptor(
-            s.notify.clone(),
-            bearer(),
-        );
+    let mut inbox = s.inbox(who);
+    let mut audit = s.audit(who);
+    let mut notify = s.notify(who);
     let get = inbox
         .get_thread(inbox_pb::GetThreadRequest {
             min_position: at,
@@ -485,12 +340,19 @@ async fn row(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_service_follows_one_rule_of_who_sees_a_thread() {
-    let s = start("visibility").await;
+    let s = System::start(
+        "visibility",
+        Services {
+            wait: Some(Duration::from_secs(10)),
+            ..Services::all()
+        },
+    )
+    .await;
     let (thread, reply, people) = scenario(&s).await;
     assert_eq!(people.len(), TABLE.len());
     let mut wrong = Vec::new();
     for ((label, expected), who) in TABLE.iter().zip(&people) {
-        let at = s.stream.store().last_position().await.unwrap();
+        let at = s.head().await;
         let got = row(&s, (&thread, &reply), who, label, at).await;
         for (i, call) in CALLS.iter().enumerate() {
             if got[i] != expected[i] {
