@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::Error;
+use crate::settings::{BadSetting, Settings};
 
 /// Configuration of the event store.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,23 +76,23 @@ impl StoreConfig {
     /// or neither) and `NATS_CA`, `NATS_CERT` with `NATS_KEY` (TLS), each
     /// falling back to its default.
     pub fn from_env() -> Result<Self, Error> {
-        Self::from_lookup(|key| std::env::var(key).ok())
+        Self::from_settings(&Settings::from_env())
     }
 
     /// As [`StoreConfig::from_env`], reading variables through `lookup`.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+    ) -> Result<Self, Error> {
+        Self::from_settings(&Settings::new(lookup))
+    }
+
+    /// As [`StoreConfig::from_env`], from `settings`.
+    pub fn from_settings(settings: &Settings) -> Result<Self, Error> {
         let defaults = Self::default();
-        let number = |key: &str, default: u64| -> Result<u64, Error> {
-            match lookup(key) {
-                None => Ok(default),
-                Some(v) => v.trim().parse().map_err(|_| {
-                    Error::Config(format!("{key}={v:?} is not a non-negative whole number"))
-                }),
-            }
-        };
-        let nats_url = lookup("NATS_URL").unwrap_or(defaults.nats_url);
+        let bad = |e: BadSetting| Error::Config(e.0);
+        let nats_url = settings.text("NATS_URL", &defaults.nats_url);
         let file = |key: &str| -> Result<Option<PathBuf>, Error> {
-            match lookup(key).filter(|v| !v.trim().is_empty()) {
+            match settings.get(key).filter(|v| !v.trim().is_empty()) {
                 None => Ok(None),
                 Some(path) if std::path::Path::new(&path).is_file() => Ok(Some(path.into())),
                 Some(path) => Err(Error::Config(format!(
@@ -115,26 +116,27 @@ impl StoreConfig {
         let tls = (wants_tls || ca.is_some() || client.is_some()).then_some(NatsTls { ca, client });
         let config = Self {
             nats_url,
-            stream: lookup("CARELINE_STREAM").unwrap_or(defaults.stream),
-            prefix: lookup("CARELINE_PREFIX").unwrap_or(defaults.prefix),
-            replicas: number("CARELINE_STREAM_REPLICAS", defaults.replicas as u64)? as usize,
-            duplicate_window: Duration::from_secs(number(
-                "CARELINE_DUPLICATE_WINDOW_SECS",
-                defaults.duplicate_window.as_secs(),
-            )?),
-            request_timeout: Duration::from_millis(number(
-                "CARELINE_NATS_TIMEOUT_MS",
-                defaults.request_timeout.as_millis() as u64,
-            )?),
-            user: match (lookup("NATS_USER"), lookup("NATS_PASSWORD")) {
-                (Some(name), Some(password)) => Some(NatsUser { name, password }),
-                (None, None) => None,
-                _ => {
-                    return Err(Error::Config(
-                        "set NATS_USER and NATS_PASSWORD together, or neither".into(),
-                    ));
-                }
-            },
+            stream: settings.text("CARELINE_STREAM", &defaults.stream),
+            prefix: settings.text("CARELINE_PREFIX", &defaults.prefix),
+            replicas: settings
+                .number("CARELINE_STREAM_REPLICAS", defaults.replicas as u64)
+                .map_err(bad)? as usize,
+            duplicate_window: settings
+                .secs(
+                    "CARELINE_DUPLICATE_WINDOW_SECS",
+                    defaults.duplicate_window.as_secs(),
+                )
+                .map_err(bad)?,
+            request_timeout: settings
+                .millis(
+                    "CARELINE_NATS_TIMEOUT_MS",
+                    defaults.request_timeout.as_millis() as u64,
+                )
+                .map_err(bad)?,
+            user: settings
+                .pair("NATS_USER", "NATS_PASSWORD")
+                .map_err(bad)?
+                .map(|(name, password)| NatsUser { name, password }),
             tls,
         };
         config.validate()?;
@@ -190,12 +192,7 @@ mod tests {
     use super::*;
 
     fn from(pairs: &[(&str, &str)]) -> Result<StoreConfig, Error> {
-        StoreConfig::from_lookup(|key| {
-            pairs
-                .iter()
-                .find(|(k, _)| *k == key)
-                .map(|(_, v)| v.to_string())
-        })
+        StoreConfig::from_settings(&Settings::from_pairs(pairs))
     }
 
     #[test]

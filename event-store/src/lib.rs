@@ -26,6 +26,7 @@ mod error;
 mod event;
 mod jetstream;
 mod memory;
+pub mod settings;
 
 #[cfg(feature = "testing")]
 pub mod conformance;
@@ -42,6 +43,7 @@ pub use error::Error;
 pub use event::{Appended, RecordedEvent, validate_envelope};
 pub use jetstream::JetStreamStore;
 pub use memory::MemoryStore;
+pub use settings::{BadSetting, Settings};
 
 /// A global position in the log: the stream sequence of an event. The first
 /// event is at 1; 0 means "before the first event".

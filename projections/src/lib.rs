@@ -39,6 +39,10 @@ mod tls;
 pub mod testing;
 
 pub use db::{Failure, classify, connect, connect_with, describe_error, pool};
+
+/// The batch sizes a read service accepts (events per projection
+/// transaction), the same for every one.
+pub const BATCH_SIZES: std::ops::RangeInclusive<u64> = 1..=50_000;
 pub use dead_letters::{DeadLetter, dead_letters};
 pub use engine::{Mode, Projection, Runner, RunnerConfig};
 pub use error::Error;

@@ -3,8 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use event_store::StoreConfig;
-use service_kit::env;
+use event_store::{Settings, StoreConfig};
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -28,24 +27,20 @@ pub struct Config {
 
 impl Config {
     pub fn from_env() -> anyhow::Result<Self> {
-        let listen =
-            std::env::var("CARELINE_AUDIT_ADDR").unwrap_or_else(|_| "127.0.0.1:50053".into());
-        let listen = listen.parse().map_err(|_| {
-            anyhow::anyhow!("CARELINE_AUDIT_ADDR={listen:?} is not an address like 127.0.0.1:50053")
-        })?;
-        let batch_size = env::number("CARELINE_AUDIT_BATCH", 1000)? as usize;
-        if !(1..=50_000).contains(&batch_size) {
-            anyhow::bail!("CARELINE_AUDIT_BATCH must be 1 to 50000");
-        }
+        Self::from_settings(&Settings::from_env())
+    }
+
+    pub fn from_settings(s: &Settings) -> anyhow::Result<Self> {
         Ok(Self {
-            listen,
-            database_url: env::database_url(),
-            store: StoreConfig::from_env()?,
-            wait_for_position: Duration::from_millis(env::number("CARELINE_AUDIT_WAIT_MS", 2000)?),
-            batch_size,
-            pool_size: env::number("CARELINE_AUDIT_POOL", 8)?.max(1) as usize,
+            listen: s.address("CARELINE_AUDIT_ADDR", "127.0.0.1:50053")?,
+            database_url: s.database_url(),
+            store: StoreConfig::from_settings(s)?,
+            wait_for_position: s.millis("CARELINE_AUDIT_WAIT_MS", 2000)?,
+            batch_size: s.number_in("CARELINE_AUDIT_BATCH", 1000, projections::BATCH_SIZES)?
+                as usize,
+            pool_size: s.number("CARELINE_AUDIT_POOL", 8)?.max(1) as usize,
             export_stall: Duration::from_secs(
-                env::number("CARELINE_AUDIT_EXPORT_STALL_SECS", 60)?.max(1),
+                s.number("CARELINE_AUDIT_EXPORT_STALL_SECS", 60)?.max(1),
             ),
         })
     }

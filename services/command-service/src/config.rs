@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use event_store::StoreConfig;
+use event_store::{Settings, StoreConfig};
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -18,30 +18,15 @@ pub struct Config {
 
 impl Config {
     pub fn from_env() -> anyhow::Result<Self> {
-        let listen =
-            std::env::var("CARELINE_COMMAND_ADDR").unwrap_or_else(|_| "127.0.0.1:50051".into());
-        let listen = listen.parse().map_err(|_| {
-            anyhow::anyhow!(
-                "CARELINE_COMMAND_ADDR={listen:?} is not an address like 127.0.0.1:50051"
-            )
-        })?;
-        let cache_capacity = match std::env::var("CARELINE_COMMAND_CACHE") {
-            Ok(v) => v.parse().map_err(|_| {
-                anyhow::anyhow!("CARELINE_COMMAND_CACHE={v:?} is not a whole number")
-            })?,
-            Err(_) => 100_000,
-        };
-        let posts_per_minute = match std::env::var("CARELINE_POSTS_PER_MINUTE") {
-            Ok(v) => v.parse().map_err(|_| {
-                anyhow::anyhow!("CARELINE_POSTS_PER_MINUTE={v:?} is not a whole number")
-            })?,
-            Err(_) => 60,
-        };
+        Self::from_settings(&Settings::from_env())
+    }
+
+    pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
         Ok(Self {
-            listen,
-            store: StoreConfig::from_env()?,
-            cache_capacity,
-            posts_per_minute,
+            listen: settings.address("CARELINE_COMMAND_ADDR", "127.0.0.1:50051")?,
+            store: StoreConfig::from_settings(settings)?,
+            cache_capacity: settings.number("CARELINE_COMMAND_CACHE", 100_000)?,
+            posts_per_minute: settings.number("CARELINE_POSTS_PER_MINUTE", 60)? as usize,
         })
     }
 }

@@ -3,9 +3,8 @@
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
-use event_store::StoreConfig;
+use event_store::{Settings, StoreConfig};
 use lettre::message::Mailbox;
-use service_kit::env;
 
 /// How mail leaves: the SMTP server and what the emails say.
 #[derive(Clone, Debug)]
@@ -98,53 +97,37 @@ pub struct Config {
     pub batch_size: usize,
 }
 
-fn var(key: &str, default: &str) -> String {
-    std::env::var(key).unwrap_or_else(|_| default.to_string())
-}
-
 impl Smtp {
     pub fn from_env() -> anyhow::Result<Self> {
-        let tls = match var("CARELINE_SMTP_TLS", "starttls").as_str() {
+        Self::from_settings(&Settings::from_env())
+    }
+
+    pub fn from_settings(s: &Settings) -> anyhow::Result<Self> {
+        let tls = match s.text("CARELINE_SMTP_TLS", "starttls").as_str() {
             "none" => TlsMode::None,
             "starttls" => TlsMode::StartTls,
             "tls" => TlsMode::Tls,
             other => anyhow::bail!("CARELINE_SMTP_TLS={other:?}: use none, starttls or tls"),
         };
-        let credentials = match (
-            std::env::var("CARELINE_SMTP_USER"),
-            std::env::var("CARELINE_SMTP_PASSWORD"),
-        ) {
-            (Ok(user), Ok(password)) => Some((user, password)),
-            (Err(_), Err(_)) => None,
-            _ => {
-                anyhow::bail!("set both CARELINE_SMTP_USER and CARELINE_SMTP_PASSWORD, or neither")
-            }
-        };
-        let from = var("CARELINE_MAIL_FROM", "Careline <no-reply@careline.example>");
+        let from = s.text("CARELINE_MAIL_FROM", "Careline <no-reply@careline.example>");
         let from: Mailbox = from
             .parse()
             .map_err(|e| anyhow::anyhow!("CARELINE_MAIL_FROM={from:?} is not an address: {e}"))?;
-        let port = env::number("CARELINE_SMTP_PORT", 25)?;
-        let port = u16::try_from(port)
-            .map_err(|_| anyhow::anyhow!("CARELINE_SMTP_PORT={port} is not a port"))?;
-        let max_attempts = env::number("CARELINE_SMTP_MAX_ATTEMPTS", 8)?;
-        if !(1..=100).contains(&max_attempts) {
-            anyhow::bail!("CARELINE_SMTP_MAX_ATTEMPTS must be 1 to 100");
-        }
+        let port = s.number_in("CARELINE_SMTP_PORT", 25, 1..=u64::from(u16::MAX))?;
         Ok(Self {
-            host: var("CARELINE_SMTP_HOST", "127.0.0.1"),
-            port,
+            host: s.text("CARELINE_SMTP_HOST", "127.0.0.1"),
+            port: port as u16,
             tls,
-            credentials,
+            credentials: s.pair("CARELINE_SMTP_USER", "CARELINE_SMTP_PASSWORD")?,
             domain: from.email.domain().to_string(),
             from,
-            base_url: var("CARELINE_BASE_URL", "http://localhost:8080"),
-            max_attempts: max_attempts as u32,
-            backoff: Duration::from_millis(env::number("CARELINE_SMTP_BACKOFF_MS", 30_000)?),
+            base_url: s.text("CARELINE_BASE_URL", "http://localhost:8080"),
+            max_attempts: s.number_in("CARELINE_SMTP_MAX_ATTEMPTS", 8, 1..=100)? as u32,
+            backoff: s.millis("CARELINE_SMTP_BACKOFF_MS", 30_000)?,
             poll: Duration::from_secs(1),
-            coalesce: Duration::from_secs(env::number("CARELINE_NOTIFY_COALESCE_SECS", 120)?),
+            coalesce: s.secs("CARELINE_NOTIFY_COALESCE_SECS", 120)?,
             reminder_after: Duration::from_secs(
-                86_400 * env::number("CARELINE_NOTIFY_REMINDER_DAYS", 7)?,
+                86_400 * s.number("CARELINE_NOTIFY_REMINDER_DAYS", 7)?,
             ),
             clock: Clock::system(),
         })
@@ -153,23 +136,18 @@ impl Smtp {
 
 impl Config {
     pub fn from_env() -> anyhow::Result<Self> {
-        let listen = var("CARELINE_NOTIFY_ADDR", "127.0.0.1:50054");
-        let listen = listen.parse().map_err(|_| {
-            anyhow::anyhow!(
-                "CARELINE_NOTIFY_ADDR={listen:?} is not an address like 127.0.0.1:50054"
-            )
-        })?;
-        let batch_size = env::number("CARELINE_NOTIFY_BATCH", 500)? as usize;
-        if !(1..=50_000).contains(&batch_size) {
-            anyhow::bail!("CARELINE_NOTIFY_BATCH must be 1 to 50000");
-        }
+        Self::from_settings(&Settings::from_env())
+    }
+
+    pub fn from_settings(s: &Settings) -> anyhow::Result<Self> {
         Ok(Self {
-            listen,
-            database_url: env::database_url(),
-            store: StoreConfig::from_env()?,
-            smtp: Smtp::from_env()?,
-            wait_for_position: Duration::from_millis(env::number("CARELINE_NOTIFY_WAIT_MS", 2000)?),
-            batch_size,
+            listen: s.address("CARELINE_NOTIFY_ADDR", "127.0.0.1:50054")?,
+            database_url: s.database_url(),
+            store: StoreConfig::from_settings(s)?,
+            smtp: Smtp::from_settings(s)?,
+            wait_for_position: s.millis("CARELINE_NOTIFY_WAIT_MS", 2000)?,
+            batch_size: s.number_in("CARELINE_NOTIFY_BATCH", 500, projections::BATCH_SIZES)?
+                as usize,
         })
     }
 }

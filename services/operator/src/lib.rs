@@ -93,7 +93,7 @@ async fn backfill_claims(config: event_store::StoreConfig) -> anyhow::Result<()>
 
 /// The read models' database: `DATABASE_URL`, or the local default.
 pub(crate) fn database_url() -> String {
-    service_kit::env::database_url()
+    event_store::Settings::from_env().database_url()
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default: warnings), each line

@@ -7,7 +7,6 @@
 //! * [`shutdown_signal`] and [`init_tracing`] for each binary's thin `main`.
 
 pub mod auth;
-pub mod env;
 pub mod server;
 
 pub use auth::{Caller, Role, TokenIssuer, TokenKeys, test_issuer};
