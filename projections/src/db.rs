@@ -110,7 +110,7 @@ pub fn pool(
 
 /// Runs `migrations` with `schema` first on the search path, so that their
 /// tables (and refinery's history) land in that schema.
-pub(crate) async fn migrate(
+pub async fn migrate(
     client: &mut Client,
     schema: &str,
     migrations: &refinery::Runner,

@@ -38,7 +38,7 @@ mod tls;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use db::{Failure, classify, connect, connect_with, describe_error, pool};
+pub use db::{Failure, classify, connect, connect_with, describe_error, migrate, pool};
 
 /// The batch sizes a read service accepts (events per projection
 /// transaction), the same for every one.

@@ -17,32 +17,12 @@ use tokio::sync::watch;
 use crate::config::Smtp;
 use crate::mailer::Mailer;
 
-/// Where delivery state lives: outside the projection's generations.
-/// `progress` holds two watermarks (log positions) that keep the worker's
-/// queries to recent work however long the history grows.
-const SCHEMA: &str = "CREATE SCHEMA IF NOT EXISTS careline_notify;
-CREATE TABLE IF NOT EXISTS careline_notify.deliveries (
-    id              text PRIMARY KEY,
-    -- sent, retrying or failed
-    state           text NOT NULL,
-    attempts        integer NOT NULL,
-    next_attempt_at timestamptz,
-    reason          text NOT NULL DEFAULT '',
-    message_id      text NOT NULL,
-    sent_at         timestamptz
-);
-CREATE INDEX IF NOT EXISTS deliveries_retrying
-    ON careline_notify.deliveries (next_attempt_at) WHERE state = 'retrying';
-CREATE TABLE IF NOT EXISTS careline_notify.progress (
-    single   boolean PRIMARY KEY DEFAULT true CHECK (single),
-    -- Every deliverable notification at or below this position has a
-    -- delivery (sent, retrying or failed).
-    settled  bigint NOT NULL DEFAULT 0,
-    -- Every staff message at or below this position has been considered
-    -- for a reminder.
-    reminded bigint NOT NULL DEFAULT 0
-);
-INSERT INTO careline_notify.progress DEFAULT VALUES ON CONFLICT DO NOTHING;";
+mod embedded {
+    refinery::embed_migrations!("migrations_delivery");
+}
+
+/// The schema of delivery state (`migrations_delivery/`).
+pub const SCHEMA: &str = "careline_notify";
 
 /// Emails in flight at once (also the most a crash can send twice).
 pub const CONCURRENT_SENDS: usize = 8;
@@ -137,9 +117,16 @@ const REMINDER_LIMIT: usize = 100;
 
 const REMINDED: &str = "UPDATE careline_notify.progress SET reminded = greatest(reminded, $1)";
 
-/// Creates the delivery table if it is not there.
-pub async fn prepare(client: &tokio_postgres::Client) -> Result<(), tokio_postgres::Error> {
-    client.batch_execute(SCHEMA).await
+/// Runs the delivery tables' migrations (in schema `careline_notify`).
+pub async fn prepare(client: &mut tokio_postgres::Client) -> Result<(), projections::Error> {
+    projections::migrate(
+        client,
+        SCHEMA,
+        &embedded::migrations::runner(),
+        "notify delivery",
+    )
+    .await
+    .map(|_| ())
 }
 
 /// The Message-ID of a notification: the same on every attempt.
@@ -255,91 +242,105 @@ enum Outcome {
     Failed(String),
 }
 
-/// Sends `message` (or records why it could not be built) and records the
-/// outcome for every id it stands for.
-#[allow(clippy::too_many_arguments)]
-async fn send_and_record(
-    client: &tokio_postgres::Client,
-    mailer: &Mailer,
-    smtp: &Smtp,
-    now: std::time::SystemTime,
-    ids: &[String],
-    attempts: i32,
-    message_id: &str,
-    message: Result<Message, String>,
-) -> Result<(), tokio_postgres::Error> {
-    let outcome = match message {
-        Err(reason) => Outcome::Failed(reason),
-        Ok(message) => match mailer.send(&message).await {
-            Ok(()) => Outcome::Sent,
-            Err(e) if e.permanent => Outcome::Failed(format!("the mail server refused it: {e}")),
-            Err(e) => Outcome::Retry(e.message),
-        },
-    };
-    let (state, next, reason) = match outcome {
-        Outcome::Sent => ("sent", None, String::new()),
-        Outcome::Retry(e) if attempts >= smtp.max_attempts as i32 => (
-            "failed",
-            None,
-            format!("gave up after {attempts} attempts; last: {e}"),
-        ),
-        Outcome::Retry(e) => {
-            let delay = smtp
-                .backoff
-                .mul_f64(2f64.powi(attempts - 1).min(smtp.backoff_cap_factor()));
-            tracing::warn!(notification = %ids[0], attempts, error = %e, "send failed; will retry");
-            ("retrying", Some(now + delay), e)
-        }
-        Outcome::Failed(e) => ("failed", None, e),
-    };
-    let sent_at = (state == "sent").then_some(now);
-    client
-        .execute(
-            RECORD,
-            &[
-                &ids,
-                &state,
-                &attempts,
-                &next,
-                &reason,
-                &message_id,
-                &sent_at,
-            ],
-        )
-        .await?;
-    Ok(())
+/// The leading worker's means: its session, its mail transport and its
+/// settings.
+struct Worker<'a> {
+    client: &'a tokio_postgres::Client,
+    mailer: &'a Mailer,
+    smtp: &'a Smtp,
 }
 
-/// Sends, as one email, everything unsent for `recipient` on `thread`.
-async fn send_group(
-    client: &tokio_postgres::Client,
-    mailer: &Mailer,
-    smtp: &Smtp,
-    now: std::time::SystemTime,
-    recipient: String,
-    thread: String,
-) -> Result<(), tokio_postgres::Error> {
-    let group = client.query(GROUP, &[&recipient, &thread]).await?;
-    let Some(first) = group.first() else {
-        return Ok(());
-    };
-    let ids: Vec<String> = group.iter().map(|r| r.get(0)).collect();
-    let (email, name): (String, String) = (first.get(1), first.get(2));
-    let senders: Vec<(String, String)> = group.iter().map(|r| (r.get(3), r.get(4))).collect();
-    let attempts = group.iter().map(|r| r.get::<_, i32>(5)).max().unwrap_or(0) + 1;
-    let message_id = message_id(&ids[0], &smtp.domain);
-    let message = compose(smtp, message_id.clone(), &thread, (&name, &email), &senders);
-    send_and_record(
-        client,
-        mailer,
-        smtp,
-        now,
-        &ids,
-        attempts,
-        &message_id,
-        message,
-    )
-    .await
+/// One email: what it stands for and how often it was tried.
+struct Attempt<'a> {
+    ids: &'a [String],
+    attempts: i32,
+    message_id: &'a str,
+}
+
+impl Worker<'_> {
+    /// Sends `message` (or records why it could not be built) and records the
+    /// outcome for every id it stands for.
+    async fn send_and_record(
+        &self,
+        now: std::time::SystemTime,
+        attempt: Attempt<'_>,
+        message: Result<Message, String>,
+    ) -> Result<(), tokio_postgres::Error> {
+        let Attempt {
+            ids,
+            attempts,
+            message_id,
+        } = attempt;
+        let smtp = self.smtp;
+        let outcome = match message {
+            Err(reason) => Outcome::Failed(reason),
+            Ok(message) => match self.mailer.send(&message).await {
+                Ok(()) => Outcome::Sent,
+                Err(e) if e.permanent => {
+                    Outcome::Failed(format!("the mail server refused it: {e}"))
+                }
+                Err(e) => Outcome::Retry(e.message),
+            },
+        };
+        let (state, next, reason) = match outcome {
+            Outcome::Sent => ("sent", None, String::new()),
+            Outcome::Retry(e) if attempts >= smtp.max_attempts as i32 => (
+                "failed",
+                None,
+                format!("gave up after {attempts} attempts; last: {e}"),
+            ),
+            Outcome::Retry(e) => {
+                let delay = smtp
+                    .backoff
+                    .mul_f64(2f64.powi(attempts - 1).min(smtp.backoff_cap_factor()));
+                tracing::warn!(notification = %ids[0], attempts, error = %e, "send failed; will retry");
+                ("retrying", Some(now + delay), e)
+            }
+            Outcome::Failed(e) => ("failed", None, e),
+        };
+        let sent_at = (state == "sent").then_some(now);
+        self.client
+            .execute(
+                RECORD,
+                &[
+                    &ids,
+                    &state,
+                    &attempts,
+                    &next,
+                    &reason,
+                    &message_id,
+                    &sent_at,
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Sends, as one email, everything unsent for `recipient` on `thread`.
+    async fn send_group(
+        &self,
+        now: std::time::SystemTime,
+        recipient: String,
+        thread: String,
+    ) -> Result<(), tokio_postgres::Error> {
+        let smtp = self.smtp;
+        let group = self.client.query(GROUP, &[&recipient, &thread]).await?;
+        let Some(first) = group.first() else {
+            return Ok(());
+        };
+        let ids: Vec<String> = group.iter().map(|r| r.get(0)).collect();
+        let (email, name): (String, String) = (first.get(1), first.get(2));
+        let senders: Vec<(String, String)> = group.iter().map(|r| (r.get(3), r.get(4))).collect();
+        let attempts = group.iter().map(|r| r.get::<_, i32>(5)).max().unwrap_or(0) + 1;
+        let message_id = message_id(&ids[0], &smtp.domain);
+        let message = compose(smtp, message_id.clone(), &thread, (&name, &email), &senders);
+        let attempt = Attempt {
+            ids: &ids,
+            attempts,
+            message_id: &message_id,
+        };
+        self.send_and_record(now, attempt, message).await
+    }
 }
 
 /// An error of the statement doing `what`, with the server's code and
@@ -379,11 +380,14 @@ async fn work(
     checkpoint: &mut watch::Receiver<u64>,
     stopping: &mut watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let client = projections::connect(database_url).await?;
-    prepare(&client)
-        .await
-        .map_err(failed("creating the delivery tables"))?;
+    let mut client = projections::connect(database_url).await?;
+    prepare(&mut client).await?;
     let mailer = Mailer::new(smtp, CONCURRENT_SENDS);
+    let worker = Worker {
+        client: &client,
+        mailer: &mailer,
+        smtp,
+    };
     loop {
         let led: bool = client
             .query_one(LEAD, &[])
@@ -414,7 +418,7 @@ async fn work(
         let heads: Vec<(String, String)> = due.iter().map(|h| (h.get(0), h.get(1))).collect();
         let mut pending = Vec::with_capacity(heads.len());
         for (recipient, thread) in heads {
-            pending.push(send_group(&client, &mailer, smtp, now, recipient, thread));
+            pending.push(worker.send_group(now, recipient, thread));
         }
         let sends = futures::stream::iter(pending).buffer_unordered(CONCURRENT_SENDS);
         let mut sends = std::pin::pin!(sends);
@@ -434,7 +438,8 @@ async fn work(
             .is_none_or(|since| since >= REMINDER_PASS_EVERY);
         let mut reminded = 0;
         if pass_due {
-            reminded = remind(&client, &mailer, smtp, now)
+            reminded = worker
+                .remind(now)
                 .await
                 .map_err(failed("sending reminders"))?;
             // A full pass may have left more: the next one comes at once.
@@ -455,61 +460,55 @@ async fn work(
     }
 }
 
-/// One reminder pass: sends the reminders due and moves the `reminded`
-/// watermark when the pass was complete. Returns how many it sent or tried.
-async fn remind(
-    client: &tokio_postgres::Client,
-    mailer: &Mailer,
-    smtp: &Smtp,
-    now: std::time::SystemTime,
-) -> Result<usize, tokio_postgres::Error> {
-    let cutoff = micros(now) - smtp.reminder_after.as_micros() as i64;
-    let bound = client.query_one(REMINDER_BOUND, &[&cutoff]).await?;
-    let (bound, from): (i64, i64) = (bound.get(0), bound.get(1));
-    let unread = client
-        .query(UNREAD, &[&cutoff, &now, &from, &bound])
-        .await?;
-    for row in &unread {
-        let (event, thread, name, email, sender, role, attempts): (
-            String,
-            String,
-            String,
-            String,
-            String,
-            String,
-            i32,
-        ) = (
-            row.get(0),
-            row.get(1),
-            row.get(2),
-            row.get(3),
-            row.get(4),
-            row.get(5),
-            row.get(6),
-        );
-        let id = format!("reminder/{event}");
-        let message_id = message_id(&id, &smtp.domain);
-        let message = compose_reminder(
-            smtp,
-            message_id.clone(),
-            &thread,
-            (&name, &email),
-            (&sender, &role),
-        );
-        send_and_record(
-            client,
-            mailer,
-            smtp,
-            now,
-            &[id],
-            attempts + 1,
-            &message_id,
-            message,
-        )
-        .await?;
+impl Worker<'_> {
+    /// One reminder pass: sends the reminders due and moves the `reminded`
+    /// watermark when the pass was complete. Returns how many it sent or tried.
+    async fn remind(&self, now: std::time::SystemTime) -> Result<usize, tokio_postgres::Error> {
+        let (client, smtp) = (self.client, self.smtp);
+        let cutoff = micros(now) - smtp.reminder_after.as_micros() as i64;
+        let bound = client.query_one(REMINDER_BOUND, &[&cutoff]).await?;
+        let (bound, from): (i64, i64) = (bound.get(0), bound.get(1));
+        let unread = client
+            .query(UNREAD, &[&cutoff, &now, &from, &bound])
+            .await?;
+        for row in &unread {
+            let (event, thread, name, email, sender, role, attempts): (
+                String,
+                String,
+                String,
+                String,
+                String,
+                String,
+                i32,
+            ) = (
+                row.get(0),
+                row.get(1),
+                row.get(2),
+                row.get(3),
+                row.get(4),
+                row.get(5),
+                row.get(6),
+            );
+            let id = format!("reminder/{event}");
+            let message_id = message_id(&id, &smtp.domain);
+            let message = compose_reminder(
+                smtp,
+                message_id.clone(),
+                &thread,
+                (&name, &email),
+                (&sender, &role),
+            );
+            let ids = [id];
+            let attempt = Attempt {
+                ids: &ids,
+                attempts: attempts + 1,
+                message_id: &message_id,
+            };
+            self.send_and_record(now, attempt, message).await?;
+        }
+        if unread.len() < REMINDER_LIMIT {
+            client.execute(REMINDED, &[&bound]).await?;
+        }
+        Ok(unread.len())
     }
-    if unread.len() < REMINDER_LIMIT {
-        client.execute(REMINDED, &[&bound]).await?;
-    }
-    Ok(unread.len())
 }

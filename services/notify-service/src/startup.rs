@@ -46,12 +46,7 @@ impl<S: EventStore> Application<S> {
         // Tables and views first: the worker and the queries start at once.
         let mut client = projections::connect(&config.database_url).await?;
         projections::prepare(&mut client, &NotifyProjection).await?;
-        crate::delivery::prepare(&client).await.map_err(|e| {
-            anyhow::anyhow!(
-                "creating the delivery tables: {}",
-                projections::describe_error(&e)
-            )
-        })?;
+        crate::delivery::prepare(&mut client).await?;
         drop(client);
         let runner = Arc::new(Runner::new(
             Arc::new(NotifyProjection),
