@@ -3,7 +3,7 @@
 //! aggregate. Subscribers written in Rust use these; others read the same
 //! rules in `careline/events/v1/events.proto`.
 
-use crate::events::{AggregateType, envelope::Payload};
+use crate::events::{Actor, AggregateType, Envelope, envelope::Payload};
 
 /// Version of the envelope layout written today.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -133,6 +133,28 @@ impl Payload {
             | Payload::StaffRoleRevoked(_) => AggregateType::Person,
             Payload::RecordsViewed(_) => AggregateType::Access,
         }
+    }
+}
+
+/// A new envelope for `payload` on aggregate `aggregate_id`, by `actor`, at
+/// `occurred_at`: its event type, aggregate type and schema version come
+/// from the payload, so no writer can get them wrong. The ids (event,
+/// command, correlation, causation) are the writer's to set.
+pub fn envelope(
+    payload: Payload,
+    aggregate_id: impl Into<String>,
+    actor: Actor,
+    occurred_at: std::time::SystemTime,
+) -> Envelope {
+    Envelope {
+        event_type: payload.event_type().to_string(),
+        schema_version: SCHEMA_VERSION,
+        aggregate_type: payload.aggregate_type() as i32,
+        aggregate_id: aggregate_id.into(),
+        occurred_at: Some(occurred_at.into()),
+        actor: Some(actor),
+        payload: Some(payload),
+        ..Envelope::default()
     }
 }
 

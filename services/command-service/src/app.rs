@@ -9,7 +9,6 @@ use std::time::{Duration, SystemTime};
 
 use event_store::{Error as StoreError, EventStore, Position};
 use futures::future::try_join_all;
-use proto::contract::SCHEMA_VERSION;
 use proto::events::{Actor as EventActor, Envelope};
 use service_kit::Role;
 
@@ -205,25 +204,29 @@ impl<S: EventStore> App<S> {
                     .into());
                 }
             }
+            if payload.aggregate_type() != C::Target::KIND {
+                return Err(Error::Bug(format!(
+                    "{} decided a {} event for a {:?}",
+                    std::any::type_name::<C>(),
+                    payload.event_type(),
+                    C::Target::KIND
+                )));
+            }
+            let on_behalf_of = command
+                .on_behalf_of(&current.state, actor)
+                .unwrap_or_default();
+            let event_actor = EventActor {
+                person_id: actor.person_id.clone(),
+                role: actor.role.to_proto() as i32,
+                on_behalf_of,
+                display_name: actor.name.clone(),
+            };
             let envelope = Envelope {
                 event_id: meta.command_id.clone(),
-                event_type: payload.event_type().to_string(),
-                schema_version: SCHEMA_VERSION,
-                aggregate_type: C::Target::KIND as i32,
-                aggregate_id: aggregate_id.clone(),
-                occurred_at: Some(now.into()),
-                actor: Some(EventActor {
-                    person_id: actor.person_id.clone(),
-                    role: actor.role.to_proto() as i32,
-                    on_behalf_of: command
-                        .on_behalf_of(&current.state, actor)
-                        .unwrap_or_default(),
-                    display_name: actor.name.clone(),
-                }),
                 command_id: meta.command_id.clone(),
                 correlation_id: meta.correlation_id.clone(),
                 causation_id: meta.command_id.clone(),
-                payload: Some(payload),
+                ..proto::contract::envelope(payload, aggregate_id.clone(), event_actor, now)
             };
             let expected = current.version;
             // Release this reference so that recording the event updates the

@@ -16,7 +16,7 @@ use event_store::{ANY_VERSION, EventStore};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use proto::events::envelope::Payload;
-use proto::events::{Actor, AggregateType, Envelope, RecordView, RecordsViewed};
+use proto::events::{Actor, Envelope, RecordView, RecordsViewed};
 use proto::inbox as pb;
 use service_kit::{Caller, Role};
 
@@ -127,23 +127,20 @@ impl AccessLog {
                 .collect(),
             team_id: team_id.map(|t| t.to_string()).unwrap_or_default(),
         });
+        let actor = Actor {
+            person_id: caller.person_id.to_string(),
+            role: caller.role.to_proto() as i32,
+            on_behalf_of,
+            display_name: caller.name.clone(),
+        };
         let envelope = Envelope {
             event_id: uuid::Uuid::now_v7().to_string(),
-            event_type: payload.event_type().to_string(),
-            schema_version: proto::contract::SCHEMA_VERSION,
-            aggregate_type: AggregateType::Access as i32,
-            aggregate_id: caller.person_id.to_string(),
-            occurred_at: Some(std::time::SystemTime::now().into()),
-            actor: Some(Actor {
-                person_id: caller.person_id.to_string(),
-                role: caller.role.to_proto() as i32,
-                on_behalf_of,
-                display_name: caller.name.clone(),
-            }),
-            command_id: String::new(),
-            correlation_id: String::new(),
-            causation_id: String::new(),
-            payload: Some(payload),
+            ..proto::contract::envelope(
+                payload,
+                caller.person_id.to_string(),
+                actor,
+                std::time::SystemTime::now(),
+            )
         };
         append(envelope).await.map_err(|e| {
             tracing::error!(error = %e, call, "a read could not be recorded; refused");

@@ -88,16 +88,9 @@ impl projections::Projection for InboxProjection {
         let mut threads = Vec::new();
         for event in events {
             match &event.envelope.payload {
-                Some(Payload::ThreadStarted(_))
-                | Some(Payload::MessagePosted(_))
-                | Some(Payload::ParticipantsAdded(_))
-                | Some(Payload::ParticipantLeft(_))
-                | Some(Payload::ThreadAssigned(_))
-                | Some(Payload::ThreadUnassigned(_))
-                | Some(Payload::ThreadCompleted(_))
-                | Some(Payload::ThreadArchived(_))
-                | Some(Payload::ThreadReopened(_))
-                | Some(Payload::ThreadReadUpTo(_)) => threads.push(event),
+                Some(p) if p.aggregate_type() == proto::events::AggregateType::Thread => {
+                    threads.push(event)
+                }
                 Some(Payload::CarerConsentRevoked(e)) => {
                     let (patient, carer) = consent_pair(event, &e.carer_id)?;
                     reference.apply(tx, event).await?;
