@@ -112,6 +112,15 @@ impl<S: EventStore> Repository<S> {
     pub async fn fresh<A: Aggregate>(&self, id: &str) -> Result<Arc<Loaded<A>>, StoreError> {
         let aggregate = Self::aggregate::<A>(id)?;
         let slot = self.slot::<A>(id).await;
+        // The common case, a cached state the log has nothing newer for, is
+        // checked without holding the slot: many commands read the same
+        // person or team at once, and each asks the log in parallel.
+        let cached = slot.lock().await.clone();
+        if let Some(cached) = cached
+            && self.store.version(&aggregate).await? <= cached.version
+        {
+            return Ok(cached);
+        }
         let mut guard = slot.lock().await;
         let current = match guard.take() {
             Some(cached) => {

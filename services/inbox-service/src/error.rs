@@ -1,62 +1,13 @@
-//! The inbox service's errors, and the one place they become gRPC statuses.
+//! The inbox service's errors: the one kind every read service has
+//! (`projections::QueryError`), named for messages, and the one place they
+//! become gRPC statuses.
 
-use tonic::Status;
+/// The inbox service, as its errors name it.
+#[derive(Debug)]
+pub struct Inbox;
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("{field}: {message}")]
-    InvalidArgument {
-        field: &'static str,
-        message: String,
-    },
-    #[error("{0}")]
-    PermissionDenied(String),
-    #[error("{0}")]
-    NotFound(String),
-    /// The inbox is behind the position asked for, stopped, or the database
-    /// is out of reach.
-    #[error("{0}")]
-    Unavailable(String),
-    #[error("database: {}", projections::describe_error(.0))]
-    Database(#[from] tokio_postgres::Error),
+impl projections::ReadService for Inbox {
+    const NAME: &'static str = "inbox";
 }
 
-impl Error {
-    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
-        Error::InvalidArgument {
-            field,
-            message: message.into(),
-        }
-    }
-}
-
-impl From<deadpool_postgres::PoolError> for Error {
-    fn from(e: deadpool_postgres::PoolError) -> Self {
-        Error::Unavailable(format!("the inbox database is out of reach: {e}"))
-    }
-}
-
-impl From<Error> for Status {
-    fn from(e: Error) -> Self {
-        match e {
-            Error::InvalidArgument { .. } => Status::invalid_argument(e.to_string()),
-            Error::PermissionDenied(m) => Status::permission_denied(m),
-            Error::NotFound(m) => Status::not_found(m),
-            Error::Unavailable(m) => Status::unavailable(m),
-            Error::Database(e) => {
-                let described = projections::describe_error(&e);
-                match projections::classify(&e) {
-                    projections::Failure::Conflict => Status::aborted(format!(
-                        "the inbox query met a concurrent change ({described}); nothing was changed: try the call again"
-                    )),
-                    projections::Failure::Unavailable => Status::unavailable(format!(
-                        "the inbox database is out of reach ({described}): try again shortly"
-                    )),
-                    projections::Failure::Defect => {
-                        service_kit::internal("inbox query", &described)
-                    }
-                }
-            }
-        }
-    }
-}
+pub type Error = projections::QueryError<Inbox>;

@@ -10,8 +10,6 @@ use service_kit::{Role, TokenKeys};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-/// Whether the caller is or was on the thread, or is in a team it is
-/// addressed to.
 /// Whether professional `$2` sees thread `$1` (the rule every service
 /// follows, ARCHITECTURE.md "Who sees a thread"): a registered professional
 /// on it now, a member of a team it is addressed to, or a member of a team
@@ -77,21 +75,21 @@ fn now_micros() -> i64 {
         .unwrap_or(0)
 }
 
-fn unavailable(e: impl std::fmt::Display) -> Status {
-    Status::unavailable(format!("the notification database is out of reach: {e}"))
+/// The notification service, as its errors name it.
+#[derive(Debug)]
+pub struct Notifications;
+
+impl projections::ReadService for Notifications {
+    const NAME: &'static str = "notification";
 }
+
+/// The notification service's errors: the one kind every read service has.
+pub type Error = projections::QueryError<Notifications>;
 
 /// A failed query as a status: a conflict is worth retrying (ABORTED), an
 /// outage is UNAVAILABLE, anything else a defect (INTERNAL).
 fn db(e: tokio_postgres::Error) -> Status {
-    let described = projections::describe_error(&e);
-    match projections::classify(&e) {
-        projections::Failure::Conflict => Status::aborted(format!(
-            "the notification query met a concurrent change ({described}): try the call again"
-        )),
-        projections::Failure::Unavailable => unavailable(described),
-        projections::Failure::Defect => service_kit::internal("notification query", &described),
-    }
+    Error::from(e).into()
 }
 
 #[tonic::async_trait]
@@ -118,7 +116,11 @@ impl NotificationService for NotifyGrpc {
             .reached(r.min_position, self.wait)
             .await
             .map_err(|e| Status::unavailable(format!("notifications have {e}")))?;
-        let client = self.pool.get().await.map_err(unavailable)?;
+        let client = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| Status::from(Error::from(e)))?;
         let on_thread: bool = client
             .query_one(
                 ON_THREAD,
