@@ -97,8 +97,8 @@ if [ -z "${NATS_URL:-}" ]; then
   wait_for_port "NATS" 127.0.0.1:4223 "$dev/nats.log"
   export NATS_URL=nats://127.0.0.1:4223
   echo "careline: NATS with TLS and a user per service on $NATS_URL (log: $dev/nats.log)"
-  printf 'export NATS_URL=%s NATS_CA=%s NATS_USER=reader NATS_PASSWORD=%s\n' \
-    "$NATS_URL" "$NATS_CA" "$CARELINE_NATS_READER_PASSWORD" > "$dev/nats-reader.env"
+  printf 'export NATS_URL=%s NATS_CA=%s NATS_USER=reader NATS_PASSWORD=%s DATABASE_URL=%s\n' \
+    "$NATS_URL" "$NATS_CA" "$CARELINE_NATS_READER_PASSWORD" "$DATABASE_URL" > "$dev/nats-reader.env"
   chmod 600 "$dev/nats-reader.env"
   as() { # user: the environment that connects as that NATS user
     local var="CARELINE_NATS_${1^^}_PASSWORD"
