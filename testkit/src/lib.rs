@@ -71,6 +71,8 @@ pub struct Services {
     pub notify: Option<notify_service::Smtp>,
     /// How long a query waits for its `min_position` (default 5 s).
     pub wait: Option<Duration>,
+    /// The delivery worker's clock (default: the system's).
+    pub clock: Option<notify_service::Clock>,
 }
 
 impl Services {
@@ -82,6 +84,7 @@ impl Services {
             audit: true,
             notify: Some(smtp(9)),
             wait: None,
+            clock: None,
         }
     }
 }
@@ -101,7 +104,6 @@ pub fn smtp(port: u16) -> notify_service::Smtp {
         poll: Duration::from_millis(100),
         coalesce: Duration::ZERO,
         reminder_after: Duration::from_secs(7 * 86_400),
-        clock: notify_service::Clock::system(),
     }
 }
 
@@ -211,6 +213,10 @@ impl System {
                     smtp,
                     wait_for_position: wait,
                     batch_size: 100,
+                    clock: services
+                        .clock
+                        .clone()
+                        .unwrap_or_else(notify_service::Clock::system),
                 },
                 store,
                 keys(),

@@ -113,7 +113,6 @@ async fn main() {
         poll: Duration::from_millis(50),
         coalesce: Duration::ZERO,
         reminder_after: Duration::from_secs(7 * 86_400),
-        clock: Clock::system(),
     };
     let (stop, stopping) = watch::channel(false);
     let (_checkpoint_tx, checkpoint) = watch::channel(0u64);
@@ -121,6 +120,7 @@ async fn main() {
     let worker = tokio::spawn(notify_service::delivery::run(
         db.url.clone(),
         smtp,
+        Clock::system(),
         checkpoint,
         stopping,
     ));

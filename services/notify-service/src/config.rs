@@ -38,8 +38,6 @@ pub struct Smtp {
     /// `CARELINE_NOTIFY_REMINDER_DAYS`: a patient who has not read a staff
     /// message after this long is reminded, once. Default 7 days.
     pub reminder_after: Duration,
-    /// What time it is (a test sets it by hand).
-    pub clock: Clock,
 }
 
 /// The worker's clock.
@@ -95,6 +93,8 @@ pub struct Config {
     pub wait_for_position: Duration,
     /// `CARELINE_NOTIFY_BATCH`, default 500.
     pub batch_size: usize,
+    /// What time it is for the delivery worker (a test sets it by hand).
+    pub clock: Clock,
 }
 
 impl Smtp {
@@ -129,7 +129,6 @@ impl Smtp {
             reminder_after: Duration::from_secs(
                 86_400 * s.number("CARELINE_NOTIFY_REMINDER_DAYS", 7)?,
             ),
-            clock: Clock::system(),
         })
     }
 }
@@ -148,6 +147,7 @@ impl Config {
             wait_for_position: s.millis("CARELINE_NOTIFY_WAIT_MS", 2000)?,
             batch_size: s.number_in("CARELINE_NOTIFY_BATCH", 500, projections::BATCH_SIZES)?
                 as usize,
+            clock: Clock::system(),
         })
     }
 }

@@ -14,7 +14,7 @@ use lettre::message::{Mailbox, Message};
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
-use crate::config::Smtp;
+use crate::config::{Clock, Smtp};
 use crate::mailer::Mailer;
 
 mod embedded {
@@ -355,12 +355,13 @@ fn failed(what: &'static str) -> impl FnOnce(tokio_postgres::Error) -> anyhow::E
 pub async fn run(
     database_url: String,
     smtp: Smtp,
+    clock: Clock,
     mut checkpoint: watch::Receiver<u64>,
     mut stopping: watch::Receiver<bool>,
 ) {
     let mut pause = Duration::from_millis(200);
     loop {
-        match work(&database_url, &smtp, &mut checkpoint, &mut stopping).await {
+        match work(&database_url, &smtp, &clock, &mut checkpoint, &mut stopping).await {
             Ok(()) => return,
             Err(e) => {
                 tracing::warn!(error = format!("{e:#}"), retry_in = ?pause, "notification delivery failed; restarting");
@@ -377,6 +378,7 @@ pub async fn run(
 async fn work(
     database_url: &str,
     smtp: &Smtp,
+    clock: &Clock,
     checkpoint: &mut watch::Receiver<u64>,
     stopping: &mut watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
@@ -408,7 +410,7 @@ async fn work(
         if *stopping.borrow() {
             return Ok(());
         }
-        let now = smtp.clock.now();
+        let now = clock.now();
         let cutoff = micros(now) - smtp.coalesce.as_micros() as i64;
         let due = client
             .query(DUE, &[&now, &cutoff])

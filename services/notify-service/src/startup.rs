@@ -84,6 +84,7 @@ impl<S: EventStore> Application<S> {
                     let worker = tokio::spawn(crate::delivery::run(
                         config.database_url.clone(),
                         config.smtp.clone(),
+                        config.clock.clone(),
                         started.checkpoint,
                         started.stopping,
                     ));

@@ -10,7 +10,7 @@ use proto::command as cmd;
 use proto::notify as pb;
 use tonic::Code;
 
-use crate::support::{Sink, System, header, smtp, system};
+use crate::support::{Sink, System, header, smtp, system, system_with_clock};
 
 /// How many emails each person received, by the name in `To:`.
 fn per_recipient(mails: &[String]) -> BTreeMap<String, usize> {
@@ -256,8 +256,8 @@ async fn messages_within_the_window_go_out_as_one_email() {
     let now = std::sync::Arc::new(std::sync::Mutex::new(std::time::SystemTime::now()));
     let mut config = smtp(sink.port);
     config.coalesce = Duration::from_secs(120);
-    config.clock = notify_service::Clock::manual(now.clone());
-    let s = system("notifycoalesce", config).await;
+    let clock = notify_service::Clock::manual(now.clone());
+    let s = system_with_clock("notifycoalesce", config, clock).await;
     let org = s.org().await;
     let thread = first_thread(&s.signer, &org).await.unwrap();
     let mut nurse = s.signer.client(&org.nurse).unwrap();
@@ -330,9 +330,8 @@ async fn a_patient_who_has_not_read_a_reply_after_a_week_is_reminded_once() {
     let now = std::sync::Arc::new(std::sync::Mutex::new(
         std::time::SystemTime::now() + Duration::from_secs(60),
     ));
-    let mut config = smtp(sink.port);
-    config.clock = notify_service::Clock::manual(now.clone());
-    let s = system("notifyremind", config).await;
+    let clock = notify_service::Clock::manual(now.clone());
+    let s = system_with_clock("notifyremind", smtp(sink.port), clock).await;
     let org = s.org().await;
     let unread = first_thread(&s.signer, &org).await.unwrap();
     let read = s

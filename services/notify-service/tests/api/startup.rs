@@ -21,6 +21,7 @@ async fn the_tables_exist_before_the_worker_starts() {
             smtp: smtp(9),
             wait_for_position: Duration::from_secs(1),
             batch_size: 100,
+            clock: notify_service::Clock::system(),
         },
         stream.store().clone(),
         keys(),

@@ -102,10 +102,16 @@ pub fn header<'a>(raw: &'a str, name: &str) -> Option<&'a str> {
 pub use testkit::{System, channel, smtp};
 
 pub async fn system(label: &str, smtp: Smtp) -> System {
+    system_with_clock(label, smtp, notify_service::Clock::system()).await
+}
+
+/// As [`system`], the delivery worker reading `clock`.
+pub async fn system_with_clock(label: &str, smtp: Smtp, clock: notify_service::Clock) -> System {
     System::start(
         label,
         testkit::Services {
             notify: Some(smtp),
+            clock: Some(clock),
             ..Default::default()
         },
     )

@@ -49,6 +49,7 @@ async fn notification_states_never_fail_or_stall_while_rebuilds_switch() {
             smtp: settings,
             wait_for_position: Duration::from_secs(10),
             batch_size: 500,
+            clock: notify_service::Clock::system(),
         },
         stream.store().clone(),
         keys(),
