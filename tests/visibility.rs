@@ -7,10 +7,11 @@
 
 #![allow(clippy::unwrap_used)]
 
+use careline_client::Steps;
 use std::time::{Duration, SystemTime};
 
-use command_service::client::command_id;
-use command_service::demo::{DemoOrg, first_thread, seed};
+use careline_client::bearer::command_id;
+use careline_client::demo::{DemoOrg, first_thread, seed};
 use proto::audit as audit_pb;
 use proto::command as cmd;
 use proto::inbox as inbox_pb;
@@ -137,10 +138,7 @@ async fn scenario(s: &System) -> (String, String, Vec<Caller>) {
     s.signer
         .client(&org.dietitian)
         .unwrap()
-        .leave_thread(cmd::LeaveThreadRequest {
-            command_id: command_id(),
-            thread_id: thread.clone(),
-        })
+        .leave(&thread)
         .await
         .unwrap();
 

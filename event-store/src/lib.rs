@@ -13,7 +13,9 @@
 //! * [`MemoryStore`] (in `memory.rs`) has the same behaviour in memory, for
 //!   fast unit tests of the write side.
 //! * [`conformance`] (feature `testing`) is one suite of behaviour tests that
-//!   both implementations pass; [`testing`] gives each test its own stream.
+//!   both implementations pass; [`testing`] gives each test its own stream;
+//!   [`world`] generates a realistic log of any size, appended straight to a
+//!   store, for benchmarks and rebuild tests.
 //!
 //! Versions and positions: an event's *position* is its stream sequence,
 //! global and increasing. An aggregate's *version* is the position of its last
@@ -32,6 +34,8 @@ pub mod settings;
 pub mod conformance;
 #[cfg(feature = "testing")]
 pub mod testing;
+#[cfg(feature = "testing")]
+pub mod world;
 
 use std::future::Future;
 

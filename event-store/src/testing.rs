@@ -16,6 +16,15 @@ use proto::events::{Actor, AggregateType, Envelope, Role, envelope::Payload};
 use crate::{AggregateRef, JetStreamStore, Position, StoreConfig};
 
 /// The NATS server tests use: `NATS_URL`, or the local default.
+/// A benchmark's setting `name` (`BENCH_SCALE`, `BENCH_BATCH`, ...) from
+/// the environment, or `default` when unset or unreadable.
+pub fn bench_setting<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 pub fn nats_url() -> String {
     std::env::var("NATS_URL").unwrap_or_else(|_| StoreConfig::default().nats_url)
 }

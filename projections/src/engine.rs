@@ -143,8 +143,7 @@ impl<P: Projection, S: EventStore> Runner<P, S> {
         let name = self.projection.name();
         let mut standing_by = false;
         loop {
-            let led: bool = client.query_one(sql::TRY_LEAD, &[&name]).await?.get(0);
-            if led {
+            if crate::serving::try_lead(client, name).await? {
                 if standing_by {
                     tracing::info!(projection = name, "taking over as the live runner");
                 }

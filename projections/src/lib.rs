@@ -50,9 +50,11 @@ pub use engine::{Mode, Projection, Runner, RunnerConfig};
 pub use error::Error;
 pub use generations::{ProjectionStatus, live_checkpoint, prepare, status, views_schema};
 pub use query_error::{QueryError, ReadService};
-pub use read_server::{ReadServer, ReadSettings, Started};
+pub use read_server::{
+    Defaults, ReadApplication, ReadParts, ReadServer, ReadSettings, Reader, Started,
+};
 pub use rebuild::{Progress, RebuildReport, rebuild};
-pub use serving::{Serving, supervise};
+pub use serving::{Backoff, Serving, supervise, try_lead};
 pub use tls::{DATABASE_CA_VAR, PgTls};
 
 /// Re-exported for projections' `migrations()`.

@@ -10,6 +10,8 @@ use crate::db::{Failure, classify, describe_error};
 /// A read service, for its errors' messages ("the inbox query ...").
 pub trait ReadService: Send + Sync + 'static {
     const NAME: &'static str;
+    /// Its read model in a sentence ("the inbox has applied the log up to ...").
+    const READ_MODEL: &'static str;
 }
 
 /// Why a read service refused or failed a call.
@@ -42,6 +44,15 @@ impl<S: ReadService> QueryError<S> {
         QueryError::InvalidArgument {
             field,
             message: message.into(),
+        }
+    }
+}
+
+impl<S: ReadService> From<service_kit::ids::BadId> for QueryError<S> {
+    fn from(e: service_kit::ids::BadId) -> Self {
+        QueryError::InvalidArgument {
+            field: e.field,
+            message: e.message,
         }
     }
 }

@@ -1,26 +1,36 @@
 //! What every read service is besides its projection, queries and gRPC
-//! methods: bind the port, prepare the projection's tables and views, run
-//! the projection (supervised) beside the server, and stop both on one
-//! shutdown, the batch and the calls in flight finishing first.
+//! methods: its settings, binding the port, preparing the projection's
+//! tables and views, running the projection (supervised) beside the server,
+//! and stopping both on one shutdown, the batch and the calls in flight
+//! finishing first.
+//!
+//! A read service implements [`ReadParts`] (its configuration, projection
+//! and gRPC methods); [`ReadApplication`] is the rest, and its binary's
+//! `main` is `service_kit::main` of it.
 
 use std::future::Future;
+use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use event_store::EventStore;
-use service_kit::server::ServerTls;
+use event_store::{EventStore, JetStreamStore, Settings, StoreConfig};
+use service_kit::server::{ServerTls, TLS_CERT_VAR, TLS_KEY_VAR};
+use service_kit::{Caller, TokenKeys};
 use tokio::sync::watch;
 use tonic::body::Body;
 use tonic::codegen::{Service, http};
 use tonic::server::NamedService;
 
-use crate::{Mode, Projection, Runner, RunnerConfig, Serving};
+use crate::{Mode, Projection, QueryError, ReadService, Runner, RunnerConfig, Serving};
 
 /// A bound read service, ready to run.
 pub struct ReadServer<P, S> {
     listener: tokio::net::TcpListener,
     runner: Arc<Runner<P, S>>,
     pool: deadpool_postgres::Pool,
+    keys: TokenKeys,
+    wait: Duration,
     tls: Option<ServerTls>,
 }
 
@@ -32,24 +42,118 @@ impl<P, S> std::fmt::Debug for ReadServer<P, S> {
 
 /// What a read service's gRPC service is made from when it starts.
 #[derive(Debug)]
-pub struct Started {
-    /// The live projection's progress, for read-your-writes.
-    pub serving: Serving,
-    /// Readers' connections (the projection's views first on the path).
-    pub pool: deadpool_postgres::Pool,
+pub struct Started<N: ReadService> {
+    /// What every call of the service reads with.
+    pub reader: Reader<N>,
     /// The projection's checkpoint, as it moves.
     pub checkpoint: watch::Receiver<u64>,
     /// Becomes true when the service stops: for tasks beside the server.
     pub stopping: watch::Receiver<bool>,
 }
 
-/// Where a read service keeps its read model, and how it applies the log.
+/// What every call of a read service starts from: who is calling, has the
+/// projection reached what they wrote, and a connection to read with.
+pub struct Reader<N: ReadService> {
+    /// Readers' connections (the projection's views first on the path).
+    pub pool: deadpool_postgres::Pool,
+    keys: TokenKeys,
+    serving: Serving,
+    wait: Duration,
+    name: PhantomData<N>,
+}
+
+impl<N: ReadService> Clone for Reader<N> {
+    fn clone(&self) -> Self {
+        Self {
+            pool: self.pool.clone(),
+            keys: self.keys.clone(),
+            serving: self.serving.clone(),
+            wait: self.wait,
+            name: PhantomData,
+        }
+    }
+}
+
+impl<N: ReadService> std::fmt::Debug for Reader<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reader")
+            .field("service", &N::NAME)
+            .field("wait", &self.wait)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<N: ReadService> Reader<N> {
+    /// The caller the request's bearer token names (UNAUTHENTICATED without one).
+    pub fn authenticate<T>(&self, request: &tonic::Request<T>) -> Result<Caller, tonic::Status> {
+        Ok(self.keys.authenticate(request)?)
+    }
+
+    /// Waits (at most the configured wait) until the projection has applied
+    /// `min`; answers the position reached, or UNAVAILABLE saying how far
+    /// behind it is.
+    pub async fn reached(&self, min: u64) -> Result<u64, QueryError<N>> {
+        self.serving
+            .reached(min, self.wait)
+            .await
+            .map_err(|e| QueryError::Unavailable(format!("{} has {e}", N::READ_MODEL)))
+    }
+
+    /// A pooled connection.
+    pub async fn client(&self) -> Result<deadpool_postgres::Object, QueryError<N>> {
+        Ok(self.pool.get().await?)
+    }
+}
+
+/// What every read service is configured with: where it listens and keeps
+/// its read model, where the log is, how it applies it, and how callers
+/// are checked.
 #[derive(Clone, Debug)]
 pub struct ReadSettings {
+    /// `CARELINE_<NAME>_ADDR`.
     pub listen: SocketAddr,
+    /// `DATABASE_URL`, default postgres://postgres@127.0.0.1:5432/careline.
     pub database_url: String,
+    pub store: StoreConfig,
+    /// `CARELINE_<NAME>_BATCH`: most events per projection transaction.
     pub batch_size: usize,
+    /// `CARELINE_<NAME>_POOL`: database connections for queries.
     pub pool_size: usize,
+    /// `CARELINE_<NAME>_WAIT_MS`: how long a query waits for its
+    /// `min_position`, default 2000.
+    pub wait_for_position: Duration,
+    /// `CARELINE_TOKEN_PUBLIC_KEYS`.
+    pub keys: TokenKeys,
+    /// `CARELINE_TLS_CERT` and `CARELINE_TLS_KEY`, or plaintext.
+    pub tls: Option<ServerTls>,
+}
+
+/// One read service's name in its settings, and its defaults.
+#[derive(Clone, Copy, Debug)]
+pub struct Defaults {
+    /// `INBOX` reads `CARELINE_INBOX_ADDR` and the rest.
+    pub name: &'static str,
+    pub port: u16,
+    pub batch: u64,
+    pub pool: u64,
+}
+
+impl ReadSettings {
+    pub fn from_settings(s: &Settings, d: Defaults) -> anyhow::Result<Self> {
+        let var = |what: &str| format!("CARELINE_{}_{what}", d.name);
+        Ok(Self {
+            listen: s.address(&var("ADDR"), &format!("127.0.0.1:{}", d.port))?,
+            database_url: s.database_url(),
+            store: StoreConfig::from_settings(s)?,
+            batch_size: s.number_in(&var("BATCH"), d.batch, crate::BATCH_SIZES)? as usize,
+            pool_size: s.number(&var("POOL"), d.pool)?.max(1) as usize,
+            wait_for_position: s.millis(&var("WAIT_MS"), 2000)?,
+            keys: TokenKeys::from_setting(s.get(service_kit::auth::PUBLIC_KEYS_VAR))
+                .map_err(anyhow::Error::msg)?,
+            tls: ServerTls::from_setting(s.pair(TLS_CERT_VAR, TLS_KEY_VAR)?)
+                .map_err(anyhow::Error::msg)?,
+        })
+    }
 }
 
 impl<P: Projection, S: EventStore> ReadServer<P, S> {
@@ -77,14 +181,10 @@ impl<P: Projection, S: EventStore> ReadServer<P, S> {
             listener,
             runner,
             pool: crate::pool(&settings.database_url, settings.pool_size, views)?,
-            tls: None,
+            keys: settings.keys.clone(),
+            wait: settings.wait_for_position,
+            tls: settings.tls.clone(),
         })
-    }
-
-    /// Serves over TLS with this identity.
-    pub fn with_tls(mut self, tls: ServerTls) -> Self {
-        self.tls = Some(tls);
-        self
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -101,9 +201,9 @@ impl<P: Projection, S: EventStore> ReadServer<P, S> {
     /// Runs the projection and serves what `service` makes of it until
     /// `shutdown` resolves; then stops the projection, and waits for the
     /// tasks `service` started beside the server (told by `stopping`).
-    pub async fn run<Svc>(
+    pub async fn run<N: ReadService, Svc>(
         self,
-        service: impl FnOnce(Started) -> (Svc, Vec<tokio::task::JoinHandle<()>>),
+        service: impl FnOnce(Started<N>) -> (Svc, Vec<tokio::task::JoinHandle<()>>),
         shutdown: impl Future<Output = ()> + Send,
     ) -> anyhow::Result<()>
     where
@@ -121,8 +221,13 @@ impl<P: Projection, S: EventStore> ReadServer<P, S> {
         let (stop, stopping) = watch::channel(false);
         let (serving, projection) = crate::supervise(self.runner.clone(), stopping.clone());
         let (svc, beside) = service(Started {
-            serving,
-            pool: self.pool,
+            reader: Reader {
+                pool: self.pool,
+                keys: self.keys,
+                serving,
+                wait: self.wait,
+                name: PhantomData,
+            },
             checkpoint: self.runner.checkpoint(),
             stopping,
         });
@@ -136,5 +241,104 @@ impl<P: Projection, S: EventStore> ReadServer<P, S> {
         }
         served?;
         Ok(())
+    }
+}
+
+/// What makes one read service: its configuration, its projection, any
+/// tables of its own, and its gRPC methods (and tasks beside them).
+pub trait ReadParts<S: EventStore>: Sized + Send + 'static {
+    type Config: Send;
+    /// The service's name in its errors.
+    type Name: ReadService;
+    type Projection: Projection;
+    type Grpc: Service<
+            http::Request<Body>,
+            Response = http::Response<Body>,
+            Error = std::convert::Infallible,
+            Future: Send,
+        > + NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static;
+
+    /// The configuration, read through `settings`.
+    fn config(settings: &Settings) -> anyhow::Result<Self::Config>;
+    /// The read services' part of the configuration.
+    fn settings(config: &Self::Config) -> &ReadSettings;
+    /// The parts, from the configuration and the log.
+    fn new(config: Self::Config, store: &S) -> Self;
+    fn projection(&self) -> Self::Projection;
+    /// Prepares tables of the service's own, beside the projection's.
+    fn prepare(
+        &self,
+        _client: &mut tokio_postgres::Client,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send {
+        async { Ok(()) }
+    }
+    /// The gRPC service, and any tasks it starts beside the server.
+    fn start(self, started: Started<Self::Name>) -> (Self::Grpc, Vec<tokio::task::JoinHandle<()>>);
+}
+
+/// A bound read service, ready to run: [`ReadServer`] around its parts.
+pub struct ReadApplication<R: ReadParts<S>, S: EventStore> {
+    server: ReadServer<R::Projection, S>,
+    parts: R,
+}
+
+impl<R: ReadParts<S>, S: EventStore> std::fmt::Debug for ReadApplication<R, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadApplication").finish_non_exhaustive()
+    }
+}
+
+impl<R: ReadParts<S>, S: EventStore> ReadApplication<R, S> {
+    /// Binds, and prepares the projection's tables and the service's own.
+    pub async fn with_store(config: R::Config, store: S) -> anyhow::Result<Self> {
+        let settings = R::settings(&config).clone();
+        let parts = R::new(config, &store);
+        let server = ReadServer::bind(&settings, parts.projection(), store).await?;
+        let mut client = crate::connect(&settings.database_url).await?;
+        parts.prepare(&mut client).await?;
+        Ok(Self { server, parts })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.server.local_addr()
+    }
+
+    /// The projection's checkpoint, as it moves.
+    pub fn checkpoint(&self) -> watch::Receiver<u64> {
+        self.server.checkpoint()
+    }
+
+    /// Runs the projection and serves until `shutdown` resolves; the batch
+    /// in flight, the calls in flight and the tasks beside them finish first.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+        let parts = self.parts;
+        self.server
+            .run(|started| parts.start(started), shutdown)
+            .await
+    }
+}
+
+impl<R: ReadParts<JetStreamStore>> service_kit::Service for ReadApplication<R, JetStreamStore> {
+    type Config = R::Config;
+
+    fn config_from_env() -> anyhow::Result<R::Config> {
+        R::config(&Settings::from_env())
+    }
+
+    /// Connects to the log named in `config`, then as [`Self::with_store`].
+    async fn build(config: R::Config) -> anyhow::Result<Self> {
+        let store = JetStreamStore::connect(R::settings(&config).store.clone()).await?;
+        Self::with_store(config, store).await
+    }
+
+    fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send {
+        Self::run(self, shutdown)
     }
 }

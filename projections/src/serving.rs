@@ -59,13 +59,54 @@ pub fn supervise<P: Projection, S: EventStore>(
     (progress, task)
 }
 
+/// The pause before work that failed starts again: 200 ms, doubling each
+/// time up to 30 s. For every long-running task of a service.
+#[derive(Debug)]
+pub struct Backoff(Duration);
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self(Duration::from_millis(200))
+    }
+}
+
+impl Backoff {
+    /// The pause the next [`Backoff::wait`] takes.
+    pub fn next(&self) -> Duration {
+        self.0
+    }
+
+    /// Waits the pause, or until `stopping` turns true (then answers
+    /// false), and doubles the next one.
+    pub async fn wait(&mut self, stopping: &watch::Receiver<bool>) -> bool {
+        let mut stop = stopping.clone();
+        let waited = tokio::select! {
+            _ = tokio::time::sleep(self.0) => true,
+            _ = stop.wait_for(|s| *s) => false,
+        };
+        self.0 = (self.0 * 2).min(Duration::from_secs(30));
+        waited
+    }
+}
+
+/// Whether this connection now leads the work called `name`: one leader
+/// per deployment, the holder of an advisory lock for its connection's
+/// life (so a crash frees it). Projections' live runners lead this way;
+/// so may any task that must run once.
+pub async fn try_lead(client: &tokio_postgres::Client, name: &str) -> Result<bool, Error> {
+    Ok(client
+        .query_one(crate::sql::TRY_LEAD, &[&name])
+        .await?
+        .get(0))
+}
+
 async fn keep_running<P: Projection, S: EventStore>(
     runner: Arc<Runner<P, S>>,
     stopping: watch::Receiver<bool>,
     stopped: watch::Sender<Option<String>>,
 ) {
     let name = runner.name();
-    let mut pause = Duration::from_millis(200);
+    let mut backoff = Backoff::default();
     loop {
         let mut stop = stopping.clone();
         let shutdown = async move {
@@ -79,16 +120,13 @@ async fn keep_running<P: Projection, S: EventStore>(
                 return;
             }
             Err(e) => {
-                tracing::warn!(projection = name, error = %e, retry_in = ?pause, "projection failed; restarting");
+                tracing::warn!(projection = name, error = %e, retry_in = ?backoff.next(), "projection failed; restarting");
                 stopped.send_replace(Some(format!("{e} (restarting)")));
             }
         }
-        let mut stop = stopping.clone();
-        tokio::select! {
-            _ = tokio::time::sleep(pause) => {}
-            _ = stop.wait_for(|s| *s) => return,
+        if !backoff.wait(&stopping).await {
+            return;
         }
         stopped.send_replace(None);
-        pause = (pause * 2).min(Duration::from_secs(30));
     }
 }

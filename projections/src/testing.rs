@@ -90,6 +90,24 @@ pub type Query = std::sync::Arc<
     dyn Fn() -> futures::future::BoxFuture<'static, Result<String, String>> + Send + Sync,
 >;
 
+/// A [`Query`] of one gRPC call, made afresh each time: `client.method(request)`
+/// (both cloned), its answer's message or its status.
+#[macro_export]
+macro_rules! grpc_query {
+    ($client:expr, $method:ident, $request:expr) => {{
+        let (client, request) = ($client.clone(), $request);
+        $crate::testing::query(move || {
+            let (mut client, request) = (client.clone(), request.clone());
+            async move {
+                client
+                    .$method(request)
+                    .await
+                    .map(::tonic::Response::into_inner)
+            }
+        })
+    }};
+}
+
 /// A [`Query`] from a call answering `T` or an error (a gRPC status, say),
 /// rendered with `Debug`.
 pub fn query<F, Fut, T, E>(call: F) -> Query

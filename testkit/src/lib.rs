@@ -9,11 +9,15 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use command_service::client::Bearer;
-use command_service::demo::{DemoOrg, Signer};
+use audit_service::startup::AuditParts;
+use careline_client::bearer::Bearer;
+use careline_client::demo::{DemoOrg, Signer};
 use event_store::EventStore;
 use event_store::testing::TestStream;
+use inbox_service::startup::InboxParts;
+use notify_service::startup::NotifyParts;
 use projections::testing::TestDatabase;
+use projections::{ReadApplication, ReadParts, ReadSettings};
 use proto::audit::audit_service_client::AuditServiceClient;
 use proto::inbox::inbox_service_client::InboxServiceClient;
 use proto::notify::notification_service_client::NotificationServiceClient;
@@ -45,6 +49,21 @@ pub async fn channel(addr: SocketAddr) -> Channel {
         .unwrap()
 }
 
+/// A read service's settings for a test: port 0, `db`, `stream`, the
+/// test keys, plaintext; 500 events a batch and 4 connections.
+pub fn read_settings(db: &TestDatabase, stream: &TestStream, wait: Duration) -> ReadSettings {
+    ReadSettings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        database_url: db.url.clone(),
+        store: stream.config().clone(),
+        batch_size: 500,
+        pool_size: 4,
+        wait_for_position: wait,
+        keys: keys(),
+        tls: None,
+    }
+}
+
 /// The inbox service's settings for a test: port 0, `db`, `stream`.
 pub fn inbox_config(
     db: &TestDatabase,
@@ -52,13 +71,91 @@ pub fn inbox_config(
     wait: Duration,
 ) -> inbox_service::Config {
     inbox_service::Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        database_url: db.url.clone(),
-        store: stream.config().clone(),
-        wait_for_position: wait,
-        batch_size: 500,
-        pool_size: 4,
+        read: read_settings(db, stream, wait),
         record_reads: true,
+    }
+}
+
+/// The audit service's settings for a test: port 0, `db`, `stream`.
+pub fn audit_config(
+    db: &TestDatabase,
+    stream: &TestStream,
+    wait: Duration,
+) -> audit_service::Config {
+    audit_service::Config {
+        read: read_settings(db, stream, wait),
+        export_stall: Duration::from_secs(60),
+    }
+}
+
+/// The notification service's settings for a test, mailing through `smtp`.
+pub fn notify_config(
+    db: &TestDatabase,
+    stream: &TestStream,
+    wait: Duration,
+    smtp: notify_service::Smtp,
+) -> notify_service::Config {
+    notify_service::Config {
+        read: ReadSettings {
+            batch_size: 100,
+            ..read_settings(db, stream, wait)
+        },
+        smtp,
+        clock: notify_service::Clock::system(),
+    }
+}
+
+/// A read service running in this process until the value is dropped.
+#[derive(Debug)]
+pub struct Running {
+    pub addr: SocketAddr,
+    /// Its projection's checkpoint, as it moves.
+    pub checkpoint: watch::Receiver<u64>,
+    _stop: oneshot::Sender<()>,
+}
+
+impl Running {
+    /// A plaintext channel to it.
+    pub async fn channel(&self) -> Channel {
+        channel(self.addr).await
+    }
+}
+
+/// Waits until `checkpoint` reaches the head of `store`'s log. Catching up
+/// is slow on a loaded machine (every API test at once on two cores): up to
+/// three minutes, for tests that measure something else.
+pub async fn caught_up(checkpoint: &watch::Receiver<u64>, store: &impl EventStore) -> u64 {
+    let head = store.last_position().await.unwrap();
+    let mut at = checkpoint.clone();
+    tokio::time::timeout(Duration::from_secs(180), at.wait_for(|c| *c >= head))
+        .await
+        .expect("the projection did not catch up in 3 minutes")
+        .unwrap();
+    head
+}
+
+/// `who`'s bearer token (the test issuer's, valid an hour) for any client.
+pub fn bearer(who: &Caller) -> Bearer {
+    Bearer::new(&issuer().mint(who, Duration::from_secs(3600))).unwrap()
+}
+
+/// Binds and runs the read service `config` describes, on `store`.
+pub async fn run_read<R, S>(config: R::Config, store: S) -> Running
+where
+    R: ReadParts<S>,
+    S: EventStore,
+{
+    let app = ReadApplication::<R, S>::with_store(config, store)
+        .await
+        .unwrap();
+    let addr = app.local_addr();
+    let checkpoint = app.checkpoint();
+    let (stop, stopped) = stopper();
+    tokio::spawn(app.run(stopped));
+    Running {
+        addr,
+        checkpoint,
+        _stop: stop,
     }
 }
 
@@ -119,7 +216,8 @@ pub struct System {
     /// Each started projection's checkpoint.
     checkpoints: Vec<watch::Receiver<u64>>,
     audit_checkpoint: Option<watch::Receiver<u64>>,
-    _stops: Vec<oneshot::Sender<()>>,
+    _command: oneshot::Sender<()>,
+    _running: Vec<Running>,
 }
 
 impl std::fmt::Debug for System {
@@ -146,8 +244,6 @@ impl System {
         let store = stream.store().clone();
         let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
         let wait = services.wait.unwrap_or(Duration::from_secs(5));
-        let mut stops = Vec::new();
-        let mut checkpoints = Vec::new();
 
         let command = command_service::Application::with_app(
             any,
@@ -159,76 +255,38 @@ impl System {
         let command_addr = command.local_addr();
         let (stop, stopped) = stopper();
         tokio::spawn(command.run(stopped));
-        stops.push(stop);
+        let command_stop = stop;
 
+        let mut running = Vec::new();
         let mut inbox = None;
         if services.inbox {
-            let app = inbox_service::Application::with_store(
-                inbox_config(&db, &stream, wait),
-                store.clone(),
-                keys(),
-            )
-            .await
-            .unwrap();
-            checkpoints.push(app.checkpoint());
-            inbox = Some(channel(app.local_addr()).await);
-            let (stop, stopped) = stopper();
-            tokio::spawn(app.run(stopped));
-            stops.push(stop);
+            let service =
+                run_read::<InboxParts, _>(inbox_config(&db, &stream, wait), store.clone()).await;
+            inbox = Some(service.channel().await);
+            running.push(service);
         }
 
         let mut audit = None;
         let mut audit_checkpoint = None;
         if services.audit {
-            let app = audit_service::Application::with_store(
-                audit_service::Config {
-                    listen: any,
-                    database_url: db.url.clone(),
-                    store: stream.config().clone(),
-                    wait_for_position: wait,
-                    batch_size: 500,
-                    pool_size: 4,
-                    export_stall: Duration::from_secs(60),
-                },
-                store.clone(),
-                keys(),
-            )
-            .await
-            .unwrap();
-            checkpoints.push(app.checkpoint());
-            audit_checkpoint = Some(app.checkpoint());
-            audit = Some(channel(app.local_addr()).await);
-            let (stop, stopped) = stopper();
-            tokio::spawn(app.run(stopped));
-            stops.push(stop);
+            let service =
+                run_read::<AuditParts<_>, _>(audit_config(&db, &stream, wait), store.clone()).await;
+            audit_checkpoint = Some(service.checkpoint.clone());
+            audit = Some(service.channel().await);
+            running.push(service);
         }
 
         let mut notify = None;
         if let Some(smtp) = services.notify {
-            let app = notify_service::Application::with_store(
-                notify_service::Config {
-                    listen: any,
-                    database_url: db.url.clone(),
-                    store: stream.config().clone(),
-                    smtp,
-                    wait_for_position: wait,
-                    batch_size: 100,
-                    clock: services
-                        .clock
-                        .clone()
-                        .unwrap_or_else(notify_service::Clock::system),
-                },
-                store,
-                keys(),
-            )
-            .await
-            .unwrap();
-            checkpoints.push(app.checkpoint());
-            notify = Some(channel(app.local_addr()).await);
-            let (stop, stopped) = stopper();
-            tokio::spawn(app.run(stopped));
-            stops.push(stop);
+            let mut config = notify_config(&db, &stream, wait, smtp);
+            if let Some(clock) = services.clock.clone() {
+                config.clock = clock;
+            }
+            let service = run_read::<NotifyParts, _>(config, store).await;
+            notify = Some(service.channel().await);
+            running.push(service);
         }
+        let checkpoints = running.iter().map(|r| r.checkpoint.clone()).collect();
 
         System {
             signer: Signer::new(channel(command_addr).await, issuer()),
@@ -239,13 +297,14 @@ impl System {
             audit_checkpoint,
             stream,
             db,
-            _stops: stops,
+            _command: command_stop,
+            _running: running,
         }
     }
 
     /// The demo organisation, seeded through the command service.
     pub async fn org(&self) -> DemoOrg {
-        command_service::demo::seed(&self.signer).await.unwrap()
+        careline_client::demo::seed(&self.signer).await.unwrap()
     }
 
     /// The log's head position.

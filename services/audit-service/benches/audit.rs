@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use audit_service::AuditProjection;
-use event_store::testing::TestStream;
-use inbox_service::testing::{Spec, append, generate};
+use event_store::testing::{TestStream, bench_setting};
+use event_store::world::{Spec, append, generate};
 use projections::RunnerConfig;
 use projections::testing::TestDatabase;
 use proto::audit as pb;
@@ -22,17 +22,10 @@ use service_kit::{Caller, Role};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 #[tokio::main]
 async fn main() {
-    let scale: f64 = env("BENCH_SCALE", 0.25);
-    let batch: usize = env("BENCH_BATCH", 2000);
+    let scale: f64 = bench_setting("BENCH_SCALE", 0.25);
+    let batch: usize = bench_setting("BENCH_BATCH", 2000);
     let n = |x: f64| ((x * scale).round() as usize).max(1);
     let spec = Spec {
         teams: n(500.0),
@@ -82,23 +75,14 @@ async fn main() {
 
     // Verify through the service: every chain, then against the log.
     let keys = service_kit::test_issuer();
-    let app = audit_service::Application::with_store(
-        audit_service::Config {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            database_url: db.url.clone(),
-            store: stream.config().clone(),
-            wait_for_position: Duration::from_secs(30),
-            batch_size: batch,
-            pool_size: 4,
-            export_stall: Duration::from_secs(60),
-        },
+    let mut config = testkit::audit_config(&db, &stream, Duration::from_secs(30));
+    config.read.batch_size = batch;
+    let service = testkit::run_read::<audit_service::startup::AuditParts<_>, _>(
+        config,
         stream.store().clone(),
-        keys.verifier(),
     )
-    .await
-    .unwrap();
-    let addr = app.local_addr();
-    tokio::spawn(app.run(std::future::pending()));
+    .await;
+    let addr = service.addr;
     let auditor = Caller {
         person_id: auditor_id,
         role: Role::Auditor,
@@ -112,7 +96,7 @@ async fn main() {
         .unwrap();
     let mut audit = pb::audit_service_client::AuditServiceClient::with_interceptor(
         channel,
-        command_service::client::Bearer::new(&token).unwrap(),
+        careline_client::bearer::Bearer::new(&token).unwrap(),
     )
     .max_decoding_message_size(64 << 20);
     for against_stream in [false, true] {

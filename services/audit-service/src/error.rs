@@ -8,6 +8,7 @@ pub struct Audit;
 
 impl projections::ReadService for Audit {
     const NAME: &'static str = "audit";
+    const READ_MODEL: &'static str = "the audit trail";
 }
 
 pub type Error = projections::QueryError<Audit>;

@@ -10,16 +10,17 @@ use std::time::{Duration, SystemTime};
 
 use event_store::EventStore;
 use futures::{Stream, StreamExt};
-use projections::Serving;
+use projections::Reader;
 use proto::audit as pb;
 use proto::audit::audit_service_server::AuditService;
-use service_kit::{Caller, Role, TokenKeys};
+use service_kit::ids::{PatientId, PersonId, ThreadId};
+use service_kit::{Caller, Role};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::chain::{self, Entry, Finding, hex};
 use crate::describe::{self, Directory};
-use crate::error::Error;
+use crate::error::{Audit, Error};
 use crate::export;
 use crate::projection::link_all;
 use crate::queries::{self, Page, Trail};
@@ -30,10 +31,7 @@ const EXPORT_PAGE: i64 = 1000;
 
 /// The audit service.
 pub struct AuditGrpc<S> {
-    pool: deadpool_postgres::Pool,
-    keys: TokenKeys,
-    progress: Serving,
-    wait: Duration,
+    reader: Reader<Audit>,
     store: S,
     /// Exports in progress, per person: at most [`EXPORTS_PER_PERSON`].
     exports:
@@ -48,18 +46,9 @@ pub const EXPORTS_PER_PERSON: usize = 2;
 impl<S> std::fmt::Debug for AuditGrpc<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuditGrpc")
-            .field("wait", &self.wait)
-            .finish()
+            .field("reader", &self.reader)
+            .finish_non_exhaustive()
     }
-}
-
-fn id(field: &'static str, value: &str) -> Result<String, Error> {
-    if value.is_empty() {
-        return Err(Error::invalid(field, "is required"));
-    }
-    Uuid::parse_str(value)
-        .map(|u| u.to_string())
-        .map_err(|_| Error::invalid(field, format!("{} is not a UUID", service_kit::echo(value))))
 }
 
 fn micros(field: &'static str, t: Option<&prost_types::Timestamp>) -> Result<Option<i64>, Error> {
@@ -149,10 +138,10 @@ fn denied(what: &str) -> Error {
 }
 
 /// May `caller` read the trail of the record `patient_id`?
-fn may_read_record(caller: &Caller, patient_id: &str) -> Result<(), Error> {
+fn may_read_record(caller: &Caller, patient: PatientId) -> Result<(), Error> {
     match caller.role {
         Role::Auditor => Ok(()),
-        Role::Patient if caller.person_id.to_string() == patient_id => Ok(()),
+        Role::Patient if caller.person_id == patient.uuid() => Ok(()),
         _ => Err(denied("a record's audit trail")),
     }
 }
@@ -209,19 +198,9 @@ fn stall_limited(
 }
 
 impl<S: EventStore> AuditGrpc<S> {
-    pub fn new(
-        pool: deadpool_postgres::Pool,
-        keys: TokenKeys,
-        progress: Serving,
-        wait: Duration,
-        store: S,
-        export_stall: Duration,
-    ) -> Self {
+    pub fn new(reader: Reader<Audit>, store: S, export_stall: Duration) -> Self {
         Self {
-            pool,
-            keys,
-            progress,
-            wait,
+            reader,
             store,
             exports: Default::default(),
             export_stall,
@@ -255,7 +234,7 @@ impl<S: EventStore> AuditGrpc<S> {
     /// (so a role granted a moment ago counts, and one revoked a moment ago
     /// does not).
     async fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
-        let caller = self.keys.authenticate(request)?;
+        let caller = self.reader.authenticate(request)?;
         if !matches!(caller.role, Role::Auditor | Role::Operator | Role::Admin) {
             return Ok(caller);
         }
@@ -273,15 +252,12 @@ impl<S: EventStore> AuditGrpc<S> {
     }
 
     async fn holds(&self, person: &str, role: &str) -> Result<bool, Error> {
-        let client = self.pool.get().await?;
+        let client = self.reader.client().await?;
         Ok(queries::holds_role(&**client, person, role).await?)
     }
 
     async fn reached(&self, min: u64) -> Result<u64, Error> {
-        self.progress
-            .reached(min, self.wait)
-            .await
-            .map_err(|e| Error::Unavailable(format!("the audit trail has {e}")))
+        self.reader.reached(min).await
     }
 
     async fn page(
@@ -292,7 +268,7 @@ impl<S: EventStore> AuditGrpc<S> {
     ) -> Result<pb::TrailPage, Error> {
         let page = page(range)?;
         let position = self.reached(min).await?;
-        let client = self.pool.get().await?;
+        let client = self.reader.client().await?;
         let (entries, more) = queries::trail(&client, &trail, &page).await?;
         let next_cursor = match (more, entries.last()) {
             (true, Some(last)) => format!("{}|{}", last.draft.position, last.draft.chain),
@@ -345,9 +321,9 @@ impl<S: EventStore> AuditService for AuditGrpc<S> {
     ) -> Result<Response<pb::TrailPage>, Status> {
         let caller = self.caller(&request).await?;
         let r = request.into_inner();
-        let patient = id("patient_id", &r.patient_id)?;
-        may_read_record(&caller, &patient)?;
-        let trail = Trail::Chain(format!("patient/{patient}"));
+        let patient = PatientId::parse("patient_id", &r.patient_id)?;
+        may_read_record(&caller, patient)?;
+        let trail = Trail::Record(patient);
         Ok(Response::new(
             self.page(trail, r.range, r.min_position).await?,
         ))
@@ -359,13 +335,13 @@ impl<S: EventStore> AuditService for AuditGrpc<S> {
     ) -> Result<Response<pb::TrailPage>, Status> {
         let caller = self.caller(&request).await?;
         let r = request.into_inner();
-        let thread = id("thread_id", &r.thread_id)?;
+        let thread = ThreadId::parse("thread_id", &r.thread_id)?;
         match caller.role {
             Role::Auditor => {}
             Role::Patient => {
                 self.reached(r.min_position).await?;
-                let client = self.pool.get().await.map_err(Error::from)?;
-                let record = queries::record_of_thread(&**client, &thread)
+                let client = self.reader.client().await?;
+                let record = queries::record_of_thread(&**client, thread)
                     .await
                     .map_err(Error::from)?;
                 if record != Some(caller.person_id.to_string()) {
@@ -386,7 +362,7 @@ impl<S: EventStore> AuditService for AuditGrpc<S> {
     ) -> Result<Response<pb::TrailPage>, Status> {
         let caller = self.caller(&request).await?;
         let r = request.into_inner();
-        let person = id("person_id", &r.person_id)?;
+        let person = PersonId::parse("person_id", &r.person_id)?;
         if caller.role != Role::Auditor {
             return Err(Error::PermissionDenied(
                 "what a person did and viewed is open to auditors only".into(),
@@ -414,12 +390,15 @@ impl<S: EventStore> AuditService for AuditGrpc<S> {
         let chain = if r.patient_id.is_empty() {
             None
         } else {
-            Some(format!("patient/{}", id("patient_id", &r.patient_id)?))
+            Some(format!(
+                "patient/{}",
+                PatientId::parse("patient_id", &r.patient_id)?
+            ))
         };
         self.reached(r.min_position).await?;
 
         // The stored chains and the position they reflect, in one snapshot.
-        let mut client = self.pool.get().await.map_err(Error::from)?;
+        let mut client = self.reader.client().await?;
         let tx = client
             .build_transaction()
             .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
@@ -485,8 +464,8 @@ impl<S: EventStore> AuditService for AuditGrpc<S> {
     ) -> Result<Response<ExportStream>, Status> {
         let caller = self.caller(&request).await?;
         let r = request.into_inner();
-        let patient = id("patient_id", &r.patient_id)?;
-        may_read_record(&caller, &patient)?;
+        let patient = PatientId::parse("patient_id", &r.patient_id)?;
+        may_read_record(&caller, patient)?;
         let fhir = match pb::ExportFormat::try_from(r.format) {
             Ok(pb::ExportFormat::Unspecified | pb::ExportFormat::JsonLines) => false,
             Ok(pb::ExportFormat::FhirBundle) => true,
@@ -496,7 +475,7 @@ impl<S: EventStore> AuditService for AuditGrpc<S> {
         self.reached(r.min_position).await?;
         // A connection per page, not per export: a client that stops
         // reading holds none while it waits.
-        let pool = self.pool.clone();
+        let pool = self.reader.pool.clone();
         let content_type = if fhir {
             export::FHIR_JSON
         } else {
@@ -506,8 +485,8 @@ impl<S: EventStore> AuditService for AuditGrpc<S> {
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_micros() as i64)
             .unwrap_or(0);
-        let trail = Trail::Chain(format!("patient/{patient}"));
-        let start = fhir.then(|| export::bundle_start(&patient, now));
+        let trail = Trail::Record(patient);
+        let start = fhir.then(|| export::bundle_start(&patient.to_string(), now));
 
         // (the export's place, where the next page starts (None: done),
         // nothing written yet)

@@ -1,6 +1,7 @@
 //! Reading the trail: pages of one record's, one thread's or one person's
 //! entries, and whole chains for verification and export.
 
+use service_kit::ids::{PatientId, PersonId, ThreadId};
 use tokio_postgres::{GenericClient, Row};
 
 use crate::chain::Entry;
@@ -12,10 +13,10 @@ const COLUMNS: &str = "chain, seq, position, event_id, event_type, kind, occurre
 /// Which entries a trail is made of.
 #[derive(Clone, Debug)]
 pub enum Trail {
-    /// One chain (`patient/<id>` for a record).
-    Chain(String),
-    Thread(String),
-    Person(String),
+    /// A record's chain (`patient/<id>`).
+    Record(PatientId),
+    Thread(ThreadId),
+    Person(PersonId),
 }
 
 /// A page request: time bounds (µs since the epoch) and where to resume.
@@ -59,9 +60,9 @@ pub async fn trail(
     page: &Page,
 ) -> Result<(Vec<Entry>, bool), tokio_postgres::Error> {
     let (column, key) = match trail {
-        Trail::Chain(c) => ("chain", c),
-        Trail::Thread(t) => ("thread_id", t),
-        Trail::Person(p) => ("actor_id", p),
+        Trail::Record(p) => ("chain", format!("patient/{p}")),
+        Trail::Thread(t) => ("thread_id", t.to_string()),
+        Trail::Person(p) => ("actor_id", p.to_string()),
     };
     let sql = format!(
         "SELECT {COLUMNS} FROM entries WHERE {column} = $1 AND (position, chain) > ($2, $3) \
@@ -72,7 +73,7 @@ pub async fn trail(
         .query(
             &statement,
             &[
-                key,
+                &key,
                 &page.after.0,
                 &page.after.1,
                 &page.from,
@@ -126,12 +127,12 @@ pub async fn chains(
 /// The record a thread is in, if the trail knows the thread.
 pub async fn record_of_thread(
     client: &impl GenericClient,
-    thread: &str,
+    thread: ThreadId,
 ) -> Result<Option<String>, tokio_postgres::Error> {
     Ok(client
         .query_opt(
             "SELECT patient_id FROM thread_records WHERE thread_id = $1",
-            &[&thread],
+            &[&thread.to_string()],
         )
         .await?
         .map(|r| r.get(0)))

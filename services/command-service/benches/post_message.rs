@@ -16,30 +16,23 @@
 
 use std::time::{Duration, Instant};
 
-use command_service::client::command_id;
-use command_service::demo::{Signer, first_thread, seed};
+use careline_client::bearer::command_id;
+use careline_client::demo::{Signer, first_thread, seed};
 use command_service::{App, Application};
-use event_store::testing::{TestStream, raw_append_rate};
+use event_store::testing::{TestStream, bench_setting, raw_append_rate};
 use proto::command as pb;
 use tonic::transport::Channel;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 #[tokio::main]
 async fn main() {
-    let clients = env("BENCH_CLIENTS", 64);
-    let posts = env("BENCH_POSTS", 200);
+    let clients = bench_setting::<usize>("BENCH_CLIENTS", 64);
+    let posts = bench_setting::<usize>("BENCH_POSTS", 200);
     // HTTP/2 connections the clients spread over (a gRPC channel
     // multiplexes calls; real callers share channels between stubs).
-    let connections = env("BENCH_CONNECTIONS", clients).clamp(1, clients);
+    let connections = bench_setting::<usize>("BENCH_CONNECTIONS", clients).clamp(1, clients);
     let test = TestStream::new("cmdbench").await;
     let keys = service_kit::test_issuer();
     let app = Application::with_app(
@@ -83,7 +76,7 @@ async fn main() {
         let mut nurses = Vec::new();
         for (i, thread) in threads.iter().enumerate() {
             let channel = channels[i % connections].clone();
-            let mut client = command_service::client::client(channel, &nurse_token).unwrap();
+            let mut client = careline_client::bearer::client(channel, &nurse_token).unwrap();
             client.post_message(post(thread)).await.unwrap();
             nurses.push((client, thread.clone()));
         }

@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 
 use event_store::{Settings, StoreConfig};
+use service_kit::TokenKeys;
+use service_kit::server::{ServerTls, TLS_CERT_VAR, TLS_KEY_VAR};
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -14,6 +16,10 @@ pub struct Config {
     /// `CARELINE_POSTS_PER_MINUTE`: messages one person may post a minute
     /// (on one instance), default 60; 0 for no limit.
     pub posts_per_minute: usize,
+    /// `CARELINE_TOKEN_PUBLIC_KEYS`: the keys every call's token is checked with.
+    pub keys: TokenKeys,
+    /// `CARELINE_TLS_CERT` and `CARELINE_TLS_KEY`, or plaintext.
+    pub tls: Option<ServerTls>,
 }
 
 impl Config {
@@ -27,6 +33,10 @@ impl Config {
             store: StoreConfig::from_settings(settings)?,
             cache_capacity: settings.number("CARELINE_COMMAND_CACHE", 100_000)?,
             posts_per_minute: settings.number("CARELINE_POSTS_PER_MINUTE", 60)? as usize,
+            keys: TokenKeys::from_setting(settings.get(service_kit::auth::PUBLIC_KEYS_VAR))
+                .map_err(anyhow::Error::msg)?,
+            tls: ServerTls::from_setting(settings.pair(TLS_CERT_VAR, TLS_KEY_VAR)?)
+                .map_err(anyhow::Error::msg)?,
         })
     }
 }

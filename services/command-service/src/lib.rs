@@ -16,9 +16,7 @@
 
 pub mod app;
 pub mod claims;
-pub mod client;
 pub mod config;
-pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod grpc;

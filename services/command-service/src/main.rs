@@ -1,20 +1,10 @@
 //! `careline-command`: the command service.
 
-use command_service::{Application, Config};
-
 // Every command allocates a few small buffers (HTTP/2 frames, the event);
 // mimalloc keeps that cheaper than glibc's malloc under many threads.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    service_kit::init_tracing();
-    let config = Config::from_env()?;
-    let keys = service_kit::TokenKeys::from_env().map_err(anyhow::Error::msg)?;
-    let mut app = Application::build(config, keys).await?;
-    if let Some(tls) = service_kit::server::ServerTls::from_env().map_err(anyhow::Error::msg)? {
-        app = app.with_tls(tls);
-    }
-    app.run(service_kit::shutdown_signal()).await
+fn main() -> anyhow::Result<()> {
+    service_kit::main::<command_service::Application<event_store::JetStreamStore>>()
 }

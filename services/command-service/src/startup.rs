@@ -22,15 +22,32 @@ pub struct Application<S> {
     tls: Option<service_kit::server::ServerTls>,
 }
 
-impl Application<JetStreamStore> {
-    /// Connects to the event log and binds the configured address.
-    pub async fn build(config: Config, keys: TokenKeys) -> anyhow::Result<Self> {
+/// The binary: connects to the event log and binds the configured address.
+impl service_kit::Service for Application<JetStreamStore> {
+    type Config = Config;
+
+    fn config_from_env() -> anyhow::Result<Config> {
+        Config::from_env()
+    }
+
+    async fn build(config: Config) -> anyhow::Result<Self> {
         let store = JetStreamStore::connect(config.store).await?;
         let mut app = App::new(store, config.cache_capacity);
         if config.posts_per_minute > 0 {
             app = app.with_post_limit(config.posts_per_minute);
         }
-        Self::with_app(config.listen, app, keys).await
+        let server = Self::with_app(config.listen, app, config.keys).await?;
+        Ok(match config.tls {
+            Some(tls) => server.with_tls(tls),
+            None => server,
+        })
+    }
+
+    fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send {
+        Self::run(self, shutdown)
     }
 }
 

@@ -18,11 +18,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use command_service::client::Bearer;
-use event_store::testing::{TestStream, message};
+use careline_client::bearer::Bearer;
+use event_store::testing::{TestStream, bench_setting, message};
+use event_store::world::{Spec, append, generate};
 use event_store::{AggregateRef, EventStore};
 use inbox_service::InboxProjection;
-use inbox_service::testing::{Spec, append, generate};
 use projections::RunnerConfig;
 use projections::testing::TestDatabase;
 use proto::events::AggregateType;
@@ -33,13 +33,6 @@ use tonic::transport::Channel;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     let i = ((sorted.len() as f64 * p) as usize).min(sorted.len() - 1);
     sorted[i].as_secs_f64() * 1000.0
@@ -47,8 +40,8 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 
 #[tokio::main]
 async fn main() {
-    let scale: f64 = env("BENCH_SCALE", 1.0);
-    let batch: usize = env("BENCH_BATCH", 2000);
+    let scale: f64 = bench_setting("BENCH_SCALE", 1.0);
+    let batch: usize = bench_setting("BENCH_BATCH", 2000);
     let n = |x: f64| ((x * scale).round() as usize).max(1);
     let spec = Spec {
         teams: n(500.0),
@@ -143,21 +136,13 @@ async fn main() {
     let mut listed = 0usize;
     let mut serving = None;
     for recorded in [false, true] {
-        let app = inbox_service::Application::with_store(
-            inbox_service::Config {
-                listen: "127.0.0.1:0".parse().unwrap(),
-                database_url: db.url.clone(),
-                store: stream.config().clone(),
-                wait_for_position: Duration::from_secs(5),
-                batch_size: 1000,
-                pool_size: 8,
-                record_reads: recorded,
-            },
-            stream.store().clone(),
-            keys.verifier(),
-        )
-        .await
-        .unwrap();
+        let mut config = testkit::inbox_config(&db, &stream, Duration::from_secs(5));
+        config.read.batch_size = 1000;
+        config.read.pool_size = 8;
+        config.record_reads = recorded;
+        let app = inbox_service::Application::with_store(config, stream.store().clone())
+            .await
+            .unwrap();
         let addr = app.local_addr();
         let checkpoint = app.checkpoint();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

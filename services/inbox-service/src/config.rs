@@ -1,24 +1,22 @@
-//! The inbox service's configuration, from the environment.
+//! The inbox service's configuration: the read services' settings
+//! (`CARELINE_INBOX_ADDR`, default 127.0.0.1:50052; `CARELINE_INBOX_BATCH`,
+//! default 1000; `CARELINE_INBOX_POOL`, default 16; `CARELINE_INBOX_WAIT_MS`,
+//! default 2000; and those of every service), and whether reads are recorded.
 
-use std::net::SocketAddr;
-use std::time::Duration;
+use event_store::Settings;
+use projections::{Defaults, ReadSettings};
 
-use event_store::{Settings, StoreConfig};
+/// The inbox's name in its settings, and its defaults.
+pub const DEFAULTS: Defaults = Defaults {
+    name: "INBOX",
+    port: 50052,
+    batch: 1000,
+    pool: 16,
+};
 
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// `CARELINE_INBOX_ADDR`, default 127.0.0.1:50052.
-    pub listen: SocketAddr,
-    /// `DATABASE_URL`, default postgres://postgres@127.0.0.1:5432/careline.
-    pub database_url: String,
-    pub store: StoreConfig,
-    /// `CARELINE_INBOX_WAIT_MS`: how long a query waits for its
-    /// `min_position`, default 2000.
-    pub wait_for_position: Duration,
-    /// `CARELINE_INBOX_BATCH`: most events per projection transaction, default 1000.
-    pub batch_size: usize,
-    /// `CARELINE_INBOX_POOL`: database connections for queries, default 16.
-    pub pool_size: usize,
+    pub read: ReadSettings,
     /// Whether reads are recorded in the log (always, in a deployment: there
     /// is no setting to turn it off; the benchmark turns it off in code to
     /// measure its cost).
@@ -26,19 +24,9 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn from_env() -> anyhow::Result<Self> {
-        Self::from_settings(&Settings::from_env())
-    }
-
     pub fn from_settings(s: &Settings) -> anyhow::Result<Self> {
         Ok(Self {
-            listen: s.address("CARELINE_INBOX_ADDR", "127.0.0.1:50052")?,
-            database_url: s.database_url(),
-            store: StoreConfig::from_settings(s)?,
-            wait_for_position: s.millis("CARELINE_INBOX_WAIT_MS", 2000)?,
-            batch_size: s.number_in("CARELINE_INBOX_BATCH", 1000, projections::BATCH_SIZES)?
-                as usize,
-            pool_size: s.number("CARELINE_INBOX_POOL", 16)?.max(1) as usize,
+            read: ReadSettings::from_settings(s, DEFAULTS)?,
             record_reads: true,
         })
     }

@@ -8,6 +8,7 @@ pub struct Inbox;
 
 impl projections::ReadService for Inbox {
     const NAME: &'static str = "inbox";
+    const READ_MODEL: &'static str = "the inbox";
 }
 
 pub type Error = projections::QueryError<Inbox>;

@@ -16,8 +16,6 @@ pub mod grpc;
 pub mod projection;
 pub mod queries;
 pub mod startup;
-#[cfg(feature = "testing")]
-pub mod testing;
 
 pub use config::Config;
 pub use projection::InboxProjection;

@@ -1,18 +1,8 @@
 //! `careline-inbox`: the inbox projection and query service.
 
-use inbox_service::{Application, Config};
-
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    service_kit::init_tracing();
-    let config = Config::from_env()?;
-    let keys = service_kit::TokenKeys::from_env().map_err(anyhow::Error::msg)?;
-    let mut app = Application::build(config, keys).await?;
-    if let Some(tls) = service_kit::server::ServerTls::from_env().map_err(anyhow::Error::msg)? {
-        app = app.with_tls(tls);
-    }
-    app.run(service_kit::shutdown_signal()).await
+fn main() -> anyhow::Result<()> {
+    service_kit::main::<inbox_service::Application>()
 }

@@ -20,6 +20,7 @@ use std::time::{Duration, SystemTime};
 use deadpool_postgres::ClientWrapper as Client;
 use proto::inbox as pb;
 use service_kit::Role;
+use service_kit::ids::{PatientId, TeamId, ThreadId};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
@@ -477,7 +478,12 @@ pub async fn my_inbox(
 }
 
 /// Refuses anyone but a member of the team, which must exist.
-pub async fn require_member(client: &Client, viewer: Viewer, team: Uuid) -> Result<String, Error> {
+pub async fn require_member(
+    client: &Client,
+    viewer: Viewer,
+    team: TeamId,
+) -> Result<String, Error> {
+    let team = team.uuid();
     let (by_id, by_member): ([&Param; 1], [&Param; 2]) = ([&team], [&team, &viewer.id]);
     let (name, member) = futures::try_join!(
         optional(client, TEAM, &by_id),
@@ -500,11 +506,12 @@ pub async fn team_inbox(
     client: &Client,
     viewer: Viewer,
     now: SystemTime,
-    team: Uuid,
+    team: TeamId,
     filter: &ListFilter,
     record: Recorder<'_>,
 ) -> Result<pb::TeamInboxReply, Error> {
     require_member(client, viewer, team).await?;
+    let team = team.uuid();
     let filter = ListFilter {
         team: Some(team),
         ..filter.clone()
@@ -549,8 +556,9 @@ pub async fn can_see(
     client: &Client,
     viewer: Viewer,
     now: SystemTime,
-    thread: Uuid,
+    thread: ThreadId,
 ) -> Result<bool, Error> {
+    let thread = thread.uuid();
     let sql = match viewer.role {
         Role::Patient => CAN_SEE_PATIENT,
         Role::Carer => CAN_SEE_CARER,
@@ -567,10 +575,11 @@ pub async fn thread(
     client: &Client,
     viewer: Viewer,
     now: SystemTime,
-    thread: Uuid,
+    thread: ThreadId,
     page: MessagePage,
     record: Recorder<'_>,
 ) -> Result<pb::ThreadDetail, Error> {
+    let thread = thread.uuid();
     let this: [&Param; 1] = [&thread];
     let before = page
         .before
@@ -580,7 +589,7 @@ pub async fn thread(
     let ids = vec![thread];
     let summary: [&Param; 2] = [&viewer.id, &ids];
     let (visible, found, messages, participants, assignments, receipts) = futures::try_join!(
-        can_see(client, viewer, now, thread),
+        can_see(client, viewer, now, thread.into()),
         rows(client, SUMMARIES, &summary),
         rows(client, MESSAGES, &page_params),
         rows(client, PARTICIPANT_HISTORY, &this),
@@ -669,8 +678,9 @@ pub async fn who_can_i_message(
     client: &Client,
     viewer: Viewer,
     now: SystemTime,
-    patient: Uuid,
+    patient: PatientId,
 ) -> Result<pb::WhoCanIMessageReply, Error> {
+    let patient = patient.uuid();
     let missing = || Error::NotFound(format!("patient record {patient} does not exist"));
     if !one(client, PATIENT_EXISTS, &[&patient])
         .await?
@@ -752,11 +762,12 @@ pub async fn not_read_by_patient(
     client: &Client,
     viewer: Viewer,
     now: SystemTime,
-    team: Uuid,
+    team: TeamId,
     days: u32,
     record: Recorder<'_>,
 ) -> Result<pb::NotReadByPatientReply, Error> {
     require_member(client, viewer, team).await?;
+    let team = team.uuid();
     let before = now - Duration::from_secs(u64::from(days) * 86_400);
     let rows = rows(client, NOT_READ_BY_PATIENT, &[&team, &before]).await?;
     let ids: Vec<Uuid> = rows.iter().map(|r| r.get(0)).collect();

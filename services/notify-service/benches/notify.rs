@@ -11,8 +11,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use event_store::testing::TestStream;
-use inbox_service::testing::{Spec, append, generate};
+use event_store::testing::{TestStream, bench_setting};
+use event_store::world::{Spec, append, generate};
 use notify_service::{Clock, NotifyProjection, Smtp, TlsMode};
 use projections::RunnerConfig;
 use projections::testing::TestDatabase;
@@ -21,13 +21,6 @@ use tokio::sync::watch;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 async fn count(url: &str, sql: &str) -> i64 {
     let client = projections::connect(url).await.unwrap();
     client.query_one(sql, &[]).await.unwrap().get(0)
@@ -35,7 +28,7 @@ async fn count(url: &str, sql: &str) -> i64 {
 
 #[tokio::main]
 async fn main() {
-    let scale: f64 = env("BENCH_SCALE", 0.02);
+    let scale: f64 = bench_setting("BENCH_SCALE", 0.02);
     let n = |x: f64| ((x * scale).round() as usize).max(1);
     let spec = Spec {
         teams: n(500.0),

@@ -1,10 +1,10 @@
 //! The notification service's configuration, from the environment.
 
-use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
-use event_store::{Settings, StoreConfig};
+use event_store::Settings;
 use lettre::message::Mailbox;
+use projections::{Defaults, ReadSettings};
 
 /// How mail leaves: the SMTP server and what the emails say.
 #[derive(Clone, Debug)]
@@ -81,27 +81,26 @@ pub enum TlsMode {
     Tls,
 }
 
+/// The notification service's name in its settings, and its defaults
+/// (`CARELINE_NOTIFY_ADDR`, default 127.0.0.1:50054; `CARELINE_NOTIFY_BATCH`,
+/// default 500; `CARELINE_NOTIFY_POOL`, default 4; `CARELINE_NOTIFY_WAIT_MS`,
+/// default 2000).
+pub const DEFAULTS: Defaults = Defaults {
+    name: "NOTIFY",
+    port: 50054,
+    batch: 500,
+    pool: 4,
+};
+
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// `CARELINE_NOTIFY_ADDR`, default 127.0.0.1:50054.
-    pub listen: SocketAddr,
-    /// `DATABASE_URL`, default postgres://postgres@127.0.0.1:5432/careline.
-    pub database_url: String,
-    pub store: StoreConfig,
+    pub read: ReadSettings,
     pub smtp: Smtp,
-    /// `CARELINE_NOTIFY_WAIT_MS`, default 2000.
-    pub wait_for_position: Duration,
-    /// `CARELINE_NOTIFY_BATCH`, default 500.
-    pub batch_size: usize,
     /// What time it is for the delivery worker (a test sets it by hand).
     pub clock: Clock,
 }
 
 impl Smtp {
-    pub fn from_env() -> anyhow::Result<Self> {
-        Self::from_settings(&Settings::from_env())
-    }
-
     pub fn from_settings(s: &Settings) -> anyhow::Result<Self> {
         let tls = match s.text("CARELINE_SMTP_TLS", "starttls").as_str() {
             "none" => TlsMode::None,
@@ -134,19 +133,10 @@ impl Smtp {
 }
 
 impl Config {
-    pub fn from_env() -> anyhow::Result<Self> {
-        Self::from_settings(&Settings::from_env())
-    }
-
     pub fn from_settings(s: &Settings) -> anyhow::Result<Self> {
         Ok(Self {
-            listen: s.address("CARELINE_NOTIFY_ADDR", "127.0.0.1:50054")?,
-            database_url: s.database_url(),
-            store: StoreConfig::from_settings(s)?,
+            read: ReadSettings::from_settings(s, DEFAULTS)?,
             smtp: Smtp::from_settings(s)?,
-            wait_for_position: s.millis("CARELINE_NOTIFY_WAIT_MS", 2000)?,
-            batch_size: s.number_in("CARELINE_NOTIFY_BATCH", 500, projections::BATCH_SIZES)?
-                as usize,
             clock: Clock::system(),
         })
     }

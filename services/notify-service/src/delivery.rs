@@ -31,7 +31,8 @@ pub const CONCURRENT_SENDS: usize = 8;
 /// reminder: reminders are a matter of days.
 pub const REMINDER_PASS_EVERY: Duration = Duration::from_secs(30);
 
-const LEAD: &str = "SELECT pg_try_advisory_lock(hashtext('careline_notify'), 1)";
+/// The one delivery worker of a deployment leads under this name.
+const LEADER: &str = "notify delivery";
 
 /// (recipient, thread) pairs with a notification due, oldest first: new
 /// ones (above the settled watermark, without a delivery, older than the
@@ -359,19 +360,17 @@ pub async fn run(
     mut checkpoint: watch::Receiver<u64>,
     mut stopping: watch::Receiver<bool>,
 ) {
-    let mut pause = Duration::from_millis(200);
+    let mut backoff = projections::Backoff::default();
     loop {
         match work(&database_url, &smtp, &clock, &mut checkpoint, &mut stopping).await {
             Ok(()) => return,
             Err(e) => {
-                tracing::warn!(error = format!("{e:#}"), retry_in = ?pause, "notification delivery failed; restarting");
+                tracing::warn!(error = format!("{e:#}"), retry_in = ?backoff.next(), "notification delivery failed; restarting");
             }
         }
-        tokio::select! {
-            _ = tokio::time::sleep(pause) => {}
-            _ = stopping.wait_for(|s| *s) => return,
+        if !backoff.wait(&stopping).await {
+            return;
         }
-        pause = (pause * 2).min(Duration::from_secs(30));
     }
 }
 
@@ -391,12 +390,7 @@ async fn work(
         smtp,
     };
     loop {
-        let led: bool = client
-            .query_one(LEAD, &[])
-            .await
-            .map_err(failed("taking the lead of delivery"))?
-            .get(0);
-        if led {
+        if projections::try_lead(&client, LEADER).await? {
             break;
         }
         tokio::select! {

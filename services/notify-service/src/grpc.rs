@@ -1,14 +1,14 @@
 //! `careline.notify.v1.NotificationService`: each recipient's notification
 //! state for a thread, for the staff on it.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use projections::Serving;
+use projections::Reader;
 use proto::notify as pb;
 use proto::notify::notification_service_server::NotificationService;
-use service_kit::{Role, TokenKeys};
+use service_kit::Role;
+use service_kit::ids::ThreadId;
 use tonic::{Request, Response, Status};
-use uuid::Uuid;
 
 /// Whether professional `$2` sees thread `$1` (the rule every service
 /// follows, ARCHITECTURE.md "Who sees a thread"): a registered professional
@@ -40,31 +40,20 @@ const STATES: &str = "SELECT n.id, n.event_id, n.position, n.recipient_id, n.rec
 
 /// The notification service.
 pub struct NotifyGrpc {
-    pool: deadpool_postgres::Pool,
-    keys: TokenKeys,
-    progress: Serving,
-    wait: Duration,
+    reader: Reader<Notifications>,
 }
 
 impl std::fmt::Debug for NotifyGrpc {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NotifyGrpc").finish_non_exhaustive()
+        f.debug_struct("NotifyGrpc")
+            .field("reader", &self.reader)
+            .finish()
     }
 }
 
 impl NotifyGrpc {
-    pub fn new(
-        pool: deadpool_postgres::Pool,
-        keys: TokenKeys,
-        progress: Serving,
-        wait: Duration,
-    ) -> Self {
-        Self {
-            pool,
-            keys,
-            progress,
-            wait,
-        }
+    pub fn new(reader: Reader<Notifications>) -> Self {
+        Self { reader }
     }
 }
 
@@ -81,6 +70,7 @@ pub struct Notifications;
 
 impl projections::ReadService for Notifications {
     const NAME: &'static str = "notification";
+    const READ_MODEL: &'static str = "the notification state";
 }
 
 /// The notification service's errors: the one kind every read service has.
@@ -98,29 +88,11 @@ impl NotificationService for NotifyGrpc {
         &self,
         request: Request<pb::ThreadNotificationsRequest>,
     ) -> Result<Response<pb::ThreadNotificationsReply>, Status> {
-        let caller = self.keys.authenticate(&request)?;
+        let caller = self.reader.authenticate(&request)?;
         let r = request.into_inner();
-        if r.thread_id.is_empty() {
-            return Err(Status::invalid_argument("thread_id: is required"));
-        }
-        let thread = Uuid::parse_str(&r.thread_id)
-            .map_err(|_| {
-                Status::invalid_argument(format!(
-                    "thread_id: {} is not a UUID",
-                    service_kit::echo(&r.thread_id)
-                ))
-            })?
-            .to_string();
-        let position = self
-            .progress
-            .reached(r.min_position, self.wait)
-            .await
-            .map_err(|e| Status::unavailable(format!("notifications have {e}")))?;
-        let client = self
-            .pool
-            .get()
-            .await
-            .map_err(|e| Status::from(Error::from(e)))?;
+        let thread = ThreadId::parse("thread_id", &r.thread_id)?.to_string();
+        let position = self.reader.reached(r.min_position).await?;
+        let client = self.reader.client().await?;
         let on_thread: bool = client
             .query_one(
                 ON_THREAD,

@@ -1,103 +1,64 @@
-//! Building the notification service: the read services' scaffold
-//! (`projections::ReadServer`) around the notification projection and its
-//! gRPC methods, with the delivery worker beside them, all stopped by one
-//! shutdown.
+//! The notification service in the read services' scaffold
+//! (`projections::ReadApplication`): its projection and gRPC methods, its
+//! delivery tables, and the delivery worker beside the server, all stopped
+//! by one shutdown.
 
-use std::future::Future;
-use std::net::SocketAddr;
-
-use event_store::{EventStore, JetStreamStore};
-use projections::{ReadServer, ReadSettings};
+use event_store::{EventStore, JetStreamStore, Settings};
+use projections::{ReadApplication, ReadParts, ReadSettings, Started};
 use proto::notify::notification_service_server::NotificationServiceServer;
-use service_kit::TokenKeys;
-use tokio::sync::watch;
 
 use crate::config::Config;
-use crate::grpc::NotifyGrpc;
+use crate::grpc::{Notifications, NotifyGrpc};
 use crate::projection::NotifyProjection;
 
 /// A bound, ready-to-run notification service.
-pub struct Application<S> {
-    server: ReadServer<NotifyProjection, S>,
-    keys: TokenKeys,
+pub type Application<S = JetStreamStore> = ReadApplication<NotifyParts, S>;
+
+/// What the notification service is besides the scaffold: the delivery
+/// worker's settings.
+#[derive(Debug)]
+pub struct NotifyParts {
     config: Config,
 }
 
-impl<S> std::fmt::Debug for Application<S> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Application").finish_non_exhaustive()
-    }
-}
+impl<S: EventStore> ReadParts<S> for NotifyParts {
+    type Config = Config;
+    type Name = Notifications;
+    type Projection = NotifyProjection;
+    type Grpc = NotificationServiceServer<NotifyGrpc>;
 
-impl Application<JetStreamStore> {
-    pub async fn build(config: Config, keys: TokenKeys) -> anyhow::Result<Self> {
-        let store = JetStreamStore::connect(config.store.clone()).await?;
-        Self::with_store(config, store, keys).await
-    }
-}
-
-impl<S: EventStore> Application<S> {
-    pub async fn with_store(config: Config, store: S, keys: TokenKeys) -> anyhow::Result<Self> {
-        let settings = ReadSettings {
-            listen: config.listen,
-            database_url: config.database_url.clone(),
-            batch_size: config.batch_size,
-            pool_size: 4,
-        };
-        let server = ReadServer::bind(&settings, NotifyProjection, store).await?;
-        // The delivery tables too before anything starts.
-        let mut client = projections::connect(&config.database_url).await?;
-        crate::delivery::prepare(&mut client).await?;
-        Ok(Self {
-            server,
-            keys,
-            config,
-        })
+    fn config(settings: &Settings) -> anyhow::Result<Config> {
+        Config::from_settings(settings)
     }
 
-    /// Serves over TLS with this identity.
-    pub fn with_tls(mut self, tls: service_kit::server::ServerTls) -> Self {
-        self.server = self.server.with_tls(tls);
-        self
+    fn settings(config: &Config) -> &ReadSettings {
+        &config.read
     }
 
-    pub fn local_addr(&self) -> SocketAddr {
-        self.server.local_addr()
+    fn new(config: Config, _: &S) -> Self {
+        Self { config }
     }
 
-    /// The projection's checkpoint, as it moves.
-    pub fn checkpoint(&self) -> watch::Receiver<u64> {
-        self.server.checkpoint()
+    fn projection(&self) -> NotifyProjection {
+        NotifyProjection
     }
 
-    /// Runs the projection, the delivery worker and the server until
-    /// `shutdown` resolves.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
-        let Self {
-            server,
-            keys,
-            config,
-        } = self;
-        server
-            .run(
-                |started| {
-                    let worker = tokio::spawn(crate::delivery::run(
-                        config.database_url.clone(),
-                        config.smtp.clone(),
-                        config.clock.clone(),
-                        started.checkpoint,
-                        started.stopping,
-                    ));
-                    let grpc = NotifyGrpc::new(
-                        started.pool,
-                        keys,
-                        started.serving,
-                        config.wait_for_position,
-                    );
-                    (NotificationServiceServer::new(grpc), vec![worker])
-                },
-                shutdown,
-            )
-            .await
+    async fn prepare(&self, client: &mut tokio_postgres::Client) -> anyhow::Result<()> {
+        Ok(crate::delivery::prepare(client).await?)
+    }
+
+    fn start(
+        self,
+        started: Started<Notifications>,
+    ) -> (Self::Grpc, Vec<tokio::task::JoinHandle<()>>) {
+        let worker = tokio::spawn(crate::delivery::run(
+            self.config.read.database_url.clone(),
+            self.config.smtp,
+            self.config.clock,
+            started.checkpoint,
+            started.stopping,
+        ));
+        let grpc = NotifyGrpc::new(started.reader);
+        (NotificationServiceServer::new(grpc), vec![worker])
     }
 }

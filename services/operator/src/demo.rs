@@ -1,7 +1,7 @@
 //! `careline demo`.
 
+use careline_client::demo::{Signer, first_thread, seed};
 use clap::Args;
-use command_service::demo::{Signer, first_thread, seed};
 use service_kit::TokenIssuer;
 
 #[derive(Debug, Args)]

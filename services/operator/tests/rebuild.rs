@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use event_store::testing::TestStream;
-use inbox_service::testing::{Spec, append, generate};
+use event_store::world::{Spec, append, generate};
 use projections::testing::TestDatabase;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -261,7 +261,13 @@ impl TokenKeys {
 
     /// Reads `CARELINE_TOKEN_PUBLIC_KEYS`.
     pub fn from_env() -> Result<Self, String> {
-        let text = std::env::var(PUBLIC_KEYS_VAR).map_err(|_| {
+        Self::from_setting(std::env::var(PUBLIC_KEYS_VAR).ok())
+    }
+
+    /// The value of `CARELINE_TOKEN_PUBLIC_KEYS`, however a service reads
+    /// its settings; every service needs it.
+    pub fn from_setting(value: Option<String>) -> Result<Self, String> {
+        let text = value.filter(|v| !v.trim().is_empty()).ok_or_else(|| {
             format!("{PUBLIC_KEYS_VAR} is not set: give every service the issuer's public key(s), 'key-id:base64url' (careline keys generates a pair)")
         })?;
         Self::from_public_keys(&text).map_err(|e| format!("{PUBLIC_KEYS_VAR}: {e}"))

@@ -4,9 +4,13 @@
 //!   them (operator CLI, demo) and checking them on every call.
 //! * [`server`]: serving a tonic service with gRPC health and server
 //!   reflection (v1 and v1alpha, so grpcurl can list it) until shutdown.
+//! * [`ids`]: the one parser of ids, and a type per kind of id.
 //! * [`shutdown_signal`] and [`init_tracing`] for each binary's thin `main`.
 
+use std::future::Future;
+
 pub mod auth;
+pub mod ids;
 pub mod server;
 
 pub use auth::{Caller, Role, TokenIssuer, TokenKeys, test_issuer};
@@ -33,6 +37,34 @@ pub fn internal(what: &str, detail: &dyn std::fmt::Display) -> tonic::Status {
     tonic::Status::internal(format!(
         "{what} failed (reference {reference}: the details are in the service's log)"
     ))
+}
+
+/// A service binary: its configuration from the environment, built, and
+/// run until it is told to stop. Every binary's `main` is [`main`] of one.
+pub trait Service: Sized {
+    type Config;
+    /// The configuration, from the process environment.
+    fn config_from_env() -> anyhow::Result<Self::Config>;
+    /// Connects what the service needs and binds its port.
+    fn build(config: Self::Config) -> impl Future<Output = anyhow::Result<Self>> + Send;
+    /// Serves until `shutdown` resolves; the work in flight finishes first.
+    fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send;
+}
+
+/// A service binary's `main`: logging, configuration, build, and run until
+/// Ctrl-C or SIGTERM.
+pub fn main<S: Service>() -> anyhow::Result<()> {
+    init_tracing();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(async {
+            let config = S::config_from_env()?;
+            S::build(config).await?.run(shutdown_signal()).await
+        })
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -59,12 +59,20 @@ impl ServerTls {
     pub fn from_env() -> Result<Option<Self>, String> {
         let var = |name| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         match (var(TLS_CERT_VAR), var(TLS_KEY_VAR)) {
-            (Some(cert), Some(key)) => Self::from_files(cert.as_ref(), key.as_ref()).map(Some),
+            (Some(cert), Some(key)) => Self::from_setting(Some((cert, key))),
             (None, None) => Ok(None),
             _ => Err(format!(
                 "set {TLS_CERT_VAR} and {TLS_KEY_VAR} together, or neither"
             )),
         }
+    }
+
+    /// The files `CARELINE_TLS_CERT` and `CARELINE_TLS_KEY` name, however
+    /// a service reads its settings: `None` serves plaintext.
+    pub fn from_setting(files: Option<(String, String)>) -> Result<Option<Self>, String> {
+        files
+            .map(|(cert, key)| Self::from_files(cert.as_ref(), key.as_ref()))
+            .transpose()
     }
 }
 

@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use command_service::client::command_id;
-use command_service::demo::first_thread;
+use careline_client::bearer::command_id;
+use careline_client::demo::first_thread;
 use event_store::testing::{message, new_thread, publish_junk};
 use event_store::{AggregateRef, EventStore};
 use proto::audit as audit_pb;

@@ -1,6 +1,6 @@
 //! Exports: JSON lines, and an HL7 FHIR R4 Bundle of AuditEvent resources.
 
-use command_service::demo::first_thread;
+use careline_client::demo::first_thread;
 use futures::StreamExt;
 use proto::audit as pb;
 use serde_json::Value;

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use command_service::client::command_id;
-use command_service::demo::first_thread;
+use careline_client::bearer::command_id;
+use careline_client::demo::first_thread;
 use projections::RunnerConfig;
 use proto::audit as pb;
 use proto::command as cmd;

@@ -1,7 +1,7 @@
 //! The audit service opens auditors' and operators' calls only to people
 //! the log has granted the role, whatever a token says.
 
-use command_service::client::command_id;
+use careline_client::bearer::command_id;
 use proto::audit as pb;
 use proto::command as cmd;
 use service_kit::{Caller, Role};

@@ -3,16 +3,15 @@
 
 use std::time::Duration;
 
-use command_service::client::Bearer;
 use event_store::EventStore;
 use event_store::testing::TestStream;
-use inbox_service::testing::{Spec, append, generate};
+use event_store::world::{Spec, append, generate};
 use projections::testing::TestDatabase;
 use proto::audit as pb;
 use proto::audit::audit_service_client::AuditServiceClient;
 use tonic::transport::Channel;
 
-use crate::support::{auditor, issuer, keys};
+use crate::support::auditor;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_exports_hold_no_connection_and_are_limited_per_person() {
@@ -34,33 +33,22 @@ async fn stalled_exports_hold_no_connection_and_are_limited_per_person() {
     )
     .await;
     let db = TestDatabase::new("stalledexport").await;
-    let app = audit_service::Application::with_store(
-        audit_service::Config {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            database_url: db.url.clone(),
-            store: stream.config().clone(),
-            wait_for_position: Duration::from_secs(30),
-            batch_size: 1000,
-            // As few connections as stalled exports.
-            pool_size: 2,
-            export_stall: Duration::from_secs(STALL),
-        },
+    let mut config = testkit::audit_config(&db, &stream, Duration::from_secs(30));
+    config.read.batch_size = 1000;
+    // As few connections as stalled exports.
+    config.read.pool_size = 2;
+    config.export_stall = Duration::from_secs(STALL);
+    let service = testkit::run_read::<audit_service::startup::AuditParts<_>, _>(
+        config,
         stream.store().clone(),
-        keys(),
     )
-    .await
-    .unwrap();
-    let addr = app.local_addr();
-    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app.run(async {
-        let _ = stopped.await;
-    }));
+    .await;
+    let addr = service.addr;
     let head = stream.store().last_position().await.unwrap();
     let patient_id = world.patients[0].to_string();
-    let token = issuer().mint(&auditor(&world), Duration::from_secs(3600));
-    let client = |channel: Channel| {
-        AuditServiceClient::with_interceptor(channel, Bearer::new(&token).unwrap())
-    };
+    let officer = auditor(&world);
+    let client =
+        |channel: Channel| AuditServiceClient::with_interceptor(channel, testkit::bearer(&officer));
     let connect = || crate::support::channel(addr);
     let export = pb::ExportRequest {
         min_position: head,

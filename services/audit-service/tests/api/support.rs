@@ -2,7 +2,7 @@
 //! process, on their own stream and their own database (`testkit`).
 
 use service_kit::{Caller, Role};
-pub use testkit::{Audit, System, channel, issuer, keys};
+pub use testkit::{Audit, System, channel};
 
 pub async fn system(label: &str) -> System {
     System::start(
@@ -17,7 +17,7 @@ pub async fn system(label: &str) -> System {
 }
 
 /// The generated world's privacy officer (granted the auditor role).
-pub fn auditor(world: &inbox_service::testing::World) -> Caller {
+pub fn auditor(world: &event_store::world::World) -> Caller {
     Caller {
         person_id: world.auditor,
         role: Role::Auditor,
@@ -26,7 +26,7 @@ pub fn auditor(world: &inbox_service::testing::World) -> Caller {
 }
 
 /// The generated world's operator (granted the operator role).
-pub fn operator(world: &inbox_service::testing::World) -> Caller {
+pub fn operator(world: &event_store::world::World) -> Caller {
     Caller {
         person_id: world.operator,
         role: Role::Operator,

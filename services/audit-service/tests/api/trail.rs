@@ -1,8 +1,9 @@
 //! The trail of the seeds' scenario, every read path on it, and who may
 //! read which trail.
 
-use command_service::client::command_id;
-use command_service::demo::first_thread;
+use careline_client::Steps;
+use careline_client::bearer::command_id;
+use careline_client::demo::first_thread;
 use proto::audit as pb;
 use proto::command as cmd;
 use proto::inbox;
@@ -52,58 +53,20 @@ async fn the_scenario_is_on_the_record_trail_in_order() {
     let before = s.head().await;
     let thread = first_thread(&s.signer, &org).await.unwrap();
     let mut nurse = s.signer.client(&org.nurse).unwrap();
+    nurse.assign(&thread, &org.nurse).await.unwrap();
     nurse
-        .assign_thread(cmd::AssignThreadRequest {
-            command_id: command_id(),
-            thread_id: thread.clone(),
-            assignee_id: org.nurse.person_id.to_string(),
-        })
-        .await
-        .unwrap();
-    nurse
-        .add_participants(cmd::AddParticipantsRequest {
-            command_id: command_id(),
-            thread_id: thread.clone(),
-            recipients: vec![cmd::Recipient {
-                recipient: Some(cmd::recipient::Recipient::ProfessionalId(
-                    org.consultant.person_id.to_string(),
-                )),
-            }],
-            carer_ids: vec![],
-        })
+        .add_professional(&thread, &org.consultant)
         .await
         .unwrap();
     let mut consultant = s.signer.client(&org.consultant).unwrap();
     consultant
-        .post_message(cmd::PostMessageRequest {
-            command_id: command_id(),
-            thread_id: thread.clone(),
-            body: "One litre on Sunday.".into(),
-        })
+        .post(&thread, "One litre on Sunday.")
         .await
         .unwrap();
-    consultant
-        .leave_thread(cmd::LeaveThreadRequest {
-            command_id: command_id(),
-            thread_id: thread.clone(),
-        })
-        .await
-        .unwrap();
-    nurse
-        .archive_thread(cmd::ArchiveThreadRequest {
-            command_id: command_id(),
-            thread_id: thread.clone(),
-        })
-        .await
-        .unwrap();
+    consultant.leave(&thread).await.unwrap();
+    nurse.archive(&thread).await.unwrap();
     let mut pat = s.signer.client(&org.patient).unwrap();
-    pat.post_message(cmd::PostMessageRequest {
-        command_id: command_id(),
-        thread_id: thread.clone(),
-        body: "Thank you.".into(),
-    })
-    .await
-    .unwrap();
+    pat.post(&thread, "Thank you.").await.unwrap();
     pat.revoke_carer_consent(cmd::RevokeCarerConsentRequest {
         command_id: command_id(),
         patient_id: patient.clone(),
@@ -215,11 +178,7 @@ async fn every_read_path_leaves_a_view_entry() {
     s.signer
         .client(&org.nurse)
         .unwrap()
-        .post_message(cmd::PostMessageRequest {
-            command_id: command_id(),
-            thread_id: thread.clone(),
-            body: "Please weigh yourself each morning.".into(),
-        })
+        .post(&thread, "Please weigh yourself each morning.")
         .await
         .unwrap();
     let at = s.head().await;

@@ -49,6 +49,15 @@ pub enum DomainError {
     FailedPrecondition(String),
 }
 
+impl From<service_kit::ids::BadId> for DomainError {
+    fn from(e: service_kit::ids::BadId) -> Self {
+        DomainError::InvalidArgument {
+            field: e.field,
+            message: e.message,
+        }
+    }
+}
+
 impl DomainError {
     pub fn denied(rule: impl Into<String>) -> Self {
         DomainError::PermissionDenied(rule.into())

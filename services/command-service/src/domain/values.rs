@@ -3,8 +3,6 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use uuid::Uuid;
-
 use super::DomainError;
 
 pub const NAME_MAX: usize = 200;
@@ -33,18 +31,9 @@ fn invalid(field: &'static str, message: impl Into<String>) -> DomainError {
     }
 }
 
-/// A UUID in canonical form.
+/// A UUID in canonical form (`service_kit::ids`, the one parser of ids).
 pub fn id(field: &'static str, value: &str) -> Result<String, DomainError> {
-    if value.trim().is_empty() {
-        return Err(invalid(field, "is required"));
-    }
-    match Uuid::parse_str(value.trim()) {
-        Ok(id) if !id.is_nil() => Ok(id.to_string()),
-        _ => Err(invalid(
-            field,
-            format!("{} is not a UUID", service_kit::echo(value)),
-        )),
-    }
+    Ok(service_kit::ids::canonical(field, value)?)
 }
 
 /// A UUID, or `default` when empty.
@@ -166,6 +155,7 @@ pub fn ids(field: &'static str, values: &[String], max: usize) -> Result<Vec<Str
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uuid::Uuid;
 
     fn field_of(e: DomainError) -> &'static str {
         match e {

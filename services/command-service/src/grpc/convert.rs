@@ -19,6 +19,7 @@ use crate::domain::thread::{
 };
 use crate::domain::values::{self as v};
 use crate::domain::{Actor, DomainError};
+use service_kit::ids::{GrantId, MessageId, PatientId, PersonId, TeamId, ThreadId};
 
 /// Every request names its command id.
 pub trait HasCommandId {
@@ -91,9 +92,11 @@ fn recipients(
     let mut out = Vec::with_capacity(list.len());
     for recipient in list {
         let parsed = match recipient.recipient {
-            Some(pb::recipient::Recipient::TeamId(id)) => Recipient::Team(v::id(field, &id)?),
+            Some(pb::recipient::Recipient::TeamId(id)) => {
+                Recipient::Team(TeamId::parse(field, &id)?.into())
+            }
             Some(pb::recipient::Recipient::ProfessionalId(id)) => {
-                Recipient::Professional(v::id(field, &id)?)
+                Recipient::Professional(PersonId::parse(field, &id)?.into())
             }
             None => {
                 return Err(DomainError::invalid(
@@ -172,7 +175,7 @@ fn staff_role(role: &str) -> Result<service_kit::Role, DomainError> {
 impl FromRequest<pb::GrantStaffRoleRequest> for GrantStaffRole {
     fn from_request(r: pb::GrantStaffRoleRequest, _: &str, _: &Actor) -> Result<Self, DomainError> {
         Ok(Self {
-            person_id: v::id("person_id", &r.person_id)?,
+            person_id: PersonId::parse("person_id", &r.person_id)?.into(),
             role: staff_role(&r.role)?,
             name: v::name("name", &r.name)?,
         })
@@ -186,7 +189,7 @@ impl FromRequest<pb::RevokeStaffRoleRequest> for RevokeStaffRole {
         _: &Actor,
     ) -> Result<Self, DomainError> {
         Ok(Self {
-            person_id: v::id("person_id", &r.person_id)?,
+            person_id: PersonId::parse("person_id", &r.person_id)?.into(),
             role: staff_role(&r.role)?,
         })
     }
@@ -209,8 +212,8 @@ impl FromRequest<pb::CreateTeamRequest> for CreateTeam {
 impl FromRequest<pb::AddTeamMemberRequest> for AddTeamMember {
     fn from_request(r: pb::AddTeamMemberRequest, _: &str, _: &Actor) -> Result<Self, DomainError> {
         Ok(Self {
-            team_id: v::id("team_id", &r.team_id)?,
-            professional_id: v::id("professional_id", &r.professional_id)?,
+            team_id: TeamId::parse("team_id", &r.team_id)?.into(),
+            professional_id: PersonId::parse("professional_id", &r.professional_id)?.into(),
             contactable: r.contactable,
             lead: r.lead,
         })
@@ -224,8 +227,8 @@ impl FromRequest<pb::RemoveTeamMemberRequest> for RemoveTeamMember {
         _: &Actor,
     ) -> Result<Self, DomainError> {
         Ok(Self {
-            team_id: v::id("team_id", &r.team_id)?,
-            professional_id: v::id("professional_id", &r.professional_id)?,
+            team_id: TeamId::parse("team_id", &r.team_id)?.into(),
+            professional_id: PersonId::parse("professional_id", &r.professional_id)?.into(),
         })
     }
 }
@@ -237,8 +240,8 @@ impl FromRequest<pb::SetMemberContactableRequest> for SetMemberContactable {
         _: &Actor,
     ) -> Result<Self, DomainError> {
         Ok(Self {
-            team_id: v::id("team_id", &r.team_id)?,
-            professional_id: v::id("professional_id", &r.professional_id)?,
+            team_id: TeamId::parse("team_id", &r.team_id)?.into(),
+            professional_id: PersonId::parse("professional_id", &r.professional_id)?.into(),
             contactable: r.contactable,
         })
     }
@@ -247,8 +250,8 @@ impl FromRequest<pb::SetMemberContactableRequest> for SetMemberContactable {
 impl FromRequest<pb::SetMemberLeadRequest> for SetMemberLead {
     fn from_request(r: pb::SetMemberLeadRequest, _: &str, _: &Actor) -> Result<Self, DomainError> {
         Ok(Self {
-            team_id: v::id("team_id", &r.team_id)?,
-            professional_id: v::id("professional_id", &r.professional_id)?,
+            team_id: TeamId::parse("team_id", &r.team_id)?.into(),
+            professional_id: PersonId::parse("professional_id", &r.professional_id)?.into(),
             lead: r.lead,
         })
     }
@@ -257,7 +260,7 @@ impl FromRequest<pb::SetMemberLeadRequest> for SetMemberLead {
 impl FromRequest<pb::SetAutoCcRequest> for SetAutoCc {
     fn from_request(r: pb::SetAutoCcRequest, _: &str, _: &Actor) -> Result<Self, DomainError> {
         Ok(Self {
-            team_id: v::id("team_id", &r.team_id)?,
+            team_id: TeamId::parse("team_id", &r.team_id)?.into(),
             enabled: r.enabled,
         })
     }
@@ -270,11 +273,11 @@ impl FromRequest<pb::SetDefaultContactRequest> for SetDefaultContact {
         _: &Actor,
     ) -> Result<Self, DomainError> {
         Ok(Self {
-            team_id: v::id("team_id", &r.team_id)?,
+            team_id: TeamId::parse("team_id", &r.team_id)?.into(),
             professional_id: if r.professional_id.trim().is_empty() {
                 None
             } else {
-                Some(v::id("professional_id", &r.professional_id)?)
+                Some(PersonId::parse("professional_id", &r.professional_id)?.into())
             },
         })
     }
@@ -283,7 +286,7 @@ impl FromRequest<pb::SetDefaultContactRequest> for SetDefaultContact {
 impl FromRequest<pb::IssueJoinCodeRequest> for IssueJoinCode {
     fn from_request(r: pb::IssueJoinCodeRequest, _: &str, _: &Actor) -> Result<Self, DomainError> {
         Ok(Self {
-            team_id: v::id("team_id", &r.team_id)?,
+            team_id: TeamId::parse("team_id", &r.team_id)?.into(),
             join_code: new_join_code(),
         })
     }
@@ -311,7 +314,7 @@ impl FromRequest<pb::VerifyPatientEmailRequest> for VerifyPatientEmail {
         _: &Actor,
     ) -> Result<Self, DomainError> {
         Ok(Self {
-            patient_id: v::id("patient_id", &r.patient_id)?,
+            patient_id: PatientId::parse("patient_id", &r.patient_id)?.into(),
             email: v::email("email", &r.email, true)?,
         })
     }
@@ -324,8 +327,8 @@ impl FromRequest<pb::AddPatientToTeamRequest> for AddPatientToTeam {
         _: &Actor,
     ) -> Result<Self, DomainError> {
         Ok(Self {
-            patient_id: v::id("patient_id", &r.patient_id)?,
-            team_id: v::id("team_id", &r.team_id)?,
+            patient_id: PatientId::parse("patient_id", &r.patient_id)?.into(),
+            team_id: TeamId::parse("team_id", &r.team_id)?.into(),
         })
     }
 }
@@ -339,7 +342,7 @@ impl FromRequest<pb::JoinTeamWithCodeRequest> for JoinTeamWithCode {
         Ok(Self {
             // The record is the signed-in patient's own.
             patient_id: actor.person_id.clone(),
-            team_id: v::id("team_id", &r.team_id)?,
+            team_id: TeamId::parse("team_id", &r.team_id)?.into(),
             join_code: v::text("join_code", &r.join_code, 1, v::JOIN_CODE_MAX)?,
         })
     }
@@ -352,8 +355,8 @@ impl FromRequest<pb::GrantCarerConsentRequest> for GrantCarerConsent {
         _: &Actor,
     ) -> Result<Self, DomainError> {
         Ok(Self {
-            patient_id: v::id("patient_id", &r.patient_id)?,
-            carer_id: v::id("carer_id", &r.carer_id)?,
+            patient_id: PatientId::parse("patient_id", &r.patient_id)?.into(),
+            carer_id: PersonId::parse("carer_id", &r.carer_id)?.into(),
             relationship: relationship(r.relationship)?,
             expires_at: r
                 .expires_at
@@ -371,8 +374,8 @@ impl FromRequest<pb::RevokeCarerConsentRequest> for RevokeCarerConsent {
         _: &Actor,
     ) -> Result<Self, DomainError> {
         Ok(Self {
-            patient_id: v::id("patient_id", &r.patient_id)?,
-            carer_id: v::id("carer_id", &r.carer_id)?,
+            patient_id: PatientId::parse("patient_id", &r.patient_id)?.into(),
+            carer_id: PersonId::parse("carer_id", &r.carer_id)?.into(),
         })
     }
 }
@@ -388,9 +391,9 @@ impl FromRequest<pb::GrantRecordAccessRequest> for GrantRecordAccess {
             .as_ref()
             .ok_or_else(|| DomainError::invalid("expires_at", "is required: access always ends"))?;
         Ok(Self {
-            patient_id: v::id("patient_id", &r.patient_id)?,
+            patient_id: PatientId::parse("patient_id", &r.patient_id)?.into(),
             grant_id: command_id.to_string(),
-            team_id: v::id("team_id", &r.team_id)?,
+            team_id: TeamId::parse("team_id", &r.team_id)?.into(),
             expires_at: v::timestamp("expires_at", expires_at)?,
             reason: v::text("reason", &r.reason, 0, v::REASON_MAX)?,
         })
@@ -404,8 +407,8 @@ impl FromRequest<pb::RevokeRecordAccessRequest> for RevokeRecordAccess {
         _: &Actor,
     ) -> Result<Self, DomainError> {
         Ok(Self {
-            patient_id: v::id("patient_id", &r.patient_id)?,
-            grant_id: v::id("grant_id", &r.grant_id)?,
+            patient_id: PatientId::parse("patient_id", &r.patient_id)?.into(),
+            grant_id: GrantId::parse("grant_id", &r.grant_id)?.into(),
         })
     }
 }
@@ -418,7 +421,7 @@ impl FromRequest<pb::StartThreadRequest> for StartThread {
     ) -> Result<Self, DomainError> {
         Ok(Self {
             thread_id: v::id_or("thread_id", &r.thread_id, command_id)?,
-            patient_id: v::id("patient_id", &r.patient_id)?,
+            patient_id: PatientId::parse("patient_id", &r.patient_id)?.into(),
             subject: v::text("subject", &r.subject, 1, v::SUBJECT_MAX)?,
             body: v::text("body", &r.body, 1, v::BODY_MAX)?,
             message_id: command_id.to_string(),
@@ -435,7 +438,7 @@ impl FromRequest<pb::PostMessageRequest> for PostMessage {
         _: &Actor,
     ) -> Result<Self, DomainError> {
         Ok(Self {
-            thread_id: v::id("thread_id", &r.thread_id)?,
+            thread_id: ThreadId::parse("thread_id", &r.thread_id)?.into(),
             message_id: command_id.to_string(),
             body: v::text("body", &r.body, 1, v::BODY_MAX)?,
         })
@@ -449,7 +452,7 @@ impl FromRequest<pb::AddParticipantsRequest> for AddParticipants {
         _: &Actor,
     ) -> Result<Self, DomainError> {
         let added = Self {
-            thread_id: v::id("thread_id", &r.thread_id)?,
+            thread_id: ThreadId::parse("thread_id", &r.thread_id)?.into(),
             recipients: recipients("recipients", r.recipients)?,
             carer_ids: v::ids("carer_ids", &r.carer_ids, v::CARERS_MAX)?,
         };
@@ -466,7 +469,7 @@ impl FromRequest<pb::AddParticipantsRequest> for AddParticipants {
 impl FromRequest<pb::LeaveThreadRequest> for LeaveThread {
     fn from_request(r: pb::LeaveThreadRequest, _: &str, _: &Actor) -> Result<Self, DomainError> {
         Ok(Self {
-            thread_id: v::id("thread_id", &r.thread_id)?,
+            thread_id: ThreadId::parse("thread_id", &r.thread_id)?.into(),
         })
     }
 }
@@ -474,8 +477,8 @@ impl FromRequest<pb::LeaveThreadRequest> for LeaveThread {
 impl FromRequest<pb::AssignThreadRequest> for AssignThread {
     fn from_request(r: pb::AssignThreadRequest, _: &str, _: &Actor) -> Result<Self, DomainError> {
         Ok(Self {
-            thread_id: v::id("thread_id", &r.thread_id)?,
-            assignee_id: v::id("assignee_id", &r.assignee_id)?,
+            thread_id: ThreadId::parse("thread_id", &r.thread_id)?.into(),
+            assignee_id: PersonId::parse("assignee_id", &r.assignee_id)?.into(),
         })
     }
 }
@@ -483,7 +486,7 @@ impl FromRequest<pb::AssignThreadRequest> for AssignThread {
 impl FromRequest<pb::UnassignThreadRequest> for UnassignThread {
     fn from_request(r: pb::UnassignThreadRequest, _: &str, _: &Actor) -> Result<Self, DomainError> {
         Ok(Self {
-            thread_id: v::id("thread_id", &r.thread_id)?,
+            thread_id: ThreadId::parse("thread_id", &r.thread_id)?.into(),
         })
     }
 }
@@ -493,7 +496,7 @@ macro_rules! status_change {
         impl FromRequest<$request> for ChangeStatus {
             fn from_request(r: $request, _: &str, _: &Actor) -> Result<Self, DomainError> {
                 Ok(Self {
-                    thread_id: v::id("thread_id", &r.thread_id)?,
+                    thread_id: ThreadId::parse("thread_id", &r.thread_id)?.into(),
                     change: $change,
                 })
             }
@@ -508,8 +511,8 @@ status_change!(pb::ReopenThreadRequest, StatusChange::Reopen);
 impl FromRequest<pb::MarkReadRequest> for MarkRead {
     fn from_request(r: pb::MarkReadRequest, _: &str, _: &Actor) -> Result<Self, DomainError> {
         Ok(Self {
-            thread_id: v::id("thread_id", &r.thread_id)?,
-            message_id: v::id("message_id", &r.message_id)?,
+            thread_id: ThreadId::parse("thread_id", &r.thread_id)?.into(),
+            message_id: MessageId::parse("message_id", &r.message_id)?.into(),
         })
     }
 }

@@ -11,8 +11,9 @@
 //! Outcomes: `ok`, `pd` permission denied, `nf` not found, `fp` failed
 //! precondition.
 
-use command_service::client::{Client, command_id};
-use command_service::demo::DemoOrg;
+use careline_client::Steps;
+use careline_client::bearer::{Client, command_id};
+use careline_client::demo::DemoOrg;
 use futures::future::join_all;
 use proto::command as pb;
 use service_kit::{Caller, Role};
@@ -123,7 +124,7 @@ impl Fixture<'_> {
 
     /// Pat writes to the Renal Unit, copying in her father.
     async fn thread(&self) -> String {
-        command_service::demo::first_thread(&self.app.signer, self.org)
+        careline_client::demo::first_thread(&self.app.signer, self.org)
             .await
             .unwrap()
     }
@@ -302,23 +303,10 @@ impl Fixture<'_> {
         let mut lead_message = String::new();
         match case {
             Case::UnassignThread => {
-                nurse
-                    .assign_thread(pb::AssignThreadRequest {
-                        command_id: command_id(),
-                        thread_id: thread.clone(),
-                        assignee_id: o.nurse.person_id.to_string(),
-                    })
-                    .await
-                    .unwrap();
+                nurse.assign(&thread, &o.nurse).await.unwrap();
             }
             Case::ReopenThread => {
-                nurse
-                    .archive_thread(pb::ArchiveThreadRequest {
-                        command_id: command_id(),
-                        thread_id: thread.clone(),
-                    })
-                    .await
-                    .unwrap();
+                nurse.archive(&thread).await.unwrap();
             }
             Case::MarkRead => {
                 lead_message = self

@@ -1,8 +1,8 @@
 //! A log recorded before id claims existed: `claims::backfill` claims its
 //! person ids and command ids, after which the rules hold for old entries.
 
+use careline_client::bearer::command_id;
 use command_service::claims::backfill;
-use command_service::client::command_id;
 use event_store::testing::envelope;
 use event_store::{AggregateRef, EventStore};
 use proto::command as pb;

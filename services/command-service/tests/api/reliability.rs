@@ -4,8 +4,8 @@
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
-use command_service::client::{client, command_id};
-use command_service::demo::first_thread;
+use careline_client::bearer::{client, command_id};
+use careline_client::demo::first_thread;
 use event_store::testing::{NatsServer, TestStream, unique_config};
 use event_store::{
     AggregateRef, Appended, Error as StoreError, EventStore, MemoryStore, StoreConfig,
@@ -82,7 +82,7 @@ async fn a_retry_after_the_duplicate_window_is_answered_by_the_aggregate() {
     })
     .await;
     let (_, first_signer, _first) = serve(stream.store().clone()).await;
-    let org = command_service::demo::seed(&first_signer).await.unwrap();
+    let org = careline_client::demo::seed(&first_signer).await.unwrap();
     let thread = first_thread(&first_signer, &org).await.unwrap();
     let id = command_id();
     let first = first_signer
@@ -286,7 +286,7 @@ async fn an_unreachable_event_log_is_unavailable_and_a_retry_heals() {
     };
     let store = event_store::JetStreamStore::connect(config).await.unwrap();
     let (_, signer, _server) = serve(store.clone()).await;
-    let org = command_service::demo::seed(&signer).await.unwrap();
+    let org = careline_client::demo::seed(&signer).await.unwrap();
     let thread = first_thread(&signer, &org).await.unwrap();
     let mut nurse = signer.client(&org.nurse).unwrap();
 
@@ -492,7 +492,7 @@ async fn a_command_id_is_refused_on_another_aggregate_also_after_the_duplicate_w
     })
     .await;
     let (_, signer, _server) = serve(stream.store().clone()).await;
-    let org = command_service::demo::seed(&signer).await.unwrap();
+    let org = careline_client::demo::seed(&signer).await.unwrap();
     let mut pat = signer.client(&org.patient).unwrap();
     let start = |id: &str, thread: &str| pb::StartThreadRequest {
         command_id: id.into(),
@@ -555,8 +555,8 @@ async fn posting_faster_than_the_limit_is_refused_until_the_minute_passes() {
     tokio::spawn(server.run(async {
         let _ = stopped.await;
     }));
-    let signer = command_service::demo::Signer::new(connect(addr).await, issuer());
-    let org = command_service::demo::seed(&signer).await.unwrap();
+    let signer = careline_client::demo::Signer::new(connect(addr).await, issuer());
+    let org = careline_client::demo::seed(&signer).await.unwrap();
     // The demo's first thread is one of the patient's posts.
     let thread = first_thread(&signer, &org).await.unwrap();
     let mut nurse = signer.client(&org.nurse).unwrap();

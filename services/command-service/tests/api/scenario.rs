@@ -1,7 +1,8 @@
 //! The seed documents' scenarios, end to end through the gRPC API and NATS.
 
-use command_service::client::command_id;
-use command_service::demo::first_thread;
+use careline_client::Steps;
+use careline_client::bearer::command_id;
+use careline_client::demo::first_thread;
 use proto::command as pb;
 use proto::events::envelope::Payload;
 use proto::events::{JoinReason, Role};
@@ -46,27 +47,14 @@ async fn a_patient_writes_a_nurse_handles_escalates_and_archives_and_the_reply_r
     // The consultant answers and leaves; Nina archives the thread.
     let mut consultant = app.signer.client(&org.consultant).unwrap();
     consultant
-        .post_message(pb::PostMessageRequest {
-            command_id: command_id(),
-            thread_id: thread.clone(),
-            body: "One litre on Sunday, and weigh yourself in the morning.".into(),
-        })
+        .post(
+            &thread,
+            "One litre on Sunday, and weigh yourself in the morning.",
+        )
         .await
         .unwrap();
-    consultant
-        .leave_thread(pb::LeaveThreadRequest {
-            command_id: command_id(),
-            thread_id: thread.clone(),
-        })
-        .await
-        .unwrap();
-    nurse
-        .archive_thread(pb::ArchiveThreadRequest {
-            command_id: command_id(),
-            thread_id: thread.clone(),
-        })
-        .await
-        .unwrap();
+    consultant.leave(&thread).await.unwrap();
+    nurse.archive(&thread).await.unwrap();
     // Pat replies: the thread comes back.
     let reply = app
         .signer

@@ -3,7 +3,7 @@
 //! once), and a token claiming a role the log does not confirm is refused
 //! and writes nothing.
 
-use command_service::client::command_id;
+use careline_client::bearer::command_id;
 use proto::command as pb;
 use service_kit::{Caller, Role};
 use tonic::Code;

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use command_service::demo::{DemoOrg, Signer};
+use careline_client::demo::{DemoOrg, Signer};
 use command_service::{App, Application};
 use event_store::testing::TestStream;
 use event_store::{EventStore, RecordedEvent};
@@ -89,7 +89,7 @@ pub async fn spawn_app(label: &str) -> TestApp {
 impl TestApp {
     /// The demo organisation, seeded through the API.
     pub async fn org(&self) -> DemoOrg {
-        command_service::demo::seed(&self.signer)
+        careline_client::demo::seed(&self.signer)
             .await
             .expect("seed the demo organisation")
     }

@@ -2,7 +2,7 @@
 //! a client that trusts the CA works; plaintext, or TLS without the CA,
 //! gets nothing.
 
-use command_service::client::{client, command_id};
+use careline_client::bearer::{client, command_id};
 use command_service::{App, Application};
 use event_store::EventStore;
 use event_store::testing::{TestStream, dev_certs};

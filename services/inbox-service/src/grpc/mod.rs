@@ -4,48 +4,37 @@
 //! projection has reached `min_position` (read-your-writes), query, and
 //! stamp the answer with the position it reflects.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use proto::inbox as pb;
 use proto::inbox::inbox_service_server::InboxService;
-use service_kit::{Caller, TokenKeys};
+use service_kit::Caller;
+use service_kit::ids::{PatientId, TeamId, ThreadId};
 use tonic::{Request, Response, Status};
-use uuid::Uuid;
 
-use projections::Serving;
+use projections::Reader;
 
 use crate::access::{AccessLog, Shown};
-use crate::error::Error;
+use crate::error::{Error, Inbox};
 use crate::queries::{self, ListFilter, Viewer};
 
 /// The inbox service.
 pub struct InboxGrpc {
-    pool: deadpool_postgres::Pool,
-    keys: TokenKeys,
-    progress: Serving,
-    wait: Duration,
+    reader: Reader<Inbox>,
     access: AccessLog,
 }
 
 impl std::fmt::Debug for InboxGrpc {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("InboxGrpc")
-            .field("wait", &self.wait)
-            .finish()
+            .field("reader", &self.reader)
+            .finish_non_exhaustive()
     }
 }
 
 const PAGE_DEFAULT: u32 = 50;
 const PAGE_MAX: u32 = 200;
 const NAME_PREFIX_MAX: usize = 100;
-
-fn id(field: &'static str, value: &str) -> Result<Uuid, Error> {
-    if value.is_empty() {
-        return Err(Error::invalid(field, "is required"));
-    }
-    Uuid::parse_str(value)
-        .map_err(|_| Error::invalid(field, format!("{} is not a UUID", service_kit::echo(value))))
-}
 
 /// A case-insensitive prefix as a LIKE pattern, its wildcards escaped.
 fn name_pattern(prefix: &str) -> Result<Option<String>, Error> {
@@ -98,7 +87,7 @@ fn filter(filters: Option<pb::Filters>, page_size: u32, cursor: &str) -> Result<
     let team = if filters.team_id.is_empty() {
         None
     } else {
-        Some(id("filters.team_id", &filters.team_id)?)
+        Some(TeamId::parse("filters.team_id", &filters.team_id)?.uuid())
     };
     let page_size = match page_size {
         0 => PAGE_DEFAULT,
@@ -129,24 +118,12 @@ fn filter(filters: Option<pb::Filters>, page_size: u32, cursor: &str) -> Result<
 }
 
 impl InboxGrpc {
-    pub fn new(
-        pool: deadpool_postgres::Pool,
-        keys: TokenKeys,
-        progress: Serving,
-        wait: Duration,
-        access: AccessLog,
-    ) -> Self {
-        Self {
-            pool,
-            keys,
-            progress,
-            wait,
-            access,
-        }
+    pub fn new(reader: Reader<Inbox>, access: AccessLog) -> Self {
+        Self { reader, access }
     }
 
     fn caller<T>(&self, request: &Request<T>) -> Result<(Caller, Viewer), Status> {
-        let caller = self.keys.authenticate(request)?;
+        let caller = self.reader.authenticate(request)?;
         let viewer = Viewer {
             id: caller.person_id,
             role: caller.role,
@@ -157,14 +134,11 @@ impl InboxGrpc {
     /// Waits until the projection has applied `min`; answers the position
     /// reached.
     async fn reached(&self, min: u64) -> Result<u64, Error> {
-        self.progress
-            .reached(min, self.wait)
-            .await
-            .map_err(|e| Error::Unavailable(format!("the inbox has {e}")))
+        self.reader.reached(min).await
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, Error> {
-        Ok(self.pool.get().await?)
+        self.reader.client().await
     }
 }
 
@@ -195,11 +169,13 @@ impl InboxService for InboxGrpc {
     ) -> Result<Response<pb::TeamInboxReply>, Status> {
         let (caller, viewer) = self.caller(&request)?;
         let r = request.into_inner();
-        let team = id("team_id", &r.team_id)?;
+        let team = TeamId::parse("team_id", &r.team_id)?;
         let filter = filter(r.filters, r.page_size, &r.cursor)?;
         let position = self.reached(r.min_position).await?;
         let client = self.client().await?;
-        let record = self.access.recorder(&caller, "TeamInbox", Some(team));
+        let record = self
+            .access
+            .recorder(&caller, "TeamInbox", Some(team.uuid()));
         let mut reply =
             queries::team_inbox(&client, viewer, SystemTime::now(), team, &filter, record).await?;
         if let Some(page) = reply.page.as_mut() {
@@ -214,7 +190,7 @@ impl InboxService for InboxGrpc {
     ) -> Result<Response<pb::ThreadDetail>, Status> {
         let (caller, viewer) = self.caller(&request)?;
         let r = request.into_inner();
-        let thread = id("thread_id", &r.thread_id)?;
+        let thread = ThreadId::parse("thread_id", &r.thread_id)?;
         let page = queries::MessagePage {
             size: match r.page_size {
                 0 => queries::THREAD_PAGE,
@@ -244,7 +220,7 @@ impl InboxService for InboxGrpc {
     ) -> Result<Response<pb::WhoCanIMessageReply>, Status> {
         let (caller, viewer) = self.caller(&request)?;
         let r = request.into_inner();
-        let patient = id("patient_id", &r.patient_id)?;
+        let patient = PatientId::parse("patient_id", &r.patient_id)?;
         let position = self.reached(r.min_position).await?;
         let client = self.client().await?;
         let mut reply =
@@ -264,7 +240,7 @@ impl InboxService for InboxGrpc {
     ) -> Result<Response<pb::NotReadByPatientReply>, Status> {
         let (caller, viewer) = self.caller(&request)?;
         let r = request.into_inner();
-        let team = id("team_id", &r.team_id)?;
+        let team = TeamId::parse("team_id", &r.team_id)?;
         let days = match r.days {
             None => 7,
             Some(d) if d > 3650 => return Err(Error::invalid("days", "at most 3650").into()),
@@ -274,7 +250,7 @@ impl InboxService for InboxGrpc {
         let client = self.client().await?;
         let record = self
             .access
-            .recorder(&caller, "NotReadByPatient", Some(team));
+            .recorder(&caller, "NotReadByPatient", Some(team.uuid()));
         let mut reply =
             queries::not_read_by_patient(&client, viewer, SystemTime::now(), team, days, record)
                 .await?;

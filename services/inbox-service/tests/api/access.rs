@@ -1,11 +1,10 @@
 //! Reads are recorded: every query that shows a record's threads appends a
 //! `RecordsViewed` event first, and a read that cannot be recorded fails.
 
-use command_service::client::command_id;
-use command_service::demo::first_thread;
+use careline_client::Steps;
+use careline_client::demo::first_thread;
 use event_store::EventStore;
 use futures::StreamExt;
-use proto::command as cmd;
 use proto::events::envelope::Payload;
 use proto::events::{RecordsViewed, Role};
 use proto::inbox as pb;
@@ -41,11 +40,7 @@ async fn every_read_path_records_who_saw_which_record() {
     s.signer
         .client(&org.nurse)
         .unwrap()
-        .post_message(cmd::PostMessageRequest {
-            command_id: command_id(),
-            thread_id: thread.clone(),
-            body: "Please weigh yourself each morning.".into(),
-        })
+        .post(&thread, "Please weigh yourself each morning.")
         .await
         .unwrap();
     let at = s.head().await;

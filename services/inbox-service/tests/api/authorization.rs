@@ -6,8 +6,8 @@
 //! dietitian, in one of Pat's teams but not one the thread is addressed to ·
 //! `A` an admin.
 
-use command_service::client::command_id;
-use command_service::demo::{DemoOrg, first_thread};
+use careline_client::bearer::command_id;
+use careline_client::demo::{DemoOrg, first_thread};
 use proto::command as cmd;
 use proto::inbox as pb;
 use service_kit::Caller;

@@ -4,8 +4,8 @@
 
 use std::time::{Duration, SystemTime};
 
-use command_service::client::command_id;
-use command_service::demo::{DemoOrg, first_thread};
+use careline_client::bearer::command_id;
+use careline_client::demo::{DemoOrg, first_thread};
 use proto::command as cmd;
 use proto::inbox as pb;
 use tonic::Code;

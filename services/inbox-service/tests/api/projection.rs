@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use event_store::testing::TestStream;
+use event_store::world::{Spec, append, generate};
 use event_store::{EventStore, JetStreamStore};
 use inbox_service::InboxProjection;
 use inbox_service::projection::TABLES;
-use inbox_service::testing::{Spec, append, generate};
 use projections::testing::TestDatabase;
 use projections::{Mode, Runner, RunnerConfig};
 

@@ -5,27 +5,24 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use event_store::EventStore;
 use event_store::testing::TestStream;
+use event_store::world::{Spec, World, generated};
 use inbox_service::InboxProjection;
-use inbox_service::testing::{Spec, World, append, generate};
-use projections::testing::{Query, TestDatabase, assert_rebuilds_leave_readers_alone, query};
+use projections::grpc_query;
+use projections::testing::{Query, TestDatabase, assert_rebuilds_leave_readers_alone};
 use proto::inbox as pb;
 use proto::inbox::inbox_service_client::InboxServiceClient;
 use service_kit::{Caller, Role};
 use tonic::transport::Channel;
 
-use command_service::client::Bearer;
-
-use crate::support::{Inbox, inbox_config, issuer, start_inbox};
+use crate::support::{Inbox, inbox_config, start_inbox};
 
 const REBUILDS: usize = 20;
 const CALLERS: usize = 8;
 
 /// A client acting as `who`.
 fn client(channel: &Channel, who: &Caller) -> Inbox {
-    let token = issuer().mint(who, Duration::from_secs(3600));
-    InboxServiceClient::with_interceptor(channel.clone(), Bearer::new(&token).unwrap())
+    InboxServiceClient::with_interceptor(channel.clone(), testkit::bearer(who))
 }
 
 /// Every inbox query, as a lead and as a patient of each of two teams.
@@ -53,65 +50,29 @@ fn queries(channel: &Channel, world: &World) -> Vec<Query> {
             },
         );
         for who in [&lead, &patient] {
-            let c = who.clone();
-            out.push(query(move || {
-                let mut c = c.clone();
-                async move {
-                    c.my_inbox(pb::MyInboxRequest::default())
-                        .await
-                        .map(tonic::Response::into_inner)
-                }
-            }));
-            let (c, thread) = (who.clone(), thread.clone());
-            out.push(query(move || {
-                let (mut c, thread_id) = (c.clone(), thread.clone());
-                async move {
-                    c.get_thread(pb::GetThreadRequest {
-                        thread_id,
-                        ..Default::default()
-                    })
-                    .await
-                    .map(tonic::Response::into_inner)
-                }
-            }));
+            out.push(grpc_query!(who, my_inbox, pb::MyInboxRequest::default()));
+            let request = pb::GetThreadRequest {
+                thread_id: thread.clone(),
+                ..Default::default()
+            };
+            out.push(grpc_query!(who, get_thread, request));
         }
-        let (c, team) = (lead.clone(), team_id.clone());
-        out.push(query(move || {
-            let (mut c, team_id) = (c.clone(), team.clone());
-            async move {
-                c.team_inbox(pb::TeamInboxRequest {
-                    team_id,
-                    ..Default::default()
-                })
-                .await
-                .map(tonic::Response::into_inner)
-            }
-        }));
-        let (c, team) = (lead.clone(), team_id.clone());
-        out.push(query(move || {
-            let (mut c, team_id) = (c.clone(), team.clone());
-            async move {
-                c.not_read_by_patient(pb::NotReadByPatientRequest {
-                    team_id,
-                    days: Some(7),
-                    ..Default::default()
-                })
-                .await
-                .map(tonic::Response::into_inner)
-            }
-        }));
-        let c = patient.clone();
-        out.push(query(move || {
-            let (mut c, patient_id) = (c.clone(), patient_id.clone());
-            async move {
-                c.who_can_i_message(pb::WhoCanIMessageRequest {
-                    patient_id,
-                    ..Default::default()
-                })
-                .await
-                .map(tonic::Response::into_inner)
-            }
-        }));
+        let request = pb::TeamInboxRequest {
+            team_id: team_id.clone(),
+            ..Default::default()
+        };
+        out.push(grpc_query!(lead, team_inbox, request));
+        let request = pb::NotReadByPatientRequest {
+            team_id: team_id.clone(),
+            days: Some(7),
+            ..Default::default()
+        };
+        out.push(grpc_query!(lead, not_read_by_patient, request));
+        let request = pb::WhoCanIMessageRequest {
+            patient_id: patient_id.clone(),
+            ..Default::default()
+        };
+        out.push(grpc_query!(patient, who_can_i_message, request));
     }
     out
 }
@@ -119,36 +80,23 @@ fn queries(channel: &Channel, world: &World) -> Vec<Query> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn readers_never_fail_or_stall_while_rebuilds_switch() {
     let stream = TestStream::new("inboxswitch").await;
-    let world = append(
+    let world = generated(
         stream.store(),
-        generate(
-            Spec {
-                teams: 4,
-                staff_per_team: 4,
-                patients: 40,
-                threads: 200,
-                replies: 6,
-            },
-            Duration::from_secs(30 * 86_400),
-        ),
-        16,
+        Spec {
+            teams: 4,
+            staff_per_team: 4,
+            patients: 40,
+            threads: 200,
+            replies: 6,
+        },
     )
     .await;
     let db = TestDatabase::new("inboxswitch").await;
     let mut config = inbox_config(&db, &stream, Duration::from_secs(10));
     config.record_reads = false;
-    config.pool_size = CALLERS;
-    let (addr, mut checkpoint, _stop) = start_inbox(config, stream.store().clone()).await;
-    let head = stream.store().last_position().await.unwrap();
-    // Catching up is not what this test measures: on a loaded machine (every
-    // API test at once on two cores) it may take minutes.
-    tokio::time::timeout(
-        Duration::from_secs(180),
-        checkpoint.wait_for(|at| *at >= head),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    config.read.pool_size = CALLERS;
+    let (addr, checkpoint, _stop) = start_inbox(config, stream.store().clone()).await;
+    testkit::caught_up(&checkpoint, stream.store()).await;
     let channel = crate::support::channel(addr).await;
 
     assert_rebuilds_leave_readers_alone(

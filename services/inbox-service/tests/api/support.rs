@@ -8,7 +8,7 @@ use std::time::Duration;
 use event_store::JetStreamStore;
 use tokio::sync::{oneshot, watch};
 
-pub use testkit::{Inbox, System, channel, inbox_config, issuer, keys};
+pub use testkit::{Inbox, System, channel, inbox_config, issuer};
 
 /// Starts an inbox service over `store` and `db`; returns its address,
 /// checkpoint, and the sender that stops it.
@@ -16,7 +16,7 @@ pub async fn start_inbox(
     config: inbox_service::Config,
     store: JetStreamStore,
 ) -> (SocketAddr, watch::Receiver<u64>, oneshot::Sender<()>) {
-    let app = inbox_service::Application::with_store(config, store, keys())
+    let app = inbox_service::Application::with_store(config, store)
         .await
         .unwrap();
     let addr = app.local_addr();

@@ -1,10 +1,11 @@
 //! What each view shows after the seeds' scenario, through the real APIs,
 //! reading our own writes.
 
+use careline_client::Steps;
 use std::time::Duration;
 
-use command_service::client::command_id;
-use command_service::demo::first_thread;
+use careline_client::bearer::command_id;
+use careline_client::demo::first_thread;
 use proto::command as cmd;
 use proto::inbox as pb;
 use tonic::Code;
@@ -29,25 +30,9 @@ async fn the_scenario_as_each_view_shows_it() {
     let org = s.org().await;
     let thread = first_thread(&s.signer, &org).await.unwrap();
     let mut nurse = s.signer.client(&org.nurse).unwrap();
+    nurse.assign(&thread, &org.nurse).await.unwrap();
     nurse
-        .assign_thread(cmd::AssignThreadRequest {
-            command_id: command_id(),
-            thread_id: thread.clone(),
-            assignee_id: org.nurse.person_id.to_string(),
-        })
-        .await
-        .unwrap();
-    nurse
-        .add_participants(cmd::AddParticipantsRequest {
-            command_id: command_id(),
-            thread_id: thread.clone(),
-            recipients: vec![cmd::Recipient {
-                recipient: Some(cmd::recipient::Recipient::ProfessionalId(
-                    org.consultant.person_id.to_string(),
-                )),
-            }],
-            carer_ids: vec![],
-        })
+        .add_professional(&thread, &org.consultant)
         .await
         .unwrap();
     let mut consultant = s.signer.client(&org.consultant).unwrap();
@@ -60,13 +45,7 @@ async fn the_scenario_as_each_view_shows_it() {
         .await
         .unwrap()
         .into_inner();
-    consultant
-        .leave_thread(cmd::LeaveThreadRequest {
-            command_id: command_id(),
-            thread_id: thread.clone(),
-        })
-        .await
-        .unwrap();
+    consultant.leave(&thread).await.unwrap();
     let archived = nurse
         .archive_thread(cmd::ArchiveThreadRequest {
             command_id: command_id(),
@@ -673,7 +652,7 @@ async fn a_person_keeps_the_kind_they_were_first_registered_as() {
 async fn a_long_thread_comes_a_page_at_a_time_newest_first() {
     let s = crate::support::system("threadpages").await;
     let org = s.org().await;
-    let thread = command_service::demo::first_thread(&s.signer, &org)
+    let thread = careline_client::demo::first_thread(&s.signer, &org)
         .await
         .unwrap();
     let mut nurse = s.signer.client(&org.nurse).unwrap();
@@ -681,7 +660,7 @@ async fn a_long_thread_comes_a_page_at_a_time_newest_first() {
     for i in 0..6 {
         position = nurse
             .post_message(proto::command::PostMessageRequest {
-                command_id: command_service::client::command_id(),
+                command_id: careline_client::bearer::command_id(),
                 thread_id: thread.clone(),
                 body: format!("reply {i}"),
             })

@@ -1,11 +1,12 @@
 //! Who is emailed, what the email says (and does not), and delivery through
 //! an SMTP server that is down for a while.
 
+use careline_client::Steps;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use command_service::client::command_id;
-use command_service::demo::first_thread;
+use careline_client::bearer::command_id;
+use careline_client::demo::first_thread;
 use proto::command as cmd;
 use proto::notify as pb;
 use tonic::Code;
@@ -50,11 +51,7 @@ async fn everyone_but_the_author_gets_one_email_with_no_clinical_content() {
     s.signer
         .client(&org.nurse)
         .unwrap()
-        .post_message(cmd::PostMessageRequest {
-            command_id: command_id(),
-            thread_id: thread.clone(),
-            body: "Please weigh yourself each morning.".into(),
-        })
+        .post(&thread, "Please weigh yourself each morning.")
         .await
         .unwrap();
 
@@ -145,30 +142,19 @@ async fn a_patient_without_a_verified_email_shows_as_undeliverable() {
         .signer
         .client(&org.other_patient)
         .unwrap()
-        .start_thread(cmd::StartThreadRequest {
-            command_id: command_id(),
-            thread_id: String::new(),
-            patient_id: org.other_patient.person_id.to_string(),
-            subject: "Palpitations".into(),
-            body: "Since Monday".into(),
-            recipients: vec![cmd::Recipient {
-                recipient: Some(cmd::recipient::Recipient::TeamId(org.renal.clone())),
-            }],
-            carer_ids: vec![],
-        })
+        .start_to_team(
+            &org.other_patient,
+            &org.renal,
+            "Palpitations",
+            "Since Monday",
+        )
         .await
-        .unwrap()
-        .into_inner()
-        .aggregate_id;
+        .unwrap();
     sink.wait_for(3).await;
     s.signer
         .client(&org.nurse)
         .unwrap()
-        .post_message(cmd::PostMessageRequest {
-            command_id: command_id(),
-            thread_id: thread.clone(),
-            body: "Please call the ward.".into(),
-        })
+        .post(&thread, "Please call the ward.")
         .await
         .unwrap();
     let told = states(&s, &org.nurse, &thread).await;
@@ -338,21 +324,14 @@ async fn a_patient_who_has_not_read_a_reply_after_a_week_is_reminded_once() {
         .signer
         .client(&org.patient)
         .unwrap()
-        .start_thread(cmd::StartThreadRequest {
-            command_id: command_id(),
-            thread_id: String::new(),
-            patient_id: org.patient.person_id.to_string(),
-            subject: "Transport to clinic".into(),
-            body: "Can I get a lift on Monday?".into(),
-            recipients: vec![cmd::Recipient {
-                recipient: Some(cmd::recipient::Recipient::TeamId(org.renal.clone())),
-            }],
-            carer_ids: vec![],
-        })
+        .start_to_team(
+            &org.patient,
+            &org.renal,
+            "Transport to clinic",
+            "Can I get a lift on Monday?",
+        )
         .await
-        .unwrap()
-        .into_inner()
-        .aggregate_id;
+        .unwrap();
     let mut nurse = s.signer.client(&org.nurse).unwrap();
     let mut replies = Vec::new();
     for thread in [&unread, &read] {
@@ -550,11 +529,7 @@ async fn emails_name_the_registered_sender_not_the_tokens_name() {
     s.signer
         .client(&impostor)
         .unwrap()
-        .post_message(cmd::PostMessageRequest {
-            command_id: command_id(),
-            thread_id: thread.clone(),
-            body: "Noted.".into(),
-        })
+        .post(&thread, "Noted.")
         .await
         .unwrap();
     let mails = sink.wait_for(8).await;

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use command_service::client::command_id;
+use careline_client::bearer::command_id;
 use event_store::testing::TestStream;
 use projections::testing::TestDatabase;
 use proto::command as cmd;
@@ -74,8 +74,8 @@ async fn killed_mid_queue_it_loses_nothing_and_doubles_at_most_once() {
         .connect()
         .await
         .unwrap();
-    let signer = command_service::demo::Signer::new(channel, issuer());
-    let org = command_service::demo::seed(&signer).await.unwrap();
+    let signer = careline_client::demo::Signer::new(channel, issuer());
+    let org = careline_client::demo::seed(&signer).await.unwrap();
     let mut pat = signer.client(&org.patient).unwrap();
     let threads = 40;
     for i in 0..threads {

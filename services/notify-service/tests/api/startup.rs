@@ -7,24 +7,15 @@ use event_store::testing::TestStream;
 use projections::Projection;
 use projections::testing::TestDatabase;
 
-use crate::support::{keys, smtp};
+use crate::support::smtp;
 
 #[tokio::test]
 async fn the_tables_exist_before_the_worker_starts() {
     let stream = TestStream::new("notifyfirst").await;
     let db = TestDatabase::new("notifyfirst").await;
     let _app = notify_service::Application::with_store(
-        notify_service::Config {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            database_url: db.url.clone(),
-            store: stream.config().clone(),
-            smtp: smtp(9),
-            wait_for_position: Duration::from_secs(1),
-            batch_size: 100,
-            clock: notify_service::Clock::system(),
-        },
+        testkit::notify_config(&db, &stream, Duration::from_secs(1), smtp(9)),
         stream.store().clone(),
-        keys(),
     )
     .await
     .unwrap();

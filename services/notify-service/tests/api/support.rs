@@ -99,7 +99,7 @@ pub fn header<'a>(raw: &'a str, name: &str) -> Option<&'a str> {
         .find_map(|l| l.strip_prefix(&format!("{name}: ")))
 }
 
-pub use testkit::{System, channel, smtp};
+pub use testkit::{System, smtp};
 
 pub async fn system(label: &str, smtp: Smtp) -> System {
     system_with_clock(label, smtp, notify_service::Clock::system()).await

@@ -5,63 +5,45 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use command_service::client::Bearer;
 use event_store::EventStore;
 use event_store::testing::TestStream;
-use inbox_service::testing::{Spec, append, generate};
-use projections::testing::{Query, TestDatabase, assert_rebuilds_leave_readers_alone, query};
+use event_store::world::{Spec, generated};
+use projections::grpc_query;
+use projections::testing::{Query, TestDatabase, assert_rebuilds_leave_readers_alone};
 use proto::notify as pb;
 use proto::notify::notification_service_client::NotificationServiceClient;
 use service_kit::{Caller, Role};
-use tonic::Response;
 
-use crate::support::{Sink, issuer, keys, smtp};
+use crate::support::{Sink, smtp};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn notification_states_never_fail_or_stall_while_rebuilds_switch() {
     let mut sink = Sink::reserve("notifyswitch");
     sink.start().await;
     let stream = TestStream::new("notifyswitch").await;
-    let world = append(
+    let world = generated(
         stream.store(),
-        generate(
-            Spec {
-                teams: 3,
-                staff_per_team: 3,
-                patients: 20,
-                threads: 40,
-                replies: 3,
-            },
-            Duration::from_secs(30 * 86_400),
-        ),
-        16,
+        Spec {
+            teams: 3,
+            staff_per_team: 3,
+            patients: 20,
+            threads: 40,
+            replies: 3,
+        },
     )
     .await;
     let db = TestDatabase::new("notifyswitch").await;
     let mut settings = smtp(sink.port);
     // No reminders come due while the test looks: the answers stay put.
     settings.reminder_after = Duration::from_secs(3650 * 86_400);
-    let app = notify_service::Application::with_store(
-        notify_service::Config {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            database_url: db.url.clone(),
-            store: stream.config().clone(),
-            smtp: settings,
-            wait_for_position: Duration::from_secs(10),
-            batch_size: 500,
-            clock: notify_service::Clock::system(),
-        },
+    let mut config = testkit::notify_config(&db, &stream, Duration::from_secs(10), settings);
+    config.read.batch_size = 500;
+    let service = testkit::run_read::<notify_service::startup::NotifyParts, _>(
+        config,
         stream.store().clone(),
-        keys(),
     )
-    .await
-    .unwrap();
-    let addr = app.local_addr();
-    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app.run(async {
-        let _ = stopped.await;
-    }));
-    let channel = crate::support::channel(addr).await;
+    .await;
+    let channel = service.channel().await;
     let head = stream.store().last_position().await.unwrap();
 
     let mut queries: Vec<Query> = Vec::new();
@@ -71,23 +53,13 @@ async fn notification_states_never_fail_or_stall_while_rebuilds_switch() {
             role: Role::Professional,
             name: "Lead".into(),
         };
-        let token = issuer().mint(&lead, Duration::from_secs(3600));
-        let c = NotificationServiceClient::with_interceptor(
-            channel.clone(),
-            Bearer::new(&token).unwrap(),
-        );
-        let thread_id = thread.to_string();
-        queries.push(query(move || {
-            let (mut c, thread_id) = (c.clone(), thread_id.clone());
-            async move {
-                c.thread_notifications(pb::ThreadNotificationsRequest {
-                    thread_id,
-                    min_position: head,
-                })
-                .await
-                .map(Response::into_inner)
-            }
-        }));
+        let c =
+            NotificationServiceClient::with_interceptor(channel.clone(), testkit::bearer(&lead));
+        let request = pb::ThreadNotificationsRequest {
+            thread_id: thread.to_string(),
+            min_position: head,
+        };
+        queries.push(grpc_query!(c, thread_notifications, request));
     }
     // Everything due is sent before the answers are taken as the baseline.
     let mut sent = usize::MAX;

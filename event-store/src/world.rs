@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use event_store::{AggregateRef, EventStore};
+use crate::{AggregateRef, EventStore};
 use proto::contract::SCHEMA_VERSION;
 use proto::events::envelope::Payload;
 use proto::events::{self as ev, AggregateType, Envelope, Role};
@@ -318,6 +318,12 @@ pub fn generate(spec: Spec, age: Duration) -> Log {
 /// Appends the log with `writers` concurrent writers, each aggregate's
 /// events in order with their expected versions. Reference data (people,
 /// teams, records) goes first, as it would have in real life.
+/// A world of `spec`'s size, its activity spread over the last 30 days,
+/// appended to `store` by 16 writers.
+pub async fn generated<S: EventStore>(store: &S, spec: Spec) -> World {
+    append(store, generate(spec, Duration::from_secs(30 * 86_400)), 16).await
+}
+
 pub async fn append<S: EventStore>(store: &S, log: Log, writers: usize) -> World {
     let world = log.world;
     let (reference, threads): (Vec<_>, Vec<_>) = log

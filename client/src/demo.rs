@@ -20,7 +20,7 @@ use service_kit::{Caller, Role, TokenIssuer};
 use tonic::transport::Channel;
 use tonic::{Request, Status};
 
-use crate::client::{Client, client, command_id};
+use crate::bearer::{Client, client, command_id};
 
 /// Everyone and everything in the demo organisation.
 #[derive(Clone, Debug)]

@@ -1,0 +1,12 @@
+//! A client of the Careline API: calls that carry a person's bearer token
+//! (`bearer.rs`); the demo organisation, created through the command API
+//! (`demo.rs`), which the operator CLI seeds for newcomers and the tests and
+//! benchmarks run their scenarios in; and the scenarios' steps (`steps.rs`).
+
+pub mod bearer;
+pub mod demo;
+pub mod steps;
+
+pub use bearer::{Bearer, Client, client, command_id};
+pub use demo::{DemoOrg, Signer};
+pub use steps::Steps;

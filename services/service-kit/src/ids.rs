@@ -1,0 +1,134 @@
+//! Ids as they cross the API: one parser for every service, and a type per
+//! kind of id, so a query or a command cannot take a team's id where a
+//! thread's belongs.
+//!
+//! An id is a UUID other than the nil one, given in any form `uuid` reads
+//! (surrounding spaces trimmed) and always written canonically (lowercase,
+//! hyphenated), the form the log and the read models hold.
+
+use std::fmt;
+
+use uuid::Uuid;
+
+/// A field that is not an id: which field, and why.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct BadId {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl From<BadId> for tonic::Status {
+    fn from(e: BadId) -> Self {
+        tonic::Status::invalid_argument(e.to_string())
+    }
+}
+
+/// `value` as an id, or why `field` is not one.
+pub fn parse(field: &'static str, value: &str) -> Result<Uuid, BadId> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        return Err(BadId {
+            field,
+            message: "is required".into(),
+        });
+    }
+    match Uuid::parse_str(trimmed) {
+        Ok(id) if !id.is_nil() => Ok(id),
+        _ => Err(BadId {
+            field,
+            message: format!("{} is not a UUID", crate::echo(value)),
+        }),
+    }
+}
+
+/// `value` as an id in canonical form.
+pub fn canonical(field: &'static str, value: &str) -> Result<String, BadId> {
+    parse(field, value).map(|id| id.to_string())
+}
+
+macro_rules! id_type {
+    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {$(
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(Uuid);
+
+        impl $name {
+            /// `value` as this kind of id, or why `field` is not one.
+            pub fn parse(field: &'static str, value: &str) -> Result<Self, BadId> {
+                parse(field, value).map(Self)
+            }
+
+            pub fn uuid(self) -> Uuid {
+                self.0
+            }
+        }
+
+        impl From<Uuid> for $name {
+            fn from(id: Uuid) -> Self {
+                Self(id)
+            }
+        }
+
+        impl From<$name> for Uuid {
+            fn from(id: $name) -> Self {
+                id.0
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> Self {
+                id.0.to_string()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.hyphenated().fmt(f)
+            }
+        }
+    )*};
+}
+
+id_type!(
+    /// A conversation's id (a thread aggregate).
+    ThreadId,
+    /// Anyone's id: a patient, a carer or a member of staff (a person aggregate).
+    PersonId,
+    /// A team's id.
+    TeamId,
+    /// A patient's id, which is also their record's.
+    PatientId,
+    /// A message's id within its thread.
+    MessageId,
+    /// A record-access grant's id.
+    GrantId,
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_read_in_any_form_and_written_canonically() {
+        let id = Uuid::now_v7();
+        let upper = format!("  {}  ", id.simple().to_string().to_uppercase());
+        let parsed = ThreadId::parse("thread_id", &upper).unwrap();
+        assert_eq!(parsed.to_string(), id.to_string());
+        assert_eq!(parsed.uuid(), id);
+        assert_eq!(String::from(parsed), id.to_string());
+    }
+
+    #[test]
+    fn refusals_name_the_field() {
+        let empty = TeamId::parse("team_id", " ").unwrap_err();
+        assert_eq!(empty.to_string(), "team_id: is required");
+        let nil = PersonId::parse("person_id", &Uuid::nil().to_string()).unwrap_err();
+        assert_eq!(nil.field, "person_id");
+        let junk = PatientId::parse("patient_id", "not-an-id").unwrap_err();
+        assert_eq!(junk.to_string(), "patient_id: \"not-an-id\" is not a UUID");
+        let status = tonic::Status::from(junk);
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert!(status.message().starts_with("patient_id:"));
+    }
+}
