@@ -7,7 +7,8 @@
 //!   consultant nephrologist who is not contactable by messages.
 //! * Nutrition & Dietetics, no automatic CC: reached through its default
 //!   messaging contact, Susan Turner (Dietitian).
-//! * PALS: the patient has granted it 30 days' access to her record.
+//! * PALS, open to every patient: Pat has also granted it 30 days' access
+//!   to her record.
 //! * Cardiology: no relation to the patient (staff "off the team").
 //! * Pat Jones (verified email) belongs to Renal and Nutrition; her father
 //!   Chris Jones holds her consent; Alex Green is a carer without it; Sam
@@ -321,6 +322,14 @@ pub async fn seed(signer: &Signer) -> Result<DemoOrg, Status> {
                 .await?;
         }
     }
+    // PALS takes questions and complaints from every patient.
+    admin
+        .set_team_open_to_patients(pb::SetTeamOpenToPatientsRequest {
+            command_id: command_id(),
+            team_id: org.pals.clone(),
+            open: true,
+        })
+        .await?;
     let renal_join_code = admin
         .issue_join_code(pb::IssueJoinCodeRequest {
             command_id: command_id(),
@@ -369,6 +378,7 @@ pub async fn seed(signer: &Signer) -> Result<DemoOrg, Status> {
             command_id: command_id(),
             team_id: org.renal.clone(),
             join_code: renal_join_code.clone(),
+            ..Default::default()
         })
         .await?;
 

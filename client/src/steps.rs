@@ -38,6 +38,8 @@ pub trait Steps {
     fn leave(&mut self, thread: &str) -> impl Future<Output = Result<u64, Status>> + Send;
     /// Archives `thread`.
     fn archive(&mut self, thread: &str) -> impl Future<Output = Result<u64, Status>> + Send;
+    /// Issues `team` a new join code; answers it.
+    fn issue_code(&mut self, team: &str) -> impl Future<Output = Result<String, Status>> + Send;
     /// Starts a thread in `patient`'s record to `team`; answers its id.
     fn start_to_team(
         &mut self,
@@ -123,5 +125,15 @@ impl Steps for Client {
             })
             .await?;
         Ok(reply.into_inner().aggregate_id)
+    }
+
+    async fn issue_code(&mut self, team: &str) -> Result<String, Status> {
+        let reply = self
+            .issue_join_code(pb::IssueJoinCodeRequest {
+                command_id: command_id(),
+                team_id: team.into(),
+            })
+            .await?;
+        Ok(reply.into_inner().join_code)
     }
 }

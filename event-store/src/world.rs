@@ -97,6 +97,22 @@ fn envelope(
     }
 }
 
+impl Spec {
+    /// The benchmarks' organisation at `scale` (1.0: 500 teams of 20 staff,
+    /// 20,000 patients, 100,000 threads of 7 messages: about a million
+    /// events).
+    pub fn benchmark(scale: f64) -> Self {
+        let n = |x: f64| ((x * scale).round() as usize).max(1);
+        Self {
+            teams: n(500.0),
+            staff_per_team: 20,
+            patients: n(20_000.0),
+            threads: n(100_000.0),
+            replies: 6,
+        }
+    }
+}
+
 /// Generates a world and its log. Times start `age` ago, a millisecond apart.
 pub fn generate(spec: Spec, age: Duration) -> Log {
     let admin = (Uuid::now_v7(), Role::Admin, "Generated Admin");
@@ -209,6 +225,7 @@ pub fn generate(spec: Spec, age: Duration) -> Log {
                         name: format!("Patient {p:06}"),
                         email: format!("patient{p}@example.org"),
                         email_verified: p % 5 != 0,
+                        joined_team_id: String::new(),
                     }),
                 ),
                 envelope(

@@ -84,6 +84,8 @@ impl Payload {
             Payload::TeamDefaultContactSet(_) => "TeamDefaultContactSet",
             Payload::TeamJoinCodeIssued(_) => "TeamJoinCodeIssued",
             Payload::TeamMemberLeadChanged(_) => "TeamMemberLeadChanged",
+            Payload::TeamOpenToPatientsSet(_) => "TeamOpenToPatientsSet",
+            Payload::TeamAlertsSet(_) => "TeamAlertsSet",
             Payload::PatientRegistered(_) => "PatientRegistered",
             Payload::PatientEmailVerified(_) => "PatientEmailVerified",
             Payload::PatientJoinedTeam(_) => "PatientJoinedTeam",
@@ -119,7 +121,9 @@ impl Payload {
             | Payload::TeamAutoCcSwitched(_)
             | Payload::TeamDefaultContactSet(_)
             | Payload::TeamJoinCodeIssued(_)
-            | Payload::TeamMemberLeadChanged(_) => AggregateType::Team,
+            | Payload::TeamMemberLeadChanged(_)
+            | Payload::TeamOpenToPatientsSet(_)
+            | Payload::TeamAlertsSet(_) => AggregateType::Team,
             Payload::PatientRegistered(_)
             | Payload::PatientEmailVerified(_)
             | Payload::PatientJoinedTeam(_)

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use audit_service::startup::AuditParts;
+use careline_client::Steps;
 use careline_client::bearer::Bearer;
 use careline_client::demo::{DemoOrg, Signer};
 use event_store::EventStore;
@@ -305,6 +306,16 @@ impl System {
     /// The demo organisation, seeded through the command service.
     pub async fn org(&self) -> DemoOrg {
         careline_client::demo::seed(&self.signer).await.unwrap()
+    }
+
+    /// `who` posts `body` on `thread`; answers the event's position.
+    pub async fn post(&self, who: &Caller, thread: &str, body: &str) -> u64 {
+        self.signer
+            .client(who)
+            .unwrap()
+            .post(thread, body)
+            .await
+            .unwrap()
     }
 
     /// The log's head position.

@@ -26,14 +26,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() {
     let scale: f64 = bench_setting("BENCH_SCALE", 0.25);
     let batch: usize = bench_setting("BENCH_BATCH", 2000);
-    let n = |x: f64| ((x * scale).round() as usize).max(1);
-    let spec = Spec {
-        teams: n(500.0),
-        staff_per_team: 20,
-        patients: n(20_000.0),
-        threads: n(100_000.0),
-        replies: 6,
-    };
+    let spec = Spec::benchmark(scale);
     let stream = TestStream::new("auditbench").await;
     let log = generate(spec, Duration::from_secs(30 * 86_400));
     let events = log.len();

@@ -321,6 +321,21 @@ pub fn describe(event: &RecordedEvent, dir: &mut Directory) -> Vec<Draft> {
                 on_off(e.enabled)
             ))]
         }
+        Payload::TeamAlertsSet(e) => {
+            let team_name = dir.name(aggregate);
+            vec![team(format!(
+                "{who} switched team alerts {} for {team_name}",
+                on_off(e.enabled)
+            ))]
+        }
+        Payload::TeamOpenToPatientsSet(e) => {
+            let team_name = dir.name(aggregate);
+            vec![team(if e.open {
+                format!("{who} opened {team_name} to every patient")
+            } else {
+                format!("{who} closed {team_name} to patients outside it")
+            })]
+        }
         Payload::TeamDefaultContactSet(e) => {
             let (member, team_name) = (dir.name(&e.professional_id), dir.name(aggregate));
             vec![team(format!(
@@ -341,10 +356,16 @@ pub fn describe(event: &RecordedEvent, dir: &mut Directory) -> Vec<Draft> {
 
         Payload::PatientRegistered(e) => {
             dir.learn_name(&e.patient_id, &e.name);
-            vec![record(
-                aggregate,
-                format!("{who} registered the patient {}", e.name),
-            )]
+            let action = if e.joined_team_id.is_empty() {
+                format!("{who} registered the patient {}", e.name)
+            } else {
+                format!(
+                    "{} signed up with {}'s join code",
+                    e.name,
+                    dir.name(&e.joined_team_id)
+                )
+            };
+            vec![record(aggregate, action)]
         }
         Payload::PatientEmailVerified(_) => vec![record(
             aggregate,
@@ -653,6 +674,8 @@ mod tests {
             "TeamDefaultContactSet" => Payload::TeamDefaultContactSet(Default::default()),
             "TeamJoinCodeIssued" => Payload::TeamJoinCodeIssued(Default::default()),
             "TeamMemberLeadChanged" => Payload::TeamMemberLeadChanged(Default::default()),
+            "TeamOpenToPatientsSet" => Payload::TeamOpenToPatientsSet(Default::default()),
+            "TeamAlertsSet" => Payload::TeamAlertsSet(Default::default()),
             "PatientRegistered" => Payload::PatientRegistered(Default::default()),
             "PatientEmailVerified" => Payload::PatientEmailVerified(Default::default()),
             "PatientJoinedTeam" => Payload::PatientJoinedTeam(Default::default()),

@@ -171,7 +171,7 @@ impl<S: EventStore> App<S> {
                 if holder.is_some() {
                     return Err(Error::CommandIdReused(meta.command_id.clone()));
                 }
-                if !confirmed {
+                if !confirmed && !command.registers_actor(actor) {
                     if !command.bootstraps(actor) {
                         return Err(unconfirmed(actor).into());
                     }

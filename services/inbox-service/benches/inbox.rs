@@ -42,14 +42,7 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 async fn main() {
     let scale: f64 = bench_setting("BENCH_SCALE", 1.0);
     let batch: usize = bench_setting("BENCH_BATCH", 2000);
-    let n = |x: f64| ((x * scale).round() as usize).max(1);
-    let spec = Spec {
-        teams: n(500.0),
-        staff_per_team: 20,
-        patients: n(20_000.0),
-        threads: n(100_000.0),
-        replies: 6,
-    };
+    let spec = Spec::benchmark(scale);
 
     // 1. The log.
     let stream = TestStream::new("inboxbench").await;

@@ -210,6 +210,14 @@ const STAFF_OF_RECORD: &str = "SELECT EXISTS ( \
 const CARE_TEAMS: &str = "SELECT t.team_id, t.name, t.description, t.auto_cc, t.default_contact \
      FROM patient_teams pt JOIN teams t ON t.team_id = pt.team_id \
      WHERE pt.patient_id = $1 AND (t.auto_cc OR t.default_contact IS NOT NULL) ORDER BY t.name, t.team_id";
+/// Teams outside the record's own that its patient and carers may address:
+/// open to every patient, or holding a grant to the record in force.
+const OTHER_TEAMS: &str = "SELECT t.team_id, t.name, t.description, t.auto_cc, t.default_contact FROM teams t \
+     WHERE (t.auto_cc OR t.default_contact IS NOT NULL) \
+       AND NOT EXISTS (SELECT 1 FROM patient_teams pt WHERE pt.patient_id = $1 AND pt.team_id = t.team_id) \
+       AND (t.open_to_patients OR EXISTS (SELECT 1 FROM grants g WHERE g.patient_id = $1 AND g.team_id = t.team_id \
+            AND g.revoked_at IS NULL AND g.expires_at > $2)) \
+     ORDER BY t.name, t.team_id";
 const CONTACTABLE_STAFF: &str = "SELECT m.person_id, t.team_id, t.name, t.default_contact IS NOT DISTINCT FROM m.person_id \
      FROM patient_teams pt JOIN teams t ON t.team_id = pt.team_id \
      JOIN team_members m ON m.team_id = t.team_id \
@@ -703,8 +711,9 @@ pub async fn who_can_i_message(
     }
     let record: [&Param; 1] = [&patient];
     let record_now: [&Param; 2] = [&patient, &now];
-    let (teams, staff, carers) = futures::try_join!(
+    let (teams, others, staff, carers) = futures::try_join!(
         rows(client, CARE_TEAMS, &record),
+        rows(client, OTHER_TEAMS, &record_now),
         rows(client, CONTACTABLE_STAFF, &record),
         rows(client, CARERS_WITH_CONSENT, &record_now),
     )?;
@@ -712,29 +721,29 @@ pub async fn who_can_i_message(
         client,
         teams
             .iter()
+            .chain(&others)
             .filter_map(|r| r.get::<_, Option<Uuid>>(4))
             .chain(staff.iter().map(|r| r.get::<_, Uuid>(0)))
             .chain(carers.iter().map(|r| r.get::<_, Uuid>(0))),
     )
     .await?;
+    let contact = |r: &tokio_postgres::Row| {
+        let auto_cc: bool = r.get(3);
+        pb::TeamContact {
+            team_id: r.get::<_, Uuid>(0).to_string(),
+            name: r.get(1),
+            description: r.get(2),
+            auto_cc,
+            default_contact: if auto_cc {
+                None
+            } else {
+                r.get::<_, Option<Uuid>>(4).map(|d| person(&named, d))
+            },
+        }
+    };
     Ok(pb::WhoCanIMessageReply {
-        teams: teams
-            .iter()
-            .map(|r| {
-                let auto_cc: bool = r.get(3);
-                pb::TeamContact {
-                    team_id: r.get::<_, Uuid>(0).to_string(),
-                    name: r.get(1),
-                    description: r.get(2),
-                    auto_cc,
-                    default_contact: if auto_cc {
-                        None
-                    } else {
-                        r.get::<_, Option<Uuid>>(4).map(|d| person(&named, d))
-                    },
-                }
-            })
-            .collect(),
+        teams: teams.iter().map(contact).collect(),
+        other_teams: others.iter().map(contact).collect(),
         professionals: staff
             .iter()
             .map(|r| pb::ProfessionalContact {

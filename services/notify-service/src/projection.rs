@@ -22,6 +22,7 @@ pub const TABLES: &[&str] = &[
     "read_marks",
     "notifications",
     "grants",
+    "team_alerts",
 ];
 
 /// Why a recipient cannot be told.
@@ -68,6 +69,28 @@ const NOTIFY: &str = "INSERT INTO notifications (id, event_id, position, thread_
             WHERE c.patient_id = t.patient_id AND c.carer_id = p.person_id AND c.active \
               AND (c.expires_at IS NULL OR c.expires_at > $7))) \
      ON CONFLICT DO NOTHING";
+/// With team alerts: one notification for every member of a team with
+/// alerts on that thread $3 is addressed to, of a patient's or carer's
+/// message; not the author, nor a member who left the thread, and not
+/// twice (participants are told already, by [`NOTIFY`]).
+const ALERT_TEAMS: &str = "INSERT INTO notifications (id, event_id, position, thread_id, \
+     recipient_id, recipient_name, recipient_kind, email, sender_name, sender_role, deliverable, \
+     reason, created_at) \
+     SELECT DISTINCT ON (m.person_id) $1 || '/' || m.person_id, $1, $2, $3, m.person_id, \
+            coalesce(x.name, ''), coalesce(x.kind, ''), coalesce(x.email, ''), $4, $5, \
+            coalesce(x.email_verified, false) AND coalesce(x.email, '') <> '', \
+            CASE WHEN coalesce(x.email_verified, false) AND coalesce(x.email, '') <> '' \
+                 THEN '' ELSE $6 END, $7 \
+     FROM thread_teams tt JOIN team_alerts a ON a.team_id = tt.team_id \
+     JOIN team_members m ON m.team_id = tt.team_id \
+     LEFT JOIN people x ON x.id = m.person_id \
+     WHERE tt.thread_id = $3 AND m.person_id <> $8 \
+       AND NOT EXISTS (SELECT 1 FROM participants p \
+            WHERE p.thread_id = $3 AND p.person_id = m.person_id AND NOT p.active) \
+     ORDER BY m.person_id \
+     ON CONFLICT DO NOTHING";
+const ALERTS_ON: &str = "INSERT INTO team_alerts (team_id) VALUES ($1) ON CONFLICT DO NOTHING";
+const ALERTS_OFF: &str = "DELETE FROM team_alerts WHERE team_id = $1";
 const GRANT: &str = "INSERT INTO grants (grant_id, patient_id, team_id, expires_at, revoked) \
      VALUES ($1, $2, $3, $4, false) ON CONFLICT (grant_id) DO NOTHING";
 const REVOKE_GRANT: &str = "UPDATE grants SET revoked = true WHERE grant_id = $1";
@@ -231,6 +254,10 @@ async fn apply(tx: &Transaction<'_>, event: &RecordedEvent) -> Result<(), Error>
             tx.execute(ADD_MEMBER, &[&aggregate, &e.professional_id])
                 .await?;
         }
+        Payload::TeamAlertsSet(e) => {
+            let sql = if e.enabled { ALERTS_ON } else { ALERTS_OFF };
+            tx.execute(sql, &[&aggregate]).await?;
+        }
         Payload::TeamMemberRemoved(e) => {
             tx.execute(REMOVE_MEMBER, &[&aggregate, &e.professional_id])
                 .await?;
@@ -292,19 +319,19 @@ async fn notify(
         ],
     )
     .await?;
-    tx.execute(
-        NOTIFY,
-        &[
-            &envelope.event_id,
-            &position,
-            &envelope.aggregate_id,
-            &sender_name,
-            &sender_role,
-            &NO_VERIFIED_EMAIL,
-            &at,
-            &actor.person_id,
-        ],
-    )
-    .await?;
+    let told: [&(dyn projections::tokio_postgres::types::ToSql + Sync); 8] = [
+        &envelope.event_id,
+        &position,
+        &envelope.aggregate_id,
+        &sender_name,
+        &sender_role,
+        &NO_VERIFIED_EMAIL,
+        &at,
+        &actor.person_id,
+    ];
+    tx.execute(NOTIFY, &told).await?;
+    if matches!(sender_kind.as_str(), "patient" | "carer") {
+        tx.execute(ALERT_TEAMS, &told).await?;
+    }
     Ok(())
 }

@@ -175,12 +175,8 @@ async fn every_read_path_leaves_a_view_entry() {
     let org = s.org().await;
     let patient = org.patient.person_id.to_string();
     let thread = first_thread(&s.signer, &org).await.unwrap();
-    s.signer
-        .client(&org.nurse)
-        .unwrap()
-        .post(&thread, "Please weigh yourself each morning.")
-        .await
-        .unwrap();
+    s.post(&org.nurse, &thread, "Please weigh yourself each morning.")
+        .await;
     let at = s.head().await;
     let mut nurse = s.inbox(&org.nurse);
     nurse

@@ -280,6 +280,13 @@ pub trait Command: Send + Sync {
     fn bootstraps(&self, _actor: &Actor) -> bool {
         false
     }
+
+    /// Whether this command, by this actor, creates the actor's own
+    /// aggregate (a patient signing up): accepted from an actor the log
+    /// does not know yet; `decide` must then create exactly that aggregate.
+    fn registers_actor(&self, _actor: &Actor) -> bool {
+        false
+    }
 }
 
 /// Ids a command creates, for the reply.

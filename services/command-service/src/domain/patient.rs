@@ -119,6 +119,10 @@ impl Aggregate for PatientRecord {
                 self.name = e.name.clone();
                 self.email = e.email.clone();
                 self.email_verified = e.email_verified;
+                if !e.joined_team_id.is_empty() {
+                    self.teams
+                        .insert(e.joined_team_id.clone(), JoinMethod::SelfRegistration);
+                }
             }
             Some(Payload::PatientEmailVerified(e)) => {
                 self.email = e.email.clone();
@@ -249,6 +253,7 @@ impl Command for RegisterPatient {
             name: self.name.clone(),
             email: self.email.clone(),
             email_verified: self.email_verified,
+            joined_team_id: String::new(),
         }))
     }
 }
@@ -345,12 +350,16 @@ impl Command for AddPatientToTeam {
 }
 
 /// Self-registration: the signed-in patient joins a team with its current
-/// public join code.
+/// public join code; a person with no record yet signs up this way, their
+/// record created (email unverified) and in the team, in one event.
 #[derive(Clone, Debug)]
 pub struct JoinTeamWithCode {
     pub patient_id: String,
     pub team_id: String,
     pub join_code: String,
+    /// For a sign-up: the name the record takes, and where notifications go.
+    pub name: String,
+    pub email: String,
 }
 
 impl Command for JoinTeamWithCode {
@@ -364,13 +373,15 @@ impl Command for JoinTeamWithCode {
             ..Needs::default()
         }
     }
+    fn registers_actor(&self, actor: &Actor) -> bool {
+        is_patient(actor, &self.patient_id)
+    }
     fn decide(&self, record: &PatientRecord, ctx: &Context) -> Result<Payload, DomainError> {
         if !is_patient(&ctx.actor, &self.patient_id) {
             return Err(DomainError::denied(
                 "only a signed-in patient joins a team with its code",
             ));
         }
-        let record = existing(record, &self.patient_id)?;
         let team = ctx.team(&self.team_id)?;
         let matches = team
             .join_code
@@ -378,9 +389,18 @@ impl Command for JoinTeamWithCode {
             .is_some_and(|code| code.eq_ignore_ascii_case(self.join_code.trim()));
         if !matches {
             return Err(DomainError::denied(format!(
-                "the join code is not team {}'s current code",
+                "the join code is not team {}'s current code: a team's code changes when a new one is issued, so ask the team for its code today",
                 team.name
             )));
+        }
+        if !record.exists {
+            return Ok(Payload::PatientRegistered(PatientRegistered {
+                patient_id: self.patient_id.clone(),
+                name: self.name.clone(),
+                email: self.email.clone(),
+                email_verified: false,
+                joined_team_id: self.team_id.clone(),
+            }));
         }
         join(
             record,
@@ -642,6 +662,7 @@ mod tests {
                     name: "Pat Patel".into(),
                     email: "pat@example.org".into(),
                     email_verified: false,
+                    joined_team_id: String::new(),
                 }),
                 Payload::PatientJoinedTeam(PatientJoinedTeam {
                     team_id: team_id.clone(),
@@ -696,6 +717,8 @@ mod tests {
             patient_id: w.patient.person_id.clone(),
             team_id: w.team_id.clone(),
             join_code: code.into(),
+            name: "Pat Patel".into(),
+            email: "pat@example.org".into(),
         };
         let mut record = w.record.clone();
         record.teams.clear();
@@ -728,6 +751,51 @@ mod tests {
             join("NEWCODE234").decide(&record, &ctx(&w, &other)),
             "denied",
             "signed-in patient",
+        );
+    }
+
+    #[test]
+    fn a_person_without_a_record_signs_up_with_the_current_code_in_one_event() {
+        let w = world();
+        let newcomer = person(Role::Patient, "Nia Newcomer");
+        let join = |code: &str| JoinTeamWithCode {
+            patient_id: newcomer.person_id.clone(),
+            team_id: w.team_id.clone(),
+            join_code: code.into(),
+            name: "Nia Newcomer".into(),
+            email: "nia@example.org".into(),
+        };
+        // Accepted from a patient the log does not know yet, for their own
+        // record only.
+        assert!(join("renal23456").registers_actor(&newcomer));
+        assert!(!join("renal23456").registers_actor(&w.patient));
+        let nobody = PatientRecord::default();
+        let c = ctx(&w, &newcomer);
+        assert_refused(
+            join("WRONG").decide(&nobody, &c),
+            "denied",
+            "changes when a new one is issued",
+        );
+        let event = join("renal23456").decide(&nobody, &c).unwrap();
+        let Payload::PatientRegistered(registered) = &event else {
+            panic!("not a registration: {event:?}");
+        };
+        assert_eq!(registered.patient_id, newcomer.person_id);
+        assert_eq!(registered.joined_team_id, w.team_id);
+        assert!(!registered.email_verified, "unverified until proven");
+        let mut record = nobody.clone();
+        record.evolve(&envelope(&newcomer, event));
+        assert!(record.exists);
+        assert_eq!(
+            record.teams.get(&w.team_id),
+            Some(&JoinMethod::SelfRegistration)
+        );
+        assert_eq!(record.confirms(Role::Patient), Some(true));
+        // Signed up, the same code is a join that has already happened.
+        assert_refused(
+            join("renal23456").decide(&record, &c),
+            "precondition",
+            "already in team",
         );
     }
 

@@ -4,9 +4,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use proto::events::{
-    AggregateType, Envelope, TeamAutoCcSwitched, TeamCreated, TeamDefaultContactSet,
+    AggregateType, Envelope, TeamAlertsSet, TeamAutoCcSwitched, TeamCreated, TeamDefaultContactSet,
     TeamJoinCodeIssued, TeamMemberAdded, TeamMemberContactabilityChanged, TeamMemberLeadChanged,
-    TeamMemberRemoved, envelope::Payload,
+    TeamMemberRemoved, TeamOpenToPatientsSet, envelope::Payload,
 };
 use service_kit::Role;
 
@@ -27,6 +27,10 @@ pub struct Team {
     pub description: String,
     pub members: BTreeMap<String, Member>,
     pub auto_cc: bool,
+    /// Open to every patient of the organisation (PALS, central teams).
+    pub open_to_patients: bool,
+    /// Every member is emailed of patients' and carers' messages to the team.
+    pub alerts: bool,
     pub default_contact: Option<String>,
     pub join_code: Option<String>,
     /// Codes by the command that issued them, so a retried command answers
@@ -104,6 +108,8 @@ impl Aggregate for Team {
                 }
             }
             Some(Payload::TeamAutoCcSwitched(e)) => self.auto_cc = e.enabled,
+            Some(Payload::TeamOpenToPatientsSet(e)) => self.open_to_patients = e.open,
+            Some(Payload::TeamAlertsSet(e)) => self.alerts = e.enabled,
             Some(Payload::TeamDefaultContactSet(e)) => {
                 self.default_contact =
                     (!e.professional_id.is_empty()).then(|| e.professional_id.clone());
@@ -316,6 +322,66 @@ impl Command for SetAutoCc {
             )));
         }
         Ok(Payload::TeamAutoCcSwitched(TeamAutoCcSwitched {
+            enabled: self.enabled,
+        }))
+    }
+}
+
+/// Open a team to every patient of the organisation, or close it (admin):
+/// PALS, central appointments, medical records. Patients and carers with
+/// consent may then start a thread to it without being in it; threads
+/// already started are not changed by closing it.
+#[derive(Clone, Debug)]
+pub struct SetOpenToPatients {
+    pub team_id: String,
+    pub open: bool,
+}
+
+impl Command for SetOpenToPatients {
+    type Target = Team;
+    fn target_id(&self) -> &str {
+        &self.team_id
+    }
+    fn decide(&self, team: &Team, ctx: &Context) -> Result<Payload, DomainError> {
+        require_role(&ctx.actor, &[Role::Admin], ADMIN_RULE)?;
+        let team = existing(team, &self.team_id)?;
+        if team.open_to_patients == self.open {
+            return Err(DomainError::precondition(format!(
+                "team {} is already {} to every patient",
+                team.name,
+                if self.open { "open" } else { "closed" },
+            )));
+        }
+        Ok(Payload::TeamOpenToPatientsSet(TeamOpenToPatientsSet {
+            open: self.open,
+        }))
+    }
+}
+
+/// Switch team alerts on or off (admin): on, every member hears of each new
+/// message from a patient or carer in a thread addressed to the team.
+#[derive(Clone, Debug)]
+pub struct SetAlerts {
+    pub team_id: String,
+    pub enabled: bool,
+}
+
+impl Command for SetAlerts {
+    type Target = Team;
+    fn target_id(&self) -> &str {
+        &self.team_id
+    }
+    fn decide(&self, team: &Team, ctx: &Context) -> Result<Payload, DomainError> {
+        require_role(&ctx.actor, &[Role::Admin], ADMIN_RULE)?;
+        let team = existing(team, &self.team_id)?;
+        if team.alerts == self.enabled {
+            return Err(DomainError::precondition(format!(
+                "team alerts are already {} for team {}",
+                if self.enabled { "on" } else { "off" },
+                team.name
+            )));
+        }
+        Ok(Payload::TeamAlertsSet(TeamAlertsSet {
             enabled: self.enabled,
         }))
     }
@@ -548,6 +614,53 @@ mod tests {
         let mut team = w.team.clone();
         team.evolve(&envelope(&w.admin, event));
         assert!(team.auto_cc);
+        assert_refused(
+            on.decide(&team, &ctx(&w.admin)),
+            "precondition",
+            "already on",
+        );
+    }
+
+    #[test]
+    fn a_team_opens_to_every_patient_and_closes_again_by_an_admin() {
+        let w = world();
+        let open = SetOpenToPatients {
+            team_id: w.team_id.clone(),
+            open: true,
+        };
+        let nurse = person(Role::Professional, "Nina");
+        assert_refused(open.decide(&w.team, &ctx(&nurse)), "denied", ADMIN_RULE);
+        let event = open.decide(&w.team, &ctx(&w.admin)).unwrap();
+        let mut team = w.team.clone();
+        team.evolve(&envelope(&w.admin, event));
+        assert!(team.open_to_patients);
+        assert_refused(
+            open.decide(&team, &ctx(&w.admin)),
+            "precondition",
+            "already open",
+        );
+        let close = SetOpenToPatients {
+            team_id: w.team_id.clone(),
+            open: false,
+        };
+        let event = close.decide(&team, &ctx(&w.admin)).unwrap();
+        team.evolve(&envelope(&w.admin, event));
+        assert!(!team.open_to_patients);
+    }
+
+    #[test]
+    fn team_alerts_switch_by_an_admin_only_when_they_change() {
+        let w = world();
+        let on = SetAlerts {
+            team_id: w.team_id.clone(),
+            enabled: true,
+        };
+        let nurse = person(Role::Professional, "Nina");
+        assert_refused(on.decide(&w.team, &ctx(&nurse)), "denied", ADMIN_RULE);
+        let event = on.decide(&w.team, &ctx(&w.admin)).unwrap();
+        let mut team = w.team.clone();
+        team.evolve(&envelope(&w.admin, event));
+        assert!(team.alerts);
         assert_refused(
             on.decide(&team, &ctx(&w.admin)),
             "precondition",

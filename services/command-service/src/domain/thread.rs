@@ -241,9 +241,13 @@ fn expand(
         match recipient {
             Recipient::Team(team_id) => {
                 let team = ctx.team(team_id)?;
-                if patient_side && !record.teams.contains_key(team_id) {
+                if patient_side
+                    && !record.teams.contains_key(team_id)
+                    && !team.open_to_patients
+                    && !record.grant_in_force_for(team_id, ctx.now)
+                {
                     return Err(DomainError::denied(format!(
-                        "patients and carers message only the patient's own teams; {} is not one of them",
+                        "patients and carers message the patient's own teams, teams open to every patient (such as PALS) and teams the patient has given access to their record; {} is none of them",
                         team.name
                     )));
                 }
@@ -365,6 +369,19 @@ fn check_size(thread: Option<&Thread>, adding: usize) -> Result<(), DomainError>
 }
 
 /// Patient or carer acting in their own capacity on this record.
+/// Whether a message by `actor` brings a thread back to the active inbox:
+/// any message on an archived thread (its author expects an answer, and
+/// the patient is emailed about it), and the patient's or a carer's on a
+/// completed one. Staff may still write a closing word on a completed
+/// thread without reopening it.
+fn reopens(status: Status, actor: &Actor) -> bool {
+    match status {
+        Status::Open => false,
+        Status::Archived => true,
+        Status::Completed => patient_side(actor),
+    }
+}
+
 fn patient_side(actor: &Actor) -> bool {
     matches!(actor.role, Role::Patient | Role::Carer)
 }
@@ -635,7 +652,7 @@ impl Command for PostMessage {
         Ok(Payload::MessagePosted(MessagePosted {
             message_id: self.message_id.clone(),
             body: self.body.clone(),
-            reopened: thread.status != Status::Open && patient_side(&ctx.actor),
+            reopened: reopens(thread.status, &ctx.actor),
         }))
     }
     fn on_behalf_of(&self, thread: &Thread, actor: &Actor) -> Option<String> {

@@ -10,8 +10,8 @@ use crate::domain::patient::{
 };
 use crate::domain::person::{GrantStaffRole, RegisterCarer, RegisterProfessional, RevokeStaffRole};
 use crate::domain::team::{
-    AddTeamMember, CreateTeam, IssueJoinCode, RemoveTeamMember, SetAutoCc, SetDefaultContact,
-    SetMemberContactable, SetMemberLead, new_join_code,
+    AddTeamMember, CreateTeam, IssueJoinCode, RemoveTeamMember, SetAlerts, SetAutoCc,
+    SetDefaultContact, SetMemberContactable, SetMemberLead, SetOpenToPatients, new_join_code,
 };
 use crate::domain::thread::{
     AddParticipants, AssignThread, ChangeStatus, LeaveThread, MarkRead, PostMessage, Recipient,
@@ -47,6 +47,8 @@ has_command_id!(
     pb::SetMemberContactableRequest,
     pb::SetMemberLeadRequest,
     pb::SetAutoCcRequest,
+    pb::SetTeamOpenToPatientsRequest,
+    pb::SetTeamAlertsRequest,
     pb::SetDefaultContactRequest,
     pb::IssueJoinCodeRequest,
     pb::RegisterPatientRequest,
@@ -266,6 +268,28 @@ impl FromRequest<pb::SetAutoCcRequest> for SetAutoCc {
     }
 }
 
+impl FromRequest<pb::SetTeamAlertsRequest> for SetAlerts {
+    fn from_request(r: pb::SetTeamAlertsRequest, _: &str, _: &Actor) -> Result<Self, DomainError> {
+        Ok(Self {
+            team_id: TeamId::parse("team_id", &r.team_id)?.into(),
+            enabled: r.enabled,
+        })
+    }
+}
+
+impl FromRequest<pb::SetTeamOpenToPatientsRequest> for SetOpenToPatients {
+    fn from_request(
+        r: pb::SetTeamOpenToPatientsRequest,
+        _: &str,
+        _: &Actor,
+    ) -> Result<Self, DomainError> {
+        Ok(Self {
+            team_id: TeamId::parse("team_id", &r.team_id)?.into(),
+            open: r.open,
+        })
+    }
+}
+
 impl FromRequest<pb::SetDefaultContactRequest> for SetDefaultContact {
     fn from_request(
         r: pb::SetDefaultContactRequest,
@@ -339,11 +363,18 @@ impl FromRequest<pb::JoinTeamWithCodeRequest> for JoinTeamWithCode {
         _: &str,
         actor: &Actor,
     ) -> Result<Self, DomainError> {
+        let name = if r.name.trim().is_empty() {
+            actor.name.as_str()
+        } else {
+            r.name.as_str()
+        };
         Ok(Self {
             // The record is the signed-in patient's own.
             patient_id: actor.person_id.clone(),
             team_id: TeamId::parse("team_id", &r.team_id)?.into(),
             join_code: v::text("join_code", &r.join_code, 1, v::JOIN_CODE_MAX)?,
+            name: v::name("name", name)?,
+            email: v::email("email", &r.email, false)?,
         })
     }
 }

@@ -23,8 +23,8 @@ use crate::domain::patient::{
 };
 use crate::domain::person::{GrantStaffRole, RegisterCarer, RegisterProfessional, RevokeStaffRole};
 use crate::domain::team::{
-    AddTeamMember, CreateTeam, IssueJoinCode, RemoveTeamMember, SetAutoCc, SetDefaultContact,
-    SetMemberContactable, SetMemberLead,
+    AddTeamMember, CreateTeam, IssueJoinCode, RemoveTeamMember, SetAlerts, SetAutoCc,
+    SetDefaultContact, SetMemberContactable, SetMemberLead, SetOpenToPatients,
 };
 use crate::domain::thread::{
     AddParticipants, AssignThread, ChangeStatus, LeaveThread, MarkRead, PostMessage, StartThread,
@@ -164,6 +164,15 @@ impl<S: EventStore> CommandService for CommandGrpc<S> {
     }
     async fn set_auto_cc(&self, r: Request<pb::SetAutoCcRequest>) -> Answer {
         self.handle::<_, SetAutoCc>(r).await
+    }
+    async fn set_team_alerts(&self, r: Request<pb::SetTeamAlertsRequest>) -> Answer {
+        self.handle::<_, SetAlerts>(r).await
+    }
+    async fn set_team_open_to_patients(
+        &self,
+        r: Request<pb::SetTeamOpenToPatientsRequest>,
+    ) -> Answer {
+        self.handle::<_, SetOpenToPatients>(r).await
     }
     async fn set_default_contact(&self, r: Request<pb::SetDefaultContactRequest>) -> Answer {
         self.handle::<_, SetDefaultContact>(r).await

@@ -72,6 +72,8 @@ enum Case {
     SetMemberContactable,
     SetMemberLead,
     SetAutoCc,
+    SetTeamOpenToPatients,
+    SetTeamAlerts,
     SetDefaultContact,
     IssueJoinCode,
 }
@@ -437,22 +439,14 @@ impl Fixture<'_> {
                 // A team of its own: attempts run at once, and a new code
                 // replaces the old one.
                 let team_id = self.team().await;
-                let join_code = self
-                    .as_(&o.admin)
-                    .issue_join_code(pb::IssueJoinCodeRequest {
-                        command_id: command_id(),
-                        team_id: team_id.clone(),
-                    })
-                    .await
-                    .unwrap()
-                    .into_inner()
-                    .join_code;
+                let join_code = self.as_(&o.admin).issue_code(&team_id).await.unwrap();
                 code(
                     client
                         .join_team_with_code(pb::JoinTeamWithCodeRequest {
                             command_id: command_id(),
                             team_id,
                             join_code,
+                            ..Default::default()
                         })
                         .await,
                 )
@@ -570,6 +564,24 @@ impl Fixture<'_> {
                     })
                     .await,
             ),
+            Case::SetTeamAlerts => code(
+                client
+                    .set_team_alerts(pb::SetTeamAlertsRequest {
+                        command_id: command_id(),
+                        team_id,
+                        enabled: true,
+                    })
+                    .await,
+            ),
+            Case::SetTeamOpenToPatients => code(
+                client
+                    .set_team_open_to_patients(pb::SetTeamOpenToPatientsRequest {
+                        command_id: command_id(),
+                        team_id,
+                        open: true,
+                    })
+                    .await,
+            ),
             Case::SetDefaultContact => code(
                 client
                     .set_default_contact(pb::SetDefaultContactRequest {
@@ -684,6 +696,8 @@ async fn people_and_team_commands_role_by_role() {
             (Case::SetMemberContactable, "pd pd pd pd pd pd pd ok"),
             (Case::SetMemberLead, "pd pd pd pd pd pd pd ok"),
             (Case::SetAutoCc, "pd pd pd pd pd pd pd ok"),
+            (Case::SetTeamOpenToPatients, "pd pd pd pd pd pd pd ok"),
+            (Case::SetTeamAlerts, "pd pd pd pd pd pd pd ok"),
             (Case::SetDefaultContact, "pd pd pd pd pd pd pd ok"),
             (Case::IssueJoinCode, "pd pd pd pd pd pd pd ok"),
         ],

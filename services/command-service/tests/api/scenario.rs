@@ -191,21 +191,14 @@ async fn self_registration_needs_the_teams_current_code() {
     let app = spawn_app("joincode").await;
     let org = app.org().await;
     let mut admin = app.signer.client(&org.admin).unwrap();
-    let code = admin
-        .issue_join_code(pb::IssueJoinCodeRequest {
-            command_id: command_id(),
-            team_id: org.cardiology.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .join_code;
+    let code = admin.issue_code(&org.cardiology).await.unwrap();
     assert_eq!(code.len(), 10);
     let mut sam = app.signer.client(&org.other_patient).unwrap();
     let join = |code: &str| pb::JoinTeamWithCodeRequest {
         command_id: command_id(),
         team_id: org.cardiology.clone(),
         join_code: code.into(),
+        ..Default::default()
     };
     let wrong = sam
         .join_team_with_code(join("WRONGCODE2"))
@@ -213,15 +206,7 @@ async fn self_registration_needs_the_teams_current_code() {
         .unwrap_err();
     assert_eq!(wrong.code(), Code::PermissionDenied);
     // A newer code replaces the old one.
-    let newer = admin
-        .issue_join_code(pb::IssueJoinCodeRequest {
-            command_id: command_id(),
-            team_id: org.cardiology.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .join_code;
+    let newer = admin.issue_code(&org.cardiology).await.unwrap();
     let old = sam.join_team_with_code(join(&code)).await.unwrap_err();
     assert_eq!(old.code(), Code::PermissionDenied);
     sam.join_team_with_code(join(&newer)).await.unwrap();
@@ -356,4 +341,121 @@ async fn a_carer_with_a_professional_token_is_still_a_carer_on_the_thread() {
         .unwrap_err();
     assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
     assert_eq!(app.head().await, before);
+}
+
+/// Sam Green is in no team with PALS and has given it no access, yet PALS
+/// takes complaints from every patient: he writes to it and Pam Reid, its
+/// default contact, receives it. Once an admin closes PALS to patients
+/// outside it, he is told whom he may write to.
+#[tokio::test]
+async fn any_patient_writes_to_pals_while_it_is_open_to_every_patient() {
+    let app = spawn_app("openpals").await;
+    let org = app.org().await;
+    let mut sam = app.signer.client(&org.other_patient).unwrap();
+    let thread = sam
+        .start_to_team(
+            &org.other_patient,
+            &org.pals,
+            "A complaint",
+            "I waited four hours.",
+        )
+        .await
+        .unwrap();
+    let events = app.events_after(0).await;
+    let started = events
+        .iter()
+        .find_map(|e| match &e.envelope.payload {
+            Some(Payload::ThreadStarted(t)) if e.envelope.aggregate_id == thread => Some(t),
+            _ => None,
+        })
+        .expect("the thread started");
+    assert!(
+        started
+            .participants
+            .iter()
+            .any(|p| p.person_id == org.pals_officer.person_id.to_string()
+                && p.reason == JoinReason::TeamDefaultContact as i32)
+    );
+
+    let mut admin = app.signer.client(&org.admin).unwrap();
+    admin
+        .set_team_open_to_patients(pb::SetTeamOpenToPatientsRequest {
+            command_id: command_id(),
+            team_id: org.pals.clone(),
+            open: false,
+        })
+        .await
+        .unwrap();
+    let refused = sam
+        .start_to_team(&org.other_patient, &org.pals, "Again", "Still waiting.")
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    assert!(
+        refused.message().contains("open to every patient"),
+        "{}",
+        refused.message()
+    );
+    // The thread already started stays: Sam still writes on it.
+    sam.post(&thread, "Any news?").await.unwrap();
+}
+
+/// Nia Newcomer has signed in but no one has registered her: with the
+/// renal unit's code (printed on its clinic letters) she signs herself up,
+/// is in the team, and writes to it. A rotated code is refused, saying why.
+#[tokio::test]
+async fn a_newcomer_signs_up_with_a_teams_code_and_writes_to_it() {
+    let app = spawn_app("signup").await;
+    let org = app.org().await;
+    let nia = service_kit::Caller {
+        person_id: uuid::Uuid::now_v7(),
+        role: service_kit::Role::Patient,
+        name: "Nia Newcomer".into(),
+    };
+    let mut client = app.signer.client(&nia).unwrap();
+    // Before signing up she is nobody the log knows.
+    let unknown = client
+        .start_to_team(&nia, &org.renal, "Hello", "First question")
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::PermissionDenied);
+
+    let mut admin = app.signer.client(&org.admin).unwrap();
+    let old = org.renal_join_code.clone();
+    let current = admin.issue_code(&org.renal).await.unwrap();
+    let join = |code: &str| pb::JoinTeamWithCodeRequest {
+        command_id: command_id(),
+        team_id: org.renal.clone(),
+        join_code: code.into(),
+        name: String::new(),
+        email: "nia@example.org".into(),
+    };
+    let rotated = client.join_team_with_code(join(&old)).await.unwrap_err();
+    assert_eq!(rotated.code(), Code::PermissionDenied);
+    assert!(
+        rotated
+            .message()
+            .contains("changes when a new one is issued"),
+        "{}",
+        rotated.message()
+    );
+    let signed_up = client
+        .join_team_with_code(join(&current))
+        .await
+        .unwrap()
+        .into_inner();
+    let events = app.events_after(signed_up.position - 1).await;
+    let Some(Payload::PatientRegistered(e)) = &events[0].envelope.payload else {
+        panic!("not a registration: {:?}", events[0].envelope.payload);
+    };
+    assert_eq!(e.patient_id, nia.person_id.to_string());
+    assert_eq!(e.name, "Nia Newcomer", "the name her sign-in gives");
+    assert_eq!(e.joined_team_id, org.renal);
+    assert!(!e.email_verified);
+
+    // Now she is a patient of the renal unit, and writes to it.
+    client
+        .start_to_team(&nia, &org.renal, "Hello", "First question")
+        .await
+        .unwrap();
 }

@@ -61,6 +61,7 @@ const SET_CONTACTABLE: &str =
     "UPDATE team_members SET contactable = $3 WHERE team_id = $1 AND person_id = $2";
 const SET_LEAD: &str = "UPDATE team_members SET lead = $3 WHERE team_id = $1 AND person_id = $2";
 const SET_AUTO_CC: &str = "UPDATE teams SET auto_cc = $2 WHERE team_id = $1";
+const SET_OPEN: &str = "UPDATE teams SET open_to_patients = $2 WHERE team_id = $1";
 const SET_DEFAULT_CONTACT: &str = "UPDATE teams SET default_contact = $2 WHERE team_id = $1";
 const REVOKE_CONSENT: &str = "DELETE FROM consents WHERE patient_id = $1 AND carer_id = $2";
 const REVOKE_GRANT: &str =
@@ -120,8 +121,9 @@ impl Reference {
                 );
             }
             Payload::PatientRegistered(e) => {
+                let patient = uuid(event, "patient_id", &e.patient_id)?;
                 self.register(
-                    uuid(event, "patient_id", &e.patient_id)?,
+                    patient,
                     (
                         "patient".into(),
                         e.name.clone(),
@@ -130,6 +132,13 @@ impl Reference {
                         e.email_verified,
                     ),
                 );
+                // A sign-up with a team's code: in the team from this event.
+                if !e.joined_team_id.is_empty() {
+                    self.care_teams.insert(
+                        (patient, uuid(event, "joined_team_id", &e.joined_team_id)?),
+                        ("self_registration".into(), occurred_at(event)),
+                    );
+                }
             }
             Payload::TeamCreated(e) => {
                 self.teams.insert(
@@ -219,6 +228,9 @@ impl Reference {
             }
             Payload::TeamAutoCcSwitched(e) => {
                 tx.execute(SET_AUTO_CC, &[&aggregate, &e.enabled]).await?;
+            }
+            Payload::TeamOpenToPatientsSet(e) => {
+                tx.execute(SET_OPEN, &[&aggregate, &e.open]).await?;
             }
             Payload::TeamDefaultContactSet(e) => {
                 let contact = optional_uuid(event, "professional_id", &e.professional_id)?;

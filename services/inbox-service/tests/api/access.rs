@@ -1,7 +1,6 @@
 //! Reads are recorded: every query that shows a record's threads appends a
 //! `RecordsViewed` event first, and a read that cannot be recorded fails.
 
-use careline_client::Steps;
 use careline_client::demo::first_thread;
 use event_store::EventStore;
 use futures::StreamExt;
@@ -37,12 +36,8 @@ async fn every_read_path_records_who_saw_which_record() {
     let patient = org.patient.person_id.to_string();
     let nurse = org.nurse.person_id.to_string();
     // A staff reply the patient has not read, for NotReadByPatient to show.
-    s.signer
-        .client(&org.nurse)
-        .unwrap()
-        .post(&thread, "Please weigh yourself each morning.")
-        .await
-        .unwrap();
+    s.post(&org.nurse, &thread, "Please weigh yourself each morning.")
+        .await;
     let at = s.head().await;
     let mut inbox = s.inbox(&org.nurse);
 

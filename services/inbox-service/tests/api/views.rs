@@ -274,19 +274,15 @@ async fn filters_search_and_pages() {
         .signer
         .client(&org.admin)
         .unwrap()
-        .issue_join_code(cmd::IssueJoinCodeRequest {
-            command_id: command_id(),
-            team_id: org.cardiology.clone(),
-        })
+        .issue_code(&org.cardiology)
         .await
-        .unwrap()
-        .into_inner()
-        .join_code;
+        .unwrap();
     let mut sam = s.signer.client(&org.other_patient).unwrap();
     sam.join_team_with_code(cmd::JoinTeamWithCodeRequest {
         command_id: command_id(),
         team_id: org.cardiology.clone(),
         join_code: code,
+        ..Default::default()
     })
     .await
     .unwrap();
@@ -486,6 +482,21 @@ async fn who_can_i_message_lists_teams_contacts_and_carers() {
         })
         .collect();
     assert_eq!(carers, vec![("Chris Jones", "parent")]);
+    // PALS is open to every patient (and Pat has granted it access too).
+    let others: Vec<(&str, Option<&str>)> = reply
+        .other_teams
+        .iter()
+        .map(|t| {
+            (
+                t.name.as_str(),
+                t.default_contact.as_ref().map(|p| p.name.as_str()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        others,
+        vec![("Patient Advice and Liaison Service", Some("Pam Reid"))]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -696,4 +707,48 @@ async fn a_long_thread_comes_a_page_at_a_time_newest_first() {
     let too_many = page(201, 0).await.unwrap_err();
     assert_eq!(too_many.code(), tonic::Code::InvalidArgument);
     assert!(too_many.message().contains("page_size"));
+}
+
+/// Nina archived Pat's thread too soon; she writes on it again, and it is
+/// back in the active inbox (Pat is emailed about a message she can find).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_staff_message_on_an_archived_thread_brings_it_back() {
+    let s = system("staffreopen").await;
+    let org = s.org().await;
+    let thread = first_thread(&s.signer, &org).await.unwrap();
+    let mut nurse = s.signer.client(&org.nurse).unwrap();
+    nurse.archive(&thread).await.unwrap();
+    let active = |at| pb::MyInboxRequest {
+        min_position: at,
+        ..Default::default()
+    };
+    let at = s.head().await;
+    let before = s.inbox(&org.patient).my_inbox(active(at)).await.unwrap();
+    assert!(
+        before
+            .get_ref()
+            .threads
+            .iter()
+            .all(|t| t.thread_id != thread),
+        "archived: out of the active inbox"
+    );
+
+    let at = nurse
+        .post(&thread, "One more thing: bring your fluid chart.")
+        .await
+        .unwrap();
+    for who in [&org.patient, &org.nurse] {
+        let page = s
+            .inbox(who)
+            .my_inbox(active(at))
+            .await
+            .unwrap()
+            .into_inner();
+        let summary = page
+            .threads
+            .iter()
+            .find(|t| t.thread_id == thread)
+            .expect("back in the active inbox");
+        assert_eq!(summary.status, pb::ThreadStatus::Open as i32);
+    }
 }

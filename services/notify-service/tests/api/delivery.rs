@@ -48,12 +48,8 @@ async fn everyone_but_the_author_gets_one_email_with_no_clinical_content() {
     // (Waiting for the first emails, so that the reply is not coalesced with
     // the first message into one email per person.)
     sink.wait_for(4).await;
-    s.signer
-        .client(&org.nurse)
-        .unwrap()
-        .post(&thread, "Please weigh yourself each morning.")
-        .await
-        .unwrap();
+    s.post(&org.nurse, &thread, "Please weigh yourself each morning.")
+        .await;
 
     let mails = sink.wait_for(8).await;
     assert_eq!(mails.len(), 8, "{:?}", per_recipient(&mails));
@@ -151,12 +147,7 @@ async fn a_patient_without_a_verified_email_shows_as_undeliverable() {
         .await
         .unwrap();
     sink.wait_for(3).await;
-    s.signer
-        .client(&org.nurse)
-        .unwrap()
-        .post(&thread, "Please call the ward.")
-        .await
-        .unwrap();
+    s.post(&org.nurse, &thread, "Please call the ward.").await;
     let told = states(&s, &org.nurse, &thread).await;
     let to_sam: Vec<_> = told
         .iter()
@@ -526,12 +517,7 @@ async fn emails_name_the_registered_sender_not_the_tokens_name() {
         name: "Dr Impostor".into(),
         ..org.nurse.clone()
     };
-    s.signer
-        .client(&impostor)
-        .unwrap()
-        .post(&thread, "Noted.")
-        .await
-        .unwrap();
+    s.post(&impostor, &thread, "Noted.").await;
     let mails = sink.wait_for(8).await;
     assert!(mails.iter().all(|m| !m.contains("Impostor")), "{mails:?}");
     assert!(mails.iter().any(|m| m.contains("Nina Patel")));
@@ -552,4 +538,47 @@ async fn emails_name_the_registered_sender_not_the_tokens_name() {
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Code::Unauthenticated);
+}
+
+/// The renal unit wants every member to hear of patients' messages: with
+/// team alerts on, Dr Cole (in the team, not contactable by patients, not
+/// on the thread) is emailed of Pat's message too, content-free; of a
+/// nurse's reply he is not (alerts are for patients' and carers' messages).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_team_alerts_every_member_hears_of_a_patients_message() {
+    let mut sink = Sink::reserve("notifyalerts");
+    sink.start().await;
+    let s = system("notifyalerts", smtp(sink.port)).await;
+    let org = s.org().await;
+    s.signer
+        .client(&org.admin)
+        .unwrap()
+        .set_team_alerts(cmd::SetTeamAlertsRequest {
+            command_id: command_id(),
+            team_id: org.renal.clone(),
+            enabled: true,
+        })
+        .await
+        .unwrap();
+    let thread = first_thread(&s.signer, &org).await.unwrap();
+    let mails = sink.wait_for(5).await;
+    let counts = per_recipient(&mails);
+    assert_eq!(counts.get("Dr Rowan Cole"), Some(&1), "{counts:?}");
+    assert_eq!(counts.values().sum::<usize>(), 5, "{counts:?}");
+    let to_cole = mails
+        .iter()
+        .find(|m| header(m, "To").unwrap().contains("Rowan Cole"))
+        .unwrap();
+    for secret in ["Fluid allowance", "dialysis", "ankles"] {
+        assert!(!to_cole.contains(secret), "{to_cole}");
+    }
+    assert!(to_cole.contains(&format!("https://careline.test/threads/{thread}")));
+
+    s.post(&org.nurse, &thread, "Please weigh yourself each morning.")
+        .await;
+    // Pat, Ned, Lena and Chris hear of the reply; Dr Cole does not.
+    let mails = sink.wait_for(9).await;
+    let counts = per_recipient(&mails);
+    assert_eq!(counts.values().sum::<usize>(), 9, "{counts:?}");
+    assert_eq!(counts.get("Dr Rowan Cole"), Some(&1), "{counts:?}");
 }

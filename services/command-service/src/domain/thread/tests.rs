@@ -182,6 +182,7 @@ fn world() -> World {
                 name: patient.name.clone(),
                 email: "pat@example.org".into(),
                 email_verified: true,
+                joined_team_id: String::new(),
             }),
             Payload::PatientJoinedTeam(PatientJoinedTeam {
                 team_id: renal.clone(),
@@ -400,15 +401,35 @@ fn a_team_without_auto_cc_is_reached_through_its_default_contact() {
 fn patients_address_only_their_teams_and_their_contactable_professionals() {
     let w = world();
     let to = |r: Recipient| w.start(vec![r], vec![]);
-    assert_refused(
+    // PALS holds a grant to the record in force: the patient may write to it.
+    assert!(
         w.run(
             &Thread::default(),
             &w.patient,
-            &to(Recipient::Team(w.pals.clone())),
-        ),
-        "denied",
-        "PALS is not one of them",
+            &to(Recipient::Team(w.pals.clone()))
+        )
+        .is_ok()
     );
+    // Without the grant, PALS is neither the patient's team nor open to them...
+    let mut without = world();
+    without.record.grants.clear();
+    let to_pals = without.start(vec![Recipient::Team(without.pals.clone())], vec![]);
+    for who in [&without.patient, &without.carer] {
+        assert_refused(
+            without.run(&Thread::default(), who, &to_pals),
+            "denied",
+            "PALS is none of them",
+        );
+    }
+    // ...until an admin opens PALS to every patient.
+    without
+        .teams
+        .get_mut(&without.pals)
+        .unwrap()
+        .open_to_patients = true;
+    for who in [&without.patient, &without.carer] {
+        assert!(without.run(&Thread::default(), who, &to_pals).is_ok());
+    }
     assert_refused(
         w.run(
             &Thread::default(),
@@ -519,7 +540,7 @@ fn a_thread_is_started_once() {
 }
 
 #[test]
-fn participants_post_and_a_patient_reply_reopens_an_archived_thread() {
+fn any_message_reopens_an_archived_thread_and_a_patient_side_one_a_completed_thread() {
     let w = world();
     let mut thread = w.thread();
     let post = w.post();
@@ -536,27 +557,37 @@ fn participants_post_and_a_patient_reply_reopens_an_archived_thread() {
     );
     assert_eq!(thread.status, Status::Archived);
 
-    // Staff writing on an archived thread does not reopen it.
+    // Staff writing on an archived thread reopen it: the patient is told
+    // of a message they can find in the active inbox.
     assert!(
-        matches!(w.apply(&mut thread, &w.nurse, &w.post()), Payload::MessagePosted(m) if !m.reopened)
+        matches!(w.apply(&mut thread, &w.nurse, &w.post()), Payload::MessagePosted(m) if m.reopened)
     );
-    assert_eq!(thread.status, Status::Archived);
-    // The patient's (or a carer's) reply does.
+    assert_eq!(thread.status, Status::Open);
+    let archive = ChangeStatus {
+        thread_id: new_id(),
+        change: StatusChange::Archive,
+    };
+    w.apply(&mut thread, &w.nurse, &archive);
+    // So does the patient's (or a carer's) reply.
     assert!(
         matches!(w.apply(&mut thread, &w.patient, &w.post()), Payload::MessagePosted(m) if m.reopened)
     );
     assert_eq!(thread.status, Status::Open);
-    w.apply(
-        &mut thread,
-        &w.nurse,
-        &ChangeStatus {
-            thread_id: new_id(),
-            change: StatusChange::Complete,
-        },
+    let complete = ChangeStatus {
+        thread_id: new_id(),
+        change: StatusChange::Complete,
+    };
+    w.apply(&mut thread, &w.nurse, &complete);
+    // A completed thread: staff may write a closing word without reopening it...
+    assert!(
+        matches!(w.apply(&mut thread, &w.nurse, &w.post()), Payload::MessagePosted(m) if !m.reopened)
     );
+    assert_eq!(thread.status, Status::Completed);
+    // ...and the patient's side reopens it.
     assert!(
         matches!(w.apply(&mut thread, &w.carer, &w.post()), Payload::MessagePosted(m) if m.reopened)
     );
+    assert_eq!(thread.status, Status::Open);
 }
 
 #[test]
