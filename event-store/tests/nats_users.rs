@@ -1,6 +1,6 @@
 //! The NATS users Careline ships (`deploy/nats/users.conf`) on a real
 //! nats-server: only the command service writes domain events, only the
-//! inbox writes record reads, every service reads, and nobody but the
+//! inbox and the notification service write record reads, every service reads, and nobody but the
 //! deployment's admin can delete or edit the log.
 
 #![allow(clippy::unwrap_used)]
@@ -90,9 +90,13 @@ async fn each_service_may_do_only_what_it_does() {
             .claim(&uuid::Uuid::now_v7().to_string(), "thread/x")
             .await;
         assert!(claim.is_err(), "{user} claimed a command id");
-        // Only the inbox records reads.
+        // Only the services that answer with a record's data record reads.
         let viewed = store.append(&read(&reader_ref), ANY_VERSION).await;
-        assert_eq!(viewed.is_ok(), user == "inbox", "{user}: {viewed:?}");
+        assert_eq!(
+            viewed.is_ok(),
+            matches!(user, "inbox" | "notify"),
+            "{user}: {viewed:?}"
+        );
         // Nobody edits the log.
         let js = store.jetstream();
         assert!(
@@ -117,5 +121,9 @@ async fn each_service_may_do_only_what_it_does() {
     );
     // Everything refused wrote nothing.
     let head = admin.last_position().await.unwrap();
-    assert_eq!(head, first.position + 1, "only the inbox's read was added");
+    assert_eq!(
+        head,
+        first.position + 2,
+        "only the inbox's and the notification service's reads were added"
+    );
 }

@@ -25,6 +25,7 @@
 //!   `sql.rs` — the engine's queries.
 //! * `testing.rs` (feature `testing`) — a throw-away database per test.
 
+mod access;
 mod db;
 mod dead_letters;
 mod engine;
@@ -40,6 +41,7 @@ mod tls;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use access::{AccessLog, Recorder, Shown};
 pub use db::{Failure, classify, connect, connect_with, describe_error, migrate, pool};
 
 /// The batch sizes a read service accepts (events per projection

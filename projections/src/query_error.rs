@@ -12,6 +12,8 @@ pub trait ReadService: Send + Sync + 'static {
     const NAME: &'static str;
     /// Its read model in a sentence ("the inbox has applied the log up to ...").
     const READ_MODEL: &'static str;
+    /// Its gRPC service's full name, as recorded reads name their call.
+    const GRPC: &'static str;
 }
 
 /// Why a read service refused or failed a call.

@@ -467,6 +467,9 @@ pub fn describe(event: &RecordedEvent, dir: &mut Directory) -> Vec<Draft> {
                     let threads = view.thread_ids.len();
                     let action = match (call.as_str(), threads) {
                         ("GetThread", _) => format!("{who} opened the thread"),
+                        ("ThreadNotifications", _) => {
+                            format!("{who} looked up who was told of the thread's messages")
+                        }
                         ("WhoCanIMessage", _) => {
                             format!("{who} looked up whom they may message in the record")
                         }

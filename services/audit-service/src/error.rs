@@ -9,6 +9,7 @@ pub struct Audit;
 impl projections::ReadService for Audit {
     const NAME: &'static str = "audit";
     const READ_MODEL: &'static str = "the audit trail";
+    const GRPC: &'static str = "careline.audit.v1.AuditService";
 }
 
 pub type Error = projections::QueryError<Audit>;

@@ -9,6 +9,7 @@ pub struct Inbox;
 impl projections::ReadService for Inbox {
     const NAME: &'static str = "inbox";
     const READ_MODEL: &'static str = "the inbox";
+    const GRPC: &'static str = "careline.inbox.v1.InboxService";
 }
 
 pub type Error = projections::QueryError<Inbox>;

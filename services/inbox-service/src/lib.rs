@@ -9,7 +9,6 @@
 //!   checks, read-your-writes (waiting for `min_position`).
 //! * `startup.rs` — the projection runner (supervised) and the server.
 
-pub mod access;
 pub mod config;
 pub mod error;
 pub mod grpc;

@@ -24,7 +24,10 @@ use service_kit::ids::{PatientId, TeamId, ThreadId};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use crate::access::{Recorder, Shown};
+use projections::Shown;
+
+/// What one answer of the inbox shows, recorded once.
+type Recorder<'a> = projections::Recorder<'a, crate::error::Inbox>;
 use crate::error::Error;
 
 type Param = dyn tokio_postgres::types::ToSql + Sync;

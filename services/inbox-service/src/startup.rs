@@ -3,10 +3,9 @@
 //! and its gRPC methods.
 
 use event_store::{EventStore, JetStreamStore, Settings};
-use projections::{ReadApplication, ReadParts, ReadSettings, Started};
+use projections::{AccessLog, ReadApplication, ReadParts, ReadSettings, Started};
 use proto::inbox::inbox_service_server::InboxServiceServer;
 
-use crate::access::AccessLog;
 use crate::config::Config;
 use crate::error::Inbox;
 use crate::grpc::InboxGrpc;

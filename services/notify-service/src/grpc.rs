@@ -3,7 +3,7 @@
 
 use std::time::SystemTime;
 
-use projections::Reader;
+use projections::{AccessLog, Reader, Shown};
 use proto::notify as pb;
 use proto::notify::notification_service_server::NotificationService;
 use service_kit::Role;
@@ -23,6 +23,9 @@ const ON_THREAD: &str = "SELECT EXISTS (SELECT 1 FROM notify.people WHERE id = $
         JOIN notify.team_members m ON m.team_id = g.team_id AND m.person_id = $2 \
         WHERE t.thread_id = $1))";
 
+/// The record thread `$1` is in.
+const RECORD: &str = "SELECT patient_id FROM notify.threads WHERE thread_id = $1";
+
 /// Each notice of the thread's messages, and each reminder sent or tried.
 const STATES: &str = "SELECT n.id, n.event_id, n.position, n.recipient_id, n.recipient_name, \
        n.recipient_kind, n.sender_name, n.sender_role, n.deliverable, n.reason, \
@@ -41,6 +44,7 @@ const STATES: &str = "SELECT n.id, n.event_id, n.position, n.recipient_id, n.rec
 /// The notification service.
 pub struct NotifyGrpc {
     reader: Reader<Notifications>,
+    access: AccessLog,
 }
 
 impl std::fmt::Debug for NotifyGrpc {
@@ -52,8 +56,8 @@ impl std::fmt::Debug for NotifyGrpc {
 }
 
 impl NotifyGrpc {
-    pub fn new(reader: Reader<Notifications>) -> Self {
-        Self { reader }
+    pub fn new(reader: Reader<Notifications>, access: AccessLog) -> Self {
+        Self { reader, access }
     }
 }
 
@@ -71,6 +75,7 @@ pub struct Notifications;
 impl projections::ReadService for Notifications {
     const NAME: &'static str = "notification";
     const READ_MODEL: &'static str = "the notification state";
+    const GRPC: &'static str = "careline.notify.v1.NotificationService";
 }
 
 /// The notification service's errors: the one kind every read service has.
@@ -104,7 +109,19 @@ impl NotificationService for NotifyGrpc {
         if caller.role != Role::Professional || !on_thread {
             return Err(Status::not_found(format!("no thread {thread}")));
         }
-        let rows = client.query(STATES, &[&thread]).await.map_err(db)?;
+        let this: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&thread];
+        let (record, rows) =
+            futures::try_join!(client.query_opt(RECORD, &this), client.query(STATES, &this),)
+                .map_err(db)?;
+        // Who was told of the record's messages is a read of the record:
+        // recorded before the answer leaves, or refused.
+        if let Some(record) = record {
+            let mut shown = Shown::default();
+            shown.thread(&record.get::<_, String>(0), &thread);
+            self.access
+                .record::<Notifications>(&caller, "ThreadNotifications", None, shown)
+                .await?;
+        }
         let notifications = rows
             .iter()
             .map(|row| {

@@ -4,7 +4,7 @@
 //! by one shutdown.
 
 use event_store::{EventStore, JetStreamStore, Settings};
-use projections::{ReadApplication, ReadParts, ReadSettings, Started};
+use projections::{AccessLog, ReadApplication, ReadParts, ReadSettings, Started};
 use proto::notify::notification_service_server::NotificationServiceServer;
 
 use crate::config::Config;
@@ -19,6 +19,7 @@ pub type Application<S = JetStreamStore> = ReadApplication<NotifyParts, S>;
 #[derive(Debug)]
 pub struct NotifyParts {
     config: Config,
+    access: AccessLog,
 }
 
 impl<S: EventStore> ReadParts<S> for NotifyParts {
@@ -35,8 +36,11 @@ impl<S: EventStore> ReadParts<S> for NotifyParts {
         &config.read
     }
 
-    fn new(config: Config, _: &S) -> Self {
-        Self { config }
+    fn new(config: Config, store: &S) -> Self {
+        Self {
+            config,
+            access: AccessLog::recording(store.clone()),
+        }
     }
 
     fn projection(&self) -> NotifyProjection {
@@ -58,7 +62,7 @@ impl<S: EventStore> ReadParts<S> for NotifyParts {
             started.checkpoint,
             started.stopping,
         ));
-        let grpc = NotifyGrpc::new(started.reader);
+        let grpc = NotifyGrpc::new(started.reader, self.access);
         (NotificationServiceServer::new(grpc), vec![worker])
     }
 }

@@ -12,9 +12,8 @@ use service_kit::Caller;
 use service_kit::ids::{PatientId, TeamId, ThreadId};
 use tonic::{Request, Response, Status};
 
-use projections::Reader;
+use projections::{AccessLog, Reader, Shown};
 
-use crate::access::{AccessLog, Shown};
 use crate::error::{Error, Inbox};
 use crate::queries::{self, ListFilter, Viewer};
 
@@ -229,7 +228,7 @@ impl InboxService for InboxGrpc {
         let mut shown = Shown::default();
         shown.record(&patient.to_string());
         self.access
-            .record(&caller, "WhoCanIMessage", None, shown)
+            .record::<Inbox>(&caller, "WhoCanIMessage", None, shown)
             .await?;
         Ok(Response::new(reply))
     }

@@ -582,3 +582,54 @@ async fn with_team_alerts_every_member_hears_of_a_patients_message() {
     assert_eq!(counts.values().sum::<usize>(), 9, "{counts:?}");
     assert_eq!(counts.get("Dr Rowan Cole"), Some(&1), "{counts:?}");
 }
+
+/// Who was told of a thread's messages is a read of the record: Nina
+/// looking it up is recorded in the log before she sees the answer, and
+/// the audit trail says so in plain words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn looking_up_who_was_told_is_an_audited_read() {
+    let s = System::start(
+        "notifyaudited",
+        testkit::Services {
+            notify: Some(smtp(9)),
+            audit: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let org = s.org().await;
+    let thread = first_thread(&s.signer, &org).await.unwrap();
+    let before = s.head().await;
+    let told = states(&s, &org.nurse, &thread).await;
+    assert!(!told.is_empty());
+    let at = s.settled().await;
+    assert!(at > before, "the read was recorded in the log");
+
+    let patient = org.patient.person_id.to_string();
+    let page = s
+        .audit(&org.auditor)
+        .record_trail(proto::audit::RecordTrailRequest {
+            min_position: at,
+            patient_id: patient,
+            range: Some(proto::audit::Range {
+                page_size: 500,
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let views: Vec<(&str, &str)> = page
+        .entries
+        .iter()
+        .filter(|e| e.position > before)
+        .map(|e| (e.call.as_str(), e.action.as_str()))
+        .collect();
+    assert_eq!(
+        views,
+        vec![(
+            "careline.notify.v1.NotificationService/ThreadNotifications",
+            "Nina Patel looked up who was told of the thread's messages"
+        )]
+    );
+}

@@ -1,5 +1,7 @@
-//! Recording reads: every answer that shows a patient record's threads is
-//! first recorded as a `RecordsViewed` event on the reader's access subject.
+//! Recording reads, for every read service: every answer that shows a
+//! patient record's data (its threads, whom one may message in it, who was
+//! told of its messages) is first recorded as a `RecordsViewed` event on the
+//! reader's access subject.
 //! If it cannot be recorded, the read is refused (UNAVAILABLE): an
 //! unaudited read of a health record is not allowed.
 //!
@@ -17,13 +19,13 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use proto::events::envelope::Payload;
 use proto::events::{Actor, Envelope, RecordView, RecordsViewed};
-use proto::inbox as pb;
 use service_kit::{Caller, Role};
 
-use crate::error::Error;
+use crate::{QueryError, ReadService};
 
 /// Records what one answer shows (once); see [`AccessLog::recorder`].
-pub type Recorder<'a> = Box<dyn FnOnce(Shown) -> BoxFuture<'a, Result<(), Error>> + Send + 'a>;
+pub type Recorder<'a, N> =
+    Box<dyn FnOnce(Shown) -> BoxFuture<'a, Result<(), QueryError<N>>> + Send + 'a>;
 
 type Append = dyn Fn(Envelope) -> BoxFuture<'static, Result<(), event_store::Error>> + Send + Sync;
 
@@ -59,12 +61,6 @@ impl Shown {
     pub fn record(&mut self, patient_id: &str) {
         self.records.entry(patient_id.to_string()).or_default();
     }
-
-    pub fn summaries<'a>(&mut self, threads: impl IntoIterator<Item = &'a pb::ThreadSummary>) {
-        for t in threads {
-            self.thread(&t.patient_id, &t.thread_id);
-        }
-    }
 }
 
 impl AccessLog {
@@ -84,25 +80,26 @@ impl AccessLog {
         Self { append: None }
     }
 
-    /// Records, for `caller`'s call `call`, what the answer shows.
-    pub fn recorder<'a>(
+    /// Records, for `caller`'s call `call` (the method's name), what the
+    /// answer shows.
+    pub fn recorder<'a, N: ReadService>(
         &'a self,
         caller: &'a Caller,
         call: &'a str,
         team_id: Option<uuid::Uuid>,
-    ) -> Recorder<'a> {
+    ) -> Recorder<'a, N> {
         Box::new(move |shown| self.record(caller, call, team_id, shown).boxed())
     }
 
     /// Records that `caller` was shown `shown` by `call`; nothing when the
     /// answer showed no record.
-    pub async fn record(
+    pub async fn record<N: ReadService>(
         &self,
         caller: &Caller,
         call: &str,
         team_id: Option<uuid::Uuid>,
         shown: Shown,
-    ) -> Result<(), Error> {
+    ) -> Result<(), QueryError<N>> {
         let Some(append) = &self.append else {
             return Ok(());
         };
@@ -116,7 +113,7 @@ impl AccessLog {
             _ => String::new(),
         };
         let payload = Payload::RecordsViewed(RecordsViewed {
-            call: format!("careline.inbox.v1.InboxService/{call}"),
+            call: format!("{}/{call}", N::GRPC),
             records: shown
                 .records
                 .into_iter()
@@ -144,7 +141,7 @@ impl AccessLog {
         };
         append(envelope).await.map_err(|e| {
             tracing::error!(error = %e, call, "a read could not be recorded; refused");
-            Error::Unavailable(format!(
+            QueryError::Unavailable(format!(
                 "this read could not be recorded in the audit trail, so it is refused; retry shortly ({e})"
             ))
         })
