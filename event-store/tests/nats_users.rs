@@ -1,6 +1,6 @@
 //! The NATS users Careline ships (`deploy/nats/users.conf`) on a real
 //! nats-server: only the command service writes domain events, only the
-//! inbox and the notification service write record reads, every service reads, and nobody but the
+//! read services write record reads, every service reads, and nobody but the
 //! deployment's admin can delete or edit the log.
 
 #![allow(clippy::unwrap_used)]
@@ -94,7 +94,7 @@ async fn each_service_may_do_only_what_it_does() {
         let viewed = store.append(&read(&reader_ref), ANY_VERSION).await;
         assert_eq!(
             viewed.is_ok(),
-            matches!(user, "inbox" | "notify"),
+            matches!(user, "inbox" | "audit" | "notify"),
             "{user}: {viewed:?}"
         );
         // Nobody edits the log.
@@ -123,7 +123,7 @@ async fn each_service_may_do_only_what_it_does() {
     let head = admin.last_position().await.unwrap();
     assert_eq!(
         head,
-        first.position + 2,
-        "only the inbox's and the notification service's reads were added"
+        first.position + 3,
+        "only the read services' reads were added"
     );
 }

@@ -86,6 +86,7 @@ pub fn audit_config(
     audit_service::Config {
         read: read_settings(db, stream, wait),
         export_stall: Duration::from_secs(60),
+        record_reads: true,
     }
 }
 

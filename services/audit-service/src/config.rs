@@ -23,6 +23,10 @@ pub struct Config {
     /// client that stopped reading before it ends the export (and frees
     /// the caller's export place), default 60.
     pub export_stall: Duration,
+    /// Whether reads of trails are recorded in the log (always, in a
+    /// deployment: there is no setting to turn it off; a test of answers
+    /// that must not change while it reads turns it off in code).
+    pub record_reads: bool,
 }
 
 impl Config {
@@ -32,6 +36,7 @@ impl Config {
             export_stall: Duration::from_secs(
                 s.number("CARELINE_AUDIT_EXPORT_STALL_SECS", 60)?.max(1),
             ),
+            record_reads: true,
         })
     }
 }

@@ -467,6 +467,12 @@ pub fn describe(event: &RecordedEvent, dir: &mut Directory) -> Vec<Draft> {
                     let threads = view.thread_ids.len();
                     let action = match (call.as_str(), threads) {
                         ("GetThread", _) => format!("{who} opened the thread"),
+                        ("RecordTrail", _) => format!("{who} read the record's audit trail"),
+                        ("ThreadTrail", _) => format!("{who} read the thread's audit trail"),
+                        ("PersonTrail", _) => {
+                            format!("{who} read a person's audit trail, which shows the record")
+                        }
+                        ("Export", _) => format!("{who} exported the record's audit trail"),
                         ("ThreadNotifications", _) => {
                             format!("{who} looked up who was told of the thread's messages")
                         }

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use event_store::EventStore;
 use futures::{Stream, StreamExt};
-use projections::Reader;
+use projections::{AccessLog, Reader, Shown};
 use proto::audit as pb;
 use proto::audit::audit_service_server::AuditService;
 use service_kit::ids::{PatientId, PersonId, ThreadId};
@@ -32,6 +32,8 @@ const EXPORT_PAGE: i64 = 1000;
 /// The audit service.
 pub struct AuditGrpc<S> {
     reader: Reader<Audit>,
+    /// Reading a record's trail is a read of the record: recorded first.
+    access: AccessLog,
     store: S,
     /// Exports in progress, per person: at most [`EXPORTS_PER_PERSON`].
     exports:
@@ -198,9 +200,10 @@ fn stall_limited(
 }
 
 impl<S: EventStore> AuditGrpc<S> {
-    pub fn new(reader: Reader<Audit>, store: S, export_stall: Duration) -> Self {
+    pub fn new(reader: Reader<Audit>, store: S, access: AccessLog, export_stall: Duration) -> Self {
         Self {
             reader,
+            access,
             store,
             exports: Default::default(),
             export_stall,
@@ -260,8 +263,11 @@ impl<S: EventStore> AuditGrpc<S> {
         self.reader.reached(min).await
     }
 
+    /// One page of `trail` for `caller`'s `call`; the records its entries
+    /// show are recorded as read before it is answered.
     async fn page(
         &self,
+        (caller, call): (&Caller, &str),
         trail: Trail,
         range: Option<pb::Range>,
         min: u64,
@@ -270,6 +276,12 @@ impl<S: EventStore> AuditGrpc<S> {
         let position = self.reached(min).await?;
         let client = self.reader.client().await?;
         let (entries, more) = queries::trail(&client, &trail, &page).await?;
+        // A read of each record's trail (not of its threads' messages).
+        let mut shown = Shown::default();
+        for e in entries.iter().filter(|e| !e.draft.patient_id.is_empty()) {
+            shown.record(&e.draft.patient_id);
+        }
+        self.access.record(caller, call, None, shown).await?;
         let next_cursor = match (more, entries.last()) {
             (true, Some(last)) => format!("{}|{}", last.draft.position, last.draft.chain),
             _ => String::new(),
@@ -325,7 +337,8 @@ impl<S: EventStore> AuditService for AuditGrpc<S> {
         may_read_record(&caller, patient)?;
         let trail = Trail::Record(patient);
         Ok(Response::new(
-            self.page(trail, r.range, r.min_position).await?,
+            self.page((&caller, "RecordTrail"), trail, r.range, r.min_position)
+                .await?,
         ))
     }
 
@@ -351,8 +364,13 @@ impl<S: EventStore> AuditService for AuditGrpc<S> {
             _ => return Err(denied("a thread's audit trail").into()),
         }
         Ok(Response::new(
-            self.page(Trail::Thread(thread), r.range, r.min_position)
-                .await?,
+            self.page(
+                (&caller, "ThreadTrail"),
+                Trail::Thread(thread),
+                r.range,
+                r.min_position,
+            )
+            .await?,
         ))
     }
 
@@ -370,8 +388,13 @@ impl<S: EventStore> AuditService for AuditGrpc<S> {
             .into());
         }
         Ok(Response::new(
-            self.page(Trail::Person(person), r.range, r.min_position)
-                .await?,
+            self.page(
+                (&caller, "PersonTrail"),
+                Trail::Person(person),
+                r.range,
+                r.min_position,
+            )
+            .await?,
         ))
     }
 
@@ -473,6 +496,11 @@ impl<S: EventStore> AuditService for AuditGrpc<S> {
         };
         let slot = self.export_slot(&caller)?;
         self.reached(r.min_position).await?;
+        let mut shown = Shown::default();
+        shown.record(&patient.to_string());
+        self.access
+            .record::<Audit>(&caller, "Export", None, shown)
+            .await?;
         // A connection per page, not per export: a client that stops
         // reading holds none while it waits.
         let pool = self.reader.pool.clone();

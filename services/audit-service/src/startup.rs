@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use event_store::{EventStore, JetStreamStore, Settings};
-use projections::{ReadApplication, ReadParts, ReadSettings, Started};
+use projections::{AccessLog, ReadApplication, ReadParts, ReadSettings, Started};
 use proto::audit::audit_service_server::AuditServiceServer;
 
 use crate::config::Config;
@@ -22,6 +22,7 @@ pub type Application<S = JetStreamStore> = ReadApplication<AuditParts<S>, S>;
 pub struct AuditParts<S> {
     store: S,
     export_stall: Duration,
+    access: AccessLog,
 }
 
 impl<S: EventStore> ReadParts<S> for AuditParts<S> {
@@ -42,6 +43,11 @@ impl<S: EventStore> ReadParts<S> for AuditParts<S> {
         Self {
             store: store.clone(),
             export_stall: config.export_stall,
+            access: if config.record_reads {
+                AccessLog::recording(store.clone())
+            } else {
+                AccessLog::off()
+            },
         }
     }
 
@@ -50,7 +56,7 @@ impl<S: EventStore> ReadParts<S> for AuditParts<S> {
     }
 
     fn start(self, started: Started<Audit>) -> (Self::Grpc, Vec<tokio::task::JoinHandle<()>>) {
-        let grpc = AuditGrpc::new(started.reader, self.store, self.export_stall);
+        let grpc = AuditGrpc::new(started.reader, self.store, self.access, self.export_stall);
         (AuditServiceServer::new(grpc), Vec::new())
     }
 }

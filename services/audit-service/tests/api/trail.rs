@@ -87,9 +87,12 @@ async fn the_scenario_is_on_the_record_trail_in_order() {
     let at = s.settled().await;
 
     let trail = record_trail(&s, &org.auditor, &patient, at).await;
+    // Reading the trail is itself recorded (page by page): those entries
+    // are looked at below.
+    let trail_reads = |e: &&pb::Entry| e.call.starts_with("careline.audit.v1.AuditService/");
     let recent: Vec<&str> = trail
         .iter()
-        .filter(|e| e.position > before)
+        .filter(|e| e.position > before && !trail_reads(e))
         .map(|e| e.action.as_str())
         .collect();
     assert_eq!(
@@ -114,12 +117,23 @@ async fn the_scenario_is_on_the_record_trail_in_order() {
         }
         assert_eq!(e.chain, format!("patient/{patient}"));
     }
-    let view = trail.last().unwrap();
+    let view = trail.iter().rfind(|e| !trail_reads(e)).unwrap();
     assert_eq!(view.kind, pb::EntryKind::View as i32);
     assert_eq!(view.thread_id, thread);
     assert_eq!(view.call, "careline.inbox.v1.InboxService/GetThread");
     assert_eq!(view.actor_id, org.nurse.person_id.to_string());
     assert_eq!(view.role, "professional");
+
+    // Priya's reading of the trail is on it: read again, it says so.
+    let head = s.settled().await;
+    let again = record_trail(&s, &org.auditor, &patient, head).await;
+    let read = again
+        .iter()
+        .find(|e| trail_reads(e))
+        .expect("the privacy officer's read of the trail is recorded");
+    assert_eq!(read.action, "Priya Shah read the record's audit trail");
+    assert_eq!(read.kind, pb::EntryKind::View as i32);
+    assert_eq!(read.actor_id, org.auditor.person_id.to_string());
 
     // The thread's trail is the thread's part of it.
     let thread_trail = s
