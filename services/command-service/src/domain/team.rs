@@ -298,6 +298,27 @@ impl Command for SetMemberLead {
     }
 }
 
+fn on_off(on: bool) -> &'static str {
+    if on { "on" } else { "off" }
+}
+
+/// An admin's switch of one of a team's settings: the team must exist, and
+/// a switch to what it already is (`unchanged`) is refused, saying so.
+fn switch(
+    team: &Team,
+    ctx: &Context,
+    team_id: &str,
+    unchanged: impl FnOnce(&Team) -> bool,
+    already: impl FnOnce(&str) -> String,
+) -> Result<(), DomainError> {
+    require_role(&ctx.actor, &[Role::Admin], ADMIN_RULE)?;
+    let team = existing(team, team_id)?;
+    if unchanged(team) {
+        return Err(DomainError::precondition(already(&team.name)));
+    }
+    Ok(())
+}
+
 /// Switch automatic CC on or off (admin). Existing threads keep their
 /// participants: members are not added to threads that already exist.
 #[derive(Clone, Debug)]
@@ -312,15 +333,19 @@ impl Command for SetAutoCc {
         &self.team_id
     }
     fn decide(&self, team: &Team, ctx: &Context) -> Result<Payload, DomainError> {
-        require_role(&ctx.actor, &[Role::Admin], ADMIN_RULE)?;
-        let team = existing(team, &self.team_id)?;
-        if team.auto_cc == self.enabled {
-            return Err(DomainError::precondition(format!(
-                "automatic CC is already {} for team {}",
-                if self.enabled { "on" } else { "off" },
-                team.name
-            )));
-        }
+        let already = |name: &str| {
+            format!(
+                "automatic CC is already {} for team {name}",
+                on_off(self.enabled)
+            )
+        };
+        switch(
+            team,
+            ctx,
+            &self.team_id,
+            |t| t.auto_cc == self.enabled,
+            already,
+        )?;
         Ok(Payload::TeamAutoCcSwitched(TeamAutoCcSwitched {
             enabled: self.enabled,
         }))
@@ -343,15 +368,12 @@ impl Command for SetOpenToPatients {
         &self.team_id
     }
     fn decide(&self, team: &Team, ctx: &Context) -> Result<Payload, DomainError> {
-        require_role(&ctx.actor, &[Role::Admin], ADMIN_RULE)?;
-        let team = existing(team, &self.team_id)?;
-        if team.open_to_patients == self.open {
-            return Err(DomainError::precondition(format!(
-                "team {} is already {} to every patient",
-                team.name,
-                if self.open { "open" } else { "closed" },
-            )));
-        }
+        let already = |name: &str| {
+            let how = if self.open { "open" } else { "closed" };
+            format!("team {name} is already {how} to every patient")
+        };
+        let same = |t: &Team| t.open_to_patients == self.open;
+        switch(team, ctx, &self.team_id, same, already)?;
         Ok(Payload::TeamOpenToPatientsSet(TeamOpenToPatientsSet {
             open: self.open,
         }))
@@ -372,15 +394,19 @@ impl Command for SetAlerts {
         &self.team_id
     }
     fn decide(&self, team: &Team, ctx: &Context) -> Result<Payload, DomainError> {
-        require_role(&ctx.actor, &[Role::Admin], ADMIN_RULE)?;
-        let team = existing(team, &self.team_id)?;
-        if team.alerts == self.enabled {
-            return Err(DomainError::precondition(format!(
-                "team alerts are already {} for team {}",
-                if self.enabled { "on" } else { "off" },
-                team.name
-            )));
-        }
+        let already = |name: &str| {
+            format!(
+                "team alerts are already {} for team {name}",
+                on_off(self.enabled)
+            )
+        };
+        switch(
+            team,
+            ctx,
+            &self.team_id,
+            |t| t.alerts == self.enabled,
+            already,
+        )?;
         Ok(Payload::TeamAlertsSet(TeamAlertsSet {
             enabled: self.enabled,
         }))

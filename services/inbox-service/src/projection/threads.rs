@@ -146,6 +146,29 @@ impl Fold {
         Ok(row)
     }
 
+    /// Message `message`, number `seq` of `thread`, posted by `by`.
+    fn message(
+        &mut self,
+        event: &RecordedEvent,
+        (thread, seq): (Uuid, i32),
+        message: Uuid,
+        by: Uuid,
+        body: &str,
+        at: SystemTime,
+    ) {
+        self.messages.push((
+            thread,
+            seq,
+            message,
+            by,
+            role_name(role_of(event)).to_string(),
+            body.to_string(),
+            at,
+            event.position as i64,
+        ));
+        self.message_seqs.insert(message, (thread, seq));
+    }
+
     fn read(&mut self, thread: Uuid, person: Uuid, seq: i32, at: SystemTime) {
         let mark = self.read_marks.entry((thread, person)).or_insert((seq, at));
         if seq >= mark.0 {
@@ -226,17 +249,7 @@ impl Fold {
                     },
                 );
                 let message = uuid(event, "message_id", &e.message_id)?;
-                self.messages.push((
-                    id,
-                    1,
-                    message,
-                    by,
-                    role_name(role_of(event)),
-                    e.body.clone(),
-                    at,
-                    event.position as i64,
-                ));
-                self.message_seqs.insert(message, (id, 1));
+                self.message(event, (id, 1), message, by, &e.body, at);
                 self.join(event, id, &e.participants, &e.team_ids, at)?;
                 self.read(id, by, 1, at);
             }
@@ -254,17 +267,7 @@ impl Fold {
                     row.last_staff_at = Some(at);
                 }
                 let message = uuid(event, "message_id", &e.message_id)?;
-                self.messages.push((
-                    id,
-                    seq,
-                    message,
-                    by,
-                    role_name(role_of(event)),
-                    e.body.clone(),
-                    at,
-                    event.position as i64,
-                ));
-                self.message_seqs.insert(message, (id, seq));
+                self.message(event, (id, seq), message, by, &e.body, at);
                 self.read(id, by, seq, at);
             }
             Payload::ParticipantsAdded(e) => {
