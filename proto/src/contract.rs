@@ -58,6 +58,23 @@ pub fn aggregate_subject(prefix: &str, aggregate: AggregateType, id: &str) -> Op
 }
 
 /// The subject filter that matches every event under a prefix.
+/// A role's name as the read models and the audit trail write it
+/// (`patient`, `carer`, `professional`, ...); an unknown number is
+/// `unspecified`.
+pub fn role_name(role: i32) -> &'static str {
+    use crate::events::Role;
+    match Role::try_from(role).unwrap_or(Role::Unspecified) {
+        Role::Unspecified => "unspecified",
+        Role::Patient => "patient",
+        Role::Carer => "carer",
+        Role::Professional => "professional",
+        Role::Admin => "admin",
+        Role::Operator => "operator",
+        Role::Auditor => "auditor",
+        Role::System => "system",
+    }
+}
+
 pub fn all_events_filter(prefix: &str) -> String {
     format!("{prefix}.events.>")
 }

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use event_store::RecordedEvent;
 use proto::events::envelope::Payload;
-use proto::events::{CarerRelationship, JoinMethod, Role};
+use proto::events::{CarerRelationship, JoinMethod};
 
 /// An audit entry before it takes its place in a chain.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -91,18 +91,7 @@ impl Directory {
     }
 }
 
-pub(crate) fn role_name(role: i32) -> &'static str {
-    match Role::try_from(role).unwrap_or(Role::Unspecified) {
-        Role::Unspecified => "unspecified",
-        Role::Patient => "patient",
-        Role::Carer => "carer",
-        Role::Professional => "professional",
-        Role::Admin => "admin",
-        Role::Operator => "operator",
-        Role::Auditor => "auditor",
-        Role::System => "system",
-    }
-}
+pub(crate) use proto::contract::role_name;
 
 fn relationship(r: i32) -> &'static str {
     match CarerRelationship::try_from(r).unwrap_or(CarerRelationship::Unspecified) {
@@ -569,7 +558,7 @@ mod tests {
                 aggregate_id: aggregate.into(),
                 actor: Some(Actor {
                     person_id: "nina".into(),
-                    role: Role::Professional as i32,
+                    role: proto::events::Role::Professional as i32,
                     on_behalf_of: String::new(),
                     display_name: "Nina Patel".into(),
                 }),

@@ -58,14 +58,7 @@ impl Role {
     ];
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Patient => "patient",
-            Role::Carer => "carer",
-            Role::Professional => "professional",
-            Role::Admin => "admin",
-            Role::Operator => "operator",
-            Role::Auditor => "auditor",
-        }
+        proto::contract::role_name(self.to_proto() as i32)
     }
 
     /// The role as written into events.

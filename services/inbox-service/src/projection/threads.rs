@@ -121,10 +121,8 @@ fn role_of(event: &RecordedEvent) -> Role {
         .unwrap_or(Role::Unspecified)
 }
 
-fn role_name(role: Role) -> String {
-    role.as_str_name()
-        .trim_start_matches("ROLE_")
-        .to_lowercase()
+fn role_name(role: Role) -> &'static str {
+    proto::contract::role_name(role as i32)
 }
 
 fn unknown(event: &RecordedEvent) -> Error {
