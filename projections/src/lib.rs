@@ -53,7 +53,7 @@ pub use error::Error;
 pub use generations::{ProjectionStatus, live_checkpoint, prepare, status, views_schema};
 pub use query_error::{QueryError, ReadService};
 pub use read_server::{
-    Defaults, ReadApplication, ReadParts, ReadServer, ReadSettings, Reader, Started,
+    Defaults, ReadApplication, ReadConfig, ReadParts, ReadServer, ReadSettings, Reader, Started,
 };
 pub use rebuild::{Progress, RebuildReport, rebuild};
 pub use serving::{Backoff, Serving, supervise, try_lead};

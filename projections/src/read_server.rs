@@ -244,10 +244,18 @@ impl<P: Projection, S: EventStore> ReadServer<P, S> {
     }
 }
 
+/// A read service's configuration: the read services' settings and its own.
+pub trait ReadConfig: Sized + Send {
+    /// The configuration, read through `settings`.
+    fn from_settings(settings: &Settings) -> anyhow::Result<Self>;
+    /// The read services' part of it.
+    fn read(&self) -> &ReadSettings;
+}
+
 /// What makes one read service: its configuration, its projection, any
 /// tables of its own, and its gRPC methods (and tasks beside them).
 pub trait ReadParts<S: EventStore>: Sized + Send + 'static {
-    type Config: Send;
+    type Config: ReadConfig;
     /// The service's name in its errors.
     type Name: ReadService;
     type Projection: Projection;
@@ -262,10 +270,6 @@ pub trait ReadParts<S: EventStore>: Sized + Send + 'static {
         + Sync
         + 'static;
 
-    /// The configuration, read through `settings`.
-    fn config(settings: &Settings) -> anyhow::Result<Self::Config>;
-    /// The read services' part of the configuration.
-    fn settings(config: &Self::Config) -> &ReadSettings;
     /// The parts, from the configuration and the log.
     fn new(config: Self::Config, store: &S) -> Self;
     fn projection(&self) -> Self::Projection;
@@ -295,7 +299,7 @@ impl<R: ReadParts<S>, S: EventStore> std::fmt::Debug for ReadApplication<R, S> {
 impl<R: ReadParts<S>, S: EventStore> ReadApplication<R, S> {
     /// Binds, and prepares the projection's tables and the service's own.
     pub async fn with_store(config: R::Config, store: S) -> anyhow::Result<Self> {
-        let settings = R::settings(&config).clone();
+        let settings = config.read().clone();
         let parts = R::new(config, &store);
         let server = ReadServer::bind(&settings, parts.projection(), store).await?;
         let mut client = crate::connect(&settings.database_url).await?;
@@ -326,12 +330,12 @@ impl<R: ReadParts<JetStreamStore>> service_kit::Service for ReadApplication<R, J
     type Config = R::Config;
 
     fn config_from_env() -> anyhow::Result<R::Config> {
-        R::config(&Settings::from_env())
+        R::Config::from_settings(&Settings::from_env())
     }
 
     /// Connects to the log named in `config`, then as [`Self::with_store`].
     async fn build(config: R::Config) -> anyhow::Result<Self> {
-        let store = JetStreamStore::connect(R::settings(&config).store.clone()).await?;
+        let store = JetStreamStore::connect(config.read().store.clone()).await?;
         Self::with_store(config, store).await
     }
 

@@ -104,6 +104,7 @@ pub fn notify_config(
         },
         smtp,
         clock: notify_service::Clock::system(),
+        record_reads: true,
     }
 }
 

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use event_store::Settings;
-use projections::{Defaults, ReadSettings};
+use projections::{Defaults, ReadConfig, ReadSettings};
 
 /// The audit service's name in its settings, and its defaults.
 pub const DEFAULTS: Defaults = Defaults {
@@ -29,8 +29,12 @@ pub struct Config {
     pub record_reads: bool,
 }
 
-impl Config {
-    pub fn from_settings(s: &Settings) -> anyhow::Result<Self> {
+impl ReadConfig for Config {
+    fn read(&self) -> &ReadSettings {
+        &self.read
+    }
+
+    fn from_settings(s: &Settings) -> anyhow::Result<Self> {
         Ok(Self {
             read: ReadSettings::from_settings(s, DEFAULTS)?,
             export_stall: Duration::from_secs(

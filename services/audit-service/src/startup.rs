@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use event_store::{EventStore, JetStreamStore, Settings};
-use projections::{AccessLog, ReadApplication, ReadParts, ReadSettings, Started};
+use event_store::{EventStore, JetStreamStore};
+use projections::{AccessLog, ReadApplication, ReadParts, Started};
 use proto::audit::audit_service_server::AuditServiceServer;
 
 use crate::config::Config;
@@ -30,14 +30,6 @@ impl<S: EventStore> ReadParts<S> for AuditParts<S> {
     type Name = Audit;
     type Projection = AuditProjection;
     type Grpc = AuditServiceServer<AuditGrpc<S>>;
-
-    fn config(settings: &Settings) -> anyhow::Result<Config> {
-        Config::from_settings(settings)
-    }
-
-    fn settings(config: &Config) -> &ReadSettings {
-        &config.read
-    }
 
     fn new(config: Config, store: &S) -> Self {
         Self {

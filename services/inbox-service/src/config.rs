@@ -4,7 +4,7 @@
 //! default 2000; and those of every service), and whether reads are recorded.
 
 use event_store::Settings;
-use projections::{Defaults, ReadSettings};
+use projections::{Defaults, ReadConfig, ReadSettings};
 
 /// The inbox's name in its settings, and its defaults.
 pub const DEFAULTS: Defaults = Defaults {
@@ -23,8 +23,12 @@ pub struct Config {
     pub record_reads: bool,
 }
 
-impl Config {
-    pub fn from_settings(s: &Settings) -> anyhow::Result<Self> {
+impl ReadConfig for Config {
+    fn read(&self) -> &ReadSettings {
+        &self.read
+    }
+
+    fn from_settings(s: &Settings) -> anyhow::Result<Self> {
         Ok(Self {
             read: ReadSettings::from_settings(s, DEFAULTS)?,
             record_reads: true,

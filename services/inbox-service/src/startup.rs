@@ -2,8 +2,8 @@
 //! (`projections::ReadApplication`): its projection, its record of reads
 //! and its gRPC methods.
 
-use event_store::{EventStore, JetStreamStore, Settings};
-use projections::{AccessLog, ReadApplication, ReadParts, ReadSettings, Started};
+use event_store::{EventStore, JetStreamStore};
+use projections::{AccessLog, ReadApplication, ReadParts, Started};
 use proto::inbox::inbox_service_server::InboxServiceServer;
 
 use crate::config::Config;
@@ -25,14 +25,6 @@ impl<S: EventStore> ReadParts<S> for InboxParts {
     type Name = Inbox;
     type Projection = InboxProjection;
     type Grpc = InboxServiceServer<InboxGrpc>;
-
-    fn config(settings: &Settings) -> anyhow::Result<Config> {
-        Config::from_settings(settings)
-    }
-
-    fn settings(config: &Config) -> &ReadSettings {
-        &config.read
-    }
 
     fn new(config: Config, store: &S) -> Self {
         let access = if config.record_reads {

@@ -4,7 +4,7 @@ use std::time::{Duration, SystemTime};
 
 use event_store::Settings;
 use lettre::message::Mailbox;
-use projections::{Defaults, ReadSettings};
+use projections::{Defaults, ReadConfig, ReadSettings};
 
 /// How mail leaves: the SMTP server and what the emails say.
 #[derive(Clone, Debug)]
@@ -98,6 +98,10 @@ pub struct Config {
     pub smtp: Smtp,
     /// What time it is for the delivery worker (a test sets it by hand).
     pub clock: Clock,
+    /// Whether reads are recorded in the log (always, in a deployment: there
+    /// is no setting to turn it off; a test of answers that must not change
+    /// while it reads turns it off in code).
+    pub record_reads: bool,
 }
 
 impl Smtp {
@@ -132,12 +136,17 @@ impl Smtp {
     }
 }
 
-impl Config {
-    pub fn from_settings(s: &Settings) -> anyhow::Result<Self> {
+impl ReadConfig for Config {
+    fn read(&self) -> &ReadSettings {
+        &self.read
+    }
+
+    fn from_settings(s: &Settings) -> anyhow::Result<Self> {
         Ok(Self {
             read: ReadSettings::from_settings(s, DEFAULTS)?,
             smtp: Smtp::from_settings(s)?,
             clock: Clock::system(),
+            record_reads: true,
         })
     }
 }

@@ -3,8 +3,8 @@
 //! delivery tables, and the delivery worker beside the server, all stopped
 //! by one shutdown.
 
-use event_store::{EventStore, JetStreamStore, Settings};
-use projections::{AccessLog, ReadApplication, ReadParts, ReadSettings, Started};
+use event_store::{EventStore, JetStreamStore};
+use projections::{AccessLog, ReadApplication, ReadParts, Started};
 use proto::notify::notification_service_server::NotificationServiceServer;
 
 use crate::config::Config;
@@ -28,19 +28,13 @@ impl<S: EventStore> ReadParts<S> for NotifyParts {
     type Projection = NotifyProjection;
     type Grpc = NotificationServiceServer<NotifyGrpc>;
 
-    fn config(settings: &Settings) -> anyhow::Result<Config> {
-        Config::from_settings(settings)
-    }
-
-    fn settings(config: &Config) -> &ReadSettings {
-        &config.read
-    }
-
     fn new(config: Config, store: &S) -> Self {
-        Self {
-            config,
-            access: AccessLog::recording(store.clone()),
-        }
+        let access = if config.record_reads {
+            AccessLog::recording(store.clone())
+        } else {
+            AccessLog::off()
+        };
+        Self { config, access }
     }
 
     fn projection(&self) -> NotifyProjection {

@@ -629,69 +629,52 @@ mod tests {
         assert_eq!(team.default_contact, None);
     }
 
-    #[test]
-    fn auto_cc_switches_only_when_it_changes() {
-        let w = world();
-        let on = SetAutoCc {
-            team_id: w.team_id.clone(),
-            enabled: true,
-        };
-        let event = on.decide(&w.team, &ctx(&w.admin)).unwrap();
-        let mut team = w.team.clone();
-        team.evolve(&envelope(&w.admin, event));
-        assert!(team.auto_cc);
-        assert_refused(
-            on.decide(&team, &ctx(&w.admin)),
-            "precondition",
-            "already on",
-        );
-    }
-
-    #[test]
-    fn a_team_opens_to_every_patient_and_closes_again_by_an_admin() {
-        let w = world();
-        let open = SetOpenToPatients {
-            team_id: w.team_id.clone(),
-            open: true,
-        };
-        let nurse = person(Role::Professional, "Nina");
-        assert_refused(open.decide(&w.team, &ctx(&nurse)), "denied", ADMIN_RULE);
-        let event = open.decide(&w.team, &ctx(&w.admin)).unwrap();
-        let mut team = w.team.clone();
-        team.evolve(&envelope(&w.admin, event));
-        assert!(team.open_to_patients);
-        assert_refused(
-            open.decide(&team, &ctx(&w.admin)),
-            "precondition",
-            "already open",
-        );
-        let close = SetOpenToPatients {
-            team_id: w.team_id.clone(),
-            open: false,
-        };
-        let event = close.decide(&team, &ctx(&w.admin)).unwrap();
-        team.evolve(&envelope(&w.admin, event));
-        assert!(!team.open_to_patients);
-    }
-
-    #[test]
-    fn team_alerts_switch_by_an_admin_only_when_they_change() {
-        let w = world();
-        let on = SetAlerts {
-            team_id: w.team_id.clone(),
-            enabled: true,
-        };
+    /// A switch of a team's settings: by an admin only, on then refused as
+    /// already on, then off again.
+    fn switches<C: Command<Target = Team>>(
+        w: &World,
+        (on, off): (C, C),
+        is_on: fn(&Team) -> bool,
+        already: &str,
+    ) {
         let nurse = person(Role::Professional, "Nina");
         assert_refused(on.decide(&w.team, &ctx(&nurse)), "denied", ADMIN_RULE);
-        let event = on.decide(&w.team, &ctx(&w.admin)).unwrap();
         let mut team = w.team.clone();
+        let event = on.decide(&team, &ctx(&w.admin)).unwrap();
         team.evolve(&envelope(&w.admin, event));
-        assert!(team.alerts);
-        assert_refused(
-            on.decide(&team, &ctx(&w.admin)),
-            "precondition",
-            "already on",
+        assert!(is_on(&team));
+        assert_refused(on.decide(&team, &ctx(&w.admin)), "precondition", already);
+        let event = off.decide(&team, &ctx(&w.admin)).unwrap();
+        team.evolve(&envelope(&w.admin, event));
+        assert!(!is_on(&team));
+    }
+
+    #[test]
+    fn a_teams_switches_change_by_an_admin_and_only_when_they_change() {
+        let w = world();
+        let auto_cc = |enabled| SetAutoCc {
+            team_id: w.team_id.clone(),
+            enabled,
+        };
+        let (cc, no_cc) = (auto_cc(true), auto_cc(false));
+        switches(&w, (cc, no_cc), |t| t.auto_cc, "automatic CC is already on");
+        let open = |open| SetOpenToPatients {
+            team_id: w.team_id.clone(),
+            open,
+        };
+        let already_open = "is already open to every patient";
+        switches(
+            &w,
+            (open(true), open(false)),
+            |t| t.open_to_patients,
+            already_open,
         );
+        let alerts = |enabled| SetAlerts {
+            team_id: w.team_id.clone(),
+            enabled,
+        };
+        let already_on = "team alerts are already on";
+        switches(&w, (alerts(true), alerts(false)), |t| t.alerts, already_on);
     }
 
     #[test]
