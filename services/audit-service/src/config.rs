@@ -30,10 +30,6 @@ pub struct Config {
 }
 
 impl ReadConfig for Config {
-    fn read(&self) -> &ReadSettings {
-        &self.read
-    }
-
     fn from_settings(s: &Settings) -> anyhow::Result<Self> {
         Ok(Self {
             read: ReadSettings::from_settings(s, DEFAULTS)?,
@@ -42,5 +38,9 @@ impl ReadConfig for Config {
             ),
             record_reads: true,
         })
+    }
+
+    fn read(&self) -> &ReadSettings {
+        &self.read
     }
 }

@@ -24,14 +24,14 @@ pub struct Config {
 }
 
 impl ReadConfig for Config {
-    fn read(&self) -> &ReadSettings {
-        &self.read
-    }
-
     fn from_settings(s: &Settings) -> anyhow::Result<Self> {
         Ok(Self {
             read: ReadSettings::from_settings(s, DEFAULTS)?,
             record_reads: true,
         })
+    }
+
+    fn read(&self) -> &ReadSettings {
+        &self.read
     }
 }

@@ -137,10 +137,6 @@ impl Smtp {
 }
 
 impl ReadConfig for Config {
-    fn read(&self) -> &ReadSettings {
-        &self.read
-    }
-
     fn from_settings(s: &Settings) -> anyhow::Result<Self> {
         Ok(Self {
             read: ReadSettings::from_settings(s, DEFAULTS)?,
@@ -148,5 +144,9 @@ impl ReadConfig for Config {
             clock: Clock::system(),
             record_reads: true,
         })
+    }
+
+    fn read(&self) -> &ReadSettings {
+        &self.read
     }
 }
