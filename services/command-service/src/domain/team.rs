@@ -298,10 +298,6 @@ impl Command for SetMemberLead {
     }
 }
 
-fn on_off(on: bool) -> &'static str {
-    if on { "on" } else { "off" }
-}
-
 /// An admin's switch of one of a team's settings: the team must exist, and
 /// a switch to what it already is (`unchanged`) is refused, saying so.
 fn switch(
@@ -319,6 +315,20 @@ fn switch(
     Ok(())
 }
 
+/// [`switch`] of a setting that is on or off: `setting` names it ("team
+/// alerts are") and reads it.
+fn switch_on_off(
+    team: &Team,
+    ctx: &Context,
+    team_id: &str,
+    (setting, is_on): (&str, fn(&Team) -> bool),
+    on: bool,
+) -> Result<(), DomainError> {
+    let state = if on { "on" } else { "off" };
+    let already = |name: &str| format!("{setting} already {state} for team {name}");
+    switch(team, ctx, team_id, |t| is_on(t) == on, already)
+}
+
 /// Switch automatic CC on or off (admin). Existing threads keep their
 /// participants: members are not added to threads that already exist.
 #[derive(Clone, Debug)]
@@ -333,18 +343,13 @@ impl Command for SetAutoCc {
         &self.team_id
     }
     fn decide(&self, team: &Team, ctx: &Context) -> Result<Payload, DomainError> {
-        let already = |name: &str| {
-            format!(
-                "automatic CC is already {} for team {name}",
-                on_off(self.enabled)
-            )
-        };
-        switch(
+        let is_on: fn(&Team) -> bool = |t| t.auto_cc;
+        switch_on_off(
             team,
             ctx,
             &self.team_id,
-            |t| t.auto_cc == self.enabled,
-            already,
+            ("automatic CC is", is_on),
+            self.enabled,
         )?;
         Ok(Payload::TeamAutoCcSwitched(TeamAutoCcSwitched {
             enabled: self.enabled,
@@ -394,18 +399,13 @@ impl Command for SetAlerts {
         &self.team_id
     }
     fn decide(&self, team: &Team, ctx: &Context) -> Result<Payload, DomainError> {
-        let already = |name: &str| {
-            format!(
-                "team alerts are already {} for team {name}",
-                on_off(self.enabled)
-            )
-        };
-        switch(
+        let is_on: fn(&Team) -> bool = |t| t.alerts;
+        switch_on_off(
             team,
             ctx,
             &self.team_id,
-            |t| t.alerts == self.enabled,
-            already,
+            ("team alerts are", is_on),
+            self.enabled,
         )?;
         Ok(Payload::TeamAlertsSet(TeamAlertsSet {
             enabled: self.enabled,
