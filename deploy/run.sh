@@ -41,6 +41,17 @@ if [ -z "${CARELINE_TOKEN_SIGNING_KEY:-}" ]; then
 fi
 signing_key=$CARELINE_TOKEN_SIGNING_KEY
 unset CARELINE_TOKEN_SIGNING_KEY
+# Email verification links: the notification service signs them, the
+# command service checks them.
+if [ -z "${CARELINE_EMAIL_LINK_SIGNING_KEY:-}" ]; then
+  if [ ! -s "$dev/link-keys" ]; then
+    (umask 077; "$bin/careline" keys --email-links --kid dev-links > "$dev/link-keys")
+  fi
+  . "$dev/link-keys"
+  export CARELINE_EMAIL_LINK_PUBLIC_KEYS
+fi
+link_key=$CARELINE_EMAIL_LINK_SIGNING_KEY
+unset CARELINE_EMAIL_LINK_SIGNING_KEY
 if [ -z "${CARELINE_TOKEN_PUBLIC_KEYS:-}" ]; then
   echo "careline: set CARELINE_TOKEN_PUBLIC_KEYS to the public key of CARELINE_TOKEN_SIGNING_KEY" >&2
   exit 1
@@ -129,7 +140,7 @@ if [ -z "${CARELINE_SMTP_HOST:-}" ]; then
   export CARELINE_SMTP_HOST=127.0.0.1 CARELINE_SMTP_PORT=2525 CARELINE_SMTP_TLS=none
   echo "careline: local mail sink on 127.0.0.1:2525 (emails land in $dev/mail/new/)"
 fi
-env $(as notify) "$bin/careline-notify" > "$dev/notify.log" 2>&1 &
+env $(as notify) CARELINE_EMAIL_LINK_SIGNING_KEY="$link_key" "$bin/careline-notify" > "$dev/notify.log" 2>&1 &
 pids+=($!)
 wait_for_port "the notification service" "$CARELINE_NOTIFY_ADDR" "$dev/notify.log"
 echo "careline: notification service on $CARELINE_NOTIFY_ADDR (log: $dev/notify.log)"
@@ -139,7 +150,8 @@ echo
 # The demo's admin is the log's first admin: the same id on every run.
 [ -s "$dev/admin-id" ] || cat /proc/sys/kernel/random/uuid > "$dev/admin-id"
 CARELINE_DEMO_ADMIN=$(cat "$dev/admin-id") \
-CARELINE_TOKEN_SIGNING_KEY=$signing_key CARELINE_COMMAND_URL="http://$CARELINE_COMMAND_ADDR" "$bin/careline" demo --env-file "$dev/demo.env"
+CARELINE_TOKEN_SIGNING_KEY=$signing_key CARELINE_EMAIL_LINK_SIGNING_KEY=$link_key \
+CARELINE_COMMAND_URL="http://$CARELINE_COMMAND_ADDR" "$bin/careline" demo --env-file "$dev/demo.env"
 
 cat <<EOF
 

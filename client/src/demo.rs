@@ -10,18 +10,20 @@
 //! * PALS, open to every patient: Pat has also granted it 30 days' access
 //!   to her record.
 //! * Cardiology: no relation to the patient (staff "off the team").
-//! * Pat Jones (verified email) belongs to Renal and Nutrition; her father
+//! * Pat Jones (verified email, when the seeder holds the link key: she
+//!   follows her verification link) belongs to Renal and Nutrition; her father
 //!   Chris Jones holds her consent; Alex Green is a carer without it; Sam
 //!   Green is another patient, whose email is not verified.
 
 use std::time::{Duration, SystemTime};
 
 use proto::command as pb;
-use service_kit::{Caller, Role, TokenIssuer};
+use service_kit::{Caller, EmailLink, LinkIssuer, Role, TokenIssuer};
 use tonic::transport::Channel;
 use tonic::{Request, Status};
 
 use crate::bearer::{Client, client, command_id};
+use crate::steps::Steps;
 
 /// Everyone and everything in the demo organisation.
 #[derive(Clone, Debug)]
@@ -95,6 +97,10 @@ pub struct Signer {
     channel: Channel,
     keys: TokenIssuer,
     admin: Caller,
+    /// The notification service's link key, when the seeder holds it: the
+    /// demo's verified patient then follows her verification link as she
+    /// would from her email.
+    links: Option<LinkIssuer>,
 }
 
 impl Signer {
@@ -110,7 +116,19 @@ impl Signer {
             channel,
             keys,
             admin,
+            links: None,
         }
+    }
+
+    /// Seeds holding the link key `links` (see the field `links`).
+    pub fn with_links(mut self, links: LinkIssuer) -> Self {
+        self.links = Some(links);
+        self
+    }
+
+    /// The channel to the command service (for calls without a token).
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
     }
 
     /// The admin who seeds.
@@ -346,15 +364,34 @@ pub async fn seed(signer: &Signer) -> Result<DemoOrg, Status> {
         (&org.patient, "pat.jones@example.org", true),
         (&org.other_patient, "sam.green@example.org", false),
     ] {
+        let request = command_id();
         nurse
             .register_patient(pb::RegisterPatientRequest {
-                command_id: command_id(),
+                command_id: request.clone(),
                 patient_id: who.person_id.to_string(),
                 name: who.name.clone(),
                 email: email.into(),
-                email_verified: verified,
+                email_verified: false,
             })
             .await?;
+        // Pat follows the link of her verification email (registering
+        // asked for it: the request is the registration's event, whose id
+        // is its command's).
+        if let (true, Some(links)) = (verified, &signer.links) {
+            let token = links.mint(&EmailLink {
+                person_id: who.person_id,
+                email: email.into(),
+                request_id: request,
+                expires_at: SystemTime::now() + Duration::from_secs(3600),
+            });
+            signer
+                .client(who)?
+                .confirm_email(pb::ConfirmEmailRequest {
+                    command_id: command_id(),
+                    token,
+                })
+                .await?;
+        }
     }
     nurse
         .add_patient_to_team(pb::AddPatientToTeamRequest {
@@ -428,4 +465,17 @@ pub async fn first_thread(signer: &Signer, org: &DemoOrg) -> Result<String, Stat
         .await?
         .into_inner();
     Ok(reply.aggregate_id)
+}
+
+/// The seeds' escalation on `thread`: the nurse takes the thread and asks
+/// the consultant in, who advises and leaves. Returns the position of the
+/// advice.
+pub async fn consult(signer: &Signer, org: &DemoOrg, thread: &str) -> Result<u64, Status> {
+    let mut nurse = signer.client(&org.nurse)?;
+    nurse.assign(thread, &org.nurse).await?;
+    nurse.add_professional(thread, &org.consultant).await?;
+    let mut consultant = signer.client(&org.consultant)?;
+    let advice = consultant.post(thread, "One litre on Sunday.").await?;
+    consultant.leave(thread).await?;
+    Ok(advice)
 }

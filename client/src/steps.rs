@@ -22,6 +22,13 @@ pub trait Steps {
         thread: &str,
         body: &str,
     ) -> impl Future<Output = Result<u64, Status>> + Send;
+    /// Posts `body` on `thread`; answers the whole reply (the message's id
+    /// and the event's position).
+    fn post_reply(
+        &mut self,
+        thread: &str,
+        body: &str,
+    ) -> impl Future<Output = Result<pb::CommandReply, Status>> + Send;
     /// Assigns `thread` to `assignee`.
     fn assign(
         &mut self,
@@ -52,13 +59,17 @@ pub trait Steps {
 
 impl Steps for Client {
     async fn post(&mut self, thread: &str, body: &str) -> Result<u64, Status> {
+        self.post_reply(thread, body).await.map(|r| r.position)
+    }
+
+    async fn post_reply(&mut self, thread: &str, body: &str) -> Result<pb::CommandReply, Status> {
         self.post_message(pb::PostMessageRequest {
             command_id: command_id(),
             thread_id: thread.into(),
             body: body.into(),
         })
         .await
-        .map(position)
+        .map(tonic::Response::into_inner)
     }
 
     async fn assign(&mut self, thread: &str, assignee: &Caller) -> Result<u64, Status> {

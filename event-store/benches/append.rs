@@ -12,7 +12,7 @@
 
 use std::time::{Duration, Instant};
 
-use event_store::testing::{TestStream, message, new_thread, raw_append_rate};
+use event_store::testing::{TestStream, append_in_order, message, new_thread, raw_append_rate};
 use event_store::{EventStore, JetStreamStore};
 
 const SINGLE_WRITER_APPENDS: usize = 2_000;
@@ -107,12 +107,7 @@ async fn run_store(store: &JetStreamStore, writers: usize, each: usize) -> f64 {
         .into_iter()
         .map(|events| {
             let store = store.clone();
-            tokio::spawn(async move {
-                let mut version = 0;
-                for event in &events {
-                    version = store.append(event, version).await.unwrap().position;
-                }
-            })
+            tokio::spawn(async move { append_in_order(&store, &events).await })
         })
         .collect();
     for task in tasks {

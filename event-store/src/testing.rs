@@ -13,7 +13,7 @@ use prost::Message;
 use proto::contract::headers;
 use proto::events::{Actor, AggregateType, Envelope, Role, envelope::Payload};
 
-use crate::{AggregateRef, JetStreamStore, Position, StoreConfig};
+use crate::{AggregateRef, EventStore, JetStreamStore, Position, StoreConfig};
 
 /// The NATS server tests use: `NATS_URL`, or the local default.
 /// A benchmark's setting `name` (`BENCH_SCALE`, `BENCH_BATCH`, ...) from
@@ -136,6 +136,19 @@ pub fn envelope(aggregate: &AggregateRef, payload: Payload) -> Envelope {
 }
 
 /// A fresh thread aggregate.
+/// Appends one aggregate's `events` in order, each at the version the
+/// last one reached (the first at 0: a new aggregate).
+pub async fn append_in_order<S: EventStore>(store: &S, events: &[Envelope]) {
+    let mut version = 0;
+    for event in events {
+        version = store
+            .append(event, version)
+            .await
+            .expect("append in order")
+            .position;
+    }
+}
+
 pub fn new_thread() -> AggregateRef {
     AggregateRef::new(AggregateType::Thread, uuid::Uuid::now_v7().to_string())
         .expect("a UUID is a valid aggregate id")

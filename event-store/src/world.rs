@@ -69,10 +69,13 @@ impl Clock {
     }
 }
 
+/// Who takes a step in the generated world: id, role, display name.
+type Actor<'a> = (Uuid, Role, &'a str);
+
 fn envelope(
     kind: AggregateType,
     id: Uuid,
-    actor: (Uuid, Role, &str),
+    actor: Actor<'_>,
     at: SystemTime,
     payload: Payload,
 ) -> Envelope {
@@ -118,7 +121,13 @@ pub fn generate(spec: Spec, age: Duration) -> Log {
     let admin = (Uuid::now_v7(), Role::Admin, "Generated Admin");
     let mut clock = Clock(SystemTime::now() - age);
     let mut log = Log::default();
-    let mut push = |kind, id: Uuid, events: Vec<Envelope>| {
+    // An aggregate's events as (actor, payload); the envelopes are built
+    // here, each naming the aggregate, a millisecond apart.
+    let mut push = |kind: AggregateType, id: Uuid, events: Vec<(Actor<'_>, Payload)>| {
+        let events = events
+            .into_iter()
+            .map(|(actor, payload)| envelope(kind, id, actor, clock.tick(), payload))
+            .collect();
         log.aggregates
             .push((AggregateRef::new(kind, id.to_string()).unwrap(), events));
     };
@@ -135,11 +144,8 @@ pub fn generate(spec: Spec, age: Duration) -> Log {
         push(
             AggregateType::Person,
             person,
-            vec![envelope(
-                AggregateType::Person,
-                person,
+            vec![(
                 admin,
-                clock.tick(),
                 Payload::StaffRoleGranted(ev::StaffRoleGranted {
                     person_id: person.to_string(),
                     role: role as i32,
@@ -152,11 +158,8 @@ pub fn generate(spec: Spec, age: Duration) -> Log {
     for t in 0..spec.teams {
         let team = Uuid::now_v7();
         let mut members = Vec::new();
-        let mut team_events = vec![envelope(
-            AggregateType::Team,
-            team,
+        let mut team_events = vec![(
             admin,
-            clock.tick(),
             Payload::TeamCreated(ev::TeamCreated {
                 team_id: team.to_string(),
                 name: format!("Team {t}"),
@@ -168,11 +171,8 @@ pub fn generate(spec: Spec, age: Duration) -> Log {
             push(
                 AggregateType::Person,
                 person,
-                vec![envelope(
-                    AggregateType::Person,
-                    person,
+                vec![(
                     admin,
-                    clock.tick(),
                     Payload::ProfessionalRegistered(ev::ProfessionalRegistered {
                         professional_id: person.to_string(),
                         name: format!("Staff {t}-{s}"),
@@ -181,11 +181,8 @@ pub fn generate(spec: Spec, age: Duration) -> Log {
                     }),
                 )],
             );
-            team_events.push(envelope(
-                AggregateType::Team,
-                team,
+            team_events.push((
                 admin,
-                clock.tick(),
                 Payload::TeamMemberAdded(ev::TeamMemberAdded {
                     professional_id: person.to_string(),
                     contactable: true,
@@ -194,11 +191,8 @@ pub fn generate(spec: Spec, age: Duration) -> Log {
             ));
             members.push(person);
         }
-        team_events.push(envelope(
-            AggregateType::Team,
-            team,
+        team_events.push((
             admin,
-            clock.tick(),
             Payload::TeamAutoCcSwitched(ev::TeamAutoCcSwitched { enabled: true }),
         ));
         push(AggregateType::Team, team, team_events);
@@ -215,11 +209,8 @@ pub fn generate(spec: Spec, age: Duration) -> Log {
             AggregateType::PatientRecord,
             patient,
             vec![
-                envelope(
-                    AggregateType::PatientRecord,
-                    patient,
+                (
                     (staff, Role::Professional, "Staff"),
-                    clock.tick(),
                     Payload::PatientRegistered(ev::PatientRegistered {
                         patient_id: patient.to_string(),
                         name: format!("Patient {p:06}"),
@@ -228,11 +219,8 @@ pub fn generate(spec: Spec, age: Duration) -> Log {
                         joined_team_id: String::new(),
                     }),
                 ),
-                envelope(
-                    AggregateType::PatientRecord,
-                    patient,
+                (
                     (staff, Role::Professional, "Staff"),
-                    clock.tick(),
                     Payload::PatientJoinedTeam(ev::PatientJoinedTeam {
                         team_id: world.teams[team].to_string(),
                         method: ev::JoinMethod::AddedByStaff as i32,
@@ -262,11 +250,8 @@ pub fn generate(spec: Spec, age: Duration) -> Log {
             reason: ev::JoinReason::TeamAutoCc as i32,
             via_team_id: world.teams[team].to_string(),
         }));
-        let mut events = vec![envelope(
-            AggregateType::Thread,
-            thread,
+        let mut events = vec![(
             pat,
-            clock.tick(),
             Payload::ThreadStarted(ev::ThreadStarted {
                 thread_id: thread.to_string(),
                 patient_id: patient.to_string(),
@@ -289,11 +274,8 @@ pub fn generate(spec: Spec, age: Duration) -> Log {
                 pat
             };
             if staff_turn && r == 0 {
-                events.push(envelope(
-                    AggregateType::Thread,
-                    thread,
+                events.push((
                     author,
-                    clock.tick(),
                     Payload::ThreadAssigned(ev::ThreadAssigned {
                         assignee_id: author.0.to_string(),
                         previous_assignee_id: String::new(),
@@ -301,11 +283,8 @@ pub fn generate(spec: Spec, age: Duration) -> Log {
                 ));
             }
             let message = Uuid::now_v7().to_string();
-            events.push(envelope(
-                AggregateType::Thread,
-                thread,
+            events.push((
                 author,
-                clock.tick(),
                 Payload::MessagePosted(ev::MessagePosted {
                     message_id: message.clone(),
                     body: format!("Reply {r}: please take it with food and keep a diary."),
@@ -313,11 +292,8 @@ pub fn generate(spec: Spec, age: Duration) -> Log {
                 }),
             ));
             if staff_turn && r % 4 == 0 {
-                events.push(envelope(
-                    AggregateType::Thread,
-                    thread,
+                events.push((
                     pat,
-                    clock.tick(),
                     Payload::ThreadReadUpTo(ev::ThreadReadUpTo {
                         reader_id: patient.to_string(),
                         message_id: message,
@@ -357,10 +333,7 @@ pub async fn append<S: EventStore>(store: &S, log: Log, writers: usize) -> World
                     loop {
                         let next = queue.lock().unwrap().pop();
                         let Some((_, events)) = next else { return };
-                        let mut version = 0;
-                        for event in &events {
-                            version = store.append(event, version).await.unwrap().position;
-                        }
+                        crate::testing::append_in_order(&store, &events).await;
                     }
                 })
             })

@@ -68,6 +68,15 @@ pub struct RunnerConfig {
     pub batch_size: usize,
 }
 
+impl RunnerConfig {
+    pub fn new(database_url: impl Into<String>, batch_size: usize) -> Self {
+        Self {
+            database_url: database_url.into(),
+            batch_size,
+        }
+    }
+}
+
 /// Applies the log to one projection, batch by batch.
 pub struct Runner<P, S> {
     projection: Arc<P>,

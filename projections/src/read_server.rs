@@ -171,10 +171,7 @@ impl<P: Projection, S: EventStore> ReadServer<P, S> {
         let runner = Arc::new(Runner::new(
             Arc::new(projection),
             store,
-            RunnerConfig {
-                database_url: settings.database_url.clone(),
-                batch_size: settings.batch_size,
-            },
+            RunnerConfig::new(settings.database_url.clone(), settings.batch_size),
             Mode::Live,
         ));
         Ok(Self {

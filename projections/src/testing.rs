@@ -259,10 +259,7 @@ pub async fn assert_rebuilds_leave_readers_alone<P, S>(
             let report = crate::rebuild(
                 projection.clone(),
                 store.clone(),
-                crate::RunnerConfig {
-                    database_url: database_url.to_string(),
-                    batch_size: 1000,
-                },
+                crate::RunnerConfig::new(database_url.to_string(), 1000),
                 |_| {},
             )
             .await

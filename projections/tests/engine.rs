@@ -80,10 +80,7 @@ impl World {
     }
 
     fn config(&self) -> RunnerConfig {
-        RunnerConfig {
-            database_url: self.db.url.clone(),
-            batch_size: 50,
-        }
+        RunnerConfig::new(self.db.url.clone(), 50)
     }
 
     fn live_runner(&self) -> Arc<Runner<Seen, JetStreamStore>> {
@@ -133,16 +130,34 @@ impl World {
 
     async fn seen(&self) -> Vec<(i64, String)> {
         let client = projections::connect(&self.db.url).await.unwrap();
-        client
-            .query(
-                "SELECT position, body FROM seen.seen ORDER BY position",
-                &[],
-            )
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect()
+        pairs(
+            &client,
+            "SELECT position, body FROM seen.seen ORDER BY position",
+        )
+        .await
+    }
+
+    /// Runs a live runner until it reaches the log's head, and stops it;
+    /// answers the head.
+    async fn live_to_head(&self) -> u64 {
+        let runner = self.live_runner();
+        let (stop, task) = spawn(&runner);
+        let head = self.store().last_position().await.unwrap();
+        until_at(runner.checkpoint(), head).await;
+        stop.send(()).unwrap();
+        task.await.unwrap().unwrap();
+        head
+    }
+
+    /// Waits (20 s at most) until the checkpoints are `expected`.
+    async fn until_checkpoints(&self, expected: Vec<(i32, i64)>, failure: &str) {
+        tokio::time::timeout(Duration::from_secs(20), async {
+            while self.checkpoints().await != expected {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await
+        .expect(failure);
     }
 
     /// The checkpoint of every generation (none before a runner has
@@ -160,17 +175,27 @@ impl World {
         if !prepared {
             return Vec::new();
         }
-        client
-            .query(
-                "SELECT generation, position FROM careline_projections.projection_checkpoints WHERE name = 'seen' ORDER BY generation",
-                &[],
-            )
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect()
+        pairs(
+            &client,
+            "SELECT generation, position FROM careline_projections.projection_checkpoints WHERE name = 'seen' ORDER BY generation",
+        )
+        .await
     }
+}
+
+/// The rows of a two-column query, as pairs.
+async fn pairs<A, B>(client: &tokio_postgres::Client, sql: &str) -> Vec<(A, B)>
+where
+    A: for<'a> tokio_postgres::types::FromSql<'a>,
+    B: for<'a> tokio_postgres::types::FromSql<'a>,
+{
+    client
+        .query(sql, &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
 }
 
 /// Whether generation `generation` has the readers' index, and how many
@@ -300,13 +325,8 @@ async fn two_runners_on_one_projection_never_apply_a_batch_twice() {
     writer.await.unwrap();
     let head = w.store().last_position().await.unwrap();
     // Whichever runner wins each batch, the checkpoint reaches the head.
-    tokio::time::timeout(Duration::from_secs(20), async {
-        while w.checkpoints().await != vec![(1, head as i64)] {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
-    .expect("did not reach the head");
+    w.until_checkpoints(vec![(1, head as i64)], "did not reach the head")
+        .await;
     stop_a.send(()).unwrap();
     stop_b.send(()).unwrap();
     // A second application would have hit the primary key and failed a runner.
@@ -319,12 +339,7 @@ async fn two_runners_on_one_projection_never_apply_a_batch_twice() {
 async fn a_checkpoint_beyond_the_end_of_the_log_stops_the_projection() {
     let w = world("losttail").await;
     w.append(5).await;
-    let runner = w.live_runner();
-    let (stop, task) = spawn(&runner);
-    let head = w.store().last_position().await.unwrap();
-    until_at(runner.checkpoint(), head).await;
-    stop.send(()).unwrap();
-    task.await.unwrap().unwrap();
+    let head = w.live_to_head().await;
 
     // The log "lost its tail": the projection is further than the log.
     let client = projections::connect(&w.db.url).await.unwrap();
@@ -388,13 +403,11 @@ async fn a_rebuild_reproduces_the_live_tables_while_the_live_one_serves_and_foll
     // The live runner follows the switch: new events land in generation 2.
     w.append(7).await;
     let head = w.store().last_position().await.unwrap();
-    tokio::time::timeout(Duration::from_secs(20), async {
-        while w.checkpoints().await != vec![(2, head as i64)] {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
-    .expect("the live runner did not follow the switch");
+    w.until_checkpoints(
+        vec![(2, head as i64)],
+        "the live runner did not follow the switch",
+    )
+    .await;
     assert_eq!(w.seen().await.len(), before.len() + 7);
     stop.send(()).unwrap();
     task.await.unwrap().unwrap();
@@ -413,12 +426,7 @@ async fn a_rebuild_reproduces_the_live_tables_while_the_live_one_serves_and_foll
 async fn an_interrupted_rebuild_leaves_the_live_generation_and_resumes() {
     let w = world("interrupted").await;
     w.append(400).await;
-    let live = w.live_runner();
-    let (stop, task) = spawn(&live);
-    let head = w.store().last_position().await.unwrap();
-    until_at(live.checkpoint(), head).await;
-    stop.send(()).unwrap();
-    task.await.unwrap().unwrap();
+    let head = w.live_to_head().await;
     let before = w.seen().await;
 
     // Interrupt the rebuild once it has applied something.

@@ -110,6 +110,8 @@ impl Payload {
             Payload::CarerConsentRevoked(_) => "CarerConsentRevoked",
             Payload::RecordAccessGranted(_) => "RecordAccessGranted",
             Payload::RecordAccessRevoked(_) => "RecordAccessRevoked",
+            Payload::PatientEmailChanged(_) => "PatientEmailChanged",
+            Payload::PatientEmailVerificationRequested(_) => "PatientEmailVerificationRequested",
             Payload::ProfessionalRegistered(_) => "ProfessionalRegistered",
             Payload::CarerRegistered(_) => "CarerRegistered",
             Payload::StaffRoleGranted(_) => "StaffRoleGranted",
@@ -147,7 +149,9 @@ impl Payload {
             | Payload::CarerConsentGranted(_)
             | Payload::CarerConsentRevoked(_)
             | Payload::RecordAccessGranted(_)
-            | Payload::RecordAccessRevoked(_) => AggregateType::PatientRecord,
+            | Payload::RecordAccessRevoked(_)
+            | Payload::PatientEmailChanged(_)
+            | Payload::PatientEmailVerificationRequested(_) => AggregateType::PatientRecord,
             Payload::ProfessionalRegistered(_)
             | Payload::CarerRegistered(_)
             | Payload::StaffRoleGranted(_)

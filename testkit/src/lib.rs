@@ -41,6 +41,19 @@ pub fn keys() -> TokenKeys {
     issuer().verifier()
 }
 
+/// A command service's application over `store` for a test: the test
+/// link keys check verification links.
+pub fn command_app<S: EventStore>(store: S) -> command_service::App<S> {
+    command_service::App::new(store, 10_000)
+        .with_email_links(service_kit::test_link_issuer().verifier())
+}
+
+/// A seeder of the test keys, holding the test link key (so the demo's
+/// verified patient follows her link).
+pub fn signer(channel: Channel) -> Signer {
+    Signer::new(channel, issuer()).with_links(service_kit::test_link_issuer())
+}
+
 /// A plaintext channel to a service on this machine.
 pub async fn channel(addr: SocketAddr) -> Channel {
     Channel::from_shared(format!("http://{addr}"))
@@ -138,6 +151,18 @@ pub async fn caught_up(checkpoint: &watch::Receiver<u64>, store: &impl EventStor
 }
 
 /// `who`'s bearer token (the test issuer's, valid an hour) for any client.
+/// The first page of `inbox`'s active threads, as of `at`.
+pub async fn inbox_page(inbox: &mut Inbox, at: u64) -> proto::inbox::ThreadPage {
+    inbox
+        .my_inbox(proto::inbox::MyInboxRequest {
+            min_position: at,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
 pub fn bearer(who: &Caller) -> Bearer {
     Bearer::new(&issuer().mint(who, Duration::from_secs(3600))).unwrap()
 }
@@ -204,6 +229,10 @@ pub fn smtp(port: u16) -> notify_service::Smtp {
         poll: Duration::from_millis(100),
         coalesce: Duration::ZERO,
         reminder_after: Duration::from_secs(7 * 86_400),
+        // No verification emails unless a test asks for them (they would
+        // add to every count of emails received).
+        links: None,
+        link_lifetime: Duration::from_secs(24 * 3600),
     }
 }
 
@@ -248,13 +277,10 @@ impl System {
         let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
         let wait = services.wait.unwrap_or(Duration::from_secs(5));
 
-        let command = command_service::Application::with_app(
-            any,
-            command_service::App::new(store.clone(), 10_000),
-            keys(),
-        )
-        .await
-        .unwrap();
+        let command =
+            command_service::Application::with_app(any, command_app(store.clone()), keys())
+                .await
+                .unwrap();
         let command_addr = command.local_addr();
         let (stop, stopped) = stopper();
         tokio::spawn(command.run(stopped));
@@ -292,7 +318,7 @@ impl System {
         let checkpoints = running.iter().map(|r| r.checkpoint.clone()).collect();
 
         System {
-            signer: Signer::new(channel(command_addr).await, issuer()),
+            signer: signer(channel(command_addr).await),
             inbox,
             audit,
             notify,

@@ -40,10 +40,7 @@ async fn main() {
     append(stream.store(), log, 64).await;
 
     let db = TestDatabase::new("auditbench").await;
-    let config = RunnerConfig {
-        database_url: db.url.clone(),
-        batch_size: batch,
-    };
+    let config = RunnerConfig::new(db.url.clone(), batch);
     let report = projections::rebuild(
         Arc::new(AuditProjection),
         stream.store().clone(),

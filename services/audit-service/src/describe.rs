@@ -356,9 +356,24 @@ pub fn describe(event: &RecordedEvent, dir: &mut Directory) -> Vec<Draft> {
             };
             vec![record(aggregate, action)]
         }
-        Payload::PatientEmailVerified(_) => vec![record(
+        Payload::PatientEmailVerified(e) => {
+            let action = if e.request_id.is_empty() {
+                // Older logs: staff could claim an address verified.
+                format!("{who} marked the patient's email verified")
+            } else {
+                format!("{who} verified the patient's email address by the link sent to it")
+            };
+            vec![record(aggregate, action)]
+        }
+        Payload::PatientEmailChanged(_) => vec![record(
             aggregate,
-            format!("{who} marked the patient's email verified"),
+            format!(
+                "{who} changed the patient's email address (unverified until its link is followed)"
+            ),
+        )],
+        Payload::PatientEmailVerificationRequested(_) => vec![record(
+            aggregate,
+            format!("{who} asked for another verification email"),
         )],
         Payload::PatientJoinedTeam(e) => {
             let team_name = dir.name(&e.team_id);
@@ -676,6 +691,10 @@ mod tests {
             "TeamAlertsSet" => Payload::TeamAlertsSet(Default::default()),
             "PatientRegistered" => Payload::PatientRegistered(Default::default()),
             "PatientEmailVerified" => Payload::PatientEmailVerified(Default::default()),
+            "PatientEmailChanged" => Payload::PatientEmailChanged(Default::default()),
+            "PatientEmailVerificationRequested" => {
+                Payload::PatientEmailVerificationRequested(Default::default())
+            }
             "PatientJoinedTeam" => Payload::PatientJoinedTeam(Default::default()),
             "CarerConsentGranted" => Payload::CarerConsentGranted(Default::default()),
             "CarerConsentRevoked" => Payload::CarerConsentRevoked(Default::default()),

@@ -49,6 +49,7 @@ pub struct App<S> {
     repo: Repository<S>,
     clock: Clock,
     post_limit: Option<crate::limit::PostLimit>,
+    email_links: Option<service_kit::LinkKeys>,
 }
 
 impl<S> std::fmt::Debug for App<S> {
@@ -63,7 +64,19 @@ impl<S: EventStore> App<S> {
             repo: Repository::new(store, cache_capacity),
             clock: Arc::new(SystemTime::now),
             post_limit: None,
+            email_links: None,
         }
+    }
+
+    /// Checks verification links with `keys` (the notification service's
+    /// public link keys): without them `ConfirmEmail` is refused.
+    pub fn with_email_links(mut self, keys: service_kit::LinkKeys) -> Self {
+        self.email_links = Some(keys);
+        self
+    }
+
+    pub fn email_links(&self) -> Option<&service_kit::LinkKeys> {
+        self.email_links.as_ref()
     }
 
     /// Limits each person to `per_minute` messages a minute (threads
@@ -634,7 +647,7 @@ mod tests {
                 patient_id: w.patient.person_id.clone(),
                 name: "Pat".into(),
                 email: "p@example.org".into(),
-                email_verified: true,
+                email_verified: false,
             },
         )
         .await

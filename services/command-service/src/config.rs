@@ -20,6 +20,10 @@ pub struct Config {
     pub keys: TokenKeys,
     /// `CARELINE_TLS_CERT` and `CARELINE_TLS_KEY`, or plaintext.
     pub tls: Option<ServerTls>,
+    /// `CARELINE_EMAIL_LINK_PUBLIC_KEYS`: the notification service's link
+    /// keys, which check verification links; without them no address can
+    /// be verified.
+    pub email_links: Option<service_kit::LinkKeys>,
 }
 
 impl Config {
@@ -37,6 +41,10 @@ impl Config {
                 .map_err(anyhow::Error::msg)?,
             tls: ServerTls::from_setting(settings.pair(TLS_CERT_VAR, TLS_KEY_VAR)?)
                 .map_err(anyhow::Error::msg)?,
+            email_links: service_kit::LinkKeys::from_setting(
+                settings.get(service_kit::email_link::LINK_PUBLIC_KEYS_VAR),
+            )
+            .map_err(anyhow::Error::msg)?,
         })
     }
 }

@@ -33,6 +33,13 @@ impl service_kit::Service for Application<JetStreamStore> {
     async fn build(config: Config) -> anyhow::Result<Self> {
         let store = JetStreamStore::connect(config.store).await?;
         let mut app = App::new(store, config.cache_capacity);
+        if let Some(links) = config.email_links {
+            app = app.with_email_links(links);
+        } else {
+            tracing::warn!(
+                "CARELINE_EMAIL_LINK_PUBLIC_KEYS is not set: no email address can be verified"
+            );
+        }
         if config.posts_per_minute > 0 {
             app = app.with_post_limit(config.posts_per_minute);
         }

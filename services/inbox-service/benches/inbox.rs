@@ -77,10 +77,7 @@ async fn main() {
 
     // 2. Rebuild vs raw set-based inserts.
     let db = TestDatabase::new("inboxbench").await;
-    let config = RunnerConfig {
-        database_url: db.url.clone(),
-        batch_size: batch,
-    };
+    let config = RunnerConfig::new(db.url.clone(), batch);
     let report = projections::rebuild(
         Arc::new(InboxProjection),
         stream.store().clone(),

@@ -45,10 +45,7 @@ async fn main() {
     let report = projections::rebuild(
         Arc::new(NotifyProjection),
         stream.store().clone(),
-        RunnerConfig {
-            database_url: db.url.clone(),
-            batch_size: 1000,
-        },
+        RunnerConfig::new(db.url.clone(), 1000),
         |_| {},
     )
     .await
@@ -99,6 +96,8 @@ async fn main() {
         poll: Duration::from_millis(50),
         coalesce: Duration::ZERO,
         reminder_after: Duration::from_secs(7 * 86_400),
+        links: None,
+        link_lifetime: Duration::from_secs(24 * 3600),
     };
     let (stop, stopping) = watch::channel(false);
     let (_checkpoint_tx, checkpoint) = watch::channel(0u64);

@@ -38,6 +38,14 @@ pub struct Smtp {
     /// `CARELINE_NOTIFY_REMINDER_DAYS`: a patient who has not read a staff
     /// message after this long is reminded, once. Default 7 days.
     pub reminder_after: Duration,
+    /// `CARELINE_EMAIL_LINK_SIGNING_KEY`: the key that signs verification
+    /// links (the command service holds its public half). Without it no
+    /// verification email is sent.
+    pub links: Option<service_kit::LinkIssuer>,
+    /// `CARELINE_EMAIL_LINK_HOURS`: how long a verification link works,
+    /// from the request; default 24, at most 168. A request older than
+    /// that is not sent at all (a rebuild never emails old requests).
+    pub link_lifetime: Duration,
 }
 
 /// The worker's clock.
@@ -131,6 +139,13 @@ impl Smtp {
             coalesce: s.secs("CARELINE_NOTIFY_COALESCE_SECS", 120)?,
             reminder_after: Duration::from_secs(
                 86_400 * s.number("CARELINE_NOTIFY_REMINDER_DAYS", 7)?,
+            ),
+            links: service_kit::LinkIssuer::from_setting(
+                s.get(service_kit::email_link::LINK_SIGNING_KEY_VAR),
+            )
+            .map_err(anyhow::Error::msg)?,
+            link_lifetime: Duration::from_secs(
+                3600 * s.number_in("CARELINE_EMAIL_LINK_HOURS", 24, 1..=168)?,
             ),
         })
     }

@@ -116,6 +116,16 @@ const UNREAD: &str = "WITH candidates AS ( \
 /// The most reminders one pass sends (the LIMIT above).
 const REMINDER_LIMIT: usize = 100;
 
+/// Verification emails to send: pending requests younger than the link
+/// lifetime ($1, µs cutoff) with no delivery, and retries due at $2.
+const VERIFICATIONS_DUE: &str = "SELECT v.request_id, v.person_id, v.name, v.email, \
+     v.requested_at, coalesce(d.attempts, 0) \
+     FROM notify.verifications v \
+     LEFT JOIN careline_notify.deliveries d ON d.id = 'verification/' || v.request_id \
+     WHERE v.pending AND v.requested_at > $1 \
+       AND (d.id IS NULL OR (d.state = 'retrying' AND d.next_attempt_at <= $2)) \
+     ORDER BY v.position LIMIT 100";
+
 const REMINDED: &str = "UPDATE careline_notify.progress SET reminded = greatest(reminded, $1)";
 
 /// Runs the delivery tables' migrations (in schema `careline_notify`).
@@ -228,6 +238,44 @@ pub fn compose_reminder(
     );
     let subject = format!("Reminder: an unread message from {name} ({role})");
     email(smtp, to, subject, message_id, body)
+}
+
+/// The verification email: the link, how long it works, and nothing else.
+pub fn compose_verification(
+    smtp: &Smtp,
+    message_id: String,
+    to: (&str, &str),
+    token: &str,
+    expires_at: std::time::SystemTime,
+) -> Result<Message, String> {
+    let (to_name, to_email) = to;
+    let to = mailbox(to_name, to_email)?;
+    let link = format!(
+        "{}/email/confirm?token={token}",
+        smtp.base_url.trim_end_matches('/')
+    );
+    let hours = expires_at
+        .duration_since(std::time::SystemTime::now())
+        .map(|d| d.as_secs().div_ceil(3600))
+        .unwrap_or(0);
+    let greeting = if to_name.is_empty() {
+        "Hello".to_string()
+    } else {
+        format!("Hello {to_name}")
+    };
+    let body = format!(
+        "{greeting},\n\n\
+         Please confirm that this is your email address for Careline, so that we can tell you when your care team writes to you.\n\n\
+         Sign in and confirm it here (the link works once, for the next {hours} hours):\n{link}\n\n\
+         If you did not expect this email, you can ignore it: nothing changes unless the link is followed.\n"
+    );
+    email(
+        smtp,
+        to,
+        "Confirm your email address for Careline".into(),
+        message_id,
+        body,
+    )
 }
 
 fn micros(t: std::time::SystemTime) -> i64 {
@@ -443,7 +491,11 @@ async fn work(
                 last_reminder_pass = Some(now);
             }
         }
-        if due.is_empty() && reminded == 0 {
+        let verifications = worker
+            .send_verifications(now)
+            .await
+            .map_err(failed("sending verification emails"))?;
+        if due.is_empty() && reminded == 0 && verifications == 0 {
             let projection_gone = tokio::select! {
                 moved = checkpoint.changed() => moved.is_err(),
                 _ = tokio::time::sleep(smtp.poll) => false,
@@ -457,6 +509,55 @@ async fn work(
 }
 
 impl Worker<'_> {
+    /// Sends the verification emails due; returns how many it sent or
+    /// tried. Without a link key none is sent (the requests wait).
+    async fn send_verifications(
+        &self,
+        now: std::time::SystemTime,
+    ) -> Result<usize, tokio_postgres::Error> {
+        let (client, smtp) = (self.client, self.smtp);
+        let Some(links) = &smtp.links else {
+            return Ok(0);
+        };
+        let cutoff = micros(now) - smtp.link_lifetime.as_micros() as i64;
+        let due = client.query(VERIFICATIONS_DUE, &[&cutoff, &now]).await?;
+        for row in &due {
+            let (request, person): (String, String) = (row.get(0), row.get(1));
+            let (name, address): (String, String) = (row.get(2), row.get(3));
+            let (requested, attempts): (i64, i32) = (row.get(4), row.get(5));
+            let id = format!("verification/{request}");
+            let message_id = message_id(&id, &smtp.domain);
+            let expires_at = std::time::UNIX_EPOCH
+                + Duration::from_micros(requested.max(0) as u64)
+                + smtp.link_lifetime;
+            let message = uuid::Uuid::parse_str(&person)
+                .map_err(|_| format!("the person id {person:?} is not a UUID"))
+                .and_then(|person_id| {
+                    let token = links.mint(&service_kit::EmailLink {
+                        person_id,
+                        email: address.clone(),
+                        request_id: request.clone(),
+                        expires_at,
+                    });
+                    compose_verification(
+                        smtp,
+                        message_id.clone(),
+                        (&name, &address),
+                        &token,
+                        expires_at,
+                    )
+                });
+            let ids = [id];
+            let attempt = Attempt {
+                ids: &ids,
+                attempts: attempts + 1,
+                message_id: &message_id,
+            };
+            self.send_and_record(now, attempt, message).await?;
+        }
+        Ok(due.len())
+    }
+
     /// One reminder pass: sends the reminders due and moves the `reminded`
     /// watermark when the pass was complete. Returns how many it sent or tried.
     async fn remind(&self, now: std::time::SystemTime) -> Result<usize, tokio_postgres::Error> {

@@ -23,6 +23,7 @@ pub const TABLES: &[&str] = &[
     "notifications",
     "grants",
     "team_alerts",
+    "verifications",
 ];
 
 /// Why a recipient cannot be told.
@@ -34,6 +35,16 @@ const UPSERT_PERSON: &str = "INSERT INTO people (id, kind, name, role_label, ema
      email_verified = excluded.email_verified WHERE people.kind = excluded.kind";
 const VERIFY_EMAIL: &str = "UPDATE people SET email = CASE WHEN $2 = '' THEN email ELSE $2 END, \
      email_verified = true WHERE id = $1";
+const CHANGE_EMAIL: &str = "UPDATE people SET email = $2, email_verified = false WHERE id = $1";
+/// A verification request: the person's earlier ones stay pending only if
+/// they were for the same address.
+const REQUEST_VERIFICATION: &str = "WITH superseded AS ( \
+       UPDATE verifications SET pending = false \
+       WHERE person_id = $2 AND pending AND lower(email) <> lower($4) RETURNING 1) \
+     INSERT INTO verifications (request_id, person_id, name, email, position, requested_at) \
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (request_id) DO NOTHING";
+const VERIFIED: &str = "UPDATE verifications SET pending = false WHERE person_id = $1 AND pending";
+const PERSON_NAME: &str = "SELECT name FROM people WHERE id = $1";
 const UPSERT_CONSENT: &str = "INSERT INTO consents (patient_id, carer_id, expires_at, active) \
      VALUES ($1, $2, $3, true) ON CONFLICT (patient_id, carer_id) \
      DO UPDATE SET expires_at = excluded.expires_at, active = true";
@@ -149,6 +160,36 @@ impl projections::Projection for NotifyProjection {
     }
 }
 
+/// Queues the verification email `event` asks for (its id is the
+/// request's), to the patient the event's aggregate names.
+async fn request_verification(
+    tx: &Transaction<'_>,
+    event: &RecordedEvent,
+    email: &str,
+) -> Result<(), Error> {
+    let envelope = &event.envelope;
+    let person = envelope.aggregate_id.as_str();
+    let name: String = tx
+        .query_opt(PERSON_NAME, &[&person])
+        .await?
+        .map(|r| r.get(0))
+        .unwrap_or_default();
+    let at = micros(envelope.occurred_at.as_ref()).unwrap_or(0);
+    tx.execute(
+        REQUEST_VERIFICATION,
+        &[
+            &envelope.event_id,
+            &person,
+            &name,
+            &email,
+            &(event.position as i64),
+            &at,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
 async fn apply(tx: &Transaction<'_>, event: &RecordedEvent) -> Result<(), Error> {
     let envelope = &event.envelope;
     let aggregate = envelope.aggregate_id.as_str();
@@ -197,9 +238,21 @@ async fn apply(tx: &Transaction<'_>, event: &RecordedEvent) -> Result<(), Error>
                 ],
             )
             .await?;
+            // A registered address is a request for its verification.
+            if !e.email.is_empty() && !e.email_verified {
+                request_verification(tx, event, &e.email).await?;
+            }
         }
         Payload::PatientEmailVerified(e) => {
             tx.execute(VERIFY_EMAIL, &[&aggregate, &e.email]).await?;
+            tx.execute(VERIFIED, &[&aggregate]).await?;
+        }
+        Payload::PatientEmailChanged(e) => {
+            tx.execute(CHANGE_EMAIL, &[&aggregate, &e.email]).await?;
+            request_verification(tx, event, &e.email).await?;
+        }
+        Payload::PatientEmailVerificationRequested(e) => {
+            request_verification(tx, event, &e.email).await?;
         }
         Payload::CarerConsentGranted(e) => {
             // After a lapse, a new consent: the carer took part under the

@@ -40,6 +40,15 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
         ),
         None => Signer::new(channel, keys),
     };
+    // Holding the link key, the demo's Pat follows her verification link.
+    let signer = match service_kit::LinkIssuer::from_setting(
+        std::env::var(service_kit::email_link::LINK_SIGNING_KEY_VAR).ok(),
+    )
+    .map_err(anyhow::Error::msg)?
+    {
+        Some(links) => signer.with_links(links),
+        None => signer,
+    };
     let org = seed(&signer).await?;
     let thread = first_thread(&signer, &org).await?;
 

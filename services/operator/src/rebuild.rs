@@ -53,10 +53,7 @@ pub(crate) async fn run(config: StoreConfig, args: RebuildArgs) -> anyhow::Resul
         anyhow::bail!("--batch must be 1 to 50000");
     }
     let store = JetStreamStore::connect(config).await?;
-    let runner = RunnerConfig {
-        database_url: crate::database_url(),
-        batch_size: args.batch,
-    };
+    let runner = RunnerConfig::new(crate::database_url(), args.batch);
     let show = |p: &Progress| crate::console::show(&bar(p));
     let name = args.projection.as_str();
     if matches!(name, "inbox" | "audit" | "notify") {

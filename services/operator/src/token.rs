@@ -46,11 +46,33 @@ pub(crate) struct KeysArgs {
     /// The key id tokens will name (for rotation: a new id per key).
     #[arg(long, default_value = "k1")]
     kid: String,
+    /// A pair for email verification links instead (the notification
+    /// service signs them, the command service checks them).
+    #[arg(long)]
+    email_links: bool,
 }
 
 /// Prints a new key pair as the two environment lines that use it.
 pub(crate) fn keys(args: KeysArgs) -> anyhow::Result<()> {
     let issuer = TokenIssuer::generate(&args.kid)?;
+    if args.email_links {
+        let links = service_kit::LinkIssuer::from_private_key(&issuer.private_key())?;
+        eprintln!(
+            "careline: new email link key {:?}: the private key goes to the notification service only; the public key to the command service",
+            issuer.kid()
+        );
+        println!(
+            "{}={}",
+            service_kit::email_link::LINK_SIGNING_KEY_VAR,
+            links.private_key()
+        );
+        println!(
+            "{}={}",
+            service_kit::email_link::LINK_PUBLIC_KEYS_VAR,
+            links.public_key()
+        );
+        return Ok(());
+    }
     eprintln!(
         "careline: new token key {:?}: keep the private key with the issuer only; give every service the public key",
         issuer.kid()

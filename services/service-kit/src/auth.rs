@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use tonic::{Request, Status};
 use uuid::Uuid;
 
-const ISSUER: &str = "careline";
+pub(crate) const ISSUER: &str = "careline";
 const AUDIENCE: &str = "careline";
 /// The longest a token may be valid, from its `iat` to its `exp`.
 pub const MAX_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -192,7 +192,7 @@ fn now_secs() -> u64 {
     seconds(SystemTime::now())
 }
 
-fn seconds(t: SystemTime) -> u64 {
+pub(crate) fn seconds(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
 }
 
@@ -223,6 +223,12 @@ impl TokenKeys {
     /// Public keys written `kid:base64url`, separated by commas or white
     /// space (several during a rotation).
     pub fn from_public_keys(text: &str) -> Result<Self, AuthError> {
+        Self::for_audience(text, AUDIENCE)
+    }
+
+    /// Public keys for tokens of another audience (email links): a key set
+    /// of one audience never accepts a token of another.
+    pub(crate) fn for_audience(text: &str, audience: &str) -> Result<Self, AuthError> {
         let mut keys = HashMap::new();
         for item in text
             .split([',', ' ', '\n', '\t'])
@@ -241,7 +247,7 @@ impl TokenKeys {
         }
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_issuer(&[ISSUER]);
-        validation.set_audience(&[AUDIENCE]);
+        validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "nbf", "iat", "sub", "iss", "aud"]);
         validation.validate_nbf = true;
         validation.leeway = LEEWAY_SECS;
@@ -286,7 +292,12 @@ impl TokenKeys {
         Ok(caller)
     }
 
-    fn verify_signature(&self, token: &str, now: u64) -> Result<(Caller, u64), AuthError> {
+    /// Checks a token's signature (EdDSA, a key of this set), lifetime,
+    /// issuer and audience, and reads its claims.
+    pub(crate) fn decode<C: serde::de::DeserializeOwned>(
+        &self,
+        token: &str,
+    ) -> Result<C, AuthError> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|e| AuthError::Invalid(format!("unreadable header: {e}")))?;
         if header.alg != Algorithm::EdDSA {
@@ -304,17 +315,19 @@ impl TokenKeys {
                 crate::echo(&kid)
             ))
         })?;
-        let data =
-            jsonwebtoken::decode::<Claims>(token, key, &self.validation).map_err(|e| {
-                match e.kind() {
-                    jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
-                    jsonwebtoken::errors::ErrorKind::ImmatureSignature => {
-                        AuthError::Invalid("the token is not valid yet (nbf)".into())
-                    }
-                    _ => AuthError::Invalid(e.to_string()),
+        jsonwebtoken::decode::<C>(token, key, &self.validation)
+            .map(|data| data.claims)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
+                jsonwebtoken::errors::ErrorKind::ImmatureSignature => {
+                    AuthError::Invalid("the token is not valid yet (nbf)".into())
                 }
-            })?;
-        let claims = data.claims;
+                _ => AuthError::Invalid(e.to_string()),
+            })
+    }
+
+    fn verify_signature(&self, token: &str, now: u64) -> Result<(Caller, u64), AuthError> {
+        let claims: Claims = self.decode(token)?;
         if claims.iat > now + LEEWAY_SECS {
             return Err(AuthError::Invalid(
                 "the token was issued in the future (iat)".into(),
@@ -467,10 +480,15 @@ impl TokenIssuer {
             nbf,
             exp,
         };
+        self.sign(&claims)
+    }
+
+    /// Signs `claims` under this issuer's key.
+    pub(crate) fn sign<C: Serialize>(&self, claims: &C) -> String {
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.kid.clone());
         // Signing a small JSON document with a valid Ed25519 key cannot fail.
-        jsonwebtoken::encode(&header, &claims, &self.encoding).unwrap_or_default()
+        jsonwebtoken::encode(&header, claims, &self.encoding).unwrap_or_default()
     }
 }
 

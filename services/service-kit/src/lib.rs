@@ -4,16 +4,20 @@
 //!   them (operator CLI, demo) and checking them on every call.
 //! * [`server`]: serving a tonic service with gRPC health and server
 //!   reflection (v1 and v1alpha, so grpcurl can list it) until shutdown.
+//! * [`email_link`]: signed email verification links (the notification
+//!   service signs them, the command service checks them).
 //! * [`ids`]: the one parser of ids, and a type per kind of id.
 //! * [`shutdown_signal`] and [`init_tracing`] for each binary's thin `main`.
 
 use std::future::Future;
 
 pub mod auth;
+pub mod email_link;
 pub mod ids;
 pub mod server;
 
 pub use auth::{Caller, Role, TokenIssuer, TokenKeys, test_issuer};
+pub use email_link::{EmailLink, LinkIssuer, LinkKeys, test_link_issuer};
 
 /// Longest input an error message repeats whole.
 const ECHO_MAX: usize = 64;

@@ -5,12 +5,11 @@
 
 use std::time::Duration;
 
-use careline_client::bearer::command_id;
+use careline_client::Steps;
 use careline_client::demo::first_thread;
 use event_store::testing::{message, new_thread, publish_junk};
 use event_store::{AggregateRef, EventStore};
 use proto::audit as audit_pb;
-use proto::command as cmd;
 use proto::events::AggregateType;
 use proto::inbox as pb;
 use tonic::Code;
@@ -35,24 +34,9 @@ async fn junk_and_impossible_events_stop_no_read_model() {
 
     // The log goes on: a reply on the healthy thread.
     let mut nurse = s.signer.client(&org.nurse).unwrap();
-    let reply = nurse
-        .post_message(cmd::PostMessageRequest {
-            command_id: command_id(),
-            thread_id: healthy.clone(),
-            body: "Thank you, noted.".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let reply = nurse.post(&healthy, "Thank you, noted.").await.unwrap();
     // The damaged thread refuses commands with a clear status.
-    let refused = nurse
-        .post_message(cmd::PostMessageRequest {
-            command_id: command_id(),
-            thread_id: damaged.clone(),
-            body: "Hello?".into(),
-        })
-        .await
-        .unwrap_err();
+    let refused = nurse.post(&damaged, "Hello?").await.unwrap_err();
     assert_eq!(refused.code(), Code::DataLoss, "{refused:?}");
     assert!(refused.message().contains(&junk.to_string()), "{refused:?}");
 
@@ -60,7 +44,7 @@ async fn junk_and_impossible_events_stop_no_read_model() {
     let detail = s
         .inbox(&org.patient)
         .get_thread(pb::GetThreadRequest {
-            min_position: reply.position,
+            min_position: reply,
             thread_id: healthy.clone(),
             ..Default::default()
         })
@@ -79,7 +63,7 @@ async fn junk_and_impossible_events_stop_no_read_model() {
         .await
         .unwrap()
         .into_inner();
-    assert!(trail.entries.iter().any(|e| e.position == reply.position));
+    assert!(trail.entries.iter().any(|e| e.position == reply));
 
     // Each says what it set aside. (The audit trail records even an event
     // that makes no sense, on a chain of its thread: it happened in the

@@ -3,11 +3,10 @@
 
 use std::sync::Arc;
 
-use careline_client::bearer::command_id;
+use careline_client::Steps;
 use careline_client::demo::first_thread;
 use projections::RunnerConfig;
 use proto::audit as pb;
-use proto::command as cmd;
 
 use service_kit::Caller;
 
@@ -48,14 +47,7 @@ async fn scenario(s: &System) -> (Caller, String) {
     let thread = first_thread(&s.signer, &org).await.unwrap();
     let mut nurse = s.signer.client(&org.nurse).unwrap();
     for body in ["First reply", "Second reply", "Third reply"] {
-        nurse
-            .post_message(cmd::PostMessageRequest {
-                command_id: command_id(),
-                thread_id: thread.clone(),
-                body: body.into(),
-            })
-            .await
-            .unwrap();
+        nurse.post(&thread, body).await.unwrap();
     }
     s.settled().await;
     (org.auditor.clone(), org.patient.person_id.to_string())
@@ -202,10 +194,7 @@ async fn a_rebuild_yields_the_same_chain_hashes() {
     let report = projections::rebuild(
         Arc::new(audit_service::AuditProjection),
         s.stream.store().clone(),
-        RunnerConfig {
-            database_url: s.db.url.clone(),
-            batch_size: 7,
-        },
+        RunnerConfig::new(s.db.url.clone(), 7),
         |_| {},
     )
     .await

@@ -3,7 +3,7 @@
 
 use careline_client::Steps;
 use careline_client::bearer::command_id;
-use careline_client::demo::first_thread;
+use careline_client::demo::{consult, first_thread};
 use proto::audit as pb;
 use proto::command as cmd;
 use proto::inbox;
@@ -52,18 +52,8 @@ async fn the_scenario_is_on_the_record_trail_in_order() {
     let patient = org.patient.person_id.to_string();
     let before = s.head().await;
     let thread = first_thread(&s.signer, &org).await.unwrap();
+    consult(&s.signer, &org, &thread).await.unwrap();
     let mut nurse = s.signer.client(&org.nurse).unwrap();
-    nurse.assign(&thread, &org.nurse).await.unwrap();
-    nurse
-        .add_professional(&thread, &org.consultant)
-        .await
-        .unwrap();
-    let mut consultant = s.signer.client(&org.consultant).unwrap();
-    consultant
-        .post(&thread, "One litre on Sunday.")
-        .await
-        .unwrap();
-    consultant.leave(&thread).await.unwrap();
     nurse.archive(&thread).await.unwrap();
     let mut pat = s.signer.client(&org.patient).unwrap();
     pat.post(&thread, "Thank you.").await.unwrap();
@@ -260,21 +250,6 @@ async fn who_may_read_which_trail_role_by_role() {
     let officer = org.auditor.clone();
     let ops = org.operator.clone();
 
-    let record = |who: &service_kit::Caller, patient: &str| {
-        let mut audit = s.audit(who);
-        let patient = patient.to_string();
-        async move {
-            audit
-                .record_trail(pb::RecordTrailRequest {
-                    min_position: at,
-                    patient_id: patient,
-                    range: None,
-                })
-                .await
-                .map(|_| ())
-                .map_err(|e| e.code())
-        }
-    };
     let people = [
         ("auditor", &officer, Ok(())),
         ("the patient", &org.patient, Ok(())),
@@ -288,35 +263,25 @@ async fn who_may_read_which_trail_role_by_role() {
         ("an admin", &org.admin, Err(Code::PermissionDenied)),
         ("an operator", &ops, Err(Code::PermissionDenied)),
     ];
+    let code = |answer: Result<_, tonic::Status>| answer.map(|_| ()).map_err(|e| e.code());
     for (label, who, expected) in &people {
-        assert_eq!(
-            record(who, &patient).await,
-            *expected,
-            "record trail as {label}"
-        );
-    }
-
-    let thread_trail = |who: &service_kit::Caller| {
         let mut audit = s.audit(who);
-        let thread = thread.clone();
-        async move {
-            audit
-                .thread_trail(pb::ThreadTrailRequest {
-                    min_position: at,
-                    thread_id: thread,
-                    range: None,
-                })
-                .await
-                .map(|_| ())
-                .map_err(|e| e.code())
-        }
-    };
-    for (label, who, expected) in &people {
-        assert_eq!(
-            thread_trail(who).await,
-            *expected,
-            "thread trail as {label}"
-        );
+        let record = audit
+            .record_trail(pb::RecordTrailRequest {
+                min_position: at,
+                patient_id: patient.clone(),
+                range: None,
+            })
+            .await;
+        assert_eq!(code(record), *expected, "record trail as {label}");
+        let trail = audit
+            .thread_trail(pb::ThreadTrailRequest {
+                min_position: at,
+                thread_id: thread.clone(),
+                range: None,
+            })
+            .await;
+        assert_eq!(code(trail), *expected, "thread trail as {label}");
     }
 
     for (label, who) in [("the patient", &org.patient), ("a nurse", &org.nurse)] {

@@ -296,6 +296,16 @@ pub struct Created {
     pub grant_id: Option<String>,
 }
 
+impl Created {
+    /// A command that creates a message.
+    pub fn message(id: &str) -> Self {
+        Self {
+            message_id: Some(id.to_string()),
+            ..Self::default()
+        }
+    }
+}
+
 /// Requires one of the roles, naming the rule.
 pub fn require_role(actor: &Actor, roles: &[Role], rule: &str) -> Result<(), DomainError> {
     if roles.contains(&actor.role) {

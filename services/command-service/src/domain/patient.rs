@@ -1,13 +1,14 @@
 //! Patient records: registration, care teams, carers and their consent, and
 //! time-limited record-access grants to teams.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::SystemTime;
 
 use proto::events::{
     AggregateType, CarerConsentGranted, CarerConsentRevoked, CarerRelationship, Envelope,
-    JoinMethod, PatientEmailVerified, PatientJoinedTeam, PatientRegistered, RecordAccessGranted,
-    RecordAccessRevoked, envelope::Payload,
+    JoinMethod, PatientEmailChanged, PatientEmailVerificationRequested, PatientEmailVerified,
+    PatientJoinedTeam, PatientRegistered, RecordAccessGranted, RecordAccessRevoked,
+    envelope::Payload,
 };
 use service_kit::Role;
 
@@ -51,6 +52,10 @@ pub struct PatientRecord {
     pub name: String,
     pub email: String,
     pub email_verified: bool,
+    /// The verification requests for `email` that a link may still answer
+    /// (ids of the events that asked): emptied when it is verified, replaced
+    /// when it changes.
+    pub email_requests: BTreeSet<String>,
     /// Care teams, and how the patient joined each.
     pub teams: BTreeMap<String, JoinMethod>,
     /// Consents granted and not revoked (they may have expired).
@@ -119,6 +124,9 @@ impl Aggregate for PatientRecord {
                 self.name = e.name.clone();
                 self.email = e.email.clone();
                 self.email_verified = e.email_verified;
+                if !e.email.is_empty() && !e.email_verified {
+                    self.email_requests = BTreeSet::from([event.event_id.clone()]);
+                }
                 if !e.joined_team_id.is_empty() {
                     self.teams
                         .insert(e.joined_team_id.clone(), JoinMethod::SelfRegistration);
@@ -127,6 +135,15 @@ impl Aggregate for PatientRecord {
             Some(Payload::PatientEmailVerified(e)) => {
                 self.email = e.email.clone();
                 self.email_verified = true;
+                self.email_requests.clear();
+            }
+            Some(Payload::PatientEmailChanged(e)) => {
+                self.email = e.email.clone();
+                self.email_verified = false;
+                self.email_requests = BTreeSet::from([event.event_id.clone()]);
+            }
+            Some(Payload::PatientEmailVerificationRequested(_)) => {
+                self.email_requests.insert(event.event_id.clone());
             }
             Some(Payload::PatientJoinedTeam(e)) => {
                 self.teams.insert(e.team_id.clone(), e.method());
@@ -190,6 +207,14 @@ fn is_care_team_professional(ctx: &Context, record: &PatientRecord) -> bool {
     ctx.actor.role == Role::Professional && ctx.actor_in_any(record.teams.keys())
 }
 
+/// Is the actor the patient, an admin, or a professional of one of the
+/// record's care teams: who may look after a record's email and consents.
+fn patient_admin_or_care_team(ctx: &Context, patient_id: &str, record: &PatientRecord) -> bool {
+    is_patient(&ctx.actor, patient_id)
+        || ctx.actor.is(Role::Admin)
+        || is_care_team_professional(ctx, record)
+}
+
 /// The record's own teams (care teams and grant holders): the command
 /// already holds the record itself.
 fn record_teams(record: &PatientRecord) -> Needs {
@@ -242,10 +267,10 @@ impl Command for RegisterPatient {
                 self.patient_id
             )));
         }
-        if self.email_verified && self.email.is_empty() {
+        if self.email_verified {
             return Err(DomainError::invalid(
                 "email_verified",
-                "cannot be set without an email",
+                "an address is verified only by its owner, following the link in the verification email sent to it",
             ));
         }
         Ok(Payload::PatientRegistered(PatientRegistered {
@@ -258,42 +283,122 @@ impl Command for RegisterPatient {
     }
 }
 
-/// Record that the patient proved they own their email address: the patient
-/// themself (they followed the link), an admin, or their care team.
+/// The patient, or an admin, changes the patient's email address: it is
+/// unverified until its owner follows the link sent to it.
 #[derive(Clone, Debug)]
-pub struct VerifyPatientEmail {
+pub struct ChangePatientEmail {
     pub patient_id: String,
     pub email: String,
 }
 
-impl Command for VerifyPatientEmail {
+/// Only the patient or an admin looks after the patient's address (staff
+/// of a care team ask an admin: an address is where the patient is told of
+/// replies).
+fn require_patient_or_admin(
+    ctx: &Context,
+    patient_id: &str,
+    what: &str,
+) -> Result<(), DomainError> {
+    if is_patient(&ctx.actor, patient_id) || ctx.actor.is(Role::Admin) {
+        Ok(())
+    } else {
+        Err(DomainError::denied(format!(
+            "only the patient or an admin {what}"
+        )))
+    }
+}
+
+impl Command for ChangePatientEmail {
     type Target = PatientRecord;
     fn target_id(&self) -> &str {
         &self.patient_id
     }
-    fn needs(&self, record: &PatientRecord, _: &Actor) -> Needs {
-        record_teams(record)
+    fn decide(&self, record: &PatientRecord, ctx: &Context) -> Result<Payload, DomainError> {
+        let record = existing(record, &self.patient_id)?;
+        require_patient_or_admin(ctx, &self.patient_id, "changes the patient's email address")?;
+        if record.email.eq_ignore_ascii_case(&self.email) {
+            return Err(DomainError::precondition(
+                "that is already the record's email address",
+            ));
+        }
+        Ok(Payload::PatientEmailChanged(PatientEmailChanged {
+            email: self.email.clone(),
+        }))
+    }
+}
+
+/// The patient, or an admin, asks for another verification email.
+#[derive(Clone, Debug)]
+pub struct RequestEmailVerification {
+    pub patient_id: String,
+}
+
+impl Command for RequestEmailVerification {
+    type Target = PatientRecord;
+    fn target_id(&self) -> &str {
+        &self.patient_id
     }
     fn decide(&self, record: &PatientRecord, ctx: &Context) -> Result<Payload, DomainError> {
         let record = existing(record, &self.patient_id)?;
-        if !(is_patient(&ctx.actor, &self.patient_id)
-            || ctx.actor.is(Role::Admin)
-            || is_care_team_professional(ctx, record))
-        {
+        require_patient_or_admin(ctx, &self.patient_id, "asks for a verification email")?;
+        if record.email.is_empty() {
+            return Err(DomainError::precondition(
+                "the record holds no email address: add one first",
+            ));
+        }
+        if record.email_verified {
+            return Err(DomainError::precondition(
+                "the email address is already verified",
+            ));
+        }
+        Ok(Payload::PatientEmailVerificationRequested(
+            PatientEmailVerificationRequested {
+                email: record.email.clone(),
+            },
+        ))
+    }
+}
+
+/// The signed-in patient followed a verification link (its signature and
+/// lifetime already checked): `email` is theirs, answering `request_id`.
+/// The only way an address becomes verified.
+#[derive(Clone, Debug)]
+pub struct ConfirmPatientEmail {
+    pub patient_id: String,
+    pub email: String,
+    pub request_id: String,
+}
+
+impl Command for ConfirmPatientEmail {
+    type Target = PatientRecord;
+    fn target_id(&self) -> &str {
+        &self.patient_id
+    }
+    fn decide(&self, record: &PatientRecord, ctx: &Context) -> Result<Payload, DomainError> {
+        let record = existing(record, &self.patient_id)?;
+        if !is_patient(&ctx.actor, &self.patient_id) {
             return Err(DomainError::denied(
-                "only the patient, an admin or a professional of the patient's care teams verifies the patient's email",
+                "this verification link is for another person: sign in as the person it was sent to",
+            ));
+        }
+        if record.email_verified && record.email.eq_ignore_ascii_case(&self.email) {
+            return Err(DomainError::precondition(
+                "the email address is already verified",
             ));
         }
         if !record.email.eq_ignore_ascii_case(&self.email) {
             return Err(DomainError::precondition(
-                "the email verified is not the record's current email",
+                "this verification link is for an address the record no longer holds",
             ));
         }
-        if record.email_verified {
-            return Err(DomainError::precondition("the email is already verified"));
+        if !record.email_requests.contains(&self.request_id) {
+            return Err(DomainError::precondition(
+                "this verification link has been used or replaced: ask for a new verification email",
+            ));
         }
         Ok(Payload::PatientEmailVerified(PatientEmailVerified {
             email: record.email.clone(),
+            request_id: self.request_id.clone(),
         }))
     }
 }
@@ -475,10 +580,7 @@ impl Command for RevokeCarerConsent {
     }
     fn decide(&self, record: &PatientRecord, ctx: &Context) -> Result<Payload, DomainError> {
         let record = existing(record, &self.patient_id)?;
-        if !(is_patient(&ctx.actor, &self.patient_id)
-            || ctx.actor.is(Role::Admin)
-            || is_care_team_professional(ctx, record))
-        {
+        if !patient_admin_or_care_team(ctx, &self.patient_id, record) {
             return Err(DomainError::denied(
                 "consent is revoked by the patient, an admin or a professional of the patient's care teams",
             ));
@@ -955,33 +1057,127 @@ mod tests {
     }
 
     #[test]
-    fn email_verification_matches_the_record() {
+    fn an_email_is_verified_only_by_its_owner_following_a_pending_link() {
         let w = world();
-        let verify = |email: &str| VerifyPatientEmail {
+        // Registered with an address: one request pending, unverified.
+        assert!(!w.record.email_verified);
+        assert_eq!(w.record.email_requests.len(), 1);
+        let registered = w.record.email_requests.first().unwrap().clone();
+        let confirm = |email: &str, request: &str| ConfirmPatientEmail {
             patient_id: w.patient.person_id.clone(),
             email: email.into(),
+            request_id: request.into(),
         };
+        // Someone else holding the link is refused: the link is the
+        // patient's, followed while signed in as the patient.
+        for who in [&w.admin, &w.nurse, &person(Role::Patient, "Someone Else")] {
+            assert_refused(
+                confirm("pat@example.org", &registered).decide(&w.record, &ctx(&w, who)),
+                "denied",
+                "another person",
+            );
+        }
         assert_refused(
-            verify("other@example.org").decide(&w.record, &ctx(&w, &w.patient)),
+            confirm("other@example.org", &registered).decide(&w.record, &ctx(&w, &w.patient)),
             "precondition",
-            "current email",
+            "no longer holds",
         );
-        let event = verify("PAT@example.org")
+        assert_refused(
+            confirm("pat@example.org", "not-a-request").decide(&w.record, &ctx(&w, &w.patient)),
+            "precondition",
+            "used or replaced",
+        );
+        let event = confirm("PAT@example.org", &registered)
             .decide(&w.record, &ctx(&w, &w.patient))
             .unwrap();
         let mut record = w.record.clone();
         record.evolve(&envelope(&w.patient, event));
         assert!(record.email_verified);
+        assert!(record.email_requests.is_empty());
+        // A link works once.
         assert_refused(
-            verify("pat@example.org").decide(&record, &ctx(&w, &w.admin)),
+            confirm("pat@example.org", &registered).decide(&record, &ctx(&w, &w.patient)),
             "precondition",
             "already verified",
         );
-        let stranger = person(Role::Patient, "Someone Else");
+    }
+
+    #[test]
+    fn a_changed_email_is_unverified_and_old_links_verify_nothing() {
+        let w = world();
+        let registered = w.record.email_requests.first().unwrap().clone();
+        let change = ChangePatientEmail {
+            patient_id: w.patient.person_id.clone(),
+            email: "pat.new@example.org".into(),
+        };
         assert_refused(
-            verify("pat@example.org").decide(&w.record, &ctx(&w, &stranger)),
+            change.decide(&w.record, &ctx(&w, &w.nurse)),
             "denied",
-            "verifies",
+            "only the patient or an admin",
+        );
+        assert_refused(
+            ChangePatientEmail {
+                email: "PAT@example.org".into(),
+                ..change.clone()
+            }
+            .decide(&w.record, &ctx(&w, &w.patient)),
+            "precondition",
+            "already the record's",
+        );
+        let mut record = w.record.clone();
+        for who in [&w.patient, &w.admin] {
+            assert!(change.decide(&record, &ctx(&w, who)).is_ok());
+        }
+        let changed = envelope(
+            &w.admin,
+            change.decide(&record, &ctx(&w, &w.admin)).unwrap(),
+        );
+        record.evolve(&changed);
+        assert_eq!(record.email, "pat.new@example.org");
+        assert!(!record.email_verified);
+        assert_eq!(
+            record.email_requests,
+            BTreeSet::from([changed.event_id.clone()])
+        );
+        // The old address's link no longer verifies anything.
+        assert_refused(
+            ConfirmPatientEmail {
+                patient_id: w.patient.person_id.clone(),
+                email: "pat@example.org".into(),
+                request_id: registered,
+            }
+            .decide(&record, &ctx(&w, &w.patient)),
+            "precondition",
+            "no longer holds",
+        );
+        // Another email may be asked for; both links then work, once.
+        let again = RequestEmailVerification {
+            patient_id: w.patient.person_id.clone(),
+        };
+        assert_refused(
+            again.decide(&record, &ctx(&w, &w.carer)),
+            "denied",
+            "verification email",
+        );
+        let asked = envelope(
+            &w.patient,
+            again.decide(&record, &ctx(&w, &w.patient)).unwrap(),
+        );
+        record.evolve(&asked);
+        assert_eq!(record.email_requests.len(), 2);
+        let verified = ConfirmPatientEmail {
+            patient_id: w.patient.person_id.clone(),
+            email: "pat.new@example.org".into(),
+            request_id: asked.event_id.clone(),
+        }
+        .decide(&record, &ctx(&w, &w.patient))
+        .unwrap();
+        record.evolve(&envelope(&w.patient, verified));
+        assert!(record.email_verified);
+        assert_refused(
+            again.decide(&record, &ctx(&w, &w.admin)),
+            "precondition",
+            "already verified",
         );
     }
 
@@ -1009,14 +1205,16 @@ mod tests {
             "precondition",
             "already registered",
         );
-        let verified_without_email = RegisterPatient {
+        // Staff cannot claim an address verified.
+        let claimed = RegisterPatient {
+            email: "new@example.org".into(),
             email_verified: true,
             ..register
         };
         assert_refused(
-            verified_without_email.decide(&PatientRecord::default(), &ctx(&w, &w.admin)),
+            claimed.decide(&PatientRecord::default(), &ctx(&w, &w.admin)),
             "invalid",
-            "email_verified",
+            "verified only by its owner",
         );
     }
 }

@@ -614,10 +614,7 @@ impl Command for StartThread {
         carer_behalf(&self.patient_id, actor)
     }
     fn created(&self) -> Created {
-        Created {
-            message_id: Some(self.message_id.clone()),
-            ..Created::default()
-        }
+        Created::message(&self.message_id)
     }
 }
 
@@ -659,10 +656,7 @@ impl Command for PostMessage {
         carer_behalf(&thread.patient_id, actor)
     }
     fn created(&self) -> Created {
-        Created {
-            message_id: Some(self.message_id.clone()),
-            ..Created::default()
-        }
+        Created::message(&self.message_id)
     }
 }
 

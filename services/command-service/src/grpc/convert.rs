@@ -5,8 +5,9 @@ use proto::command as pb;
 use proto::events::CarerRelationship;
 
 use crate::domain::patient::{
-    AddPatientToTeam, GrantCarerConsent, GrantRecordAccess, JoinTeamWithCode, RegisterPatient,
-    RevokeCarerConsent, RevokeRecordAccess, VerifyPatientEmail,
+    AddPatientToTeam, ChangePatientEmail, ConfirmPatientEmail, GrantCarerConsent,
+    GrantRecordAccess, JoinTeamWithCode, RegisterPatient, RequestEmailVerification,
+    RevokeCarerConsent, RevokeRecordAccess,
 };
 use crate::domain::person::{GrantStaffRole, RegisterCarer, RegisterProfessional, RevokeStaffRole};
 use crate::domain::team::{
@@ -53,6 +54,9 @@ has_command_id!(
     pb::IssueJoinCodeRequest,
     pb::RegisterPatientRequest,
     pb::VerifyPatientEmailRequest,
+    pb::ChangePatientEmailRequest,
+    pb::RequestEmailVerificationRequest,
+    pb::ConfirmEmailRequest,
     pb::AddPatientToTeamRequest,
     pb::JoinTeamWithCodeRequest,
     pb::GrantCarerConsentRequest,
@@ -331,15 +335,50 @@ impl FromRequest<pb::RegisterPatientRequest> for RegisterPatient {
     }
 }
 
-impl FromRequest<pb::VerifyPatientEmailRequest> for VerifyPatientEmail {
+impl FromRequest<pb::ChangePatientEmailRequest> for ChangePatientEmail {
     fn from_request(
-        r: pb::VerifyPatientEmailRequest,
+        r: pb::ChangePatientEmailRequest,
         _: &str,
         _: &Actor,
     ) -> Result<Self, DomainError> {
         Ok(Self {
             patient_id: PatientId::parse("patient_id", &r.patient_id)?.into(),
             email: v::email("email", &r.email, true)?,
+        })
+    }
+}
+
+impl FromRequest<pb::RequestEmailVerificationRequest> for RequestEmailVerification {
+    fn from_request(
+        r: pb::RequestEmailVerificationRequest,
+        _: &str,
+        _: &Actor,
+    ) -> Result<Self, DomainError> {
+        Ok(Self {
+            patient_id: PatientId::parse("patient_id", &r.patient_id)?.into(),
+        })
+    }
+}
+
+/// A `ConfirmEmail` request whose link has been checked (signature, key,
+/// lifetime) by the service holding the link keys.
+pub struct CheckedLink {
+    pub command_id: String,
+    pub link: service_kit::EmailLink,
+}
+
+impl HasCommandId for CheckedLink {
+    fn command_id(&self) -> &str {
+        &self.command_id
+    }
+}
+
+impl FromRequest<CheckedLink> for ConfirmPatientEmail {
+    fn from_request(r: CheckedLink, _: &str, _: &Actor) -> Result<Self, DomainError> {
+        Ok(Self {
+            patient_id: r.link.person_id.to_string(),
+            email: r.link.email,
+            request_id: r.link.request_id,
         })
     }
 }

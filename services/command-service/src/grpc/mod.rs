@@ -18,8 +18,9 @@ use tracing::Instrument;
 
 use crate::app::{App, CommandMeta, Reply};
 use crate::domain::patient::{
-    AddPatientToTeam, GrantCarerConsent, GrantRecordAccess, JoinTeamWithCode, RegisterPatient,
-    RevokeCarerConsent, RevokeRecordAccess, VerifyPatientEmail,
+    AddPatientToTeam, ChangePatientEmail, ConfirmPatientEmail, GrantCarerConsent,
+    GrantRecordAccess, JoinTeamWithCode, RegisterPatient, RequestEmailVerification,
+    RevokeCarerConsent, RevokeRecordAccess,
 };
 use crate::domain::person::{GrantStaffRole, RegisterCarer, RegisterProfessional, RevokeStaffRole};
 use crate::domain::team::{
@@ -32,7 +33,7 @@ use crate::domain::thread::{
 };
 use crate::domain::{Actor, Command, Team, values};
 use crate::error::Error;
-use convert::{FromRequest, HasCommandId};
+use convert::{CheckedLink, FromRequest, HasCommandId};
 
 /// The command service over an event store.
 pub struct CommandGrpc<S> {
@@ -207,7 +208,45 @@ impl<S: EventStore> CommandService for CommandGrpc<S> {
         self.handle::<_, RegisterPatient>(r).await
     }
     async fn verify_patient_email(&self, r: Request<pb::VerifyPatientEmailRequest>) -> Answer {
-        self.handle::<_, VerifyPatientEmail>(r).await
+        // Authenticated like every call, then refused whoever asks.
+        self.begin(&r)?;
+        Err(Status::failed_precondition(
+            "an email address is verified only by its owner following the link in the verification email (ConfirmEmail); RequestEmailVerification sends another",
+        ))
+    }
+    async fn change_patient_email(&self, r: Request<pb::ChangePatientEmailRequest>) -> Answer {
+        self.handle::<_, ChangePatientEmail>(r).await
+    }
+    async fn request_email_verification(
+        &self,
+        r: Request<pb::RequestEmailVerificationRequest>,
+    ) -> Answer {
+        self.handle::<_, RequestEmailVerification>(r).await
+    }
+    async fn confirm_email(&self, r: Request<pb::ConfirmEmailRequest>) -> Answer {
+        // Who asks comes first: an unauthenticated caller learns nothing of
+        // the link.
+        self.begin(&r)?;
+        let links = self.app.email_links().ok_or_else(|| {
+            Status::failed_precondition(
+                "this service checks no verification links (CARELINE_EMAIL_LINK_PUBLIC_KEYS is not set)",
+            )
+        })?;
+        let link = links
+            .verify(r.get_ref().token.trim())
+            .map_err(|e| match e {
+                service_kit::auth::AuthError::Expired => Status::failed_precondition(
+                    "this verification link has expired: ask for a new verification email",
+                ),
+                e => {
+                    Status::invalid_argument(format!("token: not a valid verification link ({e})"))
+                }
+            })?;
+        let r = r.map(|inner| CheckedLink {
+            command_id: inner.command_id,
+            link,
+        });
+        self.handle::<_, ConfirmPatientEmail>(r).await
     }
     async fn add_patient_to_team(&self, r: Request<pb::AddPatientToTeamRequest>) -> Answer {
         self.handle::<_, AddPatientToTeam>(r).await

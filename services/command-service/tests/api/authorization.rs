@@ -58,6 +58,8 @@ enum Case {
     MarkRead,
     RegisterPatient,
     VerifyPatientEmail,
+    ChangePatientEmail,
+    RequestEmailVerification,
     AddPatientToTeam,
     JoinTeamWithCode,
     GrantCarerConsent,
@@ -288,6 +290,8 @@ impl Fixture<'_> {
                 )
             }
             Case::VerifyPatientEmail
+            | Case::ChangePatientEmail
+            | Case::RequestEmailVerification
             | Case::AddPatientToTeam
             | Case::JoinTeamWithCode
             | Case::GrantCarerConsent
@@ -423,6 +427,23 @@ impl Fixture<'_> {
                         command_id: command_id(),
                         patient_id: id,
                         email: "fresh@example.org".into(),
+                    })
+                    .await,
+            ),
+            Case::ChangePatientEmail => code(
+                client
+                    .change_patient_email(pb::ChangePatientEmailRequest {
+                        command_id: command_id(),
+                        patient_id: id,
+                        email: "fresh.new@example.org".into(),
+                    })
+                    .await,
+            ),
+            Case::RequestEmailVerification => code(
+                client
+                    .request_email_verification(pb::RequestEmailVerificationRequest {
+                        command_id: command_id(),
+                        patient_id: id,
                     })
                     .await,
             ),
@@ -670,7 +691,10 @@ async fn patient_record_commands_role_by_role() {
         &[
             //                          P  OP C  CN N  S  G  A
             (Case::RegisterPatient, "pd pd pd pd ok ok ok ok"),
-            (Case::VerifyPatientEmail, "ok pd pd pd ok pd pd ok"),
+            // A claim by anyone is refused: only the emailed link verifies.
+            (Case::VerifyPatientEmail, "fp fp fp fp fp fp fp fp"),
+            (Case::ChangePatientEmail, "ok pd pd pd pd pd pd ok"),
+            (Case::RequestEmailVerification, "ok pd pd pd pd pd pd ok"),
             (Case::AddPatientToTeam, "pd pd pd pd pd ok pd ok"),
             (Case::JoinTeamWithCode, "ok ok pd pd pd pd pd pd"),
             (Case::GrantCarerConsent, "ok pd pd pd ok pd pd pd"),

@@ -72,15 +72,20 @@ async fn a_retried_command_records_one_event() {
     assert!(b.replayed);
 }
 
+/// A stream whose duplicate window is one second: a retry soon passes it.
+async fn short_window(label: &str) -> TestStream {
+    TestStream::with_config(StoreConfig {
+        duplicate_window: Duration::from_secs(1),
+        ..unique_config(label)
+    })
+    .await
+}
+
 #[tokio::test]
 async fn a_retry_after_the_duplicate_window_is_answered_by_the_aggregate() {
     // A one-second window, and a second service instance with a cold cache,
     // as after a restart.
-    let stream = TestStream::with_config(StoreConfig {
-        duplicate_window: Duration::from_secs(1),
-        ..unique_config("window")
-    })
-    .await;
+    let stream = short_window("window").await;
     let (_, first_signer, _first) = serve(stream.store().clone()).await;
     let org = careline_client::demo::seed(&first_signer).await.unwrap();
     let thread = first_thread(&first_signer, &org).await.unwrap();
@@ -435,62 +440,45 @@ async fn health_and_both_reflection_versions_are_served() {
     );
 
     use tonic_reflection::pb::{v1, v1alpha};
-    let request = v1::ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
-            String::new(),
-        )),
-    };
-    let mut v1_client = v1::server_reflection_client::ServerReflectionClient::new(channel.clone());
-    let mut answers = v1_client
-        .server_reflection_info(futures::stream::iter([request]))
-        .await
-        .unwrap()
-        .into_inner();
-    let answer = answers.message().await.unwrap().unwrap();
-    let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
-        answer.message_response
-    else {
-        panic!("no service list");
-    };
-    assert!(
-        list.service
-            .iter()
-            .any(|s| s.name == "careline.command.v1.CommandService")
-    );
-
-    let request = v1alpha::ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(
-            v1alpha::server_reflection_request::MessageRequest::ListServices(String::new()),
-        ),
-    };
-    let mut alpha = v1alpha::server_reflection_client::ServerReflectionClient::new(channel);
-    let mut answers = alpha
-        .server_reflection_info(futures::stream::iter([request]))
-        .await
-        .unwrap()
-        .into_inner();
-    let answer = answers.message().await.unwrap().unwrap();
-    let Some(v1alpha::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
-        answer.message_response
-    else {
-        panic!("no service list");
-    };
-    assert!(
-        list.service
-            .iter()
-            .any(|s| s.name == "careline.command.v1.CommandService")
-    );
+    // Both reflection versions list the service: the same calls on two
+    // generated packages.
+    macro_rules! services {
+        ($v:ident) => {{
+            let request = $v::ServerReflectionRequest {
+                host: String::new(),
+                message_request: Some($v::server_reflection_request::MessageRequest::ListServices(
+                    String::new(),
+                )),
+            };
+            let mut client =
+                $v::server_reflection_client::ServerReflectionClient::new(channel.clone());
+            let mut answers = client
+                .server_reflection_info(futures::stream::iter([request]))
+                .await
+                .unwrap()
+                .into_inner();
+            let answer = answers.message().await.unwrap().unwrap();
+            let Some($v::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+                answer.message_response
+            else {
+                panic!("no service list");
+            };
+            list.service.into_iter().map(|s| s.name).collect::<Vec<_>>()
+        }};
+    }
+    for listed in [services!(v1), services!(v1alpha)] {
+        assert!(
+            listed
+                .iter()
+                .any(|s| s == "careline.command.v1.CommandService"),
+            "{listed:?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_command_id_is_refused_on_another_aggregate_also_after_the_duplicate_window() {
-    let stream = TestStream::with_config(StoreConfig {
-        duplicate_window: Duration::from_secs(1),
-        ..unique_config("reuseforever")
-    })
-    .await;
+    let stream = short_window("reuseforever").await;
     let (_, signer, _server) = serve(stream.store().clone()).await;
     let org = careline_client::demo::seed(&signer).await.unwrap();
     let mut pat = signer.client(&org.patient).unwrap();

@@ -49,7 +49,7 @@ pub async fn serve<S: EventStore>(store: S) -> (SocketAddr, Signer, Server) {
         .try_init();
     let app = Application::with_app(
         "127.0.0.1:0".parse().unwrap(),
-        App::new(store, 10_000),
+        App::new(store, 10_000).with_email_links(service_kit::test_link_issuer().verifier()),
         keys(),
     )
     .await
@@ -62,7 +62,7 @@ pub async fn serve<S: EventStore>(store: S) -> (SocketAddr, Signer, Server) {
     let channel = connect(addr).await;
     (
         addr,
-        Signer::new(channel, issuer()),
+        Signer::new(channel, issuer()).with_links(service_kit::test_link_issuer()),
         Server { stop: Some(stop) },
     )
 }

@@ -54,6 +54,8 @@ const UPSERT_GRANTS: &str = "INSERT INTO grants (grant_id, patient_id, team_id, 
 
 const VERIFY_EMAIL: &str =
     "UPDATE people SET email = $2, email_verified = true WHERE person_id = $1";
+const CHANGE_EMAIL: &str =
+    "UPDATE people SET email = $2, email_verified = false WHERE person_id = $1";
 const REMOVE_MEMBER: &str = "DELETE FROM team_members WHERE team_id = $1 AND person_id = $2";
 const CLEAR_DEFAULT_CONTACT: &str =
     "UPDATE teams SET default_contact = NULL WHERE team_id = $1 AND default_contact = $2";
@@ -205,6 +207,9 @@ impl Reference {
         match payload {
             Payload::PatientEmailVerified(e) => {
                 tx.execute(VERIFY_EMAIL, &[&aggregate, &e.email]).await?;
+            }
+            Payload::PatientEmailChanged(e) => {
+                tx.execute(CHANGE_EMAIL, &[&aggregate, &e.email]).await?;
             }
             Payload::TeamMemberRemoved(e) => {
                 let member = uuid(event, "professional_id", &e.professional_id)?;

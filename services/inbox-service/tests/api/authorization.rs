@@ -59,14 +59,8 @@ where
 }
 
 async fn sees_in_inbox(mut inbox: crate::support::Inbox, thread: &str, at: u64) -> bool {
-    inbox
-        .my_inbox(pb::MyInboxRequest {
-            min_position: at,
-            ..Default::default()
-        })
+    testkit::inbox_page(&mut inbox, at)
         .await
-        .unwrap()
-        .into_inner()
         .threads
         .iter()
         .any(|t| t.thread_id == thread)

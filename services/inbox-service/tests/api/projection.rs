@@ -63,10 +63,7 @@ async fn reference_run(store: &JetStreamStore, db: &TestDatabase) {
     let runner = Runner::new(
         Arc::new(InboxProjection),
         store.clone(),
-        RunnerConfig {
-            database_url: db.url.clone(),
-            batch_size: 500,
-        },
+        RunnerConfig::new(db.url.clone(), 500),
         Mode::Live,
     );
     let head = store.last_position().await.unwrap();
@@ -194,10 +191,7 @@ async fn two_runners_at_once_apply_each_batch_once() {
         Arc::new(Runner::new(
             Arc::new(InboxProjection),
             stream.store().clone(),
-            RunnerConfig {
-                database_url: raced.url.clone(),
-                batch_size: 37,
-            },
+            RunnerConfig::new(raced.url.clone(), 37),
             Mode::Live,
         ))
     };
@@ -242,10 +236,7 @@ async fn a_rebuild_yields_exactly_the_live_tables() {
     reference_run(stream.store(), &db).await;
     let live = dump(&db.url).await;
 
-    let config = RunnerConfig {
-        database_url: db.url.clone(),
-        batch_size: 1000,
-    };
+    let config = RunnerConfig::new(db.url.clone(), 1000);
     let report = projections::rebuild(
         Arc::new(InboxProjection),
         stream.store().clone(),

@@ -5,12 +5,12 @@ use careline_client::Steps;
 use std::time::Duration;
 
 use careline_client::bearer::command_id;
-use careline_client::demo::first_thread;
+use careline_client::demo::{DemoOrg, consult, first_thread};
 use proto::command as cmd;
 use proto::inbox as pb;
 use tonic::Code;
 
-use crate::support::{system, system_with_wait};
+use crate::support::{System, system, system_with_wait};
 
 fn names(people: &[pb::Person]) -> Vec<String> {
     let mut names: Vec<String> = people.iter().map(|p| p.name.clone()).collect();
@@ -29,23 +29,8 @@ async fn the_scenario_as_each_view_shows_it() {
     let s = system("views").await;
     let org = s.org().await;
     let thread = first_thread(&s.signer, &org).await.unwrap();
+    consult(&s.signer, &org, &thread).await.unwrap();
     let mut nurse = s.signer.client(&org.nurse).unwrap();
-    nurse.assign(&thread, &org.nurse).await.unwrap();
-    nurse
-        .add_professional(&thread, &org.consultant)
-        .await
-        .unwrap();
-    let mut consultant = s.signer.client(&org.consultant).unwrap();
-    let advice = consultant
-        .post_message(cmd::PostMessageRequest {
-            command_id: command_id(),
-            thread_id: thread.clone(),
-            body: "One litre on Sunday.".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    consultant.leave(&thread).await.unwrap();
     let archived = nurse
         .archive_thread(cmd::ArchiveThreadRequest {
             command_id: command_id(),
@@ -58,14 +43,7 @@ async fn the_scenario_as_each_view_shows_it() {
     // The nurse's inbox, read at the archive's position: the thread is
     // archived, so it shows under "archived", not "active".
     let mut inbox = s.inbox(&org.nurse);
-    let active = inbox
-        .my_inbox(pb::MyInboxRequest {
-            min_position: archived.position,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let active = testkit::inbox_page(&mut inbox, archived.position).await;
     assert!(active.position >= archived.position);
     assert!(active.threads.iter().all(|t| t.thread_id != thread));
     let page = inbox
@@ -113,22 +91,10 @@ async fn the_scenario_as_each_view_shows_it() {
         .signer
         .client(&org.patient)
         .unwrap()
-        .post_message(cmd::PostMessageRequest {
-            command_id: command_id(),
-            thread_id: thread.clone(),
-            body: "Thank you!".into(),
-        })
+        .post_reply(&thread, "Thank you!")
         .await
-        .unwrap()
-        .into_inner();
-    let page = inbox
-        .my_inbox(pb::MyInboxRequest {
-            min_position: reply.position,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
+    let page = testkit::inbox_page(&mut inbox, reply.position).await;
     let summary = &page.threads[0];
     assert_eq!(summary.thread_id, thread, "newest activity first");
     assert_eq!(summary.status, pb::ThreadStatus::Open as i32);
@@ -234,7 +200,6 @@ async fn the_scenario_as_each_view_shows_it() {
     assert!(detail.read_receipts.iter().any(
         |r| r.reader.as_ref().unwrap().name == "Nina Patel" && r.message_id == reply.message_id
     ));
-    let _ = advice;
 
     // The team inbox: counts and who is helping whom.
     let team = s
@@ -336,30 +301,18 @@ async fn filters_search_and_pages() {
         filters: f,
         ..Default::default()
     };
-    let mine = ids(inbox
-        .my_inbox(query(filters(|f| {
-            f.assignment = pb::AssignmentFilter::AssignedToMe as i32
-        })))
-        .await
-        .unwrap()
-        .into_inner());
-    assert_eq!(mine, vec![threads[0].clone()]);
-    let others = ids(inbox
-        .my_inbox(query(filters(|f| {
-            f.assignment = pb::AssignmentFilter::AssignedToOthers as i32
-        })))
-        .await
-        .unwrap()
-        .into_inner());
-    assert_eq!(others, vec![threads[1].clone()]);
-    let unassigned = ids(inbox
-        .my_inbox(query(filters(|f| {
-            f.assignment = pb::AssignmentFilter::Unassigned as i32
-        })))
-        .await
-        .unwrap()
-        .into_inner());
-    assert_eq!(unassigned, vec![threads[2].clone()]);
+    for (assignment, expected) in [
+        (pb::AssignmentFilter::AssignedToMe, &threads[0]),
+        (pb::AssignmentFilter::AssignedToOthers, &threads[1]),
+        (pb::AssignmentFilter::Unassigned, &threads[2]),
+    ] {
+        let found = ids(inbox
+            .my_inbox(query(filters(|f| f.assignment = assignment as i32)))
+            .await
+            .unwrap()
+            .into_inner());
+        assert_eq!(found, vec![expected.clone()], "{assignment:?}");
+    }
     let by_team = ids(inbox
         .my_inbox(query(filters(|f| f.team_id = org.renal.clone())))
         .await
@@ -371,21 +324,22 @@ async fn filters_search_and_pages() {
 
     // Name search, case-insensitive prefix, for the cardiologist (Sam's thread).
     let mut cardio = s.inbox(&org.cardiologist);
-    for prefix in ["sam", "SAM G", "Sa"] {
+    let sam = vec![sams.aggregate_id.clone()];
+    for (prefix, expected) in [
+        ("sam", &sam),
+        ("SAM G", &sam),
+        ("Sa", &sam),
+        ("green", &vec![]),
+        ("pat", &vec![]),
+        ("%", &vec![]),
+        ("_am", &vec![]),
+    ] {
         let found = ids(cardio
             .my_inbox(query(filters(|f| f.patient_name_prefix = prefix.into())))
             .await
             .unwrap()
             .into_inner());
-        assert_eq!(found, vec![sams.aggregate_id.clone()], "{prefix}");
-    }
-    for prefix in ["green", "pat", "%", "_am"] {
-        let found = ids(cardio
-            .my_inbox(query(filters(|f| f.patient_name_prefix = prefix.into())))
-            .await
-            .unwrap()
-            .into_inner());
-        assert!(found.is_empty(), "{prefix}: {found:?}");
+        assert_eq!(&found, expected, "{prefix}");
     }
 
     // Pages of one, following the cursor, visit every thread once in order.
@@ -423,20 +377,24 @@ async fn filters_search_and_pages() {
     assert!(bad.message().starts_with("cursor"), "{}", bad.message());
 }
 
+/// Whom Pat may message, as of `at`.
+async fn pat_may_message(s: &System, org: &DemoOrg, at: u64) -> pb::WhoCanIMessageReply {
+    s.inbox(&org.patient)
+        .who_can_i_message(pb::WhoCanIMessageRequest {
+            min_position: at,
+            patient_id: org.patient.person_id.to_string(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn who_can_i_message_lists_teams_contacts_and_carers() {
     let s = system("whocan").await;
     let org = s.org().await;
     let head = s.head().await;
-    let reply = s
-        .inbox(&org.patient)
-        .who_can_i_message(pb::WhoCanIMessageRequest {
-            min_position: head,
-            patient_id: org.patient.person_id.to_string(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let reply = pat_may_message(&s, &org, head).await;
     let teams: Vec<(&str, bool, Option<&str>)> = reply
         .teams
         .iter()
@@ -508,14 +466,9 @@ async fn staff_see_which_patients_have_not_read_their_replies() {
         .signer
         .client(&org.nurse)
         .unwrap()
-        .post_message(cmd::PostMessageRequest {
-            command_id: command_id(),
-            thread_id: thread.clone(),
-            body: "Please call us.".into(),
-        })
+        .post_reply(&thread, "Please call us.")
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     let mut lead = s.inbox(&org.lead);
     let ask = |days: u32, at: u64| pb::NotReadByPatientRequest {
         min_position: at,
@@ -578,18 +531,10 @@ async fn a_query_waits_for_its_position_and_says_how_far_behind_it_is() {
     let mut nurse = s.signer.client(&org.nurse).unwrap();
     let mut inbox = s.inbox(&org.nurse);
     for i in 0..10 {
-        let posted = nurse
-            .post_message(cmd::PostMessageRequest {
-                command_id: command_id(),
-                thread_id: thread.clone(),
-                body: format!("update {i}"),
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let posted = nurse.post(&thread, &format!("update {i}")).await.unwrap();
         let detail = inbox
             .get_thread(pb::GetThreadRequest {
-                min_position: posted.position,
+                min_position: posted,
                 thread_id: thread.clone(),
                 ..Default::default()
             })
@@ -647,15 +592,7 @@ async fn a_person_keeps_the_kind_they_were_first_registered_as() {
         .await
         .unwrap()
         .position;
-    let reply = s
-        .inbox(&org.patient)
-        .who_can_i_message(pb::WhoCanIMessageRequest {
-            min_position: position,
-            patient_id: org.patient.person_id.to_string(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let reply = pat_may_message(&s, &org, position).await;
     assert!(!reply.teams.is_empty());
 }
 

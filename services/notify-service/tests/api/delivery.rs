@@ -99,10 +99,7 @@ async fn everyone_but_the_author_gets_one_email_with_no_clinical_content() {
     projections::rebuild(
         std::sync::Arc::new(notify_service::NotifyProjection),
         s.stream.store().clone(),
-        projections::RunnerConfig {
-            database_url: s.db.url.clone(),
-            batch_size: 5,
-        },
+        projections::RunnerConfig::new(s.db.url.clone(), 5),
         |_| {},
     )
     .await
@@ -243,14 +240,7 @@ async fn messages_within_the_window_go_out_as_one_email() {
         "Half in the morning.",
         "Weigh yourself.",
     ] {
-        nurse
-            .post_message(cmd::PostMessageRequest {
-                command_id: command_id(),
-                thread_id: thread.clone(),
-                body: body.into(),
-            })
-            .await
-            .unwrap();
+        nurse.post(&thread, body).await.unwrap();
     }
     // Inside the window nothing goes out, whatever the queue holds.
     assert_eq!(states(&s, &org.nurse, &thread).await.len(), 4 + 3 * 4);
@@ -487,16 +477,11 @@ async fn junk_in_the_log_is_set_aside_and_notifications_go_on() {
         .signer
         .client(&org.nurse)
         .unwrap()
-        .post_message(cmd::PostMessageRequest {
-            command_id: command_id(),
-            thread_id: thread.clone(),
-            body: "Noted.".into(),
-        })
+        .post(&thread, "Noted.")
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     let states = states(&s, &org.nurse, &thread).await;
-    assert!(states.iter().any(|n| n.position == reply.position));
+    assert!(states.iter().any(|n| n.position == reply));
     let client = projections::connect(&s.db.url).await.unwrap();
     let letters = projections::dead_letters(&client, "notify").await.unwrap();
     assert_eq!(
@@ -532,11 +517,7 @@ async fn emails_name_the_registered_sender_not_the_tokens_name() {
         .signer
         .client(&multiline)
         .unwrap()
-        .post_message(cmd::PostMessageRequest {
-            command_id: command_id(),
-            thread_id: thread,
-            body: "Noted.".into(),
-        })
+        .post(&thread, "Noted.")
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Code::Unauthenticated);

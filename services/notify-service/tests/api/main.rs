@@ -10,3 +10,4 @@ mod restart;
 mod startup;
 mod support;
 mod switch;
+mod verification;

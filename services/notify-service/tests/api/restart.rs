@@ -59,7 +59,7 @@ async fn killed_mid_queue_it_loses_nothing_and_doubles_at_most_once() {
     // Forty threads from Pat to the Renal Unit, her father CC'd: 160 emails.
     let command = command_service::Application::with_app(
         "127.0.0.1:0".parse().unwrap(),
-        command_service::App::new(stream.store().clone(), 10_000),
+        testkit::command_app(stream.store().clone()),
         keys(),
     )
     .await
@@ -74,7 +74,7 @@ async fn killed_mid_queue_it_loses_nothing_and_doubles_at_most_once() {
         .connect()
         .await
         .unwrap();
-    let signer = careline_client::demo::Signer::new(channel, issuer());
+    let signer = testkit::signer(channel);
     let org = careline_client::demo::seed(&signer).await.unwrap();
     let mut pat = signer.client(&org.patient).unwrap();
     let threads = 40;

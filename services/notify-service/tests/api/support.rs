@@ -69,6 +69,7 @@ impl Sink {
                     .replace("=\n", "")
                     .replace("\n ", " ")
             })
+            .map(|m| quoted_printable(&m))
             .collect()
     }
 
@@ -84,6 +85,34 @@ impl Sink {
         }
         panic!("{} of {n} messages arrived in 15 s", self.received().len());
     }
+}
+
+/// Decodes quoted-printable escapes (`=3D` is `=`): a link reads as sent.
+fn quoted_printable(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .filter(|h| {
+                h.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
+            })
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'=', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl Drop for Sink {
