@@ -152,7 +152,7 @@ async fn scenario(s: &System) -> (String, String, Vec<Caller>) {
             carer_id: revoked.person_id.to_string(),
             name: revoked.name.clone(),
             email: "rita.evans@example.org".into(),
-            email_verified: true,
+            email_verified: false,
         })
         .await
         .unwrap();

@@ -18,7 +18,7 @@
 use std::time::{Duration, SystemTime};
 
 use proto::command as pb;
-use service_kit::{Caller, EmailLink, LinkIssuer, Role, TokenIssuer};
+use service_kit::{Addressee, Caller, EmailLink, LinkIssuer, Role, TokenIssuer};
 use tonic::transport::Channel;
 use tonic::{Request, Status};
 
@@ -126,6 +126,35 @@ impl Signer {
         self
     }
 
+    /// `who` follows the link of the verification email that request
+    /// `request` (the id of the event that asked) sent to `email`, as they
+    /// would from their mailbox: when the seeder holds the link key.
+    pub async fn follow_link(
+        &self,
+        who: &Caller,
+        addressee: Addressee,
+        email: &str,
+        request: String,
+    ) -> Result<(), Status> {
+        let Some(links) = &self.links else {
+            return Ok(());
+        };
+        let token = links.mint(&EmailLink {
+            person_id: who.person_id,
+            addressee,
+            email: email.into(),
+            request_id: request,
+            expires_at: SystemTime::now() + Duration::from_secs(3600),
+        });
+        self.client(who)?
+            .confirm_email(pb::ConfirmEmailRequest {
+                command_id: command_id(),
+                token,
+            })
+            .await?;
+        Ok(())
+    }
+
     /// The channel to the command service (for calls without a token).
     pub fn channel(&self) -> Channel {
         self.channel.clone()
@@ -230,32 +259,42 @@ pub async fn seed(signer: &Signer) -> Result<DemoOrg, Status> {
         (&org.pals_officer, "PALS Officer"),
         (&org.cardiologist, "Cardiologist"),
     ];
+    // Each follows the link of their verification email.
     for (who, label) in staff {
+        let request = command_id();
+        let work_email = format!(
+            "{}@hospital.example",
+            who.name.to_lowercase().replace([' ', '.'], "")
+        );
         admin
             .register_professional(pb::RegisterProfessionalRequest {
-                command_id: command_id(),
+                command_id: request.clone(),
                 professional_id: who.person_id.to_string(),
                 name: who.name.clone(),
                 role_label: label.into(),
-                work_email: format!(
-                    "{}@hospital.example",
-                    who.name.to_lowercase().replace([' ', '.'], "")
-                ),
+                work_email: work_email.clone(),
             })
+            .await?;
+        signer
+            .follow_link(who, Addressee::Person, &work_email, request)
             .await?;
     }
     for (who, email) in [
         (&org.carer, "chris.jones@example.org"),
         (&org.carer_without_consent, "alex.green@example.org"),
     ] {
+        let request = command_id();
         admin
             .register_carer(pb::RegisterCarerRequest {
-                command_id: command_id(),
+                command_id: request.clone(),
                 carer_id: who.person_id.to_string(),
                 name: who.name.clone(),
                 email: email.into(),
-                email_verified: true,
+                email_verified: false,
             })
+            .await?;
+        signer
+            .follow_link(who, Addressee::Person, email, request)
             .await?;
     }
 
@@ -377,19 +416,9 @@ pub async fn seed(signer: &Signer) -> Result<DemoOrg, Status> {
         // Pat follows the link of her verification email (registering
         // asked for it: the request is the registration's event, whose id
         // is its command's).
-        if let (true, Some(links)) = (verified, &signer.links) {
-            let token = links.mint(&EmailLink {
-                person_id: who.person_id,
-                email: email.into(),
-                request_id: request,
-                expires_at: SystemTime::now() + Duration::from_secs(3600),
-            });
+        if verified {
             signer
-                .client(who)?
-                .confirm_email(pb::ConfirmEmailRequest {
-                    command_id: command_id(),
-                    token,
-                })
+                .follow_link(who, Addressee::Patient, email, request)
                 .await?;
         }
     }

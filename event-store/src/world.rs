@@ -178,6 +178,8 @@ pub fn generate(spec: Spec, age: Duration) -> Log {
                         name: format!("Staff {t}-{s}"),
                         role_label: "Nurse".into(),
                         work_email: format!("staff{t}x{s}@hospital.example"),
+                        // Generated staff count as verified.
+                        work_email_unverified: false,
                     }),
                 )],
             );

@@ -116,6 +116,9 @@ impl Payload {
             Payload::CarerRegistered(_) => "CarerRegistered",
             Payload::StaffRoleGranted(_) => "StaffRoleGranted",
             Payload::StaffRoleRevoked(_) => "StaffRoleRevoked",
+            Payload::PersonEmailChanged(_) => "PersonEmailChanged",
+            Payload::PersonEmailVerificationRequested(_) => "PersonEmailVerificationRequested",
+            Payload::PersonEmailVerified(_) => "PersonEmailVerified",
             Payload::RecordsViewed(_) => "RecordsViewed",
         }
     }
@@ -155,7 +158,10 @@ impl Payload {
             Payload::ProfessionalRegistered(_)
             | Payload::CarerRegistered(_)
             | Payload::StaffRoleGranted(_)
-            | Payload::StaffRoleRevoked(_) => AggregateType::Person,
+            | Payload::StaffRoleRevoked(_)
+            | Payload::PersonEmailChanged(_)
+            | Payload::PersonEmailVerificationRequested(_)
+            | Payload::PersonEmailVerified(_) => AggregateType::Person,
             Payload::RecordsViewed(_) => AggregateType::Access,
         }
     }

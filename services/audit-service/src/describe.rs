@@ -456,6 +456,17 @@ pub fn describe(event: &RecordedEvent, dir: &mut Directory) -> Vec<Draft> {
             let role = role_name(e.role);
             vec![person(format!("{who} took away {name}'s {role} role"))]
         }
+        Payload::PersonEmailChanged(_) => vec![person(format!(
+            "{who} changed the email address (unverified until its link is followed)"
+        ))],
+        Payload::PersonEmailVerificationRequested(_) => {
+            vec![person(format!(
+                "{who} asked for another verification email"
+            ))]
+        }
+        Payload::PersonEmailVerified(_) => vec![person(format!(
+            "{who} verified the email address by the link sent to it"
+        ))],
 
         Payload::RecordsViewed(e) => {
             let call = the_call(&e.call).to_string();
@@ -704,6 +715,11 @@ mod tests {
             "CarerRegistered" => Payload::CarerRegistered(Default::default()),
             "StaffRoleGranted" => Payload::StaffRoleGranted(Default::default()),
             "StaffRoleRevoked" => Payload::StaffRoleRevoked(Default::default()),
+            "PersonEmailChanged" => Payload::PersonEmailChanged(Default::default()),
+            "PersonEmailVerificationRequested" => {
+                Payload::PersonEmailVerificationRequested(Default::default())
+            }
+            "PersonEmailVerified" => Payload::PersonEmailVerified(Default::default()),
             "RecordsViewed" => Payload::RecordsViewed(Default::default()),
             _ => return None,
         })

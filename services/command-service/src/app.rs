@@ -474,7 +474,7 @@ mod tests {
                     carer_id: uuid::Uuid::now_v7().to_string(),
                     name: "Eve".into(),
                     email: "eve@example.org".into(),
-                    email_verified: true,
+                    email_verified: false,
                 },
             )
             .await,
@@ -604,7 +604,7 @@ mod tests {
                 carer_id: w.carer.person_id.clone(),
                 name: "Chris".into(),
                 email: "c@example.org".into(),
-                email_verified: true,
+                email_verified: false,
             },
         )
         .await

@@ -119,7 +119,7 @@ const REMINDER_LIMIT: usize = 100;
 /// Verification emails to send: pending requests younger than the link
 /// lifetime ($1, µs cutoff) with no delivery, and retries due at $2.
 const VERIFICATIONS_DUE: &str = "SELECT v.request_id, v.person_id, v.name, v.email, \
-     v.requested_at, coalesce(d.attempts, 0) \
+     v.requested_at, coalesce(d.attempts, 0), v.addressee \
      FROM notify.verifications v \
      LEFT JOIN careline_notify.deliveries d ON d.id = 'verification/' || v.request_id \
      WHERE v.pending AND v.requested_at > $1 \
@@ -365,6 +365,24 @@ impl Worker<'_> {
         Ok(())
     }
 
+    /// Sends the one email `id` stands for (a reminder, a verification).
+    async fn send_one(
+        &self,
+        now: std::time::SystemTime,
+        id: String,
+        attempts: i32,
+        message_id: &str,
+        message: Result<Message, String>,
+    ) -> Result<(), tokio_postgres::Error> {
+        let ids = [id];
+        let attempt = Attempt {
+            ids: &ids,
+            attempts,
+            message_id,
+        };
+        self.send_and_record(now, attempt, message).await
+    }
+
     /// Sends, as one email, everything unsent for `recipient` on `thread`.
     async fn send_group(
         &self,
@@ -525,6 +543,11 @@ impl Worker<'_> {
             let (request, person): (String, String) = (row.get(0), row.get(1));
             let (name, address): (String, String) = (row.get(2), row.get(3));
             let (requested, attempts): (i64, i32) = (row.get(4), row.get(5));
+            let addressee = if row.get::<_, String>(6) == "person" {
+                service_kit::Addressee::Person
+            } else {
+                service_kit::Addressee::Patient
+            };
             let id = format!("verification/{request}");
             let message_id = message_id(&id, &smtp.domain);
             let expires_at = std::time::UNIX_EPOCH
@@ -535,6 +558,7 @@ impl Worker<'_> {
                 .and_then(|person_id| {
                     let token = links.mint(&service_kit::EmailLink {
                         person_id,
+                        addressee,
                         email: address.clone(),
                         request_id: request.clone(),
                         expires_at,
@@ -547,13 +571,8 @@ impl Worker<'_> {
                         expires_at,
                     )
                 });
-            let ids = [id];
-            let attempt = Attempt {
-                ids: &ids,
-                attempts: attempts + 1,
-                message_id: &message_id,
-            };
-            self.send_and_record(now, attempt, message).await?;
+            self.send_one(now, id, attempts + 1, &message_id, message)
+                .await?;
         }
         Ok(due.len())
     }
@@ -595,13 +614,8 @@ impl Worker<'_> {
                 (&name, &email),
                 (&sender, &role),
             );
-            let ids = [id];
-            let attempt = Attempt {
-                ids: &ids,
-                attempts: attempts + 1,
-                message_id: &message_id,
-            };
-            self.send_and_record(now, attempt, message).await?;
+            self.send_one(now, id, attempts + 1, &message_id, message)
+                .await?;
         }
         if unread.len() < REMINDER_LIMIT {
             client.execute(REMINDED, &[&bound]).await?;

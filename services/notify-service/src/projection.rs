@@ -41,8 +41,8 @@ const CHANGE_EMAIL: &str = "UPDATE people SET email = $2, email_verified = false
 const REQUEST_VERIFICATION: &str = "WITH superseded AS ( \
        UPDATE verifications SET pending = false \
        WHERE person_id = $2 AND pending AND lower(email) <> lower($4) RETURNING 1) \
-     INSERT INTO verifications (request_id, person_id, name, email, position, requested_at) \
-     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (request_id) DO NOTHING";
+     INSERT INTO verifications (request_id, person_id, name, email, position, requested_at, \
+     addressee) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (request_id) DO NOTHING";
 const VERIFIED: &str = "UPDATE verifications SET pending = false WHERE person_id = $1 AND pending";
 const PERSON_NAME: &str = "SELECT name FROM people WHERE id = $1";
 const UPSERT_CONSENT: &str = "INSERT INTO consents (patient_id, carer_id, expires_at, active) \
@@ -161,12 +161,18 @@ impl projections::Projection for NotifyProjection {
 }
 
 /// Queues the verification email `event` asks for (its id is the
-/// request's), to the patient the event's aggregate names.
+/// request's), to the patient or person the event's aggregate is.
 async fn request_verification(
     tx: &Transaction<'_>,
     event: &RecordedEvent,
     email: &str,
 ) -> Result<(), Error> {
+    let addressee = if event.envelope.aggregate_type == proto::events::AggregateType::Person as i32
+    {
+        "person"
+    } else {
+        "patient"
+    };
     let envelope = &event.envelope;
     let person = envelope.aggregate_id.as_str();
     let name: String = tx
@@ -184,9 +190,38 @@ async fn request_verification(
             &email,
             &(event.position as i64),
             &at,
+            &addressee,
         ],
     )
     .await?;
+    Ok(())
+}
+
+/// A person as their registration names them.
+struct Registered<'a> {
+    id: &'a str,
+    kind: &'a str,
+    name: &'a str,
+    label: &'a str,
+    email: &'a str,
+    verified: bool,
+}
+
+/// Records a registered person; a registered address not yet verified is
+/// a request for its verification.
+async fn register(
+    tx: &Transaction<'_>,
+    event: &RecordedEvent,
+    p: Registered<'_>,
+) -> Result<(), Error> {
+    tx.execute(
+        UPSERT_PERSON,
+        &[&p.id, &p.kind, &p.name, &p.label, &p.email, &p.verified],
+    )
+    .await?;
+    if !p.email.is_empty() && !p.verified {
+        request_verification(tx, event, p.email).await?;
+    }
     Ok(())
 }
 
@@ -198,50 +233,49 @@ async fn apply(tx: &Transaction<'_>, event: &RecordedEvent) -> Result<(), Error>
     };
     match payload {
         Payload::ProfessionalRegistered(e) => {
-            tx.execute(
-                UPSERT_PERSON,
-                &[
-                    &e.professional_id,
-                    &"professional",
-                    &e.name,
-                    &e.role_label,
-                    &e.work_email,
-                    &true,
-                ],
-            )
-            .await?;
+            // Older logs' work addresses count as verified.
+            let person = Registered {
+                id: &e.professional_id,
+                kind: "professional",
+                name: &e.name,
+                label: &e.role_label,
+                email: &e.work_email,
+                verified: !e.work_email_unverified,
+            };
+            register(tx, event, person).await?;
         }
         Payload::CarerRegistered(e) => {
-            tx.execute(
-                UPSERT_PERSON,
-                &[
-                    &e.carer_id,
-                    &"carer",
-                    &e.name,
-                    &"",
-                    &e.email,
-                    &e.email_verified,
-                ],
-            )
-            .await?;
+            let person = Registered {
+                id: &e.carer_id,
+                kind: "carer",
+                name: &e.name,
+                label: "",
+                email: &e.email,
+                verified: e.email_verified,
+            };
+            register(tx, event, person).await?;
         }
         Payload::PatientRegistered(e) => {
-            tx.execute(
-                UPSERT_PERSON,
-                &[
-                    &e.patient_id,
-                    &"patient",
-                    &e.name,
-                    &"",
-                    &e.email,
-                    &e.email_verified,
-                ],
-            )
-            .await?;
-            // A registered address is a request for its verification.
-            if !e.email.is_empty() && !e.email_verified {
-                request_verification(tx, event, &e.email).await?;
-            }
+            let person = Registered {
+                id: &e.patient_id,
+                kind: "patient",
+                name: &e.name,
+                label: "",
+                email: &e.email,
+                verified: e.email_verified,
+            };
+            register(tx, event, person).await?;
+        }
+        Payload::PersonEmailVerified(e) => {
+            tx.execute(VERIFY_EMAIL, &[&aggregate, &e.email]).await?;
+            tx.execute(VERIFIED, &[&aggregate]).await?;
+        }
+        Payload::PersonEmailChanged(e) => {
+            tx.execute(CHANGE_EMAIL, &[&aggregate, &e.email]).await?;
+            request_verification(tx, event, &e.email).await?;
+        }
+        Payload::PersonEmailVerificationRequested(e) => {
+            request_verification(tx, event, &e.email).await?;
         }
         Payload::PatientEmailVerified(e) => {
             tx.execute(VERIFY_EMAIL, &[&aggregate, &e.email]).await?;

@@ -27,9 +27,21 @@ pub const LINK_PUBLIC_KEYS_VAR: &str = "CARELINE_EMAIL_LINK_PUBLIC_KEYS";
 /// The longest a link may be valid.
 pub const MAX_LINK_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 
+/// Whose address a link verifies: a patient's (on their record) or a
+/// professional's or carer's (on their person).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Addressee {
+    #[default]
+    Patient,
+    Person,
+}
+
 #[derive(Serialize, Deserialize)]
 struct LinkClaims {
     sub: String,
+    #[serde(default)]
+    kind: Addressee,
     email: String,
     req: String,
     iss: String,
@@ -44,6 +56,7 @@ struct LinkClaims {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EmailLink {
     pub person_id: Uuid,
+    pub addressee: Addressee,
     pub email: String,
     pub request_id: String,
     pub expires_at: SystemTime,
@@ -98,6 +111,7 @@ impl LinkIssuer {
         let issued = now.min(expires);
         self.0.sign(&LinkClaims {
             sub: link.person_id.to_string(),
+            kind: link.addressee,
             email: link.email.clone(),
             req: link.request_id.clone(),
             iss: ISSUER.into(),
@@ -139,6 +153,7 @@ impl LinkKeys {
         }
         Ok(EmailLink {
             person_id,
+            addressee: claims.kind,
             email: claims.email,
             request_id: claims.req,
             expires_at: SystemTime::UNIX_EPOCH + Duration::from_secs(claims.exp),
@@ -160,6 +175,7 @@ mod tests {
     fn link(expires_at: SystemTime) -> EmailLink {
         EmailLink {
             person_id: Uuid::now_v7(),
+            addressee: Addressee::Person,
             email: "pat@example.org".into(),
             request_id: Uuid::now_v7().to_string(),
             expires_at,
@@ -174,6 +190,7 @@ mod tests {
         assert_eq!(read.person_id, sent.person_id);
         assert_eq!(read.email, sent.email);
         assert_eq!(read.request_id, sent.request_id);
+        assert_eq!(read.addressee, Addressee::Person);
     }
 
     #[test]

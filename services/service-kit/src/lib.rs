@@ -17,7 +17,7 @@ pub mod ids;
 pub mod server;
 
 pub use auth::{Caller, Role, TokenIssuer, TokenKeys, test_issuer};
-pub use email_link::{EmailLink, LinkIssuer, LinkKeys, test_link_issuer};
+pub use email_link::{Addressee, EmailLink, LinkIssuer, LinkKeys, test_link_issuer};
 
 /// Longest input an error message repeats whole.
 const ECHO_MAX: usize = 64;

@@ -153,6 +153,8 @@ async fn the_scenario_is_on_the_record_trail_in_order() {
     assert_eq!(
         actions,
         vec![
+            // At the demo's seeding, from his verification email.
+            "Dr Rowan Cole verified the email address by the link sent to it",
             "Dr Rowan Cole posted a message",
             "Dr Rowan Cole left the thread"
         ]

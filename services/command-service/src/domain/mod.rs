@@ -11,6 +11,7 @@
 //! The events are the contract's types (`proto::events`): the event schema is
 //! the domain's vocabulary, written once.
 
+pub mod email;
 pub mod patient;
 pub mod person;
 pub mod team;

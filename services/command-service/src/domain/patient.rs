@@ -1,7 +1,7 @@
 //! Patient records: registration, care teams, carers and their consent, and
 //! time-limited record-access grants to teams.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use proto::events::{
@@ -12,6 +12,7 @@ use proto::events::{
 };
 use service_kit::Role;
 
+use super::email::Address;
 use super::values::{ACCESS_GRANT_MAX, to_timestamp};
 use super::{Actor, Aggregate, Command, Context, DomainError, Needs, require_role};
 
@@ -50,12 +51,8 @@ impl Grant {
 pub struct PatientRecord {
     pub exists: bool,
     pub name: String,
-    pub email: String,
-    pub email_verified: bool,
-    /// The verification requests for `email` that a link may still answer
-    /// (ids of the events that asked): emptied when it is verified, replaced
-    /// when it changes.
-    pub email_requests: BTreeSet<String>,
+    /// The patient's email address and its verification.
+    pub address: Address,
     /// Care teams, and how the patient joined each.
     pub teams: BTreeMap<String, JoinMethod>,
     /// Consents granted and not revoked (they may have expired).
@@ -122,28 +119,18 @@ impl Aggregate for PatientRecord {
             Some(Payload::PatientRegistered(e)) => {
                 self.exists = true;
                 self.name = e.name.clone();
-                self.email = e.email.clone();
-                self.email_verified = e.email_verified;
-                if !e.email.is_empty() && !e.email_verified {
-                    self.email_requests = BTreeSet::from([event.event_id.clone()]);
-                }
+                self.address = Address::registered(&e.email, e.email_verified, &event.event_id);
                 if !e.joined_team_id.is_empty() {
                     self.teams
                         .insert(e.joined_team_id.clone(), JoinMethod::SelfRegistration);
                 }
             }
-            Some(Payload::PatientEmailVerified(e)) => {
-                self.email = e.email.clone();
-                self.email_verified = true;
-                self.email_requests.clear();
-            }
+            Some(Payload::PatientEmailVerified(e)) => self.address.confirmed(&e.email),
             Some(Payload::PatientEmailChanged(e)) => {
-                self.email = e.email.clone();
-                self.email_verified = false;
-                self.email_requests = BTreeSet::from([event.event_id.clone()]);
+                self.address.changed(&e.email, &event.event_id)
             }
             Some(Payload::PatientEmailVerificationRequested(_)) => {
-                self.email_requests.insert(event.event_id.clone());
+                self.address.requested(&event.event_id)
             }
             Some(Payload::PatientJoinedTeam(e)) => {
                 self.teams.insert(e.team_id.clone(), e.method());
@@ -316,11 +303,7 @@ impl Command for ChangePatientEmail {
     fn decide(&self, record: &PatientRecord, ctx: &Context) -> Result<Payload, DomainError> {
         let record = existing(record, &self.patient_id)?;
         require_patient_or_admin(ctx, &self.patient_id, "changes the patient's email address")?;
-        if record.email.eq_ignore_ascii_case(&self.email) {
-            return Err(DomainError::precondition(
-                "that is already the record's email address",
-            ));
-        }
+        record.address.may_change_to(&self.email)?;
         Ok(Payload::PatientEmailChanged(PatientEmailChanged {
             email: self.email.clone(),
         }))
@@ -341,19 +324,10 @@ impl Command for RequestEmailVerification {
     fn decide(&self, record: &PatientRecord, ctx: &Context) -> Result<Payload, DomainError> {
         let record = existing(record, &self.patient_id)?;
         require_patient_or_admin(ctx, &self.patient_id, "asks for a verification email")?;
-        if record.email.is_empty() {
-            return Err(DomainError::precondition(
-                "the record holds no email address: add one first",
-            ));
-        }
-        if record.email_verified {
-            return Err(DomainError::precondition(
-                "the email address is already verified",
-            ));
-        }
+        record.address.may_request()?;
         Ok(Payload::PatientEmailVerificationRequested(
             PatientEmailVerificationRequested {
-                email: record.email.clone(),
+                email: record.address.email.clone(),
             },
         ))
     }
@@ -381,23 +355,9 @@ impl Command for ConfirmPatientEmail {
                 "this verification link is for another person: sign in as the person it was sent to",
             ));
         }
-        if record.email_verified && record.email.eq_ignore_ascii_case(&self.email) {
-            return Err(DomainError::precondition(
-                "the email address is already verified",
-            ));
-        }
-        if !record.email.eq_ignore_ascii_case(&self.email) {
-            return Err(DomainError::precondition(
-                "this verification link is for an address the record no longer holds",
-            ));
-        }
-        if !record.email_requests.contains(&self.request_id) {
-            return Err(DomainError::precondition(
-                "this verification link has been used or replaced: ask for a new verification email",
-            ));
-        }
+        record.address.may_confirm(&self.email, &self.request_id)?;
         Ok(Payload::PatientEmailVerified(PatientEmailVerified {
-            email: record.email.clone(),
+            email: record.address.email.clone(),
             request_id: self.request_id.clone(),
         }))
     }
@@ -1060,9 +1020,9 @@ mod tests {
     fn an_email_is_verified_only_by_its_owner_following_a_pending_link() {
         let w = world();
         // Registered with an address: one request pending, unverified.
-        assert!(!w.record.email_verified);
-        assert_eq!(w.record.email_requests.len(), 1);
-        let registered = w.record.email_requests.first().unwrap().clone();
+        assert!(!w.record.address.verified);
+        assert_eq!(w.record.address.requests.len(), 1);
+        let registered = w.record.address.requests.first().unwrap().clone();
         let confirm = |email: &str, request: &str| ConfirmPatientEmail {
             patient_id: w.patient.person_id.clone(),
             email: email.into(),
@@ -1080,7 +1040,7 @@ mod tests {
         assert_refused(
             confirm("other@example.org", &registered).decide(&w.record, &ctx(&w, &w.patient)),
             "precondition",
-            "no longer holds",
+            "no longer on record",
         );
         assert_refused(
             confirm("pat@example.org", "not-a-request").decide(&w.record, &ctx(&w, &w.patient)),
@@ -1092,8 +1052,8 @@ mod tests {
             .unwrap();
         let mut record = w.record.clone();
         record.evolve(&envelope(&w.patient, event));
-        assert!(record.email_verified);
-        assert!(record.email_requests.is_empty());
+        assert!(record.address.verified);
+        assert!(record.address.requests.is_empty());
         // A link works once.
         assert_refused(
             confirm("pat@example.org", &registered).decide(&record, &ctx(&w, &w.patient)),
@@ -1105,7 +1065,7 @@ mod tests {
     #[test]
     fn a_changed_email_is_unverified_and_old_links_verify_nothing() {
         let w = world();
-        let registered = w.record.email_requests.first().unwrap().clone();
+        let registered = w.record.address.requests.first().unwrap().clone();
         let change = ChangePatientEmail {
             patient_id: w.patient.person_id.clone(),
             email: "pat.new@example.org".into(),
@@ -1122,7 +1082,7 @@ mod tests {
             }
             .decide(&w.record, &ctx(&w, &w.patient)),
             "precondition",
-            "already the record's",
+            "already the email address",
         );
         let mut record = w.record.clone();
         for who in [&w.patient, &w.admin] {
@@ -1133,11 +1093,11 @@ mod tests {
             change.decide(&record, &ctx(&w, &w.admin)).unwrap(),
         );
         record.evolve(&changed);
-        assert_eq!(record.email, "pat.new@example.org");
-        assert!(!record.email_verified);
+        assert_eq!(record.address.email, "pat.new@example.org");
+        assert!(!record.address.verified);
         assert_eq!(
-            record.email_requests,
-            BTreeSet::from([changed.event_id.clone()])
+            record.address.requests,
+            std::collections::BTreeSet::from([changed.event_id.clone()])
         );
         // The old address's link no longer verifies anything.
         assert_refused(
@@ -1148,7 +1108,7 @@ mod tests {
             }
             .decide(&record, &ctx(&w, &w.patient)),
             "precondition",
-            "no longer holds",
+            "no longer on record",
         );
         // Another email may be asked for; both links then work, once.
         let again = RequestEmailVerification {
@@ -1164,7 +1124,7 @@ mod tests {
             again.decide(&record, &ctx(&w, &w.patient)).unwrap(),
         );
         record.evolve(&asked);
-        assert_eq!(record.email_requests.len(), 2);
+        assert_eq!(record.address.requests.len(), 2);
         let verified = ConfirmPatientEmail {
             patient_id: w.patient.person_id.clone(),
             email: "pat.new@example.org".into(),
@@ -1173,7 +1133,7 @@ mod tests {
         .decide(&record, &ctx(&w, &w.patient))
         .unwrap();
         record.evolve(&envelope(&w.patient, verified));
-        assert!(record.email_verified);
+        assert!(record.address.verified);
         assert_refused(
             again.decide(&record, &ctx(&w, &w.admin)),
             "precondition",

@@ -4,11 +4,13 @@
 use std::collections::BTreeSet;
 
 use proto::events::{
-    AggregateType, CarerRegistered, Envelope, ProfessionalRegistered, StaffRoleGranted,
-    StaffRoleRevoked, envelope::Payload,
+    AggregateType, CarerRegistered, Envelope, PersonEmailChanged, PersonEmailVerificationRequested,
+    PersonEmailVerified, ProfessionalRegistered, StaffRoleGranted, StaffRoleRevoked,
+    envelope::Payload,
 };
 use service_kit::Role;
 
+use super::email::Address;
 use super::{Aggregate, Command, Context, DomainError, require_role};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -25,8 +27,9 @@ pub struct Person {
     pub kind: PersonKind,
     pub name: String,
     pub role_label: String,
-    pub email: String,
-    pub email_verified: bool,
+    /// Their email address (a professional's work address) and its
+    /// verification.
+    pub address: Address,
     /// Staff roles in force, by their names ("admin", "operator", "auditor").
     pub staff: BTreeSet<&'static str>,
 }
@@ -75,15 +78,20 @@ impl Aggregate for Person {
                 self.kind = PersonKind::Professional;
                 self.name = e.name.clone();
                 self.role_label = e.role_label.clone();
-                self.email = e.work_email.clone();
-                self.email_verified = true;
+                // Older logs' work addresses count as verified.
+                self.address =
+                    Address::registered(&e.work_email, !e.work_email_unverified, &event.event_id);
             }
             Some(Payload::CarerRegistered(e)) => {
                 self.kind = PersonKind::Carer;
                 self.name = e.name.clone();
-                self.email = e.email.clone();
-                self.email_verified = e.email_verified;
+                self.address = Address::registered(&e.email, e.email_verified, &event.event_id);
             }
+            Some(Payload::PersonEmailChanged(e)) => self.address.changed(&e.email, &event.event_id),
+            Some(Payload::PersonEmailVerificationRequested(_)) => {
+                self.address.requested(&event.event_id)
+            }
+            Some(Payload::PersonEmailVerified(e)) => self.address.confirmed(&e.email),
             Some(Payload::StaffRoleGranted(e)) => {
                 if let Some(role) = role_from_event(e.role) {
                     self.staff.insert(role.as_str());
@@ -140,6 +148,8 @@ impl Command for RegisterProfessional {
             name: self.name.clone(),
             role_label: self.role_label.clone(),
             work_email: self.work_email.clone(),
+            // Unverified until its owner follows the link sent to it.
+            work_email_unverified: !self.work_email.is_empty(),
         }))
     }
 }
@@ -173,11 +183,126 @@ impl Command for RegisterCarer {
                 self.carer_id
             )));
         }
+        if self.email_verified {
+            return Err(DomainError::invalid(
+                "email_verified",
+                "an address is verified only by its owner, following the link in the verification email sent to it",
+            ));
+        }
         Ok(Payload::CarerRegistered(CarerRegistered {
             carer_id: self.carer_id.clone(),
             name: self.name.clone(),
             email: self.email.clone(),
-            email_verified: self.email_verified,
+            email_verified: false,
+        }))
+    }
+}
+
+/// A professional or carer, registered.
+fn registered<'a>(person: &'a Person, id: &str) -> Result<&'a Person, DomainError> {
+    if person.kind == PersonKind::Unregistered {
+        Err(DomainError::not_found(format!(
+            "no professional or carer {id} is registered"
+        )))
+    } else {
+        Ok(person)
+    }
+}
+
+/// Is the actor this very person (a professional or carer signed in as
+/// themself)?
+fn is_themself(ctx: &Context, person: &Person, id: &str) -> bool {
+    ctx.actor.person_id == id
+        && ((person.is_professional() && ctx.actor.role == Role::Professional)
+            || (person.is_carer() && ctx.actor.role == Role::Carer))
+}
+
+/// Change a professional's work address (an admin) or a carer's address (the
+/// carer, or an admin): unverified until its owner follows the link.
+#[derive(Clone, Debug)]
+pub struct ChangePersonEmail {
+    pub person_id: String,
+    pub email: String,
+}
+
+impl Command for ChangePersonEmail {
+    type Target = Person;
+
+    fn target_id(&self) -> &str {
+        &self.person_id
+    }
+
+    fn decide(&self, person: &Person, ctx: &Context) -> Result<Payload, DomainError> {
+        let person = registered(person, &self.person_id)?;
+        let carer_themself = person.is_carer() && is_themself(ctx, person, &self.person_id);
+        if !(ctx.actor.is(Role::Admin) || carer_themself) {
+            return Err(DomainError::denied(
+                "an admin changes a professional's work address; a carer's address, the carer or an admin",
+            ));
+        }
+        person.address.may_change_to(&self.email)?;
+        Ok(Payload::PersonEmailChanged(PersonEmailChanged {
+            email: self.email.clone(),
+        }))
+    }
+}
+
+/// Another verification email (the person themself, or an admin).
+#[derive(Clone, Debug)]
+pub struct RequestPersonEmailVerification {
+    pub person_id: String,
+}
+
+impl Command for RequestPersonEmailVerification {
+    type Target = Person;
+
+    fn target_id(&self) -> &str {
+        &self.person_id
+    }
+
+    fn decide(&self, person: &Person, ctx: &Context) -> Result<Payload, DomainError> {
+        let person = registered(person, &self.person_id)?;
+        if !(ctx.actor.is(Role::Admin) || is_themself(ctx, person, &self.person_id)) {
+            return Err(DomainError::denied(
+                "only the person or an admin asks for a verification email",
+            ));
+        }
+        person.address.may_request()?;
+        Ok(Payload::PersonEmailVerificationRequested(
+            PersonEmailVerificationRequested {
+                email: person.address.email.clone(),
+            },
+        ))
+    }
+}
+
+/// The signed-in professional or carer followed a verification link (its
+/// signature and lifetime already checked).
+#[derive(Clone, Debug)]
+pub struct ConfirmPersonEmail {
+    pub person_id: String,
+    pub email: String,
+    pub request_id: String,
+}
+
+impl Command for ConfirmPersonEmail {
+    type Target = Person;
+
+    fn target_id(&self) -> &str {
+        &self.person_id
+    }
+
+    fn decide(&self, person: &Person, ctx: &Context) -> Result<Payload, DomainError> {
+        let person = registered(person, &self.person_id)?;
+        if !is_themself(ctx, person, &self.person_id) {
+            return Err(DomainError::denied(
+                "this verification link is for another person: sign in as the person it was sent to",
+            ));
+        }
+        person.address.may_confirm(&self.email, &self.request_id)?;
+        Ok(Payload::PersonEmailVerified(PersonEmailVerified {
+            email: person.address.email.clone(),
+            request_id: self.request_id.clone(),
         }))
     }
 }
@@ -279,6 +404,7 @@ impl Command for RevokeStaffRole {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Actor;
     use crate::domain::testing::*;
     use std::time::SystemTime;
 
@@ -334,7 +460,7 @@ mod tests {
             carer_id: new_id(),
             name: "Paul Parent".into(),
             email: "paul@example.org".into(),
-            email_verified: true,
+            email_verified: false,
         };
         for role in [Role::Admin, Role::Professional] {
             let ctx = Context::new(person(role, "Staff"), SystemTime::now());
@@ -342,5 +468,144 @@ mod tests {
         }
         let ctx = Context::new(person(Role::Patient, "Pat"), SystemTime::now());
         assert_refused(carer.decide(&Person::default(), &ctx), "denied", "carers");
+        // Nobody claims a carer's address verified.
+        let admin = Context::new(person(Role::Admin, "Ada"), SystemTime::now());
+        let claimed = RegisterCarer {
+            email_verified: true,
+            ..carer
+        };
+        assert_refused(
+            claimed.decide(&Person::default(), &admin),
+            "invalid",
+            "verified only by its owner",
+        );
+    }
+
+    #[test]
+    fn a_work_address_is_verified_only_by_its_owner_following_a_pending_link() {
+        let admin = person(Role::Admin, "Ada Admin");
+        let at = |who: &Actor| Context::new(who.clone(), SystemTime::now());
+        let id = new_id();
+        let susan = Actor {
+            person_id: id.clone(),
+            ..person(Role::Professional, "Susan Turner")
+        };
+        let registration = envelope(
+            &admin,
+            register(&id)
+                .decide(&Person::default(), &at(&admin))
+                .unwrap(),
+        );
+        let mut person_state = Person::default();
+        person_state.evolve(&registration);
+        // Registered: unverified, the registration a pending request.
+        assert!(!person_state.address.verified);
+        let confirm = |request: &str| ConfirmPersonEmail {
+            person_id: id.clone(),
+            email: "SUSAN.TURNER@nhs.net".into(),
+            request_id: request.into(),
+        };
+        for who in [&admin, &person(Role::Professional, "Someone Else")] {
+            assert_refused(
+                confirm(&registration.event_id).decide(&person_state, &at(who)),
+                "denied",
+                "another person",
+            );
+        }
+        assert_refused(
+            confirm("not-a-request").decide(&person_state, &at(&susan)),
+            "precondition",
+            "used or replaced",
+        );
+        let verified = confirm(&registration.event_id)
+            .decide(&person_state, &at(&susan))
+            .unwrap();
+        let mut after = person_state.clone();
+        after.evolve(&envelope(&susan, verified));
+        assert!(after.address.verified);
+        assert_refused(
+            confirm(&registration.event_id).decide(&after, &at(&susan)),
+            "precondition",
+            "already verified",
+        );
+        // An admin changes a work address; the professional cannot, and the
+        // old link then verifies nothing.
+        let change = ChangePersonEmail {
+            person_id: id.clone(),
+            email: "s.turner@nhs.net".into(),
+        };
+        assert_refused(change.decide(&after, &at(&susan)), "denied", "an admin");
+        let changed = envelope(&admin, change.decide(&after, &at(&admin)).unwrap());
+        after.evolve(&changed);
+        assert!(!after.address.verified);
+        assert_refused(
+            confirm(&registration.event_id).decide(&after, &at(&susan)),
+            "precondition",
+            "no longer on record",
+        );
+        // Susan asks for another; the change's link and the new one work.
+        let again = RequestPersonEmailVerification {
+            person_id: id.clone(),
+        };
+        assert!(again.decide(&after, &at(&susan)).is_ok());
+        assert_refused(
+            again.decide(&after, &at(&person(Role::Carer, "Chris"))),
+            "denied",
+            "the person or an admin",
+        );
+        let confirmed = ConfirmPersonEmail {
+            person_id: id.clone(),
+            email: "s.turner@nhs.net".into(),
+            request_id: changed.event_id.clone(),
+        }
+        .decide(&after, &at(&susan))
+        .unwrap();
+        after.evolve(&envelope(&susan, confirmed));
+        assert!(after.address.verified);
+        // An older log's registration (no flag) counts as verified.
+        let mut older = Person::default();
+        let mut old_event = registration.clone();
+        if let Some(Payload::ProfessionalRegistered(p)) = &mut old_event.payload {
+            p.work_email_unverified = false;
+        }
+        older.evolve(&old_event);
+        assert!(older.address.verified);
+    }
+
+    #[test]
+    fn a_carer_changes_their_own_address() {
+        let admin = person(Role::Admin, "Ada Admin");
+        let chris = person(Role::Carer, "Chris Jones");
+        let registered: Person = given(
+            &admin,
+            [Payload::CarerRegistered(CarerRegistered {
+                carer_id: chris.person_id.clone(),
+                name: chris.name.clone(),
+                email: "chris@example.org".into(),
+                email_verified: false,
+            })],
+        );
+        let change = ChangePersonEmail {
+            person_id: chris.person_id.clone(),
+            email: "chris.jones@example.org".into(),
+        };
+        for who in [&chris, &admin] {
+            assert!(
+                change
+                    .decide(&registered, &Context::new(who.clone(), SystemTime::now()))
+                    .is_ok()
+            );
+        }
+        let stranger = Context::new(person(Role::Carer, "Alex"), SystemTime::now());
+        assert_refused(change.decide(&registered, &stranger), "denied", "the carer");
+        assert_refused(
+            ChangePersonEmail {
+                email: "CHRIS@example.org".into(),
+                ..change.clone()
+            }
+            .decide(&registered, &Context::new(chris.clone(), SystemTime::now())),
+            "precondition",
+            "already the email address",
+        );
     }
 }

@@ -554,6 +554,7 @@ mod tests {
                         name: "Dr Cole".into(),
                         role_label: "Consultant".into(),
                         work_email: "cole@nhs.net".into(),
+                        work_email_unverified: false,
                     },
                 )],
             )),

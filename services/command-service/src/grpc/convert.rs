@@ -9,7 +9,10 @@ use crate::domain::patient::{
     GrantRecordAccess, JoinTeamWithCode, RegisterPatient, RequestEmailVerification,
     RevokeCarerConsent, RevokeRecordAccess,
 };
-use crate::domain::person::{GrantStaffRole, RegisterCarer, RegisterProfessional, RevokeStaffRole};
+use crate::domain::person::{
+    ChangePersonEmail, ConfirmPersonEmail, GrantStaffRole, RegisterCarer, RegisterProfessional,
+    RequestPersonEmailVerification, RevokeStaffRole,
+};
 use crate::domain::team::{
     AddTeamMember, CreateTeam, IssueJoinCode, RemoveTeamMember, SetAlerts, SetAutoCc,
     SetDefaultContact, SetMemberContactable, SetMemberLead, SetOpenToPatients, new_join_code,
@@ -57,6 +60,7 @@ has_command_id!(
     pb::ChangePatientEmailRequest,
     pb::RequestEmailVerificationRequest,
     pb::ConfirmEmailRequest,
+    pb::ChangePersonEmailRequest,
     pb::AddPatientToTeamRequest,
     pb::JoinTeamWithCodeRequest,
     pb::GrantCarerConsentRequest,
@@ -356,6 +360,41 @@ impl FromRequest<pb::RequestEmailVerificationRequest> for RequestEmailVerificati
     ) -> Result<Self, DomainError> {
         Ok(Self {
             patient_id: PatientId::parse("patient_id", &r.patient_id)?.into(),
+        })
+    }
+}
+
+impl FromRequest<pb::RequestEmailVerificationRequest> for RequestPersonEmailVerification {
+    fn from_request(
+        r: pb::RequestEmailVerificationRequest,
+        _: &str,
+        _: &Actor,
+    ) -> Result<Self, DomainError> {
+        Ok(Self {
+            person_id: PersonId::parse("person_id", &r.person_id)?.into(),
+        })
+    }
+}
+
+impl FromRequest<pb::ChangePersonEmailRequest> for ChangePersonEmail {
+    fn from_request(
+        r: pb::ChangePersonEmailRequest,
+        _: &str,
+        _: &Actor,
+    ) -> Result<Self, DomainError> {
+        Ok(Self {
+            person_id: PersonId::parse("person_id", &r.person_id)?.into(),
+            email: v::email("email", &r.email, true)?,
+        })
+    }
+}
+
+impl FromRequest<CheckedLink> for ConfirmPersonEmail {
+    fn from_request(r: CheckedLink, _: &str, _: &Actor) -> Result<Self, DomainError> {
+        Ok(Self {
+            person_id: r.link.person_id.to_string(),
+            email: r.link.email,
+            request_id: r.link.request_id,
         })
     }
 }

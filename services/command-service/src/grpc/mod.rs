@@ -22,7 +22,10 @@ use crate::domain::patient::{
     GrantRecordAccess, JoinTeamWithCode, RegisterPatient, RequestEmailVerification,
     RevokeCarerConsent, RevokeRecordAccess,
 };
-use crate::domain::person::{GrantStaffRole, RegisterCarer, RegisterProfessional, RevokeStaffRole};
+use crate::domain::person::{
+    ChangePersonEmail, ConfirmPersonEmail, GrantStaffRole, RegisterCarer, RegisterProfessional,
+    RequestPersonEmailVerification, RevokeStaffRole,
+};
 use crate::domain::team::{
     AddTeamMember, CreateTeam, IssueJoinCode, RemoveTeamMember, SetAlerts, SetAutoCc,
     SetDefaultContact, SetMemberContactable, SetMemberLead, SetOpenToPatients,
@@ -221,7 +224,23 @@ impl<S: EventStore> CommandService for CommandGrpc<S> {
         &self,
         r: Request<pb::RequestEmailVerificationRequest>,
     ) -> Answer {
-        self.handle::<_, RequestEmailVerification>(r).await
+        // A patient's address is on the record; anyone else's on the person.
+        match (
+            r.get_ref().patient_id.trim().is_empty(),
+            r.get_ref().person_id.trim().is_empty(),
+        ) {
+            (false, true) => self.handle::<_, RequestEmailVerification>(r).await,
+            (true, false) => self.handle::<_, RequestPersonEmailVerification>(r).await,
+            _ => {
+                self.begin(&r)?;
+                Err(Status::invalid_argument(
+                    "patient_id or person_id: name exactly one, the patient or the professional or carer whose address it is",
+                ))
+            }
+        }
+    }
+    async fn change_person_email(&self, r: Request<pb::ChangePersonEmailRequest>) -> Answer {
+        self.handle::<_, ChangePersonEmail>(r).await
     }
     async fn confirm_email(&self, r: Request<pb::ConfirmEmailRequest>) -> Answer {
         // Who asks comes first: an unauthenticated caller learns nothing of
@@ -242,11 +261,15 @@ impl<S: EventStore> CommandService for CommandGrpc<S> {
                     Status::invalid_argument(format!("token: not a valid verification link ({e})"))
                 }
             })?;
+        let addressee = link.addressee;
         let r = r.map(|inner| CheckedLink {
             command_id: inner.command_id,
             link,
         });
-        self.handle::<_, ConfirmPatientEmail>(r).await
+        match addressee {
+            service_kit::Addressee::Patient => self.handle::<_, ConfirmPatientEmail>(r).await,
+            service_kit::Addressee::Person => self.handle::<_, ConfirmPersonEmail>(r).await,
+        }
     }
     async fn add_patient_to_team(&self, r: Request<pb::AddPatientToTeamRequest>) -> Answer {
         self.handle::<_, AddPatientToTeam>(r).await

@@ -442,6 +442,7 @@ impl Fixture<'_> {
             Case::RequestEmailVerification => code(
                 client
                     .request_email_verification(pb::RequestEmailVerificationRequest {
+                        person_id: String::new(),
                         command_id: command_id(),
                         patient_id: id,
                     })

@@ -27,6 +27,7 @@ async fn after_a_backfill_old_ids_keep_their_kind_and_their_command() {
             name: "Dr Old Timer".into(),
             role_label: "Consultant".into(),
             work_email: "old.timer@hospital.example".into(),
+            work_email_unverified: false,
         }),
     );
     let old_command = registered.command_id.clone();

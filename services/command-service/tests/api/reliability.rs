@@ -52,17 +52,7 @@ async fn a_retried_command_records_one_event() {
 
     // Creating commands too: a retried StartThread is the same thread.
     let mut pat = app.signer.client(&org.patient).unwrap();
-    let start = pb::StartThreadRequest {
-        command_id: command_id(),
-        thread_id: String::new(),
-        patient_id: org.patient.person_id.to_string(),
-        subject: "Repeat prescription".into(),
-        body: "Could you renew it?".into(),
-        recipients: vec![pb::Recipient {
-            recipient: Some(pb::recipient::Recipient::TeamId(org.renal.clone())),
-        }],
-        carer_ids: vec![],
-    };
+    let start = pat_to_renal(&org, &command_id(), "", "Repeat prescription");
     let a = pat.start_thread(start.clone()).await.unwrap().into_inner();
     let b = pat.start_thread(start).await.unwrap().into_inner();
     assert_eq!(
@@ -70,6 +60,26 @@ async fn a_retried_command_records_one_event() {
         (b.aggregate_id, b.position)
     );
     assert!(b.replayed);
+}
+
+/// Pat starts thread `thread` (empty: a new id) to the Renal Unit.
+fn pat_to_renal(
+    org: &careline_client::demo::DemoOrg,
+    command_id: &str,
+    thread: &str,
+    subject: &str,
+) -> pb::StartThreadRequest {
+    pb::StartThreadRequest {
+        command_id: command_id.into(),
+        thread_id: thread.into(),
+        patient_id: org.patient.person_id.to_string(),
+        subject: subject.into(),
+        body: "Could you help?".into(),
+        recipients: vec![pb::Recipient {
+            recipient: Some(pb::recipient::Recipient::TeamId(org.renal.clone())),
+        }],
+        carer_ids: vec![],
+    }
 }
 
 /// A stream whose duplicate window is one second: a retry soon passes it.
@@ -482,17 +492,7 @@ async fn a_command_id_is_refused_on_another_aggregate_also_after_the_duplicate_w
     let (_, signer, _server) = serve(stream.store().clone()).await;
     let org = careline_client::demo::seed(&signer).await.unwrap();
     let mut pat = signer.client(&org.patient).unwrap();
-    let start = |id: &str, thread: &str| pb::StartThreadRequest {
-        command_id: id.into(),
-        thread_id: thread.into(),
-        patient_id: org.patient.person_id.to_string(),
-        subject: "A question".into(),
-        body: "Hello".into(),
-        recipients: vec![pb::Recipient {
-            recipient: Some(pb::recipient::Recipient::TeamId(org.renal.clone())),
-        }],
-        carer_ids: vec![],
-    };
+    let start = |id: &str, thread: &str| pat_to_renal(&org, id, thread, "A question");
     let id = command_id();
     pat.start_thread(start(&id, &command_id())).await.unwrap();
     // JetStream has forgotten the id by now.

@@ -301,7 +301,7 @@ async fn an_id_registered_as_one_kind_of_person_cannot_be_registered_as_another(
             carer_id: org.patient.person_id.to_string(),
             name: "Someone".into(),
             email: "someone@example.org".into(),
-            email_verified: true,
+            email_verified: false,
         })
         .await
         .unwrap_err();

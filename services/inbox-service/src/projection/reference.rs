@@ -106,7 +106,8 @@ impl Reference {
                         e.name.clone(),
                         e.role_label.clone(),
                         e.work_email.clone(),
-                        true,
+                        // Older logs' work addresses count as verified.
+                        !e.work_email_unverified,
                     ),
                 );
             }
@@ -209,6 +210,12 @@ impl Reference {
                 tx.execute(VERIFY_EMAIL, &[&aggregate, &e.email]).await?;
             }
             Payload::PatientEmailChanged(e) => {
+                tx.execute(CHANGE_EMAIL, &[&aggregate, &e.email]).await?;
+            }
+            Payload::PersonEmailVerified(e) => {
+                tx.execute(VERIFY_EMAIL, &[&aggregate, &e.email]).await?;
+            }
+            Payload::PersonEmailChanged(e) => {
                 tx.execute(CHANGE_EMAIL, &[&aggregate, &e.email]).await?;
             }
             Payload::TeamMemberRemoved(e) => {

@@ -55,11 +55,7 @@ async fn the_scenario_as_each_view_shows_it() {
         .await
         .unwrap()
         .into_inner();
-    let summary = page
-        .threads
-        .iter()
-        .find(|t| t.thread_id == thread)
-        .expect("archived thread listed");
+    let summary = listed(&page, &thread, "archived thread listed");
     assert_eq!(summary.subject, "Fluid allowance before Monday's dialysis");
     assert_eq!(summary.patient_name, "Pat Jones");
     assert_eq!(summary.status, pb::ThreadStatus::Archived as i32);
@@ -377,6 +373,14 @@ async fn filters_search_and_pages() {
     assert!(bad.message().starts_with("cursor"), "{}", bad.message());
 }
 
+/// `thread`'s summary in `page`, which must list it (`what` says why).
+fn listed<'a>(page: &'a pb::ThreadPage, thread: &str, what: &str) -> &'a pb::ThreadSummary {
+    page.threads
+        .iter()
+        .find(|t| t.thread_id == thread)
+        .expect(what)
+}
+
 /// Whom Pat may message, as of `at`.
 async fn pat_may_message(s: &System, org: &DemoOrg, at: u64) -> pb::WhoCanIMessageReply {
     s.inbox(&org.patient)
@@ -584,7 +588,7 @@ async fn a_person_keeps_the_kind_they_were_first_registered_as() {
                     carer_id: org.patient.person_id.to_string(),
                     name: "Not Pat".into(),
                     email: "attacker@example.org".into(),
-                    email_verified: true,
+                    email_verified: false,
                 }),
             ),
             0,
@@ -681,11 +685,7 @@ async fn a_staff_message_on_an_archived_thread_brings_it_back() {
             .await
             .unwrap()
             .into_inner();
-        let summary = page
-            .threads
-            .iter()
-            .find(|t| t.thread_id == thread)
-            .expect("back in the active inbox");
+        let summary = listed(&page, &thread, "back in the active inbox");
         assert_eq!(summary.status, pb::ThreadStatus::Open as i32);
     }
 }

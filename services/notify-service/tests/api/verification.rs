@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use careline_client::Steps;
 use careline_client::bearer::command_id;
 use proto::command as cmd;
-use service_kit::{Caller, EmailLink, Role, test_link_issuer};
+use service_kit::{Addressee, Caller, EmailLink, Role, test_link_issuer};
 use tonic::Code;
 
 use crate::support::{Sink, header, smtp, system};
@@ -106,6 +106,7 @@ async fn an_address_is_verified_by_following_the_emailed_link_once() {
     assert_eq!(junk.code(), Code::InvalidArgument, "{junk:?}");
     let expired = test_link_issuer().mint(&EmailLink {
         person_id: lee.person_id,
+        addressee: Addressee::Patient,
         email: "lee.park@example.org".into(),
         request_id: "whatever".into(),
         expires_at: SystemTime::now() - Duration::from_secs(3600),
@@ -154,9 +155,10 @@ async fn an_address_is_verified_by_following_the_emailed_link_once() {
         .unwrap();
     let changed = first_link(&sink, "lee.new@example.org").await;
     let stale = lee_client.confirm_email(confirm(&token)).await.unwrap_err();
-    assert!(stale.message().contains("no longer holds"), "{stale:?}");
+    assert!(stale.message().contains("no longer on record"), "{stale:?}");
     lee_client
         .request_email_verification(cmd::RequestEmailVerificationRequest {
+            person_id: String::new(),
             command_id: command_id(),
             patient_id: lee.person_id.to_string(),
         })
@@ -197,4 +199,93 @@ async fn an_address_is_verified_by_following_the_emailed_link_once() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("no notification reached Lee's verified address");
+}
+
+/// A professional's work address follows the same flow: unverified when an
+/// admin registers it, verified by the professional following the link,
+/// then the address notifications go to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_work_address_is_verified_by_its_owner_and_then_notified() {
+    let mut sink = Sink::reserve("notifyworkmail");
+    sink.start().await;
+    let mut settings = smtp(sink.port);
+    settings.links = Some(test_link_issuer());
+    let s = system("notifyworkmail", settings).await;
+    let org = s.org().await;
+    let zoe = Caller {
+        person_id: uuid::Uuid::now_v7(),
+        role: Role::Professional,
+        name: "Zoe Hart".into(),
+    };
+    let mut admin = s.signer.client(&org.admin).unwrap();
+    admin
+        .register_professional(cmd::RegisterProfessionalRequest {
+            command_id: command_id(),
+            professional_id: zoe.person_id.to_string(),
+            name: zoe.name.clone(),
+            role_label: "Renal Nurse".into(),
+            work_email: "zoe.hart@hospital.example".into(),
+        })
+        .await
+        .unwrap();
+    // A carer's address cannot be claimed verified either.
+    let claimed = admin
+        .register_carer(cmd::RegisterCarerRequest {
+            command_id: command_id(),
+            carer_id: uuid::Uuid::now_v7().to_string(),
+            name: "Kim Hart".into(),
+            email: "kim@example.org".into(),
+            email_verified: true,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(claimed.code(), Code::InvalidArgument, "{claimed:?}");
+
+    let token = first_link(&sink, "zoe.hart@hospital.example").await;
+    // Only Zoe, signed in, verifies it.
+    let nurse = s
+        .signer
+        .client(&org.nurse)
+        .unwrap()
+        .confirm_email(cmd::ConfirmEmailRequest {
+            command_id: command_id(),
+            token: token.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(nurse.code(), Code::PermissionDenied, "{nurse:?}");
+    let mut zoe_client = s.signer.client(&zoe).unwrap();
+    zoe_client
+        .confirm_email(cmd::ConfirmEmailRequest {
+            command_id: command_id(),
+            token,
+        })
+        .await
+        .unwrap();
+
+    // On the renal team (automatic CC), she is emailed of Pat's message.
+    admin
+        .add_team_member(cmd::AddTeamMemberRequest {
+            command_id: command_id(),
+            team_id: org.renal.clone(),
+            professional_id: zoe.person_id.to_string(),
+            contactable: true,
+            lead: false,
+        })
+        .await
+        .unwrap();
+    careline_client::demo::first_thread(&s.signer, &org)
+        .await
+        .unwrap();
+    for _ in 0..300 {
+        let told = sink.received().into_iter().any(|m| {
+            header(&m, "To").is_some_and(|to| to.contains("zoe.hart@hospital.example"))
+                && header(&m, "Subject").is_some_and(|s| s.starts_with("New message"))
+        });
+        if told {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no notification reached Zoe's verified work address");
 }

@@ -157,6 +157,7 @@ fn world() -> World {
                     name: p.name.clone(),
                     role_label: "Nurse".into(),
                     work_email: "x@nhs.net".into(),
+                    work_email_unverified: false,
                 })],
             ),
         );
