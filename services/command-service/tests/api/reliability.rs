@@ -100,24 +100,26 @@ async fn a_retry_after_the_duplicate_window_is_answered_by_the_aggregate() {
     let org = careline_client::demo::seed(&first_signer).await.unwrap();
     let thread = first_thread(&first_signer, &org).await.unwrap();
     let id = command_id();
-    let first = first_signer
-        .client(&org.nurse)
-        .unwrap()
-        .post_message(post(&thread, &id, "Noted"))
-        .await
-        .unwrap()
-        .into_inner();
+    // The nurse's one command, sent through an instance.
+    let send = |signer: careline_client::demo::Signer| {
+        let request = post(&thread, &id, "Noted");
+        let nurse = org.nurse.clone();
+        async move {
+            signer
+                .client(&nurse)
+                .unwrap()
+                .post_message(request)
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    let first = send(first_signer).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
     let (_, second_signer, _second) = serve(stream.store().clone()).await;
     let head = stream.store().last_position().await.unwrap();
-    let retried = second_signer
-        .client(&org.nurse)
-        .unwrap()
-        .post_message(post(&thread, &id, "Noted"))
-        .await
-        .unwrap()
-        .into_inner();
+    let retried = send(second_signer).await;
     assert!(retried.replayed);
     assert_eq!(retried.position, first.position);
     assert_eq!(stream.store().last_position().await.unwrap(), head);
