@@ -82,7 +82,8 @@ macro_rules! conformance_suite {
             concurrent_appends_have_one_winner_per_version,
             refuses_malformed_events,
             names_the_position_of_an_undecodable_event,
-            a_claimed_id_stays_its_first_owners
+            a_claimed_id_stays_its_first_owners,
+            hints_are_a_set_that_only_grows_also_under_concurrent_adds
         );
     };
     (@tests $make:path; $($name:ident),*) => {
@@ -447,4 +448,34 @@ pub async fn a_claimed_id_stays_its_first_owners(h: &impl Harness) {
     );
     let other = uuid::Uuid::now_v7().to_string();
     assert_eq!(store.claim(&other, "thread/b").await.unwrap(), None);
+}
+
+pub async fn hints_are_a_set_that_only_grows_also_under_concurrent_adds<H: Harness>(h: &H)
+where
+    H::Store: Clone + 'static,
+{
+    let store = h.store();
+    let key = format!("team-of.{}", uuid::Uuid::now_v7());
+    assert!(store.hints(&key).await.unwrap().is_empty());
+    store.add_hint(&key, "team-a").await.unwrap();
+    store.add_hint(&key, "team-a").await.unwrap();
+    store.add_hint(&key, "team-b").await.unwrap();
+    assert_eq!(store.hints(&key).await.unwrap(), vec!["team-a", "team-b"]);
+    // Eight writers at once lose nothing.
+    let writers: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            let key = key.clone();
+            tokio::spawn(async move { store.add_hint(&key, &format!("team-{i}")).await })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap().unwrap();
+    }
+    let mut all = store.hints(&key).await.unwrap();
+    all.sort();
+    let mut expected: Vec<String> = (0..8).map(|i| format!("team-{i}")).collect();
+    expected.extend(["team-a".to_string(), "team-b".to_string()]);
+    expected.sort();
+    assert_eq!(all, expected);
 }

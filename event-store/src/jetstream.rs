@@ -245,7 +245,66 @@ impl JetStreamStore {
     }
 }
 
+/// Hints are kept beside the claims, one key per set, its items one per
+/// line; a change is a compare-and-set on the key's revision.
+const HINT_ATTEMPTS: usize = 50;
+
 impl EventStore for JetStreamStore {
+    async fn add_hint(&self, key: &str, item: &str) -> Result<(), Error> {
+        use jetstream::kv::{CreateErrorKind, UpdateErrorKind};
+        let kv = &self.inner.claims;
+        let unavailable = |e: &dyn std::fmt::Display| {
+            Error::Unavailable(format!("cannot record the hint {key}: {e}"))
+        };
+        for _ in 0..HINT_ATTEMPTS {
+            let entry = kv.entry(key).await.map_err(|e| unavailable(&e))?;
+            match entry {
+                None => match kv.create(key, item.to_string().into()).await {
+                    Ok(_) => return Ok(()),
+                    Err(e) if e.kind() == CreateErrorKind::AlreadyExists => continue,
+                    Err(e) => return Err(unavailable(&e)),
+                },
+                Some(entry) => {
+                    let text = String::from_utf8_lossy(&entry.value).into_owned();
+                    if text.lines().any(|i| i == item) {
+                        return Ok(());
+                    }
+                    let value = if text.is_empty() {
+                        item.to_string()
+                    } else {
+                        format!("{text}\n{item}")
+                    };
+                    match kv.update(key, value.into(), entry.revision).await {
+                        Ok(_) => return Ok(()),
+                        Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => continue,
+                        Err(e) => return Err(unavailable(&e)),
+                    }
+                }
+            }
+        }
+        Err(Error::Unavailable(format!(
+            "the hint {key} changed {HINT_ATTEMPTS} times while it was being added to"
+        )))
+    }
+
+    async fn hints(&self, key: &str) -> Result<Vec<String>, Error> {
+        let value = self
+            .inner
+            .claims
+            .get(key)
+            .await
+            .map_err(|e| Error::Unavailable(format!("cannot read the hint {key}: {e}")))?;
+        Ok(value
+            .map(|v| {
+                String::from_utf8_lossy(&v)
+                    .lines()
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     async fn claim(&self, id: &str, owner: &str) -> Result<Option<String>, Error> {
         use jetstream::kv::CreateErrorKind;
         let claims = &self.inner.claims;

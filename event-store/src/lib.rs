@@ -112,4 +112,13 @@ pub trait EventStore: Clone + Send + Sync + 'static {
         id: &str,
         owner: &str,
     ) -> impl Future<Output = Result<Option<String>, Error>> + Send;
+
+    /// Adds `item` to the set of hints kept under `key` (e.g. the teams a
+    /// person was ever added to). Hints are only ever added: a reader
+    /// treats them as a superset to check against the log, never as truth.
+    fn add_hint(&self, key: &str, item: &str) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// The hints kept under `key`, in the order they were added (none when
+    /// nothing was).
+    fn hints(&self, key: &str) -> impl Future<Output = Result<Vec<String>, Error>> + Send;
 }

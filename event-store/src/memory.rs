@@ -31,6 +31,7 @@ struct Log {
     by_aggregate: HashMap<AggregateRef, Vec<Position>>,
     by_event_id: HashMap<String, Position>,
     claims: HashMap<String, String>,
+    hints: HashMap<String, Vec<String>>,
 }
 
 impl Default for MemoryStore {
@@ -86,6 +87,19 @@ fn decode(position: Position, bytes: &[u8]) -> Result<RecordedEvent, Error> {
 }
 
 impl EventStore for MemoryStore {
+    async fn add_hint(&self, key: &str, item: &str) -> Result<(), Error> {
+        let mut log = self.lock();
+        let items = log.hints.entry(key.to_string()).or_default();
+        if !items.iter().any(|i| i == item) {
+            items.push(item.to_string());
+        }
+        Ok(())
+    }
+
+    async fn hints(&self, key: &str) -> Result<Vec<String>, Error> {
+        Ok(self.lock().hints.get(key).cloned().unwrap_or_default())
+    }
+
     async fn claim(&self, id: &str, owner: &str) -> Result<Option<String>, Error> {
         let mut log = self.lock();
         let holder = log

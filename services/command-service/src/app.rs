@@ -217,6 +217,17 @@ impl<S: EventStore> App<S> {
                     .into());
                 }
             }
+            // Before the append: a hint the log never confirms costs a
+            // team loaded for nothing; one missing would hide a membership.
+            if let proto::events::envelope::Payload::TeamMemberAdded(e) = &payload {
+                self.repo
+                    .store()
+                    .add_hint(
+                        &crate::claims::teams_of_key(&e.professional_id),
+                        &aggregate_id,
+                    )
+                    .await?;
+            }
             if payload.aggregate_type() != C::Target::KIND {
                 return Err(Error::Bug(format!(
                     "{} decided a {} event for a {:?}",
@@ -318,6 +329,13 @@ impl<S: EventStore> App<S> {
     ) -> Result<Context, Error> {
         let mut ctx = Context::new(actor.clone(), now);
         let mut team_ids: BTreeSet<String> = needs.teams.into_iter().collect();
+        let keys: Vec<String> = needs
+            .teams_of
+            .iter()
+            .map(|person| crate::claims::teams_of_key(person))
+            .collect();
+        let hinted = try_join_all(keys.iter().map(|key| self.repo.store().hints(key))).await?;
+        team_ids.extend(hinted.into_iter().flatten());
         if let Some(record_id) = &needs.record {
             let record = self.repo.fresh::<PatientRecord>(record_id).await?;
             if needs.record_teams {
@@ -843,6 +861,7 @@ mod tests {
             record_teams: true,
             teams: vec!["t".into()],
             people: vec!["p".into()],
+            teams_of: vec!["p".into()],
         };
         assert_eq!(thread.breaks_lock_order(AggregateType::Thread), None);
         assert_eq!(

@@ -1,7 +1,8 @@
 //! Claims for a log written before they existed: every command id claimed
 //! for the aggregate its event is on, and every registered person id for
 //! the kind it was registered as, so that the rules "a command id is used
-//! once" and "one id is one kind of person" hold for old entries too.
+//! once" and "one id is one kind of person" hold for old entries too; and
+//! the membership hints (every team a professional was added to).
 //! Idempotent: run it again and it claims nothing new.
 
 use event_store::{AggregateRef, Error, EventStore};
@@ -44,6 +45,11 @@ impl PersonClaim<'_> {
     pub fn accepts(&self, holder: &str) -> bool {
         holder == self.kind || self.compatible.contains(&holder)
     }
+}
+
+/// The key of the hints naming every team `person` was ever added to.
+pub fn teams_of_key(person: &str) -> String {
+    format!("team-of.{person}")
 }
 
 pub fn person_claim(payload: &Payload) -> Option<PersonClaim<'_>> {
@@ -93,6 +99,11 @@ pub async fn backfill<S: EventStore>(
         if kind != AggregateType::Access && !envelope.command_id.is_empty() {
             let owner = AggregateRef::new(kind, envelope.aggregate_id.clone())?.to_string();
             claim(store, &envelope.command_id, &owner, &mut report).await?;
+        }
+        if let Some(Payload::TeamMemberAdded(e)) = &envelope.payload {
+            store
+                .add_hint(&teams_of_key(&e.professional_id), &envelope.aggregate_id)
+                .await?;
         }
         if let Some(person) = envelope.payload.as_ref().and_then(person_claim) {
             match store.claim(&person.key(), person.kind).await? {

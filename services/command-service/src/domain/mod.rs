@@ -126,6 +126,10 @@ pub struct Needs {
     pub record_teams: bool,
     pub teams: Vec<String>,
     pub people: Vec<String>,
+    /// Also every team each of these professionals was ever added to (the
+    /// store's membership hints, a superset: the teams loaded say who is a
+    /// member now).
+    pub teams_of: Vec<String>,
 }
 
 /// Where an aggregate kind comes in the lock order: a command holds its
@@ -150,7 +154,7 @@ impl Needs {
         [
             (self.record.is_some(), AggregateType::PatientRecord),
             (
-                !self.teams.is_empty() || self.record_teams,
+                !self.teams.is_empty() || self.record_teams || !self.teams_of.is_empty(),
                 AggregateType::Team,
             ),
             (!self.people.is_empty(), AggregateType::Person),

@@ -293,7 +293,8 @@ fn expand(
             }
             Recipient::Professional(person) => {
                 let name = &ctx.professional(person)?.name;
-                // Every team in scope: the record's, the thread's, and those named.
+                // Every team in scope: the record's, the thread's, those named,
+                // and every team the professional is in (`Needs::teams_of`).
                 let mut scope: Vec<_> = ctx.teams.iter().filter(|(_, t)| t.exists).collect();
                 scope.sort_by(|a, b| a.1.name.cmp(&b.1.name));
                 if let Some((team_id, team)) = scope
@@ -520,6 +521,8 @@ impl Command for StartThread {
             people: professional_ids(&self.recipients)
                 .chain(self.carer_ids.iter().cloned())
                 .collect(),
+            // A member of any automatic-CC team is addressed through it.
+            teams_of: professional_ids(&self.recipients).collect(),
         }
     }
     fn decide(&self, thread: &Thread, ctx: &Context) -> Result<Payload, DomainError> {
@@ -686,6 +689,8 @@ impl Command for AddParticipants {
             people: professional_ids(&self.recipients)
                 .chain(self.carer_ids.iter().cloned())
                 .collect(),
+            // A member of any automatic-CC team is addressed through it.
+            teams_of: professional_ids(&self.recipients).collect(),
         }
     }
     fn decide(&self, thread: &Thread, ctx: &Context) -> Result<Payload, DomainError> {

@@ -7,7 +7,7 @@ use event_store::testing::envelope;
 use event_store::{AggregateRef, EventStore};
 use proto::command as pb;
 use proto::events::envelope::Payload;
-use proto::events::{AggregateType, ProfessionalRegistered};
+use proto::events::{AggregateType, ProfessionalRegistered, TeamMemberAdded};
 use tonic::Code;
 
 use crate::support::spawn_app;
@@ -32,6 +32,20 @@ async fn after_a_backfill_old_ids_keep_their_kind_and_their_command() {
     );
     let old_command = registered.command_id.clone();
     app.stream.store().append(&registered, 0).await.unwrap();
+    // And added to the renal team straight into the log: no membership hint.
+    let renal = AggregateRef::new(AggregateType::Team, org.renal.clone()).unwrap();
+    let version = app.stream.store().version(&renal).await.unwrap();
+    let added = envelope(
+        &renal,
+        Payload::TeamMemberAdded(TeamMemberAdded {
+            professional_id: old.clone(),
+            contactable: true,
+            lead: false,
+        }),
+    );
+    app.stream.store().append(&added, version).await.unwrap();
+    let hint = command_service::claims::teams_of_key(&old);
+    assert!(app.stream.store().hints(&hint).await.unwrap().is_empty());
 
     let report = backfill(app.stream.store(), |_, _| {}).await.unwrap();
     assert!(report.claimed >= 2, "{report:?}");
@@ -39,6 +53,12 @@ async fn after_a_backfill_old_ids_keep_their_kind_and_their_command() {
     // Again: the same, and nothing is a conflict with itself.
     let again = backfill(app.stream.store(), |_, _| {}).await.unwrap();
     assert_eq!(again, report);
+    // The old membership is hinted: addressing him by name now names the
+    // team (automatic CC) to address instead.
+    assert_eq!(
+        app.stream.store().hints(&hint).await.unwrap(),
+        vec![org.renal.clone()]
+    );
 
     let mut admin = app.signer.client(&org.admin).unwrap();
     // The old professional's id cannot become a patient's.

@@ -374,6 +374,12 @@ impl EventStore for AlwaysConflicting {
     async fn claim(&self, id: &str, owner: &str) -> Result<Option<String>, StoreError> {
         self.0.claim(id, owner).await
     }
+    async fn add_hint(&self, key: &str, item: &str) -> Result<(), StoreError> {
+        self.0.add_hint(key, item).await
+    }
+    async fn hints(&self, key: &str) -> Result<Vec<String>, StoreError> {
+        self.0.hints(key).await
+    }
 }
 
 #[tokio::test]

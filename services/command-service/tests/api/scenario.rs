@@ -268,6 +268,71 @@ async fn a_patient_who_addresses_one_nurse_of_an_auto_cc_team_is_told_which_team
     assert_eq!(app.head().await, before, "nothing was written");
 }
 
+/// Dr Shah is contactable on the cardiology ward, which has automatic CC:
+/// the renal nurse writing about Pat cannot pick him out by name (the ward
+/// has nothing to do with Pat yet), and is told to address the ward.
+#[tokio::test]
+async fn a_member_of_an_unrelated_auto_cc_team_is_reached_through_that_team() {
+    let app = spawn_app("autoccelsewhere").await;
+    let org = app.org().await;
+    let mut admin = app.signer.client(&org.admin).unwrap();
+    let ward = command_id();
+    admin
+        .create_team(pb::CreateTeamRequest {
+            command_id: ward.clone(),
+            team_id: String::new(),
+            name: "Cardiology Ward".into(),
+            description: String::new(),
+        })
+        .await
+        .unwrap();
+    admin
+        .add_team_member(pb::AddTeamMemberRequest {
+            command_id: command_id(),
+            team_id: ward.clone(),
+            professional_id: org.cardiologist.person_id.to_string(),
+            contactable: true,
+            lead: false,
+        })
+        .await
+        .unwrap();
+    admin
+        .set_auto_cc(pb::SetAutoCcRequest {
+            command_id: command_id(),
+            team_id: ward.clone(),
+            enabled: true,
+        })
+        .await
+        .unwrap();
+    let before = app.head().await;
+    let refused = app
+        .signer
+        .client(&org.nurse)
+        .unwrap()
+        .start_thread(pb::StartThreadRequest {
+            command_id: command_id(),
+            thread_id: String::new(),
+            patient_id: org.patient.person_id.to_string(),
+            subject: "Palpitations".into(),
+            body: "Could cardiology advise?".into(),
+            recipients: vec![
+                pb::Recipient {
+                    recipient: Some(pb::recipient::Recipient::TeamId(org.renal.clone())),
+                },
+                recipient_professional(&org.cardiologist.person_id),
+            ],
+            carer_ids: vec![],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert!(
+        refused.message().contains("address team Cardiology Ward"),
+        "{refused:?}"
+    );
+    assert_eq!(app.head().await, before, "nothing was written");
+}
+
 #[tokio::test]
 async fn an_id_registered_as_one_kind_of_person_cannot_be_registered_as_another() {
     let app = spawn_app("onekind").await;

@@ -239,6 +239,15 @@ impl World {
         if needs.record_teams {
             team_ids.extend(self.record.all_team_ids());
         }
+        // As the store's membership hints would: every team the person is in.
+        for person in &needs.teams_of {
+            team_ids.extend(
+                self.teams
+                    .iter()
+                    .filter(|(_, t)| t.members.contains_key(person))
+                    .map(|(id, _)| id.clone()),
+            );
+        }
         for id in team_ids {
             if let Some(t) = self.teams.get(&id) {
                 ctx.teams.insert(id, Arc::new(t.clone()));
@@ -520,6 +529,60 @@ fn who_may_start_a_thread_in_a_record() {
         "denied",
         "does not hold the patient's consent",
     );
+}
+
+#[test]
+fn a_member_of_any_automatic_cc_team_is_addressed_through_it_not_by_name() {
+    let mut w = world();
+    let ward = new_id();
+    w.teams.insert(
+        ward.clone(),
+        team(
+            &w.admin,
+            &ward,
+            "Cardiology Ward",
+            true,
+            &[(&w.specialist, true, false)],
+            None,
+        ),
+    );
+    let by_name = w.start(
+        vec![
+            Recipient::Team(w.renal.clone()),
+            Recipient::Professional(w.specialist.person_id.clone()),
+        ],
+        vec![],
+    );
+    // The ward has nothing to do with Pat's record or the thread: the rule
+    // holds all the same, naming the team to address instead.
+    assert_refused(
+        w.run(&Thread::default(), &w.nurse, &by_name),
+        "precondition",
+        "reached through team Cardiology Ward",
+    );
+    // Addressed through the ward, everyone contactable in it comes.
+    let through_ward = w.start(
+        vec![
+            Recipient::Team(w.renal.clone()),
+            Recipient::Team(ward.clone()),
+        ],
+        vec![],
+    );
+    assert!(w.run(&Thread::default(), &w.nurse, &through_ward).is_ok());
+    // Not contactable in the ward, the clinician is added by name
+    // (escalation).
+    w.teams.insert(
+        ward.clone(),
+        team(
+            &w.admin,
+            &ward,
+            "Cardiology Ward",
+            true,
+            &[(&w.specialist, false, false), (&w.stranger, true, false)],
+            None,
+        ),
+    );
+    assert!(w.run(&Thread::default(), &w.nurse, &by_name).is_ok());
 }
 
 #[test]
