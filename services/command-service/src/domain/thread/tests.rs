@@ -535,17 +535,11 @@ fn who_may_start_a_thread_in_a_record() {
 fn a_member_of_any_automatic_cc_team_is_addressed_through_it_not_by_name() {
     let mut w = world();
     let ward = new_id();
-    w.teams.insert(
-        ward.clone(),
-        team(
-            &w.admin,
-            &ward,
-            "Cardiology Ward",
-            true,
-            &[(&w.specialist, true, false)],
-            None,
-        ),
-    );
+    let ward_of = |w: &World, members: &[(&Actor, bool, bool)]| {
+        team(&w.admin, &ward, "Cardiology Ward", true, members, None)
+    };
+    let contactable = ward_of(&w, &[(&w.specialist, true, false)]);
+    w.teams.insert(ward.clone(), contactable);
     let by_name = w.start(
         vec![
             Recipient::Team(w.renal.clone()),
@@ -571,17 +565,11 @@ fn a_member_of_any_automatic_cc_team_is_addressed_through_it_not_by_name() {
     assert!(w.run(&Thread::default(), &w.nurse, &through_ward).is_ok());
     // Not contactable in the ward, the clinician is added by name
     // (escalation).
-    w.teams.insert(
-        ward.clone(),
-        team(
-            &w.admin,
-            &ward,
-            "Cardiology Ward",
-            true,
-            &[(&w.specialist, false, false), (&w.stranger, true, false)],
-            None,
-        ),
+    let not_contactable = ward_of(
+        &w,
+        &[(&w.specialist, false, false), (&w.stranger, true, false)],
     );
+    w.teams.insert(ward.clone(), not_contactable);
     assert!(w.run(&Thread::default(), &w.nurse, &by_name).is_ok());
 }
 
