@@ -10,8 +10,9 @@
 //! * PALS, open to every patient: Pat has also granted it 30 days' access
 //!   to her record.
 //! * Cardiology: no relation to the patient (staff "off the team").
-//! * Pat Jones (verified email, when the seeder holds the link key: she
-//!   follows her verification link) belongs to Renal and Nutrition; her father
+//! * Every address is verified when the seeder holds the link key (each
+//!   person follows their verification link), except Sam's.
+//! * Pat Jones belongs to Renal and Nutrition; her father
 //!   Chris Jones holds her consent; Alex Green is a carer without it; Sam
 //!   Green is another patient, whose email is not verified.
 

@@ -194,14 +194,6 @@ fn is_care_team_professional(ctx: &Context, record: &PatientRecord) -> bool {
     ctx.actor.role == Role::Professional && ctx.actor_in_any(record.teams.keys())
 }
 
-/// Is the actor the patient, an admin, or a professional of one of the
-/// record's care teams: who may look after a record's email and consents.
-fn patient_admin_or_care_team(ctx: &Context, patient_id: &str, record: &PatientRecord) -> bool {
-    is_patient(&ctx.actor, patient_id)
-        || ctx.actor.is(Role::Admin)
-        || is_care_team_professional(ctx, record)
-}
-
 /// The record's own teams (care teams and grant holders): the command
 /// already holds the record itself.
 fn record_teams(record: &PatientRecord) -> Needs {
@@ -540,7 +532,10 @@ impl Command for RevokeCarerConsent {
     }
     fn decide(&self, record: &PatientRecord, ctx: &Context) -> Result<Payload, DomainError> {
         let record = existing(record, &self.patient_id)?;
-        if !patient_admin_or_care_team(ctx, &self.patient_id, record) {
+        if !(is_patient(&ctx.actor, &self.patient_id)
+            || ctx.actor.is(Role::Admin)
+            || is_care_team_professional(ctx, record))
+        {
             return Err(DomainError::denied(
                 "consent is revoked by the patient, an admin or a professional of the patient's care teams",
             ));

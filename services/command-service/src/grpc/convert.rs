@@ -391,10 +391,11 @@ impl FromRequest<pb::ChangePersonEmailRequest> for ChangePersonEmail {
 
 impl FromRequest<CheckedLink> for ConfirmPersonEmail {
     fn from_request(r: CheckedLink, _: &str, _: &Actor) -> Result<Self, DomainError> {
+        let (person_id, email, request_id) = r.parts();
         Ok(Self {
-            person_id: r.link.person_id.to_string(),
-            email: r.link.email,
-            request_id: r.link.request_id,
+            person_id,
+            email,
+            request_id,
         })
     }
 }
@@ -412,12 +413,21 @@ impl HasCommandId for CheckedLink {
     }
 }
 
+impl CheckedLink {
+    /// Whose address, which address, and the request the link answers.
+    fn parts(self) -> (String, String, String) {
+        let link = self.link;
+        (link.person_id.to_string(), link.email, link.request_id)
+    }
+}
+
 impl FromRequest<CheckedLink> for ConfirmPatientEmail {
     fn from_request(r: CheckedLink, _: &str, _: &Actor) -> Result<Self, DomainError> {
+        let (patient_id, email, request_id) = r.parts();
         Ok(Self {
-            patient_id: r.link.person_id.to_string(),
-            email: r.link.email,
-            request_id: r.link.request_id,
+            patient_id,
+            email,
+            request_id,
         })
     }
 }

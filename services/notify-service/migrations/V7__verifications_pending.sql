@@ -1,0 +1,3 @@
+-- The worker looks for pending verification requests on every pass: only
+-- those, not every address ever registered.
+CREATE INDEX verifications_pending ON verifications (position) WHERE pending;
