@@ -31,7 +31,7 @@ const CALLS: [&str; 6] = [
 ];
 
 /// The table: who, and whether each call is answered.
-const TABLE: [(&str, [bool; 6]); 16] = [
+const TABLE: [(&str, [bool; 6]); 18] = [
     ("the patient", [true, true, true, true, true, false]),
     ("another patient", [false; 6]),
     (
@@ -45,6 +45,11 @@ const TABLE: [(&str, [bool; 6]); 16] = [
         [true, true, true, true, false, true],
     ),
     ("a professional who left it", [false; 6]),
+    (
+        "a professional removed from the team that brought them",
+        [false; 6],
+    ),
+    ("a professional whose account was closed", [false; 6]),
     (
         "a member of a team it is addressed to",
         [false, false, true, true, false, true],
@@ -226,6 +231,25 @@ async fn scenario(s: &System) -> (String, String, Vec<Caller>) {
         .into_inner()
         .message_id;
 
+    // Ned, brought by the Renal Unit, is removed from it; Lena's account
+    // is closed.
+    let mut admin = s.signer.client(&org.admin).unwrap();
+    admin
+        .remove_team_member(cmd::RemoveTeamMemberRequest {
+            command_id: command_id(),
+            team_id: org.renal.clone(),
+            professional_id: org.nurse2.person_id.to_string(),
+        })
+        .await
+        .unwrap();
+    admin
+        .deactivate_person(cmd::DeactivatePersonRequest {
+            command_id: command_id(),
+            person_id: org.lead.person_id.to_string(),
+        })
+        .await
+        .unwrap();
+
     // Let the grant lapse.
     let left = expiry.duration_since(SystemTime::now()).unwrap_or_default();
     tokio::time::sleep(left + Duration::from_millis(500)).await;
@@ -238,6 +262,8 @@ async fn scenario(s: &System) -> (String, String, Vec<Caller>) {
         revoked,
         org.cardiologist.clone(),
         org.dietitian.clone(),
+        org.nurse2.clone(),
+        org.lead.clone(),
         org.consultant.clone(),
         org.pals_officer.clone(),
         phil,

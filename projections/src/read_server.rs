@@ -30,6 +30,7 @@ pub struct ReadServer<P, S> {
     runner: Arc<Runner<P, S>>,
     pool: deadpool_postgres::Pool,
     keys: TokenKeys,
+    accounts: Accounts,
     wait: Duration,
     tls: Option<ServerTls>,
 }
@@ -57,6 +58,7 @@ pub struct Reader<N: ReadService> {
     /// Readers' connections (the projection's views first on the path).
     pub pool: deadpool_postgres::Pool,
     keys: TokenKeys,
+    accounts: Accounts,
     serving: Serving,
     wait: Duration,
     name: PhantomData<N>,
@@ -67,6 +69,7 @@ impl<N: ReadService> Clone for Reader<N> {
         Self {
             pool: self.pool.clone(),
             keys: self.keys.clone(),
+            accounts: self.accounts.clone(),
             serving: self.serving.clone(),
             wait: self.wait,
             name: PhantomData,
@@ -84,9 +87,33 @@ impl<N: ReadService> std::fmt::Debug for Reader<N> {
 }
 
 impl<N: ReadService> Reader<N> {
-    /// The caller the request's bearer token names (UNAUTHENTICATED without one).
-    pub fn authenticate<T>(&self, request: &tonic::Request<T>) -> Result<Caller, tonic::Status> {
-        Ok(self.keys.authenticate(request)?)
+    /// The caller the request's bearer token names (UNAUTHENTICATED without
+    /// one), refused if their account is closed (PERMISSION_DENIED,
+    /// "account deactivated"): the read model first applies the person's
+    /// last event in the log, then its `deactivated_people` table is asked,
+    /// so a deactivation counts from its event on, whatever token is held.
+    pub async fn authenticate<T>(
+        &self,
+        request: &tonic::Request<T>,
+    ) -> Result<Caller, tonic::Status> {
+        let caller = self.keys.authenticate(request)?;
+        self.open_account(&caller).await?;
+        Ok(caller)
+    }
+
+    async fn open_account(&self, caller: &Caller) -> Result<(), QueryError<N>> {
+        let person = caller.person_id.to_string();
+        let last = (self.accounts.last_event)(person.clone()).await?;
+        if last > 0 {
+            self.reached(last).await?;
+            let client = self.client().await?;
+            if client.query_opt(DEACTIVATED, &[&person]).await?.is_some() {
+                return Err(QueryError::PermissionDenied(
+                    "account deactivated: an admin closed this account".into(),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Waits (at most the configured wait) until the projection has applied
@@ -102,6 +129,39 @@ impl<N: ReadService> Reader<N> {
     /// A pooled connection.
     pub async fn client(&self) -> Result<deadpool_postgres::Object, QueryError<N>> {
         Ok(self.pool.get().await?)
+    }
+}
+
+/// Every read model keeps who is deactivated in a table of this name
+/// (`person_id text PRIMARY KEY`), set by `PersonDeactivated` and cleared
+/// by `PersonReactivated`.
+const DEACTIVATED: &str = "SELECT 1 FROM deactivated_people WHERE person_id = $1";
+
+/// The position of a person's last event in the log (0: none).
+#[derive(Clone)]
+struct Accounts {
+    last_event: Arc<
+        dyn Fn(String) -> futures::future::BoxFuture<'static, Result<u64, event_store::Error>>
+            + Send
+            + Sync,
+    >,
+}
+
+impl Accounts {
+    fn of<S: EventStore>(store: S) -> Self {
+        use futures::FutureExt;
+        let last_event = move |person: String| {
+            let store = store.clone();
+            async move {
+                let aggregate =
+                    event_store::AggregateRef::new(proto::events::AggregateType::Person, person)?;
+                store.version(&aggregate).await
+            }
+            .boxed()
+        };
+        Self {
+            last_event: Arc::new(last_event),
+        }
     }
 }
 
@@ -168,6 +228,7 @@ impl<P: Projection, S: EventStore> ReadServer<P, S> {
         crate::prepare(&mut client, &projection).await?;
         drop(client);
         let views = crate::views_schema(&projection);
+        let accounts = Accounts::of(store.clone());
         let runner = Arc::new(Runner::new(
             Arc::new(projection),
             store,
@@ -179,6 +240,7 @@ impl<P: Projection, S: EventStore> ReadServer<P, S> {
             runner,
             pool: crate::pool(&settings.database_url, settings.pool_size, views)?,
             keys: settings.keys.clone(),
+            accounts,
             wait: settings.wait_for_position,
             tls: settings.tls.clone(),
         })
@@ -221,6 +283,7 @@ impl<P: Projection, S: EventStore> ReadServer<P, S> {
             reader: Reader {
                 pool: self.pool,
                 keys: self.keys,
+                accounts: self.accounts,
                 serving,
                 wait: self.wait,
                 name: PhantomData,

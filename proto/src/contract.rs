@@ -119,6 +119,8 @@ impl Payload {
             Payload::PersonEmailChanged(_) => "PersonEmailChanged",
             Payload::PersonEmailVerificationRequested(_) => "PersonEmailVerificationRequested",
             Payload::PersonEmailVerified(_) => "PersonEmailVerified",
+            Payload::PersonDeactivated(_) => "PersonDeactivated",
+            Payload::PersonReactivated(_) => "PersonReactivated",
             Payload::RecordsViewed(_) => "RecordsViewed",
         }
     }
@@ -161,7 +163,9 @@ impl Payload {
             | Payload::StaffRoleRevoked(_)
             | Payload::PersonEmailChanged(_)
             | Payload::PersonEmailVerificationRequested(_)
-            | Payload::PersonEmailVerified(_) => AggregateType::Person,
+            | Payload::PersonEmailVerified(_)
+            | Payload::PersonDeactivated(_)
+            | Payload::PersonReactivated(_) => AggregateType::Person,
             Payload::RecordsViewed(_) => AggregateType::Access,
         }
     }

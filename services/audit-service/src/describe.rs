@@ -290,7 +290,14 @@ pub fn describe(event: &RecordedEvent, dir: &mut Directory) -> Vec<Draft> {
         }
         Payload::TeamMemberRemoved(e) => {
             let (member, team_name) = (dir.name(&e.professional_id), dir.name(aggregate));
-            vec![team(format!("{who} removed {member} from {team_name}"))]
+            let threads = if e.leaves_threads {
+                ", who left the threads they were on only through it"
+            } else {
+                ""
+            };
+            vec![team(format!(
+                "{who} removed {member} from {team_name}{threads}"
+            ))]
         }
         Payload::TeamMemberContactabilityChanged(e) => {
             let (member, team_name) = (dir.name(&e.professional_id), dir.name(aggregate));
@@ -467,6 +474,18 @@ pub fn describe(event: &RecordedEvent, dir: &mut Directory) -> Vec<Draft> {
         Payload::PersonEmailVerified(_) => vec![person(format!(
             "{who} verified the email address by the link sent to it"
         ))],
+        Payload::PersonDeactivated(e) => {
+            let name = dir.name(&e.person_id);
+            vec![person(format!(
+                "{who} deactivated {name}'s account: {name} left every team and thread, holds no staff role, and can do nothing more"
+            ))]
+        }
+        Payload::PersonReactivated(e) => {
+            let name = dir.name(&e.person_id);
+            vec![person(format!(
+                "{who} reactivated {name}'s account (no team or thread rejoined)"
+            ))]
+        }
 
         Payload::RecordsViewed(e) => {
             let call = the_call(&e.call).to_string();
@@ -720,6 +739,8 @@ mod tests {
                 Payload::PersonEmailVerificationRequested(Default::default())
             }
             "PersonEmailVerified" => Payload::PersonEmailVerified(Default::default()),
+            "PersonDeactivated" => Payload::PersonDeactivated(Default::default()),
+            "PersonReactivated" => Payload::PersonReactivated(Default::default()),
             "RecordsViewed" => Payload::RecordsViewed(Default::default()),
             _ => return None,
         })

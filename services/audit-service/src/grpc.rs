@@ -237,7 +237,7 @@ impl<S: EventStore> AuditGrpc<S> {
     /// (so a role granted a moment ago counts, and one revoked a moment ago
     /// does not).
     async fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
-        let caller = self.reader.authenticate(request)?;
+        let caller = self.reader.authenticate(request).await?;
         if !matches!(caller.role, Role::Auditor | Role::Operator | Role::Admin) {
             return Ok(caller);
         }

@@ -15,7 +15,13 @@ mod embedded {
 }
 
 /// The tables readers query (as views in schema `audit`).
-pub const TABLES: &[&str] = &["entries", "names", "thread_records", "staff_roles"];
+pub const TABLES: &[&str] = &[
+    "entries",
+    "names",
+    "thread_records",
+    "staff_roles",
+    "deactivated_people",
+];
 
 const LOAD_NAMES: &str = "SELECT id, name FROM names WHERE id = ANY($1)";
 const LOAD_THREADS: &str =
@@ -123,7 +129,13 @@ impl projections::Projection for AuditProjection {
     }
 }
 
-/// Grants and revocations of staff roles, in log order (they are rare).
+/// A closed account holds no staff role and is refused every call.
+const DEACTIVATE: &str = "WITH roles AS (DELETE FROM staff_roles WHERE person_id = $1) \
+     INSERT INTO deactivated_people (person_id) VALUES ($1) ON CONFLICT DO NOTHING";
+const REACTIVATE: &str = "DELETE FROM deactivated_people WHERE person_id = $1";
+
+/// Grants and revocations of staff roles, and accounts closed and opened,
+/// in log order (they are rare).
 async fn staff_roles(tx: &Transaction<'_>, events: &[RecordedEvent]) -> Result<(), Error> {
     use proto::events::envelope::Payload;
     for event in events {
@@ -135,6 +147,14 @@ async fn staff_roles(tx: &Transaction<'_>, events: &[RecordedEvent]) -> Result<(
             Some(Payload::StaffRoleRevoked(e)) => {
                 tx.execute(REVOKE_ROLE, &[&e.person_id, &describe::role_name(e.role)])
                     .await?;
+            }
+            Some(Payload::PersonDeactivated(_)) => {
+                let person = &event.envelope.aggregate_id;
+                tx.execute(DEACTIVATE, &[person]).await?;
+            }
+            Some(Payload::PersonReactivated(_)) => {
+                let person = &event.envelope.aggregate_id;
+                tx.execute(REACTIVATE, &[person]).await?;
             }
             _ => {}
         }

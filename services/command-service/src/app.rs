@@ -137,6 +137,7 @@ impl<S: EventStore> App<S> {
         };
         let mut claimed = false;
         let mut bootstrap = false;
+        let mut closed_at = None;
         for attempt in 1..=MAX_ATTEMPTS {
             let current = locked.current();
             if let Some(&position) = current.commands.get(&meta.command_id) {
@@ -167,7 +168,7 @@ impl<S: EventStore> App<S> {
                 // The actor's own aggregate, when the command targets it, is
                 // already held here (loading it again would wait on itself).
                 let own = (C::Target::KIND == own_kind(actor) && aggregate_id == actor.person_id)
-                    .then(|| current.state.confirms(actor.role).unwrap_or(false));
+                    .then(|| Standing::of(&current.state, actor));
                 let owner = locked.aggregate().to_string();
                 let claim = async {
                     self.repo
@@ -176,15 +177,22 @@ impl<S: EventStore> App<S> {
                         .await
                         .map_err(Error::from)
                 };
-                let (ctx, holder, confirmed) = futures::try_join!(
+                let (ctx, holder, standing) = futures::try_join!(
                     self.context(actor, needs, now),
                     claim,
-                    self.confirmed(actor, own)
+                    self.standing(actor, own)
                 )?;
+                if standing.deactivated {
+                    return Err(crate::domain::DomainError::denied(
+                        "account deactivated: an admin closed this account, so nothing can be done with it",
+                    )
+                    .into());
+                }
                 if holder.is_some() {
                     return Err(Error::CommandIdReused(meta.command_id.clone()));
                 }
-                if !confirmed && !command.registers_actor(actor) {
+                closed_at = standing.closed_at;
+                if !standing.confirmed && !command.registers_actor(actor) {
                     if !command.bootstraps(actor) {
                         return Err(unconfirmed(actor).into());
                     }
@@ -206,6 +214,7 @@ impl<S: EventStore> App<S> {
                 ctx
             };
             ctx.bootstrap = bootstrap;
+            ctx.actor_closed_at = closed_at;
             let payload = command.decide(&current.state, &ctx)?;
             if let Some(claim) = crate::claims::person_claim(&payload) {
                 let holder = self.repo.store().claim(&claim.key(), claim.kind).await?;
@@ -298,26 +307,23 @@ impl<S: EventStore> App<S> {
         })
     }
 
-    /// Whether the log confirms the actor in the role their token names
-    /// (`own`: already decided from the command's own target).
-    async fn confirmed(&self, actor: &Actor, own: Option<bool>) -> Result<bool, Error> {
+    /// What the log says of the actor: whether it confirms the role their
+    /// token names, and whether their account is closed (`own`: already
+    /// read from the command's own target).
+    async fn standing(&self, actor: &Actor, own: Option<Standing>) -> Result<Standing, Error> {
         if let Some(own) = own {
             return Ok(own);
         }
-        let confirms = if actor.is(Role::Patient) {
-            self.repo
-                .fresh::<PatientRecord>(&actor.person_id)
-                .await?
-                .state
-                .confirms(actor.role)
+        Ok(if actor.is(Role::Patient) {
+            let record = self.repo.fresh::<PatientRecord>(&actor.person_id).await?;
+            Standing::of(&record.state, actor)
         } else {
-            self.repo
-                .fresh::<Person>(&actor.person_id)
-                .await?
-                .state
-                .confirms(actor.role)
-        };
-        Ok(confirms.unwrap_or(false))
+            let person = self.repo.fresh::<Person>(&actor.person_id).await?;
+            Standing {
+                closed_at: person.state.deactivated_at,
+                ..Standing::of(&person.state, actor)
+            }
+        })
     }
 
     /// Loads, fresh from the log, every aggregate a decision reads.
@@ -328,7 +334,8 @@ impl<S: EventStore> App<S> {
         now: SystemTime,
     ) -> Result<Context, Error> {
         let mut ctx = Context::new(actor.clone(), now);
-        let mut team_ids: BTreeSet<String> = needs.teams.into_iter().collect();
+        let named: BTreeSet<String> = needs.teams.into_iter().collect();
+        let mut team_ids = named.clone();
         let keys: Vec<String> = needs
             .teams_of
             .iter()
@@ -343,7 +350,7 @@ impl<S: EventStore> App<S> {
             }
             ctx.record = Some(Arc::new(record.state.clone()));
         }
-        let people_ids: BTreeSet<String> = needs.people.into_iter().collect();
+        let mut people_ids: BTreeSet<String> = needs.people.into_iter().collect();
         let (teams, people) = futures::try_join!(
             try_join_all(team_ids.iter().map(|id| self.repo.fresh::<Team>(id))),
             try_join_all(people_ids.iter().map(|id| self.repo.fresh::<Person>(id))),
@@ -353,10 +360,51 @@ impl<S: EventStore> App<S> {
             .zip(teams.into_iter().map(state))
             .collect();
         ctx.people = people_ids
-            .into_iter()
+            .iter()
+            .cloned()
             .zip(people.into_iter().map(state))
             .collect();
+        if needs.members {
+            // Whom a message to the named teams reaches: their accounts.
+            let reached: BTreeSet<String> = named
+                .iter()
+                .filter_map(|id| ctx.teams.get(id))
+                .flat_map(|team| {
+                    team.contactable_members()
+                        .chain(team.default_contact.iter())
+                        .cloned()
+                        .collect::<Vec<_>>()
+                })
+                .filter(|id| !people_ids.contains(id) && *id != actor.person_id)
+                .collect();
+            let loaded =
+                try_join_all(reached.iter().map(|id| self.repo.fresh::<Person>(id))).await?;
+            people_ids.extend(reached.iter().cloned());
+            ctx.people
+                .extend(reached.into_iter().zip(loaded.into_iter().map(state)));
+        }
         Ok(ctx)
+    }
+}
+
+/// What the log says of the actor.
+#[derive(Clone, Copy, Debug)]
+struct Standing {
+    /// It confirms the role their token names.
+    confirmed: bool,
+    /// Their account is closed.
+    deactivated: bool,
+    /// When it was last closed.
+    closed_at: Option<SystemTime>,
+}
+
+impl Standing {
+    fn of<A: crate::domain::Aggregate>(own: &A, actor: &Actor) -> Self {
+        Self {
+            confirmed: own.confirms(actor.role).unwrap_or(false),
+            deactivated: own.deactivated(),
+            closed_at: None,
+        }
     }
 }
 
@@ -862,6 +910,7 @@ mod tests {
             teams: vec!["t".into()],
             people: vec!["p".into()],
             teams_of: vec!["p".into()],
+            members: true,
         };
         assert_eq!(thread.breaks_lock_order(AggregateType::Thread), None);
         assert_eq!(

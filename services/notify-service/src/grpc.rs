@@ -93,7 +93,7 @@ impl NotificationService for NotifyGrpc {
         &self,
         request: Request<pb::ThreadNotificationsRequest>,
     ) -> Result<Response<pb::ThreadNotificationsReply>, Status> {
-        let caller = self.reader.authenticate(&request)?;
+        let caller = self.reader.authenticate(&request).await?;
         let r = request.into_inner();
         let thread = ThreadId::parse("thread_id", &r.thread_id)?.to_string();
         let position = self.reader.reached(r.min_position).await?;
@@ -128,9 +128,10 @@ impl NotificationService for NotifyGrpc {
                 let deliverable: bool = row.get(8);
                 let delivery: Option<String> = row.get(10);
                 let state = match (deliverable, delivery.as_deref()) {
+                    // Sent before the recipient's account was closed.
+                    (_, Some("sent")) => pb::DeliveryState::Sent,
                     (false, _) => pb::DeliveryState::Undeliverable,
                     (true, None) => pb::DeliveryState::Pending,
-                    (true, Some("sent")) => pb::DeliveryState::Sent,
                     (true, Some("retrying")) => pb::DeliveryState::Retrying,
                     (true, Some(_)) => pb::DeliveryState::Failed,
                 };

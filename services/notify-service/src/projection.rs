@@ -24,6 +24,7 @@ pub const TABLES: &[&str] = &[
     "grants",
     "team_alerts",
     "verifications",
+    "deactivated_people",
 ];
 
 /// Why a recipient cannot be told.
@@ -58,8 +59,9 @@ const LAPSED_CONSENT: &str = "SELECT 1 FROM consents WHERE patient_id = $1 AND c
      AND (NOT active OR expires_at <= $3)";
 const INSERT_THREAD: &str =
     "INSERT INTO threads (thread_id, patient_id) VALUES ($1, $2) ON CONFLICT DO NOTHING";
-const JOIN: &str = "INSERT INTO participants (thread_id, person_id, active) VALUES ($1, $2, true) \
-     ON CONFLICT (thread_id, person_id) DO UPDATE SET active = true";
+const JOIN: &str = "INSERT INTO participants (thread_id, person_id, active, via_team) \
+     VALUES ($1, $2, true, $3) \
+     ON CONFLICT (thread_id, person_id) DO UPDATE SET active = true, via_team = excluded.via_team";
 const LEAVE: &str =
     "UPDATE participants SET active = false WHERE thread_id = $1 AND person_id = $2";
 /// One notification for everyone to tell of a message on thread $3 by $8
@@ -108,6 +110,32 @@ const REVOKE_GRANT: &str = "UPDATE grants SET revoked = true WHERE grant_id = $1
 const ADD_MEMBER: &str =
     "INSERT INTO team_members (team_id, person_id) VALUES ($1, $2) ON CONFLICT DO NOTHING";
 const REMOVE_MEMBER: &str = "DELETE FROM team_members WHERE team_id = $1 AND person_id = $2";
+/// A closed account ($1): in no team, on no thread, sent nothing more (what
+/// was sent stays sent), and its pending verification withdrawn.
+const DEACTIVATE: &str = "WITH a AS (INSERT INTO deactivated_people (person_id) VALUES ($1) \
+       ON CONFLICT DO NOTHING), \
+     b AS (DELETE FROM team_members WHERE person_id = $1), \
+     c AS (UPDATE participants SET active = false WHERE person_id = $1 AND active), \
+     d AS (UPDATE verifications SET pending = false WHERE person_id = $1 AND pending) \
+     UPDATE notifications SET deliverable = false, reason = 'account deactivated' \
+     WHERE recipient_id = $1 AND deliverable";
+const REACTIVATE: &str = "DELETE FROM deactivated_people WHERE person_id = $1";
+/// A professional ($2) removed from team $1 at $3 (µs) leaves the threads
+/// they were on through it, unless another of their teams that the thread
+/// is addressed to, or that holds a grant in force, keeps them on it.
+const LEAVE_TEAM_THREADS: &str = "WITH via AS (\
+       SELECT p.thread_id, (SELECT k.team_id FROM (\
+           SELECT tt.team_id FROM thread_teams tt WHERE tt.thread_id = p.thread_id \
+           UNION ALL SELECT g.team_id FROM grants g WHERE g.patient_id = t.patient_id \
+             AND NOT g.revoked AND g.expires_at > $3) k \
+         JOIN team_members m ON m.team_id = k.team_id AND m.person_id = $2 \
+         WHERE k.team_id <> $1 ORDER BY k.team_id LIMIT 1) AS keeper \
+       FROM participants p JOIN threads t ON t.thread_id = p.thread_id \
+       WHERE p.person_id = $2 AND p.via_team = $1 AND p.active), \
+     kept AS (UPDATE participants p SET via_team = via.keeper FROM via \
+       WHERE p.thread_id = via.thread_id AND p.person_id = $2 AND via.keeper IS NOT NULL) \
+     UPDATE participants p SET active = false FROM via \
+     WHERE p.thread_id = via.thread_id AND p.person_id = $2 AND via.keeper IS NULL";
 const ADDRESS_TEAM: &str =
     "INSERT INTO thread_teams (thread_id, team_id) VALUES ($1, $2) ON CONFLICT DO NOTHING";
 const SENDER: &str = "SELECT kind, role_label, name FROM people WHERE id = $1";
@@ -314,7 +342,8 @@ async fn apply(tx: &Transaction<'_>, event: &RecordedEvent) -> Result<(), Error>
             tx.execute(INSERT_THREAD, &[&e.thread_id, &e.patient_id])
                 .await?;
             for p in &e.participants {
-                tx.execute(JOIN, &[&e.thread_id, &p.person_id]).await?;
+                tx.execute(JOIN, &[&e.thread_id, &p.person_id, &p.via_team_id])
+                    .await?;
             }
             for team in &e.team_ids {
                 tx.execute(ADDRESS_TEAM, &[&e.thread_id, team]).await?;
@@ -323,7 +352,8 @@ async fn apply(tx: &Transaction<'_>, event: &RecordedEvent) -> Result<(), Error>
         }
         Payload::ParticipantsAdded(e) => {
             for p in &e.participants {
-                tx.execute(JOIN, &[&aggregate, &p.person_id]).await?;
+                tx.execute(JOIN, &[&aggregate, &p.person_id, &p.via_team_id])
+                    .await?;
             }
             for team in &e.team_ids {
                 tx.execute(ADDRESS_TEAM, &[&aggregate, team]).await?;
@@ -348,6 +378,17 @@ async fn apply(tx: &Transaction<'_>, event: &RecordedEvent) -> Result<(), Error>
         Payload::TeamMemberRemoved(e) => {
             tx.execute(REMOVE_MEMBER, &[&aggregate, &e.professional_id])
                 .await?;
+            if e.leaves_threads {
+                let at = micros(envelope.occurred_at.as_ref()).unwrap_or(0);
+                tx.execute(LEAVE_TEAM_THREADS, &[&aggregate, &e.professional_id, &at])
+                    .await?;
+            }
+        }
+        Payload::PersonDeactivated(_) => {
+            tx.execute(DEACTIVATE, &[&aggregate]).await?;
+        }
+        Payload::PersonReactivated(_) => {
+            tx.execute(REACTIVATE, &[&aggregate]).await?;
         }
         Payload::ParticipantLeft(e) => {
             tx.execute(LEAVE, &[&aggregate, &e.person_id]).await?;

@@ -114,6 +114,21 @@ pub trait Aggregate: Clone + Default + std::fmt::Debug + Send + Sync + 'static {
     fn confirms(&self, _role: Role) -> Option<bool> {
         None
     }
+
+    /// Whether this aggregate (a person's own) says their account is
+    /// closed: then nothing they ask is done, whatever their token says.
+    fn deactivated(&self) -> bool {
+        false
+    }
+}
+
+/// When a recorded event happened (the epoch if it does not say).
+pub fn occurred_at(event: &Envelope) -> SystemTime {
+    event
+        .occurred_at
+        .as_ref()
+        .and_then(|t| values::timestamp("occurred_at", t).ok())
+        .unwrap_or(SystemTime::UNIX_EPOCH)
 }
 
 /// Which other aggregates a decision reads.
@@ -130,6 +145,10 @@ pub struct Needs {
     /// store's membership hints, a superset: the teams loaded say who is a
     /// member now).
     pub teams_of: Vec<String>,
+    /// Also the people a message to the named teams reaches (their
+    /// contactable members and default contacts), to know whose account is
+    /// still open.
+    pub members: bool,
 }
 
 /// Where an aggregate kind comes in the lock order: a command holds its
@@ -190,6 +209,9 @@ pub struct Context {
     pub people: HashMap<String, Arc<Person>>,
     /// This decision makes the deployment's first admin.
     pub bootstrap: bool,
+    /// When the actor's account was last closed (and since opened again):
+    /// their memberships and participations from before do not count.
+    pub actor_closed_at: Option<SystemTime>,
 }
 
 impl Context {
@@ -201,7 +223,40 @@ impl Context {
             teams: HashMap::new(),
             people: HashMap::new(),
             bootstrap: false,
+            actor_closed_at: None,
         }
+    }
+
+    /// Whether a membership or participation of `person` that began at
+    /// `since` is still theirs: not ended by their account being closed.
+    /// The actor's own is known; anyone else's only if they were loaded
+    /// (`Needs::people`, `Needs::members`): someone not loaded counts.
+    pub fn holds_from(&self, person: &str, since: SystemTime) -> bool {
+        if person == self.actor.person_id {
+            return self.actor_closed_at.is_none_or(|closed| since > closed);
+        }
+        self.people
+            .get(person)
+            .is_none_or(|p| p.still_holds_from(since))
+    }
+
+    /// `person`'s membership of `team`, if it is theirs now.
+    pub fn member<'a>(&self, team: &'a Team, person: &str) -> Option<&'a team::Member> {
+        team.members
+            .get(person)
+            .filter(|m| self.holds_from(person, m.added_at))
+    }
+
+    /// The team's default messaging contact, if they are still its member.
+    pub fn default_contact<'a>(&self, team: &'a Team) -> Option<&'a str> {
+        team.default_contact
+            .as_deref()
+            .filter(|p| self.is_member(team, p))
+    }
+
+    /// Whether `person` is a member of `team` now.
+    pub fn is_member(&self, team: &Team, person: &str) -> bool {
+        self.member(team, person).is_some()
     }
 
     /// The patient record, which must exist.
@@ -221,22 +276,24 @@ impl Context {
             .ok_or_else(|| DomainError::not_found(format!("team {id} does not exist")))
     }
 
-    /// A registered professional.
+    /// A registered professional, whose account is open.
     pub fn professional(&self, id: &str) -> Result<&Person, DomainError> {
         self.people
             .get(id)
             .map(|p| p.as_ref())
             .filter(|p| p.is_professional())
             .ok_or_else(|| DomainError::not_found(format!("professional {id} is not registered")))
+            .and_then(|p| open_account(p, "professional", id))
     }
 
-    /// A registered carer.
+    /// A registered carer, whose account is open.
     pub fn carer(&self, id: &str) -> Result<&Person, DomainError> {
         self.people
             .get(id)
             .map(|p| p.as_ref())
             .filter(|p| p.is_carer())
             .ok_or_else(|| DomainError::not_found(format!("carer {id} is not registered")))
+            .and_then(|p| open_account(p, "carer", id))
     }
 
     /// Whether the actor is a member of any of these (loaded) teams.
@@ -244,8 +301,18 @@ impl Context {
         teams.into_iter().any(|t| {
             self.teams
                 .get(t)
-                .is_some_and(|team| team.is_member(&self.actor.person_id))
+                .is_some_and(|team| self.is_member(team, &self.actor.person_id))
         })
+    }
+}
+
+fn open_account<'a>(person: &'a Person, kind: &str, id: &str) -> Result<&'a Person, DomainError> {
+    if person.deactivated {
+        Err(DomainError::precondition(format!(
+            "{kind} {id}'s account is deactivated"
+        )))
+    } else {
+        Ok(person)
     }
 }
 

@@ -395,7 +395,7 @@ impl Command for AddPatientToTeam {
         let record = existing(record, &self.patient_id)?;
         let team = ctx.team(&self.team_id)?;
         let staff_of_team =
-            ctx.actor.is(Role::Professional) && team.is_member(&ctx.actor.person_id);
+            ctx.actor.is(Role::Professional) && ctx.is_member(team, &ctx.actor.person_id);
         if !(staff_of_team || ctx.actor.is(Role::Admin)) {
             return Err(DomainError::denied(format!(
                 "only a professional of team {} (or an admin) adds patients to it",
@@ -649,7 +649,7 @@ impl Command for RevokeRecordAccess {
             && ctx
                 .teams
                 .get(&grant.team_id)
-                .is_some_and(|t| t.is_member(&ctx.actor.person_id));
+                .is_some_and(|t| ctx.is_member(t, &ctx.actor.person_id));
         if !(is_patient(&ctx.actor, &self.patient_id) || of_team) {
             return Err(DomainError::denied(
                 "a grant is ended by the patient or by a professional of the team holding it",

@@ -2,11 +2,12 @@
 //! staff roles (admin, operator, auditor) an admin grants.
 
 use std::collections::BTreeSet;
+use std::time::SystemTime;
 
 use proto::events::{
-    AggregateType, CarerRegistered, Envelope, PersonEmailChanged, PersonEmailVerificationRequested,
-    PersonEmailVerified, ProfessionalRegistered, StaffRoleGranted, StaffRoleRevoked,
-    envelope::Payload,
+    AggregateType, CarerRegistered, Envelope, PersonDeactivated, PersonEmailChanged,
+    PersonEmailVerificationRequested, PersonEmailVerified, PersonReactivated,
+    ProfessionalRegistered, StaffRoleGranted, StaffRoleRevoked, envelope::Payload,
 };
 use service_kit::Role;
 
@@ -32,6 +33,12 @@ pub struct Person {
     pub address: Address,
     /// Staff roles in force, by their names ("admin", "operator", "auditor").
     pub staff: BTreeSet<&'static str>,
+    /// Their account is closed: everything they ask is refused.
+    pub deactivated: bool,
+    /// When it was last closed: the teams they were added to and the
+    /// threads they joined before then are not theirs any more, even once
+    /// it is opened again.
+    pub deactivated_at: Option<SystemTime>,
 }
 
 impl Person {
@@ -43,6 +50,12 @@ impl Person {
     }
     pub fn holds(&self, role: Role) -> bool {
         self.staff.contains(role.as_str())
+    }
+
+    /// Whether a membership or participation that began at `since` is
+    /// still theirs: it began after their account was last closed.
+    pub fn still_holds_from(&self, since: SystemTime) -> bool {
+        !self.deactivated && self.deactivated_at.is_none_or(|closed| since > closed)
     }
 }
 
@@ -63,7 +76,14 @@ fn role_from_event(role: i32) -> Option<Role> {
 impl Aggregate for Person {
     const KIND: AggregateType = AggregateType::Person;
 
+    fn deactivated(&self) -> bool {
+        self.deactivated
+    }
+
     fn confirms(&self, role: Role) -> Option<bool> {
+        if self.deactivated {
+            return Some(false);
+        }
         match role {
             Role::Professional => Some(self.is_professional()),
             Role::Carer => Some(self.is_carer()),
@@ -105,8 +125,26 @@ impl Aggregate for Person {
                     self.staff.remove(role.as_str());
                 }
             }
+            Some(Payload::PersonDeactivated(_)) => {
+                self.deactivated = true;
+                self.deactivated_at = Some(super::occurred_at(event));
+                self.staff.clear();
+            }
+            Some(Payload::PersonReactivated(_)) => self.deactivated = false,
             _ => {}
         }
+    }
+}
+
+/// The account must be open: a closed one is changed by nobody until an
+/// admin opens it again.
+fn open(person: &Person, id: &str) -> Result<(), DomainError> {
+    if person.deactivated {
+        Err(DomainError::precondition(format!(
+            "the account of {id} is deactivated: an admin reactivates it first"
+        )))
+    } else {
+        Ok(())
     }
 }
 
@@ -234,6 +272,7 @@ impl Command for ChangePersonEmail {
 
     fn decide(&self, person: &Person, ctx: &Context) -> Result<Payload, DomainError> {
         let person = registered(person, &self.person_id)?;
+        open(person, &self.person_id)?;
         let carer_themself = person.is_carer() && is_themself(ctx, person, &self.person_id);
         if !(ctx.actor.is(Role::Admin) || carer_themself) {
             return Err(DomainError::denied(
@@ -262,6 +301,7 @@ impl Command for RequestPersonEmailVerification {
 
     fn decide(&self, person: &Person, ctx: &Context) -> Result<Payload, DomainError> {
         let person = registered(person, &self.person_id)?;
+        open(person, &self.person_id)?;
         if !(ctx.actor.is(Role::Admin) || is_themself(ctx, person, &self.person_id)) {
             return Err(DomainError::denied(
                 "only the person or an admin asks for a verification email",
@@ -336,6 +376,7 @@ impl Command for GrantStaffRole {
         let role = staff_role(self.role)
             .ok_or_else(|| DomainError::invalid("role", "must be admin, operator or auditor"))?;
         // (A patient's id is refused by its claim: see `claims::person_claim`.)
+        open(person, &self.person_id)?;
         if person.is_carer() {
             return Err(DomainError::precondition(format!(
                 "person {} is a carer: staff roles are for hospital staff",
@@ -397,6 +438,78 @@ impl Command for RevokeStaffRole {
         Ok(Payload::StaffRoleRevoked(StaffRoleRevoked {
             person_id: self.person_id.clone(),
             role: role as i32,
+        }))
+    }
+}
+
+/// Close a professional's or carer's account (admin): they leave every team
+/// and thread, in this one event, and every service refuses them from then
+/// on.
+#[derive(Clone, Debug)]
+pub struct DeactivatePerson {
+    pub person_id: String,
+}
+
+impl Command for DeactivatePerson {
+    type Target = Person;
+
+    fn target_id(&self) -> &str {
+        &self.person_id
+    }
+
+    fn decide(&self, person: &Person, ctx: &Context) -> Result<Payload, DomainError> {
+        require_role(&ctx.actor, &[Role::Admin], "only an admin closes accounts")?;
+        if person.kind == PersonKind::Unregistered && person.staff.is_empty() && !person.deactivated
+        {
+            return Err(DomainError::not_found(format!(
+                "no professional, carer or staff member {} is registered",
+                self.person_id
+            )));
+        }
+        if ctx.actor.person_id == self.person_id {
+            return Err(DomainError::denied(
+                "an admin cannot close their own account: ask another admin",
+            ));
+        }
+        if person.deactivated {
+            return Err(DomainError::precondition(format!(
+                "the account of {} is already deactivated",
+                self.person_id
+            )));
+        }
+        Ok(Payload::PersonDeactivated(PersonDeactivated {
+            person_id: self.person_id.clone(),
+        }))
+    }
+}
+
+/// Open a deactivated account again (admin). Nothing is rejoined.
+#[derive(Clone, Debug)]
+pub struct ReactivatePerson {
+    pub person_id: String,
+}
+
+impl Command for ReactivatePerson {
+    type Target = Person;
+
+    fn target_id(&self) -> &str {
+        &self.person_id
+    }
+
+    fn decide(&self, person: &Person, ctx: &Context) -> Result<Payload, DomainError> {
+        require_role(
+            &ctx.actor,
+            &[Role::Admin],
+            "only an admin opens accounts again",
+        )?;
+        if !person.deactivated {
+            return Err(DomainError::precondition(format!(
+                "the account of {} is not deactivated",
+                self.person_id
+            )));
+        }
+        Ok(Payload::PersonReactivated(PersonReactivated {
+            person_id: self.person_id.clone(),
         }))
     }
 }
@@ -606,6 +719,108 @@ mod tests {
             .decide(&registered, &Context::new(chris.clone(), SystemTime::now())),
             "precondition",
             "already the email address",
+        );
+    }
+
+    #[test]
+    fn an_admin_closes_an_account_and_opens_it_again() {
+        let admin = person(Role::Admin, "Ada Admin");
+        let nurse = person(Role::Professional, "Nina Nurse");
+        let mut state: Person = given(
+            &admin,
+            [
+                Payload::ProfessionalRegistered(ProfessionalRegistered {
+                    professional_id: nurse.person_id.clone(),
+                    name: nurse.name.clone(),
+                    role_label: "Nurse".into(),
+                    work_email: String::new(),
+                    work_email_unverified: false,
+                }),
+                Payload::StaffRoleGranted(StaffRoleGranted {
+                    person_id: nurse.person_id.clone(),
+                    role: proto::events::Role::Operator as i32,
+                    name: nurse.name.clone(),
+                    bootstrap: false,
+                }),
+            ],
+        );
+        let ctx = |actor: &Actor| Context::new(actor.clone(), SystemTime::now());
+        let close = DeactivatePerson {
+            person_id: nurse.person_id.clone(),
+        };
+        let open_again = ReactivatePerson {
+            person_id: nurse.person_id.clone(),
+        };
+        assert_refused(
+            close.decide(&state, &ctx(&nurse)),
+            "denied",
+            "only an admin closes accounts",
+        );
+        assert_refused(
+            DeactivatePerson {
+                person_id: admin.person_id.clone(),
+            }
+            .decide(&Person::default(), &ctx(&admin)),
+            "not found",
+            "is registered",
+        );
+        assert_refused(
+            open_again.decide(&state, &ctx(&admin)),
+            "precondition",
+            "is not deactivated",
+        );
+        let closed = close.decide(&state, &ctx(&admin)).unwrap();
+        state.evolve(&envelope(&admin, closed));
+        assert!(state.deactivated && state.deactivated_at.is_some());
+        assert!(
+            state.staff.is_empty(),
+            "a closed account holds no staff role"
+        );
+        assert_eq!(state.confirms(Role::Professional), Some(false));
+        assert!(state.deactivated());
+        assert_refused(
+            close.decide(&state, &ctx(&admin)),
+            "precondition",
+            "already deactivated",
+        );
+        // Nothing is changed on a closed account.
+        assert_refused(
+            RequestPersonEmailVerification {
+                person_id: nurse.person_id.clone(),
+            }
+            .decide(&state, &ctx(&admin)),
+            "precondition",
+            "reactivates it first",
+        );
+        let opened = open_again.decide(&state, &ctx(&admin)).unwrap();
+        state.evolve(&envelope(&admin, opened));
+        assert!(!state.deactivated);
+        assert_eq!(state.confirms(Role::Professional), Some(true));
+        // What began before it was closed is not theirs any more.
+        let before = state.deactivated_at.unwrap() - std::time::Duration::from_secs(1);
+        assert!(!state.still_holds_from(before));
+        assert!(state.still_holds_from(SystemTime::now()));
+    }
+
+    #[test]
+    fn an_admin_does_not_close_their_own_account() {
+        let admin = person(Role::Admin, "Ada Admin");
+        let state: Person = given(
+            &admin,
+            [Payload::StaffRoleGranted(StaffRoleGranted {
+                person_id: admin.person_id.clone(),
+                role: proto::events::Role::Admin as i32,
+                name: admin.name.clone(),
+                bootstrap: true,
+            })],
+        );
+        assert_refused(
+            DeactivatePerson {
+                person_id: admin.person_id.clone(),
+            }
+            .decide(&state, &Context::new(admin.clone(), SystemTime::now())),
+            "denied",
+            "their own account",
         );
     }
 }

@@ -2,6 +2,7 @@
 //! messaging contact, and the public self-registration code.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::SystemTime;
 
 use proto::events::{
     AggregateType, Envelope, TeamAlertsSet, TeamAutoCcSwitched, TeamCreated, TeamDefaultContactSet,
@@ -14,10 +15,13 @@ use super::values::TEAM_MEMBERS_MAX;
 use super::{Aggregate, Command, Context, DomainError, Needs, require_role};
 
 /// A team member's settings.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Member {
     pub contactable: bool,
     pub lead: bool,
+    /// When they were (last) added: a membership from before their account
+    /// was closed is not theirs (`Context::member`).
+    pub added_at: SystemTime,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -36,22 +40,15 @@ pub struct Team {
     /// Codes by the command that issued them, so a retried command answers
     /// with its own code.
     pub codes_by_command: HashMap<String, String>,
+    /// When each former member was last removed, for removals that also
+    /// took them off the threads they were on through the team.
+    pub removed_at: HashMap<String, SystemTime>,
 }
 
 impl Team {
-    pub fn is_member(&self, person: &str) -> bool {
-        self.members.contains_key(person)
-    }
-
-    pub fn is_lead(&self, person: &str) -> bool {
-        self.members.get(person).is_some_and(|m| m.lead)
-    }
-
-    pub fn is_contactable(&self, person: &str) -> bool {
-        self.members.get(person).is_some_and(|m| m.contactable)
-    }
-
-    /// Members contactable by messages, in a stable order.
+    /// Members contactable by messages, in a stable order, as the log of
+    /// the team has them (`Context::member` says whose membership is
+    /// still theirs).
     pub fn contactable_members(&self) -> impl Iterator<Item = &String> {
         self.members
             .iter()
@@ -59,13 +56,34 @@ impl Team {
             .map(|(id, _)| id)
     }
 
-    fn member(&self, person: &str) -> Result<&Member, DomainError> {
-        self.members.get(person).ok_or_else(|| {
-            DomainError::precondition(format!(
-                "professional {person} is not a member of team {}",
-                self.name
-            ))
-        })
+    /// Whether `person` was removed from the team, taken off the threads it
+    /// brought them to, after `since`.
+    pub fn removed_since(&self, person: &str, since: SystemTime) -> bool {
+        self.removed_at.get(person).is_some_and(|at| *at >= since)
+    }
+
+    /// Who is in the team, for its people (whose accounts must be open).
+    pub fn people(&self) -> impl Iterator<Item = &String> {
+        self.members.keys()
+    }
+}
+
+/// `person`'s membership of `team` now, or why not.
+fn member<'a>(team: &'a Team, ctx: &Context, person: &str) -> Result<&'a Member, DomainError> {
+    ctx.member(team, person).ok_or_else(|| {
+        DomainError::precondition(format!(
+            "professional {person} is not a member of team {}",
+            team.name
+        ))
+    })
+}
+
+/// A command on one member: their account is read, so that a membership
+/// that ended with it is not one.
+fn member_needs(person: &str) -> Needs {
+    Needs {
+        people: vec![person.to_string()],
+        ..Needs::default()
     }
 }
 
@@ -85,11 +103,16 @@ impl Aggregate for Team {
                     Member {
                         contactable: e.contactable,
                         lead: e.lead,
+                        added_at: super::occurred_at(event),
                     },
                 );
             }
             Some(Payload::TeamMemberRemoved(e)) => {
                 self.members.remove(&e.professional_id);
+                if e.leaves_threads {
+                    self.removed_at
+                        .insert(e.professional_id.clone(), super::occurred_at(event));
+                }
                 if e.default_contact_cleared {
                     self.default_contact = None;
                 }
@@ -187,7 +210,7 @@ impl Command for AddTeamMember {
         require_role(&ctx.actor, &[Role::Admin], ADMIN_RULE)?;
         let team = existing(team, &self.team_id)?;
         ctx.professional(&self.professional_id)?;
-        if team.is_member(&self.professional_id) {
+        if ctx.is_member(team, &self.professional_id) {
             return Err(DomainError::precondition(format!(
                 "professional {} is already a member of team {}",
                 self.professional_id, team.name
@@ -207,7 +230,9 @@ impl Command for AddTeamMember {
     }
 }
 
-/// Remove a member (admin). Their thread participation stays.
+/// Remove a member (admin). In the same event they leave the threads they
+/// were on only through this team (see `TeamMemberRemoved.leaves_threads`);
+/// those they were added to by name they keep.
 #[derive(Clone, Debug)]
 pub struct RemoveTeamMember {
     pub team_id: String,
@@ -219,14 +244,18 @@ impl Command for RemoveTeamMember {
     fn target_id(&self) -> &str {
         &self.team_id
     }
+    fn needs(&self, _: &Team, _: &super::Actor) -> Needs {
+        member_needs(&self.professional_id)
+    }
     fn decide(&self, team: &Team, ctx: &Context) -> Result<Payload, DomainError> {
         require_role(&ctx.actor, &[Role::Admin], ADMIN_RULE)?;
         let team = existing(team, &self.team_id)?;
-        team.member(&self.professional_id)?;
+        member(team, ctx, &self.professional_id)?;
         Ok(Payload::TeamMemberRemoved(TeamMemberRemoved {
             professional_id: self.professional_id.clone(),
             default_contact_cleared: team.default_contact.as_deref()
                 == Some(self.professional_id.as_str()),
+            leaves_threads: true,
         }))
     }
 }
@@ -244,10 +273,13 @@ impl Command for SetMemberContactable {
     fn target_id(&self) -> &str {
         &self.team_id
     }
+    fn needs(&self, _: &Team, _: &super::Actor) -> Needs {
+        member_needs(&self.professional_id)
+    }
     fn decide(&self, team: &Team, ctx: &Context) -> Result<Payload, DomainError> {
         require_role(&ctx.actor, &[Role::Admin], ADMIN_RULE)?;
         let team = existing(team, &self.team_id)?;
-        let member = team.member(&self.professional_id)?;
+        let member = member(team, ctx, &self.professional_id)?;
         if member.contactable == self.contactable {
             return Err(DomainError::precondition(format!(
                 "professional {} is already {}contactable in team {}",
@@ -280,10 +312,13 @@ impl Command for SetMemberLead {
     fn target_id(&self) -> &str {
         &self.team_id
     }
+    fn needs(&self, _: &Team, _: &super::Actor) -> Needs {
+        member_needs(&self.professional_id)
+    }
     fn decide(&self, team: &Team, ctx: &Context) -> Result<Payload, DomainError> {
         require_role(&ctx.actor, &[Role::Admin], ADMIN_RULE)?;
         let team = existing(team, &self.team_id)?;
-        if team.member(&self.professional_id)?.lead == self.lead {
+        if member(team, ctx, &self.professional_id)?.lead == self.lead {
             return Err(DomainError::precondition(format!(
                 "professional {} is already {}a lead of team {}",
                 self.professional_id,
@@ -425,17 +460,28 @@ impl Command for SetDefaultContact {
     fn target_id(&self) -> &str {
         &self.team_id
     }
+    fn needs(&self, team: &Team, _: &super::Actor) -> Needs {
+        Needs {
+            people: self
+                .professional_id
+                .iter()
+                .chain(team.default_contact.iter())
+                .cloned()
+                .collect(),
+            ..Needs::default()
+        }
+    }
     fn decide(&self, team: &Team, ctx: &Context) -> Result<Payload, DomainError> {
         require_role(&ctx.actor, &[Role::Admin], ADMIN_RULE)?;
         let team = existing(team, &self.team_id)?;
-        if team.default_contact == self.professional_id {
+        if ctx.default_contact(team) == self.professional_id.as_deref() {
             return Err(DomainError::precondition(match &self.professional_id {
                 Some(p) => format!("{p} is already the default contact of team {}", team.name),
                 None => format!("team {} has no default contact to clear", team.name),
             }));
         }
         if let Some(p) = &self.professional_id
-            && !team.member(p)?.contactable
+            && !member(team, ctx, p)?.contactable
         {
             return Err(DomainError::precondition(format!(
                 "the default messaging contact must be contactable by messages; {p} is not, in team {}",
@@ -626,7 +672,7 @@ mod tests {
         .decide(&team, &ctx(&w.admin))
         .unwrap();
         team.evolve(&envelope(&w.admin, event));
-        assert!(!team.is_member(&w.nurse));
+        assert!(!team.members.contains_key(&w.nurse));
         assert_eq!(team.default_contact, None);
     }
 

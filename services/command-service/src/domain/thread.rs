@@ -94,6 +94,46 @@ impl Thread {
         }
     }
 
+    /// Whether `person` is on the thread now: on it, with neither their
+    /// account closed since they joined nor, if a team brought them, their
+    /// removal from that team since (unless another team of theirs that
+    /// the thread is addressed to, or that holds a grant in force on its
+    /// record, keeps them on it). What it reads of people and teams comes
+    /// from `ctx` (a team not loaded has not removed them).
+    pub fn on_now(&self, person: &str, ctx: &Context) -> bool {
+        let Some(p) = self.participants.get(person) else {
+            return false;
+        };
+        if !p.active || !ctx.holds_from(person, p.joined_at) {
+            return false;
+        }
+        let Some(via) = &p.via_team else {
+            return true;
+        };
+        let removed = ctx
+            .teams
+            .get(via)
+            .is_some_and(|t| t.removed_since(person, p.joined_at));
+        !removed || self.kept_by_another_team(person, via, ctx)
+    }
+
+    fn kept_by_another_team(&self, person: &str, via: &str, ctx: &Context) -> bool {
+        let grants: Vec<&String> = ctx
+            .record
+            .as_deref()
+            .map(|r| r.grant_teams(ctx.now).collect())
+            .unwrap_or_default();
+        self.teams
+            .iter()
+            .chain(grants)
+            .filter(|t| t.as_str() != via)
+            .any(|t| {
+                ctx.teams
+                    .get(t)
+                    .is_some_and(|team| ctx.is_member(team, person))
+            })
+    }
+
     fn add(&mut self, participants: &[Participant], at: SystemTime) {
         for p in participants {
             self.participants.insert(
@@ -114,11 +154,7 @@ impl Aggregate for Thread {
 
     fn evolve(&mut self, event: &Envelope) {
         let author = event.actor.as_ref().map(|a| a.person_id.as_str());
-        let at = event
-            .occurred_at
-            .as_ref()
-            .and_then(|t| super::values::timestamp("occurred_at", t).ok())
-            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let at = super::occurred_at(event);
         match &event.payload {
             Some(Payload::ThreadStarted(e)) => {
                 self.started = true;
@@ -253,7 +289,10 @@ fn expand(
                 }
                 if team.auto_cc {
                     let mut any = false;
-                    for member in team.contactable_members() {
+                    let members = team
+                        .contactable_members()
+                        .filter(|m| ctx.is_member(team, m));
+                    for member in members {
                         any = true;
                         if !on_thread(member) && !left(member) {
                             roster.push(participant(
@@ -270,7 +309,7 @@ fn expand(
                             team.name
                         )));
                     }
-                } else if let Some(contact) = &team.default_contact {
+                } else if let Some(contact) = ctx.default_contact(team) {
                     if !on_thread(contact) && !left(contact) {
                         roster.push(participant(
                             contact,
@@ -299,7 +338,7 @@ fn expand(
                 scope.sort_by(|a, b| a.1.name.cmp(&b.1.name));
                 if let Some((team_id, team)) = scope
                     .iter()
-                    .find(|(_, t)| t.auto_cc && t.is_contactable(person))
+                    .find(|(_, t)| t.auto_cc && contactable_in(ctx, t, person))
                 {
                     // A rule of the team, not a malformed request.
                     return Err(DomainError::precondition(format!(
@@ -311,14 +350,14 @@ fn expand(
                     && !record.teams.keys().any(|t| {
                         ctx.teams
                             .get(t)
-                            .is_some_and(|team| team.is_contactable(person))
+                            .is_some_and(|team| contactable_in(ctx, team, person))
                     })
                 {
                     return Err(DomainError::denied(format!(
                         "patients and carers message only professionals contactable by messages in the patient's teams; {person} is not one"
                     )));
                 }
-                if !on_thread(person) {
+                if !thread.is_some_and(|t| t.on_now(person, ctx)) {
                     roster.push(participant(
                         person,
                         ParticipantKind::Professional,
@@ -330,6 +369,11 @@ fn expand(
         }
     }
     Ok(())
+}
+
+/// Whether `person` is a member of `team` now, contactable by messages.
+fn contactable_in(ctx: &Context, team: &super::Team, person: &str) -> bool {
+    ctx.member(team, person).is_some_and(|m| m.contactable)
 }
 
 fn add_carers(
@@ -393,7 +437,7 @@ fn staff_with_access(thread: &Thread, ctx: &Context) -> bool {
     if ctx.actor.role != Role::Professional {
         return false;
     }
-    if thread.is_active(&ctx.actor.person_id) || ctx.actor_in_any(thread.teams.iter()) {
+    if thread.on_now(&ctx.actor.person_id, ctx) || ctx.actor_in_any(thread.teams.iter()) {
         return true;
     }
     ctx.record
@@ -422,9 +466,11 @@ fn require_participant(thread: &Thread, id: &str, ctx: &Context) -> Result<(), D
     visible(thread, id, ctx)?;
     let me = &ctx.actor.person_id;
     let is_owner = ctx.actor.role == Role::Patient && *me == thread.patient_id;
-    if !is_owner && !thread.is_active(me) {
+    if !is_owner && !thread.on_now(me, ctx) {
         return Err(DomainError::denied(if thread.has_left(me) {
             "you left this thread; a participant can add you back".to_string()
+        } else if thread.participants.contains_key(me) {
+            "you are no longer on this thread: you left the team that brought you to it, or your account was closed since; a participant can add you back".to_string()
         } else {
             "only people on the thread can do this; add yourself to it first".to_string()
         }));
@@ -472,20 +518,38 @@ fn require_professional_participant(
 }
 
 /// A carer needs the record (consent); a professional not on the thread
-/// needs the thread's teams and the record's grants (access).
+/// needs the thread's teams and the record's grants (access), and so does
+/// one a team brought (whether that team, or another, still keeps them
+/// on it).
 fn participant_needs(thread: &Thread, actor: &Actor) -> Needs {
     match actor.role {
         Role::Carer => Needs {
             record: Some(thread.patient_id.clone()),
             ..Needs::default()
         },
-        Role::Professional if !thread.is_active(&actor.person_id) && thread.started => Needs {
-            record: Some(thread.patient_id.clone()),
-            record_teams: true,
-            teams: thread.teams.iter().cloned().collect(),
-            ..Needs::default()
-        },
+        Role::Professional if thread.started => {
+            let via = thread
+                .participants
+                .get(&actor.person_id)
+                .filter(|p| p.active)
+                .map(|p| p.via_team.clone());
+            match via {
+                Some(None) => Needs::default(),
+                Some(Some(team)) => access_needs(thread, Some(team)),
+                None => access_needs(thread, None),
+            }
+        }
         _ => Needs::default(),
+    }
+}
+
+/// The record (its grants), its teams, the thread's teams, and `via`.
+fn access_needs(thread: &Thread, via: Option<String>) -> Needs {
+    Needs {
+        record: Some(thread.patient_id.clone()),
+        record_teams: true,
+        teams: thread.teams.iter().cloned().chain(via).collect(),
+        ..Needs::default()
     }
 }
 
@@ -523,6 +587,7 @@ impl Command for StartThread {
                 .collect(),
             // A member of any automatic-CC team is addressed through it.
             teams_of: professional_ids(&self.recipients).collect(),
+            members: true,
         }
     }
     fn decide(&self, thread: &Thread, ctx: &Context) -> Result<Payload, DomainError> {
@@ -691,6 +756,7 @@ impl Command for AddParticipants {
                 .collect(),
             // A member of any automatic-CC team is addressed through it.
             teams_of: professional_ids(&self.recipients).collect(),
+            members: true,
         }
     }
     fn decide(&self, thread: &Thread, ctx: &Context) -> Result<Payload, DomainError> {
@@ -765,11 +831,8 @@ impl Command for LeaveThread {
             ));
         }
         let record = ctx.record.as_deref();
-        let on = if ctx.actor.role == Role::Carer {
-            thread.takes_part(me, record, ctx.now)
-        } else {
-            thread.is_active(me)
-        };
+        let on = thread.on_now(me, ctx)
+            && (ctx.actor.role != Role::Carer || thread.takes_part(me, record, ctx.now));
         if !on {
             return Err(DomainError::precondition("you are not on this thread"));
         }
@@ -797,7 +860,8 @@ fn is_lead_of_thread_team(thread: &Thread, ctx: &Context) -> bool {
     thread.teams.iter().any(|t| {
         ctx.teams
             .get(t)
-            .is_some_and(|team| team.is_lead(&ctx.actor.person_id))
+            .and_then(|team| ctx.member(team, &ctx.actor.person_id))
+            .is_some_and(|m| m.lead)
     })
 }
 
@@ -814,10 +878,15 @@ impl Command for AssignThread {
     fn target_id(&self) -> &str {
         &self.thread_id
     }
-    fn needs(&self, thread: &Thread, actor: &Actor) -> Needs {
+    fn needs(&self, thread: &Thread, _: &Actor) -> Needs {
+        // Whether the assignee (and the actor) is on the thread now.
+        let via = thread
+            .participants
+            .get(&self.assignee_id)
+            .and_then(|p| p.via_team.clone());
         Needs {
-            teams: thread.teams.iter().cloned().collect(),
-            ..participant_needs(thread, actor)
+            people: vec![self.assignee_id.clone()],
+            ..access_needs(thread, via)
         }
     }
     fn decide(&self, thread: &Thread, ctx: &Context) -> Result<Payload, DomainError> {
@@ -835,7 +904,9 @@ impl Command for AssignThread {
         }
         require_not_archived(thread)?;
         match thread.participants.get(&self.assignee_id) {
-            Some(p) if p.active && p.kind == ParticipantKind::Professional => {}
+            Some(p)
+                if p.kind == ParticipantKind::Professional
+                    && thread.on_now(&self.assignee_id, ctx) => {}
             _ => {
                 return Err(DomainError::precondition(format!(
                     "{} is not a professional on the thread; add them first",

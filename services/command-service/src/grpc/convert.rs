@@ -10,8 +10,8 @@ use crate::domain::patient::{
     RevokeCarerConsent, RevokeRecordAccess,
 };
 use crate::domain::person::{
-    ChangePersonEmail, ConfirmPersonEmail, GrantStaffRole, RegisterCarer, RegisterProfessional,
-    RequestPersonEmailVerification, RevokeStaffRole,
+    ChangePersonEmail, ConfirmPersonEmail, DeactivatePerson, GrantStaffRole, ReactivatePerson,
+    RegisterCarer, RegisterProfessional, RequestPersonEmailVerification, RevokeStaffRole,
 };
 use crate::domain::team::{
     AddTeamMember, CreateTeam, IssueJoinCode, RemoveTeamMember, SetAlerts, SetAutoCc,
@@ -45,6 +45,8 @@ has_command_id!(
     pb::RegisterCarerRequest,
     pb::GrantStaffRoleRequest,
     pb::RevokeStaffRoleRequest,
+    pb::DeactivatePersonRequest,
+    pb::ReactivatePersonRequest,
     pb::CreateTeamRequest,
     pb::AddTeamMemberRequest,
     pb::RemoveTeamMemberRequest,
@@ -201,6 +203,30 @@ impl FromRequest<pb::RevokeStaffRoleRequest> for RevokeStaffRole {
         Ok(Self {
             person_id: PersonId::parse("person_id", &r.person_id)?.into(),
             role: staff_role(&r.role)?,
+        })
+    }
+}
+
+impl FromRequest<pb::DeactivatePersonRequest> for DeactivatePerson {
+    fn from_request(
+        r: pb::DeactivatePersonRequest,
+        _: &str,
+        _: &Actor,
+    ) -> Result<Self, DomainError> {
+        Ok(Self {
+            person_id: PersonId::parse("person_id", &r.person_id)?.into(),
+        })
+    }
+}
+
+impl FromRequest<pb::ReactivatePersonRequest> for ReactivatePerson {
+    fn from_request(
+        r: pb::ReactivatePersonRequest,
+        _: &str,
+        _: &Actor,
+    ) -> Result<Self, DomainError> {
+        Ok(Self {
+            person_id: PersonId::parse("person_id", &r.person_id)?.into(),
         })
     }
 }

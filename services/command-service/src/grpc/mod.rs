@@ -23,8 +23,8 @@ use crate::domain::patient::{
     RevokeCarerConsent, RevokeRecordAccess,
 };
 use crate::domain::person::{
-    ChangePersonEmail, ConfirmPersonEmail, GrantStaffRole, RegisterCarer, RegisterProfessional,
-    RequestPersonEmailVerification, RevokeStaffRole,
+    ChangePersonEmail, ConfirmPersonEmail, DeactivatePerson, GrantStaffRole, ReactivatePerson,
+    RegisterCarer, RegisterProfessional, RequestPersonEmailVerification, RevokeStaffRole,
 };
 use crate::domain::team::{
     AddTeamMember, CreateTeam, IssueJoinCode, RemoveTeamMember, SetAlerts, SetAutoCc,
@@ -150,6 +150,12 @@ impl<S: EventStore> CommandService for CommandGrpc<S> {
     }
     async fn revoke_staff_role(&self, r: Request<pb::RevokeStaffRoleRequest>) -> Answer {
         self.handle::<_, RevokeStaffRole>(r).await
+    }
+    async fn deactivate_person(&self, r: Request<pb::DeactivatePersonRequest>) -> Answer {
+        self.handle::<_, DeactivatePerson>(r).await
+    }
+    async fn reactivate_person(&self, r: Request<pb::ReactivatePersonRequest>) -> Answer {
+        self.handle::<_, ReactivatePerson>(r).await
     }
     async fn create_team(&self, r: Request<pb::CreateTeamRequest>) -> Answer {
         self.handle::<_, CreateTeam>(r).await

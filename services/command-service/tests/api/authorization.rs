@@ -78,6 +78,8 @@ enum Case {
     SetTeamAlerts,
     SetDefaultContact,
     IssueJoinCode,
+    DeactivatePerson,
+    ReactivatePerson,
 }
 
 struct Fixture<'a> {
@@ -190,6 +192,22 @@ impl Fixture<'_> {
         (patient, grant)
     }
 
+    /// A professional the admin registers for this attempt.
+    async fn registered_professional(&self) -> String {
+        let id = uuid::Uuid::now_v7().to_string();
+        self.as_(&self.org.admin)
+            .register_professional(pb::RegisterProfessionalRequest {
+                command_id: command_id(),
+                professional_id: id.clone(),
+                name: "Dr Leaving".into(),
+                role_label: "Registrar".into(),
+                work_email: format!("{id}@hospital.example"),
+            })
+            .await
+            .unwrap();
+        id
+    }
+
     /// A new team with the cardiologist as a contactable member.
     async fn team(&self) -> String {
         let o = self.org;
@@ -298,6 +316,35 @@ impl Fixture<'_> {
             | Case::RevokeCarerConsent
             | Case::GrantRecordAccess
             | Case::RevokeRecordAccess => self.record_attempt(case, who).await,
+            Case::DeactivatePerson | Case::ReactivatePerson => {
+                let person = self.registered_professional().await;
+                let mut admin = self.as_(&o.admin);
+                if matches!(case, Case::ReactivatePerson) {
+                    admin
+                        .deactivate_person(pb::DeactivatePersonRequest {
+                            command_id: cid(),
+                            person_id: person.clone(),
+                        })
+                        .await
+                        .unwrap();
+                }
+                let mut actor = self.as_(&self.caller(who, &o.patient));
+                code(if matches!(case, Case::DeactivatePerson) {
+                    actor
+                        .deactivate_person(pb::DeactivatePersonRequest {
+                            command_id: cid(),
+                            person_id: person,
+                        })
+                        .await
+                } else {
+                    actor
+                        .reactivate_person(pb::ReactivatePersonRequest {
+                            command_id: cid(),
+                            person_id: person,
+                        })
+                        .await
+                })
+            }
             _ => self.team_attempt(case, who).await,
         }
     }
@@ -725,6 +772,8 @@ async fn people_and_team_commands_role_by_role() {
             (Case::SetTeamAlerts, "pd pd pd pd pd pd pd ok"),
             (Case::SetDefaultContact, "pd pd pd pd pd pd pd ok"),
             (Case::IssueJoinCode, "pd pd pd pd pd pd pd ok"),
+            (Case::DeactivatePerson, "pd pd pd pd pd pd pd ok"),
+            (Case::ReactivatePerson, "pd pd pd pd pd pd pd ok"),
         ],
     )
     .await;

@@ -6,6 +6,7 @@
 
 mod authorization;
 mod claims;
+mod leavers;
 mod reliability;
 mod scenario;
 mod staff_roles;

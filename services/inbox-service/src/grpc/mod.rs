@@ -121,8 +121,8 @@ impl InboxGrpc {
         Self { reader, access }
     }
 
-    fn caller<T>(&self, request: &Request<T>) -> Result<(Caller, Viewer), Status> {
-        let caller = self.reader.authenticate(request)?;
+    async fn caller<T>(&self, request: &Request<T>) -> Result<(Caller, Viewer), Status> {
+        let caller = self.reader.authenticate(request).await?;
         let viewer = Viewer {
             id: caller.person_id,
             role: caller.role,
@@ -147,7 +147,7 @@ impl InboxService for InboxGrpc {
         &self,
         request: Request<pb::MyInboxRequest>,
     ) -> Result<Response<pb::ThreadPage>, Status> {
-        let (caller, viewer) = self.caller(&request)?;
+        let (caller, viewer) = self.caller(&request).await?;
         let r = request.into_inner();
         let filter = filter(r.filters, r.page_size, &r.cursor)?;
         let position = self.reached(r.min_position).await?;
@@ -166,7 +166,7 @@ impl InboxService for InboxGrpc {
         &self,
         request: Request<pb::TeamInboxRequest>,
     ) -> Result<Response<pb::TeamInboxReply>, Status> {
-        let (caller, viewer) = self.caller(&request)?;
+        let (caller, viewer) = self.caller(&request).await?;
         let r = request.into_inner();
         let team = TeamId::parse("team_id", &r.team_id)?;
         let filter = filter(r.filters, r.page_size, &r.cursor)?;
@@ -187,7 +187,7 @@ impl InboxService for InboxGrpc {
         &self,
         request: Request<pb::GetThreadRequest>,
     ) -> Result<Response<pb::ThreadDetail>, Status> {
-        let (caller, viewer) = self.caller(&request)?;
+        let (caller, viewer) = self.caller(&request).await?;
         let r = request.into_inner();
         let thread = ThreadId::parse("thread_id", &r.thread_id)?;
         let page = queries::MessagePage {
@@ -217,7 +217,7 @@ impl InboxService for InboxGrpc {
         &self,
         request: Request<pb::WhoCanIMessageRequest>,
     ) -> Result<Response<pb::WhoCanIMessageReply>, Status> {
-        let (caller, viewer) = self.caller(&request)?;
+        let (caller, viewer) = self.caller(&request).await?;
         let r = request.into_inner();
         let patient = PatientId::parse("patient_id", &r.patient_id)?;
         let position = self.reached(r.min_position).await?;
@@ -237,7 +237,7 @@ impl InboxService for InboxGrpc {
         &self,
         request: Request<pb::NotReadByPatientRequest>,
     ) -> Result<Response<pb::NotReadByPatientReply>, Status> {
-        let (caller, viewer) = self.caller(&request)?;
+        let (caller, viewer) = self.caller(&request).await?;
         let r = request.into_inner();
         let team = TeamId::parse("team_id", &r.team_id)?;
         let days = match r.days {

@@ -42,6 +42,7 @@ pub const TABLES: &[&str] = &[
     "messages",
     "read_marks",
     "assignments",
+    "deactivated_people",
 ];
 
 /// The inbox read model.
@@ -113,6 +114,21 @@ impl projections::Projection for InboxProjection {
                     }
                     reference.apply(tx, event).await?;
                 }
+                Some(Payload::PersonDeactivated(_)) => {
+                    let person = uuid(event, "aggregate_id", &event.envelope.aggregate_id)?;
+                    reference.apply(tx, event).await?;
+                    threads::apply(tx, &std::mem::take(&mut threads)).await?;
+                    tx.execute(LEAVE_EVERY_THREAD, &[&person, &occurred_at(event)])
+                        .await?;
+                }
+                Some(Payload::TeamMemberRemoved(e)) if e.leaves_threads => {
+                    let team = uuid(event, "aggregate_id", &event.envelope.aggregate_id)?;
+                    let person = uuid(event, "professional_id", &e.professional_id)?;
+                    reference.apply(tx, event).await?;
+                    threads::apply(tx, &std::mem::take(&mut threads)).await?;
+                    tx.execute(LEAVE_TEAM_THREADS, &[&team, &person, &occurred_at(event)])
+                        .await?;
+                }
                 Some(_) => reference.apply(tx, event).await?,
                 None => {} // a newer event type: nothing to show yet
             }
@@ -124,6 +140,36 @@ impl projections::Projection for InboxProjection {
 
 /// The consent of (patient $1, carer $2) as it stood at $3, if it had
 /// expired by then: its expiry.
+/// A closed account ($1) leaves every thread it was on, at $2, and is
+/// assigned none.
+const LEAVE_EVERY_THREAD: &str = "WITH ended AS (UPDATE thread_participants SET active = false, left_at = $2 \
+     WHERE person_id = $1 AND active RETURNING thread_id) \
+     UPDATE threads t SET participant_count = greatest(t.participant_count - 1, 0), \
+       assignee = CASE WHEN t.assignee = $1 THEN NULL ELSE t.assignee END \
+     FROM ended WHERE t.thread_id = ended.thread_id";
+
+/// A professional ($2) removed from team $1 at $3 leaves the threads they
+/// were on through it, unless another of their teams that the thread is
+/// addressed to, or that holds a grant in force on its record, keeps them
+/// on it: they are then on it through that team.
+const LEAVE_TEAM_THREADS: &str = "WITH via AS (\
+       SELECT p.thread_id, (SELECT k.team_id FROM (\
+           SELECT tt.team_id FROM thread_teams tt WHERE tt.thread_id = p.thread_id \
+           UNION ALL SELECT g.team_id FROM grants g WHERE g.patient_id = t.patient_id \
+             AND g.revoked_at IS NULL AND g.expires_at > $3) k \
+         JOIN team_members m ON m.team_id = k.team_id AND m.person_id = $2 \
+         WHERE k.team_id <> $1 ORDER BY k.team_id LIMIT 1) AS keeper \
+       FROM thread_participants p JOIN threads t ON t.thread_id = p.thread_id \
+       WHERE p.person_id = $2 AND p.via_team = $1 AND p.active), \
+     kept AS (UPDATE thread_participants p SET via_team = via.keeper FROM via \
+       WHERE p.thread_id = via.thread_id AND p.person_id = $2 AND via.keeper IS NOT NULL), \
+     ended AS (UPDATE thread_participants p SET active = false, left_at = $3 FROM via \
+       WHERE p.thread_id = via.thread_id AND p.person_id = $2 AND via.keeper IS NULL \
+       RETURNING p.thread_id) \
+     UPDATE threads t SET participant_count = greatest(t.participant_count - 1, 0), \
+       assignee = CASE WHEN t.assignee = $2 THEN NULL ELSE t.assignee END \
+     FROM ended WHERE t.thread_id = ended.thread_id";
+
 const LAPSED_CONSENT: &str = "SELECT expires_at FROM consents \
      WHERE patient_id = $1 AND carer_id = $2 AND expires_at <= $3";
 

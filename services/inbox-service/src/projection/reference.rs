@@ -57,6 +57,12 @@ const VERIFY_EMAIL: &str =
 const CHANGE_EMAIL: &str =
     "UPDATE people SET email = $2, email_verified = false WHERE person_id = $1";
 const REMOVE_MEMBER: &str = "DELETE FROM team_members WHERE team_id = $1 AND person_id = $2";
+const DEACTIVATE: &str =
+    "INSERT INTO deactivated_people (person_id) VALUES ($1::uuid::text) ON CONFLICT DO NOTHING";
+const REACTIVATE: &str = "DELETE FROM deactivated_people WHERE person_id = $1::uuid::text";
+/// A closed account leaves every team, and is no team's default contact.
+const LEAVE_TEAMS: &str = "WITH gone AS (DELETE FROM team_members WHERE person_id = $1) \
+     UPDATE teams SET default_contact = NULL WHERE default_contact = $1";
 const CLEAR_DEFAULT_CONTACT: &str =
     "UPDATE teams SET default_contact = NULL WHERE team_id = $1 AND default_contact = $2";
 const SET_CONTACTABLE: &str =
@@ -232,6 +238,13 @@ impl Reference {
                     tx.execute(CLEAR_DEFAULT_CONTACT, &[&aggregate, &member])
                         .await?;
                 }
+            }
+            Payload::PersonDeactivated(_) => {
+                tx.execute(DEACTIVATE, &[&aggregate]).await?;
+                tx.execute(LEAVE_TEAMS, &[&aggregate]).await?;
+            }
+            Payload::PersonReactivated(_) => {
+                tx.execute(REACTIVATE, &[&aggregate]).await?;
             }
             Payload::TeamMemberLeadChanged(e) => {
                 let member = uuid(event, "professional_id", &e.professional_id)?;

@@ -5,8 +5,9 @@ use std::time::{Duration, SystemTime};
 
 use proto::events::{
     CarerConsentGranted, CarerConsentRevoked, CarerRegistered, JoinMethod, PatientJoinedTeam,
-    PatientRegistered, ProfessionalRegistered, RecordAccessGranted, TeamAutoCcSwitched,
-    TeamCreated, TeamDefaultContactSet, TeamMemberAdded,
+    PatientRegistered, PersonDeactivated, PersonReactivated, ProfessionalRegistered,
+    RecordAccessGranted, TeamAutoCcSwitched, TeamCreated, TeamDefaultContactSet, TeamMemberAdded,
+    TeamMemberRemoved,
 };
 
 use super::*;
@@ -253,12 +254,75 @@ impl World {
                 ctx.teams.insert(id, Arc::new(t.clone()));
             }
         }
-        for id in &needs.people {
+        let mut people = needs.people.clone();
+        if needs.members {
+            for id in &needs.teams {
+                if let Some(t) = self.teams.get(id) {
+                    people.extend(t.contactable_members().cloned());
+                    people.extend(t.default_contact.iter().cloned());
+                }
+            }
+        }
+        for id in &people {
             if let Some(p) = self.people.get(id) {
                 ctx.people.insert(id.clone(), Arc::new(p.clone()));
             }
         }
+        ctx.actor_closed_at = self
+            .people
+            .get(&actor.person_id)
+            .and_then(|p| p.deactivated_at);
         ctx
+    }
+
+    /// An admin removes `who` from `team`.
+    fn remove_member(&mut self, team: &str, who: &Actor) {
+        let event = envelope(
+            &self.admin,
+            Payload::TeamMemberRemoved(TeamMemberRemoved {
+                professional_id: who.person_id.clone(),
+                default_contact_cleared: false,
+                leaves_threads: true,
+            }),
+        );
+        self.teams.get_mut(team).unwrap().evolve(&event);
+    }
+
+    /// An admin adds `who` to `team`, contactable.
+    fn add_member(&mut self, team: &str, who: &Actor) {
+        let event = envelope(
+            &self.admin,
+            Payload::TeamMemberAdded(TeamMemberAdded {
+                professional_id: who.person_id.clone(),
+                contactable: true,
+                lead: false,
+            }),
+        );
+        self.teams.get_mut(team).unwrap().evolve(&event);
+    }
+
+    /// An admin closes (or opens again) `who`'s account.
+    fn set_account(&mut self, who: &Actor, open: bool) {
+        let id = who.person_id.clone();
+        let payload = if open {
+            Payload::PersonReactivated(PersonReactivated { person_id: id })
+        } else {
+            Payload::PersonDeactivated(PersonDeactivated { person_id: id })
+        };
+        let event = envelope(&self.admin, payload);
+        self.people.get_mut(&who.person_id).unwrap().evolve(&event);
+    }
+
+    fn add_by_name(&self, thread: &mut Thread, by: &Actor, who: &Actor) {
+        self.apply(
+            thread,
+            by,
+            &AddParticipants {
+                thread_id: new_id(),
+                recipients: vec![Recipient::Professional(who.person_id.clone())],
+                carer_ids: vec![],
+            },
+        );
     }
 
     fn run<C: Command<Target = Thread>>(
@@ -1159,4 +1223,87 @@ fn a_clinician_on_a_thread_stays_when_the_team_switches_auto_cc_on() {
     ));
     assert!(thread.is_active(&w.dietitian.person_id));
     let _ = (&w.stranger, &w.pals);
+}
+
+#[test]
+fn removed_from_the_team_that_brought_them_a_professional_leaves_its_threads() {
+    let mut w = world();
+    let mut thread = w.thread();
+    // The dietitian is added by name; the lead is also in PALS, which holds
+    // a grant on the record.
+    w.add_by_name(&mut thread, &w.nurse, &w.dietitian);
+    let (renal, nutrition, pals) = (w.renal.clone(), w.nutrition.clone(), w.pals.clone());
+    let lead = w.lead.clone();
+    w.add_member(&pals, &lead);
+
+    let nurse2 = w.nurse2.clone();
+    w.remove_member(&renal, &nurse2);
+    assert_refused(
+        w.run(&thread, &w.nurse2, &w.post()),
+        "denied",
+        "no longer on this thread",
+    );
+    // Another team of theirs that holds a grant keeps the lead on it.
+    w.remove_member(&renal, &lead);
+    w.run(&thread, &w.lead, &w.post()).unwrap();
+    // Added by name, the dietitian keeps the thread whatever their teams.
+    let dietitian = w.dietitian.clone();
+    w.remove_member(&nutrition, &dietitian);
+    w.run(&thread, &w.dietitian, &w.post()).unwrap();
+    // The others brought by the team are still on it.
+    w.run(&thread, &w.nurse, &w.post()).unwrap();
+    // Added back to the team, nurse2 is not put back on the thread by it.
+    w.add_member(&renal, &nurse2);
+    assert_refused(
+        w.run(&thread, &w.nurse2, &w.post()),
+        "denied",
+        "no longer on this thread",
+    );
+}
+
+#[test]
+fn a_closed_account_leaves_every_team_and_thread_and_opening_it_again_rejoins_nothing() {
+    let mut w = world();
+    let mut thread = w.thread();
+    let nurse = w.nurse.clone();
+    w.set_account(&nurse, false);
+    // A new thread to the team does not bring her, nor can she be named.
+    let started = w
+        .run(
+            &Thread::default(),
+            &w.patient,
+            &w.start(vec![Recipient::Team(w.renal.clone())], vec![]),
+        )
+        .unwrap();
+    assert!(!ids(&started).iter().any(|(p, _)| *p == nurse.person_id));
+    let name_her = AddParticipants {
+        thread_id: new_id(),
+        recipients: vec![Recipient::Professional(nurse.person_id.clone())],
+        carer_ids: vec![],
+    };
+    assert_refused(
+        w.run(&thread, &w.lead, &name_her),
+        "precondition",
+        "account is deactivated",
+    );
+
+    // Opened again: she is in no team and on no thread until added.
+    w.set_account(&nurse, true);
+    assert_refused(
+        w.run(&thread, &w.nurse, &w.post()),
+        "denied",
+        "no longer on this thread",
+    );
+    let started = w
+        .run(
+            &Thread::default(),
+            &w.patient,
+            &w.start(vec![Recipient::Team(w.renal.clone())], vec![]),
+        )
+        .unwrap();
+    assert!(!ids(&started).iter().any(|(p, _)| *p == nurse.person_id));
+    // Her old renal membership no longer makes her reached only through
+    // the team: she is added by name, and posts again.
+    w.add_by_name(&mut thread, &w.lead, &nurse);
+    w.run(&thread, &w.nurse, &w.post()).unwrap();
 }

@@ -1,0 +1,6 @@
+-- People whose accounts are closed: every call of theirs is refused.
+-- (`PersonDeactivated` adds them and ends their staff roles;
+-- `PersonReactivated` removes them.)
+CREATE TABLE deactivated_people (
+    person_id text PRIMARY KEY
+);
