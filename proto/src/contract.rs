@@ -93,6 +93,7 @@ impl Payload {
             Payload::ThreadArchived(_) => "ThreadArchived",
             Payload::ThreadReopened(_) => "ThreadReopened",
             Payload::ThreadReadUpTo(_) => "ThreadReadUpTo",
+            Payload::StaffNotePosted(_) => "StaffNotePosted",
             Payload::TeamCreated(_) => "TeamCreated",
             Payload::TeamMemberAdded(_) => "TeamMemberAdded",
             Payload::TeamMemberRemoved(_) => "TeamMemberRemoved",
@@ -137,7 +138,8 @@ impl Payload {
             | Payload::ThreadCompleted(_)
             | Payload::ThreadArchived(_)
             | Payload::ThreadReopened(_)
-            | Payload::ThreadReadUpTo(_) => AggregateType::Thread,
+            | Payload::ThreadReadUpTo(_)
+            | Payload::StaffNotePosted(_) => AggregateType::Thread,
             Payload::TeamCreated(_)
             | Payload::TeamMemberAdded(_)
             | Payload::TeamMemberRemoved(_)

@@ -234,6 +234,7 @@ pub fn describe(event: &RecordedEvent, dir: &mut Directory) -> Vec<Draft> {
             };
             thread_action(dir, format!("{who} posted a message{reopened}"))
         }
+        Payload::StaffNotePosted(_) => thread_action(dir, format!("{who} wrote a staff note")),
         Payload::ParticipantsAdded(e) => {
             let people = dir.names(e.participants.iter().map(|p| p.person_id.as_str()));
             let via = if e.team_ids.is_empty() {
@@ -699,6 +700,7 @@ mod tests {
         Some(match event_type {
             "ThreadStarted" => Payload::ThreadStarted(Default::default()),
             "MessagePosted" => Payload::MessagePosted(Default::default()),
+            "StaffNotePosted" => Payload::StaffNotePosted(Default::default()),
             "ParticipantsAdded" => Payload::ParticipantsAdded(Default::default()),
             "ParticipantLeft" => Payload::ParticipantLeft(Default::default()),
             "ThreadAssigned" => Payload::ThreadAssigned(Default::default()),

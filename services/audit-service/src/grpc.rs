@@ -133,6 +133,21 @@ pub fn to_proto(e: Entry) -> pb::Entry {
     }
 }
 
+/// What a patient reading their own trail is shown of an entry: of a staff
+/// note, only that one was written (not who wrote it).
+fn as_patient_sees(entry: pb::Entry) -> pb::Entry {
+    if entry.event_type != "StaffNotePosted" {
+        return entry;
+    }
+    pb::Entry {
+        action: "a staff note was written".into(),
+        actor_id: String::new(),
+        actor_name: String::new(),
+        role: "staff".into(),
+        ..entry
+    }
+}
+
 fn denied(what: &str) -> Error {
     Error::PermissionDenied(format!(
         "{what} is open to auditors (and to a patient for their own record)"
@@ -286,8 +301,13 @@ impl<S: EventStore> AuditGrpc<S> {
             (true, Some(last)) => format!("{}|{}", last.draft.position, last.draft.chain),
             _ => String::new(),
         };
+        let for_patient = caller.role == Role::Patient;
         Ok(pb::TrailPage {
-            entries: entries.into_iter().map(to_proto).collect(),
+            entries: entries
+                .into_iter()
+                .map(to_proto)
+                .map(|e| if for_patient { as_patient_sees(e) } else { e })
+                .collect(),
             next_cursor,
             position,
         })

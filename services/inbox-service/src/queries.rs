@@ -176,6 +176,12 @@ const MESSAGES: &str = "SELECT message_id, seq, author_id, body, posted_at FROM 
      SELECT * FROM messages WHERE thread_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3) m \
      ORDER BY seq";
 
+/// The newest 200 staff notes of a thread, oldest first, numbered from 1.
+const STAFF_NOTES: &str = "SELECT note_id, n, author_id, body, posted_at FROM ( \
+     SELECT note_id, author_id, body, posted_at, position, \
+       row_number() OVER (ORDER BY position)::int4 AS n \
+     FROM staff_notes WHERE thread_id = $1) s ORDER BY position DESC LIMIT 200";
+
 /// Messages per `GetThread` answer, unless asked otherwise; and the most.
 pub const THREAD_PAGE: u32 = 50;
 pub const THREAD_PAGE_MAX: u32 = 200;
@@ -599,14 +605,24 @@ pub async fn thread(
     let page_params: [&Param; 3] = [&thread, &before, &limit];
     let ids = vec![thread];
     let summary: [&Param; 2] = [&viewer.id, &ids];
-    let (visible, found, messages, participants, assignments, receipts) = futures::try_join!(
+    // Only staff are shown staff notes.
+    let notes = async {
+        if viewer.role == Role::Professional {
+            rows(client, STAFF_NOTES, &this).await
+        } else {
+            Ok(Vec::new())
+        }
+    };
+    let (visible, found, messages, participants, assignments, receipts, mut notes) = futures::try_join!(
         can_see(client, viewer, now, thread.into()),
         rows(client, SUMMARIES, &summary),
         rows(client, MESSAGES, &page_params),
         rows(client, PARTICIPANT_HISTORY, &this),
         rows(client, ASSIGNMENT_HISTORY, &this),
         rows(client, READ_RECEIPTS, &this),
+        notes,
     )?;
+    notes.reverse();
     if !visible || found.is_empty() {
         return Err(Error::NotFound(format!("thread {thread} does not exist")));
     }
@@ -624,6 +640,7 @@ pub async fn thread(
             )
             .chain(assignments.iter().map(|r| r.get::<_, Uuid>(1)))
             .chain(receipts.iter().map(|r| r.get::<_, Uuid>(0)))
+            .chain(notes.iter().map(|r| r.get::<_, Uuid>(2)))
             .collect(),
         record,
     )
@@ -634,19 +651,18 @@ pub async fn thread(
     let earlier_messages = messages
         .first()
         .map_or(0, |r| (r.get::<_, i32>(1) - 1).max(0) as u32);
+    let message = |r: &Row| pb::Message {
+        message_id: r.get::<_, Uuid>(0).to_string(),
+        seq: r.get::<_, i32>(1) as u32,
+        author: Some(person(&named, r.get(2))),
+        body: r.get(3),
+        posted_at: Some(ts(r.get(4))),
+    };
     Ok(pb::ThreadDetail {
         earlier_messages,
         summary: Some(summary),
-        messages: messages
-            .iter()
-            .map(|r| pb::Message {
-                message_id: r.get::<_, Uuid>(0).to_string(),
-                seq: r.get::<_, i32>(1) as u32,
-                author: Some(person(&named, r.get(2))),
-                body: r.get(3),
-                posted_at: Some(ts(r.get(4))),
-            })
-            .collect(),
+        messages: messages.iter().map(message).collect(),
+        staff_notes: notes.iter().map(message).collect(),
         participants: participants
             .iter()
             .map(|r| pb::ParticipantHistory {

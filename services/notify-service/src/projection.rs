@@ -65,23 +65,34 @@ const JOIN: &str = "INSERT INTO participants (thread_id, person_id, active, via_
 const LEAVE: &str =
     "UPDATE participants SET active = false WHERE thread_id = $1 AND person_id = $2";
 /// One notification for everyone to tell of a message on thread $3 by $8
-/// at $12 (µs): the active participants but the author; carers only while
-/// consent is in force. Without a verified address: undeliverable ($11).
-const NOTIFY: &str = "INSERT INTO notifications (id, event_id, position, thread_id, \
-     recipient_id, recipient_name, recipient_kind, email, sender_name, sender_role, deliverable, \
-     reason, created_at) \
-     SELECT $1 || '/' || p.person_id, $1, $2, $3, p.person_id, coalesce(x.name, ''), \
-            coalesce(x.kind, ''), coalesce(x.email, ''), $4, $5, \
-            coalesce(x.email_verified, false) AND coalesce(x.email, '') <> '', \
-            CASE WHEN coalesce(x.email_verified, false) AND coalesce(x.email, '') <> '' \
-                 THEN '' ELSE $6 END, $7 \
-     FROM participants p JOIN threads t ON t.thread_id = p.thread_id \
-     LEFT JOIN people x ON x.id = p.person_id \
-     WHERE p.thread_id = $3 AND p.active AND p.person_id <> $8 \
-       AND (x.kind IS DISTINCT FROM 'carer' OR EXISTS (SELECT 1 FROM consents c \
-            WHERE c.patient_id = t.patient_id AND c.carer_id = p.person_id AND c.active \
-              AND (c.expires_at IS NULL OR c.expires_at > $7))) \
-     ON CONFLICT DO NOTHING";
+/// at $7 (µs): the active participants but the author, of whom `$who`;
+/// carers only while consent is in force. Without a verified address:
+/// undeliverable ($6).
+macro_rules! notify_participants {
+    ($who:literal) => {
+        concat!(
+            "INSERT INTO notifications (id, event_id, position, thread_id, \
+             recipient_id, recipient_name, recipient_kind, email, sender_name, sender_role, deliverable, \
+             reason, created_at) \
+             SELECT $1 || '/' || p.person_id, $1, $2, $3, p.person_id, coalesce(x.name, ''), \
+                    coalesce(x.kind, ''), coalesce(x.email, ''), $4, $5, \
+                    coalesce(x.email_verified, false) AND coalesce(x.email, '') <> '', \
+                    CASE WHEN coalesce(x.email_verified, false) AND coalesce(x.email, '') <> '' \
+                         THEN '' ELSE $6 END, $7 \
+             FROM participants p JOIN threads t ON t.thread_id = p.thread_id \
+             LEFT JOIN people x ON x.id = p.person_id \
+             WHERE p.thread_id = $3 AND p.active AND p.person_id <> $8 \
+               AND (x.kind IS DISTINCT FROM 'carer' OR EXISTS (SELECT 1 FROM consents c \
+                    WHERE c.patient_id = t.patient_id AND c.carer_id = p.person_id AND c.active \
+                      AND (c.expires_at IS NULL OR c.expires_at > $7))) ",
+            $who,
+            " ON CONFLICT DO NOTHING"
+        )
+    };
+}
+const NOTIFY: &str = notify_participants!("");
+/// A staff note: only the professionals on the thread are told.
+const NOTIFY_STAFF: &str = notify_participants!("AND x.kind = 'professional'");
 /// With team alerts: one notification for every member of a team with
 /// alerts on that thread $3 is addressed to, of a patient's or carer's
 /// message; not the author, nor a member who left the thread, and not
@@ -348,7 +359,7 @@ async fn apply(tx: &Transaction<'_>, event: &RecordedEvent) -> Result<(), Error>
             for team in &e.team_ids {
                 tx.execute(ADDRESS_TEAM, &[&e.thread_id, team]).await?;
             }
-            notify(tx, event, &e.message_id).await?;
+            tell(tx, event, Some(&e.message_id)).await?;
         }
         Payload::ParticipantsAdded(e) => {
             for p in &e.participants {
@@ -393,7 +404,8 @@ async fn apply(tx: &Transaction<'_>, event: &RecordedEvent) -> Result<(), Error>
         Payload::ParticipantLeft(e) => {
             tx.execute(LEAVE, &[&aggregate, &e.person_id]).await?;
         }
-        Payload::MessagePosted(e) => notify(tx, event, &e.message_id).await?,
+        Payload::MessagePosted(e) => tell(tx, event, Some(&e.message_id)).await?,
+        Payload::StaffNotePosted(_) => tell(tx, event, None).await?,
         Payload::ThreadReadUpTo(e) => {
             tx.execute(READ_UP_TO, &[&aggregate, &e.message_id, &e.reader_id])
                 .await?;
@@ -403,11 +415,13 @@ async fn apply(tx: &Transaction<'_>, event: &RecordedEvent) -> Result<(), Error>
     Ok(())
 }
 
-/// The message `event` carries, and one notification per recipient.
-async fn notify(
+/// One notification per recipient of `event`: of a message (`Some`, also
+/// kept for reminders), or of a staff note (`None`: only the professionals
+/// on the thread are told, and it is no message a patient is reminded of).
+async fn tell(
     tx: &Transaction<'_>,
     event: &RecordedEvent,
-    message_id: &str,
+    message: Option<&str>,
 ) -> Result<(), Error> {
     let envelope = &event.envelope;
     let actor = envelope.actor.clone().unwrap_or_default();
@@ -432,6 +446,20 @@ async fn notify(
             ),
         };
     let position = event.position as i64;
+    let told: [&(dyn projections::tokio_postgres::types::ToSql + Sync); 8] = [
+        &envelope.event_id,
+        &position,
+        &envelope.aggregate_id,
+        &sender_name,
+        &sender_role,
+        &NO_VERIFIED_EMAIL,
+        &at,
+        &actor.person_id,
+    ];
+    let Some(message_id) = message else {
+        tx.execute(NOTIFY_STAFF, &told).await?;
+        return Ok(());
+    };
     tx.execute(
         INSERT_MESSAGE,
         &[
@@ -447,16 +475,6 @@ async fn notify(
         ],
     )
     .await?;
-    let told: [&(dyn projections::tokio_postgres::types::ToSql + Sync); 8] = [
-        &envelope.event_id,
-        &position,
-        &envelope.aggregate_id,
-        &sender_name,
-        &sender_role,
-        &NO_VERIFIED_EMAIL,
-        &at,
-        &actor.person_id,
-    ];
     tx.execute(NOTIFY, &told).await?;
     if matches!(sender_kind.as_str(), "patient" | "carer") {
         tx.execute(ALERT_TEAMS, &told).await?;

@@ -51,6 +51,16 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     };
     let org = seed(&signer).await?;
     let thread = first_thread(&signer, &org).await?;
+    // Nina asks her colleagues, not Pat: a note only staff see.
+    signer
+        .client(&org.nurse)?
+        .post_staff_note(proto::command::PostStaffNoteRequest {
+            command_id: careline_client::bearer::command_id(),
+            thread_id: thread.clone(),
+            body: "Ankles swollen again: can someone check her last potassium before we answer?"
+                .into(),
+        })
+        .await?;
 
     println!("Demo organisation created (people and teams are new each time).");
     println!();
@@ -60,6 +70,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("  Cardiology                  {}", org.cardiology);
     println!("  Renal join code             {}", org.renal_join_code);
     println!("  First thread (Pat -> Renal) {thread}");
+    println!("    with a staff note by Nina (staff see it; Pat and her father do not)");
     println!();
     let mut env = String::new();
     for (what, who) in org.people() {

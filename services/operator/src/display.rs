@@ -67,6 +67,10 @@ fn redact(payload: Payload) -> Payload {
             posted.body = redacted(&posted.body);
             Payload::MessagePosted(posted)
         }
+        Payload::StaffNotePosted(mut note) => {
+            note.body = redacted(&note.body);
+            Payload::StaffNotePosted(note)
+        }
         other => other,
     }
 }
@@ -93,5 +97,24 @@ mod tests {
         assert!(!line.contains("dialysis"), "{line}");
         assert!(line.contains("<24 chars>"), "{line}");
         assert!(format_event(&event, true).contains("my dialysis line is sore"));
+    }
+
+    #[test]
+    fn staff_note_bodies_are_redacted_unless_asked() {
+        let thread = new_thread();
+        let mut envelope = message(&thread, "");
+        envelope.event_type = "StaffNotePosted".into();
+        envelope.payload = Some(Payload::StaffNotePosted(proto::events::StaffNotePosted {
+            note_id: uuid::Uuid::now_v7().to_string(),
+            body: "query line infection".into(),
+        }));
+        let event = RecordedEvent {
+            position: 8,
+            envelope,
+        };
+        let line = format_event(&event, false);
+        assert!(!line.contains("infection"), "{line}");
+        assert!(line.contains("<20 chars>"), "{line}");
+        assert!(format_event(&event, true).contains("query line infection"));
     }
 }

@@ -14,8 +14,9 @@ use std::time::SystemTime;
 
 use proto::events::{
     AggregateType, Envelope, JoinReason, MessagePosted, Participant, ParticipantKind,
-    ParticipantLeft, ParticipantsAdded, ThreadArchived, ThreadAssigned, ThreadCompleted,
-    ThreadReadUpTo, ThreadReopened, ThreadStarted, ThreadUnassigned, envelope::Payload,
+    ParticipantLeft, ParticipantsAdded, StaffNotePosted, ThreadArchived, ThreadAssigned,
+    ThreadCompleted, ThreadReadUpTo, ThreadReopened, ThreadStarted, ThreadUnassigned,
+    envelope::Payload,
 };
 use service_kit::Role;
 
@@ -55,6 +56,8 @@ pub struct Thread {
     pub message_index: HashMap<String, usize>,
     /// Index of the last message each person has read.
     pub read_up_to: HashMap<String, usize>,
+    /// Ids of the notes only staff see.
+    pub notes: BTreeSet<String>,
 }
 
 impl Thread {
@@ -187,6 +190,9 @@ impl Aggregate for Thread {
             Some(Payload::ThreadCompleted(_)) => self.status = Status::Completed,
             Some(Payload::ThreadArchived(_)) => self.status = Status::Archived,
             Some(Payload::ThreadReopened(_)) => self.status = Status::Open,
+            Some(Payload::StaffNotePosted(e)) => {
+                self.notes.insert(e.note_id.clone());
+            }
             Some(Payload::ThreadReadUpTo(e)) => {
                 if let Some(&index) = self.message_index.get(&e.message_id) {
                     self.read_up_to.insert(e.reader_id.clone(), index);
@@ -725,6 +731,56 @@ impl Command for PostMessage {
     }
     fn created(&self) -> Created {
         Created::message(&self.message_id)
+    }
+}
+
+/// Write a note only staff see (seed 000: clinicians support the front-line
+/// staff, not the patient directly): a professional on the thread, or of a
+/// team it is addressed to or holding a grant in force. It reopens nothing.
+#[derive(Clone, Debug)]
+pub struct PostStaffNote {
+    pub thread_id: String,
+    pub note_id: String,
+    pub body: String,
+}
+
+impl Command for PostStaffNote {
+    type Target = Thread;
+    fn target_id(&self) -> &str {
+        &self.thread_id
+    }
+    fn posts(&self) -> bool {
+        true
+    }
+    fn needs(&self, thread: &Thread, actor: &Actor) -> Needs {
+        participant_needs(thread, actor)
+    }
+    fn decide(&self, thread: &Thread, ctx: &Context) -> Result<Payload, DomainError> {
+        visible(thread, &self.thread_id, ctx)?;
+        if ctx.actor.role != Role::Professional {
+            return Err(DomainError::denied(
+                "staff notes are written by professionals; patients and carers never see them",
+            ));
+        }
+        if !staff_with_access(thread, ctx) {
+            return Err(DomainError::denied(
+                "staff notes are written by professionals on the thread, of a team it is addressed to, or of a team holding a record-access grant",
+            ));
+        }
+        if thread.message_index.contains_key(&self.note_id) || thread.notes.contains(&self.note_id)
+        {
+            return Err(DomainError::precondition(format!(
+                "message {} is already on the thread",
+                self.note_id
+            )));
+        }
+        Ok(Payload::StaffNotePosted(StaffNotePosted {
+            note_id: self.note_id.clone(),
+            body: self.body.clone(),
+        }))
+    }
+    fn created(&self) -> Created {
+        Created::message(&self.note_id)
     }
 }
 

@@ -18,8 +18,8 @@ use crate::domain::team::{
     SetDefaultContact, SetMemberContactable, SetMemberLead, SetOpenToPatients, new_join_code,
 };
 use crate::domain::thread::{
-    AddParticipants, AssignThread, ChangeStatus, LeaveThread, MarkRead, PostMessage, Recipient,
-    StartThread, StatusChange, UnassignThread,
+    AddParticipants, AssignThread, ChangeStatus, LeaveThread, MarkRead, PostMessage, PostStaffNote,
+    Recipient, StartThread, StatusChange, UnassignThread,
 };
 use crate::domain::values::{self as v};
 use crate::domain::{Actor, DomainError};
@@ -71,6 +71,7 @@ has_command_id!(
     pb::RevokeRecordAccessRequest,
     pb::StartThreadRequest,
     pb::PostMessageRequest,
+    pb::PostStaffNoteRequest,
     pb::AddParticipantsRequest,
     pb::LeaveThreadRequest,
     pb::AssignThreadRequest,
@@ -585,6 +586,20 @@ impl FromRequest<pb::PostMessageRequest> for PostMessage {
         Ok(Self {
             thread_id: ThreadId::parse("thread_id", &r.thread_id)?.into(),
             message_id: command_id.to_string(),
+            body: v::text("body", &r.body, 1, v::BODY_MAX)?,
+        })
+    }
+}
+
+impl FromRequest<pb::PostStaffNoteRequest> for PostStaffNote {
+    fn from_request(
+        r: pb::PostStaffNoteRequest,
+        command_id: &str,
+        _: &Actor,
+    ) -> Result<Self, DomainError> {
+        Ok(Self {
+            thread_id: ThreadId::parse("thread_id", &r.thread_id)?.into(),
+            note_id: command_id.to_string(),
             body: v::text("body", &r.body, 1, v::BODY_MAX)?,
         })
     }

@@ -31,8 +31,8 @@ use crate::domain::team::{
     SetDefaultContact, SetMemberContactable, SetMemberLead, SetOpenToPatients,
 };
 use crate::domain::thread::{
-    AddParticipants, AssignThread, ChangeStatus, LeaveThread, MarkRead, PostMessage, StartThread,
-    UnassignThread,
+    AddParticipants, AssignThread, ChangeStatus, LeaveThread, MarkRead, PostMessage, PostStaffNote,
+    StartThread, UnassignThread,
 };
 use crate::domain::{Actor, Command, Team, values};
 use crate::error::Error;
@@ -300,6 +300,9 @@ impl<S: EventStore> CommandService for CommandGrpc<S> {
     }
     async fn post_message(&self, r: Request<pb::PostMessageRequest>) -> Answer {
         self.handle::<_, PostMessage>(r).await
+    }
+    async fn post_staff_note(&self, r: Request<pb::PostStaffNoteRequest>) -> Answer {
+        self.handle::<_, PostStaffNote>(r).await
     }
     async fn add_participants(&self, r: Request<pb::AddParticipantsRequest>) -> Answer {
         self.handle::<_, AddParticipants>(r).await

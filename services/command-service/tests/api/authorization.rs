@@ -48,6 +48,7 @@ const EVERYONE: [Who; 8] = [
 enum Case {
     StartThread,
     PostMessage,
+    PostStaffNote,
     AddParticipants,
     LeaveThread,
     AssignThread,
@@ -257,6 +258,7 @@ impl Fixture<'_> {
                 )
             }
             Case::PostMessage
+            | Case::PostStaffNote
             | Case::AddParticipants
             | Case::LeaveThread
             | Case::AssignThread
@@ -386,6 +388,15 @@ impl Fixture<'_> {
                         command_id: command_id(),
                         thread_id,
                         body: "Hello".into(),
+                    })
+                    .await,
+            ),
+            Case::PostStaffNote => code(
+                client
+                    .post_staff_note(pb::PostStaffNoteRequest {
+                        command_id: command_id(),
+                        thread_id,
+                        body: "For the consultant: potassium was high.".into(),
                     })
                     .await,
             ),
@@ -719,6 +730,7 @@ async fn thread_commands_role_by_role() {
             //                       P  OP C  CN N  S  G  A
             (Case::StartThread, "ok pd ok pd ok pd ok pd"),
             (Case::PostMessage, "ok nf ok nf ok nf pd nf"),
+            (Case::PostStaffNote, "pd nf pd nf ok nf ok nf"),
             (Case::AddParticipants, "pd nf pd nf ok nf ok nf"),
             (Case::LeaveThread, "fp nf ok nf ok nf fp nf"),
             (Case::AssignThread, "pd nf pd nf ok nf pd nf"),

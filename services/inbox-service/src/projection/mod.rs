@@ -43,6 +43,7 @@ pub const TABLES: &[&str] = &[
     "read_marks",
     "assignments",
     "deactivated_people",
+    "staff_notes",
 ];
 
 /// The inbox read model.

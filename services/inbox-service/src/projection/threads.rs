@@ -32,6 +32,8 @@ const UPSERT_THREADS: &str = "INSERT INTO threads (thread_id, patient_id, subjec
      last_staff_at = excluded.last_staff_at, participant_count = excluded.participant_count";
 const INSERT_MESSAGES: &str = "INSERT INTO messages (thread_id, seq, message_id, author_id, author_role, body, posted_at, position) \
      SELECT * FROM unnest($1::uuid[], $2::int4[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::timestamptz[], $8::int8[])";
+const INSERT_NOTES: &str = "INSERT INTO staff_notes (thread_id, note_id, author_id, author_role, body, posted_at, position) \
+     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::timestamptz[], $7::int8[])";
 const UPSERT_PARTICIPANTS: &str = "INSERT INTO thread_participants (thread_id, person_id, kind, reason, via_team, active, joined_at, left_at) \
      SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::bool[], $7::timestamptz[], $8::timestamptz[]) \
      ON CONFLICT (thread_id, person_id) DO UPDATE SET kind = excluded.kind, reason = excluded.reason, \
@@ -77,10 +79,14 @@ struct ParticipantRow {
 /// (thread, seq, message id, author, author role, body, posted at, position)
 type MessageRow = (Uuid, i32, Uuid, Uuid, String, String, SystemTime, i64);
 
+/// (thread, note id, author, author role, body, posted at, position)
+type NoteRow = (Uuid, Uuid, Uuid, String, String, SystemTime, i64);
+
 #[derive(Default)]
 struct Fold {
     threads: HashMap<Uuid, ThreadRow>,
     messages: Vec<MessageRow>,
+    notes: Vec<NoteRow>,
     message_seqs: HashMap<Uuid, (Uuid, i32)>,
     participants: HashMap<(Uuid, Uuid), ParticipantRow>,
     thread_teams: BTreeSet<(Uuid, Uuid)>,
@@ -268,6 +274,20 @@ impl Fold {
                 self.message(event, (id, seq), message, by, &e.body, at);
                 self.read(id, by, seq, at);
             }
+            Payload::StaffNotePosted(e) => {
+                // Staff's own: the thread's activity and counts, which the
+                // patient sees, do not move.
+                self.row(event, id)?;
+                self.notes.push((
+                    id,
+                    uuid(event, "note_id", &e.note_id)?,
+                    by,
+                    role_name(role_of(event)).to_string(),
+                    e.body.clone(),
+                    at,
+                    event.position as i64,
+                ));
+            }
             Payload::ParticipantsAdded(e) => {
                 self.row(event, id)?.last_activity_at = at;
                 self.join(event, id, &e.participants, &e.team_ids, at)?;
@@ -433,6 +453,11 @@ async fn write(tx: &Transaction<'_>, fold: Fold) -> Result<(), Error> {
     unnest!(tx, INSERT_MESSAGES,
     for (thread, seq, message, author, role, body, at, position) in fold.messages => {
         threads: thread, seqs: seq, messages: message, authors: author,
+        roles: role, bodies: body, ats: at, positions: position,
+    });
+    unnest!(tx, INSERT_NOTES,
+    for (thread, note, author, role, body, at, position) in fold.notes => {
+        threads: thread, notes: note, authors: author,
         roles: role, bodies: body, ats: at, positions: position,
     });
 

@@ -1307,3 +1307,51 @@ fn a_closed_account_leaves_every_team_and_thread_and_opening_it_again_rejoins_no
     w.add_by_name(&mut thread, &w.lead, &nurse);
     w.run(&thread, &w.nurse, &w.post()).unwrap();
 }
+
+#[test]
+fn staff_write_notes_the_patient_never_sees_and_a_note_reopens_nothing() {
+    let w = world();
+    let mut thread = w.thread();
+    let note = |id: &str| PostStaffNote {
+        thread_id: new_id(),
+        note_id: id.into(),
+        body: "Potassium was high last week; consultant to advise.".into(),
+    };
+    // On the thread, of the addressed team, of a team with a grant: yes.
+    w.run(&thread, &w.nurse, &note(&new_id())).unwrap();
+    w.run(&thread, &w.consultant, &note(&new_id())).unwrap();
+    w.run(&thread, &w.pals_officer, &note(&new_id())).unwrap();
+    // The patient and carers never; no relation: the thread does not exist.
+    assert_refused(
+        w.run(&thread, &w.patient, &note(&new_id())),
+        "denied",
+        "patients and carers never see them",
+    );
+    assert_refused(
+        w.run(&thread, &w.carer, &note(&new_id())),
+        "denied",
+        "written by professionals",
+    );
+    assert_refused(
+        w.run(&thread, &w.specialist, &note(&new_id())),
+        "not found",
+        "does not exist",
+    );
+    // A note on an archived thread leaves it archived; its id is taken.
+    w.apply(
+        &mut thread,
+        &w.nurse,
+        &ChangeStatus {
+            thread_id: new_id(),
+            change: StatusChange::Archive,
+        },
+    );
+    let id = new_id();
+    w.apply(&mut thread, &w.nurse, &note(&id));
+    assert_eq!(thread.status, Status::Archived);
+    assert_refused(
+        w.run(&thread, &w.nurse, &note(&id)),
+        "precondition",
+        "already on the thread",
+    );
+}
