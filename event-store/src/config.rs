@@ -143,12 +143,30 @@ impl StoreConfig {
         Ok(config)
     }
 
+    /// The NATS servers `nats_url` names, comma separated: the client
+    /// connects to one of them and fails over to the others.
+    pub fn servers(&self) -> Result<Vec<async_nats::ServerAddr>, Error> {
+        let servers = self
+            .nats_url
+            .split(',')
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+            .map(|url| {
+                url.parse::<async_nats::ServerAddr>().map_err(|e| {
+                    Error::Config(format!("NATS_URL: {url:?} is not a NATS server URL: {e}"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if servers.is_empty() {
+            return Err(Error::Config("nats_url is empty".into()));
+        }
+        Ok(servers)
+    }
+
     /// Refuses settings the log cannot run with, naming the setting.
     pub fn validate(&self) -> Result<(), Error> {
         let bad = |msg: String| Err(Error::Config(msg));
-        if self.nats_url.trim().is_empty() {
-            return bad("nats_url is empty".into());
-        }
+        self.servers()?;
         if self.stream.is_empty()
             || self.stream.len() > 64
             || !self
@@ -201,6 +219,18 @@ mod tests {
     }
 
     #[test]
+    fn a_url_list_names_every_server() {
+        let config = from(&[(
+            "NATS_URL",
+            "nats://10.0.0.1:4222, nats://10.0.0.2:4222,nats://10.0.0.3:4222",
+        )])
+        .unwrap();
+        let servers = config.servers().unwrap();
+        assert_eq!(servers.len(), 3);
+        assert_eq!(servers[1].host(), "10.0.0.2");
+    }
+
+    #[test]
     fn bad_settings_are_named() {
         let cases = [
             ("CARELINE_STREAM", "has space", "stream name"),
@@ -215,6 +245,11 @@ mod tests {
             ),
             ("CARELINE_DUPLICATE_WINDOW_SECS", "0", "duplicate window"),
             ("NATS_URL", " ", "nats_url"),
+            (
+                "NATS_URL",
+                "nats://127.0.0.1:4222, nats://host:port",
+                "NATS_URL",
+            ),
         ];
         for (key, value, named) in cases {
             let err = from(&[(key, value)]).unwrap_err();

@@ -362,7 +362,7 @@ impl EventStore for JetStreamStore {
                 position: ack.sequence,
                 duplicate: ack.duplicate,
             }),
-            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
+            Err(e) if is_wrong_last_sequence(&e) => {
                 let actual = self.version(&aggregate).await?;
                 Err(Error::Conflict {
                     aggregate,
@@ -486,7 +486,7 @@ async fn connect_client(config: &StoreConfig) -> Result<async_nats::Client, Erro
             options = options.add_client_certificate(cert.clone(), key.clone());
         }
     }
-    let connecting = options.connect(config.nats_url.as_str());
+    let connecting = options.connect(config.servers()?);
     match tokio::time::timeout(config.request_timeout, connecting).await {
         Ok(Ok(client)) => Ok(client),
         Ok(Err(e)) => Err(Error::Unavailable(format!(
@@ -643,5 +643,47 @@ fn get_stream_error(e: async_nats::jetstream::context::GetStreamError) -> Error 
             Error::Unavailable(format!("cannot read the stream's state: {e}"))
         }
         _ => Error::Stream(format!("cannot read the stream's state: {e}")),
+    }
+}
+
+/// Whether JetStream refused an append because the subject's last sequence
+/// was not the one expected: 10071, or 10164, which a replicated stream
+/// answers while another conditional append to the same subject is still in
+/// flight. Both mean another writer got there first: catch up and decide
+/// again.
+fn is_wrong_last_sequence(e: &async_nats::jetstream::context::PublishError) -> bool {
+    use async_nats::jetstream::ErrorCode;
+    if e.kind() == PublishErrorKind::WrongLastSequence {
+        return true;
+    }
+    std::error::Error::source(e)
+        .and_then(|s| s.downcast_ref::<async_nats::jetstream::Error>())
+        .is_some_and(|j| j.error_code() == ErrorCode::STREAM_WRONG_LAST_SEQUENCE_CONSTANT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_nats::jetstream::context::PublishError;
+
+    fn refused(code: u64) -> PublishError {
+        let error: async_nats::jetstream::Error = serde_json::from_str(&format!(
+            r#"{{"code":400,"err_code":{code},"description":"wrong last sequence"}}"#
+        ))
+        .unwrap();
+        PublishError::with_source(PublishErrorKind::Other, error)
+    }
+
+    #[test]
+    fn both_wrong_last_sequence_answers_are_conflicts() {
+        assert!(is_wrong_last_sequence(&PublishError::new(
+            PublishErrorKind::WrongLastSequence
+        )));
+        // A replicated stream, with another append to the subject in flight.
+        assert!(is_wrong_last_sequence(&refused(10164)));
+        assert!(!is_wrong_last_sequence(&refused(10077)));
+        assert!(!is_wrong_last_sequence(&PublishError::new(
+            PublishErrorKind::TimedOut
+        )));
     }
 }

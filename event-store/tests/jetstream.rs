@@ -101,6 +101,26 @@ async fn bad_configuration_is_refused_before_connecting() {
 }
 
 #[tokio::test]
+async fn a_list_of_servers_connects_to_one_that_answers() {
+    // A port nothing listens on, then the real server: the list is several
+    // servers, not one address.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = unique_config("serverlist");
+    let config = StoreConfig {
+        nats_url: format!("nats://127.0.0.1:{port}, {}", base.nats_url),
+        ..base
+    };
+    let store = JetStreamStore::connect(config).await.unwrap();
+    let thread = new_thread();
+    store.append(&message(&thread, "hello"), 0).await.unwrap();
+    store.delete_stream().await.unwrap();
+}
+
+#[tokio::test]
 async fn an_unreachable_server_is_a_typed_error_within_the_timeout() {
     // A port nothing listens on.
     let port = std::net::TcpListener::bind("127.0.0.1:0")

@@ -215,6 +215,18 @@ impl<S: EventStore> App<S> {
             };
             ctx.bootstrap = bootstrap;
             ctx.actor_closed_at = closed_at;
+            // What the decision turns out to need once it has read the rest.
+            let more = command.more_needs(&current.state, &ctx);
+            if more != Needs::default() {
+                if let Some(kind) = more.breaks_lock_order(C::Target::KIND) {
+                    return Err(Error::Bug(format!(
+                        "{} locks a {:?} and reads a {kind:?} next: against the lock order",
+                        std::any::type_name::<C>(),
+                        C::Target::KIND
+                    )));
+                }
+                self.load(&mut ctx, more).await?;
+            }
             let payload = command.decide(&current.state, &ctx)?;
             if let Some(claim) = crate::claims::person_claim(&payload) {
                 let holder = self.repo.store().claim(&claim.key(), claim.kind).await?;
@@ -334,6 +346,14 @@ impl<S: EventStore> App<S> {
         now: SystemTime,
     ) -> Result<Context, Error> {
         let mut ctx = Context::new(actor.clone(), now);
+        self.load(&mut ctx, needs).await?;
+        Ok(ctx)
+    }
+
+    /// Loads, fresh from the log, what `needs` names into `ctx` (beside
+    /// what it holds already).
+    async fn load(&self, ctx: &mut Context, needs: Needs) -> Result<(), Error> {
+        let actor = ctx.actor.clone();
         let named: BTreeSet<String> = needs.teams.into_iter().collect();
         let mut team_ids = named.clone();
         let keys: Vec<String> = needs
@@ -350,20 +370,20 @@ impl<S: EventStore> App<S> {
             }
             ctx.record = Some(Arc::new(record.state.clone()));
         }
-        let mut people_ids: BTreeSet<String> = needs.people.into_iter().collect();
+        team_ids.retain(|id| !ctx.teams.contains_key(id));
+        let people_ids: BTreeSet<String> = needs.people.into_iter().collect();
         let (teams, people) = futures::try_join!(
             try_join_all(team_ids.iter().map(|id| self.repo.fresh::<Team>(id))),
             try_join_all(people_ids.iter().map(|id| self.repo.fresh::<Person>(id))),
         )?;
-        ctx.teams = team_ids
-            .into_iter()
-            .zip(teams.into_iter().map(state))
-            .collect();
-        ctx.people = people_ids
-            .iter()
-            .cloned()
-            .zip(people.into_iter().map(state))
-            .collect();
+        ctx.teams
+            .extend(team_ids.into_iter().zip(teams.into_iter().map(state)));
+        ctx.people.extend(
+            people_ids
+                .iter()
+                .cloned()
+                .zip(people.into_iter().map(state)),
+        );
         if needs.members {
             // Whom a message to the named teams reaches: their accounts.
             let reached: BTreeSet<String> = named
@@ -379,11 +399,10 @@ impl<S: EventStore> App<S> {
                 .collect();
             let loaded =
                 try_join_all(reached.iter().map(|id| self.repo.fresh::<Person>(id))).await?;
-            people_ids.extend(reached.iter().cloned());
             ctx.people
                 .extend(reached.into_iter().zip(loaded.into_iter().map(state)));
         }
-        Ok(ctx)
+        Ok(())
     }
 }
 

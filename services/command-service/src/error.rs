@@ -51,7 +51,7 @@ impl From<Error> for Status {
             Error::Bug(m) => service_kit::internal("the command", &m),
             Error::Store(s) => match s {
                 event_store::Error::Unavailable(m) => Status::unavailable(format!(
-                    "the event log is unavailable ({m}); nothing was recorded, retry with the same command_id"
+                    "the event log is unavailable ({m}); the command may have been recorded or not: retrying with the same command_id is safe (it is recorded once at most)"
                 )),
                 event_store::Error::Conflict { .. } => {
                     Status::aborted(format!("{s}; retry with the same command_id"))

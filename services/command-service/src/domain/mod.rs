@@ -328,6 +328,12 @@ pub trait Command: Send + Sync {
         Needs::default()
     }
 
+    /// What else `decide` reads, once what `needs` named is loaded (a
+    /// second look, only when the first shows it is needed).
+    fn more_needs(&self, _target: &Self::Target, _ctx: &Context) -> Needs {
+        Needs::default()
+    }
+
     /// The one event this command records, or why not.
     fn decide(&self, target: &Self::Target, ctx: &Context) -> Result<Payload, DomainError>;
 

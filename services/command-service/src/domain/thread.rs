@@ -541,11 +541,37 @@ fn participant_needs(thread: &Thread, actor: &Actor) -> Needs {
                 .map(|p| p.via_team.clone());
             match via {
                 Some(None) => Needs::default(),
-                Some(Some(team)) => access_needs(thread, Some(team)),
+                // First only the team: whether it still brings them.
+                Some(Some(team)) => Needs {
+                    teams: vec![team],
+                    ..Needs::default()
+                },
                 None => access_needs(thread, None),
             }
         }
         _ => Needs::default(),
+    }
+}
+
+/// A professional a team brought, and removed from it since: whether
+/// another team keeps them on the thread reads the thread's teams and the
+/// record's grants.
+fn participant_more_needs(thread: &Thread, ctx: &Context) -> Needs {
+    let me = &ctx.actor.person_id;
+    let Some(p) = thread.participants.get(me).filter(|p| p.active) else {
+        return Needs::default();
+    };
+    let Some(via) = &p.via_team else {
+        return Needs::default();
+    };
+    let removed = ctx
+        .teams
+        .get(via)
+        .is_some_and(|t| t.removed_since(me, p.joined_at));
+    if removed && ctx.actor.role == Role::Professional {
+        access_needs(thread, None)
+    } else {
+        Needs::default()
     }
 }
 
@@ -712,6 +738,9 @@ impl Command for PostMessage {
     fn needs(&self, thread: &Thread, actor: &Actor) -> Needs {
         participant_needs(thread, actor)
     }
+    fn more_needs(&self, thread: &Thread, ctx: &Context) -> Needs {
+        participant_more_needs(thread, ctx)
+    }
     fn decide(&self, thread: &Thread, ctx: &Context) -> Result<Payload, DomainError> {
         require_participant(thread, &self.thread_id, ctx)?;
         if thread.message_index.contains_key(&self.message_id) {
@@ -754,6 +783,9 @@ impl Command for PostStaffNote {
     }
     fn needs(&self, thread: &Thread, actor: &Actor) -> Needs {
         participant_needs(thread, actor)
+    }
+    fn more_needs(&self, thread: &Thread, ctx: &Context) -> Needs {
+        participant_more_needs(thread, ctx)
     }
     fn decide(&self, thread: &Thread, ctx: &Context) -> Result<Payload, DomainError> {
         visible(thread, &self.thread_id, ctx)?;
@@ -877,6 +909,9 @@ impl Command for LeaveThread {
     }
     fn needs(&self, thread: &Thread, actor: &Actor) -> Needs {
         participant_needs(thread, actor)
+    }
+    fn more_needs(&self, thread: &Thread, ctx: &Context) -> Needs {
+        participant_more_needs(thread, ctx)
     }
     fn decide(&self, thread: &Thread, ctx: &Context) -> Result<Payload, DomainError> {
         visible(thread, &self.thread_id, ctx)?;
@@ -1039,6 +1074,9 @@ impl Command for ChangeStatus {
     fn needs(&self, thread: &Thread, actor: &Actor) -> Needs {
         participant_needs(thread, actor)
     }
+    fn more_needs(&self, thread: &Thread, ctx: &Context) -> Needs {
+        participant_more_needs(thread, ctx)
+    }
     fn decide(&self, thread: &Thread, ctx: &Context) -> Result<Payload, DomainError> {
         require_professional_participant(thread, &self.thread_id, ctx)?;
         match (self.change, thread.status) {
@@ -1077,6 +1115,9 @@ impl Command for MarkRead {
     }
     fn needs(&self, thread: &Thread, actor: &Actor) -> Needs {
         participant_needs(thread, actor)
+    }
+    fn more_needs(&self, thread: &Thread, ctx: &Context) -> Needs {
+        participant_more_needs(thread, ctx)
     }
     fn decide(&self, thread: &Thread, ctx: &Context) -> Result<Payload, DomainError> {
         require_participant(thread, &self.thread_id, ctx)?;

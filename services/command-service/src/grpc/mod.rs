@@ -100,7 +100,9 @@ impl<S: EventStore> CommandGrpc<S> {
         let _entered = span.enter();
         match result {
             Ok(reply) => {
-                tracing::info!(
+                // One line per command is too much at thousands a second:
+                // `RUST_LOG=command_service=debug` shows them.
+                tracing::debug!(
                     position = reply.position,
                     replayed = reply.replayed,
                     "command recorded"

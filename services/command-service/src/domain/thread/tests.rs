@@ -331,7 +331,15 @@ impl World {
         actor: &Actor,
         cmd: &C,
     ) -> Result<Payload, DomainError> {
-        let needs = cmd.needs(thread, actor);
+        let mut needs = cmd.needs(thread, actor);
+        let more = cmd.more_needs(thread, &self.ctx(actor, &needs));
+        // As the service does: what the second look names, loaded too.
+        needs.record = needs.record.or(more.record);
+        needs.record_teams |= more.record_teams;
+        needs.teams.extend(more.teams);
+        needs.people.extend(more.people);
+        needs.teams_of.extend(more.teams_of);
+        needs.members |= more.members;
         cmd.decide(thread, &self.ctx(actor, &needs))
     }
 
