@@ -268,7 +268,9 @@ impl Roster {
 /// * patients and carers address only the patient's care teams, and only
 ///   contactable professionals of those teams;
 /// * on an existing thread, people already on it are skipped, and a member
-///   who left is not brought back by their team.
+///   who left is not brought back by their team: someone on the thread
+///   adds them back by name (the automatic-CC rule does not stand in the
+///   way of bringing someone back to a thread they were on).
 fn expand(
     recipients: &[Recipient],
     ctx: &Context,
@@ -338,12 +340,18 @@ fn expand(
             }
             Recipient::Professional(person) => {
                 let name = &ctx.professional(person)?.name;
+                // Someone who was on this thread (left, removed from the team
+                // that brought them, or whose account was closed since) is
+                // brought back to it by name, whatever team reaches them.
+                let returning = thread
+                    .is_some_and(|t| t.participants.contains_key(person) && !t.on_now(person, ctx));
                 // Every team in scope: the record's, the thread's, those named,
                 // and every team the professional is in (`Needs::teams_of`).
                 let mut scope: Vec<_> = ctx.teams.iter().filter(|(_, t)| t.exists).collect();
                 scope.sort_by(|a, b| a.1.name.cmp(&b.1.name));
                 if let Some((team_id, team)) = scope
                     .iter()
+                    .filter(|_| !returning)
                     .find(|(_, t)| t.auto_cc && contactable_in(ctx, t, person))
                 {
                     // A rule of the team, not a malformed request.

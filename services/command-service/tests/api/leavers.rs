@@ -170,6 +170,25 @@ async fn removed_from_a_team_a_professional_leaves_the_threads_it_brought_them_t
         Code::PermissionDenied,
         "no longer on this thread",
     );
+    // Nina brings him back by name (the Renal Unit's automatic CC does not
+    // stand in the way of someone who was on the thread).
+    admin
+        .add_team_member(pb::AddTeamMemberRequest {
+            command_id: command_id(),
+            team_id: org.renal.clone(),
+            professional_id: org.nurse2.person_id.to_string(),
+            contactable: true,
+            lead: false,
+        })
+        .await
+        .unwrap();
+    refused(
+        ned.post(&thread, "Back in the team.").await,
+        Code::PermissionDenied,
+        "no longer on this thread",
+    );
+    nina.add_professional(&thread, &org.nurse2).await.unwrap();
+    ned.post(&thread, "Back on the thread.").await.unwrap();
     // Removing the cardiologist from Cardiology does not take them off a
     // thread they were named on.
     admin

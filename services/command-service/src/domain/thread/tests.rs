@@ -994,6 +994,39 @@ fn leaving_removes_only_the_caller_and_the_team_does_not_bring_them_back() {
         "precondition",
         "already on the thread",
     );
+    // Someone on it adds them back by name, though the team has automatic
+    // CC: bringing back is not picking one member out of the team.
+    let mut back = thread.clone();
+    w.add_by_name(&mut back, &w.nurse, &w.nurse2);
+    w.run(&back, &w.nurse2, &w.post()).unwrap();
+    // A member who was never on it is still reached only through the team.
+    let mut fresh = w.thread();
+    w.apply(
+        &mut fresh,
+        &w.nurse2,
+        &LeaveThread {
+            thread_id: new_id(),
+        },
+    );
+    let mut w2 = w;
+    let newcomer = person(Role::Professional, "Nell New");
+    w2.people.insert(
+        newcomer.person_id.clone(),
+        w2.people[&w2.nurse.person_id].clone(),
+    );
+    let renal = w2.renal.clone();
+    w2.add_member(&renal, &newcomer);
+    let name_newcomer = AddParticipants {
+        thread_id: new_id(),
+        recipients: vec![Recipient::Professional(newcomer.person_id.clone())],
+        carer_ids: vec![],
+    };
+    assert_refused(
+        w2.run(&fresh, &w2.nurse, &name_newcomer),
+        "precondition",
+        "automatic CC",
+    );
+    let w = w2;
     // The patient never leaves their own record's thread.
     assert_refused(
         w.run(
@@ -1260,13 +1293,16 @@ fn removed_from_the_team_that_brought_them_a_professional_leaves_its_threads() {
     w.run(&thread, &w.dietitian, &w.post()).unwrap();
     // The others brought by the team are still on it.
     w.run(&thread, &w.nurse, &w.post()).unwrap();
-    // Added back to the team, nurse2 is not put back on the thread by it.
+    // Added back to the team, nurse2 is not put back on the thread by it;
+    // a participant adds them back by name.
     w.add_member(&renal, &nurse2);
     assert_refused(
         w.run(&thread, &w.nurse2, &w.post()),
         "denied",
         "no longer on this thread",
     );
+    w.add_by_name(&mut thread, &w.nurse, &nurse2);
+    w.run(&thread, &w.nurse2, &w.post()).unwrap();
 }
 
 #[test]
