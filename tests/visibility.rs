@@ -21,50 +21,54 @@ use testkit::{Services, System};
 use tonic::{Code, Status};
 
 /// The calls, in the order of a row's cells.
-const CALLS: [&str; 6] = [
+const CALLS: [&str; 7] = [
     "PostMessage",
     "MarkRead",
     "GetThread",
     "MyInbox lists it",
     "ThreadTrail",
     "ThreadNotifications",
+    "PostStaffNote",
 ];
 
 /// The table: who, and whether each call is answered.
-const TABLE: [(&str, [bool; 6]); 18] = [
-    ("the patient", [true, true, true, true, true, false]),
-    ("another patient", [false; 6]),
+const TABLE: [(&str, [bool; 7]); 18] = [
+    ("the patient", [true, true, true, true, true, false, false]),
+    ("another patient", [false; 7]),
     (
         "a carer on it, with consent",
-        [true, true, true, true, false, false],
+        [true, true, true, true, false, false, false],
     ),
-    ("a carer with consent, not on it", [false; 6]),
-    ("a carer on it whose consent was revoked", [false; 6]),
+    ("a carer with consent, not on it", [false; 7]),
+    ("a carer on it whose consent was revoked", [false; 7]),
     (
         "a professional on it",
-        [true, true, true, true, false, true],
+        [true, true, true, true, false, true, true],
     ),
-    ("a professional who left it", [false; 6]),
+    ("a professional who left it", [false; 7]),
     (
         "a professional removed from the team that brought them",
-        [false; 6],
+        [false; 7],
     ),
-    ("a professional whose account was closed", [false; 6]),
+    ("a professional whose account was closed", [false; 7]),
     (
         "a member of a team it is addressed to",
-        [false, false, true, true, false, true],
+        [false, false, true, true, false, true, true],
     ),
     (
         "a member of a team holding a grant in force",
-        [false, false, true, true, false, true],
+        [false, false, true, true, false, true, true],
     ),
-    ("a member of a team whose grant expired", [false; 6]),
-    ("a professional in no relation", [false; 6]),
-    ("a token that says professional for a carer", [false; 6]),
-    ("an admin", [false; 6]),
-    ("an auditor", [false, false, false, false, true, false]),
-    ("an operator", [false; 6]),
-    ("an admin token for someone never granted it", [false; 6]),
+    ("a member of a team whose grant expired", [false; 7]),
+    ("a professional in no relation", [false; 7]),
+    ("a token that says professional for a carer", [false; 7]),
+    ("an admin", [false; 7]),
+    (
+        "an auditor",
+        [false, false, false, false, true, false, false],
+    ),
+    ("an operator", [false; 7]),
+    ("an admin token for someone never granted it", [false; 7]),
 ];
 
 fn person(role: Role, name: &str) -> Caller {
@@ -292,7 +296,7 @@ async fn row(
     who: &Caller,
     label: &str,
     at: u64,
-) -> [bool; 6] {
+) -> [bool; 7] {
     let mut inbox = s.inbox(who);
     let mut audit = s.audit(who);
     let mut notify = s.notify(who);
@@ -352,6 +356,13 @@ async fn row(
             body: "Checking in.".into(),
         })
         .await;
+    let noted = command
+        .post_staff_note(cmd::PostStaffNoteRequest {
+            command_id: command_id(),
+            thread_id: thread.into(),
+            body: "For the team: checking in.".into(),
+        })
+        .await;
     [
         answered(CALLS[0], label, posted),
         answered(CALLS[1], label, marked),
@@ -359,6 +370,7 @@ async fn row(
         listed,
         answered(CALLS[4], label, trail),
         answered(CALLS[5], label, notifications),
+        answered(CALLS[6], label, noted),
     ]
 }
 

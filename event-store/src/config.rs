@@ -21,6 +21,9 @@ pub struct StoreConfig {
     pub duplicate_window: Duration,
     /// Upper bound on every request to NATS (connect, publish ack, API call).
     pub request_timeout: Duration,
+    /// How long a service starting up waits for NATS and JetStream to
+    /// answer (`JetStreamStore::connect_patiently`).
+    pub startup_wait: Duration,
     /// The NATS user this process connects as (each service has its own,
     /// with subject permissions: see `deploy/nats/users.conf`).
     pub user: Option<NatsUser>,
@@ -63,6 +66,7 @@ impl Default for StoreConfig {
             replicas: 1,
             duplicate_window: Duration::from_secs(10 * 60),
             request_timeout: Duration::from_secs(5),
+            startup_wait: Duration::from_secs(60),
             user: None,
             tls: None,
         }
@@ -131,6 +135,12 @@ impl StoreConfig {
                 .millis(
                     "CARELINE_NATS_TIMEOUT_MS",
                     defaults.request_timeout.as_millis() as u64,
+                )
+                .map_err(bad)?,
+            startup_wait: settings
+                .secs(
+                    "CARELINE_NATS_STARTUP_WAIT_SECS",
+                    defaults.startup_wait.as_secs(),
                 )
                 .map_err(bad)?,
             user: settings

@@ -115,6 +115,39 @@ impl JetStreamStore {
         })
     }
 
+    /// As [`Self::connect`], for a service starting up: while NATS or
+    /// JetStream does not answer (it is starting, or electing a stream
+    /// leader), tries again with backoff (0.1 s, doubling to 5 s) for up to
+    /// `config.startup_wait`, saying each time what it waits for. Any other
+    /// error (a bad setting, a stream with the wrong settings) fails at once.
+    pub async fn connect_patiently(config: StoreConfig) -> Result<Self, Error> {
+        let started = std::time::Instant::now();
+        let mut delay = Duration::from_millis(100);
+        let mut attempt = 1u32;
+        loop {
+            match Self::connect(config.clone()).await {
+                Err(Error::Unavailable(why)) if started.elapsed() + delay < config.startup_wait => {
+                    tracing::warn!(
+                        attempt,
+                        retry_in = ?delay,
+                        "waiting for the event log at {}: {why}",
+                        config.nats_url
+                    );
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                    attempt += 1;
+                }
+                Err(Error::Unavailable(why)) => {
+                    return Err(Error::Unavailable(format!(
+                        "{why} (waited {:?} for it, CARELINE_NATS_STARTUP_WAIT_SECS)",
+                        started.elapsed()
+                    )));
+                }
+                other => return other,
+            }
+        }
+    }
+
     pub fn config(&self) -> &StoreConfig {
         &self.inner.config
     }
@@ -378,7 +411,7 @@ impl EventStore for JetStreamStore {
                     Error::Unavailable(format!("no acknowledgement from JetStream: {e}"))
                 }
                 PublishErrorKind::StreamNotFound => Error::Unavailable(format!(
-                    "no JetStream stream answered for {aggregate} (is JetStream up and stream {} created?)",
+                    "no JetStream stream answered for {aggregate} (stream {} may be electing a leader; if this lasts, check that JetStream is up and the stream exists)",
                     self.inner.config.stream
                 )),
                 _ => Error::Stream(format!("append to {aggregate} refused: {e}")),

@@ -121,6 +121,54 @@ async fn a_list_of_servers_connects_to_one_that_answers() {
 }
 
 #[tokio::test]
+async fn a_service_starting_before_nats_waits_for_it() {
+    let mut server = NatsServer::start().await;
+    server.kill();
+    let config = StoreConfig {
+        nats_url: server.url(),
+        request_timeout: Duration::from_millis(500),
+        startup_wait: Duration::from_secs(30),
+        ..unique_config("startupwait")
+    };
+    let started = Instant::now();
+    let connecting = tokio::spawn(JetStreamStore::connect_patiently(config.clone()));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!connecting.is_finished(), "it waits while NATS is down");
+    server.restart().await;
+    let store = tokio::time::timeout(Duration::from_secs(20), connecting)
+        .await
+        .expect("connected once NATS answered")
+        .unwrap()
+        .unwrap();
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    store
+        .append(&message(&new_thread(), "hello"), 0)
+        .await
+        .unwrap();
+
+    // It gives up after the wait, naming it; a bad setting fails at once.
+    server.kill();
+    let brief = StoreConfig {
+        startup_wait: Duration::from_millis(800),
+        ..config.clone()
+    };
+    match JetStreamStore::connect_patiently(brief).await {
+        Err(Error::Unavailable(why)) => {
+            assert!(why.contains("CARELINE_NATS_STARTUP_WAIT_SECS"), "{why}")
+        }
+        other => panic!("expected Unavailable, got {:?}", other.map(|_| ())),
+    }
+    let bad = StoreConfig {
+        prefix: "has space".into(),
+        ..config
+    };
+    assert!(matches!(
+        JetStreamStore::connect_patiently(bad).await,
+        Err(Error::Config(_))
+    ));
+}
+
+#[tokio::test]
 async fn an_unreachable_server_is_a_typed_error_within_the_timeout() {
     // A port nothing listens on.
     let port = std::net::TcpListener::bind("127.0.0.1:0")

@@ -395,7 +395,7 @@ impl<R: ReadParts<JetStreamStore>> service_kit::Service for ReadApplication<R, J
 
     /// Connects to the log named in `config`, then as [`Self::with_store`].
     async fn build(config: R::Config) -> anyhow::Result<Self> {
-        let store = JetStreamStore::connect(config.read().store.clone()).await?;
+        let store = JetStreamStore::connect_patiently(config.read().store.clone()).await?;
         Self::with_store(config, store).await
     }
 

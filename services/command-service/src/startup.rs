@@ -31,7 +31,7 @@ impl service_kit::Service for Application<JetStreamStore> {
     }
 
     async fn build(config: Config) -> anyhow::Result<Self> {
-        let store = JetStreamStore::connect(config.store).await?;
+        let store = JetStreamStore::connect_patiently(config.store).await?;
         let mut app = App::new(store, config.cache_capacity);
         if let Some(links) = config.email_links {
             app = app.with_email_links(links);
