@@ -89,9 +89,12 @@ wait_for_port() { # name host:port log
 if [ -z "${NATS_URL:-}" ]; then
   nats_bin=$(command -v nats-server || echo /usr/sbin/nats-server)
   users=(admin command inbox audit notify reader)
-  if [ ! -s "$dev/nats-passwords" ]; then
+  # nats-server reads a variable's value as configuration: one that starts
+  # with a digit is taken for a number and refused, so each starts with a
+  # letter (files made before this are made again).
+  if [ ! -s "$dev/nats-passwords" ] || grep -qE '_PASSWORD=[0-9]' "$dev/nats-passwords"; then
     for u in "${users[@]}"; do
-      echo "CARELINE_NATS_${u^^}_PASSWORD=$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')"
+      echo "CARELINE_NATS_${u^^}_PASSWORD=p$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')"
     done > "$dev/nats-passwords"
     chmod 600 "$dev/nats-passwords"
   fi
