@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use careline_client::bearer::command_id;
 use careline_client::demo::first_thread;
-use proto::audit as audit_pb;
 use proto::command as cmd;
 use proto::inbox as inbox_pb;
 use proto::notify as notify_pb;
@@ -129,29 +128,12 @@ async fn a_staff_note_is_for_staff_only() {
     );
 
     // Pat's trail: that a note was written, not by whom; the auditor's: who.
-    let trail = |who| {
-        let mut audit = s.audit(who);
-        let thread = thread.clone();
-        async move {
-            audit
-                .thread_trail(audit_pb::ThreadTrailRequest {
-                    min_position: at,
-                    thread_id: thread,
-                    range: None,
-                })
-                .await
-                .unwrap()
-                .into_inner()
-                .entries
-                .into_iter()
-                .find(|e| e.position == at)
-                .unwrap()
-        }
-    };
-    let pat_sees = trail(&org.patient).await;
+    let trail =
+        |entries: Vec<proto::audit::Entry>| entries.into_iter().find(|e| e.position == at).unwrap();
+    let pat_sees = trail(s.thread_trail(&org.patient, &thread, at).await);
     assert_eq!(pat_sees.action, "a staff note was written");
     assert!(pat_sees.actor_name.is_empty() && pat_sees.actor_id.is_empty());
-    let auditor_sees = trail(&org.auditor).await;
+    let auditor_sees = trail(s.thread_trail(&org.auditor, &thread, at).await);
     assert!(
         auditor_sees.action.contains("wrote a staff note"),
         "{}",

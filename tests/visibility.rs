@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used)]
 
 use careline_client::Steps;
+use proto::command::recipient::Recipient;
 use std::time::{Duration, SystemTime};
 
 use careline_client::bearer::command_id;
@@ -32,7 +33,7 @@ const CALLS: [&str; 7] = [
 ];
 
 /// The table: who, and whether each call is answered.
-const TABLE: [(&str, [bool; 7]); 18] = [
+const TABLE: [(&str, [bool; 7]); 20] = [
     ("the patient", [true, true, true, true, true, false, false]),
     ("another patient", [false; 7]),
     (
@@ -51,6 +52,14 @@ const TABLE: [(&str, [bool; 7]); 18] = [
         [false; 7],
     ),
     ("a professional whose account was closed", [false; 7]),
+    (
+        "a professional on its staff side (writes notes, not messages)",
+        [false, true, true, true, false, true, true],
+    ),
+    (
+        "a member of a team on its staff side, not on it",
+        [false, false, true, true, false, true, true],
+    ),
     (
         "a member of a team it is addressed to",
         [false, false, true, true, false, true, true],
@@ -89,6 +98,25 @@ fn professional(id: &Caller) -> cmd::Recipient {
 
 /// Registers a professional in a new team of their own.
 async fn in_new_team(s: &System, org: &DemoOrg, who: &Caller, team: &str) -> String {
+    let team_id = s
+        .signer
+        .client(&org.admin)
+        .unwrap()
+        .create_team(cmd::CreateTeamRequest {
+            command_id: command_id(),
+            name: team.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .aggregate_id;
+    in_team(s, org, who, &team_id).await;
+    team_id
+}
+
+/// Registers a professional in `team`, contactable.
+async fn in_team(s: &System, org: &DemoOrg, who: &Caller, team: &str) {
     let mut admin = s.signer.client(&org.admin).unwrap();
     admin
         .register_professional(cmd::RegisterProfessionalRequest {
@@ -100,27 +128,16 @@ async fn in_new_team(s: &System, org: &DemoOrg, who: &Caller, team: &str) -> Str
         })
         .await
         .unwrap();
-    let team_id = admin
-        .create_team(cmd::CreateTeamRequest {
-            command_id: command_id(),
-            name: team.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .aggregate_id;
     admin
         .add_team_member(cmd::AddTeamMemberRequest {
             command_id: command_id(),
-            team_id: team_id.clone(),
+            team_id: team.into(),
             professional_id: who.person_id.to_string(),
             contactable: true,
             lead: false,
         })
         .await
         .unwrap();
-    team_id
 }
 
 /// The thread, its latest message (a staff reply nobody else has read),
@@ -135,6 +152,7 @@ async fn scenario(s: &System) -> (String, String, Vec<Caller>) {
     // Specialists brought in; the dietitian then leaves.
     nina.add_participants(cmd::AddParticipantsRequest {
         command_id: command_id(),
+        staff_side: false,
         thread_id: thread.clone(),
         recipients: vec![
             professional(&org.cardiologist),
@@ -176,6 +194,7 @@ async fn scenario(s: &System) -> (String, String, Vec<Caller>) {
     .unwrap();
     nina.add_participants(cmd::AddParticipantsRequest {
         command_id: command_id(),
+        staff_side: false,
         thread_id: thread.clone(),
         recipients: vec![],
         carer_ids: vec![revoked.person_id.to_string()],
@@ -216,6 +235,38 @@ async fn scenario(s: &System) -> (String, String, Vec<Caller>) {
     .await
     .unwrap();
 
+    // Consulted on the staff side: Sam by name, and the Neurology team
+    // (through Nora, its default contact; Olly, its other member, is not on
+    // the thread).
+    let sam = person(Role::Professional, "Sam Reid");
+    in_new_team(s, &org, &sam, "Haematology").await;
+    nina.add_recipient(
+        &thread,
+        Recipient::ProfessionalId(sam.person_id.to_string()),
+        true,
+    )
+    .await
+    .unwrap();
+    let (nora, olly) = (
+        person(Role::Professional, "Nora Hale"),
+        person(Role::Professional, "Olly Hart"),
+    );
+    let neurology = in_new_team(s, &org, &nora, "Neurology").await;
+    in_team(s, &org, &olly, &neurology).await;
+    s.signer
+        .client(&org.admin)
+        .unwrap()
+        .set_default_contact(cmd::SetDefaultContactRequest {
+            command_id: command_id(),
+            team_id: neurology.clone(),
+            professional_id: nora.person_id.to_string(),
+        })
+        .await
+        .unwrap();
+    nina.add_recipient(&thread, Recipient::TeamId(neurology), true)
+        .await
+        .unwrap();
+
     let unrelated = person(Role::Professional, "Una Burke");
     in_new_team(s, &org, &unrelated, "Dermatology").await;
     let posing = Caller {
@@ -227,6 +278,7 @@ async fn scenario(s: &System) -> (String, String, Vec<Caller>) {
     let reply = nina
         .post_message(cmd::PostMessageRequest {
             command_id: command_id(),
+            mention_ids: vec![],
             thread_id: thread.clone(),
             body: "Up to one litre on Sunday.".into(),
         })
@@ -268,6 +320,8 @@ async fn scenario(s: &System) -> (String, String, Vec<Caller>) {
         org.dietitian.clone(),
         org.nurse2.clone(),
         org.lead.clone(),
+        sam,
+        olly,
         org.consultant.clone(),
         org.pals_officer.clone(),
         phil,
@@ -281,11 +335,16 @@ async fn scenario(s: &System) -> (String, String, Vec<Caller>) {
     (thread, reply, people)
 }
 
-/// Answered, or refused as not theirs; anything else fails the test.
+/// Answered, or refused as not theirs (or, to someone on the staff side, a
+/// message refused as one the patient would see); anything else fails the
+/// test.
 fn answered<T>(call: &str, who: &str, result: Result<T, Status>) -> bool {
     match result {
         Ok(_) => true,
         Err(s) if matches!(s.code(), Code::NotFound | Code::PermissionDenied) => false,
+        Err(s) if s.code() == Code::FailedPrecondition && s.message().contains("staff side") => {
+            false
+        }
         Err(s) => panic!("{call} for {who}: {:?} {}", s.code(), s.message()),
     }
 }
@@ -352,6 +411,7 @@ async fn row(
     let posted = command
         .post_message(cmd::PostMessageRequest {
             command_id: command_id(),
+            mention_ids: vec![],
             thread_id: thread.into(),
             body: "Checking in.".into(),
         })

@@ -41,6 +41,21 @@ pub trait Steps {
         thread: &str,
         who: &Caller,
     ) -> impl Future<Output = Result<u64, Status>> + Send;
+    /// Adds `who` (a professional, or a team) to the staff side of `thread`
+    /// (`staff_side`), or to its patient side.
+    fn add_recipient(
+        &mut self,
+        thread: &str,
+        who: pb::recipient::Recipient,
+        staff_side: bool,
+    ) -> impl Future<Output = Result<u64, Status>> + Send;
+    /// Posts `body` on `thread`, mentioning `mentioned`.
+    fn post_mentioning(
+        &mut self,
+        thread: &str,
+        body: &str,
+        mentioned: &[&Caller],
+    ) -> impl Future<Output = Result<u64, Status>> + Send;
     /// Leaves `thread`.
     fn leave(&mut self, thread: &str) -> impl Future<Output = Result<u64, Status>> + Send;
     /// Archives `thread`.
@@ -67,9 +82,26 @@ impl Steps for Client {
             command_id: command_id(),
             thread_id: thread.into(),
             body: body.into(),
+            mention_ids: vec![],
         })
         .await
         .map(tonic::Response::into_inner)
+    }
+
+    async fn post_mentioning(
+        &mut self,
+        thread: &str,
+        body: &str,
+        mentioned: &[&Caller],
+    ) -> Result<u64, Status> {
+        self.post_message(pb::PostMessageRequest {
+            command_id: command_id(),
+            thread_id: thread.into(),
+            body: body.into(),
+            mention_ids: mentioned.iter().map(|c| c.person_id.to_string()).collect(),
+        })
+        .await
+        .map(position)
     }
 
     async fn assign(&mut self, thread: &str, assignee: &Caller) -> Result<u64, Status> {
@@ -83,15 +115,24 @@ impl Steps for Client {
     }
 
     async fn add_professional(&mut self, thread: &str, who: &Caller) -> Result<u64, Status> {
+        let who = pb::recipient::Recipient::ProfessionalId(who.person_id.to_string());
+        self.add_recipient(thread, who, false).await
+    }
+
+    async fn add_recipient(
+        &mut self,
+        thread: &str,
+        who: pb::recipient::Recipient,
+        staff_side: bool,
+    ) -> Result<u64, Status> {
         self.add_participants(pb::AddParticipantsRequest {
             command_id: command_id(),
             thread_id: thread.into(),
             recipients: vec![pb::Recipient {
-                recipient: Some(pb::recipient::Recipient::ProfessionalId(
-                    who.person_id.to_string(),
-                )),
+                recipient: Some(who),
             }],
             carer_ids: vec![],
+            staff_side,
         })
         .await
         .map(position)

@@ -160,6 +160,7 @@ pub fn message(aggregate: &AggregateRef, body: &str) -> Envelope {
         aggregate,
         Payload::MessagePosted(proto::events::MessagePosted {
             message_id: uuid::Uuid::now_v7().to_string(),
+            mention_ids: vec![],
             body: body.into(),
             reopened: false,
         }),

@@ -289,6 +289,7 @@ pub fn generate(spec: Spec, age: Duration) -> Log {
                 author,
                 Payload::MessagePosted(ev::MessagePosted {
                     message_id: message.clone(),
+                    mention_ids: vec![],
                     body: format!("Reply {r}: please take it with food and keep a diary."),
                     reopened: false,
                 }),

@@ -94,6 +94,7 @@ impl Payload {
             Payload::ThreadReopened(_) => "ThreadReopened",
             Payload::ThreadReadUpTo(_) => "ThreadReadUpTo",
             Payload::StaffNotePosted(_) => "StaffNotePosted",
+            Payload::StaffSideJoined(_) => "StaffSideJoined",
             Payload::TeamCreated(_) => "TeamCreated",
             Payload::TeamMemberAdded(_) => "TeamMemberAdded",
             Payload::TeamMemberRemoved(_) => "TeamMemberRemoved",
@@ -139,7 +140,8 @@ impl Payload {
             | Payload::ThreadArchived(_)
             | Payload::ThreadReopened(_)
             | Payload::ThreadReadUpTo(_)
-            | Payload::StaffNotePosted(_) => AggregateType::Thread,
+            | Payload::StaffNotePosted(_)
+            | Payload::StaffSideJoined(_) => AggregateType::Thread,
             Payload::TeamCreated(_)
             | Payload::TeamMemberAdded(_)
             | Payload::TeamMemberRemoved(_)

@@ -397,6 +397,25 @@ impl System {
         )
     }
 
+    /// The audit trail of `thread` as `who` is shown it, as of `at`.
+    pub async fn thread_trail(
+        &self,
+        who: &Caller,
+        thread: &str,
+        at: u64,
+    ) -> Vec<proto::audit::Entry> {
+        self.audit(who)
+            .thread_trail(proto::audit::ThreadTrailRequest {
+                min_position: at,
+                thread_id: thread.into(),
+                range: None,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .entries
+    }
+
     /// The audit API without a token.
     pub fn audit_without_token(&self) -> AuditServiceClient<Channel> {
         AuditServiceClient::new(self.audit.clone().expect("the audit service runs"))

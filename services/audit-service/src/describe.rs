@@ -236,13 +236,23 @@ pub fn describe(event: &RecordedEvent, dir: &mut Directory) -> Vec<Draft> {
         }
         Payload::StaffNotePosted(_) => thread_action(dir, format!("{who} wrote a staff note")),
         Payload::ParticipantsAdded(e) => {
-            let people = dir.names(e.participants.iter().map(|p| p.person_id.as_str()));
-            let via = if e.team_ids.is_empty() {
-                String::new()
+            let (people, via) = joining(dir, &e.participants, &e.team_ids);
+            let moved = if e.moved_person_ids.is_empty() && e.moved_team_ids.is_empty() {
+                ""
             } else {
-                format!(" (through {})", dir.names(&e.team_ids))
+                ", moving those on the staff side to the patient side"
             };
-            thread_action(dir, format!("{who} added {people} to the thread{via}"))
+            thread_action(
+                dir,
+                format!("{who} added {people} to the thread{via}{moved}"),
+            )
+        }
+        Payload::StaffSideJoined(e) => {
+            let (people, via) = joining(dir, &e.participants, &e.team_ids);
+            thread_action(
+                dir,
+                format!("{who} added {people} to the staff side of the thread{via}"),
+            )
         }
         Payload::ParticipantLeft(e) => {
             let action = if e.person_id == actor.person_id {
@@ -557,6 +567,21 @@ pub fn describe(event: &RecordedEvent, dir: &mut Directory) -> Vec<Draft> {
     }
 }
 
+/// Who joins a thread, and through which teams (" (through ...)", or "").
+fn joining(
+    dir: &mut Directory,
+    people: &[proto::events::Participant],
+    teams: &[String],
+) -> (String, String) {
+    let names = dir.names(people.iter().map(|p| p.person_id.as_str()));
+    let via = if teams.is_empty() {
+        String::new()
+    } else {
+        format!(" (through {})", dir.names(teams))
+    };
+    (names, via)
+}
+
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
@@ -702,6 +727,7 @@ mod tests {
             "MessagePosted" => Payload::MessagePosted(Default::default()),
             "StaffNotePosted" => Payload::StaffNotePosted(Default::default()),
             "ParticipantsAdded" => Payload::ParticipantsAdded(Default::default()),
+            "StaffSideJoined" => Payload::StaffSideJoined(Default::default()),
             "ParticipantLeft" => Payload::ParticipantLeft(Default::default()),
             "ThreadAssigned" => Payload::ThreadAssigned(Default::default()),
             "ThreadUnassigned" => Payload::ThreadUnassigned(Default::default()),

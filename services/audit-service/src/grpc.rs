@@ -134,13 +134,18 @@ pub fn to_proto(e: Entry) -> pb::Entry {
 }
 
 /// What a patient reading their own trail is shown of an entry: of a staff
-/// note, only that one was written (not who wrote it).
+/// note, only that one was written, and of a colleague consulted on the
+/// staff side, only that one was (not who wrote, consulted or was
+/// consulted). Reads of the record stay named: the trail is the patient's
+/// account of who saw it.
 fn as_patient_sees(entry: pb::Entry) -> pb::Entry {
-    if entry.event_type != "StaffNotePosted" {
-        return entry;
-    }
+    let action = match entry.event_type.as_str() {
+        "StaffNotePosted" => "a staff note was written",
+        "StaffSideJoined" => "staff consulted a colleague on the staff side of the thread",
+        _ => return entry,
+    };
     pb::Entry {
-        action: "a staff note was written".into(),
+        action: action.into(),
         actor_id: String::new(),
         actor_name: String::new(),
         role: "staff".into(),

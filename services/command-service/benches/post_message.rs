@@ -128,6 +128,7 @@ async fn main() {
 fn post(thread: &str) -> pb::PostMessageRequest {
     pb::PostMessageRequest {
         command_id: command_id(),
+        mention_ids: vec![],
         thread_id: thread.to_string(),
         body: "Please weigh yourself before Monday's session.".into(),
     }

@@ -577,6 +577,7 @@ mod tests {
             thread_id: w.thread.clone(),
             message_id: uuid::Uuid::now_v7().to_string(),
             body: "I am a doctor now".into(),
+            mention_ids: vec![],
         };
         denied(w.run(&posing, post.clone()).await);
         // A patient token for an id with no record.
@@ -792,6 +793,7 @@ mod tests {
             thread_id: w.thread.clone(),
             message_id: uuid::Uuid::now_v7().to_string(),
             body: "An update".into(),
+            mention_ids: vec![],
         }
     }
 
@@ -812,6 +814,7 @@ mod tests {
             thread_id: w.thread.clone(),
             recipients: vec![Recipient::Professional(w.specialist.person_id.clone())],
             carer_ids: vec![],
+            staff_side: false,
         };
         let leave = || LeaveThread {
             thread_id: w.thread.clone(),

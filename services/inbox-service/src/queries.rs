@@ -81,6 +81,15 @@ macro_rules! visible_team {
     };
 }
 
+/// Whether the viewer `$1` is staff, who are shown a thread's staff side
+/// (its people, teams and their reads); the patient and carers never are.
+/// Uncorrelated: computed once per statement.
+macro_rules! staff_viewer {
+    () => {
+        "EXISTS (SELECT 1 FROM people sv WHERE sv.person_id = $1 AND sv.kind = 'professional')"
+    };
+}
+
 /// Everything a list shows of each thread in `$from` (which names the
 /// threads `t`), in one statement: the assignee, the teams, the first
 /// people on it (an index-only scan), and the unread count of the viewer
@@ -95,15 +104,20 @@ macro_rules! summary_select {
              t.participant_count - (SELECT count(*)::int4 FROM thread_participants tp \
                JOIN consents c ON c.patient_id = t.patient_id AND c.carer_id = tp.person_id \
                WHERE tp.thread_id = t.thread_id AND tp.active AND tp.kind = 'carer' \
-                 AND c.expires_at <= now()), \
+                 AND c.expires_at <= now()) \
+               - CASE WHEN ", staff_viewer!(), " THEN 0 ELSE (SELECT count(*)::int4 \
+                 FROM thread_participants tp WHERE tp.thread_id = t.thread_id AND tp.active AND tp.staff_side) END, \
              coalesce((SELECT array_agg(tt.team_id ORDER BY tt.added_at, tt.team_id) FROM thread_teams tt \
-               WHERE tt.thread_id = t.thread_id), '{}'), \
+               WHERE tt.thread_id = t.thread_id AND (NOT tt.staff_side OR ", staff_viewer!(), ")), '{}'), \
              ARRAY(SELECT tp.person_id FROM thread_participants tp \
                WHERE tp.thread_id = t.thread_id AND tp.active \
+                 AND (NOT tp.staff_side OR ", staff_viewer!(), ") \
                  AND NOT (tp.kind = 'carer' AND EXISTS (SELECT 1 FROM consents c \
                    WHERE c.patient_id = t.patient_id AND c.carer_id = tp.person_id \
                      AND c.expires_at <= now())) \
-               ORDER BY tp.joined_at, tp.person_id LIMIT 10) FROM ",
+               ORDER BY tp.joined_at, tp.person_id LIMIT 10), \
+             coalesce((SELECT array_agg(tt.team_id ORDER BY tt.added_at, tt.team_id) FROM thread_teams tt \
+               WHERE tt.thread_id = t.thread_id AND tt.staff_side AND ", staff_viewer!(), "), '{}') FROM ",
             $from,
             " LEFT JOIN read_marks rm ON rm.thread_id = t.thread_id AND rm.person_id = $1"
         )
@@ -194,18 +208,22 @@ pub struct MessagePage {
     pub before: Option<u32>,
 }
 /// A carer still on the thread whose consent has expired (no event says
-/// so) is shown as having left when it expired.
+/// so) is shown as having left when it expired. The staff side only to
+/// staff (`$2`).
 const PARTICIPANT_HISTORY: &str = "SELECT tp.person_id, tp.reason, tp.via_team, \
-     tp.active AND c.carer_id IS NULL, tp.joined_at, coalesce(tp.left_at, c.expires_at) \
+     tp.active AND c.carer_id IS NULL, tp.joined_at, coalesce(tp.left_at, c.expires_at), tp.staff_side \
      FROM thread_participants tp JOIN threads t ON t.thread_id = tp.thread_id \
      LEFT JOIN consents c ON tp.kind = 'carer' AND tp.active AND c.patient_id = t.patient_id \
        AND c.carer_id = tp.person_id AND c.expires_at <= now() \
-     WHERE tp.thread_id = $1 ORDER BY tp.joined_at, tp.person_id";
+     WHERE tp.thread_id = $1 AND (NOT tp.staff_side OR $2) ORDER BY tp.joined_at, tp.person_id";
 const ASSIGNMENT_HISTORY: &str =
     "SELECT assignee, by_id, at FROM assignments WHERE thread_id = $1 ORDER BY position";
+/// Reads by people on the staff side only to staff (`$2`).
 const READ_RECEIPTS: &str = "SELECT r.person_id, m.message_id, r.seq, r.read_at FROM read_marks r \
      JOIN messages m ON m.thread_id = r.thread_id AND m.seq = r.seq \
-     WHERE r.thread_id = $1 ORDER BY r.seq DESC, r.person_id";
+     WHERE r.thread_id = $1 AND ($2 OR NOT EXISTS (SELECT 1 FROM thread_participants sp \
+       WHERE sp.thread_id = r.thread_id AND sp.person_id = r.person_id AND sp.staff_side)) \
+     ORDER BY r.seq DESC, r.person_id";
 
 const PATIENT_EXISTS: &str =
     "SELECT EXISTS (SELECT 1 FROM people WHERE person_id = $1 AND kind = 'patient')";
@@ -357,6 +375,11 @@ fn summary(row: &Row, named: &HashMap<Uuid, pb::Person>) -> pb::ThreadSummary {
             .collect(),
         team_ids: row
             .get::<_, Vec<Uuid>>(9)
+            .iter()
+            .map(Uuid::to_string)
+            .collect(),
+        staff_side_team_ids: row
+            .get::<_, Vec<Uuid>>(11)
             .iter()
             .map(Uuid::to_string)
             .collect(),
@@ -605,9 +628,11 @@ pub async fn thread(
     let page_params: [&Param; 3] = [&thread, &before, &limit];
     let ids = vec![thread];
     let summary: [&Param; 2] = [&viewer.id, &ids];
-    // Only staff are shown staff notes.
+    // Only staff are shown staff notes and the staff side.
+    let staff = viewer.role == Role::Professional;
+    let this_side: [&Param; 2] = [&thread, &staff];
     let notes = async {
-        if viewer.role == Role::Professional {
+        if staff {
             rows(client, STAFF_NOTES, &this).await
         } else {
             Ok(Vec::new())
@@ -617,9 +642,9 @@ pub async fn thread(
         can_see(client, viewer, now, thread.into()),
         rows(client, SUMMARIES, &summary),
         rows(client, MESSAGES, &page_params),
-        rows(client, PARTICIPANT_HISTORY, &this),
+        rows(client, PARTICIPANT_HISTORY, &this_side),
         rows(client, ASSIGNMENT_HISTORY, &this),
-        rows(client, READ_RECEIPTS, &this),
+        rows(client, READ_RECEIPTS, &this_side),
         notes,
     )?;
     notes.reverse();
@@ -675,6 +700,7 @@ pub async fn thread(
                 active: r.get(3),
                 joined_at: Some(ts(r.get(4))),
                 left_at: r.get::<_, Option<SystemTime>>(5).map(ts),
+                staff_side: r.get(6),
             })
             .collect(),
         assignments: assignments

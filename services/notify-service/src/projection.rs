@@ -59,9 +59,10 @@ const LAPSED_CONSENT: &str = "SELECT 1 FROM consents WHERE patient_id = $1 AND c
      AND (NOT active OR expires_at <= $3)";
 const INSERT_THREAD: &str =
     "INSERT INTO threads (thread_id, patient_id) VALUES ($1, $2) ON CONFLICT DO NOTHING";
-const JOIN: &str = "INSERT INTO participants (thread_id, person_id, active, via_team) \
-     VALUES ($1, $2, true, $3) \
-     ON CONFLICT (thread_id, person_id) DO UPDATE SET active = true, via_team = excluded.via_team";
+const JOIN: &str = "INSERT INTO participants (thread_id, person_id, active, via_team, staff_side) \
+     VALUES ($1, $2, true, $3, $4) \
+     ON CONFLICT (thread_id, person_id) DO UPDATE SET active = true, via_team = excluded.via_team, \
+     staff_side = excluded.staff_side";
 const LEAVE: &str =
     "UPDATE participants SET active = false WHERE thread_id = $1 AND person_id = $2";
 /// One notification for everyone to tell of a message on thread $3 by $8
@@ -90,13 +91,16 @@ macro_rules! notify_participants {
         )
     };
 }
-const NOTIFY: &str = notify_participants!("");
+/// A message: those on the staff side only if mentioned (`$9`).
+const NOTIFY: &str =
+    notify_participants!("AND (NOT p.staff_side OR p.person_id = ANY($9::text[]))");
 /// A staff note: only the professionals on the thread are told.
 const NOTIFY_STAFF: &str = notify_participants!("AND x.kind = 'professional'");
 /// With team alerts: one notification for every member of a team with
 /// alerts on that thread $3 is addressed to, of a patient's or carer's
 /// message; not the author, nor a member who left the thread, and not
-/// twice (participants are told already, by [`NOTIFY`]).
+/// twice (participants are told already, by [`NOTIFY`]); a team on the
+/// staff side, and its members there, are not alerted.
 const ALERT_TEAMS: &str = "INSERT INTO notifications (id, event_id, position, thread_id, \
      recipient_id, recipient_name, recipient_kind, email, sender_name, sender_role, deliverable, \
      reason, created_at) \
@@ -108,9 +112,9 @@ const ALERT_TEAMS: &str = "INSERT INTO notifications (id, event_id, position, th
      FROM thread_teams tt JOIN team_alerts a ON a.team_id = tt.team_id \
      JOIN team_members m ON m.team_id = tt.team_id \
      LEFT JOIN people x ON x.id = m.person_id \
-     WHERE tt.thread_id = $3 AND m.person_id <> $8 \
+     WHERE tt.thread_id = $3 AND NOT tt.staff_side AND m.person_id <> $8 \
        AND NOT EXISTS (SELECT 1 FROM participants p \
-            WHERE p.thread_id = $3 AND p.person_id = m.person_id AND NOT p.active) \
+            WHERE p.thread_id = $3 AND p.person_id = m.person_id AND (NOT p.active OR p.staff_side)) \
      ORDER BY m.person_id \
      ON CONFLICT DO NOTHING";
 const ALERTS_ON: &str = "INSERT INTO team_alerts (team_id) VALUES ($1) ON CONFLICT DO NOTHING";
@@ -147,8 +151,10 @@ const LEAVE_TEAM_THREADS: &str = "WITH via AS (\
        WHERE p.thread_id = via.thread_id AND p.person_id = $2 AND via.keeper IS NOT NULL) \
      UPDATE participants p SET active = false FROM via \
      WHERE p.thread_id = via.thread_id AND p.person_id = $2 AND via.keeper IS NULL";
-const ADDRESS_TEAM: &str =
-    "INSERT INTO thread_teams (thread_id, team_id) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+/// A team addressed again moves only from the staff side to the patient side.
+const ADDRESS_TEAM: &str = "INSERT INTO thread_teams (thread_id, team_id, staff_side) \
+     VALUES ($1, $2, $3) ON CONFLICT (thread_id, team_id) DO UPDATE SET staff_side = false \
+     WHERE thread_teams.staff_side AND NOT excluded.staff_side";
 const SENDER: &str = "SELECT kind, role_label, name FROM people WHERE id = $1";
 const INSERT_MESSAGE: &str = "INSERT INTO messages (event_id, message_id, thread_id, position, \
      author_id, author_kind, author_name, author_role, posted_at) \
@@ -352,23 +358,14 @@ async fn apply(tx: &Transaction<'_>, event: &RecordedEvent) -> Result<(), Error>
         Payload::ThreadStarted(e) => {
             tx.execute(INSERT_THREAD, &[&e.thread_id, &e.patient_id])
                 .await?;
-            for p in &e.participants {
-                tx.execute(JOIN, &[&e.thread_id, &p.person_id, &p.via_team_id])
-                    .await?;
-            }
-            for team in &e.team_ids {
-                tx.execute(ADDRESS_TEAM, &[&e.thread_id, team]).await?;
-            }
-            tell(tx, event, Some(&e.message_id)).await?;
+            join(tx, &e.thread_id, (&e.participants, &e.team_ids), false).await?;
+            tell(tx, event, Some((&e.message_id, &[]))).await?;
         }
         Payload::ParticipantsAdded(e) => {
-            for p in &e.participants {
-                tx.execute(JOIN, &[&aggregate, &p.person_id, &p.via_team_id])
-                    .await?;
-            }
-            for team in &e.team_ids {
-                tx.execute(ADDRESS_TEAM, &[&aggregate, team]).await?;
-            }
+            join(tx, aggregate, (&e.participants, &e.team_ids), false).await?;
+        }
+        Payload::StaffSideJoined(e) => {
+            join(tx, aggregate, (&e.participants, &e.team_ids), true).await?;
         }
         Payload::RecordAccessGranted(e) => {
             let expires = micros(e.expires_at.as_ref()).unwrap_or(0);
@@ -404,7 +401,7 @@ async fn apply(tx: &Transaction<'_>, event: &RecordedEvent) -> Result<(), Error>
         Payload::ParticipantLeft(e) => {
             tx.execute(LEAVE, &[&aggregate, &e.person_id]).await?;
         }
-        Payload::MessagePosted(e) => tell(tx, event, Some(&e.message_id)).await?,
+        Payload::MessagePosted(e) => tell(tx, event, Some((&e.message_id, &e.mention_ids))).await?,
         Payload::StaffNotePosted(_) => tell(tx, event, None).await?,
         Payload::ThreadReadUpTo(e) => {
             tx.execute(READ_UP_TO, &[&aggregate, &e.message_id, &e.reader_id])
@@ -415,13 +412,32 @@ async fn apply(tx: &Transaction<'_>, event: &RecordedEvent) -> Result<(), Error>
     Ok(())
 }
 
-/// One notification per recipient of `event`: of a message (`Some`, also
-/// kept for reminders), or of a staff note (`None`: only the professionals
-/// on the thread are told, and it is no message a patient is reminded of).
+/// People and teams joining `thread`, on its staff side or not.
+async fn join(
+    tx: &Transaction<'_>,
+    thread: &str,
+    (people, teams): (&[proto::events::Participant], &[String]),
+    staff_side: bool,
+) -> Result<(), Error> {
+    for p in people {
+        tx.execute(JOIN, &[&thread, &p.person_id, &p.via_team_id, &staff_side])
+            .await?;
+    }
+    for team in teams {
+        tx.execute(ADDRESS_TEAM, &[&thread, team, &staff_side])
+            .await?;
+    }
+    Ok(())
+}
+
+/// One notification per recipient of `event`: of a message (`Some`, with
+/// whom it mentions; also kept for reminders), or of a staff note (`None`:
+/// only the professionals on the thread are told, and it is no message a
+/// patient is reminded of).
 async fn tell(
     tx: &Transaction<'_>,
     event: &RecordedEvent,
-    message: Option<&str>,
+    message: Option<(&str, &[String])>,
 ) -> Result<(), Error> {
     let envelope = &event.envelope;
     let actor = envelope.actor.clone().unwrap_or_default();
@@ -456,7 +472,7 @@ async fn tell(
         &at,
         &actor.person_id,
     ];
-    let Some(message_id) = message else {
+    let Some((message_id, mentions)) = message else {
         tx.execute(NOTIFY_STAFF, &told).await?;
         return Ok(());
     };
@@ -475,7 +491,10 @@ async fn tell(
         ],
     )
     .await?;
-    tx.execute(NOTIFY, &told).await?;
+    let mentions: Vec<&str> = mentions.iter().map(String::as_str).collect();
+    let [a, b, c, d, e, f, g, h] = told;
+    tx.execute(NOTIFY, &[a, b, c, d, e, f, g, h, &mentions])
+        .await?;
     if matches!(sender_kind.as_str(), "patient" | "carer") {
         tx.execute(ALERT_TEAMS, &told).await?;
     }

@@ -1,5 +1,6 @@
 //! `careline demo`.
 
+use careline_client::Steps;
 use careline_client::demo::{Signer, first_thread, seed};
 use clap::Args;
 use service_kit::TokenIssuer;
@@ -51,9 +52,14 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     };
     let org = seed(&signer).await?;
     let thread = first_thread(&signer, &org).await?;
-    // Nina asks her colleagues, not Pat: a note only staff see.
-    signer
-        .client(&org.nurse)?
+    // Nina asks her colleagues, not Pat: a note only staff see, and the
+    // cardiologist on the staff side of the thread.
+    let mut nurse = signer.client(&org.nurse)?;
+    let cardiologist = proto::command::recipient::Recipient::ProfessionalId(
+        org.cardiologist.person_id.to_string(),
+    );
+    nurse.add_recipient(&thread, cardiologist, true).await?;
+    nurse
         .post_staff_note(proto::command::PostStaffNoteRequest {
             command_id: careline_client::bearer::command_id(),
             thread_id: thread.clone(),
@@ -70,7 +76,8 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("  Cardiology                  {}", org.cardiology);
     println!("  Renal join code             {}", org.renal_join_code);
     println!("  First thread (Pat -> Renal) {thread}");
-    println!("    with a staff note by Nina (staff see it; Pat and her father do not)");
+    println!("    with a staff note by Nina, and the cardiologist on its staff side");
+    println!("    (staff see both; Pat and her father see neither)");
     println!();
     let mut env = String::new();
     for (what, who) in org.people() {

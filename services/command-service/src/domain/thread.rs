@@ -14,9 +14,9 @@ use std::time::SystemTime;
 
 use proto::events::{
     AggregateType, Envelope, JoinReason, MessagePosted, Participant, ParticipantKind,
-    ParticipantLeft, ParticipantsAdded, StaffNotePosted, ThreadArchived, ThreadAssigned,
-    ThreadCompleted, ThreadReadUpTo, ThreadReopened, ThreadStarted, ThreadUnassigned,
-    envelope::Payload,
+    ParticipantLeft, ParticipantsAdded, StaffNotePosted, StaffSideJoined, ThreadArchived,
+    ThreadAssigned, ThreadCompleted, ThreadReadUpTo, ThreadReopened, ThreadStarted,
+    ThreadUnassigned, envelope::Payload,
 };
 use service_kit::Role;
 
@@ -40,6 +40,9 @@ pub struct OnThread {
     pub via_team: Option<String>,
     /// When they (last) joined.
     pub joined_at: SystemTime,
+    /// On the staff side: the patient and carers do not see them, and
+    /// they write staff notes, not messages.
+    pub staff_side: bool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -49,6 +52,8 @@ pub struct Thread {
     pub subject: String,
     pub participants: BTreeMap<String, OnThread>,
     pub teams: BTreeSet<String>,
+    /// Those of `teams` addressed on the staff side only.
+    pub staff_teams: BTreeSet<String>,
     pub assignee: Option<String>,
     pub status: Status,
     /// Message ids in order.
@@ -86,6 +91,13 @@ impl Thread {
 
     pub fn has_left(&self, person: &str) -> bool {
         self.participants.get(person).is_some_and(|p| !p.active)
+    }
+
+    /// Whether `person` is on the thread's staff side now.
+    pub fn on_staff_side(&self, person: &str) -> bool {
+        self.participants
+            .get(person)
+            .is_some_and(|p| p.active && p.staff_side)
     }
 
     fn push_message(&mut self, id: &str, author: Option<&str>) {
@@ -137,7 +149,7 @@ impl Thread {
             })
     }
 
-    fn add(&mut self, participants: &[Participant], at: SystemTime) {
+    fn add(&mut self, participants: &[Participant], at: SystemTime, staff_side: bool) {
         for p in participants {
             self.participants.insert(
                 p.person_id.clone(),
@@ -146,6 +158,7 @@ impl Thread {
                     active: true,
                     via_team: (!p.via_team_id.is_empty()).then(|| p.via_team_id.clone()),
                     joined_at: at,
+                    staff_side,
                 },
             );
         }
@@ -163,7 +176,7 @@ impl Aggregate for Thread {
                 self.started = true;
                 self.patient_id = e.patient_id.clone();
                 self.subject = e.subject.clone();
-                self.add(&e.participants, at);
+                self.add(&e.participants, at, false);
                 self.teams.extend(e.team_ids.iter().cloned());
                 self.push_message(&e.message_id, author);
             }
@@ -174,8 +187,19 @@ impl Aggregate for Thread {
                 }
             }
             Some(Payload::ParticipantsAdded(e)) => {
-                self.add(&e.participants, at);
-                self.teams.extend(e.team_ids.iter().cloned());
+                self.add(&e.participants, at, false);
+                for team in &e.team_ids {
+                    self.staff_teams.remove(team);
+                    self.teams.insert(team.clone());
+                }
+            }
+            Some(Payload::StaffSideJoined(e)) => {
+                self.add(&e.participants, at, true);
+                for team in &e.team_ids {
+                    if self.teams.insert(team.clone()) {
+                        self.staff_teams.insert(team.clone());
+                    }
+                }
             }
             Some(Payload::ParticipantLeft(e)) => {
                 if let Some(p) = self.participants.get_mut(&e.person_id) {
@@ -270,16 +294,24 @@ impl Roster {
 /// * on an existing thread, people already on it are skipped, and a member
 ///   who left is not brought back by their team: someone on the thread
 ///   adds them back by name (the automatic-CC rule does not stand in the
-///   way of bringing someone back to a thread they were on).
+///   way of bringing someone back to a thread they were on);
+/// * to the staff side (`to_staff_side`), staff name any professional, the
+///   members of an automatic-CC team too (item 2 of seed 000's escalation:
+///   a clinician consulted without being addressed by the patient); on the
+///   patient side, someone on the staff side is not yet on it, and is moved.
 fn expand(
     recipients: &[Recipient],
     ctx: &Context,
     record: &PatientRecord,
     patient_side: bool,
     thread: Option<&Thread>,
+    to_staff_side: bool,
     roster: &mut Roster,
 ) -> Result<(), DomainError> {
-    let on_thread = |p: &str| thread.is_some_and(|t| t.is_active(p));
+    // On the thread, on the side the recipients go to (the staff side sees
+    // everything, so anyone on the thread is on it).
+    let on_side = |t: &Thread, p: &str| to_staff_side || !t.on_staff_side(p);
+    let on_thread = |p: &str| thread.is_some_and(|t| t.is_active(p) && on_side(t, p));
     let left = |p: &str| thread.is_some_and(|t| t.has_left(p));
     for recipient in recipients {
         match recipient {
@@ -332,9 +364,10 @@ fn expand(
                         team.name
                     )));
                 }
-                if !roster.teams.contains(team_id)
-                    && !thread.is_some_and(|t| t.teams.contains(team_id))
-                {
+                let addressed = |t: &Thread| {
+                    t.teams.contains(team_id) && (to_staff_side || !t.staff_teams.contains(team_id))
+                };
+                if !roster.teams.contains(team_id) && !thread.is_some_and(addressed) {
                     roster.teams.push(team_id.clone());
                 }
             }
@@ -351,7 +384,7 @@ fn expand(
                 scope.sort_by(|a, b| a.1.name.cmp(&b.1.name));
                 if let Some((team_id, team)) = scope
                     .iter()
-                    .filter(|_| !returning)
+                    .filter(|_| !returning && !to_staff_side)
                     .find(|(_, t)| t.auto_cc && contactable_in(ctx, t, person))
                 {
                     // A rule of the team, not a malformed request.
@@ -371,7 +404,7 @@ fn expand(
                         "patients and carers message only professionals contactable by messages in the patient's teams; {person} is not one"
                     )));
                 }
-                if !thread.is_some_and(|t| t.on_now(person, ctx)) {
+                if !thread.is_some_and(|t| t.on_now(person, ctx) && on_side(t, person)) {
                     roster.push(participant(
                         person,
                         ParticipantKind::Professional,
@@ -704,6 +737,7 @@ impl Command for StartThread {
             record,
             patient_side(actor),
             None,
+            false,
             &mut roster,
         )?;
         add_carers(&self.carer_ids, ctx, record, None, &mut roster)?;
@@ -733,6 +767,8 @@ pub struct PostMessage {
     pub thread_id: String,
     pub message_id: String,
     pub body: String,
+    /// Professionals on the thread drawn to the message (by a professional).
+    pub mention_ids: Vec<String>,
 }
 
 impl Command for PostMessage {
@@ -751,16 +787,23 @@ impl Command for PostMessage {
     }
     fn decide(&self, thread: &Thread, ctx: &Context) -> Result<Payload, DomainError> {
         require_participant(thread, &self.thread_id, ctx)?;
+        if thread.on_staff_side(&ctx.actor.person_id) {
+            return Err(DomainError::precondition(
+                "you are on the staff side of this thread, which the patient and carers do not see: write a staff note, or add yourself to the patient side to message them",
+            ));
+        }
         if thread.message_index.contains_key(&self.message_id) {
             return Err(DomainError::precondition(format!(
                 "message {} is already on the thread",
                 self.message_id
             )));
         }
+        check_mentions(thread, &self.mention_ids, ctx)?;
         Ok(Payload::MessagePosted(MessagePosted {
             message_id: self.message_id.clone(),
             body: self.body.clone(),
             reopened: reopens(thread.status, &ctx.actor),
+            mention_ids: self.mention_ids.clone(),
         }))
     }
     fn on_behalf_of(&self, thread: &Thread, actor: &Actor) -> Option<String> {
@@ -769,6 +812,36 @@ impl Command for PostMessage {
     fn created(&self) -> Created {
         Created::message(&self.message_id)
     }
+}
+
+/// Mentions are a professional's, of professionals on the thread other than
+/// themself, each once.
+fn check_mentions(thread: &Thread, mentions: &[String], ctx: &Context) -> Result<(), DomainError> {
+    if mentions.is_empty() {
+        return Ok(());
+    }
+    if ctx.actor.role != Role::Professional {
+        return Err(DomainError::invalid(
+            "mention_ids",
+            "only professionals mention colleagues",
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    for person in mentions {
+        let professional_on_it = thread
+            .participants
+            .get(person)
+            .is_some_and(|p| p.active && p.kind == ParticipantKind::Professional);
+        if !professional_on_it || *person == ctx.actor.person_id || !seen.insert(person) {
+            return Err(DomainError::invalid(
+                "mention_ids",
+                format!(
+                    "{person} is not a colleague on this thread (or is named twice): mention professionals on it, other than yourself, once each"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Write a note only staff see (seed 000: clinicians support the front-line
@@ -830,6 +903,8 @@ pub struct AddParticipants {
     pub thread_id: String,
     pub recipients: Vec<Recipient>,
     pub carer_ids: Vec<String>,
+    /// To the staff side (`StaffSideJoined`): professionals and teams only.
+    pub staff_side: bool,
 }
 
 impl Command for AddParticipants {
@@ -860,6 +935,12 @@ impl Command for AddParticipants {
         let record = ctx.record(&thread.patient_id)?;
         let actor = &ctx.actor;
         let is_owner = actor.role == Role::Patient && actor.person_id == thread.patient_id;
+        if self.staff_side && !self.carer_ids.is_empty() {
+            return Err(DomainError::invalid(
+                "carer_ids",
+                "carers are never on the staff side; copy them in on the patient side",
+            ));
+        }
         if is_owner {
             if !self.recipients.is_empty() {
                 return Err(DomainError::denied(
@@ -883,6 +964,7 @@ impl Command for AddParticipants {
             record,
             false,
             Some(thread),
+            self.staff_side,
             &mut roster,
         )?;
         add_carers(&self.carer_ids, ctx, record, Some(thread), &mut roster)?;
@@ -891,15 +973,41 @@ impl Command for AddParticipants {
                 "everyone named is already on the thread",
             ));
         }
-        check_size(Some(thread), roster.people.len())?;
+        // Someone moving from the staff side is on the thread already.
+        let new = roster
+            .people
+            .iter()
+            .filter(|p| !thread.is_active(&p.person_id))
+            .count();
+        check_size(Some(thread), new)?;
         for p in &mut roster.people {
             if p.reason() == JoinReason::Recipient {
                 p.reason = JoinReason::Added as i32;
             }
         }
+        if self.staff_side {
+            return Ok(Payload::StaffSideJoined(StaffSideJoined {
+                participants: roster.people,
+                team_ids: roster.teams,
+            }));
+        }
+        let moved_person_ids = roster
+            .people
+            .iter()
+            .filter(|p| thread.on_staff_side(&p.person_id))
+            .map(|p| p.person_id.clone())
+            .collect();
+        let moved_team_ids = roster
+            .teams
+            .iter()
+            .filter(|t| thread.staff_teams.contains(*t))
+            .cloned()
+            .collect();
         Ok(Payload::ParticipantsAdded(ParticipantsAdded {
             participants: roster.people,
             team_ids: roster.teams,
+            moved_person_ids,
+            moved_team_ids,
         }))
     }
 }
@@ -1012,6 +1120,12 @@ impl Command for AssignThread {
                     self.assignee_id
                 )));
             }
+        }
+        if thread.on_staff_side(&self.assignee_id) {
+            return Err(DomainError::precondition(format!(
+                "{} is on the staff side, which the patient does not see; add them to the patient side before assigning the thread to them",
+                self.assignee_id
+            )));
         }
         if thread.assignee.as_deref() == Some(self.assignee_id.as_str()) {
             return Err(DomainError::precondition(format!(

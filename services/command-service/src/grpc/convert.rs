@@ -587,6 +587,7 @@ impl FromRequest<pb::PostMessageRequest> for PostMessage {
             thread_id: ThreadId::parse("thread_id", &r.thread_id)?.into(),
             message_id: command_id.to_string(),
             body: v::text("body", &r.body, 1, v::BODY_MAX)?,
+            mention_ids: v::ids("mention_ids", &r.mention_ids, v::RECIPIENTS_MAX)?,
         })
     }
 }
@@ -615,6 +616,7 @@ impl FromRequest<pb::AddParticipantsRequest> for AddParticipants {
             thread_id: ThreadId::parse("thread_id", &r.thread_id)?.into(),
             recipients: recipients("recipients", r.recipients)?,
             carer_ids: v::ids("carer_ids", &r.carer_ids, v::CARERS_MAX)?,
+            staff_side: r.staff_side,
         };
         if added.recipients.is_empty() && added.carer_ids.is_empty() {
             return Err(DomainError::invalid(

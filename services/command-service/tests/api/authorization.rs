@@ -368,6 +368,7 @@ impl Fixture<'_> {
                     .as_(&o.lead)
                     .post_message(pb::PostMessageRequest {
                         command_id: command_id(),
+                        mention_ids: vec![],
                         thread_id: thread.clone(),
                         body: "Please weigh yourself daily.".into(),
                     })
@@ -386,6 +387,7 @@ impl Fixture<'_> {
                 client
                     .post_message(pb::PostMessageRequest {
                         command_id: command_id(),
+                        mention_ids: vec![],
                         thread_id,
                         body: "Hello".into(),
                     })
@@ -404,6 +406,7 @@ impl Fixture<'_> {
                 client
                     .add_participants(pb::AddParticipantsRequest {
                         command_id: command_id(),
+                        staff_side: false,
                         thread_id,
                         recipients: vec![professional_recipient(&o.consultant)],
                         carer_ids: vec![],

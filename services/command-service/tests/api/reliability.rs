@@ -21,6 +21,7 @@ use crate::support::{connect, issuer, keys, serve, spawn_app};
 fn post(thread: &str, id: &str, body: &str) -> pb::PostMessageRequest {
     pb::PostMessageRequest {
         command_id: id.into(),
+        mention_ids: vec![],
         thread_id: thread.into(),
         body: body.into(),
     }

@@ -38,6 +38,7 @@ async fn a_patient_writes_a_nurse_handles_escalates_and_archives_and_the_reply_r
     nurse
         .add_participants(pb::AddParticipantsRequest {
             command_id: command_id(),
+            staff_side: false,
             thread_id: thread.clone(),
             recipients: vec![recipient_professional(&org.consultant.person_id)],
             carer_ids: vec![],
@@ -62,6 +63,7 @@ async fn a_patient_writes_a_nurse_handles_escalates_and_archives_and_the_reply_r
         .unwrap()
         .post_message(pb::PostMessageRequest {
             command_id: command_id(),
+            mention_ids: vec![],
             thread_id: thread.clone(),
             body: "Thank you, that helps.".into(),
         })
@@ -140,6 +142,7 @@ async fn revoking_consent_stops_the_carer_from_then_on_and_keeps_the_history() {
     let mut carer = app.signer.client(&org.carer).unwrap();
     let post = |body: &str| pb::PostMessageRequest {
         command_id: command_id(),
+        mention_ids: vec![],
         thread_id: thread.clone(),
         body: body.into(),
     };
@@ -399,6 +402,7 @@ async fn a_carer_with_a_professional_token_is_still_a_carer_on_the_thread() {
         .unwrap()
         .post_message(pb::PostMessageRequest {
             command_id: command_id(),
+            mention_ids: vec![],
             thread_id: thread,
             body: "Still here".into(),
         })

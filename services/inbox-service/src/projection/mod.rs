@@ -78,6 +78,7 @@ impl projections::Projection for InboxProjection {
             "thread_teams_thread",
             "thread_participants_person",
             "thread_participants_order",
+            "thread_participants_staff_side",
         ]
     }
 

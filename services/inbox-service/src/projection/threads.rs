@@ -5,7 +5,7 @@
 //! and a later archive end as "archived"); finally each table is written
 //! with one statement over arrays (`unnest`).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::SystemTime;
 
 use event_store::RecordedEvent;
@@ -34,15 +34,19 @@ const INSERT_MESSAGES: &str = "INSERT INTO messages (thread_id, seq, message_id,
      SELECT * FROM unnest($1::uuid[], $2::int4[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::timestamptz[], $8::int8[])";
 const INSERT_NOTES: &str = "INSERT INTO staff_notes (thread_id, note_id, author_id, author_role, body, posted_at, position) \
      SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::timestamptz[], $7::int8[])";
-const UPSERT_PARTICIPANTS: &str = "INSERT INTO thread_participants (thread_id, person_id, kind, reason, via_team, active, joined_at, left_at) \
-     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::bool[], $7::timestamptz[], $8::timestamptz[]) \
+const UPSERT_PARTICIPANTS: &str = "INSERT INTO thread_participants (thread_id, person_id, kind, reason, via_team, active, joined_at, left_at, staff_side) \
+     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::bool[], $7::timestamptz[], $8::timestamptz[], $9::bool[]) \
      ON CONFLICT (thread_id, person_id) DO UPDATE SET kind = excluded.kind, reason = excluded.reason, \
-     via_team = excluded.via_team, active = excluded.active, joined_at = excluded.joined_at, left_at = excluded.left_at";
+     via_team = excluded.via_team, active = excluded.active, joined_at = excluded.joined_at, left_at = excluded.left_at, \
+     staff_side = excluded.staff_side";
 const LEAVE_PARTICIPANTS: &str = "UPDATE thread_participants p SET active = false, left_at = x.left_at \
      FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[]) AS x(thread_id, person_id, left_at) \
      WHERE p.thread_id = x.thread_id AND p.person_id = x.person_id";
-const INSERT_THREAD_TEAMS: &str = "INSERT INTO thread_teams (team_id, thread_id, added_at) \
-     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[]) ON CONFLICT DO NOTHING";
+/// A team addressed again moves only from the staff side to the patient side.
+const INSERT_THREAD_TEAMS: &str = "INSERT INTO thread_teams (team_id, thread_id, added_at, staff_side) \
+     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::bool[]) \
+     ON CONFLICT (team_id, thread_id) DO UPDATE SET staff_side = false \
+     WHERE thread_teams.staff_side AND NOT excluded.staff_side";
 const UPSERT_READ_MARKS: &str = "INSERT INTO read_marks (thread_id, person_id, seq, read_at) \
      SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int4[], $4::timestamptz[]) \
      ON CONFLICT (thread_id, person_id) DO UPDATE SET seq = excluded.seq, read_at = excluded.read_at \
@@ -71,7 +75,8 @@ struct ThreadRow {
 /// departure of someone who joined in an earlier batch is known.
 #[derive(Clone, Debug)]
 struct ParticipantRow {
-    joined: Option<(String, String, Option<Uuid>, SystemTime)>,
+    /// Kind, reason, via team, joined at, on the staff side.
+    joined: Option<(String, String, Option<Uuid>, SystemTime, bool)>,
     active: bool,
     left_at: Option<SystemTime>,
 }
@@ -89,7 +94,8 @@ struct Fold {
     notes: Vec<NoteRow>,
     message_seqs: HashMap<Uuid, (Uuid, i32)>,
     participants: HashMap<(Uuid, Uuid), ParticipantRow>,
-    thread_teams: BTreeSet<(Uuid, Uuid)>,
+    /// Teams addressed, and whether on the staff side.
+    thread_teams: BTreeMap<(Uuid, Uuid), bool>,
     team_added_at: HashMap<(Uuid, Uuid), SystemTime>,
     read_marks: HashMap<(Uuid, Uuid), (i32, SystemTime)>,
     assignments: Vec<(Uuid, i64, Option<Uuid>, Uuid, SystemTime)>,
@@ -180,19 +186,26 @@ impl Fold {
         }
     }
 
+    /// People and teams joining `thread`, on the staff side or not; those
+    /// in `moved` (person and team ids) were on its staff side already.
     fn join(
         &mut self,
         event: &RecordedEvent,
         thread: Uuid,
-        people: &[Participant],
-        teams: &[String],
+        (people, teams): (&[Participant], &[String]),
+        staff_side: bool,
+        moved: &[&[String]],
         at: SystemTime,
     ) -> Result<(), Error> {
+        let was_on = |id: &String| moved.iter().any(|ids| ids.contains(id));
         for p in people {
             let person = uuid(event, "participant.person_id", &p.person_id)?;
             let via = optional_uuid(event, "participant.via_team_id", &p.via_team_id)?;
-            // The command service adds only people not on the thread now.
-            if let Some(row) = self.threads.get_mut(&thread) {
+            // The command service adds only people not on the thread now,
+            // or moves them from its staff side.
+            if let Some(row) = self.threads.get_mut(&thread)
+                && !was_on(&p.person_id)
+            {
                 row.participants += 1;
             }
             self.participants.insert(
@@ -203,6 +216,7 @@ impl Fold {
                         reason_name(p.reason()),
                         via,
                         at,
+                        staff_side,
                     )),
                     active: true,
                     left_at: None,
@@ -211,9 +225,12 @@ impl Fold {
         }
         for team in teams {
             let team = uuid(event, "team_id", team)?;
-            if self.thread_teams.insert((team, thread)) {
-                self.team_added_at.insert((team, thread), at);
-            }
+            let side = self
+                .thread_teams
+                .entry((team, thread))
+                .or_insert(staff_side);
+            *side &= staff_side;
+            self.team_added_at.entry((team, thread)).or_insert(at);
         }
         Ok(())
     }
@@ -254,7 +271,7 @@ impl Fold {
                 );
                 let message = uuid(event, "message_id", &e.message_id)?;
                 self.message(event, (id, 1), message, by, &e.body, at);
-                self.join(event, id, &e.participants, &e.team_ids, at)?;
+                self.join(event, id, (&e.participants, &e.team_ids), false, &[], at)?;
                 self.read(id, by, 1, at);
             }
             Payload::MessagePosted(e) => {
@@ -290,7 +307,13 @@ impl Fold {
             }
             Payload::ParticipantsAdded(e) => {
                 self.row(event, id)?.last_activity_at = at;
-                self.join(event, id, &e.participants, &e.team_ids, at)?;
+                let moved = [e.moved_person_ids.as_slice(), e.moved_team_ids.as_slice()];
+                self.join(event, id, (&e.participants, &e.team_ids), false, &moved, at)?;
+            }
+            Payload::StaffSideJoined(e) => {
+                // Not activity the patient sees: the thread keeps its place.
+                self.row(event, id)?;
+                self.join(event, id, (&e.participants, &e.team_ids), true, &[], at)?;
             }
             Payload::ParticipantLeft(e) => {
                 let person = uuid(event, "person_id", &e.person_id)?;
@@ -469,18 +492,20 @@ async fn write(tx: &Transaction<'_>, fold: Fold) -> Result<(), Error> {
         }
     }
     unnest!(tx, UPSERT_PARTICIPANTS,
-    for (thread, person, (kind, reason, via, joined_at), active, left_at) in joining => {
+    for (thread, person, (kind, reason, via, joined_at, staff_side), active, left_at) in joining => {
         threads: thread, people: person, kinds: kind, reasons: reason,
         vias: via, actives: active, joined_ats: joined_at, left_ats: left_at,
+        staff_sides: staff_side,
     });
     unnest!(tx, LEAVE_PARTICIPANTS, for (thread, person, at) in leaving => {
         threads: thread, people: person, ats: at,
     });
     let team_added_at = &fold.team_added_at;
-    unnest!(tx, INSERT_THREAD_TEAMS, for (team, thread) in fold.thread_teams => {
+    unnest!(tx, INSERT_THREAD_TEAMS, for ((team, thread), staff_side) in fold.thread_teams => {
         teams: team,
         threads: thread,
         ats: team_added_at.get(&(team, thread)).copied().unwrap_or(SystemTime::UNIX_EPOCH),
+        staff_sides: staff_side,
     });
     unnest!(tx, UPSERT_READ_MARKS, for ((thread, person), (seq, at)) in fold.read_marks => {
         threads: thread, people: person, seqs: seq, ats: at,

@@ -101,6 +101,7 @@ async fn add_carer_again(s: &System, org: &DemoOrg, thread: &str) -> u64 {
         .unwrap()
         .add_participants(cmd::AddParticipantsRequest {
             command_id: command_id(),
+            staff_side: false,
             thread_id: thread.to_string(),
             recipients: vec![],
             carer_ids: vec![org.carer.person_id.to_string()],

@@ -613,6 +613,7 @@ async fn a_long_thread_comes_a_page_at_a_time_newest_first() {
         position = nurse
             .post_message(proto::command::PostMessageRequest {
                 command_id: careline_client::bearer::command_id(),
+                mention_ids: vec![],
                 thread_id: thread.clone(),
                 body: format!("reply {i}"),
             })

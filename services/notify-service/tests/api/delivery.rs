@@ -322,6 +322,7 @@ async fn a_patient_who_has_not_read_a_reply_after_a_week_is_reminded_once() {
         nurse
             .post_message(cmd::PostMessageRequest {
                 command_id: id.clone(),
+                mention_ids: vec![],
                 thread_id: thread.clone(),
                 body: "Yes.".into(),
             })
@@ -412,6 +413,7 @@ async fn a_carer_whose_consent_ended_is_not_told_until_added_again() {
     };
     let post = |body: &'static str| cmd::PostMessageRequest {
         command_id: command_id(),
+        mention_ids: vec![],
         thread_id: thread.clone(),
         body: body.into(),
     };
@@ -436,6 +438,7 @@ async fn a_carer_whose_consent_ended_is_not_told_until_added_again() {
     let after_grant = nurse.post_message(post("Two")).await.unwrap().into_inner();
     pat.add_participants(cmd::AddParticipantsRequest {
         command_id: command_id(),
+        staff_side: false,
         thread_id: thread.clone(),
         recipients: vec![],
         carer_ids: vec![carer.clone()],

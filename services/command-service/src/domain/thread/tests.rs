@@ -321,6 +321,7 @@ impl World {
                 thread_id: new_id(),
                 recipients: vec![Recipient::Professional(who.person_id.clone())],
                 carer_ids: vec![],
+                staff_side: false,
             },
         );
     }
@@ -390,6 +391,7 @@ impl World {
             thread_id: new_id(),
             message_id: new_id(),
             body: "Thank you".into(),
+            mention_ids: vec![],
         }
     }
 }
@@ -811,6 +813,7 @@ fn a_new_consent_does_not_put_a_carer_back_on_threads_they_were_on() {
         thread_id: new_id(),
         recipients: vec![],
         carer_ids: vec![w.carer.person_id.clone()],
+        staff_side: false,
     };
     let event = w.apply(&mut thread, &w.patient, &again);
     assert_eq!(
@@ -868,6 +871,7 @@ fn professionals_add_specialists_and_second_line_teams() {
             Recipient::Team(w.nutrition.clone()),
         ],
         carer_ids: vec![],
+        staff_side: false,
     };
     let event = w.apply(&mut thread, &w.nurse, &add);
     let people = ids(&event);
@@ -889,6 +893,7 @@ fn professionals_add_specialists_and_second_line_teams() {
         thread_id: new_id(),
         recipients: vec![Recipient::Professional(w.nurse2.person_id.clone())],
         carer_ids: vec![],
+        staff_side: false,
     };
     assert_refused(
         w.run(&thread, &w.nurse, &one_by_one),
@@ -905,6 +910,7 @@ fn staff_escalate_to_a_clinician_who_is_not_contactable_by_patients() {
         thread_id: new_id(),
         recipients: vec![Recipient::Professional(w.consultant.person_id.clone())],
         carer_ids: vec![],
+        staff_side: false,
     };
     let event = w.apply(&mut thread, &w.nurse, &escalate);
     assert_eq!(
@@ -931,12 +937,14 @@ fn who_may_add_participants() {
         thread_id: new_id(),
         recipients: vec![Recipient::Professional(w.specialist.person_id.clone())],
         carer_ids: vec![],
+        staff_side: false,
     };
     // A member of an addressed team who is not on the thread may (e.g. to join).
     let join = AddParticipants {
         thread_id: new_id(),
         recipients: vec![Recipient::Team(w.renal.clone())],
         carer_ids: vec![],
+        staff_side: false,
     };
     assert_refused(
         w.run(&thread, &w.consultant, &join),
@@ -988,6 +996,7 @@ fn leaving_removes_only_the_caller_and_the_team_does_not_bring_them_back() {
         thread_id: new_id(),
         recipients: vec![Recipient::Team(w.renal.clone())],
         carer_ids: vec![],
+        staff_side: false,
     };
     assert_refused(
         w.run(&thread, &w.nurse, &readd),
@@ -1020,6 +1029,7 @@ fn leaving_removes_only_the_caller_and_the_team_does_not_bring_them_back() {
         thread_id: new_id(),
         recipients: vec![Recipient::Professional(newcomer.person_id.clone())],
         carer_ids: vec![],
+        staff_side: false,
     };
     assert_refused(
         w2.run(&fresh, &w2.nurse, &name_newcomer),
@@ -1249,12 +1259,7 @@ fn a_clinician_on_a_thread_stays_when_the_team_switches_auto_cc_on() {
     // Seed 001: threads are not rewritten by team changes. The thread's
     // participants come only from thread events.
     let w = world();
-    let mut thread = Thread::default();
-    w.apply(
-        &mut thread,
-        &w.patient,
-        &w.start(vec![Recipient::Team(w.nutrition.clone())], vec![]),
-    );
+    let mut thread = w.nutrition_thread();
     assert!(thread.is_active(&w.dietitian.person_id));
     let mut teams = w.teams.clone();
     let nutrition = teams.get_mut(&w.nutrition).unwrap();
@@ -1324,6 +1329,7 @@ fn a_closed_account_leaves_every_team_and_thread_and_opening_it_again_rejoins_no
         thread_id: new_id(),
         recipients: vec![Recipient::Professional(nurse.person_id.clone())],
         carer_ids: vec![],
+        staff_side: false,
     };
     assert_refused(
         w.run(&thread, &w.lead, &name_her),
@@ -1398,4 +1404,185 @@ fn staff_write_notes_the_patient_never_sees_and_a_note_reopens_nothing() {
         "precondition",
         "already on the thread",
     );
+}
+
+impl World {
+    /// The patient writes to the nutrition team (its default contact).
+    fn nutrition_thread(&self) -> Thread {
+        let mut thread = Thread::default();
+        self.apply(
+            &mut thread,
+            &self.patient,
+            &self.start(vec![Recipient::Team(self.nutrition.clone())], vec![]),
+        );
+        thread
+    }
+
+    fn to_staff_side(&self, recipients: Vec<Recipient>) -> AddParticipants {
+        AddParticipants {
+            thread_id: new_id(),
+            recipients,
+            carer_ids: vec![],
+            staff_side: true,
+        }
+    }
+}
+
+#[test]
+fn a_clinician_consulted_on_the_staff_side_writes_notes_and_is_moved_to_the_patient_side() {
+    let w = world();
+    let mut thread = w.thread();
+    let specialist = w.specialist.person_id.clone();
+    let consult = w.to_staff_side(vec![Recipient::Professional(specialist.clone())]);
+    let Payload::StaffSideJoined(joined) = w.apply(&mut thread, &w.nurse, &consult) else {
+        panic!("not a staff-side join");
+    };
+    assert_eq!(joined.participants.len(), 1);
+    assert_eq!(joined.participants[0].reason(), JoinReason::Added);
+    assert!(joined.team_ids.is_empty());
+    assert!(thread.on_staff_side(&specialist));
+    // Named again, on either side of where they are: already there.
+    assert_refused(
+        w.run(&thread, &w.nurse, &consult),
+        "precondition",
+        "already on the thread",
+    );
+
+    // On the staff side: notes and reading, not messages, no assignment.
+    assert_refused(
+        w.run(&thread, &w.specialist, &w.post()),
+        "precondition",
+        "staff side",
+    );
+    let note = PostStaffNote {
+        thread_id: new_id(),
+        note_id: new_id(),
+        body: "Reduce to 800 ml.".into(),
+    };
+    w.apply(&mut thread, &w.specialist, &note);
+    let assign = AssignThread {
+        thread_id: new_id(),
+        assignee_id: specialist.clone(),
+    };
+    assert_refused(
+        w.run(&thread, &w.lead, &assign),
+        "precondition",
+        "staff side",
+    );
+
+    // A message that mentions them; only colleagues on the thread, by staff.
+    let mention = |who: &Actor| PostMessage {
+        mention_ids: vec![who.person_id.clone()],
+        ..w.post()
+    };
+    let Payload::MessagePosted(posted) = w.apply(&mut thread, &w.nurse, &mention(&w.specialist))
+    else {
+        panic!("not a message");
+    };
+    assert_eq!(posted.mention_ids, vec![specialist.clone()]);
+    for (by, who) in [
+        (&w.nurse, &w.stranger),
+        (&w.nurse, &w.nurse),
+        (&w.nurse, &w.patient),
+    ] {
+        assert_refused(w.run(&thread, by, &mention(who)), "invalid", "mention_ids");
+    }
+    assert_refused(
+        w.run(&thread, &w.patient, &mention(&w.nurse)),
+        "invalid",
+        "only professionals mention",
+    );
+
+    // Carers are never on the staff side; the patient does not add to it.
+    let carers = AddParticipants {
+        carer_ids: vec![w.carer.person_id.clone()],
+        ..w.to_staff_side(vec![])
+    };
+    assert_refused(w.run(&thread, &w.nurse, &carers), "invalid", "carer_ids");
+    assert_refused(
+        w.run(&thread, &w.patient, &consult),
+        "denied",
+        "a patient adds carers",
+    );
+
+    // Named on the patient side, they move there, and may message.
+    let Payload::ParticipantsAdded(moved) = w.apply(
+        &mut thread,
+        &w.nurse,
+        &AddParticipants {
+            staff_side: false,
+            ..consult.clone()
+        },
+    ) else {
+        panic!("not a patient-side join");
+    };
+    assert_eq!(moved.moved_person_ids, vec![specialist.clone()]);
+    assert!(!thread.on_staff_side(&specialist) && thread.is_active(&specialist));
+    w.apply(&mut thread, &w.specialist, &w.post());
+}
+
+#[test]
+fn on_the_staff_side_an_auto_cc_member_is_named_and_a_second_line_team_joins() {
+    let w = world();
+    let mut thread = w.nutrition_thread();
+    // A contactable member of an automatic-CC team: by name on the staff
+    // side (on the patient side, through the team).
+    let nurse2 = vec![Recipient::Professional(w.nurse2.person_id.clone())];
+    assert_refused(
+        w.run(
+            &thread,
+            &w.dietitian,
+            &AddParticipants {
+                staff_side: false,
+                ..w.to_staff_side(nurse2.clone())
+            },
+        ),
+        "precondition",
+        "automatic CC",
+    );
+    w.apply(&mut thread, &w.dietitian, &w.to_staff_side(nurse2));
+
+    // The renal team on the staff side: its other contactable members join
+    // it, and its members work the thread (a note by its lead).
+    let renal = vec![Recipient::Team(w.renal.clone())];
+    let Payload::StaffSideJoined(joined) =
+        w.apply(&mut thread, &w.dietitian, &w.to_staff_side(renal.clone()))
+    else {
+        panic!("not a staff-side join");
+    };
+    assert_eq!(joined.team_ids, vec![w.renal.clone()]);
+    let mut brought: Vec<_> = ids(&Payload::ParticipantsAdded(ParticipantsAdded {
+        participants: joined.participants,
+        ..Default::default()
+    }));
+    brought.sort();
+    let mut expected = vec![
+        (w.nurse.person_id.clone(), JoinReason::TeamAutoCc),
+        (w.lead.person_id.clone(), JoinReason::TeamAutoCc),
+    ];
+    expected.sort();
+    assert_eq!(brought, expected);
+    assert!(thread.staff_teams.contains(&w.renal));
+    let note = PostStaffNote {
+        thread_id: new_id(),
+        note_id: new_id(),
+        body: "Renal view: fine.".into(),
+    };
+    w.run(&thread, &w.consultant, &note).unwrap();
+
+    // Addressed on the patient side, the team and its members move.
+    let Payload::ParticipantsAdded(moved) = w.apply(
+        &mut thread,
+        &w.dietitian,
+        &AddParticipants {
+            staff_side: false,
+            ..w.to_staff_side(renal)
+        },
+    ) else {
+        panic!("not a patient-side join");
+    };
+    assert_eq!(moved.moved_team_ids, vec![w.renal.clone()]);
+    assert_eq!(moved.moved_person_ids.len(), 3);
+    assert!(thread.staff_teams.is_empty() && thread.teams.contains(&w.renal));
+    assert!(!thread.on_staff_side(&w.nurse2.person_id));
 }
