@@ -1259,7 +1259,7 @@ fn a_clinician_on_a_thread_stays_when_the_team_switches_auto_cc_on() {
     // Seed 001: threads are not rewritten by team changes. The thread's
     // participants come only from thread events.
     let w = world();
-    let mut thread = w.nutrition_thread();
+    let thread = w.nutrition_thread();
     assert!(thread.is_active(&w.dietitian.person_id));
     let mut teams = w.teams.clone();
     let nutrition = teams.get_mut(&w.nutrition).unwrap();
