@@ -26,7 +26,7 @@ if [ -z "${NATS_URL:-}" ]; then
   export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/careline_demo}
 fi
 deploy/ensure-services.sh
-cargo build --locked --release -p command-service -p inbox-service -p audit-service -p notify-service -p operator
+cargo build --locked --release -p command-service -p inbox-service -p audit-service -p notify-service -p operator -p web
 bin=target/release
 dev=target/careline-dev
 mkdir -p "$dev"
@@ -154,11 +154,23 @@ echo
 [ -s "$dev/admin-id" ] || cat /proc/sys/kernel/random/uuid > "$dev/admin-id"
 CARELINE_DEMO_ADMIN=$(cat "$dev/admin-id") \
 CARELINE_TOKEN_SIGNING_KEY=$signing_key CARELINE_EMAIL_LINK_SIGNING_KEY=$link_key \
-CARELINE_COMMAND_URL="http://$CARELINE_COMMAND_ADDR" "$bin/careline" demo --env-file "$dev/demo.env"
+CARELINE_COMMAND_URL="http://$CARELINE_COMMAND_ADDR" "$bin/careline" demo --env-file "$dev/demo.env" \
+  --people-file "$dev/demo-people.tsv"
+
+# The web pages, with demo sign-in (every page says it is on).
+export CARELINE_WEB_ADDR=${CARELINE_WEB_ADDR:-127.0.0.1:8080}
+CARELINE_TOKEN_SIGNING_KEY=$signing_key CARELINE_WEB_DEMO_PEOPLE="$dev/demo-people.tsv" \
+CARELINE_COMMAND_URL="http://$CARELINE_COMMAND_ADDR" CARELINE_INBOX_URL="http://$CARELINE_INBOX_ADDR" \
+  "$bin/careline-web" > "$dev/web.log" 2>&1 &
+pids+=($!)
+wait_for_port "the web service" "$CARELINE_WEB_ADDR" "$dev/web.log"
+echo "careline: web pages on http://$CARELINE_WEB_ADDR (demo sign-in; log: $dev/web.log)"
 
 cat <<EOF
 
-Try it (in another terminal):
+Open http://$CARELINE_WEB_ADDR in a browser and sign in as Pat Jones (a patient).
+
+Or try the API (in another terminal):
   source $dev/demo.env
   grpcurl -plaintext $CARELINE_COMMAND_ADDR list
   grpcurl -plaintext -H "authorization: Bearer \$NINA_PATEL_TOKEN" \\

@@ -381,6 +381,11 @@ impl System {
         self.inbox_with_token(&self.signer.token(who))
     }
 
+    /// The inbox service's channel (the inbox service must run).
+    pub fn inbox_channel(&self) -> Channel {
+        self.inbox.clone().expect("the inbox service runs")
+    }
+
     /// The inbox API with any token.
     pub fn inbox_with_token(&self, token: &str) -> Inbox {
         InboxServiceClient::with_interceptor(

@@ -17,6 +17,11 @@ pub(crate) struct DemoArgs {
     /// Write `export NAME_TOKEN=...` lines for every person to this file.
     #[arg(long)]
     env_file: Option<std::path::PathBuf>,
+    /// Write the demo people (id, role, name, what they are; one per line,
+    /// tab-separated) to this file, for the web's demo sign-in
+    /// (`CARELINE_WEB_DEMO_PEOPLE`).
+    #[arg(long)]
+    people_file: Option<std::path::PathBuf>,
     /// The admin who seeds: the log's first admin (granted on the first
     /// seed), the same id every time. A new one when omitted, which works
     /// only on a log without an admin yet.
@@ -100,6 +105,21 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
         "export RENAL_TEAM={}\nexport THREAD={thread}\n",
         org.renal
     ));
+    if let Some(path) = &args.people_file {
+        let people: String = org
+            .people()
+            .iter()
+            .map(|(what, who)| {
+                format!(
+                    "{}\t{}\t{}\t{what}\n",
+                    who.person_id,
+                    who.role.as_str(),
+                    who.name
+                )
+            })
+            .collect();
+        std::fs::write(path, people)?;
+    }
     if let Some(path) = &args.env_file {
         std::fs::write(path, &env)?;
         println!();

@@ -1,0 +1,118 @@
+//! The web service's settings, read once at start.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use event_store::settings::Settings;
+use service_kit::{Caller, Role, TokenIssuer};
+
+/// Where the services are, how sessions behave, and whether the demo's
+/// sign-in page is on.
+#[derive(Clone)]
+pub struct Config {
+    /// `CARELINE_WEB_ADDR`: where the pages are served.
+    pub addr: SocketAddr,
+    /// `CARELINE_COMMAND_URL`, `CARELINE_INBOX_URL`: the services called as
+    /// the signed-in person.
+    pub command_url: String,
+    pub inbox_url: String,
+    /// `CARELINE_TOKEN_SIGNING_KEY`: mints the short-lived token of each call.
+    pub issuer: Arc<TokenIssuer>,
+    /// `CARELINE_WEB_DEMO_PEOPLE`: a file of demo people (`careline demo
+    /// --people-file`); when set, anyone may sign in as one of them, and
+    /// every page says so.
+    pub demo_people: Option<PathBuf>,
+    /// `CARELINE_WEB_SECURE_COOKIES` (default false): cookies only over
+    /// TLS; set it behind a TLS-terminating proxy.
+    pub secure_cookies: bool,
+    /// `CARELINE_WEB_IDLE_MINUTES` (default 30): a session unused this long ends.
+    pub idle: Duration,
+    /// `CARELINE_WEB_SESSION_HOURS` (default 12): a session ends this long
+    /// after sign-in, used or not.
+    pub absolute: Duration,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("addr", &self.addr)
+            .field("command_url", &self.command_url)
+            .field("inbox_url", &self.inbox_url)
+            .field("demo_people", &self.demo_people)
+            .field("secure_cookies", &self.secure_cookies)
+            .field("idle", &self.idle)
+            .field("absolute", &self.absolute)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Config {
+    pub fn from_settings(s: &Settings) -> anyhow::Result<Self> {
+        let var = service_kit::auth::SIGNING_KEY_VAR;
+        let key = s.get(var).filter(|v| !v.trim().is_empty()).ok_or_else(|| {
+            anyhow::anyhow!(
+                "{var} is not set: the web service mints each call's token from the session"
+            )
+        })?;
+        let issuer =
+            TokenIssuer::from_private_key(&key).map_err(|e| anyhow::anyhow!("{var}: {e}"))?;
+        let minutes = s.number_in("CARELINE_WEB_IDLE_MINUTES", 30, 1..=24 * 60)?;
+        let hours = s.number_in("CARELINE_WEB_SESSION_HOURS", 12, 1..=7 * 24)?;
+        Ok(Self {
+            addr: s.address("CARELINE_WEB_ADDR", "127.0.0.1:8080")?,
+            command_url: s.text("CARELINE_COMMAND_URL", "http://127.0.0.1:50051"),
+            inbox_url: s.text("CARELINE_INBOX_URL", "http://127.0.0.1:50052"),
+            issuer: Arc::new(issuer),
+            demo_people: s
+                .get("CARELINE_WEB_DEMO_PEOPLE")
+                .filter(|v| !v.trim().is_empty())
+                .map(PathBuf::from),
+            secure_cookies: matches!(
+                s.text("CARELINE_WEB_SECURE_COOKIES", "false").as_str(),
+                "true" | "1" | "yes"
+            ),
+            idle: Duration::from_secs(minutes * 60),
+            absolute: Duration::from_secs(hours * 3600),
+        })
+    }
+}
+
+/// One person of the demo sign-in page: what they are in the demo, and who.
+#[derive(Clone, Debug)]
+pub struct DemoPerson {
+    pub what: String,
+    pub caller: Caller,
+}
+
+/// Reads a demo people file: one person per line, `id<TAB>role<TAB>name<TAB>what`.
+pub fn read_demo_people(text: &str) -> anyhow::Result<Vec<DemoPerson>> {
+    let mut people = Vec::new();
+    for (n, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let bad = || anyhow::anyhow!("demo people, line {}: expected id, role, name, what", n + 1);
+        let mut fields = line.split('\t');
+        let (Some(id), Some(role), Some(name), Some(what)) =
+            (fields.next(), fields.next(), fields.next(), fields.next())
+        else {
+            return Err(bad());
+        };
+        let role = Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == role)
+            .ok_or_else(bad)?;
+        people.push(DemoPerson {
+            what: what.to_string(),
+            caller: Caller {
+                person_id: uuid::Uuid::parse_str(id).map_err(|_| bad())?,
+                role,
+                name: name.to_string(),
+            },
+        });
+    }
+    Ok(people)
+}

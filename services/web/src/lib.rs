@@ -1,0 +1,666 @@
+//! Careline's web front end: a back end for the browser. It holds the
+//! session and calls the command and inbox services over gRPC as the
+//! signed-in person (a short-lived token minted for each call); it reads no
+//! database and decides no rule: the services answer, the pages show it.
+
+pub mod config;
+mod pages;
+pub mod session;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use careline_client::bearer::{Bearer, command_id};
+use maud::Markup;
+use proto::command::command_service_client::CommandServiceClient;
+use proto::command::{self as cmd, recipient::Recipient};
+use proto::inbox::inbox_service_client::InboxServiceClient;
+use proto::inbox::{self as inbox_pb};
+use service_kit::{Role, TokenIssuer};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+
+pub use config::{Config, DemoPerson, read_demo_people};
+use session::{COOKIE, PRE_COOKIE, Session, Sessions, cookie, set_cookie};
+
+/// How long the token of one call lives.
+const CALL_TOKEN: Duration = Duration::from_secs(120);
+
+/// What every request shares.
+#[derive(Clone)]
+pub struct Web {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    command: Channel,
+    inbox: Channel,
+    issuer: Arc<TokenIssuer>,
+    sessions: Sessions,
+    demo: Option<Vec<DemoPerson>>,
+    secure: bool,
+}
+
+impl std::fmt::Debug for Web {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Web")
+            .field("demo", &self.inner.demo.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The channels the web service calls through.
+#[derive(Clone, Debug)]
+pub struct Backends {
+    pub command: Channel,
+    pub inbox: Channel,
+}
+
+impl Web {
+    pub fn new(backends: Backends, config: &Config, demo: Option<Vec<DemoPerson>>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                command: backends.command,
+                inbox: backends.inbox,
+                issuer: config.issuer.clone(),
+                sessions: Sessions::new(config.idle, config.absolute),
+                demo,
+                secure: config.secure_cookies,
+            }),
+        }
+    }
+
+    fn bearer(&self, s: &Session) -> Result<Bearer, Status> {
+        Bearer::new(&self.inner.issuer.mint(&s.caller, CALL_TOKEN))
+    }
+
+    fn command(
+        &self,
+        s: &Session,
+    ) -> Result<CommandServiceClient<InterceptedService<Channel, Bearer>>, Status> {
+        Ok(CommandServiceClient::with_interceptor(
+            self.inner.command.clone(),
+            self.bearer(s)?,
+        ))
+    }
+
+    fn inbox(
+        &self,
+        s: &Session,
+    ) -> Result<InboxServiceClient<InterceptedService<Channel, Bearer>>, Status> {
+        Ok(InboxServiceClient::with_interceptor(
+            self.inner.inbox.clone(),
+            self.bearer(s)?,
+        ))
+    }
+
+    fn demo(&self) -> bool {
+        self.inner.demo.is_some()
+    }
+
+    fn page(&self, title: &str, session: Option<&Session>, body: Markup) -> Response {
+        html(pages::layout(title, session, self.demo(), body))
+    }
+
+    /// The signed-in session, or the way to sign in (coming back to `uri`).
+    fn signed_in(&self, headers: &HeaderMap, uri: &Uri) -> Result<Session, Box<Response>> {
+        cookie(headers, COOKIE)
+            .and_then(|id| self.inner.sessions.get(&id))
+            .ok_or_else(|| {
+                let next = uri.path_and_query().map_or("/messages", |p| p.as_str());
+                Box::new(Redirect::to(&format!("/sign-in?next={}", encode(next))).into_response())
+            })
+    }
+
+    /// The signed-in session of a form, whose CSRF token must be its own.
+    fn posted(&self, headers: &HeaderMap, form: &Fields) -> Result<Session, Box<Response>> {
+        let session = self.signed_in(headers, &Uri::from_static("/messages"))?;
+        if form.one("csrf") != session.csrf {
+            return Err(Box::new(self.forbidden(Some(&session))));
+        }
+        Ok(session)
+    }
+
+    fn forbidden(&self, session: Option<&Session>) -> Response {
+        let body = pages::problem_page(
+            "This form has expired",
+            "Go back, reload the page and try again. (Its security token did not match this sign-in.)",
+        );
+        (
+            StatusCode::FORBIDDEN,
+            self.page("Form expired", session, body),
+        )
+            .into_response()
+    }
+
+    /// What a refused or failed call means to the person.
+    fn failed(&self, session: &Session, status: &Status) -> Response {
+        let (code, heading, detail) = match status.code() {
+            Code::PermissionDenied if status.message().contains("account deactivated") => {
+                // Closed: every session of theirs ends now.
+                self.inner.sessions.end_person(session.caller.person_id);
+                return Redirect::to("/sign-in?closed=1").into_response();
+            }
+            Code::Unauthenticated => {
+                self.inner.sessions.end(&session.id);
+                return Redirect::to("/sign-in").into_response();
+            }
+            Code::NotFound => (
+                StatusCode::NOT_FOUND,
+                "We could not find that",
+                "It may not exist, or it is not shared with you.".to_string(),
+            ),
+            Code::PermissionDenied => (
+                StatusCode::FORBIDDEN,
+                "You cannot do that",
+                status.message().to_string(),
+            ),
+            Code::Unavailable | Code::DeadlineExceeded => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Careline is not reachable just now",
+                "Please try again in a minute. If you sent something, it may have been sent: check before sending it again.".to_string(),
+            ),
+            _ => (
+                StatusCode::BAD_REQUEST,
+                "That did not work",
+                status.message().to_string(),
+            ),
+        };
+        let body = pages::problem_page(heading, &detail);
+        (code, self.page(heading, Some(session), body)).into_response()
+    }
+}
+
+fn html(markup: Markup) -> Response {
+    let mut response = markup.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; form-action 'self'",
+        ),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+/// Percent-encodes a path for a query value.
+fn encode(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Only a path of this site is somewhere to go after signing in.
+fn local(next: &str) -> &str {
+    if next.starts_with('/') && !next.starts_with("//") && !next.starts_with("/\\") {
+        next
+    } else {
+        "/messages"
+    }
+}
+
+/// A form's fields, in order (a field may repeat: checkboxes).
+#[derive(Debug, Default)]
+struct Fields(Vec<(String, String)>);
+
+impl Fields {
+    fn parse(body: &[u8]) -> Self {
+        Self(form_urlencoded::parse(body).into_owned().collect())
+    }
+    fn one(&self, name: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
+    fn all(&self, name: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+}
+
+/// The pages and their forms.
+pub fn router(web: Web) -> Router {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/messages") }))
+        .route("/sign-in", get(sign_in_page))
+        .route("/sign-in/demo", post(sign_in_demo))
+        .route("/sign-out", post(sign_out))
+        .route("/messages", get(messages))
+        .route("/messages/new", get(new_message_page).post(new_message))
+        .route("/threads/{id}", get(thread))
+        .route("/threads/{id}/reply", post(reply))
+        .route("/health", get(|| async { "ok" }))
+        .with_state(web)
+}
+
+#[derive(serde::Deserialize, Debug, Default)]
+struct SignInQuery {
+    #[serde(default)]
+    next: String,
+    #[serde(default)]
+    closed: Option<String>,
+}
+
+async fn sign_in_page(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    Query(q): Query<SignInQuery>,
+) -> Response {
+    let pre = cookie(&headers, PRE_COOKIE).unwrap_or_else(session::random_token);
+    let notice = q
+        .closed
+        .is_some()
+        .then_some("Your account has been closed, so you have been signed out. Ask the hospital if you think this is wrong.");
+    let body = pages::sign_in(web.inner.demo.as_deref(), local(&q.next), &pre, notice);
+    let mut response = web.page("Sign in", None, body);
+    if let Ok(v) = set_cookie(PRE_COOKIE, &pre, web.inner.secure, None).parse() {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    response
+}
+
+async fn sign_in_demo(State(web): State<Web>, headers: HeaderMap, body: Bytes) -> Response {
+    let form = Fields::parse(&body);
+    let pre = cookie(&headers, PRE_COOKIE);
+    if pre.is_none() || pre.as_deref() != Some(form.one("csrf")) {
+        return web.forbidden(None);
+    }
+    let Some(person) = web.inner.demo.as_ref().and_then(|people| {
+        people
+            .iter()
+            .find(|p| p.caller.person_id.to_string() == form.one("person_id"))
+    }) else {
+        let body = pages::problem_page(
+            "You cannot sign in that way",
+            "Demo sign-in is off, or that person is not in the demo.",
+        );
+        return (StatusCode::FORBIDDEN, web.page("Sign in", None, body)).into_response();
+    };
+    let session = web.inner.sessions.start(person.caller.clone());
+    let mut response = Redirect::to(local(form.one("next"))).into_response();
+    if let Ok(v) = set_cookie(COOKIE, &session.id, web.inner.secure, None).parse() {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+    response
+}
+
+async fn sign_out(State(web): State<Web>, headers: HeaderMap, body: Bytes) -> Response {
+    let form = Fields::parse(&body);
+    let session = match web.posted(&headers, &form) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    web.inner.sessions.end(&session.id);
+    let mut response = Redirect::to("/sign-in").into_response();
+    let gone = set_cookie(COOKIE, "", web.inner.secure, Some(Duration::ZERO));
+    if let Ok(v) = gone.parse() {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+    response
+}
+
+#[derive(serde::Deserialize, Debug, Default)]
+struct ListQuery {
+    #[serde(default)]
+    view: String,
+}
+
+async fn messages(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    uri: Uri,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    let session = match web.signed_in(&headers, &uri) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let archived = q.view == "archived";
+    let status = if archived {
+        inbox_pb::StatusFilter::Archived
+    } else {
+        inbox_pb::StatusFilter::Active
+    };
+    let request = inbox_pb::MyInboxRequest {
+        min_position: session.position,
+        filters: Some(inbox_pb::Filters {
+            status: status as i32,
+            ..Default::default()
+        }),
+        page_size: 100,
+        ..Default::default()
+    };
+    let answer = match web.inbox(&session) {
+        Ok(mut inbox) => inbox.my_inbox(request).await,
+        Err(e) => Err(e),
+    };
+    match answer {
+        Ok(page) => {
+            let can_write = session.caller.role == Role::Patient;
+            let body = pages::messages(&page.into_inner(), archived, can_write);
+            web.page("Messages", Some(&session), body)
+        }
+        Err(e) => web.failed(&session, &e),
+    }
+}
+
+/// Reads a thread as the session's person, and marks it read up to its
+/// latest message when there is something new for them.
+async fn read_thread(
+    web: &Web,
+    session: &Session,
+    id: &str,
+) -> Result<inbox_pb::ThreadDetail, Status> {
+    let detail = web
+        .inbox(session)?
+        .get_thread(inbox_pb::GetThreadRequest {
+            min_position: session.position,
+            thread_id: id.into(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    let unread = detail.summary.as_ref().is_some_and(|s| s.unread_count > 0);
+    if let (true, Some(last)) = (unread, detail.messages.last()) {
+        // Reading the thread marks it read; someone who may see it but is
+        // not on it (a team member) has nothing to mark.
+        let marked = web
+            .command(session)?
+            .mark_read(cmd::MarkReadRequest {
+                command_id: command_id(),
+                thread_id: id.into(),
+                message_id: last.message_id.clone(),
+            })
+            .await;
+        match marked {
+            Ok(r) => web
+                .inner
+                .sessions
+                .advance(&session.id, r.into_inner().position),
+            Err(e) if matches!(e.code(), Code::FailedPrecondition | Code::PermissionDenied) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(detail)
+}
+
+async fn thread(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(id): Path<String>,
+) -> Response {
+    let session = match web.signed_in(&headers, &uri) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    match read_thread(&web, &session, &id).await {
+        Ok(detail) => {
+            let body = pages::thread(&detail, &session, "", None);
+            web.page("Conversation", Some(&session), body)
+        }
+        Err(e) => web.failed(&session, &e),
+    }
+}
+
+async fn reply(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let form = Fields::parse(&body);
+    let session = match web.posted(&headers, &form) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let text = form.one("body");
+    let sent = match web.command(&session) {
+        Ok(mut c) => {
+            c.post_message(cmd::PostMessageRequest {
+                command_id: command_id(),
+                thread_id: id.clone(),
+                body: text.to_string(),
+                mention_ids: vec![],
+            })
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    match sent {
+        Ok(reply) => {
+            web.inner
+                .sessions
+                .advance(&session.id, reply.into_inner().position);
+            Redirect::to(&format!("/threads/{id}#reply")).into_response()
+        }
+        Err(e) if matches!(e.code(), Code::InvalidArgument | Code::FailedPrecondition) => {
+            // What to fix, on the page, with what they wrote kept.
+            match read_thread(&web, &session, &id).await {
+                Ok(detail) => {
+                    let problem = pages::error_box("Your reply was not sent", &reply_problem(&e));
+                    let body = pages::thread(&detail, &session, text, Some(problem));
+                    let page = web.page("Reply not sent", Some(&session), body);
+                    (StatusCode::UNPROCESSABLE_ENTITY, page).into_response()
+                }
+                Err(e) => web.failed(&session, &e),
+            }
+        }
+        Err(e) => web.failed(&session, &e),
+    }
+}
+
+fn reply_problem(e: &Status) -> String {
+    if e.code() == Code::InvalidArgument && e.message().contains("body") {
+        "Write a message before sending it (at most 20,000 characters).".into()
+    } else {
+        e.message().to_string()
+    }
+}
+
+/// The record a new message is written in: the patient's own.
+fn own_record(session: &Session) -> Option<String> {
+    (session.caller.role == Role::Patient).then(|| session.caller.person_id.to_string())
+}
+
+async fn who_can_i_message(
+    web: &Web,
+    session: &Session,
+    patient: &str,
+) -> Result<inbox_pb::WhoCanIMessageReply, Status> {
+    Ok(web
+        .inbox(session)?
+        .who_can_i_message(inbox_pb::WhoCanIMessageRequest {
+            min_position: 0,
+            patient_id: patient.into(),
+        })
+        .await?
+        .into_inner())
+}
+
+fn not_for_you(web: &Web, session: &Session) -> Response {
+    let body = pages::problem_page(
+        "New messages start from a patient's record",
+        "Patients write here to their care teams. Staff start a conversation from the patient's record.",
+    );
+    (
+        StatusCode::FORBIDDEN,
+        web.page("New message", Some(session), body),
+    )
+        .into_response()
+}
+
+async fn new_message_page(State(web): State<Web>, headers: HeaderMap, uri: Uri) -> Response {
+    let session = match web.signed_in(&headers, &uri) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let Some(patient) = own_record(&session) else {
+        return not_for_you(&web, &session);
+    };
+    match who_can_i_message(&web, &session, &patient).await {
+        Ok(who) => {
+            let body = pages::new_message(&who, &session, &pages::NewMessage::default(), None);
+            web.page("New message", Some(&session), body)
+        }
+        Err(e) => web.failed(&session, &e),
+    }
+}
+
+fn recipient(value: &str) -> Option<cmd::Recipient> {
+    let recipient = match value.split_once(':')? {
+        ("team", id) => Recipient::TeamId(id.into()),
+        ("professional", id) => Recipient::ProfessionalId(id.into()),
+        _ => return None,
+    };
+    Some(cmd::Recipient {
+        recipient: Some(recipient),
+    })
+}
+
+async fn new_message(State(web): State<Web>, headers: HeaderMap, body: Bytes) -> Response {
+    let form = Fields::parse(&body);
+    let session = match web.posted(&headers, &form) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let Some(patient) = own_record(&session) else {
+        return not_for_you(&web, &session);
+    };
+    let (to, carers) = (form.all("to"), form.all("carer"));
+    let typed = pages::NewMessage {
+        subject: form.one("subject"),
+        body: form.one("body"),
+        chosen: &to,
+        carers: &carers,
+    };
+    let started = if to.is_empty() {
+        Err(Status::invalid_argument(
+            "Choose who to send your message to.",
+        ))
+    } else {
+        match web.command(&session) {
+            Ok(mut c) => {
+                c.start_thread(cmd::StartThreadRequest {
+                    command_id: command_id(),
+                    thread_id: String::new(),
+                    patient_id: patient.clone(),
+                    subject: typed.subject.to_string(),
+                    body: typed.body.to_string(),
+                    recipients: to.iter().filter_map(|v| recipient(v)).collect(),
+                    carer_ids: carers.clone(),
+                })
+                .await
+            }
+            Err(e) => Err(e),
+        }
+    };
+    match started {
+        Ok(reply) => {
+            let reply = reply.into_inner();
+            web.inner.sessions.advance(&session.id, reply.position);
+            Redirect::to(&format!("/threads/{}", reply.aggregate_id)).into_response()
+        }
+        Err(e)
+            if matches!(
+                e.code(),
+                Code::InvalidArgument | Code::FailedPrecondition | Code::PermissionDenied
+            ) =>
+        {
+            match who_can_i_message(&web, &session, &patient).await {
+                Ok(who) => {
+                    let problem = pages::error_box("Your message was not sent", &new_problem(&e));
+                    let body = pages::new_message(&who, &session, &typed, Some(problem));
+                    let page = web.page("Message not sent", Some(&session), body);
+                    (StatusCode::UNPROCESSABLE_ENTITY, page).into_response()
+                }
+                Err(e) => web.failed(&session, &e),
+            }
+        }
+        Err(e) => web.failed(&session, &e),
+    }
+}
+
+fn new_problem(e: &Status) -> String {
+    let m = e.message();
+    if e.code() != Code::InvalidArgument {
+        m.to_string()
+    } else if m.contains("subject") {
+        "Give your message a subject (at most 200 characters).".into()
+    } else if m.contains("body") {
+        "Write your message before sending it (at most 20,000 characters).".into()
+    } else {
+        m.to_string()
+    }
+}
+
+/// The web service as a process.
+#[derive(Debug)]
+pub struct Application {
+    listener: tokio::net::TcpListener,
+    web: Web,
+}
+
+impl Application {
+    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.listener.local_addr()
+    }
+}
+
+impl service_kit::Service for Application {
+    type Config = Config;
+
+    fn config_from_env() -> anyhow::Result<Config> {
+        Config::from_settings(&event_store::settings::Settings::from_env())
+    }
+
+    async fn build(config: Config) -> anyhow::Result<Self> {
+        let connect = |url: String| async move {
+            service_kit::server::connect(&url)
+                .await
+                .map_err(|e| anyhow::anyhow!("{url}: {e}"))
+        };
+        let backends = Backends {
+            command: connect(config.command_url.clone()).await?,
+            inbox: connect(config.inbox_url.clone()).await?,
+        };
+        let demo = match &config.demo_people {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    anyhow::anyhow!("CARELINE_WEB_DEMO_PEOPLE {}: {e}", path.display())
+                })?;
+                Some(read_demo_people(&text)?)
+            }
+            None => None,
+        };
+        let listener = tokio::net::TcpListener::bind(config.addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("CARELINE_WEB_ADDR {}: {e}", config.addr))?;
+        Ok(Self {
+            listener,
+            web: Web::new(backends, &config, demo),
+        })
+    }
+
+    async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        tracing::info!(addr = %self.listener.local_addr()?, demo = self.web.demo(), "web pages served");
+        axum::serve(self.listener, router(self.web))
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,329 @@
+//! The pages, as HTML that works without JavaScript: maud escapes every
+//! value at compile time. Titles never carry clinical content (a subject
+//! or a message): only what kind of page it is.
+
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+use proto::inbox as pb;
+
+use crate::config::DemoPerson;
+use crate::session::Session;
+
+const STYLE: &str = r#"
+*{box-sizing:border-box}
+body{margin:0;font:17px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,Arial,sans-serif;color:#212b32;background:#f0f4f5}
+a{color:#005eb8}a:focus,button:focus,input:focus,textarea:focus,select:focus{outline:3px solid #ffb81c;outline-offset:1px}
+header{background:#005eb8;color:#fff}header .bar{max-width:46rem;margin:0 auto;padding:.6rem 1rem;display:flex;gap:1rem;align-items:center;flex-wrap:wrap}
+header a{color:#fff;text-decoration:none;font-weight:600}header .brand{font-size:1.25rem;margin-right:auto}
+header form{margin:0}header button{background:transparent;border:1px solid #fff;color:#fff;padding:.3rem .7rem;font-size:.95rem;border-radius:4px;cursor:pointer}
+main{max-width:46rem;margin:0 auto;padding:1rem}
+h1{font-size:1.6rem;line-height:1.25;margin:.5rem 0 1rem}h2{font-size:1.2rem;margin:1.5rem 0 .5rem}
+.demo{background:#ffeb3b;color:#212b32;text-align:center;padding:.4rem 1rem;font-weight:600}
+.card{background:#fff;border-radius:6px;padding:1rem;margin:0 0 .75rem;box-shadow:0 1px 2px rgba(0,0,0,.12)}
+.list{list-style:none;padding:0;margin:0}.list li{margin:0 0 .6rem}
+.thread{display:block;background:#fff;border-radius:6px;padding:.8rem 1rem;text-decoration:none;color:inherit;border-left:6px solid #d8dde0}
+.thread.unread{border-left-color:#005eb8}.thread .subject{font-weight:600;color:#005eb8}.thread .meta{color:#4c6272;font-size:.9rem}
+.badge{display:inline-block;border-radius:1rem;padding:0 .55rem;font-size:.85rem;font-weight:600;background:#e8edee;color:#212b32;margin-left:.3rem}
+.badge.new{background:#005eb8;color:#fff}.badge.archived{background:#4c6272;color:#fff}.badge.complete{background:#007f3b;color:#fff}
+.tabs{display:flex;gap:.5rem;margin:0 0 1rem}.tabs a{padding:.4rem .9rem;border-radius:4px;background:#fff;text-decoration:none}.tabs a[aria-current=page]{background:#005eb8;color:#fff}
+.message{background:#fff;border-radius:6px;padding:.8rem 1rem;margin:0 0 .75rem}.message.mine{background:#e8f1fa}
+.message .who{font-weight:600}.message .when,.seen{color:#4c6272;font-size:.88rem}.message .body{white-space:pre-wrap;margin:.3rem 0 0}
+label{display:block;font-weight:600;margin:.8rem 0 .3rem}.hint{color:#4c6272;font-weight:400;font-size:.92rem}
+input[type=text],textarea,select{width:100%;font:inherit;padding:.5rem;border:2px solid #4c6272;border-radius:4px;background:#fff}textarea{min-height:8rem}
+.choice{display:flex;gap:.6rem;align-items:flex-start;font-weight:400;margin:.4rem 0}.choice input{width:1.4rem;height:1.4rem;margin-top:.15rem}
+.button{display:inline-block;background:#007f3b;color:#fff;border:0;border-bottom:3px solid #00401e;border-radius:4px;padding:.6rem 1.2rem;font:inherit;font-weight:600;cursor:pointer;text-decoration:none;margin-top:.8rem}
+.button.secondary{background:#4c6272;border-bottom-color:#263139}
+.error{border:3px solid #d5281b;background:#fff;padding:.8rem 1rem;border-radius:6px;margin:0 0 1rem}.error h2{margin:0 0 .3rem;color:#d5281b}
+.notice{border-left:8px solid #ffb81c;background:#fff;padding:.8rem 1rem;margin:0 0 1rem}
+.people{color:#4c6272;font-size:.92rem}
+@media (max-width:30rem){body{font-size:16px}h1{font-size:1.35rem}main{padding:.75rem}}
+"#;
+
+/// Every page: its title (never clinical content), who is signed in, and
+/// the demo warning while demo sign-in is on.
+pub fn layout(title: &str, session: Option<&Session>, demo: bool, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en-GB" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="referrer" content="no-referrer";
+                title { (title) " – Careline" }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                @if demo {
+                    div.demo role="note" { "Demo sign-in is on: anyone can sign in as anyone. Never use it with real patients." }
+                }
+                header {
+                    div.bar {
+                        a.brand href="/messages" { "Careline" }
+                        @if let Some(s) = session {
+                            a href="/messages" { "Messages" }
+                            span { (s.caller.name) }
+                            form method="post" action="/sign-out" {
+                                input type="hidden" name="csrf" value=(s.csrf);
+                                button type="submit" { "Sign out" }
+                            }
+                        }
+                    }
+                }
+                main id="main" { (body) }
+            }
+        }
+    }
+}
+
+/// A problem the person can act on, with what to do.
+pub fn error_box(heading: &str, detail: &str) -> Markup {
+    html! {
+        div.error role="alert" {
+            h2 { (heading) }
+            p { (detail) }
+        }
+    }
+}
+
+pub fn sign_in(
+    demo: Option<&[DemoPerson]>,
+    next: &str,
+    csrf: &str,
+    notice: Option<&str>,
+) -> Markup {
+    html! {
+        h1 { "Sign in to Careline" }
+        @if let Some(notice) = notice {
+            div.notice role="status" { (notice) }
+        }
+        @match demo {
+            Some(people) => {
+                p { "Choose who to be. Each is a person of the demo organisation." }
+                ul.list {
+                    @for p in people {
+                        li {
+                            form.card method="post" action="/sign-in/demo" {
+                                input type="hidden" name="csrf" value=(csrf);
+                                input type="hidden" name="next" value=(next);
+                                input type="hidden" name="person_id" value=(p.caller.person_id);
+                                strong { (p.caller.name) }
+                                " " span.hint { (p.what) }
+                                br;
+                                button.button type="submit" { "Sign in as " (p.caller.name) }
+                            }
+                        }
+                    }
+                }
+            }
+            None => {
+                p { "Sign-in is not set up on this server. Ask your hospital's Careline administrator." }
+            }
+        }
+    }
+}
+
+fn status(s: &pb::ThreadSummary) -> Option<Markup> {
+    match pb::ThreadStatus::try_from(s.status).unwrap_or_default() {
+        pb::ThreadStatus::Archived => Some(html! { span.badge.archived { "Archived" } }),
+        pb::ThreadStatus::Complete => Some(html! { span.badge.complete { "Complete" } }),
+        _ => None,
+    }
+}
+
+pub fn when(t: Option<&prost_types::Timestamp>) -> String {
+    let format = time::macros::format_description!(
+        "[day padding:none] [month repr:short] [year], [hour]:[minute]"
+    );
+    t.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t.seconds).ok())
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_default()
+}
+
+pub fn messages(page: &pb::ThreadPage, archived: bool, can_write: bool) -> Markup {
+    html! {
+        h1 { "Messages" }
+        @if can_write {
+            a.button href="/messages/new" { "Create new message" }
+        }
+        nav.tabs aria-label="Which messages" style="margin-top:1rem" {
+            a href="/messages" aria-current=[(!archived).then_some("page")] { "Active" }
+            a href="/messages?view=archived" aria-current=[archived.then_some("page")] { "Archived" }
+        }
+        @if page.threads.is_empty() {
+            p.card { @if archived { "No archived messages." } @else { "No messages yet." } }
+        }
+        ul.list {
+            @for t in &page.threads {
+                li {
+                    a.thread.unread[t.unread_count > 0] href={ "/threads/" (t.thread_id) } {
+                        span.subject { (t.subject) }
+                        @if t.unread_count > 0 {
+                            span.badge.new { (t.unread_count) " new" }
+                        }
+                        @if let Some(b) = status(t) { (b) }
+                        div.meta {
+                            (t.patient_name) " · " (when(t.last_activity_at.as_ref()))
+                            " · " (t.message_count) @if t.message_count == 1 { " message" } @else { " messages" }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One thread: its messages (with who has seen each), who is on it, and
+/// the reply box (keeping what was typed when a reply was refused).
+pub fn thread(
+    detail: &pb::ThreadDetail,
+    session: &Session,
+    draft: &str,
+    problem: Option<Markup>,
+) -> Markup {
+    let Some(summary) = &detail.summary else {
+        return html! {};
+    };
+    let me = session.caller.person_id.to_string();
+    let id = &summary.thread_id;
+    let archived = summary.status == pb::ThreadStatus::Archived as i32;
+    html! {
+        p { a href="/messages" { "← All messages" } }
+        h1 { (summary.subject) }
+        p.people {
+            "About " (summary.patient_name) ". On this conversation: "
+            @for (i, p) in summary.participants.iter().enumerate() {
+                @if i > 0 { ", " } (p.display)
+            }
+            @if let Some(b) = status(summary) { " " (b) }
+        }
+        @if detail.earlier_messages > 0 {
+            p.hint { (detail.earlier_messages) " earlier messages are not shown." }
+        }
+        @for m in &detail.messages {
+            @let author = m.author.as_ref();
+            @let mine = author.is_some_and(|a| a.person_id == me);
+            article.message.mine[mine] id={ "m" (m.seq) } {
+                div { span.who { (author.map(|a| a.display.as_str()).unwrap_or("Someone")) } }
+                div.when { (when(m.posted_at.as_ref())) }
+                p.body { (m.body) }
+                @let seen: Vec<&str> = detail.read_receipts.iter()
+                    .filter(|r| r.seq == m.seq)
+                    .filter_map(|r| r.reader.as_ref())
+                    .filter(|r| author.is_none_or(|a| a.person_id != r.person_id) && r.person_id != me)
+                    .map(|r| r.name.as_str())
+                    .collect();
+                @if !seen.is_empty() {
+                    div.seen { "Seen by " (seen.join(", ")) }
+                }
+            }
+        }
+        @if !detail.staff_notes.is_empty() {
+            h2 { "Staff notes" }
+            p.hint { "Only staff see these; the patient and carers never do." }
+            @for n in &detail.staff_notes {
+                article.message {
+                    div.who { (n.author.as_ref().map(|a| a.display.as_str()).unwrap_or("Someone")) }
+                    div.when { (when(n.posted_at.as_ref())) }
+                    p.body { (n.body) }
+                }
+            }
+        }
+        h2 id="reply" { "Reply" }
+        @if let Some(problem) = problem { (problem) }
+        @if archived {
+            p.hint { "This conversation is archived. A reply brings it back to the team." }
+        }
+        form method="post" action={ "/threads/" (id) "/reply" } {
+            input type="hidden" name="csrf" value=(session.csrf);
+            label for="body" { "Your message" }
+            textarea id="body" name="body" required { (draft) }
+            button.button type="submit" { "Send reply" }
+        }
+    }
+}
+
+/// Whom the person may write to, as the inbox answers it.
+#[derive(Debug, Default)]
+pub struct NewMessage<'a> {
+    pub subject: &'a str,
+    pub body: &'a str,
+    pub chosen: &'a [String],
+    pub carers: &'a [String],
+}
+
+pub fn new_message(
+    who: &pb::WhoCanIMessageReply,
+    session: &Session,
+    typed: &NewMessage<'_>,
+    problem: Option<Markup>,
+) -> Markup {
+    let chosen = |v: &str| typed.chosen.iter().any(|c| c == v);
+    let team_choice = |t: &pb::TeamContact| {
+        let value = format!("team:{}", t.team_id);
+        let via = match (&t.default_contact, t.auto_cc) {
+            (_, true) => "everyone in the team who answers messages".to_string(),
+            (Some(d), false) => format!("reaches {}", d.display),
+            (None, false) => String::new(),
+        };
+        html! {
+            label.choice {
+                input type="checkbox" name="to" value=(value) checked[chosen(&value)];
+                span { strong { (t.name) } " " span.hint { (t.description) } br; span.hint { (via) } }
+            }
+        }
+    };
+    html! {
+        h1 { "New message" }
+        div.notice role="note" {
+            strong { "Messages are not for emergencies. " }
+            "If you need help now, call 999 or go to A&E. For urgent advice, call 111. "
+            "Your care team reads messages during working hours."
+        }
+        @if let Some(problem) = problem { (problem) }
+        form method="post" action="/messages/new" {
+            input type="hidden" name="csrf" value=(session.csrf);
+            fieldset.card {
+                legend { strong { "To" } }
+                @for t in &who.teams { (team_choice(t)) }
+                @for p in &who.professionals {
+                    @let value = format!("professional:{}", p.person.as_ref().map(|p| p.person_id.as_str()).unwrap_or_default());
+                    label.choice {
+                        input type="checkbox" name="to" value=(value) checked[chosen(&value)];
+                        span {
+                            (p.person.as_ref().map(|p| p.display.as_str()).unwrap_or_default())
+                            " " span.hint { (p.team_name) @if p.default_contact { " · the team's main contact" } }
+                        }
+                    }
+                }
+                @if !who.other_teams.is_empty() {
+                    p.hint { "Also open to you:" }
+                    @for t in &who.other_teams { (team_choice(t)) }
+                }
+            }
+            @if !who.carers.is_empty() {
+                fieldset.card {
+                    legend { strong { "Copy in" } " " span.hint { "people who may act for you" } }
+                    @for c in &who.carers {
+                        @let id = c.person.as_ref().map(|p| p.person_id.clone()).unwrap_or_default();
+                        label.choice {
+                            input type="checkbox" name="carer" value=(id) checked[typed.carers.contains(&id)];
+                            span { (c.person.as_ref().map(|p| p.display.as_str()).unwrap_or_default()) " " span.hint { (c.relationship) } }
+                        }
+                    }
+                }
+            }
+            label for="subject" { "Subject" span.hint { " a few words: what is it about?" } }
+            input type="text" id="subject" name="subject" maxlength="200" required value=(typed.subject);
+            label for="body" { "Message" }
+            textarea id="body" name="body" required { (typed.body) }
+            button.button type="submit" { "Send message" }
+        }
+    }
+}
+
+pub fn problem_page(heading: &str, detail: &str) -> Markup {
+    html! {
+        h1 { (heading) }
+        p { (detail) }
+        p { a href="/messages" { "Go to your messages" } }
+    }
+}
