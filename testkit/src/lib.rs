@@ -386,6 +386,11 @@ impl System {
         self.inbox.clone().expect("the inbox service runs")
     }
 
+    /// The audit service's channel (the audit service must run).
+    pub fn audit_channel(&self) -> Channel {
+        self.audit.clone().expect("the audit service runs")
+    }
+
     /// The inbox API with any token.
     pub fn inbox_with_token(&self, token: &str) -> Inbox {
         InboxServiceClient::with_interceptor(

@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use careline_client::bearer::{Bearer, command_id};
 use maud::Markup;
+use proto::audit::{self as audit_pb, audit_service_client::AuditServiceClient};
 use proto::command::command_service_client::CommandServiceClient;
 use proto::command::{self as cmd, recipient::Recipient};
 use proto::inbox::inbox_service_client::InboxServiceClient;
@@ -42,6 +43,7 @@ pub struct Web {
 struct Inner {
     command: Channel,
     inbox: Channel,
+    audit: Channel,
     issuer: Arc<TokenIssuer>,
     sessions: Sessions,
     demo: Option<Vec<DemoPerson>>,
@@ -61,6 +63,7 @@ impl std::fmt::Debug for Web {
 pub struct Backends {
     pub command: Channel,
     pub inbox: Channel,
+    pub audit: Channel,
 }
 
 impl Web {
@@ -69,6 +72,7 @@ impl Web {
             inner: Arc::new(Inner {
                 command: backends.command,
                 inbox: backends.inbox,
+                audit: backends.audit,
                 issuer: config.issuer.clone(),
                 sessions: Sessions::new(config.idle, config.absolute),
                 demo,
@@ -97,6 +101,16 @@ impl Web {
     ) -> Result<InboxServiceClient<InterceptedService<Channel, Bearer>>, Status> {
         Ok(InboxServiceClient::with_interceptor(
             self.inner.inbox.clone(),
+            self.bearer(s)?,
+        ))
+    }
+
+    fn audit(
+        &self,
+        s: &Session,
+    ) -> Result<AuditServiceClient<InterceptedService<Channel, Bearer>>, Status> {
+        Ok(AuditServiceClient::with_interceptor(
+            self.inner.audit.clone(),
             self.bearer(s)?,
         ))
     }
@@ -243,6 +257,8 @@ pub fn router(web: Web) -> Router {
         .route("/messages/new", get(new_message_page).post(new_message))
         .route("/threads/{id}", get(thread))
         .route("/threads/{id}/reply", post(reply))
+        .route("/record/trail", get(trail))
+        .route("/record/trail/download", get(trail_download))
         .route("/health", get(|| async { "ok" }))
         .with_state(web)
 }
@@ -608,6 +624,124 @@ fn new_problem(e: &Status) -> String {
     }
 }
 
+#[derive(serde::Deserialize, Debug, Default)]
+struct TrailQuery {
+    #[serde(default)]
+    cursor: String,
+    #[serde(default)]
+    format: String,
+}
+
+fn only_patients(web: &Web, session: &Session) -> Response {
+    let body = pages::problem_page(
+        "This page is for patients",
+        "It shows a patient who has read or changed their record. Privacy officers see trails in their own pages.",
+    );
+    (
+        StatusCode::FORBIDDEN,
+        web.page("Record trail", Some(session), body),
+    )
+        .into_response()
+}
+
+/// Who has looked at, or changed, my record: the patient's own audit trail.
+async fn trail(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    uri: Uri,
+    Query(q): Query<TrailQuery>,
+) -> Response {
+    let session = match web.signed_in(&headers, &uri) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let Some(patient) = own_record(&session) else {
+        return only_patients(&web, &session);
+    };
+    let request = audit_pb::RecordTrailRequest {
+        min_position: session.position,
+        patient_id: patient,
+        range: Some(audit_pb::Range {
+            page_size: 100,
+            cursor: q.cursor,
+            ..Default::default()
+        }),
+    };
+    let answer = match web.audit(&session) {
+        Ok(mut audit) => audit.record_trail(request).await,
+        Err(e) => Err(e),
+    };
+    match answer {
+        Ok(page) => {
+            let body = pages::trail(&page.into_inner());
+            web.page("Who has looked at my record", Some(&session), body)
+        }
+        Err(e) => web.failed(&session, &e),
+    }
+}
+
+/// The patient's whole trail as a file: JSON lines, or a FHIR R4 Bundle.
+async fn trail_download(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    uri: Uri,
+    Query(q): Query<TrailQuery>,
+) -> Response {
+    let session = match web.signed_in(&headers, &uri) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let Some(patient) = own_record(&session) else {
+        return only_patients(&web, &session);
+    };
+    let (format, name) = if q.format == "fhir" {
+        (
+            audit_pb::ExportFormat::FhirBundle,
+            "careline-record-trail.fhir.json",
+        )
+    } else {
+        (
+            audit_pb::ExportFormat::JsonLines,
+            "careline-record-trail.jsonl",
+        )
+    };
+    let exported = async {
+        let mut stream = web
+            .audit(&session)?
+            .export(audit_pb::ExportRequest {
+                min_position: session.position,
+                patient_id: patient,
+                format: format as i32,
+            })
+            .await?
+            .into_inner();
+        let (mut data, mut content_type) = (Vec::new(), String::new());
+        while let Some(chunk) = stream.message().await? {
+            data.extend_from_slice(&chunk.data);
+            content_type = chunk.content_type;
+        }
+        Ok::<_, Status>((data, content_type))
+    };
+    match exported.await {
+        Ok((data, content_type)) => {
+            let disposition = format!("attachment; filename=\"{name}\"");
+            let mut response = data.into_response();
+            let headers = response.headers_mut();
+            for (key, value) in [
+                (header::CONTENT_TYPE, content_type.as_str()),
+                (header::CONTENT_DISPOSITION, disposition.as_str()),
+                (header::CACHE_CONTROL, "no-store"),
+            ] {
+                if let Ok(v) = HeaderValue::from_str(value) {
+                    headers.insert(key, v);
+                }
+            }
+            response
+        }
+        Err(e) => web.failed(&session, &e),
+    }
+}
+
 /// The web service as a process.
 #[derive(Debug)]
 pub struct Application {
@@ -637,6 +771,7 @@ impl service_kit::Service for Application {
         let backends = Backends {
             command: connect(config.command_url.clone()).await?,
             inbox: connect(config.inbox_url.clone()).await?,
+            audit: connect(config.audit_url.clone()).await?,
         };
         let demo = match &config.demo_people {
             Some(path) => {

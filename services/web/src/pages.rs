@@ -60,6 +60,9 @@ pub fn layout(title: &str, session: Option<&Session>, demo: bool, body: Markup) 
                         a.brand href="/messages" { "Careline" }
                         @if let Some(s) = session {
                             a href="/messages" { "Messages" }
+                            @if s.caller.role == service_kit::Role::Patient {
+                                a href="/record/trail" { "Who has looked at my record" }
+                            }
                             span { (s.caller.name) }
                             form method="post" action="/sign-out" {
                                 input type="hidden" name="csrf" value=(s.csrf);
@@ -316,6 +319,33 @@ pub fn new_message(
             label for="body" { "Message" }
             textarea id="body" name="body" required { (typed.body) }
             button.button type="submit" { "Send message" }
+        }
+    }
+}
+
+/// A patient's own audit trail, a page of it, with the downloads.
+pub fn trail(page: &proto::audit::TrailPage) -> Markup {
+    html! {
+        h1 { "Who has looked at my record" }
+        p { "Everyone who read or changed your record, and when. Staff notes and colleagues consulted by your care team are listed without their content." }
+        p {
+            a.button.secondary href="/record/trail/download?format=jsonl" { "Download (JSON lines)" }
+            " "
+            a.button.secondary href="/record/trail/download?format=fhir" { "Download (FHIR)" }
+        }
+        @if page.entries.is_empty() {
+            p.card { "Nothing yet." }
+        }
+        ul.list {
+            @for e in &page.entries {
+                li.card {
+                    div.when { (when(e.occurred_at.as_ref())) }
+                    div { (e.action) }
+                }
+            }
+        }
+        @if !page.next_cursor.is_empty() {
+            p { a href={ "/record/trail?cursor=" (page.next_cursor) } { "Later entries →" } }
         }
     }
 }

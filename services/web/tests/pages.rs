@@ -140,6 +140,7 @@ fn browser(s: &System, org: &DemoOrg) -> Browser {
     let backends = Backends {
         command: s.signer.channel(),
         inbox: s.inbox_channel(),
+        audit: s.audit_channel(),
     };
     Browser {
         app: web::router(Web::new(backends, &config, Some(demo))),
@@ -153,6 +154,7 @@ async fn a_patient_reads_replies_and_writes_through_the_pages() {
         "web_pages",
         Services {
             inbox: true,
+            audit: true,
             wait: Some(Duration::from_secs(10)),
             ..Services::default()
         },
@@ -268,6 +270,20 @@ async fn a_patient_reads_replies_and_writes_through_the_pages() {
         .await;
     assert_eq!(refused.status, StatusCode::NOT_FOUND);
     assert!(!refused.body.contains("Thank you"));
+
+    // Who has looked at her record: Nina's reads among them; a download of it.
+    let trail = pat.get("/record/trail").await;
+    assert_eq!(trail.status, StatusCode::OK, "{}", trail.body);
+    assert!(trail.body.contains("Nina Patel"), "{}", trail.body);
+    let file = pat.get("/record/trail/download?format=jsonl").await;
+    assert_eq!(file.status, StatusCode::OK);
+    assert!(file.body.lines().count() > 3 && file.body.lines().all(|l| l.starts_with('{')));
+    let fhir = pat.get("/record/trail/download?format=fhir").await;
+    assert!(fhir.body.contains("\"resourceType\""), "{}", fhir.body);
+    assert_eq!(
+        nina.get("/record/trail").await.status,
+        StatusCode::FORBIDDEN
+    );
 
     // Signed out, the pages ask her to sign in again.
     let out = pat.post("/sign-out", &[("csrf", &csrf)]).await;
