@@ -7,7 +7,8 @@
 #                 (the database is created when the server has no such one)
 #
 # and that python3 can run aiosmtpd, the local SMTP server the tests send
-# to and the demo's mail sink.
+# to and the demo's mail sink, and that Chromium and chromedriver are there
+# for the web pages' browser tests.
 #
 # For each service: use a running one; otherwise, when the address is on
 # this machine, start it from the Debian package (installing the package with
@@ -172,7 +173,18 @@ ensure_openssl() {
   fail "openssl (to make TLS certificates for NATS) is missing: run 'apt-get install openssl' as root"
 }
 
+# Chromium and its WebDriver: the web pages' browser tests drive a real,
+# headless Chromium (Debian packages chromium and chromium-driver).
+ensure_browser() {
+  command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 && return 0
+  say "installing Debian packages chromium and chromium-driver (the web pages' browser tests)"
+  apt_install chromium chromium-driver &&
+    command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 && return 0
+  fail "Chromium is missing for the browser tests: run 'apt-get install chromium chromium-driver' as root"
+}
+
 ensure_nats
 ensure_postgres
 ensure_mail_sink
 ensure_openssl
+ensure_browser

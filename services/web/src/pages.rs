@@ -61,7 +61,7 @@ pub fn layout(title: &str, session: Option<&Session>, demo: bool, body: Markup) 
                         @if let Some(s) = session {
                             a href="/messages" { "Messages" }
                             @if s.caller.role == service_kit::Role::Patient {
-                                a href="/record/trail" { "Who has looked at my record" }
+                                a href="/record/trail" { "My record" }
                             }
                             span { (s.caller.name) }
                             form method="post" action="/sign-out" {

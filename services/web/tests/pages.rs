@@ -6,16 +6,15 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::time::Duration;
-
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use careline_client::demo::{DemoOrg, first_thread};
 use http_body_util::BodyExt;
 use service_kit::Caller;
-use testkit::{Services, System};
+use testkit::System;
 use tower::ServiceExt;
-use web::{Backends, Config, DemoPerson, Web};
+
+mod support;
 
 struct Browser {
     app: axum::Router,
@@ -124,42 +123,15 @@ impl Browser {
 }
 
 fn browser(s: &System, org: &DemoOrg) -> Browser {
-    let config = Config::from_settings(&event_store::settings::Settings::from_pairs(&[(
-        service_kit::auth::SIGNING_KEY_VAR,
-        &testkit::issuer().private_key(),
-    )]))
-    .unwrap();
-    let demo = org
-        .people()
-        .into_iter()
-        .map(|(what, who)| DemoPerson {
-            what: what.into(),
-            caller: who.clone(),
-        })
-        .collect();
-    let backends = Backends {
-        command: s.signer.channel(),
-        inbox: s.inbox_channel(),
-        audit: s.audit_channel(),
-    };
     Browser {
-        app: web::router(Web::new(backends, &config, Some(demo))),
+        app: web::router(support::web(s, org)),
         cookies: Vec::new(),
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_patient_reads_replies_and_writes_through_the_pages() {
-    let s = System::start(
-        "web_pages",
-        Services {
-            inbox: true,
-            audit: true,
-            wait: Some(Duration::from_secs(10)),
-            ..Services::default()
-        },
-    )
-    .await;
+    let s = support::system("web_pages").await;
     let org = s.org().await;
     let thread = first_thread(&s.signer, &org).await.unwrap();
     let reply = s

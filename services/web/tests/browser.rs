@@ -1,0 +1,212 @@
+//! The web pages in a real browser: headless Chromium (Debian's chromium
+//! and chromium-driver, which deploy/ensure-services.sh installs) against
+//! the web service on a real port and the real services. Pat follows the
+//! link of an email to her thread, signs in, reads Nina's answer, replies,
+//! and writes a new message, on a phone-sized window; the main pages are
+//! photographed on the way (`target/screenshots/`, and `docs/screenshots/`
+//! with `CARELINE_UPDATE_SCREENSHOTS=1`).
+
+#![allow(clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use careline_client::demo::first_thread;
+use fantoccini::{Client, ClientBuilder, Locator};
+
+mod support;
+
+/// A chromedriver of this test's own, stopped on drop.
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn driver() -> Driver {
+    let port = free_port();
+    let child = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect(
+            "chromedriver (Debian package chromium-driver; deploy/ensure-services.sh installs it)",
+        );
+    // Stopped on drop, even when it does not start.
+    let driver = Driver { child, port };
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return driver;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("chromedriver did not start on port {port}");
+}
+
+/// A headless Chromium window of `width` × `height`.
+async fn browser(driver: &Driver, width: u32, height: u32) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": "/usr/bin/chromium",
+            // A phone's width (a headless window is never narrower than 500).
+            "mobileEmulation": {
+                "deviceMetrics": { "width": width, "height": height, "pixelRatio": 1.0 },
+            },
+            "args": [
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                format!("--window-size={width},{height}"),
+            ],
+        }),
+    );
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    ClientBuilder::new(connector)
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{}", driver.port))
+        .await
+        .unwrap()
+}
+
+/// Saves a screenshot of the page as `name`.png.
+async fn photograph(client: &Client, name: &str) {
+    let png = client.screenshot().await.unwrap();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = root.join("target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(format!("{name}.png")), &png).unwrap();
+    if std::env::var("CARELINE_UPDATE_SCREENSHOTS").as_deref() == Ok("1") {
+        let docs = root.join("docs/screenshots");
+        std::fs::create_dir_all(&docs).unwrap();
+        std::fs::write(docs.join(format!("{name}.png")), &png).unwrap();
+    }
+}
+
+async fn text_of(client: &Client) -> String {
+    client
+        .find(Locator::Css("main"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patient_uses_careline_in_a_real_browser_on_a_phone() {
+    let s = support::system("web_browser").await;
+    let org = s.org().await;
+    let thread = first_thread(&s.signer, &org).await.unwrap();
+    let reply = s
+        .post(&org.nurse, &thread, "Up to one litre on Sunday, Pat.")
+        .await;
+    testkit::inbox_page(&mut s.inbox(&org.patient), reply).await;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let app = web::router(support::web(&s, &org));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let base = format!("http://{addr}");
+
+    let driver = driver().await;
+    let phone = browser(&driver, 375, 812).await;
+    let outcome = async {
+        // The email's link: sign-in first, then the thread itself.
+        phone.goto(&format!("{base}/threads/{thread}")).await?;
+        assert!(phone.current_url().await?.path().starts_with("/sign-in"));
+        photograph(&phone, "sign-in").await;
+        let pat = format!(
+            "//form[input[@name='person_id'][@value='{}']]//button",
+            org.patient.person_id
+        );
+        phone.find(Locator::XPath(&pat)).await?.click().await?;
+        assert_eq!(
+            phone.current_url().await?.path(),
+            format!("/threads/{thread}")
+        );
+        assert_eq!(phone.title().await?, "Conversation – Careline");
+        let shown = text_of(&phone).await;
+        assert!(shown.contains("Up to one litre on Sunday, Pat."), "{shown}");
+        assert!(shown.contains("Nina Patel"), "{shown}");
+        photograph(&phone, "thread").await;
+
+        // A reply, typed and sent with the keyboard's form.
+        let body = phone.find(Locator::Id("body")).await?;
+        body.send_keys("Thank you, I will keep to that.").await?;
+        phone
+            .find(Locator::XPath("//button[text()='Send reply']"))
+            .await?
+            .click()
+            .await?;
+        let shown = text_of(&phone).await;
+        assert!(shown.contains("Thank you, I will keep to that."), "{shown}");
+
+        // Her messages, then a new one to the renal unit.
+        phone.goto(&format!("{base}/messages")).await?;
+        let shown = text_of(&phone).await;
+        assert!(shown.contains("Fluid allowance before Monday"), "{shown}");
+        photograph(&phone, "messages").await;
+        phone
+            .find(Locator::LinkText("Create new message"))
+            .await?
+            .click()
+            .await?;
+        let renal = format!("//input[@name='to'][@value='team:{}']", org.renal);
+        phone.find(Locator::XPath(&renal)).await?.click().await?;
+        phone
+            .find(Locator::Id("subject"))
+            .await?
+            .send_keys("Blood test results")
+            .await?;
+        phone
+            .find(Locator::Id("body"))
+            .await?
+            .send_keys("Have my results from Tuesday come back?")
+            .await?;
+        photograph(&phone, "new-message").await;
+        phone
+            .find(Locator::XPath("//button[text()='Send message']"))
+            .await?
+            .click()
+            .await?;
+        let shown = text_of(&phone).await;
+        assert!(
+            shown.contains("Have my results from Tuesday come back?"),
+            "{shown}"
+        );
+        assert!(phone.current_url().await?.path().starts_with("/threads/"));
+
+        // Who has looked at her record.
+        phone.goto(&format!("{base}/record/trail")).await?;
+        let shown = text_of(&phone).await;
+        assert!(shown.contains("Nina Patel"), "{shown}");
+        photograph(&phone, "record-trail").await;
+        Ok::<_, fantoccini::error::CmdError>(())
+    }
+    .await;
+    phone.close().await.unwrap();
+    outcome.unwrap();
+}

@@ -1,0 +1,43 @@
+//! What the web tests share: the services, and the web service on them.
+
+use std::time::Duration;
+
+use careline_client::demo::DemoOrg;
+use testkit::{Services, System};
+use web::{Backends, Config, DemoPerson, Web};
+
+/// The command, inbox and audit services on a new stream and database.
+pub async fn system(label: &str) -> System {
+    System::start(
+        label,
+        Services {
+            inbox: true,
+            audit: true,
+            wait: Some(Duration::from_secs(10)),
+            ..Services::default()
+        },
+    )
+    .await
+}
+
+/// The web service on `s`, with the demo sign-in of `org`'s people.
+pub fn web(s: &System, org: &DemoOrg) -> Web {
+    let key = testkit::issuer().private_key();
+    let settings =
+        event_store::settings::Settings::from_pairs(&[(service_kit::auth::SIGNING_KEY_VAR, &key)]);
+    let config = Config::from_settings(&settings).unwrap();
+    let demo = org
+        .people()
+        .into_iter()
+        .map(|(what, who)| DemoPerson {
+            what: what.into(),
+            caller: who.clone(),
+        })
+        .collect();
+    let backends = Backends {
+        command: s.signer.channel(),
+        inbox: s.inbox_channel(),
+        audit: s.audit_channel(),
+    };
+    Web::new(backends, &config, Some(demo))
+}
