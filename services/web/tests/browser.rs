@@ -105,14 +105,33 @@ async fn photograph(client: &Client, name: &str) {
     }
 }
 
-async fn text_of(client: &Client) -> String {
-    client
-        .find(Locator::Css("main"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+/// The page's main text once it shows `needle` (a page loads after a
+/// click; waits up to 10 s).
+async fn shows(client: &Client, needle: &str) -> String {
+    let mut text = String::new();
+    for _ in 0..100 {
+        if let Ok(main) = client.find(Locator::Css("main")).await {
+            text = main.text().await.unwrap_or_default();
+            if text.contains(needle) {
+                return text;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the page never showed {needle:?}; it shows: {text}");
+}
+
+/// The page's path once it starts with `prefix` (waits up to 10 s).
+async fn at(client: &Client, prefix: &str) -> String {
+    let mut path = String::new();
+    for _ in 0..100 {
+        path = client.current_url().await.unwrap().path().to_string();
+        if path.starts_with(prefix) {
+            return path;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the browser never reached {prefix}; it is at {path}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -136,73 +155,88 @@ async fn a_patient_uses_careline_in_a_real_browser_on_a_phone() {
     let outcome = async {
         // The email's link: sign-in first, then the thread itself.
         phone.goto(&format!("{base}/threads/{thread}")).await?;
-        assert!(phone.current_url().await?.path().starts_with("/sign-in"));
+        at(&phone, "/sign-in").await;
         photograph(&phone, "sign-in").await;
         let pat = format!(
             "//form[input[@name='person_id'][@value='{}']]//button",
             org.patient.person_id
         );
-        phone.find(Locator::XPath(&pat)).await?.click().await?;
-        assert_eq!(
-            phone.current_url().await?.path(),
-            format!("/threads/{thread}")
-        );
+        phone
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::XPath(&pat))
+            .await?
+            .click()
+            .await?;
+        at(&phone, &format!("/threads/{thread}")).await;
+        let shown = shows(&phone, "Up to one litre on Sunday, Pat.").await;
         assert_eq!(phone.title().await?, "Conversation – Careline");
-        let shown = text_of(&phone).await;
-        assert!(shown.contains("Up to one litre on Sunday, Pat."), "{shown}");
         assert!(shown.contains("Nina Patel"), "{shown}");
         photograph(&phone, "thread").await;
 
         // A reply, typed and sent with the keyboard's form.
-        let body = phone.find(Locator::Id("body")).await?;
+        let body = phone
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Id("body"))
+            .await?;
         body.send_keys("Thank you, I will keep to that.").await?;
         phone
-            .find(Locator::XPath("//button[text()='Send reply']"))
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::XPath("//button[text()='Send reply']"))
             .await?
             .click()
             .await?;
-        let shown = text_of(&phone).await;
-        assert!(shown.contains("Thank you, I will keep to that."), "{shown}");
+        shows(&phone, "Thank you, I will keep to that.").await;
 
         // Her messages, then a new one to the renal unit.
         phone.goto(&format!("{base}/messages")).await?;
-        let shown = text_of(&phone).await;
-        assert!(shown.contains("Fluid allowance before Monday"), "{shown}");
+        shows(&phone, "Fluid allowance before Monday").await;
         photograph(&phone, "messages").await;
         phone
-            .find(Locator::LinkText("Create new message"))
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::LinkText("Create new message"))
             .await?
             .click()
             .await?;
         let renal = format!("//input[@name='to'][@value='team:{}']", org.renal);
-        phone.find(Locator::XPath(&renal)).await?.click().await?;
         phone
-            .find(Locator::Id("subject"))
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::XPath(&renal))
+            .await?
+            .click()
+            .await?;
+        phone
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Id("subject"))
             .await?
             .send_keys("Blood test results")
             .await?;
         phone
-            .find(Locator::Id("body"))
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Id("body"))
             .await?
             .send_keys("Have my results from Tuesday come back?")
             .await?;
         photograph(&phone, "new-message").await;
         phone
-            .find(Locator::XPath("//button[text()='Send message']"))
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::XPath("//button[text()='Send message']"))
             .await?
             .click()
             .await?;
-        let shown = text_of(&phone).await;
-        assert!(
-            shown.contains("Have my results from Tuesday come back?"),
-            "{shown}"
-        );
-        assert!(phone.current_url().await?.path().starts_with("/threads/"));
+        at(&phone, "/threads/").await;
+        shows(&phone, "Have my results from Tuesday come back?").await;
 
         // Who has looked at her record.
         phone.goto(&format!("{base}/record/trail")).await?;
-        let shown = text_of(&phone).await;
-        assert!(shown.contains("Nina Patel"), "{shown}");
+        shows(&phone, "Nina Patel").await;
         photograph(&phone, "record-trail").await;
         Ok::<_, fantoccini::error::CmdError>(())
     }
