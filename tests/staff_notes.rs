@@ -17,14 +17,6 @@ use testkit::{Services, System};
 
 const NOTE: &str = "Potassium 6.1 on Friday: consultant to advise before we answer.";
 
-fn get(thread: &str, at: u64) -> inbox_pb::GetThreadRequest {
-    inbox_pb::GetThreadRequest {
-        min_position: at,
-        thread_id: thread.into(),
-        ..Default::default()
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_staff_note_is_for_staff_only() {
     let s = System::start(
@@ -38,12 +30,7 @@ async fn a_staff_note_is_for_staff_only() {
     let org = s.org().await;
     let thread = first_thread(&s.signer, &org).await.unwrap();
     let before = s.head().await;
-    let pat_before = s
-        .inbox(&org.patient)
-        .get_thread(get(&thread, before))
-        .await
-        .unwrap()
-        .into_inner();
+    let pat_before = s.thread(&org.patient, &thread, before).await;
 
     let note = s
         .signer
@@ -61,12 +48,7 @@ async fn a_staff_note_is_for_staff_only() {
 
     // Staff on the thread, and of the team it is addressed to, read it.
     for staff in [&org.nurse2, &org.consultant] {
-        let detail = s
-            .inbox(staff)
-            .get_thread(get(&thread, at))
-            .await
-            .unwrap()
-            .into_inner();
+        let detail = s.thread(staff, &thread, at).await;
         assert_eq!(detail.staff_notes.len(), 1, "{}", staff.name);
         let shown = &detail.staff_notes[0];
         assert_eq!(shown.body, NOTE);
@@ -76,12 +58,7 @@ async fn a_staff_note_is_for_staff_only() {
     }
     // The patient and her father: nothing of it, and nothing moved.
     for side in [&org.patient, &org.carer] {
-        let detail = s
-            .inbox(side)
-            .get_thread(get(&thread, at))
-            .await
-            .unwrap()
-            .into_inner();
+        let detail = s.thread(side, &thread, at).await;
         assert!(detail.staff_notes.is_empty(), "{}", side.name);
         assert!(detail.messages.iter().all(|m| m.body != NOTE));
         let summary = detail.summary.unwrap();

@@ -19,25 +19,8 @@ use proto::command as cmd;
 use proto::command::recipient::Recipient;
 use proto::inbox as inbox_pb;
 use proto::notify as notify_pb;
-use service_kit::Caller;
 use testkit::{Services, System};
 use tonic::Code;
-
-fn get(thread: &str, at: u64) -> inbox_pb::GetThreadRequest {
-    inbox_pb::GetThreadRequest {
-        min_position: at,
-        thread_id: thread.into(),
-        ..Default::default()
-    }
-}
-
-async fn detail(s: &System, who: &Caller, thread: &str, at: u64) -> inbox_pb::ThreadDetail {
-    s.inbox(who)
-        .get_thread(get(thread, at))
-        .await
-        .unwrap()
-        .into_inner()
-}
 
 /// Who is named anywhere in what `detail` shows: its people, its
 /// participant history, its read receipts.
@@ -91,7 +74,7 @@ async fn the_staff_side_is_shown_to_staff_only() {
     .await;
     let org = s.org().await;
     let thread = first_thread(&s.signer, &org).await.unwrap();
-    let before = detail(&s, &org.patient, &thread, s.head().await).await;
+    let before = s.thread(&org.patient, &thread, s.head().await).await;
     let count_before = before.summary.as_ref().unwrap().participant_count;
     let kaur = org.cardiologist.person_id.to_string();
     let susan = org.dietitian.person_id.to_string();
@@ -114,7 +97,7 @@ async fn the_staff_side_is_shown_to_staff_only() {
         .unwrap()
         .into_inner();
     // She reads Pat's message: a read receipt only staff are shown.
-    let first = detail(&s, &org.cardiologist, &thread, note.position).await;
+    let first = s.thread(&org.cardiologist, &thread, note.position).await;
     let read = kaur_client
         .mark_read(cmd::MarkReadRequest {
             command_id: command_id(),
@@ -135,7 +118,7 @@ async fn the_staff_side_is_shown_to_staff_only() {
 
     // Pat and her father: neither Dr Kaur nor Susan nor the team, counts as before.
     for side in [&org.patient, &org.carer] {
-        let shown = detail(&s, side, &thread, read).await;
+        let shown = s.thread(side, &thread, read).await;
         let people = named(&shown);
         assert!(
             !people.contains(&kaur) && !people.contains(&susan),
@@ -162,7 +145,7 @@ async fn the_staff_side_is_shown_to_staff_only() {
     assert_eq!(listed.participant_count, count_before);
 
     // Staff: both, marked as the staff side, and her read; the team's inbox.
-    let staff_view = detail(&s, &org.nurse2, &thread, read).await;
+    let staff_view = s.thread(&org.nurse2, &thread, read).await;
     let on_staff_side: Vec<String> = staff_view
         .participants
         .iter()
@@ -244,7 +227,7 @@ async fn the_staff_side_is_shown_to_staff_only() {
         .add_recipient(&thread, Recipient::ProfessionalId(kaur.clone()), false)
         .await
         .unwrap();
-    let shown = detail(&s, &org.patient, &thread, moved).await;
+    let shown = s.thread(&org.patient, &thread, moved).await;
     assert!(named(&shown).contains(&kaur));
     assert!(!named(&shown).contains(&susan));
     assert_eq!(

@@ -407,6 +407,19 @@ impl System {
         )
     }
 
+    /// `thread` as `who` is shown it, as of `at`.
+    pub async fn thread(&self, who: &Caller, thread: &str, at: u64) -> proto::inbox::ThreadDetail {
+        self.inbox(who)
+            .get_thread(proto::inbox::GetThreadRequest {
+                min_position: at,
+                thread_id: thread.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
     /// The audit trail of `thread` as `who` is shown it, as of `at`.
     pub async fn thread_trail(
         &self,

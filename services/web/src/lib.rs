@@ -34,6 +34,9 @@ use session::{COOKIE, PRE_COOKIE, Session, Sessions, cookie, set_cookie};
 /// How long the token of one call lives.
 const CALL_TOKEN: Duration = Duration::from_secs(120);
 
+/// A channel whose calls are the signed-in person's.
+type AsPerson = InterceptedService<Channel, Bearer>;
+
 /// What every request shares.
 #[derive(Clone)]
 pub struct Web {
@@ -81,37 +84,27 @@ impl Web {
         }
     }
 
-    fn bearer(&self, s: &Session) -> Result<Bearer, Status> {
-        Bearer::new(&self.inner.issuer.mint(&s.caller, CALL_TOKEN))
+    /// `channel`, each call carrying a token minted for `s`'s person.
+    fn as_person(&self, s: &Session, channel: &Channel) -> Result<AsPerson, Status> {
+        let bearer = Bearer::new(&self.inner.issuer.mint(&s.caller, CALL_TOKEN))?;
+        Ok(InterceptedService::new(channel.clone(), bearer))
     }
 
-    fn command(
-        &self,
-        s: &Session,
-    ) -> Result<CommandServiceClient<InterceptedService<Channel, Bearer>>, Status> {
-        Ok(CommandServiceClient::with_interceptor(
-            self.inner.command.clone(),
-            self.bearer(s)?,
+    fn command(&self, s: &Session) -> Result<CommandServiceClient<AsPerson>, Status> {
+        Ok(CommandServiceClient::new(
+            self.as_person(s, &self.inner.command)?,
         ))
     }
 
-    fn inbox(
-        &self,
-        s: &Session,
-    ) -> Result<InboxServiceClient<InterceptedService<Channel, Bearer>>, Status> {
-        Ok(InboxServiceClient::with_interceptor(
-            self.inner.inbox.clone(),
-            self.bearer(s)?,
+    fn inbox(&self, s: &Session) -> Result<InboxServiceClient<AsPerson>, Status> {
+        Ok(InboxServiceClient::new(
+            self.as_person(s, &self.inner.inbox)?,
         ))
     }
 
-    fn audit(
-        &self,
-        s: &Session,
-    ) -> Result<AuditServiceClient<InterceptedService<Channel, Bearer>>, Status> {
-        Ok(AuditServiceClient::with_interceptor(
-            self.inner.audit.clone(),
-            self.bearer(s)?,
+    fn audit(&self, s: &Session) -> Result<AuditServiceClient<AsPerson>, Status> {
+        Ok(AuditServiceClient::new(
+            self.as_person(s, &self.inner.audit)?,
         ))
     }
 
