@@ -846,3 +846,162 @@ pub async fn not_read_by_patient(
         position: 0,
     })
 }
+
+const ACCOUNT: &str = "SELECT email, email_verified FROM people WHERE person_id = $1";
+const CONSENTS_GIVEN: &str = "SELECT carer_id, relationship, expires_at FROM consents \
+     WHERE patient_id = $1 AND (expires_at IS NULL OR expires_at > $2) ORDER BY carer_id";
+const CONSENTS_HELD: &str = "SELECT patient_id, relationship, expires_at FROM consents \
+     WHERE carer_id = $1 AND (expires_at IS NULL OR expires_at > $2) ORDER BY patient_id";
+const GRANTS_IN_FORCE: &str = "SELECT g.grant_id, g.team_id, t.name, g.expires_at, g.reason \
+     FROM grants g JOIN teams t ON t.team_id = g.team_id \
+     WHERE g.patient_id = $1 AND g.revoked_at IS NULL AND g.expires_at > $2 \
+     ORDER BY g.expires_at, g.grant_id";
+const CARER_BY_EMAIL: &str = "SELECT person_id FROM people \
+     WHERE kind = 'carer' AND email <> '' AND lower(email) = lower($1) ORDER BY person_id LIMIT 1";
+
+/// The viewer's own account; for a patient their consents and grants in
+/// force, for a carer the patients whose consent they hold. `shown` gets
+/// every patient record the answer shows.
+pub async fn my_account(
+    client: &Client,
+    viewer: Viewer,
+    now: SystemTime,
+    shown: &mut Shown,
+) -> Result<pb::MyAccountReply, Error> {
+    let Some(row) = optional(client, ACCOUNT, &[&viewer.id]).await? else {
+        return Err(Error::NotFound(format!(
+            "person {} does not exist",
+            viewer.id
+        )));
+    };
+    let id_now: [&Param; 2] = [&viewer.id, &now];
+    let (given, grants, held) = match viewer.role {
+        Role::Patient => {
+            shown.record(&viewer.id.to_string());
+            let (given, grants) = futures::try_join!(
+                rows(client, CONSENTS_GIVEN, &id_now),
+                rows(client, GRANTS_IN_FORCE, &id_now),
+            )?;
+            (given, grants, Vec::new())
+        }
+        Role::Carer => (
+            Vec::new(),
+            Vec::new(),
+            rows(client, CONSENTS_HELD, &id_now).await?,
+        ),
+        _ => (Vec::new(), Vec::new(), Vec::new()),
+    };
+    for r in &held {
+        shown.record(&r.get::<_, Uuid>(0).to_string());
+    }
+    let named = people(
+        client,
+        std::iter::once(viewer.id).chain(given.iter().chain(&held).map(|r| r.get::<_, Uuid>(0))),
+    )
+    .await?;
+    let consent = |r: &Row| pb::Consent {
+        person: Some(person(&named, r.get(0))),
+        relationship: r.get(1),
+        expires_at: r.get::<_, Option<SystemTime>>(2).map(ts),
+    };
+    Ok(pb::MyAccountReply {
+        person: Some(person(&named, viewer.id)),
+        email: row.get(0),
+        email_verified: row.get(1),
+        carers: given.iter().map(consent).collect(),
+        acting_for: held.iter().map(consent).collect(),
+        grants: grants
+            .iter()
+            .map(|r| pb::RecordGrant {
+                grant_id: r.get::<_, Uuid>(0).to_string(),
+                team_id: r.get::<_, Uuid>(1).to_string(),
+                team_name: r.get(2),
+                expires_at: Some(ts(r.get(3))),
+                reason: r.get(4),
+            })
+            .collect(),
+        position: 0,
+    })
+}
+
+/// The carer with this address, for a patient to give consent to.
+pub async fn find_carer(client: &Client, viewer: Viewer, email: &str) -> Result<pb::Person, Error> {
+    if viewer.role != Role::Patient {
+        return Err(Error::PermissionDenied(
+            "only a patient looks up a carer to give consent to".into(),
+        ));
+    }
+    let missing = || {
+        Error::NotFound(
+            "no carer is registered with that email address: ask your care team to register them"
+                .into(),
+        )
+    };
+    let email = email.trim().to_string();
+    let row = optional(client, CARER_BY_EMAIL, &[&email])
+        .await?
+        .ok_or_else(missing)?;
+    let id: Uuid = row.get(0);
+    Ok(person(&people(client, [id]).await?, id))
+}
+
+/// The viewer's threads the log touched after `$3`, with what a patient
+/// or carer is shown changing (messages, status, activity time).
+macro_rules! touched {
+    ($visible:expr) => {
+        concat!(
+            "SELECT t.thread_id, t.message_count, t.status, t.last_activity_at FROM threads t \
+             WHERE t.last_position > $3 AND t.thread_id IN (",
+            $visible,
+            ") ORDER BY t.last_position"
+        )
+    };
+}
+const TOUCHED_PATIENT: &str = touched!(visible_patient!());
+const TOUCHED_CARER: &str = touched!(visible_carer!());
+const TOUCHED_PROFESSIONAL: &str = touched!(visible_professional!());
+
+/// What a patient or carer is shown of a thread changing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Shape(i32, String, SystemTime);
+
+/// A watcher's view of the threads it has seen: for a patient or carer
+/// the shape of each, so a change they are not shown (a staff note, a
+/// colleague on the staff side) is not a change to them.
+#[derive(Debug, Default)]
+pub struct Watched {
+    shapes: HashMap<Uuid, Shape>,
+}
+
+/// The threads of `viewer` changed after `after` (all visible threads
+/// when `after` is 0, to learn their shapes; none reported then).
+pub async fn changed(
+    client: &Client,
+    viewer: Viewer,
+    now: SystemTime,
+    after: u64,
+    watched: &mut Watched,
+) -> Result<Vec<String>, Error> {
+    let sql = match viewer.role {
+        Role::Patient => TOUCHED_PATIENT,
+        Role::Carer => TOUCHED_CARER,
+        Role::Professional => TOUCHED_PROFESSIONAL,
+        _ => return Ok(Vec::new()),
+    };
+    let after = i64::try_from(after).unwrap_or(i64::MAX);
+    let touched = rows(client, sql, &[&viewer.id, &now, &after]).await?;
+    let staff = viewer.role == Role::Professional;
+    let mut out = Vec::new();
+    for r in &touched {
+        let id: Uuid = r.get(0);
+        let shape = Shape(r.get(1), r.get(2), r.get(3));
+        let differs = watched.shapes.get(&id) != Some(&shape);
+        if !staff {
+            watched.shapes.insert(id, shape);
+        }
+        if staff || differs {
+            out.push(id.to_string());
+        }
+    }
+    Ok(out)
+}

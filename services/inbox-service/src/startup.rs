@@ -40,7 +40,12 @@ impl<S: EventStore> ReadParts<S> for InboxParts {
     }
 
     fn start(self, started: Started<Inbox>) -> (Self::Grpc, Vec<tokio::task::JoinHandle<()>>) {
-        let grpc = InboxGrpc::new(started.reader, self.access);
+        let grpc = InboxGrpc::new(
+            started.reader,
+            self.access,
+            started.checkpoint,
+            started.stopping,
+        );
         (InboxServiceServer::new(grpc), Vec::new())
     }
 }

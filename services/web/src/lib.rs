@@ -4,7 +4,9 @@
 //! database and decides no rule: the services answer, the pages show it.
 
 pub mod config;
+mod live;
 mod pages;
+mod record;
 pub mod session;
 
 use std::sync::Arc;
@@ -126,6 +128,30 @@ impl Web {
             })
     }
 
+    /// A change made as `session`: later reads wait for it, and the
+    /// browser goes to `to`.
+    fn changed(
+        &self,
+        session: &Session,
+        reply: tonic::Response<cmd::CommandReply>,
+        to: &str,
+    ) -> Response {
+        self.inner
+            .sessions
+            .advance(&session.id, reply.into_inner().position);
+        Redirect::to(to).into_response()
+    }
+
+    /// A page with a form: 422 when it shows what to fix.
+    fn form_page(&self, title: &str, session: &Session, body: Markup, problem: bool) -> Response {
+        let status = if problem {
+            StatusCode::UNPROCESSABLE_ENTITY
+        } else {
+            StatusCode::OK
+        };
+        (status, self.page(title, Some(session), body)).into_response()
+    }
+
     /// The signed-in session of a form, whose CSRF token must be its own.
     fn posted(&self, headers: &HeaderMap, form: &Fields) -> Result<Session, Box<Response>> {
         let session = self.signed_in(headers, &Uri::from_static("/messages"))?;
@@ -199,8 +225,50 @@ fn html(markup: Markup) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     response
 }
+
+/// The signed-in person of a page; without a session, the way to sign in
+/// (coming back to the page).
+struct SignedIn(Session);
+
+impl axum::extract::FromRequestParts<Web> for SignedIn {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        web: &Web,
+    ) -> Result<Self, Response> {
+        web.signed_in(&parts.headers, &parts.uri)
+            .map(SignedIn)
+            .map_err(|r| *r)
+    }
+}
+
+/// A form posted by the signed-in person, with its CSRF token checked.
+struct Posted(Session, Fields);
+
+impl axum::extract::FromRequest<Web> for Posted {
+    type Rejection = Response;
+
+    async fn from_request(request: axum::extract::Request, web: &Web) -> Result<Self, Response> {
+        let (parts, body) = request.into_parts();
+        let body = axum::body::to_bytes(body, FORM_MAX)
+            .await
+            .map_err(|_| StatusCode::PAYLOAD_TOO_LARGE.into_response())?;
+        let form = Fields::parse(&body);
+        let session = web.posted(&parts.headers, &form).map_err(|r| *r)?;
+        Ok(Posted(session, form))
+    }
+}
+
+/// The largest form the pages take (a message is at most 20,000
+/// characters, each up to four bytes, and encoded).
+const FORM_MAX: usize = 256 * 1024;
 
 /// Percent-encodes a path for a query value.
 fn encode(s: &str) -> String {
@@ -250,8 +318,32 @@ pub fn router(web: Web) -> Router {
         .route("/messages/new", get(new_message_page).post(new_message))
         .route("/threads/{id}", get(thread))
         .route("/threads/{id}/reply", post(reply))
+        .route("/record", get(record::hub))
+        .route(
+            "/record/carers",
+            get(record::carers).post(record::give_consent),
+        )
+        .route("/record/carers/withdraw", post(record::withdraw_consent))
+        .route(
+            "/record/access",
+            get(record::access).post(record::give_access),
+        )
+        .route("/record/access/end", post(record::end_access))
+        .route("/account", get(record::account))
+        .route("/account/verify", post(record::send_verification))
+        .route("/account/email", post(record::change_email))
+        .route(
+            "/email/confirm",
+            get(record::confirm_page).post(record::confirm),
+        )
+        .route(
+            "/acting-for",
+            get(record::acting_for_page).post(record::choose_acting_for),
+        )
         .route("/record/trail", get(trail))
         .route("/record/trail/download", get(trail_download))
+        .route("/live", get(live::events))
+        .route("/static/live.js", get(live::script))
         .route("/health", get(|| async { "ok" }))
         .with_state(web)
 }
@@ -307,12 +399,7 @@ async fn sign_in_demo(State(web): State<Web>, headers: HeaderMap, body: Bytes) -
     response
 }
 
-async fn sign_out(State(web): State<Web>, headers: HeaderMap, body: Bytes) -> Response {
-    let form = Fields::parse(&body);
-    let session = match web.posted(&headers, &form) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
+async fn sign_out(State(web): State<Web>, Posted(session, _): Posted) -> Response {
     web.inner.sessions.end(&session.id);
     let mut response = Redirect::to("/sign-in").into_response();
     let gone = set_cookie(COOKIE, "", web.inner.secure, Some(Duration::ZERO));
@@ -326,17 +413,34 @@ async fn sign_out(State(web): State<Web>, headers: HeaderMap, body: Bytes) -> Re
 struct ListQuery {
     #[serde(default)]
     view: String,
+    /// A live page reads at least this position (the change it was told of).
+    #[serde(default)]
+    at: u64,
+}
+
+#[derive(serde::Deserialize, Debug, Default)]
+struct AtQuery {
+    #[serde(default)]
+    at: u64,
 }
 
 async fn messages(
     State(web): State<Web>,
-    headers: HeaderMap,
-    uri: Uri,
+    SignedIn(session): SignedIn,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    let session = match web.signed_in(&headers, &uri) {
-        Ok(s) => s,
-        Err(r) => return *r,
+    // A carer's list is of the one patient they are acting for now.
+    let acting = if session.caller.role == Role::Carer {
+        match record::acting(&web, &session).await {
+            Ok((Some(a), _, _)) => Some(a),
+            Ok((None, notice, account)) => {
+                let body = pages::record::acting_for(&account, &session, notice);
+                return web.page("Whose messages", Some(&session), body);
+            }
+            Err(e) => return web.failed(&session, &e),
+        }
+    } else {
+        None
     };
     let archived = q.view == "archived";
     let status = if archived {
@@ -345,7 +449,7 @@ async fn messages(
         inbox_pb::StatusFilter::Active
     };
     let request = inbox_pb::MyInboxRequest {
-        min_position: session.position,
+        min_position: session.position.max(q.at),
         filters: Some(inbox_pb::Filters {
             status: status as i32,
             ..Default::default()
@@ -359,8 +463,14 @@ async fn messages(
     };
     match answer {
         Ok(page) => {
-            let can_write = session.caller.role == Role::Patient;
-            let body = pages::messages(&page.into_inner(), archived, can_write);
+            let mut page = page.into_inner();
+            if let Some(a) = &acting {
+                let id = a.patient_id.to_string();
+                page.threads.retain(|t| t.patient_id == id);
+            }
+            let can_write = matches!(session.caller.role, Role::Patient | Role::Carer);
+            let about = acting.as_ref().map(|a| a.name.as_str());
+            let body = pages::messages(&page, archived, can_write, about);
             web.page("Messages", Some(&session), body)
         }
         Err(e) => web.failed(&session, &e),
@@ -373,11 +483,12 @@ async fn read_thread(
     web: &Web,
     session: &Session,
     id: &str,
+    at: u64,
 ) -> Result<inbox_pb::ThreadDetail, Status> {
     let detail = web
         .inbox(session)?
         .get_thread(inbox_pb::GetThreadRequest {
-            min_position: session.position,
+            min_position: session.position.max(at),
             thread_id: id.into(),
             ..Default::default()
         })
@@ -409,15 +520,11 @@ async fn read_thread(
 
 async fn thread(
     State(web): State<Web>,
-    headers: HeaderMap,
-    uri: Uri,
+    SignedIn(session): SignedIn,
     Path(id): Path<String>,
+    Query(q): Query<AtQuery>,
 ) -> Response {
-    let session = match web.signed_in(&headers, &uri) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
-    match read_thread(&web, &session, &id).await {
+    match read_thread(&web, &session, &id, q.at).await {
         Ok(detail) => {
             let body = pages::thread(&detail, &session, "", None);
             web.page("Conversation", Some(&session), body)
@@ -428,15 +535,9 @@ async fn thread(
 
 async fn reply(
     State(web): State<Web>,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    body: Bytes,
+    Posted(session, form): Posted,
 ) -> Response {
-    let form = Fields::parse(&body);
-    let session = match web.posted(&headers, &form) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
     let text = form.one("body");
     let sent = match web.command(&session) {
         Ok(mut c) => {
@@ -451,15 +552,10 @@ async fn reply(
         Err(e) => Err(e),
     };
     match sent {
-        Ok(reply) => {
-            web.inner
-                .sessions
-                .advance(&session.id, reply.into_inner().position);
-            Redirect::to(&format!("/threads/{id}#reply")).into_response()
-        }
+        Ok(reply) => web.changed(&session, reply, &format!("/threads/{id}#reply")),
         Err(e) if matches!(e.code(), Code::InvalidArgument | Code::FailedPrecondition) => {
             // What to fix, on the page, with what they wrote kept.
-            match read_thread(&web, &session, &id).await {
+            match read_thread(&web, &session, &id, 0).await {
                 Ok(detail) => {
                     let problem = pages::error_box("Your reply was not sent", &reply_problem(&e));
                     let body = pages::thread(&detail, &session, text, Some(problem));
@@ -481,9 +577,21 @@ fn reply_problem(e: &Status) -> String {
     }
 }
 
-/// The record a new message is written in: the patient's own.
+/// The record a patient's own pages are about.
 fn own_record(session: &Session) -> Option<String> {
     (session.caller.role == Role::Patient).then(|| session.caller.person_id.to_string())
+}
+
+/// The record a new message is written in: the patient's own, or the one a
+/// carer acts in (while its consent is in force).
+async fn writing_in(web: &Web, session: &Session) -> Result<Option<String>, Status> {
+    match session.caller.role {
+        Role::Carer => Ok(record::acting(web, session)
+            .await?
+            .0
+            .map(|a| a.patient_id.to_string())),
+        _ => Ok(own_record(session)),
+    }
 }
 
 async fn who_can_i_message(
@@ -502,6 +610,9 @@ async fn who_can_i_message(
 }
 
 fn not_for_you(web: &Web, session: &Session) -> Response {
+    if session.caller.role == Role::Carer {
+        return Redirect::to("/acting-for").into_response();
+    }
     let body = pages::problem_page(
         "New messages start from a patient's record",
         "Patients write here to their care teams. Staff start a conversation from the patient's record.",
@@ -513,13 +624,11 @@ fn not_for_you(web: &Web, session: &Session) -> Response {
         .into_response()
 }
 
-async fn new_message_page(State(web): State<Web>, headers: HeaderMap, uri: Uri) -> Response {
-    let session = match web.signed_in(&headers, &uri) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
-    let Some(patient) = own_record(&session) else {
-        return not_for_you(&web, &session);
+async fn new_message_page(State(web): State<Web>, SignedIn(session): SignedIn) -> Response {
+    let patient = match writing_in(&web, &session).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return not_for_you(&web, &session),
+        Err(e) => return web.failed(&session, &e),
     };
     match who_can_i_message(&web, &session, &patient).await {
         Ok(who) => {
@@ -541,14 +650,11 @@ fn recipient(value: &str) -> Option<cmd::Recipient> {
     })
 }
 
-async fn new_message(State(web): State<Web>, headers: HeaderMap, body: Bytes) -> Response {
-    let form = Fields::parse(&body);
-    let session = match web.posted(&headers, &form) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
-    let Some(patient) = own_record(&session) else {
-        return not_for_you(&web, &session);
+async fn new_message(State(web): State<Web>, Posted(session, form): Posted) -> Response {
+    let patient = match writing_in(&web, &session).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return not_for_you(&web, &session),
+        Err(e) => return web.failed(&session, &e),
     };
     let (to, carers) = (form.all("to"), form.all("carer"));
     let typed = pages::NewMessage {
@@ -640,14 +746,9 @@ fn only_patients(web: &Web, session: &Session) -> Response {
 /// Who has looked at, or changed, my record: the patient's own audit trail.
 async fn trail(
     State(web): State<Web>,
-    headers: HeaderMap,
-    uri: Uri,
+    SignedIn(session): SignedIn,
     Query(q): Query<TrailQuery>,
 ) -> Response {
-    let session = match web.signed_in(&headers, &uri) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
     let Some(patient) = own_record(&session) else {
         return only_patients(&web, &session);
     };
@@ -676,14 +777,9 @@ async fn trail(
 /// The patient's whole trail as a file: JSON lines, or a FHIR R4 Bundle.
 async fn trail_download(
     State(web): State<Web>,
-    headers: HeaderMap,
-    uri: Uri,
+    SignedIn(session): SignedIn,
     Query(q): Query<TrailQuery>,
 ) -> Response {
-    let session = match web.signed_in(&headers, &uri) {
-        Ok(s) => s,
-        Err(r) => return *r,
-    };
     let Some(patient) = own_record(&session) else {
         return only_patients(&web, &session);
     };

@@ -8,6 +8,8 @@ use proto::inbox as pb;
 use crate::config::DemoPerson;
 use crate::session::Session;
 
+pub mod record;
+
 const STYLE: &str = r#"
 *{box-sizing:border-box}
 body{margin:0;font:17px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,Arial,sans-serif;color:#212b32;background:#f0f4f5}
@@ -61,8 +63,12 @@ pub fn layout(title: &str, session: Option<&Session>, demo: bool, body: Markup) 
                         @if let Some(s) = session {
                             a href="/messages" { "Messages" }
                             @if s.caller.role == service_kit::Role::Patient {
-                                a href="/record/trail" { "My record" }
+                                a href="/record" { "My record" }
                             }
+                            @if s.caller.role == service_kit::Role::Carer {
+                                a href="/acting-for" { "Whose messages" }
+                            }
+                            a href="/account" { "Account" }
                             span { (s.caller.name) }
                             form method="post" action="/sign-out" {
                                 input type="hidden" name="csrf" value=(s.csrf);
@@ -72,6 +78,9 @@ pub fn layout(title: &str, session: Option<&Session>, demo: bool, body: Markup) 
                     }
                 }
                 main id="main" { (body) }
+                @if session.is_some() {
+                    script src="/static/live.js" defer {}
+                }
             }
         }
     }
@@ -141,9 +150,18 @@ pub fn when(t: Option<&prost_types::Timestamp>) -> String {
         .unwrap_or_default()
 }
 
-pub fn messages(page: &pb::ThreadPage, archived: bool, can_write: bool) -> Markup {
+/// The message list; `about` names the patient a carer acts for.
+pub fn messages(
+    page: &pb::ThreadPage,
+    archived: bool,
+    can_write: bool,
+    about: Option<&str>,
+) -> Markup {
     html! {
         h1 { "Messages" }
+        @if let Some(name) = about {
+            p.people { "You are acting for " strong { (name) } ". " a href="/acting-for" { "Change" } }
+        }
         @if can_write {
             a.button href="/messages/new" { "Create new message" }
         }
@@ -151,6 +169,7 @@ pub fn messages(page: &pb::ThreadPage, archived: bool, can_write: bool) -> Marku
             a href="/messages" aria-current=[(!archived).then_some("page")] { "Active" }
             a href="/messages?view=archived" aria-current=[archived.then_some("page")] { "Archived" }
         }
+        div data-live="list" {
         @if page.threads.is_empty() {
             p.card { @if archived { "No archived messages." } @else { "No messages yet." } }
         }
@@ -170,6 +189,7 @@ pub fn messages(page: &pb::ThreadPage, archived: bool, can_write: bool) -> Marku
                     }
                 }
             }
+        }
         }
     }
 }
@@ -198,6 +218,7 @@ pub fn thread(
             }
             @if let Some(b) = status(summary) { " " (b) }
         }
+        div data-live=(id) aria-live="polite" {
         @if detail.earlier_messages > 0 {
             p.hint { (detail.earlier_messages) " earlier messages are not shown." }
         }
@@ -229,6 +250,7 @@ pub fn thread(
                     p.body { (n.body) }
                 }
             }
+        }
         }
         h2 id="reply" { "Reply" }
         @if let Some(problem) = problem { (problem) }

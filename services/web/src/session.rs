@@ -34,8 +34,18 @@ pub struct Session {
     /// The log position of this session's last change: every read waits
     /// for it (read-your-writes, without positions in URLs).
     pub position: u64,
+    /// The patient a carer acts for now (chosen among those whose consent
+    /// they hold; the services check the consent on every call).
+    pub acting_for: Option<Acting>,
     started: Instant,
     last_seen: Instant,
+}
+
+/// The patient a carer's pages are about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Acting {
+    pub patient_id: uuid::Uuid,
+    pub name: String,
 }
 
 /// Every session of this process.
@@ -70,6 +80,7 @@ impl Sessions {
             caller,
             csrf: random_token(),
             position: 0,
+            acting_for: None,
             started: now,
             last_seen: now,
         };
@@ -82,6 +93,12 @@ impl Sessions {
 
     fn alive(&self, s: &Session, now: Instant) -> bool {
         now.duration_since(s.last_seen) < self.idle && now.duration_since(s.started) < self.absolute
+    }
+
+    /// The session `id`, if it has not ended, without keeping it alive.
+    pub fn peek(&self, id: &str) -> Option<Session> {
+        let now = Instant::now();
+        self.lock().get(id).filter(|s| self.alive(s, now)).cloned()
     }
 
     /// The session `id`, if it has not ended; using it keeps it alive.
@@ -98,10 +115,25 @@ impl Sessions {
         Some(session.clone())
     }
 
+    /// Whether session `id` has not ended, without keeping it alive (a
+    /// page left open is not someone using it).
+    pub fn alive_now(&self, id: &str) -> bool {
+        let now = Instant::now();
+        self.lock().get(id).is_some_and(|s| self.alive(s, now))
+    }
+
     /// Records a change the session made, at `position`.
     pub fn advance(&self, id: &str, position: u64) {
         if let Some(s) = self.lock().get_mut(id) {
             s.position = s.position.max(position);
+        }
+    }
+
+    /// The patient the carer of session `id` acts for from now (none: they
+    /// choose again).
+    pub fn act_for(&self, id: &str, acting: Option<Acting>) {
+        if let Some(s) = self.lock().get_mut(id) {
+            s.acting_for = acting;
         }
     }
 

@@ -94,6 +94,14 @@ impl Browser {
         self.send(request).await
     }
 
+    async fn post_owned(&mut self, path: &str, fields: Vec<(String, String)>) -> Page {
+        let pairs: Vec<(&str, &str)> = fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        self.post(path, &pairs).await
+    }
+
     /// Follows a redirect.
     async fn follow(&mut self, page: Page) -> Page {
         assert!(
@@ -262,4 +270,263 @@ async fn a_patient_reads_replies_and_writes_through_the_pages() {
     assert!(out.status.is_redirection());
     let again = pat.get("/messages").await;
     assert_eq!(again.location.as_deref(), Some("/sign-in?next=%2Fmessages"));
+}
+
+/// A date field's value `days` from today.
+fn in_days(days: i64) -> String {
+    let t = time::OffsetDateTime::now_utc() + time::Duration::days(days);
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    t.format(&format).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patient_decides_who_may_act_for_her_and_which_teams_see_her_record() {
+    let s = support::system("web_record").await;
+    let org = s.org().await;
+    let thread = first_thread(&s.signer, &org).await.unwrap();
+    testkit::inbox_page(&mut s.inbox(&org.carer), s.head().await).await;
+
+    // Chris acts for Pat: her messages are his to read.
+    let mut chris = browser(&s, &org);
+    let list = chris.sign_in(&org.carer, "/messages").await;
+    assert!(list.body.contains("You are acting for"), "{}", list.body);
+    assert!(list.body.contains("Fluid allowance before Monday"));
+
+    let mut pat = browser(&s, &org);
+    let carers = pat.sign_in(&org.patient, "/record/carers").await;
+    assert_eq!(carers.status, StatusCode::OK, "{}", carers.body);
+    assert!(carers.body.contains("Chris Jones") && carers.body.contains("Parent"));
+    let csrf = carers.field("csrf");
+
+    // She withdraws his consent: at his next page, nothing of hers.
+    let chris_id = org.carer.person_id.to_string();
+    let withdrawn = pat
+        .post(
+            "/record/carers/withdraw",
+            &[("csrf", &csrf), ("carer_id", &chris_id)],
+        )
+        .await;
+    let after = pat.follow(withdrawn).await;
+    assert!(after.body.contains("Consent withdrawn"), "{}", after.body);
+    assert!(after.body.contains("Nobody holds your consent"));
+    let list = chris.get("/messages").await;
+    assert!(list.body.contains("has ended"), "{}", list.body);
+    assert!(!list.body.contains("Fluid allowance"), "{}", list.body);
+    let opened = chris.get(&format!("/threads/{thread}")).await;
+    assert_eq!(opened.status, StatusCode::NOT_FOUND);
+
+    // Consent to Alex: a date in the past, and an unknown address, are
+    // refused keeping what she typed; then given until a date.
+    let consent = |email: &'static str, until: String| {
+        move |csrf: &str| -> Vec<(String, String)> {
+            [("csrf", csrf), ("email", email), ("relationship", "friend")]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .chain([("until".to_string(), until.clone())])
+                .collect()
+        }
+    };
+    let past = pat
+        .post_owned(
+            "/record/carers",
+            consent("alex.green@example.org", in_days(-3))(&csrf),
+        )
+        .await;
+    assert_eq!(past.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        past.body.contains("Choose a date from today onwards"),
+        "{}",
+        past.body
+    );
+    assert!(past.body.contains("alex.green@example.org"), "kept");
+    let unknown = pat
+        .post_owned(
+            "/record/carers",
+            consent("nobody@example.org", String::new())(&csrf),
+        )
+        .await;
+    assert_eq!(unknown.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        unknown.body.contains("no carer is registered"),
+        "{}",
+        unknown.body
+    );
+    let given = pat
+        .post_owned(
+            "/record/carers",
+            consent("Alex.Green@example.org", in_days(30))(&csrf),
+        )
+        .await;
+    let shown = pat.follow(given).await;
+    assert!(shown.body.contains("Consent given"), "{}", shown.body);
+    assert!(shown.body.contains("Alex Green") && shown.body.contains("Friend"));
+    assert!(
+        !shown.body.contains("Until you withdraw it"),
+        "it has an end"
+    );
+
+    // Record access: PALS has it (the demo's grant); she ends it and gives
+    // it again, and a date over a year ahead is refused.
+    let access = pat.get("/record/access").await;
+    assert!(
+        access
+            .body
+            .contains("End Patient Advice and Liaison Service"),
+        "{}",
+        access.body
+    );
+    let ended = pat
+        .post(
+            "/record/access/end",
+            &[("csrf", &csrf), ("grant_id", &org.pals_grant)],
+        )
+        .await;
+    let access = pat.follow(ended).await;
+    assert!(
+        access.body.contains("No other team has access"),
+        "{}",
+        access.body
+    );
+    let far = in_days(400);
+    let refused = pat
+        .post(
+            "/record/access",
+            &[
+                ("csrf", &csrf),
+                ("team", &org.pals),
+                ("until", &far),
+                ("reason", "My complaint about parking"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.body.contains("at most a year"), "{}", refused.body);
+    assert!(refused.body.contains("My complaint about parking"), "kept");
+    let soon = in_days(10);
+    let given = pat
+        .post(
+            "/record/access",
+            &[
+                ("csrf", &csrf),
+                ("team", &org.pals),
+                ("until", &soon),
+                ("reason", "My complaint about parking"),
+            ],
+        )
+        .await;
+    let access = pat.follow(given).await;
+    assert!(access.body.contains("Access given"), "{}", access.body);
+    assert!(
+        access
+            .body
+            .contains("End Patient Advice and Liaison Service")
+    );
+
+    // Her account: verified. Sam's is not, and he asks for the link again;
+    // the link's page confirms only by its button, and a bad link says so.
+    let account = pat.get("/account").await;
+    assert!(account.body.contains("Verified"), "{}", account.body);
+    let mut sam = browser(&s, &org);
+    let page = sam.sign_in(&org.other_patient, "/account").await;
+    assert!(page.body.contains("Not verified yet"), "{}", page.body);
+    let sam_csrf = page.field("csrf");
+    let sent = sam.post("/account/verify", &[("csrf", &sam_csrf)]).await;
+    let page = sam.follow(sent).await;
+    assert!(
+        page.body.contains("sent the verification email again"),
+        "{}",
+        page.body
+    );
+    let confirm = sam.get("/email/confirm?token=not-a-link").await;
+    assert!(confirm.body.contains("Confirm my email address"));
+    let bad = sam
+        .post(
+            "/email/confirm",
+            &[("csrf", &sam_csrf), ("token", "not-a-link")],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.body);
+    assert!(bad.body.contains("new link"), "{}", bad.body);
+
+    // Someone else's pages are not a professional's.
+    let mut nina = browser(&s, &org);
+    let refused = nina.sign_in(&org.nurse, "/record/carers").await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+}
+
+/// The next server-sent event of `body` within `wait`, if any.
+async fn next_event(body: &mut Body, wait: std::time::Duration) -> Option<String> {
+    loop {
+        let frame = tokio::time::timeout(wait, body.frame())
+            .await
+            .ok()??
+            .unwrap();
+        if let Some(data) = frame.data_ref() {
+            let text = String::from_utf8_lossy(data).to_string();
+            // Keep-alive comments are not events.
+            if text.contains("event: change") {
+                return Some(text);
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_message_is_told_live_to_those_who_may_see_it_and_no_one_else() {
+    let s = support::system("web_live").await;
+    let org = s.org().await;
+    let thread = first_thread(&s.signer, &org).await.unwrap();
+    s.settled().await;
+    let web = support::web(&s, &org);
+    let app = web::router(web);
+    let mut pat = Browser {
+        app: app.clone(),
+        cookies: Vec::new(),
+    };
+    let mut sam = Browser {
+        app: app.clone(),
+        cookies: Vec::new(),
+    };
+    pat.sign_in(&org.patient, "/messages").await;
+    sam.sign_in(&org.other_patient, "/messages").await;
+    let stream = |b: &Browser| {
+        Request::get("/live")
+            .header(header::COOKIE, b.cookie_header())
+            .body(Body::empty())
+            .unwrap()
+    };
+    let response = app.clone().oneshot(stream(&pat)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "text/event-stream"
+    );
+    let mut pat_events = response.into_body();
+    let mut sam_events = app.clone().oneshot(stream(&sam)).await.unwrap().into_body();
+    let anonymous = app
+        .clone()
+        .oneshot(Request::get("/live").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    // (The watches have begun before the message.)
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    s.post(&org.nurse, &thread, "Your potassium is fine.").await;
+    let event = next_event(&mut pat_events, std::time::Duration::from_secs(2))
+        .await
+        .expect("told within 2 seconds");
+    assert!(event.contains(&thread), "{event}");
+    assert!(!event.contains("potassium"), "no content in the signal");
+    assert!(
+        next_event(&mut sam_events, std::time::Duration::from_millis(500))
+            .await
+            .is_none(),
+        "not Sam's thread"
+    );
+    // The page it reads then shows the message.
+    let page = pat
+        .get(&format!("/threads/{thread}?at={}", s.head().await))
+        .await;
+    assert!(page.body.contains("Your potassium is fine."));
 }

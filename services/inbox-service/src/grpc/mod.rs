@@ -4,7 +4,11 @@
 //! projection has reached `min_position` (read-your-writes), query, and
 //! stamp the answer with the position it reflects.
 
-use std::time::SystemTime;
+use std::pin::Pin;
+use std::time::{Duration, SystemTime};
+
+use futures::Stream;
+use tokio::sync::{mpsc, watch};
 
 use proto::inbox as pb;
 use proto::inbox::inbox_service_server::InboxService;
@@ -21,7 +25,20 @@ use crate::queries::{self, ListFilter, Viewer};
 pub struct InboxGrpc {
     reader: Reader<Inbox>,
     access: AccessLog,
+    /// The projection's checkpoint, and whether the service is stopping:
+    /// what watchers wait on.
+    checkpoint: watch::Receiver<u64>,
+    stopping: watch::Receiver<bool>,
 }
+
+/// A watcher's stream of changes.
+pub type Changes = Pin<Box<dyn Stream<Item = Result<pb::Change, Status>> + Send>>;
+
+/// How long a watch lasts unless asked otherwise, and at most.
+const WATCH_DEFAULT: Duration = Duration::from_secs(600);
+const WATCH_MAX: Duration = Duration::from_secs(3600);
+/// Changes close together are told once: a watcher looks at most this often.
+const WATCH_COALESCE: Duration = Duration::from_millis(150);
 
 impl std::fmt::Debug for InboxGrpc {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -117,8 +134,18 @@ fn filter(filters: Option<pb::Filters>, page_size: u32, cursor: &str) -> Result<
 }
 
 impl InboxGrpc {
-    pub fn new(reader: Reader<Inbox>, access: AccessLog) -> Self {
-        Self { reader, access }
+    pub fn new(
+        reader: Reader<Inbox>,
+        access: AccessLog,
+        checkpoint: watch::Receiver<u64>,
+        stopping: watch::Receiver<bool>,
+    ) -> Self {
+        Self {
+            reader,
+            access,
+            checkpoint,
+            stopping,
+        }
     }
 
     async fn caller<T>(&self, request: &Request<T>) -> Result<(Caller, Viewer), Status> {
@@ -141,8 +168,92 @@ impl InboxGrpc {
     }
 }
 
+/// Tells `changes` of `viewer`'s threads changing after `after`, until
+/// `until`, the service stops, or the watcher goes.
+async fn watch_changes(
+    reader: Reader<Inbox>,
+    viewer: Viewer,
+    mut after: u64,
+    until: tokio::time::Instant,
+    mut checkpoint: watch::Receiver<u64>,
+    mut stopping: watch::Receiver<bool>,
+    changes: mpsc::Sender<Result<pb::Change, Status>>,
+) {
+    let mut watched = queries::Watched::default();
+    let look = async |after: u64, watched: &mut queries::Watched| {
+        let client = reader.client().await?;
+        queries::changed(&client, viewer, SystemTime::now(), after, watched).await
+    };
+    // A patient's or carer's threads as they are now: what a change changes.
+    if viewer.role != service_kit::Role::Professional
+        && let Err(e) = look(0, &mut watched).await
+    {
+        let _ = changes.send(Err(e.into())).await;
+        return;
+    }
+    loop {
+        tokio::select! {
+            moved = checkpoint.changed() => if moved.is_err() { return },
+            _ = stopping.changed() => return,
+            () = changes.closed() => return,
+            () = tokio::time::sleep_until(until) => return,
+        }
+        if *stopping.borrow() {
+            return;
+        }
+        tokio::time::sleep(WATCH_COALESCE).await;
+        let now = *checkpoint.borrow_and_update();
+        if now <= after {
+            continue;
+        }
+        let threads = match look(after, &mut watched).await {
+            Ok(t) => t,
+            Err(e) => {
+                let _ = changes.send(Err(e.into())).await;
+                return;
+            }
+        };
+        after = now;
+        if !threads.is_empty() {
+            let change = pb::Change {
+                position: now,
+                thread_ids: threads,
+            };
+            if changes.send(Ok(change)).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl InboxService for InboxGrpc {
+    type WatchStream = Changes;
+
+    async fn watch(&self, request: Request<pb::WatchRequest>) -> Result<Response<Changes>, Status> {
+        let (_, viewer) = self.caller(&request).await?;
+        let r = request.into_inner();
+        let lasts = match r.max_seconds {
+            0 => WATCH_DEFAULT,
+            n if Duration::from_secs(n.into()) > WATCH_MAX => {
+                return Err(Error::invalid("max_seconds", "at most 3600").into());
+            }
+            n => Duration::from_secs(n.into()),
+        };
+        let after = *self.checkpoint.borrow();
+        let (tx, mut rx) = mpsc::channel(16);
+        tokio::spawn(watch_changes(
+            self.reader.clone(),
+            viewer,
+            after,
+            tokio::time::Instant::now() + lasts,
+            self.checkpoint.clone(),
+            self.stopping.clone(),
+            tx,
+        ));
+        let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
+        Ok(Response::new(Box::pin(stream)))
+    }
     async fn my_inbox(
         &self,
         request: Request<pb::MyInboxRequest>,
@@ -255,6 +366,40 @@ impl InboxService for InboxGrpc {
                 .await?;
         reply.position = position;
         Ok(Response::new(reply))
+    }
+
+    async fn my_account(
+        &self,
+        request: Request<pb::MyAccountRequest>,
+    ) -> Result<Response<pb::MyAccountReply>, Status> {
+        let (caller, viewer) = self.caller(&request).await?;
+        let r = request.into_inner();
+        let position = self.reached(r.min_position).await?;
+        let client = self.client().await?;
+        let mut shown = Shown::default();
+        let mut reply = queries::my_account(&client, viewer, SystemTime::now(), &mut shown).await?;
+        reply.position = position;
+        self.access
+            .record::<Inbox>(&caller, "MyAccount", None, shown)
+            .await?;
+        Ok(Response::new(reply))
+    }
+
+    async fn find_carer(
+        &self,
+        request: Request<pb::FindCarerRequest>,
+    ) -> Result<Response<pb::Person>, Status> {
+        let (_, viewer) = self.caller(&request).await?;
+        let r = request.into_inner();
+        if r.email.trim().is_empty() || r.email.len() > 320 {
+            return Err(Error::invalid("email", "an email address, at most 320 characters").into());
+        }
+        self.reached(r.min_position).await?;
+        let client = self.client().await?;
+        // Shows a carer's name, not a record: nothing to audit.
+        Ok(Response::new(
+            queries::find_carer(&client, viewer, &r.email).await?,
+        ))
     }
 }
 

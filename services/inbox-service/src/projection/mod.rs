@@ -79,6 +79,7 @@ impl projections::Projection for InboxProjection {
             "thread_participants_person",
             "thread_participants_order",
             "thread_participants_staff_side",
+            "threads_changed",
         ]
     }
 

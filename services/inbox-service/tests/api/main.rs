@@ -5,9 +5,11 @@
 #![allow(clippy::unwrap_used)]
 
 mod access;
+mod account;
 mod authorization;
 mod consent;
 mod projection;
 mod rebuild;
 mod support;
 mod views;
+mod watch;

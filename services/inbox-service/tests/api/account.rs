@@ -1,0 +1,136 @@
+//! A person's own account: a patient sees the carers holding her consent
+//! and the teams holding access to her record, in force now; a carer sees
+//! whose consent he holds; a patient finds a carer by address to give
+//! consent to, and no one else may look carers up.
+
+use careline_client::bearer::command_id;
+use proto::command as cmd;
+use proto::inbox as pb;
+use tonic::Code;
+
+use crate::support::{System, system};
+
+async fn account(s: &System, who: &service_kit::Caller, at: u64) -> pb::MyAccountReply {
+    s.inbox(who)
+        .my_account(pb::MyAccountRequest { min_position: at })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+fn names(consents: &[pb::Consent]) -> Vec<String> {
+    consents
+        .iter()
+        .map(|c| c.person.as_ref().unwrap().name.clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patient_sees_her_carers_and_grants_and_a_carer_whose_consent_he_holds() {
+    let s = system("account").await;
+    let org = s.org().await;
+    let at = s.head().await;
+
+    let pat = account(&s, &org.patient, at).await;
+    assert_eq!(pat.person.as_ref().unwrap().name, "Pat Jones");
+    assert!(pat.email_verified && !pat.email.is_empty());
+    assert_eq!(names(&pat.carers), ["Chris Jones"]);
+    assert_eq!(pat.carers[0].relationship, "parent");
+    assert_eq!(pat.grants.len(), 1);
+    assert_eq!(pat.grants[0].grant_id, org.pals_grant);
+    assert_eq!(
+        pat.grants[0].team_name,
+        "Patient Advice and Liaison Service"
+    );
+    assert!(pat.acting_for.is_empty());
+
+    let sam = account(&s, &org.other_patient, at).await;
+    assert!(!sam.email_verified, "Sam's address is not verified");
+    assert!(sam.carers.is_empty() && sam.grants.is_empty());
+
+    assert_eq!(
+        names(&account(&s, &org.carer, at).await.acting_for),
+        ["Pat Jones"]
+    );
+    assert!(
+        account(&s, &org.carer_without_consent, at)
+            .await
+            .acting_for
+            .is_empty()
+    );
+    let nurse = account(&s, &org.nurse, at).await;
+    assert!(nurse.carers.is_empty() && nurse.grants.is_empty() && nurse.acting_for.is_empty());
+
+    // Consent withdrawn and access ended: gone from both sides at once.
+    let mut patient = s.signer.client(&org.patient).unwrap();
+    patient
+        .revoke_carer_consent(cmd::RevokeCarerConsentRequest {
+            command_id: command_id(),
+            patient_id: org.patient.person_id.to_string(),
+            carer_id: org.carer.person_id.to_string(),
+        })
+        .await
+        .unwrap();
+    let ended = patient
+        .revoke_record_access(cmd::RevokeRecordAccessRequest {
+            command_id: command_id(),
+            patient_id: org.patient.person_id.to_string(),
+            grant_id: org.pals_grant.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .position;
+    let pat = account(&s, &org.patient, ended).await;
+    assert!(pat.carers.is_empty() && pat.grants.is_empty());
+    assert!(account(&s, &org.carer, ended).await.acting_for.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_patient_finds_a_carer_and_only_by_an_exact_address() {
+    let s = system("findcarer").await;
+    let org = s.org().await;
+    let at = s.head().await;
+    let find = |who: &service_kit::Caller, email: &str| {
+        let mut inbox = s.inbox(who);
+        let email = email.to_string();
+        async move {
+            inbox
+                .find_carer(pb::FindCarerRequest {
+                    min_position: at,
+                    email,
+                })
+                .await
+        }
+    };
+    let found = find(&org.patient, " Chris.Jones@EXAMPLE.org ")
+        .await
+        .unwrap();
+    assert_eq!(
+        found.into_inner().person_id,
+        org.carer.person_id.to_string()
+    );
+    let code = |r: Result<tonic::Response<pb::Person>, tonic::Status>| r.unwrap_err().code();
+    assert_eq!(
+        code(find(&org.patient, "chris.jones@example").await),
+        Code::NotFound
+    );
+    assert_eq!(
+        code(find(&org.patient, "chris%@example.org").await),
+        Code::NotFound
+    );
+    // A professional's address is not a carer's.
+    assert_eq!(
+        code(find(&org.patient, "ninapatel@hospital.example").await),
+        Code::NotFound
+    );
+    assert_eq!(code(find(&org.patient, "  ").await), Code::InvalidArgument);
+    assert_eq!(
+        code(find(&org.nurse, "chris.jones@example.org").await),
+        Code::PermissionDenied
+    );
+    assert_eq!(
+        code(find(&org.carer, "alex.green@example.org").await),
+        Code::PermissionDenied
+    );
+}

@@ -1,0 +1,74 @@
+//! Watching: a new message reaches every watcher who may see the thread,
+//! as a thread id, at once; a staff note only staff; nobody else anything.
+
+use std::time::Duration;
+
+use careline_client::bearer::command_id;
+use careline_client::demo::first_thread;
+use proto::command as cmd;
+use proto::inbox as pb;
+
+use crate::support::{System, system};
+
+type Changes = tonic::Streaming<pb::Change>;
+
+async fn watch(s: &System, who: &service_kit::Caller) -> Changes {
+    s.inbox(who)
+        .watch(pb::WatchRequest { max_seconds: 60 })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// The next change within `wait`, if any.
+async fn next(changes: &mut Changes, wait: Duration) -> Option<pb::Change> {
+    tokio::time::timeout(wait, changes.message())
+        .await
+        .ok()
+        .map(|m| m.unwrap().expect("the watch goes on"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watchers_are_told_which_of_their_threads_changed_and_nothing_else() {
+    let s = system("watch").await;
+    let org = s.org().await;
+    let thread = first_thread(&s.signer, &org).await.unwrap();
+    s.settled().await;
+    let mut pat = watch(&s, &org.patient).await;
+    let mut nina = watch(&s, &org.nurse).await;
+    let mut sam = watch(&s, &org.other_patient).await;
+    let mut omar = watch(&s, &org.cardiologist).await;
+
+    // A staff note: staff on the thread are told; the patient is not.
+    s.signer
+        .client(&org.nurse)
+        .unwrap()
+        .post_staff_note(cmd::PostStaffNoteRequest {
+            command_id: command_id(),
+            thread_id: thread.clone(),
+            body: "Check her potassium.".into(),
+        })
+        .await
+        .unwrap();
+    let told = next(&mut nina, Duration::from_secs(5))
+        .await
+        .expect("staff told");
+    assert_eq!(told.thread_ids, std::slice::from_ref(&thread));
+    assert!(
+        next(&mut pat, Duration::from_millis(800)).await.is_none(),
+        "a note is not the patient's change"
+    );
+
+    // A message: the patient is told (the thread's id, no content).
+    let posted = s.post(&org.nurse, &thread, "Your results are fine.").await;
+    let told = next(&mut pat, Duration::from_secs(2))
+        .await
+        .expect("the patient is told within 2 s");
+    assert_eq!(told.thread_ids, std::slice::from_ref(&thread));
+    assert!(told.position >= posted);
+    assert!(next(&mut nina, Duration::from_secs(2)).await.is_some());
+
+    // Someone else's patient, and staff off the team: nothing at all.
+    assert!(next(&mut sam, Duration::from_millis(300)).await.is_none());
+    assert!(next(&mut omar, Duration::from_millis(300)).await.is_none());
+}
