@@ -108,8 +108,14 @@ async fn photograph(client: &Client, name: &str) {
 /// The page's main text once it shows `needle` (a page loads after a
 /// click; waits up to 10 s).
 async fn shows(client: &Client, needle: &str) -> String {
+    shows_within(client, needle, Duration::from_secs(10)).await
+}
+
+/// The page's main text once it shows `needle`, within `wait`.
+async fn shows_within(client: &Client, needle: &str, wait: Duration) -> String {
     let mut text = String::new();
-    for _ in 0..100 {
+    let deadline = tokio::time::Instant::now() + wait;
+    while tokio::time::Instant::now() < deadline {
         if let Ok(main) = client.find(Locator::Css("main")).await {
             text = main.text().await.unwrap_or_default();
             if text.contains(needle) {
@@ -118,7 +124,7 @@ async fn shows(client: &Client, needle: &str) -> String {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("the page never showed {needle:?}; it shows: {text}");
+    panic!("the page did not show {needle:?} within {wait:?}; it shows: {text}");
 }
 
 /// The page's path once it starts with `prefix` (waits up to 10 s).
@@ -231,8 +237,48 @@ async fn a_patient_uses_careline_in_a_real_browser_on_a_phone() {
             .await?
             .click()
             .await?;
-        at(&phone, "/threads/").await;
+        let path = at(&phone, "/threads/").await;
         shows(&phone, "Have my results from Tuesday come back?").await;
+
+        // Nina answers: the open page shows it within 2 seconds, without a
+        // reload; what she wrote is text, and no script in it runs.
+        let started = path.trim_start_matches("/threads/").to_string();
+        let answer = "Yes: they are fine. <script>document.title='pwned'</script>\
+                      <img src=x onerror=\"document.title='pwned'\">";
+        s.post(&org.nurse, &started, answer).await;
+        let live = shows_within(&phone, "Yes: they are fine.", Duration::from_secs(2)).await;
+        assert!(
+            live.contains("<script>document.title='pwned'</script>"),
+            "{live}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(phone.title().await?, "Conversation – Careline");
+        assert_eq!(
+            phone.current_url().await?.path(),
+            path,
+            "the page was not reloaded"
+        );
+
+        // Who may act for her: she withdraws Chris's consent.
+        phone.goto(&format!("{base}/record/carers")).await?;
+        shows(&phone, "Chris Jones").await;
+        photograph(&phone, "record-carers").await;
+        phone
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::XPath(
+                "//button[starts-with(text(),'Withdraw consent')]",
+            ))
+            .await?
+            .click()
+            .await?;
+        shows(&phone, "Nobody holds your consent").await;
+        phone.goto(&format!("{base}/record/access")).await?;
+        shows(&phone, "Patient Advice and Liaison Service").await;
+        photograph(&phone, "record-access").await;
+        phone.goto(&format!("{base}/account")).await?;
+        shows(&phone, "Verified").await;
+        photograph(&phone, "account").await;
 
         // Who has looked at her record.
         phone.goto(&format!("{base}/record/trail")).await?;
