@@ -1005,3 +1005,25 @@ pub async fn changed(
     }
     Ok(out)
 }
+
+const TEAM_BY_JOIN_CODE: &str = "SELECT team_id, name, description FROM teams \
+     WHERE join_code = $1 ORDER BY team_id LIMIT 1";
+
+/// The team whose current join code `code` is.
+pub async fn team_by_join_code(client: &Client, code: &str) -> Result<pb::TeamContact, Error> {
+    let code = code.trim().to_lowercase();
+    let row = optional(client, TEAM_BY_JOIN_CODE, &[&code])
+        .await?
+        .ok_or_else(|| {
+            Error::NotFound(
+                "no team has this join code now: a team's code changes when it issues a new one, so ask the team for its link today".into(),
+            )
+        })?;
+    Ok(pb::TeamContact {
+        team_id: row.get::<_, Uuid>(0).to_string(),
+        name: row.get(1),
+        description: row.get(2),
+        auto_cc: false,
+        default_contact: None,
+    })
+}

@@ -8,6 +8,7 @@ mod live;
 mod pages;
 mod record;
 pub mod session;
+mod teams;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -342,6 +343,8 @@ pub fn router(web: Web) -> Router {
         )
         .route("/record/trail", get(trail))
         .route("/record/trail/download", get(trail_download))
+        .route("/teams/{id}/message", get(teams::message))
+        .route("/join/{code}", get(teams::join_page).post(teams::join))
         .route("/live", get(live::events))
         .route("/static/live.js", get(live::script))
         .route("/health", get(|| async { "ok" }))
@@ -602,7 +605,7 @@ async fn who_can_i_message(
     Ok(web
         .inbox(session)?
         .who_can_i_message(inbox_pb::WhoCanIMessageRequest {
-            min_position: 0,
+            min_position: session.position,
             patient_id: patient.into(),
         })
         .await?

@@ -530,3 +530,62 @@ async fn a_new_message_is_told_live_to_those_who_may_see_it_and_no_one_else() {
         .await;
     assert!(page.body.contains("Your potassium is fine."));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patient_joins_a_team_by_its_link_and_messages_it_by_its_other_link() {
+    let s = support::system("web_join").await;
+    let org = s.org().await;
+    let code = {
+        use careline_client::Steps;
+        let mut admin = s.signer.client(&org.admin).unwrap();
+        admin.issue_code(&org.nutrition).await.unwrap()
+    };
+    s.settled().await;
+    let message_nutrition = format!("/teams/{}/message", org.nutrition);
+
+    // Sam is not the dietitians' patient: their "message" link says how.
+    let mut sam = browser(&s, &org);
+    let refused = sam.sign_in(&org.other_patient, &message_nutrition).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert!(refused.body.contains("join it"), "{}", refused.body);
+
+    // Its join link (the code in any case): which team, and a button.
+    let join = format!("/join/{}", code.to_uppercase());
+    let page = sam.get(&join).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("Join Nutrition"), "{}", page.body);
+    let csrf = page.field("csrf");
+    let joined = sam.post(&join, &[("csrf", &csrf)]).await;
+    assert_eq!(joined.location.as_deref(), Some(message_nutrition.as_str()));
+    let new = sam.follow(joined).await;
+    assert_eq!(new.status, StatusCode::OK, "{}", new.body);
+    let renal = format!("value=\"team:{}\" checked", org.nutrition);
+    assert!(
+        new.body.contains(&renal),
+        "the team is chosen: {}",
+        new.body
+    );
+
+    // A code that is no team's, and staff following a join link.
+    let bad = sam.get("/join/not-a-code").await;
+    assert_eq!(bad.status, StatusCode::NOT_FOUND);
+    assert!(
+        bad.body.contains("ask the team for its link"),
+        "{}",
+        bad.body
+    );
+    let mut nina = browser(&s, &org);
+    let staff = nina.sign_in(&org.nurse, &join).await;
+    assert_eq!(staff.status, StatusCode::FORBIDDEN);
+
+    // An open team's link works for every patient.
+    let mut pat = browser(&s, &org);
+    let pals = pat
+        .sign_in(&org.patient, &format!("/teams/{}/message", org.pals))
+        .await;
+    assert_eq!(pals.status, StatusCode::OK, "{}", pals.body);
+    assert!(
+        pals.body
+            .contains(&format!("value=\"team:{}\" checked", org.pals))
+    );
+}

@@ -368,6 +368,23 @@ impl InboxService for InboxGrpc {
         Ok(Response::new(reply))
     }
 
+    async fn team_by_join_code(
+        &self,
+        request: Request<pb::TeamByJoinCodeRequest>,
+    ) -> Result<Response<pb::TeamContact>, Status> {
+        self.caller(&request).await?;
+        let r = request.into_inner();
+        if r.join_code.trim().is_empty() || r.join_code.len() > 100 {
+            return Err(Error::invalid("join_code", "a team's join code").into());
+        }
+        self.reached(r.min_position).await?;
+        let client = self.client().await?;
+        // A team's public name: no record is shown, nothing to audit.
+        Ok(Response::new(
+            queries::team_by_join_code(&client, &r.join_code).await?,
+        ))
+    }
+
     async fn my_account(
         &self,
         request: Request<pb::MyAccountRequest>,

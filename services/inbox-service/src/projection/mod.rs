@@ -80,6 +80,7 @@ impl projections::Projection for InboxProjection {
             "thread_participants_order",
             "thread_participants_staff_side",
             "threads_changed",
+            "teams_join_code",
         ]
     }
 

@@ -69,6 +69,7 @@ const SET_CONTACTABLE: &str =
     "UPDATE team_members SET contactable = $3 WHERE team_id = $1 AND person_id = $2";
 const SET_LEAD: &str = "UPDATE team_members SET lead = $3 WHERE team_id = $1 AND person_id = $2";
 const SET_AUTO_CC: &str = "UPDATE teams SET auto_cc = $2 WHERE team_id = $1";
+const SET_JOIN_CODE: &str = "UPDATE teams SET join_code = $2 WHERE team_id = $1";
 const SET_OPEN: &str = "UPDATE teams SET open_to_patients = $2 WHERE team_id = $1";
 const SET_DEFAULT_CONTACT: &str = "UPDATE teams SET default_contact = $2 WHERE team_id = $1";
 const REVOKE_CONSENT: &str = "DELETE FROM consents WHERE patient_id = $1 AND carer_id = $2";
@@ -194,7 +195,6 @@ impl Reference {
                     ),
                 );
             }
-            Payload::TeamJoinCodeIssued(_) => {}
             other => {
                 // An ordered change: what collected before it goes first.
                 self.flush(tx).await?;
@@ -256,6 +256,10 @@ impl Reference {
             }
             Payload::TeamOpenToPatientsSet(e) => {
                 tx.execute(SET_OPEN, &[&aggregate, &e.open]).await?;
+            }
+            Payload::TeamJoinCodeIssued(e) => {
+                let code = e.join_code.trim().to_lowercase();
+                tx.execute(SET_JOIN_CODE, &[&aggregate, &code]).await?;
             }
             Payload::TeamDefaultContactSet(e) => {
                 let contact = optional_uuid(event, "professional_id", &e.professional_id)?;

@@ -134,3 +134,49 @@ async fn only_a_patient_finds_a_carer_and_only_by_an_exact_address() {
         Code::PermissionDenied
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_code_names_its_team_until_a_new_one_is_issued() {
+    use careline_client::Steps;
+    let s = system("joincode").await;
+    let org = s.org().await;
+    let at = s.head().await;
+    let by_code = |code: String, at: u64| {
+        let mut inbox = s.inbox(&org.other_patient);
+        async move {
+            inbox
+                .team_by_join_code(pb::TeamByJoinCodeRequest {
+                    min_position: at,
+                    join_code: code,
+                })
+                .await
+        }
+    };
+    let team = by_code(org.renal_join_code.to_uppercase(), at)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (team.team_id.as_str(), team.name.as_str()),
+        (org.renal.as_str(), "Renal Unit")
+    );
+
+    let new = s
+        .signer
+        .client(&org.admin)
+        .unwrap()
+        .issue_code(&org.renal)
+        .await
+        .unwrap();
+    let at = s.head().await;
+    let old = by_code(org.renal_join_code.clone(), at).await.unwrap_err();
+    assert_eq!(old.code(), Code::NotFound);
+    assert_eq!(
+        by_code(new, at).await.unwrap().into_inner().team_id,
+        org.renal
+    );
+    assert_eq!(
+        by_code(" ".into(), at).await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
+}

@@ -1,0 +1,160 @@
+//! The two links a team puts on its website: "message this team"
+//! (`/teams/<id>/message`) and "join this team" (`/join/<code>`). Both
+//! survive signing in; the services decide whether the person may.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use careline_client::bearer::command_id;
+use maud::html;
+use proto::command as cmd;
+use proto::inbox as inbox_pb;
+use service_kit::Role;
+use tonic::{Code, Status};
+
+use crate::{Posted, SignedIn, Web, pages};
+
+/// "Message this team": the new-message page with the team chosen, when
+/// the person may write to it.
+pub(crate) async fn message(
+    State(web): State<Web>,
+    SignedIn(session): SignedIn,
+    Path(team): Path<String>,
+) -> Response {
+    let patient = match crate::writing_in(&web, &session).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return crate::not_for_you(&web, &session),
+        Err(e) => return web.failed(&session, &e),
+    };
+    let who = match crate::who_can_i_message(&web, &session, &patient).await {
+        Ok(who) => who,
+        Err(e) => return web.failed(&session, &e),
+    };
+    let offered = who
+        .teams
+        .iter()
+        .chain(&who.other_teams)
+        .any(|t| t.team_id == team);
+    if !offered {
+        let body = pages::problem_page(
+            "You cannot message this team yet",
+            "You can write to a team once you are one of its patients. If the team gave you a link to join it, follow that link first.",
+        );
+        return (
+            StatusCode::FORBIDDEN,
+            web.page("New message", Some(&session), body),
+        )
+            .into_response();
+    }
+    let chosen = [format!("team:{team}")];
+    let typed = pages::NewMessage {
+        chosen: &chosen,
+        ..Default::default()
+    };
+    let body = pages::new_message(&who, &session, &typed, None);
+    web.page("New message", Some(&session), body)
+}
+
+fn patients_only(web: &Web, session: &crate::session::Session) -> Response {
+    let body = pages::problem_page(
+        "Join links are for patients",
+        "A team's join link adds a patient to the team. Staff join teams through their administrator; carers through the patient's consent.",
+    );
+    (
+        StatusCode::FORBIDDEN,
+        web.page("Join a team", Some(session), body),
+    )
+        .into_response()
+}
+
+async fn team_of(
+    web: &Web,
+    session: &crate::session::Session,
+    code: &str,
+) -> Result<inbox_pb::TeamContact, Status> {
+    Ok(web
+        .inbox(session)?
+        .team_by_join_code(inbox_pb::TeamByJoinCodeRequest {
+            min_position: session.position,
+            join_code: code.to_string(),
+        })
+        .await?
+        .into_inner())
+}
+
+/// "Join this team": which team the code is, and a button to join it.
+pub(crate) async fn join_page(
+    State(web): State<Web>,
+    SignedIn(session): SignedIn,
+    Path(code): Path<String>,
+) -> Response {
+    if session.caller.role != Role::Patient {
+        return patients_only(&web, &session);
+    }
+    match team_of(&web, &session, &code).await {
+        Ok(team) => {
+            let body = html! {
+                h1 { "Join " (team.name) }
+                @if !team.description.is_empty() { p { (team.description) } }
+                p { "Joining makes you one of the team's patients: you can then message them, and they see the messages you send them." }
+                form method="post" action={ "/join/" (code) } {
+                    input type="hidden" name="csrf" value=(session.csrf);
+                    button.button type="submit" { "Join " (team.name) }
+                }
+            };
+            web.page("Join a team", Some(&session), body)
+        }
+        Err(e) if e.code() == Code::NotFound => {
+            let body = pages::problem_page("This join link does not work", e.message());
+            (
+                StatusCode::NOT_FOUND,
+                web.page("Join a team", Some(&session), body),
+            )
+                .into_response()
+        }
+        Err(e) => web.failed(&session, &e),
+    }
+}
+
+pub(crate) async fn join(
+    State(web): State<Web>,
+    Path(code): Path<String>,
+    Posted(session, _): Posted,
+) -> Response {
+    if session.caller.role != Role::Patient {
+        return patients_only(&web, &session);
+    }
+    let joined = async {
+        let team = team_of(&web, &session, &code).await?;
+        let reply = web
+            .command(&session)?
+            .join_team_with_code(cmd::JoinTeamWithCodeRequest {
+                command_id: command_id(),
+                team_id: team.team_id.clone(),
+                join_code: code.clone(),
+                name: String::new(),
+                email: String::new(),
+            })
+            .await?;
+        Ok::<_, Status>((team, reply))
+    };
+    match joined.await {
+        Ok((team, reply)) => {
+            web.changed(&session, reply, &format!("/teams/{}/message", team.team_id))
+        }
+        Err(e)
+            if matches!(
+                e.code(),
+                Code::NotFound | Code::PermissionDenied | Code::FailedPrecondition
+            ) =>
+        {
+            let body = pages::problem_page("You have not joined the team", e.message());
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                web.page("Join a team", Some(&session), body),
+            )
+                .into_response()
+        }
+        Err(e) => web.failed(&session, &e),
+    }
+}
