@@ -7,8 +7,9 @@
 #                 (the database is created when the server has no such one)
 #
 # and that python3 can run aiosmtpd, the local SMTP server the tests send
-# to and the demo's mail sink, and that Chromium and chromedriver are there
-# for the web pages' browser tests.
+# to and the demo's mail sink, that Chromium and chromedriver are there for
+# the web pages' browser tests, and the Node.js packages of deploy/web-tools
+# (axe-core, oidc-provider) for the web tests.
 #
 # For each service: use a running one; otherwise, when the address is on
 # this machine, start it from the Debian package (installing the package with
@@ -183,8 +184,25 @@ ensure_browser() {
   fail "Chromium is missing for the browser tests: run 'apt-get install chromium chromium-driver' as root"
 }
 
+# The Node.js packages the web pages' tests use (deploy/web-tools, pinned by
+# its package-lock.json): axe-core, run inside the browser on every page, and
+# oidc-provider, the OpenID Connect provider the sign-in tests sign in at.
+ensure_web_tools() {
+  local dir
+  dir="$(cd "$(dirname "$0")" && pwd)/web-tools"
+  [ -f "$dir/node_modules/axe-core/axe.min.js" ] && [ -d "$dir/node_modules/oidc-provider" ] && return 0
+  if ! command -v npm >/dev/null 2>&1; then
+    apt_install nodejs npm ||
+      fail "Node.js and npm are missing for the web tests: run 'apt-get install nodejs npm' as root"
+  fi
+  say "installing the web tests' Node.js packages (axe-core, oidc-provider) into $dir"
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) ||
+    fail "could not install $dir's packages from the npm registry: run 'npm ci' there"
+}
+
 ensure_nats
 ensure_postgres
 ensure_mail_sink
 ensure_openssl
 ensure_browser
+ensure_web_tools

@@ -105,6 +105,41 @@ async fn photograph(client: &Client, name: &str) {
     }
 }
 
+/// axe-core's serious and critical accessibility violations on the page
+/// (deploy/web-tools, which deploy/ensure-services.sh installs).
+async fn violations(client: &Client) -> Vec<String> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let path = root.join("deploy/web-tools/node_modules/axe-core/axe.min.js");
+    let axe = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (deploy/ensure-services.sh installs it)",
+            path.display()
+        )
+    });
+    client.execute(&axe, vec![]).await.unwrap();
+    let found = client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             axe.run(document, { resultTypes: ['violations'] })
+               .then(r => done(r.violations
+                 .filter(v => v.impact === 'serious' || v.impact === 'critical')
+                 .map(v => v.id + ': ' + v.help + ' at ' + v.nodes.map(n => n.target.join(' ')).join(', '))))
+               .catch(e => done(['axe did not run: ' + e]));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    serde_json::from_value(found).unwrap()
+}
+
+/// Photographs the page as `name` and checks it with axe-core: no serious
+/// or critical accessibility violation.
+async fn seen(client: &Client, name: &str) {
+    photograph(client, name).await;
+    let found = violations(client).await;
+    assert!(found.is_empty(), "{name}: {found:#?}");
+}
+
 /// The page's main text once it shows `needle` (a page loads after a
 /// click; waits up to 10 s).
 async fn shows(client: &Client, needle: &str) -> String {
@@ -159,10 +194,22 @@ async fn a_patient_uses_careline_in_a_real_browser_on_a_phone() {
     let driver = driver().await;
     let phone = browser(&driver, 375, 812).await;
     let outcome = async {
+        // The checker finds what it is there to find: an image without
+        // words, and a button without a name.
+        phone
+            .goto("data:text/html,<html lang=en><title>t</title><img src=x.png><button></button></html>")
+            .await?;
+        let found = violations(&phone).await;
+        assert!(
+            found.iter().any(|v| v.starts_with("image-alt"))
+                && found.iter().any(|v| v.starts_with("button-name")),
+            "{found:?}"
+        );
+
         // The email's link: sign-in first, then the thread itself.
         phone.goto(&format!("{base}/threads/{thread}")).await?;
         at(&phone, "/sign-in").await;
-        photograph(&phone, "sign-in").await;
+        seen(&phone, "sign-in").await;
         let pat = format!(
             "//form[input[@name='person_id'][@value='{}']]//button",
             org.patient.person_id
@@ -178,7 +225,7 @@ async fn a_patient_uses_careline_in_a_real_browser_on_a_phone() {
         let shown = shows(&phone, "Up to one litre on Sunday, Pat.").await;
         assert_eq!(phone.title().await?, "Conversation – Careline");
         assert!(shown.contains("Nina Patel"), "{shown}");
-        photograph(&phone, "thread").await;
+        seen(&phone, "thread").await;
 
         // A reply, typed and sent with the keyboard's form.
         let body = phone
@@ -199,7 +246,7 @@ async fn a_patient_uses_careline_in_a_real_browser_on_a_phone() {
         // Her messages, then a new one to the renal unit.
         phone.goto(&format!("{base}/messages")).await?;
         shows(&phone, "Fluid allowance before Monday").await;
-        photograph(&phone, "messages").await;
+        seen(&phone, "messages").await;
         phone
             .wait()
             .at_most(Duration::from_secs(10))
@@ -229,7 +276,7 @@ async fn a_patient_uses_careline_in_a_real_browser_on_a_phone() {
             .await?
             .send_keys("Have my results from Tuesday come back?")
             .await?;
-        photograph(&phone, "new-message").await;
+        seen(&phone, "new-message").await;
         phone
             .wait()
             .at_most(Duration::from_secs(10))
@@ -262,7 +309,7 @@ async fn a_patient_uses_careline_in_a_real_browser_on_a_phone() {
         // Who may act for her: she withdraws Chris's consent.
         phone.goto(&format!("{base}/record/carers")).await?;
         shows(&phone, "Chris Jones").await;
-        photograph(&phone, "record-carers").await;
+        seen(&phone, "record-carers").await;
         phone
             .wait()
             .at_most(Duration::from_secs(10))
@@ -275,15 +322,23 @@ async fn a_patient_uses_careline_in_a_real_browser_on_a_phone() {
         shows(&phone, "Nobody holds your consent").await;
         phone.goto(&format!("{base}/record/access")).await?;
         shows(&phone, "Patient Advice and Liaison Service").await;
-        photograph(&phone, "record-access").await;
+        seen(&phone, "record-access").await;
+        phone.goto(&format!("{base}/record")).await?;
+        shows(&phone, "Who may act for me").await;
+        seen(&phone, "record").await;
+        phone
+            .goto(&format!("{base}/join/{}", org.renal_join_code))
+            .await?;
+        shows(&phone, "Join Renal Unit").await;
+        seen(&phone, "join").await;
         phone.goto(&format!("{base}/account")).await?;
         shows(&phone, "Verified").await;
-        photograph(&phone, "account").await;
+        seen(&phone, "account").await;
 
         // Who has looked at her record.
         phone.goto(&format!("{base}/record/trail")).await?;
         shows(&phone, "Nina Patel").await;
-        photograph(&phone, "record-trail").await;
+        seen(&phone, "record-trail").await;
         Ok::<_, fantoccini::error::CmdError>(())
     }
     .await;
