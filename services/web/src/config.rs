@@ -34,6 +34,10 @@ pub struct Config {
     /// `CARELINE_WEB_SESSION_HOURS` (default 12): a session ends this long
     /// after sign-in, used or not.
     pub absolute: Duration,
+    /// `CARELINE_WEB_OIDC_ISSUER`, `_CLIENT_ID`, `_CLIENT_SECRET`,
+    /// `_REDIRECT_URI` (default `CARELINE_BASE_URL` + `/sign-in/callback`)
+    /// and `_LABEL`: sign-in at an OpenID Connect provider.
+    pub oidc: Option<crate::oidc::OidcSettings>,
 }
 
 impl std::fmt::Debug for Config {
@@ -47,6 +51,7 @@ impl std::fmt::Debug for Config {
             .field("secure_cookies", &self.secure_cookies)
             .field("idle", &self.idle)
             .field("absolute", &self.absolute)
+            .field("oidc_issuer", &self.oidc.as_ref().map(|o| &o.issuer))
             .finish_non_exhaustive()
     }
 }
@@ -62,6 +67,33 @@ impl Config {
         let issuer =
             TokenIssuer::from_private_key(&key).map_err(|e| anyhow::anyhow!("{var}: {e}"))?;
         let minutes = s.number_in("CARELINE_WEB_IDLE_MINUTES", 30, 1..=24 * 60)?;
+        let oidc = match s
+            .get("CARELINE_WEB_OIDC_ISSUER")
+            .filter(|v| !v.trim().is_empty())
+        {
+            None => None,
+            Some(issuer) => {
+                let needed = |name: &str| {
+                    s.get(name).filter(|v| !v.trim().is_empty()).ok_or_else(|| {
+                        anyhow::anyhow!("{name} is not set, and CARELINE_WEB_OIDC_ISSUER is")
+                    })
+                };
+                let base = s.text("CARELINE_BASE_URL", "http://127.0.0.1:8080");
+                Some(crate::oidc::OidcSettings {
+                    issuer: issuer.trim().to_string(),
+                    client_id: needed("CARELINE_WEB_OIDC_CLIENT_ID")?,
+                    client_secret: needed("CARELINE_WEB_OIDC_CLIENT_SECRET")?,
+                    redirect_uri: s.text(
+                        "CARELINE_WEB_OIDC_REDIRECT_URI",
+                        &format!("{}/sign-in/callback", base.trim_end_matches('/')),
+                    ),
+                    label: s.text(
+                        "CARELINE_WEB_OIDC_LABEL",
+                        "Sign in with your hospital account",
+                    ),
+                })
+            }
+        };
         let hours = s.number_in("CARELINE_WEB_SESSION_HOURS", 12, 1..=7 * 24)?;
         Ok(Self {
             addr: s.address("CARELINE_WEB_ADDR", "127.0.0.1:8080")?,
@@ -77,6 +109,7 @@ impl Config {
                 s.text("CARELINE_WEB_SECURE_COOKIES", "false").as_str(),
                 "true" | "1" | "yes"
             ),
+            oidc,
             idle: Duration::from_secs(minutes * 60),
             absolute: Duration::from_secs(hours * 3600),
         })

@@ -5,6 +5,7 @@
 
 pub mod config;
 mod live;
+pub mod oidc;
 mod pages;
 mod record;
 pub mod session;
@@ -34,6 +35,9 @@ use tonic::{Code, Status};
 pub use config::{Config, DemoPerson, read_demo_people};
 use session::{COOKIE, PRE_COOKIE, Session, Sessions, cookie, set_cookie};
 
+/// Conversations on a page of the message list.
+const LIST_PAGE: u32 = 50;
+
 /// How long the token of one call lives.
 const CALL_TOKEN: Duration = Duration::from_secs(120);
 
@@ -53,6 +57,7 @@ struct Inner {
     issuer: Arc<TokenIssuer>,
     sessions: Sessions,
     demo: Option<Vec<DemoPerson>>,
+    oidc: Option<Arc<oidc::Oidc>>,
     secure: bool,
 }
 
@@ -74,6 +79,16 @@ pub struct Backends {
 
 impl Web {
     pub fn new(backends: Backends, config: &Config, demo: Option<Vec<DemoPerson>>) -> Self {
+        Self::signing_in_at(backends, config, demo, None)
+    }
+
+    /// The web service, with sign-in at an OpenID Connect provider.
+    pub fn signing_in_at(
+        backends: Backends,
+        config: &Config,
+        demo: Option<Vec<DemoPerson>>,
+        oidc: Option<Arc<oidc::Oidc>>,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 command: backends.command,
@@ -82,6 +97,7 @@ impl Web {
                 issuer: config.issuer.clone(),
                 sessions: Sessions::new(config.idle, config.absolute),
                 demo,
+                oidc,
                 secure: config.secure_cookies,
             }),
         }
@@ -314,6 +330,8 @@ pub fn router(web: Web) -> Router {
         .route("/", get(|| async { Redirect::to("/messages") }))
         .route("/sign-in", get(sign_in_page))
         .route("/sign-in/demo", post(sign_in_demo))
+        .route("/sign-in/oidc", get(sign_in_oidc))
+        .route("/sign-in/callback", get(sign_in_callback))
         .route("/sign-out", post(sign_out))
         .route("/messages", get(messages))
         .route("/messages/new", get(new_message_page).post(new_message))
@@ -369,7 +387,14 @@ async fn sign_in_page(
         .closed
         .is_some()
         .then_some("Your account has been closed, so you have been signed out. Ask the hospital if you think this is wrong.");
-    let body = pages::sign_in(web.inner.demo.as_deref(), local(&q.next), &pre, notice);
+    let oidc = web.inner.oidc.as_ref().map(|o| o.label());
+    let body = pages::sign_in(
+        web.inner.demo.as_deref(),
+        oidc,
+        local(&q.next),
+        &pre,
+        notice,
+    );
     let mut response = web.page("Sign in", None, body);
     if let Ok(v) = set_cookie(PRE_COOKIE, &pre, web.inner.secure, None).parse() {
         response.headers_mut().insert(header::SET_COOKIE, v);
@@ -402,6 +427,69 @@ async fn sign_in_demo(State(web): State<Web>, headers: HeaderMap, body: Bytes) -
     response
 }
 
+/// Off to the identity provider, to come back to `next`.
+async fn sign_in_oidc(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    Query(q): Query<SignInQuery>,
+) -> Response {
+    let Some(oidc) = &web.inner.oidc else {
+        return Redirect::to("/sign-in").into_response();
+    };
+    let pre = cookie(&headers, PRE_COOKIE).unwrap_or_else(session::random_token);
+    let mut response = Redirect::to(&oidc.begin(&pre, local(&q.next))).into_response();
+    if let Ok(v) = set_cookie(PRE_COOKIE, &pre, web.inner.secure, None).parse() {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    response
+}
+
+#[derive(serde::Deserialize, Debug, Default)]
+struct Callback {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    error: String,
+}
+
+/// Back from the identity provider: who it says this is.
+async fn sign_in_callback(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    Query(q): Query<Callback>,
+) -> Response {
+    let problem = |heading: &str, detail: &str| {
+        let body = pages::problem_page(heading, detail);
+        (StatusCode::FORBIDDEN, web.page("Sign in", None, body)).into_response()
+    };
+    let (Some(oidc), Some(pre)) = (&web.inner.oidc, cookie(&headers, PRE_COOKIE)) else {
+        return problem(
+            "This sign-in was not started here",
+            "Go to the sign-in page and start again.",
+        );
+    };
+    if !q.error.is_empty() {
+        // The provider's own words are not shown: they may carry anything.
+        return problem(
+            "You were not signed in",
+            "The identity provider did not sign you in (you may have cancelled). Try again from the sign-in page.",
+        );
+    }
+    match oidc.finish(&pre, &q.code, &q.state).await {
+        Ok((identity, _next)) => {
+            tracing::info!(issuer = %identity.issuer, "signed in at the identity provider; no Careline account is linked");
+            let body = pages::not_linked(&identity);
+            (StatusCode::FORBIDDEN, web.page("Sign in", None, body)).into_response()
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "a sign-in at the identity provider failed");
+            problem("You were not signed in", &e.to_string())
+        }
+    }
+}
+
 async fn sign_out(State(web): State<Web>, Posted(session, _): Posted) -> Response {
     web.inner.sessions.end(&session.id);
     let mut response = Redirect::to("/sign-in").into_response();
@@ -419,6 +507,9 @@ struct ListQuery {
     /// A live page reads at least this position (the change it was told of).
     #[serde(default)]
     at: u64,
+    /// Older conversations: the inbox's cursor of the page before.
+    #[serde(default)]
+    cursor: String,
 }
 
 #[derive(serde::Deserialize, Debug, Default)]
@@ -457,8 +548,8 @@ async fn messages(
             status: status as i32,
             ..Default::default()
         }),
-        page_size: 100,
-        ..Default::default()
+        page_size: LIST_PAGE,
+        cursor: q.cursor.clone(),
     };
     let answer = match web.inbox(&session) {
         Ok(mut inbox) => inbox.my_inbox(request).await,
@@ -473,7 +564,7 @@ async fn messages(
             }
             let can_write = matches!(session.caller.role, Role::Patient | Role::Carer);
             let about = acting.as_ref().map(|a| a.name.as_str());
-            let body = pages::messages(&page, archived, can_write, about);
+            let body = pages::messages(&page, archived, can_write, about, !q.cursor.is_empty());
             web.page("Messages", Some(&session), body)
         }
         Err(e) => web.failed(&session, &e),
@@ -874,12 +965,18 @@ impl service_kit::Service for Application {
             }
             None => None,
         };
+        let oidc = match &config.oidc {
+            Some(settings) => Some(oidc::Oidc::discover(settings.clone()).await.map_err(|e| {
+                anyhow::anyhow!("CARELINE_WEB_OIDC_ISSUER {}: {e}", settings.issuer)
+            })?),
+            None => None,
+        };
         let listener = tokio::net::TcpListener::bind(config.addr)
             .await
             .map_err(|e| anyhow::anyhow!("CARELINE_WEB_ADDR {}: {e}", config.addr))?;
         Ok(Self {
             listener,
-            web: Web::new(backends, &config, demo),
+            web: Web::signing_in_at(backends, &config, demo, oidc),
         })
     }
 

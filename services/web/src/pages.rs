@@ -98,6 +98,7 @@ pub fn error_box(heading: &str, detail: &str) -> Markup {
 
 pub fn sign_in(
     demo: Option<&[DemoPerson]>,
+    oidc: Option<&str>,
     next: &str,
     csrf: &str,
     notice: Option<&str>,
@@ -106,6 +107,9 @@ pub fn sign_in(
         h1 { "Sign in to Careline" }
         @if let Some(notice) = notice {
             div.notice role="status" { (notice) }
+        }
+        @if let Some(label) = oidc {
+            p { a.button href={ "/sign-in/oidc?next=" (form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()) } { (label) } }
         }
         @match demo {
             Some(people) => {
@@ -126,9 +130,10 @@ pub fn sign_in(
                     }
                 }
             }
-            None => {
+            None if oidc.is_none() => {
                 p { "Sign-in is not set up on this server. Ask your hospital's Careline administrator." }
             }
+            None => {}
         }
     }
 }
@@ -150,13 +155,16 @@ pub fn when(t: Option<&prost_types::Timestamp>) -> String {
         .unwrap_or_default()
 }
 
-/// The message list; `about` names the patient a carer acts for.
+/// The message list; `about` names the patient a carer acts for; `older`
+/// when it is not the newest page.
 pub fn messages(
     page: &pb::ThreadPage,
     archived: bool,
     can_write: bool,
     about: Option<&str>,
+    older: bool,
 ) -> Markup {
+    let view = if archived { "archived" } else { "active" };
     html! {
         h1 { "Messages" }
         @if let Some(name) = about {
@@ -190,6 +198,14 @@ pub fn messages(
                 }
             }
         }
+        }
+        nav.tabs aria-label="More messages" {
+            @if older {
+                a href={ "/messages?view=" (view) } { "← Newest" }
+            }
+            @if !page.next_cursor.is_empty() {
+                a href={ "/messages?view=" (view) "&cursor=" (page.next_cursor) } { "Older messages →" }
+            }
         }
     }
 }
@@ -369,6 +385,15 @@ pub fn trail(page: &proto::audit::TrailPage) -> Markup {
         @if !page.next_cursor.is_empty() {
             p { a href={ "/record/trail?cursor=" (page.next_cursor) } { "Later entries →" } }
         }
+    }
+}
+
+/// Signed in at the identity provider, but not someone Careline knows.
+pub fn not_linked(identity: &crate::oidc::Identity) -> Markup {
+    html! {
+        h1 { "Your account is not linked to Careline yet" }
+        p { "Your identity provider signed you in as " strong { (identity.name) } ", but no Careline account is linked to that sign-in." }
+        p { "Your care team sends you an invitation link when they register you; follow it to link your account. A team's join link also lets you sign up." }
     }
 }
 

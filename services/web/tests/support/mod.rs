@@ -1,5 +1,6 @@
 //! What the web tests share: the services, and the web service on them.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use careline_client::demo::DemoOrg;
@@ -21,7 +22,18 @@ pub async fn system(label: &str) -> System {
 }
 
 /// The web service on `s`, with the demo sign-in of `org`'s people.
+#[allow(dead_code)]
 pub fn web(s: &System, org: &DemoOrg) -> Web {
+    build(s, org, None)
+}
+
+/// The web service on `s`, signing in at `oidc` (and with the demo's).
+#[allow(dead_code)]
+pub fn web_signing_in_at(s: &System, org: &DemoOrg, oidc: Arc<web::oidc::Oidc>) -> Web {
+    build(s, org, Some(oidc))
+}
+
+fn build(s: &System, org: &DemoOrg, oidc: Option<Arc<web::oidc::Oidc>>) -> Web {
     let key = testkit::issuer().private_key();
     let settings =
         event_store::settings::Settings::from_pairs(&[(service_kit::auth::SIGNING_KEY_VAR, &key)]);
@@ -39,5 +51,5 @@ pub fn web(s: &System, org: &DemoOrg) -> Web {
         inbox: s.inbox_channel(),
         audit: s.audit_channel(),
     };
-    Web::new(backends, &config, Some(demo))
+    Web::signing_in_at(backends, &config, Some(demo), oidc)
 }

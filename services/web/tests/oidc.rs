@@ -1,0 +1,294 @@
+//! Sign-in at a real OpenID Connect provider (the certified `oidc-provider`
+//! of deploy/web-tools, on Node.js, with its development sign-in page): the
+//! web service sends the browser there with a state, a nonce and a PKCE
+//! challenge; back with a code, it exchanges it (with the verifier and its
+//! client secret) for an ID token, which it checks. A way back that this
+//! browser did not start, or a code used twice, signs no one in.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tower::ServiceExt;
+
+mod support;
+
+const CLIENT: &str = "careline-web";
+const SECRET: &str = "a-test-secret";
+const CALLBACK: &str = "http://web.test/sign-in/callback";
+
+/// The provider on a free port, until dropped.
+struct Provider {
+    issuer: String,
+    _process: tokio::process::Child,
+}
+
+async fn provider() -> Provider {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy/web-tools");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut process = tokio::process::Command::new("node")
+        .arg(root.join("oidc-provider.mjs"))
+        .args([&port.to_string(), CLIENT, SECRET, CALLBACK])
+        .current_dir(&root)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node (deploy/ensure-services.sh installs deploy/web-tools)");
+    let mut lines = BufReader::new(process.stdout.take().unwrap()).lines();
+    let ready = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("the provider starts within 20 s")
+        .unwrap()
+        .unwrap();
+    let issuer = ready.strip_prefix("ready ").unwrap().to_string();
+    Provider {
+        issuer,
+        _process: process,
+    }
+}
+
+/// A response as the browser keeps it: its cookies into `cookies`.
+async fn answer<B>(response: hyper::Response<B>, cookies: &mut HashMap<String, String>) -> Answer
+where
+    B: hyper::body::Body,
+    B::Error: std::fmt::Debug,
+{
+    for set in response.headers().get_all(header::SET_COOKIE) {
+        let pair = set.to_str().unwrap().split(';').next().unwrap();
+        let (k, v) = pair.split_once('=').unwrap();
+        cookies.insert(k.into(), v.into());
+    }
+    let status = response.status();
+    let location = response
+        .headers()
+        .get(header::LOCATION)
+        .map(|l| l.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    Answer {
+        status,
+        location,
+        body: String::from_utf8_lossy(&body).to_string(),
+    }
+}
+
+/// A browser's visit to the provider: its cookies, kept by name.
+#[derive(Default)]
+struct AtProvider {
+    cookies: HashMap<String, String>,
+}
+
+struct Answer {
+    status: StatusCode,
+    location: String,
+    body: String,
+}
+
+impl AtProvider {
+    async fn send(&mut self, method: &str, url: &str, form: Option<&str>) -> Answer {
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<http_body_util::Full<hyper::body::Bytes>>();
+        let cookies: Vec<String> = self
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let mut request = hyper::Request::builder()
+            .method(method)
+            .uri(url)
+            .header(header::COOKIE, cookies.join("; "));
+        if form.is_some() {
+            request = request.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        }
+        let body =
+            http_body_util::Full::new(hyper::body::Bytes::from(form.unwrap_or("").to_string()));
+        let request = request.body(body).unwrap_or_else(|e| panic!("{url}: {e}"));
+        let response = client.request(request).await.unwrap();
+        answer(response, &mut self.cookies).await
+    }
+
+    /// Follows the provider's redirects from `url`, signing in as `login`
+    /// and consenting on its pages, until it sends the browser back to us:
+    /// that URL.
+    async fn sign_in(&mut self, issuer: &str, url: &str, login: &str) -> String {
+        let mut next = (String::from("GET"), url.to_string(), None::<String>);
+        for _ in 0..20 {
+            let (method, url, form) = &next;
+            let answer = self.send(method, url, form.as_deref()).await;
+            if answer.status.is_redirection() {
+                let to = if answer.location.starts_with('/') {
+                    format!("{issuer}{}", answer.location)
+                } else {
+                    answer.location.clone()
+                };
+                if to.starts_with(CALLBACK) {
+                    return to;
+                }
+                next = ("GET".into(), to, None);
+                continue;
+            }
+            assert_eq!(answer.status, StatusCode::OK, "{url}: {}", answer.body);
+            let action = answer
+                .body
+                .split("action=\"")
+                .nth(1)
+                .and_then(|a| a.split('"').next())
+                .unwrap_or_else(|| panic!("no form at {url}: {}", answer.body))
+                .to_string();
+            // Its hidden fields (which step this is), and the sign-in's.
+            let mut fields: Vec<String> = answer
+                .body
+                .split("<input type=\"hidden\" name=\"")
+                .skip(1)
+                .filter_map(|rest| {
+                    let (name, rest) = rest.split_once('"')?;
+                    let value = rest.split("value=\"").nth(1)?.split('"').next()?;
+                    Some(format!("{name}={value}"))
+                })
+                .collect();
+            if answer.body.contains("name=\"login\"") {
+                fields.push(format!("login={login}&password=anything"));
+            }
+            let form = fields.join("&");
+            let action = if action.starts_with('/') {
+                format!("{issuer}{action}")
+            } else {
+                action
+            };
+            next = ("POST".into(), action, Some(form));
+        }
+        panic!("the provider never sent the browser back");
+    }
+}
+
+/// A browser at the web service: its cookies.
+struct AtWeb {
+    app: axum::Router,
+    cookies: HashMap<String, String>,
+}
+
+impl AtWeb {
+    async fn get(&mut self, path: &str) -> Answer {
+        let cookies: Vec<String> = self
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let request = Request::get(path)
+            .header(header::COOKIE, cookies.join("; "))
+            .body(Body::empty())
+            .unwrap();
+        let response = self.app.clone().oneshot(request).await.unwrap();
+        answer(response, &mut self.cookies).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_signs_in_at_a_real_openid_provider_and_a_forged_way_back_signs_no_one_in() {
+    let idp = provider().await;
+    let s = support::system("web_oidc").await;
+    let org = s.org().await;
+    let settings = web::oidc::OidcSettings {
+        issuer: idp.issuer.clone(),
+        client_id: CLIENT.into(),
+        client_secret: SECRET.into(),
+        redirect_uri: CALLBACK.into(),
+        label: "Sign in with the test provider".into(),
+    };
+    let oidc = web::oidc::Oidc::discover(settings).await.unwrap();
+    let web = support::web_signing_in_at(&s, &org, oidc);
+    let mut browser = AtWeb {
+        app: web::router(web),
+        cookies: HashMap::new(),
+    };
+
+    // The sign-in page offers the provider; off to it, with PKCE.
+    let page = browser.get("/sign-in?next=%2Fmessages").await;
+    assert!(
+        page.body.contains("Sign in with the test provider"),
+        "{}",
+        page.body
+    );
+    let away = browser.get("/sign-in/oidc?next=%2Fmessages").await;
+    assert!(away.status.is_redirection());
+    assert!(away.location.starts_with(&idp.issuer), "{}", away.location);
+    for part in [
+        "code_challenge_method=S256",
+        "code_challenge=",
+        "nonce=",
+        "state=",
+        "client_id=careline-web",
+    ] {
+        assert!(away.location.contains(part), "{part} in {}", away.location);
+    }
+
+    // Signed in there, back with a code: the ID token names her.
+    let mut at_idp = AtProvider::default();
+    let back = at_idp
+        .sign_in(&idp.issuer, &away.location, "pat.jones")
+        .await;
+    let path = back.strip_prefix("http://web.test").unwrap().to_string();
+    let landed = browser.get(&path).await;
+    assert!(landed.body.contains("Pat Jones"), "{}", landed.body);
+    assert!(
+        landed.body.contains("not linked to Careline yet"),
+        "{}",
+        landed.body
+    );
+    assert!(
+        !landed.body.contains("You were not signed in"),
+        "{}",
+        landed.body
+    );
+
+    // The same way back again (a code used twice), a state this browser
+    // never got, and a refusal at the provider: no one is signed in.
+    let again = browser.get(&path).await;
+    assert_eq!(again.status, StatusCode::FORBIDDEN);
+    assert!(
+        again.body.contains("You were not signed in"),
+        "{}",
+        again.body
+    );
+    let away = browser.get("/sign-in/oidc?next=%2Fmessages").await;
+    let back = at_idp
+        .sign_in(&idp.issuer, &away.location, "pat.jones")
+        .await;
+    let forged = back.replace("state=", "state=forged");
+    let forged = browser
+        .get(forged.strip_prefix("http://web.test").unwrap())
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert!(forged.body.contains("start again"), "{}", forged.body);
+    let refused = browser
+        .get("/sign-in/callback?error=access_denied&state=x")
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    // Another browser, coming back with this one's code: not its sign-in.
+    let mut other = AtWeb {
+        app: browser.app.clone(),
+        cookies: HashMap::new(),
+    };
+    let away = browser.get("/sign-in/oidc?next=%2Fmessages").await;
+    let back = at_idp
+        .sign_in(&idp.issuer, &away.location, "pat.jones")
+        .await;
+    let stolen = other
+        .get(back.strip_prefix("http://web.test").unwrap())
+        .await;
+    assert_eq!(stolen.status, StatusCode::FORBIDDEN);
+    assert!(stolen.body.contains("not started here"), "{}", stolen.body);
+}
