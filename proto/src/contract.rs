@@ -33,6 +33,7 @@ impl AggregateType {
             AggregateType::PatientRecord => Some("patient"),
             AggregateType::Person => Some("person"),
             AggregateType::Access => Some("access"),
+            AggregateType::Identity => Some("identity"),
         }
     }
 
@@ -44,6 +45,7 @@ impl AggregateType {
             "patient" => AggregateType::PatientRecord,
             "person" => AggregateType::Person,
             "access" => AggregateType::Access,
+            "identity" => AggregateType::Identity,
             _ => return None,
         })
     }
@@ -124,6 +126,7 @@ impl Payload {
             Payload::PersonDeactivated(_) => "PersonDeactivated",
             Payload::PersonReactivated(_) => "PersonReactivated",
             Payload::RecordsViewed(_) => "RecordsViewed",
+            Payload::IdentityLinked(_) => "IdentityLinked",
         }
     }
 
@@ -171,6 +174,7 @@ impl Payload {
             | Payload::PersonDeactivated(_)
             | Payload::PersonReactivated(_) => AggregateType::Person,
             Payload::RecordsViewed(_) => AggregateType::Access,
+            Payload::IdentityLinked(_) => AggregateType::Identity,
         }
     }
 }
@@ -271,6 +275,7 @@ mod tests {
                 300..=399 => AggregateType::PatientRecord,
                 400..=499 => AggregateType::Person,
                 500..=599 => AggregateType::Access,
+                600..=699 => AggregateType::Identity,
                 _ => panic!("{name} has number {number} outside every aggregate's range"),
             };
             assert_eq!(
@@ -288,6 +293,8 @@ mod tests {
             AggregateType::Team,
             AggregateType::PatientRecord,
             AggregateType::Person,
+            AggregateType::Access,
+            AggregateType::Identity,
         ] {
             let token = kind.subject_token().unwrap();
             assert_eq!(AggregateType::from_subject_token(token), Some(kind));

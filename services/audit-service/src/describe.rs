@@ -498,6 +498,29 @@ pub fn describe(event: &RecordedEvent, dir: &mut Directory) -> Vec<Draft> {
             ))]
         }
 
+        Payload::IdentityLinked(e) => {
+            // On the trail of the person it signs in as (no subject: the
+            // provider's id of them is no one else's business).
+            let name = dir.name(&e.person_id);
+            let how = match proto::events::IdentityProof::try_from(e.proof) {
+                Ok(proto::events::IdentityProof::SignUp) => "as they signed up with a team's code",
+                _ => "by the link of an email sent to their address",
+            };
+            let action = format!(
+                "{who} linked {name}'s sign-in at {} to their account, {how}",
+                e.issuer
+            );
+            if e.role == proto::events::Role::Patient as i32 {
+                vec![record(&e.person_id, action)]
+            } else {
+                vec![Draft {
+                    chain: format!("person/{}", e.person_id),
+                    action,
+                    ..base.clone()
+                }]
+            }
+        }
+
         Payload::RecordsViewed(e) => {
             let call = the_call(&e.call).to_string();
             let team_name = if e.team_id.is_empty() {
@@ -770,6 +793,7 @@ mod tests {
             "PersonDeactivated" => Payload::PersonDeactivated(Default::default()),
             "PersonReactivated" => Payload::PersonReactivated(Default::default()),
             "RecordsViewed" => Payload::RecordsViewed(Default::default()),
+            "IdentityLinked" => Payload::IdentityLinked(Default::default()),
             _ => return None,
         })
     }

@@ -127,6 +127,14 @@ impl<S: EventStore> App<S> {
         meta: &CommandMeta,
         command: &C,
     ) -> Result<Reply, Error> {
+        if actor.is(Role::System) != command.by_sign_in() {
+            return Err(crate::domain::DomainError::denied(if command.by_sign_in() {
+                "only the sign-in does this"
+            } else {
+                "the sign-in acts for no one: sign in as a person"
+            })
+            .into());
+        }
         let mut locked = self.repo.lock::<C::Target>(command.target_id()).await?;
         let aggregate_id = command.target_id().to_string();
         let replay = |position| Reply {
@@ -326,6 +334,14 @@ impl<S: EventStore> App<S> {
         if let Some(own) = own {
             return Ok(own);
         }
+        if actor.is(Role::System) {
+            // No person: `execute` let it run only the sign-in's commands.
+            return Ok(Standing {
+                confirmed: true,
+                deactivated: false,
+                closed_at: None,
+            });
+        }
         Ok(if actor.is(Role::Patient) {
             let record = self.repo.fresh::<PatientRecord>(&actor.person_id).await?;
             Standing::of(&record.state, actor)
@@ -449,6 +465,7 @@ fn unconfirmed(actor: &Actor) -> crate::domain::DomainError {
         Role::Admin | Role::Operator | Role::Auditor => {
             "that staff role is not granted to you (an admin grants staff roles)"
         }
+        Role::System => "the sign-in is no person",
     };
     crate::domain::DomainError::denied(format!(
         "your token says you are {} {}, but {why}",

@@ -45,6 +45,11 @@ pub enum Role {
     Admin,
     Operator,
     Auditor,
+    /// The web service's sign-in, never a person: it may only ask who an
+    /// identity provider's account signs in as, and link one
+    /// ([`TokenKeys::authenticate_sign_in`]); every other call refuses it.
+    /// Not among [`Role::ALL`], the roles a person acts in.
+    System,
 }
 
 impl Role {
@@ -70,6 +75,7 @@ impl Role {
             Role::Admin => proto::events::Role::Admin,
             Role::Operator => proto::events::Role::Operator,
             Role::Auditor => proto::events::Role::Auditor,
+            Role::System => proto::events::Role::System,
         }
     }
 }
@@ -125,11 +131,17 @@ pub enum AuthError {
     Invalid(String),
     #[error("{0}")]
     BadKey(String),
+    /// A valid token of the wrong kind of principal for this call.
+    #[error("{0}")]
+    WrongPrincipal(&'static str),
 }
 
 impl From<AuthError> for Status {
     fn from(e: AuthError) -> Self {
-        Status::unauthenticated(e.to_string())
+        match e {
+            AuthError::WrongPrincipal(why) => Status::permission_denied(why),
+            e => Status::unauthenticated(e.to_string()),
+        }
     }
 }
 
@@ -354,6 +366,28 @@ impl TokenKeys {
 
     /// Authenticates a request from its `authorization` metadata.
     pub fn authenticate<T>(&self, request: &Request<T>) -> Result<Caller, AuthError> {
+        let caller = self.bearer(request)?;
+        if caller.role == Role::System {
+            return Err(AuthError::WrongPrincipal(
+                "a sign-in token acts for no one: sign in as a person",
+            ));
+        }
+        Ok(caller)
+    }
+
+    /// The caller of a sign-in call (who an identity provider's account
+    /// is, linking one): only the sign-in principal ([`Role::System`]).
+    pub fn authenticate_sign_in<T>(&self, request: &Request<T>) -> Result<Caller, AuthError> {
+        let caller = self.bearer(request)?;
+        if caller.role != Role::System {
+            return Err(AuthError::WrongPrincipal(
+                "only the sign-in (a token of role system) asks this",
+            ));
+        }
+        Ok(caller)
+    }
+
+    fn bearer<T>(&self, request: &Request<T>) -> Result<Caller, AuthError> {
         let value = request
             .metadata()
             .get("authorization")
@@ -532,6 +566,30 @@ mod tests {
         let token = issuer().mint(&caller, Duration::from_secs(60));
         let request = with_header(&format!("Bearer {token}"));
         assert_eq!(keys().authenticate(&request).unwrap(), caller);
+    }
+
+    #[test]
+    fn a_sign_in_token_answers_only_sign_in_calls_and_a_person_none_of_them() {
+        let sign_in = Caller {
+            person_id: Uuid::now_v7(),
+            role: Role::System,
+            name: "Careline sign-in".into(),
+        };
+        let system = with_header(&format!(
+            "Bearer {}",
+            issuer().mint(&sign_in, Duration::from_secs(60))
+        ));
+        let person = with_header(&format!(
+            "Bearer {}",
+            issuer().mint(&nurse(), Duration::from_secs(60))
+        ));
+        assert_eq!(keys().authenticate_sign_in(&system).unwrap(), sign_in);
+        let refused = Status::from(keys().authenticate(&system).unwrap_err());
+        assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+        let refused = Status::from(keys().authenticate_sign_in(&person).unwrap_err());
+        assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+        // A person cannot name the role on the command line either.
+        assert!("system".parse::<Role>().is_err());
     }
 
     #[test]

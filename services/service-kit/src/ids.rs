@@ -132,3 +132,51 @@ mod tests {
         assert!(status.message().starts_with("patient_id:"));
     }
 }
+
+/// The ids an account at an identity provider (an OpenID Connect issuer
+/// and the subject its ID tokens name) is known by: the same for the web
+/// service that signs people in and the command service that records the
+/// link, derived, so that no table has to say which is which.
+pub mod identity {
+    use uuid::Uuid;
+
+    /// The namespace of identity-account ids.
+    const ACCOUNTS: Uuid = Uuid::from_u128(0x6a1f_3c2e_8d4b_5e70_9c21_0b7a_4f3e_d815);
+    /// The namespace of the patient records signed up by such an account.
+    const SIGN_UPS: Uuid = Uuid::from_u128(0x2b7e_91d4_c05a_4f38_a6e2_5d19_80c4_73fa);
+
+    fn name(issuer: &str, subject: &str) -> Vec<u8> {
+        // The issuer's length first: two different pairs never make one name.
+        let mut name = Vec::with_capacity(issuer.len() + subject.len() + 8);
+        name.extend_from_slice(&(issuer.len() as u64).to_be_bytes());
+        name.extend_from_slice(issuer.as_bytes());
+        name.extend_from_slice(subject.as_bytes());
+        name
+    }
+
+    /// The id of the `identity` aggregate of this account.
+    pub fn account(issuer: &str, subject: &str) -> Uuid {
+        Uuid::new_v5(&ACCOUNTS, &name(issuer, subject))
+    }
+
+    /// The id of the patient record this account signs up (a team's join
+    /// code): only this account can be linked to it that way.
+    pub fn sign_up_patient(issuer: &str, subject: &str) -> Uuid {
+        Uuid::new_v5(&SIGN_UPS, &name(issuer, subject))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn each_account_has_its_own_ids() {
+            let a = account("https://idp.example", "alice");
+            assert_eq!(a, account("https://idp.example", "alice"));
+            assert_ne!(a, account("https://idp.example", "alicf"));
+            // The boundary between issuer and subject is part of the name.
+            assert_ne!(account("https://a", "bc"), account("https://ab", "c"));
+            assert_ne!(a, sign_up_patient("https://idp.example", "alice"));
+        }
+    }
+}

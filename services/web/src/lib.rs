@@ -4,6 +4,7 @@
 //! database and decides no rule: the services answer, the pages show it.
 
 pub mod config;
+mod linking;
 mod live;
 pub mod oidc;
 mod pages;
@@ -133,6 +134,23 @@ impl Web {
 
     fn page(&self, title: &str, session: Option<&Session>, body: Markup) -> Response {
         html(pages::layout(title, session, self.demo(), body))
+    }
+
+    /// Signs `caller` in (a new session, reading from `position` on) and
+    /// sends the browser to `to`.
+    fn start_session(
+        &self,
+        caller: service_kit::Caller,
+        position: u64,
+        to: &str,
+    ) -> (Session, Response) {
+        let session = self.inner.sessions.start(caller);
+        self.inner.sessions.advance(&session.id, position);
+        let mut response = Redirect::to(to).into_response();
+        if let Ok(v) = set_cookie(COOKIE, &session.id, self.inner.secure, None).parse() {
+            response.headers_mut().append(header::SET_COOKIE, v);
+        }
+        (session, response)
     }
 
     /// The signed-in session, or the way to sign in (coming back to `uri`).
@@ -362,7 +380,10 @@ pub fn router(web: Web) -> Router {
         .route("/record/trail", get(trail))
         .route("/record/trail/download", get(trail_download))
         .route("/teams/{id}/message", get(teams::message))
+        .route("/join", get(linking::join_code))
         .route("/join/{code}", get(teams::join_page).post(teams::join))
+        .route("/join/{code}/sign-up", post(linking::sign_up))
+        .route("/email/confirm/link", post(linking::accept_invitation))
         .route("/live", get(live::events))
         .route("/static/live.js", get(live::script))
         .route("/health", get(|| async { "ok" }))
@@ -419,12 +440,8 @@ async fn sign_in_demo(State(web): State<Web>, headers: HeaderMap, body: Bytes) -
         );
         return (StatusCode::FORBIDDEN, web.page("Sign in", None, body)).into_response();
     };
-    let session = web.inner.sessions.start(person.caller.clone());
-    let mut response = Redirect::to(local(form.one("next"))).into_response();
-    if let Ok(v) = set_cookie(COOKIE, &session.id, web.inner.secure, None).parse() {
-        response.headers_mut().append(header::SET_COOKIE, v);
-    }
-    response
+    web.start_session(person.caller.clone(), 0, local(form.one("next")))
+        .1
 }
 
 /// Off to the identity provider, to come back to `next`.
@@ -478,10 +495,8 @@ async fn sign_in_callback(
         );
     }
     match oidc.finish(&pre, &q.code, &q.state).await {
-        Ok((identity, _next)) => {
-            tracing::info!(issuer = %identity.issuer, "signed in at the identity provider; no Careline account is linked");
-            let body = pages::not_linked(&identity);
-            (StatusCode::FORBIDDEN, web.page("Sign in", None, body)).into_response()
+        Ok((identity, next)) => {
+            linking::signed_in_at_provider(&web, &pre, identity, local(&next)).await
         }
         Err(e) => {
             tracing::warn!(error = %e, "a sign-in at the identity provider failed");

@@ -79,6 +79,9 @@ pub struct Oidc {
     token_endpoint: String,
     keys: JwkSet,
     pending: Mutex<HashMap<String, Pending>>,
+    /// Accounts signed in at the provider and linked to no one yet, by
+    /// browser: what a sign-up or an invitation link then links.
+    held: Mutex<HashMap<String, (Identity, Instant)>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -136,6 +139,7 @@ impl Oidc {
             token_endpoint: found.token_endpoint,
             keys,
             pending: Mutex::new(HashMap::new()),
+            held: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -147,6 +151,34 @@ impl Oidc {
         self.pending
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn held_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Identity, Instant)>> {
+        self.held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Keeps `identity`, signed in at the provider but linked to no one,
+    /// for the browser `browser` while it signs up or follows an
+    /// invitation (at most [`PENDING_FOR`]).
+    pub fn hold(&self, browser: &str, identity: Identity) {
+        let mut held = self.held_lock();
+        held.retain(|_, (_, at)| at.elapsed() < PENDING_FOR);
+        held.insert(browser.to_string(), (identity, Instant::now()));
+    }
+
+    /// The account `browser` signed in with and has not linked yet.
+    pub fn held(&self, browser: &str) -> Option<Identity> {
+        self.held_lock()
+            .get(browser)
+            .filter(|(_, at)| at.elapsed() < PENDING_FOR)
+            .map(|(identity, _)| identity.clone())
+    }
+
+    /// Forgets what `browser` held (linked now, or signed in otherwise).
+    pub fn release(&self, browser: &str) {
+        self.held_lock().remove(browser);
     }
 
     /// Begins a sign-in for the browser of pre-sign-in cookie `browser`,

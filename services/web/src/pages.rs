@@ -389,11 +389,63 @@ pub fn trail(page: &proto::audit::TrailPage) -> Markup {
 }
 
 /// Signed in at the identity provider, but not someone Careline knows.
-pub fn not_linked(identity: &crate::oidc::Identity) -> Markup {
+pub fn not_linked(identity: &crate::oidc::Identity, provider: &str) -> Markup {
     html! {
-        h1 { "Your account is not linked to Careline yet" }
-        p { "Your identity provider signed you in as " strong { (identity.name) } ", but no Careline account is linked to that sign-in." }
-        p { "Your care team sends you an invitation link when they register you; follow it to link your account. A team's join link also lets you sign up." }
+        h1 { "Link your account" }
+        p { (provider) " signed you in" @if !identity.name.is_empty() { " as " strong { (identity.name) } } ", but that sign-in is not linked to a Careline account yet. You link it once; after that, signing in is all you do." }
+        h2 { "Did your care team register you?" }
+        p { "They sent you an email from Careline when they did. Open the link in it now, in this browser: it links your sign-in to your account." }
+        h2 { "Did your team give you a join code?" }
+        p { "A team's join code lets you sign up as one of its patients." }
+        form method="get" action="/join" {
+            label for="code" { "Join code" span.hint { " as the team gave it to you, for example on its website" } }
+            input #code type="text" name="code" autocomplete="off" autocapitalize="none" spellcheck="false" required;
+            button.button type="submit" { "Continue" }
+        }
+        p.hint { "Neither? Ask your care team to register you, or to give you their join code." }
+    }
+}
+
+/// A browser signed in at the identity provider, linked to no one, on a
+/// team's join link: sign up as the team's patient.
+pub fn sign_up(
+    team: &proto::inbox::TeamContact,
+    code: &str,
+    csrf: &str,
+    name: &str,
+    email: &str,
+) -> Markup {
+    html! {
+        h1 { "Join " (team.name) }
+        @if !team.description.is_empty() { p { (team.description) } }
+        p { "Joining makes you one of the team's patients: you can then message them, and they see the messages you send them." }
+        div.card {
+            p { "We will make your Careline account with the details your sign-in gave us:" }
+            dl {
+                dt { "Name" } dd { (name) }
+                dt { "Email address" } dd { @if email.is_empty() { "none given: you can add one on your Account page" } @else { (email) } }
+            }
+            p.hint { "We email you only to say there is a new message, never what it says, and only once you have confirmed the address." }
+        }
+        form method="post" action={ "/join/" (code) "/sign-up" } {
+            input type="hidden" name="csrf" value=(csrf);
+            button.button type="submit" { "Sign up and join " (team.name) }
+        }
+    }
+}
+
+/// A browser signed in at the identity provider, linked to no one, on the
+/// link of a Careline email: link to the person it was sent to.
+pub fn invitation(token: &str, csrf: &str, name: &str) -> Markup {
+    html! {
+        h1 { "Link your account" }
+        p { "You followed the link in an email from Careline. Link your sign-in (" strong { (name) } ") to the Careline account that email was sent for: after that, signing in is all you do." }
+        p.hint { "Only do this if the email was sent to you. Linking also confirms your email address." }
+        form method="post" action="/email/confirm/link" {
+            input type="hidden" name="csrf" value=(csrf);
+            input type="hidden" name="token" value=(token);
+            button.button type="submit" { "Link my account" }
+        }
     }
 }
 

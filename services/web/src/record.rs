@@ -53,6 +53,7 @@ fn done(what: &str) -> Option<&'static str> {
         }
         "email" => "Your email address is changed. Follow the link we sent to it to verify it.",
         "confirmed" => "Thank you: your email address is verified.",
+        "linked" => "Your sign-in is now linked to this Careline account: next time, just sign in.",
         "ended-consent" => "The consent you acted under has ended, so nothing of theirs is shown.",
         _ => return None,
     })
@@ -420,11 +421,22 @@ pub(crate) async fn change_email(
 
 /// The page the verification email's link opens (after signing in, if
 /// need be): a button that confirms.
+///
+/// A browser signed in at the identity provider but linked to no one yet
+/// is offered to link its account to the person the email was sent to.
 pub(crate) async fn confirm_page(
     State(web): State<Web>,
-    SignedIn(session): SignedIn,
+    headers: axum::http::HeaderMap,
+    uri: axum::http::Uri,
     Query(q): Query<Done>,
 ) -> Response {
+    let session = match web.signed_in(&headers, &uri) {
+        Ok(session) => session,
+        Err(to_sign_in) => {
+            return crate::linking::invitation_page(&web, &headers, &q.token)
+                .unwrap_or(*to_sign_in);
+        }
+    };
     let body = page::confirm_email(&session, &q.token);
     web.page("Confirm your email address", Some(&session), body)
 }

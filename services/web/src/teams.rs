@@ -83,11 +83,22 @@ async fn team_of(
 }
 
 /// "Join this team": which team the code is, and a button to join it.
+/// A browser signed in at the identity provider but linked to no one yet
+/// is offered to sign up and join.
 pub(crate) async fn join_page(
     State(web): State<Web>,
-    SignedIn(session): SignedIn,
+    headers: axum::http::HeaderMap,
+    uri: axum::http::Uri,
     Path(code): Path<String>,
 ) -> Response {
+    let session = match web.signed_in(&headers, &uri) {
+        Ok(session) => session,
+        Err(to_sign_in) => {
+            return crate::linking::join_page(&web, &headers, &code)
+                .await
+                .unwrap_or(*to_sign_in);
+        }
+    };
     if session.caller.role != Role::Patient {
         return patients_only(&web, &session);
     }

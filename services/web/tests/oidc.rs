@@ -194,12 +194,57 @@ impl AtWeb {
         let response = self.app.clone().oneshot(request).await.unwrap();
         answer(response, &mut self.cookies).await
     }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Answer {
+        let cookies: Vec<String> = self
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let request = Request::post(path)
+            .header(header::COOKIE, cookies.join("; "))
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(body))
+            .unwrap();
+        let response = self.app.clone().oneshot(request).await.unwrap();
+        answer(response, &mut self.cookies).await
+    }
+
+    fn new(app: &axum::Router) -> Self {
+        Self {
+            app: app.clone(),
+            cookies: HashMap::new(),
+        }
+    }
+
+    /// Signs in at the provider as `login`, starting from
+    /// `/sign-in/oidc?next=<next>`: where the web service then sends the
+    /// browser.
+    async fn through_provider(&mut self, idp: &Provider, next: &str, login: &str) -> Answer {
+        let next: String = form_urlencoded::byte_serialize(next.as_bytes()).collect();
+        let away = self.get(&format!("/sign-in/oidc?next={next}")).await;
+        let back = AtProvider::default()
+            .sign_in(&idp.issuer, &away.location, login)
+            .await;
+        self.get(back.strip_prefix("http://web.test").unwrap())
+            .await
+    }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_person_signs_in_at_a_real_openid_provider_and_a_forged_way_back_signs_no_one_in() {
+/// The provider, and the web service signing in at it, on new services.
+async fn signing_in(
+    label: &str,
+) -> (
+    Provider,
+    testkit::System,
+    careline_client::demo::DemoOrg,
+    axum::Router,
+) {
     let idp = provider().await;
-    let s = support::system("web_oidc").await;
+    let s = support::system(label).await;
     let org = s.org().await;
     let settings = web::oidc::OidcSettings {
         issuer: idp.issuer.clone(),
@@ -209,11 +254,177 @@ async fn a_person_signs_in_at_a_real_openid_provider_and_a_forged_way_back_signs
         label: "Sign in with the test provider".into(),
     };
     let oidc = web::oidc::Oidc::discover(settings).await.unwrap();
-    let web = support::web_signing_in_at(&s, &org, oidc);
-    let mut browser = AtWeb {
-        app: web::router(web),
-        cookies: HashMap::new(),
-    };
+    let app = web::router(support::web_signing_in_at(&s, &org, oidc));
+    (idp, s, org, app)
+}
+
+/// Every event in the log.
+async fn log_of(s: &testkit::System) -> Vec<event_store::RecordedEvent> {
+    use event_store::EventStore;
+    use futures::StreamExt;
+    let store = s.stream.store();
+    let head = store.last_position().await.unwrap();
+    store
+        .subscribe(1)
+        .await
+        .unwrap()
+        .take(head as usize)
+        .map(|e| e.unwrap())
+        .collect()
+        .await
+}
+
+/// A hidden field's value in a page.
+fn hidden(body: &str, name: &str) -> String {
+    body.split(&format!("name=\"{name}\" value=\""))
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no {name} in {body}"))
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_patient_signs_up_with_a_join_code_and_afterwards_just_signs_in() {
+    let (idp, s, org, app) = signing_in("web_oidc_sign_up").await;
+    let mut browser = AtWeb::new(&app);
+
+    // Signed in at the provider, linked to no one: told how to link.
+    let landed = browser.through_provider(&idp, "/messages", "nia.new").await;
+    assert_eq!(landed.status, StatusCode::OK, "{}", landed.body);
+    assert!(landed.body.contains("Link your account"), "{}", landed.body);
+    assert!(landed.body.contains("Nia New"), "{}", landed.body);
+    assert!(!browser.cookies.contains_key("careline_session"));
+
+    // The join code form, then the team's sign-up button.
+    let to_join = browser
+        .get(&format!("/join?code=+{}+", org.renal_join_code))
+        .await;
+    assert_eq!(to_join.location, format!("/join/{}", org.renal_join_code));
+    let join = browser.get(&to_join.location).await;
+    assert_eq!(join.status, StatusCode::OK, "{}", join.body);
+    assert!(join.body.contains("Sign up and join"), "{}", join.body);
+    assert!(join.body.contains("nia.new@idp.example"), "{}", join.body);
+    let csrf = hidden(&join.body, "csrf");
+    let action = format!("/join/{}/sign-up", org.renal_join_code);
+
+    // Another browser cannot use this one's held sign-in; a wrong token
+    // is refused.
+    let mut stranger = AtWeb::new(&app);
+    let stolen = stranger.post(&action, &[("csrf", &csrf)]).await;
+    assert!(stolen.status.is_redirection());
+    assert!(!stranger.cookies.contains_key("careline_session"));
+    let forged = browser.post(&action, &[("csrf", "forged")]).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+
+    let signed_up = browser.post(&action, &[("csrf", &csrf)]).await;
+    assert!(signed_up.status.is_redirection(), "{}", signed_up.body);
+    assert_eq!(signed_up.location, format!("/teams/{}/message", org.renal));
+    let writing = browser.get(&signed_up.location).await;
+    assert_eq!(writing.status, StatusCode::OK, "{}", writing.body);
+    assert!(writing.body.contains("Nia New"), "{}", writing.body);
+
+    // In the log: her record, under the id her account derives, and the link.
+    let patient = service_kit::ids::identity::sign_up_patient(&idp.issuer, "nia.new");
+    let account = service_kit::ids::identity::account(&idp.issuer, "nia.new");
+    let events = log_of(&s).await;
+    let linked: Vec<_> = events
+        .iter()
+        .filter(|e| e.envelope.event_type == "IdentityLinked")
+        .collect();
+    assert_eq!(linked.len(), 1);
+    assert_eq!(linked[0].envelope.aggregate_id, account.to_string());
+    assert!(
+        events
+            .iter()
+            .any(|e| e.envelope.event_type == "PatientRegistered"
+                && e.envelope.aggregate_id == patient.to_string())
+    );
+
+    // Another day, another browser: signing in is all she does.
+    let mut later = AtWeb::new(&app);
+    let back = later.through_provider(&idp, "/messages", "nia.new").await;
+    assert!(back.status.is_redirection(), "{}", back.body);
+    assert_eq!(back.location, "/messages");
+    let messages = later.get("/messages").await;
+    assert_eq!(messages.status, StatusCode::OK);
+    assert!(messages.body.contains("Nia New"), "{}", messages.body);
+    // Still one link.
+    let events = log_of(&s).await;
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.envelope.event_type == "IdentityLinked")
+            .count(),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registered_person_links_by_the_invitation_their_email_carried() {
+    let (idp, _s, org, app) = signing_in("web_oidc_invitation").await;
+    // The nurse's verification email, as the notification service signs it.
+    let email = format!(
+        "{}@hospital.example",
+        org.nurse.name.to_lowercase().replace([' ', '.'], "")
+    );
+    let token = service_kit::test_link_issuer().mint(&service_kit::EmailLink {
+        person_id: org.nurse.person_id,
+        addressee: service_kit::Addressee::Person,
+        email,
+        request_id: careline_client::bearer::command_id(),
+        expires_at: std::time::SystemTime::now() + Duration::from_secs(3600),
+    });
+    let link = format!("/email/confirm?token={token}");
+
+    // Not signed in: the link sends her to sign in, and back to it.
+    let mut browser = AtWeb::new(&app);
+    let first = browser.get(&link).await;
+    assert!(
+        first.location.starts_with("/sign-in?next="),
+        "{}",
+        first.location
+    );
+    let back = browser.through_provider(&idp, &link, "nina.at.work").await;
+    assert_eq!(back.location, link, "{}", back.body);
+    let offer = browser.get(&link).await;
+    assert_eq!(offer.status, StatusCode::OK, "{}", offer.body);
+    assert!(offer.body.contains("Link my account"), "{}", offer.body);
+
+    // A forged token links no one and signs no one in.
+    let csrf = hidden(&offer.body, "csrf");
+    let forged = browser
+        .post(
+            "/email/confirm/link",
+            &[("csrf", &csrf), ("token", "eyJhbGciOiJFZERTQSJ9.e30.x")],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(forged.body.contains("was not linked"), "{}", forged.body);
+    assert!(!browser.cookies.contains_key("careline_session"));
+
+    let linked = browser
+        .post("/email/confirm/link", &[("csrf", &csrf), ("token", &token)])
+        .await;
+    assert_eq!(linked.location, "/account?done=linked", "{}", linked.body);
+    let account = browser.get(&linked.location).await;
+    assert_eq!(account.status, StatusCode::OK, "{}", account.body);
+    assert!(account.body.contains(&org.nurse.name), "{}", account.body);
+    assert!(account.body.contains("now linked"), "{}", account.body);
+
+    // From now on the provider's sign-in is hers.
+    let mut later = AtWeb::new(&app);
+    let again = later
+        .through_provider(&idp, "/messages", "nina.at.work")
+        .await;
+    assert_eq!(again.location, "/messages");
+    let messages = later.get("/messages").await;
+    assert!(messages.body.contains(&org.nurse.name), "{}", messages.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_signs_in_at_a_real_openid_provider_and_a_forged_way_back_signs_no_one_in() {
+    let (idp, _s, _org, app) = signing_in("web_oidc").await;
+    let mut browser = AtWeb::new(&app);
 
     // The sign-in page offers the provider; off to it, with PKCE.
     let page = browser.get("/sign-in?next=%2Fmessages").await;
@@ -244,7 +455,7 @@ async fn a_person_signs_in_at_a_real_openid_provider_and_a_forged_way_back_signs
     let landed = browser.get(&path).await;
     assert!(landed.body.contains("Pat Jones"), "{}", landed.body);
     assert!(
-        landed.body.contains("not linked to Careline yet"),
+        landed.body.contains("not linked to a Careline account yet"),
         "{}",
         landed.body
     );

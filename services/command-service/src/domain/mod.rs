@@ -12,6 +12,7 @@
 //! the domain's vocabulary, written once.
 
 pub mod email;
+pub mod identity;
 pub mod patient;
 pub mod person;
 pub mod team;
@@ -25,6 +26,7 @@ use std::time::SystemTime;
 use proto::events::{AggregateType, Envelope, envelope::Payload};
 use service_kit::Role;
 
+pub use identity::Identity;
 pub use patient::PatientRecord;
 pub use person::Person;
 pub use team::Team;
@@ -157,7 +159,8 @@ pub struct Needs {
 /// wait on each other in a circle.
 fn lock_rank(kind: AggregateType) -> u8 {
     match kind {
-        AggregateType::Thread => 0,
+        // An account at an identity provider reads the person it links.
+        AggregateType::Thread | AggregateType::Identity => 0,
         AggregateType::PatientRecord => 1,
         AggregateType::Team => 2,
         AggregateType::Person => 3,
@@ -363,6 +366,13 @@ pub trait Command: Send + Sync {
     /// aggregate (a patient signing up): accepted from an actor the log
     /// does not know yet; `decide` must then create exactly that aggregate.
     fn registers_actor(&self, _actor: &Actor) -> bool {
+        false
+    }
+
+    /// Whether this is the sign-in's command (the actor is the sign-in
+    /// principal, `Role::System`, no person): no one else may run it, and
+    /// the sign-in may run nothing else.
+    fn by_sign_in(&self) -> bool {
         false
     }
 }

@@ -88,7 +88,7 @@ impl Aggregate for Person {
             Role::Professional => Some(self.is_professional()),
             Role::Carer => Some(self.is_carer()),
             Role::Admin | Role::Operator | Role::Auditor => Some(self.holds(role)),
-            Role::Patient => None,
+            Role::Patient | Role::System => None,
         }
     }
 

@@ -41,6 +41,7 @@ macro_rules! has_command_id {
 }
 
 has_command_id!(
+    pb::LinkIdentityRequest,
     pb::RegisterProfessionalRequest,
     pb::RegisterCarerRequest,
     pb::GrantStaffRoleRequest,
@@ -677,4 +678,42 @@ impl FromRequest<pb::MarkReadRequest> for MarkRead {
             message_id: MessageId::parse("message_id", &r.message_id)?.into(),
         })
     }
+}
+
+/// The longest issuer (a URL) and subject (OpenID Connect: 255 ASCII
+/// characters) of an identity provider's account.
+const ISSUER_MAX: usize = 512;
+const SUBJECT_MAX: usize = 255;
+
+/// An identity provider's issuer and subject, exactly as its ID token
+/// names them (the subject is compared byte for byte: not trimmed).
+pub fn identity(issuer: &str, subject: &str) -> Result<(String, String), DomainError> {
+    let issuer = issuer.trim();
+    if !(issuer.starts_with("https://") || issuer.starts_with("http://")) {
+        return Err(DomainError::invalid(
+            "issuer",
+            "must be the identity provider's issuer URL (https://...)",
+        ));
+    }
+    for (field, value, max) in [
+        ("issuer", issuer, ISSUER_MAX),
+        ("subject", subject, SUBJECT_MAX),
+    ] {
+        if value.is_empty() {
+            return Err(DomainError::invalid(field, "is required"));
+        }
+        if value.len() > max {
+            return Err(DomainError::invalid(
+                field,
+                format!("is {} bytes; at most {max} are allowed", value.len()),
+            ));
+        }
+        if value.chars().any(char::is_control) {
+            return Err(DomainError::invalid(
+                field,
+                "must be one line of text, without control characters",
+            ));
+        }
+    }
+    Ok((issuer.to_string(), subject.to_string()))
 }

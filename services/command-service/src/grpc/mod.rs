@@ -17,6 +17,7 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 use crate::app::{App, CommandMeta, Reply};
+use crate::domain::identity::{LinkIdentity, Proof};
 use crate::domain::patient::{
     AddPatientToTeam, ChangePatientEmail, ConfirmPatientEmail, GrantCarerConsent,
     GrantRecordAccess, JoinTeamWithCode, RegisterPatient, RequestEmailVerification,
@@ -34,7 +35,7 @@ use crate::domain::thread::{
     AddParticipants, AssignThread, ChangeStatus, LeaveThread, MarkRead, PostMessage, PostStaffNote,
     StartThread, UnassignThread,
 };
-use crate::domain::{Actor, Command, Team, values};
+use crate::domain::{Actor, Aggregate, Command, Identity, PatientRecord, Person, Team, values};
 use crate::error::Error;
 use convert::{CheckedLink, FromRequest, HasCommandId};
 
@@ -58,6 +59,60 @@ impl<S: EventStore> CommandGrpc<S> {
     /// Authenticates the caller and checks the command id.
     fn begin<R: HasCommandId>(&self, request: &Request<R>) -> Result<(Actor, CommandMeta), Status> {
         let actor = Actor::from(&self.keys.authenticate(request)?);
+        Ok((actor, meta(request)?))
+    }
+
+    /// A sign-in call: its caller must be the sign-in principal.
+    fn sign_in<R>(&self, request: &Request<R>) -> Result<Actor, Status> {
+        Ok(Actor::from(&self.keys.authenticate_sign_in(request)?))
+    }
+
+    /// Who an account at an identity provider signs in as, from the log.
+    async fn identity(&self, issuer: &str, subject: &str) -> Result<pb::FindIdentityReply, Error> {
+        let repo = self.app.repository();
+        let id = service_kit::ids::identity::account(issuer, subject).to_string();
+        let identity = repo.fresh::<Identity>(&id).await?;
+        let Some(linked) = identity.state.linked.clone() else {
+            return Ok(pb::FindIdentityReply::default());
+        };
+        let (name, deactivated) = if linked.role == service_kit::Role::Patient {
+            let record = repo.fresh::<PatientRecord>(&linked.person_id).await?;
+            (record.state.name.clone(), record.state.deactivated())
+        } else {
+            let person = repo.fresh::<Person>(&linked.person_id).await?;
+            (person.state.name.clone(), person.state.deactivated)
+        };
+        Ok(pb::FindIdentityReply {
+            linked: true,
+            person_id: linked.person_id,
+            role: linked.role.as_str().to_string(),
+            name,
+            deactivated,
+        })
+    }
+}
+
+impl<S: EventStore> CommandGrpc<S> {
+    /// An email link's token, checked with the notification service's
+    /// public link keys.
+    fn check_link(&self, token: &str) -> Result<service_kit::EmailLink, Status> {
+        let links = self.app.email_links().ok_or_else(|| {
+            Status::failed_precondition(
+                "this service checks no email links (CARELINE_EMAIL_LINK_PUBLIC_KEYS is not set)",
+            )
+        })?;
+        links.verify(token.trim()).map_err(|e| match e {
+            service_kit::auth::AuthError::Expired => Status::failed_precondition(
+                "this link has expired: ask for a new verification email",
+            ),
+            e => Status::invalid_argument(format!("token: not a valid email link ({e})")),
+        })
+    }
+}
+
+/// The checked command id and the correlation id of a request.
+fn meta<R: HasCommandId>(request: &Request<R>) -> Result<CommandMeta, Status> {
+    {
         let command_id =
             values::id("command_id", request.get_ref().command_id()).map_err(Error::from)?;
         // A caller may thread one journey through several commands.
@@ -67,15 +122,14 @@ impl<S: EventStore> CommandGrpc<S> {
             .and_then(|v| v.to_str().ok())
             .filter(|v| !v.is_empty() && v.len() <= 128)
             .map_or_else(|| command_id.clone(), str::to_string);
-        Ok((
-            actor,
-            CommandMeta {
-                command_id,
-                correlation_id,
-            },
-        ))
+        Ok(CommandMeta {
+            command_id,
+            correlation_id,
+        })
     }
+}
 
+impl<S: EventStore> CommandGrpc<S> {
     /// Runs the command a request describes.
     async fn run<R, C>(&self, request: Request<R>) -> Result<(CommandMeta, C, Reply), Status>
     where
@@ -254,21 +308,7 @@ impl<S: EventStore> CommandService for CommandGrpc<S> {
         // Who asks comes first: an unauthenticated caller learns nothing of
         // the link.
         self.begin(&r)?;
-        let links = self.app.email_links().ok_or_else(|| {
-            Status::failed_precondition(
-                "this service checks no verification links (CARELINE_EMAIL_LINK_PUBLIC_KEYS is not set)",
-            )
-        })?;
-        let link = links
-            .verify(r.get_ref().token.trim())
-            .map_err(|e| match e {
-                service_kit::auth::AuthError::Expired => Status::failed_precondition(
-                    "this verification link has expired: ask for a new verification email",
-                ),
-                e => {
-                    Status::invalid_argument(format!("token: not a valid verification link ({e})"))
-                }
-            })?;
+        let link = self.check_link(&r.get_ref().token)?;
         let addressee = link.addressee;
         let r = r.map(|inner| CheckedLink {
             command_id: inner.command_id,
@@ -329,5 +369,52 @@ impl<S: EventStore> CommandService for CommandGrpc<S> {
     }
     async fn mark_read(&self, r: Request<pb::MarkReadRequest>) -> Answer {
         self.handle::<_, MarkRead>(r).await
+    }
+    async fn find_identity(
+        &self,
+        r: Request<pb::FindIdentityRequest>,
+    ) -> Result<Response<pb::FindIdentityReply>, Status> {
+        self.sign_in(&r)?;
+        let r = r.into_inner();
+        let (issuer, subject) = convert::identity(&r.issuer, &r.subject).map_err(Error::from)?;
+        Ok(Response::new(self.identity(&issuer, &subject).await?))
+    }
+    async fn link_identity(&self, r: Request<pb::LinkIdentityRequest>) -> Answer {
+        let actor = self.sign_in(&r)?;
+        let meta = meta(&r)?;
+        let r = r.into_inner();
+        let (issuer, subject) = convert::identity(&r.issuer, &r.subject).map_err(Error::from)?;
+        let proof = match r.proof {
+            Some(pb::link_identity_request::Proof::InvitationToken(token)) => {
+                let link = self.check_link(&token)?;
+                Proof::Invitation {
+                    person_id: link.person_id.to_string(),
+                    patient: link.addressee == service_kit::Addressee::Patient,
+                    email: link.email,
+                }
+            }
+            Some(pb::link_identity_request::Proof::SignUp(true)) => Proof::SignUp {
+                patient_id: service_kit::ids::identity::sign_up_patient(&issuer, &subject)
+                    .to_string(),
+            },
+            _ => {
+                return Err(Status::invalid_argument(
+                    "proof: give invitation_token (an email link's token) or sign_up",
+                ));
+            }
+        };
+        let command = LinkIdentity {
+            identity_id: service_kit::ids::identity::account(&issuer, &subject).to_string(),
+            issuer,
+            subject,
+            proof,
+        };
+        match self.app.execute(&actor, &meta, &command).await {
+            Ok(reply) => Ok(Response::new(to_pb(reply))),
+            Err(e) => {
+                tracing::info!(error = %e, command_id = %meta.command_id, "identity link refused");
+                Err(e.into())
+            }
+        }
     }
 }

@@ -6,6 +6,7 @@
 
 mod authorization;
 mod claims;
+mod identity;
 mod leavers;
 mod reliability;
 mod scenario;

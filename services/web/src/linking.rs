@@ -1,0 +1,403 @@
+//! Signing in at the identity provider, and linking that account to a
+//! Careline person once: the command service finds whom an account signs in
+//! as (`FindIdentity`, from the log) and records a link (`LinkIdentity`),
+//! asked by this service's sign-in principal (a token of role `system`,
+//! which acts for no one else). An account linked to no one is held for its
+//! browser while the person proves who they are:
+//!
+//! * by the invitation their care team's email carried (the verification
+//!   link sent when staff registered them, `/email/confirm?token=`), or
+//! * by signing up with a team's join code (`/join/<code>`): a patient
+//!   record under the id derived from this account, then the link.
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use careline_client::bearer::{Bearer, command_id};
+use proto::command::command_service_client::CommandServiceClient;
+use proto::command::{self as cmd, link_identity_request::Proof};
+use proto::inbox::inbox_service_client::InboxServiceClient;
+use proto::inbox::{self as inbox_pb};
+use service_kit::{Caller, Role};
+use tonic::service::interceptor::InterceptedService;
+use tonic::{Code, Status};
+use uuid::Uuid;
+
+use crate::oidc::Identity;
+use crate::session::{PRE_COOKIE, cookie};
+use crate::{AsPerson, CALL_TOKEN, Fields, Web, pages};
+
+/// The sign-in principal: no person, only the sign-in's two calls.
+fn principal() -> Caller {
+    Caller {
+        person_id: Uuid::from_u128(0x5e1f_0c4a_27d9_4b61_8f03_c1e6_9a2d_b470),
+        role: Role::System,
+        name: "Careline sign-in".into(),
+    }
+}
+
+impl Web {
+    fn client_as(&self, caller: &Caller) -> Result<AsPerson, Status> {
+        let bearer = Bearer::new(&self.inner.issuer.mint(caller, CALL_TOKEN))?;
+        Ok(InterceptedService::new(self.inner.command.clone(), bearer))
+    }
+
+    fn sign_in_command(&self) -> Result<CommandServiceClient<AsPerson>, Status> {
+        Ok(CommandServiceClient::new(self.client_as(&principal())?))
+    }
+
+    /// Whom `identity` signs in as (none: linked to no one yet).
+    async fn find(&self, identity: &Identity) -> Result<cmd::FindIdentityReply, Status> {
+        Ok(self
+            .sign_in_command()?
+            .find_identity(cmd::FindIdentityRequest {
+                issuer: identity.issuer.clone(),
+                subject: identity.subject.clone(),
+            })
+            .await?
+            .into_inner())
+    }
+
+    /// Signs in the person `found` names, reading from `position` on, and
+    /// goes to `to`; or the page saying why not.
+    fn start_found(
+        &self,
+        browser: &str,
+        found: &cmd::FindIdentityReply,
+        position: u64,
+        to: &str,
+    ) -> Result<(crate::session::Session, Response), Box<Response>> {
+        let (Ok(person_id), Ok(role)) = (
+            Uuid::parse_str(&found.person_id),
+            found.role.parse::<Role>(),
+        ) else {
+            return Err(Box::new(problem(
+                self,
+                StatusCode::BAD_GATEWAY,
+                "You were not signed in",
+                "Careline could not read whom this sign-in belongs to. Try again in a minute.",
+            )));
+        };
+        if found.deactivated {
+            return Err(Box::new(Redirect::to("/sign-in?closed=1").into_response()));
+        }
+        if let Some(oidc) = &self.inner.oidc {
+            oidc.release(browser);
+        }
+        let caller = Caller {
+            person_id,
+            role,
+            name: found.name.clone(),
+        };
+        Ok(self.start_session(caller, position, to))
+    }
+}
+
+fn either(started: Result<(crate::session::Session, Response), Box<Response>>) -> Response {
+    started.map_or_else(|r| *r, |(_, r)| r)
+}
+
+/// A refusal the person can act on (its words are shown), not an outage.
+fn refused(e: &Status) -> bool {
+    matches!(
+        e.code(),
+        Code::NotFound | Code::PermissionDenied | Code::FailedPrecondition | Code::InvalidArgument
+    )
+}
+
+fn problem(web: &Web, status: StatusCode, heading: &str, detail: &str) -> Response {
+    let body = pages::problem_page(heading, detail);
+    (status, web.page("Sign in", None, body)).into_response()
+}
+
+/// Back from the provider with `identity`: signed in as the person it is
+/// linked to, or held while they link it.
+pub(crate) async fn signed_in_at_provider(
+    web: &Web,
+    browser: &str,
+    identity: Identity,
+    next: &str,
+) -> Response {
+    let found = match web.find(&identity).await {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::warn!(code = ?e.code(), "whom a sign-in belongs to could not be read");
+            return problem(
+                web,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "You were not signed in",
+                "Careline cannot check your sign-in just now. Try again in a minute.",
+            );
+        }
+    };
+    if found.linked {
+        return either(web.start_found(browser, &found, 0, next));
+    }
+    tracing::info!("signed in at the identity provider; not linked to anyone yet");
+    let Some(oidc) = &web.inner.oidc else {
+        return Redirect::to("/sign-in").into_response();
+    };
+    oidc.hold(browser, identity.clone());
+    // Coming from an invitation or a join link: that page links.
+    if next.starts_with("/email/confirm?") || next.starts_with("/join/") {
+        return Redirect::to(next).into_response();
+    }
+    let body = pages::not_linked(&identity, oidc.label());
+    (StatusCode::OK, web.page("Link your account", None, body)).into_response()
+}
+
+/// The browser's held account: `(browser, identity)`.
+fn held(web: &Web, headers: &HeaderMap) -> Option<(String, Identity)> {
+    let browser = cookie(headers, PRE_COOKIE)?;
+    let identity = web.inner.oidc.as_ref()?.held(&browser)?;
+    Some((browser, identity))
+}
+
+/// A form posted by a browser holding an account, its CSRF token (the
+/// pre-sign-in cookie's) checked.
+fn posted_held(
+    web: &Web,
+    headers: &HeaderMap,
+    form: &Fields,
+) -> Result<(String, Identity), Box<Response>> {
+    match held(web, headers) {
+        Some((browser, identity)) if form.one("csrf") == browser => Ok((browser, identity)),
+        Some(_) => Err(Box::new(web.forbidden(None))),
+        None => Err(Box::new(Redirect::to("/sign-in").into_response())),
+    }
+}
+
+#[derive(serde::Deserialize, Debug, Default)]
+pub(crate) struct CodeQuery {
+    #[serde(default)]
+    code: String,
+}
+
+/// The not-linked page's join-code form: on to that code's join page.
+pub(crate) async fn join_code(Query(q): Query<CodeQuery>) -> Response {
+    let code: String = q
+        .code
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect();
+    if code.is_empty() {
+        return Redirect::to("/sign-in").into_response();
+    }
+    Redirect::to(&format!("/join/{code}")).into_response()
+}
+
+/// The patient a held account signs up, as a caller.
+fn sign_up_caller(identity: &Identity) -> Caller {
+    Caller {
+        person_id: service_kit::ids::identity::sign_up_patient(&identity.issuer, &identity.subject),
+        role: Role::Patient,
+        name: name_of(identity),
+    }
+}
+
+/// The name the provider gave, or failing that the address's local part.
+fn name_of(identity: &Identity) -> String {
+    let name = identity.name.trim();
+    if !name.is_empty() {
+        return name.chars().take(service_kit::auth::NAME_MAX).collect();
+    }
+    identity
+        .email
+        .split('@')
+        .next()
+        .filter(|s| !s.is_empty())
+        .unwrap_or("Careline patient")
+        .to_string()
+}
+
+async fn team_by_code(
+    web: &Web,
+    caller: &Caller,
+    code: &str,
+) -> Result<inbox_pb::TeamContact, Status> {
+    let bearer = Bearer::new(&web.inner.issuer.mint(caller, CALL_TOKEN))?;
+    Ok(
+        InboxServiceClient::new(InterceptedService::new(web.inner.inbox.clone(), bearer))
+            .team_by_join_code(inbox_pb::TeamByJoinCodeRequest {
+                min_position: 0,
+                join_code: code.to_string(),
+            })
+            .await?
+            .into_inner(),
+    )
+}
+
+/// `/join/<code>` for a browser signed in at the provider but linked to no
+/// one: the team, and a button that signs up and joins. `None`: no account
+/// held here.
+pub(crate) async fn join_page(web: &Web, headers: &HeaderMap, code: &str) -> Option<Response> {
+    let (browser, identity) = held(web, headers)?;
+    let caller = sign_up_caller(&identity);
+    Some(match team_by_code(web, &caller, code).await {
+        Ok(team) => {
+            let body = pages::sign_up(&team, code, &browser, &caller.name, &identity.email);
+            web.page("Join a team", None, body)
+        }
+        Err(e) if e.code() == Code::NotFound => problem(
+            web,
+            StatusCode::NOT_FOUND,
+            "This join link does not work",
+            e.message(),
+        ),
+        Err(e) => {
+            tracing::warn!(code = ?e.code(), "a join code could not be looked up");
+            problem(
+                web,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Careline is not answering just now",
+                "Try again in a minute.",
+            )
+        }
+    })
+}
+
+/// Signs up the held account as a patient of the team, links it, and
+/// signs them in.
+pub(crate) async fn sign_up(
+    State(web): State<Web>,
+    axum::extract::Path(code): axum::extract::Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let form = Fields::parse(&body);
+    let (browser, identity) = match posted_held(&web, &headers, &form) {
+        Ok(held) => held,
+        Err(response) => return *response,
+    };
+    let caller = sign_up_caller(&identity);
+    let done = async {
+        let team = team_by_code(&web, &caller, &code).await?;
+        CommandServiceClient::new(web.client_as(&caller)?)
+            .join_team_with_code(cmd::JoinTeamWithCodeRequest {
+                command_id: command_id(),
+                team_id: team.team_id.clone(),
+                join_code: code.clone(),
+                name: caller.name.clone(),
+                email: identity.email.clone(),
+            })
+            .await?;
+        let linked = link(&web, &identity, Proof::SignUp(true)).await?;
+        Ok::<_, Status>((team, linked))
+    };
+    match done.await {
+        Ok((team, (found, position))) => either(web.start_found(
+            &browser,
+            &found,
+            position,
+            &format!("/teams/{}/message", team.team_id),
+        )),
+        Err(e) if refused(&e) => problem(
+            &web,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "You have not signed up",
+            e.message(),
+        ),
+        Err(e) => {
+            tracing::warn!(code = ?e.code(), "a sign-up failed");
+            problem(
+                &web,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "You have not signed up",
+                "Careline is not answering just now. Try again in a minute: nothing is done twice.",
+            )
+        }
+    }
+}
+
+/// Links the held account with `proof`; whom it signs in as now, and the
+/// link's position.
+async fn link(
+    web: &Web,
+    identity: &Identity,
+    proof: Proof,
+) -> Result<(cmd::FindIdentityReply, u64), Status> {
+    let reply = web
+        .sign_in_command()?
+        .link_identity(cmd::LinkIdentityRequest {
+            command_id: command_id(),
+            issuer: identity.issuer.clone(),
+            subject: identity.subject.clone(),
+            proof: Some(proof),
+        })
+        .await?
+        .into_inner();
+    Ok((web.find(identity).await?, reply.position))
+}
+
+/// `/email/confirm?token=` for a browser signed in at the provider but
+/// linked to no one: a button that links the account to the person the
+/// email was sent to. `None`: no account held here.
+pub(crate) fn invitation_page(web: &Web, headers: &HeaderMap, token: &str) -> Option<Response> {
+    let (browser, identity) = held(web, headers)?;
+    let body = pages::invitation(token, &browser, &name_of(&identity));
+    Some(web.page("Link your account", None, body))
+}
+
+/// Links the held account to the person the invitation was sent to, signs
+/// them in, and confirms their address (the link proves it too).
+pub(crate) async fn accept_invitation(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let form = Fields::parse(&body);
+    let (browser, identity) = match posted_held(&web, &headers, &form) {
+        Ok(held) => held,
+        Err(response) => return *response,
+    };
+    let token = form.one("token").trim().to_string();
+    let (found, position) = match link(&web, &identity, Proof::InvitationToken(token.clone())).await
+    {
+        Ok(linked) => linked,
+        Err(e) if refused(&e) => {
+            return problem(
+                &web,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Your account was not linked",
+                &format!(
+                    "{} If your link has expired, ask your care team to send a new one.",
+                    e.message()
+                ),
+            );
+        }
+        Err(e) => {
+            tracing::warn!(code = ?e.code(), "an invitation could not be accepted");
+            return problem(
+                &web,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Your account was not linked",
+                "Careline is not answering just now. Try again in a minute.",
+            );
+        }
+    };
+    let (session, response) =
+        match web.start_found(&browser, &found, position, "/account?done=linked") {
+            Ok(started) => started,
+            Err(response) => return *response,
+        };
+    // The same link confirms the address, as the person now (unless it is
+    // confirmed already, or a newer request is pending: it still linked).
+    let confirmed = async {
+        web.command(&session)?
+            .confirm_email(cmd::ConfirmEmailRequest {
+                command_id: command_id(),
+                token,
+            })
+            .await
+    };
+    match confirmed.await {
+        Ok(reply) => web
+            .inner
+            .sessions
+            .advance(&session.id, reply.into_inner().position),
+        Err(e) => tracing::info!(code = ?e.code(), "the invitation's address was not confirmed"),
+    }
+    response
+}
