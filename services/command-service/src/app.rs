@@ -246,6 +246,15 @@ impl<S: EventStore> App<S> {
                     .into());
                 }
             }
+            if let Some(key) = crate::claims::identity_claim(&payload) {
+                let owner = locked.aggregate().to_string();
+                if self.repo.store().claim(&key, &owner).await?.is_some() {
+                    return Err(crate::domain::DomainError::precondition(
+                        "this person already has a sign-in linked at this identity provider: a person is linked once per provider",
+                    )
+                    .into());
+                }
+            }
             // Before the append: a hint the log never confirms costs a
             // team loaded for nothing; one missing would hide a membership.
             if let proto::events::envelope::Payload::TeamMemberAdded(e) = &payload {

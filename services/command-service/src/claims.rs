@@ -47,6 +47,17 @@ impl PersonClaim<'_> {
     }
 }
 
+/// The claim that `person` has an account linked at identity provider
+/// `issuer`, owned by that account's aggregate: a person is linked once per
+/// provider (a leaked invitation cannot add a second account).
+pub fn identity_claim(payload: &Payload) -> Option<String> {
+    let Payload::IdentityLinked(e) = payload else {
+        return None;
+    };
+    let issuer = service_kit::ids::identity::issuer(&e.issuer);
+    Some(format!("identity-of.{}.{issuer}", e.person_id))
+}
+
 /// The key of the hints naming every team `person` was ever added to.
 pub fn teams_of_key(person: &str) -> String {
     format!("team-of.{person}")
@@ -104,6 +115,10 @@ pub async fn backfill<S: EventStore>(
             store
                 .add_hint(&teams_of_key(&e.professional_id), &envelope.aggregate_id)
                 .await?;
+        }
+        if let Some(key) = envelope.payload.as_ref().and_then(identity_claim) {
+            let owner = AggregateRef::new(kind, envelope.aggregate_id.clone())?.to_string();
+            claim(store, &key, &owner, &mut report).await?;
         }
         if let Some(person) = envelope.payload.as_ref().and_then(person_claim) {
             match store.claim(&person.key(), person.kind).await? {

@@ -266,7 +266,7 @@ pub fn compose_verification(
     let body = format!(
         "{greeting},\n\n\
          Please confirm that this is your email address for Careline, so that we can tell you when your care team writes to you.\n\n\
-         Sign in and confirm it here (the link works once, for the next {hours} hours):\n{link}\n\n\
+         Sign in and confirm it here (the link works once, for the next {hours} hours; it also links your sign-in to your Careline account):\n{link}\n\n\
          If you did not expect this email, you can ignore it: nothing changes unless the link is followed.\n"
     );
     email(

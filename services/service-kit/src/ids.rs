@@ -159,6 +159,11 @@ pub mod identity {
         Uuid::new_v5(&ACCOUNTS, &name(issuer, subject))
     }
 
+    /// An id of the issuer alone (a key where its URL's characters do not go).
+    pub fn issuer(issuer: &str) -> Uuid {
+        Uuid::new_v5(&ACCOUNTS, issuer.as_bytes())
+    }
+
     /// The id of the patient record this account signs up (a team's join
     /// code): only this account can be linked to it that way.
     pub fn sign_up_patient(issuer: &str, subject: &str) -> Uuid {

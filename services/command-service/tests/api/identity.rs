@@ -166,6 +166,18 @@ async fn an_invitation_links_the_person_it_was_sent_to() {
         .unwrap();
     let carer = system.find_identity(find("carer-at-idp")).await.unwrap();
     assert_eq!(carer.get_ref().role, "carer");
+    assert!(!carer.get_ref().deactivated);
+    // Their account closed, the sign-in is told so.
+    client(channel.clone(), &token(&org.admin))
+        .unwrap()
+        .deactivate_person(pb::DeactivatePersonRequest {
+            command_id: command_id(),
+            person_id: org.carer.person_id.to_string(),
+        })
+        .await
+        .unwrap();
+    let closed = system.find_identity(find("carer-at-idp")).await.unwrap();
+    assert!(closed.get_ref().deactivated);
     system
         .link_identity(link(
             "pat-at-idp",
@@ -175,6 +187,23 @@ async fn an_invitation_links_the_person_it_was_sent_to() {
         .unwrap();
     let pat = system.find_identity(find("pat-at-idp")).await.unwrap();
     assert_eq!(pat.get_ref().role, "patient");
+
+    // The nurse is linked at this provider once: a second account there,
+    // even with a good invitation, is refused.
+    let second = system
+        .link_identity(link(
+            "nurse-second-account",
+            invitation(&org.nurse, Addressee::Person, &nurse_email),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(second.code(), Code::FailedPrecondition, "{second:?}");
+    assert!(second.message().contains("once per provider"), "{second:?}");
+    let unlinked = system
+        .find_identity(find("nurse-second-account"))
+        .await
+        .unwrap();
+    assert!(!unlinked.get_ref().linked);
 
     let head = app.head().await;
     // A link to an address no longer on record, a forged link, no proof.
