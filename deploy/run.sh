@@ -12,7 +12,10 @@
 #      target/careline-dev/mail/new/, unless CARELINE_SMTP_HOST is set);
 #   4. seeds the demo organisation and writes tokens for everyone in it to
 #      target/careline-dev/demo.env;
-#   5. follows the event log until Ctrl-C, which stops everything it started.
+#   5. starts the web pages on 127.0.0.1:8080, with demo sign-in and a demo
+#      OpenID Connect provider on 127.0.0.1:8091 (when deploy/web-tools has
+#      its Node.js packages, which ensure-services.sh installs);
+#   6. follows the event log until Ctrl-C, which stops everything it started.
 #
 # A development token key pair is created once in target/careline-dev/ when
 # CARELINE_TOKEN_SIGNING_KEY is not set, so demo tokens stay valid across
@@ -159,6 +162,28 @@ CARELINE_COMMAND_URL="http://$CARELINE_COMMAND_ADDR" "$bin/careline" demo --env-
 
 # The web pages, with demo sign-in (every page says it is on).
 export CARELINE_WEB_ADDR=${CARELINE_WEB_ADDR:-127.0.0.1:8080}
+# And a demo identity provider (deploy/web-tools/oidc-provider.mjs: its
+# development sign-in takes any username and password), to try the real
+# sign-in: sign up with the renal join code, or link by a registration email.
+oidc_env=()
+oidc_note=""
+if command -v node >/dev/null 2>&1 && [ -d deploy/web-tools/node_modules/oidc-provider ]; then
+  [ -s "$dev/oidc-secret" ] || (umask 077; head -c 24 /dev/urandom | base64 | tr -d '/+=' > "$dev/oidc-secret")
+  oidc_port=${CARELINE_DEMO_OIDC_PORT:-8091}
+  callback="http://$CARELINE_WEB_ADDR/sign-in/callback"
+  (cd deploy/web-tools && exec node oidc-provider.mjs "$oidc_port" careline-web "$(cat "$dev/oidc-secret")" "$callback") \
+    > "$dev/oidc.log" 2>&1 &
+  pids+=($!)
+  wait_for_port "the demo identity provider" "127.0.0.1:$oidc_port" "$dev/oidc.log"
+  oidc_env=(CARELINE_WEB_OIDC_ISSUER="http://127.0.0.1:$oidc_port" CARELINE_WEB_OIDC_CLIENT_ID=careline-web
+    CARELINE_WEB_OIDC_CLIENT_SECRET="$(cat "$dev/oidc-secret")" CARELINE_WEB_OIDC_REDIRECT_URI="$callback"
+    CARELINE_WEB_OIDC_LABEL="Sign in with the demo identity provider")
+  oidc_note="
+Or \"Sign in with the demo identity provider\" (any username, any password): a new
+username is not linked to anyone; enter the renal join code printed above to sign up."
+  echo "careline: demo identity provider on http://127.0.0.1:$oidc_port (log: $dev/oidc.log)"
+fi
+env "${oidc_env[@]}" \
 CARELINE_TOKEN_SIGNING_KEY=$signing_key CARELINE_WEB_DEMO_PEOPLE="$dev/demo-people.tsv" \
 CARELINE_COMMAND_URL="http://$CARELINE_COMMAND_ADDR" CARELINE_INBOX_URL="http://$CARELINE_INBOX_ADDR" \
 CARELINE_AUDIT_URL="http://$CARELINE_AUDIT_ADDR" "$bin/careline-web" > "$dev/web.log" 2>&1 &
@@ -168,7 +193,7 @@ echo "careline: web pages on http://$CARELINE_WEB_ADDR (demo sign-in; log: $dev/
 
 cat <<EOF
 
-Open http://$CARELINE_WEB_ADDR in a browser and sign in as Pat Jones (a patient).
+Open http://$CARELINE_WEB_ADDR in a browser and sign in as Pat Jones (a patient).$oidc_note
 
 Or try the API (in another terminal):
   source $dev/demo.env
