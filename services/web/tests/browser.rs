@@ -2,9 +2,13 @@
 //! and chromium-driver, which deploy/ensure-services.sh installs) against
 //! the web service on a real port and the real services. Pat follows the
 //! link of an email to her thread, signs in, reads Nina's answer, replies,
-//! and writes a new message, on a phone-sized window; the main pages are
-//! photographed on the way (`target/screenshots/`, and `docs/screenshots/`
-//! with `CARELINE_UPDATE_SCREENSHOTS=1`).
+//! writes a new message to the renal unit with her father copied in, sees
+//! Nina's answer arrive live, replies by keyboard alone; her father, on his
+//! computer, reads both threads, then loses them the moment she withdraws
+//! his consent; she ends PALS's access and gives it again until a day, opens
+//! a team's join link, her account and who looked at her record. Every page
+//! is checked with axe-core and photographed (`target/screenshots/`, and
+//! `docs/screenshots/` with `CARELINE_UPDATE_SCREENSHOTS=1`).
 
 #![allow(clippy::unwrap_used)]
 
@@ -162,6 +166,75 @@ async fn shows_within(client: &Client, needle: &str, wait: Duration) -> String {
     panic!("the page did not show {needle:?} within {wait:?}; it shows: {text}");
 }
 
+/// Signs in on the demo sign-in page as `who`, going on to `to`.
+async fn sign_in_as(client: &Client, base: &str, who: &service_kit::Caller, to: &str) {
+    client
+        .goto(&format!("{base}/sign-in?next={to}"))
+        .await
+        .unwrap();
+    let button = format!(
+        "//form[input[@name='person_id'][@value='{}']]//button",
+        who.person_id
+    );
+    client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::XPath(&button))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    at(client, to).await;
+}
+
+/// What has the keyboard's focus: its id, or else its text.
+async fn focused(client: &Client) -> String {
+    client
+        .execute(
+            "const e = document.activeElement; return e ? (e.id || e.textContent.trim()) : '';",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Presses `key` (a character, or a WebDriver key code) on the keyboard,
+/// whatever has the focus.
+async fn press(client: &Client, key: char) {
+    use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+    let keys = KeyActions::new("keyboard".into())
+        .then(KeyAction::Down { value: key })
+        .then(KeyAction::Up { value: key });
+    client.perform_actions(keys).await.unwrap();
+}
+
+/// WebDriver's key codes.
+const TAB: char = '\u{E004}';
+const ENTER: char = '\u{E007}';
+
+/// Types `text` on the keyboard, into whatever has the focus.
+async fn type_keys(client: &Client, text: &str) {
+    for c in text.chars() {
+        press(client, c).await;
+    }
+}
+
+/// Presses Tab until the focus is on `target` (an id, or a button's text):
+/// reachable by keyboard alone, in at most 60 presses.
+async fn tab_to(client: &Client, target: &str) {
+    for _ in 0..60 {
+        if focused(client).await == target {
+            return;
+        }
+        press(client, TAB).await;
+    }
+    panic!("{target} cannot be reached with the Tab key");
+}
+
 /// The page's path once it starts with `prefix` (waits up to 10 s).
 async fn at(client: &Client, prefix: &str) -> String {
     let mut path = String::new();
@@ -262,6 +335,15 @@ async fn a_patient_uses_careline_in_a_real_browser_on_a_phone() {
             .await?
             .click()
             .await?;
+        // Her father, who holds her consent, copied in.
+        let chris = format!("//input[@name='carer'][@value='{}']", org.carer.person_id);
+        phone
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::XPath(&chris))
+            .await?
+            .click()
+            .await?;
         phone
             .wait()
             .at_most(Duration::from_secs(10))
@@ -306,6 +388,26 @@ async fn a_patient_uses_careline_in_a_real_browser_on_a_phone() {
             "the page was not reloaded"
         );
 
+        // By keyboard alone: Tab to the reply box, type, Tab to the button,
+        // Enter.
+        phone.goto(&format!("{base}{path}")).await?;
+        shows(&phone, "Yes: they are fine.").await;
+        tab_to(&phone, "body").await;
+        type_keys(&phone, "Thank you, that is a relief.").await;
+        tab_to(&phone, "Send reply").await;
+        press(&phone, ENTER).await;
+        shows(&phone, "Thank you, that is a relief.").await;
+
+        // Chris, her father, on his computer: the thread she copied him
+        // into, and her first one, while her consent holds.
+        let desk = browser(&driver, 1280, 900).await;
+        sign_in_as(&desk, &base, &org.carer, "/messages").await;
+        let list = shows(&desk, "Blood test results").await;
+        assert!(list.contains("Fluid allowance before Monday"), "{list}");
+        seen(&desk, "carer-messages").await;
+        desk.goto(&format!("{base}{path}")).await?;
+        shows(&desk, "Thank you, that is a relief.").await;
+
         // Who may act for her: she withdraws Chris's consent.
         phone.goto(&format!("{base}/record/carers")).await?;
         shows(&phone, "Chris Jones").await;
@@ -320,9 +422,58 @@ async fn a_patient_uses_careline_in_a_real_browser_on_a_phone() {
             .click()
             .await?;
         shows(&phone, "Nobody holds your consent").await;
+
+        // Chris loses access at once: the list says so and shows nothing
+        // of hers; the thread is not found.
+        desk.goto(&format!("{base}/messages")).await?;
+        let gone = shows(&desk, "Nobody has given you consent").await;
+        assert!(!gone.contains("Blood test results"), "{gone}");
+        desk.goto(&format!("{base}{path}")).await?;
+        let gone = shows(&desk, "could not find").await;
+        assert!(!gone.contains("Thank you, that is a relief."), "{gone}");
+        desk.close().await?;
+
+        // PALS sees her record (the demo's grant): she ends that, then
+        // lets PALS see it again until a day she picks.
         phone.goto(&format!("{base}/record/access")).await?;
         shows(&phone, "Patient Advice and Liaison Service").await;
         seen(&phone, "record-access").await;
+        phone
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::XPath(
+                "//button[starts-with(text(),'End Patient Advice')]",
+            ))
+            .await?
+            .click()
+            .await?;
+        shows(&phone, "Access ended").await;
+        let until = phone
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Id("until"))
+            .await?;
+        phone
+            .execute(
+                "const d = new Date(Date.now() + 30 * 86400e3); arguments[0].value = d.toISOString().slice(0, 10);",
+                vec![serde_json::to_value(&until).unwrap()],
+            )
+            .await?;
+        phone
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Id("reason"))
+            .await?
+            .send_keys("A second opinion")
+            .await?;
+        phone
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::XPath("//button[text()='Give access']"))
+            .await?
+            .click()
+            .await?;
+        shows(&phone, "Access given").await;
         phone.goto(&format!("{base}/record")).await?;
         shows(&phone, "Who may act for me").await;
         seen(&phone, "record").await;
@@ -342,6 +493,12 @@ async fn a_patient_uses_careline_in_a_real_browser_on_a_phone() {
         Ok::<_, fantoccini::error::CmdError>(())
     }
     .await;
+    if outcome.is_err() {
+        // Where it stopped, to say what was missing.
+        let url = phone.current_url().await.map(|u| u.to_string());
+        let text = phone.source().await.unwrap_or_default();
+        eprintln!("stopped at {url:?}:\n{text}");
+    }
     phone.close().await.unwrap();
     outcome.unwrap();
 }
