@@ -848,6 +848,9 @@ pub async fn not_read_by_patient(
 }
 
 const ACCOUNT: &str = "SELECT email, email_verified FROM people WHERE person_id = $1";
+const MY_TEAMS: &str = "SELECT t.team_id, t.name, m.lead, m.contactable \
+     FROM team_members m JOIN teams t ON t.team_id = m.team_id \
+     WHERE m.person_id = $1 ORDER BY t.name, t.team_id";
 const CONSENTS_GIVEN: &str = "SELECT carer_id, relationship, expires_at FROM consents \
      WHERE patient_id = $1 AND (expires_at IS NULL OR expires_at > $2) ORDER BY carer_id";
 const CONSENTS_HELD: &str = "SELECT patient_id, relationship, expires_at FROM consents \
@@ -875,6 +878,11 @@ pub async fn my_account(
         )));
     };
     let id_now: [&Param; 2] = [&viewer.id, &now];
+    let teams = if viewer.role == Role::Professional {
+        rows(client, MY_TEAMS, &[&viewer.id]).await?
+    } else {
+        Vec::new()
+    };
     let (given, grants, held) = match viewer.role {
         Role::Patient => {
             shown.record(&viewer.id.to_string());
@@ -918,6 +926,15 @@ pub async fn my_account(
                 team_name: r.get(2),
                 expires_at: Some(ts(r.get(3))),
                 reason: r.get(4),
+            })
+            .collect(),
+        teams: teams
+            .iter()
+            .map(|r| pb::MyTeam {
+                team_id: r.get::<_, Uuid>(0).to_string(),
+                name: r.get(1),
+                lead: r.get(2),
+                contactable: r.get(3),
             })
             .collect(),
         position: 0,

@@ -10,6 +10,7 @@ pub mod oidc;
 mod pages;
 mod record;
 pub mod session;
+mod staff;
 mod teams;
 
 use std::sync::Arc;
@@ -379,6 +380,11 @@ pub fn router(web: Web) -> Router {
         )
         .route("/record/trail", get(trail))
         .route("/record/trail/download", get(trail_download))
+        .route("/teams", get(staff::teams))
+        .route("/teams/{id}/inbox", get(staff::team_inbox))
+        .route("/threads/{id}/move", post(staff::move_thread))
+        .route("/threads/{id}/note", post(staff::note))
+        .route("/static/shortcuts.js", get(live::shortcuts))
         .route("/teams/{id}/message", get(teams::message))
         .route("/join", get(linking::join_code))
         .route("/join/{code}", get(teams::join_page).post(teams::join))
@@ -635,7 +641,7 @@ async fn thread(
 ) -> Response {
     match read_thread(&web, &session, &id, q.at).await {
         Ok(detail) => {
-            let body = pages::thread(&detail, &session, "", None);
+            let body = pages::thread(&detail, &session, "", "", None);
             web.page("Conversation", Some(&session), body)
         }
         Err(e) => web.failed(&session, &e),
@@ -663,19 +669,40 @@ async fn reply(
     match sent {
         Ok(reply) => web.changed(&session, reply, &format!("/threads/{id}#reply")),
         Err(e) if matches!(e.code(), Code::InvalidArgument | Code::FailedPrecondition) => {
-            // What to fix, on the page, with what they wrote kept.
-            match read_thread(&web, &session, &id, 0).await {
-                Ok(detail) => {
-                    let problem = pages::error_box("Your reply was not sent", &reply_problem(&e));
-                    let body = pages::thread(&detail, &session, text, Some(problem));
-                    let page = web.page("Reply not sent", Some(&session), body);
-                    (StatusCode::UNPROCESSABLE_ENTITY, page).into_response()
-                }
-                Err(e) => web.failed(&session, &e),
-            }
+            thread_with_problem(&web, &session, &id, text, "", "Your reply was not sent", &e).await
         }
         Err(e) => web.failed(&session, &e),
     }
+}
+
+/// The conversation again, saying what to fix, with what was typed (a
+/// reply, a staff note) kept.
+pub(crate) async fn thread_with_problem(
+    web: &Web,
+    session: &Session,
+    id: &str,
+    reply: &str,
+    note: &str,
+    heading: &str,
+    e: &Status,
+) -> Response {
+    match read_thread(web, session, id, 0).await {
+        Ok(detail) => {
+            let problem = pages::error_box(heading, &reply_problem(e));
+            let body = pages::thread(&detail, session, reply, note, Some(problem));
+            let page = web.page("Not sent", Some(session), body);
+            (StatusCode::UNPROCESSABLE_ENTITY, page).into_response()
+        }
+        Err(e) => web.failed(session, &e),
+    }
+}
+
+/// A refusal the person can act on (its words are shown), not an outage.
+pub(crate) fn refusal(e: &Status) -> bool {
+    matches!(
+        e.code(),
+        Code::NotFound | Code::PermissionDenied | Code::FailedPrecondition | Code::InvalidArgument
+    ) && !e.message().contains("account deactivated")
 }
 
 fn reply_problem(e: &Status) -> String {

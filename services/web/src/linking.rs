@@ -98,14 +98,6 @@ fn either(started: Result<(crate::session::Session, Response), Box<Response>>) -
     started.map_or_else(|r| *r, |(_, r)| r)
 }
 
-/// A refusal the person can act on (its words are shown), not an outage.
-fn refused(e: &Status) -> bool {
-    matches!(
-        e.code(),
-        Code::NotFound | Code::PermissionDenied | Code::FailedPrecondition | Code::InvalidArgument
-    )
-}
-
 fn problem(web: &Web, status: StatusCode, heading: &str, detail: &str) -> Response {
     let body = pages::problem_page(heading, detail);
     (status, web.page("Sign in", None, body)).into_response()
@@ -293,7 +285,7 @@ pub(crate) async fn sign_up(
             position,
             &format!("/teams/{}/message", team.team_id),
         )),
-        Err(e) if refused(&e) => problem(
+        Err(e) if crate::refusal(&e) => problem(
             &web,
             StatusCode::UNPROCESSABLE_ENTITY,
             "You have not signed up",
@@ -356,7 +348,7 @@ pub(crate) async fn accept_invitation(
     let (found, position) = match link(&web, &identity, Proof::InvitationToken(token.clone())).await
     {
         Ok(linked) => linked,
-        Err(e) if refused(&e) => {
+        Err(e) if crate::refusal(&e) => {
             return problem(
                 &web,
                 StatusCode::UNPROCESSABLE_ENTITY,

@@ -23,7 +23,16 @@ const SESSION_CHECK: Duration = Duration::from_secs(15);
 
 /// The page script: fetches the live part of a page again when told.
 pub(crate) async fn script() -> Response {
-    let mut response = include_str!("../static/live.js").into_response();
+    static_script(include_str!("../static/live.js"))
+}
+
+/// The staff's keyboard shortcuts.
+pub(crate) async fn shortcuts() -> Response {
+    static_script(include_str!("../static/shortcuts.js"))
+}
+
+fn static_script(text: &'static str) -> Response {
+    let mut response = text.into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,

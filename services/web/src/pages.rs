@@ -9,6 +9,7 @@ use crate::config::DemoPerson;
 use crate::session::Session;
 
 pub mod record;
+pub mod staff;
 
 const STYLE: &str = r#"
 *{box-sizing:border-box}
@@ -37,6 +38,13 @@ input[type=text],textarea,select{width:100%;font:inherit;padding:.5rem;border:2p
 .error{border:3px solid #d5281b;background:#fff;padding:.8rem 1rem;border-radius:6px;margin:0 0 1rem}.error h2{margin:0 0 .3rem;color:#d5281b}
 .notice{border-left:8px solid #ffb81c;background:#fff;padding:.8rem 1rem;margin:0 0 1rem}
 .people{color:#4c6272;font-size:.92rem}
+input[type=search]{width:100%;font:inherit;padding:.5rem;border:2px solid #4c6272;border-radius:4px;background:#fff}
+.search{margin:0 0 1rem}.search .button{margin-top:.4rem}.tabs{flex-wrap:wrap}.count{font-weight:400}
+.thread:focus{outline:3px solid #ffb81c;outline-offset:1px}.unassigned{color:#d5281b;font-weight:600}
+.moves .actions{display:flex;flex-wrap:wrap;gap:.5rem}.inline{display:inline;margin:0}.moves .button{margin-top:0}
+dialog{border:0;border-radius:6px;box-shadow:0 4px 24px rgba(0,0,0,.3);max-width:24rem}dialog::backdrop{background:rgba(0,0,0,.4)}
+.shortcuts{display:grid;grid-template-columns:auto 1fr;gap:.3rem 1rem}.shortcuts dd{margin:0}
+kbd{border:1px solid #4c6272;border-bottom-width:2px;border-radius:3px;padding:0 .35rem;font:inherit;font-size:.9rem;background:#fff}
 @media (max-width:30rem){body{font-size:16px}h1{font-size:1.35rem}main{padding:.75rem}}
 "#;
 
@@ -65,6 +73,9 @@ pub fn layout(title: &str, session: Option<&Session>, demo: bool, body: Markup) 
                             @if s.caller.role == service_kit::Role::Patient {
                                 a href="/record" { "My record" }
                             }
+                            @if s.caller.role == service_kit::Role::Professional {
+                                a href="/teams" { "Team inboxes" }
+                            }
                             @if s.caller.role == service_kit::Role::Carer {
                                 a href="/acting-for" { "Whose messages" }
                             }
@@ -78,8 +89,11 @@ pub fn layout(title: &str, session: Option<&Session>, demo: bool, body: Markup) 
                     }
                 }
                 main id="main" { (body) }
-                @if session.is_some() {
+                @if let Some(s) = session {
                     script src="/static/live.js" defer {}
+                    @if s.caller.role == service_kit::Role::Professional {
+                        script src="/static/shortcuts.js" defer {}
+                    }
                 }
             }
         }
@@ -216,6 +230,7 @@ pub fn thread(
     detail: &pb::ThreadDetail,
     session: &Session,
     draft: &str,
+    note: &str,
     problem: Option<Markup>,
 ) -> Markup {
     let Some(summary) = &detail.summary else {
@@ -224,6 +239,7 @@ pub fn thread(
     let me = session.caller.person_id.to_string();
     let id = &summary.thread_id;
     let archived = summary.status == pb::ThreadStatus::Archived as i32;
+    let staff = session.caller.role == service_kit::Role::Professional;
     html! {
         p { a href="/messages" { "← All messages" } }
         h1 { (summary.subject) }
@@ -234,6 +250,7 @@ pub fn thread(
             }
             @if let Some(b) = status(summary) { " " (b) }
         }
+        @if staff { (staff::moves(detail, session)) }
         div data-live=(id) aria-live="polite" {
         @if detail.earlier_messages > 0 {
             p.hint { (detail.earlier_messages) " earlier messages are not shown." }
@@ -278,6 +295,10 @@ pub fn thread(
             label for="body" { "Your message" }
             textarea id="body" name="body" required { (draft) }
             button.button type="submit" { "Send reply" }
+        }
+        @if staff {
+            (staff::note_form(id, session, note))
+            (staff::shortcuts_help(true))
         }
     }
 }

@@ -589,3 +589,136 @@ async fn a_patient_joins_a_team_by_its_link_and_messages_it_by_its_other_link() 
             .contains(&format!("value=\"team:{}\" checked", org.pals))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nurse_works_the_renal_inbox_through_the_pages() {
+    let s = support::system("web_staff").await;
+    let org = s.org().await;
+    let thread = first_thread(&s.signer, &org).await.unwrap();
+    let mut nina = browser(&s, &org);
+    let teams = nina.sign_in(&org.nurse, "/teams").await;
+    assert_eq!(teams.status, StatusCode::OK, "{}", teams.body);
+    assert!(teams.body.contains("Renal Unit"), "{}", teams.body);
+    let inbox = format!("/teams/{}/inbox", org.renal);
+    assert!(teams.body.contains(&inbox), "{}", teams.body);
+
+    // Unassigned: Pat's new thread, her name, nobody on it yet; found by
+    // the start of her name in any case, not by another's.
+    let unassigned = nina.get(&inbox).await;
+    assert_eq!(unassigned.status, StatusCode::OK, "{}", unassigned.body);
+    assert!(unassigned.body.contains("Fluid allowance before Monday"));
+    assert!(unassigned.body.contains("Pat Jones"), "{}", unassigned.body);
+    assert!(
+        unassigned.body.contains("unassigned"),
+        "{}",
+        unassigned.body
+    );
+    assert!(unassigned.body.contains("Keyboard shortcuts"));
+    let found = nina.get(&format!("{inbox}?show=active&q=pA")).await;
+    assert!(found.body.contains("Fluid allowance before Monday"));
+    let other = nina.get(&format!("{inbox}?show=active&q=Sam")).await;
+    assert!(!other.body.contains("Fluid allowance before Monday"));
+    assert!(other.body.contains("No conversations here."));
+
+    // She takes it: assigned to her, gone from unassigned.
+    let page = nina.get(&format!("/threads/{thread}")).await;
+    assert!(
+        page.body.contains("Nobody is handling it yet."),
+        "{}",
+        page.body
+    );
+    let csrf = page.field("csrf");
+    let moved = nina
+        .post(
+            &format!("/threads/{thread}/move"),
+            &[("csrf", &csrf), ("do", "assign-me")],
+        )
+        .await;
+    let page = nina.follow(moved).await;
+    assert!(page.body.contains("Assigned to you."), "{}", page.body);
+    assert!(
+        page.body.contains("assigned it to Nina Patel"),
+        "{}",
+        page.body
+    );
+    let mine = nina.get(&format!("{inbox}?show=mine")).await;
+    assert!(mine.body.contains("Fluid allowance before Monday"));
+    assert!(mine.body.contains("with Nina Patel"), "{}", mine.body);
+    let unassigned = nina.get(&inbox).await;
+    assert!(!unassigned.body.contains("Fluid allowance before Monday"));
+
+    // A staff note: on her page, never on Pat's; an empty one is refused
+    // with a page that says so.
+    let noted = nina
+        .post(
+            &format!("/threads/{thread}/note"),
+            &[("csrf", &csrf), ("body", "Check her potassium first.")],
+        )
+        .await;
+    let page = nina.follow(noted).await;
+    assert!(page.body.contains("Check her potassium first."));
+    let empty = nina
+        .post(
+            &format!("/threads/{thread}/note"),
+            &[("csrf", &csrf), ("body", "  ")],
+        )
+        .await;
+    assert_eq!(
+        empty.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        empty.body
+    );
+    assert!(
+        empty.body.contains("Your note was not added"),
+        "{}",
+        empty.body
+    );
+    let mut pat = browser(&s, &org);
+    let hers = pat
+        .sign_in(&org.patient, &format!("/threads/{thread}"))
+        .await;
+    assert!(hers.body.contains("Fluid allowance before Monday"));
+    assert!(!hers.body.contains("potassium"), "{}", hers.body);
+    assert!(!hers.body.contains("Handle this conversation"));
+    // Staff pages are not hers.
+    let refused = pat.get("/teams").await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let refused = pat.get(&inbox).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+
+    // Archived, then reopened; a move that is not one is refused.
+    let archived = nina
+        .post(
+            &format!("/threads/{thread}/move"),
+            &[("csrf", &csrf), ("do", "archive")],
+        )
+        .await;
+    let page = nina.follow(archived).await;
+    assert!(page.body.contains("Reopen"), "{}", page.body);
+    let list = nina.get(&format!("{inbox}?show=archived")).await;
+    assert!(list.body.contains("Fluid allowance before Monday"));
+    let reopened = nina
+        .post(
+            &format!("/threads/{thread}/move"),
+            &[("csrf", &csrf), ("do", "reopen")],
+        )
+        .await;
+    let page = nina.follow(reopened).await;
+    assert!(page.body.contains("Archive"), "{}", page.body);
+    let odd = nina
+        .post(
+            &format!("/threads/{thread}/move"),
+            &[("csrf", &csrf), ("do", "explode")],
+        )
+        .await;
+    assert_eq!(odd.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // Without the form's token nothing moves.
+    let forged = nina
+        .post(
+            &format!("/threads/{thread}/move"),
+            &[("csrf", "forged"), ("do", "archive")],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+}

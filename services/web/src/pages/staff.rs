@@ -1,0 +1,301 @@
+//! The markup of the staff's pages: their teams, a team's inbox, and the
+//! moves on a conversation.
+
+use maud::{Markup, html};
+use proto::inbox as pb;
+
+use super::{status, when};
+use crate::session::Session;
+
+fn csrf(session: &Session) -> Markup {
+    html! { input type="hidden" name="csrf" value=(session.csrf); }
+}
+
+/// The teams a professional works in.
+pub fn teams(account: &pb::MyAccountReply) -> Markup {
+    html! {
+        h1 { "Team inboxes" }
+        @if account.teams.is_empty() {
+            p.card { "You are not a member of any team yet. An administrator adds you to your teams." }
+        }
+        ul.list {
+            @for t in &account.teams {
+                li {
+                    a.thread href={ "/teams/" (t.team_id) "/inbox" } {
+                        span.subject { (t.name) }
+                        @if t.lead { span.badge { "Lead" } }
+                        div.meta { @if t.contactable { "Patients can message you here" } @else { "Not contactable by patients" } }
+                    }
+                }
+            }
+        }
+        p { a href="/messages" { "My inbox" } ": the conversations you are on, across your teams." }
+    }
+}
+
+/// Which of a team's threads the inbox shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Show {
+    Unassigned,
+    Mine,
+    Others,
+    Active,
+    Archived,
+}
+
+impl Show {
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "mine" => Show::Mine,
+            "others" => Show::Others,
+            "active" => Show::Active,
+            "archived" => Show::Archived,
+            _ => Show::Unassigned,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Show::Unassigned => "unassigned",
+            Show::Mine => "mine",
+            Show::Others => "others",
+            Show::Active => "active",
+            Show::Archived => "archived",
+        }
+    }
+
+    pub fn filters(self, team_id: &str, prefix: &str) -> pb::Filters {
+        let (status, assignment) = match self {
+            Show::Unassigned => (pb::StatusFilter::Active, pb::AssignmentFilter::Unassigned),
+            Show::Mine => (pb::StatusFilter::Active, pb::AssignmentFilter::AssignedToMe),
+            Show::Others => (
+                pb::StatusFilter::Active,
+                pb::AssignmentFilter::AssignedToOthers,
+            ),
+            Show::Active => (pb::StatusFilter::Active, pb::AssignmentFilter::Any),
+            Show::Archived => (pb::StatusFilter::Archived, pb::AssignmentFilter::Any),
+        };
+        pb::Filters {
+            status: status as i32,
+            assignment: assignment as i32,
+            team_id: team_id.to_string(),
+            patient_name_prefix: prefix.to_string(),
+        }
+    }
+}
+
+/// What a team inbox page shows.
+pub struct TeamInbox<'a> {
+    pub team_id: &'a str,
+    pub team_name: &'a str,
+    pub reply: &'a pb::TeamInboxReply,
+    pub show: Show,
+    pub search: &'a str,
+    pub older: bool,
+}
+
+fn link(team: &str, show: Show, search: &str) -> String {
+    let mut to = format!("/teams/{team}/inbox?show={}", show.as_str());
+    if !search.is_empty() {
+        to.push_str("&q=");
+        to.extend(form_urlencoded::byte_serialize(search.as_bytes()));
+    }
+    to
+}
+
+/// A team's shared inbox: filters with counts, a patient-name search, who
+/// is helping whom, and the threads (assignee on every row).
+pub fn team_inbox(v: &TeamInbox<'_>) -> Markup {
+    let counts = v.reply.counts.unwrap_or_default();
+    let empty = pb::ThreadPage::default();
+    let page = v.reply.page.as_ref().unwrap_or(&empty);
+    let tab = |show: Show, label: &str, count: Option<u32>| {
+        html! {
+            a href=(link(v.team_id, show, v.search)) aria-current=[(v.show == show).then_some("page")] {
+                (label) @if let Some(n) = count { " " span.count { "(" (n) ")" } }
+            }
+        }
+    };
+    html! {
+        p { a href="/teams" { "← Team inboxes" } }
+        h1 { (v.team_name) }
+        form.search method="get" action={ "/teams/" (v.team_id) "/inbox" } role="search" {
+            input type="hidden" name="show" value=(v.show.as_str());
+            label for="q" { "Find a patient" span.hint { " the start of their name" } }
+            input #q type="search" name="q" value=(v.search) autocomplete="off";
+            button.button.secondary type="submit" { "Search" }
+        }
+        div data-live="list" {
+            nav.tabs aria-label="Which conversations" {
+                (tab(Show::Unassigned, "Unassigned", Some(counts.unassigned)))
+                (tab(Show::Mine, "Assigned to me", None))
+                (tab(Show::Others, "Assigned to others", None))
+                (tab(Show::Active, "All active", Some(counts.unassigned + counts.assigned)))
+                (tab(Show::Archived, "Archived", Some(counts.archived)))
+            }
+            @if !v.reply.helping.is_empty() {
+                details.card {
+                    summary { "Who is helping whom" }
+                    ul {
+                        @for h in &v.reply.helping {
+                            li { (h.assignee.as_ref().map(|p| p.display.as_str()).unwrap_or("Someone")) ": " (h.threads) @if h.threads == 1 { " conversation" } @else { " conversations" } }
+                        }
+                    }
+                }
+            }
+            @if page.threads.is_empty() {
+                p.card { "No conversations here." }
+            }
+            ul.list.inbox {
+                @for t in &page.threads {
+                    li {
+                        a.thread.unread[t.unread_count > 0] href={ "/threads/" (t.thread_id) } data-row {
+                            span.subject { (t.subject) }
+                            @if t.unread_count > 0 {
+                                span.badge.new { (t.unread_count) " new" }
+                            }
+                            @if let Some(b) = status(t) { (b) }
+                            div.meta {
+                                strong { (t.patient_name) } " · "
+                                @match &t.assignee {
+                                    Some(a) => { "with " (a.display) }
+                                    None => { span.unassigned { "unassigned" } }
+                                }
+                                " · last activity " (when(t.last_activity_at.as_ref()))
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        nav.tabs aria-label="More conversations" {
+            @if v.older {
+                a href=(link(v.team_id, v.show, v.search)) { "← Newest" }
+            }
+            @if !page.next_cursor.is_empty() {
+                a href={ (link(v.team_id, v.show, v.search)) "&cursor=" (page.next_cursor) } { "Older →" }
+            }
+        }
+        (shortcuts_help(false))
+    }
+}
+
+/// The keyboard shortcuts, listed on a help overlay that `?` opens.
+pub fn shortcuts_help(thread: bool) -> Markup {
+    html! {
+        dialog #shortcuts aria-labelledby="shortcuts-title" {
+            h2 #shortcuts-title { "Keyboard shortcuts" }
+            dl.shortcuts {
+                @if thread {
+                    dt { kbd { "a" } } dd { "Assign to me" }
+                    dt { kbd { "r" } } dd { "Reply" }
+                    dt { kbd { "n" } } dd { "Write a staff note" }
+                    dt { kbd { "e" } } dd { "Archive" }
+                    dt { kbd { "u" } } dd { "Back to the inbox" }
+                } @else {
+                    dt { kbd { "j" } } dd { "Next conversation" }
+                    dt { kbd { "k" } } dd { "Previous conversation" }
+                    dt { kbd { "Enter" } } dd { "Open it" }
+                    dt { kbd { "/" } } dd { "Find a patient" }
+                }
+                dt { kbd { "?" } } dd { "Show or hide this list" }
+            }
+            form method="dialog" { button.button.secondary type="submit" { "Close" } }
+        }
+        p.hint { "Press " kbd { "?" } " for keyboard shortcuts." }
+    }
+}
+
+/// What staff can do on a conversation: assign, note, complete, archive,
+/// reopen, leave; and its assignment history.
+pub fn moves(detail: &pb::ThreadDetail, session: &Session) -> Markup {
+    let Some(summary) = &detail.summary else {
+        return html! {};
+    };
+    let me = session.caller.person_id.to_string();
+    let id = &summary.thread_id;
+    let mine = summary.assignee.as_ref().is_some_and(|a| a.person_id == me);
+    let archived = summary.status == pb::ThreadStatus::Archived as i32;
+    let complete = summary.status == pb::ThreadStatus::Complete as i32;
+    let colleagues: Vec<&pb::Person> = summary
+        .participants
+        .iter()
+        .filter(|p| p.kind == pb::PersonKind::Professional as i32 && p.person_id != me)
+        .collect();
+    let button = |what: &str, label: &str, key: &str| {
+        html! {
+            form.inline method="post" action={ "/threads/" (id) "/move" } {
+                (csrf(session))
+                input type="hidden" name="do" value=(what);
+                button.button.secondary type="submit" data-key=(key) { (label) }
+            }
+        }
+    };
+    html! {
+        section.card.moves aria-labelledby="moves-title" {
+            h2 #moves-title { "Handle this conversation" }
+            p {
+                @match &summary.assignee {
+                    Some(_) if mine => { "Assigned to you." }
+                    Some(a) => { "Assigned to " strong { (a.display) } "." }
+                    None => { "Nobody is handling it yet." }
+                }
+            }
+            div.actions {
+                @if !mine { (button("assign-me", "Assign to me", "a")) }
+                @if summary.assignee.is_some() { (button("unassign", "Unassign", "")) }
+                @if archived || complete {
+                    (button("reopen", "Reopen", ""))
+                } @else {
+                    (button("complete", "Mark complete", ""))
+                }
+                @if !archived { (button("archive", "Archive", "e")) }
+                (button("leave", "Leave this conversation", ""))
+            }
+            @if !colleagues.is_empty() {
+                form method="post" action={ "/threads/" (id) "/move" } {
+                    (csrf(session))
+                    input type="hidden" name="do" value="assign";
+                    label for="assignee" { "Assign to a colleague" span.hint { " (team leads)" } }
+                    select #assignee name="to" {
+                        @for p in &colleagues {
+                            option value=(p.person_id) { (p.display) }
+                        }
+                    }
+                    button.button.secondary type="submit" { "Assign" }
+                }
+            }
+            @if !detail.assignments.is_empty() {
+                details {
+                    summary { "Assignment history" }
+                    ul {
+                        @for a in &detail.assignments {
+                            li {
+                                (when(a.at.as_ref())) ": "
+                                (a.by.as_ref().map(|p| p.display.as_str()).unwrap_or("Someone"))
+                                @match &a.assignee {
+                                    Some(to) => { " assigned it to " (to.display) }
+                                    None => { " unassigned it" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The staff note box: notes are never shown to the patient or carers.
+pub fn note_form(id: &str, session: &Session, draft: &str) -> Markup {
+    html! {
+        h2 #note { "Staff note" }
+        p.hint { "Only staff on this conversation see notes; the patient and carers never do." }
+        form method="post" action={ "/threads/" (id) "/note" } {
+            (csrf(session))
+            label for="note-body" { "Your note" }
+            textarea #note-body name="body" required { (draft) }
+            button.button.secondary type="submit" { "Add note" }
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! What a professional does all day: their teams' shared inboxes, and the
+//! moves on a conversation (assign, unassign, note, complete, archive,
+//! reopen, leave). The services decide whether they may; the pages show
+//! the answer.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use careline_client::bearer::command_id;
+use proto::command as cmd;
+use proto::inbox as inbox_pb;
+use service_kit::Role;
+use tonic::{Code, Status};
+
+use crate::pages::staff::{Show, TeamInbox};
+use crate::session::Session;
+use crate::{LIST_PAGE, Posted, SignedIn, Web, pages};
+
+fn staff_only(web: &Web, session: &Session) -> Response {
+    let body = pages::problem_page(
+        "This page is for hospital staff",
+        "Team inboxes are where a team's professionals answer their patients.",
+    );
+    (
+        StatusCode::FORBIDDEN,
+        web.page("Team inboxes", Some(session), body),
+    )
+        .into_response()
+}
+
+/// `/teams`: the teams a professional is a member of.
+pub(crate) async fn teams(State(web): State<Web>, SignedIn(session): SignedIn) -> Response {
+    if session.caller.role != Role::Professional {
+        return staff_only(&web, &session);
+    }
+    match crate::record::my_account(&web, &session).await {
+        Ok(account) => web.page(
+            "Team inboxes",
+            Some(&session),
+            pages::staff::teams(&account),
+        ),
+        Err(e) => web.failed(&session, &e),
+    }
+}
+
+#[derive(serde::Deserialize, Debug, Default)]
+pub(crate) struct InboxQuery {
+    #[serde(default)]
+    show: String,
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    cursor: String,
+    #[serde(default)]
+    at: u64,
+}
+
+/// `/teams/<id>/inbox`: the team's conversations, filtered.
+pub(crate) async fn team_inbox(
+    State(web): State<Web>,
+    SignedIn(session): SignedIn,
+    Path(team): Path<String>,
+    Query(q): Query<InboxQuery>,
+) -> Response {
+    if session.caller.role != Role::Professional {
+        return staff_only(&web, &session);
+    }
+    let show = Show::parse(&q.show);
+    let search = q.q.trim();
+    let request = inbox_pb::TeamInboxRequest {
+        min_position: session.position.max(q.at),
+        team_id: team.clone(),
+        filters: Some(show.filters(&team, search)),
+        page_size: LIST_PAGE,
+        cursor: q.cursor.clone(),
+    };
+    let answers = async {
+        let mut inbox = web.inbox(&session)?;
+        let mut again = web.inbox(&session)?;
+        let account = again.my_account(inbox_pb::MyAccountRequest {
+            min_position: session.position,
+        });
+        let (reply, account) = futures::try_join!(inbox.team_inbox(request), account)?;
+        Ok::<_, Status>((reply.into_inner(), account.into_inner()))
+    };
+    match answers.await {
+        Ok((reply, account)) => {
+            let name = account
+                .teams
+                .iter()
+                .find(|t| t.team_id == team)
+                .map_or("Team inbox", |t| t.name.as_str());
+            let view = TeamInbox {
+                team_id: &team,
+                team_name: name,
+                reply: &reply,
+                show,
+                search,
+                older: !q.cursor.is_empty(),
+            };
+            web.page(
+                "Team inbox",
+                Some(&session),
+                pages::staff::team_inbox(&view),
+            )
+        }
+        Err(e) if e.code() == Code::InvalidArgument => {
+            let body = pages::problem_page("That search does not work", e.message());
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                web.page("Team inbox", Some(&session), body),
+            )
+                .into_response()
+        }
+        Err(e) => web.failed(&session, &e),
+    }
+}
+
+/// A move on a conversation, posted from its page.
+pub(crate) async fn move_thread(
+    State(web): State<Web>,
+    Path(id): Path<String>,
+    Posted(session, form): Posted,
+) -> Response {
+    let thread_id = id.clone();
+    let moved = async {
+        let mut c = web.command(&session)?;
+        let command_id = command_id();
+        let reply = match form.one("do") {
+            "assign-me" => {
+                c.assign_thread(cmd::AssignThreadRequest {
+                    command_id,
+                    thread_id,
+                    assignee_id: session.caller.person_id.to_string(),
+                })
+                .await?
+            }
+            "assign" => {
+                c.assign_thread(cmd::AssignThreadRequest {
+                    command_id,
+                    thread_id,
+                    assignee_id: form.one("to").to_string(),
+                })
+                .await?
+            }
+            "unassign" => {
+                c.unassign_thread(cmd::UnassignThreadRequest {
+                    command_id,
+                    thread_id,
+                })
+                .await?
+            }
+            "complete" => {
+                c.complete_thread(cmd::CompleteThreadRequest {
+                    command_id,
+                    thread_id,
+                })
+                .await?
+            }
+            "archive" => {
+                c.archive_thread(cmd::ArchiveThreadRequest {
+                    command_id,
+                    thread_id,
+                })
+                .await?
+            }
+            "reopen" => {
+                c.reopen_thread(cmd::ReopenThreadRequest {
+                    command_id,
+                    thread_id,
+                })
+                .await?
+            }
+            "leave" => {
+                c.leave_thread(cmd::LeaveThreadRequest {
+                    command_id,
+                    thread_id,
+                })
+                .await?
+            }
+            _ => return Err(Status::invalid_argument("do: not a move on a conversation")),
+        };
+        Ok::<_, Status>(reply)
+    };
+    let to = if form.one("do") == "leave" {
+        "/teams".to_string()
+    } else {
+        format!("/threads/{id}")
+    };
+    match moved.await {
+        Ok(reply) => web.changed(&session, reply, &to),
+        Err(e) if crate::refusal(&e) => {
+            let body = pages::problem_page("That was not done", e.message());
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                web.page("Not done", Some(&session), body),
+            )
+                .into_response()
+        }
+        Err(e) => web.failed(&session, &e),
+    }
+}
+
+/// A staff note, posted from the conversation's page.
+pub(crate) async fn note(
+    State(web): State<Web>,
+    Path(id): Path<String>,
+    Posted(session, form): Posted,
+) -> Response {
+    let text = form.one("body");
+    let posted = async {
+        web.command(&session)?
+            .post_staff_note(cmd::PostStaffNoteRequest {
+                command_id: command_id(),
+                thread_id: id.clone(),
+                body: text.to_string(),
+            })
+            .await
+    };
+    match posted.await {
+        Ok(reply) => web.changed(&session, reply, &format!("/threads/{id}#note")),
+        Err(e) if crate::refusal(&e) => {
+            crate::thread_with_problem(&web, &session, &id, "", text, "Your note was not added", &e)
+                .await
+        }
+        Err(e) => web.failed(&session, &e),
+    }
+}

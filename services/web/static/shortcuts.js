@@ -1,0 +1,64 @@
+// Keyboard shortcuts for staff, listed on the page's help overlay (press
+// "?"): in a team inbox j / k move between conversations, Enter opens one,
+// "/" finds a patient; on a conversation "a" assigns it to you, "r" goes to
+// the reply box, "n" to the staff note, "e" archives, "u" goes back. Never
+// while typing in a form. Every shortcut is a link or a button already on
+// the page: without JavaScript (or without the keys) the page works the same.
+(function () {
+  "use strict";
+  var help = document.getElementById("shortcuts");
+  if (!help) {
+    return;
+  }
+
+  function typing(e) {
+    var t = e.target;
+    return t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName));
+  }
+
+  function rows() {
+    return Array.prototype.slice.call(document.querySelectorAll("[data-row]"));
+  }
+
+  function move(step) {
+    var all = rows();
+    if (!all.length) { return; }
+    var at = all.indexOf(document.activeElement);
+    var next = at < 0 ? (step > 0 ? 0 : all.length - 1) : Math.min(all.length - 1, Math.max(0, at + step));
+    all[next].focus();
+  }
+
+  function press(key) {
+    var button = document.querySelector("button[data-key='" + key + "']");
+    if (button) { button.click(); return true; }
+    return false;
+  }
+
+  function focus(id) {
+    var el = document.getElementById(id);
+    if (el) { el.focus(); el.scrollIntoView({ block: "center" }); return true; }
+    return false;
+  }
+
+  document.addEventListener("keydown", function (e) {
+    if (e.ctrlKey || e.metaKey || e.altKey || typing(e)) {
+      return;
+    }
+    var done = true;
+    switch (e.key) {
+      case "?":
+        if (help.open) { help.close(); } else { help.showModal(); }
+        break;
+      case "j": move(1); break;
+      case "k": move(-1); break;
+      case "/": done = focus("q"); break;
+      case "a": done = press("a"); break;
+      case "e": done = press("e"); break;
+      case "r": done = focus("body"); break;
+      case "n": done = focus("note-body"); break;
+      case "u": location.href = "/teams"; break;
+      default: done = false;
+    }
+    if (done) { e.preventDefault(); }
+  });
+})();
