@@ -8,6 +8,7 @@ mod linking;
 mod live;
 pub mod oidc;
 mod pages;
+mod presence;
 mod record;
 pub mod session;
 mod staff;
@@ -61,6 +62,7 @@ struct Inner {
     demo: Option<Vec<DemoPerson>>,
     oidc: Option<Arc<oidc::Oidc>>,
     secure: bool,
+    presence: presence::Presence,
 }
 
 impl std::fmt::Debug for Web {
@@ -101,6 +103,7 @@ impl Web {
                 demo,
                 oidc,
                 secure: config.secure_cookies,
+                presence: presence::Presence::default(),
             }),
         }
     }
@@ -382,8 +385,10 @@ pub fn router(web: Web) -> Router {
         .route("/record/trail/download", get(trail_download))
         .route("/teams", get(staff::teams))
         .route("/teams/{id}/inbox", get(staff::team_inbox))
+        .route("/teams/{id}/not-read", get(staff::not_read))
         .route("/threads/{id}/move", post(staff::move_thread))
         .route("/threads/{id}/note", post(staff::note))
+        .route("/threads/{id}/typing", post(staff::typing))
         .route("/static/shortcuts.js", get(live::shortcuts))
         .route("/teams/{id}/message", get(teams::message))
         .route("/join", get(linking::join_code))
@@ -641,6 +646,9 @@ async fn thread(
 ) -> Response {
     match read_thread(&web, &session, &id, q.at).await {
         Ok(detail) => {
+            if session.caller.role == Role::Professional {
+                web.inner.sessions.opened(&session.id, &id);
+            }
             let body = pages::thread(&detail, &session, "", "", None);
             web.page("Conversation", Some(&session), body)
         }

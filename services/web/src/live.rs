@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use proto::inbox as inbox_pb;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 
 use crate::Web;
 use crate::session::{COOKIE, cookie};
@@ -65,6 +65,21 @@ fn change_event(change: &inbox_pb::Change) -> Event {
     ))
 }
 
+/// Who else is writing in `thread`, for session `id` if its page shows
+/// that conversation (as the inbox answered it).
+fn presence_event(web: &Web, id: &str, thread: &str) -> Option<Event> {
+    let session = web.inner.sessions.peek(id)?;
+    if session.opened.as_deref() != Some(thread) {
+        return None;
+    }
+    let names = web.inner.presence.others(thread, session.caller.person_id);
+    if names.is_empty() {
+        return None;
+    }
+    let data = serde_json::json!({ "thread": thread, "names": names });
+    Some(Event::default().event("presence").data(data.to_string()))
+}
+
 pub(crate) async fn events(State(web): State<Web>, headers: HeaderMap) -> Response {
     let Some(id) = cookie(&headers, COOKIE) else {
         return StatusCode::UNAUTHORIZED.into_response();
@@ -90,10 +105,22 @@ pub(crate) async fn events(State(web): State<Web>, headers: HeaderMap) -> Respon
     };
     let (tx, mut rx) = mpsc::channel::<Result<Event, Infallible>>(8);
     let sessions = web.clone();
+    let mut present = web.inner.presence.subscribe();
     tokio::spawn(async move {
         let mut check = tokio::time::interval(SESSION_CHECK);
         loop {
             tokio::select! {
+                thread = present.recv() => match thread {
+                    Ok(thread) => {
+                        if let Some(event) = presence_event(&sessions, &session.id, &thread)
+                            && tx.send(Ok(event)).await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
                 change = changes.message() => match change {
                     Ok(Some(change)) => {
                         if tx.send(Ok(change_event(&change))).await.is_err() {

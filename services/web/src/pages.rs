@@ -38,7 +38,7 @@ input[type=text],textarea,select{width:100%;font:inherit;padding:.5rem;border:2p
 .error{border:3px solid #d5281b;background:#fff;padding:.8rem 1rem;border-radius:6px;margin:0 0 1rem}.error h2{margin:0 0 .3rem;color:#d5281b}
 .notice{border-left:8px solid #ffb81c;background:#fff;padding:.8rem 1rem;margin:0 0 1rem}
 .people{color:#4c6272;font-size:.92rem}
-input[type=search]{width:100%;font:inherit;padding:.5rem;border:2px solid #4c6272;border-radius:4px;background:#fff}
+input[type=search],input[type=number]{width:100%;font:inherit;padding:.5rem;border:2px solid #4c6272;border-radius:4px;background:#fff}
 .search{margin:0 0 1rem}.search .button{margin-top:.4rem}.tabs{flex-wrap:wrap}.count{font-weight:400}
 .thread:focus{outline:3px solid #ffb81c;outline-offset:1px}.unassigned{color:#d5281b;font-weight:600}
 .moves .actions{display:flex;flex-wrap:wrap;gap:.5rem}.inline{display:inline;margin:0}.moves .button{margin-top:0}
@@ -286,6 +286,7 @@ pub fn thread(
         }
         }
         h2 id="reply" { "Reply" }
+        @if staff { p #presence .notice role="status" hidden {} }
         @if let Some(problem) = problem { (problem) }
         @if archived {
             p.hint { "This conversation is archived. A reply brings it back to the team." }

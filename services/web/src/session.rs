@@ -37,6 +37,9 @@ pub struct Session {
     /// The patient a carer acts for now (chosen among those whose consent
     /// they hold; the services check the consent on every call).
     pub acting_for: Option<Acting>,
+    /// The conversation whose page the inbox last answered this session:
+    /// the one it is told presence of.
+    pub opened: Option<String>,
     started: Instant,
     last_seen: Instant,
 }
@@ -81,6 +84,7 @@ impl Sessions {
             csrf: random_token(),
             position: 0,
             acting_for: None,
+            opened: None,
             started: now,
             last_seen: now,
         };
@@ -126,6 +130,13 @@ impl Sessions {
     pub fn advance(&self, id: &str, position: u64) {
         if let Some(s) = self.lock().get_mut(id) {
             s.position = s.position.max(position);
+        }
+    }
+
+    /// Session `id`'s page now shows conversation `thread`.
+    pub fn opened(&self, id: &str, thread: &str) {
+        if let Some(s) = self.lock().get_mut(id) {
+            s.opened = Some(thread.to_string());
         }
     }
 

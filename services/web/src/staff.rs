@@ -226,3 +226,80 @@ pub(crate) async fn note(
         Err(e) => web.failed(&session, &e),
     }
 }
+
+/// The page's script says its professional is writing a reply here: the
+/// others on this conversation's page are told (presence, not history).
+pub(crate) async fn typing(
+    State(web): State<Web>,
+    Path(id): Path<String>,
+    Posted(session, _): Posted,
+) -> Response {
+    if session.caller.role != Role::Professional || session.opened.as_deref() != Some(&id) {
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    web.inner
+        .presence
+        .typing(&id, session.caller.person_id, &session.caller.name);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+#[derive(serde::Deserialize, Debug, Default)]
+pub(crate) struct DaysQuery {
+    #[serde(default)]
+    days: Option<String>,
+}
+
+/// `/teams/<id>/not-read?days=`: answers the patient has not read.
+pub(crate) async fn not_read(
+    State(web): State<Web>,
+    SignedIn(session): SignedIn,
+    Path(team): Path<String>,
+    Query(q): Query<DaysQuery>,
+) -> Response {
+    if session.caller.role != Role::Professional {
+        return staff_only(&web, &session);
+    }
+    let days = match q.days.as_deref().map(str::trim) {
+        None | Some("") => 7,
+        Some(d) => match d.parse::<u32>() {
+            Ok(d) if d <= 365 => d,
+            _ => {
+                let body = pages::problem_page(
+                    "That is not a number of days",
+                    "Give a whole number of days from 0 to 365.",
+                );
+                return (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    web.page("Not read by the patient", Some(&session), body),
+                )
+                    .into_response();
+            }
+        },
+    };
+    let answers = async {
+        let mut inbox = web.inbox(&session)?;
+        let mut again = web.inbox(&session)?;
+        let request = inbox_pb::NotReadByPatientRequest {
+            min_position: session.position,
+            team_id: team.clone(),
+            days: Some(days),
+        };
+        let account = again.my_account(inbox_pb::MyAccountRequest {
+            min_position: session.position,
+        });
+        let (reply, account) = futures::try_join!(inbox.not_read_by_patient(request), account)?;
+        Ok::<_, Status>((reply.into_inner(), account.into_inner()))
+    };
+    match answers.await {
+        Ok((reply, account)) => {
+            let name = account
+                .teams
+                .iter()
+                .find(|t| t.team_id == team)
+                .map_or("Team inbox", |t| t.name.as_str());
+            let body = pages::staff::not_read(&team, name, days, &reply);
+            web.page("Not read by the patient", Some(&session), body)
+        }
+        Err(e) => web.failed(&session, &e),
+    }
+}

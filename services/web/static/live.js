@@ -43,6 +43,35 @@
     if (opened) { refresh(0); }
     opened = true;
   });
+  // Presence (staff): "Ned Brown is replying", told while they type; and
+  // this page says so while its person types, every few seconds.
+  var presence = document.getElementById("presence");
+  if (presence) {
+    var hide = 0;
+    source.addEventListener("presence", function (e) {
+      var p = JSON.parse(e.data);
+      if (p.thread !== watching || !p.names.length) { return; }
+      presence.textContent = p.names.join(", ") + (p.names.length > 1 ? " are replying" : " is replying");
+      presence.hidden = false;
+      clearTimeout(hide);
+      hide = setTimeout(function () { presence.hidden = true; presence.textContent = ""; }, 8000);
+    });
+    var box = document.getElementById("body");
+    var form = box && box.form;
+    var last = 0;
+    if (form) {
+      box.addEventListener("input", function () {
+        var now = Date.now();
+        if (now - last < 2500) { return; }
+        last = now;
+        var data = new URLSearchParams();
+        data.set("csrf", form.querySelector("input[name=csrf]").value);
+        fetch("/threads/" + watching + "/typing", { method: "POST", body: data, credentials: "same-origin" })
+          .catch(function () {});
+      });
+    }
+  }
+
   source.addEventListener("change", function (e) {
     var change = JSON.parse(e.data);
     if (watching === "list" || change.threads.indexOf(watching) >= 0) {

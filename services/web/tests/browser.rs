@@ -502,3 +502,81 @@ async fn a_patient_uses_careline_in_a_real_browser_on_a_phone() {
     phone.close().await.unwrap();
     outcome.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nurse_works_the_renal_inbox_in_a_real_browser() {
+    let s = support::system("web_browser_staff").await;
+    let org = s.org().await;
+    let thread = first_thread(&s.signer, &org).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let app = web::router(support::web(&s, &org));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let base = format!("http://{addr}");
+
+    let driver = driver().await;
+    let nina = browser(&driver, 1280, 900).await;
+    let ned = browser(&driver, 1280, 900).await;
+    let outcome = async {
+        // Her teams, then the renal inbox: Pat's thread, unassigned.
+        sign_in_as(&nina, &base, &org.nurse, "/teams").await;
+        shows(&nina, "Renal Unit").await;
+        seen(&nina, "teams").await;
+        nina.goto(&format!("{base}/teams/{}/inbox", org.renal))
+            .await?;
+        shows(&nina, "Fluid allowance before Monday").await;
+        seen(&nina, "team-inbox").await;
+
+        // By keyboard: j to the first conversation, Enter opens it, a
+        // assigns it to her; ? lists the keys.
+        press(&nina, 'j').await;
+        press(&nina, ENTER).await;
+        at(&nina, &format!("/threads/{thread}")).await;
+        shows(&nina, "Nobody is handling it yet.").await;
+        press(&nina, 'a').await;
+        shows(&nina, "Assigned to you.").await;
+        press(&nina, '?').await;
+        let open: bool = nina
+            .execute("return document.getElementById('shortcuts').open;", vec![])
+            .await?
+            .as_bool()
+            .unwrap_or(false);
+        assert!(open, "the help overlay opens with ?");
+        press(&nina, '?').await;
+
+        // A staff note, typed after n.
+        press(&nina, 'n').await;
+        assert_eq!(focused(&nina).await, "note-body");
+        type_keys(&nina, "Check her potassium first.").await;
+        nina.wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::XPath("//button[text()='Add note']"))
+            .await?
+            .click()
+            .await?;
+        shows(&nina, "Check her potassium first.").await;
+        seen(&nina, "thread-staff").await;
+
+        // Ned opens the same conversation and starts a reply: Nina's page
+        // says so within 2 seconds.
+        sign_in_as(&ned, &base, &org.nurse2, &format!("/threads/{thread}")).await;
+        shows(&ned, "Assigned to Nina Patel").await;
+        let box_ = ned
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Id("body"))
+            .await?;
+        box_.send_keys("Pat, about Sunday").await?;
+        shows_within(&nina, "Ned Brown is replying", Duration::from_secs(2)).await;
+        Ok::<_, fantoccini::error::CmdError>(())
+    }
+    .await;
+    if outcome.is_err() {
+        let url = nina.current_url().await.map(|u| u.to_string());
+        let text = nina.source().await.unwrap_or_default();
+        eprintln!("stopped at {url:?}:\n{text}");
+    }
+    nina.close().await.unwrap();
+    ned.close().await.unwrap();
+    outcome.unwrap();
+}

@@ -595,6 +595,8 @@ async fn a_nurse_works_the_renal_inbox_through_the_pages() {
     let s = support::system("web_staff").await;
     let org = s.org().await;
     let thread = first_thread(&s.signer, &org).await.unwrap();
+    // Written outside the pages: the inbox has it once it has caught up.
+    s.settled().await;
     let mut nina = browser(&s, &org);
     let teams = nina.sign_in(&org.nurse, "/teams").await;
     assert_eq!(teams.status, StatusCode::OK, "{}", teams.body);
@@ -681,11 +683,46 @@ async fn a_nurse_works_the_renal_inbox_through_the_pages() {
     assert!(hers.body.contains("Fluid allowance before Monday"));
     assert!(!hers.body.contains("potassium"), "{}", hers.body);
     assert!(!hers.body.contains("Handle this conversation"));
+    // Presence is staff's: her page cannot say she is typing.
+    let pat_csrf = hers.field("csrf");
+    let typing = pat
+        .post(&format!("/threads/{thread}/typing"), &[("csrf", &pat_csrf)])
+        .await;
+    assert_eq!(typing.status, StatusCode::FORBIDDEN);
+    let typing = nina
+        .post(&format!("/threads/{thread}/typing"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(typing.status, StatusCode::NO_CONTENT);
     // Staff pages are not hers.
     let refused = pat.get("/teams").await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     let refused = pat.get(&inbox).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
+
+    // Nina answers; Pat has not read it: the team's "not read" list has it
+    // (any age), and a bad number of days is refused on the page.
+    let answered = nina
+        .post(
+            &format!("/threads/{thread}/reply"),
+            &[("csrf", &csrf), ("body", "Up to one litre on Sunday.")],
+        )
+        .await;
+    assert!(answered.status.is_redirection(), "{}", answered.body);
+    let not_read = nina
+        .get(&format!("/teams/{}/not-read?days=0", org.renal))
+        .await;
+    assert_eq!(not_read.status, StatusCode::OK, "{}", not_read.body);
+    assert!(
+        not_read.body.contains("Fluid allowance before Monday"),
+        "{}",
+        not_read.body
+    );
+    let week = nina.get(&format!("/teams/{}/not-read", org.renal)).await;
+    assert!(!week.body.contains("Fluid allowance before Monday"));
+    let bad = nina
+        .get(&format!("/teams/{}/not-read?days=lots", org.renal))
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
 
     // Archived, then reopened; a move that is not one is refused.
     let archived = nina

@@ -168,6 +168,7 @@ pub fn team_inbox(v: &TeamInbox<'_>) -> Markup {
                 }
             }
         }
+        p { a href={ "/teams/" (v.team_id) "/not-read" } { "Not read by the patient" } ": answers the patient has not opened, to follow up by phone." }
         nav.tabs aria-label="More conversations" {
             @if v.older {
                 a href=(link(v.team_id, v.show, v.search)) { "← Newest" }
@@ -296,6 +297,45 @@ pub fn note_form(id: &str, session: &Session, draft: &str) -> Markup {
             label for="note-body" { "Your note" }
             textarea #note-body name="body" required { (draft) }
             button.button.secondary type="submit" { "Add note" }
+        }
+    }
+}
+
+/// The team's threads whose latest staff message the patient has not read
+/// after `days` days: to chase by phone.
+pub fn not_read(
+    team_id: &str,
+    team_name: &str,
+    days: u32,
+    reply: &pb::NotReadByPatientReply,
+) -> Markup {
+    html! {
+        p { a href={ "/teams/" (team_id) "/inbox" } { "← " (team_name) } }
+        h1 { "Not read by the patient" }
+        form.search method="get" action={ "/teams/" (team_id) "/not-read" } {
+            label for="days" { "Answered at least this many days ago" }
+            input #days type="number" name="days" min="0" max="365" value=(days) inputmode="numeric";
+            button.button.secondary type="submit" { "Show" }
+        }
+        @if reply.threads.is_empty() {
+            p.card { "Every patient has read the team's answers older than that." }
+        }
+        ul.list {
+            @for u in &reply.threads {
+                @if let Some(t) = &u.thread {
+                    li {
+                        a.thread href={ "/threads/" (t.thread_id) } data-row {
+                            span.subject { (t.subject) }
+                            div.meta {
+                                strong { (t.patient_name) } " · answered " (when(u.last_staff_message_at.as_ref()))
+                                @if !u.patient_can_be_emailed {
+                                    " · " span.unassigned { "no verified email: they may not know you wrote" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
         }
     }
 }
