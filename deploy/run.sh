@@ -186,7 +186,7 @@ fi
 env "${oidc_env[@]}" \
 CARELINE_TOKEN_SIGNING_KEY=$signing_key CARELINE_WEB_DEMO_PEOPLE="$dev/demo-people.tsv" \
 CARELINE_COMMAND_URL="http://$CARELINE_COMMAND_ADDR" CARELINE_INBOX_URL="http://$CARELINE_INBOX_ADDR" \
-CARELINE_AUDIT_URL="http://$CARELINE_AUDIT_ADDR" "$bin/careline-web" > "$dev/web.log" 2>&1 &
+CARELINE_AUDIT_URL="http://$CARELINE_AUDIT_ADDR" CARELINE_NOTIFY_URL="http://$CARELINE_NOTIFY_ADDR" "$bin/careline-web" > "$dev/web.log" 2>&1 &
 pids+=($!)
 wait_for_port "the web service" "$CARELINE_WEB_ADDR" "$dev/web.log"
 echo "careline: web pages on http://$CARELINE_WEB_ADDR (demo sign-in; log: $dev/web.log)"

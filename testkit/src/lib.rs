@@ -391,6 +391,11 @@ impl System {
         self.audit.clone().expect("the audit service runs")
     }
 
+    /// The notification service's channel (for a client with its own token).
+    pub fn notify_channel(&self) -> Channel {
+        self.notify.clone().expect("the notification service runs")
+    }
+
     /// The inbox API with any token.
     pub fn inbox_with_token(&self, token: &str) -> Inbox {
         InboxServiceClient::with_interceptor(

@@ -2,8 +2,8 @@
 //! inbox benchmark's: 100,000 threads, 10,000 staff in 500 teams, 20,000
 //! patients at `BENCH_SCALE=1`) in the real inbox and command services, the
 //! web service in front of them, and `wrk` (Debian's package) in a second
-//! process asking, as one signed-in clinician, for the message list and for
-//! one conversation page. Prints p50 and p99 of each (wrk's latency: the
+//! process asking, as one signed-in clinician, for the message list, one
+//! conversation page and their team's inbox (all active). Prints p50 and p99 of each (wrk's latency: the
 //! server's time plus loopback).
 //!
 //! Environment: `NATS_URL`, `DATABASE_URL`, `BENCH_SCALE` (1.0),
@@ -199,8 +199,11 @@ async fn main() {
     let backends = web::Backends {
         command: testkit::channel(command_addr).await,
         inbox: testkit::channel(inbox_addr).await,
-        // The two pages call no audit.
+        // The pages call no audit.
         audit: Channel::from_static("http://127.0.0.1:9").connect_lazy(),
+        // Nor is the notification service running: a staff member's
+        // conversation page then says its states cannot be shown.
+        notify: Channel::from_static("http://127.0.0.1:9").connect_lazy(),
     };
     let demo = vec![web::DemoPerson {
         what: "bench".into(),
@@ -212,11 +215,16 @@ async fn main() {
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     let session = sign_in(addr, &clinician).await;
+    let team_id = world.teams[team];
     let pages = [
         ("message list (/messages)", "/messages".to_string()),
         (
             "a conversation (/threads/<id>)",
             format!("/threads/{thread}"),
+        ),
+        (
+            "team inbox (all active)",
+            format!("/teams/{team_id}/inbox?show=active"),
         ),
     ];
     // Each once first (the conversation is then read: no marking on every load).

@@ -20,6 +20,9 @@ pub struct Config {
     pub inbox_url: String,
     /// `CARELINE_AUDIT_URL`: the audit service (a patient's own trail).
     pub audit_url: String,
+    /// `CARELINE_NOTIFY_URL`: the notification service (whom staff's
+    /// messages reached).
+    pub notify_url: String,
     /// `CARELINE_TOKEN_SIGNING_KEY`: mints the short-lived token of each call.
     pub issuer: Arc<TokenIssuer>,
     /// `CARELINE_WEB_DEMO_PEOPLE`: a file of demo people (`careline demo
@@ -47,6 +50,7 @@ impl std::fmt::Debug for Config {
             .field("command_url", &self.command_url)
             .field("inbox_url", &self.inbox_url)
             .field("audit_url", &self.audit_url)
+            .field("notify_url", &self.notify_url)
             .field("demo_people", &self.demo_people)
             .field("secure_cookies", &self.secure_cookies)
             .field("idle", &self.idle)
@@ -100,6 +104,7 @@ impl Config {
             command_url: s.text("CARELINE_COMMAND_URL", "http://127.0.0.1:50051"),
             inbox_url: s.text("CARELINE_INBOX_URL", "http://127.0.0.1:50052"),
             audit_url: s.text("CARELINE_AUDIT_URL", "http://127.0.0.1:50053"),
+            notify_url: s.text("CARELINE_NOTIFY_URL", "http://127.0.0.1:50054"),
             issuer: Arc::new(issuer),
             demo_people: s
                 .get("CARELINE_WEB_DEMO_PEOPLE")

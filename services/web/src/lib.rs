@@ -57,6 +57,7 @@ struct Inner {
     command: Channel,
     inbox: Channel,
     audit: Channel,
+    notify: Channel,
     issuer: Arc<TokenIssuer>,
     sessions: Sessions,
     demo: Option<Vec<DemoPerson>>,
@@ -79,6 +80,7 @@ pub struct Backends {
     pub command: Channel,
     pub inbox: Channel,
     pub audit: Channel,
+    pub notify: Channel,
 }
 
 impl Web {
@@ -98,6 +100,7 @@ impl Web {
                 command: backends.command,
                 inbox: backends.inbox,
                 audit: backends.audit,
+                notify: backends.notify,
                 issuer: config.issuer.clone(),
                 sessions: Sessions::new(config.idle, config.absolute),
                 demo,
@@ -118,6 +121,20 @@ impl Web {
         Ok(CommandServiceClient::new(
             self.as_person(s, &self.inner.command)?,
         ))
+    }
+
+    fn notify(
+        &self,
+        s: &Session,
+    ) -> Result<
+        proto::notify::notification_service_client::NotificationServiceClient<AsPerson>,
+        Status,
+    > {
+        Ok(
+            proto::notify::notification_service_client::NotificationServiceClient::new(
+                self.as_person(s, &self.inner.notify)?,
+            ),
+        )
     }
 
     fn inbox(&self, s: &Session) -> Result<InboxServiceClient<AsPerson>, Status> {
@@ -389,6 +406,7 @@ pub fn router(web: Web) -> Router {
         .route("/threads/{id}/move", post(staff::move_thread))
         .route("/threads/{id}/note", post(staff::note))
         .route("/threads/{id}/typing", post(staff::typing))
+        .route("/threads/{id}/add", get(staff::add_page).post(staff::add))
         .route("/static/shortcuts.js", get(live::shortcuts))
         .route("/teams/{id}/message", get(teams::message))
         .route("/join", get(linking::join_code))
@@ -646,10 +664,14 @@ async fn thread(
 ) -> Response {
     match read_thread(&web, &session, &id, q.at).await {
         Ok(detail) => {
-            if session.caller.role == Role::Professional {
-                web.inner.sessions.opened(&session.id, &id);
-            }
             let body = pages::thread(&detail, &session, "", "", None);
+            let body = if session.caller.role == Role::Professional {
+                web.inner.sessions.opened(&session.id, &id);
+                let told = staff::told(&web, &session, &id, detail.position).await;
+                maud::html! { (body) (told) }
+            } else {
+                body
+            };
             web.page("Conversation", Some(&session), body)
         }
         Err(e) => web.failed(&session, &e),
@@ -702,6 +724,15 @@ pub(crate) async fn thread_with_problem(
             (StatusCode::UNPROCESSABLE_ENTITY, page).into_response()
         }
         Err(e) => web.failed(session, &e),
+    }
+}
+
+/// A refusal's words for the page (an empty choice said plainly).
+pub(crate) fn plain_refusal(e: &Status) -> String {
+    if e.code() == Code::InvalidArgument && e.message().contains("recipients") {
+        "Choose at least one specialist or team.".into()
+    } else {
+        e.message().to_string()
     }
 }
 
@@ -1005,6 +1036,7 @@ impl service_kit::Service for Application {
             command: connect(config.command_url.clone()).await?,
             inbox: connect(config.inbox_url.clone()).await?,
             audit: connect(config.audit_url.clone()).await?,
+            notify: connect(config.notify_url.clone()).await?,
         };
         let demo = match &config.demo_people {
             Some(path) => {

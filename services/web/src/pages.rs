@@ -43,6 +43,7 @@ input[type=search],input[type=number]{width:100%;font:inherit;padding:.5rem;bord
 .thread:focus{outline:3px solid #ffb81c;outline-offset:1px}.unassigned{color:#d5281b;font-weight:600}
 .moves .actions{display:flex;flex-wrap:wrap;gap:.5rem}.inline{display:inline;margin:0}.moves .button{margin-top:0}
 dialog{border:0;border-radius:6px;box-shadow:0 4px 24px rgba(0,0,0,.3);max-width:24rem}dialog::backdrop{background:rgba(0,0,0,.4)}
+.sides dt{font-weight:600}.sides dd{margin:0 0 .4rem}
 .shortcuts{display:grid;grid-template-columns:auto 1fr;gap:.3rem 1rem}.shortcuts dd{margin:0}
 kbd{border:1px solid #4c6272;border-bottom-width:2px;border-radius:3px;padding:0 .35rem;font:inherit;font-size:.9rem;background:#fff}
 @media (max-width:30rem){body{font-size:16px}h1{font-size:1.35rem}main{padding:.75rem}}
@@ -313,13 +314,10 @@ pub struct NewMessage<'a> {
     pub carers: &'a [String],
 }
 
-pub fn new_message(
-    who: &pb::WhoCanIMessageReply,
-    session: &Session,
-    typed: &NewMessage<'_>,
-    problem: Option<Markup>,
-) -> Markup {
-    let chosen = |v: &str| typed.chosen.iter().any(|c| c == v);
+/// The teams and professionals `who` offers, as checkboxes named `to`
+/// (`team:<id>`, `professional:<id>`), those in `chosen` ticked.
+pub fn recipient_choices(who: &pb::WhoCanIMessageReply, chosen: &[String], legend: &str) -> Markup {
+    let chosen = |v: &str| chosen.iter().any(|c| c == v);
     let team_choice = |t: &pb::TeamContact| {
         let value = format!("team:{}", t.team_id);
         let via = match (&t.default_contact, t.auto_cc) {
@@ -335,6 +333,34 @@ pub fn new_message(
         }
     };
     html! {
+        fieldset.card {
+            legend { strong { (legend) } }
+            @for t in &who.teams { (team_choice(t)) }
+            @for p in &who.professionals {
+                @let value = format!("professional:{}", p.person.as_ref().map(|p| p.person_id.as_str()).unwrap_or_default());
+                label.choice {
+                    input type="checkbox" name="to" value=(value) checked[chosen(&value)];
+                    span {
+                        (p.person.as_ref().map(|p| p.display.as_str()).unwrap_or_default())
+                        " " span.hint { (p.team_name) @if p.default_contact { " · the team's main contact" } }
+                    }
+                }
+            }
+            @if !who.other_teams.is_empty() {
+                p.hint { "Also open to you:" }
+                @for t in &who.other_teams { (team_choice(t)) }
+            }
+        }
+    }
+}
+
+pub fn new_message(
+    who: &pb::WhoCanIMessageReply,
+    session: &Session,
+    typed: &NewMessage<'_>,
+    problem: Option<Markup>,
+) -> Markup {
+    html! {
         h1 { "New message" }
         div.notice role="note" {
             strong { "Messages are not for emergencies. " }
@@ -344,24 +370,7 @@ pub fn new_message(
         @if let Some(problem) = problem { (problem) }
         form method="post" action="/messages/new" {
             input type="hidden" name="csrf" value=(session.csrf);
-            fieldset.card {
-                legend { strong { "To" } }
-                @for t in &who.teams { (team_choice(t)) }
-                @for p in &who.professionals {
-                    @let value = format!("professional:{}", p.person.as_ref().map(|p| p.person_id.as_str()).unwrap_or_default());
-                    label.choice {
-                        input type="checkbox" name="to" value=(value) checked[chosen(&value)];
-                        span {
-                            (p.person.as_ref().map(|p| p.display.as_str()).unwrap_or_default())
-                            " " span.hint { (p.team_name) @if p.default_contact { " · the team's main contact" } }
-                        }
-                    }
-                }
-                @if !who.other_teams.is_empty() {
-                    p.hint { "Also open to you:" }
-                    @for t in &who.other_teams { (team_choice(t)) }
-                }
-            }
+            (recipient_choices(who, typed.chosen, "To"))
             @if !who.carers.is_empty() {
                 fieldset.card {
                     legend { strong { "Copy in" } " " span.hint { "people who may act for you" } }

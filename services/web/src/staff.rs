@@ -303,3 +303,95 @@ pub(crate) async fn not_read(
         Err(e) => web.failed(&session, &e),
     }
 }
+
+/// Whom the conversation's messages reached, for staff: each recipient's
+/// latest notice (sent, retrying, failed, cannot be sent).
+pub(crate) async fn told(web: &Web, session: &Session, id: &str, position: u64) -> maud::Markup {
+    let asked = async {
+        web.notify(session)?
+            .thread_notifications(proto::notify::ThreadNotificationsRequest {
+                min_position: position,
+                thread_id: id.to_string(),
+            })
+            .await
+    };
+    match asked.await {
+        Ok(reply) => pages::staff::told(&reply.into_inner()),
+        Err(e) => {
+            tracing::warn!(code = ?e.code(), "notification states could not be read");
+            pages::staff::told_unknown()
+        }
+    }
+}
+
+/// The conversation (not marked read) and whom its record offers.
+async fn adding(
+    web: &Web,
+    session: &Session,
+    id: &str,
+) -> Result<(inbox_pb::ThreadSummary, inbox_pb::WhoCanIMessageReply), Status> {
+    let detail = web
+        .inbox(session)?
+        .get_thread(inbox_pb::GetThreadRequest {
+            min_position: session.position,
+            thread_id: id.to_string(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    let summary = detail.summary.unwrap_or_default();
+    let who = crate::who_can_i_message(web, session, &summary.patient_id).await?;
+    Ok((summary, who))
+}
+
+/// `/threads/<id>/add`: whom staff may add, and to which side.
+pub(crate) async fn add_page(
+    State(web): State<Web>,
+    SignedIn(session): SignedIn,
+    Path(id): Path<String>,
+) -> Response {
+    if session.caller.role != Role::Professional {
+        return staff_only(&web, &session);
+    }
+    match adding(&web, &session, &id).await {
+        Ok((summary, who)) => {
+            let body = pages::staff::add_people(&summary, &who, &session, &[], None);
+            web.page("Add to the conversation", Some(&session), body)
+        }
+        Err(e) => web.failed(&session, &e),
+    }
+}
+
+pub(crate) async fn add(
+    State(web): State<Web>,
+    Path(id): Path<String>,
+    Posted(session, form): Posted,
+) -> Response {
+    let chosen = form.all("to");
+    let recipients: Vec<cmd::Recipient> =
+        chosen.iter().filter_map(|v| crate::recipient(v)).collect();
+    let added = async {
+        web.command(&session)?
+            .add_participants(cmd::AddParticipantsRequest {
+                command_id: command_id(),
+                thread_id: id.clone(),
+                recipients,
+                carer_ids: vec![],
+                staff_side: form.one("staff_side") == "yes",
+            })
+            .await
+    };
+    match added.await {
+        Ok(reply) => web.changed(&session, reply, &format!("/threads/{id}")),
+        Err(e) if crate::refusal(&e) => match adding(&web, &session, &id).await {
+            Ok((summary, who)) => {
+                let problem = pages::error_box("Nobody was added", &crate::plain_refusal(&e));
+                let body =
+                    pages::staff::add_people(&summary, &who, &session, &chosen, Some(problem));
+                web.form_page("Add to the conversation", &session, body, true)
+            }
+            Err(e) => web.failed(&session, &e),
+        },
+        Err(e) => web.failed(&session, &e),
+    }
+}

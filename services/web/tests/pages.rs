@@ -724,6 +724,43 @@ async fn a_nurse_works_the_renal_inbox_through_the_pages() {
         .await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
 
+    // Her page says whom the emails reached (Pat's is retrying: no mail
+    // server listens in this test) and who is on which side.
+    let page = nina.get(&format!("/threads/{thread}")).await;
+    assert!(page.body.contains("Who was told"), "{}", page.body);
+    assert!(page.body.contains("trying again"), "{}", page.body);
+    assert!(page.body.contains("Patient&#39;s side") || page.body.contains("Patient's side"));
+
+    // A specialist added to the staff side; nobody chosen is refused.
+    let add = nina.get(&format!("/threads/{thread}/add")).await;
+    assert_eq!(add.status, StatusCode::OK, "{}", add.body);
+    let specialist = add
+        .body
+        .split("value=\"professional:")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no professional offered: {}", add.body))
+        .to_string();
+    let none = nina
+        .post(&format!("/threads/{thread}/add"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(
+        none.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        none.body
+    );
+    assert!(none.body.contains("Nobody was added"), "{}", none.body);
+    let to = format!("professional:{specialist}");
+    let added = nina
+        .post(
+            &format!("/threads/{thread}/add"),
+            &[("csrf", &csrf), ("to", &to), ("staff_side", "yes")],
+        )
+        .await;
+    let page = nina.follow(added).await;
+    assert!(page.body.contains("Staff side"), "{}", page.body);
+
     // Archived, then reopened; a move that is not one is refused.
     let archived = nina
         .post(

@@ -242,6 +242,8 @@ pub fn moves(detail: &pb::ThreadDetail, session: &Session) -> Markup {
                     None => { "Nobody is handling it yet." }
                 }
             }
+            (sides(detail))
+            p { a href={ "/threads/" (id) "/add" } { "Add a specialist or a team" } }
             div.actions {
                 @if !mine { (button("assign-me", "Assign to me", "a")) }
                 @if summary.assignee.is_some() { (button("unassign", "Unassign", "")) }
@@ -336,6 +338,115 @@ pub fn not_read(
                     }
                 }
             }
+        }
+    }
+}
+
+/// Each recipient's latest notice of this conversation's messages.
+pub fn told(reply: &proto::notify::ThreadNotificationsReply) -> Markup {
+    use proto::notify::DeliveryState;
+    // The latest notice per recipient (oldest message first in the reply).
+    let mut latest: Vec<&proto::notify::Notification> = Vec::new();
+    for n in reply.notifications.iter().filter(|n| !n.reminder) {
+        match latest.iter_mut().find(|l| l.recipient_id == n.recipient_id) {
+            Some(l) => *l = n,
+            None => latest.push(n),
+        }
+    }
+    html! {
+        section.card aria-labelledby="told-title" {
+            h2 #told-title { "Who was told" }
+            @if latest.is_empty() {
+                p.hint { "Nobody has been emailed about this conversation yet." }
+            }
+            ul {
+                @for n in &latest {
+                    li {
+                        strong { (n.recipient_name) } " (" (n.recipient_kind) "): "
+                        @match DeliveryState::try_from(n.state).unwrap_or_default() {
+                            DeliveryState::Sent => { "emailed " (when(n.sent_at.as_ref())) }
+                            DeliveryState::Pending => { "email waiting to go" }
+                            DeliveryState::Retrying => { "email not sent yet, trying again" @if n.attempts > 0 { " (" (n.attempts) " tries)" } }
+                            DeliveryState::Failed => { span.unassigned { "email failed" } @if !n.reason.is_empty() { ": " (n.reason) } }
+                            DeliveryState::Undeliverable => {
+                                span.unassigned { "cannot be emailed" }
+                                @if n.recipient_kind == "patient" {
+                                    ": this patient has no verified email: they may not know you wrote"
+                                } @else {
+                                    ": no verified email address"
+                                }
+                            }
+                            DeliveryState::Unspecified => { "unknown" }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// When the notification service does not answer.
+pub fn told_unknown() -> Markup {
+    html! {
+        section.card aria-labelledby="told-title" {
+            h2 #told-title { "Who was told" }
+            p.hint { "Whom the emails reached cannot be shown just now." }
+        }
+    }
+}
+
+/// Who is on the conversation now, the patient's side and the staff side
+/// apart (the patient and carers never see the staff side).
+fn sides(detail: &pb::ThreadDetail) -> Markup {
+    let on = |staff: bool| -> Vec<&pb::ParticipantHistory> {
+        detail
+            .participants
+            .iter()
+            .filter(|p| p.active && p.staff_side == staff)
+            .collect()
+    };
+    let list = |people: Vec<&pb::ParticipantHistory>| {
+        html! {
+            @for (i, p) in people.iter().enumerate() {
+                @if i > 0 { ", " }
+                (p.person.as_ref().map(|p| p.display.as_str()).unwrap_or("Someone"))
+            }
+        }
+    };
+    let staff = on(true);
+    html! {
+        dl.sides {
+            dt { "Patient's side" }
+            dd { (list(on(false))) }
+            @if !staff.is_empty() {
+                dt { "Staff side " span.hint { "(the patient and carers do not see them)" } }
+                dd { (list(staff)) }
+            }
+        }
+    }
+}
+
+/// Adding specialists or teams to a conversation, on either side.
+pub fn add_people(
+    summary: &pb::ThreadSummary,
+    who: &pb::WhoCanIMessageReply,
+    session: &Session,
+    chosen: &[String],
+    problem: Option<Markup>,
+) -> Markup {
+    html! {
+        p { a href={ "/threads/" (summary.thread_id) } { "← Back to the conversation" } }
+        h1 { "Add a specialist or a team" }
+        p.people { "To the conversation about " (summary.patient_name) "." }
+        @if let Some(problem) = problem { (problem) }
+        form method="post" action={ "/threads/" (summary.thread_id) "/add" } {
+            (csrf(session))
+            (super::recipient_choices(who, chosen, "Add"))
+            label.choice {
+                input type="checkbox" name="staff_side" value="yes";
+                span { "On the staff side " span.hint { "the patient and carers do not see them; they write staff notes" } }
+            }
+            button.button type="submit" { "Add them" }
         }
     }
 }

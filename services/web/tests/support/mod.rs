@@ -14,6 +14,8 @@ pub async fn system(label: &str) -> System {
         Services {
             inbox: true,
             audit: true,
+            // Mailing to a port where nothing listens: deliveries retry.
+            notify: Some(testkit::smtp(9)),
             wait: Some(Duration::from_secs(10)),
             ..Services::default()
         },
@@ -50,6 +52,7 @@ fn build(s: &System, org: &DemoOrg, oidc: Option<Arc<web::oidc::Oidc>>) -> Web {
         command: s.signer.channel(),
         inbox: s.inbox_channel(),
         audit: s.audit_channel(),
+        notify: s.notify_channel(),
     };
     Web::signing_in_at(backends, &config, Some(demo), oidc)
 }
