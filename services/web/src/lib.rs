@@ -9,6 +9,7 @@ mod live;
 pub mod oidc;
 mod pages;
 mod presence;
+mod privacy;
 mod record;
 pub mod session;
 mod staff;
@@ -399,6 +400,9 @@ pub fn router(web: Web) -> Router {
             get(record::acting_for_page).post(record::choose_acting_for),
         )
         .route("/record/trail", get(trail))
+        .route("/audit", get(privacy::trails))
+        .route("/audit/verify", get(privacy::verify))
+        .route("/audit/export", get(privacy::export))
         .route("/record/trail/download", get(trail_download))
         .route("/teams", get(staff::teams))
         .route("/teams/{id}/inbox", get(staff::team_inbox))
@@ -958,7 +962,17 @@ async fn trail_download(
     let Some(patient) = own_record(&session) else {
         return only_patients(&web, &session);
     };
-    let (format, name) = if q.format == "fhir" {
+    export_download(&web, &session, &patient, q.format == "fhir").await
+}
+
+/// A record's whole trail as a download: JSON lines, or a FHIR R4 Bundle.
+pub(crate) async fn export_download(
+    web: &Web,
+    session: &Session,
+    patient: &str,
+    fhir: bool,
+) -> Response {
+    let (format, name) = if fhir {
         (
             audit_pb::ExportFormat::FhirBundle,
             "careline-record-trail.fhir.json",
@@ -971,10 +985,10 @@ async fn trail_download(
     };
     let exported = async {
         let mut stream = web
-            .audit(&session)?
+            .audit(session)?
             .export(audit_pb::ExportRequest {
                 min_position: session.position,
-                patient_id: patient,
+                patient_id: patient.to_string(),
                 format: format as i32,
             })
             .await?
@@ -1002,7 +1016,7 @@ async fn trail_download(
             }
             response
         }
-        Err(e) => web.failed(&session, &e),
+        Err(e) => web.failed(session, &e),
     }
 }
 

@@ -73,19 +73,32 @@ fn only_patients(web: &Web, session: &Session) -> Response {
 
 /// A "YYYY-MM-DD" of a date field as the end of that day (UTC); empty is none.
 pub(crate) fn end_of_day(value: &str) -> Result<Option<SystemTime>, String> {
+    let Some(date) = day(value)? else {
+        return Ok(None);
+    };
+    let next = date
+        .next_day()
+        .ok_or_else(|| "That date is too far ahead.".to_string())?;
+    midnight(next).map(Some)
+}
+
+/// A date as a date field sends it (`YYYY-MM-DD`); `None` when empty.
+pub(crate) fn day(value: &str) -> Result<Option<time::Date>, String> {
     let value = value.trim();
     if value.is_empty() {
         return Ok(None);
     }
     let format = time::macros::format_description!("[year]-[month]-[day]");
-    let date = time::Date::parse(value, &format)
-        .map_err(|_| format!("“{value}” is not a date: give it as day, month and year."))?;
-    let next = date
-        .next_day()
-        .ok_or_else(|| "That date is too far ahead.".to_string())?;
-    let seconds = next.midnight().assume_utc().unix_timestamp();
-    let seconds = u64::try_from(seconds).map_err(|_| "That date is in the past.".to_string())?;
-    Ok(Some(SystemTime::UNIX_EPOCH + Duration::from_secs(seconds)))
+    time::Date::parse(value, &format)
+        .map(Some)
+        .map_err(|_| format!("“{value}” is not a date: give it as day, month and year."))
+}
+
+/// The start of `date`, UTC.
+pub(crate) fn midnight(date: time::Date) -> Result<SystemTime, String> {
+    let seconds = date.midnight().assume_utc().unix_timestamp();
+    let seconds = u64::try_from(seconds).map_err(|_| "That date is too long ago.".to_string())?;
+    Ok(SystemTime::UNIX_EPOCH + Duration::from_secs(seconds))
 }
 
 /// A refused change, as the service said it, in plain words where we know

@@ -796,3 +796,76 @@ async fn a_nurse_works_the_renal_inbox_through_the_pages() {
         .await;
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_privacy_officer_finds_what_a_professional_read() {
+    let s = support::system("web_privacy").await;
+    let org = s.org().await;
+    let thread = first_thread(&s.signer, &org).await.unwrap();
+    s.settled().await;
+    // Nina reads Pat's thread through the pages.
+    let mut nina = browser(&s, &org);
+    let read = nina
+        .sign_in(&org.nurse, &format!("/threads/{thread}"))
+        .await;
+    assert_eq!(read.status, StatusCode::OK);
+
+    let mut priya = browser(&s, &org);
+    let form = priya.sign_in(&org.auditor, "/audit").await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+    assert!(form.body.contains("Whose trail"), "{}", form.body);
+    // What Nina read: the audit trail has it once it has caught up.
+    let nurse = org.nurse.person_id.to_string();
+    let hers = format!("/audit?kind=person&id={nurse}");
+    let mut found = String::new();
+    for _ in 0..100 {
+        let page = priya.get(&hers).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        if page.body.contains("Nina Patel opened the thread") {
+            found = page.body;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        found.contains("the record&#39;s trail") || found.contains("the record's trail"),
+        "{found}"
+    );
+    // Not in a time that comes later; days the wrong way round are refused.
+    let later = priya.get(&format!("{hers}&from=2099-01-01")).await;
+    assert!(
+        later.body.contains("Nothing on this trail in that time."),
+        "{}",
+        later.body
+    );
+    let swapped = priya
+        .get(&format!("{hers}&from=2026-12-02&to=2026-11-01"))
+        .await;
+    assert_eq!(swapped.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(swapped.body.contains("swap them"), "{}", swapped.body);
+    assert!(swapped.body.contains(&nurse), "what she typed is kept");
+    let bad = priya.get("/audit?kind=person&id=dr-cole").await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // Pat's record: its trail, checked intact, and downloaded.
+    let pat = org.patient.person_id.to_string();
+    let record = priya.get(&format!("/audit?kind=record&id={pat}")).await;
+    assert!(record.body.contains("Check this record"), "{}", record.body);
+    let checked = priya.get(&format!("/audit/verify?patient={pat}")).await;
+    assert_eq!(checked.status, StatusCode::OK, "{}", checked.body);
+    assert!(checked.body.contains("Intact."), "{}", checked.body);
+    let request = axum::http::Request::get(format!("/audit/export?format=jsonl&patient={pat}"))
+        .header(header::COOKIE, priya.cookie_header())
+        .body(Body::empty())
+        .unwrap();
+    let response = priya.app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let disposition = response.headers()[header::CONTENT_DISPOSITION]
+        .to_str()
+        .unwrap();
+    assert!(disposition.starts_with("attachment"), "{disposition}");
+
+    // Nobody else reads trails here.
+    let refused = nina.get(&hers).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+}

@@ -1,0 +1,204 @@
+//! The privacy officer's pages (role auditor): the trail of a record, a
+//! thread or a person ("what did Dr Cole read last week"), between two
+//! days; a record's chain verified, with the result in plain words; a
+//! record's trail downloaded (JSON lines, FHIR). The audit service checks
+//! the role on every call; these pages only ask it.
+
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use proto::audit as audit_pb;
+use service_kit::Role;
+use tonic::{Code, Status};
+
+use crate::pages::privacy::{Asked, Kind};
+use crate::session::Session;
+use crate::{SignedIn, Web, pages};
+
+fn auditors_only(web: &Web, session: &Session) -> Response {
+    let body = pages::problem_page(
+        "This page is for privacy officers",
+        "Audit trails are read by the organisation's privacy officers (the auditor role).",
+    );
+    (
+        StatusCode::FORBIDDEN,
+        web.page("Audit trails", Some(session), body),
+    )
+        .into_response()
+}
+
+#[derive(serde::Deserialize, Debug, Default)]
+pub(crate) struct TrailQuery {
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+    #[serde(default)]
+    cursor: String,
+}
+
+/// The range the two days give: from the start of `from` to the end of
+/// `to` (both optional), or what to fix.
+fn range(q: &TrailQuery) -> Result<audit_pb::Range, String> {
+    let from = crate::record::day(&q.from)?
+        .map(crate::record::midnight)
+        .transpose()?;
+    let to = crate::record::end_of_day(&q.to)?;
+    if let (Some(from), Some(to)) = (from, to)
+        && to <= from
+    {
+        return Err("The last day comes before the first: swap them.".into());
+    }
+    Ok(audit_pb::Range {
+        from: from.map(Into::into),
+        to: to.map(Into::into),
+        page_size: 100,
+        cursor: q.cursor.clone(),
+    })
+}
+
+/// `/audit`: the form, and the trail it asks for.
+pub(crate) async fn trails(
+    State(web): State<Web>,
+    SignedIn(session): SignedIn,
+    Query(q): Query<TrailQuery>,
+) -> Response {
+    if session.caller.role != Role::Auditor {
+        return auditors_only(&web, &session);
+    }
+    let kind = Kind::parse(&q.kind);
+    let asked = Asked {
+        kind,
+        id: q.id.trim(),
+        from: q.from.trim(),
+        to: q.to.trim(),
+    };
+    if asked.id.is_empty() {
+        let body = pages::privacy::trails(&asked, None, None);
+        return web.page("Audit trails", Some(&session), body);
+    }
+    let range = match range(&q) {
+        Ok(range) => range,
+        Err(problem) => {
+            let problem = pages::error_box("Check the days", &problem);
+            let body = pages::privacy::trails(&asked, None, Some(problem));
+            return web.form_page("Audit trails", &session, body, true);
+        }
+    };
+    let answer = async {
+        let mut audit = web.audit(&session)?;
+        let min_position = session.position;
+        let id = asked.id.to_string();
+        let page = match kind {
+            Kind::Record => {
+                audit
+                    .record_trail(audit_pb::RecordTrailRequest {
+                        min_position,
+                        patient_id: id,
+                        range: Some(range),
+                    })
+                    .await?
+            }
+            Kind::Thread => {
+                audit
+                    .thread_trail(audit_pb::ThreadTrailRequest {
+                        min_position,
+                        thread_id: id,
+                        range: Some(range),
+                    })
+                    .await?
+            }
+            Kind::Person => {
+                audit
+                    .person_trail(audit_pb::PersonTrailRequest {
+                        min_position,
+                        person_id: id,
+                        range: Some(range),
+                    })
+                    .await?
+            }
+        };
+        Ok::<_, Status>(page.into_inner())
+    };
+    match answer.await {
+        Ok(page) => {
+            let body = pages::privacy::trails(&asked, Some(&page), None);
+            web.page("Audit trails", Some(&session), body)
+        }
+        Err(e) if e.code() == Code::InvalidArgument => {
+            let problem = pages::error_box(
+                "Check what you asked for",
+                "Give the id of a record, a thread or a person as Careline shows it (a UUID), and days as day, month and year.",
+            );
+            let body = pages::privacy::trails(&asked, None, Some(problem));
+            web.form_page("Audit trails", &session, body, true)
+        }
+        Err(e) => web.failed(&session, &e),
+    }
+}
+
+#[derive(serde::Deserialize, Debug, Default)]
+pub(crate) struct RecordQuery {
+    #[serde(default)]
+    patient: String,
+    #[serde(default)]
+    format: String,
+}
+
+/// `/audit/verify?patient=`: one record's chain checked (every chain when
+/// none is named), against the event stream too.
+pub(crate) async fn verify(
+    State(web): State<Web>,
+    SignedIn(session): SignedIn,
+    Query(q): Query<RecordQuery>,
+) -> Response {
+    if session.caller.role != Role::Auditor {
+        return auditors_only(&web, &session);
+    }
+    let patient = q.patient.trim().to_string();
+    let checked = async {
+        let mut audit = web.audit(&session)?;
+        let request = audit_pb::VerifyRequest {
+            min_position: session.position,
+            patient_id: patient.clone(),
+            against_stream: true,
+        };
+        // Every chain may take a while: more than a page's usual wait.
+        let mut request = tonic::Request::new(request);
+        request.set_timeout(Duration::from_secs(60));
+        Ok::<_, Status>(audit.verify(request).await?.into_inner())
+    };
+    match checked.await {
+        Ok(reply) => {
+            let body = pages::privacy::verified(&patient, &reply);
+            web.page("Audit trail checked", Some(&session), body)
+        }
+        Err(e) if e.code() == Code::InvalidArgument => {
+            let body = pages::problem_page("That is not a record's id", e.message());
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                web.page("Audit trails", Some(&session), body),
+            )
+                .into_response()
+        }
+        Err(e) => web.failed(&session, &e),
+    }
+}
+
+/// `/audit/export?patient=&format=`: a record's trail as a download.
+pub(crate) async fn export(
+    State(web): State<Web>,
+    SignedIn(session): SignedIn,
+    Query(q): Query<RecordQuery>,
+) -> Response {
+    if session.caller.role != Role::Auditor {
+        return auditors_only(&web, &session);
+    }
+    crate::export_download(&web, &session, q.patient.trim(), q.format == "fhir").await
+}
