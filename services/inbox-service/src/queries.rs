@@ -1044,3 +1044,93 @@ pub async fn team_by_join_code(client: &Client, code: &str) -> Result<pb::TeamCo
         default_contact: None,
     })
 }
+
+const TEAMS: &str = "SELECT team_id, name, description, auto_cc, default_contact, open_to_patients, \
+     coalesce(join_code, '') FROM teams WHERE ($1::uuid IS NULL OR team_id = $1) \
+     ORDER BY name, team_id LIMIT 500";
+const TEAM_MEMBERS: &str = "SELECT team_id, person_id, contactable, lead FROM team_members \
+     WHERE team_id = ANY($1)";
+const FIND_PEOPLE: &str = "SELECT p.person_id, p.email, p.email_verified, d.person_id IS NOT NULL \
+     FROM people p LEFT JOIN deactivated_people d ON d.person_id = p.person_id::text \
+     WHERE ($1::text IS NULL OR lower(p.name) LIKE $1 ESCAPE '\\') AND ($2 = '' OR p.kind = $2) \
+     ORDER BY lower(p.name), p.person_id LIMIT $3";
+
+fn admins_only(viewer: Viewer, what: &str) -> Result<(), Error> {
+    if viewer.role == Role::Admin {
+        Ok(())
+    } else {
+        Err(Error::PermissionDenied(format!("{what} is for admins")))
+    }
+}
+
+/// Teams, their settings and members: admins only.
+pub async fn teams(
+    client: &Client,
+    viewer: Viewer,
+    team: Option<TeamId>,
+) -> Result<Vec<pb::TeamSettings>, Error> {
+    admins_only(viewer, "the list of teams")?;
+    let team: Option<Uuid> = team.map(Uuid::from);
+    let found = rows(client, TEAMS, &[&team]).await?;
+    let ids: Vec<Uuid> = found.iter().map(|r| r.get(0)).collect();
+    let members = rows(client, TEAM_MEMBERS, &[&ids]).await?;
+    let named = people(
+        client,
+        members
+            .iter()
+            .map(|r| r.get::<_, Uuid>(1))
+            .chain(found.iter().filter_map(|r| r.get::<_, Option<Uuid>>(4))),
+    )
+    .await?;
+    Ok(found
+        .iter()
+        .map(|r| {
+            let id: Uuid = r.get(0);
+            let mut team_members: Vec<pb::TeamMember> = members
+                .iter()
+                .filter(|m| m.get::<_, Uuid>(0) == id)
+                .map(|m| pb::TeamMember {
+                    person: Some(person(&named, m.get(1))),
+                    contactable: m.get(2),
+                    lead: m.get(3),
+                })
+                .collect();
+            team_members.sort_by(|a, b| {
+                let name = |m: &pb::TeamMember| m.person.as_ref().map(|p| p.name.to_lowercase());
+                name(a).cmp(&name(b))
+            });
+            pb::TeamSettings {
+                team_id: id.to_string(),
+                name: r.get(1),
+                description: r.get(2),
+                auto_cc: r.get(3),
+                default_contact: r.get::<_, Option<Uuid>>(4).map(|d| person(&named, d)),
+                open_to_patients: r.get(5),
+                join_code: r.get(6),
+                members: team_members,
+            }
+        })
+        .collect())
+}
+
+/// People by the start of their name: admins only.
+pub async fn find_people(
+    client: &Client,
+    viewer: Viewer,
+    pattern: Option<String>,
+    kind: &'static str,
+    limit: i64,
+) -> Result<Vec<pb::PersonRecord>, Error> {
+    admins_only(viewer, "looking people up")?;
+    let found = rows(client, FIND_PEOPLE, &[&pattern, &kind, &limit]).await?;
+    let named = people(client, found.iter().map(|r| r.get::<_, Uuid>(0))).await?;
+    Ok(found
+        .iter()
+        .map(|r| pb::PersonRecord {
+            person: Some(person(&named, r.get(0))),
+            email: r.get(1),
+            email_verified: r.get(2),
+            deactivated: r.get(3),
+        })
+        .collect())
+}

@@ -23,6 +23,9 @@ pub struct Config {
     /// `CARELINE_NOTIFY_URL`: the notification service (whom staff's
     /// messages reached).
     pub notify_url: String,
+    /// `CARELINE_BASE_URL`: where people reach these pages (the links a
+    /// team puts on its website).
+    pub base_url: String,
     /// `CARELINE_TOKEN_SIGNING_KEY`: mints the short-lived token of each call.
     pub issuer: Arc<TokenIssuer>,
     /// `CARELINE_WEB_DEMO_PEOPLE`: a file of demo people (`careline demo
@@ -51,6 +54,7 @@ impl std::fmt::Debug for Config {
             .field("inbox_url", &self.inbox_url)
             .field("audit_url", &self.audit_url)
             .field("notify_url", &self.notify_url)
+            .field("base_url", &self.base_url)
             .field("demo_people", &self.demo_people)
             .field("secure_cookies", &self.secure_cookies)
             .field("idle", &self.idle)
@@ -105,6 +109,10 @@ impl Config {
             inbox_url: s.text("CARELINE_INBOX_URL", "http://127.0.0.1:50052"),
             audit_url: s.text("CARELINE_AUDIT_URL", "http://127.0.0.1:50053"),
             notify_url: s.text("CARELINE_NOTIFY_URL", "http://127.0.0.1:50054"),
+            base_url: s
+                .text("CARELINE_BASE_URL", "http://127.0.0.1:8080")
+                .trim_end_matches('/')
+                .to_string(),
             issuer: Arc::new(issuer),
             demo_people: s
                 .get("CARELINE_WEB_DEMO_PEOPLE")

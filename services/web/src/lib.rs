@@ -3,6 +3,7 @@
 //! signed-in person (a short-lived token minted for each call); it reads no
 //! database and decides no rule: the services answer, the pages show it.
 
+mod admin;
 pub mod config;
 mod linking;
 mod live;
@@ -65,6 +66,7 @@ struct Inner {
     oidc: Option<Arc<oidc::Oidc>>,
     secure: bool,
     presence: presence::Presence,
+    base_url: String,
 }
 
 impl std::fmt::Debug for Web {
@@ -108,6 +110,7 @@ impl Web {
                 oidc,
                 secure: config.secure_cookies,
                 presence: presence::Presence::default(),
+                base_url: config.base_url.clone(),
             }),
         }
     }
@@ -400,6 +403,14 @@ pub fn router(web: Web) -> Router {
             get(record::acting_for_page).post(record::choose_acting_for),
         )
         .route("/record/trail", get(trail))
+        .route("/admin/teams", get(admin::teams).post(admin::create_team))
+        .route(
+            "/admin/teams/{id}",
+            get(admin::team).post(admin::change_team),
+        )
+        .route("/admin/people", get(admin::people).post(admin::register))
+        .route("/admin/people/{id}", post(admin::change_person))
+        .route("/admin/people/{id}/close", get(admin::close_page))
         .route("/audit", get(privacy::trails))
         .route("/audit/verify", get(privacy::verify))
         .route("/audit/export", get(privacy::export))

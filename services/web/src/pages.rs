@@ -8,6 +8,7 @@ use proto::inbox as pb;
 use crate::config::DemoPerson;
 use crate::session::Session;
 
+pub mod admin;
 pub mod privacy;
 pub mod record;
 pub mod staff;
@@ -77,6 +78,10 @@ pub fn layout(title: &str, session: Option<&Session>, demo: bool, body: Markup) 
                             }
                             @if s.caller.role == service_kit::Role::Professional {
                                 a href="/teams" { "Team inboxes" }
+                            }
+                            @if s.caller.role == service_kit::Role::Admin {
+                                a href="/admin/teams" { "Teams" }
+                                a href="/admin/people" { "People" }
                             }
                             @if s.caller.role == service_kit::Role::Auditor {
                                 a href="/audit" { "Audit trails" }

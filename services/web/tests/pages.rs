@@ -869,3 +869,203 @@ async fn a_privacy_officer_finds_what_a_professional_read() {
     let refused = nina.get(&hers).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
 }
+
+/// The text after `marker` in `body`, up to the next `end`.
+fn after<'a>(body: &'a str, marker: &str, end: char) -> &'a str {
+    body.split(marker)
+        .nth(1)
+        .and_then(|rest| rest.split(end).next())
+        .unwrap_or_else(|| panic!("no {marker} in {body}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_sets_up_a_team_and_the_patient_is_offered_what_the_rules_say() {
+    let s = support::system("web_admin").await;
+    let org = s.org().await;
+    let mut ada = browser(&s, &org);
+    let teams = ada.sign_in(&org.admin, "/admin/teams").await;
+    assert_eq!(teams.status, StatusCode::OK, "{}", teams.body);
+    assert!(teams.body.contains("Renal Unit"), "{}", teams.body);
+    let csrf = teams.field("csrf");
+
+    // A new team, refused without a name (what was typed kept), then made.
+    let unnamed = ada
+        .post(
+            "/admin/teams",
+            &[
+                ("csrf", &csrf),
+                ("name", " "),
+                ("description", "Stoma nurses"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        unnamed.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        unnamed.body
+    );
+    assert!(unnamed.body.contains("Stoma nurses"));
+    let created = ada
+        .post(
+            "/admin/teams",
+            &[
+                ("csrf", &csrf),
+                ("name", "Stoma Care"),
+                ("description", "Stoma nurses"),
+            ],
+        )
+        .await;
+    let team_path = created.location.clone().unwrap();
+    let team_id = team_path.trim_start_matches("/admin/teams/").to_string();
+    let page = ada.follow(created).await;
+    assert!(page.body.contains("Stoma Care"), "{}", page.body);
+    assert!(page.body.contains("No members yet."));
+
+    // Two nurses found by name and added; Ned the default contact.
+    for (name, who) in [("nin", &org.nurse), ("NED", &org.nurse2)] {
+        let found = ada.get(&format!("{team_path}?find={name}")).await;
+        let id = who.person_id.to_string();
+        assert!(found.body.contains(&id), "{}", found.body);
+        let added = ada
+            .post(
+                &team_path,
+                &[
+                    ("csrf", &csrf),
+                    ("do", "add"),
+                    ("person", &id),
+                    ("contactable", "yes"),
+                ],
+            )
+            .await;
+        assert!(added.status.is_redirection(), "{}", added.body);
+    }
+    let ned = org.nurse2.person_id.to_string();
+    let set = ada
+        .post(
+            &team_path,
+            &[("csrf", &csrf), ("do", "default"), ("person", &ned)],
+        )
+        .await;
+    let page = ada.follow(set).await;
+    assert!(page.body.contains("Saved."), "{}", page.body);
+    assert!(
+        page.body
+            .contains("Default messaging contact: <strong>Ned Brown"),
+        "{}",
+        page.body
+    );
+
+    // A join code, with the two links and the buttons to paste.
+    let issued = ada
+        .post(&team_path, &[("csrf", &csrf), ("do", "code")])
+        .await;
+    let page = ada.follow(issued).await;
+    let join = after(&page.body, "/join/", '<').to_string();
+    assert!(
+        page.body.contains(&format!("/teams/{team_id}/message")),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("&lt;a href="),
+        "the button HTML is shown as text: {}",
+        page.body
+    );
+
+    // Pat joins by the link; without automatic CC the team reaches Ned.
+    let mut pat = browser(&s, &org);
+    let join_page = pat.sign_in(&org.patient, &format!("/join/{join}")).await;
+    assert!(
+        join_page.body.contains("Join Stoma Care"),
+        "{}",
+        join_page.body
+    );
+    let pat_csrf = join_page.field("csrf");
+    let joined = pat
+        .post(&format!("/join/{join}"), &[("csrf", &pat_csrf)])
+        .await;
+    assert!(joined.status.is_redirection(), "{}", joined.body);
+    let offer = pat.get("/messages/new").await;
+    // The team's entry, up to the end of its label.
+    let stoma = after(&offer.body, "Stoma Care</strong>", '\n');
+    let stoma = &stoma[..stoma.find("</label>").unwrap_or(stoma.len())];
+    assert!(
+        stoma.contains("reaches Ned Brown"),
+        "{stoma}: {}",
+        offer.body
+    );
+
+    // Automatic CC on: the team is one entry reaching everyone who answers.
+    let on = ada
+        .post(
+            &team_path,
+            &[("csrf", &csrf), ("do", "auto-cc"), ("on", "yes")],
+        )
+        .await;
+    let page = ada.follow(on).await;
+    assert!(page.body.contains("Automatic CC is on"), "{}", page.body);
+    let offer = pat.get("/messages/new").await;
+    let entry = after(&offer.body, "Stoma Care</strong>", '\n');
+    let entry = &entry[..entry.find("</label>").unwrap_or(entry.len())];
+    assert!(
+        entry.contains("everyone in the team who answers messages"),
+        "{}",
+        offer.body
+    );
+
+    // People: a professional registered, found, closed (after being told
+    // what that does) and opened again.
+    let people = ada.get("/admin/people").await;
+    assert_eq!(people.status, StatusCode::OK, "{}", people.body);
+    let registered = ada
+        .post(
+            "/admin/people",
+            &[
+                ("csrf", &csrf),
+                ("kind", "professional"),
+                ("name", "Olu Ade"),
+                ("role_label", "Stoma Nurse"),
+                ("email", "olu.ade@hospital.example"),
+            ],
+        )
+        .await;
+    let page = ada.follow(registered).await;
+    assert!(page.body.contains("Registered."), "{}", page.body);
+    assert!(page.body.contains("Olu Ade (Stoma Nurse)"), "{}", page.body);
+    assert!(page.body.contains("not verified"), "{}", page.body);
+    let olu = after(&page.body, "action=\"/admin/people/", '"').to_string();
+    let close = ada
+        .get(&format!("/admin/people/{olu}/close?name=Olu+Ade&find=Olu"))
+        .await;
+    assert!(
+        close.body.contains("signs them out everywhere"),
+        "{}",
+        close.body
+    );
+    let closed = ada
+        .post(
+            &format!("/admin/people/{olu}"),
+            &[("csrf", &csrf), ("do", "deactivate"), ("find", "Olu")],
+        )
+        .await;
+    let page = ada.follow(closed).await;
+    assert!(
+        page.body.contains("The account is closed."),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("Closed"), "{}", page.body);
+    let opened = ada
+        .post(
+            &format!("/admin/people/{olu}"),
+            &[("csrf", &csrf), ("do", "reactivate"), ("find", "Olu")],
+        )
+        .await;
+    let page = ada.follow(opened).await;
+    assert!(page.body.contains("open again"), "{}", page.body);
+
+    // Not for anyone else.
+    assert_eq!(pat.get("/admin/teams").await.status, StatusCode::FORBIDDEN);
+    assert_eq!(pat.get("/admin/people").await.status, StatusCode::FORBIDDEN);
+}

@@ -402,6 +402,48 @@ impl InboxService for InboxGrpc {
         Ok(Response::new(reply))
     }
 
+    async fn teams(
+        &self,
+        request: Request<pb::TeamsRequest>,
+    ) -> Result<Response<pb::TeamsReply>, Status> {
+        let (_, viewer) = self.caller(&request).await?;
+        let r = request.into_inner();
+        let team = if r.team_id.trim().is_empty() {
+            None
+        } else {
+            Some(TeamId::parse("team_id", &r.team_id)?)
+        };
+        let position = self.reached(r.min_position).await?;
+        let client = self.client().await?;
+        // Teams and their staff: no record is shown, nothing to audit.
+        let teams = queries::teams(&client, viewer, team).await?;
+        Ok(Response::new(pb::TeamsReply { teams, position }))
+    }
+
+    async fn find_people(
+        &self,
+        request: Request<pb::FindPeopleRequest>,
+    ) -> Result<Response<pb::FindPeopleReply>, Status> {
+        let (_, viewer) = self.caller(&request).await?;
+        let r = request.into_inner();
+        let pattern = name_pattern(&r.name_prefix)?;
+        let kind = match pb::PersonKind::try_from(r.kind).unwrap_or_default() {
+            pb::PersonKind::Patient => "patient",
+            pb::PersonKind::Carer => "carer",
+            pb::PersonKind::Professional => "professional",
+            pb::PersonKind::Unspecified => "",
+        };
+        let limit = match r.limit {
+            0 => 50,
+            n @ 1..=100 => i64::from(n),
+            _ => return Err(Error::invalid("limit", "from 1 to 100").into()),
+        };
+        let position = self.reached(r.min_position).await?;
+        let client = self.client().await?;
+        let people = queries::find_people(&client, viewer, pattern, kind, limit).await?;
+        Ok(Response::new(pb::FindPeopleReply { people, position }))
+    }
+
     async fn find_carer(
         &self,
         request: Request<pb::FindCarerRequest>,

@@ -180,3 +180,79 @@ async fn a_join_code_names_its_team_until_a_new_one_is_issued() {
         Code::InvalidArgument
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_professional_sees_her_teams_and_only_admins_list_teams_and_people() {
+    let s = system("account_admin").await;
+    let org = s.org().await;
+    let at = s.head().await;
+
+    let nina = account(&s, &org.nurse, at).await;
+    let teams: Vec<&str> = nina.teams.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(teams, ["Renal Unit"]);
+    assert!(account(&s, &org.patient, at).await.teams.is_empty());
+
+    let all = s
+        .inbox(&org.admin)
+        .teams(pb::TeamsRequest {
+            min_position: at,
+            team_id: org.renal.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let renal = &all.teams[0];
+    assert!(renal.auto_cc);
+    assert!(!renal.join_code.is_empty());
+    assert!(
+        renal
+            .members
+            .iter()
+            .any(|m| m.person.as_ref().unwrap().name == "Nina Patel" && m.contactable)
+    );
+    let found = s
+        .inbox(&org.admin)
+        .find_people(pb::FindPeopleRequest {
+            min_position: at,
+            name_prefix: "PAT".into(),
+            kind: pb::PersonKind::Patient as i32,
+            limit: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(found.people.len(), 1);
+    assert_eq!(found.people[0].email, "pat.jones@example.org");
+    assert!(found.people[0].email_verified && !found.people[0].deactivated);
+
+    for who in [&org.nurse, &org.patient, &org.auditor] {
+        let refused = s
+            .inbox(who)
+            .teams(pb::TeamsRequest {
+                min_position: at,
+                team_id: String::new(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+        let refused = s
+            .inbox(who)
+            .find_people(pb::FindPeopleRequest {
+                min_position: at,
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    }
+    let bad = s
+        .inbox(&org.admin)
+        .find_people(pb::FindPeopleRequest {
+            min_position: at,
+            limit: 500,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+}

@@ -1,0 +1,505 @@
+//! The admins' pages: teams (create; members, contactable, lead; automatic
+//! CC; the default contact; open to every patient; alerts; the join code
+//! with the two website links and the button to paste) and people
+//! (register professionals, carers and patients; change an address; send
+//! the verification email; close and reopen an account, with what that
+//! does said before it is confirmed). The command service decides; the
+//! pages ask it and show the answer.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use careline_client::bearer::command_id;
+use proto::command as cmd;
+use proto::inbox as inbox_pb;
+use service_kit::Role;
+use tonic::Status;
+
+use crate::session::Session;
+use crate::{Fields, Posted, SignedIn, Web, pages};
+
+fn admins_only(web: &Web, session: &Session) -> Response {
+    let body = pages::problem_page(
+        "This page is for administrators",
+        "Teams and people are set up by the organisation's administrators.",
+    );
+    (
+        StatusCode::FORBIDDEN,
+        web.page("Admin", Some(session), body),
+    )
+        .into_response()
+}
+
+#[derive(serde::Deserialize, Debug, Default)]
+pub(crate) struct FindQuery {
+    #[serde(default)]
+    find: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    done: String,
+}
+
+async fn teams_of(
+    web: &Web,
+    session: &Session,
+    team: &str,
+) -> Result<Vec<inbox_pb::TeamSettings>, Status> {
+    Ok(web
+        .inbox(session)?
+        .teams(inbox_pb::TeamsRequest {
+            min_position: session.position,
+            team_id: team.to_string(),
+        })
+        .await?
+        .into_inner()
+        .teams)
+}
+
+async fn find_people(
+    web: &Web,
+    session: &Session,
+    prefix: &str,
+    kind: inbox_pb::PersonKind,
+) -> Result<Vec<inbox_pb::PersonRecord>, Status> {
+    Ok(web
+        .inbox(session)?
+        .find_people(inbox_pb::FindPeopleRequest {
+            min_position: session.position,
+            name_prefix: prefix.to_string(),
+            kind: kind as i32,
+            limit: 50,
+        })
+        .await?
+        .into_inner()
+        .people)
+}
+
+/// `/admin/teams`: every team, and a form to create one.
+pub(crate) async fn teams(
+    State(web): State<Web>,
+    SignedIn(session): SignedIn,
+    Query(q): Query<FindQuery>,
+) -> Response {
+    if session.caller.role != Role::Admin {
+        return admins_only(&web, &session);
+    }
+    teams_page(&web, &session, &q.done, ("", ""), None).await
+}
+
+async fn teams_page(
+    web: &Web,
+    session: &Session,
+    done: &str,
+    typed: (&str, &str),
+    problem: Option<maud::Markup>,
+) -> Response {
+    match teams_of(web, session, "").await {
+        Ok(teams) => {
+            let body = pages::admin::teams(&teams, session, done, typed, problem.clone());
+            web.form_page("Teams", session, body, problem.is_some())
+        }
+        Err(e) => web.failed(session, &e),
+    }
+}
+
+/// Creates a team, then opens its page.
+pub(crate) async fn create_team(State(web): State<Web>, Posted(session, form): Posted) -> Response {
+    let (name, description) = (form.one("name"), form.one("description"));
+    let team_id = uuid::Uuid::now_v7().to_string();
+    let created = async {
+        web.command(&session)?
+            .create_team(cmd::CreateTeamRequest {
+                command_id: command_id(),
+                team_id: team_id.clone(),
+                name: name.to_string(),
+                description: description.to_string(),
+            })
+            .await
+    };
+    match created.await {
+        Ok(reply) => web.changed(&session, reply, &format!("/admin/teams/{team_id}")),
+        Err(e) if crate::refusal(&e) => {
+            let problem = pages::error_box("The team was not created", e.message());
+            teams_page(&web, &session, "", (name, description), Some(problem)).await
+        }
+        Err(e) => web.failed(&session, &e),
+    }
+}
+
+/// `/admin/teams/<id>`: its settings, members, join code; professionals
+/// found by name to add.
+pub(crate) async fn team(
+    State(web): State<Web>,
+    SignedIn(session): SignedIn,
+    Path(team): Path<String>,
+    Query(q): Query<FindQuery>,
+) -> Response {
+    if session.caller.role != Role::Admin {
+        return admins_only(&web, &session);
+    }
+    team_page(&web, &session, &team, &q.find, &q.done, None).await
+}
+
+async fn team_page(
+    web: &Web,
+    session: &Session,
+    team: &str,
+    find: &str,
+    done: &str,
+    problem: Option<maud::Markup>,
+) -> Response {
+    let found = async {
+        let teams = teams_of(web, session, team).await?;
+        let people = if find.trim().is_empty() {
+            Vec::new()
+        } else {
+            find_people(web, session, find, inbox_pb::PersonKind::Professional).await?
+        };
+        Ok::<_, Status>((teams, people))
+    };
+    match found.await {
+        Ok((teams, people)) => match teams.first() {
+            Some(settings) => {
+                let view = pages::admin::TeamView {
+                    team: settings,
+                    found: &people,
+                    find,
+                    done,
+                    base_url: &web.inner.base_url,
+                };
+                let has_problem = problem.is_some();
+                let body = pages::admin::team(&view, session, problem);
+                web.form_page("Team settings", session, body, has_problem)
+            }
+            None => {
+                let body = pages::problem_page(
+                    "There is no such team",
+                    "It may have a new link: go back to the list of teams.",
+                );
+                (
+                    StatusCode::NOT_FOUND,
+                    web.page("Team settings", Some(session), body),
+                )
+                    .into_response()
+            }
+        },
+        Err(e) => web.failed(session, &e),
+    }
+}
+
+fn yes(form: &Fields, name: &str) -> bool {
+    form.one(name) == "yes"
+}
+
+/// One change to a team, posted from its page.
+pub(crate) async fn change_team(
+    State(web): State<Web>,
+    Path(team): Path<String>,
+    Posted(session, form): Posted,
+) -> Response {
+    let team_id = team.clone();
+    let person = form.one("person").to_string();
+    let changed = async {
+        let mut c = web.command(&session)?;
+        let command_id = command_id();
+        let reply = match form.one("do") {
+            "auto-cc" => {
+                c.set_auto_cc(cmd::SetAutoCcRequest {
+                    command_id,
+                    team_id,
+                    enabled: yes(&form, "on"),
+                })
+                .await?
+            }
+            "open" => {
+                c.set_team_open_to_patients(cmd::SetTeamOpenToPatientsRequest {
+                    command_id,
+                    team_id,
+                    open: yes(&form, "on"),
+                })
+                .await?
+            }
+            "alerts" => {
+                c.set_team_alerts(cmd::SetTeamAlertsRequest {
+                    command_id,
+                    team_id,
+                    enabled: yes(&form, "on"),
+                })
+                .await?
+            }
+            "default" => {
+                c.set_default_contact(cmd::SetDefaultContactRequest {
+                    command_id,
+                    team_id,
+                    professional_id: person,
+                })
+                .await?
+            }
+            "add" => {
+                c.add_team_member(cmd::AddTeamMemberRequest {
+                    command_id,
+                    team_id,
+                    professional_id: person,
+                    contactable: yes(&form, "contactable"),
+                    lead: yes(&form, "lead"),
+                })
+                .await?
+            }
+            "remove" => {
+                c.remove_team_member(cmd::RemoveTeamMemberRequest {
+                    command_id,
+                    team_id,
+                    professional_id: person,
+                })
+                .await?
+            }
+            "contactable" => {
+                c.set_member_contactable(cmd::SetMemberContactableRequest {
+                    command_id,
+                    team_id,
+                    professional_id: person,
+                    contactable: yes(&form, "on"),
+                })
+                .await?
+            }
+            "lead" => {
+                c.set_member_lead(cmd::SetMemberLeadRequest {
+                    command_id,
+                    team_id,
+                    professional_id: person,
+                    lead: yes(&form, "on"),
+                })
+                .await?
+            }
+            "code" => {
+                let issued = c
+                    .issue_join_code(cmd::IssueJoinCodeRequest {
+                        command_id,
+                        team_id,
+                    })
+                    .await?
+                    .into_inner();
+                tonic::Response::new(issued.reply.unwrap_or_default())
+            }
+            _ => return Err(Status::invalid_argument("do: not a change to a team")),
+        };
+        Ok::<_, Status>(reply)
+    };
+    match changed.await {
+        Ok(reply) => web.changed(&session, reply, &format!("/admin/teams/{team}?done=saved")),
+        Err(e) if crate::refusal(&e) => {
+            let problem = pages::error_box("That was not changed", e.message());
+            team_page(&web, &session, &team, "", "", Some(problem)).await
+        }
+        Err(e) => web.failed(&session, &e),
+    }
+}
+
+/// `/admin/people`: people found by name, and the forms to register one.
+pub(crate) async fn people(
+    State(web): State<Web>,
+    SignedIn(session): SignedIn,
+    Query(q): Query<FindQuery>,
+) -> Response {
+    if session.caller.role != Role::Admin {
+        return admins_only(&web, &session);
+    }
+    people_page(&web, &session, &q, &pages::admin::Register::default(), None).await
+}
+
+fn kind_of(s: &str) -> inbox_pb::PersonKind {
+    match s {
+        "patient" => inbox_pb::PersonKind::Patient,
+        "carer" => inbox_pb::PersonKind::Carer,
+        "professional" => inbox_pb::PersonKind::Professional,
+        _ => inbox_pb::PersonKind::Unspecified,
+    }
+}
+
+async fn people_page(
+    web: &Web,
+    session: &Session,
+    q: &FindQuery,
+    typed: &pages::admin::Register<'_>,
+    problem: Option<maud::Markup>,
+) -> Response {
+    match find_people(web, session, &q.find, kind_of(&q.kind)).await {
+        Ok(found) => {
+            let has_problem = problem.is_some();
+            let body =
+                pages::admin::people(&found, session, &q.find, &q.kind, &q.done, typed, problem);
+            web.form_page("People", session, body, has_problem)
+        }
+        Err(e) => web.failed(session, &e),
+    }
+}
+
+/// Registers a professional, a carer or a patient (each is emailed the
+/// verification link, which is also their invitation to sign in).
+pub(crate) async fn register(State(web): State<Web>, Posted(session, form): Posted) -> Response {
+    let typed = pages::admin::Register {
+        kind: form.one("kind"),
+        name: form.one("name"),
+        role_label: form.one("role_label"),
+        email: form.one("email"),
+    };
+    let id = uuid::Uuid::now_v7().to_string();
+    let registered = async {
+        let mut c = web.command(&session)?;
+        let command_id = command_id();
+        let reply = match typed.kind {
+            "professional" => {
+                c.register_professional(cmd::RegisterProfessionalRequest {
+                    command_id,
+                    professional_id: id.clone(),
+                    name: typed.name.to_string(),
+                    role_label: typed.role_label.to_string(),
+                    work_email: typed.email.to_string(),
+                })
+                .await?
+            }
+            "carer" => {
+                c.register_carer(cmd::RegisterCarerRequest {
+                    command_id,
+                    carer_id: id.clone(),
+                    name: typed.name.to_string(),
+                    email: typed.email.to_string(),
+                    email_verified: false,
+                })
+                .await?
+            }
+            "patient" => {
+                c.register_patient(cmd::RegisterPatientRequest {
+                    command_id,
+                    patient_id: id.clone(),
+                    name: typed.name.to_string(),
+                    email: typed.email.to_string(),
+                    email_verified: false,
+                })
+                .await?
+            }
+            _ => {
+                return Err(Status::invalid_argument(
+                    "kind: choose professional, carer or patient",
+                ));
+            }
+        };
+        Ok::<_, Status>(reply)
+    };
+    let find: String = typed.name.trim().to_string();
+    match registered.await {
+        Ok(reply) => {
+            let to = format!(
+                "/admin/people?done=registered&find={}",
+                crate::encode(&find)
+            );
+            web.changed(&session, reply, &to)
+        }
+        Err(e) if crate::refusal(&e) => {
+            let problem = pages::error_box("Nobody was registered", e.message());
+            people_page(&web, &session, &FindQuery::default(), &typed, Some(problem)).await
+        }
+        Err(e) => web.failed(&session, &e),
+    }
+}
+
+/// One change to a person's account, posted from the people page (closing
+/// an account only from its confirmation page).
+pub(crate) async fn change_person(
+    State(web): State<Web>,
+    Path(person): Path<String>,
+    Posted(session, form): Posted,
+) -> Response {
+    let patient = form.one("kind") == "patient";
+    let changed = async {
+        let mut c = web.command(&session)?;
+        let command_id = command_id();
+        let reply = match form.one("do") {
+            "verify" => {
+                let (patient_id, person_id) = if patient {
+                    (person.clone(), String::new())
+                } else {
+                    (String::new(), person.clone())
+                };
+                c.request_email_verification(cmd::RequestEmailVerificationRequest {
+                    command_id,
+                    patient_id,
+                    person_id,
+                })
+                .await?
+            }
+            "email" if patient => {
+                c.change_patient_email(cmd::ChangePatientEmailRequest {
+                    command_id,
+                    patient_id: person.clone(),
+                    email: form.one("email").to_string(),
+                })
+                .await?
+            }
+            "email" => {
+                c.change_person_email(cmd::ChangePersonEmailRequest {
+                    command_id,
+                    person_id: person.clone(),
+                    email: form.one("email").to_string(),
+                })
+                .await?
+            }
+            "deactivate" => {
+                c.deactivate_person(cmd::DeactivatePersonRequest {
+                    command_id,
+                    person_id: person.clone(),
+                })
+                .await?
+            }
+            "reactivate" => {
+                c.reactivate_person(cmd::ReactivatePersonRequest {
+                    command_id,
+                    person_id: person.clone(),
+                })
+                .await?
+            }
+            _ => return Err(Status::invalid_argument("do: not a change to an account")),
+        };
+        Ok::<_, Status>(reply)
+    };
+    let back = format!("/admin/people?find={}", crate::encode(form.one("find")));
+    match changed.await {
+        Ok(reply) => web.changed(
+            &session,
+            reply,
+            &format!("{back}&done={}", crate::encode(form.one("do"))),
+        ),
+        Err(e) if crate::refusal(&e) => {
+            let body = pages::problem_page("That was not changed", e.message());
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                web.page("People", Some(&session), body),
+            )
+                .into_response()
+        }
+        Err(e) => web.failed(&session, &e),
+    }
+}
+
+#[derive(serde::Deserialize, Debug, Default)]
+pub(crate) struct CloseQuery {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    find: String,
+}
+
+/// What closing an account does, said before it is confirmed.
+pub(crate) async fn close_page(
+    State(web): State<Web>,
+    SignedIn(session): SignedIn,
+    Path(person): Path<String>,
+    Query(q): Query<CloseQuery>,
+) -> Response {
+    if session.caller.role != Role::Admin {
+        return admins_only(&web, &session);
+    }
+    let body = pages::admin::close(&person, q.name.trim(), &q.find, &session);
+    web.page("Close an account", Some(&session), body)
+}

@@ -1,0 +1,348 @@
+//! The markup of the admins' pages.
+
+use maud::{Markup, html};
+use proto::inbox as pb;
+
+use crate::session::Session;
+
+fn csrf(session: &Session) -> Markup {
+    html! { input type="hidden" name="csrf" value=(session.csrf); }
+}
+
+fn saved(done: &str) -> Option<&'static str> {
+    Some(match done {
+        "saved" => "Saved.",
+        "registered" => {
+            "Registered. They are emailed a link to confirm their address; following it, they link their sign-in."
+        }
+        "verify" => "The verification email is sent again.",
+        "email" => "The address is changed; a link to confirm it is sent to it.",
+        "deactivate" => "The account is closed.",
+        "reactivate" => "The account is open again. They rejoin no team or conversation by it.",
+        _ => return None,
+    })
+}
+
+fn notice(done: &str) -> Markup {
+    html! { @if let Some(n) = saved(done) { div.notice role="status" { (n) } } }
+}
+
+/// Every team, and the form to create one.
+pub fn teams(
+    teams: &[pb::TeamSettings],
+    session: &Session,
+    done: &str,
+    typed: (&str, &str),
+    problem: Option<Markup>,
+) -> Markup {
+    html! {
+        h1 { "Teams" }
+        (notice(done))
+        ul.list {
+            @for t in teams {
+                li {
+                    a.thread href={ "/admin/teams/" (t.team_id) } {
+                        span.subject { (t.name) }
+                        @if t.auto_cc { span.badge { "Automatic CC" } }
+                        @if t.open_to_patients { span.badge { "Open to all patients" } }
+                        div.meta { (t.members.len()) @if t.members.len() == 1 { " member" } @else { " members" } }
+                    }
+                }
+            }
+        }
+        h2 #create { "Create a team" }
+        @if let Some(problem) = problem { (problem) }
+        form.card method="post" action="/admin/teams" {
+            (csrf(session))
+            label for="name" { "Name" }
+            input #name type="text" name="name" required maxlength="200" value=(typed.0);
+            label for="description" { "Description" span.hint { " (optional) what patients see of the team" } }
+            input #description type="text" name="description" maxlength="500" value=(typed.1);
+            button.button type="submit" { "Create the team" }
+        }
+    }
+}
+
+/// What a team's page shows.
+pub struct TeamView<'a> {
+    pub team: &'a pb::TeamSettings,
+    pub found: &'a [pb::PersonRecord],
+    pub find: &'a str,
+    pub done: &'a str,
+    pub base_url: &'a str,
+}
+
+fn switch(
+    session: &Session,
+    team: &str,
+    what: &str,
+    on: bool,
+    label_on: &str,
+    label_off: &str,
+) -> Markup {
+    html! {
+        form.inline method="post" action={ "/admin/teams/" (team) } {
+            (csrf(session))
+            input type="hidden" name="do" value=(what);
+            input type="hidden" name="on" value=(if on { "no" } else { "yes" });
+            button.button.secondary type="submit" { (if on { label_off } else { label_on }) }
+        }
+    }
+}
+
+/// One team: settings, members, the join code and the website links.
+pub fn team(v: &TeamView<'_>, session: &Session, problem: Option<Markup>) -> Markup {
+    let t = v.team;
+    let id = &t.team_id;
+    let person_form = |what: &str, person: &str, on: Option<bool>, label: &str| {
+        html! {
+            form.inline method="post" action={ "/admin/teams/" (id) } {
+                (csrf(session))
+                input type="hidden" name="do" value=(what);
+                input type="hidden" name="person" value=(person);
+                @if let Some(on) = on { input type="hidden" name="on" value=(if on { "yes" } else { "no" }); }
+                button.button.secondary type="submit" { (label) }
+            }
+        }
+    };
+    let message_link = format!("{}/teams/{id}/message", v.base_url);
+    let join_link = format!("{}/join/{}", v.base_url, t.join_code);
+    html! {
+        p { a href="/admin/teams" { "← Teams" } }
+        h1 { (t.name) }
+        @if !t.description.is_empty() { p { (t.description) } }
+        (notice(v.done))
+        @if let Some(problem) = problem { (problem) }
+        section.card aria-labelledby="settings" {
+            h2 #settings { "How patients reach the team" }
+            p {
+                @if t.auto_cc { strong { "Automatic CC is on: " } "a message to the team reaches every contactable member." }
+                @else { strong { "Automatic CC is off: " } "a message to the team reaches its default contact." }
+            }
+            (switch(session, id, "auto-cc", t.auto_cc, "Turn automatic CC on", "Turn automatic CC off"))
+            p {
+                @if t.open_to_patients { strong { "Open to every patient" } " (like PALS): anyone may write to it." }
+                @else { "Only the team's own patients may write to it." }
+            }
+            (switch(session, id, "open", t.open_to_patients, "Open it to every patient", "Only its own patients"))
+            p { "Alert every member of each new message:" }
+            div.actions {
+                form.inline method="post" action={ "/admin/teams/" (id) } {
+                    (csrf(session)) input type="hidden" name="do" value="alerts"; input type="hidden" name="on" value="yes";
+                    button.button.secondary type="submit" { "Alerts on" }
+                }
+                form.inline method="post" action={ "/admin/teams/" (id) } {
+                    (csrf(session)) input type="hidden" name="do" value="alerts"; input type="hidden" name="on" value="no";
+                    button.button.secondary type="submit" { "Alerts off" }
+                }
+            }
+            p {
+                "Default messaging contact: "
+                @match &t.default_contact { Some(p) => { strong { (p.display) } } None => { "none" } }
+            }
+        }
+        section.card aria-labelledby="members" {
+            h2 #members { "Members" }
+            @if t.members.is_empty() { p { "No members yet." } }
+            ul {
+                @for m in &t.members {
+                    @let p = m.person.clone().unwrap_or_default();
+                    li {
+                        strong { (p.display) }
+                        @if m.lead { " " span.badge { "Lead" } }
+                        @if !m.contactable { " " span.badge { "Not contactable by patients" } }
+                        div.actions {
+                            (person_form("contactable", &p.person_id, Some(!m.contactable), if m.contactable { "Make not contactable" } else { "Make contactable" }))
+                            (person_form("lead", &p.person_id, Some(!m.lead), if m.lead { "No longer lead" } else { "Make lead" }))
+                            @if t.default_contact.as_ref().is_none_or(|d| d.person_id != p.person_id) {
+                                (person_form("default", &p.person_id, None, "Make default contact"))
+                            }
+                            (person_form("remove", &p.person_id, None, "Remove from the team"))
+                        }
+                    }
+                }
+            }
+            h3 { "Add a professional" }
+            form method="get" action={ "/admin/teams/" (id) } role="search" {
+                label for="find" { "Find by name" span.hint { " the start of their name" } }
+                input #find type="search" name="find" value=(v.find) autocomplete="off";
+                button.button.secondary type="submit" { "Find" }
+            }
+            @if !v.find.trim().is_empty() && v.found.is_empty() {
+                p { "No professional's name starts with that." }
+            }
+            @for r in v.found {
+                @let p = r.person.clone().unwrap_or_default();
+                form.card method="post" action={ "/admin/teams/" (id) } {
+                    (csrf(session))
+                    input type="hidden" name="do" value="add";
+                    input type="hidden" name="person" value=(p.person_id);
+                    strong { (p.display) }
+                    label.choice { input type="checkbox" name="contactable" value="yes" checked; span { "Contactable by patients" } }
+                    label.choice { input type="checkbox" name="lead" value="yes"; span { "Team lead" } }
+                    button.button type="submit" { "Add " (p.name) }
+                }
+            }
+        }
+        section.card aria-labelledby="links" {
+            h2 #links { "On the team's website" }
+            p { "Two links: one to message the team, one for patients to join it." }
+            p { "Message this team: " code { (message_link) } }
+            @if t.join_code.is_empty() {
+                p { "There is no join code yet." }
+            } @else {
+                p { "Join this team: " code { (join_link) } " (code " strong { (t.join_code.to_uppercase()) } ")" }
+                label for="button-html" { "The buttons, ready to paste into the website" }
+                textarea #button-html readonly rows="4" {
+                    "<a href=\"" (message_link) "\">Message this team</a>\n<a href=\"" (join_link) "\">Join this team</a>"
+                }
+            }
+            form method="post" action={ "/admin/teams/" (id) } {
+                (csrf(session))
+                input type="hidden" name="do" value="code";
+                button.button.secondary type="submit" {
+                    @if t.join_code.is_empty() { "Issue a join code" } @else { "Issue a new join code (the old one stops working)" }
+                }
+            }
+        }
+    }
+}
+
+/// What the registration form keeps when it is refused.
+#[derive(Debug, Default)]
+pub struct Register<'a> {
+    pub kind: &'a str,
+    pub name: &'a str,
+    pub role_label: &'a str,
+    pub email: &'a str,
+}
+
+fn kind_name(kind: i32) -> &'static str {
+    match pb::PersonKind::try_from(kind).unwrap_or_default() {
+        pb::PersonKind::Patient => "patient",
+        pb::PersonKind::Carer => "carer",
+        pb::PersonKind::Professional => "professional",
+        pb::PersonKind::Unspecified => "",
+    }
+}
+
+/// People found by name, what can be done to each, and the registration.
+pub fn people(
+    found: &[pb::PersonRecord],
+    session: &Session,
+    find: &str,
+    kind: &str,
+    done: &str,
+    typed: &Register<'_>,
+    problem: Option<Markup>,
+) -> Markup {
+    let kinds = [
+        ("", "Everyone"),
+        ("patient", "Patients"),
+        ("carer", "Carers"),
+        ("professional", "Professionals"),
+    ];
+    html! {
+        h1 { "People" }
+        (notice(done))
+        form.search method="get" action="/admin/people" role="search" {
+            label for="find" { "Find by name" span.hint { " the start of their name" } }
+            input #find type="search" name="find" value=(find) autocomplete="off";
+            label for="kind" { "Who" }
+            select #kind name="kind" {
+                @for (value, label) in kinds { option value=(value) selected[kind == value] { (label) } }
+            }
+            button.button.secondary type="submit" { "Find" }
+        }
+        @if found.is_empty() { p.card { "Nobody found." } }
+        ul.list {
+            @for r in found {
+                @let p = r.person.clone().unwrap_or_default();
+                @let k = kind_name(p.kind);
+                li.card {
+                    strong { (p.display) } " " span.hint { (k) }
+                    @if r.deactivated { " " span.badge.archived { "Closed" } }
+                    div.meta {
+                        @if r.email.is_empty() { "no email address" } @else { (r.email) }
+                        @if !r.email.is_empty() { @if r.email_verified { " · verified" } @else { " · not verified" } }
+                    }
+                    div.actions {
+                        @if !r.email.is_empty() && !r.email_verified {
+                            form.inline method="post" action={ "/admin/people/" (p.person_id) } {
+                                (csrf(session))
+                                input type="hidden" name="do" value="verify";
+                                input type="hidden" name="kind" value=(k);
+                                input type="hidden" name="find" value=(find);
+                                button.button.secondary type="submit" { "Send the verification email again" }
+                            }
+                        }
+                        @if k != "patient" {
+                            @if r.deactivated {
+                                form.inline method="post" action={ "/admin/people/" (p.person_id) } {
+                                    (csrf(session))
+                                    input type="hidden" name="do" value="reactivate";
+                                    input type="hidden" name="find" value=(find);
+                                    button.button.secondary type="submit" { "Open the account again" }
+                                }
+                            } @else {
+                                a.button.secondary href={ "/admin/people/" (p.person_id) "/close?name=" (crate::encode(&p.name)) "&find=" (crate::encode(find)) } { "Close the account…" }
+                            }
+                        }
+                    }
+                    form method="post" action={ "/admin/people/" (p.person_id) } {
+                        (csrf(session))
+                        input type="hidden" name="do" value="email";
+                        input type="hidden" name="kind" value=(k);
+                        input type="hidden" name="find" value=(find);
+                        @let field = format!("email-{}", p.person_id);
+                        label for=(field) { "New email address" }
+                        input type="text" id=(field) name="email" inputmode="email" autocomplete="off";
+                        button.button.secondary type="submit" { "Change the address" }
+                    }
+                }
+            }
+        }
+        h2 #register { "Register someone" }
+        @if let Some(problem) = problem { (problem) }
+        form.card method="post" action="/admin/people" {
+            (csrf(session))
+            label for="reg-kind" { "They are" }
+            select #reg-kind name="kind" {
+                @for (value, label) in [("professional", "A professional"), ("carer", "A carer"), ("patient", "A patient")] {
+                    option value=(value) selected[typed.kind == value] { (label) }
+                }
+            }
+            label for="reg-name" { "Name" }
+            input #reg-name type="text" name="name" required maxlength="200" value=(typed.name);
+            label for="reg-role" { "Role label" span.hint { " professionals only, as patients see it, e.g. Dietitian" } }
+            input #reg-role type="text" name="role_label" maxlength="100" value=(typed.role_label);
+            label for="reg-email" { "Email address" span.hint { " a professional's work address; they confirm it by the link we send" } }
+            input #reg-email type="text" name="email" inputmode="email" autocomplete="off" value=(typed.email);
+            button.button type="submit" { "Register" }
+        }
+    }
+}
+
+/// Closing an account, said before it is confirmed.
+pub fn close(person: &str, name: &str, find: &str, session: &Session) -> Markup {
+    let who = if name.is_empty() { "this person" } else { name };
+    html! {
+        p { a href={ "/admin/people?find=" (crate::encode(find)) } { "← People" } }
+        h1 { "Close " (who) "'s account?" }
+        div.notice {
+            p { "Closing the account:" }
+            ul {
+                li { "signs them out everywhere at once, and they cannot sign in;" }
+                li { "takes them off every team and every conversation they are on, and away every staff role;" }
+                li { "leaves everything they wrote in the record, as it was." }
+            }
+            p { "You can open the account again later; they then rejoin no team and no conversation by that." }
+        }
+        form method="post" action={ "/admin/people/" (person) } {
+            (csrf(session))
+            input type="hidden" name="do" value="deactivate";
+            input type="hidden" name="find" value=(find);
+            button.button type="submit" { "Close the account" }
+        }
+    }
+}
