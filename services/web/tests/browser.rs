@@ -17,8 +17,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use careline_client::demo::first_thread;
+use careline_client::demo::{DemoOrg, first_thread};
 use fantoccini::{Client, ClientBuilder, Locator};
+use testkit::System;
 
 mod support;
 
@@ -95,8 +96,22 @@ async fn browser(driver: &Driver, width: u32, height: u32) -> Client {
         .unwrap()
 }
 
+/// The web service on a loopback port, in front of `s`: its base URL.
+async fn serve(s: &System, org: &DemoOrg) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let app = web::router(support::web(s, org));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
 /// Saves a screenshot of the page as `name`.png.
 async fn photograph(client: &Client, name: &str) {
+    // From the top of the page, whatever the test last scrolled to.
+    client
+        .execute("window.scrollTo(0, 0)", vec![])
+        .await
+        .unwrap();
     let png = client.screenshot().await.unwrap();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let dir = root.join("target/screenshots");
@@ -168,8 +183,9 @@ async fn shows_within(client: &Client, needle: &str, wait: Duration) -> String {
 
 /// Signs in on the demo sign-in page as `who`, going on to `to`.
 async fn sign_in_as(client: &Client, base: &str, who: &service_kit::Caller, to: &str) {
+    let next: String = form_urlencoded::byte_serialize(to.as_bytes()).collect();
     client
-        .goto(&format!("{base}/sign-in?next={to}"))
+        .goto(&format!("{base}/sign-in?next={next}"))
         .await
         .unwrap();
     let button = format!(
@@ -185,7 +201,7 @@ async fn sign_in_as(client: &Client, base: &str, who: &service_kit::Caller, to: 
         .click()
         .await
         .unwrap();
-    at(client, to).await;
+    at(client, to.split('?').next().unwrap_or(to)).await;
 }
 
 /// What has the keyboard's focus: its id, or else its text.
@@ -258,11 +274,7 @@ async fn a_patient_uses_careline_in_a_real_browser_on_a_phone() {
         .await;
     testkit::inbox_page(&mut s.inbox(&org.patient), reply).await;
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr: SocketAddr = listener.local_addr().unwrap();
-    let app = web::router(support::web(&s, &org));
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    let base = format!("http://{addr}");
+    let base = serve(&s, &org).await;
 
     let driver = driver().await;
     let phone = browser(&driver, 375, 812).await;
@@ -508,11 +520,7 @@ async fn a_nurse_works_the_renal_inbox_in_a_real_browser() {
     let s = support::system("web_browser_staff").await;
     let org = s.org().await;
     let thread = first_thread(&s.signer, &org).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr: SocketAddr = listener.local_addr().unwrap();
-    let app = web::router(support::web(&s, &org));
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    let base = format!("http://{addr}");
+    let base = serve(&s, &org).await;
 
     let driver = driver().await;
     let nina = browser(&driver, 1280, 900).await;
@@ -555,7 +563,12 @@ async fn a_nurse_works_the_renal_inbox_in_a_real_browser() {
             .click()
             .await?;
         shows(&nina, "Check her potassium first.").await;
+        // Zoomed out, to show the note below the moves and the messages.
+        nina.execute("document.body.style.zoom = '0.6'", vec![])
+            .await?;
         seen(&nina, "thread-staff").await;
+        nina.execute("document.body.style.zoom = ''", vec![])
+            .await?;
 
         // Ned opens the same conversation and starts a reply: Nina's page
         // says so within 2 seconds.
@@ -568,6 +581,29 @@ async fn a_nurse_works_the_renal_inbox_in_a_real_browser() {
             .await?;
         box_.send_keys("Pat, about Sunday").await?;
         shows_within(&nina, "Ned Brown is replying", Duration::from_secs(2)).await;
+
+        // The lead nurse hands it to Ned.
+        let lead = browser(&driver, 1280, 900).await;
+        sign_in_as(&lead, &base, &org.lead, &format!("/threads/{thread}")).await;
+        shows(&lead, "Assigned to Nina Patel").await;
+        let ned_option = format!(
+            "//select[@id='assignee']/option[@value='{}']",
+            org.nurse2.person_id
+        );
+        lead.wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::XPath(&ned_option))
+            .await?
+            .click()
+            .await?;
+        lead.wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::XPath("//button[text()='Assign']"))
+            .await?
+            .click()
+            .await?;
+        shows(&lead, "Assigned to Ned Brown").await;
+        lead.close().await?;
         Ok::<_, fantoccini::error::CmdError>(())
     }
     .await;
@@ -578,5 +614,68 @@ async fn a_nurse_works_the_renal_inbox_in_a_real_browser() {
     }
     nina.close().await.unwrap();
     ned.close().await.unwrap();
+    outcome.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_and_a_privacy_officer_use_their_pages_in_a_real_browser() {
+    let s = support::system("web_browser_admin").await;
+    let org = s.org().await;
+    let thread = first_thread(&s.signer, &org).await.unwrap();
+    s.post(&org.nurse, &thread, "Up to one litre on Sunday, Pat.")
+        .await;
+    let base = serve(&s, &org).await;
+
+    let driver = driver().await;
+    let desk = browser(&driver, 1280, 900).await;
+    let outcome = async {
+        // The renal unit's settings: automatic CC, members, the website
+        // buttons; a new join code.
+        sign_in_as(&desk, &base, &org.admin, "/admin/teams").await;
+        shows(&desk, "Create a team").await;
+        seen(&desk, "admin-teams").await;
+        desk.goto(&format!("{base}/admin/teams/{}", org.renal))
+            .await?;
+        shows(&desk, "Automatic CC is on").await;
+        desk.wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::XPath(
+                "//button[starts-with(text(),'Issue a new join code')]",
+            ))
+            .await?
+            .click()
+            .await?;
+        shows(&desk, "Saved.").await;
+        seen(&desk, "admin-team").await;
+        desk.goto(&format!("{base}/admin/people?find=Pat")).await?;
+        shows(&desk, "pat.jones@example.org").await;
+        seen(&desk, "admin-people").await;
+        desk.goto(&format!("{base}/sign-in")).await?;
+
+        // The privacy officer: what Nina did, by her trail.
+        sign_in_as(
+            &desk,
+            &base,
+            &org.auditor,
+            &format!("/audit?kind=person&id={}", org.nurse.person_id),
+        )
+        .await;
+        shows(&desk, "Nina Patel posted a message").await;
+        seen(&desk, "audit").await;
+        desk.goto(&format!(
+            "{base}/audit/verify?patient={}",
+            org.patient.person_id
+        ))
+        .await?;
+        shows(&desk, "Intact.").await;
+        Ok::<_, fantoccini::error::CmdError>(())
+    }
+    .await;
+    if outcome.is_err() {
+        let url = desk.current_url().await.map(|u| u.to_string());
+        let text = desk.source().await.unwrap_or_default();
+        eprintln!("stopped at {url:?}:\n{text}");
+    }
+    desk.close().await.unwrap();
     outcome.unwrap();
 }
