@@ -28,6 +28,10 @@ pub struct Spec {
     pub threads: usize,
     /// Messages after the first, per thread.
     pub replies: usize,
+    /// Of `threads`, how many go to the last team (a busy one, for the
+    /// team-inbox benchmark); the rest are spread evenly over every
+    /// patient.
+    pub busy_team_threads: usize,
 }
 
 /// The ids of a generated world, for queries.
@@ -103,7 +107,7 @@ fn envelope(
 impl Spec {
     /// The benchmarks' organisation at `scale` (1.0: 500 teams of 20 staff,
     /// 20,000 patients, 100,000 threads of 7 messages: about a million
-    /// events).
+    /// events; 10,000 of the threads in the last team).
     pub fn benchmark(scale: f64) -> Self {
         let n = |x: f64| ((x * scale).round() as usize).max(1);
         Self {
@@ -112,6 +116,7 @@ impl Spec {
             patients: n(20_000.0),
             threads: n(100_000.0),
             replies: 6,
+            busy_team_threads: n(10_000.0),
         }
     }
 }
@@ -234,9 +239,27 @@ pub fn generate(spec: Spec, age: Duration) -> Log {
         patient_team.insert(patient, team);
     }
 
+    // Every `stride`-th thread goes to the busy team's patients (those
+    // `p % teams == teams - 1`), until it has its share.
+    let busy = spec.busy_team_threads.min(spec.threads);
+    let stride = spec.threads.checked_div(busy).unwrap_or(0);
+    let busy_patients: Vec<Uuid> = world
+        .patients
+        .iter()
+        .enumerate()
+        .filter(|(p, _)| p % spec.teams.max(1) == spec.teams.max(1) - 1)
+        .map(|(_, id)| *id)
+        .collect();
+    let mut busy_given = 0;
     for n in 0..spec.threads {
         let thread = Uuid::now_v7();
-        let patient = world.patients[n % world.patients.len()];
+        let patient =
+            if stride > 0 && n % stride == 0 && busy_given < busy && !busy_patients.is_empty() {
+                busy_given += 1;
+                busy_patients[(n / stride) % busy_patients.len()]
+            } else {
+                world.patients[n % world.patients.len()]
+            };
         let team = patient_team[&patient];
         let members = &world.staff[team];
         let pat = (patient, Role::Patient, "Patient");

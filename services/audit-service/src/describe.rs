@@ -555,6 +555,9 @@ pub fn describe(event: &RecordedEvent, dir: &mut Directory) -> Vec<Draft> {
                             "{who} listed {n} thread{} of the record the patient has not read ({team_name})",
                             plural(n)
                         ),
+                        ("TeamPatients", _) => format!(
+                            "{who} found the patient by name among the {team_name} team's patients"
+                        ),
                         ("MyInbox", n) => format!(
                             "{who} listed {n} thread{} of the record in their inbox",
                             plural(n)

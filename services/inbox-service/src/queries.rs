@@ -74,6 +74,14 @@ macro_rules! visible_professional {
            JOIN threads t ON t.patient_id = g.patient_id WHERE m.person_id = $1"
     };
 }
+/// A professional's threads in person: added by name or started, not
+/// reached as a member of a team the thread addresses.
+macro_rules! visible_by_name {
+    () => {
+        "SELECT thread_id FROM thread_participants WHERE person_id = $1 AND active \
+           AND kind = 'professional' AND via_team IS NULL AND $2::timestamptz IS NOT NULL"
+    };
+}
 /// A team inbox: threads addressed to team `$5`.
 macro_rules! visible_team {
     () => {
@@ -117,7 +125,8 @@ macro_rules! summary_select {
                      AND c.expires_at <= now())) \
                ORDER BY tp.joined_at, tp.person_id LIMIT 10), \
              coalesce((SELECT array_agg(tt.team_id ORDER BY tt.added_at, tt.team_id) FROM thread_teams tt \
-               WHERE tt.thread_id = t.thread_id AND tt.staff_side AND ", staff_viewer!(), "), '{}') FROM ",
+               WHERE tt.thread_id = t.thread_id AND tt.staff_side AND ", staff_viewer!(), "), '{}'), \
+             CASE WHEN ", staff_viewer!(), " THEN t.waiting_since END FROM ",
             $from,
             " LEFT JOIN read_marks rm ON rm.thread_id = t.thread_id AND rm.person_id = $1"
         )
@@ -165,6 +174,7 @@ const PAGE_PATIENT: &str = page!(visible_patient!());
 const PAGE_CARER: &str = page!(visible_carer!());
 const PAGE_PROFESSIONAL: &str = page!(visible_professional!());
 const PAGE_TEAM: &str = page!(visible_team!());
+const PAGE_BY_NAME: &str = page!(visible_by_name!());
 const CAN_SEE_PATIENT: &str = can_see!(visible_patient!());
 const CAN_SEE_CARER: &str = can_see!(visible_carer!());
 const CAN_SEE_PROFESSIONAL: &str = can_see!(visible_professional!());
@@ -274,6 +284,8 @@ pub struct ListFilter {
     pub team: Option<Uuid>,
     /// A lowercase LIKE pattern, already escaped and ending in `%`.
     pub name_pattern: Option<String>,
+    /// Only threads a professional is on in person.
+    pub on_by_name: bool,
     pub cursor: Option<(SystemTime, Uuid)>,
     pub page_size: i64,
 }
@@ -387,6 +399,7 @@ fn summary(row: &Row, named: &HashMap<Uuid, pb::Person>) -> pb::ThreadSummary {
         message_count: count.max(0) as u32,
         unread_count: (count - read).max(0) as u32,
         participant_count: row.get::<_, i32>(8).max(0) as u32,
+        waiting_since: row.get::<_, Option<SystemTime>>(12).map(ts),
     }
 }
 
@@ -508,6 +521,7 @@ pub async fn my_inbox(
     let sql = match viewer.role {
         Role::Patient => PAGE_PATIENT,
         Role::Carer => PAGE_CARER,
+        Role::Professional if filter.on_by_name => PAGE_BY_NAME,
         Role::Professional => PAGE_PROFESSIONAL,
         // Admins, operators and auditors are on no thread.
         _ => return Ok((Vec::new(), String::new())),
@@ -769,7 +783,8 @@ pub async fn who_can_i_message(
             .chain(&others)
             .filter_map(|r| r.get::<_, Option<Uuid>>(4))
             .chain(staff.iter().map(|r| r.get::<_, Uuid>(0)))
-            .chain(carers.iter().map(|r| r.get::<_, Uuid>(0))),
+            .chain(carers.iter().map(|r| r.get::<_, Uuid>(0)))
+            .chain([patient]),
     )
     .await?;
     let contact = |r: &tokio_postgres::Row| {
@@ -807,6 +822,7 @@ pub async fn who_can_i_message(
             })
             .collect(),
         position: 0,
+        patient: Some(person(&named, patient)),
     })
 }
 
@@ -1133,4 +1149,31 @@ pub async fn find_people(
             deactivated: r.get(3),
         })
         .collect())
+}
+
+/// A team's patients whose name matches `$2`, by name, at most 20.
+const TEAM_PATIENTS: &str = "SELECT p.person_id FROM patient_teams pt \
+     JOIN people p ON p.person_id = pt.patient_id AND p.kind = 'patient' \
+     WHERE pt.team_id = $1 AND lower(p.name) LIKE $2 \
+       AND NOT EXISTS (SELECT 1 FROM deactivated_people d WHERE d.person_id = p.person_id::text) \
+     ORDER BY lower(p.name), p.person_id LIMIT 20";
+
+/// A team's patients whose name starts as `pattern` says, for a member
+/// starting a conversation with one; what it shows is recorded by `record`.
+pub async fn team_patients(
+    client: &Client,
+    viewer: Viewer,
+    team: TeamId,
+    pattern: String,
+    record: Recorder<'_>,
+) -> Result<Vec<pb::Person>, Error> {
+    require_member(client, viewer, team).await?;
+    let found = rows(client, TEAM_PATIENTS, &[&team.uuid(), &pattern]).await?;
+    let ids: Vec<Uuid> = found.iter().map(|r| r.get(0)).collect();
+    let mut shown = Shown::default();
+    for id in &ids {
+        shown.record(&id.to_string());
+    }
+    let (named, ()) = futures::try_join!(people(client, ids.iter().copied()), record(shown))?;
+    Ok(ids.iter().map(|id| person(&named, *id)).collect())
 }

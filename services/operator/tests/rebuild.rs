@@ -22,6 +22,7 @@ async fn a_rebuild_shows_its_bar_and_report_and_no_database_chatter() {
                 patients: 10,
                 threads: 20,
                 replies: 2,
+                busy_team_threads: 0,
             },
             Duration::from_secs(3600),
         ),

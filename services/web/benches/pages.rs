@@ -205,30 +205,66 @@ async fn main() {
         // conversation page then says its states cannot be shown.
         notify: Channel::from_static("http://127.0.0.1:9").connect_lazy(),
     };
-    let demo = vec![web::DemoPerson {
-        what: "bench".into(),
-        caller: clinician.clone(),
-    }];
+    // And the lead of the busy team (the last), for its inbox.
+    let busy = world.teams.len() - 1;
+    let busy_lead = Caller {
+        person_id: world.staff[busy][0],
+        role: Role::Professional,
+        name: "Bench Busy Lead".into(),
+    };
+    let demo = vec![
+        web::DemoPerson {
+            what: "bench".into(),
+            caller: clinician.clone(),
+        },
+        web::DemoPerson {
+            what: "bench busy team".into(),
+            caller: busy_lead.clone(),
+        },
+    ];
     let app = web::router(web::Web::new(backends, &web_config, Some(demo)));
     let listener = tokio::net::TcpListener::bind(any).await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     let session = sign_in(addr, &clinician).await;
+    let busy_session = sign_in(addr, &busy_lead).await;
     let team_id = world.teams[team];
+    let busy_id = world.teams[busy];
+    let busy_threads = world.threads.iter().filter(|t| t.2 == busy).count();
+    let busy_label = format!("busy team inbox ({busy_threads} thr.)");
     let pages = [
-        ("message list (/messages)", "/messages".to_string()),
         (
-            "a conversation (/threads/<id>)",
-            format!("/threads/{thread}"),
+            "message list (/messages)".to_string(),
+            "/messages".to_string(),
+            &session,
         ),
         (
-            "team inbox (all active)",
+            "a conversation (/threads/<id>)".to_string(),
+            format!("/threads/{thread}"),
+            &session,
+        ),
+        (
+            format!(
+                "team inbox ({} thr.)",
+                world.threads.iter().filter(|t| t.2 == team).count()
+            ),
             format!("/teams/{team_id}/inbox?show=active"),
+            &session,
+        ),
+        (
+            busy_label.clone(),
+            format!("/teams/{busy_id}/inbox?show=active"),
+            &busy_session,
+        ),
+        (
+            format!("{busy_label}, unassigned"),
+            format!("/teams/{busy_id}/inbox"),
+            &busy_session,
         ),
     ];
     // Each once first (the conversation is then read: no marking on every load).
-    for (_, path) in &pages {
+    for (_, path, session) in &pages {
         let (head, _) = http(
             addr,
             &format!("GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\nCookie: careline_session={session}\r\n\r\n"),
@@ -238,15 +274,15 @@ async fn main() {
     }
     for connections in loads {
         println!("{connections} connection(s):");
-        for (label, path) in &pages {
+        for (label, path, session) in &pages {
             let url = format!("http://{addr}{path}");
-            let session = session.clone();
+            let session = (*session).clone();
             let (p50, p99, rate, errors) =
                 tokio::task::spawn_blocking(move || load(&url, &session, seconds, connections))
                     .await
                     .unwrap();
             println!(
-                "  {label:<32} p50 {p50:>7.2} ms  p99 {p99:>7.2} ms  {rate:>7.0} pages/s{}",
+                "  {label:<40} p50 {p50:>7.2} ms  p99 {p99:>7.2} ms  {rate:>7.0} pages/s{}",
                 if errors.is_empty() {
                     String::new()
                 } else {

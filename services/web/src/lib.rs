@@ -418,6 +418,7 @@ pub fn router(web: Web) -> Router {
         .route("/teams", get(staff::teams))
         .route("/teams/{id}/inbox", get(staff::team_inbox))
         .route("/teams/{id}/not-read", get(staff::not_read))
+        .route("/teams/{id}/start", get(staff::start))
         .route("/threads/{id}/move", post(staff::move_thread))
         .route("/threads/{id}/note", post(staff::note))
         .route("/threads/{id}/typing", post(staff::typing))
@@ -595,8 +596,9 @@ async fn messages(
     } else {
         None
     };
-    let archived = q.view == "archived";
-    let status = if archived {
+    let staff = session.caller.role == Role::Professional;
+    let list = pages::ListView::parse(&q.view, staff);
+    let status = if list == pages::ListView::Archived {
         inbox_pb::StatusFilter::Archived
     } else {
         inbox_pb::StatusFilter::Active
@@ -605,6 +607,7 @@ async fn messages(
         min_position: session.position.max(q.at),
         filters: Some(inbox_pb::Filters {
             status: status as i32,
+            on_by_name: list == pages::ListView::ByName,
             ..Default::default()
         }),
         page_size: LIST_PAGE,
@@ -623,8 +626,12 @@ async fn messages(
             }
             let can_write = matches!(session.caller.role, Role::Patient | Role::Carer);
             let about = acting.as_ref().map(|a| a.name.as_str());
-            let body = pages::messages(&page, archived, can_write, about, !q.cursor.is_empty());
-            web.page("Messages", Some(&session), body)
+            let body = pages::messages(&page, list, staff, can_write, about, !q.cursor.is_empty());
+            web.page(
+                if staff { "My inbox" } else { "Messages" },
+                Some(&session),
+                body,
+            )
         }
         Err(e) => web.failed(&session, &e),
     }
@@ -772,16 +779,28 @@ fn own_record(session: &Session) -> Option<String> {
     (session.caller.role == Role::Patient).then(|| session.caller.person_id.to_string())
 }
 
-/// The record a new message is written in: the patient's own, or the one a
-/// carer acts in (while its consent is in force).
-async fn writing_in(web: &Web, session: &Session) -> Result<Option<String>, Status> {
+/// The record a new message is written in: the patient's own, the one a
+/// carer acts in (while its consent is in force), or the one a professional
+/// chose (`asked`; the services decide whether they may write in it).
+async fn writing_in(web: &Web, session: &Session, asked: &str) -> Result<Option<String>, Status> {
     match session.caller.role {
         Role::Carer => Ok(record::acting(web, session)
             .await?
             .0
             .map(|a| a.patient_id.to_string())),
+        Role::Professional => Ok((!asked.trim().is_empty()).then(|| asked.trim().to_string())),
         _ => Ok(own_record(session)),
     }
+}
+
+#[derive(serde::Deserialize, Debug, Default)]
+struct NewQuery {
+    /// A professional's chosen record.
+    #[serde(default)]
+    patient: String,
+    /// The team a professional starts from, chosen at first.
+    #[serde(default)]
+    team: String,
 }
 
 async fn who_can_i_message(
@@ -800,8 +819,11 @@ async fn who_can_i_message(
 }
 
 fn not_for_you(web: &Web, session: &Session) -> Response {
-    if session.caller.role == Role::Carer {
-        return Redirect::to("/acting-for").into_response();
+    match session.caller.role {
+        Role::Carer => return Redirect::to("/acting-for").into_response(),
+        // Staff choose the record first, from a team's page.
+        Role::Professional => return Redirect::to("/teams").into_response(),
+        _ => {}
     }
     let body = pages::problem_page(
         "New messages start from a patient's record",
@@ -814,15 +836,28 @@ fn not_for_you(web: &Web, session: &Session) -> Response {
         .into_response()
 }
 
-async fn new_message_page(State(web): State<Web>, SignedIn(session): SignedIn) -> Response {
-    let patient = match writing_in(&web, &session).await {
+async fn new_message_page(
+    State(web): State<Web>,
+    SignedIn(session): SignedIn,
+    Query(q): Query<NewQuery>,
+) -> Response {
+    let patient = match writing_in(&web, &session, &q.patient).await {
         Ok(Some(p)) => p,
         Ok(None) => return not_for_you(&web, &session),
         Err(e) => return web.failed(&session, &e),
     };
     match who_can_i_message(&web, &session, &patient).await {
         Ok(who) => {
-            let body = pages::new_message(&who, &session, &pages::NewMessage::default(), None);
+            let from_team = [format!("team:{}", q.team.trim())];
+            let typed = pages::NewMessage {
+                chosen: if q.team.trim().is_empty() {
+                    &[]
+                } else {
+                    &from_team
+                },
+                ..Default::default()
+            };
+            let body = pages::new_message(&who, &session, &typed, None);
             web.page("New message", Some(&session), body)
         }
         Err(e) => web.failed(&session, &e),
@@ -841,7 +876,7 @@ fn recipient(value: &str) -> Option<cmd::Recipient> {
 }
 
 async fn new_message(State(web): State<Web>, Posted(session, form): Posted) -> Response {
-    let patient = match writing_in(&web, &session).await {
+    let patient = match writing_in(&web, &session, form.one("patient")).await {
         Ok(Some(p)) => p,
         Ok(None) => return not_for_you(&web, &session),
         Err(e) => return web.failed(&session, &e),

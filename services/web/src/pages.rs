@@ -42,7 +42,7 @@ input[type=text],textarea,select{width:100%;font:inherit;padding:.5rem;border:2p
 .people{color:#4c6272;font-size:.92rem}
 input[type=search],input[type=number]{width:100%;font:inherit;padding:.5rem;border:2px solid #4c6272;border-radius:4px;background:#fff}
 .search{margin:0 0 1rem}.search .button{margin-top:.4rem}.tabs{flex-wrap:wrap}.count{font-weight:400}
-.thread:focus{outline:3px solid #ffb81c;outline-offset:1px}.unassigned{color:#d5281b;font-weight:600}
+.thread:focus{outline:3px solid #ffb81c;outline-offset:1px}.unassigned{color:#d5281b;font-weight:600}.waiting{color:#8a2a00;font-weight:600}
 .moves .actions{display:flex;flex-wrap:wrap;gap:.5rem}.inline{display:inline;margin:0}.moves .button{margin-top:0}
 dialog{border:0;border-radius:6px;box-shadow:0 4px 24px rgba(0,0,0,.3);max-width:24rem}dialog::backdrop{background:rgba(0,0,0,.4)}
 .sides dt{font-weight:600}.sides dd{margin:0 0 .4rem}
@@ -179,31 +179,90 @@ pub fn when(t: Option<&prost_types::Timestamp>) -> String {
         .unwrap_or_default()
 }
 
+/// How long since `since`, in the largest whole unit: "under a minute",
+/// "25 min", "3 h", "2 days".
+pub fn waited(since: &prost_types::Timestamp, now: std::time::SystemTime) -> String {
+    let now = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let minutes = (now - since.seconds).max(0) / 60;
+    match minutes {
+        0 => "under a minute".into(),
+        1..60 => format!("{minutes} min"),
+        60..1440 => format!("{} h", minutes / 60),
+        1440..2880 => "1 day".into(),
+        _ => format!("{} days", minutes / 1440),
+    }
+}
+
+/// Which of a person's conversations the message list shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListView {
+    Active,
+    Archived,
+    /// Staff: those they are on in person (added by name, or started).
+    ByName,
+}
+
+impl ListView {
+    pub fn parse(s: &str, staff: bool) -> Self {
+        match s {
+            "archived" => ListView::Archived,
+            "by-name" if staff => ListView::ByName,
+            _ => ListView::Active,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ListView::Active => "active",
+            ListView::Archived => "archived",
+            ListView::ByName => "by-name",
+        }
+    }
+}
+
 /// The message list; `about` names the patient a carer acts for; `older`
-/// when it is not the newest page.
+/// when it is not the newest page. Staff see it as "My inbox", across
+/// their teams, with the conversations they were added to by name.
 pub fn messages(
     page: &pb::ThreadPage,
-    archived: bool,
+    list: ListView,
+    staff: bool,
     can_write: bool,
     about: Option<&str>,
     older: bool,
 ) -> Markup {
-    let view = if archived { "archived" } else { "active" };
+    let view = list.as_str();
+    let tab = |to: ListView, label: &str| {
+        html! {
+            a href={ "/messages?view=" (to.as_str()) } aria-current=[(list == to).then_some("page")] { (label) }
+        }
+    };
     html! {
-        h1 { "Messages" }
+        h1 { @if staff { "My inbox" } @else { "Messages" } }
         @if let Some(name) = about {
             p.people { "You are acting for " strong { (name) } ". " a href="/acting-for" { "Change" } }
         }
         @if can_write {
             a.button href="/messages/new" { "Create new message" }
         }
+        @if staff {
+            p.people { "Conversations you are on, across your teams. To write to a patient first, open a "
+                a href="/teams" { "team inbox" } " and choose Start a conversation." }
+        }
         nav.tabs aria-label="Which messages" style="margin-top:1rem" {
-            a href="/messages" aria-current=[(!archived).then_some("page")] { "Active" }
-            a href="/messages?view=archived" aria-current=[archived.then_some("page")] { "Archived" }
+            (tab(ListView::Active, "Active"))
+            @if staff { (tab(ListView::ByName, "Added by name")) }
+            (tab(ListView::Archived, "Archived"))
         }
         div data-live="list" {
         @if page.threads.is_empty() {
-            p.card { @if archived { "No archived messages." } @else { "No messages yet." } }
+            p.card { @match list {
+                ListView::Archived => "No archived messages.",
+                ListView::ByName => "Nobody has added you to a conversation by name.",
+                ListView::Active => "No messages yet.",
+            } }
         }
         ul.list {
             @for t in &page.threads {
@@ -363,26 +422,43 @@ pub fn recipient_choices(who: &pb::WhoCanIMessageReply, chosen: &[String], legen
     }
 }
 
+/// The new-message form. A professional writes to the patient whose
+/// record `who` is about (the patient is always on it; "To" adds their
+/// colleagues and teams); a patient or carer to the teams and people `who`
+/// offers.
 pub fn new_message(
     who: &pb::WhoCanIMessageReply,
     session: &Session,
     typed: &NewMessage<'_>,
     problem: Option<Markup>,
 ) -> Markup {
+    let staff = session.caller.role == service_kit::Role::Professional;
+    let patient = who.patient.as_ref();
     html! {
-        h1 { "New message" }
-        div.notice role="note" {
-            strong { "Messages are not for emergencies. " }
-            "If you need help now, call 999 or go to A&E. For urgent advice, call 111. "
-            "Your care team reads messages during working hours."
+        @if staff {
+            h1 { "New message to " (patient.map(|p| p.name.as_str()).unwrap_or("the patient")) }
+            div.notice role="note" {
+                "The patient is told by email that a message is waiting for them (the email says nothing of what it is about). "
+                "Choose the team it belongs to, so its inbox follows the answer."
+            }
+        } @else {
+            h1 { "New message" }
+            div.notice role="note" {
+                strong { "Messages are not for emergencies. " }
+                "If you need help now, call 999 or go to A&E. For urgent advice, call 111. "
+                "Your care team reads messages during working hours."
+            }
         }
         @if let Some(problem) = problem { (problem) }
         form method="post" action="/messages/new" {
             input type="hidden" name="csrf" value=(session.csrf);
-            (recipient_choices(who, typed.chosen, "To"))
+            @if staff {
+                input type="hidden" name="patient" value=(patient.map(|p| p.person_id.as_str()).unwrap_or_default());
+            }
+            (recipient_choices(who, typed.chosen, if staff { "Also to (the patient is always on it)" } else { "To" }))
             @if !who.carers.is_empty() {
                 fieldset.card {
-                    legend { strong { "Copy in" } " " span.hint { "people who may act for you" } }
+                    legend { strong { "Copy in" } " " span.hint { @if staff { "carers who hold the patient's consent" } @else { "people who may act for you" } } }
                     @for c in &who.carers {
                         @let id = c.person.as_ref().map(|p| p.person_id.clone()).unwrap_or_default();
                         label.choice {

@@ -97,6 +97,7 @@ pub(crate) async fn team_inbox(
                 show,
                 search,
                 older: !q.cursor.is_empty(),
+                now: std::time::SystemTime::now(),
             };
             web.page(
                 "Team inbox",
@@ -299,6 +300,67 @@ pub(crate) async fn not_read(
                 .map_or("Team inbox", |t| t.name.as_str());
             let body = pages::staff::not_read(&team, name, days, &reply);
             web.page("Not read by the patient", Some(&session), body)
+        }
+        Err(e) => web.failed(&session, &e),
+    }
+}
+
+#[derive(serde::Deserialize, Debug, Default)]
+pub(crate) struct StartQuery {
+    #[serde(default)]
+    q: String,
+}
+
+/// `/teams/<id>/start`: a member finds one of the team's patients by name,
+/// to start a conversation in their record (the new-message page).
+pub(crate) async fn start(
+    State(web): State<Web>,
+    SignedIn(session): SignedIn,
+    Path(team): Path<String>,
+    Query(q): Query<StartQuery>,
+) -> Response {
+    if session.caller.role != Role::Professional {
+        return staff_only(&web, &session);
+    }
+    let search = q.q.trim();
+    let answers = async {
+        let mut inbox = web.inbox(&session)?;
+        let mut again = web.inbox(&session)?;
+        let account = again.my_account(inbox_pb::MyAccountRequest {
+            min_position: session.position,
+        });
+        let found = async {
+            if search.is_empty() {
+                return Ok(None);
+            }
+            let request = inbox_pb::TeamPatientsRequest {
+                min_position: session.position,
+                team_id: team.clone(),
+                name_prefix: search.to_string(),
+            };
+            inbox.team_patients(request).await.map(Some)
+        };
+        let (found, account) = futures::try_join!(found, account)?;
+        Ok::<_, Status>((found.map(tonic::Response::into_inner), account.into_inner()))
+    };
+    match answers.await {
+        Ok((found, account)) => match account.teams.iter().find(|t| t.team_id == team) {
+            Some(t) => {
+                let body = pages::staff::start(&t.team_id, &t.name, search, found.as_ref());
+                web.page("Start a conversation", Some(&session), body)
+            }
+            None => web.failed(
+                &session,
+                &Status::permission_denied("only the team's members start conversations from it"),
+            ),
+        },
+        Err(e) if e.code() == Code::InvalidArgument => {
+            let body = pages::problem_page("That search does not work", e.message());
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                web.page("Start a conversation", Some(&session), body),
+            )
+                .into_response()
         }
         Err(e) => web.failed(&session, &e),
     }

@@ -21,7 +21,7 @@ pub(crate) async fn message(
     SignedIn(session): SignedIn,
     Path(team): Path<String>,
 ) -> Response {
-    let patient = match crate::writing_in(&web, &session).await {
+    let patient = match crate::writing_in(&web, &session, "").await {
         Ok(Some(p)) => p,
         Ok(None) => return crate::not_for_you(&web, &session),
         Err(e) => return web.failed(&session, &e),

@@ -1069,3 +1069,113 @@ async fn an_admin_sets_up_a_team_and_the_patient_is_offered_what_the_rules_say()
     assert_eq!(pat.get("/admin/teams").await.status, StatusCode::FORBIDDEN);
     assert_eq!(pat.get("/admin/people").await.status, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nurse_writes_first_to_a_patient_and_sees_who_has_waited() {
+    use careline_client::Steps;
+    let s = support::system("web_start").await;
+    let org = s.org().await;
+    let thread = first_thread(&s.signer, &org).await.unwrap();
+    s.settled().await;
+    let mut nina = browser(&s, &org);
+    let inbox = format!("/teams/{}/inbox", org.renal);
+    // Pat's question is unanswered: her row says how long she has waited.
+    let page = nina.sign_in(&org.nurse, &inbox).await;
+    assert!(
+        page.body.contains("waiting under a minute"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains(&format!("/teams/{}/start", org.renal)));
+
+    // She finds Sam among the team's patients and writes to him first.
+    let start = format!("/teams/{}/start", org.renal);
+    let found = nina.get(&format!("{start}?q=sa")).await;
+    assert_eq!(found.status, StatusCode::OK, "{}", found.body);
+    assert!(found.body.contains("Sam Green"), "{}", found.body);
+    assert!(!found.body.contains("Pat Jones"), "{}", found.body);
+    let sam = org.other_patient.person_id.to_string();
+    let new = format!("/messages/new?patient={sam}&team={}", org.renal);
+    assert!(
+        found.body.contains(&new.replace('&', "&amp;")),
+        "{}",
+        found.body
+    );
+    let form = nina.get(&new).await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+    assert!(
+        form.body.contains("New message to Sam Green"),
+        "{}",
+        form.body
+    );
+    let renal = format!("team:{}", org.renal);
+    assert!(
+        form.body.contains(&format!("value=\"{renal}\" checked")),
+        "{}",
+        form.body
+    );
+    let csrf = form.field("csrf");
+    // No subject: refused, what she wrote kept.
+    let refused = nina
+        .post(
+            "/messages/new",
+            &[
+                ("csrf", &csrf),
+                ("patient", &sam),
+                ("to", &renal),
+                ("subject", ""),
+                ("body", "Your new clinic time is 10:30."),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.body.contains("Your message was not sent"));
+    assert!(refused.body.contains("Your new clinic time is 10:30."));
+    let sent = nina
+        .post(
+            "/messages/new",
+            &[
+                ("csrf", &csrf),
+                ("patient", &sam),
+                ("to", &renal),
+                ("subject", "Clinic time"),
+                ("body", "Your new clinic time is 10:30."),
+            ],
+        )
+        .await;
+    let page = nina.follow(sent).await;
+    assert!(page.body.contains("Your new clinic time is 10:30."));
+    assert!(page.body.contains("Sam Green"), "{}", page.body);
+    // In the team's inbox, and nobody is waiting on it.
+    let all = nina.get(&format!("{inbox}?show=active")).await;
+    let row = all.body.split("Clinic time").nth(1).unwrap();
+    let row = row.split("</li>").next().unwrap();
+    assert!(row.contains("last activity"), "{row}");
+    assert!(!row.contains("waiting"), "{row}");
+    let mut sams = browser(&s, &org);
+    let his = sams.sign_in(&org.other_patient, "/messages").await;
+    assert!(his.body.contains("Clinic time"), "{}", his.body);
+
+    // A dietitian outside the team cannot use its page; added by name to
+    // Pat's conversation, she finds it under "Added by name".
+    let mut sue = browser(&s, &org);
+    let denied = sue.sign_in(&org.dietitian, &start).await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN, "{}", denied.body);
+    s.signer
+        .client(&org.nurse)
+        .unwrap()
+        .add_professional(&thread, &org.dietitian)
+        .await
+        .unwrap();
+    s.settled().await;
+    let by_name = sue.get("/messages?view=by-name").await;
+    assert!(by_name.body.contains("My inbox"), "{}", by_name.body);
+    assert!(
+        by_name.body.contains("Fluid allowance before Monday"),
+        "{}",
+        by_name.body
+    );
+    let ninas = nina.get("/messages?view=by-name").await;
+    assert!(!ninas.body.contains("Fluid allowance before Monday"));
+    assert!(ninas.body.contains("Clinic time"), "{}", ninas.body);
+}

@@ -26,6 +26,7 @@ async fn stalled_exports_hold_no_connection_and_are_limited_per_person() {
                 patients: 1,
                 threads: 300,
                 replies: 20,
+                busy_team_threads: 0,
             },
             Duration::from_secs(3600),
         ),

@@ -30,6 +30,7 @@ async fn trails_never_fail_or_stall_while_rebuilds_switch() {
             patients: 30,
             threads: 120,
             replies: 5,
+            busy_team_threads: 0,
         },
     )
     .await;

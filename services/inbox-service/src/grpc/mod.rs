@@ -128,6 +128,7 @@ fn filter(filters: Option<pb::Filters>, page_size: u32, cursor: &str) -> Result<
         assignment,
         team,
         name_pattern: name_pattern(&filters.patient_name_prefix)?,
+        on_by_name: filters.on_by_name,
         cursor,
         page_size: i64::from(page_size),
     })
@@ -442,6 +443,24 @@ impl InboxService for InboxGrpc {
         let client = self.client().await?;
         let people = queries::find_people(&client, viewer, pattern, kind, limit).await?;
         Ok(Response::new(pb::FindPeopleReply { people, position }))
+    }
+
+    async fn team_patients(
+        &self,
+        request: Request<pb::TeamPatientsRequest>,
+    ) -> Result<Response<pb::TeamPatientsReply>, Status> {
+        let (caller, viewer) = self.caller(&request).await?;
+        let r = request.into_inner();
+        let team = TeamId::parse("team_id", &r.team_id)?;
+        let pattern = name_pattern(&r.name_prefix)?
+            .ok_or_else(|| Error::invalid("name_prefix", "the start of a patient's name"))?;
+        let position = self.reached(r.min_position).await?;
+        let client = self.client().await?;
+        let record = self
+            .access
+            .recorder(&caller, "TeamPatients", Some(team.uuid()));
+        let patients = queries::team_patients(&client, viewer, team, pattern, record).await?;
+        Ok(Response::new(pb::TeamPatientsReply { patients, position }))
     }
 
     async fn find_carer(

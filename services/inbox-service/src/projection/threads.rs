@@ -18,18 +18,21 @@ use uuid::Uuid;
 use super::{actor, occurred_at, optional_uuid, uuid};
 
 const LOAD_THREADS: &str = "SELECT thread_id, patient_id, subject, status, assignee, started_by, started_at, \
-     last_activity_at, last_position, message_count, last_staff_seq, last_staff_at, participant_count \
-     FROM threads WHERE thread_id = ANY($1)";
+     last_activity_at, last_position, message_count, last_staff_seq, last_staff_at, participant_count, \
+     waiting_since FROM threads WHERE thread_id = ANY($1)";
 const LOAD_MESSAGE_SEQS: &str =
     "SELECT message_id, thread_id, seq FROM messages WHERE message_id = ANY($1)";
 const UPSERT_THREADS: &str = "INSERT INTO threads (thread_id, patient_id, subject, status, assignee, started_by, \
-     started_at, last_activity_at, last_position, message_count, last_staff_seq, last_staff_at, participant_count) \
+     started_at, last_activity_at, last_position, message_count, last_staff_seq, last_staff_at, participant_count, \
+     waiting_since) \
      SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::uuid[], \
-     $7::timestamptz[], $8::timestamptz[], $9::int8[], $10::int4[], $11::int4[], $12::timestamptz[], $13::int4[]) \
+     $7::timestamptz[], $8::timestamptz[], $9::int8[], $10::int4[], $11::int4[], $12::timestamptz[], $13::int4[], \
+     $14::timestamptz[]) \
      ON CONFLICT (thread_id) DO UPDATE SET status = excluded.status, assignee = excluded.assignee, \
      last_activity_at = excluded.last_activity_at, last_position = excluded.last_position, \
      message_count = excluded.message_count, last_staff_seq = excluded.last_staff_seq, \
-     last_staff_at = excluded.last_staff_at, participant_count = excluded.participant_count";
+     last_staff_at = excluded.last_staff_at, participant_count = excluded.participant_count, \
+     waiting_since = excluded.waiting_since";
 const INSERT_MESSAGES: &str = "INSERT INTO messages (thread_id, seq, message_id, author_id, author_role, body, posted_at, position) \
      SELECT * FROM unnest($1::uuid[], $2::int4[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::timestamptz[], $8::int8[])";
 const INSERT_NOTES: &str = "INSERT INTO staff_notes (thread_id, note_id, author_id, author_role, body, posted_at, position) \
@@ -69,6 +72,8 @@ struct ThreadRow {
     last_staff_at: Option<SystemTime>,
     /// People on the thread now.
     participants: i32,
+    /// The patient side's first message since staff last wrote.
+    waiting_since: Option<SystemTime>,
 }
 
 /// A participant's final state in this batch. Without `joined`, only a
@@ -267,6 +272,7 @@ impl Fold {
                         last_staff_seq: if staff { 1 } else { 0 },
                         last_staff_at: staff.then_some(at),
                         participants: 0,
+                        waiting_since: (!staff).then_some(at),
                     },
                 );
                 let message = uuid(event, "message_id", &e.message_id)?;
@@ -286,6 +292,9 @@ impl Fold {
                 if staff {
                     row.last_staff_seq = seq;
                     row.last_staff_at = Some(at);
+                    row.waiting_since = None;
+                } else {
+                    row.waiting_since.get_or_insert(at);
                 }
                 let message = uuid(event, "message_id", &e.message_id)?;
                 self.message(event, (id, seq), message, by, &e.body, at);
@@ -423,6 +432,7 @@ pub(crate) async fn apply(tx: &Transaction<'_>, events: &[&RecordedEvent]) -> Re
                 last_staff_seq: row.get(10),
                 last_staff_at: row.get(11),
                 participants: row.get(12),
+                waiting_since: row.get(13),
             },
         );
     }
@@ -472,6 +482,7 @@ async fn write(tx: &Transaction<'_>, fold: Fold) -> Result<(), Error> {
         staff_seqs: row.last_staff_seq,
         staff_ats: row.last_staff_at,
         on_thread: row.participants,
+        waiting: row.waiting_since,
     });
     unnest!(tx, INSERT_MESSAGES,
     for (thread, seq, message, author, role, body, at, position) in fold.messages => {

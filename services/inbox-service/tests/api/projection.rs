@@ -21,6 +21,7 @@ const SPEC: Spec = Spec {
     patients: 60,
     threads: 400,
     replies: 12,
+    busy_team_threads: 0,
 };
 
 /// Every inbox table as text, row by row, in a stable order.

@@ -88,6 +88,7 @@ async fn readers_never_fail_or_stall_while_rebuilds_switch() {
             patients: 40,
             threads: 200,
             replies: 6,
+            busy_team_threads: 0,
         },
     )
     .await;

@@ -690,3 +690,140 @@ async fn a_staff_message_on_an_archived_thread_brings_it_back() {
         assert_eq!(summary.status, pb::ThreadStatus::Open as i32);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_see_how_long_the_patient_has_waited_and_what_they_were_added_to_by_name() {
+    let s = system("waiting").await;
+    let org = s.org().await;
+    let thread = first_thread(&s.signer, &org).await.unwrap();
+    let again = s.post(&org.patient, &thread, "And my weight is up.").await;
+    let mut nurse = s.inbox(&org.nurse);
+    let waiting = async |inbox: &mut testkit::Inbox, at: u64| {
+        let reply = inbox
+            .team_inbox(pb::TeamInboxRequest {
+                min_position: at,
+                team_id: org.renal.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let page = reply.page.unwrap();
+        let row = page.threads.iter().find(|t| t.thread_id == thread).unwrap();
+        row.waiting_since
+    };
+    let posted = |at: u64| {
+        let thread = thread.clone();
+        let mut inbox = s.inbox(&org.nurse);
+        async move {
+            let detail = inbox
+                .get_thread(pb::GetThreadRequest {
+                    min_position: at,
+                    thread_id: thread,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            detail
+                .messages
+                .iter()
+                .map(|m| m.posted_at)
+                .collect::<Vec<_>>()
+        }
+    };
+    // Waiting since her first message, not her second.
+    let first = posted(again).await[0];
+    assert!(first.is_some());
+    assert_eq!(waiting(&mut nurse, again).await, first);
+    // The patient is never told.
+    let hers = testkit::inbox_page(&mut s.inbox(&org.patient), again).await;
+    assert!(hers.threads.iter().all(|t| t.waiting_since.is_none()));
+
+    // Staff answer: nobody waits. Her reply: waiting since it.
+    let answered = s.post(&org.nurse, &thread, "Up to a litre.").await;
+    assert_eq!(waiting(&mut nurse, answered).await, None);
+    let replied = s.post(&org.patient, &thread, "Thank you.").await;
+    let times = posted(replied).await;
+    assert_eq!(waiting(&mut nurse, replied).await, *times.last().unwrap());
+    // A staff note is not an answer.
+    let noted = s
+        .signer
+        .client(&org.nurse)
+        .unwrap()
+        .post_staff_note(cmd::PostStaffNoteRequest {
+            command_id: command_id(),
+            thread_id: thread.clone(),
+            body: "Check her weights.".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        waiting(&mut nurse, noted.position).await,
+        *times.last().unwrap()
+    );
+
+    // The dietitian, added by name, finds it among the threads she is on
+    // in person; the lead reaches it only through the team.
+    let added = s
+        .signer
+        .client(&org.nurse)
+        .unwrap()
+        .add_professional(&thread, &org.dietitian)
+        .await
+        .unwrap();
+    let by_name = |at: u64| pb::MyInboxRequest {
+        min_position: at,
+        filters: filters(|f| f.on_by_name = true),
+        ..Default::default()
+    };
+    let ids = |page: pb::ThreadPage| {
+        page.threads
+            .into_iter()
+            .map(|t| t.thread_id)
+            .collect::<Vec<_>>()
+    };
+    let dietitian = ids(s
+        .inbox(&org.dietitian)
+        .my_inbox(by_name(added))
+        .await
+        .unwrap()
+        .into_inner());
+    assert_eq!(dietitian, vec![thread.clone()]);
+    let mut lead = s.inbox(&org.lead);
+    let leads = ids(lead.my_inbox(by_name(added)).await.unwrap().into_inner());
+    assert!(leads.is_empty(), "{leads:?}");
+    let all = ids(testkit::inbox_page(&mut lead, added).await);
+    assert!(all.contains(&thread));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_team_member_finds_the_teams_patients_by_name() {
+    let s = system("team-patients").await;
+    let org = s.org().await;
+    let at = first_thread(&s.signer, &org).await.unwrap();
+    let at = s.post(&org.patient, &at, "Hello").await;
+    let ask = |prefix: &str| pb::TeamPatientsRequest {
+        min_position: at,
+        team_id: org.renal.clone(),
+        name_prefix: prefix.into(),
+    };
+    let mut nurse = s.inbox(&org.nurse);
+    for (prefix, expected) in [
+        ("pa", vec!["Pat Jones"]),
+        ("SAM", vec!["Sam Green"]),
+        ("zz", vec![]),
+        ("%", vec![]),
+    ] {
+        let found = nurse.team_patients(ask(prefix)).await.unwrap().into_inner();
+        assert_eq!(names(&found.patients), expected, "{prefix}");
+    }
+    let empty = nurse.team_patients(ask(" ")).await.unwrap_err();
+    assert_eq!(empty.code(), Code::InvalidArgument);
+    // Only the team's members; the patients themselves least of all.
+    for who in [&org.dietitian, &org.patient, &org.admin] {
+        let denied = s.inbox(who).team_patients(ask("pa")).await.unwrap_err();
+        assert_eq!(denied.code(), Code::PermissionDenied, "{}", who.name);
+    }
+}

@@ -29,6 +29,7 @@ async fn notification_states_never_fail_or_stall_while_rebuilds_switch() {
             patients: 20,
             threads: 40,
             replies: 3,
+            busy_team_threads: 0,
         },
     )
     .await;

@@ -4,7 +4,7 @@
 use maud::{Markup, html};
 use proto::inbox as pb;
 
-use super::{status, when};
+use super::{status, waited, when};
 use crate::session::Session;
 
 fn csrf(session: &Session) -> Markup {
@@ -80,6 +80,7 @@ impl Show {
             assignment: assignment as i32,
             team_id: team_id.to_string(),
             patient_name_prefix: prefix.to_string(),
+            ..Default::default()
         }
     }
 }
@@ -92,6 +93,8 @@ pub struct TeamInbox<'a> {
     pub show: Show,
     pub search: &'a str,
     pub older: bool,
+    /// When the page is drawn, for how long patients have waited.
+    pub now: std::time::SystemTime,
 }
 
 fn link(team: &str, show: Show, search: &str) -> String {
@@ -161,13 +164,20 @@ pub fn team_inbox(v: &TeamInbox<'_>) -> Markup {
                                     Some(a) => { "with " (a.display) }
                                     None => { span.unassigned { "unassigned" } }
                                 }
-                                " · last activity " (when(t.last_activity_at.as_ref()))
+                                @if let Some(since) = &t.waiting_since {
+                                    " · " span.waiting title={ "Their first unanswered message: " (when(Some(since))) } {
+                                        "waiting " (waited(since, v.now))
+                                    }
+                                } @else {
+                                    " · last activity " (when(t.last_activity_at.as_ref()))
+                                }
                             }
                         }
                     }
                 }
             }
         }
+        p { a.button.secondary href={ "/teams/" (v.team_id) "/start" } { "Start a conversation" } }
         p { a href={ "/teams/" (v.team_id) "/not-read" } { "Not read by the patient" } ": answers the patient has not opened, to follow up by phone." }
         nav.tabs aria-label="More conversations" {
             @if v.older {
@@ -178,6 +188,40 @@ pub fn team_inbox(v: &TeamInbox<'_>) -> Markup {
             }
         }
         (shortcuts_help(false))
+    }
+}
+
+/// Finding one of a team's patients, to write to them first.
+pub fn start(
+    team_id: &str,
+    team_name: &str,
+    search: &str,
+    found: Option<&pb::TeamPatientsReply>,
+) -> Markup {
+    html! {
+        p { a href={ "/teams/" (team_id) "/inbox" } { "← " (team_name) } }
+        h1 { "Start a conversation" }
+        p { "Write first to one of " (team_name) "'s patients: find them, then choose who else is on it." }
+        form.search method="get" action={ "/teams/" (team_id) "/start" } role="search" {
+            label for="q" { "Patient" span.hint { " the start of their name" } }
+            input #q type="search" name="q" value=(search) autocomplete="off" required;
+            button.button.secondary type="submit" { "Find" }
+        }
+        @if let Some(found) = found {
+            @if found.patients.is_empty() {
+                p.card { "None of the team's patients has a name starting with that. A patient joins the team when a member registers them, or with the team's join code." }
+            }
+            ul.list {
+                @for p in &found.patients {
+                    li {
+                        a.thread href={ "/messages/new?patient=" (p.person_id) "&team=" (team_id) } {
+                            span.subject { (p.name) }
+                            div.meta { "Write to " (p.name) }
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 
