@@ -82,12 +82,6 @@ macro_rules! visible_by_name {
            AND kind = 'professional' AND via_team IS NULL AND $2::timestamptz IS NOT NULL"
     };
 }
-/// A team inbox: threads addressed to team `$5`.
-macro_rules! visible_team {
-    () => {
-        "SELECT thread_id FROM thread_teams WHERE team_id = $5 AND $2::timestamptz IS NOT NULL"
-    };
-}
 
 /// Whether the viewer `$1` is staff, who are shown a thread's staff side
 /// (its people, teams and their reads); the patient and carers never are.
@@ -173,7 +167,23 @@ macro_rules! can_see {
 const PAGE_PATIENT: &str = page!(visible_patient!());
 const PAGE_CARER: &str = page!(visible_carer!());
 const PAGE_PROFESSIONAL: &str = page!(visible_professional!());
-const PAGE_TEAM: &str = page!(visible_team!());
+/// A team inbox's page from `thread_teams` alone (its copy of each
+/// thread's status, assignee, activity and patient): one index range of
+/// the team, newest first, stopping at the page's end. Parameters as
+/// [`page!`]'s.
+const PAGE_TEAM: &str = concat!(
+    "WITH page AS (SELECT tt.thread_id FROM thread_teams tt \
+     WHERE tt.team_id = $5 AND $2::timestamptz IS NOT NULL \
+     AND ($3 = 'all' OR ($3 = 'archived') = (tt.status = 'archived')) \
+     AND ($4 = 'any' OR ($4 = 'me' AND tt.assignee = $1) OR ($4 = 'unassigned' AND tt.assignee IS NULL) \
+          OR ($4 = 'others' AND tt.assignee <> $1)) \
+     AND ($6::text IS NULL OR EXISTS (SELECT 1 FROM people p WHERE p.person_id = tt.patient_id \
+          AND lower(p.name) LIKE $6)) \
+     AND ($7::timestamptz IS NULL OR (tt.last_activity_at, tt.thread_id) < ($7, $8::uuid)) \
+     ORDER BY tt.last_activity_at DESC, tt.thread_id DESC LIMIT $9) ",
+    summary_select!("page JOIN threads t ON t.thread_id = page.thread_id"),
+    " ORDER BY t.last_activity_at DESC, t.thread_id DESC"
+);
 const PAGE_BY_NAME: &str = page!(visible_by_name!());
 const CAN_SEE_PATIENT: &str = can_see!(visible_patient!());
 const CAN_SEE_CARER: &str = can_see!(visible_carer!());
@@ -186,13 +196,13 @@ const PEOPLE: &str =
 const TEAM: &str = "SELECT name FROM teams WHERE team_id = $1";
 const IS_MEMBER: &str =
     "SELECT EXISTS (SELECT 1 FROM team_members WHERE team_id = $1 AND person_id = $2)";
-const TEAM_COUNTS: &str = "SELECT count(*) FILTER (WHERE t.status <> 'archived' AND t.assignee IS NULL), \
-     count(*) FILTER (WHERE t.status <> 'archived' AND t.assignee IS NOT NULL), \
-     count(*) FILTER (WHERE t.status = 'archived') \
-     FROM thread_teams tt JOIN threads t ON t.thread_id = tt.thread_id WHERE tt.team_id = $1";
-const TEAM_HELPING: &str = "SELECT t.assignee, count(*) FROM thread_teams tt JOIN threads t ON t.thread_id = tt.thread_id \
-     WHERE tt.team_id = $1 AND t.status <> 'archived' AND t.assignee IS NOT NULL \
-     GROUP BY t.assignee ORDER BY count(*) DESC, t.assignee";
+const TEAM_COUNTS: &str = "SELECT count(*) FILTER (WHERE status <> 'archived' AND assignee IS NULL), \
+     count(*) FILTER (WHERE status <> 'archived' AND assignee IS NOT NULL), \
+     count(*) FILTER (WHERE status = 'archived') \
+     FROM thread_teams WHERE team_id = $1";
+const TEAM_HELPING: &str = "SELECT assignee, count(*) FROM thread_teams \
+     WHERE team_id = $1 AND status <> 'archived' AND assignee IS NOT NULL \
+     GROUP BY assignee ORDER BY count(*) DESC, assignee";
 
 /// A page of a thread's messages: the newest `$3` before seq `$2`, oldest
 /// first.

@@ -64,7 +64,9 @@ impl projections::Projection for InboxProjection {
     }
 
     /// Every query's index: applying reads and writes by primary key (and
-    /// the unique message id) only.
+    /// the unique message id) only, and a thread's teams by thread
+    /// (`thread_teams_thread`, kept: each batch copies its threads' state
+    /// to their teams' rows).
     fn deferred_indexes(&self) -> &'static [&'static str] {
         &[
             "people_patient_name",
@@ -75,7 +77,7 @@ impl projections::Projection for InboxProjection {
             "grants_patient",
             "threads_patient",
             "threads_list",
-            "thread_teams_thread",
+            "thread_teams_inbox",
             "thread_participants_person",
             "thread_participants_order",
             "thread_participants_staff_side",

@@ -46,10 +46,22 @@ const LEAVE_PARTICIPANTS: &str = "UPDATE thread_participants p SET active = fals
      FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[]) AS x(thread_id, person_id, left_at) \
      WHERE p.thread_id = x.thread_id AND p.person_id = x.person_id";
 /// A team addressed again moves only from the staff side to the patient side.
-const INSERT_THREAD_TEAMS: &str = "INSERT INTO thread_teams (team_id, thread_id, added_at, staff_side) \
-     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::bool[]) \
+const INSERT_THREAD_TEAMS: &str = "INSERT INTO thread_teams (team_id, thread_id, added_at, staff_side, \
+     status, assignee, last_activity_at, patient_id) \
+     SELECT x.team_id, x.thread_id, x.added_at, x.staff_side, \
+            t.status, t.assignee, t.last_activity_at, t.patient_id \
+     FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::bool[]) AS x(team_id, thread_id, added_at, staff_side) \
+     LEFT JOIN threads t ON t.thread_id = x.thread_id \
      ON CONFLICT (team_id, thread_id) DO UPDATE SET staff_side = false \
      WHERE thread_teams.staff_side AND NOT excluded.staff_side";
+/// A team inbox's copy of its threads' state (`thread_teams`, V9), taken
+/// from `threads` (already written in this transaction) for the threads a
+/// batch touched, where it changed.
+const COPY_TO_TEAMS: &str = "UPDATE thread_teams tt SET status = t.status, assignee = t.assignee, \
+     last_activity_at = t.last_activity_at, patient_id = t.patient_id \
+     FROM threads t WHERE t.thread_id = ANY($1::uuid[]) AND tt.thread_id = t.thread_id \
+       AND (tt.status, tt.assignee, tt.last_activity_at, tt.patient_id) \
+           IS DISTINCT FROM (t.status, t.assignee, t.last_activity_at, t.patient_id)";
 const UPSERT_READ_MARKS: &str = "INSERT INTO read_marks (thread_id, person_id, seq, read_at) \
      SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int4[], $4::timestamptz[]) \
      ON CONFLICT (thread_id, person_id) DO UPDATE SET seq = excluded.seq, read_at = excluded.read_at \
@@ -468,6 +480,7 @@ macro_rules! unnest {
 }
 
 async fn write(tx: &Transaction<'_>, fold: Fold) -> Result<(), Error> {
+    let touched: Vec<Uuid> = fold.threads.keys().copied().collect();
     unnest!(tx, UPSERT_THREADS, for (thread, row) in fold.threads => {
         ids: thread,
         patients: row.patient_id,
@@ -518,6 +531,9 @@ async fn write(tx: &Transaction<'_>, fold: Fold) -> Result<(), Error> {
         ats: team_added_at.get(&(team, thread)).copied().unwrap_or(SystemTime::UNIX_EPOCH),
         staff_sides: staff_side,
     });
+    if !touched.is_empty() {
+        tx.execute(COPY_TO_TEAMS, &[&touched]).await?;
+    }
     unnest!(tx, UPSERT_READ_MARKS, for ((thread, person), (seq, at)) in fold.read_marks => {
         threads: thread, people: person, seqs: seq, ats: at,
     });
