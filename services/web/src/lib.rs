@@ -686,7 +686,8 @@ async fn thread(
 ) -> Response {
     match read_thread(&web, &session, &id, q.at).await {
         Ok(detail) => {
-            let body = pages::thread(&detail, &session, "", "", None);
+            let leads = staff::leads(&web, &session).await;
+            let body = pages::thread(&detail, &session, &leads, "", "", None);
             let body = if session.caller.role == Role::Professional {
                 web.inner.sessions.opened(&session.id, &id);
                 let told = staff::told(&web, &session, &id, detail.position).await;
@@ -741,7 +742,8 @@ pub(crate) async fn thread_with_problem(
     match read_thread(web, session, id, 0).await {
         Ok(detail) => {
             let problem = pages::error_box(heading, &reply_problem(e));
-            let body = pages::thread(&detail, session, reply, note, Some(problem));
+            let leads = staff::leads(web, session).await;
+            let body = pages::thread(&detail, session, &leads, reply, note, Some(problem));
             let page = web.page("Not sent", Some(session), body);
             (StatusCode::UNPROCESSABLE_ENTITY, page).into_response()
         }

@@ -298,6 +298,7 @@ pub fn messages(
 pub fn thread(
     detail: &pb::ThreadDetail,
     session: &Session,
+    leads: &[String],
     draft: &str,
     note: &str,
     problem: Option<Markup>,
@@ -319,7 +320,7 @@ pub fn thread(
             }
             @if let Some(b) = status(summary) { " " (b) }
         }
-        @if staff { (staff::moves(detail, session)) }
+        @if staff { (staff::moves(detail, session, leads)) }
         div data-live=(id) aria-live="polite" {
         @if detail.earlier_messages > 0 {
             p.hint { (detail.earlier_messages) " earlier messages are not shown." }

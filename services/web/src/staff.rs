@@ -28,6 +28,24 @@ fn staff_only(web: &Web, session: &Session) -> Response {
         .into_response()
 }
 
+/// The teams a professional leads now (whose threads they may assign to a
+/// colleague), for what a conversation's page offers; none for anyone else,
+/// or when the inbox does not answer (the command service decides anyway).
+pub(crate) async fn leads(web: &Web, session: &Session) -> Vec<String> {
+    if session.caller.role != Role::Professional {
+        return Vec::new();
+    }
+    match crate::record::my_account(web, session).await {
+        Ok(account) => account
+            .teams
+            .into_iter()
+            .filter(|t| t.lead)
+            .map(|t| t.team_id)
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
 /// `/teams`: the teams a professional is a member of.
 pub(crate) async fn teams(State(web): State<Web>, SignedIn(session): SignedIn) -> Response {
     if session.caller.role != Role::Professional {

@@ -760,6 +760,17 @@ async fn a_nurse_works_the_renal_inbox_through_the_pages() {
         .await;
     let page = nina.follow(added).await;
     assert!(page.body.contains("Staff side"), "{}", page.body);
+    // With a colleague on it, only a lead of the renal team is offered to
+    // hand it over (the command service refuses anyone else).
+    assert!(
+        !page.body.contains("Assign to a colleague"),
+        "{}",
+        page.body
+    );
+    let mut lead = browser(&s, &org);
+    let page = lead.sign_in(&org.lead, &format!("/threads/{thread}")).await;
+    assert!(page.body.contains("Assign to a colleague"), "{}", page.body);
+    assert!(page.body.contains(&specialist), "{}", page.body);
 
     // Archived, then reopened; a move that is not one is refused.
     let archived = nina

@@ -252,8 +252,10 @@ pub fn shortcuts_help(thread: bool) -> Markup {
 }
 
 /// What staff can do on a conversation: assign, note, complete, archive,
-/// reopen, leave; and its assignment history.
-pub fn moves(detail: &pb::ThreadDetail, session: &Session) -> Markup {
+/// reopen, leave; and its assignment history. Assigning to a colleague is
+/// offered to a lead of one of its teams (`leads`: the teams the viewer
+/// leads), whom the command service lets do it.
+pub fn moves(detail: &pb::ThreadDetail, session: &Session, leads: &[String]) -> Markup {
     let Some(summary) = &detail.summary else {
         return html! {};
     };
@@ -262,10 +264,11 @@ pub fn moves(detail: &pb::ThreadDetail, session: &Session) -> Markup {
     let mine = summary.assignee.as_ref().is_some_and(|a| a.person_id == me);
     let archived = summary.status == pb::ThreadStatus::Archived as i32;
     let complete = summary.status == pb::ThreadStatus::Complete as i32;
+    let leading = summary.team_ids.iter().any(|t| leads.contains(t));
     let colleagues: Vec<&pb::Person> = summary
         .participants
         .iter()
-        .filter(|p| p.kind == pb::PersonKind::Professional as i32 && p.person_id != me)
+        .filter(|p| leading && p.kind == pb::PersonKind::Professional as i32 && p.person_id != me)
         .collect();
     let button = |what: &str, label: &str, key: &str| {
         html! {
@@ -303,7 +306,7 @@ pub fn moves(detail: &pb::ThreadDetail, session: &Session) -> Markup {
                 form method="post" action={ "/threads/" (id) "/move" } {
                     (csrf(session))
                     input type="hidden" name="do" value="assign";
-                    label for="assignee" { "Assign to a colleague" span.hint { " (team leads)" } }
+                    label for="assignee" { "Assign to a colleague" }
                     select #assignee name="to" {
                         @for p in &colleagues {
                             option value=(p.person_id) { (p.display) }
