@@ -17,11 +17,27 @@
 #      its Node.js packages, which ensure-services.sh installs);
 #   6. follows the event log until Ctrl-C, which stops everything it started.
 #
+# With --cluster the log is on a 3-node JetStream cluster on loopback
+# instead (deploy/cluster/cluster.sh: a current nats-server, every write
+# on disk before it is acknowledged, 3 replicas; its stores in
+# target/careline-dev/cluster, read models in database careline_cluster).
+#
 # A development token key pair is created once in target/careline-dev/ when
 # CARELINE_TOKEN_SIGNING_KEY is not set, so demo tokens stay valid across
 # runs; the services get only its public key.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+cluster=0
+for arg in "$@"; do
+  case "$arg" in
+    --cluster) cluster=1 ;;
+    *) echo "usage: deploy/run.sh [--cluster]" >&2; exit 2 ;;
+  esac
+done
+if [ "$cluster" = 1 ]; then
+  export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/careline_cluster}
+fi
 
 # With its own NATS (below) the demo keeps its own log, under
 # target/careline-dev, and so its own read models.
@@ -72,6 +88,7 @@ pids=()
 stop() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  if [ "$cluster" = 1 ]; then deploy/cluster/cluster.sh stop "$dev/cluster"; fi
 }
 trap stop EXIT INT TERM
 
@@ -85,6 +102,12 @@ wait_for_port() { # name host:port log
   tail -n 20 "$3" >&2
   exit 1
 }
+
+if [ "$cluster" = 1 ]; then
+  cluster_url=$(deploy/cluster/cluster.sh start "$dev/cluster" | sed -n 's/^NATS_URL=//p')
+  export NATS_URL=$cluster_url CARELINE_STREAM_REPLICAS=3
+  echo "careline: the log is on a 3-node JetStream cluster: $NATS_URL (logs: $dev/cluster/n*.log)"
+fi
 
 # The demo's own NATS, with one user per service (deploy/nats/users.conf),
 # unless NATS_URL names another: only the command service may write domain

@@ -39,6 +39,10 @@ use crate::{
 /// below about ten events. Most teams, records and people are that short.
 const DIRECT_GET_LIMIT: u64 = 12;
 
+/// How long an append waits for its acknowledgement before sending the
+/// event again (see `JetStreamStore::publish_resending`).
+const ACK_RESEND: Duration = Duration::from_secs(1);
+
 /// The JetStream event log. Clones share one connection.
 #[derive(Clone, Debug)]
 pub struct JetStreamStore {
@@ -144,6 +148,47 @@ impl JetStreamStore {
                     )));
                 }
                 other => return other,
+            }
+        }
+    }
+
+    /// Publishes `message` and waits for JetStream's acknowledgement, sending
+    /// it again (the same `Nats-Msg-Id`, so it is stored at most once) when
+    /// none came within [`ACK_RESEND`], until `request_timeout`. An
+    /// acknowledgement lost with a dying node (the connection's, or the
+    /// stream leader's) then costs the election and at most a second more,
+    /// not the whole timeout: a resend goes over the reconnected client to
+    /// the new leader, which answers `duplicate` if the first was stored.
+    async fn publish_resending(
+        &self,
+        subject: String,
+        message: PublishMessage,
+    ) -> Result<jetstream::publish::PublishAck, jetstream::context::PublishError> {
+        let deadline = tokio::time::Instant::now() + self.inner.config.request_timeout;
+        loop {
+            let attempt = async {
+                match self
+                    .inner
+                    .js
+                    .send_publish(subject.clone(), message.clone())
+                    .await
+                {
+                    Ok(ack) => ack.await,
+                    Err(e) => Err(e),
+                }
+            };
+            let now = tokio::time::Instant::now();
+            let wait = ACK_RESEND.min(deadline.saturating_duration_since(now));
+            match tokio::time::timeout(wait, attempt).await {
+                Ok(answer) => return answer,
+                Err(_) if tokio::time::Instant::now() < deadline => {
+                    tracing::debug!(%subject, "no acknowledgement yet: sending again");
+                }
+                Err(_) => {
+                    return Err(jetstream::context::PublishError::new(
+                        PublishErrorKind::TimedOut,
+                    ));
+                }
             }
         }
     }
@@ -386,10 +431,7 @@ impl EventStore for JetStreamStore {
             .payload(Bytes::from(envelope.encode_to_vec()))
             .headers(headers);
 
-        let ack = match self.inner.js.send_publish(subject, message).await {
-            Ok(ack) => ack.await,
-            Err(e) => Err(e),
-        };
+        let ack = self.publish_resending(subject, message).await;
         match ack {
             Ok(ack) => Ok(Appended {
                 position: ack.sequence,

@@ -45,7 +45,7 @@ pub use aggregate::AggregateRef;
 pub use config::{NatsTls, NatsUser, StoreConfig};
 pub use error::Error;
 pub use event::{Appended, RecordedEvent, validate_envelope};
-pub use jetstream::JetStreamStore;
+pub use jetstream::{JetStreamStore, claims_bucket};
 pub use memory::MemoryStore;
 pub use settings::{BadSetting, Settings};
 

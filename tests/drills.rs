@@ -1,0 +1,330 @@
+//! Fault drills: the write path (the command service, as deployed) against
+//! a 3-node JetStream cluster on loopback (`deploy/cluster/cluster.sh`:
+//! nats-server 2.12 or later, `sync_interval: always`, the stream on 3
+//! replicas), under a steady load of messages, while the stream's leader is
+//! killed with SIGKILL and later restarted. Afterwards the log is read
+//! back: every acknowledged message must be in it exactly once.
+//!
+//! Prints commands attempted, acknowledged, refused (by code), lost
+//! (acknowledged, absent from the log: must be 0), duplicated (must be 0)
+//! and the longest time without an acknowledgement (recovery).
+//!
+//! `DRILL_SECONDS` (12; the node dies a quarter of the way in and is back
+//! at half way) and `DRILL_WRITERS` (8) make it longer or busier.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use careline_client::bearer::command_id;
+use careline_client::demo::{first_thread, seed};
+use event_store::EventStore;
+use event_store::testing::{TestStream, bench_setting, unique_config};
+use futures::StreamExt;
+use proto::command as cmd;
+use proto::events::envelope::Payload;
+
+/// A cluster of `deploy/cluster/cluster.sh` in a folder of its own, on
+/// ports of its own; stopped and removed on drop.
+struct Cluster {
+    script: PathBuf,
+    dir: PathBuf,
+    urls: String,
+}
+
+/// A first port of ten (clients, routes, monitoring: base, +10, +20) that
+/// nothing listens on now.
+fn free_base() -> u16 {
+    let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+    let seed = std::process::id() as u16;
+    (0..200)
+        .map(|i| 20_000 + (seed.wrapping_add(i * 37) % 9_000) / 10 * 10)
+        .find(|&b| (0..3).all(|k| free(b + k) && free(b + 10 + k) && free(b + 20 + k)))
+        .expect("no free ports for the cluster")
+}
+
+impl Cluster {
+    fn start() -> Self {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let script = root.join("deploy/cluster/cluster.sh");
+        let dir = std::env::temp_dir().join(format!("careline-drill-{}", uuid::Uuid::new_v4()));
+        let out = Command::new(&script)
+            .args(["start", dir.to_str().unwrap(), &free_base().to_string()])
+            .output()
+            .unwrap();
+        let mut cluster = Self {
+            script,
+            dir,
+            urls: String::new(),
+        };
+        assert!(
+            out.status.success(),
+            "the cluster did not start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        cluster.urls = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("NATS_URL=").map(str::to_string))
+            .unwrap();
+        cluster
+    }
+
+    fn run(&self, what: &str, node: u8) {
+        let out = Command::new(&self.script)
+            .args([what, self.dir.to_str().unwrap(), &node.to_string()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{what} {node}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new(&self.script)
+            .args(["stop", self.dir.to_str().unwrap()])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The node (1 to 3) leading `stream` now.
+async fn leader(urls: &str, stream: &str) -> u8 {
+    let servers: Vec<async_nats::ServerAddr> =
+        urls.split(',').map(|u| u.parse().unwrap()).collect();
+    let client = async_nats::connect(servers).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let mut stream = js.get_stream(stream).await.unwrap();
+    let info = stream.info().await.unwrap();
+    let name = info
+        .cluster
+        .as_ref()
+        .and_then(|c| c.leader.clone())
+        .unwrap_or_default();
+    name.strip_prefix("careline-n")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1)
+}
+
+/// How long after now each of `streams` has a leader other than node
+/// `gone` (polled every 50 ms, for at most 30 s).
+async fn elected(urls: String, streams: Vec<String>, gone: u8) -> Vec<Duration> {
+    let started = Instant::now();
+    let servers: Vec<async_nats::ServerAddr> =
+        urls.split(',').map(|u| u.parse().unwrap()).collect();
+    let client = async_nats::connect(servers).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let mut found = Vec::new();
+    for name in streams {
+        loop {
+            let ask = async {
+                let mut stream = js.get_stream(&name).await.ok()?;
+                let info = stream.info().await.ok()?;
+                let leader = info.cluster.as_ref()?.leader.clone()?;
+                (leader != format!("careline-n{gone}")).then_some(())
+            };
+            let led = tokio::time::timeout(Duration::from_millis(250), ask)
+                .await
+                .ok()
+                .flatten();
+            if led.is_some() || started.elapsed() > Duration::from_secs(30) {
+                found.push(started.elapsed());
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    found
+}
+
+#[derive(Default)]
+struct Tally {
+    attempted: u64,
+    /// (message id, when acknowledged)
+    acknowledged: Vec<(String, Instant)>,
+    refused: BTreeMap<String, u64>,
+    /// Each refusal's words (their start), how often.
+    why: BTreeMap<String, u64>,
+    gave_up: u64,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stream_leader_killed_under_load_loses_and_doubles_no_acknowledged_message() {
+    let seconds: u64 = bench_setting("DRILL_SECONDS", 12);
+    let writers: usize = bench_setting("DRILL_WRITERS", 8);
+    let cluster = Cluster::start();
+    let mut config = unique_config("drill");
+    config.nats_url = cluster.urls.clone();
+    config.replicas = 3;
+    let stream = TestStream::with_config(config.clone()).await;
+    let store = stream.store().clone();
+
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let command = command_service::Application::with_app(
+        any,
+        testkit::command_app(store.clone()),
+        testkit::keys(),
+    )
+    .await
+    .unwrap();
+    let addr = command.local_addr();
+    tokio::spawn(command.run(std::future::pending()));
+    let signer = testkit::signer(testkit::channel(addr).await);
+    let org = seed(&signer).await.unwrap();
+    let mut threads = Vec::new();
+    for _ in 0..writers {
+        threads.push(first_thread(&signer, &org).await.unwrap());
+    }
+
+    // The load: each writer posts to its own thread, back to back; a
+    // refused message is sent again with the same command id, 100 ms
+    // apart, for up to 20 s (an election takes seconds), as a client should.
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let started = Instant::now();
+    let end = started + Duration::from_secs(seconds);
+    let mut load = Vec::new();
+    for thread in threads {
+        let mut client = signer.client(&org.patient).unwrap();
+        let tally = tally.clone();
+        load.push(tokio::spawn(async move {
+            while Instant::now() < end {
+                let id = command_id();
+                tally.lock().unwrap().attempted += 1;
+                let first = Instant::now();
+                loop {
+                    let sent = client
+                        .post_message(cmd::PostMessageRequest {
+                            command_id: id.clone(),
+                            thread_id: thread.clone(),
+                            body: "How much can I drink on Sunday?".into(),
+                            mention_ids: vec![],
+                        })
+                        .await;
+                    match sent {
+                        Ok(reply) => {
+                            let reply = reply.into_inner();
+                            tally
+                                .lock()
+                                .unwrap()
+                                .acknowledged
+                                .push((reply.message_id, Instant::now()));
+                            break;
+                        }
+                        Err(status) => {
+                            {
+                                let mut t = tally.lock().unwrap();
+                                let code = format!("{:?}", status.code());
+                                *t.refused.entry(code).or_default() += 1;
+                                let why: String = status.message().chars().take(90).collect();
+                                *t.why.entry(why).or_default() += 1;
+                            }
+                            if first.elapsed() > Duration::from_secs(20) {
+                                tally.lock().unwrap().gave_up += 1;
+                                break;
+                            }
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    }
+                }
+            }
+        }));
+    }
+
+    // The fault: the stream's leader dies a quarter of the way in, and is
+    // back half way.
+    tokio::time::sleep_until((started + Duration::from_secs(seconds) / 4).into()).await;
+    let victim = leader(&cluster.urls, &config.stream).await;
+    let killed = Instant::now();
+    cluster.run("kill", victim);
+    // How long the log's two streams (the events, the claimed command ids)
+    // take to have a leader again: the election that bounds recovery.
+    let claims = format!("KV_{}", event_store::claims_bucket(&config.stream));
+    let elections = tokio::spawn(elected(
+        cluster.urls.clone(),
+        vec![config.stream.clone(), claims],
+        victim,
+    ));
+    tokio::time::sleep_until((started + Duration::from_secs(seconds) / 2).into()).await;
+    cluster.run("restart", victim);
+    let restarted = Instant::now();
+    for writer in load {
+        writer.await.unwrap();
+    }
+
+    // The log, read back.
+    let head = store.last_position().await.unwrap();
+    let mut feed = store.subscribe(0).await.unwrap();
+    let mut in_log: HashMap<String, u32> = HashMap::new();
+    while let Some(event) = feed.next().await {
+        let event = event.unwrap();
+        if let Some(Payload::MessagePosted(m)) = &event.envelope.payload {
+            *in_log.entry(m.message_id.clone()).or_default() += 1;
+        }
+        if event.position >= head {
+            break;
+        }
+    }
+    let elections: Vec<String> = elections
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| format!("{} ms", d.as_millis()))
+        .collect();
+    let tally = tally.lock().unwrap();
+    let lost = tally
+        .acknowledged
+        .iter()
+        .filter(|(id, _)| !in_log.contains_key(id))
+        .count();
+    let duplicated = in_log.values().filter(|&&n| n > 1).count();
+    let mut times: Vec<Instant> = tally.acknowledged.iter().map(|(_, at)| *at).collect();
+    times.sort();
+    let gap = times
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .max()
+        .unwrap_or_default();
+    let after_restart = times.iter().filter(|&&t| t > restarted).count();
+    println!(
+        "drill (node {victim}, the stream leader, killed at {:.1} s, back at {:.1} s; {writers} writers, {seconds} s): \
+         attempted {}, acknowledged {}, refused {:?}, gave up {}, lost {lost}, duplicated {duplicated}, \
+         in the log {}, longest time without an acknowledgement {:.0} ms (new leaders elected after {elections:?}), \
+         {after_restart} acknowledged after the restart",
+        (killed - started).as_secs_f64(),
+        (restarted - started).as_secs_f64(),
+        tally.attempted,
+        tally.acknowledged.len(),
+        tally.refused,
+        tally.gave_up,
+        in_log.len(),
+        gap.as_secs_f64() * 1000.0,
+    );
+    for (why, n) in &tally.why {
+        println!("  refused {n}×: {why}");
+    }
+    assert_eq!(lost, 0, "acknowledged messages missing from the log");
+    assert_eq!(duplicated, 0, "messages in the log twice");
+    assert!(
+        after_restart > 0,
+        "no message was acknowledged after the restart"
+    );
+    assert_eq!(tally.gave_up, 0, "a message was refused for 20 s");
+    let unexpected: Vec<_> = tally
+        .refused
+        .keys()
+        .filter(|code| code.as_str() != "Unavailable")
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "refusals other than UNAVAILABLE: {:?}",
+        tally.refused
+    );
+}
