@@ -1072,7 +1072,7 @@ pub async fn team_by_join_code(client: &Client, code: &str) -> Result<pb::TeamCo
 }
 
 const TEAMS: &str = "SELECT team_id, name, description, auto_cc, default_contact, open_to_patients, \
-     coalesce(join_code, '') FROM teams WHERE ($1::uuid IS NULL OR team_id = $1) \
+     coalesce(join_code, ''), alerts FROM teams WHERE ($1::uuid IS NULL OR team_id = $1) \
      ORDER BY name, team_id LIMIT 500";
 const TEAM_MEMBERS: &str = "SELECT team_id, person_id, contactable, lead FROM team_members \
      WHERE team_id = ANY($1)";
@@ -1134,6 +1134,7 @@ pub async fn teams(
                 open_to_patients: r.get(5),
                 join_code: r.get(6),
                 members: team_members,
+                alerts: r.get(7),
             }
         })
         .collect())

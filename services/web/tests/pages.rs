@@ -967,6 +967,18 @@ async fn an_admin_sets_up_a_team_and_the_patient_is_offered_what_the_rules_say()
         page.body
     );
 
+    // Alerts: off for a new team, then on, as the page says.
+    assert!(page.body.contains("Alerts are off"), "{}", page.body);
+    let alerted = ada
+        .post(
+            &team_path,
+            &[("csrf", &csrf), ("do", "alerts"), ("on", "yes")],
+        )
+        .await;
+    let page = ada.follow(alerted).await;
+    assert!(page.body.contains("Alerts are on"), "{}", page.body);
+    assert!(page.body.contains("Turn alerts off"), "{}", page.body);
+
     // A join code, with the two links and the buttons to paste.
     let issued = ada
         .post(&team_path, &[("csrf", &csrf), ("do", "code")])

@@ -71,6 +71,7 @@ const SET_LEAD: &str = "UPDATE team_members SET lead = $3 WHERE team_id = $1 AND
 const SET_AUTO_CC: &str = "UPDATE teams SET auto_cc = $2 WHERE team_id = $1";
 const SET_JOIN_CODE: &str = "UPDATE teams SET join_code = $2 WHERE team_id = $1";
 const SET_OPEN: &str = "UPDATE teams SET open_to_patients = $2 WHERE team_id = $1";
+const SET_ALERTS: &str = "UPDATE teams SET alerts = $2 WHERE team_id = $1";
 const SET_DEFAULT_CONTACT: &str = "UPDATE teams SET default_contact = $2 WHERE team_id = $1";
 const REVOKE_CONSENT: &str = "DELETE FROM consents WHERE patient_id = $1 AND carer_id = $2";
 const REVOKE_GRANT: &str =
@@ -256,6 +257,9 @@ impl Reference {
             }
             Payload::TeamOpenToPatientsSet(e) => {
                 tx.execute(SET_OPEN, &[&aggregate, &e.open]).await?;
+            }
+            Payload::TeamAlertsSet(e) => {
+                tx.execute(SET_ALERTS, &[&aggregate, &e.enabled]).await?;
             }
             Payload::TeamJoinCodeIssued(e) => {
                 let code = e.join_code.trim().to_lowercase();

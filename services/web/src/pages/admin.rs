@@ -125,17 +125,11 @@ pub fn team(v: &TeamView<'_>, session: &Session, problem: Option<Markup>) -> Mar
                 @else { "Only the team's own patients may write to it." }
             }
             (switch(session, id, "open", t.open_to_patients, "Open it to every patient", "Only its own patients"))
-            p { "Alert every member of each new message:" }
-            div.actions {
-                form.inline method="post" action={ "/admin/teams/" (id) } {
-                    (csrf(session)) input type="hidden" name="do" value="alerts"; input type="hidden" name="on" value="yes";
-                    button.button.secondary type="submit" { "Alerts on" }
-                }
-                form.inline method="post" action={ "/admin/teams/" (id) } {
-                    (csrf(session)) input type="hidden" name="do" value="alerts"; input type="hidden" name="on" value="no";
-                    button.button.secondary type="submit" { "Alerts off" }
-                }
+            p {
+                @if t.alerts { strong { "Alerts are on: " } "every member is emailed of each new message from a patient or carer, whether or not they are on the conversation." }
+                @else { strong { "Alerts are off: " } "members are emailed of conversations they are on." }
             }
+            (switch(session, id, "alerts", t.alerts, "Turn alerts on", "Turn alerts off"))
             p {
                 "Default messaging contact: "
                 @match &t.default_contact { Some(p) => { strong { (p.display) } } None => { "none" } }
