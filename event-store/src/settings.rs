@@ -110,6 +110,21 @@ impl Settings {
             .map_err(|_| BadSetting(format!("{key}={value:?} is not an address like {default}")))
     }
 
+    /// `key` as a socket address to listen on, or `None` when unset (a
+    /// listener that is off unless asked for).
+    pub fn optional_address(&self, key: &str) -> Result<Option<SocketAddr>, BadSetting> {
+        self.get(key)
+            .filter(|v| !v.trim().is_empty())
+            .map(|value| {
+                value.trim().parse().map_err(|_| {
+                    BadSetting(format!(
+                        "{key}={value:?} is not an address like 127.0.0.1:9151"
+                    ))
+                })
+            })
+            .transpose()
+    }
+
     /// Two settings that go together: both or neither.
     pub fn pair(&self, first: &str, second: &str) -> Result<Option<(String, String)>, BadSetting> {
         match (self.get(first), self.get(second)) {

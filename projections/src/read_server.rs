@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use event_store::{EventStore, JetStreamStore, Settings, StoreConfig};
+use service_kit::metrics::{Check, Endpoint, Gauge};
 use service_kit::server::{ServerTls, TLS_CERT_VAR, TLS_KEY_VAR};
 use service_kit::{Caller, TokenKeys};
 use tokio::sync::watch;
@@ -33,6 +34,7 @@ pub struct ReadServer<P, S> {
     accounts: Accounts,
     wait: Duration,
     tls: Option<ServerTls>,
+    store: S,
 }
 
 impl<P, S> std::fmt::Debug for ReadServer<P, S> {
@@ -186,6 +188,9 @@ pub struct ReadSettings {
     pub keys: TokenKeys,
     /// `CARELINE_TLS_CERT` and `CARELINE_TLS_KEY`, or plaintext.
     pub tls: Option<ServerTls>,
+    /// `CARELINE_<NAME>_METRICS_ADDR`: where metrics, `/livez` and
+    /// `/readyz` are served (by the binary); unset, nowhere.
+    pub metrics: Option<SocketAddr>,
 }
 
 /// One read service's name in its settings, and its defaults.
@@ -212,6 +217,7 @@ impl ReadSettings {
                 .map_err(anyhow::Error::msg)?,
             tls: ServerTls::from_setting(s.pair(TLS_CERT_VAR, TLS_KEY_VAR)?)
                 .map_err(anyhow::Error::msg)?,
+            metrics: s.optional_address(&var("METRICS_ADDR"))?,
         })
     }
 }
@@ -231,7 +237,7 @@ impl<P: Projection, S: EventStore> ReadServer<P, S> {
         let accounts = Accounts::of(store.clone());
         let runner = Arc::new(Runner::new(
             Arc::new(projection),
-            store,
+            store.clone(),
             RunnerConfig::new(settings.database_url.clone(), settings.batch_size),
             Mode::Live,
         ));
@@ -243,7 +249,91 @@ impl<P: Projection, S: EventStore> ReadServer<P, S> {
             accounts,
             wait: settings.wait_for_position,
             tls: settings.tls.clone(),
+            store,
         })
+    }
+
+    /// What the metrics endpoint reads: the projection's checkpoint, the
+    /// log's head and the lag between them; ready while the log and
+    /// PostgreSQL answer. `more`: the service's own gauges.
+    pub fn endpoint(&self, more: Vec<Gauge>) -> Endpoint {
+        let name = self.runner.name();
+        let checkpoint = self.runner.checkpoint();
+        let at = move || {
+            let checkpoint = checkpoint.clone();
+            async move { *checkpoint.borrow() }
+        };
+        let store = self.store.clone();
+        let head = move || {
+            let store = store.clone();
+            async move { store.last_position().await.ok() }
+        };
+        let labels = move || vec![("projection", name.to_string())];
+        let mut gauges = vec![
+            Gauge::new(
+                "careline_projection_checkpoint",
+                "The last log position the projection applied.",
+                {
+                    let at = at.clone();
+                    move || {
+                        let at = at();
+                        async move { vec![(labels(), at.await as f64)] }
+                    }
+                },
+            ),
+            Gauge::new(
+                "careline_projection_lag",
+                "Events in the log the projection has not applied yet.",
+                {
+                    let (at, head) = (at.clone(), head.clone());
+                    move || {
+                        let (at, head) = (at(), head());
+                        async move {
+                            match head.await {
+                                Some(head) => {
+                                    vec![(labels(), head.saturating_sub(at.await) as f64)]
+                                }
+                                None => vec![],
+                            }
+                        }
+                    }
+                },
+            ),
+            Gauge::new("careline_log_head", "The log's last position.", {
+                let head = head.clone();
+                move || {
+                    let head = head();
+                    async move {
+                        head.await
+                            .map(|h| vec![(vec![], h as f64)])
+                            .unwrap_or_default()
+                    }
+                }
+            }),
+        ];
+        gauges.extend(more);
+        let store = self.store.clone();
+        let pool = self.pool.clone();
+        Endpoint::new(
+            gauges,
+            vec![
+                Check::answering("event log", move || {
+                    let store = store.clone();
+                    async move { store.last_position().await }
+                }),
+                Check::new("postgres", move || {
+                    let pool = pool.clone();
+                    async move {
+                        let client = pool.get().await.map_err(|e| e.to_string())?;
+                        client
+                            .simple_query("SELECT 1")
+                            .await
+                            .map(|_| ())
+                            .map_err(|e| e.to_string())
+                    }
+                }),
+            ],
+        )
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -340,6 +430,11 @@ pub trait ReadParts<S: EventStore>: Sized + Send + 'static {
     ) -> impl Future<Output = anyhow::Result<()>> + Send {
         async { Ok(()) }
     }
+    /// Gauges of the service's own for its metrics endpoint, read with
+    /// `pool` (the readers' connections) when scraped.
+    fn gauges(&self, _pool: &deadpool_postgres::Pool) -> Vec<Gauge> {
+        Vec::new()
+    }
     /// The gRPC service, and any tasks it starts beside the server.
     fn start(self, started: Started<Self::Name>) -> (Self::Grpc, Vec<tokio::task::JoinHandle<()>>);
 }
@@ -348,6 +443,7 @@ pub trait ReadParts<S: EventStore>: Sized + Send + 'static {
 pub struct ReadApplication<R: ReadParts<S>, S: EventStore> {
     server: ReadServer<R::Projection, S>,
     parts: R,
+    metrics: Option<SocketAddr>,
 }
 
 impl<R: ReadParts<S>, S: EventStore> std::fmt::Debug for ReadApplication<R, S> {
@@ -364,7 +460,11 @@ impl<R: ReadParts<S>, S: EventStore> ReadApplication<R, S> {
         let server = ReadServer::bind(&settings, parts.projection(), store).await?;
         let mut client = crate::connect(&settings.database_url).await?;
         parts.prepare(&mut client).await?;
-        Ok(Self { server, parts })
+        Ok(Self {
+            server,
+            parts,
+            metrics: settings.metrics,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -397,6 +497,12 @@ impl<R: ReadParts<JetStreamStore>> service_kit::Service for ReadApplication<R, J
     async fn build(config: R::Config) -> anyhow::Result<Self> {
         let store = JetStreamStore::connect_patiently(config.read().store.clone()).await?;
         Self::with_store(config, store).await
+    }
+
+    fn metrics(&self) -> Option<(SocketAddr, Endpoint)> {
+        let addr = self.metrics?;
+        let more = self.parts.gauges(&self.server.pool);
+        Some((addr, self.server.endpoint(more)))
     }
 
     fn run(

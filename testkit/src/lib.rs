@@ -75,6 +75,7 @@ pub fn read_settings(db: &TestDatabase, stream: &TestStream, wait: Duration) -> 
         wait_for_position: wait,
         keys: keys(),
         tls: None,
+        metrics: None,
     }
 }
 

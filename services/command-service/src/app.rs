@@ -68,6 +68,11 @@ impl<S: EventStore> App<S> {
         }
     }
 
+    /// The event log this writes to.
+    pub fn store(&self) -> &S {
+        self.repo.store()
+    }
+
     /// Checks verification links with `keys` (the notification service's
     /// public link keys): without them `ConfirmEmail` is refused.
     pub fn with_email_links(mut self, keys: service_kit::LinkKeys) -> Self {

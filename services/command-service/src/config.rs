@@ -24,6 +24,9 @@ pub struct Config {
     /// keys, which check verification links; without them no address can
     /// be verified.
     pub email_links: Option<service_kit::LinkKeys>,
+    /// `CARELINE_COMMAND_METRICS_ADDR`: where metrics, `/livez` and
+    /// `/readyz` are served; unset, nowhere.
+    pub metrics: Option<SocketAddr>,
 }
 
 impl Config {
@@ -34,6 +37,7 @@ impl Config {
     pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
         Ok(Self {
             listen: settings.address("CARELINE_COMMAND_ADDR", "127.0.0.1:50051")?,
+            metrics: settings.optional_address("CARELINE_COMMAND_METRICS_ADDR")?,
             store: StoreConfig::from_settings(settings)?,
             cache_capacity: settings.number("CARELINE_COMMAND_CACHE", 100_000)?,
             posts_per_minute: settings.number("CARELINE_POSTS_PER_MINUTE", 60)? as usize,

@@ -20,6 +20,7 @@ pub struct Application<S> {
     app: Arc<App<S>>,
     keys: TokenKeys,
     tls: Option<service_kit::server::ServerTls>,
+    metrics: Option<SocketAddr>,
 }
 
 /// The binary: connects to the event log and binds the configured address.
@@ -43,11 +44,28 @@ impl service_kit::Service for Application<JetStreamStore> {
         if config.posts_per_minute > 0 {
             app = app.with_post_limit(config.posts_per_minute);
         }
-        let server = Self::with_app(config.listen, app, config.keys).await?;
+        let mut server = Self::with_app(config.listen, app, config.keys).await?;
+        server.metrics = config.metrics;
         Ok(match config.tls {
             Some(tls) => server.with_tls(tls),
             None => server,
         })
+    }
+
+    /// Commands by type (method) and outcome (status code) and their
+    /// latency, from [`service_kit::server::serve`]; ready while the log
+    /// answers.
+    fn metrics(&self) -> Option<(SocketAddr, service_kit::metrics::Endpoint)> {
+        let addr = self.metrics?;
+        let store = self.app.store().clone();
+        let check = service_kit::metrics::Check::answering("event log", move || {
+            let store = store.clone();
+            async move { store.last_position().await }
+        });
+        Some((
+            addr,
+            service_kit::metrics::Endpoint::new(vec![], vec![check]),
+        ))
     }
 
     fn run(
@@ -73,6 +91,7 @@ impl<S: EventStore> Application<S> {
             app: Arc::new(app),
             keys,
             tls: None,
+            metrics: None,
         })
     }
 

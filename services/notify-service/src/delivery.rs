@@ -58,6 +58,14 @@ const SETTLE: &str = "UPDATE careline_notify.progress p SET settled = greatest(p
                (SELECT 1 FROM careline_notify.deliveries d WHERE d.id = n.id)), \
               (SELECT max(position) FROM notify.notifications WHERE deliverable), 0))";
 
+/// The queue's depth: deliverable notifications above the settled
+/// watermark with no delivery yet, and deliveries to try again.
+pub(crate) const QUEUE: &str = "SELECT \
+     (SELECT count(*) FROM notify.notifications n WHERE n.deliverable \
+        AND n.position > (SELECT settled FROM careline_notify.progress) \
+        AND NOT EXISTS (SELECT 1 FROM careline_notify.deliveries d WHERE d.id = n.id)), \
+     (SELECT count(*) FROM careline_notify.deliveries WHERE state = 'retrying')";
+
 /// Everything unsent for one person on one thread: one email.
 const GROUP: &str = "SELECT n.id, n.email, n.recipient_name, n.sender_name, n.sender_role, \
      coalesce(d.attempts, 0) \
@@ -348,6 +356,11 @@ impl Worker<'_> {
             Outcome::Failed(e) => ("failed", None, e),
         };
         let sent_at = (state == "sent").then_some(now);
+        service_kit::metrics::global().count(
+            "careline_notify_emails_total",
+            "Notification emails tried, by outcome (sent, retrying, failed).",
+            &[("outcome", state)],
+        );
         self.client
             .execute(
                 RECORD,

@@ -6,6 +6,7 @@
 use event_store::{EventStore, JetStreamStore};
 use projections::{AccessLog, ReadApplication, ReadParts, Started};
 use proto::notify::notification_service_server::NotificationServiceServer;
+use service_kit::metrics::Gauge;
 
 use crate::config::Config;
 use crate::grpc::{Notifications, NotifyGrpc};
@@ -43,6 +44,37 @@ impl<S: EventStore> ReadParts<S> for NotifyParts {
 
     async fn prepare(&self, client: &mut tokio_postgres::Client) -> anyhow::Result<()> {
         Ok(crate::delivery::prepare(client).await?)
+    }
+
+    /// The queue: notifications waiting for their first attempt, and those
+    /// waiting to be tried again.
+    fn gauges(&self, pool: &deadpool_postgres::Pool) -> Vec<Gauge> {
+        let pool = pool.clone();
+        vec![Gauge::new(
+            "careline_notify_queue",
+            "Notifications not yet sent: due (never tried) and retrying.",
+            move || {
+                let pool = pool.clone();
+                async move {
+                    let Ok(client) = pool.get().await else {
+                        return vec![];
+                    };
+                    match client.query_one(crate::delivery::QUEUE, &[]).await {
+                        Ok(row) => vec![
+                            (
+                                vec![("state", "due".to_string())],
+                                row.get::<_, i64>(0) as f64,
+                            ),
+                            (
+                                vec![("state", "retrying".to_string())],
+                                row.get::<_, i64>(1) as f64,
+                            ),
+                        ],
+                        Err(_) => vec![],
+                    }
+                }
+            },
+        )]
     }
 
     fn start(

@@ -36,8 +36,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Show the event stream and every projection: checkpoints and lag.
-    Status,
+    /// Show the event stream (and its cluster) and every projection:
+    /// checkpoints and lag; `--watch` again every few seconds.
+    Status(status::StatusArgs),
     /// Rebuild a projection from the first event, beside the live one.
     Rebuild(rebuild::RebuildArgs),
     /// Print events as they arrive, decoded, one line each.
@@ -56,7 +57,7 @@ enum Command {
 impl Cli {
     pub async fn run(self) -> anyhow::Result<()> {
         match self.command {
-            Command::Status => status::run(event_store::StoreConfig::from_env()?).await,
+            Command::Status(args) => status::run(event_store::StoreConfig::from_env()?, args).await,
             Command::Rebuild(args) => {
                 rebuild::run(event_store::StoreConfig::from_env()?, args).await
             }

@@ -13,8 +13,37 @@ fn ago(t: SystemTime) -> String {
     }
 }
 
-pub(crate) async fn run(config: StoreConfig) -> anyhow::Result<()> {
+#[derive(Debug, clap::Args)]
+pub(crate) struct StatusArgs {
+    /// Print it again every SECONDS (default 5) until Ctrl-C, each time
+    /// under the time it was read.
+    #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "5")]
+    watch: Option<u64>,
+}
+
+pub(crate) async fn run(config: StoreConfig, args: StatusArgs) -> anyhow::Result<()> {
     let store = JetStreamStore::connect(config.clone()).await?;
+    let Some(every) = args.watch else {
+        return once(&store, &config).await;
+    };
+    let every = std::time::Duration::from_secs(every.max(1));
+    loop {
+        let now = time::OffsetDateTime::now_utc();
+        println!("--- {now}");
+        if let Err(e) = once(&store, &config).await {
+            // A node or the database down is what one watches for: say so
+            // and keep watching.
+            println!("status unavailable: {e}");
+        }
+        println!();
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        }
+    }
+}
+
+async fn once(store: &JetStreamStore, config: &StoreConfig) -> anyhow::Result<()> {
     let head = store.last_position().await?;
     let mut stream = store.jetstream().get_stream(&config.stream).await?;
     let info = stream.info().await?;
@@ -32,6 +61,32 @@ pub(crate) async fn run(config: StoreConfig) -> anyhow::Result<()> {
         "events         {} (head position {head}), {} bytes, {} aggregates",
         info.state.messages, info.state.bytes, info.state.subjects_count
     );
+    if let Some(cluster) = &info.cluster {
+        let replicas: Vec<String> = cluster
+            .replicas
+            .iter()
+            .map(|r| {
+                let state = if r.offline {
+                    "offline".to_string()
+                } else if !r.current {
+                    format!("behind by {} operations", r.lag.unwrap_or_default())
+                } else {
+                    "current".to_string()
+                };
+                format!("{} ({state}, seen {:?} ago)", r.name, r.active)
+            })
+            .collect();
+        println!(
+            "cluster        {}: leader {}; replicas {}",
+            cluster.name.as_deref().unwrap_or("-"),
+            cluster.leader.as_deref().unwrap_or("NONE (electing)"),
+            if replicas.is_empty() {
+                "none".to_string()
+            } else {
+                replicas.join(", ")
+            }
+        );
+    }
 
     let url = crate::database_url();
     let client = match projections::connect(&url).await {

@@ -7,6 +7,8 @@
 //! * [`email_link`]: signed email verification links (the notification
 //!   service signs them, the command service checks them).
 //! * [`ids`]: the one parser of ids, and a type per kind of id.
+//! * [`metrics`]: Prometheus metrics (every gRPC call counted and timed by
+//!   [`server::serve`]), liveness and readiness, on an address of their own.
 //! * [`shutdown_signal`] and [`init_tracing`] for each binary's thin `main`.
 
 use std::future::Future;
@@ -14,6 +16,7 @@ use std::future::Future;
 pub mod auth;
 pub mod email_link;
 pub mod ids;
+pub mod metrics;
 pub mod server;
 
 pub use auth::{Caller, Role, TokenIssuer, TokenKeys, test_issuer};
@@ -51,6 +54,12 @@ pub trait Service: Sized {
     fn config_from_env() -> anyhow::Result<Self::Config>;
     /// Connects what the service needs and binds its port.
     fn build(config: Self::Config) -> impl Future<Output = anyhow::Result<Self>> + Send;
+    /// Where this service serves its metrics, liveness and readiness
+    /// (`CARELINE_<NAME>_METRICS_ADDR`), and what they read; `None`: not
+    /// served.
+    fn metrics(&self) -> Option<(std::net::SocketAddr, metrics::Endpoint)> {
+        None
+    }
     /// Serves until `shutdown` resolves; the work in flight finishes first.
     fn run(
         self,
@@ -67,7 +76,28 @@ pub fn main<S: Service>() -> anyhow::Result<()> {
         .build()?
         .block_on(async {
             let config = S::config_from_env()?;
-            S::build(config).await?.run(shutdown_signal()).await
+            let service = S::build(config).await?;
+            let (stop, stopping) = tokio::sync::watch::channel(false);
+            let stopped = move || {
+                let mut stopping = stopping.clone();
+                async move {
+                    let _ = stopping.wait_for(|&s| s).await;
+                }
+            };
+            let beside = match service.metrics() {
+                Some((addr, endpoint)) => endpoint.spawn(Some(addr), stopped()).await?,
+                None => None,
+            };
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                let _ = stop.send(true);
+            });
+            let ran = service.run(stopped()).await;
+            // The endpoint answers until the service has stopped.
+            if let Some(task) = beside {
+                task.abort();
+            }
+            ran
         })
 }
 

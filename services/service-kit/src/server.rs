@@ -150,7 +150,7 @@ where
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
-    let routes = Routes::new(service)
+    let routes = Routes::new(Recorded(service))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
@@ -175,4 +175,71 @@ where
         )
         .await?;
     Ok(())
+}
+
+/// A service whose every call is counted by method and status code, and
+/// timed (to its response headers, which for a unary call is its answer),
+/// in [`crate::metrics::global`].
+#[derive(Clone)]
+struct Recorded<S>(S);
+
+impl<S: NamedService> NamedService for Recorded<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S> Service<http::Request<Body>> for Recorded<S>
+where
+    S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+        + NamedService,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = std::pin::Pin<
+        Box<dyn Future<Output = Result<http::Response<Body>, Infallible>> + Send + 'static>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        let method = request
+            .uri()
+            .path()
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let started = std::time::Instant::now();
+        let answer = self.0.call(request);
+        Box::pin(async move {
+            let response = answer.await?;
+            // An error is a trailers-only answer: its status is a header.
+            let code = response
+                .headers()
+                .get("grpc-status")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<i32>().ok())
+                .map_or(tonic::Code::Ok, tonic::Code::from);
+            let code = format!("{code:?}");
+            let metrics = crate::metrics::global();
+            let labels = [("service", S::NAME), ("method", method.as_str())];
+            metrics.observe(
+                "careline_grpc_request_duration_seconds",
+                "Time to answer a gRPC call, by method.",
+                &labels,
+                started.elapsed(),
+            );
+            metrics.count(
+                "careline_grpc_requests_total",
+                "gRPC calls answered, by method and status code.",
+                &[labels[0], labels[1], ("code", code.as_str())],
+            );
+            Ok(response)
+        })
+    }
 }

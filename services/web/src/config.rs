@@ -14,6 +14,9 @@ use service_kit::{Caller, Role, TokenIssuer};
 pub struct Config {
     /// `CARELINE_WEB_ADDR`: where the pages are served.
     pub addr: SocketAddr,
+    /// `CARELINE_WEB_METRICS_ADDR`: where metrics, `/livez` and `/readyz`
+    /// are served (never on the pages' address); unset, nowhere.
+    pub metrics: Option<SocketAddr>,
     /// `CARELINE_COMMAND_URL`, `CARELINE_INBOX_URL`: the services called as
     /// the signed-in person.
     pub command_url: String,
@@ -105,6 +108,7 @@ impl Config {
         let hours = s.number_in("CARELINE_WEB_SESSION_HOURS", 12, 1..=7 * 24)?;
         Ok(Self {
             addr: s.address("CARELINE_WEB_ADDR", "127.0.0.1:8080")?,
+            metrics: s.optional_address("CARELINE_WEB_METRICS_ADDR")?,
             command_url: s.text("CARELINE_COMMAND_URL", "http://127.0.0.1:50051"),
             inbox_url: s.text("CARELINE_INBOX_URL", "http://127.0.0.1:50052"),
             audit_url: s.text("CARELINE_AUDIT_URL", "http://127.0.0.1:50053"),

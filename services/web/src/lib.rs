@@ -166,10 +166,11 @@ impl Web {
     fn start_session(
         &self,
         caller: service_kit::Caller,
+        roles: Vec<Role>,
         position: u64,
         to: &str,
     ) -> (Session, Response) {
-        let session = self.inner.sessions.start(caller);
+        let session = self.inner.sessions.start_with_roles(caller, roles);
         self.inner.sessions.advance(&session.id, position);
         let mut response = Redirect::to(to).into_response();
         if let Ok(v) = set_cookie(COOKIE, &session.id, self.inner.secure, None).parse() {
@@ -376,6 +377,7 @@ pub fn router(web: Web) -> Router {
         .route("/sign-in/oidc", get(sign_in_oidc))
         .route("/sign-in/callback", get(sign_in_callback))
         .route("/sign-out", post(sign_out))
+        .route("/session/role", post(work_as))
         .route("/messages", get(messages))
         .route("/messages/new", get(new_message_page).post(new_message))
         .route("/threads/{id}", get(thread))
@@ -432,7 +434,36 @@ pub fn router(web: Web) -> Router {
         .route("/live", get(live::events))
         .route("/static/live.js", get(live::script))
         .route("/health", get(|| async { "ok" }))
+        .layer(axum::middleware::from_fn(recorded))
         .with_state(web)
+}
+
+/// Counts and times every request by route (its pattern, `/threads/{id}`:
+/// never an id) and status, in the process's metrics.
+async fn recorded(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_string();
+    let method = request.method().as_str().to_string();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    let metrics = service_kit::metrics::global();
+    let labels = [("method", method.as_str()), ("route", route.as_str())];
+    metrics.observe(
+        "careline_web_request_duration_seconds",
+        "Time to answer a web request (to its headers), by route.",
+        &labels,
+        started.elapsed(),
+    );
+    metrics.count(
+        "careline_web_requests_total",
+        "Web requests answered, by route and status.",
+        &[labels[0], labels[1], ("status", status.as_str())],
+    );
+    response
 }
 
 #[derive(serde::Deserialize, Debug, Default)]
@@ -485,7 +516,7 @@ async fn sign_in_demo(State(web): State<Web>, headers: HeaderMap, body: Bytes) -
         );
         return (StatusCode::FORBIDDEN, web.page("Sign in", None, body)).into_response();
     };
-    web.start_session(person.caller.clone(), 0, local(form.one("next")))
+    web.start_session(person.caller.clone(), vec![], 0, local(form.one("next")))
         .1
 }
 
@@ -546,6 +577,38 @@ async fn sign_in_callback(
         Err(e) => {
             tracing::warn!(error = %e, "a sign-in at the identity provider failed");
             problem("You were not signed in", &e.to_string())
+        }
+    }
+}
+
+/// The pages a role starts on.
+pub(crate) fn home(role: Role) -> &'static str {
+    match role {
+        Role::Professional => "/teams",
+        Role::Admin => "/admin/teams",
+        Role::Auditor => "/audit",
+        _ => "/messages",
+    }
+}
+
+/// `POST /session/role`: a person who holds several roles (a nurse who is
+/// also an admin) works in another of them, chosen among those the
+/// session was signed in with; the services check the role on every call.
+async fn work_as(State(web): State<Web>, Posted(session, form): Posted) -> Response {
+    match form.one("role").parse::<Role>() {
+        Ok(role) if web.inner.sessions.work_as(&session.id, role) => {
+            Redirect::to(home(role)).into_response()
+        }
+        _ => {
+            let body = pages::problem_page(
+                "You cannot work in that role",
+                "Choose one of the roles offered at the top of the page. An admin grants staff roles.",
+            );
+            (
+                StatusCode::FORBIDDEN,
+                web.page("Role not changed", Some(&session), body),
+            )
+                .into_response()
         }
     }
 }
@@ -1073,6 +1136,7 @@ pub(crate) async fn export_download(
 pub struct Application {
     listener: tokio::net::TcpListener,
     web: Web,
+    metrics: Option<std::net::SocketAddr>,
 }
 
 impl Application {
@@ -1121,7 +1185,14 @@ impl service_kit::Service for Application {
         Ok(Self {
             listener,
             web: Web::signing_in_at(backends, &config, demo, oidc),
+            metrics: config.metrics,
         })
+    }
+
+    /// Requests by route and status and their latency; the process is
+    /// ready once it serves (it keeps no connection of its own to check).
+    fn metrics(&self) -> Option<(std::net::SocketAddr, service_kit::metrics::Endpoint)> {
+        Some((self.metrics?, service_kit::metrics::Endpoint::default()))
     }
 
     async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {

@@ -90,7 +90,14 @@ impl Web {
             role,
             name: found.name.clone(),
         };
-        Ok(self.start_session(caller, position, to))
+        // The staff roles that have pages here (an operator's are the CLI).
+        let roles = found
+            .staff_roles
+            .iter()
+            .filter_map(|r| r.parse::<Role>().ok())
+            .filter(|r| matches!(r, Role::Admin | Role::Auditor));
+        let roles = std::iter::once(role).chain(roles).collect();
+        Ok(self.start_session(caller, roles, position, to))
     }
 }
 

@@ -19,7 +19,7 @@ body{margin:0;font:17px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,Arial,sans
 a{color:#005eb8}a:focus,button:focus,input:focus,textarea:focus,select:focus{outline:3px solid #ffb81c;outline-offset:1px}
 header{background:#005eb8;color:#fff}header .bar{max-width:46rem;margin:0 auto;padding:.6rem 1rem;display:flex;gap:1rem;align-items:center;flex-wrap:wrap}
 header a{color:#fff;text-decoration:none;font-weight:600}header .brand{font-size:1.25rem;margin-right:auto}
-header form{margin:0}header button{background:transparent;border:1px solid #fff;color:#fff;padding:.3rem .7rem;font-size:.95rem;border-radius:4px;cursor:pointer}
+header form{margin:0}header form.role{display:flex;gap:.4rem;align-items:center}header select{font-size:.95rem;padding:.2rem}header button{background:transparent;border:1px solid #fff;color:#fff;padding:.3rem .7rem;font-size:.95rem;border-radius:4px;cursor:pointer}
 main{max-width:46rem;margin:0 auto;padding:1rem}
 h1{font-size:1.6rem;line-height:1.25;margin:.5rem 0 1rem}h2{font-size:1.2rem;margin:1.5rem 0 .5rem}
 .demo{background:#ffeb3b;color:#212b32;text-align:center;padding:.4rem 1rem;font-weight:600}
@@ -91,6 +91,18 @@ pub fn layout(title: &str, session: Option<&Session>, demo: bool, body: Markup) 
                             }
                             a href="/account" { "Account" }
                             span { (s.caller.name) }
+                            @if s.roles.len() > 1 {
+                                form.role method="post" action="/session/role" {
+                                    input type="hidden" name="csrf" value=(s.csrf);
+                                    label for="work-as" { "Working as" }
+                                    select #work-as name="role" {
+                                        @for r in &s.roles {
+                                            option value=(r.as_str()) selected[*r == s.caller.role] { (role_name(*r)) }
+                                        }
+                                    }
+                                    button type="submit" { "Switch" }
+                                }
+                            }
                             form method="post" action="/sign-out" {
                                 input type="hidden" name="csrf" value=(s.csrf);
                                 button type="submit" { "Sign out" }
@@ -107,6 +119,19 @@ pub fn layout(title: &str, session: Option<&Session>, demo: bool, body: Markup) 
                 }
             }
         }
+    }
+}
+
+/// A role as the pages name it.
+fn role_name(role: service_kit::Role) -> &'static str {
+    match role {
+        service_kit::Role::Professional => "Clinician",
+        service_kit::Role::Admin => "Admin",
+        service_kit::Role::Auditor => "Privacy officer",
+        service_kit::Role::Patient => "Patient",
+        service_kit::Role::Carer => "Carer",
+        service_kit::Role::Operator => "Operator",
+        service_kit::Role::System => "System",
     }
 }
 

@@ -40,6 +40,10 @@ pub struct Session {
     /// The conversation whose page the inbox last answered this session:
     /// the one it is told presence of.
     pub opened: Option<String>,
+    /// The roles this sign-in may work in: the person's own first, then
+    /// the staff roles granted to them when they signed in (a
+    /// professional who is also an admin). `caller.role` is one of them.
+    pub roles: Vec<service_kit::Role>,
     started: Instant,
     last_seen: Instant,
 }
@@ -77,6 +81,15 @@ impl Sessions {
     /// Signs `caller` in: a new session (never one an attacker could have
     /// set beforehand).
     pub fn start(&self, caller: Caller) -> Session {
+        let roles = vec![caller.role];
+        self.start_with_roles(caller, roles)
+    }
+
+    /// As [`Self::start`], for a person who may also work in `roles`.
+    pub fn start_with_roles(&self, caller: Caller, mut roles: Vec<service_kit::Role>) -> Session {
+        if !roles.contains(&caller.role) {
+            roles.insert(0, caller.role);
+        }
         let now = Instant::now();
         let session = Session {
             id: random_token(),
@@ -85,6 +98,7 @@ impl Sessions {
             position: 0,
             acting_for: None,
             opened: None,
+            roles,
             started: now,
             last_seen: now,
         };
@@ -145,6 +159,21 @@ impl Sessions {
     pub fn act_for(&self, id: &str, acting: Option<Acting>) {
         if let Some(s) = self.lock().get_mut(id) {
             s.acting_for = acting;
+        }
+    }
+
+    /// Session `id` works as `role` from now, when it is one of its
+    /// roles (what it chose before in another role is forgotten); whether
+    /// it switched.
+    pub fn work_as(&self, id: &str, role: service_kit::Role) -> bool {
+        match self.lock().get_mut(id) {
+            Some(s) if s.roles.contains(&role) => {
+                s.caller.role = role;
+                s.acting_for = None;
+                s.opened = None;
+                true
+            }
+            _ => false,
         }
     }
 

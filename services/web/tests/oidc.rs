@@ -361,7 +361,7 @@ async fn a_new_patient_signs_up_with_a_join_code_and_afterwards_just_signs_in() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_registered_person_links_by_the_invitation_their_email_carried() {
-    let (idp, _s, org, app) = signing_in("web_oidc_invitation").await;
+    let (idp, s, org, app) = signing_in("web_oidc_invitation").await;
     // The nurse's verification email, as the notification service signs it.
     let email = format!(
         "{}@hospital.example",
@@ -411,7 +411,19 @@ async fn a_registered_person_links_by_the_invitation_their_email_carried() {
     assert!(account.body.contains(&org.nurse.name), "{}", account.body);
     assert!(account.body.contains("now linked"), "{}", account.body);
 
-    // From now on the provider's sign-in is hers.
+    // From now on the provider's sign-in is hers. She is also the unit's
+    // privacy officer: the same sign-in may work in either role.
+    s.signer
+        .client(&org.admin)
+        .unwrap()
+        .grant_staff_role(proto::command::GrantStaffRoleRequest {
+            command_id: careline_client::bearer::command_id(),
+            person_id: org.nurse.person_id.to_string(),
+            role: "auditor".into(),
+            name: org.nurse.name.clone(),
+        })
+        .await
+        .unwrap();
     let mut later = AtWeb::new(&app);
     let again = later
         .through_provider(&idp, "/messages", "nina.at.work")
@@ -419,6 +431,37 @@ async fn a_registered_person_links_by_the_invitation_their_email_carried() {
     assert_eq!(again.location, "/messages");
     let messages = later.get("/messages").await;
     assert!(messages.body.contains(&org.nurse.name), "{}", messages.body);
+    assert!(messages.body.contains("Working as"), "{}", messages.body);
+    assert!(
+        messages.body.contains("Privacy officer"),
+        "{}",
+        messages.body
+    );
+    assert!(messages.body.contains("Team inboxes"), "{}", messages.body);
+    let csrf = hidden(&messages.body, "csrf");
+    // A role not granted to her is refused.
+    let admin = later
+        .post("/session/role", &[("csrf", &csrf), ("role", "admin")])
+        .await;
+    assert_eq!(admin.status, StatusCode::FORBIDDEN, "{}", admin.body);
+    let switched = later
+        .post("/session/role", &[("csrf", &csrf), ("role", "auditor")])
+        .await;
+    assert_eq!(switched.location, "/audit", "{}", switched.body);
+    let audit = later.get("/audit").await;
+    assert_eq!(audit.status, StatusCode::OK, "{}", audit.body);
+    assert!(audit.body.contains("Audit trails"), "{}", audit.body);
+    assert!(!audit.body.contains("Team inboxes"), "{}", audit.body);
+    // And back.
+    let back = later
+        .post(
+            "/session/role",
+            &[("csrf", &csrf), ("role", "professional")],
+        )
+        .await;
+    assert_eq!(back.location, "/teams", "{}", back.body);
+    let teams = later.get("/teams").await;
+    assert_eq!(teams.status, StatusCode::OK, "{}", teams.body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

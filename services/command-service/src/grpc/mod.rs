@@ -75,12 +75,17 @@ impl<S: EventStore> CommandGrpc<S> {
         let Some(linked) = identity.state.linked.clone() else {
             return Ok(pb::FindIdentityReply::default());
         };
-        let (name, deactivated) = if linked.role == service_kit::Role::Patient {
+        let (name, deactivated, staff_roles) = if linked.role == service_kit::Role::Patient {
             let record = repo.fresh::<PatientRecord>(&linked.person_id).await?;
-            (record.state.name.clone(), record.state.deactivated())
+            (
+                record.state.name.clone(),
+                record.state.deactivated(),
+                vec![],
+            )
         } else {
             let person = repo.fresh::<Person>(&linked.person_id).await?;
-            (person.state.name.clone(), person.state.deactivated)
+            let roles = person.state.staff.iter().map(|r| r.to_string()).collect();
+            (person.state.name.clone(), person.state.deactivated, roles)
         };
         Ok(pb::FindIdentityReply {
             linked: true,
@@ -88,6 +93,7 @@ impl<S: EventStore> CommandGrpc<S> {
             role: linked.role.as_str().to_string(),
             name,
             deactivated,
+            staff_roles,
         })
     }
 }
