@@ -9,8 +9,12 @@
 //! (acknowledged, absent from the log: must be 0), duplicated (must be 0)
 //! and the longest time without an acknowledgement (recovery).
 //!
-//! `DRILL_SECONDS` (12; the node dies a quarter of the way in and is back
-//! at half way) and `DRILL_WRITERS` (8) make it longer or busier.
+//! The second drill runs two command service processes behind one
+//! client channel and SIGKILLs one of them under the same load: the
+//! clients' retries, with the same command ids, reach the other.
+//!
+//! `DRILL_SECONDS` (12) and `DRILL_WRITERS` (8) make them longer or
+//! busier.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -156,40 +160,17 @@ struct Tally {
     gave_up: u64,
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_stream_leader_killed_under_load_loses_and_doubles_no_acknowledged_message() {
-    let seconds: u64 = bench_setting("DRILL_SECONDS", 12);
-    let writers: usize = bench_setting("DRILL_WRITERS", 8);
-    let cluster = Cluster::start();
-    let mut config = unique_config("drill");
-    config.nats_url = cluster.urls.clone();
-    config.replicas = 3;
-    let stream = TestStream::with_config(config.clone()).await;
-    let store = stream.store().clone();
-
-    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let command = command_service::Application::with_app(
-        any,
-        testkit::command_app(store.clone()),
-        testkit::keys(),
-    )
-    .await
-    .unwrap();
-    let addr = command.local_addr();
-    tokio::spawn(command.run(std::future::pending()));
-    let signer = testkit::signer(testkit::channel(addr).await);
-    let org = seed(&signer).await.unwrap();
-    let mut threads = Vec::new();
-    for _ in 0..writers {
-        threads.push(first_thread(&signer, &org).await.unwrap());
-    }
-
-    // The load: each writer posts to its own thread, back to back; a
-    // refused message is sent again with the same command id, 100 ms
-    // apart, for up to 20 s (an election takes seconds), as a client should.
+/// The load: each writer posts to its own thread of `org`'s patient, back
+/// to back, until `end`; a refused message is sent again with the same
+/// command id, 100 ms apart, for up to 20 s (an election takes seconds),
+/// as a client should.
+fn post_until(
+    signer: &careline_client::Signer,
+    org: &careline_client::DemoOrg,
+    threads: Vec<String>,
+    end: Instant,
+) -> (Arc<Mutex<Tally>>, Vec<tokio::task::JoinHandle<()>>) {
     let tally = Arc::new(Mutex::new(Tally::default()));
-    let started = Instant::now();
-    let end = started + Duration::from_secs(seconds);
     let mut load = Vec::new();
     for thread in threads {
         let mut client = signer.client(&org.patient).unwrap();
@@ -237,6 +218,117 @@ async fn a_stream_leader_killed_under_load_loses_and_doubles_no_acknowledged_mes
             }
         }));
     }
+    (tally, load)
+}
+
+/// How often each message id is in the log.
+async fn messages_in_log(store: &event_store::JetStreamStore) -> HashMap<String, u32> {
+    let head = store.last_position().await.unwrap();
+    let mut feed = store.subscribe(0).await.unwrap();
+    let mut in_log: HashMap<String, u32> = HashMap::new();
+    while let Some(event) = feed.next().await {
+        let event = event.unwrap();
+        if let Some(Payload::MessagePosted(m)) = &event.envelope.payload {
+            *in_log.entry(m.message_id.clone()).or_default() += 1;
+        }
+        if event.position >= head {
+            break;
+        }
+    }
+    in_log
+}
+
+/// Prints the drill's figures (`what` says what was done) and checks them:
+/// every acknowledged message in the log once, none given up, some
+/// acknowledged after `restarted`, and every refusal one of `expected`.
+fn verdict(
+    what: &str,
+    tally: &Tally,
+    in_log: &HashMap<String, u32>,
+    restarted: Instant,
+    expected: &[&str],
+) {
+    let lost = tally
+        .acknowledged
+        .iter()
+        .filter(|(id, _)| !in_log.contains_key(id))
+        .count();
+    let duplicated = in_log.values().filter(|&&n| n > 1).count();
+    let mut times: Vec<Instant> = tally.acknowledged.iter().map(|(_, at)| *at).collect();
+    times.sort();
+    let gap = times
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .max()
+        .unwrap_or_default();
+    let after_restart = times.iter().filter(|&&t| t > restarted).count();
+    println!(
+        "drill ({what}): attempted {}, acknowledged {}, refused {:?}, gave up {}, lost {lost}, \
+         duplicated {duplicated}, in the log {}, longest time without an acknowledgement {:.0} ms, \
+         {after_restart} acknowledged after the restart",
+        tally.attempted,
+        tally.acknowledged.len(),
+        tally.refused,
+        tally.gave_up,
+        in_log.len(),
+        gap.as_secs_f64() * 1000.0,
+    );
+    for (why, n) in &tally.why {
+        println!("  refused {n}×: {why}");
+    }
+    assert_eq!(lost, 0, "acknowledged messages missing from the log");
+    assert_eq!(duplicated, 0, "messages in the log twice");
+    assert!(
+        after_restart > 0,
+        "no message was acknowledged after the restart"
+    );
+    assert_eq!(tally.gave_up, 0, "a message was refused for 20 s");
+    let unexpected: Vec<_> = tally
+        .refused
+        .keys()
+        .filter(|code| !expected.contains(&code.as_str()))
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "refusals other than {expected:?}: {:?}",
+        tally.refused
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stream_leader_killed_under_load_loses_and_doubles_no_acknowledged_message() {
+    let seconds: u64 = bench_setting("DRILL_SECONDS", 12);
+    let writers: usize = bench_setting("DRILL_WRITERS", 8);
+    let cluster = Cluster::start();
+    let mut config = unique_config("drill");
+    config.nats_url = cluster.urls.clone();
+    config.replicas = 3;
+    let stream = TestStream::with_config(config.clone()).await;
+    let store = stream.store().clone();
+
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let command = command_service::Application::with_app(
+        any,
+        testkit::command_app(store.clone()),
+        testkit::keys(),
+    )
+    .await
+    .unwrap();
+    let addr = command.local_addr();
+    tokio::spawn(command.run(std::future::pending()));
+    let signer = testkit::signer(testkit::channel(addr).await);
+    let org = seed(&signer).await.unwrap();
+    let mut threads = Vec::new();
+    for _ in 0..writers {
+        threads.push(first_thread(&signer, &org).await.unwrap());
+    }
+    let started = Instant::now();
+    let (tally, load) = post_until(
+        &signer,
+        &org,
+        threads,
+        started + Duration::from_secs(seconds),
+    );
 
     // The fault: the stream's leader dies a quarter of the way in, and is
     // back half way.
@@ -259,72 +351,151 @@ async fn a_stream_leader_killed_under_load_loses_and_doubles_no_acknowledged_mes
         writer.await.unwrap();
     }
 
-    // The log, read back.
-    let head = store.last_position().await.unwrap();
-    let mut feed = store.subscribe(0).await.unwrap();
-    let mut in_log: HashMap<String, u32> = HashMap::new();
-    while let Some(event) = feed.next().await {
-        let event = event.unwrap();
-        if let Some(Payload::MessagePosted(m)) = &event.envelope.payload {
-            *in_log.entry(m.message_id.clone()).or_default() += 1;
-        }
-        if event.position >= head {
-            break;
-        }
-    }
+    let in_log = messages_in_log(&store).await;
     let elections: Vec<String> = elections
         .await
         .unwrap()
         .iter()
         .map(|d| format!("{} ms", d.as_millis()))
         .collect();
-    let tally = tally.lock().unwrap();
-    let lost = tally
-        .acknowledged
-        .iter()
-        .filter(|(id, _)| !in_log.contains_key(id))
-        .count();
-    let duplicated = in_log.values().filter(|&&n| n > 1).count();
-    let mut times: Vec<Instant> = tally.acknowledged.iter().map(|(_, at)| *at).collect();
-    times.sort();
-    let gap = times
-        .windows(2)
-        .map(|w| w[1] - w[0])
-        .max()
-        .unwrap_or_default();
-    let after_restart = times.iter().filter(|&&t| t > restarted).count();
-    println!(
-        "drill (node {victim}, the stream leader, killed at {:.1} s, back at {:.1} s; {writers} writers, {seconds} s): \
-         attempted {}, acknowledged {}, refused {:?}, gave up {}, lost {lost}, duplicated {duplicated}, \
-         in the log {}, longest time without an acknowledgement {:.0} ms (new leaders elected after {elections:?}), \
-         {after_restart} acknowledged after the restart",
+    let what = format!(
+        "node {victim}, the stream leader, killed at {:.1} s, back at {:.1} s, new leaders elected after {elections:?}; {writers} writers, {seconds} s",
         (killed - started).as_secs_f64(),
         (restarted - started).as_secs_f64(),
-        tally.attempted,
-        tally.acknowledged.len(),
-        tally.refused,
-        tally.gave_up,
-        in_log.len(),
-        gap.as_secs_f64() * 1000.0,
     );
-    for (why, n) in &tally.why {
-        println!("  refused {n}×: {why}");
+    verdict(
+        &what,
+        &tally.lock().unwrap(),
+        &in_log,
+        restarted,
+        &["Unavailable"],
+    );
+}
+
+/// A command service run as its own process (the binary beside this
+/// test's), on `stream`, listening on `port`; killed on drop.
+struct Instance(std::process::Child);
+
+impl Instance {
+    fn start(stream: &event_store::StoreConfig, port: u16) -> Self {
+        let exe = std::env::current_exe().unwrap();
+        let bin = exe
+            .parent()
+            .and_then(Path::parent)
+            .unwrap()
+            .join("careline-command");
+        assert!(bin.exists(), "{} is not built", bin.display());
+        let child = Command::new(&bin)
+            .env("CARELINE_COMMAND_ADDR", format!("127.0.0.1:{port}"))
+            .env("NATS_URL", &stream.nats_url)
+            .env("CARELINE_STREAM", &stream.stream)
+            .env("CARELINE_PREFIX", &stream.prefix)
+            .env(
+                "CARELINE_DUPLICATE_WINDOW_SECS",
+                stream.duplicate_window.as_secs().to_string(),
+            )
+            .env(
+                "CARELINE_TOKEN_PUBLIC_KEYS",
+                service_kit::test_issuer().public_key(),
+            )
+            .env(
+                "CARELINE_EMAIL_LINK_PUBLIC_KEYS",
+                service_kit::test_link_issuer().public_key(),
+            )
+            .env("CARELINE_POSTS_PER_MINUTE", "0")
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the command service on port {port} did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self(child)
     }
-    assert_eq!(lost, 0, "acknowledged messages missing from the log");
-    assert_eq!(duplicated, 0, "messages in the log twice");
-    assert!(
-        after_restart > 0,
-        "no message was acknowledged after the restart"
+
+    /// SIGKILL: a lost machine.
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_command_instance_killed_under_load_leaves_its_clients_to_the_other() {
+    let seconds: u64 = bench_setting("DRILL_SECONDS", 12);
+    let writers: usize = bench_setting("DRILL_WRITERS", 8);
+    let stream = TestStream::new("drill_instances").await;
+    let config = stream.config().clone();
+    let ports = [free_port(), free_port()];
+    let mut a = Instance::start(&config, ports[0]);
+    let _b = Instance::start(&config, ports[1]);
+    // One channel over both instances, as the web service and the CLI
+    // take a comma-separated list.
+    let urls = format!(
+        "http://127.0.0.1:{},http://127.0.0.1:{}",
+        ports[0], ports[1]
     );
-    assert_eq!(tally.gave_up, 0, "a message was refused for 20 s");
-    let unexpected: Vec<_> = tally
-        .refused
-        .keys()
-        .filter(|code| code.as_str() != "Unavailable")
-        .collect();
-    assert!(
-        unexpected.is_empty(),
-        "refusals other than UNAVAILABLE: {:?}",
-        tally.refused
+    let channel = service_kit::server::connect_with(&urls, None)
+        .await
+        .unwrap();
+    let signer = testkit::signer(channel);
+    let org = seed(&signer).await.unwrap();
+    let mut threads = Vec::new();
+    for _ in 0..writers {
+        threads.push(first_thread(&signer, &org).await.unwrap());
+    }
+    let started = Instant::now();
+    let (tally, load) = post_until(
+        &signer,
+        &org,
+        threads,
+        started + Duration::from_secs(seconds),
+    );
+
+    // Instance A dies a third of the way in (calls in flight on it are
+    // lost with it) and comes back two thirds of the way.
+    tokio::time::sleep_until((started + Duration::from_secs(seconds) / 3).into()).await;
+    let killed = Instant::now();
+    a.kill();
+    tokio::time::sleep_until((started + Duration::from_secs(seconds) * 2 / 3).into()).await;
+    let _a = Instance::start(&config, ports[0]);
+    let restarted = Instant::now();
+    for writer in load {
+        writer.await.unwrap();
+    }
+
+    let in_log = messages_in_log(stream.store()).await;
+    let what = format!(
+        "one of two command service instances SIGKILLed at {:.1} s, back at {:.1} s; {writers} writers, {seconds} s",
+        (killed - started).as_secs_f64(),
+        (restarted - started).as_secs_f64(),
+    );
+    // A call cut off with its connection ends UNKNOWN or CANCELLED; one
+    // sent to the dead instance, UNAVAILABLE.
+    verdict(
+        &what,
+        &tally.lock().unwrap(),
+        &in_log,
+        restarted,
+        &["Unavailable", "Unknown", "Cancelled"],
     );
 }

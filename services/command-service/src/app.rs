@@ -240,7 +240,21 @@ impl<S: EventStore> App<S> {
                 }
                 self.load(&mut ctx, more).await?;
             }
-            let payload = command.decide(&current.state, &ctx)?;
+            let payload = match command.decide(&current.state, &ctx) {
+                Ok(payload) => payload,
+                Err(refusal) => {
+                    // A refusal counts only on the target's latest state:
+                    // another instance may have changed it since this one
+                    // cached it (an append would have found out; a refusal
+                    // appends nothing). The log is asked only now.
+                    if self.repo.store().version(locked.aggregate()).await? > current.version {
+                        drop(current);
+                        locked.catch_up().await?;
+                        continue;
+                    }
+                    return Err(refusal.into());
+                }
+            };
             if let Some(claim) = crate::claims::person_claim(&payload) {
                 let holder = self.repo.store().claim(&claim.key(), claim.kind).await?;
                 if let Some(other) = holder.filter(|h| !claim.accepts(h)) {

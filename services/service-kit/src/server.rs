@@ -86,13 +86,40 @@ pub async fn connect(url: &str) -> Result<tonic::transport::Channel, String> {
 }
 
 /// A channel to `url`: over TLS for `https://`, trusting the CA
-/// certificate (PEM) in the file `ca`.
+/// certificate (PEM) in the file `ca`. Several comma-separated URLs (the
+/// instances of one service) make one channel that spreads calls over
+/// them: a call to an instance that is down fails `UNAVAILABLE` at once,
+/// and the caller's retry (with the same command id) may reach another.
+/// One URL is connected to now; a list, as calls need it.
 pub async fn connect_with(
     url: &str,
     ca: Option<&std::path::Path>,
 ) -> Result<tonic::transport::Channel, String> {
+    let urls: Vec<&str> = url
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .collect();
+    let endpoints = urls
+        .iter()
+        .map(|u| endpoint(u, ca))
+        .collect::<Result<Vec<_>, _>>()?;
+    match endpoints.as_slice() {
+        [] => Err(format!("{url:?} names no service URL")),
+        [one] => one
+            .connect()
+            .await
+            .map_err(|e| format!("cannot reach {url}: {e}")),
+        _ => Ok(tonic::transport::Channel::balance_list(
+            endpoints.into_iter(),
+        )),
+    }
+}
+
+fn endpoint(url: &str, ca: Option<&std::path::Path>) -> Result<tonic::transport::Endpoint, String> {
     let mut endpoint = tonic::transport::Channel::from_shared(url.to_string())
-        .map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+        .map_err(|e| format!("{url:?} is not a URL: {e}"))?
+        .connect_timeout(Duration::from_secs(2));
     if url.starts_with("https://") {
         let mut tls = tonic::transport::ClientTlsConfig::new();
         match ca {
@@ -106,10 +133,7 @@ pub async fn connect_with(
             .tls_config(tls)
             .map_err(|e| format!("TLS to {url}: {e}"))?;
     }
-    endpoint
-        .connect()
-        .await
-        .map_err(|e| format!("cannot reach {url}: {e}"))
+    Ok(endpoint)
 }
 
 /// Why a server could not run.

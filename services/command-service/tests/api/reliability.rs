@@ -582,3 +582,57 @@ async fn posting_faster_than_the_limit_is_refused_until_the_minute_passes() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn an_instance_whose_copy_of_a_team_is_old_decides_on_the_log_not_on_it() {
+    let app = spawn_app("staleinstance").await;
+    let org = app.org().await;
+    let (_, other_signer, _other) = serve(app.stream.store().clone()).await;
+    // Instance B reads the renal team (and keeps it).
+    let mut admin_b = other_signer.client(&org.admin).unwrap();
+    admin_b
+        .set_team_alerts(pb::SetTeamAlertsRequest {
+            command_id: command_id(),
+            team_id: org.renal.clone(),
+            enabled: true,
+        })
+        .await
+        .unwrap();
+    // Instance A adds the dietitian to it.
+    app.signer
+        .client(&org.admin)
+        .unwrap()
+        .add_team_member(pb::AddTeamMemberRequest {
+            command_id: command_id(),
+            team_id: org.renal.clone(),
+            professional_id: org.dietitian.person_id.to_string(),
+            contactable: true,
+            lead: false,
+        })
+        .await
+        .unwrap();
+    // B is asked to make her the default contact: its copy says she is
+    // not a member, the log says she is.
+    let set = admin_b
+        .set_default_contact(pb::SetDefaultContactRequest {
+            command_id: command_id(),
+            team_id: org.renal.clone(),
+            professional_id: org.dietitian.person_id.to_string(),
+        })
+        .await;
+    assert!(set.is_ok(), "{set:?}");
+    // And a refusal that holds on the log still refuses.
+    let stranger = admin_b
+        .set_default_contact(pb::SetDefaultContactRequest {
+            command_id: command_id(),
+            team_id: org.renal.clone(),
+            professional_id: org.cardiologist.person_id.to_string(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        stranger.code(),
+        tonic::Code::FailedPrecondition,
+        "{stranger:?}"
+    );
+}
