@@ -19,7 +19,8 @@
 #
 # With --cluster the log is on a 3-node JetStream cluster on loopback
 # instead (deploy/cluster/cluster.sh: a current nats-server, every write
-# on disk before it is acknowledged, 3 replicas; its stores in
+# on disk before it is acknowledged, 3 replicas, the same users and TLS,
+# routes authenticated and on mutual TLS; its stores in
 # target/careline-dev/cluster, read models in database careline_cluster).
 #
 # A development token key pair is created once in target/careline-dev/ when
@@ -109,17 +110,13 @@ wait_for_port() { # name host:port log
   exit 1
 }
 
-if [ "$cluster" = 1 ]; then
-  cluster_url=$(deploy/cluster/cluster.sh start "$dev/cluster" | sed -n 's/^NATS_URL=//p')
-  export NATS_URL=$cluster_url CARELINE_STREAM_REPLICAS=3
-  echo "careline: the log is on a 3-node JetStream cluster: $NATS_URL (logs: $dev/cluster/n*.log)"
-fi
-
-# The demo's own NATS, with one user per service (deploy/nats/users.conf),
-# unless NATS_URL names another: only the command service may write domain
-# events, and nobody but admin may edit the log. Passwords are made once.
-if [ -z "${NATS_URL:-}" ]; then
-  nats_bin=$(command -v nats-server || echo /usr/sbin/nats-server)
+# The demo's own NATS (or, with --cluster, its own cluster), with one user
+# per service (deploy/nats/users.conf), unless NATS_URL names another: only
+# the command service may write domain events, and nobody but admin may
+# edit the log. Every connection is TLS. Passwords are made once.
+own_nats=0
+if [ "$cluster" = 1 ] || [ -z "${NATS_URL:-}" ]; then own_nats=1; fi
+if [ "$own_nats" = 1 ]; then
   users=(admin command inbox audit notify reader)
   # nats-server reads a variable's value as configuration: one that starts
   # with a digit is taken for a number and refused, so each starts with a
@@ -131,9 +128,21 @@ if [ -z "${NATS_URL:-}" ]; then
     chmod 600 "$dev/nats-passwords"
   fi
   set -a; . "$dev/nats-passwords"; set +a
+fi
+if [ "$cluster" = 1 ]; then
+  # The cluster's nodes include the users (and then serve clients on TLS,
+  # with the cluster's own CA); its routes are authenticated and on mutual
+  # TLS (deploy/cluster/cluster.sh).
+  mkdir -p "$dev/cluster"
+  cp deploy/nats/users.conf "$dev/cluster/users.conf"
+  cluster_url=$(deploy/cluster/cluster.sh start "$dev/cluster" | sed -n 's/^NATS_URL=//p')
+  export NATS_URL=$cluster_url CARELINE_STREAM_REPLICAS=3 NATS_CA="$PWD/$dev/cluster/tls/ca.pem"
+  echo "careline: the log is on a 3-node JetStream cluster, TLS and a user per service: $NATS_URL (logs: $dev/cluster/n*.log)"
+elif [ -z "${NATS_URL:-}" ]; then
+  nats_bin=$(command -v nats-server || echo /usr/sbin/nats-server)
   mkdir -p "$dev/nats"
   cp deploy/nats/users.conf "$dev/nats/users.conf"
-  # Every connection is TLS, with a CA of the demo's own (made once).
+  # A CA of the demo's own (made once).
   deploy/nats/dev-certs.sh "$PWD/$dev/tls"
   printf 'listen: 127.0.0.1:4223\njetstream { store_dir: "%s" }\ninclude users.conf\ntls { cert_file: "%s/server.pem", key_file: "%s/server.key", timeout: 2 }\n' \
     "$PWD/$dev/nats/store" "$PWD/$dev/tls" "$PWD/$dev/tls" > "$dev/nats/nats.conf"
@@ -143,6 +152,8 @@ if [ -z "${NATS_URL:-}" ]; then
   wait_for_port "NATS" 127.0.0.1:4223 "$dev/nats.log"
   export NATS_URL=nats://127.0.0.1:4223
   echo "careline: NATS with TLS and a user per service on $NATS_URL (log: $dev/nats.log)"
+fi
+if [ "$own_nats" = 1 ]; then
   printf 'export NATS_URL=%s NATS_CA=%s NATS_USER=reader NATS_PASSWORD=%s DATABASE_URL=%s\n' \
     "$NATS_URL" "$NATS_CA" "$CARELINE_NATS_READER_PASSWORD" "$DATABASE_URL" > "$dev/nats-reader.env"
   chmod 600 "$dev/nats-reader.env"
@@ -153,7 +164,12 @@ if [ -z "${NATS_URL:-}" ]; then
 else
   as() { :; }
 fi
-# The deployment's admin creates the stream and the command-id bucket.
+# The deployment's admin creates the stream and the command-id bucket
+# (on a cluster just started, once its streams have elected leaders).
+for _ in $(seq 1 30); do
+  env $(as admin) "$bin/careline" status > /dev/null 2>&1 && break
+  sleep 1
+done
 env $(as admin) "$bin/careline" status > /dev/null
 
 env $(as command) "$bin/careline-command" > "$dev/command.log" 2>&1 &

@@ -48,7 +48,7 @@ fn free_base() -> u16 {
     let seed = std::process::id() as u16;
     (0..200)
         .map(|i| 20_000 + (seed.wrapping_add(i * 37) % 9_000) / 10 * 10)
-        .find(|&b| (0..3).all(|k| free(b + k) && free(b + 10 + k) && free(b + 20 + k)))
+        .find(|&b| (0..4).all(|k| free(b + k) && free(b + 10 + k) && free(b + 20 + k)))
         .expect("no free ports for the cluster")
 }
 
@@ -88,6 +88,37 @@ impl Cluster {
             "{what} {node}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+}
+
+impl Cluster {
+    /// The first client port (`cluster.sh`'s BASE).
+    fn base(&self) -> u16 {
+        std::fs::read_to_string(self.dir.join("base"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    /// The server names node 1 has routes to now (its `/routez`).
+    fn routed(&self) -> Vec<String> {
+        let port = self.base() + 20;
+        let out = Command::new("curl")
+            .args(["-fsS", "--max-time", "2"])
+            .arg(format!("http://127.0.0.1:{port}/routez"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let mut names: Vec<String> = text
+            .split("\"remote_name\":")
+            .skip(1)
+            .filter_map(|rest| rest.trim_start().strip_prefix('"')?.split('"').next())
+            .map(str::to_string)
+            .collect();
+        names.sort();
+        names.dedup();
+        names
     }
 }
 
@@ -498,4 +529,70 @@ async fn a_command_instance_killed_under_load_leaves_its_clients_to_the_other() 
         restarted,
         &["Unavailable", "Unknown", "Cancelled"],
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_the_clusters_credentials_cannot_join_it() {
+    for how in ["", "cert"] {
+        let cluster = Cluster::start();
+        let mut config = unique_config("drill_outsider");
+        config.nats_url = cluster.urls.clone();
+        config.replicas = 3;
+        let stream = TestStream::with_config(config.clone()).await;
+        let head = stream.store().last_position().await.unwrap();
+        let before = cluster.routed();
+        assert_eq!(before, ["careline-n2", "careline-n3"], "{before:?}");
+
+        // A server that knows where the routes are, not the password (and,
+        // the second time, holding a copy of the cluster's certificate).
+        let out = Command::new(&cluster.script)
+            .args(["outsider", cluster.dir.to_str().unwrap(), how])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let outsider = format!("nats://127.0.0.1:{}", cluster.base() + 3);
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", cluster.base() + 3)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the outsider did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Long enough for several tries at the routes.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let after = cluster.routed();
+        assert_eq!(after, before, "the outsider ({how:?}) joined: {after:?}");
+        let log = std::fs::read_to_string(cluster.dir.join("n1.log")).unwrap();
+        let refused = if how == "cert" {
+            "Authentication Failure"
+        } else {
+            "TLS Handshake Failure"
+        };
+        assert!(log.contains(refused), "node 1 logged no {refused:?}");
+
+        // Through the outsider the log is out of reach: neither read nor
+        // written.
+        let client = async_nats::connect(outsider.as_str()).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        let found =
+            tokio::time::timeout(Duration::from_secs(5), js.get_stream(&config.stream)).await;
+        assert!(
+            !matches!(found, Ok(Ok(_))),
+            "the stream is reachable through the outsider ({how:?})"
+        );
+        assert_eq!(stream.store().last_position().await.unwrap(), head);
+        println!(
+            "drill (a server with {} and no password): not routed, refused with {refused:?}, the stream out of its reach",
+            if how == "cert" {
+                "a copy of the cluster's certificate"
+            } else {
+                "no certificate"
+            }
+        );
+    }
 }
