@@ -19,7 +19,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -252,6 +251,29 @@ fn post_until(
     (tally, load)
 }
 
+/// A demo organisation seeded through `signer`, a thread of its patient's
+/// for each of `writers`, and the load on them for `seconds` from now:
+/// when it started, its tally and its writers.
+async fn load_on(
+    signer: &careline_client::Signer,
+    writers: usize,
+    seconds: u64,
+) -> (Instant, Arc<Mutex<Tally>>, Vec<tokio::task::JoinHandle<()>>) {
+    let org = seed(signer).await.unwrap();
+    let mut threads = Vec::new();
+    for _ in 0..writers {
+        threads.push(first_thread(signer, &org).await.unwrap());
+    }
+    let started = Instant::now();
+    let (tally, load) = post_until(
+        signer,
+        &org,
+        threads,
+        started + Duration::from_secs(seconds),
+    );
+    (started, tally, load)
+}
+
 /// How often each message id is in the log.
 async fn messages_in_log(store: &event_store::JetStreamStore) -> HashMap<String, u32> {
     let head = store.last_position().await.unwrap();
@@ -337,29 +359,9 @@ async fn a_stream_leader_killed_under_load_loses_and_doubles_no_acknowledged_mes
     let stream = TestStream::with_config(config.clone()).await;
     let store = stream.store().clone();
 
-    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let command = command_service::Application::with_app(
-        any,
-        testkit::command_app(store.clone()),
-        testkit::keys(),
-    )
-    .await
-    .unwrap();
-    let addr = command.local_addr();
-    tokio::spawn(command.run(std::future::pending()));
+    let addr = testkit::run_command(store.clone()).await;
     let signer = testkit::signer(testkit::channel(addr).await);
-    let org = seed(&signer).await.unwrap();
-    let mut threads = Vec::new();
-    for _ in 0..writers {
-        threads.push(first_thread(&signer, &org).await.unwrap());
-    }
-    let started = Instant::now();
-    let (tally, load) = post_until(
-        &signer,
-        &org,
-        threads,
-        started + Duration::from_secs(seconds),
-    );
+    let (started, tally, load) = load_on(&signer, writers, seconds).await;
 
     // The fault: the stream's leader dies a quarter of the way in, and is
     // back half way.
@@ -462,21 +464,13 @@ impl Drop for Instance {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_command_instance_killed_under_load_leaves_its_clients_to_the_other() {
     let seconds: u64 = bench_setting("DRILL_SECONDS", 12);
     let writers: usize = bench_setting("DRILL_WRITERS", 8);
     let stream = TestStream::new("drill_instances").await;
     let config = stream.config().clone();
-    let ports = [free_port(), free_port()];
+    let ports = [testkit::free_port(), testkit::free_port()];
     let mut a = Instance::start(&config, ports[0]);
     let _b = Instance::start(&config, ports[1]);
     // One channel over both instances, as the web service and the CLI
@@ -489,18 +483,7 @@ async fn a_command_instance_killed_under_load_leaves_its_clients_to_the_other() 
         .await
         .unwrap();
     let signer = testkit::signer(channel);
-    let org = seed(&signer).await.unwrap();
-    let mut threads = Vec::new();
-    for _ in 0..writers {
-        threads.push(first_thread(&signer, &org).await.unwrap());
-    }
-    let started = Instant::now();
-    let (tally, load) = post_until(
-        &signer,
-        &org,
-        threads,
-        started + Duration::from_secs(seconds),
-    );
+    let (started, tally, load) = load_on(&signer, writers, seconds).await;
 
     // Instance A dies a third of the way in (calls in flight on it are
     // lost with it) and comes back two thirds of the way.

@@ -54,6 +54,28 @@ pub fn signer(channel: Channel) -> Signer {
     Signer::new(channel, issuer()).with_links(service_kit::test_link_issuer())
 }
 
+/// The command service, as deployed (test keys and link keys), on a free
+/// port of this machine over `store`, running until the test ends; its
+/// address.
+pub async fn run_command<S: EventStore>(store: S) -> SocketAddr {
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let command = command_service::Application::with_app(any, command_app(store), keys())
+        .await
+        .unwrap();
+    let addr = command.local_addr();
+    tokio::spawn(command.run(std::future::pending()));
+    addr
+}
+
+/// A port of this machine nothing listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A plaintext channel to a service on this machine.
 pub async fn channel(addr: SocketAddr) -> Channel {
     Channel::from_shared(format!("http://{addr}"))

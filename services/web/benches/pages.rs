@@ -161,17 +161,8 @@ async fn main() {
     );
 
     // The services, as deployed: reads recorded.
-    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let store = stream.store().clone();
-    let command = command_service::Application::with_app(
-        any,
-        testkit::command_app(store.clone()),
-        testkit::keys(),
-    )
-    .await
-    .unwrap();
-    let command_addr = command.local_addr();
-    tokio::spawn(command.run(std::future::pending()));
+    let command_addr = testkit::run_command(store.clone()).await;
     let mut config = testkit::inbox_config(&db, &stream, Duration::from_secs(5));
     config.read.pool_size = 8;
     config.record_reads = true;
@@ -223,7 +214,7 @@ async fn main() {
         },
     ];
     let app = web::router(web::Web::new(backends, &web_config, Some(demo)));
-    let listener = tokio::net::TcpListener::bind(any).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
 
