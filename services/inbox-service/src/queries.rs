@@ -127,6 +127,59 @@ macro_rules! summary_select {
     };
 }
 
+/// The filters of [`page!`] on a row `$a` carrying a thread's status,
+/// assignee, patient, last activity and id: `threads`, or a copy of them
+/// (`thread_teams`, a professional's `thread_participants`).
+macro_rules! page_filters {
+    ($a:literal) => {
+        concat!(
+            "($3 = 'all' OR ($3 = 'archived') = (",
+            $a,
+            ".status = 'archived')) \
+             AND ($4 = 'any' OR ($4 = 'me' AND ",
+            $a,
+            ".assignee = $1) \
+                  OR ($4 = 'unassigned' AND ",
+            $a,
+            ".assignee IS NULL) \
+                  OR ($4 = 'others' AND ",
+            $a,
+            ".assignee <> $1)) \
+             AND ($6::text IS NULL OR EXISTS (SELECT 1 FROM people pn WHERE pn.person_id = ",
+            $a,
+            ".patient_id \
+                  AND lower(pn.name) LIKE $6)) \
+             AND ($7::timestamptz IS NULL OR (",
+            $a,
+            ".last_activity_at, ",
+            $a,
+            ".thread_id) < ($7, $8::uuid))"
+        )
+    };
+}
+/// Only threads addressed to team `$5`, when it is set.
+macro_rules! on_team {
+    ($a:literal) => {
+        concat!(
+            " AND ($5::uuid IS NULL OR EXISTS (SELECT 1 FROM thread_teams x5 \
+               WHERE x5.team_id = $5 AND x5.thread_id = ",
+            $a,
+            ".thread_id))"
+        )
+    };
+}
+/// The newest first, at most a page: the order of every page.
+macro_rules! newest {
+    ($a:literal) => {
+        concat!(
+            " ORDER BY ",
+            $a,
+            ".last_activity_at DESC, ",
+            $a,
+            ".thread_id DESC LIMIT $9"
+        )
+    };
+}
 /// One page of threads, newest activity first, with their summaries, in
 /// one round trip. The visible ids are collected first and the threads
 /// looked up by key (a covering index): a caller sees a few hundred
@@ -139,15 +192,11 @@ macro_rules! page {
             "WITH visible AS (",
             $visible,
             "), page AS (SELECT t.thread_id FROM threads t \
-             WHERE t.thread_id = ANY(ARRAY(SELECT thread_id FROM visible)) \
-             AND ($3 = 'all' OR ($3 = 'archived') = (t.status = 'archived')) \
-             AND ($4 = 'any' OR ($4 = 'me' AND t.assignee = $1) OR ($4 = 'unassigned' AND t.assignee IS NULL) \
-                  OR ($4 = 'others' AND t.assignee <> $1)) \
-             AND ($5::uuid IS NULL OR EXISTS (SELECT 1 FROM thread_teams x WHERE x.team_id = $5 AND x.thread_id = t.thread_id)) \
-             AND ($6::text IS NULL OR EXISTS (SELECT 1 FROM people p WHERE p.person_id = t.patient_id \
-                  AND lower(p.name) LIKE $6)) \
-             AND ($7::timestamptz IS NULL OR (t.last_activity_at, t.thread_id) < ($7, $8::uuid)) \
-             ORDER BY t.last_activity_at DESC, t.thread_id DESC LIMIT $9) ",
+             WHERE t.thread_id = ANY(ARRAY(SELECT thread_id FROM visible)) AND ",
+            page_filters!("t"),
+            on_team!("t"),
+            newest!("t"),
+            ") ",
             summary_select!("page JOIN threads t ON t.thread_id = page.thread_id"),
             " ORDER BY t.last_activity_at DESC, t.thread_id DESC"
         )
@@ -166,21 +215,50 @@ macro_rules! can_see {
 
 const PAGE_PATIENT: &str = page!(visible_patient!());
 const PAGE_CARER: &str = page!(visible_carer!());
-const PAGE_PROFESSIONAL: &str = page!(visible_professional!());
+/// A professional's page as the newest of a page from each way they see
+/// threads (`visible_professional!`), each an index range that stops at a
+/// page: each of their teams' `thread_teams` rows, their own participations
+/// (which carry the same copy), and the threads of each record a team of
+/// theirs holds a grant in force for. A thread reached several ways is one
+/// row (its copies agree: they are written in the thread's transaction).
+/// Parameters as [`page!`]'s.
+const PAGE_PROFESSIONAL: &str = concat!(
+    "WITH ways AS (\
+       SELECT x.thread_id, x.last_activity_at FROM team_members m CROSS JOIN LATERAL (\
+         SELECT tt.thread_id, tt.last_activity_at FROM thread_teams tt WHERE tt.team_id = m.team_id AND ",
+    page_filters!("tt"),
+    on_team!("tt"),
+    newest!("tt"),
+    ") x WHERE m.person_id = $1 \
+       UNION ALL (SELECT tp.thread_id, tp.last_activity_at FROM thread_participants tp \
+         WHERE tp.person_id = $1 AND tp.active AND tp.kind = 'professional' AND ",
+    page_filters!("tp"),
+    on_team!("tp"),
+    newest!("tp"),
+    ") UNION ALL SELECT x.thread_id, x.last_activity_at FROM team_members m \
+         JOIN grants g ON g.team_id = m.team_id AND g.revoked_at IS NULL AND g.expires_at > $2 \
+         CROSS JOIN LATERAL (SELECT t.thread_id, t.last_activity_at FROM threads t \
+           WHERE t.patient_id = g.patient_id AND ",
+    page_filters!("t"),
+    on_team!("t"),
+    newest!("t"),
+    ") x WHERE m.person_id = $1), \
+     page AS (SELECT DISTINCT w.thread_id, w.last_activity_at FROM ways w",
+    newest!("w"),
+    ") ",
+    summary_select!("page JOIN threads t ON t.thread_id = page.thread_id"),
+    " ORDER BY t.last_activity_at DESC, t.thread_id DESC"
+);
 /// A team inbox's page from `thread_teams` alone (its copy of each
 /// thread's status, assignee, activity and patient): one index range of
 /// the team, newest first, stopping at the page's end. Parameters as
 /// [`page!`]'s.
 const PAGE_TEAM: &str = concat!(
     "WITH page AS (SELECT tt.thread_id FROM thread_teams tt \
-     WHERE tt.team_id = $5 AND $2::timestamptz IS NOT NULL \
-     AND ($3 = 'all' OR ($3 = 'archived') = (tt.status = 'archived')) \
-     AND ($4 = 'any' OR ($4 = 'me' AND tt.assignee = $1) OR ($4 = 'unassigned' AND tt.assignee IS NULL) \
-          OR ($4 = 'others' AND tt.assignee <> $1)) \
-     AND ($6::text IS NULL OR EXISTS (SELECT 1 FROM people p WHERE p.person_id = tt.patient_id \
-          AND lower(p.name) LIKE $6)) \
-     AND ($7::timestamptz IS NULL OR (tt.last_activity_at, tt.thread_id) < ($7, $8::uuid)) \
-     ORDER BY tt.last_activity_at DESC, tt.thread_id DESC LIMIT $9) ",
+     WHERE tt.team_id = $5 AND $2::timestamptz IS NOT NULL AND ",
+    page_filters!("tt"),
+    newest!("tt"),
+    ") ",
     summary_select!("page JOIN threads t ON t.thread_id = page.thread_id"),
     " ORDER BY t.last_activity_at DESC, t.thread_id DESC"
 );

@@ -79,6 +79,7 @@ impl projections::Projection for InboxProjection {
             "threads_list",
             "thread_teams_inbox",
             "thread_participants_person",
+            "thread_participants_inbox",
             "thread_participants_order",
             "thread_participants_staff_side",
             "threads_changed",
@@ -124,16 +125,20 @@ impl projections::Projection for InboxProjection {
                     let person = uuid(event, "aggregate_id", &event.envelope.aggregate_id)?;
                     reference.apply(tx, event).await?;
                     threads::apply(tx, &std::mem::take(&mut threads)).await?;
-                    tx.execute(LEAVE_EVERY_THREAD, &[&person, &occurred_at(event)])
+                    let left = tx
+                        .query(LEAVE_EVERY_THREAD, &[&person, &occurred_at(event)])
                         .await?;
+                    threads::copy_state(tx, &left.iter().map(|r| r.get(0)).collect()).await?;
                 }
                 Some(Payload::TeamMemberRemoved(e)) if e.leaves_threads => {
                     let team = uuid(event, "aggregate_id", &event.envelope.aggregate_id)?;
                     let person = uuid(event, "professional_id", &e.professional_id)?;
                     reference.apply(tx, event).await?;
                     threads::apply(tx, &std::mem::take(&mut threads)).await?;
-                    tx.execute(LEAVE_TEAM_THREADS, &[&team, &person, &occurred_at(event)])
+                    let left = tx
+                        .query(LEAVE_TEAM_THREADS, &[&team, &person, &occurred_at(event)])
                         .await?;
+                    threads::copy_state(tx, &left.iter().map(|r| r.get(0)).collect()).await?;
                 }
                 Some(_) => reference.apply(tx, event).await?,
                 None => {} // a newer event type: nothing to show yet
@@ -152,7 +157,7 @@ const LEAVE_EVERY_THREAD: &str = "WITH ended AS (UPDATE thread_participants SET 
      WHERE person_id = $1 AND active RETURNING thread_id) \
      UPDATE threads t SET participant_count = greatest(t.participant_count - 1, 0), \
        assignee = CASE WHEN t.assignee = $1 THEN NULL ELSE t.assignee END \
-     FROM ended WHERE t.thread_id = ended.thread_id";
+     FROM ended WHERE t.thread_id = ended.thread_id RETURNING t.thread_id";
 
 /// A professional ($2) removed from team $1 at $3 leaves the threads they
 /// were on through it, unless another of their teams that the thread is
@@ -174,7 +179,7 @@ const LEAVE_TEAM_THREADS: &str = "WITH via AS (\
        RETURNING p.thread_id) \
      UPDATE threads t SET participant_count = greatest(t.participant_count - 1, 0), \
        assignee = CASE WHEN t.assignee = $2 THEN NULL ELSE t.assignee END \
-     FROM ended WHERE t.thread_id = ended.thread_id";
+     FROM ended WHERE t.thread_id = ended.thread_id RETURNING t.thread_id";
 
 const LAPSED_CONSENT: &str = "SELECT expires_at FROM consents \
      WHERE patient_id = $1 AND carer_id = $2 AND expires_at <= $3";

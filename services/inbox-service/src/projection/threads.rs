@@ -62,6 +62,14 @@ const COPY_TO_TEAMS: &str = "UPDATE thread_teams tt SET status = t.status, assig
      FROM threads t WHERE t.thread_id = ANY($1::uuid[]) AND tt.thread_id = t.thread_id \
        AND (tt.status, tt.assignee, tt.last_activity_at, tt.patient_id) \
            IS DISTINCT FROM (t.status, t.assignee, t.last_activity_at, t.patient_id)";
+/// The same copy for the professionals on those threads (their own message
+/// list's index, V11).
+const COPY_TO_PARTICIPANTS: &str = "UPDATE thread_participants p SET status = t.status, assignee = t.assignee, \
+     last_activity_at = t.last_activity_at, patient_id = t.patient_id \
+     FROM threads t WHERE t.thread_id = ANY($1::uuid[]) AND p.thread_id = t.thread_id \
+       AND p.kind = 'professional' \
+       AND (p.status, p.assignee, p.last_activity_at, p.patient_id) \
+           IS DISTINCT FROM (t.status, t.assignee, t.last_activity_at, t.patient_id)";
 const UPSERT_READ_MARKS: &str = "INSERT INTO read_marks (thread_id, person_id, seq, read_at) \
      SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int4[], $4::timestamptz[]) \
      ON CONFLICT (thread_id, person_id) DO UPDATE SET seq = excluded.seq, read_at = excluded.read_at \
@@ -404,6 +412,22 @@ impl Fold {
     }
 }
 
+/// Copies the state of `threads` (as now written) to their teams' rows and
+/// their professionals' participations, where it changed: the team inbox's
+/// and a professional's message list's index ranges.
+pub(crate) async fn copy_state(
+    tx: &Transaction<'_>,
+    threads: &BTreeSet<Uuid>,
+) -> Result<(), Error> {
+    if threads.is_empty() {
+        return Ok(());
+    }
+    let threads: Vec<Uuid> = threads.iter().copied().collect();
+    tx.execute(COPY_TO_TEAMS, &[&threads]).await?;
+    tx.execute(COPY_TO_PARTICIPANTS, &[&threads]).await?;
+    Ok(())
+}
+
 /// Applies thread events, in log order, to the inbox tables.
 pub(crate) async fn apply(tx: &Transaction<'_>, events: &[&RecordedEvent]) -> Result<(), Error> {
     if events.is_empty() {
@@ -509,7 +533,9 @@ async fn write(tx: &Transaction<'_>, fold: Fold) -> Result<(), Error> {
     });
 
     let (mut joining, mut leaving) = (Vec::new(), Vec::new());
+    let mut touched: BTreeSet<Uuid> = touched.into_iter().collect();
     for ((thread, person), row) in fold.participants {
+        touched.insert(thread);
         match row.joined {
             Some(joined) => joining.push((thread, person, joined, row.active, row.left_at)),
             None => leaving.push((thread, person, row.left_at)),
@@ -531,9 +557,7 @@ async fn write(tx: &Transaction<'_>, fold: Fold) -> Result<(), Error> {
         ats: team_added_at.get(&(team, thread)).copied().unwrap_or(SystemTime::UNIX_EPOCH),
         staff_sides: staff_side,
     });
-    if !touched.is_empty() {
-        tx.execute(COPY_TO_TEAMS, &[&touched]).await?;
-    }
+    copy_state(tx, &touched).await?;
     unnest!(tx, UPSERT_READ_MARKS, for ((thread, person), (seq, at)) in fold.read_marks => {
         threads: thread, people: person, seqs: seq, ats: at,
     });
