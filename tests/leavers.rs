@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use careline_client::bearer::command_id;
 use careline_client::demo::first_thread;
+use careline_client::steps::Steps;
 use proto::audit as audit_pb;
 use proto::command as cmd;
 use proto::inbox as inbox_pb;
@@ -121,6 +122,13 @@ async fn a_closed_account_is_refused_everywhere_and_emailed_no_more() {
     let thread = first_thread(&s.signer, &org).await.unwrap();
     s.post(&org.nurse, &thread, "Up to one litre on Sunday.")
         .await;
+    // She took the thread on: closing her account unassigns it.
+    s.signer
+        .client(&org.nurse)
+        .unwrap()
+        .assign(&thread, &org.nurse)
+        .await
+        .unwrap();
     let mut admin = s.signer.client(&org.admin).unwrap();
     let deactivate = |who: &Caller| cmd::DeactivatePersonRequest {
         command_id: command_id(),
@@ -137,6 +145,46 @@ async fn a_closed_account_is_refused_everywhere_and_emailed_no_more() {
 
     // Every service refuses her, whatever her token says.
     let at = s.head().await;
+    // Her colleague's team inbox and message list show the thread waiting
+    // for someone again, and count it so.
+    let team = s
+        .inbox(&org.nurse2)
+        .team_inbox(inbox_pb::TeamInboxRequest {
+            min_position: at,
+            team_id: org.renal.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let row = team
+        .page
+        .unwrap()
+        .threads
+        .into_iter()
+        .find(|t| t.thread_id == thread)
+        .expect("the thread is in the renal inbox");
+    assert!(row.assignee.is_none(), "unassigned: {:?}", row.assignee);
+    assert!(
+        team.helping.is_empty(),
+        "nobody is helping: {:?}",
+        team.helping
+    );
+    let unassigned = inbox_pb::MyInboxRequest {
+        min_position: at,
+        filters: Some(inbox_pb::Filters {
+            assignment: inbox_pb::AssignmentFilter::Unassigned as i32,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let mine = s
+        .inbox(&org.nurse2)
+        .my_inbox(unassigned)
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(mine.threads.iter().any(|t| t.thread_id == thread));
     closed(s.inbox(&org.nurse).get_thread(get(&thread, at)).await);
     closed(
         s.inbox(&org.nurse)
