@@ -8,8 +8,9 @@
 #
 # and that python3 can run aiosmtpd, the local SMTP server the tests send
 # to and the demo's mail sink, that Chromium and chromedriver are there for
-# the web pages' browser tests, and the Node.js packages of deploy/web-tools
-# (axe-core, oidc-provider) for the web tests.
+# the web pages' browser tests, nginx (the TLS proxy in front of several web
+# instances), and the Node.js packages of deploy/web-tools (axe-core,
+# oidc-provider) for the web tests.
 #
 # For each service: use a running one; otherwise, when the address is on
 # this machine, start it from the Debian package (installing the package with
@@ -184,6 +185,16 @@ ensure_browser() {
   fail "Chromium is missing for the browser tests: run 'apt-get install chromium chromium-driver' as root"
 }
 
+# nginx: the reverse proxy terminating TLS in front of several web
+# instances (deploy/web/nginx.sh; run.sh --cluster and the tests).
+ensure_nginx() {
+  command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] && return 0
+  say "installing Debian's nginx (the TLS reverse proxy in front of the web instances)"
+  apt_install nginx-light || apt_install nginx
+  command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] && return 0
+  fail "nginx is missing: run 'apt-get install nginx' as root"
+}
+
 # The Node.js packages the web pages' tests use (deploy/web-tools, pinned by
 # its package-lock.json): axe-core, run inside the browser on every page, and
 # oidc-provider, the OpenID Connect provider the sign-in tests sign in at.
@@ -205,4 +216,5 @@ ensure_postgres
 ensure_mail_sink
 ensure_openssl
 ensure_browser
+ensure_nginx
 ensure_web_tools

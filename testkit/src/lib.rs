@@ -265,6 +265,9 @@ pub struct System {
     pub stream: TestStream,
     pub db: TestDatabase,
     pub signer: Signer,
+    /// Where each service listens (for processes of a test's own that call
+    /// them: the web service, say).
+    pub addrs: Addrs,
     inbox: Option<Channel>,
     audit: Option<Channel>,
     notify: Option<Channel>,
@@ -273,6 +276,15 @@ pub struct System {
     audit_checkpoint: Option<watch::Receiver<u64>>,
     _command: oneshot::Sender<()>,
     _running: Vec<Running>,
+}
+
+/// The addresses of a [`System`]'s services; `None` for one not started.
+#[derive(Debug, Clone, Copy)]
+pub struct Addrs {
+    pub command: SocketAddr,
+    pub inbox: Option<SocketAddr>,
+    pub audit: Option<SocketAddr>,
+    pub notify: Option<SocketAddr>,
 }
 
 impl std::fmt::Debug for System {
@@ -310,11 +322,18 @@ impl System {
         let command_stop = stop;
 
         let mut running = Vec::new();
+        let mut addrs = Addrs {
+            command: command_addr,
+            inbox: None,
+            audit: None,
+            notify: None,
+        };
         let mut inbox = None;
         if services.inbox {
             let service =
                 run_read::<InboxParts, _>(inbox_config(&db, &stream, wait), store.clone()).await;
             inbox = Some(service.channel().await);
+            addrs.inbox = Some(service.addr);
             running.push(service);
         }
 
@@ -325,6 +344,7 @@ impl System {
                 run_read::<AuditParts<_>, _>(audit_config(&db, &stream, wait), store.clone()).await;
             audit_checkpoint = Some(service.checkpoint.clone());
             audit = Some(service.channel().await);
+            addrs.audit = Some(service.addr);
             running.push(service);
         }
 
@@ -336,12 +356,14 @@ impl System {
             }
             let service = run_read::<NotifyParts, _>(config, store).await;
             notify = Some(service.channel().await);
+            addrs.notify = Some(service.addr);
             running.push(service);
         }
         let checkpoints = running.iter().map(|r| r.checkpoint.clone()).collect();
 
         System {
             signer: signer(channel(command_addr).await),
+            addrs,
             inbox,
             audit,
             notify,

@@ -99,7 +99,7 @@ async fn teams_page(
             let body = pages::admin::teams(&teams, session, done, typed, problem.clone());
             web.form_page("Teams", session, body, problem.is_some())
         }
-        Err(e) => web.failed(session, &e),
+        Err(e) => web.failed(session, &e).await,
     }
 }
 
@@ -118,12 +118,15 @@ pub(crate) async fn create_team(State(web): State<Web>, Posted(session, form): P
             .await
     };
     match created.await {
-        Ok(reply) => web.changed(&session, reply, &format!("/admin/teams/{team_id}")),
+        Ok(reply) => {
+            web.changed(&session, reply, &format!("/admin/teams/{team_id}"))
+                .await
+        }
         Err(e) if crate::refusal(&e) => {
             let problem = pages::error_box("The team was not created", e.message());
             teams_page(&web, &session, "", (name, description), Some(problem)).await
         }
-        Err(e) => web.failed(&session, &e),
+        Err(e) => web.failed(&session, &e).await,
     }
 }
 
@@ -184,7 +187,7 @@ async fn team_page(
                     .into_response()
             }
         },
-        Err(e) => web.failed(session, &e),
+        Err(e) => web.failed(session, &e).await,
     }
 }
 
@@ -287,12 +290,15 @@ pub(crate) async fn change_team(
         Ok::<_, Status>(reply)
     };
     match changed.await {
-        Ok(reply) => web.changed(&session, reply, &format!("/admin/teams/{team}?done=saved")),
+        Ok(reply) => {
+            web.changed(&session, reply, &format!("/admin/teams/{team}?done=saved"))
+                .await
+        }
         Err(e) if crate::refusal(&e) => {
             let problem = pages::error_box("That was not changed", e.message());
             team_page(&web, &session, &team, "", "", Some(problem)).await
         }
-        Err(e) => web.failed(&session, &e),
+        Err(e) => web.failed(&session, &e).await,
     }
 }
 
@@ -331,7 +337,7 @@ async fn people_page(
                 pages::admin::people(&found, session, &q.find, &q.kind, &q.done, typed, problem);
             web.form_page("People", session, body, has_problem)
         }
-        Err(e) => web.failed(session, &e),
+        Err(e) => web.failed(session, &e).await,
     }
 }
 
@@ -394,13 +400,13 @@ pub(crate) async fn register(State(web): State<Web>, Posted(session, form): Post
                 "/admin/people?done=registered&find={}",
                 crate::encode(&find)
             );
-            web.changed(&session, reply, &to)
+            web.changed(&session, reply, &to).await
         }
         Err(e) if crate::refusal(&e) => {
             let problem = pages::error_box("Nobody was registered", e.message());
             people_page(&web, &session, &FindQuery::default(), &typed, Some(problem)).await
         }
-        Err(e) => web.failed(&session, &e),
+        Err(e) => web.failed(&session, &e).await,
     }
 }
 
@@ -465,11 +471,14 @@ pub(crate) async fn change_person(
     };
     let back = format!("/admin/people?find={}", crate::encode(form.one("find")));
     match changed.await {
-        Ok(reply) => web.changed(
-            &session,
-            reply,
-            &format!("{back}&done={}", crate::encode(form.one("do"))),
-        ),
+        Ok(reply) => {
+            web.changed(
+                &session,
+                reply,
+                &format!("{back}&done={}", crate::encode(form.one("do"))),
+            )
+            .await
+        }
         Err(e) if crate::refusal(&e) => {
             let body = pages::problem_page("That was not changed", e.message());
             (
@@ -478,7 +487,7 @@ pub(crate) async fn change_person(
             )
                 .into_response()
         }
-        Err(e) => web.failed(&session, &e),
+        Err(e) => web.failed(&session, &e).await,
     }
 }
 

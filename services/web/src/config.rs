@@ -47,6 +47,10 @@ pub struct Config {
     /// `_REDIRECT_URI` (default `CARELINE_BASE_URL` + `/sign-in/callback`)
     /// and `_LABEL`: sign-in at an OpenID Connect provider.
     pub oidc: Option<crate::oidc::OidcSettings>,
+    /// `CARELINE_WEB_DATABASE_URL`: where sessions are kept, shared by every
+    /// instance (a PostgreSQL URL; TLS as `CARELINE_DATABASE_CA` says).
+    /// Unset: in this process, and a browser must keep to one instance.
+    pub sessions_database: Option<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -63,6 +67,7 @@ impl std::fmt::Debug for Config {
             .field("idle", &self.idle)
             .field("absolute", &self.absolute)
             .field("oidc_issuer", &self.oidc.as_ref().map(|o| &o.issuer))
+            .field("sessions_shared", &self.sessions_database.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -127,6 +132,9 @@ impl Config {
                 "true" | "1" | "yes"
             ),
             oidc,
+            sessions_database: s
+                .get("CARELINE_WEB_DATABASE_URL")
+                .filter(|v| !v.trim().is_empty()),
             idle: Duration::from_secs(minutes * 60),
             absolute: Duration::from_secs(hours * 3600),
         })

@@ -98,6 +98,19 @@ impl Web {
         demo: Option<Vec<DemoPerson>>,
         oidc: Option<Arc<oidc::Oidc>>,
     ) -> Self {
+        let sessions = Sessions::new(config.idle, config.absolute);
+        Self::with_sessions(backends, config, demo, oidc, sessions)
+    }
+
+    /// The web service keeping its sessions in `sessions` (shared by every
+    /// instance when they are in the database).
+    pub fn with_sessions(
+        backends: Backends,
+        config: &Config,
+        demo: Option<Vec<DemoPerson>>,
+        oidc: Option<Arc<oidc::Oidc>>,
+        sessions: Sessions,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 command: backends.command,
@@ -105,7 +118,7 @@ impl Web {
                 audit: backends.audit,
                 notify: backends.notify,
                 issuer: config.issuer.clone(),
-                sessions: Sessions::new(config.idle, config.absolute),
+                sessions,
                 demo,
                 oidc,
                 secure: config.secure_cookies,
@@ -163,43 +176,78 @@ impl Web {
 
     /// Signs `caller` in (a new session, reading from `position` on) and
     /// sends the browser to `to`.
-    fn start_session(
+    async fn start_session(
         &self,
         caller: service_kit::Caller,
         roles: Vec<Role>,
         position: u64,
         to: &str,
-    ) -> (Session, Response) {
-        let session = self.inner.sessions.start_with_roles(caller, roles);
-        self.inner.sessions.advance(&session.id, position);
+    ) -> Result<(Session, Response), Response> {
+        let sessions = &self.inner.sessions;
+        let started = async {
+            let session = sessions.start_with_roles(caller, roles).await?;
+            sessions.advance(&session.id, position).await?;
+            Ok::<_, session::StoreError>(session)
+        };
+        let session = started.await.map_err(|e| self.store_down(&e))?;
         let mut response = Redirect::to(to).into_response();
         if let Ok(v) = set_cookie(COOKIE, &session.id, self.inner.secure, None).parse() {
             response.headers_mut().append(header::SET_COOKIE, v);
         }
-        (session, response)
+        Ok((session, response))
+    }
+
+    /// The page of a session store that does not answer: no one can sign
+    /// in or be recognised until it does.
+    fn store_down(&self, e: &session::StoreError) -> Response {
+        tracing::error!(error = %e, "sessions unavailable");
+        let body = pages::problem_page(
+            "Careline is not reachable just now",
+            "Please try again in a minute.",
+        );
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            self.page("Not reachable", None, body),
+        )
+            .into_response()
     }
 
     /// The signed-in session, or the way to sign in (coming back to `uri`).
-    fn signed_in(&self, headers: &HeaderMap, uri: &Uri) -> Result<Session, Box<Response>> {
-        cookie(headers, COOKIE)
-            .and_then(|id| self.inner.sessions.get(&id))
-            .ok_or_else(|| {
+    async fn signed_in(&self, headers: &HeaderMap, uri: &Uri) -> Result<Session, Box<Response>> {
+        let found = match cookie(headers, COOKIE) {
+            Some(id) => self.inner.sessions.get(&id).await,
+            None => Ok(None),
+        };
+        match found {
+            Ok(Some(session)) => Ok(session),
+            Ok(None) => {
                 let next = uri.path_and_query().map_or("/messages", |p| p.as_str());
-                Box::new(Redirect::to(&format!("/sign-in?next={}", encode(next))).into_response())
-            })
+                Err(Box::new(
+                    Redirect::to(&format!("/sign-in?next={}", encode(next))).into_response(),
+                ))
+            }
+            Err(e) => Err(Box::new(self.store_down(&e))),
+        }
+    }
+
+    /// Records that `session` made a change at `position`: later reads
+    /// wait for it. A store that does not answer costs only that wait (the
+    /// change is made; the next page may not show it yet).
+    async fn advance(&self, session: &Session, position: u64) {
+        if let Err(e) = self.inner.sessions.advance(&session.id, position).await {
+            tracing::warn!(error = %e, "a session's position was not kept");
+        }
     }
 
     /// A change made as `session`: later reads wait for it, and the
     /// browser goes to `to`.
-    fn changed(
+    async fn changed(
         &self,
         session: &Session,
         reply: tonic::Response<cmd::CommandReply>,
         to: &str,
     ) -> Response {
-        self.inner
-            .sessions
-            .advance(&session.id, reply.into_inner().position);
+        self.advance(session, reply.into_inner().position).await;
         Redirect::to(to).into_response()
     }
 
@@ -214,8 +262,10 @@ impl Web {
     }
 
     /// The signed-in session of a form, whose CSRF token must be its own.
-    fn posted(&self, headers: &HeaderMap, form: &Fields) -> Result<Session, Box<Response>> {
-        let session = self.signed_in(headers, &Uri::from_static("/messages"))?;
+    async fn posted(&self, headers: &HeaderMap, form: &Fields) -> Result<Session, Box<Response>> {
+        let session = self
+            .signed_in(headers, &Uri::from_static("/messages"))
+            .await?;
         if form.one("csrf") != session.csrf {
             return Err(Box::new(self.forbidden(Some(&session))));
         }
@@ -235,15 +285,19 @@ impl Web {
     }
 
     /// What a refused or failed call means to the person.
-    fn failed(&self, session: &Session, status: &Status) -> Response {
+    async fn failed(&self, session: &Session, status: &Status) -> Response {
         let (code, heading, detail) = match status.code() {
             Code::PermissionDenied if status.message().contains("account deactivated") => {
                 // Closed: every session of theirs ends now.
-                self.inner.sessions.end_person(session.caller.person_id);
+                if let Err(e) = self.inner.sessions.end_person(session.caller.person_id).await {
+                    return self.store_down(&e);
+                }
                 return Redirect::to("/sign-in?closed=1").into_response();
             }
             Code::Unauthenticated => {
-                self.inner.sessions.end(&session.id);
+                if let Err(e) = self.inner.sessions.end(&session.id).await {
+                    return self.store_down(&e);
+                }
                 return Redirect::to("/sign-in").into_response();
             }
             Code::NotFound => (
@@ -305,6 +359,7 @@ impl axum::extract::FromRequestParts<Web> for SignedIn {
         web: &Web,
     ) -> Result<Self, Response> {
         web.signed_in(&parts.headers, &parts.uri)
+            .await
             .map(SignedIn)
             .map_err(|r| *r)
     }
@@ -322,7 +377,7 @@ impl axum::extract::FromRequest<Web> for Posted {
             .await
             .map_err(|_| StatusCode::PAYLOAD_TOO_LARGE.into_response())?;
         let form = Fields::parse(&body);
-        let session = web.posted(&parts.headers, &form).map_err(|r| *r)?;
+        let session = web.posted(&parts.headers, &form).await.map_err(|r| *r)?;
         Ok(Posted(session, form))
     }
 }
@@ -516,8 +571,12 @@ async fn sign_in_demo(State(web): State<Web>, headers: HeaderMap, body: Bytes) -
         );
         return (StatusCode::FORBIDDEN, web.page("Sign in", None, body)).into_response();
     };
-    web.start_session(person.caller.clone(), vec![], 0, local(form.one("next")))
-        .1
+    match web
+        .start_session(person.caller.clone(), vec![], 0, local(form.one("next")))
+        .await
+    {
+        Ok((_, response)) | Err(response) => response,
+    }
 }
 
 /// Off to the identity provider, to come back to `next`.
@@ -530,7 +589,11 @@ async fn sign_in_oidc(
         return Redirect::to("/sign-in").into_response();
     };
     let pre = cookie(&headers, PRE_COOKIE).unwrap_or_else(session::random_token);
-    let mut response = Redirect::to(&oidc.begin(&pre, local(&q.next))).into_response();
+    let to = match oidc.begin(&web.inner.sessions, &pre, local(&q.next)).await {
+        Ok(to) => to,
+        Err(e) => return web.store_down(&e),
+    };
+    let mut response = Redirect::to(&to).into_response();
     if let Ok(v) = set_cookie(PRE_COOKIE, &pre, web.inner.secure, None).parse() {
         response.headers_mut().insert(header::SET_COOKIE, v);
     }
@@ -570,7 +633,10 @@ async fn sign_in_callback(
             "The identity provider did not sign you in (you may have cancelled). Try again from the sign-in page.",
         );
     }
-    match oidc.finish(&pre, &q.code, &q.state).await {
+    match oidc
+        .finish(&web.inner.sessions, &pre, &q.code, &q.state)
+        .await
+    {
         Ok((identity, next)) => {
             linking::signed_in_at_provider(&web, &pre, identity, local(&next)).await
         }
@@ -595,11 +661,17 @@ pub(crate) fn home(role: Role) -> &'static str {
 /// also an admin) works in another of them, chosen among those the
 /// session was signed in with; the services check the role on every call.
 async fn work_as(State(web): State<Web>, Posted(session, form): Posted) -> Response {
-    match form.one("role").parse::<Role>() {
-        Ok(role) if web.inner.sessions.work_as(&session.id, role) => {
-            Redirect::to(home(role)).into_response()
-        }
-        _ => {
+    let switched = match form.one("role").parse::<Role>() {
+        Ok(role) => match web.inner.sessions.work_as(&session.id, role).await {
+            Ok(true) => Some(role),
+            Ok(false) => None,
+            Err(e) => return web.store_down(&e),
+        },
+        Err(_) => None,
+    };
+    match switched {
+        Some(role) => Redirect::to(home(role)).into_response(),
+        None => {
             let body = pages::problem_page(
                 "You cannot work in that role",
                 "Choose one of the roles offered at the top of the page. An admin grants staff roles.",
@@ -614,7 +686,9 @@ async fn work_as(State(web): State<Web>, Posted(session, form): Posted) -> Respo
 }
 
 async fn sign_out(State(web): State<Web>, Posted(session, _): Posted) -> Response {
-    web.inner.sessions.end(&session.id);
+    if let Err(e) = web.inner.sessions.end(&session.id).await {
+        return web.store_down(&e);
+    }
     let mut response = Redirect::to("/sign-in").into_response();
     let gone = set_cookie(COOKIE, "", web.inner.secure, Some(Duration::ZERO));
     if let Ok(v) = gone.parse() {
@@ -654,7 +728,7 @@ async fn messages(
                 let body = pages::record::acting_for(&account, &session, notice);
                 return web.page("Whose messages", Some(&session), body);
             }
-            Err(e) => return web.failed(&session, &e),
+            Err(e) => return web.failed(&session, &e).await,
         }
     } else {
         None
@@ -696,7 +770,7 @@ async fn messages(
                 body,
             )
         }
-        Err(e) => web.failed(&session, &e),
+        Err(e) => web.failed(&session, &e).await,
     }
 }
 
@@ -730,10 +804,7 @@ async fn read_thread(
             })
             .await;
         match marked {
-            Ok(r) => web
-                .inner
-                .sessions
-                .advance(&session.id, r.into_inner().position),
+            Ok(r) => web.advance(session, r.into_inner().position).await,
             Err(e) if matches!(e.code(), Code::FailedPrecondition | Code::PermissionDenied) => {}
             Err(e) => return Err(e),
         }
@@ -752,7 +823,10 @@ async fn thread(
             let leads = staff::leads(&web, &session).await;
             let body = pages::thread(&detail, &session, &leads, "", "", None);
             let body = if session.caller.role == Role::Professional {
-                web.inner.sessions.opened(&session.id, &id);
+                if let Err(e) = web.inner.sessions.opened(&session.id, &id).await {
+                    // Presence of this conversation is then not told to it.
+                    tracing::warn!(error = %e, "a session's open page was not kept");
+                }
                 let told = staff::told(&web, &session, &id, detail.position).await;
                 maud::html! { (body) (told) }
             } else {
@@ -760,7 +834,7 @@ async fn thread(
             };
             web.page("Conversation", Some(&session), body)
         }
-        Err(e) => web.failed(&session, &e),
+        Err(e) => web.failed(&session, &e).await,
     }
 }
 
@@ -783,11 +857,14 @@ async fn reply(
         Err(e) => Err(e),
     };
     match sent {
-        Ok(reply) => web.changed(&session, reply, &format!("/threads/{id}#reply")),
+        Ok(reply) => {
+            web.changed(&session, reply, &format!("/threads/{id}#reply"))
+                .await
+        }
         Err(e) if matches!(e.code(), Code::InvalidArgument | Code::FailedPrecondition) => {
             thread_with_problem(&web, &session, &id, text, "", "Your reply was not sent", &e).await
         }
-        Err(e) => web.failed(&session, &e),
+        Err(e) => web.failed(&session, &e).await,
     }
 }
 
@@ -810,7 +887,7 @@ pub(crate) async fn thread_with_problem(
             let page = web.page("Not sent", Some(session), body);
             (StatusCode::UNPROCESSABLE_ENTITY, page).into_response()
         }
-        Err(e) => web.failed(session, &e),
+        Err(e) => web.failed(session, &e).await,
     }
 }
 
@@ -909,7 +986,7 @@ async fn new_message_page(
     let patient = match writing_in(&web, &session, &q.patient).await {
         Ok(Some(p)) => p,
         Ok(None) => return not_for_you(&web, &session),
-        Err(e) => return web.failed(&session, &e),
+        Err(e) => return web.failed(&session, &e).await,
     };
     match who_can_i_message(&web, &session, &patient).await {
         Ok(who) => {
@@ -925,7 +1002,7 @@ async fn new_message_page(
             let body = pages::new_message(&who, &session, &typed, None);
             web.page("New message", Some(&session), body)
         }
-        Err(e) => web.failed(&session, &e),
+        Err(e) => web.failed(&session, &e).await,
     }
 }
 
@@ -944,7 +1021,7 @@ async fn new_message(State(web): State<Web>, Posted(session, form): Posted) -> R
     let patient = match writing_in(&web, &session, form.one("patient")).await {
         Ok(Some(p)) => p,
         Ok(None) => return not_for_you(&web, &session),
-        Err(e) => return web.failed(&session, &e),
+        Err(e) => return web.failed(&session, &e).await,
     };
     let (to, carers) = (form.all("to"), form.all("carer"));
     let typed = pages::NewMessage {
@@ -977,7 +1054,7 @@ async fn new_message(State(web): State<Web>, Posted(session, form): Posted) -> R
     match started {
         Ok(reply) => {
             let reply = reply.into_inner();
-            web.inner.sessions.advance(&session.id, reply.position);
+            web.advance(&session, reply.position).await;
             Redirect::to(&format!("/threads/{}", reply.aggregate_id)).into_response()
         }
         Err(e)
@@ -993,10 +1070,10 @@ async fn new_message(State(web): State<Web>, Posted(session, form): Posted) -> R
                     let page = web.page("Message not sent", Some(&session), body);
                     (StatusCode::UNPROCESSABLE_ENTITY, page).into_response()
                 }
-                Err(e) => web.failed(&session, &e),
+                Err(e) => web.failed(&session, &e).await,
             }
         }
-        Err(e) => web.failed(&session, &e),
+        Err(e) => web.failed(&session, &e).await,
     }
 }
 
@@ -1060,7 +1137,7 @@ async fn trail(
             let body = pages::trail(&page.into_inner());
             web.page("Who has looked at my record", Some(&session), body)
         }
-        Err(e) => web.failed(&session, &e),
+        Err(e) => web.failed(&session, &e).await,
     }
 }
 
@@ -1127,7 +1204,7 @@ pub(crate) async fn export_download(
             }
             response
         }
-        Err(e) => web.failed(session, &e),
+        Err(e) => web.failed(session, &e).await,
     }
 }
 
@@ -1179,12 +1256,25 @@ impl service_kit::Service for Application {
             })?),
             None => None,
         };
+        let sessions = match &config.sessions_database {
+            Some(url) => {
+                let pool = projections::pool(url, 8, "careline_web")
+                    .map_err(|e| anyhow::anyhow!("CARELINE_WEB_DATABASE_URL: {e}"))?;
+                let sessions = Sessions::in_database(pool, config.idle, config.absolute);
+                sessions
+                    .prepare()
+                    .await
+                    .map_err(|e| anyhow::anyhow!("CARELINE_WEB_DATABASE_URL: {e}"))?;
+                sessions
+            }
+            None => Sessions::new(config.idle, config.absolute),
+        };
         let listener = tokio::net::TcpListener::bind(config.addr)
             .await
             .map_err(|e| anyhow::anyhow!("CARELINE_WEB_ADDR {}: {e}", config.addr))?;
         Ok(Self {
             listener,
-            web: Web::signing_in_at(backends, &config, demo, oidc),
+            web: Web::with_sessions(backends, &config, demo, oidc, sessions),
             metrics: config.metrics,
         })
     }

@@ -61,7 +61,7 @@ impl Web {
 
     /// Signs in the person `found` names, reading from `position` on, and
     /// goes to `to`; or the page saying why not.
-    fn start_found(
+    async fn start_found(
         &self,
         browser: &str,
         found: &cmd::FindIdentityReply,
@@ -83,7 +83,7 @@ impl Web {
             return Err(Box::new(Redirect::to("/sign-in?closed=1").into_response()));
         }
         if let Some(oidc) = &self.inner.oidc {
-            oidc.release(browser);
+            oidc.release(&self.inner.sessions, browser).await;
         }
         let caller = Caller {
             person_id,
@@ -97,7 +97,9 @@ impl Web {
             .filter_map(|r| r.parse::<Role>().ok())
             .filter(|r| matches!(r, Role::Admin | Role::Auditor));
         let roles = std::iter::once(role).chain(roles).collect();
-        Ok(self.start_session(caller, roles, position, to))
+        self.start_session(caller, roles, position, to)
+            .await
+            .map_err(Box::new)
     }
 }
 
@@ -131,13 +133,15 @@ pub(crate) async fn signed_in_at_provider(
         }
     };
     if found.linked {
-        return either(web.start_found(browser, &found, 0, next));
+        return either(web.start_found(browser, &found, 0, next).await);
     }
     tracing::info!("signed in at the identity provider; not linked to anyone yet");
     let Some(oidc) = &web.inner.oidc else {
         return Redirect::to("/sign-in").into_response();
     };
-    oidc.hold(browser, identity.clone());
+    if let Err(e) = oidc.hold(&web.inner.sessions, browser, &identity).await {
+        return web.store_down(&e);
+    }
     // Coming from an invitation or a join link: that page links.
     if next.starts_with("/email/confirm?") || next.starts_with("/join/") {
         return Redirect::to(next).into_response();
@@ -147,20 +151,21 @@ pub(crate) async fn signed_in_at_provider(
 }
 
 /// The browser's held account: `(browser, identity)`.
-fn held(web: &Web, headers: &HeaderMap) -> Option<(String, Identity)> {
+async fn held(web: &Web, headers: &HeaderMap) -> Option<(String, Identity)> {
     let browser = cookie(headers, PRE_COOKIE)?;
-    let identity = web.inner.oidc.as_ref()?.held(&browser)?;
+    let oidc = web.inner.oidc.as_ref()?;
+    let identity = oidc.held(&web.inner.sessions, &browser).await?;
     Some((browser, identity))
 }
 
 /// A form posted by a browser holding an account, its CSRF token (the
 /// pre-sign-in cookie's) checked.
-fn posted_held(
+async fn posted_held(
     web: &Web,
     headers: &HeaderMap,
     form: &Fields,
 ) -> Result<(String, Identity), Box<Response>> {
-    match held(web, headers) {
+    match held(web, headers).await {
         Some((browser, identity)) if form.one("csrf") == browser => Ok((browser, identity)),
         Some(_) => Err(Box::new(web.forbidden(None))),
         None => Err(Box::new(Redirect::to("/sign-in").into_response())),
@@ -232,7 +237,7 @@ async fn team_by_code(
 /// one: the team, and a button that signs up and joins. `None`: no account
 /// held here.
 pub(crate) async fn join_page(web: &Web, headers: &HeaderMap, code: &str) -> Option<Response> {
-    let (browser, identity) = held(web, headers)?;
+    let (browser, identity) = held(web, headers).await?;
     let caller = sign_up_caller(&identity);
     Some(match team_by_code(web, &caller, code).await {
         Ok(team) => {
@@ -266,7 +271,7 @@ pub(crate) async fn sign_up(
     body: Bytes,
 ) -> Response {
     let form = Fields::parse(&body);
-    let (browser, identity) = match posted_held(&web, &headers, &form) {
+    let (browser, identity) = match posted_held(&web, &headers, &form).await {
         Ok(held) => held,
         Err(response) => return *response,
     };
@@ -286,12 +291,15 @@ pub(crate) async fn sign_up(
         Ok::<_, Status>((team, linked))
     };
     match done.await {
-        Ok((team, (found, position))) => either(web.start_found(
-            &browser,
-            &found,
-            position,
-            &format!("/teams/{}/message", team.team_id),
-        )),
+        Ok((team, (found, position))) => either(
+            web.start_found(
+                &browser,
+                &found,
+                position,
+                &format!("/teams/{}/message", team.team_id),
+            )
+            .await,
+        ),
         Err(e) if crate::refusal(&e) => problem(
             &web,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -333,8 +341,12 @@ async fn link(
 /// `/email/confirm?token=` for a browser signed in at the provider but
 /// linked to no one: a button that links the account to the person the
 /// email was sent to. `None`: no account held here.
-pub(crate) fn invitation_page(web: &Web, headers: &HeaderMap, token: &str) -> Option<Response> {
-    let (browser, identity) = held(web, headers)?;
+pub(crate) async fn invitation_page(
+    web: &Web,
+    headers: &HeaderMap,
+    token: &str,
+) -> Option<Response> {
+    let (browser, identity) = held(web, headers).await?;
     let body = pages::invitation(token, &browser, &name_of(&identity));
     Some(web.page("Link your account", None, body))
 }
@@ -347,7 +359,7 @@ pub(crate) async fn accept_invitation(
     body: Bytes,
 ) -> Response {
     let form = Fields::parse(&body);
-    let (browser, identity) = match posted_held(&web, &headers, &form) {
+    let (browser, identity) = match posted_held(&web, &headers, &form).await {
         Ok(held) => held,
         Err(response) => return *response,
     };
@@ -376,11 +388,13 @@ pub(crate) async fn accept_invitation(
             );
         }
     };
-    let (session, response) =
-        match web.start_found(&browser, &found, position, "/account?done=linked") {
-            Ok(started) => started,
-            Err(response) => return *response,
-        };
+    let (session, response) = match web
+        .start_found(&browser, &found, position, "/account?done=linked")
+        .await
+    {
+        Ok(started) => started,
+        Err(response) => return *response,
+    };
     // The same link confirms the address, as the person now (unless it is
     // confirmed already, or a newer request is pending: it still linked).
     let confirmed = async {
@@ -392,10 +406,7 @@ pub(crate) async fn accept_invitation(
             .await
     };
     match confirmed.await {
-        Ok(reply) => web
-            .inner
-            .sessions
-            .advance(&session.id, reply.into_inner().position),
+        Ok(reply) => web.advance(&session, reply.into_inner().position).await,
         Err(e) => tracing::info!(code = ?e.code(), "the invitation's address was not confirmed"),
     }
     response

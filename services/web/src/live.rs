@@ -67,8 +67,8 @@ fn change_event(change: &inbox_pb::Change) -> Event {
 
 /// Who else is writing in `thread`, for session `id` if its page shows
 /// that conversation (as the inbox answered it).
-fn presence_event(web: &Web, id: &str, thread: &str) -> Option<Event> {
-    let session = web.inner.sessions.peek(id)?;
+async fn presence_event(web: &Web, id: &str, thread: &str) -> Option<Event> {
+    let session = web.inner.sessions.peek(id).await.ok()??;
     if session.opened.as_deref() != Some(thread) {
         return None;
     }
@@ -85,8 +85,10 @@ pub(crate) async fn events(State(web): State<Web>, headers: HeaderMap) -> Respon
         return StatusCode::UNAUTHORIZED.into_response();
     };
     // Watching is not using the pages: it does not keep the session alive.
-    let Some(session) = web.inner.sessions.peek(&id) else {
-        return StatusCode::UNAUTHORIZED.into_response();
+    let session = match web.inner.sessions.peek(&id).await {
+        Ok(Some(session)) => session,
+        Ok(None) => return StatusCode::UNAUTHORIZED.into_response(),
+        Err(_) => return StatusCode::SERVICE_UNAVAILABLE.into_response(),
     };
     let watched = async {
         web.inbox(&session)?
@@ -112,7 +114,7 @@ pub(crate) async fn events(State(web): State<Web>, headers: HeaderMap) -> Respon
             tokio::select! {
                 thread = present.recv() => match thread {
                     Ok(thread) => {
-                        if let Some(event) = presence_event(&sessions, &session.id, &thread)
+                        if let Some(event) = presence_event(&sessions, &session.id, &thread).await
                             && tx.send(Ok(event)).await.is_err()
                         {
                             return;
@@ -132,7 +134,9 @@ pub(crate) async fn events(State(web): State<Web>, headers: HeaderMap) -> Respon
                     _ => return,
                 },
                 _ = check.tick() => {
-                    if !sessions.inner.sessions.alive_now(&session.id) {
+                    // Ended, or no longer known to be alive: the stream ends
+                    // (the browser reconnects and is asked to sign in).
+                    if !sessions.inner.sessions.alive_now(&session.id).await.unwrap_or(false) {
                         return;
                     }
                 }

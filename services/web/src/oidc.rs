@@ -4,12 +4,12 @@
 //! checked here: signed by a key of the provider's JWKS, by it (issuer), for
 //! us (audience), not expired, and answering our nonce.
 //!
-//! What the browser carries away and back is kept here, under its
-//! pre-sign-in cookie: nothing of it is in the browser but the state.
+//! What the browser carries away and back is kept with the sessions
+//! ([`Sessions::keep`]: in this process or shared by every instance), under
+//! its pre-sign-in cookie: nothing of it is in the browser but the state.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -19,7 +19,7 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{DecodingKey, Validation, decode, decode_header};
 use sha2::Digest;
 
-use crate::session::random_token;
+use crate::session::{Sessions, StoreError, random_token};
 
 /// How long a sign-in may take at the provider.
 const PENDING_FOR: Duration = Duration::from_secs(600);
@@ -49,10 +49,16 @@ pub enum OidcError {
     BadToken(String),
     #[error("this sign-in was not started here, or took too long: start again")]
     Unknown,
+    #[error("this sign-in cannot be checked just now: try again in a minute")]
+    Store(#[from] StoreError),
 }
 
+/// What is kept of a sign-in in flight, and of an account not linked yet.
+const PENDING: &str = "pending";
+const HELD: &str = "held";
+
 /// A person as the provider vouches for them.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Identity {
     pub issuer: String,
     pub subject: String,
@@ -62,13 +68,12 @@ pub struct Identity {
 }
 
 /// A sign-in begun: what the way back must match.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct Pending {
     state: String,
     nonce: String,
     verifier: String,
     next: String,
-    started: Instant,
 }
 
 /// The provider, as discovered.
@@ -78,10 +83,6 @@ pub struct Oidc {
     authorization_endpoint: String,
     token_endpoint: String,
     keys: JwkSet,
-    pending: Mutex<HashMap<String, Pending>>,
-    /// Accounts signed in at the provider and linked to no one yet, by
-    /// browser: what a sign-up or an invitation link then links.
-    held: Mutex<HashMap<String, (Identity, Instant)>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -138,8 +139,6 @@ impl Oidc {
             authorization_endpoint: found.authorization_endpoint,
             token_endpoint: found.token_endpoint,
             keys,
-            pending: Mutex::new(HashMap::new()),
-            held: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -147,49 +146,50 @@ impl Oidc {
         &self.settings.label
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Pending>> {
-        self.pending
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn held_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Identity, Instant)>> {
-        self.held
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
     /// Keeps `identity`, signed in at the provider but linked to no one,
     /// for the browser `browser` while it signs up or follows an
-    /// invitation (at most [`PENDING_FOR`]).
-    pub fn hold(&self, browser: &str, identity: Identity) {
-        let mut held = self.held_lock();
-        held.retain(|_, (_, at)| at.elapsed() < PENDING_FOR);
-        held.insert(browser.to_string(), (identity, Instant::now()));
+    /// invitation (at most [`PENDING_FOR`]): what that then links.
+    pub async fn hold(
+        &self,
+        sessions: &Sessions,
+        browser: &str,
+        identity: &Identity,
+    ) -> Result<(), StoreError> {
+        let value = serde_json::to_string(identity).unwrap_or_default();
+        sessions.keep(browser, HELD, &value, PENDING_FOR).await
     }
 
     /// The account `browser` signed in with and has not linked yet.
-    pub fn held(&self, browser: &str) -> Option<Identity> {
-        self.held_lock()
-            .get(browser)
-            .filter(|(_, at)| at.elapsed() < PENDING_FOR)
-            .map(|(identity, _)| identity.clone())
+    pub async fn held(&self, sessions: &Sessions, browser: &str) -> Option<Identity> {
+        match sessions.look(browser, HELD).await {
+            Ok(value) => serde_json::from_str(&value?).ok(),
+            Err(e) => {
+                tracing::warn!(error = %e, "an account not linked yet could not be read");
+                None
+            }
+        }
     }
 
     /// Forgets what `browser` held (linked now, or signed in otherwise).
-    pub fn release(&self, browser: &str) {
-        self.held_lock().remove(browser);
+    pub async fn release(&self, sessions: &Sessions, browser: &str) {
+        if let Err(e) = sessions.forget(browser, HELD).await {
+            tracing::warn!(error = %e, "an account not linked yet was not forgotten");
+        }
     }
 
     /// Begins a sign-in for the browser of pre-sign-in cookie `browser`,
     /// to come back to `next`: the provider's URL to send it to.
-    pub fn begin(&self, browser: &str, next: &str) -> String {
+    pub async fn begin(
+        &self,
+        sessions: &Sessions,
+        browser: &str,
+        next: &str,
+    ) -> Result<String, StoreError> {
         let pending = Pending {
             state: random_token(),
             nonce: random_token(),
             verifier: random_token(),
             next: next.to_string(),
-            started: Instant::now(),
         };
         let url = format!(
             "{}?response_type=code&client_id={}&redirect_uri={}&scope=openid%20profile%20email&state={}&nonce={}&code_challenge={}&code_challenge_method=S256",
@@ -200,24 +200,26 @@ impl Oidc {
             pending.nonce,
             challenge(&pending.verifier),
         );
-        let mut all = self.lock();
-        all.retain(|_, p| p.started.elapsed() < PENDING_FOR);
-        all.insert(browser.to_string(), pending);
-        url
+        let value = serde_json::to_string(&pending).unwrap_or_default();
+        sessions.keep(browser, PENDING, &value, PENDING_FOR).await?;
+        Ok(url)
     }
 
     /// Finishes the sign-in of `browser` coming back with `code` and
     /// `state`: who the provider says they are, and where they were going.
     pub async fn finish(
         &self,
+        sessions: &Sessions,
         browser: &str,
         code: &str,
         state: &str,
     ) -> Result<(Identity, String), OidcError> {
-        let pending = self
-            .lock()
-            .remove(browser)
-            .filter(|p| p.started.elapsed() < PENDING_FOR && p.state == state)
+        // Taken once: a replayed way back finds nothing.
+        let pending = sessions
+            .take(browser, PENDING)
+            .await?
+            .and_then(|value| serde_json::from_str::<Pending>(&value).ok())
+            .filter(|p| p.state == state)
             .ok_or(OidcError::Unknown)?;
         let form = form_urlencoded::Serializer::new(String::new())
             .append_pair("grant_type", "authorization_code")

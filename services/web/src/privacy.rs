@@ -139,7 +139,7 @@ pub(crate) async fn trails(
             let body = pages::privacy::trails(&asked, None, Some(problem));
             web.form_page("Audit trails", &session, body, true)
         }
-        Err(e) => web.failed(&session, &e),
+        Err(e) => web.failed(&session, &e).await,
     }
 }
 
@@ -187,7 +187,7 @@ pub(crate) async fn verify(
             )
                 .into_response()
         }
-        Err(e) => web.failed(&session, &e),
+        Err(e) => web.failed(&session, &e).await,
     }
 }
 

@@ -133,7 +133,7 @@ pub(crate) async fn hub(State(web): State<Web>, SignedIn(session): SignedIn) -> 
     }
     match my_account(&web, &session).await {
         Ok(account) => web.page("My record", Some(&session), page::hub(&account)),
-        Err(e) => web.failed(&session, &e),
+        Err(e) => web.failed(&session, &e).await,
     }
 }
 
@@ -150,7 +150,7 @@ async fn carers_page(
             let body = page::carers(&account, session, typed, notice, problem);
             web.form_page("Who may act for me", session, body, problem_shown)
         }
-        Err(e) => web.failed(session, &e),
+        Err(e) => web.failed(session, &e).await,
     }
 }
 
@@ -205,12 +205,15 @@ pub(crate) async fn give_consent(
             .await
     };
     match given.await {
-        Ok(r) => web.changed(&session, r, "/record/carers?done=consent"),
+        Ok(r) => {
+            web.changed(&session, r, "/record/carers?done=consent")
+                .await
+        }
         Err(e) if about_the_form(&e) => {
             let problem = page::problem("Consent was not given", &plain(&e));
             carers_page(&web, &session, &typed, None, Some(problem)).await
         }
-        Err(e) => web.failed(&session, &e),
+        Err(e) => web.failed(&session, &e).await,
     }
 }
 
@@ -228,8 +231,11 @@ pub(crate) async fn withdraw_consent(
             .await
     };
     match withdrawn.await {
-        Ok(r) => web.changed(&session, r, "/record/carers?done=withdrawn"),
-        Err(e) => web.failed(&session, &e),
+        Ok(r) => {
+            web.changed(&session, r, "/record/carers?done=withdrawn")
+                .await
+        }
+        Err(e) => web.failed(&session, &e).await,
     }
 }
 
@@ -276,7 +282,7 @@ async fn access_page(
             let body = page::access(&account, &teams, session, &typed, notice, problem);
             web.form_page("Teams who may see my record", session, body, problem_shown)
         }
-        Err(e) => web.failed(session, &e),
+        Err(e) => web.failed(session, &e).await,
     }
 }
 
@@ -317,12 +323,12 @@ pub(crate) async fn give_access(State(web): State<Web>, Posted(session, form): P
             .await
     };
     match given.await {
-        Ok(r) => web.changed(&session, r, "/record/access?done=access"),
+        Ok(r) => web.changed(&session, r, "/record/access?done=access").await,
         Err(e) if about_the_form(&e) => {
             let problem = page::problem("Access was not given", &plain(&e));
             access_page(&web, &session, &typed, None, Some(problem)).await
         }
-        Err(e) => web.failed(&session, &e),
+        Err(e) => web.failed(&session, &e).await,
     }
 }
 
@@ -337,8 +343,8 @@ pub(crate) async fn end_access(State(web): State<Web>, Posted(session, form): Po
             .await
     };
     match ended.await {
-        Ok(r) => web.changed(&session, r, "/record/access?done=ended"),
-        Err(e) => web.failed(&session, &e),
+        Ok(r) => web.changed(&session, r, "/record/access?done=ended").await,
+        Err(e) => web.failed(&session, &e).await,
     }
 }
 
@@ -355,7 +361,7 @@ async fn account_page(
             let body = page::account(&account, session, typed_email, notice, problem);
             web.form_page("Account", session, body, problem_shown)
         }
-        Err(e) => web.failed(session, &e),
+        Err(e) => web.failed(session, &e).await,
     }
 }
 
@@ -387,12 +393,12 @@ pub(crate) async fn send_verification(
             .await
     };
     match sent.await {
-        Ok(r) => web.changed(&session, r, "/account?done=sent"),
+        Ok(r) => web.changed(&session, r, "/account?done=sent").await,
         Err(e) if about_the_form(&e) => {
             let problem = page::problem("No email was sent", &plain(&e));
             account_page(&web, &session, "", None, Some(problem)).await
         }
-        Err(e) => web.failed(&session, &e),
+        Err(e) => web.failed(&session, &e).await,
     }
 }
 
@@ -423,12 +429,12 @@ pub(crate) async fn change_email(
         }
     };
     match changed.await {
-        Ok(r) => web.changed(&session, r, "/account?done=email"),
+        Ok(r) => web.changed(&session, r, "/account?done=email").await,
         Err(e) if about_the_form(&e) || e.code() == Code::PermissionDenied => {
             let problem = page::problem("Your email address was not changed", &plain(&e));
             account_page(&web, &session, form.one("email"), None, Some(problem)).await
         }
-        Err(e) => web.failed(&session, &e),
+        Err(e) => web.failed(&session, &e).await,
     }
 }
 
@@ -443,10 +449,11 @@ pub(crate) async fn confirm_page(
     uri: axum::http::Uri,
     Query(q): Query<Done>,
 ) -> Response {
-    let session = match web.signed_in(&headers, &uri) {
+    let session = match web.signed_in(&headers, &uri).await {
         Ok(session) => session,
         Err(to_sign_in) => {
             return crate::linking::invitation_page(&web, &headers, &q.token)
+                .await
                 .unwrap_or(*to_sign_in);
         }
     };
@@ -464,7 +471,7 @@ pub(crate) async fn confirm(State(web): State<Web>, Posted(session, form): Poste
             .await
     };
     match confirmed.await {
-        Ok(r) => web.changed(&session, r, "/account?done=confirmed"),
+        Ok(r) => web.changed(&session, r, "/account?done=confirmed").await,
         Err(e) if about_the_form(&e) || e.code() == Code::PermissionDenied => {
             let body = crate::pages::problem_page(
                 "Your email address was not confirmed",
@@ -479,7 +486,7 @@ pub(crate) async fn confirm(State(web): State<Web>, Posted(session, form): Poste
             )
                 .into_response()
         }
-        Err(e) => web.failed(&session, &e),
+        Err(e) => web.failed(&session, &e).await,
     }
 }
 
@@ -521,8 +528,10 @@ pub(crate) async fn acting(
         }
         None => (None, None),
     };
-    if now != session.acting_for {
-        web.inner.sessions.act_for(&session.id, now.clone());
+    if now != session.acting_for
+        && let Err(e) = web.inner.sessions.act_for(&session.id, now.clone()).await
+    {
+        tracing::warn!(error = %e, "whom a carer acts for was not kept");
     }
     Ok((now, notice, account))
 }
@@ -538,7 +547,7 @@ pub(crate) async fn acting_for_page(
             let body = page::acting_for(&account, &session, notice);
             web.page("Whose messages", Some(&session), body)
         }
-        Err(e) => web.failed(&session, &e),
+        Err(e) => web.failed(&session, &e).await,
     }
 }
 
@@ -558,17 +567,16 @@ pub(crate) async fn choose_acting_for(
                     name: p.name.clone(),
                 })
             });
-            match chosen {
-                Some(a) => {
-                    web.inner.sessions.act_for(&session.id, Some(a));
-                    Redirect::to("/messages").into_response()
-                }
-                None => {
-                    web.inner.sessions.act_for(&session.id, None);
-                    Redirect::to("/acting-for").into_response()
-                }
+            let to = if chosen.is_some() {
+                "/messages"
+            } else {
+                "/acting-for"
+            };
+            match web.inner.sessions.act_for(&session.id, chosen).await {
+                Ok(()) => Redirect::to(to).into_response(),
+                Err(e) => web.store_down(&e),
             }
         }
-        Err(e) => web.failed(&session, &e),
+        Err(e) => web.failed(&session, &e).await,
     }
 }

@@ -1,13 +1,22 @@
 //! Server-side sessions: the cookie holds only a random id; who is signed
 //! in, their CSRF token and when the session ends live here, so signing
 //! out (or an account closed) ends it at once.
+//!
+//! Kept in this process ([`Sessions::new`]), or in PostgreSQL
+//! ([`Sessions::in_database`], `CARELINE_WEB_DATABASE_URL`) so that every
+//! instance of the web service behind one address knows every session:
+//! signing out on one ends it on all. The database holds a SHA-256 of each
+//! id, never the id itself, and its own clock decides idle and absolute
+//! ends, so instances never disagree about them.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use service_kit::Caller;
+use service_kit::{Caller, Role};
+use sha2::Digest;
+use tokio_postgres::Row;
 
 /// The session cookie's name.
 pub const COOKIE: &str = "careline_session";
@@ -43,9 +52,7 @@ pub struct Session {
     /// The roles this sign-in may work in: the person's own first, then
     /// the staff roles granted to them when they signed in (a
     /// professional who is also an admin). `caller.role` is one of them.
-    pub roles: Vec<service_kit::Role>,
-    started: Instant,
-    last_seen: Instant,
+    pub roles: Vec<Role>,
 }
 
 /// The patient a carer's pages are about.
@@ -55,42 +62,204 @@ pub struct Acting {
     pub name: String,
 }
 
-/// Every session of this process.
+/// The session store did not answer: nobody's session can be read or
+/// changed until it does.
+#[derive(Debug, thiserror::Error)]
+#[error("the sessions' database: {0}")]
+pub struct StoreError(String);
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Self(e.to_string())
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        Self(e.to_string())
+    }
+}
+
+/// A session in this process, and when it started and was last used.
+#[derive(Debug)]
+struct Kept {
+    session: Session,
+    started: Instant,
+    last_seen: Instant,
+}
+
+#[derive(Debug)]
+enum Store {
+    Memory(Mutex<HashMap<String, Kept>>),
+    Database(deadpool_postgres::Pool),
+}
+
+/// Every session, and what browsers not signed in yet carry through a
+/// sign-in (by their pre-sign-in cookie).
 #[derive(Debug)]
 pub struct Sessions {
-    sessions: Mutex<HashMap<String, Session>>,
+    store: Store,
+    /// In this process only: the sign-ins in flight, by (browser, kind),
+    /// with when they end.
+    sign_ins: Mutex<HashMap<(String, String), (String, Instant)>>,
     idle: Duration,
     absolute: Duration,
 }
 
+/// The table of sessions shared by every instance (made, if missing, by
+/// [`Sessions::prepare`]; one instance at a time).
+const SCHEMA: &str = "SELECT pg_advisory_xact_lock(hashtext('careline_web.sessions')); \
+     CREATE SCHEMA IF NOT EXISTS careline_web; \
+     CREATE TABLE IF NOT EXISTS careline_web.sessions ( \
+       id_hash bytea PRIMARY KEY, \
+       person_id uuid NOT NULL, \
+       name text NOT NULL, \
+       role text NOT NULL, \
+       roles text[] NOT NULL, \
+       csrf text NOT NULL, \
+       position bigint NOT NULL DEFAULT 0, \
+       acting_patient uuid, \
+       acting_name text, \
+       opened text, \
+       started timestamptz NOT NULL DEFAULT now(), \
+       last_seen timestamptz NOT NULL DEFAULT now()); \
+     CREATE INDEX IF NOT EXISTS sessions_person ON careline_web.sessions (person_id); \
+     CREATE INDEX IF NOT EXISTS sessions_last_seen ON careline_web.sessions (last_seen); \
+     CREATE TABLE IF NOT EXISTS careline_web.sign_ins ( \
+       browser_hash bytea NOT NULL, \
+       kind text NOT NULL, \
+       value text NOT NULL, \
+       until timestamptz NOT NULL, \
+       PRIMARY KEY (browser_hash, kind));";
+/// `$2`, `$3`: the idle and absolute limits in seconds.
+macro_rules! alive {
+    () => {
+        "last_seen > now() - make_interval(secs => $2) AND started > now() - make_interval(secs => $3)"
+    };
+}
+const INSERT: &str = "INSERT INTO careline_web.sessions \
+     (id_hash, person_id, name, role, roles, csrf) VALUES ($1, $2, $3, $4, $5, $6)";
+const SWEEP: &str = "DELETE FROM careline_web.sessions WHERE NOT (last_seen > now() - make_interval(secs => $1) \
+     AND started > now() - make_interval(secs => $2))";
+const GET: &str = concat!(
+    "UPDATE careline_web.sessions SET last_seen = now() WHERE id_hash = $1 AND ",
+    alive!(),
+    " RETURNING person_id, name, role, roles, csrf, position, acting_patient, acting_name, opened"
+);
+const PEEK: &str = concat!(
+    "SELECT person_id, name, role, roles, csrf, position, acting_patient, acting_name, opened \
+     FROM careline_web.sessions WHERE id_hash = $1 AND ",
+    alive!()
+);
+const ADVANCE: &str =
+    "UPDATE careline_web.sessions SET position = greatest(position, $2) WHERE id_hash = $1";
+const OPENED: &str = "UPDATE careline_web.sessions SET opened = $2 WHERE id_hash = $1";
+const ACT_FOR: &str =
+    "UPDATE careline_web.sessions SET acting_patient = $2, acting_name = $3 WHERE id_hash = $1";
+const WORK_AS: &str = "UPDATE careline_web.sessions SET role = $2, acting_patient = NULL, \
+     acting_name = NULL, opened = NULL WHERE id_hash = $1 AND $2 = ANY(roles)";
+const END: &str = "DELETE FROM careline_web.sessions WHERE id_hash = $1";
+const END_PERSON: &str = "DELETE FROM careline_web.sessions WHERE person_id = $1";
+const KEEP: &str = "INSERT INTO careline_web.sign_ins (browser_hash, kind, value, until) \
+     VALUES ($1, $2, $3, now() + make_interval(secs => $4)) \
+     ON CONFLICT (browser_hash, kind) DO UPDATE SET value = excluded.value, until = excluded.until";
+const SWEEP_SIGN_INS: &str = "DELETE FROM careline_web.sign_ins WHERE until <= now()";
+const TAKE: &str = "DELETE FROM careline_web.sign_ins WHERE browser_hash = $1 AND kind = $2 \
+     RETURNING value, until > now()";
+const LOOK: &str = "SELECT value FROM careline_web.sign_ins WHERE browser_hash = $1 AND kind = $2 AND until > now()";
+const FORGET: &str = "DELETE FROM careline_web.sign_ins WHERE browser_hash = $1 AND kind = $2";
+
+/// What the database keeps of session `id`: its SHA-256 (a copy of the
+/// table signs no one in).
+fn hash(id: &str) -> Vec<u8> {
+    sha2::Sha256::digest(id.as_bytes()).to_vec()
+}
+
+/// A session read back from its row (`GET`'s and `PEEK`'s columns).
+fn from_row(id: &str, row: &Row) -> Result<Session, StoreError> {
+    let role = |text: String| text.parse::<Role>().map_err(StoreError);
+    let roles: Vec<String> = row.try_get(3)?;
+    let acting: Option<uuid::Uuid> = row.try_get(6)?;
+    let acting_name: Option<String> = row.try_get(7)?;
+    Ok(Session {
+        id: id.to_string(),
+        caller: Caller {
+            person_id: row.try_get(0)?,
+            name: row.try_get(1)?,
+            role: role(row.try_get(2)?)?,
+        },
+        roles: roles.into_iter().map(role).collect::<Result<_, _>>()?,
+        csrf: row.try_get(4)?,
+        position: u64::try_from(row.try_get::<_, i64>(5)?).unwrap_or(0),
+        acting_for: acting.map(|patient_id| Acting {
+            patient_id,
+            name: acting_name.unwrap_or_default(),
+        }),
+        opened: row.try_get(8)?,
+    })
+}
+
 impl Sessions {
+    /// Sessions in this process: signing in on one instance signs in on
+    /// that one only.
     pub fn new(idle: Duration, absolute: Duration) -> Self {
         Self {
-            sessions: Mutex::new(HashMap::new()),
+            store: Store::Memory(Mutex::new(HashMap::new())),
+            sign_ins: Mutex::new(HashMap::new()),
             idle,
             absolute,
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
-        self.sessions
-            .lock()
+    /// Sessions in the database behind `pool`, shared by every instance
+    /// using it; [`Self::prepare`] makes their table.
+    pub fn in_database(pool: deadpool_postgres::Pool, idle: Duration, absolute: Duration) -> Self {
+        Self {
+            store: Store::Database(pool),
+            sign_ins: Mutex::new(HashMap::new()),
+            idle,
+            absolute,
+        }
+    }
+
+    /// Makes the sessions' table when it is missing.
+    pub async fn prepare(&self) -> Result<(), StoreError> {
+        if let Store::Database(pool) = &self.store {
+            let mut client = pool.get().await?;
+            let tx = client.transaction().await?;
+            tx.batch_execute(SCHEMA).await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    fn memory(
+        map: &Mutex<HashMap<String, Kept>>,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, Kept>> {
+        map.lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn limits(&self) -> (f64, f64) {
+        (self.idle.as_secs_f64(), self.absolute.as_secs_f64())
     }
 
     /// Signs `caller` in: a new session (never one an attacker could have
     /// set beforehand).
-    pub fn start(&self, caller: Caller) -> Session {
+    pub async fn start(&self, caller: Caller) -> Result<Session, StoreError> {
         let roles = vec![caller.role];
-        self.start_with_roles(caller, roles)
+        self.start_with_roles(caller, roles).await
     }
 
     /// As [`Self::start`], for a person who may also work in `roles`.
-    pub fn start_with_roles(&self, caller: Caller, mut roles: Vec<service_kit::Role>) -> Session {
+    pub async fn start_with_roles(
+        &self,
+        caller: Caller,
+        mut roles: Vec<Role>,
+    ) -> Result<Session, StoreError> {
         if !roles.contains(&caller.role) {
             roles.insert(0, caller.role);
         }
-        let now = Instant::now();
         let session = Session {
             id: random_token(),
             caller,
@@ -99,92 +268,302 @@ impl Sessions {
             acting_for: None,
             opened: None,
             roles,
-            started: now,
-            last_seen: now,
         };
-        let mut sessions = self.lock();
-        // Ended sessions go as new ones come.
-        sessions.retain(|_, s| self.alive(s, now));
-        sessions.insert(session.id.clone(), session.clone());
-        session
+        match &self.store {
+            Store::Memory(map) => {
+                let now = Instant::now();
+                let mut sessions = Self::memory(map);
+                // Ended sessions go as new ones come.
+                sessions.retain(|_, k| self.alive(k, now));
+                let kept = Kept {
+                    session: session.clone(),
+                    started: now,
+                    last_seen: now,
+                };
+                sessions.insert(session.id.clone(), kept);
+            }
+            Store::Database(pool) => {
+                let client = pool.get().await?;
+                let (idle, absolute) = self.limits();
+                client.execute(SWEEP, &[&idle, &absolute]).await?;
+                let roles: Vec<&str> = session.roles.iter().map(|r| r.as_str()).collect();
+                client
+                    .execute(
+                        INSERT,
+                        &[
+                            &hash(&session.id),
+                            &session.caller.person_id,
+                            &session.caller.name,
+                            &session.caller.role.as_str(),
+                            &roles,
+                            &session.csrf,
+                        ],
+                    )
+                    .await?;
+            }
+        }
+        Ok(session)
     }
 
-    fn alive(&self, s: &Session, now: Instant) -> bool {
-        now.duration_since(s.last_seen) < self.idle && now.duration_since(s.started) < self.absolute
+    fn alive(&self, k: &Kept, now: Instant) -> bool {
+        now.duration_since(k.last_seen) < self.idle && now.duration_since(k.started) < self.absolute
+    }
+
+    /// A session row read by `sql` (`$1` the id's hash, `$2`/`$3` the limits).
+    async fn read(
+        &self,
+        pool: &deadpool_postgres::Pool,
+        sql: &str,
+        id: &str,
+    ) -> Result<Option<Session>, StoreError> {
+        let client = pool.get().await?;
+        let statement = client.prepare_cached(sql).await?;
+        let (idle, absolute) = self.limits();
+        match client
+            .query_opt(&statement, &[&hash(id), &idle, &absolute])
+            .await?
+        {
+            Some(row) => Ok(Some(from_row(id, &row)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Runs `sql` on session `id`'s row (`$1` its hash, then `params`):
+    /// whether a row changed.
+    async fn change(
+        pool: &deadpool_postgres::Pool,
+        sql: &str,
+        id: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<bool, StoreError> {
+        let client = pool.get().await?;
+        let statement = client.prepare_cached(sql).await?;
+        let hashed = hash(id);
+        let mut all: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&hashed];
+        all.extend_from_slice(params);
+        Ok(client.execute(&statement, &all).await? > 0)
     }
 
     /// The session `id`, if it has not ended, without keeping it alive.
-    pub fn peek(&self, id: &str) -> Option<Session> {
-        let now = Instant::now();
-        self.lock().get(id).filter(|s| self.alive(s, now)).cloned()
+    pub async fn peek(&self, id: &str) -> Result<Option<Session>, StoreError> {
+        match &self.store {
+            Store::Memory(map) => {
+                let now = Instant::now();
+                Ok(Self::memory(map)
+                    .get(id)
+                    .filter(|k| self.alive(k, now))
+                    .map(|k| k.session.clone()))
+            }
+            Store::Database(pool) => self.read(pool, PEEK, id).await,
+        }
     }
 
     /// The session `id`, if it has not ended; using it keeps it alive.
-    pub fn get(&self, id: &str) -> Option<Session> {
-        let now = Instant::now();
-        let mut sessions = self.lock();
-        let alive = sessions.get(id).is_some_and(|s| self.alive(s, now));
-        if !alive {
-            sessions.remove(id);
-            return None;
+    pub async fn get(&self, id: &str) -> Result<Option<Session>, StoreError> {
+        match &self.store {
+            Store::Memory(map) => {
+                let now = Instant::now();
+                let mut sessions = Self::memory(map);
+                let alive = sessions.get(id).is_some_and(|k| self.alive(k, now));
+                if !alive {
+                    sessions.remove(id);
+                    return Ok(None);
+                }
+                Ok(sessions.get_mut(id).map(|k| {
+                    k.last_seen = now;
+                    k.session.clone()
+                }))
+            }
+            Store::Database(pool) => self.read(pool, GET, id).await,
         }
-        let session = sessions.get_mut(id)?;
-        session.last_seen = now;
-        Some(session.clone())
     }
 
     /// Whether session `id` has not ended, without keeping it alive (a
     /// page left open is not someone using it).
-    pub fn alive_now(&self, id: &str) -> bool {
-        let now = Instant::now();
-        self.lock().get(id).is_some_and(|s| self.alive(s, now))
+    pub async fn alive_now(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self.peek(id).await?.is_some())
     }
 
     /// Records a change the session made, at `position`.
-    pub fn advance(&self, id: &str, position: u64) {
-        if let Some(s) = self.lock().get_mut(id) {
-            s.position = s.position.max(position);
+    pub async fn advance(&self, id: &str, position: u64) -> Result<(), StoreError> {
+        match &self.store {
+            Store::Memory(map) => {
+                if let Some(k) = Self::memory(map).get_mut(id) {
+                    k.session.position = k.session.position.max(position);
+                }
+            }
+            Store::Database(pool) => {
+                let position = i64::try_from(position).unwrap_or(i64::MAX);
+                Self::change(pool, ADVANCE, id, &[&position]).await?;
+            }
         }
+        Ok(())
     }
 
     /// Session `id`'s page now shows conversation `thread`.
-    pub fn opened(&self, id: &str, thread: &str) {
-        if let Some(s) = self.lock().get_mut(id) {
-            s.opened = Some(thread.to_string());
+    pub async fn opened(&self, id: &str, thread: &str) -> Result<(), StoreError> {
+        match &self.store {
+            Store::Memory(map) => {
+                if let Some(k) = Self::memory(map).get_mut(id) {
+                    k.session.opened = Some(thread.to_string());
+                }
+            }
+            Store::Database(pool) => {
+                Self::change(pool, OPENED, id, &[&thread]).await?;
+            }
         }
+        Ok(())
     }
 
     /// The patient the carer of session `id` acts for from now (none: they
     /// choose again).
-    pub fn act_for(&self, id: &str, acting: Option<Acting>) {
-        if let Some(s) = self.lock().get_mut(id) {
-            s.acting_for = acting;
+    pub async fn act_for(&self, id: &str, acting: Option<Acting>) -> Result<(), StoreError> {
+        match &self.store {
+            Store::Memory(map) => {
+                if let Some(k) = Self::memory(map).get_mut(id) {
+                    k.session.acting_for = acting;
+                }
+            }
+            Store::Database(pool) => {
+                let (patient, name) = acting.map(|a| (a.patient_id, a.name)).unzip();
+                Self::change(pool, ACT_FOR, id, &[&patient, &name]).await?;
+            }
         }
+        Ok(())
     }
 
     /// Session `id` works as `role` from now, when it is one of its
     /// roles (what it chose before in another role is forgotten); whether
     /// it switched.
-    pub fn work_as(&self, id: &str, role: service_kit::Role) -> bool {
-        match self.lock().get_mut(id) {
-            Some(s) if s.roles.contains(&role) => {
-                s.caller.role = role;
-                s.acting_for = None;
-                s.opened = None;
-                true
-            }
-            _ => false,
+    pub async fn work_as(&self, id: &str, role: Role) -> Result<bool, StoreError> {
+        match &self.store {
+            Store::Memory(map) => Ok(match Self::memory(map).get_mut(id) {
+                Some(k) if k.session.roles.contains(&role) => {
+                    let s = &mut k.session;
+                    s.caller.role = role;
+                    s.acting_for = None;
+                    s.opened = None;
+                    true
+                }
+                _ => false,
+            }),
+            Store::Database(pool) => Self::change(pool, WORK_AS, id, &[&role.as_str()]).await,
         }
     }
 
     /// Ends the session `id`.
-    pub fn end(&self, id: &str) {
-        self.lock().remove(id);
+    pub async fn end(&self, id: &str) -> Result<(), StoreError> {
+        match &self.store {
+            Store::Memory(map) => {
+                Self::memory(map).remove(id);
+            }
+            Store::Database(pool) => {
+                Self::change(pool, END, id, &[]).await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn flights(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), (String, Instant)>> {
+        self.sign_ins
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Keeps `value` for the browser of pre-sign-in cookie `browser` as
+    /// its `kind` (a sign-in in flight, an account not linked yet), for at
+    /// most `lasting`, replacing what it kept as that kind before.
+    pub async fn keep(
+        &self,
+        browser: &str,
+        kind: &str,
+        value: &str,
+        lasting: Duration,
+    ) -> Result<(), StoreError> {
+        match &self.store {
+            Store::Memory(_) => {
+                let now = Instant::now();
+                let mut kept = self.flights();
+                kept.retain(|_, (_, until)| *until > now);
+                kept.insert(
+                    (browser.to_string(), kind.to_string()),
+                    (value.to_string(), now + lasting),
+                );
+            }
+            Store::Database(pool) => {
+                let client = pool.get().await?;
+                client.execute(SWEEP_SIGN_INS, &[]).await?;
+                let lasting = lasting.as_secs_f64();
+                client
+                    .execute(KEEP, &[&hash(browser), &kind, &value, &lasting])
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// What `browser` kept as `kind`, if it has not run out, now forgotten
+    /// (it is used once).
+    pub async fn take(&self, browser: &str, kind: &str) -> Result<Option<String>, StoreError> {
+        match &self.store {
+            Store::Memory(_) => Ok(self
+                .flights()
+                .remove(&(browser.to_string(), kind.to_string()))
+                .filter(|(_, until)| *until > Instant::now())
+                .map(|(value, _)| value)),
+            Store::Database(pool) => {
+                let client = pool.get().await?;
+                let row = client.query_opt(TAKE, &[&hash(browser), &kind]).await?;
+                Ok(row
+                    .filter(|r| r.get::<_, bool>(1))
+                    .map(|r| r.get::<_, String>(0)))
+            }
+        }
+    }
+
+    /// What `browser` kept as `kind`, if it has not run out.
+    pub async fn look(&self, browser: &str, kind: &str) -> Result<Option<String>, StoreError> {
+        match &self.store {
+            Store::Memory(_) => Ok(self
+                .flights()
+                .get(&(browser.to_string(), kind.to_string()))
+                .filter(|(_, until)| *until > Instant::now())
+                .map(|(value, _)| value.clone())),
+            Store::Database(pool) => {
+                let client = pool.get().await?;
+                let row = client.query_opt(LOOK, &[&hash(browser), &kind]).await?;
+                Ok(row.map(|r| r.get::<_, String>(0)))
+            }
+        }
+    }
+
+    /// Forgets what `browser` kept as `kind`.
+    pub async fn forget(&self, browser: &str, kind: &str) -> Result<(), StoreError> {
+        match &self.store {
+            Store::Memory(_) => {
+                self.flights()
+                    .remove(&(browser.to_string(), kind.to_string()));
+            }
+            Store::Database(pool) => {
+                let client = pool.get().await?;
+                client.execute(FORGET, &[&hash(browser), &kind]).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Ends every session of `person` (their account was closed).
-    pub fn end_person(&self, person: uuid::Uuid) {
-        self.lock().retain(|_, s| s.caller.person_id != person);
+    pub async fn end_person(&self, person: uuid::Uuid) -> Result<(), StoreError> {
+        match &self.store {
+            Store::Memory(map) => {
+                Self::memory(map).retain(|_, k| k.session.caller.person_id != person);
+            }
+            Store::Database(pool) => {
+                let client = pool.get().await?;
+                client.execute(END_PERSON, &[&person]).await?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -227,31 +606,174 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_session_ends_when_idle_when_too_old_and_when_its_person_is_signed_out() {
-        let sessions = Sessions::new(Duration::from_millis(200), Duration::from_secs(60));
-        let s = sessions.start(pat());
-        assert!(sessions.get(&s.id).is_some());
-        assert!(sessions.get("forged").is_none());
-        std::thread::sleep(Duration::from_millis(250));
-        assert!(sessions.get(&s.id).is_none(), "idle too long");
+    /// Both stores behave alike: idle and absolute ends, ending one
+    /// session or a person's, switching roles, and what a session carries.
+    async fn behaves(make: impl Fn(Duration, Duration) -> Sessions) {
+        let sessions = make(Duration::from_millis(1500), Duration::from_secs(60));
+        sessions.prepare().await.unwrap();
+        let s = sessions.start(pat()).await.unwrap();
+        assert!(sessions.get(&s.id).await.unwrap().is_some());
+        assert!(sessions.get("forged").await.unwrap().is_none());
+        tokio::time::sleep(Duration::from_millis(1700)).await;
+        assert!(
+            sessions.get(&s.id).await.unwrap().is_none(),
+            "idle too long"
+        );
 
-        let old = Sessions::new(Duration::from_secs(60), Duration::from_millis(100));
-        let s = old.start(pat());
-        std::thread::sleep(Duration::from_millis(150));
-        assert!(old.get(&s.id).is_none(), "past the absolute limit");
+        let old = make(Duration::from_secs(60), Duration::from_millis(1000));
+        let s = old.start(pat()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(old.get(&s.id).await.unwrap().is_some());
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert!(
+            old.get(&s.id).await.unwrap().is_none(),
+            "past the absolute limit"
+        );
 
-        let sessions = Sessions::new(Duration::from_secs(60), Duration::from_secs(60));
+        let sessions = make(Duration::from_secs(60), Duration::from_secs(60));
         let who = pat();
-        let (a, b) = (sessions.start(who.clone()), sessions.start(who.clone()));
-        let other = sessions.start(pat());
+        let (a, b) = (
+            sessions.start(who.clone()).await.unwrap(),
+            sessions.start(who.clone()).await.unwrap(),
+        );
+        let other = sessions.start(pat()).await.unwrap();
         assert_ne!(a.id, b.id);
         assert_ne!(a.csrf, b.csrf);
-        sessions.end_person(who.person_id);
-        assert!(sessions.get(&a.id).is_none() && sessions.get(&b.id).is_none());
-        assert!(sessions.get(&other.id).is_some());
-        sessions.end(&other.id);
-        assert!(sessions.get(&other.id).is_none());
+        sessions.end_person(who.person_id).await.unwrap();
+        assert!(sessions.get(&a.id).await.unwrap().is_none());
+        assert!(sessions.get(&b.id).await.unwrap().is_none());
+        assert!(sessions.get(&other.id).await.unwrap().is_some());
+        sessions.end(&other.id).await.unwrap();
+        assert!(sessions.get(&other.id).await.unwrap().is_none());
+
+        // What a session carries, read back as it was written.
+        let staff = Caller {
+            person_id: uuid::Uuid::now_v7(),
+            role: Role::Professional,
+            name: "Nina Patel".into(),
+        };
+        let s = sessions
+            .start_with_roles(staff.clone(), vec![Role::Professional, Role::Admin])
+            .await
+            .unwrap();
+        sessions.advance(&s.id, 42).await.unwrap();
+        sessions.advance(&s.id, 7).await.unwrap();
+        sessions.opened(&s.id, "a-thread").await.unwrap();
+        let acting = Acting {
+            patient_id: uuid::Uuid::now_v7(),
+            name: "Pat Jones".into(),
+        };
+        sessions.act_for(&s.id, Some(acting.clone())).await.unwrap();
+        let read = sessions.peek(&s.id).await.unwrap().unwrap();
+        assert_eq!(
+            (read.position, read.opened.as_deref()),
+            (42, Some("a-thread"))
+        );
+        assert_eq!(read.acting_for, Some(acting));
+        assert_eq!(
+            (read.caller.person_id, read.caller.name.as_str()),
+            (staff.person_id, "Nina Patel")
+        );
+        assert_eq!(read.roles, vec![Role::Professional, Role::Admin]);
+        assert_eq!(read.csrf, s.csrf);
+        assert!(
+            !sessions.work_as(&s.id, Role::Auditor).await.unwrap(),
+            "not granted"
+        );
+        assert!(sessions.work_as(&s.id, Role::Admin).await.unwrap());
+        let read = sessions.get(&s.id).await.unwrap().unwrap();
+        assert_eq!(read.caller.role, Role::Admin);
+        assert_eq!((read.acting_for, read.opened), (None, None));
+        assert!(sessions.alive_now(&s.id).await.unwrap());
+        sessions.end(&s.id).await.unwrap();
+        assert!(!sessions.alive_now(&s.id).await.unwrap());
+
+        // What a browser carries through a sign-in: looked at while it
+        // lasts, taken once, gone when it runs out or is forgotten.
+        let browser = random_token();
+        let long = Duration::from_secs(60);
+        sessions
+            .keep(&browser, "pending", "one", long)
+            .await
+            .unwrap();
+        sessions.keep(&browser, "held", "two", long).await.unwrap();
+        assert!(sessions.look("another", "pending").await.unwrap().is_none());
+        assert_eq!(
+            sessions.look(&browser, "pending").await.unwrap().as_deref(),
+            Some("one")
+        );
+        assert_eq!(
+            sessions.take(&browser, "pending").await.unwrap().as_deref(),
+            Some("one")
+        );
+        assert!(
+            sessions.take(&browser, "pending").await.unwrap().is_none(),
+            "taken once"
+        );
+        assert_eq!(
+            sessions.look(&browser, "held").await.unwrap().as_deref(),
+            Some("two")
+        );
+        sessions
+            .keep(&browser, "held", "three", long)
+            .await
+            .unwrap();
+        assert_eq!(
+            sessions.look(&browser, "held").await.unwrap().as_deref(),
+            Some("three")
+        );
+        sessions.forget(&browser, "held").await.unwrap();
+        assert!(sessions.look(&browser, "held").await.unwrap().is_none());
+        sessions
+            .keep(&browser, "pending", "brief", Duration::from_millis(300))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(
+            sessions.take(&browser, "pending").await.unwrap().is_none(),
+            "ran out"
+        );
+    }
+
+    #[tokio::test]
+    async fn sessions_in_this_process() {
+        behaves(Sessions::new).await;
+    }
+
+    #[tokio::test]
+    async fn sessions_in_the_database_are_shared_by_every_instance() {
+        let db = projections::testing::TestDatabase::new("websessions").await;
+        let pool = || projections::pool(&db.url, 2, "careline_web").unwrap();
+        behaves(|idle, absolute| Sessions::in_database(pool(), idle, absolute)).await;
+
+        // Two instances, one table: a session started on one is known to
+        // the other, and ended on the other it is ended on the first.
+        let (one, two) = (
+            Sessions::in_database(pool(), Duration::from_secs(60), Duration::from_secs(60)),
+            Sessions::in_database(pool(), Duration::from_secs(60), Duration::from_secs(60)),
+        );
+        let (a, b) = tokio::join!(one.prepare(), two.prepare());
+        a.unwrap();
+        b.unwrap();
+        let s = one.start(pat()).await.unwrap();
+        assert_eq!(
+            two.get(&s.id).await.unwrap().map(|s| s.csrf),
+            Some(s.csrf.clone())
+        );
+        // The table holds the id's hash, not the id.
+        let client = projections::connect(&db.url).await.unwrap();
+        let kept = client
+            .query_one(
+                "SELECT count(*) FILTER (WHERE id_hash = sha256(convert_to($1, 'UTF8'))), \
+                   count(*) FILTER (WHERE position(convert_to($1, 'UTF8') in id_hash) > 0) \
+                 FROM careline_web.sessions",
+                &[&s.id],
+            )
+            .await
+            .unwrap();
+        assert_eq!((kept.get::<_, i64>(0), kept.get::<_, i64>(1)), (1, 0));
+        two.end(&s.id).await.unwrap();
+        assert!(one.get(&s.id).await.unwrap().is_none());
     }
 
     #[test]

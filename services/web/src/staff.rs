@@ -57,7 +57,7 @@ pub(crate) async fn teams(State(web): State<Web>, SignedIn(session): SignedIn) -
             Some(&session),
             pages::staff::teams(&account),
         ),
-        Err(e) => web.failed(&session, &e),
+        Err(e) => web.failed(&session, &e).await,
     }
 }
 
@@ -131,7 +131,7 @@ pub(crate) async fn team_inbox(
             )
                 .into_response()
         }
-        Err(e) => web.failed(&session, &e),
+        Err(e) => web.failed(&session, &e).await,
     }
 }
 
@@ -207,7 +207,7 @@ pub(crate) async fn move_thread(
         format!("/threads/{id}")
     };
     match moved.await {
-        Ok(reply) => web.changed(&session, reply, &to),
+        Ok(reply) => web.changed(&session, reply, &to).await,
         Err(e) if crate::refusal(&e) => {
             let body = pages::problem_page("That was not done", e.message());
             (
@@ -216,7 +216,7 @@ pub(crate) async fn move_thread(
             )
                 .into_response()
         }
-        Err(e) => web.failed(&session, &e),
+        Err(e) => web.failed(&session, &e).await,
     }
 }
 
@@ -237,12 +237,15 @@ pub(crate) async fn note(
             .await
     };
     match posted.await {
-        Ok(reply) => web.changed(&session, reply, &format!("/threads/{id}#note")),
+        Ok(reply) => {
+            web.changed(&session, reply, &format!("/threads/{id}#note"))
+                .await
+        }
         Err(e) if crate::refusal(&e) => {
             crate::thread_with_problem(&web, &session, &id, "", text, "Your note was not added", &e)
                 .await
         }
-        Err(e) => web.failed(&session, &e),
+        Err(e) => web.failed(&session, &e).await,
     }
 }
 
@@ -319,7 +322,7 @@ pub(crate) async fn not_read(
             let body = pages::staff::not_read(&team, name, days, &reply);
             web.page("Not read by the patient", Some(&session), body)
         }
-        Err(e) => web.failed(&session, &e),
+        Err(e) => web.failed(&session, &e).await,
     }
 }
 
@@ -367,10 +370,15 @@ pub(crate) async fn start(
                 let body = pages::staff::start(&t.team_id, &t.name, search, found.as_ref());
                 web.page("Start a conversation", Some(&session), body)
             }
-            None => web.failed(
-                &session,
-                &Status::permission_denied("only the team's members start conversations from it"),
-            ),
+            None => {
+                web.failed(
+                    &session,
+                    &Status::permission_denied(
+                        "only the team's members start conversations from it",
+                    ),
+                )
+                .await
+            }
         },
         Err(e) if e.code() == Code::InvalidArgument => {
             let body = pages::problem_page("That search does not work", e.message());
@@ -380,7 +388,7 @@ pub(crate) async fn start(
             )
                 .into_response()
         }
-        Err(e) => web.failed(&session, &e),
+        Err(e) => web.failed(&session, &e).await,
     }
 }
 
@@ -438,7 +446,7 @@ pub(crate) async fn add_page(
             let body = pages::staff::add_people(&summary, &who, &session, &[], None);
             web.page("Add to the conversation", Some(&session), body)
         }
-        Err(e) => web.failed(&session, &e),
+        Err(e) => web.failed(&session, &e).await,
     }
 }
 
@@ -462,7 +470,10 @@ pub(crate) async fn add(
             .await
     };
     match added.await {
-        Ok(reply) => web.changed(&session, reply, &format!("/threads/{id}")),
+        Ok(reply) => {
+            web.changed(&session, reply, &format!("/threads/{id}"))
+                .await
+        }
         Err(e) if crate::refusal(&e) => match adding(&web, &session, &id).await {
             Ok((summary, who)) => {
                 let problem = pages::error_box("Nobody was added", &crate::plain_refusal(&e));
@@ -470,8 +481,8 @@ pub(crate) async fn add(
                     pages::staff::add_people(&summary, &who, &session, &chosen, Some(problem));
                 web.form_page("Add to the conversation", &session, body, true)
             }
-            Err(e) => web.failed(&session, &e),
+            Err(e) => web.failed(&session, &e).await,
         },
-        Err(e) => web.failed(&session, &e),
+        Err(e) => web.failed(&session, &e).await,
     }
 }

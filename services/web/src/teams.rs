@@ -24,11 +24,11 @@ pub(crate) async fn message(
     let patient = match crate::writing_in(&web, &session, "").await {
         Ok(Some(p)) => p,
         Ok(None) => return crate::not_for_you(&web, &session),
-        Err(e) => return web.failed(&session, &e),
+        Err(e) => return web.failed(&session, &e).await,
     };
     let who = match crate::who_can_i_message(&web, &session, &patient).await {
         Ok(who) => who,
-        Err(e) => return web.failed(&session, &e),
+        Err(e) => return web.failed(&session, &e).await,
     };
     let offered = who
         .teams
@@ -91,7 +91,7 @@ pub(crate) async fn join_page(
     uri: axum::http::Uri,
     Path(code): Path<String>,
 ) -> Response {
-    let session = match web.signed_in(&headers, &uri) {
+    let session = match web.signed_in(&headers, &uri).await {
         Ok(session) => session,
         Err(to_sign_in) => {
             return crate::linking::join_page(&web, &headers, &code)
@@ -123,7 +123,7 @@ pub(crate) async fn join_page(
             )
                 .into_response()
         }
-        Err(e) => web.failed(&session, &e),
+        Err(e) => web.failed(&session, &e).await,
     }
 }
 
@@ -152,6 +152,7 @@ pub(crate) async fn join(
     match joined.await {
         Ok((team, reply)) => {
             web.changed(&session, reply, &format!("/teams/{}/message", team.team_id))
+                .await
         }
         Err(e)
             if matches!(
@@ -166,6 +167,6 @@ pub(crate) async fn join(
             )
                 .into_response()
         }
-        Err(e) => web.failed(&session, &e),
+        Err(e) => web.failed(&session, &e).await,
     }
 }
