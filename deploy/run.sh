@@ -12,16 +12,20 @@
 #      target/careline-dev/mail/new/, unless CARELINE_SMTP_HOST is set);
 #   4. seeds the demo organisation and writes tokens for everyone in it to
 #      target/careline-dev/demo.env;
-#   5. starts the web pages on 127.0.0.1:8080, with demo sign-in and a demo
-#      OpenID Connect provider on 127.0.0.1:8091 (when deploy/web-tools has
-#      its Node.js packages, which ensure-services.sh installs);
+#   5. starts the web pages on 127.0.0.1:8080 (sessions in PostgreSQL),
+#      with demo sign-in and a demo OpenID Connect provider on
+#      127.0.0.1:8091 (when deploy/web-tools has its Node.js packages, which
+#      ensure-services.sh installs);
 #   6. follows the event log until Ctrl-C, which stops everything it started.
 #
 # With --cluster the log is on a 3-node JetStream cluster on loopback
 # instead (deploy/cluster/cluster.sh: a current nats-server, every write
 # on disk before it is acknowledged, 3 replicas, the same users and TLS,
 # routes authenticated and on mutual TLS; its stores in
-# target/careline-dev/cluster, read models in database careline_cluster).
+# target/careline-dev/cluster, read models in database careline_cluster),
+# and every service runs twice (the second instance on the ports ten above
+# the first's), the web pages behind nginx terminating TLS on
+# https://127.0.0.1:8443 (deploy/web/nginx.sh).
 #
 # A development token key pair is created once in target/careline-dev/ when
 # CARELINE_TOKEN_SIGNING_KEY is not set, so demo tokens stay valid across
@@ -172,18 +176,37 @@ for _ in $(seq 1 30); do
 done
 env $(as admin) "$bin/careline" status > /dev/null
 
-env $(as command) "$bin/careline-command" > "$dev/command.log" 2>&1 &
-pids+=($!)
-wait_for_port "the command service" "$CARELINE_COMMAND_ADDR" "$dev/command.log"
-echo "careline: command service on $CARELINE_COMMAND_ADDR (log: $dev/command.log)"
-env $(as inbox) "$bin/careline-inbox" > "$dev/inbox.log" 2>&1 &
-pids+=($!)
-wait_for_port "the inbox service" "$CARELINE_INBOX_ADDR" "$dev/inbox.log"
-echo "careline: inbox service on $CARELINE_INBOX_ADDR (log: $dev/inbox.log)"
-env $(as audit) "$bin/careline-audit" > "$dev/audit.log" 2>&1 &
-pids+=($!)
-wait_for_port "the audit service" "$CARELINE_AUDIT_ADDR" "$dev/audit.log"
-echo "careline: audit service on $CARELINE_AUDIT_ADDR (log: $dev/audit.log)"
+# One instance of each service; with --cluster two, the second on the
+# ports ten above the first's (gRPC and metrics), and the callers (the web
+# service, the CLI) spread their calls over both.
+instances=1
+if [ "$cluster" = 1 ]; then instances=2; fi
+instance_addr() { # host:port N: instance N's address
+  if [ "$2" = 1 ]; then echo "$1"; else echo "${1%:*}:$(( ${1##*:} + 10 ))"; fi
+}
+urls() { # NAME: the comma-separated URLs of every instance of service NAME
+  local var="CARELINE_${1^^}_ADDR" list="" n
+  for n in $(seq 1 "$instances"); do list="$list${list:+,}http://$(instance_addr "${!var}" "$n")"; done
+  echo "$list"
+}
+start_service() { # NAME USER BINARY [VAR=VALUE...]: every instance of a service
+  local name=$1 user=$2 binary=$3 n addr metrics log
+  shift 3
+  local addr_var="CARELINE_${name^^}_ADDR" metrics_var="CARELINE_${name^^}_METRICS_ADDR"
+  for n in $(seq 1 "$instances"); do
+    addr=$(instance_addr "${!addr_var}" "$n")
+    metrics=$(instance_addr "${!metrics_var}" "$n")
+    log="$dev/$name.log"
+    if [ "$n" != 1 ]; then log="$dev/$name-$n.log"; fi
+    env $(as "$user") "$addr_var=$addr" "$metrics_var=$metrics" "$@" "$bin/$binary" > "$log" 2>&1 &
+    pids+=($!)
+    wait_for_port "the $name service" "$addr" "$log"
+    echo "careline: $name service on $addr (metrics on $metrics; log: $log)"
+  done
+}
+start_service command command careline-command
+start_service inbox inbox careline-inbox
+start_service audit audit careline-audit
 if [ -z "${CARELINE_SMTP_HOST:-}" ]; then
   python3 -m aiosmtpd -n -l 127.0.0.1:2525 -c aiosmtpd.handlers.Mailbox "$dev/mail" > "$dev/mail.log" 2>&1 &
   pids+=($!)
@@ -191,10 +214,7 @@ if [ -z "${CARELINE_SMTP_HOST:-}" ]; then
   export CARELINE_SMTP_HOST=127.0.0.1 CARELINE_SMTP_PORT=2525 CARELINE_SMTP_TLS=none
   echo "careline: local mail sink on 127.0.0.1:2525 (emails land in $dev/mail/new/)"
 fi
-env $(as notify) CARELINE_EMAIL_LINK_SIGNING_KEY="$link_key" "$bin/careline-notify" > "$dev/notify.log" 2>&1 &
-pids+=($!)
-wait_for_port "the notification service" "$CARELINE_NOTIFY_ADDR" "$dev/notify.log"
-echo "careline: notification service on $CARELINE_NOTIFY_ADDR (log: $dev/notify.log)"
+start_service notify notify careline-notify CARELINE_EMAIL_LINK_SIGNING_KEY="$link_key"
 
 env $(as reader) "$bin/careline" status
 echo
@@ -202,11 +222,22 @@ echo
 [ -s "$dev/admin-id" ] || cat /proc/sys/kernel/random/uuid > "$dev/admin-id"
 CARELINE_DEMO_ADMIN=$(cat "$dev/admin-id") \
 CARELINE_TOKEN_SIGNING_KEY=$signing_key CARELINE_EMAIL_LINK_SIGNING_KEY=$link_key \
-CARELINE_COMMAND_URL="http://$CARELINE_COMMAND_ADDR" "$bin/careline" demo --env-file "$dev/demo.env" \
+CARELINE_COMMAND_URL="$(urls command)" "$bin/careline" demo --env-file "$dev/demo.env" \
   --people-file "$dev/demo-people.tsv"
 
-# The web pages, with demo sign-in (every page says it is on).
+# The web pages, with demo sign-in (every page says it is on); sessions in
+# PostgreSQL, so a restarted web service keeps them. With --cluster, two
+# instances (127.0.0.1:8081 and :8082) behind nginx terminating TLS on
+# 127.0.0.1:8443 (deploy/web/nginx.sh; the certificate of the cluster's CA).
 export CARELINE_WEB_ADDR=${CARELINE_WEB_ADDR:-127.0.0.1:8080}
+web_url="http://$CARELINE_WEB_ADDR"
+web_addrs=("$CARELINE_WEB_ADDR")
+web_env=(CARELINE_WEB_DATABASE_URL="$DATABASE_URL")
+if [ "$cluster" = 1 ]; then
+  web_addrs=(127.0.0.1:8081 127.0.0.1:8082)
+  web_url="https://127.0.0.1:8443"
+  web_env+=(CARELINE_WEB_SECURE_COOKIES=true CARELINE_BASE_URL="$web_url")
+fi
 # And a demo identity provider (deploy/web-tools/oidc-provider.mjs: its
 # development sign-in takes any username and password), to try the real
 # sign-in: sign up with the renal join code, or link by a registration email.
@@ -215,7 +246,7 @@ oidc_note=""
 if command -v node >/dev/null 2>&1 && [ -d deploy/web-tools/node_modules/oidc-provider ]; then
   [ -s "$dev/oidc-secret" ] || (umask 077; head -c 24 /dev/urandom | base64 | tr -d '/+=' > "$dev/oidc-secret")
   oidc_port=${CARELINE_DEMO_OIDC_PORT:-8091}
-  callback="http://$CARELINE_WEB_ADDR/sign-in/callback"
+  callback="$web_url/sign-in/callback"
   (cd deploy/web-tools && exec node oidc-provider.mjs "$oidc_port" careline-web "$(cat "$dev/oidc-secret")" "$callback") \
     > "$dev/oidc.log" 2>&1 &
   pids+=($!)
@@ -228,17 +259,35 @@ Or \"Sign in with the demo identity provider\" (any username, any password): a n
 username is not linked to anyone; enter the renal join code printed above to sign up."
   echo "careline: demo identity provider on http://127.0.0.1:$oidc_port (log: $dev/oidc.log)"
 fi
-env "${oidc_env[@]}" \
-CARELINE_TOKEN_SIGNING_KEY=$signing_key CARELINE_WEB_DEMO_PEOPLE="$dev/demo-people.tsv" \
-CARELINE_COMMAND_URL="http://$CARELINE_COMMAND_ADDR" CARELINE_INBOX_URL="http://$CARELINE_INBOX_ADDR" \
-CARELINE_AUDIT_URL="http://$CARELINE_AUDIT_ADDR" CARELINE_NOTIFY_URL="http://$CARELINE_NOTIFY_ADDR" "$bin/careline-web" > "$dev/web.log" 2>&1 &
-pids+=($!)
-wait_for_port "the web service" "$CARELINE_WEB_ADDR" "$dev/web.log"
-echo "careline: web pages on http://$CARELINE_WEB_ADDR (demo sign-in; log: $dev/web.log)"
+n=0
+for addr in "${web_addrs[@]}"; do
+  n=$((n + 1))
+  log="$dev/web.log"
+  if [ "$n" != 1 ]; then log="$dev/web-$n.log"; fi
+  env "${oidc_env[@]}" "${web_env[@]}" CARELINE_WEB_ADDR="$addr" \
+    CARELINE_WEB_METRICS_ADDR="$(instance_addr "$CARELINE_WEB_METRICS_ADDR" "$n")" \
+    CARELINE_TOKEN_SIGNING_KEY=$signing_key CARELINE_WEB_DEMO_PEOPLE="$dev/demo-people.tsv" \
+    CARELINE_COMMAND_URL="$(urls command)" CARELINE_INBOX_URL="$(urls inbox)" \
+    CARELINE_AUDIT_URL="$(urls audit)" CARELINE_NOTIFY_URL="$(urls notify)" "$bin/careline-web" > "$log" 2>&1 &
+  pids+=($!)
+  wait_for_port "the web service" "$addr" "$log"
+  echo "careline: web pages on http://$addr (demo sign-in; log: $log)"
+done
+ca_note=""
+if [ "$cluster" = 1 ]; then
+  deploy/web/nginx.sh "$PWD/$dev/nginx" 127.0.0.1:8443 "$PWD/$dev/cluster/tls/server.pem" \
+    "$PWD/$dev/cluster/tls/server.key" "${web_addrs[@]}" > "$dev/nginx.log" 2>&1 &
+  pids+=($!)
+  wait_for_port "nginx" 127.0.0.1:8443 "$dev/nginx.log"
+  echo "careline: nginx terminating TLS on 127.0.0.1:8443 in front of both (log: $dev/nginx/error.log)"
+  ca_note="
+Its certificate is from the demo cluster's own CA: trust $dev/cluster/tls/ca.pem,
+or accept the browser's warning."
+fi
 
 cat <<EOF
 
-Open http://$CARELINE_WEB_ADDR in a browser and sign in as Pat Jones (a patient).$oidc_note
+Open $web_url in a browser and sign in as Pat Jones (a patient).$ca_note$oidc_note
 
 Or try the API (in another terminal):
   source $dev/demo.env

@@ -770,7 +770,23 @@ async fn a_nurse_works_the_renal_inbox_through_the_pages() {
     let mut lead = browser(&s, &org);
     let page = lead.sign_in(&org.lead, &format!("/threads/{thread}")).await;
     assert!(page.body.contains("Assign to a colleague"), "{}", page.body);
-    assert!(page.body.contains(&specialist), "{}", page.body);
+    // Offered: the professionals on the patient side (Nina, who holds it,
+    // is not); the specialist on the staff side is not (the rules refuse).
+    let offered = page
+        .body
+        .split("<select id=\"assignee\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</select>").next())
+        .unwrap_or_else(|| panic!("no colleagues offered: {}", page.body));
+    assert!(
+        offered.contains(&org.nurse2.person_id.to_string()),
+        "{offered}"
+    );
+    assert!(!offered.contains(&specialist), "{offered}");
+    assert!(
+        !offered.contains(&org.lead.person_id.to_string()),
+        "{offered}"
+    );
 
     // Archived, then reopened; a move that is not one is refused.
     let archived = nina

@@ -265,10 +265,20 @@ pub fn moves(detail: &pb::ThreadDetail, session: &Session, leads: &[String]) -> 
     let archived = summary.status == pb::ThreadStatus::Archived as i32;
     let complete = summary.status == pb::ThreadStatus::Complete as i32;
     let leading = summary.team_ids.iter().any(|t| leads.contains(t));
-    let colleagues: Vec<&pb::Person> = summary
+    // Whom the rules let a lead assign it to: a professional on the
+    // patient side now (the staff side is not shown to the patient), every
+    // one of them (a summary names only the first few), not the assignee.
+    let assignee = summary.assignee.as_ref().map(|a| a.person_id.as_str());
+    let colleagues: Vec<&pb::Person> = detail
         .participants
         .iter()
-        .filter(|p| leading && p.kind == pb::PersonKind::Professional as i32 && p.person_id != me)
+        .filter(|h| leading && h.active && !h.staff_side)
+        .filter_map(|h| h.person.as_ref())
+        .filter(|p| {
+            p.kind == pb::PersonKind::Professional as i32
+                && p.person_id != me
+                && Some(p.person_id.as_str()) != assignee
+        })
         .collect();
     let button = |what: &str, label: &str, key: &str| {
         html! {
