@@ -13,8 +13,13 @@
 //! client channel and SIGKILLs one of them under the same load: the
 //! clients' retries, with the same command ids, reach the other.
 //!
-//! `DRILL_SECONDS` (12) and `DRILL_WRITERS` (8) make them longer or
-//! busier.
+//! The fourth stops PostgreSQL (a server of the drill's own) at once, as a
+//! crash, under the load and starts it again: writing goes on (it needs
+//! only the log), the inbox's reads answer UNAVAILABLE while it is down and
+//! recover, and the inbox, caught up, holds every acknowledged message once.
+//!
+//! `DRILL_SECONDS` (12) and `DRILL_WRITERS` (8; 4 for PostgreSQL's) make
+//! them longer or busier.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -251,14 +256,18 @@ fn post_until(
     (tally, load)
 }
 
+/// What [`load_on`] started: when, its tally, its writers, and the
+/// organisation it seeded.
+type Load = (
+    Instant,
+    Arc<Mutex<Tally>>,
+    Vec<tokio::task::JoinHandle<()>>,
+    careline_client::DemoOrg,
+);
+
 /// A demo organisation seeded through `signer`, a thread of its patient's
-/// for each of `writers`, and the load on them for `seconds` from now:
-/// when it started, its tally and its writers.
-async fn load_on(
-    signer: &careline_client::Signer,
-    writers: usize,
-    seconds: u64,
-) -> (Instant, Arc<Mutex<Tally>>, Vec<tokio::task::JoinHandle<()>>) {
+/// for each of `writers`, and the load on them for `seconds` from now.
+async fn load_on(signer: &careline_client::Signer, writers: usize, seconds: u64) -> Load {
     let org = seed(signer).await.unwrap();
     let mut threads = Vec::new();
     for _ in 0..writers {
@@ -271,7 +280,7 @@ async fn load_on(
         threads,
         started + Duration::from_secs(seconds),
     );
-    (started, tally, load)
+    (started, tally, load, org)
 }
 
 /// How often each message id is in the log.
@@ -361,7 +370,7 @@ async fn a_stream_leader_killed_under_load_loses_and_doubles_no_acknowledged_mes
 
     let addr = testkit::run_command(store.clone()).await;
     let signer = testkit::signer(testkit::channel(addr).await);
-    let (started, tally, load) = load_on(&signer, writers, seconds).await;
+    let (started, tally, load, _) = load_on(&signer, writers, seconds).await;
 
     // The fault: the stream's leader dies a quarter of the way in, and is
     // back half way.
@@ -483,7 +492,7 @@ async fn a_command_instance_killed_under_load_leaves_its_clients_to_the_other() 
         .await
         .unwrap();
     let signer = testkit::signer(channel);
-    let (started, tally, load) = load_on(&signer, writers, seconds).await;
+    let (started, tally, load, _) = load_on(&signer, writers, seconds).await;
 
     // Instance A dies a third of the way in (calls in flight on it are
     // lost with it) and comes back two thirds of the way.
@@ -578,4 +587,264 @@ async fn a_server_without_the_clusters_credentials_cannot_join_it() {
             }
         );
     }
+}
+
+/// A PostgreSQL server of the drill's own (the machine's `initdb` and
+/// `pg_ctl`; run as user postgres when the drill runs as root), on a port
+/// of its own, so that it can be stopped without touching anyone else's;
+/// removed on drop.
+struct Postgres {
+    bin: PathBuf,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl Postgres {
+    fn bin_dir() -> PathBuf {
+        let found = Command::new("sh")
+            .args([
+                "-c",
+                "command -v initdb || ls -d /usr/lib/postgresql/*/bin/initdb | sort -V | tail -n 1",
+            ])
+            .output()
+            .unwrap();
+        let initdb = String::from_utf8_lossy(&found.stdout).trim().to_string();
+        assert!(
+            !initdb.is_empty(),
+            "the drill needs PostgreSQL's initdb and pg_ctl"
+        );
+        std::fs::canonicalize(initdb)
+            .unwrap()
+            .parent()
+            .unwrap()
+            .to_path_buf()
+    }
+
+    /// `program` of PostgreSQL's with `args`, as user postgres when root.
+    fn run(&self, program: &str, args: &[&str]) {
+        let program = self.bin.join(program);
+        let root = Command::new("id").arg("-u").output().unwrap().stdout == b"0\n";
+        let mut command = if root {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&program);
+            c
+        } else {
+            Command::new(&program)
+        };
+        let out = command
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{} {args:?}: {}",
+            program.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn start() -> Self {
+        let dir = std::env::temp_dir().join(format!("careline-pg-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // The server's user owns its folder.
+        let _ = Command::new("chown").args(["postgres:"]).arg(&dir).status();
+        let pg = Self {
+            bin: Self::bin_dir(),
+            dir,
+            port: testkit::free_port(),
+        };
+        let data = pg.data();
+        pg.run(
+            "initdb",
+            &[
+                "-D",
+                &data,
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+        );
+        pg.up();
+        pg
+    }
+
+    fn data(&self) -> String {
+        self.dir.join("data").to_str().unwrap().to_string()
+    }
+
+    fn up(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.dir.display()
+        );
+        let log = self.dir.join("log").to_str().unwrap().to_string();
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                &self.data(),
+                "-l",
+                &log,
+                "-o",
+                &options,
+                "-w",
+                "start",
+            ],
+        );
+    }
+
+    /// Stops the server at once, as a crash would (no shutdown checkpoint:
+    /// it recovers from its write-ahead log when started again).
+    fn crash(&self) {
+        self.run(
+            "pg_ctl",
+            &["-D", &self.data(), "-m", "immediate", "-w", "stop"],
+        );
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.crash()));
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Reads of the inbox during the drill, by phase (before, while
+/// PostgreSQL is down, after) and answer.
+#[derive(Default, Debug)]
+struct Reads {
+    by_phase: BTreeMap<(u8, String), u64>,
+    /// When the first read succeeded after the restart.
+    first_after: Option<Instant>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgresql_restarted_under_load_loses_no_message_and_reads_recover() {
+    let seconds: u64 = bench_setting("DRILL_SECONDS", 12);
+    let writers: usize = bench_setting("DRILL_WRITERS", 4);
+    let pg = Postgres::start();
+    let db = projections::testing::TestDatabase::on(&pg.url(), "pgdrill").await;
+    let stream = TestStream::new("pgdrill").await;
+    let store = stream.store().clone();
+    let addr = testkit::run_command(store.clone()).await;
+    let signer = testkit::signer(testkit::channel(addr).await);
+    let inbox = testkit::run_read::<inbox_service::startup::InboxParts, _>(
+        testkit::inbox_config(&db, &stream, Duration::from_secs(2)),
+        store.clone(),
+    )
+    .await;
+    let (started, tally, load, org) = load_on(&signer, writers, seconds).await;
+
+    // A clinician reads her inbox all along.
+    let crashed_at = started + Duration::from_secs(seconds) / 3;
+    let back_at = started + Duration::from_secs(seconds) * 2 / 3;
+    let reads = Arc::new(Mutex::new(Reads::default()));
+    let reader = {
+        let reads = reads.clone();
+        let mut client = proto::inbox::inbox_service_client::InboxServiceClient::with_interceptor(
+            inbox.channel().await,
+            testkit::bearer(&org.nurse),
+        );
+        let end = started + Duration::from_secs(seconds);
+        tokio::spawn(async move {
+            while Instant::now() < end {
+                let now = Instant::now();
+                let phase = if now < crashed_at {
+                    0
+                } else if now < back_at {
+                    1
+                } else {
+                    2
+                };
+                let answer = client
+                    .my_inbox(proto::inbox::MyInboxRequest::default())
+                    .await;
+                let code = match &answer {
+                    Ok(_) => "Ok".to_string(),
+                    Err(s) => format!("{:?}", s.code()),
+                };
+                {
+                    let mut r = reads.lock().unwrap();
+                    if phase == 2 && answer.is_ok() && r.first_after.is_none() {
+                        r.first_after = Some(Instant::now());
+                    }
+                    *r.by_phase.entry((phase, code)).or_default() += 1;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+
+    tokio::time::sleep_until(crashed_at.into()).await;
+    pg.crash();
+    let crashed = Instant::now();
+    tokio::time::sleep_until(back_at.into()).await;
+    pg.up();
+    let restarted = Instant::now();
+    for writer in load {
+        writer.await.unwrap();
+    }
+    reader.await.unwrap();
+
+    // The log has every acknowledged message once; the inbox, caught up,
+    // has each of them once too.
+    let in_log = messages_in_log(&store).await;
+    let head = testkit::caught_up(&inbox.checkpoint, &store).await;
+    let client = projections::connect(&db.url).await.unwrap();
+    let rows = client
+        .query(
+            "SELECT message_id::text, count(*) FROM inbox.messages GROUP BY 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    let in_inbox: HashMap<String, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let tally = tally.lock().unwrap();
+    let missing = tally
+        .acknowledged
+        .iter()
+        .filter(|(id, _)| !in_inbox.contains_key(id))
+        .count();
+    let doubled = in_inbox.values().filter(|&&n| n > 1).count();
+    let reads = reads.lock().unwrap();
+    let recovered = reads
+        .first_after
+        .map(|t| format!("{:.2} s", (t - restarted).as_secs_f64()));
+    let what = format!(
+        "PostgreSQL stopped at once (as a crash) at {:.1} s, back at {:.1} s; {writers} writers, {seconds} s; \
+         inbox reads by phase (0 before, 1 down, 2 after) {:?}, first read after the restart {recovered:?} later; \
+         inbox caught up to {head}: {} messages, missing {missing}, doubled {doubled}",
+        (crashed - started).as_secs_f64(),
+        (restarted - started).as_secs_f64(),
+        reads.by_phase,
+        in_inbox.len(),
+    );
+    verdict(&what, &tally, &in_log, restarted, &[]);
+    assert_eq!(missing, 0, "acknowledged messages missing from the inbox");
+    assert_eq!(doubled, 0, "messages in the inbox twice");
+    let down: Vec<_> = reads
+        .by_phase
+        .keys()
+        .filter(|(phase, code)| *phase == 1 && code != "Ok")
+        .map(|(_, code)| code.clone())
+        .collect();
+    assert!(
+        down.iter().all(|c| c == "Unavailable"),
+        "reads while PostgreSQL is down answer UNAVAILABLE: {:?}",
+        reads.by_phase
+    );
+    assert!(
+        reads.first_after.is_some(),
+        "reads recovered after the restart"
+    );
 }

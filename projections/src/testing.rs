@@ -35,7 +35,13 @@ fn with_database(url: &str, database: &str) -> String {
 
 impl TestDatabase {
     pub async fn new(label: &str) -> Self {
-        let admin_url = admin_url();
+        Self::on(&admin_url(), label).await
+    }
+
+    /// A fresh database on the server of `admin_url` (a maintenance
+    /// database's URL): a server of a test's own.
+    pub async fn on(admin_url: &str, label: &str) -> Self {
+        let admin_url = admin_url.to_string();
         let label: String = label
             .chars()
             .filter(|c| c.is_ascii_alphanumeric())
