@@ -129,7 +129,7 @@ macro_rules! summary_select {
 
 /// The filters of [`page!`] on a row `$a` carrying a thread's status,
 /// assignee, patient, last activity and id: `threads`, or a copy of them
-/// (`thread_teams`, a professional's `thread_participants`).
+/// (`thread_teams`, `professional_threads`).
 macro_rules! page_filters {
     ($a:literal) => {
         concat!(
@@ -217,8 +217,8 @@ const PAGE_PATIENT: &str = page!(visible_patient!());
 const PAGE_CARER: &str = page!(visible_carer!());
 /// A professional's page as the newest of a page from each way they see
 /// threads (`visible_professional!`), each an index range that stops at a
-/// page: each of their teams' `thread_teams` rows, their own participations
-/// (which carry the same copy), and the threads of each record a team of
+/// page: each of their teams' `thread_teams` rows, the threads they are on
+/// (`professional_threads`, the same copy), and the threads of each record a team of
 /// theirs holds a grant in force for. A thread reached several ways is one
 /// row (its copies agree: they are written in the thread's transaction).
 /// Parameters as [`page!`]'s.
@@ -230,8 +230,8 @@ const PAGE_PROFESSIONAL: &str = concat!(
     on_team!("tt"),
     newest!("tt"),
     ") x WHERE m.person_id = $1 \
-       UNION ALL (SELECT tp.thread_id, tp.last_activity_at FROM thread_participants tp \
-         WHERE tp.person_id = $1 AND tp.active AND tp.kind = 'professional' AND ",
+       UNION ALL (SELECT tp.thread_id, tp.last_activity_at FROM professional_threads tp \
+         WHERE tp.person_id = $1 AND ",
     page_filters!("tp"),
     on_team!("tp"),
     newest!("tp"),

@@ -62,14 +62,23 @@ const COPY_TO_TEAMS: &str = "UPDATE thread_teams tt SET status = t.status, assig
      FROM threads t WHERE t.thread_id = ANY($1::uuid[]) AND tt.thread_id = t.thread_id \
        AND (tt.status, tt.assignee, tt.last_activity_at, tt.patient_id) \
            IS DISTINCT FROM (t.status, t.assignee, t.last_activity_at, t.patient_id)";
-/// The same copy for the professionals on those threads (their own message
-/// list's index, V11).
-const COPY_TO_PARTICIPANTS: &str = "UPDATE thread_participants p SET status = t.status, assignee = t.assignee, \
-     last_activity_at = t.last_activity_at, patient_id = t.patient_id \
-     FROM threads t WHERE t.thread_id = ANY($1::uuid[]) AND p.thread_id = t.thread_id \
-       AND p.kind = 'professional' \
-       AND (p.status, p.assignee, p.last_activity_at, p.patient_id) \
-           IS DISTINCT FROM (t.status, t.assignee, t.last_activity_at, t.patient_id)";
+/// The same copy for the professionals on those threads now, one row each
+/// (`professional_threads`, V11: their own message list's index range); a
+/// professional no longer on one loses its row.
+const COPY_TO_PROFESSIONALS: &str = "WITH gone AS (DELETE FROM professional_threads pt \
+       USING thread_participants p \
+       WHERE p.thread_id = ANY($1::uuid[]) AND pt.person_id = p.person_id AND pt.thread_id = p.thread_id \
+         AND NOT (p.active AND p.kind = 'professional')) \
+     INSERT INTO professional_threads (person_id, thread_id, status, assignee, last_activity_at, patient_id) \
+     SELECT p.person_id, p.thread_id, t.status, t.assignee, t.last_activity_at, t.patient_id \
+     FROM thread_participants p JOIN threads t ON t.thread_id = p.thread_id \
+     WHERE p.thread_id = ANY($1::uuid[]) AND p.active AND p.kind = 'professional' \
+     ON CONFLICT (person_id, thread_id) DO UPDATE SET status = excluded.status, \
+       assignee = excluded.assignee, last_activity_at = excluded.last_activity_at, \
+       patient_id = excluded.patient_id \
+     WHERE (professional_threads.status, professional_threads.assignee, \
+            professional_threads.last_activity_at, professional_threads.patient_id) \
+       IS DISTINCT FROM (excluded.status, excluded.assignee, excluded.last_activity_at, excluded.patient_id)";
 const UPSERT_READ_MARKS: &str = "INSERT INTO read_marks (thread_id, person_id, seq, read_at) \
      SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int4[], $4::timestamptz[]) \
      ON CONFLICT (thread_id, person_id) DO UPDATE SET seq = excluded.seq, read_at = excluded.read_at \
@@ -413,7 +422,7 @@ impl Fold {
 }
 
 /// Copies the state of `threads` (as now written) to their teams' rows and
-/// their professionals' participations, where it changed: the team inbox's
+/// to a row per professional on them, where it changed: the team inbox's
 /// and a professional's message list's index ranges.
 pub(crate) async fn copy_state(
     tx: &Transaction<'_>,
@@ -424,7 +433,7 @@ pub(crate) async fn copy_state(
     }
     let threads: Vec<Uuid> = threads.iter().copied().collect();
     tx.execute(COPY_TO_TEAMS, &[&threads]).await?;
-    tx.execute(COPY_TO_PARTICIPANTS, &[&threads]).await?;
+    tx.execute(COPY_TO_PROFESSIONALS, &[&threads]).await?;
     Ok(())
 }
 

@@ -249,3 +249,75 @@ async fn a_rebuild_yields_exactly_the_live_tables() {
     assert_eq!((report.generation, report.replaced), (2, 1));
     assert_eq!(dump(&db.url).await, live);
 }
+
+/// A drill: two inbox processes on one database, the first leading (it
+/// holds the projection's lock), the second standing by, while the log
+/// keeps growing (a second world appended as they run). The leader is
+/// killed with SIGKILL mid-load: the standby takes the lock over and
+/// carries on to the head, and the tables equal an uninterrupted run's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_runner_killed_under_load_leaves_the_standby_to_finish() {
+    let stream = TestStream::new("standby").await;
+    append(
+        stream.store(),
+        generate(SPEC, Duration::from_secs(86_400)),
+        16,
+    )
+    .await;
+    let first = stream.store().last_position().await.unwrap();
+    let db = TestDatabase::new("standby").await;
+    let mut leader = Inbox::start(&stream, &db);
+    wait_until(
+        "the leader's progress",
+        Duration::from_secs(30),
+        async || checkpoint(&db.url).await > first / 10,
+    )
+    .await;
+    let _standby = Inbox::start(&stream, &db);
+
+    // The load: more events appended while they run.
+    let store = stream.store().clone();
+    let more = tokio::spawn(async move {
+        append(&store, generate(SPEC, Duration::from_secs(3_600)), 4).await;
+    });
+    wait_until("the load under way", Duration::from_secs(30), async || {
+        stream.store().last_position().await.unwrap() > first + first / 4
+    })
+    .await;
+    leader.kill();
+    let killed = Instant::now();
+    let at_kill = checkpoint(&db.url).await;
+    wait_until(
+        "the standby taking over",
+        Duration::from_secs(30),
+        async || checkpoint(&db.url).await > at_kill,
+    )
+    .await;
+    let took_over = killed.elapsed();
+    more.await.unwrap();
+    let head = stream.store().last_position().await.unwrap();
+    wait_until(
+        "the standby reaching the head",
+        Duration::from_secs(120),
+        async || checkpoint(&db.url).await == head,
+    )
+    .await;
+    let finished = killed.elapsed();
+
+    let uninterrupted = TestDatabase::new("standbyref").await;
+    reference_run(stream.store(), &uninterrupted).await;
+    let (a, b) = (dump(&db.url).await, dump(&uninterrupted.url).await);
+    println!(
+        "standby drill: {head} events ({} appended during the run); leader SIGKILLed at checkpoint \
+         {at_kill}; the standby moved the checkpoint on {:.2} s later and reached the head {:.2} s \
+         after the kill; tables equal to an uninterrupted run: {}",
+        head - first,
+        took_over.as_secs_f64(),
+        finished.as_secs_f64(),
+        a == b
+    );
+    for ((table, x), (_, y)) in a.iter().zip(&b) {
+        assert!(x == y, "table {table} differs after the takeover");
+    }
+    assert!(at_kill < head, "the leader finished before it was killed");
+}
