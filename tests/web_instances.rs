@@ -186,13 +186,45 @@ fn field(body: &str, name: &str) -> String {
 }
 
 /// A page of the instance on `port`, directly (plain HTTP, past the
-/// proxy), with the session cookie `session`.
+/// proxy), with the session cookie `session`; `extra` are more curl
+/// arguments (a form, a time limit).
+fn direct_with(port: u16, path: &str, session: &str, extra: &[&str]) -> (u16, String, String) {
+    let cookie = format!("Cookie: careline_session={session}");
+    let url = format!("http://127.0.0.1:{port}{path}");
+    let mut args = vec!["-H", cookie.as_str()];
+    args.extend_from_slice(extra);
+    args.push(url.as_str());
+    curl(&args)
+}
+
 fn direct(port: u16, path: &str, session: &str) -> (u16, String, String) {
-    curl(&[
-        "-H",
-        &format!("Cookie: careline_session={session}"),
-        &format!("http://127.0.0.1:{port}{path}"),
-    ])
+    direct_with(port, path, session, &[])
+}
+
+/// Signs `who` in through the proxy, in a browser of its own (cookie jar
+/// `jar` in `dir`): the browser and its session id.
+fn signed_in(
+    base: &str,
+    ca: &Path,
+    dir: &Path,
+    jar: &str,
+    who: &service_kit::Caller,
+) -> (Browser, String) {
+    let browser = Browser {
+        base: base.to_string(),
+        ca: ca.to_path_buf(),
+        jar: dir.join(jar),
+    };
+    let (_, _, page) = browser.get("/sign-in");
+    let csrf = field(&page, "csrf");
+    let id = who.person_id.to_string();
+    let (code, _, page) = browser.post(
+        "/sign-in/demo",
+        &[("csrf", &csrf), ("next", "/teams"), ("person_id", &id)],
+    );
+    assert_eq!(code, 303, "{page}");
+    let session = browser.session_cookie().expect("a session cookie").0;
+    (browser, session)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -287,6 +319,44 @@ async fn two_web_instances_behind_tls_share_sessions_and_survive_one_lost() {
     }
     let (by_one, by_two) = (one.lists_served(), two.lists_served());
 
+    // Two nurses on the same conversation, each on another instance: the
+    // one who writes is told to the other within 2 s (presence, shared
+    // through the sessions' database).
+    let thread = careline_client::demo::first_thread(&s.signer, &org)
+        .await
+        .unwrap();
+    let ca = certs.join("ca.pem");
+    let (_, nina) = signed_in(&pat.base, &ca, &dir, "nina", &org.nurse);
+    let (_, ned) = signed_in(&pat.base, &ca, &dir, "ned", &org.nurse2);
+    let conversation = format!("/threads/{thread}");
+    let (code, _, _) = direct(one.port, &conversation, &nina);
+    assert_eq!(code, 200);
+    let (code, _, page) = direct(two.port, &conversation, &ned);
+    assert_eq!(code, 200);
+    let ned_csrf = field(&page, "csrf");
+    let nina_port = one.port;
+    let nina_session = nina.clone();
+    let watching = std::thread::spawn(move || {
+        direct_with(
+            nina_port,
+            "/live",
+            &nina_session,
+            &["-N", "--max-time", "4"],
+        )
+        .2
+    });
+    // The stream ends 2.5 s after Ned starts writing.
+    std::thread::sleep(Duration::from_millis(1500));
+    let (code, _, _) = direct_with(
+        two.port,
+        &format!("/threads/{thread}/typing"),
+        &ned,
+        &["--data-raw", &format!("csrf={ned_csrf}")],
+    );
+    assert_eq!(code, 204);
+    let stream = watching.join().unwrap();
+    let told = stream.contains("event: presence") && stream.contains(&org.nurse2.name);
+
     // One instance lost: every page still answers.
     one.kill();
     let mut failed_after = 0;
@@ -320,8 +390,11 @@ async fn two_web_instances_behind_tls_share_sessions_and_survive_one_lost() {
         "web instances drill: {asked} pages through nginx (TLS) over 2 instances: \
          instance 1 answered {by_one}, instance 2 {by_two}, failed {failed}; \
          instance 1 SIGKILLed: {asked} pages, failed {failed_after}, instance 2 answered {by_two_after}; \
-         restarted, knew the session: {known_after_restart}; signed out: {ended:?}"
+         restarted, knew the session: {known_after_restart}; signed out: {ended:?}; \
+         a nurse writing on instance 2 told to a nurse on instance 1: {told}"
     );
+    assert!(told, "presence crosses instances: {stream}");
+
     assert_eq!(failed, 0, "every page answered");
     assert!(
         by_one > 0 && by_two > 0,

@@ -53,6 +53,85 @@ pub async fn connect_with(database_url: &str, tls: Option<&PgTls>) -> Result<Cli
     Ok(client)
 }
 
+/// Listens on PostgreSQL channel `channel` (LISTEN/NOTIFY) over a
+/// connection of its own (TLS as [`connect`]'s): each notification's
+/// payload as it comes. The receiver ends when the connection does (the
+/// caller listens again); dropping it closes the connection.
+pub async fn listen(
+    database_url: &str,
+    channel: &str,
+) -> Result<tokio::sync::mpsc::Receiver<String>, Error> {
+    if !channel
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
+        return Err(Error::Config(format!("{channel:?} is not a channel name")));
+    }
+    let mut config: tokio_postgres::Config = database_url
+        .parse()
+        .map_err(|e| Error::Config(format!("DATABASE_URL is not a PostgreSQL URL: {e}")))?;
+    config.options(QUIET);
+    let limit = Duration::from_secs(10);
+    let timed_out = || {
+        Error::Config(format!(
+            "PostgreSQL at {} did not answer within 10 s",
+            redact(database_url)
+        ))
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(256);
+    let client = match PgTls::from_env()? {
+        Some(tls) => {
+            config.ssl_mode(tokio_postgres::config::SslMode::Require);
+            let (client, connection) = tokio::time::timeout(limit, config.connect(tls))
+                .await
+                .map_err(|_| timed_out())??;
+            forward(connection, tx.clone());
+            client
+        }
+        None => {
+            let (client, connection) = tokio::time::timeout(limit, config.connect(NoTls))
+                .await
+                .map_err(|_| timed_out())??;
+            forward(connection, tx.clone());
+            client
+        }
+    };
+    client.batch_execute(&format!("LISTEN {channel}")).await?;
+    // The connection lives while someone receives.
+    tokio::spawn(async move {
+        tx.closed().await;
+        drop(client);
+    });
+    Ok(rx)
+}
+
+/// Drives `connection`, sending each notification's payload to `tx`.
+fn forward<S, T>(
+    mut connection: tokio_postgres::Connection<S, T>,
+    tx: tokio::sync::mpsc::Sender<String>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(message) = futures::StreamExt::next(&mut messages).await {
+            match message {
+                Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
+                    if tx.send(n.payload().to_string()).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "a listening connection closed");
+                    return;
+                }
+            }
+        }
+    });
+}
+
 fn drive<F>(connection: F)
 where
     F: std::future::Future<Output = Result<(), tokio_postgres::Error>> + Send + 'static,

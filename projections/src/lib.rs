@@ -42,7 +42,7 @@ mod tls;
 pub mod testing;
 
 pub use access::{AccessLog, Recorder, Shown};
-pub use db::{Failure, classify, connect, connect_with, describe_error, migrate, pool};
+pub use db::{Failure, classify, connect, connect_with, describe_error, listen, migrate, pool};
 
 /// The batch sizes a read service accepts (events per projection
 /// transaction), the same for every one.

@@ -65,7 +65,7 @@ struct Inner {
     demo: Option<Vec<DemoPerson>>,
     oidc: Option<Arc<oidc::Oidc>>,
     secure: bool,
-    presence: presence::Presence,
+    presence: Arc<presence::Presence>,
     base_url: String,
 }
 
@@ -122,7 +122,7 @@ impl Web {
                 demo,
                 oidc,
                 secure: config.secure_cookies,
-                presence: presence::Presence::default(),
+                presence: Arc::new(presence::Presence::default()),
                 base_url: config.base_url.clone(),
             }),
         }
@@ -1214,6 +1214,8 @@ pub struct Application {
     listener: tokio::net::TcpListener,
     web: Web,
     metrics: Option<std::net::SocketAddr>,
+    /// The sessions' database, where presence is shared too.
+    shared: Option<String>,
 }
 
 impl Application {
@@ -1276,6 +1278,7 @@ impl service_kit::Service for Application {
             listener,
             web: Web::with_sessions(backends, &config, demo, oidc, sessions),
             metrics: config.metrics,
+            shared: config.sessions_database.clone(),
         })
     }
 
@@ -1287,6 +1290,9 @@ impl service_kit::Service for Application {
 
     async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         tracing::info!(addr = %self.listener.local_addr()?, demo = self.web.demo(), "web pages served");
+        if let Some(url) = self.shared.clone() {
+            tokio::spawn(presence::relay(self.web.inner.presence.clone(), url));
+        }
         axum::serve(self.listener, router(self.web))
             .with_graceful_shutdown(shutdown)
             .await?;

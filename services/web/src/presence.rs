@@ -1,5 +1,8 @@
 //! Who is writing a reply where, right now: presence, not history. It lives
-//! in this process only (never an event on the log): a professional's page
+//! in the web service's own state (never an event on the log): in this
+//! process, and with sessions in PostgreSQL also told to every other
+//! instance through PostgreSQL's LISTEN/NOTIFY ([`relay`]), so that two
+//! nurses on different instances see each other. A professional's page
 //! says "typing" every few seconds while they write, and everyone else on
 //! that conversation's page is told within the second, through `/live`. It
 //! is told only to sessions whose own page of that conversation the inbox
@@ -45,7 +48,8 @@ impl Presence {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// `person` is writing a reply in `thread` now.
+    /// `person` is writing a reply in `thread` now (in this process; the
+    /// caller tells the other instances, [`announcement`]).
     pub fn typing(&self, thread: &str, person: Uuid, name: &str) {
         let now = Instant::now();
         {
@@ -84,6 +88,42 @@ impl Presence {
     /// The threads whose presence changes from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<String> {
         self.changed.subscribe()
+    }
+}
+
+/// The channel every instance listens on.
+pub const CHANNEL: &str = "careline_presence";
+
+#[derive(serde::Deserialize)]
+struct Announced {
+    thread: String,
+    person: String,
+    name: String,
+}
+
+/// What tells the other instances that `person` is writing in `thread`.
+pub fn announcement(thread: &str, person: Uuid, name: &str) -> String {
+    serde_json::json!({ "thread": thread, "person": person.to_string(), "name": name }).to_string()
+}
+
+/// Tells `presence` what every instance announces on the sessions'
+/// database `url`, for as long as the process runs (listening again a
+/// second after the connection is lost).
+pub async fn relay(presence: impl std::ops::Deref<Target = Presence>, url: String) {
+    loop {
+        match projections::listen(&url, CHANNEL).await {
+            Ok(mut heard) => {
+                while let Some(payload) = heard.recv().await {
+                    if let Ok(a) = serde_json::from_str::<Announced>(&payload)
+                        && let Ok(person) = Uuid::parse_str(&a.person)
+                    {
+                        presence.typing(&a.thread, person, &a.name);
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "presence is not shared with other instances"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 

@@ -552,6 +552,23 @@ impl Sessions {
         Ok(())
     }
 
+    /// Whether the sessions are shared by every instance (in the database).
+    pub fn shared(&self) -> bool {
+        matches!(self.store, Store::Database(_))
+    }
+
+    /// Tells every instance sharing the database `payload` on `channel`
+    /// (PostgreSQL's NOTIFY); nothing when the sessions are in this process.
+    pub async fn announce(&self, channel: &str, payload: &str) -> Result<(), StoreError> {
+        if let Store::Database(pool) = &self.store {
+            let client = pool.get().await?;
+            client
+                .execute("SELECT pg_notify($1, $2)", &[&channel, &payload])
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Ends every session of `person` (their account was closed).
     pub async fn end_person(&self, person: uuid::Uuid) -> Result<(), StoreError> {
         match &self.store {

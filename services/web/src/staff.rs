@@ -259,9 +259,28 @@ pub(crate) async fn typing(
     if session.caller.role != Role::Professional || session.opened.as_deref() != Some(&id) {
         return StatusCode::FORBIDDEN.into_response();
     }
-    web.inner
-        .presence
-        .typing(&id, session.caller.person_id, &session.caller.name);
+    let (person, name) = (session.caller.person_id, &session.caller.name);
+    // Shared, every instance (this one too) hears it from the database.
+    let told = if web.inner.sessions.shared() {
+        let announced = crate::presence::announcement(&id, person, name);
+        match web
+            .inner
+            .sessions
+            .announce(crate::presence::CHANNEL, &announced)
+            .await
+        {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "presence was not told to the other instances");
+                false
+            }
+        }
+    } else {
+        false
+    };
+    if !told {
+        web.inner.presence.typing(&id, person, name);
+    }
     StatusCode::NO_CONTENT.into_response()
 }
 
