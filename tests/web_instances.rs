@@ -34,6 +34,19 @@ impl Drop for Process {
     }
 }
 
+/// nginx, stopped on drop with SIGTERM: its master then stops its workers
+/// (SIGKILL would leave them serving the port).
+struct Nginx(Child);
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
 fn wait_for_port(port: u16, what: &str) {
     let started = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -283,7 +296,7 @@ async fn two_web_instances_behind_tls_share_sessions_and_survive_one_lost() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let _nginx = Process(nginx);
+    let _nginx = Nginx(nginx);
     wait_for_port(proxy_port, "nginx");
 
     // Pat signs in once, over TLS.
