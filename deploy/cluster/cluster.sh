@@ -16,6 +16,17 @@
 #                                 cert, has no certificate of the cluster's
 #                                 CA): a drill, it must not join; stopped
 #                                 with the rest
+#   cluster.sh partition DIR N    cut node N off the network (netns only)
+#   cluster.sh heal DIR N         join it again
+#
+# With CARELINE_CLUSTER_NETNS=1 at start (root, and iproute2's ip), each
+# node runs in a network namespace of its own, as a machine of its own:
+# addresses 10.X.Y.2-4, joined by a bridge (in a namespace of the
+# cluster's) to this host, which is 10.X.Y.1 (X.Y from BASE, so clusters
+# on other bases do not meet). A partition takes the node's link down:
+# nothing is refused or reset, packets are lost, as when a machine's
+# network fails; its peers and its clients must notice by themselves.
+# Stopping the cluster removes the namespaces.
 #
 # The routes between nodes are authenticated (user route, a password made
 # once in DIR/route-password, or CARELINE_CLUSTER_ROUTE_PASSWORD) and on
@@ -30,7 +41,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
 say() { printf 'careline: %s\n' "$*" >&2; }
-usage() { sed -n '6,18p' "$0" >&2; exit 2; }
+usage() { sed -n '6,30p' "$0" >&2; exit 2; }
 
 cmd=${1:-}; dir=${2:-}
 [ -n "$cmd" ] && [ -n "$dir" ] || usage
@@ -38,14 +49,52 @@ mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 
 base() { cat "$dir/base" 2>/dev/null || echo 4231; }
+netns() { [ -f "$dir/netns" ]; }
+subnet() { local t=$(($(base) / 10)); echo "10.$((200 + t / 256 % 50)).$((t % 256))"; }
+host() { # node: its address
+  if netns; then echo "$(subnet).$(($1 + 1))"; else echo 127.0.0.1; fi
+}
+ns() { echo "cl$(base)-$1"; } # a namespace of the cluster's: hub, n1, n2, n3
 urls() {
   local b; b=$(base)
-  echo "nats://127.0.0.1:$b,nats://127.0.0.1:$((b + 1)),nats://127.0.0.1:$((b + 2))"
+  echo "nats://$(host 1):$b,nats://$(host 2):$((b + 1)),nats://$(host 3):$((b + 2))"
 }
 
 healthy() { # node: whether its monitoring port says JetStream is healthy
   local port=$(($(base) + 20 + $1 - 1))
-  curl -fsS --max-time 2 "http://127.0.0.1:$port/healthz" 2>/dev/null | grep -q '"ok"'
+  curl -fsS --max-time 2 "http://$(host "$1"):$port/healthz" 2>/dev/null | grep -q '"ok"'
+}
+
+# The namespaces, the bridge and the links (CARELINE_CLUSTER_NETNS=1).
+net_up() {
+  [ "$(id -u)" = 0 ] || { say "network namespaces need root"; exit 1; }
+  command -v ip >/dev/null || { say "network namespaces need iproute2's ip"; exit 1; }
+  local s hub n; s=$(subnet); hub=$(ns hub)
+  touch "$dir/netns"
+  ip netns add "$hub"
+  ip -n "$hub" link add br0 type bridge
+  ip -n "$hub" link set br0 up
+  ip link add "cl$(base)" type veth peer name p0 netns "$hub"
+  ip addr add "$s.1/24" dev "cl$(base)"
+  ip link set "cl$(base)" up
+  ip -n "$hub" link set p0 master br0 up
+  for n in 1 2 3; do
+    ip netns add "$(ns "n$n")"
+    ip -n "$hub" link add "p$n" type veth peer name eth0 netns "$(ns "n$n")"
+    ip -n "$hub" link set "p$n" master br0 up
+    ip -n "$(ns "n$n")" addr add "$s.$((n + 1))/24" dev eth0
+    ip -n "$(ns "n$n")" link set eth0 up
+    ip -n "$(ns "n$n")" link set lo up
+  done
+}
+
+net_down() {
+  local n
+  netns || return 0
+  for n in 1 2 3; do ip netns del "$(ns "n$n")" 2>/dev/null || true; done
+  ip netns del "$(ns hub)" 2>/dev/null || true
+  ip link del "cl$(base)" 2>/dev/null || true
+  rm -f "$dir/netns"
 }
 
 route_password() {
@@ -73,8 +122,8 @@ write_config() { # node
   mkdir -p "$dir/n$n"
   (umask 077; cat > "$dir/n$n.conf") <<CONF
 server_name: careline-n$n
-listen: 127.0.0.1:$((b + n - 1))
-http: 127.0.0.1:$((b + 20 + n - 1))
+listen: $(host "$n"):$((b + n - 1))
+http: $(host "$n"):$((b + 20 + n - 1))
 jetstream {
   store_dir: "$dir/n$n"
   # Acknowledge only what is on disk (the default flushes every 2 minutes).
@@ -83,8 +132,13 @@ jetstream {
 $(clients)
 cluster {
   name: careline
-  listen: 127.0.0.1:$((b + 10 + n - 1))
+  listen: $(host "$n"):$((b + 10 + n - 1))
   authorization { user: route, password: "$pw", timeout: 2 }
+  # A peer that answers no ping for 3 s is dropped with what it served
+  # (its queue subscriptions among them): requests stop going to a node
+  # that is cut off, rather than for the default's minutes.
+  ping_interval: "1s"
+  ping_max: 3
   tls {
     cert_file: "$dir/tls/server.pem"
     key_file: "$dir/tls/server.key"
@@ -93,9 +147,9 @@ cluster {
     timeout: 2
   }
   routes: [
-    nats-route://route:$pw@127.0.0.1:$((b + 10))
-    nats-route://route:$pw@127.0.0.1:$((b + 11))
-    nats-route://route:$pw@127.0.0.1:$((b + 12))
+    nats-route://route:$pw@$(host 1):$((b + 10))
+    nats-route://route:$pw@$(host 2):$((b + 11))
+    nats-route://route:$pw@$(host 3):$((b + 12))
   ]
 }
 CONF
@@ -131,7 +185,11 @@ start_node() { # node
   local n=$1 bin
   bin=$(cat "$dir/nats-server-path")
   [ -f "$dir/n$n.conf" ] || write_config "$n"
-  "$bin" -c "$dir/n$n.conf" >> "$dir/n$n.log" 2>&1 &
+  if netns && [ "$n" -le 3 ]; then
+    ip netns exec "$(ns "n$n")" "$bin" -c "$dir/n$n.conf" >> "$dir/n$n.log" 2>&1 &
+  else
+    "$bin" -c "$dir/n$n.conf" >> "$dir/n$n.log" 2>&1 &
+  fi
   echo $! > "$dir/n$n.pid"
 }
 
@@ -153,7 +211,12 @@ case "$cmd" in
   start)
     echo "${3:-4231}" > "$dir/base"
     "$here/nats-server.sh" > "$dir/nats-server-path"
-    "$here/../nats/dev-certs.sh" "$dir/tls"
+    if [ "${CARELINE_CLUSTER_NETNS:-}" = 1 ]; then
+      net_up
+      CARELINE_CERT_IPS="$(host 1) $(host 2) $(host 3)" "$here/../nats/dev-certs.sh" "$dir/tls"
+    else
+      "$here/../nats/dev-certs.sh" "$dir/tls"
+    fi
     for n in 1 2 3; do write_config "$n"; start_node "$n"; done
     wait_healthy 1 2 3
     say "3-node JetStream cluster up in $dir ($("$(cat "$dir/nats-server-path")" --version))"
@@ -180,6 +243,13 @@ case "$cmd" in
         rm -f "$dir/n$n.pid"
       fi
     done
+    net_down
+    ;;
+  partition|heal)
+    n=${3:?node}
+    netns || { say "$cmd needs a cluster started with CARELINE_CLUSTER_NETNS=1"; exit 1; }
+    if [ "$cmd" = partition ]; then state=down; else state=up; fi
+    ip -n "$(ns hub)" link set "p$n" "$state"
     ;;
   urls) echo "NATS_URL=$(urls)" ;;
   outsider)

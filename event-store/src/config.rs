@@ -19,8 +19,16 @@ pub struct StoreConfig {
     pub replicas: usize,
     /// JetStream's de-duplication window for `Nats-Msg-Id`.
     pub duplicate_window: Duration,
-    /// Upper bound on every request to NATS (connect, publish ack, API call).
+    /// Upper bound on every request to NATS (publish ack, API call).
     pub request_timeout: Duration,
+    /// How long one attempt to connect to one server may take; a node that
+    /// does not answer (cut off, powered off) costs this much before the
+    /// next is tried.
+    pub connect_timeout: Duration,
+    /// How often an idle connection is pinged: one that misses three pongs
+    /// in a row is given up and another server tried (a node cut off the
+    /// network sends no reset: without pings its clients would wait).
+    pub ping_interval: Duration,
     /// How long a service starting up waits for NATS and JetStream to
     /// answer (`JetStreamStore::connect_patiently`).
     pub startup_wait: Duration,
@@ -66,6 +74,8 @@ impl Default for StoreConfig {
             replicas: 1,
             duplicate_window: Duration::from_secs(10 * 60),
             request_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(2),
+            ping_interval: Duration::from_secs(1),
             startup_wait: Duration::from_secs(60),
             user: None,
             tls: None,
@@ -76,7 +86,8 @@ impl Default for StoreConfig {
 impl StoreConfig {
     /// Reads `NATS_URL`, `CARELINE_STREAM`, `CARELINE_PREFIX`,
     /// `CARELINE_STREAM_REPLICAS`, `CARELINE_DUPLICATE_WINDOW_SECS`,
-    /// `CARELINE_NATS_TIMEOUT_MS`, `NATS_USER` with `NATS_PASSWORD` (both
+    /// `CARELINE_NATS_TIMEOUT_MS`, `CARELINE_NATS_CONNECT_TIMEOUT_MS`,
+    /// `CARELINE_NATS_PING_MS`, `NATS_USER` with `NATS_PASSWORD` (both
     /// or neither) and `NATS_CA`, `NATS_CERT` with `NATS_KEY` (TLS), each
     /// falling back to its default.
     pub fn from_env() -> Result<Self, Error> {
@@ -135,6 +146,18 @@ impl StoreConfig {
                 .millis(
                     "CARELINE_NATS_TIMEOUT_MS",
                     defaults.request_timeout.as_millis() as u64,
+                )
+                .map_err(bad)?,
+            connect_timeout: settings
+                .millis(
+                    "CARELINE_NATS_CONNECT_TIMEOUT_MS",
+                    defaults.connect_timeout.as_millis() as u64,
+                )
+                .map_err(bad)?,
+            ping_interval: settings
+                .millis(
+                    "CARELINE_NATS_PING_MS",
+                    defaults.ping_interval.as_millis() as u64,
                 )
                 .map_err(bad)?,
             startup_wait: settings
@@ -210,6 +233,12 @@ impl StoreConfig {
         }
         if self.request_timeout < Duration::from_millis(10) {
             return bad("request timeout must be at least 10 ms".into());
+        }
+        if self.connect_timeout < Duration::from_millis(10) {
+            return bad("connect timeout must be at least 10 ms".into());
+        }
+        if self.ping_interval < Duration::from_millis(100) {
+            return bad("ping interval must be at least 100 ms".into());
         }
         Ok(())
     }

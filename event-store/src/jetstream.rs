@@ -43,6 +43,14 @@ const DIRECT_GET_LIMIT: u64 = 12;
 /// event again (see `JetStreamStore::publish_resending`).
 const ACK_RESEND: Duration = Duration::from_secs(1);
 
+/// The pauses before each read of a claim that exists but was not seen.
+const CLAIM_READ_BACK: [Duration; 4] = [
+    Duration::ZERO,
+    Duration::from_millis(50),
+    Duration::from_millis(200),
+    Duration::from_millis(500),
+];
+
 /// The JetStream event log. Clones share one connection.
 #[derive(Clone, Debug)]
 pub struct JetStreamStore {
@@ -389,13 +397,25 @@ impl EventStore for JetStreamStore {
         match claims.create(id, owner.to_string().into()).await {
             Ok(_) => Ok(None),
             Err(e) if e.kind() == CreateErrorKind::AlreadyExists => {
-                let holder = claims
-                    .get(id)
-                    .await
-                    .map_err(|e| Error::Unavailable(format!("cannot read command id {id}: {e}")))?
-                    .map(|v| String::from_utf8_lossy(&v).into_owned())
-                    .unwrap_or_default();
-                Ok((holder != owner).then_some(holder))
+                // A claim never changes once made, but a replica that has
+                // not applied it yet answers that there is none (a read
+                // is served by any replica): that is no other holder, so
+                // read again, and answer "unavailable" rather than guess.
+                // (A create whose acknowledgement was lost, retried,
+                // lands here too: it finds its own owner.)
+                for wait in CLAIM_READ_BACK {
+                    tokio::time::sleep(wait).await;
+                    let read = claims.get(id).await.map_err(|e| {
+                        Error::Unavailable(format!("cannot read command id {id}: {e}"))
+                    })?;
+                    if let Some(value) = read {
+                        let holder = String::from_utf8_lossy(&value).into_owned();
+                        return Ok((holder != owner).then_some(holder));
+                    }
+                }
+                Err(Error::Unavailable(format!(
+                    "command id {id} is recorded but cannot be read back yet"
+                )))
             }
             Err(e) if e.kind() == CreateErrorKind::InvalidKey => Err(Error::InvalidEvent(format!(
                 "command id {id:?} cannot be recorded"
@@ -550,7 +570,8 @@ async fn connect_client(config: &StoreConfig) -> Result<async_nats::Client, Erro
     };
     options = options
         .name("careline")
-        .connection_timeout(config.request_timeout)
+        .connection_timeout(config.connect_timeout)
+        .ping_interval(config.ping_interval)
         .request_timeout(Some(config.request_timeout));
     if let Some(tls) = &config.tls {
         options = options.require_tls(true);

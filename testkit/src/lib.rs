@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+pub mod mail;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
