@@ -274,13 +274,17 @@ const PEOPLE: &str =
 const TEAM: &str = "SELECT name FROM teams WHERE team_id = $1";
 const IS_MEMBER: &str =
     "SELECT EXISTS (SELECT 1 FROM team_members WHERE team_id = $1 AND person_id = $2)";
-const TEAM_COUNTS: &str = "SELECT count(*) FILTER (WHERE status <> 'archived' AND assignee IS NULL), \
-     count(*) FILTER (WHERE status <> 'archived' AND assignee IS NOT NULL), \
-     count(*) FILTER (WHERE status = 'archived') \
-     FROM thread_teams WHERE team_id = $1";
-const TEAM_HELPING: &str = "SELECT assignee, count(*) FROM thread_teams \
-     WHERE team_id = $1 AND status <> 'archived' AND assignee IS NOT NULL \
-     GROUP BY assignee ORDER BY count(*) DESC, assignee";
+/// A team's counts: unassigned, assigned, archived (from the tallies the
+/// projection keeps, V12: the nil UUID is "unassigned").
+const TEAM_COUNTS: &str = "SELECT \
+     coalesce(sum(threads) FILTER (WHERE NOT archived AND assignee = '00000000-0000-0000-0000-000000000000'), 0)::int8, \
+     coalesce(sum(threads) FILTER (WHERE NOT archived AND assignee <> '00000000-0000-0000-0000-000000000000'), 0)::int8, \
+     coalesce(sum(threads) FILTER (WHERE archived), 0)::int8 \
+     FROM team_tallies WHERE team_id = $1";
+/// Who is helping whom: each assignee's threads in the team, not archived.
+const TEAM_HELPING: &str = "SELECT assignee, threads FROM team_tallies \
+     WHERE team_id = $1 AND NOT archived AND assignee <> '00000000-0000-0000-0000-000000000000' \
+     ORDER BY threads DESC, assignee";
 
 /// A page of a thread's messages: the newest `$3` before seq `$2`, oldest
 /// first.

@@ -38,6 +38,7 @@ pub const TABLES: &[&str] = &[
     "grants",
     "threads",
     "thread_teams",
+    "team_tallies",
     "thread_participants",
     "professional_threads",
     "messages",

@@ -827,3 +827,46 @@ async fn a_team_member_finds_the_teams_patients_by_name() {
         assert_eq!(denied.code(), Code::PermissionDenied, "{}", who.name);
     }
 }
+
+/// A team inbox's counts and "who is helping whom" after each move (the
+/// projection keeps them as tallies): started, assigned, archived, left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn team_counts_follow_every_move() {
+    let s = system("tallies").await;
+    let org = s.org().await;
+    let mut threads = Vec::new();
+    for _ in 0..3 {
+        threads.push(first_thread(&s.signer, &org).await.unwrap());
+    }
+    let mut nurse = s.signer.client(&org.nurse).unwrap();
+    let mut lead = s.inbox(&org.lead);
+    let mut counts = async |at: u64| {
+        let reply = lead
+            .team_inbox(pb::TeamInboxRequest {
+                min_position: at,
+                team_id: org.renal.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let c = reply.counts.unwrap();
+        let helping: Vec<(String, u32)> = reply
+            .helping
+            .iter()
+            .map(|h| (h.assignee.as_ref().unwrap().name.clone(), h.threads))
+            .collect();
+        ((c.unassigned, c.assigned, c.archived), helping)
+    };
+    let nina = |n: u32| vec![("Nina Patel".to_string(), n)];
+
+    let at = nurse.assign(&threads[0], &org.nurse).await.unwrap();
+    assert_eq!(counts(at).await, ((2, 1, 0), nina(1)));
+    let at = nurse.assign(&threads[1], &org.nurse).await.unwrap();
+    assert_eq!(counts(at).await, ((1, 2, 0), nina(2)));
+    let at = nurse.archive(&threads[0]).await.unwrap();
+    assert_eq!(counts(at).await, ((1, 1, 1), nina(1)));
+    // Leaving a thread one holds unassigns it.
+    let at = nurse.leave(&threads[1]).await.unwrap();
+    assert_eq!(counts(at).await, ((2, 0, 1), vec![]));
+}
