@@ -153,7 +153,10 @@ macro_rules! page_filters {
             $a,
             ".last_activity_at, ",
             $a,
-            ".thread_id) < ($7, $8::uuid))"
+            ".thread_id) < ($7, $8::uuid)) \
+             AND ($10::uuid IS NULL OR ",
+            $a,
+            ".patient_id = $10)"
         )
     };
 }
@@ -185,7 +188,8 @@ macro_rules! newest {
 /// looked up by key (a covering index): a caller sees a few hundred
 /// threads of a table of hundreds of thousands. `$3` status (active,
 /// archived, all), `$4` assignment (any, me, unassigned, others), `$5` team,
-/// `$6` patient name pattern, `$7`/`$8` the cursor, `$9` the page size.
+/// `$6` patient name pattern, `$7`/`$8` the cursor, `$9` the page size,
+/// `$10` the patient.
 macro_rules! page {
     ($visible:expr) => {
         concat!(
@@ -378,6 +382,8 @@ pub struct ListFilter {
     pub name_pattern: Option<String>,
     /// Only threads a professional is on in person.
     pub on_by_name: bool,
+    /// Only threads in this patient's record.
+    pub patient: Option<Uuid>,
     pub cursor: Option<(SystemTime, Uuid)>,
     pub page_size: i64,
 }
@@ -591,6 +597,7 @@ async fn page(
             &cursor_at,
             &cursor_id,
             &filter.page_size,
+            &filter.patient,
         ],
     )
     .await

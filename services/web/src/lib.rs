@@ -745,6 +745,11 @@ async fn messages(
         filters: Some(inbox_pb::Filters {
             status: status as i32,
             on_by_name: list == pages::ListView::ByName,
+            // A carer's list: the patient they act for now, paged as such.
+            patient_id: acting
+                .as_ref()
+                .map(|a| a.patient_id.to_string())
+                .unwrap_or_default(),
             ..Default::default()
         }),
         page_size: LIST_PAGE,
@@ -756,11 +761,7 @@ async fn messages(
     };
     match answer {
         Ok(page) => {
-            let mut page = page.into_inner();
-            if let Some(a) = &acting {
-                let id = a.patient_id.to_string();
-                page.threads.retain(|t| t.patient_id == id);
-            }
+            let page = page.into_inner();
             let can_write = matches!(session.caller.role, Role::Patient | Role::Carer);
             let about = acting.as_ref().map(|a| a.name.as_str());
             let body = pages::messages(&page, list, staff, can_write, about, !q.cursor.is_empty());

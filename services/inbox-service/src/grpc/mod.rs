@@ -105,6 +105,11 @@ fn filter(filters: Option<pb::Filters>, page_size: u32, cursor: &str) -> Result<
     } else {
         Some(TeamId::parse("filters.team_id", &filters.team_id)?.uuid())
     };
+    let patient = if filters.patient_id.is_empty() {
+        None
+    } else {
+        Some(PatientId::parse("filters.patient_id", &filters.patient_id)?.uuid())
+    };
     let page_size = match page_size {
         0 => PAGE_DEFAULT,
         n if n > PAGE_MAX => {
@@ -129,6 +134,7 @@ fn filter(filters: Option<pb::Filters>, page_size: u32, cursor: &str) -> Result<
         team,
         name_pattern: name_pattern(&filters.patient_name_prefix)?,
         on_by_name: filters.on_by_name,
+        patient,
         cursor,
         page_size: i64::from(page_size),
     })

@@ -870,3 +870,47 @@ async fn team_counts_follow_every_move() {
     let at = nurse.leave(&threads[1]).await.unwrap();
     assert_eq!(counts(at).await, ((2, 0, 1), vec![]));
 }
+
+/// A list narrowed to one patient's record shows that record's threads,
+/// only them, and refuses an id that is not one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_narrowed_to_a_patient() {
+    let s = system("bypatient").await;
+    let org = s.org().await;
+    let thread = first_thread(&s.signer, &org).await.unwrap();
+    let at = s
+        .signer
+        .client(&org.nurse)
+        .unwrap()
+        .assign(&thread, &org.nurse)
+        .await
+        .unwrap();
+    for viewer in [&org.nurse, &org.carer] {
+        let mut inbox = s.inbox(viewer);
+        let mut ask = async |patient: String| {
+            inbox
+                .my_inbox(pb::MyInboxRequest {
+                    min_position: at,
+                    filters: filters(|f| f.patient_id = patient),
+                    ..Default::default()
+                })
+                .await
+                .map(|r| {
+                    r.into_inner()
+                        .threads
+                        .into_iter()
+                        .map(|t| t.thread_id)
+                        .collect::<Vec<_>>()
+                })
+        };
+        assert_eq!(
+            ask(org.patient.person_id.to_string()).await.unwrap(),
+            vec![thread.clone()]
+        );
+        let other = uuid::Uuid::now_v7().to_string();
+        assert!(ask(other).await.unwrap().is_empty());
+        let refused = ask("not-an-id".into()).await.unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument);
+        assert!(refused.message().contains("filters.patient_id"));
+    }
+}
