@@ -8,7 +8,8 @@
 //!
 //! Environment: `NATS_URL`, `DATABASE_URL`, `BENCH_SCALE` (1.0),
 //! `BENCH_SECONDS` (10 per page and load), `BENCH_CONNECTIONS` (`1,8`: one
-//! connection at a time, the pages' own time; then eight, under load).
+//! connection at a time, the pages' own time; then eight, under load),
+//! `BENCH_PAGES` (words of the labels of the pages to load; all by default).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -263,9 +264,18 @@ async fn main() {
         .await;
         assert!(head.starts_with("HTTP/1.1 200"), "{path}: {head}");
     }
+    // BENCH_PAGES: only the pages whose label contains one of these words
+    // (comma-separated: "message", "conversation", "team inbox", "busy").
+    let only = std::env::var("BENCH_PAGES").unwrap_or_default();
+    let chosen = |label: &str| {
+        only.is_empty()
+            || only
+                .split(',')
+                .any(|w| !w.trim().is_empty() && label.contains(w.trim()))
+    };
     for connections in loads {
         println!("{connections} connection(s):");
-        for (label, path, session) in &pages {
+        for (label, path, session) in pages.iter().filter(|p| chosen(&p.0)) {
             let url = format!("http://{addr}{path}");
             let session = (*session).clone();
             let (p50, p99, rate, errors) =
