@@ -46,7 +46,23 @@ pub trait Projection: Send + Sync + 'static {
         tx: &'a Transaction<'a>,
         events: &'a [RecordedEvent],
     ) -> impl Future<Output = Result<(), Error>> + Send + 'a;
+
+    /// Whether [`Projection::apply`] does anything with `event`. A live
+    /// runner passes over a batch of nothing but events of no concern in no
+    /// transaction: its checkpoint moves at once in memory (readers of this
+    /// process see it) and reaches the database with the next batch, or
+    /// [`PASSED_OVER_SETTLE`] later (standby runners see it then; replayed
+    /// after a crash, such events change nothing). Every recorded read is an
+    /// event, so under load most batches of most projections are such.
+    fn concerns(&self, event: &RecordedEvent) -> bool {
+        let _ = event;
+        true
+    }
 }
+
+/// At most how long a checkpoint moved over events of no concern waits to
+/// be written.
+pub const PASSED_OVER_SETTLE: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// How often a standby runner reads the leader's checkpoint.
 const STANDBY_POLL: std::time::Duration = std::time::Duration::from_millis(50);
@@ -224,10 +240,43 @@ impl<P: Projection, S: EventStore> Runner<P, S> {
             self.store.subscribe(checkpoint + 1).await?,
             2 * self.config.batch_size,
         );
+        // What the database holds, and since when: behind `checkpoint` only
+        // while events of no concern are passed over.
+        let mut persisted = checkpoint;
+        let mut persisted_at = std::time::Instant::now();
         loop {
+            let behind = persisted < checkpoint;
+            let settle = async move {
+                if behind {
+                    tokio::time::sleep(PASSED_OVER_SETTLE).await;
+                } else {
+                    std::future::pending::<()>().await;
+                }
+            };
             let first = futures::select_biased! {
                 () = shutdown.as_mut() => return Ok(Next::Stop),
-                event = feed.next().fuse() => event,
+                event = feed.next().fuse() => Some(event),
+                () = settle.fuse() => None,
+            };
+            let Some(first) = first else {
+                // Quiet after events passed over: the database hears of them.
+                let moved = client
+                    .execute(
+                        sql::ADVANCE_CHECKPOINT,
+                        &[
+                            &name,
+                            &generation,
+                            &(checkpoint as i64),
+                            &(persisted as i64),
+                        ],
+                    )
+                    .await?;
+                if moved != 1 {
+                    return Ok(Next::Restart);
+                }
+                persisted = checkpoint;
+                persisted_at = std::time::Instant::now();
+                continue;
             };
             let mut batch = vec![item(
                 first.ok_or_else(|| Error::FeedEnded(name.to_string()))?,
@@ -248,6 +297,16 @@ impl<P: Projection, S: EventStore> Runner<P, S> {
                 }
             }
             let last = batch.last().map_or(checkpoint, Item::position);
+            let passed_over = self.mode == Mode::Live
+                && batch.iter().all(|i| match i {
+                    Item::Event(e) => !self.projection.concerns(e),
+                    Item::Undecodable { .. } => false,
+                });
+            if passed_over && persisted_at.elapsed() < PASSED_OVER_SETTLE {
+                checkpoint = last;
+                self.checkpoint.send_replace(checkpoint);
+                continue;
+            }
 
             let mut tx = client.transaction().await?;
             if self.mode == Mode::Live {
@@ -271,14 +330,14 @@ impl<P: Projection, S: EventStore> Runner<P, S> {
             let moved = tx
                 .execute(
                     sql::ADVANCE_CHECKPOINT,
-                    &[&name, &generation, &(last as i64), &(checkpoint as i64)],
+                    &[&name, &generation, &(last as i64), &(persisted as i64)],
                 )
                 .await?;
             if moved != 1 {
                 tracing::warn!(
                     projection = name,
                     generation,
-                    checkpoint,
+                    checkpoint = persisted,
                     "checkpoint moved by another runner; resyncing"
                 );
                 return Ok(Next::Restart);
@@ -294,6 +353,8 @@ impl<P: Projection, S: EventStore> Runner<P, S> {
             dead_letters::record(&tx, name, generation, &set_aside).await?;
             tx.commit().await?;
             checkpoint = last;
+            persisted = last;
+            persisted_at = std::time::Instant::now();
             self.checkpoint.send_replace(checkpoint);
             if let Mode::Build { until, .. } = self.mode
                 && checkpoint >= until

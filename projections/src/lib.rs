@@ -48,7 +48,7 @@ pub use db::{Failure, classify, connect, connect_with, describe_error, listen, m
 /// transaction), the same for every one.
 pub const BATCH_SIZES: std::ops::RangeInclusive<u64> = 1..=50_000;
 pub use dead_letters::{DeadLetter, dead_letters};
-pub use engine::{Mode, Projection, Runner, RunnerConfig};
+pub use engine::{Mode, PASSED_OVER_SETTLE, Projection, Runner, RunnerConfig};
 pub use error::Error;
 pub use generations::{ProjectionStatus, live_checkpoint, prepare, status, views_schema};
 pub use query_error::{QueryError, ReadService};

@@ -37,6 +37,10 @@ impl Projection for Seen {
     fn deferred_indexes(&self) -> &'static [&'static str] {
         &["seen_body"]
     }
+    /// Only messages: a team event is passed over.
+    fn concerns(&self, event: &RecordedEvent) -> bool {
+        matches!(event.envelope.payload, Some(Payload::MessagePosted(_)))
+    }
     async fn apply<'a>(
         &'a self,
         tx: &'a Transaction<'a>,
@@ -298,6 +302,51 @@ async fn applies_every_event_once_and_the_checkpoint_moves_over_ignored_ones() {
     assert_eq!(seen.iter().map(|r| r.0).collect::<Vec<_>>(), expected);
     // The last events are ignored team events: the checkpoint covers them too.
     assert_eq!(w.checkpoints().await, vec![(1, head as i64)]);
+}
+
+/// Events of no concern (team events here) cost no transaction: the
+/// checkpoint moves over them at once in memory, and reaches the database
+/// when the log goes quiet, within `PASSED_OVER_SETTLE`, where a standby
+/// runner sees it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_of_no_concern_are_passed_over_and_their_checkpoint_settles() {
+    let w = world("passover").await;
+    let positions = w.append(10).await;
+    let runner = w.live_runner();
+    let (stop, task) = spawn(&runner);
+    until_at(runner.checkpoint(), *positions.last().unwrap()).await;
+    let standby = w.live_runner();
+    let (stop_standby, standby_task) = spawn(&standby);
+    // Nothing but team events now.
+    let store = w.store();
+    for _ in 0..20 {
+        let team =
+            AggregateRef::new(AggregateType::Team, uuid::Uuid::now_v7().to_string()).unwrap();
+        let created = Payload::TeamCreated(TeamCreated {
+            team_id: team.id().into(),
+            name: "Team".into(),
+            description: String::new(),
+        });
+        store.append(&envelope(&team, created), 0).await.unwrap();
+    }
+    let head = store.last_position().await.unwrap();
+    until_at(runner.checkpoint(), head).await;
+    let waited = std::time::Instant::now();
+    while w.checkpoints().await != vec![(1, head as i64)] {
+        assert!(
+            waited.elapsed() < projections::PASSED_OVER_SETTLE + Duration::from_secs(2),
+            "the database's checkpoint did not reach the passed-over events"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    until_at(standby.checkpoint(), head).await;
+    stop.send(()).unwrap();
+    stop_standby.send(()).unwrap();
+    task.await.unwrap().unwrap();
+    standby_task.await.unwrap().unwrap();
+    let seen: Vec<i64> = w.seen().await.iter().map(|r| r.0).collect();
+    let expected: Vec<i64> = positions.iter().map(|&p| p as i64).collect();
+    assert_eq!(seen, expected);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

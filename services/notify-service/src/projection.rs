@@ -193,6 +193,11 @@ impl projections::Projection for NotifyProjection {
         ]
     }
 
+    /// Reads recorded tell no one.
+    fn concerns(&self, event: &RecordedEvent) -> bool {
+        !matches!(event.envelope.payload, Some(Payload::RecordsViewed(_)))
+    }
+
     async fn apply<'a>(
         &'a self,
         tx: &'a Transaction<'a>,

@@ -89,6 +89,11 @@ impl projections::Projection for InboxProjection {
         ]
     }
 
+    /// Reads recorded (by this service and the others) change no inbox.
+    fn concerns(&self, event: &RecordedEvent) -> bool {
+        !matches!(event.envelope.payload, Some(Payload::RecordsViewed(_)))
+    }
+
     async fn apply<'a>(
         &'a self,
         tx: &'a Transaction<'a>,
