@@ -9,8 +9,9 @@
 # and that python3 can run aiosmtpd, the local SMTP server the tests send
 # to and the demo's mail sink, that Chromium and chromedriver are there for
 # the web pages' browser tests, nginx (the TLS proxy in front of several web
-# instances), and the Node.js packages of deploy/web-tools (axe-core,
-# oidc-provider) for the web tests.
+# instances), the Node.js packages of deploy/web-tools (axe-core,
+# oidc-provider) for the web tests, and, as root, iproute2's ip (the
+# partition drill's network namespaces).
 #
 # For each service: use a running one; otherwise, when the address is on
 # this machine, start it from the Debian package (installing the package with
@@ -211,6 +212,16 @@ ensure_web_tools() {
     fail "could not install $dir's packages from the npm registry: run 'npm ci' there"
 }
 
+# iproute2's ip: the partition drill runs each NATS node in a network
+# namespace of its own (deploy/cluster/cluster.sh, CARELINE_CLUSTER_NETNS=1),
+# which needs root; without root the drill is skipped outside CI.
+ensure_ip() {
+  [ "$(id -u)" = 0 ] || return 0
+  command -v ip >/dev/null 2>&1 && return 0
+  apt_install iproute2 && command -v ip >/dev/null 2>&1 && return 0
+  fail "iproute2's ip (network namespaces for the partition drill) is missing: run 'apt-get install iproute2' as root"
+}
+
 ensure_nats
 ensure_postgres
 ensure_mail_sink
@@ -218,3 +229,4 @@ ensure_openssl
 ensure_browser
 ensure_nginx
 ensure_web_tools
+ensure_ip
