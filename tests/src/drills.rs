@@ -890,8 +890,12 @@ pub async fn postgresql_restarted(seconds: u64, writers: usize) {
     let crashed_at = started + Duration::from_secs(seconds) / 3;
     let back_at = started + Duration::from_secs(seconds) * 2 / 3;
     let reads = Arc::new(Mutex::new(Reads::default()));
+    // 0 before the crash, 1 from it until PostgreSQL accepts connections
+    // again (`pg_ctl -w start` has returned), 2 after.
+    let phase = Arc::new(std::sync::atomic::AtomicU8::new(0));
     let reader = {
         let reads = reads.clone();
+        let phase = phase.clone();
         let mut client = proto::inbox::inbox_service_client::InboxServiceClient::with_interceptor(
             inbox.channel().await,
             testkit::bearer(&org.nurse),
@@ -899,14 +903,7 @@ pub async fn postgresql_restarted(seconds: u64, writers: usize) {
         let end = started + Duration::from_secs(seconds);
         tokio::spawn(async move {
             while Instant::now() < end {
-                let now = Instant::now();
-                let phase = if now < crashed_at {
-                    0
-                } else if now < back_at {
-                    1
-                } else {
-                    2
-                };
+                let phase = phase.load(std::sync::atomic::Ordering::SeqCst);
                 let answer = client
                     .my_inbox(proto::inbox::MyInboxRequest::default())
                     .await;
@@ -927,11 +924,13 @@ pub async fn postgresql_restarted(seconds: u64, writers: usize) {
     };
 
     tokio::time::sleep_until(crashed_at.into()).await;
+    phase.store(1, std::sync::atomic::Ordering::SeqCst);
     pg.crash();
     let crashed = Instant::now();
     tokio::time::sleep_until(back_at.into()).await;
     pg.up();
     let restarted = Instant::now();
+    phase.store(2, std::sync::atomic::Ordering::SeqCst);
     for writer in load {
         writer.await.unwrap();
     }
@@ -964,7 +963,7 @@ pub async fn postgresql_restarted(seconds: u64, writers: usize) {
         .map(|t| format!("{:.2} s", (t - restarted).as_secs_f64()));
     let what = format!(
         "PostgreSQL stopped at once (as a crash) at {:.1} s, back at {:.1} s; {writers} writers, {seconds} s; \
-         inbox reads by phase (0 before, 1 down, 2 after) {:?}, first read after the restart {recovered:?} later; \
+         inbox reads by phase (0 before, 1 down or starting, 2 after it accepts connections) {:?}, first read after the restart {recovered:?} later; \
          inbox caught up to {head}: {} messages, missing {missing}, doubled {doubled}",
         (crashed - started).as_secs_f64(),
         (restarted - started).as_secs_f64(),
