@@ -342,20 +342,23 @@ impl NatsServer {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", Self::binary()));
         self.child = Some(child);
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-                .await
-                .is_ok()
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!(
-            "nats-server did not listen on port {} within 5 s",
-            self.port
-        );
+        listening(self.port, "nats-server").await;
     }
+}
+
+/// Waits until something listens on `port` of this machine (`what` names
+/// it if nothing does within 5 s).
+pub async fn listening(port: u16, what: &str) {
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{what} did not listen on port {port} within 5 s");
 }
 
 impl Drop for NatsServer {

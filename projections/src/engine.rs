@@ -50,10 +50,11 @@ pub trait Projection: Send + Sync + 'static {
     /// Whether [`Projection::apply`] does anything with `event`. A live
     /// runner passes over a batch of nothing but events of no concern in no
     /// transaction: its checkpoint moves at once in memory (readers of this
-    /// process see it) and reaches the database with the next batch, or
-    /// [`PASSED_OVER_SETTLE`] later (standby runners see it then; replayed
-    /// after a crash, such events change nothing). Every recorded read is an
-    /// event, so under load most batches of most projections are such.
+    /// process see it) and reaches the database with the next batch, or at
+    /// most [`PASSED_OVER_SETTLE`] after it first fell behind (standby
+    /// runners see it then; replayed after a crash, such events change
+    /// nothing). Every page served records a read, an event most
+    /// projections have no use for.
     fn concerns(&self, event: &RecordedEvent) -> bool {
         let _ = event;
         true
@@ -240,17 +241,15 @@ impl<P: Projection, S: EventStore> Runner<P, S> {
             self.store.subscribe(checkpoint + 1).await?,
             2 * self.config.batch_size,
         );
-        // What the database holds, and since when: behind `checkpoint` only
-        // while events of no concern are passed over.
+        // What the database holds: behind `checkpoint` only while events of
+        // no concern are passed over, since `behind_since`.
         let mut persisted = checkpoint;
-        let mut persisted_at = std::time::Instant::now();
+        let mut behind_since: Option<tokio::time::Instant> = None;
         loop {
-            let behind = persisted < checkpoint;
             let settle = async move {
-                if behind {
-                    tokio::time::sleep(PASSED_OVER_SETTLE).await;
-                } else {
-                    std::future::pending::<()>().await;
+                match behind_since {
+                    Some(since) => tokio::time::sleep_until(since + PASSED_OVER_SETTLE).await,
+                    None => std::future::pending::<()>().await,
                 }
             };
             let first = futures::select_biased! {
@@ -275,7 +274,7 @@ impl<P: Projection, S: EventStore> Runner<P, S> {
                     return Ok(Next::Restart);
                 }
                 persisted = checkpoint;
-                persisted_at = std::time::Instant::now();
+                behind_since = None;
                 continue;
             };
             let mut batch = vec![item(
@@ -302,10 +301,13 @@ impl<P: Projection, S: EventStore> Runner<P, S> {
                     Item::Event(e) => !self.projection.concerns(e),
                     Item::Undecodable { .. } => false,
                 });
-            if passed_over && persisted_at.elapsed() < PASSED_OVER_SETTLE {
-                checkpoint = last;
-                self.checkpoint.send_replace(checkpoint);
-                continue;
+            if passed_over {
+                let since = *behind_since.get_or_insert_with(tokio::time::Instant::now);
+                if since.elapsed() < PASSED_OVER_SETTLE {
+                    checkpoint = last;
+                    self.checkpoint.send_replace(checkpoint);
+                    continue;
+                }
             }
 
             let mut tx = client.transaction().await?;
@@ -354,7 +356,7 @@ impl<P: Projection, S: EventStore> Runner<P, S> {
             tx.commit().await?;
             checkpoint = last;
             persisted = last;
-            persisted_at = std::time::Instant::now();
+            behind_since = None;
             self.checkpoint.send_replace(checkpoint);
             if let Mode::Build { until, .. } = self.mode
                 && checkpoint >= until

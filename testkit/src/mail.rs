@@ -15,11 +15,7 @@ pub struct Sink {
 impl Sink {
     /// A free port and a fresh maildir, with no server yet.
     pub fn reserve(label: &str) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::free_port();
         let dir = std::env::temp_dir().join(format!("careline-{label}-{}", uuid::Uuid::now_v7()));
         Self {
             port,
@@ -38,16 +34,7 @@ impl Sink {
             .spawn()
             .expect("python3 with aiosmtpd (pip install aiosmtpd, or Debian python3-aiosmtpd)");
         self.child = Some(child);
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-                .await
-                .is_ok()
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("aiosmtpd did not start on port {}", self.port);
+        event_store::testing::listening(self.port, "aiosmtpd").await;
     }
 
     /// Every message received so far, as text: folded header lines and

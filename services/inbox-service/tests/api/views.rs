@@ -18,6 +18,19 @@ fn names(people: &[pb::Person]) -> Vec<String> {
     names
 }
 
+/// `org`'s renal team inbox as `inbox`'s caller sees it, read at `at`.
+async fn renal_inbox(inbox: &mut testkit::Inbox, org: &DemoOrg, at: u64) -> pb::TeamInboxReply {
+    inbox
+        .team_inbox(pb::TeamInboxRequest {
+            min_position: at,
+            team_id: org.renal.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
 fn filters(f: impl FnOnce(&mut pb::Filters)) -> Option<pb::Filters> {
     let mut filters = pb::Filters::default();
     f(&mut filters);
@@ -198,16 +211,7 @@ async fn the_scenario_as_each_view_shows_it() {
     ));
 
     // The team inbox: counts and who is helping whom.
-    let team = s
-        .inbox(&org.lead)
-        .team_inbox(pb::TeamInboxRequest {
-            min_position: read.position,
-            team_id: org.renal.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let team = renal_inbox(&mut s.inbox(&org.lead), &org, read.position).await;
     assert_eq!(team.page.unwrap().threads[0].thread_id, thread);
     let counts = team.counts.unwrap();
     assert_eq!(
@@ -699,15 +703,7 @@ async fn staff_see_how_long_the_patient_has_waited_and_what_they_were_added_to_b
     let again = s.post(&org.patient, &thread, "And my weight is up.").await;
     let mut nurse = s.inbox(&org.nurse);
     let waiting = async |inbox: &mut testkit::Inbox, at: u64| {
-        let reply = inbox
-            .team_inbox(pb::TeamInboxRequest {
-                min_position: at,
-                team_id: org.renal.clone(),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let reply = renal_inbox(inbox, &org, at).await;
         let page = reply.page.unwrap();
         let row = page.threads.iter().find(|t| t.thread_id == thread).unwrap();
         row.waiting_since
@@ -841,15 +837,7 @@ async fn team_counts_follow_every_move() {
     let mut nurse = s.signer.client(&org.nurse).unwrap();
     let mut lead = s.inbox(&org.lead);
     let mut counts = async |at: u64| {
-        let reply = lead
-            .team_inbox(pb::TeamInboxRequest {
-                min_position: at,
-                team_id: org.renal.clone(),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let reply = renal_inbox(&mut lead, &org, at).await;
         let c = reply.counts.unwrap();
         let helping: Vec<(String, u32)> = reply
             .helping
