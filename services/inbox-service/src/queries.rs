@@ -617,6 +617,24 @@ pub async fn my_inbox(
     filter: &ListFilter,
     record: Recorder<'_>,
 ) -> Result<(Vec<pb::ThreadSummary>, String), Error> {
+    // Archiving is the team's housekeeping: it never moves a thread in
+    // the patient's or a carer's list, which holds every conversation of
+    // theirs, newest first (an unread reply is never hidden from them).
+    // They have nothing "archived".
+    let patient_side = matches!(viewer.role, Role::Patient | Role::Carer);
+    if patient_side && filter.status == "archived" {
+        return Ok((Vec::new(), String::new()));
+    }
+    let patient_side_filter;
+    let filter = if patient_side {
+        patient_side_filter = ListFilter {
+            status: "all",
+            ..filter.clone()
+        };
+        &patient_side_filter
+    } else {
+        filter
+    };
     let sql = match viewer.role {
         Role::Patient => PAGE_PATIENT,
         Role::Carer => PAGE_CARER,

@@ -232,7 +232,7 @@ pub enum ListView {
 impl ListView {
     pub fn parse(s: &str, staff: bool) -> Self {
         match s {
-            "archived" => ListView::Archived,
+            "archived" if staff => ListView::Archived,
             "by-name" if staff => ListView::ByName,
             _ => ListView::Active,
         }
@@ -276,10 +276,14 @@ pub fn messages(
             p.people { "Conversations you are on, across your teams. To write to a patient first, open a "
                 a href="/teams" { "team inbox" } " and choose Start a conversation." }
         }
-        nav.tabs aria-label="Which messages" style="margin-top:1rem" {
-            (tab(ListView::Active, "Active"))
-            @if staff { (tab(ListView::ByName, "Added by name")) }
-            (tab(ListView::Archived, "Archived"))
+        // Archiving is the team's housekeeping: a patient's or carer's list
+        // is every conversation of theirs, so they have no tabs.
+        @if staff {
+            nav.tabs aria-label="Which messages" style="margin-top:1rem" {
+                (tab(ListView::Active, "Active"))
+                (tab(ListView::ByName, "Added by name"))
+                (tab(ListView::Archived, "Archived"))
+            }
         }
         div data-live="list" {
         @if page.threads.is_empty() {
@@ -297,7 +301,7 @@ pub fn messages(
                         @if t.unread_count > 0 {
                             span.badge.new { (t.unread_count) " new" }
                         }
-                        @if let Some(b) = status(t) { (b) }
+                        @if staff { @if let Some(b) = status(t) { (b) } }
                         div.meta {
                             (t.patient_name) " · " (when(t.last_activity_at.as_ref()))
                             " · " (t.message_count) @if t.message_count == 1 { " message" } @else { " messages" }
@@ -343,7 +347,7 @@ pub fn thread(
             @for (i, p) in summary.participants.iter().enumerate() {
                 @if i > 0 { ", " } (p.display)
             }
-            @if let Some(b) = status(summary) { " " (b) }
+            @if staff { @if let Some(b) = status(summary) { " " (b) } }
         }
         @if staff { (staff::moves(detail, session, leads)) }
         div data-live=(id) aria-live="polite" {
@@ -383,7 +387,7 @@ pub fn thread(
         h2 id="reply" { "Reply" }
         @if staff { p #presence .notice role="status" hidden {} }
         @if let Some(problem) = problem { (problem) }
-        @if archived {
+        @if archived && staff {
             p.hint { "This conversation is archived. A reply brings it back to the team." }
         }
         form method="post" action={ "/threads/" (id) "/reply" } {

@@ -656,7 +656,8 @@ async fn a_long_thread_comes_a_page_at_a_time_newest_first() {
 }
 
 /// Nina archived Pat's thread too soon; she writes on it again, and it is
-/// back in the active inbox (Pat is emailed about a message she can find).
+/// back in the team's active inbox (Pat is emailed about a message she can
+/// find: archiving never took it out of her list).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_staff_message_on_an_archived_thread_brings_it_back() {
     let s = system("staffreopen").await;
@@ -669,15 +670,17 @@ async fn a_staff_message_on_an_archived_thread_brings_it_back() {
         ..Default::default()
     };
     let at = s.head().await;
-    let before = s.inbox(&org.patient).my_inbox(active(at)).await.unwrap();
+    let before = s.inbox(&org.nurse).my_inbox(active(at)).await.unwrap();
     assert!(
         before
             .get_ref()
             .threads
             .iter()
             .all(|t| t.thread_id != thread),
-        "archived: out of the active inbox"
+        "archived: out of the nurse's active inbox"
     );
+    let patients = s.inbox(&org.patient).my_inbox(active(at)).await.unwrap();
+    listed(patients.get_ref(), &thread, "still in the patient's list");
 
     let at = nurse
         .post(&thread, "One more thing: bring your fluid chart.")
@@ -901,4 +904,60 @@ async fn a_list_narrowed_to_a_patient() {
         assert_eq!(refused.code(), Code::InvalidArgument);
         assert!(refused.message().contains("filters.patient_id"));
     }
+}
+
+/// A nurse replies and archives at once: the archive is the team's
+/// housekeeping. Pat's list and her carer's still show the thread, with the
+/// unread reply counted; neither has anything "archived".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_archiving_never_hides_a_reply_from_the_patient_or_carer() {
+    let s = system("archiveside").await;
+    let org = s.org().await;
+    let thread = first_thread(&s.signer, &org).await.unwrap();
+    let mut nurse = s.signer.client(&org.nurse).unwrap();
+    nurse
+        .post(&thread, "Up to one litre on Sunday is fine.")
+        .await
+        .unwrap();
+    let at = nurse.archive(&thread).await.unwrap();
+    for (who, name) in [(&org.patient, "patient"), (&org.carer, "carer")] {
+        let mut inbox = s.inbox(who);
+        let active = inbox
+            .my_inbox(pb::MyInboxRequest {
+                min_position: at,
+                filters: filters(|f| {
+                    f.status = pb::StatusFilter::Active as i32;
+                    if who == &org.carer {
+                        f.patient_id = org.patient.person_id.to_string();
+                    }
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let summary = listed(&active, &thread, name);
+        assert_eq!(summary.status, pb::ThreadStatus::Archived as i32);
+        assert!(
+            summary.unread_count >= 1,
+            "{name}: the nurse's reply is unread and counted"
+        );
+        let archived = inbox
+            .my_inbox(pb::MyInboxRequest {
+                min_position: at,
+                filters: filters(|f| f.status = pb::StatusFilter::Archived as i32),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(
+            archived.threads.is_empty(),
+            "{name}: nothing is archived on the patient's side"
+        );
+    }
+    // The team's own inbox: out of the active list, under archived.
+    let mut inbox = s.inbox(&org.nurse);
+    let page = testkit::inbox_page(&mut inbox, at).await;
+    assert!(page.threads.iter().all(|t| t.thread_id != thread));
 }
