@@ -16,7 +16,14 @@
 #      with demo sign-in and a demo OpenID Connect provider on
 #      127.0.0.1:8091 (when deploy/web-tools has its Node.js packages, which
 #      ensure-services.sh installs);
-#   6. follows the event log until Ctrl-C, which stops everything it started.
+#   6. prints how to sign in, and runs until Ctrl-C or SIGTERM, which stop
+#      everything it started. The event log goes to target/careline-dev/events.log
+#      (--follow prints it here too, after the instructions).
+#
+# For tests and packagers: CARELINE_BIN_DIR runs binaries already built
+# there instead of building; CARELINE_DEV_DIR moves target/careline-dev;
+# CARELINE_DEMO_NATS_PORT (4223), CARELINE_DEMO_SMTP_PORT (2525) and
+# CARELINE_DEMO_OIDC_PORT (8091) move the demo's own servers.
 #
 # With --cluster the log is on a 3-node JetStream cluster on loopback
 # instead (deploy/cluster/cluster.sh: a current nats-server, every write
@@ -34,10 +41,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cluster=0
+follow=0
 for arg in "$@"; do
   case "$arg" in
     --cluster) cluster=1 ;;
-    *) echo "usage: deploy/run.sh [--cluster]" >&2; exit 2 ;;
+    --follow) follow=1 ;;
+    *) echo "usage: deploy/run.sh [--cluster] [--follow]" >&2; exit 2 ;;
   esac
 done
 if [ "$cluster" = 1 ]; then
@@ -50,10 +59,20 @@ if [ -z "${NATS_URL:-}" ]; then
   export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/careline_demo}
 fi
 deploy/ensure-services.sh
-cargo build --locked --release -p command-service -p inbox-service -p audit-service -p notify-service -p operator -p web
-bin=target/release
-dev=target/careline-dev
+if [ -n "${CARELINE_BIN_DIR:-}" ]; then
+  bin=$(realpath "$CARELINE_BIN_DIR")
+else
+  # The whole workspace, as README's build and deploy/test.sh do: the same
+  # package selection unifies features the same way, so a second build of
+  # either kind is a no-op.
+  cargo build --locked --release --workspace
+  bin=$PWD/target/release
+fi
+# Absolute: the demo identity provider starts in another directory.
+dev=$(realpath -m "${CARELINE_DEV_DIR:-target/careline-dev}")
 mkdir -p "$dev"
+nats_port=${CARELINE_DEMO_NATS_PORT:-4223}
+smtp_port=${CARELINE_DEMO_SMTP_PORT:-2525}
 
 if [ -z "${CARELINE_TOKEN_SIGNING_KEY:-}" ]; then
   if [ ! -s "$dev/token-keys" ]; then
@@ -97,11 +116,18 @@ export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/careline}
 
 pids=()
 stop() {
+  trap - EXIT INT TERM
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
   if [ "$cluster" = 1 ]; then deploy/cluster/cluster.sh stop "$dev/cluster"; fi
+  echo "careline: stopped"
 }
-trap stop EXIT INT TERM
+# Ctrl-C and SIGTERM stop everything this started, at once: nothing runs
+# in the foreground (a foreground child would hold the signal until it
+# ended), and `wait` below returns on a signal.
+trap stop EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 wait_for_port() { # name host:port log
   local host=${2%:*} port=${2##*:}
@@ -140,21 +166,21 @@ if [ "$cluster" = 1 ]; then
   mkdir -p "$dev/cluster"
   cp deploy/nats/users.conf "$dev/cluster/users.conf"
   cluster_url=$(deploy/cluster/cluster.sh start "$dev/cluster" | sed -n 's/^NATS_URL=//p')
-  export NATS_URL=$cluster_url CARELINE_STREAM_REPLICAS=3 NATS_CA="$PWD/$dev/cluster/tls/ca.pem"
+  export NATS_URL=$cluster_url CARELINE_STREAM_REPLICAS=3 NATS_CA="$dev/cluster/tls/ca.pem"
   echo "careline: the log is on a 3-node JetStream cluster, TLS and a user per service: $NATS_URL (logs: $dev/cluster/n*.log)"
 elif [ -z "${NATS_URL:-}" ]; then
   nats_bin=$(command -v nats-server || echo /usr/sbin/nats-server)
   mkdir -p "$dev/nats"
   cp deploy/nats/users.conf "$dev/nats/users.conf"
   # A CA of the demo's own (made once).
-  deploy/nats/dev-certs.sh "$PWD/$dev/tls"
-  printf 'listen: 127.0.0.1:4223\njetstream { store_dir: "%s" }\ninclude users.conf\ntls { cert_file: "%s/server.pem", key_file: "%s/server.key", timeout: 2 }\n' \
-    "$PWD/$dev/nats/store" "$PWD/$dev/tls" "$PWD/$dev/tls" > "$dev/nats/nats.conf"
-  export NATS_CA="$PWD/$dev/tls/ca.pem"
+  deploy/nats/dev-certs.sh "$dev/tls"
+  printf 'listen: 127.0.0.1:%s\njetstream { store_dir: "%s" }\ninclude users.conf\ntls { cert_file: "%s/server.pem", key_file: "%s/server.key", timeout: 2 }\n' \
+    "$nats_port" "$dev/nats/store" "$dev/tls" "$dev/tls" > "$dev/nats/nats.conf"
+  export NATS_CA="$dev/tls/ca.pem"
   "$nats_bin" -c "$dev/nats/nats.conf" > "$dev/nats.log" 2>&1 &
   pids+=($!)
-  wait_for_port "NATS" 127.0.0.1:4223 "$dev/nats.log"
-  export NATS_URL=nats://127.0.0.1:4223
+  wait_for_port "NATS" "127.0.0.1:$nats_port" "$dev/nats.log"
+  export NATS_URL=nats://127.0.0.1:$nats_port
   echo "careline: NATS with TLS and a user per service on $NATS_URL (log: $dev/nats.log)"
 fi
 if [ "$own_nats" = 1 ]; then
@@ -171,10 +197,10 @@ fi
 # The deployment's admin creates the stream and the command-id bucket
 # (on a cluster just started, once its streams have elected leaders).
 for _ in $(seq 1 30); do
-  env $(as admin) "$bin/careline" status > /dev/null 2>&1 && break
+  env $(as admin) "$bin/careline" status --log > /dev/null 2>&1 && break
   sleep 1
 done
-env $(as admin) "$bin/careline" status > /dev/null
+env $(as admin) "$bin/careline" status --log > /dev/null
 
 # One instance of each service; with --cluster two, the second on the
 # ports ten above the first's (gRPC and metrics), and the callers (the web
@@ -208,15 +234,28 @@ start_service command command careline-command
 start_service inbox inbox careline-inbox
 start_service audit audit careline-audit
 if [ -z "${CARELINE_SMTP_HOST:-}" ]; then
-  python3 -m aiosmtpd -n -l 127.0.0.1:2525 -c aiosmtpd.handlers.Mailbox "$dev/mail" > "$dev/mail.log" 2>&1 &
+  python3 -m aiosmtpd -n -l "127.0.0.1:$smtp_port" -c aiosmtpd.handlers.Mailbox "$dev/mail" > "$dev/mail.log" 2>&1 &
   pids+=($!)
-  wait_for_port "the local mail sink" 127.0.0.1:2525 "$dev/mail.log"
-  export CARELINE_SMTP_HOST=127.0.0.1 CARELINE_SMTP_PORT=2525 CARELINE_SMTP_TLS=none
-  echo "careline: local mail sink on 127.0.0.1:2525 (emails land in $dev/mail/new/)"
+  wait_for_port "the local mail sink" "127.0.0.1:$smtp_port" "$dev/mail.log"
+  export CARELINE_SMTP_HOST=127.0.0.1 CARELINE_SMTP_PORT=$smtp_port CARELINE_SMTP_TLS=none
+  echo "careline: local mail sink on 127.0.0.1:$smtp_port (emails land in $dev/mail/new/)"
 fi
+# Where people reach the web pages: the emails' links, and the web
+# service's own (the same host name, or the session cookie is not sent).
+export CARELINE_WEB_ADDR=${CARELINE_WEB_ADDR:-127.0.0.1:8080}
+web_url="http://$CARELINE_WEB_ADDR"
+if [ "$cluster" = 1 ]; then web_url="https://127.0.0.1:8443"; fi
+export CARELINE_BASE_URL=${CARELINE_BASE_URL:-$web_url}
+web_url=$CARELINE_BASE_URL
 start_service notify notify careline-notify CARELINE_EMAIL_LINK_SIGNING_KEY="$link_key"
 
-env $(as reader) "$bin/careline" status
+# Once every projection has a service running it (status says what is
+# wrong until then).
+for _ in $(seq 1 50); do
+  env $(as reader) "$bin/careline" status > /dev/null 2>&1 && break
+  sleep 0.2
+done
+env $(as reader) "$bin/careline" status || true
 echo
 # The demo's admin is the log's first admin: the same id on every run.
 [ -s "$dev/admin-id" ] || cat /proc/sys/kernel/random/uuid > "$dev/admin-id"
@@ -229,14 +268,11 @@ CARELINE_COMMAND_URL="$(urls command)" "$bin/careline" demo --env-file "$dev/dem
 # PostgreSQL, so a restarted web service keeps them. With --cluster, two
 # instances (127.0.0.1:8081 and :8082) behind nginx terminating TLS on
 # 127.0.0.1:8443 (deploy/web/nginx.sh; the certificate of the cluster's CA).
-export CARELINE_WEB_ADDR=${CARELINE_WEB_ADDR:-127.0.0.1:8080}
-web_url="http://$CARELINE_WEB_ADDR"
 web_addrs=("$CARELINE_WEB_ADDR")
 web_env=(CARELINE_WEB_DATABASE_URL="$DATABASE_URL")
 if [ "$cluster" = 1 ]; then
   web_addrs=(127.0.0.1:8081 127.0.0.1:8082)
-  web_url="https://127.0.0.1:8443"
-  web_env+=(CARELINE_WEB_SECURE_COOKIES=true CARELINE_BASE_URL="$web_url")
+  web_env+=(CARELINE_WEB_SECURE_COOKIES=true)
 fi
 # And a demo identity provider (deploy/web-tools/oidc-provider.mjs: its
 # development sign-in takes any username and password), to try the real
@@ -244,10 +280,9 @@ fi
 oidc_env=()
 oidc_note=""
 if command -v node >/dev/null 2>&1 && [ -d deploy/web-tools/node_modules/oidc-provider ]; then
-  [ -s "$dev/oidc-secret" ] || (umask 077; head -c 24 /dev/urandom | base64 | tr -d '/+=' > "$dev/oidc-secret")
   oidc_port=${CARELINE_DEMO_OIDC_PORT:-8091}
   callback="$web_url/sign-in/callback"
-  (cd deploy/web-tools && exec node oidc-provider.mjs "$oidc_port" careline-web "$(cat "$dev/oidc-secret")" "$callback") \
+  deploy/web-tools/demo-provider.sh "$dev/oidc-secret" "$oidc_port" careline-web "$callback" \
     > "$dev/oidc.log" 2>&1 &
   pids+=($!)
   wait_for_port "the demo identity provider" "127.0.0.1:$oidc_port" "$dev/oidc.log"
@@ -275,8 +310,8 @@ for addr in "${web_addrs[@]}"; do
 done
 ca_note=""
 if [ "$cluster" = 1 ]; then
-  deploy/web/nginx.sh "$PWD/$dev/nginx" 127.0.0.1:8443 "$PWD/$dev/cluster/tls/server.pem" \
-    "$PWD/$dev/cluster/tls/server.key" "${web_addrs[@]}" > "$dev/nginx.log" 2>&1 &
+  deploy/web/nginx.sh "$dev/nginx" 127.0.0.1:8443 "$dev/cluster/tls/server.pem" \
+    "$dev/cluster/tls/server.key" "${web_addrs[@]}" > "$dev/nginx.log" 2>&1 &
   pids+=($!)
   wait_for_port "nginx" 127.0.0.1:8443 "$dev/nginx.log"
   echo "careline: nginx terminating TLS on 127.0.0.1:8443 in front of both (log: $dev/nginx/error.log)"
@@ -285,6 +320,7 @@ Its certificate is from the demo cluster's own CA: trust $dev/cluster/tls/ca.pem
 or accept the browser's warning."
 fi
 
+instructions() {
 cat <<EOF
 
 Open $web_url in a browser and sign in as Pat Jones (a patient).$ca_note$oidc_note
@@ -307,6 +343,19 @@ Or try the API (in another terminal):
   $bin/careline rebuild inbox          # replay the log into a new inbox generation
   $bin/careline rebuild audit          # the same for the audit trail (same chain hashes)
 
-careline: following the event log (Ctrl-C stops everything; content redacted)
 EOF
-env $(as reader) "$bin/careline" tail --from 1
+}
+# The event log, content redacted, to a file (and here with --follow).
+env $(as reader) "$bin/careline" tail --from 1 > "$dev/events.log" 2>&1 &
+pids+=($!)
+if [ "$follow" = 1 ]; then
+  tail -n +1 -f "$dev/events.log" &
+  pids+=($!)
+fi
+instructions
+if [ "$follow" = 1 ]; then
+  echo "careline: the event log follows (content redacted); Ctrl-C stops everything"
+else
+  echo "careline: running; the event log is in $dev/events.log (--follow prints it here). Ctrl-C stops everything."
+fi
+wait

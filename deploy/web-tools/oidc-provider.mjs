@@ -12,6 +12,10 @@ if (!redirectUri) {
   console.error("usage: node oidc-provider.mjs <port> <client_id> <client_secret> <redirect_uri>");
   process.exit(2);
 }
+if (!clientSecret) {
+  console.error("oidc-provider.mjs: the client secret is empty (was its file read from the right place?)");
+  process.exit(2);
+}
 const issuer = `http://127.0.0.1:${port}`;
 
 const provider = new Provider(issuer, {

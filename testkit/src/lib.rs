@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used)]
 
 pub mod mail;
+pub mod oidc;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -307,6 +308,13 @@ fn stopper() -> (oneshot::Sender<()>, impl Future<Output = ()> + Send) {
 impl System {
     /// Starts the command service and `services` on a new stream and
     /// database named after `label`.
+    /// Stops the inbox service (its calls in flight finish): what its
+    /// callers see when it is down.
+    pub fn stop_inbox(&mut self) {
+        let inbox = self.addrs.inbox.take();
+        self._running.retain(|r| Some(r.addr) != inbox);
+    }
+
     pub async fn start(label: &str, services: Services) -> Self {
         let stream = TestStream::new(label).await;
         let db = TestDatabase::new(label).await;

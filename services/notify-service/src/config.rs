@@ -22,7 +22,9 @@ pub struct Smtp {
     /// The domain of Message-IDs: the `From` address's.
     pub domain: String,
     /// `CARELINE_BASE_URL`: where people sign in; links are
-    /// `<base>/threads/<thread id>`. Default http://localhost:8080.
+    /// `<base>/threads/<thread id>`. Default http://127.0.0.1:8080, where
+    /// the web service listens by default (a link to another host name
+    /// would not carry its session cookie).
     pub base_url: String,
     /// `CARELINE_SMTP_MAX_ATTEMPTS`, default 8.
     pub max_attempts: u32,
@@ -132,7 +134,7 @@ impl Smtp {
             credentials: s.pair("CARELINE_SMTP_USER", "CARELINE_SMTP_PASSWORD")?,
             domain: from.email.domain().to_string(),
             from,
-            base_url: s.text("CARELINE_BASE_URL", "http://localhost:8080"),
+            base_url: s.text("CARELINE_BASE_URL", "http://127.0.0.1:8080"),
             max_attempts: s.number_in("CARELINE_SMTP_MAX_ATTEMPTS", 8, 1..=100)? as u32,
             backoff: s.millis("CARELINE_SMTP_BACKOFF_MS", 30_000)?,
             poll: Duration::from_secs(1),

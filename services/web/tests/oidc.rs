@@ -14,11 +14,12 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use http_body_util::BodyExt;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tower::ServiceExt;
 
 mod support;
+
+use testkit::oidc::{Answer, Browser, answer};
 
 const CLIENT: &str = "careline-web";
 const SECRET: &str = "a-test-secret";
@@ -56,121 +57,6 @@ async fn provider() -> Provider {
     Provider {
         issuer,
         _process: process,
-    }
-}
-
-/// A response as the browser keeps it: its cookies into `cookies`.
-async fn answer<B>(response: hyper::Response<B>, cookies: &mut HashMap<String, String>) -> Answer
-where
-    B: hyper::body::Body,
-    B::Error: std::fmt::Debug,
-{
-    for set in response.headers().get_all(header::SET_COOKIE) {
-        let pair = set.to_str().unwrap().split(';').next().unwrap();
-        let (k, v) = pair.split_once('=').unwrap();
-        cookies.insert(k.into(), v.into());
-    }
-    let status = response.status();
-    let location = response
-        .headers()
-        .get(header::LOCATION)
-        .map(|l| l.to_str().unwrap().to_string())
-        .unwrap_or_default();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    Answer {
-        status,
-        location,
-        body: String::from_utf8_lossy(&body).to_string(),
-    }
-}
-
-/// A browser's visit to the provider: its cookies, kept by name.
-#[derive(Default)]
-struct AtProvider {
-    cookies: HashMap<String, String>,
-}
-
-struct Answer {
-    status: StatusCode,
-    location: String,
-    body: String,
-}
-
-impl AtProvider {
-    async fn send(&mut self, method: &str, url: &str, form: Option<&str>) -> Answer {
-        let client =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build_http::<http_body_util::Full<hyper::body::Bytes>>();
-        let cookies: Vec<String> = self
-            .cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        let mut request = hyper::Request::builder()
-            .method(method)
-            .uri(url)
-            .header(header::COOKIE, cookies.join("; "));
-        if form.is_some() {
-            request = request.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
-        }
-        let body =
-            http_body_util::Full::new(hyper::body::Bytes::from(form.unwrap_or("").to_string()));
-        let request = request.body(body).unwrap_or_else(|e| panic!("{url}: {e}"));
-        let response = client.request(request).await.unwrap();
-        answer(response, &mut self.cookies).await
-    }
-
-    /// Follows the provider's redirects from `url`, signing in as `login`
-    /// and consenting on its pages, until it sends the browser back to us:
-    /// that URL.
-    async fn sign_in(&mut self, issuer: &str, url: &str, login: &str) -> String {
-        let mut next = (String::from("GET"), url.to_string(), None::<String>);
-        for _ in 0..20 {
-            let (method, url, form) = &next;
-            let answer = self.send(method, url, form.as_deref()).await;
-            if answer.status.is_redirection() {
-                let to = if answer.location.starts_with('/') {
-                    format!("{issuer}{}", answer.location)
-                } else {
-                    answer.location.clone()
-                };
-                if to.starts_with(CALLBACK) {
-                    return to;
-                }
-                next = ("GET".into(), to, None);
-                continue;
-            }
-            assert_eq!(answer.status, StatusCode::OK, "{url}: {}", answer.body);
-            let action = answer
-                .body
-                .split("action=\"")
-                .nth(1)
-                .and_then(|a| a.split('"').next())
-                .unwrap_or_else(|| panic!("no form at {url}: {}", answer.body))
-                .to_string();
-            // Its hidden fields (which step this is), and the sign-in's.
-            let mut fields: Vec<String> = answer
-                .body
-                .split("<input type=\"hidden\" name=\"")
-                .skip(1)
-                .filter_map(|rest| {
-                    let (name, rest) = rest.split_once('"')?;
-                    let value = rest.split("value=\"").nth(1)?.split('"').next()?;
-                    Some(format!("{name}={value}"))
-                })
-                .collect();
-            if answer.body.contains("name=\"login\"") {
-                fields.push(format!("login={login}&password=anything"));
-            }
-            let form = fields.join("&");
-            let action = if action.starts_with('/') {
-                format!("{issuer}{action}")
-            } else {
-                action
-            };
-            next = ("POST".into(), action, Some(form));
-        }
-        panic!("the provider never sent the browser back");
     }
 }
 
@@ -226,8 +112,8 @@ impl AtWeb {
     async fn through_provider(&mut self, idp: &Provider, next: &str, login: &str) -> Answer {
         let next: String = form_urlencoded::byte_serialize(next.as_bytes()).collect();
         let away = self.get(&format!("/sign-in/oidc?next={next}")).await;
-        let back = AtProvider::default()
-            .sign_in(&idp.issuer, &away.location, login)
+        let back = Browser::default()
+            .sign_in_at_provider(&idp.issuer, &away.location, login, CALLBACK)
             .await;
         self.get(back.strip_prefix("http://web.test").unwrap())
             .await
@@ -490,9 +376,9 @@ async fn a_person_signs_in_at_a_real_openid_provider_and_a_forged_way_back_signs
     }
 
     // Signed in there, back with a code: the ID token names her.
-    let mut at_idp = AtProvider::default();
+    let mut at_idp = Browser::default();
     let back = at_idp
-        .sign_in(&idp.issuer, &away.location, "pat.jones")
+        .sign_in_at_provider(&idp.issuer, &away.location, "pat.jones", CALLBACK)
         .await;
     let path = back.strip_prefix("http://web.test").unwrap().to_string();
     let landed = browser.get(&path).await;
@@ -519,7 +405,7 @@ async fn a_person_signs_in_at_a_real_openid_provider_and_a_forged_way_back_signs
     );
     let away = browser.get("/sign-in/oidc?next=%2Fmessages").await;
     let back = at_idp
-        .sign_in(&idp.issuer, &away.location, "pat.jones")
+        .sign_in_at_provider(&idp.issuer, &away.location, "pat.jones", CALLBACK)
         .await;
     let forged = back.replace("state=", "state=forged");
     let forged = browser
@@ -538,7 +424,7 @@ async fn a_person_signs_in_at_a_real_openid_provider_and_a_forged_way_back_signs
     };
     let away = browser.get("/sign-in/oidc?next=%2Fmessages").await;
     let back = at_idp
-        .sign_in(&idp.issuer, &away.location, "pat.jones")
+        .sign_in_at_provider(&idp.issuer, &away.location, "pat.jones", CALLBACK)
         .await;
     let stolen = other
         .get(back.strip_prefix("http://web.test").unwrap())
