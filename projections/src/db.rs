@@ -143,6 +143,22 @@ where
     });
 }
 
+/// A readiness check named `name`: ready while a connection of `pool`
+/// answers a query.
+pub fn answers(name: &'static str, pool: deadpool_postgres::Pool) -> service_kit::metrics::Check {
+    service_kit::metrics::Check::new(name, move || {
+        let pool = pool.clone();
+        async move {
+            let client = pool.get().await.map_err(|e| e.to_string())?;
+            client
+                .simple_query("SELECT 1")
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+    })
+}
+
 /// A pool for a projection's readers: every connection has the
 /// projection's view schema (e.g. `inbox`) first on its search path, so
 /// queries name tables unqualified and always read the live generation.

@@ -274,6 +274,8 @@ pub struct ProjectionStatus {
     pub generations: Vec<GenerationStatus>,
     /// Events the live generation set aside (could not apply).
     pub dead_letters: u64,
+    /// Whether a process runs the projection now (holds its lead).
+    pub running: bool,
 }
 
 impl ProjectionStatus {
@@ -330,7 +332,9 @@ pub async fn status(client: &Client) -> Result<Vec<ProjectionStatus>, Error> {
         } else {
             0
         };
+        let running: bool = client.query_one(sql::RUNNING, &[&name]).await?.get(0);
         out.push(ProjectionStatus {
+            running,
             name,
             switched_at: row.get(2),
             generations,

@@ -42,7 +42,9 @@ mod tls;
 pub mod testing;
 
 pub use access::{AccessLog, Recorder, Shown};
-pub use db::{Failure, classify, connect, connect_with, describe_error, listen, migrate, pool};
+pub use db::{
+    Failure, answers, classify, connect, connect_with, describe_error, listen, migrate, pool,
+};
 
 /// The batch sizes a read service accepts (events per projection
 /// transaction), the same for every one.

@@ -321,17 +321,7 @@ impl<P: Projection, S: EventStore> ReadServer<P, S> {
                     let store = store.clone();
                     async move { store.last_position().await }
                 }),
-                Check::new("postgres", move || {
-                    let pool = pool.clone();
-                    async move {
-                        let client = pool.get().await.map_err(|e| e.to_string())?;
-                        client
-                            .simple_query("SELECT 1")
-                            .await
-                            .map(|_| ())
-                            .map_err(|e| e.to_string())
-                    }
-                }),
+                crate::answers("postgres", pool),
             ],
         )
     }
@@ -367,6 +357,7 @@ impl<P: Projection, S: EventStore> ReadServer<P, S> {
             + 'static,
         Svc::Future: Send + 'static,
     {
+        let readiness = self.endpoint(vec![]);
         let (stop, stopping) = watch::channel(false);
         let (serving, projection) = crate::supervise(self.runner.clone(), stopping.clone());
         let (svc, beside) = service(Started {
@@ -383,7 +374,8 @@ impl<P: Projection, S: EventStore> ReadServer<P, S> {
         });
         tracing::info!(addr = %self.listener.local_addr()?, service = Svc::NAME, "listening");
         let served =
-            service_kit::server::serve(self.listener, svc, self.tls.as_ref(), shutdown).await;
+            service_kit::server::serve(self.listener, svc, self.tls.as_ref(), readiness, shutdown)
+                .await;
         let _ = stop.send(true);
         let _ = projection.await;
         for task in beside {

@@ -11,6 +11,14 @@ pub const UNLOCK_PREPARE: &str = "SELECT pg_advisory_unlock(hashtext('careline_p
 pub const TRY_LEAD: &str =
     "SELECT pg_try_advisory_lock(hashtext('careline_projections'), hashtext($1))";
 
+/// Whether a process holds [`TRY_LEAD`]'s lock for projection `$1` in this
+/// database: whether anything runs it now. (A two-key advisory lock shows
+/// in `pg_locks` as classid and objid, the keys read as unsigned.)
+pub const RUNNING: &str = "SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_database d ON d.oid = l.database \
+     WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 AND d.datname = current_database() \
+       AND l.classid::int8 = (hashtext('careline_projections')::int8 & 4294967295) \
+       AND l.objid::int8 = (hashtext($1)::int8 & 4294967295))";
+
 pub const LIVE_GENERATION: &str =
     "SELECT live_generation FROM careline_projections.projection_generations WHERE name = $1";
 

@@ -56,16 +56,7 @@ impl service_kit::Service for Application<JetStreamStore> {
     /// latency, from [`service_kit::server::serve`]; ready while the log
     /// answers.
     fn metrics(&self) -> Option<(SocketAddr, service_kit::metrics::Endpoint)> {
-        let addr = self.metrics?;
-        let store = self.app.store().clone();
-        let check = service_kit::metrics::Check::answering("event log", move || {
-            let store = store.clone();
-            async move { store.last_position().await }
-        });
-        Some((
-            addr,
-            service_kit::metrics::Endpoint::new(vec![], vec![check]),
-        ))
+        Some((self.metrics?, self.readiness()))
     }
 
     fn run(
@@ -107,11 +98,29 @@ impl<S: EventStore> Application<S> {
             .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
+    /// Ready while the event log answers.
+    fn readiness(&self) -> service_kit::metrics::Endpoint {
+        let store = self.app.store().clone();
+        let check = service_kit::metrics::Check::answering("event log", move || {
+            let store = store.clone();
+            async move { store.last_position().await }
+        });
+        service_kit::metrics::Endpoint::new(vec![], vec![check])
+    }
+
     /// Serves until `shutdown` resolves; calls in flight finish first.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
         tracing::info!(addr = %self.local_addr(), "command service listening");
+        let readiness = self.readiness();
         let service = CommandServiceServer::new(CommandGrpc::new(self.app, self.keys));
-        service_kit::server::serve(self.listener, service, self.tls.as_ref(), shutdown).await?;
+        service_kit::server::serve(
+            self.listener,
+            service,
+            self.tls.as_ref(),
+            readiness,
+            shutdown,
+        )
+        .await?;
         Ok(())
     }
 }

@@ -145,14 +145,22 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
 }
 
-/// Serves `service` on `listener`, with health (reporting `service` as
-/// serving) and reflection over every Careline `.proto`, over TLS when
-/// `tls` is given, until `shutdown` resolves; in-flight calls are allowed
-/// to finish.
+/// How often the gRPC health status is brought in line with readiness.
+const HEALTH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Serves `service` on `listener`, with health and reflection over every
+/// Careline `.proto`, over TLS when `tls` is given, until `shutdown`
+/// resolves; in-flight calls are allowed to finish.
+///
+/// Health reports `service` (and the server as a whole, "") as serving
+/// while every check of `readiness` passes (checked every second), so a
+/// caller (the web service's readiness) knows when this service cannot
+/// answer although its process runs: its NATS or PostgreSQL gone.
 pub async fn serve<S>(
     listener: tokio::net::TcpListener,
     service: S,
     tls: Option<&ServerTls>,
+    readiness: crate::metrics::Endpoint,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError>
 where
@@ -166,6 +174,30 @@ where
 {
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<S>().await;
+    let following = tokio::spawn(async move {
+        use tonic_health::ServingStatus;
+        let mut was = None;
+        loop {
+            let failed = readiness.not_ready().await;
+            let now = if failed.is_empty() {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
+            if was != Some(now) {
+                if now == ServingStatus::NotServing {
+                    tracing::warn!(why = %failed.join("; "), service = S::NAME, "not serving");
+                } else if was.is_some() {
+                    tracing::info!(service = S::NAME, "serving again");
+                }
+                health.set_service_status(S::NAME, now).await;
+                health.set_service_status("", now).await;
+                was = Some(now);
+            }
+            tokio::time::sleep(HEALTH_EVERY).await;
+        }
+    });
+    let _following = AbortOnDrop(following);
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -265,5 +297,14 @@ where
             );
             Ok(response)
         })
+    }
+}
+
+/// A task aborted when this is dropped (when the server stops).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

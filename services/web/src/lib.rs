@@ -1217,6 +1217,32 @@ pub struct Application {
     metrics: Option<std::net::SocketAddr>,
     /// The sessions' database, where presence is shared too.
     shared: Option<String>,
+    /// Ready while every service the pages ask can answer.
+    readiness: service_kit::metrics::Endpoint,
+}
+
+/// Ready while `channel`'s service says, by gRPC health, that it serves
+/// `service` (it says not when its own NATS or PostgreSQL is gone).
+fn serving(
+    name: &'static str,
+    channel: Channel,
+    service: &'static str,
+) -> service_kit::metrics::Check {
+    service_kit::metrics::Check::new(name, move || {
+        let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+        async move {
+            let answer = health
+                .check(tonic_health::pb::HealthCheckRequest {
+                    service: service.to_string(),
+                })
+                .await
+                .map_err(|e| format!("unreachable: {}", e.message()))?;
+            match answer.into_inner().status() {
+                tonic_health::pb::health_check_response::ServingStatus::Serving => Ok(()),
+                other => Err(other.as_str_name().to_lowercase()),
+            }
+        }
+    })
 }
 
 impl Application {
@@ -1244,6 +1270,28 @@ impl service_kit::Service for Application {
             audit: connect(config.audit_url.clone()).await?,
             notify: connect(config.notify_url.clone()).await?,
         };
+        let mut checks = vec![
+            serving(
+                "command service",
+                backends.command.clone(),
+                "careline.command.v1.CommandService",
+            ),
+            serving(
+                "inbox service",
+                backends.inbox.clone(),
+                "careline.inbox.v1.InboxService",
+            ),
+            serving(
+                "audit service",
+                backends.audit.clone(),
+                "careline.audit.v1.AuditService",
+            ),
+            serving(
+                "notification service",
+                backends.notify.clone(),
+                "careline.notify.v1.NotificationService",
+            ),
+        ];
         let demo = match &config.demo_people {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| {
@@ -1263,7 +1311,8 @@ impl service_kit::Service for Application {
             Some(url) => {
                 let pool = projections::pool(url, 8, "careline_web")
                     .map_err(|e| anyhow::anyhow!("CARELINE_WEB_DATABASE_URL: {e}"))?;
-                let sessions = Sessions::in_database(pool, config.idle, config.absolute);
+                let sessions = Sessions::in_database(pool.clone(), config.idle, config.absolute);
+                checks.push(projections::answers("sessions database", pool));
                 sessions
                     .prepare()
                     .await
@@ -1280,13 +1329,15 @@ impl service_kit::Service for Application {
             web: Web::with_sessions(backends, &config, demo, oidc, sessions),
             metrics: config.metrics,
             shared: config.sessions_database.clone(),
+            readiness: service_kit::metrics::Endpoint::new(vec![], checks),
         })
     }
 
-    /// Requests by route and status and their latency; the process is
-    /// ready once it serves (it keeps no connection of its own to check).
+    /// Requests by route and status and their latency; ready while every
+    /// service the pages ask serves (by its gRPC health, which follows its
+    /// own readiness) and the sessions' database answers.
     fn metrics(&self) -> Option<(std::net::SocketAddr, service_kit::metrics::Endpoint)> {
-        Some((self.metrics?, service_kit::metrics::Endpoint::default()))
+        Some((self.metrics?, self.readiness.clone()))
     }
 
     async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {

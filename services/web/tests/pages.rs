@@ -1218,3 +1218,52 @@ async fn a_nurse_writes_first_to_a_patient_and_sees_who_has_waited() {
     assert!(!ninas.body.contains("Fluid allowance before Monday"));
     assert!(ninas.body.contains("Clinic time"), "{}", ninas.body);
 }
+
+/// `/readyz` reflects what the pages need: ready while every service
+/// answers; with the inbox service down, not ready, naming it (every page
+/// would say "Careline is not reachable just now").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_names_a_service_the_pages_need_that_is_down() {
+    use service_kit::Service;
+    let mut s = support::system("web_ready").await;
+    let url = |addr: Option<std::net::SocketAddr>| format!("http://{}", addr.unwrap());
+    let key = testkit::issuer().private_key();
+    let pairs = [
+        (service_kit::auth::SIGNING_KEY_VAR.to_string(), key),
+        ("CARELINE_WEB_ADDR".into(), "127.0.0.1:0".into()),
+        ("CARELINE_WEB_METRICS_ADDR".into(), "127.0.0.1:0".into()),
+        ("CARELINE_COMMAND_URL".into(), url(Some(s.addrs.command))),
+        ("CARELINE_INBOX_URL".into(), url(s.addrs.inbox)),
+        ("CARELINE_AUDIT_URL".into(), url(s.addrs.audit)),
+        ("CARELINE_NOTIFY_URL".into(), url(s.addrs.notify)),
+    ];
+    let pairs: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let config =
+        web::Config::from_settings(&event_store::settings::Settings::from_pairs(&pairs)).unwrap();
+    let app = web::Application::build(config).await.unwrap();
+    let (_, readiness) = app.metrics().unwrap();
+    let mut failed = readiness.not_ready().await;
+    for _ in 0..50 {
+        if failed.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        failed = readiness.not_ready().await;
+    }
+    assert!(failed.is_empty(), "{failed:?}");
+
+    s.stop_inbox();
+    let mut failed = Vec::new();
+    for _ in 0..50 {
+        failed = readiness.not_ready().await;
+        if !failed.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(failed[0].starts_with("inbox service: "), "{failed:?}");
+}

@@ -15,6 +15,7 @@ use proto::command as pb;
 use proto::events::{AggregateType, Envelope, TeamCreated, envelope::Payload};
 use service_kit::{Caller, Role};
 use tonic::Code;
+use tonic_health::pb::health_check_response::ServingStatus;
 
 use crate::support::{connect, issuer, keys, serve, spawn_app};
 
@@ -303,12 +304,17 @@ async fn an_unreachable_event_log_is_unavailable_and_a_retry_heals() {
         ..unique_config("outage")
     };
     let store = event_store::JetStreamStore::connect(config).await.unwrap();
-    let (_, signer, _server) = serve(store.clone()).await;
+    let (addr, signer, _server) = serve(store.clone()).await;
     let org = careline_client::demo::seed(&signer).await.unwrap();
     let thread = first_thread(&signer, &org).await.unwrap();
     let mut nurse = signer.client(&org.nurse).unwrap();
+    let mut health =
+        tonic_health::pb::health_client::HealthClient::new(crate::support::connect(addr).await);
+    assert_eq!(serving(&mut health, true).await, ServingStatus::Serving);
 
     nats.kill();
+    // Its gRPC health says it cannot answer (the web's readiness asks it).
+    assert_eq!(serving(&mut health, false).await, ServingStatus::NotServing);
     let id = command_id();
     let status = nurse
         .post_message(post(&thread, &id, "during the outage"))
@@ -335,12 +341,37 @@ async fn an_unreachable_event_log_is_unavailable_and_a_retry_heals() {
         }
     }
     let landed = landed.expect("never recovered");
+    assert_eq!(serving(&mut health, true).await, ServingStatus::Serving);
     let again = nurse
         .post_message(post(&thread, &id, "during the outage"))
         .await
         .unwrap()
         .into_inner();
     assert_eq!(again.position, landed.position);
+}
+
+/// The command service's health once it is `serving` (or not), within 10 s:
+/// what it last said.
+async fn serving(
+    health: &mut tonic_health::pb::health_client::HealthClient<tonic::transport::Channel>,
+    serving: bool,
+) -> ServingStatus {
+    let mut last = ServingStatus::Unknown;
+    for _ in 0..100 {
+        last = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: "careline.command.v1.CommandService".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status();
+        if (last == ServingStatus::Serving) == serving {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    last
 }
 
 /// A log where someone else always got there first.
