@@ -201,6 +201,37 @@ pub fn envelope(
     }
 }
 
+/// Every event type of this version of the contract (the payloads of
+/// `Envelope`), with its field number, read from the compiled descriptor.
+pub fn event_types() -> Vec<(i32, String)> {
+    use prost::Message;
+    let Ok(fds) = prost_types::FileDescriptorSet::decode(crate::FILE_DESCRIPTOR_SET) else {
+        return Vec::new();
+    };
+    let Some(envelope) = fds
+        .file
+        .iter()
+        .filter(|f| f.package() == "careline.events.v1")
+        .flat_map(|f| f.message_type.iter())
+        .find(|m| m.name() == "Envelope")
+    else {
+        return Vec::new();
+    };
+    let Some(payload_index) = envelope
+        .oneof_decl
+        .iter()
+        .position(|o| o.name() == "payload")
+    else {
+        return Vec::new();
+    };
+    envelope
+        .field
+        .iter()
+        .filter(|f| f.oneof_index == Some(payload_index as i32))
+        .filter_map(|f| Some((f.number(), f.type_name().rsplit('.').next()?.to_string())))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     //! These tests walk the compiled descriptor, so a payload added to the
@@ -213,32 +244,18 @@ mod tests {
     use prost_types::{FileDescriptorSet, field_descriptor_proto::Type};
 
     fn envelope_payload_fields() -> Vec<(i32, String)> {
+        let fields = event_types();
         let fds = FileDescriptorSet::decode(crate::FILE_DESCRIPTOR_SET).unwrap();
-        let file = fds
+        let envelope = fds
             .file
             .iter()
-            .find(|f| f.package() == "careline.events.v1")
-            .unwrap();
-        let envelope = file
-            .message_type
-            .iter()
+            .flat_map(|f| f.message_type.iter())
             .find(|m| m.name() == "Envelope")
             .unwrap();
-        let payload_index = envelope
-            .oneof_decl
-            .iter()
-            .position(|o| o.name() == "payload")
-            .unwrap() as i32;
-        envelope
-            .field
-            .iter()
-            .filter(|f| f.oneof_index == Some(payload_index))
-            .map(|f| {
-                assert_eq!(f.r#type(), Type::Message);
-                let name = f.type_name().rsplit('.').next().unwrap().to_string();
-                (f.number(), name)
-            })
-            .collect()
+        for f in envelope.field.iter().filter(|f| f.oneof_index.is_some()) {
+            assert_eq!(f.r#type(), Type::Message);
+        }
+        fields
     }
 
     /// Decodes an envelope whose only field is an empty payload message with

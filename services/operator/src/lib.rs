@@ -24,7 +24,7 @@ mod token;
 
 use clap::{Parser, Subcommand};
 
-pub use display::format_event;
+pub use display::{Describer, format_event};
 
 /// Operate a Careline deployment.
 #[derive(Debug, Parser)]

@@ -19,21 +19,32 @@ pub(crate) struct StatusArgs {
     /// under the time it was read.
     #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "5")]
     watch: Option<u64>,
+    /// Only the event stream (made when it is missing), not the projections.
+    #[arg(long)]
+    log: bool,
 }
 
+/// Prints the status; fails (a non-zero exit) when something is wrong: the
+/// database unreachable, a projection that nothing runs, events set aside.
 pub(crate) async fn run(config: StoreConfig, args: StatusArgs) -> anyhow::Result<()> {
     let store = JetStreamStore::connect(config.clone()).await?;
     let Some(every) = args.watch else {
-        return once(&store, &config).await;
+        let problems = once(&store, &config, args.log).await?;
+        if problems.is_empty() {
+            return Ok(());
+        }
+        anyhow::bail!("{}", problems.join("; "));
     };
     let every = std::time::Duration::from_secs(every.max(1));
     loop {
         let now = time::OffsetDateTime::now_utc();
         println!("--- {now}");
-        if let Err(e) = once(&store, &config).await {
+        match once(&store, &config, args.log).await {
+            Ok(problems) if problems.is_empty() => println!("all well"),
+            Ok(problems) => println!("WRONG: {}", problems.join("; ")),
             // A node or the database down is what one watches for: say so
             // and keep watching.
-            println!("status unavailable: {e}");
+            Err(e) => println!("status unavailable: {e}"),
         }
         println!();
         tokio::select! {
@@ -43,7 +54,13 @@ pub(crate) async fn run(config: StoreConfig, args: StatusArgs) -> anyhow::Result
     }
 }
 
-async fn once(store: &JetStreamStore, config: &StoreConfig) -> anyhow::Result<()> {
+/// Prints the status once: what is wrong, for the exit status.
+async fn once(
+    store: &JetStreamStore,
+    config: &StoreConfig,
+    log_only: bool,
+) -> anyhow::Result<Vec<String>> {
+    let mut problems = Vec::new();
     let head = store.last_position().await?;
     let mut stream = store.jetstream().get_stream(&config.stream).await?;
     let info = stream.info().await?;
@@ -88,12 +105,16 @@ async fn once(store: &JetStreamStore, config: &StoreConfig) -> anyhow::Result<()
         );
     }
 
+    if log_only {
+        return Ok(problems);
+    }
     let url = crate::database_url();
     let client = match projections::connect(&url).await {
         Ok(client) => client,
         Err(e) => {
             println!("projections    database unreachable: {e}");
-            return Ok(());
+            problems.push(format!("the read models' database is unreachable: {e}"));
+            return Ok(problems);
         }
     };
     let statuses = projections::status(&client).await?;
@@ -101,10 +122,18 @@ async fn once(store: &JetStreamStore, config: &StoreConfig) -> anyhow::Result<()
         println!("projections    none yet (they appear when their service first starts)");
     }
     for p in statuses {
+        if !p.running {
+            problems.push(format!("nothing runs projection {}", p.name));
+        }
         for g in &p.generations {
             if g.live {
+                let running = if p.running {
+                    "running"
+                } else {
+                    "NOT RUNNING (no service holds its lead)"
+                };
                 println!(
-                    "projection     {:<10} generation {} live: checkpoint {}, lag {} events, updated {}",
+                    "projection     {:<10} {running}, generation {} live: checkpoint {}, lag {} events, updated {}",
                     p.name,
                     g.generation,
                     g.checkpoint,
@@ -124,6 +153,10 @@ async fn once(store: &JetStreamStore, config: &StoreConfig) -> anyhow::Result<()
             }
         }
         if p.dead_letters > 0 {
+            problems.push(format!(
+                "projection {} set aside {} event(s)",
+                p.name, p.dead_letters
+            ));
             println!(
                 "               {:<10} {} event(s) SET ASIDE, could not be applied (the rest of the log was):",
                 p.name, p.dead_letters
@@ -145,5 +178,5 @@ async fn once(store: &JetStreamStore, config: &StoreConfig) -> anyhow::Result<()
             }
         }
     }
-    Ok(())
+    Ok(problems)
 }

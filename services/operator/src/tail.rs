@@ -4,6 +4,8 @@ use clap::Args;
 use event_store::{EventStore, JetStreamStore, StoreConfig};
 use futures::StreamExt;
 
+use crate::display::{Describer, set_aside_json, set_aside_line};
+
 #[derive(Debug, Args)]
 pub(crate) struct TailArgs {
     /// Start at this position (default: only events appended from now on).
@@ -12,29 +14,83 @@ pub(crate) struct TailArgs {
     /// Only events of this type, e.g. ThreadStarted (repeatable).
     #[arg(long = "type")]
     types: Vec<String>,
-    /// Print subject lines and message bodies instead of redacting them.
-    /// Clinical content: use only where you are allowed to read it.
+    /// Add subject lines and message bodies. Clinical content: use only
+    /// where you are allowed to read it.
     #[arg(long)]
     show_content: bool,
+    /// One JSON object per line, for machines.
+    #[arg(long)]
+    json: bool,
     /// Stop after this many events.
     #[arg(long)]
     limit: Option<usize>,
 }
 
+/// The types asked for, each checked against the contract.
+fn known_types(asked: &[String]) -> anyhow::Result<()> {
+    let known: Vec<String> = proto::contract::event_types()
+        .into_iter()
+        .map(|(_, name)| name)
+        .collect();
+    for t in asked {
+        if !known.iter().any(|k| k == t) {
+            anyhow::bail!(
+                "--type {t}: no such event type; one of: {}",
+                known.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
 pub(crate) async fn run(config: StoreConfig, args: TailArgs) -> anyhow::Result<()> {
+    known_types(&args.types)?;
     let store = JetStreamStore::connect(config).await?;
+    let head = store.last_position().await?;
     let from = match args.from {
+        Some(0) => anyhow::bail!("--from 0: positions start at 1"),
+        Some(from) if from > head + 1 => anyhow::bail!(
+            "--from {from} is past the end of the log (its last position is {head}): \
+             use --from {} or leave --from out to follow new events",
+            head + 1
+        ),
         Some(from) => from,
-        None => store.last_position().await? + 1,
+        None => head + 1,
     };
+    if from > head {
+        eprintln!("careline: following new events after position {head}");
+    }
     let mut feed = store.subscribe(from).await?;
+    let mut describer = Describer::default();
     let mut printed = 0;
     while let Some(event) = feed.next().await {
-        let event = event?;
-        if !args.types.is_empty() && !args.types.iter().any(|t| t == event.event_type()) {
-            continue;
-        }
-        println!("{}", crate::format_event(&event, args.show_content));
+        let line = match event {
+            Ok(event) => {
+                if !args.types.is_empty() && !args.types.iter().any(|t| t == event.event_type()) {
+                    continue;
+                }
+                if args.json {
+                    describer.json(&event, args.show_content)
+                } else {
+                    describer.line(&event, args.show_content)
+                }
+            }
+            // Bytes that are not an event: marked, and the tail goes on.
+            Err(event_store::Error::Undecodable {
+                position, reason, ..
+            }) => {
+                if !args.types.is_empty() {
+                    continue;
+                }
+                if args.json {
+                    set_aside_json(position, &reason)
+                } else {
+                    set_aside_line(position, &reason)
+                }
+            }
+            Err(e) => return Err(e.into()),
+        };
+        println!("{line}");
         printed += 1;
         if args.limit.is_some_and(|limit| printed >= limit) {
             break;
