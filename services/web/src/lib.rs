@@ -171,7 +171,13 @@ impl Web {
     }
 
     fn page(&self, title: &str, session: Option<&Session>, body: Markup) -> Response {
-        html(pages::layout(title, session, self.demo(), body))
+        html(pages::layout(
+            title,
+            session,
+            self.demo(),
+            self.inner.sessions.idle(),
+            body,
+        ))
     }
 
     /// Signs `caller` in (a new session, reading from `position` on) and
@@ -213,17 +219,22 @@ impl Web {
     }
 
     /// The signed-in session, or the way to sign in (coming back to `uri`).
+    /// The session of the browser's cookie; else a redirect to sign in,
+    /// then on to `uri`, saying so when the browser had a session that
+    /// has ended (idle, or at its absolute end).
     async fn signed_in(&self, headers: &HeaderMap, uri: &Uri) -> Result<Session, Box<Response>> {
-        let found = match cookie(headers, COOKIE) {
-            Some(id) => self.inner.sessions.get(&id).await,
+        let had = cookie(headers, COOKIE);
+        let found = match &had {
+            Some(id) => self.inner.sessions.get(id).await,
             None => Ok(None),
         };
         match found {
             Ok(Some(session)) => Ok(session),
             Ok(None) => {
                 let next = uri.path_and_query().map_or("/messages", |p| p.as_str());
+                let ended = if had.is_some() { "&ended=1" } else { "" };
                 Err(Box::new(
-                    Redirect::to(&format!("/sign-in?next={}", encode(next))).into_response(),
+                    Redirect::to(&format!("/sign-in?next={}{ended}", encode(next))).into_response(),
                 ))
             }
             Err(e) => Err(Box::new(self.store_down(&e))),
@@ -262,10 +273,19 @@ impl Web {
     }
 
     /// The signed-in session of a form, whose CSRF token must be its own.
-    async fn posted(&self, headers: &HeaderMap, form: &Fields) -> Result<Session, Box<Response>> {
-        let session = self
-            .signed_in(headers, &Uri::from_static("/messages"))
-            .await?;
+    /// The session a form was posted in (its CSRF token checked). When it
+    /// has ended, the browser signs in and goes back to the page the form
+    /// was on (`live.js` keeps what was typed in it).
+    async fn posted(
+        &self,
+        headers: &HeaderMap,
+        uri: &Uri,
+        form: &Fields,
+    ) -> Result<Session, Box<Response>> {
+        let back = form_page(uri.path())
+            .parse::<Uri>()
+            .unwrap_or_else(|_| Uri::from_static("/messages"));
+        let session = self.signed_in(headers, &back).await?;
         if form.one("csrf") != session.csrf {
             return Err(Box::new(self.forbidden(Some(&session))));
         }
@@ -377,7 +397,10 @@ impl axum::extract::FromRequest<Web> for Posted {
             .await
             .map_err(|_| StatusCode::PAYLOAD_TOO_LARGE.into_response())?;
         let form = Fields::parse(&body);
-        let session = web.posted(&parts.headers, &form).await.map_err(|r| *r)?;
+        let session = web
+            .posted(&parts.headers, &parts.uri, &form)
+            .await
+            .map_err(|r| *r)?;
         Ok(Posted(session, form))
     }
 }
@@ -385,6 +408,42 @@ impl axum::extract::FromRequest<Web> for Posted {
 /// The largest form the pages take (a message is at most 20,000
 /// characters, each up to four bytes, and encoded).
 const FORM_MAX: usize = 256 * 1024;
+
+/// Activity from a page (typing, or "Stay signed in"): 204 while the
+/// session lasts (this request moved its idle end on), 401 once it ended.
+async fn session_alive(State(web): State<Web>, headers: HeaderMap) -> Response {
+    let found = match cookie(&headers, COOKIE) {
+        Some(id) => web.inner.sessions.get(&id).await,
+        None => Ok(None),
+    };
+    match found {
+        Ok(Some(_)) => StatusCode::NO_CONTENT.into_response(),
+        Ok(None) => StatusCode::UNAUTHORIZED.into_response(),
+        Err(e) => web.store_down(&e),
+    }
+}
+
+/// The page whose form posts to `action`: a conversation's for its reply,
+/// note and moves; the same path for a page that posts to itself; else the
+/// message list.
+fn form_page(action: &str) -> String {
+    let segments: Vec<&str> = action.trim_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["threads", id, "reply" | "note" | "move" | "typing"] => format!("/threads/{id}"),
+        ["record", "carers", "withdraw"] => "/record/carers".into(),
+        ["record", "access", "end"] => "/record/access".into(),
+        ["account", "verify" | "email"] => "/account".into(),
+        ["admin", "people", _] | ["admin", "people", _, "close"] => "/admin/people".into(),
+        ["join", code, "sign-up"] => format!("/join/{code}"),
+        ["messages", "new"]
+        | ["threads", _, "add"]
+        | ["admin", "teams" | "people"]
+        | ["admin", "teams", _]
+        | ["join", _]
+        | ["teams", _, "start"] => action.to_string(),
+        _ => "/messages".into(),
+    }
+}
 
 /// Percent-encodes a path for a query value.
 fn encode(s: &str) -> String {
@@ -488,6 +547,8 @@ pub fn router(web: Web) -> Router {
         .route("/email/confirm/link", post(linking::accept_invitation))
         .route("/live", get(live::events))
         .route("/static/live.js", get(live::script))
+        .route("/static/compose.js", get(live::compose))
+        .route("/session/alive", get(session_alive))
         .route("/health", get(|| async { "ok" }))
         .layer(axum::middleware::from_fn(recorded))
         .with_state(web)
@@ -527,6 +588,9 @@ struct SignInQuery {
     next: String,
     #[serde(default)]
     closed: Option<String>,
+    /// The browser's session had ended.
+    #[serde(default)]
+    ended: Option<String>,
 }
 
 async fn sign_in_page(
@@ -535,10 +599,17 @@ async fn sign_in_page(
     Query(q): Query<SignInQuery>,
 ) -> Response {
     let pre = cookie(&headers, PRE_COOKIE).unwrap_or_else(session::random_token);
-    let notice = q
-        .closed
-        .is_some()
-        .then_some("Your account has been closed, so you have been signed out. Ask the hospital if you think this is wrong.");
+    let notice = if q.closed.is_some() {
+        Some(
+            "Your account has been closed, so you have been signed out. Ask the hospital if you think this is wrong.",
+        )
+    } else if q.ended.is_some() {
+        Some(
+            "Your session ended, so nothing was sent. Sign in to carry on: you go back to the page you were on, and anything you had typed there is kept in this browser.",
+        )
+    } else {
+        None
+    };
     let oidc = web.inner.oidc.as_ref().map(|o| o.label());
     let body = pages::sign_in(
         web.inner.demo.as_deref(),
@@ -882,7 +953,7 @@ pub(crate) async fn thread_with_problem(
 ) -> Response {
     match read_thread(web, session, id, 0).await {
         Ok(detail) => {
-            let problem = pages::error_box(heading, &reply_problem(e));
+            let problem = pages::error_box(heading, &reply_problem(e, reply, note));
             let leads = staff::leads(web, session).await;
             let body = pages::thread(&detail, session, &leads, reply, note, Some(problem));
             let page = web.page("Not sent", Some(session), body);
@@ -909,9 +980,12 @@ pub(crate) fn refusal(e: &Status) -> bool {
     ) && !e.message().contains("account deactivated")
 }
 
-fn reply_problem(e: &Status) -> String {
+/// What to fix in a refused reply or note (`reply` or `note`, whichever
+/// was sent).
+fn reply_problem(e: &Status, reply: &str, note: &str) -> String {
     if e.code() == Code::InvalidArgument && e.message().contains("body") {
-        "Write a message before sending it (at most 20,000 characters).".into()
+        let typed = if note.is_empty() { reply } else { note };
+        pages::body_problem(typed, e.message())
     } else {
         e.message().to_string()
     }
@@ -1066,7 +1140,8 @@ async fn new_message(State(web): State<Web>, Posted(session, form): Posted) -> R
         {
             match who_can_i_message(&web, &session, &patient).await {
                 Ok(who) => {
-                    let problem = pages::error_box("Your message was not sent", &new_problem(&e));
+                    let problem =
+                        pages::error_box("Your message was not sent", &new_problem(&e, typed.body));
                     let body = pages::new_message(&who, &session, &typed, Some(problem));
                     let page = web.page("Message not sent", Some(&session), body);
                     (StatusCode::UNPROCESSABLE_ENTITY, page).into_response()
@@ -1078,14 +1153,14 @@ async fn new_message(State(web): State<Web>, Posted(session, form): Posted) -> R
     }
 }
 
-fn new_problem(e: &Status) -> String {
+fn new_problem(e: &Status, body: &str) -> String {
     let m = e.message();
     if e.code() != Code::InvalidArgument {
         m.to_string()
     } else if m.contains("subject") {
         "Give your message a subject (at most 200 characters).".into()
     } else if m.contains("body") {
-        "Write your message before sending it (at most 20,000 characters).".into()
+        pages::body_problem(body, m)
     } else {
         m.to_string()
     }

@@ -26,6 +26,11 @@ pub(crate) async fn script() -> Response {
     static_script(include_str!("../static/live.js"))
 }
 
+/// Drafts kept in the browser, the character count, the idle warning.
+pub(crate) async fn compose() -> Response {
+    static_script(include_str!("../static/compose.js"))
+}
+
 /// The staff's keyboard shortcuts.
 pub(crate) async fn shortcuts() -> Response {
     static_script(include_str!("../static/shortcuts.js"))

@@ -33,7 +33,7 @@ h1{font-size:1.6rem;line-height:1.25;margin:.5rem 0 1rem}h2{font-size:1.2rem;mar
 .message{background:#fff;border-radius:6px;padding:.8rem 1rem;margin:0 0 .75rem}.message.mine{background:#e8f1fa}
 .message .who{font-weight:600}.message .when,.seen{color:#4c6272;font-size:.88rem}.message .body{white-space:pre-wrap;margin:.3rem 0 0}
 label{display:block;font-weight:600;margin:.8rem 0 .3rem}.hint{color:#4c6272;font-weight:400;font-size:.92rem}
-input[type=text],textarea,select{width:100%;font:inherit;padding:.5rem;border:2px solid #4c6272;border-radius:4px;background:#fff}textarea{min-height:8rem}
+input[type=text],textarea,select{width:100%;font:inherit;padding:.5rem;border:2px solid #4c6272;border-radius:4px;background:#fff}textarea{min-height:8rem}.count{margin:.25rem 0 1rem}.count.over{color:#d5281b;font-weight:600}
 .choice{display:flex;gap:.6rem;align-items:flex-start;font-weight:400;margin:.4rem 0}.choice input{width:1.4rem;height:1.4rem;margin-top:.15rem}
 .button{display:inline-block;background:#007f3b;color:#fff;border:0;border-bottom:3px solid #00401e;border-radius:4px;padding:.6rem 1.2rem;font:inherit;font-weight:600;cursor:pointer;text-decoration:none;margin-top:.8rem}
 .button.secondary{background:#4c6272;border-bottom-color:#263139}
@@ -53,7 +53,15 @@ kbd{border:1px solid #4c6272;border-bottom-width:2px;border-radius:3px;padding:0
 
 /// Every page: its title (never clinical content), who is signed in, and
 /// the demo warning while demo sign-in is on.
-pub fn layout(title: &str, session: Option<&Session>, demo: bool, body: Markup) -> Markup {
+/// Every page: `idle` is how long a session lasts without activity (the
+/// page warns before it ends; see `compose.js`).
+pub fn layout(
+    title: &str,
+    session: Option<&Session>,
+    demo: bool,
+    idle: std::time::Duration,
+    body: Markup,
+) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en-GB" {
@@ -64,7 +72,7 @@ pub fn layout(title: &str, session: Option<&Session>, demo: bool, body: Markup) 
                 title { (title) " – Careline" }
                 style { (PreEscaped(STYLE)) }
             }
-            body {
+            body data-idle=[session.map(|_| idle.as_secs())] {
                 @if demo {
                     div.demo role="note" { "Demo sign-in is on: anyone can sign in as anyone. Never use it with real patients." }
                 }
@@ -111,6 +119,7 @@ pub fn layout(title: &str, session: Option<&Session>, demo: bool, body: Markup) 
                     }
                 }
                 main id="main" { (body) }
+                script src="/static/compose.js" defer {}
                 @if let Some(s) = session {
                     script src="/static/live.js" defer {}
                     @if s.caller.role == service_kit::Role::Professional {
@@ -136,6 +145,60 @@ fn role_name(role: service_kit::Role) -> &'static str {
 }
 
 /// A problem the person can act on, with what to do.
+/// The longest message or note the services accept, in characters.
+pub const BODY_MAX: usize = 20_000;
+
+/// A message box (`id`, named `body`) with `label`, what was typed kept,
+/// and its limit said beside it; `live.js` counts the characters as they
+/// are typed, and keeps a draft in this browser until it is sent.
+pub fn body_field(id: &str, label: &str, typed: &str) -> Markup {
+    let count = format!("{id}-count");
+    let used = typed.chars().count();
+    html! {
+        label for=(id) { (label) }
+        textarea id=(id) name="body" required aria-describedby=(count) data-limit=(BODY_MAX) data-draft { (typed) }
+        p.hint.count.over[used > BODY_MAX] id=(count) aria-live="polite" {
+            @if used > BODY_MAX {
+                (thousands(used - BODY_MAX)) @if used - BODY_MAX == 1 { " character" } @else { " characters" }
+                " too many: at most " (thousands(BODY_MAX)) "."
+            } @else {
+                "Up to " (thousands(BODY_MAX)) " characters."
+            }
+        }
+    }
+}
+
+/// `n` with a comma between thousands: 20,000.
+pub fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// What to fix in a message the services refused as bad input: empty, or
+/// too long (by how much), in words; else the service's own.
+pub fn body_problem(typed: &str, refused: &str) -> String {
+    let used = typed.chars().count();
+    if typed.trim().is_empty() {
+        "Write a message before sending it.".into()
+    } else if used > BODY_MAX {
+        format!(
+            "Your message is {} characters long, {} more than the {} a message may have. Shorten it, or send it as two messages.",
+            thousands(used),
+            thousands(used - BODY_MAX),
+            thousands(BODY_MAX)
+        )
+    } else {
+        refused.to_string()
+    }
+}
+
 pub fn error_box(heading: &str, detail: &str) -> Markup {
     html! {
         div.error role="alert" {
@@ -392,8 +455,7 @@ pub fn thread(
         }
         form method="post" action={ "/threads/" (id) "/reply" } {
             input type="hidden" name="csrf" value=(session.csrf);
-            label for="body" { "Your message" }
-            textarea id="body" name="body" required { (draft) }
+            (body_field("body", "Your message", draft))
             button.button type="submit" { "Send reply" }
         }
         @if staff {
@@ -500,8 +562,7 @@ pub fn new_message(
             }
             label for="subject" { "Subject" span.hint { " a few words: what is it about?" } }
             input type="text" id="subject" name="subject" maxlength="200" required value=(typed.subject);
-            label for="body" { "Message" }
-            textarea id="body" name="body" required { (typed.body) }
+            (body_field("body", "Message", typed.body))
             button.button type="submit" { "Send message" }
         }
     }
@@ -597,8 +658,10 @@ pub fn invitation(token: &str, csrf: &str, name: &str) -> Markup {
 
 pub fn problem_page(heading: &str, detail: &str) -> Markup {
     html! {
-        h1 { (heading) }
-        p { (detail) }
-        p { a href="/messages" { "Go to your messages" } }
+        div.problem {
+            h1 { (heading) }
+            p { (detail) }
+            p { a href="/messages" { "Go to your messages" } }
+        }
     }
 }

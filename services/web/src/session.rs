@@ -200,6 +200,11 @@ fn from_row(id: &str, row: &Row) -> Result<Session, StoreError> {
 }
 
 impl Sessions {
+    /// How long a session lasts without activity.
+    pub fn idle(&self) -> Duration {
+        self.idle
+    }
+
     /// Sessions in this process: signing in on one instance signs in on
     /// that one only.
     pub fn new(idle: Duration, absolute: Duration) -> Self {

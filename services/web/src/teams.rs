@@ -102,8 +102,25 @@ pub(crate) async fn join_page(
     if session.caller.role != Role::Patient {
         return patients_only(&web, &session);
     }
-    match team_of(&web, &session, &code).await {
-        Ok(team) => {
+    let found = async {
+        let team = team_of(&web, &session, &code).await?;
+        let mine =
+            crate::who_can_i_message(&web, &session, &session.caller.person_id.to_string()).await?;
+        let member = mine.teams.iter().any(|t| t.team_id == team.team_id);
+        Ok::<_, Status>((team, member))
+    };
+    match found.await {
+        Ok((team, true)) => {
+            // Already one of its patients: nothing to join.
+            let body = html! {
+                h1 { (team.name) }
+                p { "You are already one of " (team.name) "'s patients, so there is nothing to join." }
+                a.button href={ "/teams/" (team.team_id) "/message" } { "Message " (team.name) }
+                p { a href="/messages" { "Go to your messages" } }
+            };
+            web.page("Already joined", Some(&session), body)
+        }
+        Ok((team, false)) => {
             let body = html! {
                 h1 { "Join " (team.name) }
                 @if !team.description.is_empty() { p { (team.description) } }

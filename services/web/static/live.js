@@ -27,7 +27,11 @@
         var doc = new DOMParser().parseFromString(html, "text/html");
         var fresh = doc.querySelector("[data-live]");
         var now = document.querySelector("[data-live]");
-        if (fresh && now) { now.replaceWith(fresh); }
+        if (fresh && now) {
+          now.replaceWith(fresh);
+          // The fetch was activity: the session's idle end moved on.
+          document.dispatchEvent(new Event("careline:refreshed"));
+        }
       })
       .catch(function () {})
       .then(function () {

@@ -484,7 +484,8 @@ async fn a_patient_uses_careline_in_a_real_browser_on_a_phone() {
         phone
             .goto(&format!("{base}/join/{}", org.renal_join_code))
             .await?;
-        shows(&phone, "Join Renal Unit").await;
+        // She is one of its patients already: nothing to join.
+        shows(&phone, "You are already one of Renal Unit's patients").await;
         seen(&phone, "join").await;
         phone.goto(&format!("{base}/account")).await?;
         shows(&phone, "Verified").await;
@@ -669,5 +670,128 @@ async fn an_admin_and_a_privacy_officer_use_their_pages_in_a_real_browser() {
         eprintln!("stopped at {url:?}:\n{text}");
     }
     desk.close().await.unwrap();
+    outcome.unwrap();
+}
+
+/// Nina answers and archives at once: Pat's list still shows the answer,
+/// unread. Pat writes a reply, but her session has ended: sending it takes
+/// her to sign in, saying so; signed in, she is back on the conversation
+/// with her words in the box; sent, they are gone from the browser. A reply
+/// that is too long is counted as she types and refused with the numbers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patient_loses_neither_an_archived_answer_nor_a_reply_when_her_session_ends() {
+    let s = support::system("web_browser_draft").await;
+    let org = s.org().await;
+    let thread = first_thread(&s.signer, &org).await.unwrap();
+    s.post(&org.nurse, &thread, "Up to one litre on Sunday, Pat.")
+        .await;
+    let archived = {
+        use careline_client::Steps;
+        s.signer
+            .client(&org.nurse)
+            .unwrap()
+            .archive(&thread)
+            .await
+            .unwrap()
+    };
+    testkit::inbox_page(&mut s.inbox(&org.patient), archived).await;
+
+    let base = serve(&s, &org).await;
+    let driver = driver().await;
+    let phone = browser(&driver, 375, 812).await;
+    let outcome = async {
+        sign_in_as(&phone, &base, &org.patient, "/messages").await;
+        let list = shows(&phone, "Fluid allowance before Monday").await;
+        assert!(list.contains("1 new"), "the answer is unread: {list}");
+        assert!(!list.contains("Archived"), "{list}");
+
+        phone.goto(&format!("{base}/threads/{thread}")).await?;
+        shows(&phone, "Up to one litre on Sunday, Pat.").await;
+        let reply = "Thank you, I will keep to one litre.";
+        let body = phone.find(Locator::Id("body")).await?;
+        body.send_keys(reply).await?;
+        let count = phone.find(Locator::Id("body-count")).await?.text().await?;
+        assert_eq!(count, "36 of 20,000 characters.");
+
+        // The session ends (another sign-in elsewhere ended it, or 30
+        // minutes went by): the browser's cookie names no session now.
+        phone.delete_cookie("careline_session").await?;
+        phone
+            .execute(
+                "document.cookie = 'careline_session=ended-long-ago; path=/';",
+                vec![],
+            )
+            .await?;
+        phone
+            .find(Locator::XPath("//button[text()='Send reply']"))
+            .await?
+            .click()
+            .await?;
+        at(&phone, "/sign-in").await;
+        shows(&phone, "Your session ended, so nothing was sent").await;
+        seen(&phone, "session-ended").await;
+
+        // Signed in again: back on the conversation, the reply in the box.
+        let pat = format!(
+            "//form[input[@name='person_id'][@value='{}']]//button",
+            org.patient.person_id
+        );
+        phone.find(Locator::XPath(&pat)).await?.click().await?;
+        at(&phone, &format!("/threads/{thread}")).await;
+        shows(&phone, "What you had written is back").await;
+        let kept = phone
+            .find(Locator::Id("body"))
+            .await?
+            .prop("value")
+            .await?
+            .unwrap_or_default();
+        assert_eq!(kept, reply);
+        seen(&phone, "draft-kept").await;
+        phone
+            .find(Locator::XPath("//button[text()='Send reply']"))
+            .await?
+            .click()
+            .await?;
+        shows(&phone, reply).await;
+        phone.refresh().await?;
+        shows(&phone, reply).await;
+        let left = phone
+            .find(Locator::Id("body"))
+            .await?
+            .prop("value")
+            .await?
+            .unwrap_or_default();
+        assert_eq!(left, "", "sent: the draft is gone");
+
+        // One character over the limit: counted, then refused with numbers.
+        let body = phone.find(Locator::Id("body")).await?;
+        phone
+            .execute(
+                "arguments[0].value = 'a'.repeat(20001); arguments[0].dispatchEvent(new Event('input'));",
+                vec![serde_json::to_value(&body).unwrap()],
+            )
+            .await?;
+        let count = phone.find(Locator::Id("body-count")).await?.text().await?;
+        assert_eq!(count, "1 character too many: at most 20,000.");
+        phone
+            .find(Locator::XPath("//button[text()='Send reply']"))
+            .await?
+            .click()
+            .await?;
+        let refused = shows(&phone, "Your reply was not sent").await;
+        assert!(
+            refused.contains("Your message is 20,001 characters long, 1 more than the 20,000"),
+            "{refused}"
+        );
+        seen(&phone, "reply-too-long").await;
+        Ok::<_, fantoccini::error::CmdError>(())
+    }
+    .await;
+    if outcome.is_err() {
+        let url = phone.current_url().await.map(|u| u.to_string());
+        let text = phone.source().await.unwrap_or_default();
+        eprintln!("stopped at {url:?}:\n{text}");
+    }
+    phone.close().await.unwrap();
     outcome.unwrap();
 }

@@ -353,8 +353,7 @@ pub fn note_form(id: &str, session: &Session, draft: &str) -> Markup {
         p.hint { "Only staff on this conversation see notes; the patient and carers never do." }
         form method="post" action={ "/threads/" (id) "/note" } {
             (csrf(session))
-            label for="note-body" { "Your note" }
-            textarea #note-body name="body" required { (draft) }
+            (super::body_field("note-body", "Your note", draft))
             button.button.secondary type="submit" { "Add note" }
         }
     }
