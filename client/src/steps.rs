@@ -109,6 +109,7 @@ impl Steps for Client {
             command_id: command_id(),
             thread_id: thread.into(),
             assignee_id: assignee.person_id.to_string(),
+            if_assignee_id: None,
         })
         .await
         .map(position)

@@ -44,6 +44,7 @@ impl From<Error> for Status {
                 DomainError::PermissionDenied(m) => Status::permission_denied(m),
                 DomainError::NotFound(m) => Status::not_found(m),
                 DomainError::FailedPrecondition(m) => Status::failed_precondition(m),
+                DomainError::Stale(m) => Status::aborted(m),
             },
             Error::Aborted { .. } => Status::aborted(e.to_string()),
             Error::CommandIdReused(_) => Status::invalid_argument(e.to_string()),

@@ -447,20 +447,26 @@ pub fn thread(
             }
         }
         }
-        h2 id="reply" { "Reply" }
-        @if staff { p #presence .notice role="status" hidden {} }
-        @if let Some(problem) = problem { (problem) }
-        @if archived && staff {
-            p.hint { "This conversation is archived. A reply brings it back to the team." }
-        }
-        form method="post" action={ "/threads/" (id) "/reply" } {
-            input type="hidden" name="csrf" value=(session.csrf);
-            (body_field("body", "Your message", draft))
-            button.button type="submit" { "Send reply" }
+        // Staff write to the patient only from the patient's side.
+        @let replies = !staff || staff::place(detail, &me) == staff::Place::PatientSide;
+        @if replies {
+            h2 id="reply" { "Reply" }
+            @if staff { p #presence .notice role="status" hidden {} }
+            @if let Some(problem) = &problem { (problem) }
+            @if archived && staff {
+                p.hint { "This conversation is archived. A reply brings it back to the team." }
+            }
+            form method="post" action={ "/threads/" (id) "/reply" } {
+                input type="hidden" name="csrf" value=(session.csrf);
+                (body_field("body", "Your message", draft))
+                button.button type="submit" { "Send reply" }
+            }
+        } @else if let Some(problem) = &problem {
+            (problem)
         }
         @if staff {
             (staff::note_form(id, session, note))
-            (staff::shortcuts_help(true))
+            (staff::shortcuts_help(Some(staff::place(detail, &me))))
         }
     }
 }
@@ -652,6 +658,17 @@ pub fn invitation(token: &str, csrf: &str, name: &str) -> Markup {
             input type="hidden" name="csrf" value=(csrf);
             input type="hidden" name="token" value=(token);
             button.button type="submit" { "Link my account" }
+        }
+    }
+}
+
+/// A refusal on a conversation: what was refused, and the way back to it.
+pub fn refused_on_thread(heading: &str, detail: &str, thread: &str) -> Markup {
+    html! {
+        div.problem {
+            h1 { (heading) }
+            p { (detail) }
+            p { a href={ "/threads/" (thread) } { "Back to the conversation" } }
         }
     }
 }

@@ -142,6 +142,12 @@ pub(crate) async fn move_thread(
     Posted(session, form): Posted,
 ) -> Response {
     let thread_id = id.clone();
+    // Who the page showed handling it, for an assignment (absent: no check).
+    let was = match form.one("assignee_was") {
+        "" => None,
+        pages::staff::NOBODY => Some(String::new()),
+        id => Some(id.to_string()),
+    };
     let moved = async {
         let mut c = web.command(&session)?;
         let command_id = command_id();
@@ -151,6 +157,7 @@ pub(crate) async fn move_thread(
                     command_id,
                     thread_id,
                     assignee_id: session.caller.person_id.to_string(),
+                    if_assignee_id: was.clone(),
                 })
                 .await?
             }
@@ -159,6 +166,7 @@ pub(crate) async fn move_thread(
                     command_id,
                     thread_id,
                     assignee_id: form.one("to").to_string(),
+                    if_assignee_id: was.clone(),
                 })
                 .await?
             }
@@ -208,8 +216,23 @@ pub(crate) async fn move_thread(
     };
     match moved.await {
         Ok(reply) => web.changed(&session, reply, &to).await,
+        // Someone else took it (or dropped it) since the page was loaded.
+        Err(e) if e.code() == Code::Aborted && was.is_some() => {
+            match crate::read_thread(&web, &session, &id, 0).await {
+                Ok(detail) => {
+                    let body =
+                        pages::staff::take_over(&detail, &session, form.one("do"), form.one("to"));
+                    (
+                        StatusCode::CONFLICT,
+                        web.page("Take it over?", Some(&session), body),
+                    )
+                        .into_response()
+                }
+                Err(e) => web.failed(&session, &e).await,
+            }
+        }
         Err(e) if crate::refusal(&e) => {
-            let body = pages::problem_page("That was not done", e.message());
+            let body = pages::refused_on_thread("That was not done", e.message(), &id);
             (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 web.page("Not done", Some(&session), body),

@@ -1,6 +1,7 @@
 // Live pages: when the server says one of this person's conversations
 // changed, the part of the page marked data-live is fetched again and
-// swapped in. What was typed in a form outside it is kept. Without
+// swapped in, with the parts marked data-live-part (the panel of who is
+// handling a conversation). What was typed in a form outside them is kept. Without
 // JavaScript the pages work the same, with a reload.
 (function () {
   "use strict";
@@ -29,6 +30,12 @@
         var now = document.querySelector("[data-live]");
         if (fresh && now) {
           now.replaceWith(fresh);
+          // Other parts that follow the same changes (who is handling a
+          // conversation), by id, unless the person is using one of them.
+          doc.querySelectorAll("[data-live-part][id]").forEach(function (part) {
+            var here = document.getElementById(part.id);
+            if (here && !here.contains(document.activeElement)) { here.replaceWith(part); }
+          });
           // The fetch was activity: the session's idle end moved on.
           document.dispatchEvent(new Event("careline:refreshed"));
         }

@@ -795,3 +795,44 @@ async fn a_patient_loses_neither_an_archived_answer_nor_a_reply_when_her_session
     phone.close().await.unwrap();
     outcome.unwrap();
 }
+
+/// Nina has a conversation open on her desktop when Ned takes it: her
+/// panel says so without a reload, so she never takes it over unknowingly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_panel_of_who_handles_a_conversation_follows_live() {
+    use careline_client::Steps;
+    let s = support::system("web_browser_panel").await;
+    let org = s.org().await;
+    let thread = first_thread(&s.signer, &org).await.unwrap();
+    s.settled().await;
+    let base = serve(&s, &org).await;
+    let driver = driver().await;
+    let desk = browser(&driver, 1280, 900).await;
+    let outcome = async {
+        sign_in_as(&desk, &base, &org.nurse, &format!("/threads/{thread}")).await;
+        shows(&desk, "Nobody is handling it yet").await;
+        s.signer
+            .client(&org.nurse2)
+            .unwrap()
+            .assign(&thread, &org.nurse2)
+            .await
+            .unwrap();
+        shows(&desk, "Assigned to Ned Brown").await;
+        let shown = desk
+            .find(Locator::Css("#moves input[name='assignee_was']"))
+            .await?
+            .prop("value")
+            .await?
+            .unwrap_or_default();
+        assert_eq!(shown, org.nurse2.person_id.to_string());
+        seen(&desk, "panel-live").await;
+        Ok::<_, fantoccini::error::CmdError>(())
+    }
+    .await;
+    if outcome.is_err() {
+        let text = desk.source().await.unwrap_or_default();
+        eprintln!("stopped:\n{text}");
+    }
+    desk.close().await.unwrap();
+    outcome.unwrap();
+}

@@ -1267,3 +1267,142 @@ async fn readiness_names_a_service_the_pages_need_that_is_down() {
     assert_eq!(failed.len(), 1, "{failed:?}");
     assert!(failed[0].starts_with("inbox service: "), "{failed:?}");
 }
+
+/// Nina has the conversation open, showing nobody handling it; Ned assigns
+/// himself meanwhile. Her "Assign to me" does not take it from him
+/// silently: she is told he has it, and takes it over only if she says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_assignment_from_a_stale_page_asks_before_taking_over() {
+    use careline_client::Steps;
+    let s = support::system("web_takeover").await;
+    let org = s.org().await;
+    let thread = first_thread(&s.signer, &org).await.unwrap();
+    s.settled().await;
+    let mut nina = browser(&s, &org);
+    let page = nina
+        .sign_in(&org.nurse, &format!("/threads/{thread}"))
+        .await;
+    assert!(
+        page.body.contains("Nobody is handling it yet"),
+        "{}",
+        page.body
+    );
+    let csrf = page.field("csrf");
+    assert_eq!(page.field("assignee_was"), "nobody");
+
+    s.signer
+        .client(&org.nurse2)
+        .unwrap()
+        .assign(&thread, &org.nurse2)
+        .await
+        .unwrap();
+    s.settled().await;
+    let stale = nina
+        .post(
+            &format!("/threads/{thread}/move"),
+            &[
+                ("csrf", &csrf),
+                ("do", "assign-me"),
+                ("assignee_was", "nobody"),
+            ],
+        )
+        .await;
+    assert_eq!(stale.status, StatusCode::CONFLICT, "{}", stale.body);
+    assert!(
+        stale
+            .body
+            .contains("Ned Brown (Renal Nurse) took this conversation at"),
+        "{}",
+        stale.body
+    );
+    assert!(
+        stale.body.contains("Take it over from Ned Brown"),
+        "{}",
+        stale.body
+    );
+    assert!(
+        stale.body.contains("Leave it with Ned Brown"),
+        "{}",
+        stale.body
+    );
+    assert!(
+        stale.body.contains(&format!("href=\"/threads/{thread}\"")),
+        "links back: {}",
+        stale.body
+    );
+
+    // She takes it over, knowingly.
+    let ned = org.nurse2.person_id.to_string();
+    assert_eq!(stale.field("assignee_was"), ned);
+    let taken = nina
+        .post(
+            &format!("/threads/{thread}/move"),
+            &[("csrf", &csrf), ("do", "assign-me"), ("assignee_was", &ned)],
+        )
+        .await;
+    let page = nina.follow(taken).await;
+    assert!(page.body.contains("Assigned to you."), "{}", page.body);
+}
+
+/// Each person is offered only what the rules let them do: the
+/// cardiologist on the staff side gets no reply box and no "Assign to me"
+/// (he writes notes); Ned, not the assignee and not a lead, no "Unassign";
+/// a refused move links back to the conversation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_what_the_rules_allow_is_offered_and_a_refusal_links_back() {
+    use careline_client::Steps;
+    use proto::command as cmd;
+    let s = support::system("web_offered").await;
+    let org = s.org().await;
+    let thread = first_thread(&s.signer, &org).await.unwrap();
+    let mut nina = s.signer.client(&org.nurse).unwrap();
+    nina.assign(&thread, &org.nurse).await.unwrap();
+    nina.add_recipient(
+        &thread,
+        cmd::recipient::Recipient::ProfessionalId(org.cardiologist.person_id.to_string()),
+        true,
+    )
+    .await
+    .unwrap();
+    s.settled().await;
+
+    let mut cardiologist = browser(&s, &org);
+    let page = cardiologist
+        .sign_in(&org.cardiologist, &format!("/threads/{thread}"))
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body.contains("You are on the staff side"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("Send reply"), "{}", page.body);
+    assert!(!page.body.contains("Assign to me"), "{}", page.body);
+    assert!(page.body.contains("Add note"), "{}", page.body);
+
+    let mut ned = browser(&s, &org);
+    let page = ned
+        .sign_in(&org.nurse2, &format!("/threads/{thread}"))
+        .await;
+    assert!(page.body.contains("Assign to me"), "{}", page.body);
+    assert!(!page.body.contains(">Unassign<"), "{}", page.body);
+    assert!(page.body.contains("Send reply"), "{}", page.body);
+
+    // A move the service refuses (Ned unassigning Nina, from a form of his
+    // own making): the refusal links back to the conversation.
+    let csrf = page.field("csrf");
+    let refused = ned
+        .post(
+            &format!("/threads/{thread}/move"),
+            &[("csrf", &csrf), ("do", "unassign")],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        refused.body.contains(&format!(
+            "<a href=\"/threads/{thread}\">Back to the conversation</a>"
+        )),
+        "{}",
+        refused.body
+    );
+}

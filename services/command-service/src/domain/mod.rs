@@ -50,6 +50,10 @@ pub enum DomainError {
     /// The current state does not allow it (FAILED_PRECONDITION).
     #[error("{0}")]
     FailedPrecondition(String),
+    /// The state changed since the caller looked (ABORTED): it is to look
+    /// again and decide (an assignment from a page that showed another).
+    #[error("{0}")]
+    Stale(String),
 }
 
 impl From<service_kit::ids::BadId> for DomainError {
@@ -467,6 +471,7 @@ pub(crate) mod testing {
             DomainError::PermissionDenied(_) => "denied",
             DomainError::NotFound(_) => "not found",
             DomainError::FailedPrecondition(_) => "precondition",
+            DomainError::Stale(_) => "stale",
         };
         assert_eq!(got_kind, kind, "{err}");
         assert!(

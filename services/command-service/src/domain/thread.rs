@@ -1078,6 +1078,10 @@ fn is_lead_of_thread_team(thread: &Thread, ctx: &Context) -> bool {
 pub struct AssignThread {
     pub thread_id: String,
     pub assignee_id: String,
+    /// Only if the thread's assignee is still this one (`Some("")`:
+    /// still unassigned), as the caller's page showed it: else refused as
+    /// stale, so nobody takes a thread over without knowing.
+    pub if_assignee: Option<String>,
 }
 
 impl Command for AssignThread {
@@ -1126,6 +1130,19 @@ impl Command for AssignThread {
                 "{} is on the staff side, which the patient does not see; add them to the patient side before assigning the thread to them",
                 self.assignee_id
             )));
+        }
+        if let Some(expected) = &self.if_assignee {
+            let now = thread.assignee.as_deref().unwrap_or_default();
+            if now != expected {
+                return Err(DomainError::Stale(if now.is_empty() {
+                    "the thread was unassigned since you looked; look again before assigning it"
+                        .into()
+                } else {
+                    format!(
+                        "the thread was assigned to {now} since you looked; look again, and assign it again to take it over"
+                    )
+                }));
+            }
         }
         if thread.assignee.as_deref() == Some(self.assignee_id.as_str()) {
             return Err(DomainError::precondition(format!(

@@ -642,6 +642,11 @@ impl FromRequest<pb::AssignThreadRequest> for AssignThread {
         Ok(Self {
             thread_id: ThreadId::parse("thread_id", &r.thread_id)?.into(),
             assignee_id: PersonId::parse("assignee_id", &r.assignee_id)?.into(),
+            if_assignee: match r.if_assignee_id.as_deref().map(str::trim) {
+                None => None,
+                Some("") => Some(String::new()),
+                Some(id) => Some(PersonId::parse("if_assignee_id", id)?.into()),
+            },
         })
     }
 }

@@ -427,6 +427,7 @@ impl Fixture<'_> {
                         command_id: command_id(),
                         thread_id,
                         assignee_id: actor.person_id.to_string(),
+                        if_assignee_id: None,
                     })
                     .await,
             ),

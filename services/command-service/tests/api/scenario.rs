@@ -31,6 +31,7 @@ async fn a_patient_writes_a_nurse_handles_escalates_and_archives_and_the_reply_r
             command_id: command_id(),
             thread_id: thread.clone(),
             assignee_id: org.nurse.person_id.to_string(),
+            if_assignee_id: None,
         })
         .await
         .unwrap()

@@ -272,6 +272,7 @@ async fn filters_search_and_pages() {
             command_id: command_id(),
             thread_id: threads[0].clone(),
             assignee_id: org.nurse.person_id.to_string(),
+            if_assignee_id: None,
         })
         .await
         .unwrap();
@@ -283,6 +284,7 @@ async fn filters_search_and_pages() {
             command_id: command_id(),
             thread_id: threads[1].clone(),
             assignee_id: org.lead.person_id.to_string(),
+            if_assignee_id: None,
         })
         .await
         .unwrap()

@@ -187,7 +187,7 @@ pub fn team_inbox(v: &TeamInbox<'_>) -> Markup {
                 a href={ (link(v.team_id, v.show, v.search)) "&cursor=" (page.next_cursor) } { "Older →" }
             }
         }
-        (shortcuts_help(false))
+        (shortcuts_help(None))
     }
 }
 
@@ -226,16 +226,22 @@ pub fn start(
 }
 
 /// The keyboard shortcuts, listed on a help overlay that `?` opens.
-pub fn shortcuts_help(thread: bool) -> Markup {
+/// The keys of a page: an inbox's (`None`), or a conversation's for
+/// someone at `place` on it (only the moves they are offered).
+pub fn shortcuts_help(thread: Option<Place>) -> Markup {
     html! {
         dialog #shortcuts aria-labelledby="shortcuts-title" {
             h2 #shortcuts-title { "Keyboard shortcuts" }
             dl.shortcuts {
-                @if thread {
-                    dt { kbd { "a" } } dd { "Assign to me" }
-                    dt { kbd { "r" } } dd { "Reply" }
+                @if let Some(place) = thread {
+                    @if place == Place::PatientSide {
+                        dt { kbd { "a" } } dd { "Assign to me" }
+                        dt { kbd { "r" } } dd { "Reply" }
+                    }
                     dt { kbd { "n" } } dd { "Write a staff note" }
-                    dt { kbd { "e" } } dd { "Archive" }
+                    @if place != Place::NotOn {
+                        dt { kbd { "e" } } dd { "Archive" }
+                    }
                     dt { kbd { "u" } } dd { "Back to the inbox" }
                 } @else {
                     dt { kbd { "j" } } dd { "Next conversation" }
@@ -248,6 +254,75 @@ pub fn shortcuts_help(thread: bool) -> Markup {
             form method="dialog" { button.button.secondary type="submit" { "Close" } }
         }
         p.hint { "Press " kbd { "?" } " for keyboard shortcuts." }
+    }
+}
+
+/// Where a professional is on a conversation: what the rules let them do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Place {
+    /// On the patient's side: they write to the patient and handle it.
+    PatientSide,
+    /// On the staff side: notes only, and nothing the patient would see.
+    StaffSide,
+    /// Not on it (they see it through a team or a grant): they add
+    /// themselves first.
+    NotOn,
+}
+
+pub fn place(detail: &pb::ThreadDetail, me: &str) -> Place {
+    let mine = detail
+        .participants
+        .iter()
+        .filter(|h| h.active)
+        .find(|h| h.person.as_ref().is_some_and(|p| p.person_id == me));
+    match mine {
+        Some(h) if h.staff_side => Place::StaffSide,
+        Some(_) => Place::PatientSide,
+        None => Place::NotOn,
+    }
+}
+
+/// The `assignee_was` of a page that showed nobody handling a thread.
+pub const NOBODY: &str = "nobody";
+
+/// Someone else took (or dropped) the thread since the page was loaded:
+/// who has it now, and whether to take it over (`what` and `to`: the move
+/// asked for, asked again knowing).
+pub fn take_over(detail: &pb::ThreadDetail, session: &Session, what: &str, to: &str) -> Markup {
+    let Some(summary) = &detail.summary else {
+        return html! {};
+    };
+    let id = &summary.thread_id;
+    let latest = detail.assignments.last();
+    let since = latest
+        .map(|a| super::when(a.at.as_ref()))
+        .unwrap_or_default();
+    let now = summary.assignee.as_ref();
+    html! {
+        div.problem {
+            @match now {
+                Some(a) => {
+                    h1 { (a.display) " took this conversation" @if !since.is_empty() { " at " (since) } }
+                    p { "Your page showed it " @if latest.and_then(|l| l.by.as_ref()).is_some() { "before that" } @else { "differently" } ". Take it over?" }
+                }
+                None => {
+                    h1 { "Nobody is handling this conversation now" }
+                    p { "It was unassigned " @if !since.is_empty() { "at " (since) " " } "after your page was loaded. Assign it?" }
+                }
+            }
+            form.inline method="post" action={ "/threads/" (id) "/move" } {
+                (csrf(session))
+                input type="hidden" name="do" value=(what);
+                @if !to.is_empty() { input type="hidden" name="to" value=(to); }
+                input type="hidden" name="assignee_was" value=(now.map_or(NOBODY, |a| a.person_id.as_str()));
+                button.button type="submit" {
+                    @match now { Some(a) => { "Take it over from " (a.display) } None => { "Assign it" } }
+                }
+            }
+            p { a href={ "/threads/" (id) } {
+                @match now { Some(a) => { "Leave it with " (a.display) } None => { "Back to the conversation" } }
+            } }
+        }
     }
 }
 
@@ -265,6 +340,7 @@ pub fn moves(detail: &pb::ThreadDetail, session: &Session, leads: &[String]) -> 
     let archived = summary.status == pb::ThreadStatus::Archived as i32;
     let complete = summary.status == pb::ThreadStatus::Complete as i32;
     let leading = summary.team_ids.iter().any(|t| leads.contains(t));
+    let place = place(detail, &me);
     // Whom the rules let a lead assign it to: a professional on the
     // patient side now (the staff side is not shown to the patient), every
     // one of them (a summary names only the first few), not the assignee.
@@ -280,17 +356,21 @@ pub fn moves(detail: &pb::ThreadDetail, session: &Session, leads: &[String]) -> 
                 && Some(p.person_id.as_str()) != assignee
         })
         .collect();
+    // Who this page showed handling it: an assignment from it is refused
+    // if that changed meanwhile (see `assign_or_confirm`).
+    let shown = assignee.unwrap_or(NOBODY);
     let button = |what: &str, label: &str, key: &str| {
         html! {
             form.inline method="post" action={ "/threads/" (id) "/move" } {
                 (csrf(session))
                 input type="hidden" name="do" value=(what);
+                input type="hidden" name="assignee_was" value=(shown);
                 button.button.secondary type="submit" data-key=(key) { (label) }
             }
         }
     };
     html! {
-        section.card.moves aria-labelledby="moves-title" {
+        section.card.moves #moves data-live-part aria-labelledby="moves-title" {
             h2 #moves-title { "Handle this conversation" }
             p {
                 @match &summary.assignee {
@@ -300,22 +380,34 @@ pub fn moves(detail: &pb::ThreadDetail, session: &Session, leads: &[String]) -> 
                 }
             }
             (sides(detail))
-            p { a href={ "/threads/" (id) "/add" } { "Add a specialist or a team" } }
-            div.actions {
-                @if !mine { (button("assign-me", "Assign to me", "a")) }
-                @if summary.assignee.is_some() { (button("unassign", "Unassign", "")) }
-                @if archived || complete {
-                    (button("reopen", "Reopen", ""))
-                } @else {
-                    (button("complete", "Mark complete", ""))
+            @match place {
+                Place::StaffSide => p.hint { "You are on the staff side: the patient does not see you. Write a staff note; to write to the patient or handle the conversation, someone on it adds you to the patient side." }
+                Place::NotOn => p.hint { "You are not on this conversation: you see it through your team. Add yourself to it to reply or handle it." }
+                Place::PatientSide => {}
+            }
+            p { a href={ "/threads/" (id) "/add" } {
+                @if place == Place::NotOn { "Add yourself, a specialist or a team" } @else { "Add a specialist or a team" }
+            } }
+            // Only what the rules let this person do (the command service
+            // decides; a button it would refuse is not offered).
+            @if place != Place::NotOn {
+                div.actions {
+                    @if !mine && place == Place::PatientSide { (button("assign-me", "Assign to me", "a")) }
+                    @if summary.assignee.is_some() && (mine || leading) { (button("unassign", "Unassign", "")) }
+                    @if archived || complete {
+                        (button("reopen", "Reopen", ""))
+                    } @else {
+                        (button("complete", "Mark complete", ""))
+                    }
+                    @if !archived { (button("archive", "Archive", "e")) }
+                    (button("leave", "Leave this conversation", ""))
                 }
-                @if !archived { (button("archive", "Archive", "e")) }
-                (button("leave", "Leave this conversation", ""))
             }
             @if !colleagues.is_empty() {
                 form method="post" action={ "/threads/" (id) "/move" } {
                     (csrf(session))
                     input type="hidden" name="do" value="assign";
+                    input type="hidden" name="assignee_was" value=(shown);
                     label for="assignee" { "Assign to a colleague" }
                     select #assignee name="to" {
                         @for p in &colleagues {

@@ -1072,6 +1072,7 @@ fn the_assignee_leaving_unassigns_the_thread_in_the_same_event() {
         &AssignThread {
             thread_id: new_id(),
             assignee_id: w.nurse.person_id.clone(),
+            if_assignee: None,
         },
     );
     let event = w.apply(
@@ -1086,12 +1087,44 @@ fn the_assignee_leaving_unassigns_the_thread_in_the_same_event() {
 }
 
 #[test]
+fn an_assignment_from_a_page_that_showed_another_assignee_is_refused_as_stale() {
+    let w = world();
+    let mut thread = w.thread();
+    // Ned's page showed the thread unassigned; Nina took it meanwhile.
+    w.apply(
+        &mut thread,
+        &w.nurse,
+        &AssignThread {
+            thread_id: new_id(),
+            assignee_id: w.nurse.person_id.clone(),
+            if_assignee: Some(String::new()),
+        },
+    );
+    let ned_takes = |shown: &str| AssignThread {
+        thread_id: new_id(),
+        assignee_id: w.nurse2.person_id.clone(),
+        if_assignee: Some(shown.to_string()),
+    };
+    assert_refused(
+        w.run(&thread, &w.nurse2, &ned_takes("")),
+        "stale",
+        &format!("assigned to {} since you looked", w.nurse.person_id),
+    );
+    // Told, he takes it over knowingly: his page now shows Nina.
+    let event = w.apply(&mut thread, &w.nurse2, &ned_takes(&w.nurse.person_id));
+    assert!(
+        matches!(event, Payload::ThreadAssigned(ref e) if e.previous_assignee_id == w.nurse.person_id)
+    );
+}
+
+#[test]
 fn assignment_to_yourself_or_by_a_lead_to_a_colleague_on_the_thread() {
     let w = world();
     let mut thread = w.thread();
     let assign = |to: &Actor| AssignThread {
         thread_id: new_id(),
         assignee_id: to.person_id.clone(),
+        if_assignee: None,
     };
     w.apply(&mut thread, &w.nurse, &assign(&w.nurse));
     assert_refused(
@@ -1463,6 +1496,7 @@ fn a_clinician_consulted_on_the_staff_side_writes_notes_and_is_moved_to_the_pati
     let assign = AssignThread {
         thread_id: new_id(),
         assignee_id: specialist.clone(),
+        if_assignee: None,
     };
     assert_refused(
         w.run(&thread, &w.lead, &assign),
