@@ -27,6 +27,18 @@ pub enum Error {
         bytes: Vec<u8>,
     },
 
+    /// A stored event its subject may not carry (see
+    /// `proto::contract::check_origin`): written by someone not allowed to
+    /// write it. Every consumer sets it aside, like undecodable bytes.
+    #[error("event at position {position} is forged ({event_type} on {subject}): {reason}")]
+    Forged {
+        position: Position,
+        subject: String,
+        event_type: String,
+        reason: String,
+        bytes: Vec<u8>,
+    },
+
     /// The store's configuration is wrong, or the existing stream does not
     /// have the settings the log requires.
     #[error("bad event store configuration: {0}")]

@@ -544,7 +544,24 @@ impl EventStore for JetStreamStore {
                     .info()
                     .map_err(|e| Error::Stream(format!("message without metadata: {e}")))?
                     .stream_sequence;
-                store.decode(position, &message.payload)
+                let event = store.decode(position, &message.payload)?;
+                // Only what its subject may carry: the read services may
+                // write read records on access subjects, and nothing else.
+                let subject = message.subject.as_str();
+                match proto::contract::check_origin(
+                    &store.inner.config.prefix,
+                    subject,
+                    &event.envelope,
+                ) {
+                    Ok(()) => Ok(event),
+                    Err(reason) => Err(Error::Forged {
+                        position,
+                        subject: subject.to_string(),
+                        event_type: event.envelope.event_type.clone(),
+                        reason,
+                        bytes: message.payload.to_vec(),
+                    }),
+                }
             })
             .boxed())
     }

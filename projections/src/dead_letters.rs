@@ -19,18 +19,16 @@ use crate::{Error, Failure, Projection, classify};
 #[derive(Debug)]
 pub(crate) enum Item {
     Event(Box<RecordedEvent>),
-    Undecodable {
-        position: Position,
-        reason: String,
-        bytes: Vec<u8>,
-    },
+    /// Not an event to apply: undecodable bytes, or an event its subject
+    /// may not carry (forged); set aside with its reason.
+    SetAside(DeadLetter),
 }
 
 impl Item {
     pub(crate) fn position(&self) -> Position {
         match self {
             Item::Event(e) => e.position,
-            Item::Undecodable { position, .. } => *position,
+            Item::SetAside(letter) => letter.position,
         }
     }
 }
@@ -91,17 +89,7 @@ pub(crate) async fn apply<P: Projection>(
     for item in items {
         match item {
             Item::Event(e) => events.push(*e),
-            Item::Undecodable {
-                position,
-                reason,
-                bytes,
-            } => set_aside.push(DeadLetter {
-                position,
-                event_type: String::new(),
-                subject: String::new(),
-                reason: format!("undecodable: {reason}"),
-                bytes,
-            }),
+            Item::SetAside(letter) => set_aside.push(letter),
         }
     }
     let whole = {
@@ -175,6 +163,20 @@ pub(crate) async fn record(
         .await?;
     }
     Ok(())
+}
+
+/// How many events the live generation of `projection` has set aside.
+pub async fn count(client: &impl GenericClient, projection: &str) -> Result<u64, Error> {
+    let row = client
+        .query_one(
+            "SELECT count(*) FROM careline_projections.dead_letters d \
+             JOIN careline_projections.projection_generations g \
+               ON g.name = d.name AND g.live_generation = d.generation \
+             WHERE d.name = $1",
+            &[&projection],
+        )
+        .await?;
+    Ok(row.get::<_, i64>(0) as u64)
 }
 
 /// What the live generation of `projection` has set aside, oldest first.

@@ -299,7 +299,7 @@ impl<P: Projection, S: EventStore> Runner<P, S> {
             let passed_over = self.mode == Mode::Live
                 && batch.iter().all(|i| match i {
                     Item::Event(e) => !self.projection.concerns(e),
-                    Item::Undecodable { .. } => false,
+                    Item::SetAside(_) => false,
                 });
             if passed_over {
                 let since = *behind_since.get_or_insert_with(tokio::time::Instant::now);
@@ -372,8 +372,9 @@ enum Next {
     Restart,
 }
 
-/// An event from the feed as a batch item: undecodable bytes are an item
-/// to set aside; any other error stops the runner.
+/// An event from the feed as a batch item: undecodable bytes, and events
+/// their subject may not carry (forged), are items to set aside; any other
+/// error stops the runner.
 fn item(event: Result<RecordedEvent, event_store::Error>) -> Result<Item, Error> {
     match event {
         Ok(e) => Ok(Item::Event(Box::new(e))),
@@ -381,11 +382,26 @@ fn item(event: Result<RecordedEvent, event_store::Error>) -> Result<Item, Error>
             position,
             reason,
             bytes,
-        }) => Ok(Item::Undecodable {
+        }) => Ok(Item::SetAside(crate::DeadLetter {
             position,
+            event_type: String::new(),
+            subject: String::new(),
+            reason: format!("undecodable: {reason}"),
+            bytes,
+        })),
+        Err(event_store::Error::Forged {
+            position,
+            subject,
+            event_type,
             reason,
             bytes,
-        }),
+        }) => Ok(Item::SetAside(crate::DeadLetter {
+            position,
+            event_type,
+            subject,
+            reason: format!("forged: {reason}"),
+            bytes,
+        })),
         Err(e) => Err(e.into()),
     }
 }

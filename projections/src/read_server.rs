@@ -311,6 +311,23 @@ impl<P: Projection, S: EventStore> ReadServer<P, S> {
                 }
             }),
         ];
+        let pool = self.pool.clone();
+        gauges.push(Gauge::new(
+            "careline_projection_set_aside",
+            "Events the projection set aside: undecodable, forged (on a subject that may not carry them), or not applicable.",
+            move || {
+                let pool = pool.clone();
+                async move {
+                    let Ok(client) = pool.get().await else {
+                        return vec![];
+                    };
+                    match crate::dead_letters::count(&**client, name).await {
+                        Ok(n) => vec![(labels(), n as f64)],
+                        Err(_) => vec![],
+                    }
+                }
+            },
+        ));
         gauges.extend(more);
         let store = self.store.clone();
         let pool = self.pool.clone();

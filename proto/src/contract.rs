@@ -201,6 +201,68 @@ pub fn envelope(
     }
 }
 
+/// Whether `envelope`, read from `subject` of the log under `prefix`, is
+/// one its subject may carry: the subject names the envelope's aggregate
+/// (type and id), the payload is of that aggregate and named as the
+/// envelope says, and on an access subject (which the read services may
+/// write, to record reads) it is a read record of the subject's own person.
+/// Anything else was put there by someone not allowed to write it: it is
+/// set aside as forged, with this reason, by every consumer. A payload
+/// this version does not know is let through (no consumer applies it).
+pub fn check_origin(prefix: &str, subject: &str, envelope: &Envelope) -> Result<(), String> {
+    let Some(rest) = subject
+        .strip_prefix(prefix)
+        .and_then(|r| r.strip_prefix(".events."))
+    else {
+        return Err(format!("subject {subject} is not under {prefix}.events"));
+    };
+    let Some((token, id)) = rest.split_once('.') else {
+        return Err(format!("subject {subject} names no aggregate"));
+    };
+    let Some(kind) = AggregateType::from_subject_token(token) else {
+        return Err(format!("subject {subject} names no known aggregate type"));
+    };
+    if envelope.aggregate_type() != kind {
+        return Err(format!(
+            "an envelope of aggregate {} on {subject}",
+            envelope.aggregate_type().as_str_name()
+        ));
+    }
+    if envelope.aggregate_id != id {
+        return Err(format!(
+            "an envelope of aggregate {} on the subject of {id}",
+            envelope.aggregate_id
+        ));
+    }
+    let Some(payload) = &envelope.payload else {
+        return Ok(());
+    };
+    if payload.aggregate_type() != kind {
+        return Err(format!(
+            "a {} (an event of {}) on {subject}",
+            payload.event_type(),
+            payload.aggregate_type().as_str_name()
+        ));
+    }
+    if envelope.event_type != payload.event_type() {
+        return Err(format!(
+            "a {} named {:?}",
+            payload.event_type(),
+            envelope.event_type
+        ));
+    }
+    if kind == AggregateType::Access {
+        let actor = envelope.actor.as_ref().map(|a| a.person_id.as_str());
+        if actor != Some(id) {
+            return Err(format!(
+                "reads recorded on the access subject of {id} by someone else ({})",
+                actor.unwrap_or("nobody")
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Every event type of this version of the contract (the payloads of
 /// `Envelope`), with its field number, read from the compiled descriptor.
 pub fn event_types() -> Vec<(i32, String)> {
@@ -301,6 +363,60 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    #[test]
+    fn a_subject_carries_only_its_own_aggregates_events_and_access_only_own_reads() {
+        use crate::events::{MessagePosted, RecordsViewed};
+        let reader = "0190aaaa-0000-7000-8000-000000000001";
+        let actor = Actor {
+            person_id: reader.into(),
+            ..Actor::default()
+        };
+        let read = envelope(
+            Payload::RecordsViewed(RecordsViewed::default()),
+            reader,
+            actor.clone(),
+            std::time::SystemTime::now(),
+        );
+        let access = format!("p.events.access.{reader}");
+        assert_eq!(check_origin("p", &access, &read), Ok(()));
+        // Someone else's reads on this person's subject.
+        let mut theirs = read.clone();
+        theirs.actor.as_mut().unwrap().person_id = "someone".into();
+        assert!(
+            check_origin("p", &access, &theirs)
+                .unwrap_err()
+                .contains("someone else")
+        );
+        // A message dressed as a thread's, on an access subject.
+        let posted = envelope(
+            Payload::MessagePosted(MessagePosted::default()),
+            "t1",
+            actor.clone(),
+            std::time::SystemTime::now(),
+        );
+        assert!(
+            check_origin("p", &access, &posted)
+                .unwrap_err()
+                .contains("AGGREGATE_TYPE_THREAD")
+        );
+        assert_eq!(check_origin("p", "p.events.thread.t1", &posted), Ok(()));
+        // The same, claiming to be of the access aggregate.
+        let mut dressed = posted.clone();
+        dressed.aggregate_type = AggregateType::Access as i32;
+        dressed.aggregate_id = reader.into();
+        assert!(
+            check_origin("p", &access, &dressed)
+                .unwrap_err()
+                .contains("MessagePosted")
+        );
+        // Another thread's subject, another prefix, a wrong name.
+        assert!(check_origin("p", "p.events.thread.t2", &posted).is_err());
+        assert!(check_origin("q", "p.events.thread.t1", &posted).is_err());
+        let mut renamed = posted;
+        renamed.event_type = "ThreadArchived".into();
+        assert!(check_origin("p", "p.events.thread.t1", &renamed).is_err());
     }
 
     #[test]

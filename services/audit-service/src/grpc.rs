@@ -332,7 +332,21 @@ impl<S: EventStore> AuditGrpc<S> {
         }
         let mut feed = self.store.subscribe(1).await?;
         while let Some(event) = feed.next().await {
-            let event = event?;
+            // What the trail's projection set aside is on no chain; a junk or
+            // forged event stops nothing.
+            let event = match event {
+                Ok(event) => event,
+                Err(
+                    event_store::Error::Undecodable { position, .. }
+                    | event_store::Error::Forged { position, .. },
+                ) => {
+                    if position >= until {
+                        break;
+                    }
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
             let drafts = describe::describe(&event, &mut dir);
             for entry in link_all(drafts, &mut heads) {
                 if chain.is_none_or(|c| c == entry.draft.chain) {

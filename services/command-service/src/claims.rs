@@ -95,7 +95,7 @@ pub async fn backfill<S: EventStore>(
             Ok(event) => event,
             // Bytes that are no event claim nothing (the projections set
             // them aside).
-            Err(Error::Undecodable { position, .. }) => {
+            Err(Error::Undecodable { position, .. } | Error::Forged { position, .. }) => {
                 if position >= head {
                     break;
                 }

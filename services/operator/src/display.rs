@@ -130,9 +130,10 @@ impl Describer {
     }
 }
 
-/// A position whose bytes are not an event: marked, never a failure.
-pub fn set_aside_line(position: u64, reason: &str) -> String {
-    format!("#{position} SET ASIDE: not an event this version can read ({reason})")
+/// A position set aside (bytes that are not an event, or an event its
+/// subject may not carry): `what` is why; marked, never a failure.
+pub fn set_aside_line(position: u64, what: &str) -> String {
+    format!("#{position} SET ASIDE: {what}")
 }
 
 /// The same as one JSON object.

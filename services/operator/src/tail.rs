@@ -79,13 +79,32 @@ pub(crate) async fn run(config: StoreConfig, args: TailArgs) -> anyhow::Result<(
             Err(event_store::Error::Undecodable {
                 position, reason, ..
             }) => {
+                let what = format!("not an event this version can read ({reason})");
                 if !args.types.is_empty() {
                     continue;
                 }
                 if args.json {
-                    set_aside_json(position, &reason)
+                    set_aside_json(position, &what)
                 } else {
-                    set_aside_line(position, &reason)
+                    set_aside_line(position, &what)
+                }
+            }
+            // An event its subject may not carry: forged, marked.
+            Err(event_store::Error::Forged {
+                position,
+                subject,
+                event_type,
+                reason,
+                ..
+            }) => {
+                let what = format!("FORGED {event_type} on {subject}: {reason}");
+                if !args.types.is_empty() {
+                    continue;
+                }
+                if args.json {
+                    set_aside_json(position, &what)
+                } else {
+                    set_aside_line(position, &what)
                 }
             }
             Err(e) => return Err(e.into()),
