@@ -450,9 +450,17 @@ fn encode(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-/// Only a path of this site is somewhere to go after signing in.
+/// Only a path of this site is somewhere to go after signing in. A
+/// browser resolves a URL after the WHATWG rules: it drops tabs and line
+/// breaks anywhere, reads a backslash as `/`, and takes `//host` as another site,
+/// so `/<TAB>/evil.example` would leave. Any control character, space or
+/// backslash, or a second slash at the start, sends the person to their
+/// messages instead.
 fn local(next: &str) -> &str {
-    if next.starts_with('/') && !next.starts_with("//") && !next.starts_with("/\\") {
+    let plain = !next
+        .chars()
+        .any(|c| c.is_control() || c.is_whitespace() || c == '\\');
+    if plain && next.starts_with('/') && !next.starts_with("//") {
         next
     } else {
         "/messages"
@@ -1424,5 +1432,32 @@ impl service_kit::Service for Application {
             .with_graceful_shutdown(shutdown)
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_path_of_this_site_is_where_a_sign_in_goes_next() {
+        for ok in ["/messages", "/threads/0190?x=1#reply", "/join/ABC"] {
+            assert_eq!(local(ok), ok);
+        }
+        for away in [
+            "//evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r/evil.example",
+            "/\\evil.example",
+            "\\/evil.example",
+            "https://evil.example",
+            "evil.example",
+            " /evil",
+            "/ /evil.example",
+            "",
+        ] {
+            assert_eq!(local(away), "/messages", "{away:?}");
+        }
     }
 }

@@ -1406,3 +1406,33 @@ async fn only_what_the_rules_allow_is_offered_and_a_refusal_links_back() {
         refused.body
     );
 }
+
+/// A link from elsewhere cannot send a signed-in person off the site:
+/// `next=/<TAB>/evil.example` (which a browser resolves to
+/// `//evil.example`) goes to their messages instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_never_sends_the_browser_to_another_site() {
+    let s = support::system("web_next").await;
+    let org = s.org().await;
+    for next in [
+        "%2F%09%2Fevil.example",
+        "%2F%5Cevil.example",
+        "%2F%2Fevil.example",
+    ] {
+        let mut pat = browser(&s, &org);
+        let page = pat.get(&format!("/sign-in?next={next}")).await;
+        assert_eq!(page.field("next"), "/messages", "{next}");
+        let (csrf, id) = (page.field("csrf"), org.patient.person_id.to_string());
+        let signed = pat
+            .post(
+                "/sign-in/demo",
+                &[
+                    ("csrf", &csrf),
+                    ("next", "/\t/evil.example"),
+                    ("person_id", &id),
+                ],
+            )
+            .await;
+        assert_eq!(signed.location.as_deref(), Some("/messages"), "{next}");
+    }
+}
