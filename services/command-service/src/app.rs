@@ -109,21 +109,27 @@ impl<S: EventStore> App<S> {
         command: &C,
     ) -> Result<Reply, Error> {
         let limited = self.post_limit.as_ref().filter(|_| command.posts());
-        if let Some(limit) = limited
-            && let Some(wait) = limit.wait(&actor.person_id, std::time::Instant::now())
+        // The slot is taken before the command runs (the check and the
+        // count are one step) and given back if it writes nothing.
+        let slot = match limited {
+            Some(limit) => match limit.take(&actor.person_id, std::time::Instant::now()) {
+                Ok(taken) => Some((limit, taken)),
+                Err(wait) => {
+                    return Err(Error::TooManyPosts {
+                        per_minute: limit.per_minute(),
+                        wait,
+                    });
+                }
+            },
+            None => None,
+        };
+        let reply = self.execute_unlimited(actor, meta, command).await;
+        if let Some((limit, taken)) = slot
+            && reply.as_ref().map_or(true, |r| r.replayed)
         {
-            return Err(Error::TooManyPosts {
-                per_minute: limit.per_minute(),
-                wait,
-            });
+            limit.give_back(&actor.person_id, taken);
         }
-        let reply = self.execute_unlimited(actor, meta, command).await?;
-        if let Some(limit) = limited
-            && !reply.replayed
-        {
-            limit.record(&actor.person_id, std::time::Instant::now());
-        }
-        Ok(reply)
+        reply
     }
 
     async fn execute_unlimited<C: Command>(

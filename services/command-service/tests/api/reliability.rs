@@ -612,6 +612,29 @@ async fn posting_faster_than_the_limit_is_refused_until_the_minute_passes() {
         .post_message(post(&thread, &command_id(), "Thank you"))
         .await
         .unwrap();
+
+    // Many at once cannot all pass the check before any is counted: of 12
+    // concurrent posts by Ned (limit 3), exactly 3 land.
+    let ned = signer.client(&org.nurse2).unwrap();
+    let head = stream.store().last_position().await.unwrap();
+    let posts = (0..12).map(|i| {
+        let mut ned = ned.clone();
+        let thread = thread.clone();
+        async move {
+            ned.post_message(post(&thread, &command_id(), &format!("at once {i}")))
+                .await
+        }
+    });
+    let outcomes = futures::future::join_all(posts).await;
+    let landed = outcomes.iter().filter(|o| o.is_ok()).count();
+    assert_eq!(landed, 3, "{outcomes:?}");
+    assert!(
+        outcomes
+            .iter()
+            .filter_map(|o| o.as_ref().err())
+            .all(|e| e.code() == Code::ResourceExhausted)
+    );
+    assert_eq!(stream.store().last_position().await.unwrap(), head + 3);
 }
 
 #[tokio::test]
