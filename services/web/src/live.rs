@@ -108,6 +108,10 @@ pub(crate) async fn events(State(web): State<Web>, headers: HeaderMap) -> Respon
         Err(e) if e.code() == tonic::Code::PermissionDenied => {
             return StatusCode::FORBIDDEN.into_response();
         }
+        // Too many live pages of this person at once.
+        Err(e) if e.code() == tonic::Code::ResourceExhausted => {
+            return StatusCode::TOO_MANY_REQUESTS.into_response();
+        }
         Err(_) => return StatusCode::SERVICE_UNAVAILABLE.into_response(),
     };
     let (tx, mut rx) = mpsc::channel::<Result<Event, Infallible>>(8);

@@ -4,7 +4,9 @@
 //! projection has reached `min_position` (read-your-writes), query, and
 //! stamp the answer with the position it reflects.
 
+use std::collections::HashMap;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use futures::Stream;
@@ -29,6 +31,46 @@ pub struct InboxGrpc {
     /// what watchers wait on.
     checkpoint: watch::Receiver<u64>,
     stopping: watch::Receiver<bool>,
+    /// Live watches open now, per person (at most [`WATCHES_PER_PERSON`]).
+    watching: Arc<Mutex<HashMap<uuid::Uuid, usize>>>,
+}
+
+/// A person's open pages each watch: more than this at once is a runaway
+/// client or a flood, not a person (on this instance of the service).
+pub const WATCHES_PER_PERSON: usize = 20;
+
+/// One of a person's watches, counted while it lasts.
+struct WatchSlot {
+    person: uuid::Uuid,
+    watching: Arc<Mutex<HashMap<uuid::Uuid, usize>>>,
+}
+
+impl WatchSlot {
+    /// A slot for `person`, unless they have every one already.
+    fn take(watching: &Arc<Mutex<HashMap<uuid::Uuid, usize>>>, person: uuid::Uuid) -> Option<Self> {
+        let mut open = watching.lock().unwrap_or_else(|p| p.into_inner());
+        let n = open.entry(person).or_default();
+        if *n >= WATCHES_PER_PERSON {
+            return None;
+        }
+        *n += 1;
+        Some(Self {
+            person,
+            watching: watching.clone(),
+        })
+    }
+}
+
+impl Drop for WatchSlot {
+    fn drop(&mut self) {
+        let mut open = self.watching.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open.get_mut(&self.person) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.person);
+            }
+        }
+    }
 }
 
 /// A watcher's stream of changes.
@@ -152,6 +194,7 @@ impl InboxGrpc {
             access,
             checkpoint,
             stopping,
+            watching: Arc::default(),
         }
     }
 
@@ -247,9 +290,14 @@ impl InboxService for InboxGrpc {
             }
             n => Duration::from_secs(n.into()),
         };
+        let Some(slot) = WatchSlot::take(&self.watching, viewer.id) else {
+            return Err(Status::resource_exhausted(format!(
+                "at most {WATCHES_PER_PERSON} live watches per person at once: close some pages"
+            )));
+        };
         let after = *self.checkpoint.borrow();
         let (tx, mut rx) = mpsc::channel(16);
-        tokio::spawn(watch_changes(
+        let watching = watch_changes(
             self.reader.clone(),
             viewer,
             after,
@@ -257,7 +305,11 @@ impl InboxService for InboxGrpc {
             self.checkpoint.clone(),
             self.stopping.clone(),
             tx,
-        ));
+        );
+        tokio::spawn(async move {
+            watching.await;
+            drop(slot);
+        });
         let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
         Ok(Response::new(Box::pin(stream)))
     }

@@ -72,3 +72,44 @@ async fn watchers_are_told_which_of_their_threads_changed_and_nothing_else() {
     assert!(next(&mut sam, Duration::from_millis(300)).await.is_none());
     assert!(next(&mut omar, Duration::from_millis(300)).await.is_none());
 }
+
+/// One person cannot hold open more than 20 live watches at once (300 from
+/// one patient were accepted): the 21st is refused RESOURCE_EXHAUSTED, and
+/// a watch closed frees its place. Someone else is not held up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_watches_are_capped_per_person() {
+    let s = system("watchcap").await;
+    let org = s.org().await;
+    let mut open = Vec::new();
+    for _ in 0..inbox_service::grpc::WATCHES_PER_PERSON {
+        open.push(watch(&s, &org.patient).await);
+    }
+    let refused = s
+        .inbox(&org.patient)
+        .watch(pb::WatchRequest { max_seconds: 60 })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.code(),
+        tonic::Code::ResourceExhausted,
+        "{refused:?}"
+    );
+    let _other = watch(&s, &org.carer).await;
+    // One closed (the browser went): its place is free again.
+    drop(open.pop());
+    let mut again = None;
+    for _ in 0..50 {
+        match s
+            .inbox(&org.patient)
+            .watch(pb::WatchRequest { max_seconds: 60 })
+            .await
+        {
+            Ok(w) => {
+                again = Some(w);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    assert!(again.is_some(), "a closed watch frees its place");
+}
