@@ -483,7 +483,7 @@ impl InboxService for InboxGrpc {
         &self,
         request: Request<pb::FindPeopleRequest>,
     ) -> Result<Response<pb::FindPeopleReply>, Status> {
-        let (_, viewer) = self.caller(&request).await?;
+        let (caller, viewer) = self.caller(&request).await?;
         let r = request.into_inner();
         let pattern = name_pattern(&r.name_prefix)?;
         let kind = match pb::PersonKind::try_from(r.kind).unwrap_or_default() {
@@ -500,6 +500,19 @@ impl InboxService for InboxGrpc {
         let position = self.reached(r.min_position).await?;
         let client = self.client().await?;
         let people = queries::find_people(&client, viewer, pattern, kind, limit).await?;
+        // An admin's search shows patients' names and addresses: a read of
+        // each patient's record listed, recorded before it is answered.
+        let mut shown = Shown::default();
+        for p in people
+            .iter()
+            .filter_map(|r| r.person.as_ref())
+            .filter(|p| p.kind == pb::PersonKind::Patient as i32)
+        {
+            shown.record(&p.person_id);
+        }
+        self.access
+            .record::<Inbox>(&caller, "FindPeople", None, shown)
+            .await?;
         Ok(Response::new(pb::FindPeopleReply { people, position }))
     }
 

@@ -155,3 +155,36 @@ async fn a_read_that_cannot_be_recorded_is_refused() {
         refused.message()
     );
 }
+
+/// An admin's people search shows patients' names and addresses: each
+/// patient listed is a read of their record, recorded as the admin's, so it
+/// is in the patient's "who has looked at my record".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admins_people_search_is_recorded_as_a_read_of_each_patient_listed() {
+    let s = system("accesspeople").await;
+    let org = s.org().await;
+    let before = s.head().await;
+    let found = s
+        .inbox(&org.admin)
+        .find_people(pb::FindPeopleRequest {
+            min_position: before,
+            name_prefix: "PAT".into(),
+            kind: pb::PersonKind::Patient as i32,
+            limit: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(found.people.len(), 1);
+    let seen = views(&s, before).await;
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    let (reader, role, viewed) = &seen[0];
+    assert_eq!(*reader, org.admin.person_id.to_string());
+    assert_eq!(*role, Role::Admin as i32);
+    assert!(viewed.call.ends_with("/FindPeople"), "{viewed:?}");
+    assert_eq!(viewed.records.len(), 1);
+    assert_eq!(
+        viewed.records[0].patient_id,
+        org.patient.person_id.to_string()
+    );
+}
