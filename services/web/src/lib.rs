@@ -504,6 +504,7 @@ pub fn router(web: Web) -> Router {
         .route("/messages/new", get(new_message_page).post(new_message))
         .route("/threads/{id}", get(thread))
         .route("/threads/{id}/reply", post(reply))
+        .route("/threads/{id}/read", post(mark_read))
         .route("/record", get(record::hub))
         .route(
             "/record/carers",
@@ -862,6 +863,29 @@ async fn read_thread(
     id: &str,
     at: u64,
 ) -> Result<inbox_pb::ThreadDetail, Status> {
+    read_thread_marking(web, session, id, at, true).await
+}
+
+/// Whether a request came from this site's own pages, or from the person
+/// themselves (a typed address, a bookmark, a mail program): not from a
+/// link or a form on another site (`Sec-Fetch-Site`, which every current
+/// browser sends and no page can forge).
+fn from_here_or_the_person(headers: &HeaderMap) -> bool {
+    matches!(
+        headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()),
+        Some("same-origin" | "none")
+    )
+}
+
+/// Reads a thread as the session's person; with `mark`, marks it read up
+/// to its latest message when there is something new for them.
+async fn read_thread_marking(
+    web: &Web,
+    session: &Session,
+    id: &str,
+    at: u64,
+    mark: bool,
+) -> Result<inbox_pb::ThreadDetail, Status> {
     let detail = web
         .inbox(session)?
         .get_thread(inbox_pb::GetThreadRequest {
@@ -872,7 +896,7 @@ async fn read_thread(
         .await?
         .into_inner();
     let unread = detail.summary.as_ref().is_some_and(|s| s.unread_count > 0);
-    if let (true, Some(last)) = (unread, detail.messages.last()) {
+    if let (true, true, Some(last)) = (mark, unread, detail.messages.last()) {
         // Reading the thread marks it read; someone who may see it but is
         // not on it (a team member) has nothing to mark.
         let marked = web
@@ -892,16 +916,34 @@ async fn read_thread(
     Ok(detail)
 }
 
+/// A conversation's page. A GET changes nothing when a link on another
+/// site asked for it: only a visit from Careline's own pages or by the
+/// person themselves marks the thread read (else the page asks for it
+/// with its form token, `POST /threads/<id>/read`, once shown).
 async fn thread(
     State(web): State<Web>,
     SignedIn(session): SignedIn,
     Path(id): Path<String>,
     Query(q): Query<AtQuery>,
+    headers: HeaderMap,
 ) -> Response {
-    match read_thread(&web, &session, &id, q.at).await {
+    let mark = from_here_or_the_person(&headers);
+    match read_thread_marking(&web, &session, &id, q.at, mark).await {
         Ok(detail) => {
             let leads = staff::leads(&web, &session).await;
+            let unread = detail.summary.as_ref().is_some_and(|s| s.unread_count > 0);
             let body = pages::thread(&detail, &session, &leads, "", "", None);
+            let body = if !mark && unread {
+                maud::html! {
+                    (body)
+                    form #mark-read method="post" action={ "/threads/" (id) "/read" } {
+                        input type="hidden" name="csrf" value=(session.csrf);
+                        button.button.secondary type="submit" { "Mark as read" }
+                    }
+                }
+            } else {
+                body
+            };
             let body = if session.caller.role == Role::Professional {
                 if let Err(e) = web.inner.sessions.opened(&session.id, &id).await {
                     // Presence of this conversation is then not told to it.
@@ -944,6 +986,19 @@ async fn reply(
         Err(e) if matches!(e.code(), Code::InvalidArgument | Code::FailedPrecondition) => {
             thread_with_problem(&web, &session, &id, text, "", "Your reply was not sent", &e).await
         }
+        Err(e) => web.failed(&session, &e).await,
+    }
+}
+
+/// Marks a conversation read, from its own page (the form token checked):
+/// what a page reached by a link from another site asks once shown.
+async fn mark_read(
+    State(web): State<Web>,
+    Path(id): Path<String>,
+    Posted(session, _): Posted,
+) -> Response {
+    match read_thread(&web, &session, &id, 0).await {
+        Ok(_) => Redirect::to(&format!("/threads/{id}")).into_response(),
         Err(e) => web.failed(&session, &e).await,
     }
 }

@@ -155,3 +155,19 @@
   document.addEventListener("careline:refreshed", function () { lastPing = Date.now(); schedule(); });
   schedule();
 })();
+
+// A conversation reached by a link from another site is not marked read by
+// that visit: the page asks for it itself, with its form token, once shown.
+(function () {
+  "use strict";
+  var form = document.getElementById("mark-read");
+  if (!form || !window.fetch) { return; }
+  form.hidden = true;
+  fetch(form.getAttribute("action"), {
+    method: "POST",
+    credentials: "same-origin",
+    headers: { "Content-Type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams(new FormData(form)),
+    redirect: "manual"
+  }).catch(function () { form.hidden = false; });
+})();

@@ -74,9 +74,16 @@ impl Browser {
             .join("; ")
     }
 
+    /// A page asked for from this site's own pages, as a browser says.
     async fn get(&mut self, path: &str) -> Page {
+        self.get_from(path, "same-origin").await
+    }
+
+    /// A page asked for by a link on `site` (`Sec-Fetch-Site`).
+    async fn get_from(&mut self, path: &str, site: &str) -> Page {
         let request = Request::get(path)
             .header(header::COOKIE, self.cookie_header())
+            .header("sec-fetch-site", site)
             .body(Body::empty())
             .unwrap();
         self.send(request).await
@@ -909,6 +916,8 @@ fn after<'a>(body: &'a str, marker: &str, end: char) -> &'a str {
 async fn an_admin_sets_up_a_team_and_the_patient_is_offered_what_the_rules_say() {
     let s = support::system("web_admin").await;
     let org = s.org().await;
+    // Seeded outside the pages: the inbox has it once it has caught up.
+    s.settled().await;
     let mut ada = browser(&s, &org);
     let teams = ada.sign_in(&org.admin, "/admin/teams").await;
     assert_eq!(teams.status, StatusCode::OK, "{}", teams.body);
@@ -1435,4 +1444,53 @@ async fn a_sign_in_never_sends_the_browser_to_another_site() {
             .await;
         assert_eq!(signed.location.as_deref(), Some("/messages"), "{next}");
     }
+}
+
+/// A link on another site cannot forge a read receipt: opening Pat's
+/// conversation from there shows it but marks nothing read (she stays in
+/// "not read by the patient"); the page asks for it with its form token,
+/// and a visit from Careline's own pages marks it as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_from_another_site_marks_nothing_read() {
+    let s = support::system("web_readlink").await;
+    let org = s.org().await;
+    let thread = first_thread(&s.signer, &org).await.unwrap();
+    s.post(&org.nurse, &thread, "Up to one litre on Sunday, Pat.")
+        .await;
+    s.settled().await;
+    async fn unread_of(s: &System, who: &Caller, thread: &str) -> u32 {
+        let at = s.settled().await;
+        let page = testkit::inbox_page(&mut s.inbox(who), at).await;
+        page.threads
+            .iter()
+            .find(|t| t.thread_id == thread)
+            .unwrap()
+            .unread_count
+    }
+    let mut pat = browser(&s, &org);
+    pat.sign_in(&org.patient, "/messages").await;
+    let page = pat
+        .get_from(&format!("/threads/{thread}"), "cross-site")
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("Up to one litre"), "{}", page.body);
+    assert!(page.body.contains("id=\"mark-read\""), "{}", page.body);
+    assert_eq!(
+        unread_of(&s, &org.patient, &thread).await,
+        1,
+        "a cross-site link marked nothing"
+    );
+
+    // The page's own request, with its token, marks it.
+    let csrf = page.field("csrf");
+    let forged = pat
+        .post(&format!("/threads/{thread}/read"), &[("csrf", "forged")])
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert_eq!(unread_of(&s, &org.patient, &thread).await, 1);
+    let marked = pat
+        .post(&format!("/threads/{thread}/read"), &[("csrf", &csrf)])
+        .await;
+    assert!(marked.status.is_redirection(), "{}", marked.body);
+    assert_eq!(unread_of(&s, &org.patient, &thread).await, 0);
 }
