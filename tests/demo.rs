@@ -7,7 +7,8 @@
 //! Signing in at the demo identity provider works end to end (the provider
 //! run.sh starts accepts the web service's client secret, which run.sh
 //! once read from the wrong folder); the emails' links are the address the
-//! web pages are served on; the instructions come last and the event log
+//! web pages are served on (not `localhost` while the pages are on
+//! 127.0.0.1: another cookie host); the instructions come last and the event log
 //! goes to its file; SIGTERM stops everything run.sh started, at once.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -201,6 +202,33 @@ async fn run_sh_starts_the_demo_signs_in_at_its_identity_provider_and_stops_on_s
     // The events went to their file.
     let events = std::fs::read_to_string(dev.join("events.log")).unwrap_or_default();
     assert!(events.contains("ThreadStarted"), "{events}");
+
+    // The demo's emails (after its 10 s of gathering) link to the address
+    // the pages are served on: another host name would not carry the
+    // session cookie.
+    let mail = dev.join("mail/new");
+    let linked = Instant::now();
+    let email = loop {
+        let found = std::fs::read_dir(&mail)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|f| std::fs::read_to_string(f.path()).ok())
+            .find(|text| text.contains("/threads/"));
+        if let Some(text) = found {
+            break text;
+        }
+        assert!(
+            linked.elapsed() < Duration::from_secs(60),
+            "no email with a link within 60 s in {}",
+            mail.display()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert!(
+        email.contains(&format!("{base}/threads/")),
+        "links to {base}: {email}"
+    );
 
     // SIGTERM stops everything, at once.
     let pid = run.0.id().to_string();
