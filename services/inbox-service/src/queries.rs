@@ -351,10 +351,17 @@ const OTHER_TEAMS: &str = "SELECT t.team_id, t.name, t.description, t.auto_cc, t
        AND (t.open_to_patients OR EXISTS (SELECT 1 FROM grants g WHERE g.patient_id = $1 AND g.team_id = t.team_id \
             AND g.revoked_at IS NULL AND g.expires_at > $2)) \
      ORDER BY t.name, t.team_id";
+/// The contactable members of the record's teams without automatic CC,
+/// each addressable alone: not someone contactable in any team with
+/// automatic CC (the command service refuses them alone: they are reached
+/// through that team), whatever that team has to do with the patient.
 const CONTACTABLE_STAFF: &str = "SELECT m.person_id, t.team_id, t.name, t.default_contact IS NOT DISTINCT FROM m.person_id \
      FROM patient_teams pt JOIN teams t ON t.team_id = pt.team_id \
      JOIN team_members m ON m.team_id = t.team_id \
-     WHERE pt.patient_id = $1 AND NOT t.auto_cc AND m.contactable ORDER BY t.name, m.person_id";
+     WHERE pt.patient_id = $1 AND NOT t.auto_cc AND m.contactable \
+       AND NOT EXISTS (SELECT 1 FROM team_members a JOIN teams at ON at.team_id = a.team_id \
+         WHERE a.person_id = m.person_id AND a.contactable AND at.auto_cc) \
+     ORDER BY t.name, m.person_id";
 const CARERS_WITH_CONSENT: &str = "SELECT carer_id, relationship FROM consents \
      WHERE patient_id = $1 AND (expires_at IS NULL OR expires_at > $2) ORDER BY carer_id";
 

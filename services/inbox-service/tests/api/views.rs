@@ -963,3 +963,67 @@ async fn staff_archiving_never_hides_a_reply_from_the_patient_or_carer() {
     let page = testkit::inbox_page(&mut inbox, at).await;
     assert!(page.threads.iter().all(|t| t.thread_id != thread));
 }
+
+/// What Pat is offered, she can do. Ned, contactable in the renal unit
+/// (automatic CC), joins Nutrition & Dietetics as a contact too: he is not
+/// offered alone under it (the command service would refuse him alone:
+/// he is reached through the renal unit). Then every team and every
+/// professional offered, each alone, starts a thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_recipient_offered_to_a_patient_is_accepted() {
+    let s = system("offeredaccepted").await;
+    let org = s.org().await;
+    let mut admin = s.signer.client(&org.admin).unwrap();
+    admin
+        .add_team_member(cmd::AddTeamMemberRequest {
+            command_id: command_id(),
+            team_id: org.nutrition.clone(),
+            professional_id: org.nurse2.person_id.to_string(),
+            contactable: true,
+            lead: false,
+        })
+        .await
+        .unwrap();
+    let head = s.head().await;
+    let offered = pat_may_message(&s, &org, head).await;
+    let ned = org.nurse2.person_id.to_string();
+    assert!(
+        offered
+            .professionals
+            .iter()
+            .all(|p| p.person.as_ref().unwrap().person_id != ned),
+        "{:?}",
+        offered.professionals
+    );
+    let mut choices: Vec<(String, cmd::recipient::Recipient)> = Vec::new();
+    for t in offered.teams.iter().chain(&offered.other_teams) {
+        choices.push((
+            t.name.clone(),
+            cmd::recipient::Recipient::TeamId(t.team_id.clone()),
+        ));
+    }
+    for p in &offered.professionals {
+        let person = p.person.as_ref().unwrap();
+        choices.push((
+            person.display.clone(),
+            cmd::recipient::Recipient::ProfessionalId(person.person_id.clone()),
+        ));
+    }
+    assert!(choices.len() >= 4, "{choices:?}");
+    let mut pat = s.signer.client(&org.patient).unwrap();
+    for (name, to) in choices {
+        pat.start_thread(cmd::StartThreadRequest {
+            command_id: command_id(),
+            thread_id: String::new(),
+            patient_id: org.patient.person_id.to_string(),
+            subject: format!("To {name}"),
+            body: "A question.".into(),
+            recipients: vec![cmd::Recipient {
+                recipient: Some(to),
+            }],
+            carer_ids: vec![],
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{name} was offered and refused: {e:?}"));
+    }
+}
