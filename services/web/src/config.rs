@@ -35,8 +35,10 @@ pub struct Config {
     /// --people-file`); when set, anyone may sign in as one of them, and
     /// every page says so.
     pub demo_people: Option<PathBuf>,
-    /// `CARELINE_WEB_SECURE_COOKIES` (default false): cookies only over
-    /// TLS; set it behind a TLS-terminating proxy.
+    /// `CARELINE_WEB_SECURE_COOKIES`: cookies only over TLS. On unless the
+    /// pages are plain HTTP on this machine (`CARELINE_BASE_URL`
+    /// `http://127.0.0.1:…` or `localhost`, the demo's): a plain-HTTP base
+    /// URL elsewhere is refused at start, as is turning it off for one.
     pub secure_cookies: bool,
     /// `CARELINE_WEB_IDLE_MINUTES` (default 30): a session unused this long ends.
     pub idle: Duration,
@@ -127,10 +129,10 @@ impl Config {
                 .get("CARELINE_WEB_DEMO_PEOPLE")
                 .filter(|v| !v.trim().is_empty())
                 .map(PathBuf::from),
-            secure_cookies: matches!(
-                s.text("CARELINE_WEB_SECURE_COOKIES", "false").as_str(),
-                "true" | "1" | "yes"
-            ),
+            secure_cookies: secure_cookies(
+                &s.text("CARELINE_BASE_URL", "http://127.0.0.1:8080"),
+                s.get("CARELINE_WEB_SECURE_COOKIES").as_deref(),
+            )?,
             oidc,
             sessions_database: s
                 .get("CARELINE_WEB_DATABASE_URL")
@@ -138,6 +140,61 @@ impl Config {
             idle: Duration::from_secs(minutes * 60),
             absolute: Duration::from_secs(hours * 3600),
         })
+    }
+}
+
+/// Whether cookies are sent only over TLS: always, but for pages served as
+/// plain HTTP on this machine (`base`'s host a loopback one), where it is
+/// off unless asked for. Plain HTTP anywhere else is refused.
+fn secure_cookies(base: &str, asked: Option<&str>) -> anyhow::Result<bool> {
+    let asked = match asked.map(str::trim) {
+        None | Some("") => None,
+        Some("true" | "1" | "yes") => Some(true),
+        Some("false" | "0" | "no") => Some(false),
+        Some(other) => anyhow::bail!("CARELINE_WEB_SECURE_COOKIES={other:?}: true or false"),
+    };
+    if base.starts_with("https://") {
+        if asked == Some(false) {
+            anyhow::bail!(
+                "CARELINE_WEB_SECURE_COOKIES=false, but the pages are served over HTTPS ({base}): leave it on"
+            );
+        }
+        return Ok(true);
+    }
+    let host = base
+        .strip_prefix("http://")
+        .and_then(|rest| rest.split(['/', '?', '#']).next())
+        .map(|authority| {
+            authority
+                .rsplit_once(':')
+                .filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit()))
+                .map_or(authority, |(host, _)| host)
+        })
+        .unwrap_or_default();
+    let loopback = matches!(host, "127.0.0.1" | "localhost" | "[::1]");
+    if !loopback {
+        anyhow::bail!(
+            "CARELINE_BASE_URL {base} is plain HTTP on another machine: patients' sessions would cross the network unencrypted; serve the pages over HTTPS (a TLS-terminating proxy in front) and set CARELINE_BASE_URL to its https:// address"
+        );
+    }
+    Ok(asked.unwrap_or(false))
+}
+
+#[cfg(test)]
+mod secure_tests {
+    use super::secure_cookies;
+
+    #[test]
+    fn cookies_are_secure_unless_the_pages_are_plain_http_on_this_machine() {
+        assert!(!secure_cookies("http://127.0.0.1:8080", None).unwrap());
+        assert!(!secure_cookies("http://localhost:8080/", None).unwrap());
+        assert!(secure_cookies("http://127.0.0.1:8080", Some("true")).unwrap());
+        assert!(secure_cookies("https://careline.example", None).unwrap());
+        assert!(secure_cookies("https://careline.example", Some("false")).is_err());
+        assert!(secure_cookies("http://careline.example", None).is_err());
+        assert!(secure_cookies("http://10.0.0.5:8080", Some("false")).is_err());
+        assert!(secure_cookies("http://127.0.0.1.evil.example", None).is_err());
+        assert!(secure_cookies("https://careline.example", Some("maybe")).is_err());
     }
 }
 

@@ -559,8 +559,21 @@ pub fn router(web: Web) -> Router {
         .route("/static/compose.js", get(live::compose))
         .route("/session/alive", get(session_alive))
         .route("/health", get(|| async { "ok" }))
+        .layer(axum::middleware::map_response_with_state(web.clone(), hsts))
         .layer(axum::middleware::from_fn(recorded))
         .with_state(web)
+}
+
+/// Served over HTTPS, every answer tells the browser to keep to HTTPS for
+/// a year (HSTS).
+async fn hsts(State(web): State<Web>, mut response: Response) -> Response {
+    if web.inner.base_url.starts_with("https://") {
+        response.headers_mut().insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    response
 }
 
 /// Counts and times every request by route (its pattern, `/threads/{id}`:
