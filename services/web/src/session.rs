@@ -104,6 +104,14 @@ pub struct Sessions {
     sign_ins: Mutex<HashMap<(String, String), (String, Instant)>>,
     idle: Duration,
     absolute: Duration,
+    sign_ins_max: usize,
+}
+
+/// Sign-ins in flight at most, by default (see [`Sessions::with_sign_in_cap`]).
+pub const SIGN_INS_MAX: usize = 10_000;
+
+fn full() -> StoreError {
+    StoreError("too many sign-ins are in progress just now".into())
 }
 
 /// The table of sessions shared by every instance (made, if missing, by
@@ -160,8 +168,13 @@ const WORK_AS: &str = "UPDATE careline_web.sessions SET role = $2, acting_patien
      acting_name = NULL, opened = NULL WHERE id_hash = $1 AND $2 = ANY(roles)";
 const END: &str = "DELETE FROM careline_web.sessions WHERE id_hash = $1";
 const END_PERSON: &str = "DELETE FROM careline_web.sessions WHERE person_id = $1";
+/// Keeps a value unless `$5` sign-ins are in flight already (a browser
+/// replacing its own is always kept): anonymous requests cannot fill the
+/// table. No row: refused.
 const KEEP: &str = "INSERT INTO careline_web.sign_ins (browser_hash, kind, value, until) \
-     VALUES ($1, $2, $3, now() + make_interval(secs => $4)) \
+     SELECT $1, $2, $3, now() + make_interval(secs => $4) \
+     WHERE (SELECT count(*) FROM careline_web.sign_ins) < $5 \
+        OR EXISTS (SELECT 1 FROM careline_web.sign_ins WHERE browser_hash = $1 AND kind = $2) \
      ON CONFLICT (browser_hash, kind) DO UPDATE SET value = excluded.value, until = excluded.until";
 const SWEEP_SIGN_INS: &str = "DELETE FROM careline_web.sign_ins WHERE until <= now()";
 const TAKE: &str = "DELETE FROM careline_web.sign_ins WHERE browser_hash = $1 AND kind = $2 \
@@ -213,6 +226,7 @@ impl Sessions {
             sign_ins: Mutex::new(HashMap::new()),
             idle,
             absolute,
+            sign_ins_max: SIGN_INS_MAX,
         }
     }
 
@@ -224,6 +238,7 @@ impl Sessions {
             sign_ins: Mutex::new(HashMap::new()),
             idle,
             absolute,
+            sign_ins_max: SIGN_INS_MAX,
         }
     }
 
@@ -469,6 +484,14 @@ impl Sessions {
         Ok(())
     }
 
+    /// At most this many sign-ins in flight at once (each lasts minutes):
+    /// a flood of anonymous "sign in" requests is refused past it, not
+    /// stored.
+    pub fn with_sign_in_cap(mut self, most: usize) -> Self {
+        self.sign_ins_max = most;
+        self
+    }
+
     fn flights(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), (String, Instant)>> {
         self.sign_ins
             .lock()
@@ -490,6 +513,10 @@ impl Sessions {
                 let now = Instant::now();
                 let mut kept = self.flights();
                 kept.retain(|_, (_, until)| *until > now);
+                let key = (browser.to_string(), kind.to_string());
+                if kept.len() >= self.sign_ins_max && !kept.contains_key(&key) {
+                    return Err(full());
+                }
                 kept.insert(
                     (browser.to_string(), kind.to_string()),
                     (value.to_string(), now + lasting),
@@ -499,9 +526,13 @@ impl Sessions {
                 let client = pool.get().await?;
                 client.execute(SWEEP_SIGN_INS, &[]).await?;
                 let lasting = lasting.as_secs_f64();
-                client
-                    .execute(KEEP, &[&hash(browser), &kind, &value, &lasting])
+                let most = self.sign_ins_max as i64;
+                let kept = client
+                    .execute(KEEP, &[&hash(browser), &kind, &value, &lasting, &most])
                     .await?;
+                if kept == 0 {
+                    return Err(full());
+                }
             }
         }
         Ok(())
@@ -755,6 +786,31 @@ mod tests {
             sessions.take(&browser, "pending").await.unwrap().is_none(),
             "ran out"
         );
+
+        // A flood of sign-ins from browsers nobody knows is refused past
+        // the cap, not stored; a browser replacing its own still is.
+        let capped = make(Duration::from_secs(60), Duration::from_secs(60)).with_sign_in_cap(3);
+        let mut browsers = Vec::new();
+        for _ in 0..3 {
+            let b = random_token();
+            capped.keep(&b, "pending", "x", long).await.unwrap();
+            browsers.push(b);
+        }
+        assert!(
+            capped
+                .keep(&random_token(), "pending", "x", long)
+                .await
+                .is_err()
+        );
+        capped
+            .keep(&browsers[0], "pending", "y", long)
+            .await
+            .unwrap();
+        capped.take(&browsers[1], "pending").await.unwrap();
+        capped
+            .keep(&random_token(), "pending", "x", long)
+            .await
+            .unwrap();
     }
 
     #[tokio::test]
