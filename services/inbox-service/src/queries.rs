@@ -729,6 +729,43 @@ pub async fn team_inbox(
     })
 }
 
+/// For a carer who may not see thread `$2` (any more): the patient's name
+/// and when their access ended, when they were on it and hold no consent
+/// in force for the record now (revoked: they left the thread then;
+/// expired: at its end). Nothing for anyone else.
+const CARER_ACCESS_ENDED: &str = "SELECT p.name, coalesce(c.expires_at, tp.left_at, now()) \
+     FROM thread_participants tp JOIN threads t ON t.thread_id = tp.thread_id \
+     JOIN people p ON p.person_id = t.patient_id \
+     LEFT JOIN consents c ON c.patient_id = t.patient_id AND c.carer_id = tp.person_id \
+     WHERE tp.thread_id = $2 AND tp.person_id = $1 AND tp.kind = 'carer' \
+       AND (c.carer_id IS NULL OR c.expires_at <= $3)";
+
+/// A carer's thread they may no longer see because their consent ended:
+/// said as such (whose messages, since when), not as "not found".
+async fn carer_access_ended(
+    client: &Client,
+    viewer: Viewer,
+    now: SystemTime,
+    thread: Uuid,
+) -> Result<Option<Error>, Error> {
+    if viewer.role != Role::Carer {
+        return Ok(None);
+    }
+    let Some(row) = optional(client, CARER_ACCESS_ENDED, &[&viewer.id, &thread, &now]).await?
+    else {
+        return Ok(None);
+    };
+    let name: String = row.get(0);
+    let ended: SystemTime = row.get(1);
+    let day = time::OffsetDateTime::from(ended);
+    Ok(Some(Error::PermissionDenied(format!(
+        "Your access to {name}'s messages ended on {} {} {}: {name} no longer shares them with you. Ask {name} if you think this is wrong.",
+        day.day(),
+        day.month(),
+        day.year()
+    ))))
+}
+
 /// Whether the viewer may see a thread.
 pub async fn can_see(
     client: &Client,
@@ -787,6 +824,9 @@ pub async fn thread(
     )?;
     notes.reverse();
     if !visible || found.is_empty() {
+        if let Some(ended) = carer_access_ended(client, viewer, now, thread).await? {
+            return Err(ended);
+        }
         return Err(Error::NotFound(format!("thread {thread} does not exist")));
     }
     let (mut summary, named) = named_summaries(

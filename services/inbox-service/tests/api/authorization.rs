@@ -209,7 +209,14 @@ async fn revoking_consent_or_access_hides_the_thread_from_then_on() {
             })
             .await
             .unwrap_err();
-        assert_eq!(status.code(), Code::NotFound, "{}", who.name);
+        // The carer, who was on it, is told his access ended; PALS, whose
+        // grant ended, is not told the thread exists.
+        let expected = if who == &org.carer {
+            Code::PermissionDenied
+        } else {
+            Code::NotFound
+        };
+        assert_eq!(status.code(), expected, "{}: {status:?}", who.name);
     }
     // The carer is still named in the thread's history.
     let detail = s

@@ -70,12 +70,40 @@ async fn sees(s: &System, who: &service_kit::Caller, thread: &str, position: u64
         .await;
     match opened {
         Ok(_) => assert!(listed, "opens a thread the inbox does not list"),
+        // A carer whose consent ended is told so (see `ended_for`).
+        Err(e) if e.code() == Code::PermissionDenied => {
+            assert!(e.message().contains("messages ended on"), "{e:?}");
+            assert!(!listed, "lists a thread that does not open");
+        }
         Err(e) => {
             assert_eq!(e.code(), Code::NotFound);
             assert!(!listed, "lists a thread that does not open");
         }
     }
     inbox.threads.into_iter().map(|t| t.thread_id).collect()
+}
+
+/// The carer opening `thread` after his consent ended is told whose
+/// messages he may no longer read, and since when: not "not found".
+async fn ended_for(s: &System, org: &DemoOrg, thread: &str, position: u64) {
+    let refused = s
+        .inbox(&org.carer)
+        .get_thread(pb::GetThreadRequest {
+            min_position: position,
+            thread_id: thread.to_string(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    let today = time::OffsetDateTime::now_utc();
+    let date = format!("{} {} {}", today.day(), today.month(), today.year());
+    assert!(
+        refused.message().starts_with(&format!(
+            "Your access to Pat Jones's messages ended on {date}"
+        )),
+        "{refused:?}"
+    );
 }
 
 async fn grant(s: &System, org: &DemoOrg, until: Option<SystemTime>) -> u64 {
@@ -153,6 +181,7 @@ async fn a_revoked_carer_is_off_the_thread_and_a_new_consent_does_not_put_him_ba
             .any(|m| m.author.as_ref().unwrap().person_id == org.carer.person_id.to_string())
     );
     assert!(!carer_sees(&s, &org, &thread, revoked).await);
+    ended_for(&s, &org, &thread, revoked).await;
 
     // Consent again: he is not silently back.
     let granted = grant(&s, &org, None).await;
@@ -198,6 +227,7 @@ async fn an_expired_consent_ends_the_carers_part_from_its_expiry() {
         count_before - 1
     );
     assert!(!carer_sees(&s, &org, &thread, renewed).await);
+    ended_for(&s, &org, &thread, renewed).await;
 
     // Granted again after it expired: a new consent, and he is not back.
     let granted = grant(&s, &org, None).await;
