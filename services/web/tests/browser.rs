@@ -428,12 +428,12 @@ async fn a_patient_uses_careline_in_a_real_browser_on_a_phone() {
         shows(&phone, "Nobody holds your consent").await;
 
         // Chris loses access at once: the list says so and shows nothing
-        // of hers; the thread is not found.
+        // of hers; the thread says whose messages he may no longer read.
         desk.goto(&format!("{base}/messages")).await?;
         let gone = shows(&desk, "Nobody has given you consent").await;
         assert!(!gone.contains("Blood test results"), "{gone}");
         desk.goto(&format!("{base}{path}")).await?;
-        let gone = shows(&desk, "could not find").await;
+        let gone = shows(&desk, "Your access to Pat Jones's messages ended on").await;
         assert!(!gone.contains("Thank you, that is a relief."), "{gone}");
         desk.close().await?;
 
