@@ -319,8 +319,20 @@ async fn a_patient_decides_who_may_act_for_her_and_which_teams_see_her_record() 
     let list = chris.get("/messages").await;
     assert!(list.body.contains("has ended"), "{}", list.body);
     assert!(!list.body.contains("Fluid allowance"), "{}", list.body);
+    // Reopened, the thread says whose messages he may no longer read.
     let opened = chris.get(&format!("/threads/{thread}")).await;
-    assert_eq!(opened.status, StatusCode::NOT_FOUND);
+    assert_eq!(opened.status, StatusCode::FORBIDDEN);
+    assert!(
+        opened
+            .body
+            .contains("Your access to Pat Jones&#39;s messages ended on")
+            || opened
+                .body
+                .contains("Your access to Pat Jones's messages ended on"),
+        "{}",
+        opened.body
+    );
+    assert!(!opened.body.contains("Fluid allowance"), "{}", opened.body);
 
     // Consent to Alex: a date in the past, and an unknown address, are
     // refused keeping what she typed; then given until a date.
