@@ -43,6 +43,19 @@ fn known_types(asked: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The line of a position set aside, `what` saying why; none when only
+/// some types are asked for.
+fn set_aside(args: &TailArgs, position: u64, what: &str) -> Option<String> {
+    if !args.types.is_empty() {
+        return None;
+    }
+    Some(if args.json {
+        set_aside_json(position, what)
+    } else {
+        set_aside_line(position, what)
+    })
+}
+
 pub(crate) async fn run(config: StoreConfig, args: TailArgs) -> anyhow::Result<()> {
     known_types(&args.types)?;
     let store = JetStreamStore::connect(config).await?;
@@ -75,38 +88,32 @@ pub(crate) async fn run(config: StoreConfig, args: TailArgs) -> anyhow::Result<(
                     describer.line(&event, args.show_content)
                 }
             }
-            // Bytes that are not an event: marked, and the tail goes on.
+            // Bytes that are not an event, or an event its subject may not
+            // carry (forged): marked, and the tail goes on.
             Err(event_store::Error::Undecodable {
                 position, reason, ..
-            }) => {
-                let what = format!("not an event this version can read ({reason})");
-                if !args.types.is_empty() {
-                    continue;
-                }
-                if args.json {
-                    set_aside_json(position, &what)
-                } else {
-                    set_aside_line(position, &what)
-                }
-            }
-            // An event its subject may not carry: forged, marked.
+            }) => match set_aside(
+                &args,
+                position,
+                &format!("not an event this version can read ({reason})"),
+            ) {
+                Some(line) => line,
+                None => continue,
+            },
             Err(event_store::Error::Forged {
                 position,
                 subject,
                 event_type,
                 reason,
                 ..
-            }) => {
-                let what = format!("FORGED {event_type} on {subject}: {reason}");
-                if !args.types.is_empty() {
-                    continue;
-                }
-                if args.json {
-                    set_aside_json(position, &what)
-                } else {
-                    set_aside_line(position, &what)
-                }
-            }
+            }) => match set_aside(
+                &args,
+                position,
+                &format!("FORGED {event_type} on {subject}: {reason}"),
+            ) {
+                Some(line) => line,
+                None => continue,
+            },
             Err(e) => return Err(e.into()),
         };
         println!("{line}");
