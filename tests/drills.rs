@@ -21,6 +21,11 @@ async fn a_stream_leader_killed_under_load_loses_and_doubles_no_acknowledged_mes
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_command_services_own_node_killed_under_load_stalls_writes_under_a_second_and_a_half() {
+    drills::command_services_own_node_killed(seconds(), writers(8)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_stream_leader_cut_off_the_network_under_load_loses_and_doubles_no_acknowledged_message()
 {
     if drills::may_partition() {

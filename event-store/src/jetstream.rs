@@ -39,9 +39,9 @@ use crate::{
 /// below about ten events. Most teams, records and people are that short.
 const DIRECT_GET_LIMIT: u64 = 12;
 
-/// How long an append waits for its acknowledgement before sending the
-/// event again (see `JetStreamStore::publish_resending`).
-const ACK_RESEND: Duration = Duration::from_secs(1);
+/// How long a request on the command path waits for its answer before it
+/// is sent again (see `JetStreamStore::resending`).
+const RESEND: Duration = Duration::from_secs(1);
 
 /// The pauses before each read of a claim that exists but was not seen.
 const CLAIM_READ_BACK: [Duration; 4] = [
@@ -160,45 +160,58 @@ impl JetStreamStore {
         }
     }
 
-    /// Publishes `message` and waits for JetStream's acknowledgement, sending
-    /// it again (the same `Nats-Msg-Id`, so it is stored at most once) when
-    /// none came within [`ACK_RESEND`], until `request_timeout`. An
-    /// acknowledgement lost with a dying node (the connection's, or the
-    /// stream leader's) then costs the election and at most a second more,
-    /// not the whole timeout: a resend goes over the reconnected client to
-    /// the new leader, which answers `duplicate` if the first was stored.
+    /// Runs `request` and, when no answer came within [`RESEND`], runs it
+    /// again, until `request_timeout`; `None` when nothing answered by then.
+    /// Every request on the command path goes this way (the append, the
+    /// command id's claim and its read back, the direct gets of a version
+    /// or an event): a request lost with a dying node (the connection's, or
+    /// a stream's leader) then costs the election and at most a second
+    /// more, not the whole timeout, because the next try goes over the
+    /// reconnected client to whichever replica answers now. Each request
+    /// must be safe to repeat: an append carries its `Nats-Msg-Id` (the new
+    /// leader answers `duplicate` if the first was stored), a claim finds
+    /// its own owner, a read reads again.
+    async fn resending<T, E, F, Fut>(&self, what: &str, request: F) -> Result<T, Option<E>>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, E>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.inner.config.request_timeout;
+        loop {
+            let now = tokio::time::Instant::now();
+            let wait = RESEND.min(deadline.saturating_duration_since(now));
+            match tokio::time::timeout(wait, request()).await {
+                Ok(answer) => return answer.map_err(Some),
+                Err(_) if tokio::time::Instant::now() < deadline => {
+                    debug!(what, "no answer yet: asking again");
+                }
+                Err(_) => return Err(None),
+            }
+        }
+    }
+
+    /// Publishes `message` and waits for JetStream's acknowledgement,
+    /// [`resending`](Self::resending) it.
     async fn publish_resending(
         &self,
         subject: String,
         message: PublishMessage,
     ) -> Result<jetstream::publish::PublishAck, jetstream::context::PublishError> {
-        let deadline = tokio::time::Instant::now() + self.inner.config.request_timeout;
-        loop {
-            let attempt = async {
-                match self
-                    .inner
-                    .js
-                    .send_publish(subject.clone(), message.clone())
-                    .await
-                {
-                    Ok(ack) => ack.await,
-                    Err(e) => Err(e),
-                }
-            };
-            let now = tokio::time::Instant::now();
-            let wait = ACK_RESEND.min(deadline.saturating_duration_since(now));
-            match tokio::time::timeout(wait, attempt).await {
-                Ok(answer) => return answer,
-                Err(_) if tokio::time::Instant::now() < deadline => {
-                    tracing::debug!(%subject, "no acknowledgement yet: sending again");
-                }
-                Err(_) => {
-                    return Err(jetstream::context::PublishError::new(
-                        PublishErrorKind::TimedOut,
-                    ));
-                }
+        self.resending("append", || async {
+            match self
+                .inner
+                .js
+                .send_publish(subject.clone(), message.clone())
+                .await
+            {
+                Ok(ack) => ack.await,
+                Err(e) => Err(e),
             }
-        }
+        })
+        .await
+        .map_err(|e| {
+            e.unwrap_or_else(|| jetstream::context::PublishError::new(PublishErrorKind::TimedOut))
+        })
     }
 
     pub fn config(&self) -> &StoreConfig {
@@ -236,15 +249,17 @@ impl JetStreamStore {
         subject: &str,
         from: Position,
     ) -> Result<Option<RecordedEvent>, Error> {
-        match self
-            .inner
-            .stream
-            .direct_get_next_for_subject(subject, Some(from))
-            .await
-        {
+        let got = self
+            .resending("direct get", || {
+                self.inner
+                    .stream
+                    .direct_get_next_for_subject(subject, Some(from))
+            })
+            .await;
+        match got {
             Ok(message) => Ok(Some(self.decode(message.sequence, &message.payload)?)),
-            Err(e) if matches!(e.kind(), DirectGetErrorKind::NotFound) => Ok(None),
-            Err(e) => Err(direct_get_error(e.kind())),
+            Err(Some(e)) if matches!(e.kind(), DirectGetErrorKind::NotFound) => Ok(None),
+            Err(e) => Err(direct_get_error(e.map(|e| e.kind()))),
         }
     }
 
@@ -342,13 +357,25 @@ impl EventStore for JetStreamStore {
         let unavailable = |e: &dyn std::fmt::Display| {
             Error::Unavailable(format!("cannot record the hint {key}: {e}"))
         };
+        let no_answer = || unavailable(&"no answer in time");
+        // Each step may be sent again (see `resending`): a create or an
+        // update that was stored but not acknowledged fails its retry as a
+        // conflict, and the next round finds the item there.
         for _ in 0..HINT_ATTEMPTS {
-            let entry = kv.entry(key).await.map_err(|e| unavailable(&e))?;
+            let entry = match self.resending("hint", || kv.entry(key)).await {
+                Ok(entry) => entry,
+                Err(Some(e)) => return Err(unavailable(&e)),
+                Err(None) => return Err(no_answer()),
+            };
             match entry {
-                None => match kv.create(key, item.to_string().into()).await {
+                None => match self
+                    .resending("hint", || kv.create(key, item.to_string().into()))
+                    .await
+                {
                     Ok(_) => return Ok(()),
-                    Err(e) if e.kind() == CreateErrorKind::AlreadyExists => continue,
-                    Err(e) => return Err(unavailable(&e)),
+                    Err(Some(e)) if e.kind() == CreateErrorKind::AlreadyExists => continue,
+                    Err(Some(e)) => return Err(unavailable(&e)),
+                    Err(None) => return Err(no_answer()),
                 },
                 Some(entry) => {
                     let text = String::from_utf8_lossy(&entry.value).into_owned();
@@ -360,10 +387,15 @@ impl EventStore for JetStreamStore {
                     } else {
                         format!("{text}\n{item}")
                     };
-                    match kv.update(key, value.into(), entry.revision).await {
+                    let value: Bytes = value.into();
+                    match self
+                        .resending("hint", || kv.update(key, value.clone(), entry.revision))
+                        .await
+                    {
                         Ok(_) => return Ok(()),
-                        Err(e) if e.kind() == UpdateErrorKind::WrongLastRevision => continue,
-                        Err(e) => return Err(unavailable(&e)),
+                        Err(Some(e)) if e.kind() == UpdateErrorKind::WrongLastRevision => continue,
+                        Err(Some(e)) => return Err(unavailable(&e)),
+                        Err(None) => return Err(no_answer()),
                     }
                 }
             }
@@ -375,11 +407,14 @@ impl EventStore for JetStreamStore {
 
     async fn hints(&self, key: &str) -> Result<Vec<String>, Error> {
         let value = self
-            .inner
-            .claims
-            .get(key)
+            .resending("hint", || self.inner.claims.get(key))
             .await
-            .map_err(|e| Error::Unavailable(format!("cannot read the hint {key}: {e}")))?;
+            .map_err(|e| {
+                Error::Unavailable(match e {
+                    Some(e) => format!("cannot read the hint {key}: {e}"),
+                    None => format!("cannot read the hint {key}: no answer in time"),
+                })
+            })?;
         Ok(value
             .map(|v| {
                 String::from_utf8_lossy(&v)
@@ -394,7 +429,19 @@ impl EventStore for JetStreamStore {
     async fn claim(&self, id: &str, owner: &str) -> Result<Option<String>, Error> {
         use jetstream::kv::CreateErrorKind;
         let claims = &self.inner.claims;
-        match claims.create(id, owner.to_string().into()).await {
+        let created = self
+            .resending("claim", || claims.create(id, owner.to_string().into()))
+            .await;
+        let created = match created {
+            Ok(created) => Ok(created),
+            Err(Some(e)) => Err(e),
+            Err(None) => {
+                return Err(Error::Unavailable(format!(
+                    "cannot record command id {id}: no answer in time"
+                )));
+            }
+        };
+        match created {
             Ok(_) => Ok(None),
             Err(e) if e.kind() == CreateErrorKind::AlreadyExists => {
                 // A claim never changes once made, but a replica that has
@@ -405,9 +452,17 @@ impl EventStore for JetStreamStore {
                 // lands here too: it finds its own owner.)
                 for wait in CLAIM_READ_BACK {
                     tokio::time::sleep(wait).await;
-                    let read = claims.get(id).await.map_err(|e| {
-                        Error::Unavailable(format!("cannot read command id {id}: {e}"))
-                    })?;
+                    let read = self
+                        .resending("claim read back", || claims.get(id))
+                        .await
+                        .map_err(|e| match e {
+                            Some(e) => {
+                                Error::Unavailable(format!("cannot read command id {id}: {e}"))
+                            }
+                            None => Error::Unavailable(format!(
+                                "cannot read command id {id}: no answer in time"
+                            )),
+                        })?;
                     if let Some(value) = read {
                         let holder = String::from_utf8_lossy(&value).into_owned();
                         return Ok((holder != owner).then_some(holder));
@@ -511,10 +566,15 @@ impl EventStore for JetStreamStore {
 
     async fn version(&self, aggregate: &AggregateRef) -> Result<Version, Error> {
         let subject = self.subject(aggregate);
-        match self.inner.stream.direct_get_last_for_subject(subject).await {
+        let got = self
+            .resending("direct get", || {
+                self.inner.stream.direct_get_last_for_subject(&subject)
+            })
+            .await;
+        match got {
             Ok(message) => Ok(message.sequence),
-            Err(e) if matches!(e.kind(), DirectGetErrorKind::NotFound) => Ok(0),
-            Err(e) => Err(direct_get_error(e.kind())),
+            Err(Some(e)) if matches!(e.kind(), DirectGetErrorKind::NotFound) => Ok(0),
+            Err(e) => Err(direct_get_error(e.map(|e| e.kind()))),
         }
     }
 
@@ -732,12 +792,14 @@ async fn ensure_stream(
     Ok(existing)
 }
 
-fn direct_get_error(kind: DirectGetErrorKind) -> Error {
+/// A direct get's failure; `None` when nothing answered in time.
+fn direct_get_error(kind: Option<DirectGetErrorKind>) -> Error {
     match kind {
-        DirectGetErrorKind::TimedOut | DirectGetErrorKind::Request => {
+        None => Error::Unavailable("direct get: no answer in time".into()),
+        Some(kind @ (DirectGetErrorKind::TimedOut | DirectGetErrorKind::Request)) => {
             Error::Unavailable(format!("direct get failed: {kind}"))
         }
-        other => Error::Stream(format!("direct get failed: {other}")),
+        Some(other) => Error::Stream(format!("direct get failed: {other}")),
     }
 }
 

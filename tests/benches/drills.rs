@@ -1,8 +1,8 @@
 //! The fault drills run long, as a benchmark of recovery: each for
 //! `DRILL_SECONDS` (120, scaled by `BENCH_SCALE`, at least 12) with
 //! `DRILL_WRITERS` writers (16; 8 for PostgreSQL's), printing its figures.
-//! `DRILLS` picks some (comma-separated: killed, cut, instance, outsider,
-//! postgresql; all by default).
+//! `DRILLS` picks some (comma-separated: killed, own, cut, instance,
+//! outsider, postgresql; all by default).
 //!
 //! `cargo build --release --bin careline-command && cargo bench --workspace
 //! --bench drills` (the command instance drill runs that binary).
@@ -35,6 +35,9 @@ fn main() {
     runtime.block_on(async {
         if runs("killed") {
             drills::stream_leader_killed(seconds, writers).await;
+        }
+        if runs("own") {
+            drills::command_services_own_node_killed(seconds, writers).await;
         }
         if runs("cut") && drills::may_partition() {
             drills::stream_leader_cut_off(seconds, writers).await;

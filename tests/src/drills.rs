@@ -54,8 +54,12 @@ struct Cluster {
 /// A first port of ten (clients, routes, monitoring: base, +10, +20) that
 /// nothing listens on now.
 fn free_base() -> u16 {
+    // Drills of one process run at once: each call starts further along,
+    // so that two clusters started together never pick the same ports.
+    static CALLS: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
-    let seed = std::process::id() as u16;
+    let seed = (std::process::id() as u16).wrapping_add(call.wrapping_mul(1_009));
     (0..200)
         .map(|i| 20_000 + (seed.wrapping_add(i * 37) % 9_000) / 10 * 10)
         .find(|&b| {
@@ -413,23 +417,106 @@ pub async fn stream_leader_killed(seconds: u64, writers: usize) {
     }
 
     let in_log = messages_in_log(&store).await;
-    let elections: Vec<String> = elections
-        .await
-        .unwrap()
+    let elections = elections.await.unwrap();
+    let election = elections.iter().max().copied().unwrap_or_default();
+    let shown: Vec<String> = elections
         .iter()
         .map(|d| format!("{} ms", d.as_millis()))
         .collect();
     let what = format!(
-        "node {victim}, the stream leader, killed at {:.1} s, back at {:.1} s, new leaders elected after {elections:?}; {writers} writers, {seconds} s",
+        "node {victim}, the stream leader, killed at {:.1} s, back at {:.1} s, new leaders elected after {shown:?}; {writers} writers, {seconds} s",
         (killed - started).as_secs_f64(),
         (restarted - started).as_secs_f64(),
     );
-    verdict(
+    let gap = verdict(
         &what,
         &tally.lock().unwrap(),
         &in_log,
         restarted,
         &["Unavailable"],
+    );
+    // The election, and then at most the second before a lost request is
+    // sent again.
+    assert!(
+        gap < election + Duration::from_secs(1),
+        "writes stalled {} ms, the election took {} ms",
+        gap.as_millis(),
+        election.as_millis()
+    );
+}
+
+/// The node the command service is connected to SIGKILLed a quarter of the
+/// way in, back half way. The service is given that node's address alone
+/// (it learns the others from it) and the node is one that leads neither
+/// the events' stream nor the command ids' bucket, so no election follows:
+/// the stall is the reconnection and the requests lost with the node, sent
+/// again after a second. Returns the longest time without an
+/// acknowledgement, which must stay under 1.5 s.
+pub async fn command_services_own_node_killed(seconds: u64, writers: usize) {
+    let cluster = Cluster::start();
+    let mut config = unique_config("drill_own_node");
+    config.nats_url = cluster.urls.clone();
+    config.replicas = 3;
+    let stream = TestStream::with_config(config.clone()).await;
+    let store = stream.store().clone();
+    // Both leaders settle before a node is chosen.
+    let claims = format!("KV_{}", event_store::claims_bucket(&config.stream));
+    store.claim("drill-warm-up", "drill").await.unwrap();
+    let leaders = [
+        leader(&cluster.urls, &config.stream).await,
+        leader(&cluster.urls, &claims).await,
+    ];
+    let victim = (1..=3u8).find(|n| !leaders.contains(n)).unwrap();
+    let own = cluster
+        .urls
+        .split(',')
+        .nth(usize::from(victim - 1))
+        .unwrap();
+    let mut at_victim = config.clone();
+    at_victim.nats_url = own.to_string();
+    let command_store = event_store::JetStreamStore::connect(at_victim)
+        .await
+        .unwrap();
+    assert_eq!(
+        command_store.client().server_info().server_name,
+        format!("careline-n{victim}")
+    );
+
+    let addr = testkit::run_command(command_store).await;
+    let signer = testkit::signer(testkit::channel(addr).await);
+    let (started, tally, load, _) = load_on(&signer, writers, seconds).await;
+
+    tokio::time::sleep_until((started + Duration::from_secs(seconds) / 4).into()).await;
+    let killed = Instant::now();
+    cluster.run("kill", victim);
+    tokio::time::sleep_until((started + Duration::from_secs(seconds) / 2).into()).await;
+    cluster.run("restart", victim);
+    let restarted = Instant::now();
+    for writer in load {
+        writer.await.unwrap();
+    }
+    let still_leading = [
+        leader(&cluster.urls, &config.stream).await,
+        leader(&cluster.urls, &claims).await,
+    ];
+
+    let in_log = messages_in_log(&store).await;
+    let what = format!(
+        "node {victim}, the command service's own (leaders {leaders:?} before, {still_leading:?} after), killed at {:.1} s, back at {:.1} s; {writers} writers, {seconds} s",
+        (killed - started).as_secs_f64(),
+        (restarted - started).as_secs_f64(),
+    );
+    let gap = verdict(
+        &what,
+        &tally.lock().unwrap(),
+        &in_log,
+        restarted,
+        &["Unavailable"],
+    );
+    assert!(
+        gap < Duration::from_millis(1_500),
+        "writes stalled {} ms when the command service's own node died",
+        gap.as_millis()
     );
 }
 
