@@ -98,6 +98,23 @@ impl Describer {
         line
     }
 
+    /// Whether `event` carries clinical content (a subject, a body, a note).
+    pub fn has_content(event: &RecordedEvent) -> bool {
+        !content(event.envelope.payload.as_ref()).is_empty()
+    }
+
+    /// [`json`](Self::json) without content, saying why (`content_refused`);
+    /// without the field when `why` is empty.
+    pub fn json_refused(&mut self, event: &RecordedEvent, why: &str) -> String {
+        let line = self.json(event, false);
+        if why.is_empty() {
+            return line;
+        }
+        let mut value: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        value["content_refused"] = why.into();
+        value.to_string()
+    }
+
     /// The same as one JSON object.
     pub fn json(&mut self, event: &RecordedEvent, show_content: bool) -> String {
         let d = self.described(event);

@@ -1,8 +1,12 @@
 //! `careline tail`.
 
+use careline_client::bearer::Bearer;
 use clap::Args;
-use event_store::{EventStore, JetStreamStore, StoreConfig};
+use event_store::{EventStore, JetStreamStore, RecordedEvent, StoreConfig};
 use futures::StreamExt;
+use proto::inbox::inbox_service_client::InboxServiceClient;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
 
 use crate::display::{Describer, set_aside_json, set_aside_line};
 
@@ -14,8 +18,10 @@ pub(crate) struct TailArgs {
     /// Only events of this type, e.g. ThreadStarted (repeatable).
     #[arg(long = "type")]
     types: Vec<String>,
-    /// Add subject lines and message bodies. Clinical content: use only
-    /// where you are allowed to read it.
+    /// Add subject lines and message bodies: clinical content, shown only
+    /// where the person whose token is in CARELINE_TOKEN may read the
+    /// conversation (asked of the inbox service at CARELINE_INBOX_URL,
+    /// which records the read in the patient's trail).
     #[arg(long)]
     show_content: bool,
     /// One JSON object per line, for machines.
@@ -24,6 +30,63 @@ pub(crate) struct TailArgs {
     /// Stop after this many events.
     #[arg(long)]
     limit: Option<usize>,
+}
+
+/// Where `--show-content` asks whether content may be shown: the inbox
+/// service, as the person whose token is given. The log itself is readable
+/// by the NATS `reader` user, so the CLI could print every body; it prints
+/// one only after the inbox service has checked that this person may read
+/// the conversation and recorded the read (a `GetThread`, in the patient's
+/// "who has looked at my record"), as the web does for a page.
+struct ContentGate {
+    inbox: InboxServiceClient<InterceptedService<Channel, Bearer>>,
+}
+
+impl ContentGate {
+    async fn from_env() -> anyhow::Result<Self> {
+        let token = std::env::var("CARELINE_TOKEN")
+            .ok()
+            .filter(|t| !t.trim().is_empty())
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--show-content prints clinical content: set CARELINE_TOKEN to the token of \
+                     the person reading it; the inbox service checks for each conversation that \
+                     they may read it, and records the read"
+                )
+            })?;
+        let url = std::env::var("CARELINE_INBOX_URL")
+            .ok()
+            .filter(|u| !u.trim().is_empty())
+            .unwrap_or_else(|| "http://127.0.0.1:50052".into());
+        let channel = service_kit::server::connect(&url)
+            .await
+            .map_err(|e| anyhow::anyhow!("the inbox service ({url}): {e}"))?;
+        let bearer = Bearer::new(token.trim()).map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+        Ok(Self {
+            inbox: InboxServiceClient::with_interceptor(channel, bearer),
+        })
+    }
+
+    /// Whether `event`'s content may be shown; why not, otherwise.
+    async fn may_show(&mut self, event: &RecordedEvent) -> Result<(), String> {
+        let asked = self
+            .inbox
+            .get_thread(proto::inbox::GetThreadRequest {
+                min_position: event.position,
+                thread_id: event.envelope.aggregate_id.clone(),
+                page_size: 1,
+                before_seq: 0,
+            })
+            .await;
+        match asked {
+            Ok(_) => Ok(()),
+            Err(status) => Err(format!(
+                "content not shown: {} ({:?})",
+                status.message(),
+                status.code()
+            )),
+        }
+    }
 }
 
 /// The types asked for, each checked against the contract.
@@ -58,6 +121,10 @@ fn set_aside(args: &TailArgs, position: u64, what: &str) -> Option<String> {
 
 pub(crate) async fn run(config: StoreConfig, args: TailArgs) -> anyhow::Result<()> {
     known_types(&args.types)?;
+    let mut gate = match args.show_content {
+        true => Some(ContentGate::from_env().await?),
+        false => None,
+    };
     let store = JetStreamStore::connect(config).await?;
     let head = store.last_position().await?;
     let from = match args.from {
@@ -82,10 +149,16 @@ pub(crate) async fn run(config: StoreConfig, args: TailArgs) -> anyhow::Result<(
                 if !args.types.is_empty() && !args.types.iter().any(|t| t == event.event_type()) {
                     continue;
                 }
-                if args.json {
-                    describer.json(&event, args.show_content)
-                } else {
-                    describer.line(&event, args.show_content)
+                let shown = match gate.as_mut() {
+                    Some(gate) if Describer::has_content(&event) => gate.may_show(&event).await,
+                    _ => Err(String::new()),
+                };
+                match (args.json, shown) {
+                    (true, Ok(())) => describer.json(&event, true),
+                    (false, Ok(())) => describer.line(&event, true),
+                    (true, Err(why)) => describer.json_refused(&event, &why),
+                    (false, Err(why)) if why.is_empty() => describer.line(&event, false),
+                    (false, Err(why)) => format!("{} | {why}", describer.line(&event, false)),
                 }
             }
             // Bytes that are not an event, or an event its subject may not

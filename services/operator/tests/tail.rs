@@ -7,13 +7,27 @@
 
 use std::time::Duration;
 
+use event_store::EventStore;
 use event_store::testing::{TestStream, append_in_order, message, new_thread, publish_junk};
+use futures::StreamExt;
+use proto::events::envelope::Payload;
+use testkit::{Services, System};
 
 async fn tail(stream: &TestStream, args: &[&str]) -> (bool, String, String) {
+    tail_with(stream, args, &[]).await
+}
+
+async fn tail_with(
+    stream: &TestStream,
+    args: &[&str],
+    env: &[(&str, String)],
+) -> (bool, String, String) {
     let config = stream.config();
     let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_careline"))
         .arg("tail")
         .args(args)
+        .env_remove("CARELINE_TOKEN")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .env("NATS_URL", &config.nats_url)
         .env("CARELINE_STREAM", &config.stream)
         .env("CARELINE_PREFIX", &config.prefix)
@@ -91,4 +105,86 @@ async fn tail_prints_readable_lines_passes_junk_and_refuses_what_cannot_be() {
         stderr.contains("--from 500 is past the end of the log (its last position is 3)"),
         "{stderr}"
     );
+}
+
+/// `--show-content` prints a body only where the person whose token is
+/// given may read the conversation, asked of the inbox service, which
+/// records the read: the NATS `reader` user alone shows no content.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_shows_content_only_to_a_person_who_may_read_it_and_records_the_read() {
+    let s = System::start(
+        "clitailcontent",
+        Services {
+            inbox: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let org = s.org().await;
+    let thread = careline_client::demo::first_thread(&s.signer, &org)
+        .await
+        .unwrap();
+    let at = s
+        .post(&org.nurse, &thread, "Please weigh yourself each morning.")
+        .await;
+    s.settled().await;
+    let from = at.to_string();
+    let args = ["--from", from.as_str(), "--limit", "1", "--show-content"];
+    let inbox = format!("http://{}", s.addrs.inbox.unwrap());
+
+    // No token: refused at once, nothing printed.
+    let (ok, stdout, stderr) =
+        tail_with(&s.stream, &args, &[("CARELINE_INBOX_URL", inbox.clone())]).await;
+    assert!(!ok && stdout.is_empty(), "{stdout}");
+    assert!(stderr.contains("set CARELINE_TOKEN"), "{stderr}");
+
+    // The team's nurse: the body, and her read in the patient's trail.
+    let before = s.head().await;
+    let (ok, stdout, stderr) = tail_with(
+        &s.stream,
+        &args,
+        &[
+            ("CARELINE_INBOX_URL", inbox.clone()),
+            ("CARELINE_TOKEN", s.signer.token(&org.nurse)),
+        ],
+    )
+    .await;
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("body: \"Please weigh yourself each morning.\""),
+        "{stdout}"
+    );
+    let head = s.head().await;
+    assert!(head > before, "the read was not recorded");
+    let mut feed = s.stream.store().subscribe(before + 1).await.unwrap();
+    let event = feed.next().await.unwrap().unwrap();
+    let Some(Payload::RecordsViewed(viewed)) = &event.envelope.payload else {
+        panic!("not a read record: {:?}", event.envelope.event_type);
+    };
+    assert_eq!(
+        event.envelope.actor.as_ref().unwrap().person_id,
+        org.nurse.person_id.to_string()
+    );
+    assert!(viewed.call.ends_with("/GetThread"), "{viewed:?}");
+    assert_eq!(
+        viewed.records[0].patient_id,
+        org.patient.person_id.to_string()
+    );
+
+    // The admin may not read conversations: the line, without the body.
+    let (ok, stdout, stderr) = tail_with(
+        &s.stream,
+        &args,
+        &[
+            ("CARELINE_INBOX_URL", inbox),
+            ("CARELINE_TOKEN", s.signer.token(&org.admin)),
+        ],
+    )
+    .await;
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("posted a message | content not shown"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("weigh"), "{stdout}");
 }

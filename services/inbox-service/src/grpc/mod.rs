@@ -538,17 +538,23 @@ impl InboxService for InboxGrpc {
         &self,
         request: Request<pb::FindCarerRequest>,
     ) -> Result<Response<pb::Person>, Status> {
-        let (_, viewer) = self.caller(&request).await?;
+        let (caller, viewer) = self.caller(&request).await?;
         let r = request.into_inner();
         if r.email.trim().is_empty() || r.email.len() > 320 {
             return Err(Error::invalid("email", "an email address, at most 320 characters").into());
         }
         self.reached(r.min_position).await?;
         let client = self.client().await?;
-        // Shows a carer's name, not a record: nothing to audit.
-        Ok(Response::new(
-            queries::find_carer(&client, viewer, &r.email).await?,
-        ))
+        let carer = queries::find_carer(&client, viewer, &r.email).await?;
+        // A carer's name, found by their address: a read of their record,
+        // in their "who has looked at my record", recorded before it is
+        // answered.
+        let mut shown = Shown::default();
+        shown.record(&carer.person_id);
+        self.access
+            .record::<Inbox>(&caller, "FindCarer", None, shown)
+            .await?;
+        Ok(Response::new(carer))
     }
 }
 

@@ -188,3 +188,42 @@ async fn an_admins_people_search_is_recorded_as_a_read_of_each_patient_listed() 
         org.patient.person_id.to_string()
     );
 }
+
+/// A patient's look-up of a carer by address shows the carer's name: a
+/// read of the carer's record, in their "who has looked at my record"; a
+/// look-up that finds no one records nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patients_carer_look_up_is_recorded_as_a_read_of_the_carers_record() {
+    let s = system("accesscarer").await;
+    let org = s.org().await;
+    let before = s.head().await;
+    let mut inbox = s.inbox(&org.patient);
+    let missing = inbox
+        .find_carer(pb::FindCarerRequest {
+            min_position: before,
+            email: "nobody@example.org".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+    let found = inbox
+        .find_carer(pb::FindCarerRequest {
+            min_position: before,
+            email: "chris.jones@example.org".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(found.person_id, org.carer.person_id.to_string());
+    let seen = views(&s, before).await;
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    let (reader, role, viewed) = &seen[0];
+    assert_eq!(*reader, org.patient.person_id.to_string());
+    assert_eq!(*role, Role::Patient as i32);
+    assert!(viewed.call.ends_with("/FindCarer"), "{viewed:?}");
+    assert_eq!(viewed.records.len(), 1);
+    assert_eq!(
+        viewed.records[0].patient_id,
+        org.carer.person_id.to_string()
+    );
+}
