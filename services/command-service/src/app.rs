@@ -48,9 +48,15 @@ pub struct Reply {
 pub struct App<S> {
     repo: Repository<S>,
     clock: Clock,
-    post_limit: Option<crate::limit::PostLimit>,
+    post_limit: Option<service_kit::limit::Limit>,
+    /// Refused join codes per person (see [`WRONG_CODES_PER_HOUR`]).
+    wrong_codes: service_kit::limit::Limit,
     email_links: Option<service_kit::LinkKeys>,
 }
+
+/// Wrong join codes one person may present in an hour, on this instance: a
+/// code is long and random, and this keeps guessing one hopeless.
+pub const WRONG_CODES_PER_HOUR: usize = 10;
 
 impl<S> std::fmt::Debug for App<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -64,6 +70,10 @@ impl<S: EventStore> App<S> {
             repo: Repository::new(store, cache_capacity),
             clock: Arc::new(SystemTime::now),
             post_limit: None,
+            wrong_codes: service_kit::limit::Limit::new(
+                WRONG_CODES_PER_HOUR,
+                std::time::Duration::from_secs(3600),
+            ),
             email_links: None,
         }
     }
@@ -87,7 +97,7 @@ impl<S: EventStore> App<S> {
     /// Limits each person to `per_minute` messages a minute (threads
     /// started and messages posted), on this instance.
     pub fn with_post_limit(mut self, per_minute: usize) -> Self {
-        self.post_limit = Some(crate::limit::PostLimit::new(per_minute));
+        self.post_limit = Some(service_kit::limit::Limit::per_minute(per_minute));
         self
     }
 
@@ -116,18 +126,43 @@ impl<S: EventStore> App<S> {
                 Ok(taken) => Some((limit, taken)),
                 Err(wait) => {
                     return Err(Error::TooManyPosts {
-                        per_minute: limit.per_minute(),
+                        per_minute: limit.most(),
                         wait,
                     });
                 }
             },
             None => None,
         };
+        // A code is counted as wrong before it is checked (so concurrent
+        // guesses cannot all pass) and given back when it was right.
+        let guess = match command.presents_a_code() {
+            true => match self
+                .wrong_codes
+                .take(&actor.person_id, std::time::Instant::now())
+            {
+                Ok(taken) => Some(taken),
+                Err(wait) => {
+                    if let Some((limit, taken)) = slot {
+                        limit.give_back(&actor.person_id, taken);
+                    }
+                    return Err(Error::TooManyWrongCodes {
+                        per_hour: self.wrong_codes.most(),
+                        wait,
+                    });
+                }
+            },
+            false => None,
+        };
         let reply = self.execute_unlimited(actor, meta, command).await;
         if let Some((limit, taken)) = slot
             && reply.as_ref().map_or(true, |r| r.replayed)
         {
             limit.give_back(&actor.person_id, taken);
+        }
+        if let Some(taken) = guess
+            && !matches!(reply, Err(Error::Domain(_)))
+        {
+            self.wrong_codes.give_back(&actor.person_id, taken);
         }
         reply
     }

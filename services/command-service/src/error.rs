@@ -34,6 +34,15 @@ pub enum Error {
         per_minute: usize,
         wait: std::time::Duration,
     },
+
+    #[error(
+        "too many join codes refused: at most {per_hour} an hour for one person; try again in {} min, or ask the team for its code today",
+        wait.as_secs().div_ceil(60).max(1)
+    )]
+    TooManyWrongCodes {
+        per_hour: usize,
+        wait: std::time::Duration,
+    },
 }
 
 impl From<Error> for Status {
@@ -48,7 +57,9 @@ impl From<Error> for Status {
             },
             Error::Aborted { .. } => Status::aborted(e.to_string()),
             Error::CommandIdReused(_) => Status::invalid_argument(e.to_string()),
-            Error::TooManyPosts { .. } => Status::resource_exhausted(e.to_string()),
+            Error::TooManyPosts { .. } | Error::TooManyWrongCodes { .. } => {
+                Status::resource_exhausted(e.to_string())
+            }
             Error::Bug(m) => service_kit::internal("the command", &m),
             Error::Store(s) => match s {
                 event_store::Error::Unavailable(m) => Status::unavailable(format!(

@@ -20,7 +20,6 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod grpc;
-pub mod limit;
 pub mod repository;
 pub mod startup;
 

@@ -16,6 +16,7 @@ use std::future::Future;
 pub mod auth;
 pub mod email_link;
 pub mod ids;
+pub mod limit;
 pub mod metrics;
 pub mod server;
 

@@ -53,6 +53,13 @@ pub struct Config {
     /// instance (a PostgreSQL URL; TLS as `CARELINE_DATABASE_CA` says).
     /// Unset: in this process, and a browser must keep to one instance.
     pub sessions_database: Option<String>,
+    /// `CARELINE_WEB_SIGN_INS_PER_MINUTE` (default 60): sign-ins one
+    /// network address may start a minute (a hospital's staff may share
+    /// one address: raise it there).
+    pub sign_ins_per_minute: usize,
+    /// `CARELINE_WEB_TRUSTED_PROXIES` (default `127.0.0.1,::1`): the
+    /// proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl std::fmt::Debug for Config {
@@ -139,6 +146,12 @@ impl Config {
                 .filter(|v| !v.trim().is_empty()),
             idle: Duration::from_secs(minutes * 60),
             absolute: Duration::from_secs(hours * 3600),
+            sign_ins_per_minute: s.number_in("CARELINE_WEB_SIGN_INS_PER_MINUTE", 60, 1..=100_000)?
+                as usize,
+            trusted_proxies: crate::client::parse_trusted(
+                &s.text("CARELINE_WEB_TRUSTED_PROXIES", "127.0.0.1,::1"),
+            )
+            .map_err(anyhow::Error::msg)?,
         })
     }
 }

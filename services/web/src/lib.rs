@@ -4,6 +4,7 @@
 //! database and decides no rule: the services answer, the pages show it.
 
 mod admin;
+mod client;
 pub mod config;
 mod linking;
 mod live;
@@ -67,6 +68,10 @@ struct Inner {
     secure: bool,
     presence: Arc<presence::Presence>,
     base_url: String,
+    /// Sign-ins started per client address (`CARELINE_WEB_SIGN_INS_PER_MINUTE`).
+    sign_in_starts: service_kit::limit::Limit,
+    /// Whose `X-Forwarded-For` is believed (`CARELINE_WEB_TRUSTED_PROXIES`).
+    trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl std::fmt::Debug for Web {
@@ -124,6 +129,8 @@ impl Web {
                 secure: config.secure_cookies,
                 presence: Arc::new(presence::Presence::default()),
                 base_url: config.base_url.clone(),
+                sign_in_starts: service_kit::limit::Limit::per_minute(config.sign_ins_per_minute),
+                trusted_proxies: config.trusted_proxies.clone(),
             }),
         }
     }
@@ -328,6 +335,11 @@ impl Web {
             Code::PermissionDenied => (
                 StatusCode::FORBIDDEN,
                 "You cannot do that",
+                status.message().to_string(),
+            ),
+            Code::ResourceExhausted => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many tries just now",
                 status.message().to_string(),
             ),
             Code::Unavailable | Code::DeadlineExceeded => (
@@ -675,12 +687,33 @@ async fn sign_in_demo(State(web): State<Web>, headers: HeaderMap, body: Bytes) -
 /// Off to the identity provider, to come back to `next`.
 async fn sign_in_oidc(
     State(web): State<Web>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     headers: HeaderMap,
     Query(q): Query<SignInQuery>,
 ) -> Response {
     let Some(oidc) = &web.inner.oidc else {
         return Redirect::to("/sign-in").into_response();
     };
+    // Each start keeps a pending sign-in: a flood from one address is
+    // refused before it makes one.
+    let from = client::address(peer.map(|p| (p.0).0), &headers, &web.inner.trusted_proxies);
+    let limit = &web.inner.sign_in_starts;
+    if let Err(wait) = limit.take(&from, std::time::Instant::now()) {
+        let body = pages::problem_page(
+            "Too many sign-ins from your network just now",
+            &format!(
+                "At most {} sign-ins a minute are started from one network address. Please try again in {} seconds.",
+                limit.most(),
+                wait.as_secs().max(1)
+            ),
+        );
+        tracing::warn!(client = %from, "sign-in starts over the limit");
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            web.page("Sign in", None, body),
+        )
+            .into_response();
+    }
     let pre = cookie(&headers, PRE_COOKIE).unwrap_or_else(session::random_token);
     let to = match oidc.begin(&web.inner.sessions, &pre, local(&q.next)).await {
         Ok(to) => to,
@@ -1496,7 +1529,8 @@ impl service_kit::Service for Application {
         if let Some(url) = self.shared.clone() {
             tokio::spawn(presence::relay(self.web.inner.presence.clone(), url));
         }
-        axum::serve(self.listener, router(self.web))
+        let app = router(self.web).into_make_service_with_connect_info::<std::net::SocketAddr>();
+        axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await?;
         Ok(())

@@ -432,3 +432,54 @@ async fn a_person_signs_in_at_a_real_openid_provider_and_a_forged_way_back_signs
     assert_eq!(stolen.status, StatusCode::FORBIDDEN);
     assert!(stolen.body.contains("not started here"), "{}", stolen.body);
 }
+
+/// Sign-ins started from one network address are limited (each keeps a
+/// pending sign-in): the 61st in a minute is refused with a page that says
+/// when to try again, and keeps nothing; another address goes on. The
+/// address is the proxy's `X-Forwarded-For` only when the proxy is
+/// trusted: a client straight from outside cannot pick a new one per try.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_starts_from_one_address_are_limited_and_others_go_on() {
+    use axum::extract::ConnectInfo;
+    use std::net::SocketAddr;
+    let (_idp, _s, _org, app) = signing_in("oidcflood").await;
+    let start = |peer: &str, forwarded: &str| {
+        let peer: SocketAddr = peer.parse().unwrap();
+        let request = Request::get("/sign-in/oidc?next=/messages")
+            .header("x-forwarded-for", forwarded)
+            .extension(ConnectInfo(peer))
+            .body(Body::empty())
+            .unwrap();
+        let app = app.clone();
+        async move {
+            let response = app.oneshot(request).await.unwrap();
+            let status = response.status();
+            let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            (status, String::from_utf8_lossy(&body).to_string())
+        }
+    };
+    for _ in 0..60 {
+        let (status, _) = start("127.0.0.1:41000", "203.0.113.9").await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+    }
+    let (status, body) = start("127.0.0.1:41000", "203.0.113.9").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        body.contains("Too many sign-ins from your network just now")
+            && body.contains("Please try again in"),
+        "{body}"
+    );
+    // Another client behind the same proxy is not held up.
+    let (status, _) = start("127.0.0.1:41001", "203.0.113.10").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    // From outside, the header is not believed: every try counts against
+    // the address it came from.
+    for i in 0..60 {
+        let (status, _) = start("198.51.100.7:40000", &format!("10.0.0.{i}")).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+    }
+    let (status, _) = start("198.51.100.7:40000", "10.0.0.200").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+}

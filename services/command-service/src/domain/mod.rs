@@ -359,6 +359,13 @@ pub trait Command: Send + Sync {
         false
     }
 
+    /// Whether this command presents a secret that could be guessed (a
+    /// join code): its refusals are counted, and too many stop the person
+    /// trying for a while.
+    fn presents_a_code(&self) -> bool {
+        false
+    }
+
     /// Whether this command, by this actor, makes the deployment's first
     /// admin: accepted from an actor whose admin role is not (yet) in the
     /// log, once per deployment.

@@ -424,6 +424,9 @@ impl Command for JoinTeamWithCode {
     fn target_id(&self) -> &str {
         &self.patient_id
     }
+    fn presents_a_code(&self) -> bool {
+        true
+    }
     fn needs(&self, _: &PatientRecord, _: &Actor) -> Needs {
         Needs {
             teams: vec![self.team_id.clone()],

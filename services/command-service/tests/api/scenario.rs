@@ -243,6 +243,44 @@ async fn self_registration_needs_the_teams_current_code() {
     );
 }
 
+/// Guessing a team's join code: after ten refused codes in an hour a
+/// person is stopped, even with the right code, and nothing is written; a
+/// right code does not count, and someone else still joins.
+#[tokio::test]
+async fn guessing_join_codes_is_stopped_after_ten_refusals_an_hour() {
+    let app = spawn_app("joinguess").await;
+    let org = app.org().await;
+    let mut admin = app.signer.client(&org.admin).unwrap();
+    let code = admin.issue_code(&org.cardiology).await.unwrap();
+    let join = |code: &str| pb::JoinTeamWithCodeRequest {
+        command_id: command_id(),
+        team_id: org.cardiology.clone(),
+        join_code: code.into(),
+        ..Default::default()
+    };
+    let mut sam = app.signer.client(&org.other_patient).unwrap();
+    for i in 0..command_service::app::WRONG_CODES_PER_HOUR {
+        let wrong = sam
+            .join_team_with_code(join(&format!("GUESS{i:05}")))
+            .await
+            .unwrap_err();
+        assert_eq!(wrong.code(), Code::PermissionDenied, "{wrong:?}");
+    }
+    let head = app.head().await;
+    let stopped = sam.join_team_with_code(join(&code)).await.unwrap_err();
+    assert_eq!(stopped.code(), Code::ResourceExhausted, "{stopped:?}");
+    assert!(
+        stopped
+            .message()
+            .contains("too many join codes refused: at most 10 an hour"),
+        "{stopped:?}"
+    );
+    assert_eq!(app.head().await, head);
+    // Someone else, with the right code, joins.
+    let mut pat = app.signer.client(&org.patient).unwrap();
+    pat.join_team_with_code(join(&code)).await.unwrap();
+}
+
 #[tokio::test]
 async fn a_patient_who_addresses_one_nurse_of_an_auto_cc_team_is_told_which_team_to_write_to() {
     let app = spawn_app("autoccalone").await;

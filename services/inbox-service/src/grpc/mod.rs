@@ -33,7 +33,15 @@ pub struct InboxGrpc {
     stopping: watch::Receiver<bool>,
     /// Live watches open now, per person (at most [`WATCHES_PER_PERSON`]).
     watching: Arc<Mutex<HashMap<uuid::Uuid, usize>>>,
+    /// Look-ups by something that could be guessed (a carer's address, a
+    /// join code), per person and kind (at most [`LOOK_UPS_PER_MINUTE`]).
+    look_ups: service_kit::limit::Limit,
 }
+
+/// A person's look-ups of a carer by address, or of a team by join code, a
+/// minute (each kind on its own), on this instance: enough for a person
+/// typing, too few to try addresses or codes one after another.
+pub const LOOK_UPS_PER_MINUTE: usize = 10;
 
 /// A person's open pages each watch: more than this at once is a runaway
 /// client or a flood, not a person (on this instance of the service).
@@ -195,7 +203,17 @@ impl InboxGrpc {
             checkpoint,
             stopping,
             watching: Arc::default(),
+            look_ups: service_kit::limit::Limit::per_minute(LOOK_UPS_PER_MINUTE),
         }
+    }
+
+    /// Takes one of `caller`'s look-ups of `kind` this minute, or refuses.
+    fn look_up(&self, caller: &Caller, kind: &str) -> Result<(), Status> {
+        let key = format!("{kind}:{}", caller.person_id);
+        self.look_ups
+            .take(&key, std::time::Instant::now())
+            .map(|_| ())
+            .map_err(|wait| self.look_ups.refusal(kind, wait))
     }
 
     async fn caller<T>(&self, request: &Request<T>) -> Result<(Caller, Viewer), Status> {
@@ -431,11 +449,12 @@ impl InboxService for InboxGrpc {
         &self,
         request: Request<pb::TeamByJoinCodeRequest>,
     ) -> Result<Response<pb::TeamContact>, Status> {
-        self.caller(&request).await?;
+        let (caller, _) = self.caller(&request).await?;
         let r = request.into_inner();
         if r.join_code.trim().is_empty() || r.join_code.len() > 100 {
             return Err(Error::invalid("join_code", "a team's join code").into());
         }
+        self.look_up(&caller, "join code look-ups")?;
         self.reached(r.min_position).await?;
         let client = self.client().await?;
         // A team's public name: no record is shown, nothing to audit.
@@ -543,6 +562,7 @@ impl InboxService for InboxGrpc {
         if r.email.trim().is_empty() || r.email.len() > 320 {
             return Err(Error::invalid("email", "an email address, at most 320 characters").into());
         }
+        self.look_up(&caller, "carer look-ups")?;
         self.reached(r.min_position).await?;
         let client = self.client().await?;
         let carer = queries::find_carer(&client, viewer, &r.email).await?;

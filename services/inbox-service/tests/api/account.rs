@@ -135,6 +135,71 @@ async fn only_a_patient_finds_a_carer_and_only_by_an_exact_address() {
     );
 }
 
+/// Addresses and join codes cannot be tried one after another: a person's
+/// eleventh carer look-up in a minute is refused, found or not, and so is
+/// their eleventh join-code look-up; each kind counts on its own, and
+/// another person is not held up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn look_ups_by_address_or_join_code_are_throttled_per_person() {
+    let s = system("lookupthrottle").await;
+    let org = s.org().await;
+    let at = s.head().await;
+    let mut patient = s.inbox(&org.patient);
+    let most = inbox_service::grpc::LOOK_UPS_PER_MINUTE;
+    for i in 0..most {
+        let email = match i % 2 {
+            0 => "chris.jones@example.org".to_string(),
+            _ => format!("guess{i}@example.org"),
+        };
+        let asked = patient
+            .find_carer(pb::FindCarerRequest {
+                min_position: at,
+                email,
+            })
+            .await;
+        match i % 2 {
+            0 => assert!(asked.is_ok(), "{asked:?}"),
+            _ => assert_eq!(asked.unwrap_err().code(), Code::NotFound),
+        }
+    }
+    let refused = patient
+        .find_carer(pb::FindCarerRequest {
+            min_position: at,
+            email: "chris.jones@example.org".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(
+        refused
+            .message()
+            .starts_with("too many carer look-ups: at most 10 a minute; try again in"),
+        "{refused:?}"
+    );
+    // Join codes count on their own.
+    let by_code = |code: &str| pb::TeamByJoinCodeRequest {
+        min_position: at,
+        join_code: code.into(),
+    };
+    for i in 0..most {
+        let asked = patient
+            .team_by_join_code(by_code(&format!("GUESS{i:05}")))
+            .await
+            .unwrap_err();
+        assert_eq!(asked.code(), Code::NotFound, "{asked:?}");
+    }
+    let refused = patient
+        .team_by_join_code(by_code(&org.renal_join_code))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    // Someone else is not held up.
+    s.inbox(&org.other_patient)
+        .team_by_join_code(by_code(&org.renal_join_code))
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_join_code_names_its_team_until_a_new_one_is_issued() {
     use careline_client::Steps;
