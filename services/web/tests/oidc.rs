@@ -297,6 +297,33 @@ async fn a_registered_person_links_by_the_invitation_their_email_carried() {
     assert!(account.body.contains(&org.nurse.name), "{}", account.body);
     assert!(account.body.contains("now linked"), "{}", account.body);
 
+    // The link is spent: someone else who gets hold of it (a forwarded
+    // email) cannot link their account to her with it.
+    let mut other = AtWeb::new(&app);
+    other.get(&link).await;
+    other.through_provider(&idp, &link, "someone.else").await;
+    let offer = other.get(&link).await;
+    assert_eq!(offer.status, StatusCode::OK, "{}", offer.body);
+    let csrf_other = hidden(&offer.body, "csrf");
+    let reused = other
+        .post(
+            "/email/confirm/link",
+            &[("csrf", &csrf_other), ("token", &token)],
+        )
+        .await;
+    assert_eq!(
+        reused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        reused.body
+    );
+    assert!(
+        reused.body.contains("this link has been used already"),
+        "{}",
+        reused.body
+    );
+    assert!(!other.cookies.contains_key("careline_session"));
+
     // From now on the provider's sign-in is hers. She is also the unit's
     // privacy officer: the same sign-in may work in either role.
     s.signer

@@ -390,9 +390,25 @@ impl<S: EventStore> CommandService for CommandGrpc<S> {
         let meta = meta(&r)?;
         let r = r.into_inner();
         let (issuer, subject) = convert::identity(&r.issuer, &r.subject).map_err(Error::from)?;
+        let identity_id = service_kit::ids::identity::account(&issuer, &subject).to_string();
         let proof = match r.proof {
             Some(pb::link_identity_request::Proof::InvitationToken(token)) => {
                 let link = self.check_link(&token)?;
+                // An invitation links one account, once: its request is
+                // claimed for the first account that follows it, for good
+                // (that account may try again; no other may use it).
+                let used = self
+                    .app
+                    .store()
+                    .claim(&format!("invitation.{}", link.request_id), &identity_id)
+                    .await
+                    .map_err(Error::from)?;
+                if used.is_some() {
+                    tracing::info!(command_id = %meta.command_id, "an invitation link used twice");
+                    return Err(Status::failed_precondition(
+                        "this link has been used already: it links one account, once. Ask your care team to send a new one",
+                    ));
+                }
                 Proof::Invitation {
                     person_id: link.person_id.to_string(),
                     patient: link.addressee == service_kit::Addressee::Patient,
@@ -410,7 +426,7 @@ impl<S: EventStore> CommandService for CommandGrpc<S> {
             }
         };
         let command = LinkIdentity {
-            identity_id: service_kit::ids::identity::account(&issuer, &subject).to_string(),
+            identity_id,
             issuer,
             subject,
             proof,
