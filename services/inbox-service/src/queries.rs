@@ -1200,8 +1200,31 @@ pub async fn changed(
             out.push(id.to_string());
         }
     }
+    // A carer whose consent ended (or expired) sees those threads no more:
+    // that is a change to each, told at once, so an open page of one says
+    // so instead of going on as if nothing had happened.
+    if viewer.role == Role::Carer && !watched.shapes.is_empty() {
+        let visible: std::collections::HashSet<Uuid> =
+            rows(client, VISIBLE_CARER, &[&viewer.id, &now])
+                .await?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+        let gone: Vec<Uuid> = watched
+            .shapes
+            .keys()
+            .filter(|id| !visible.contains(id))
+            .copied()
+            .collect();
+        for id in gone {
+            watched.shapes.remove(&id);
+            out.push(id.to_string());
+        }
+    }
     Ok(out)
 }
+
+const VISIBLE_CARER: &str = visible_carer!();
 
 const TEAM_BY_JOIN_CODE: &str = "SELECT team_id, name, description FROM teams \
      WHERE join_code = $1 ORDER BY team_id LIMIT 1";

@@ -22,7 +22,13 @@
     var url = location.pathname + location.search;
     url += (url.indexOf("?") < 0 ? "?" : "&") + "at=" + (at || 0);
     fetch(url, { credentials: "same-origin", cache: "no-store" })
-      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (r) {
+        if (r.ok) { return r.text(); }
+        // No longer theirs to see (a carer whose consent ended): the page
+        // says so at once, in place of what it showed, and stops watching.
+        if (r.status === 403) { return r.text().then(ended); }
+        return null;
+      })
       .then(function (html) {
         if (!html) { return; }
         var doc = new DOMParser().parseFromString(html, "text/html");
@@ -45,6 +51,17 @@
         busy = false;
         if (again) { var a = again; again = 0; refresh(a); }
       });
+  }
+
+  function ended(html) {
+    var doc = new DOMParser().parseFromString(html, "text/html");
+    var said = doc.getElementById("main");
+    var here = document.getElementById("main");
+    if (said && here) {
+      here.replaceWith(said);
+      source.close();
+    }
+    return null;
   }
 
   var source = new EventSource("/live");

@@ -427,6 +427,17 @@ async fn a_patient_uses_careline_in_a_real_browser_on_a_phone() {
             .await?;
         shows(&phone, "Nobody holds your consent").await;
 
+        // Chris's open page of her conversation says so at once, without a
+        // reload, in place of her messages.
+        let ended = shows_within(
+            &desk,
+            "Your access to Pat Jones's messages ended on",
+            Duration::from_secs(5),
+        )
+        .await;
+        assert!(!ended.contains("Thank you, that is a relief."), "{ended}");
+        assert_eq!(desk.current_url().await?.path(), path);
+
         // Chris loses access at once: the list says so and shows nothing
         // of hers; the thread says whose messages he may no longer read.
         desk.goto(&format!("{base}/messages")).await?;

@@ -113,3 +113,38 @@ async fn live_watches_are_capped_per_person() {
     }
     assert!(again.is_some(), "a closed watch frees its place");
 }
+
+/// A carer whose consent ends is told at once of every thread of hers he
+/// was watching (so an open page says his access ended), and of nothing
+/// of hers after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_carer_whose_consent_ends_is_told_of_each_thread_he_can_no_longer_see() {
+    let s = system("watchconsent").await;
+    let org = s.org().await;
+    let thread = first_thread(&s.signer, &org).await.unwrap();
+    s.settled().await;
+    let mut chris = watch(&s, &org.carer).await;
+    // While her consent holds he hears of her messages.
+    s.post(&org.nurse, &thread, "Your results are fine.").await;
+    let told = next(&mut chris, Duration::from_secs(5))
+        .await
+        .expect("the carer is told of a message within 5 s");
+    assert_eq!(told.thread_ids, std::slice::from_ref(&thread));
+    let mut patient = s.signer.client(&org.patient).unwrap();
+    patient
+        .revoke_carer_consent(cmd::RevokeCarerConsentRequest {
+            command_id: command_id(),
+            patient_id: org.patient.person_id.to_string(),
+            carer_id: org.carer.person_id.to_string(),
+        })
+        .await
+        .unwrap();
+    let told = next(&mut chris, Duration::from_secs(5))
+        .await
+        .expect("the carer is told within 5 s");
+    assert!(told.thread_ids.contains(&thread), "{told:?}");
+    // What she writes afterwards is not his to hear of.
+    s.post(&org.patient, &thread, "Just between me and the team.")
+        .await;
+    assert!(next(&mut chris, Duration::from_millis(800)).await.is_none());
+}
