@@ -99,6 +99,23 @@ if [ -z "${CARELINE_TOKEN_PUBLIC_KEYS:-}" ]; then
   echo "careline: set CARELINE_TOKEN_PUBLIC_KEYS to the public key of CARELINE_TOKEN_SIGNING_KEY" >&2
   exit 1
 fi
+# Signed events: the command service signs what it records, each read
+# service the reads it records, each with a key of its own; every service
+# and the CLI check every event against the four public keys.
+event_public=""
+for who in command inbox audit notify; do
+  if [ ! -s "$dev/event-key-$who" ]; then
+    writer=reads
+    if [ "$who" = command ]; then writer=command; fi
+    (umask 077; "$bin/careline" keys --events --writer "$writer" --kid "dev-$who" > "$dev/event-key-$who")
+  fi
+  line=$(grep '^CARELINE_EVENT_PUBLIC_KEYS=' "$dev/event-key-$who")
+  event_public="$event_public${event_public:+,}${line#CARELINE_EVENT_PUBLIC_KEYS=}"
+done
+export CARELINE_EVENT_PUBLIC_KEYS=$event_public
+event_key() { # NAME: that service's private event key
+  grep '^CARELINE_EVENT_SIGNING_KEY=' "$dev/event-key-$1" | cut -d= -f2-
+}
 export CARELINE_COMMAND_ADDR=${CARELINE_COMMAND_ADDR:-127.0.0.1:50051}
 export CARELINE_INBOX_ADDR=${CARELINE_INBOX_ADDR:-127.0.0.1:50052}
 export CARELINE_AUDIT_ADDR=${CARELINE_AUDIT_ADDR:-127.0.0.1:50053}
@@ -201,6 +218,15 @@ for _ in $(seq 1 30); do
   sleep 1
 done
 env $(as admin) "$bin/careline" status --log > /dev/null
+# A demo log recorded before events were signed keeps its older events
+# readable: signatures are checked from the position after its head when
+# this version first ran.
+if [ ! -s "$dev/event-signed-from-$cluster" ]; then
+  head=$(env $(as admin) "$bin/careline" status --log | sed -n 's/.*(head position \([0-9]*\)).*/\1/p')
+  echo $(( ${head:-0} + 1 )) > "$dev/event-signed-from-$cluster"
+fi
+export CARELINE_EVENT_SIGNED_FROM
+CARELINE_EVENT_SIGNED_FROM=$(cat "$dev/event-signed-from-$cluster")
 
 # One instance of each service; with --cluster two, the second on the
 # ports ten above the first's (gRPC and metrics), and the callers (the web
@@ -230,9 +256,9 @@ start_service() { # NAME USER BINARY [VAR=VALUE...]: every instance of a service
     echo "careline: $name service on $addr (metrics on $metrics; log: $log)"
   done
 }
-start_service command command careline-command
-start_service inbox inbox careline-inbox
-start_service audit audit careline-audit
+start_service command command careline-command CARELINE_EVENT_SIGNING_KEY="$(event_key command)"
+start_service inbox inbox careline-inbox CARELINE_EVENT_SIGNING_KEY="$(event_key inbox)"
+start_service audit audit careline-audit CARELINE_EVENT_SIGNING_KEY="$(event_key audit)"
 if [ -z "${CARELINE_SMTP_HOST:-}" ]; then
   python3 -m aiosmtpd -n -l "127.0.0.1:$smtp_port" -c aiosmtpd.handlers.Mailbox "$dev/mail" > "$dev/mail.log" 2>&1 &
   pids+=($!)
@@ -247,7 +273,8 @@ web_url="http://$CARELINE_WEB_ADDR"
 if [ "$cluster" = 1 ]; then web_url="https://127.0.0.1:8443"; fi
 export CARELINE_BASE_URL=${CARELINE_BASE_URL:-$web_url}
 web_url=$CARELINE_BASE_URL
-start_service notify notify careline-notify CARELINE_EMAIL_LINK_SIGNING_KEY="$link_key"
+start_service notify notify careline-notify CARELINE_EMAIL_LINK_SIGNING_KEY="$link_key" \
+  CARELINE_EVENT_SIGNING_KEY="$(event_key notify)"
 
 # Once every projection has a service running it (status says what is
 # wrong until then).

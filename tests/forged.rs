@@ -47,6 +47,19 @@ fn forged(payload: Payload, aggregate: AggregateType, id: &str, actor: &Actor) -
     }
 }
 
+/// What each read model (inbox, audit, notify) set aside: the reasons.
+async fn set_aside(s: &System) -> Vec<(&'static str, Vec<String>)> {
+    let client = projections::connect(&s.db.url).await.unwrap();
+    let mut out = Vec::new();
+    for projection in ["inbox", "audit", "notify"] {
+        let letters = projections::dead_letters(&client, projection)
+            .await
+            .unwrap();
+        out.push((projection, letters.into_iter().map(|l| l.reason).collect()));
+    }
+    out
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_forged_on_the_access_subjects_reach_no_read_model() {
     let s = System::start("forged", Services::all()).await;
@@ -157,21 +170,149 @@ async fn events_forged_on_the_access_subjects_reach_no_read_model() {
     );
 
     // Each read model set every one aside, as forged, with its reason.
-    let client = projections::connect(&s.db.url).await.unwrap();
-    for projection in ["inbox", "audit", "notify"] {
-        let letters = projections::dead_letters(&client, projection)
-            .await
-            .unwrap();
-        assert_eq!(letters.len(), attacks.len(), "{projection}: {letters:?}");
+    for (projection, reasons) in set_aside(&s).await {
+        assert_eq!(reasons.len(), attacks.len(), "{projection}: {reasons:?}");
         assert!(
-            letters.iter().all(|l| l.reason.starts_with("forged: ")),
-            "{projection}: {letters:?}"
+            reasons.iter().all(|r| r.starts_with("forged: ")),
+            "{projection}: {reasons:?}"
         );
     }
+    let client = projections::connect(&s.db.url).await.unwrap();
     let status = projections::status(&client).await.unwrap();
     assert!(
         status
             .iter()
             .all(|p| p.dead_letters == attacks.len() as u64)
     );
+}
+
+/// Whoever can publish on the domain subjects without the command
+/// service's key (a NATS password or permission that leaked, a
+/// misconfigured server) still cannot write history: an event there that
+/// is unsigned, signed by a read service's key, by a key no writer has, or
+/// whose bytes were changed after signing, is set aside by every read model
+/// and left out by the command service when it loads the thread, which
+/// goes on taking messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_on_the_domain_subjects_without_the_command_services_signature_are_set_aside() {
+    use event_store::signing::SIGNATURE_HEADER;
+    let s = System::start("forgedsig", Services::all()).await;
+    let org = s.org().await;
+    let thread = first_thread(&s.signer, &org).await.unwrap();
+    let before = s.settled().await;
+    let store = s.stream.store();
+    let subject = format!("{}.events.thread.{thread}", store.config().prefix);
+    let consultant = Actor {
+        person_id: org.consultant.person_id.to_string(),
+        role: Role::Professional as i32,
+        on_behalf_of: String::new(),
+        display_name: "Dr Sam Reed".into(),
+    };
+    let message = |body: &str| {
+        forged(
+            Payload::MessagePosted(MessagePosted {
+                message_id: uuid::Uuid::now_v7().to_string(),
+                mention_ids: vec![],
+                body: body.into(),
+                reopened: false,
+            }),
+            AggregateType::Thread,
+            &thread,
+            &consultant,
+        )
+        .encode_to_vec()
+    };
+    let stranger = event_store::EventSigner::generate("stranger").unwrap();
+    let reads = event_store::testing::test_reads_signer();
+    let command = event_store::testing::test_signer();
+    let signed_then_changed = command.sign(&subject, &message("Your results are fine."));
+    let attacks: Vec<(Vec<u8>, Option<String>)> = vec![
+        (message("Stop your dialysis this week."), None),
+        (
+            message("Stop your dialysis this week (reads)."),
+            Some(reads.sign(&subject, &message("x"))),
+        ),
+        {
+            let bytes = message("Stop your dialysis this week (stranger).");
+            let signature = stranger.sign(&subject, &bytes);
+            (bytes, Some(signature))
+        },
+        (
+            message("Stop your dialysis this week (changed)."),
+            Some(signed_then_changed),
+        ),
+    ];
+    for (bytes, signature) in &attacks {
+        let mut headers = async_nats::HeaderMap::new();
+        if let Some(signature) = signature {
+            headers.insert(SIGNATURE_HEADER, signature.as_str());
+        }
+        store
+            .jetstream()
+            .publish_with_headers(subject.clone(), headers, bytes.clone().into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let head = s.settled().await;
+    assert_eq!(head, before + attacks.len() as u64);
+
+    // Pat's thread: her message only; and it still takes her next one.
+    let shown = |at: u64| {
+        let mut inbox = s.inbox(&org.patient);
+        let thread = thread.clone();
+        async move {
+            inbox
+                .get_thread(proto::inbox::GetThreadRequest {
+                    min_position: at,
+                    thread_id: thread,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    let detail = shown(head).await;
+    assert_eq!(detail.messages.len(), 1, "{:?}", detail.messages);
+    let posted = s.post(&org.patient, &thread, "Thank you.").await;
+    let detail = shown(posted).await;
+    assert_eq!(detail.messages.len(), 2, "{:?}", detail.messages);
+    assert!(detail.messages.iter().all(|m| !m.body.contains("dialysis")));
+
+    // No email about them: only the notices of Pat's own messages.
+    let notified = s
+        .notify(&org.nurse)
+        .thread_notifications(proto::notify::ThreadNotificationsRequest {
+            min_position: posted,
+            thread_id: thread.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        notified
+            .notifications
+            .iter()
+            .all(|n| n.position <= before || n.position == posted),
+        "{:?}",
+        notified.notifications
+    );
+
+    // Each read model set every one aside, as forged, saying why.
+    for (projection, reasons) in set_aside(&s).await {
+        assert_eq!(reasons.len(), attacks.len(), "{projection}: {reasons:?}");
+        for expected in [
+            "unsigned",
+            "a read service's, which writes reads only",
+            "\"stranger\", which is not a writer's",
+            "does not check",
+        ] {
+            assert!(
+                reasons.iter().any(|r| r.contains(expected)),
+                "{projection}: no {expected:?} in {reasons:?}"
+            );
+        }
+    }
 }

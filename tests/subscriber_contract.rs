@@ -85,3 +85,75 @@ async fn an_outside_subscriber_filters_by_subject_and_header_and_decodes() {
         other => panic!("unexpected payload {other:?}"),
     }
 }
+
+/// The verifying subscriber of the client crate's examples, run as an
+/// internal service would run it: it prints the command service's event
+/// and sets aside, saying why, one published straight onto the thread's
+/// subject without the command service's signature.
+#[tokio::test]
+async fn the_example_subscriber_believes_only_signed_events() {
+    use tokio::io::AsyncBufReadExt;
+    let test = TestStream::new("verifiedsub").await;
+    let store = test.store();
+    let thread = event_store::testing::new_thread();
+    let posted = event_store::testing::message(&thread, "Your results are fine.");
+    store.append(&posted, 0).await.unwrap();
+    let forged = event_store::testing::message(&thread, "Stop your dialysis.");
+    store
+        .jetstream()
+        .publish(
+            thread.subject(&test.config().prefix),
+            forged.encode_to_vec().into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+
+    let example = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .and_then(std::path::Path::parent)
+        .unwrap()
+        .join("examples/verified_subscriber");
+    assert!(example.exists(), "{} is not built", example.display());
+    let keys = event_store::testing::signing_env()
+        .into_iter()
+        .find(|(k, _)| *k == event_store::signing::PUBLIC_KEYS_VAR)
+        .unwrap()
+        .1;
+    let mut child = tokio::process::Command::new(example)
+        .env("NATS_URL", &test.config().nats_url)
+        .env("CARELINE_STREAM", &test.config().stream)
+        .env("CARELINE_PREFIX", &test.config().prefix)
+        .env("CARELINE_EVENT_PUBLIC_KEYS", keys)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut out = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut err = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let wait = Duration::from_secs(10);
+    let printed = tokio::time::timeout(wait, out.next_line())
+        .await
+        .expect("the subscriber printed the signed event")
+        .unwrap()
+        .unwrap();
+    assert!(printed.contains(&posted.event_id), "{printed}");
+    let set_aside = tokio::time::timeout(wait, err.next_line())
+        .await
+        .expect("the subscriber set the forged event aside")
+        .unwrap()
+        .unwrap();
+    assert!(
+        set_aside.starts_with("set aside MessagePosted") && set_aside.ends_with(": unsigned"),
+        "{set_aside}"
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), out.next_line())
+            .await
+            .is_err(),
+        "the forged event was printed"
+    );
+}

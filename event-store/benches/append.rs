@@ -89,6 +89,42 @@ async fn main() {
             ms(times[times.len() - 1])
         );
     }
+
+    signing();
+}
+
+/// What a signature costs one core: signing an event (once per command)
+/// and checking one (once per event each reader reads, a rebuild included).
+fn signing() {
+    use prost::Message;
+    const N: usize = 20_000;
+    let signer = event_store::testing::test_signer();
+    let keys = event_store::testing::test_keys();
+    let thread = new_thread();
+    let subject = thread.subject("careline");
+    let body = "I have been feeling more tired since Tuesday and my ankles are swollen \
+                again in the evenings; should I change my fluid allowance before Monday?";
+    let payloads: Vec<Vec<u8>> = (0..N)
+        .map(|_| message(&thread, body).encode_to_vec())
+        .collect();
+    let started = Instant::now();
+    let signatures: Vec<String> = payloads.iter().map(|p| signer.sign(&subject, p)).collect();
+    let sign = started.elapsed() / N as u32;
+    let started = Instant::now();
+    for (payload, signature) in payloads.iter().zip(&signatures) {
+        keys.check(&subject, false, payload, Some(signature))
+            .unwrap();
+    }
+    let check = started.elapsed() / N as u32;
+    println!();
+    println!(
+        "signatures ({} bytes an event): sign {:.1} µs, check {:.1} µs an event on one core \
+         (at most {:.0} events/s checked per core)",
+        payloads[0].len(),
+        sign.as_secs_f64() * 1e6,
+        check.as_secs_f64() * 1e6,
+        1.0 / check.as_secs_f64()
+    );
 }
 
 /// Appends/s through the event store: `writers` tasks, each appending

@@ -39,6 +39,16 @@ pub struct StoreConfig {
     /// servers ask for client certificates; a `tls://` URL asks for TLS with
     /// the system's roots). `None`: plaintext, for a single machine only.
     pub tls: Option<NatsTls>,
+    /// This process's key: every event it appends is signed with it
+    /// (`CARELINE_EVENT_SIGNING_KEY`; see [`crate::signing`]).
+    pub signer: Option<crate::EventSigner>,
+    /// Every writer's public key: every event read from the feed is checked
+    /// against them (`CARELINE_EVENT_PUBLIC_KEYS`); `None` checks nothing.
+    pub keys: Option<crate::EventKeys>,
+    /// The first position whose signature is checked
+    /// (`CARELINE_EVENT_SIGNED_FROM`, default 1: every event): a log
+    /// recorded before events were signed keeps its older events readable.
+    pub signed_from: u64,
 }
 
 /// How this process speaks TLS to NATS.
@@ -79,6 +89,9 @@ impl Default for StoreConfig {
             startup_wait: Duration::from_secs(60),
             user: None,
             tls: None,
+            signer: None,
+            keys: None,
+            signed_from: 1,
         }
     }
 }
@@ -171,6 +184,22 @@ impl StoreConfig {
                 .map_err(bad)?
                 .map(|(name, password)| NatsUser { name, password }),
             tls,
+            signer: settings
+                .get(crate::signing::SIGNING_KEY_VAR)
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| crate::EventSigner::from_private_key(&v))
+                .transpose()
+                .map_err(Error::Config)?,
+            keys: settings
+                .get(crate::signing::PUBLIC_KEYS_VAR)
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| crate::EventKeys::parse(&v))
+                .transpose()
+                .map_err(Error::Config)?,
+            signed_from: settings
+                .number("CARELINE_EVENT_SIGNED_FROM", defaults.signed_from)
+                .map_err(bad)?
+                .max(1),
         };
         config.validate()?;
         Ok(config)

@@ -25,7 +25,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use prost::Message;
 use proto::contract::{all_events_filter, headers};
-use proto::events::Envelope;
+use proto::events::{AggregateType, Envelope};
 use tracing::{debug, info, warn};
 
 use crate::{
@@ -116,6 +116,15 @@ impl JetStreamStore {
             .build(client.clone());
         let stream = ensure_stream(&js, &config).await?;
         let claims = ensure_claims(&js, &config).await?;
+        match (&config.signer, &config.keys) {
+            (_, None) => info!(
+                "CARELINE_EVENT_PUBLIC_KEYS is not set: events read are not checked for their writer's signature"
+            ),
+            (None, Some(_)) => info!(
+                "CARELINE_EVENT_SIGNING_KEY is not set: events appended here are unsigned, and readers that check will set them aside"
+            ),
+            (Some(signer), Some(_)) => info!(kid = signer.kid(), "events signed and checked"),
+        }
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
@@ -243,12 +252,64 @@ impl JetStreamStore {
             })
     }
 
-    /// The next event of a subject at or after `from`, by direct get.
+    /// Whether `event`, read at `subject` with `signature`, is one its
+    /// subject may carry (read records only on the access subjects) and,
+    /// with the writers' keys, signed by a key that may write there; why
+    /// not, otherwise.
+    fn check(
+        &self,
+        subject: &str,
+        event: &RecordedEvent,
+        payload: &[u8],
+        signature: Option<&str>,
+    ) -> Result<(), String> {
+        let config = &self.inner.config;
+        proto::contract::check_origin(&config.prefix, subject, &event.envelope)?;
+        match &config.keys {
+            None => Ok(()),
+            // Recorded before events were signed.
+            Some(_) if event.position < config.signed_from => Ok(()),
+            Some(keys) => keys.check(
+                subject,
+                event.envelope.aggregate_type() == AggregateType::Access,
+                payload,
+                signature,
+            ),
+        }
+    }
+
+    /// An aggregate's event as loaded. A forged one (not its writer's) is
+    /// set aside, and said in the log: it stands as an empty envelope at
+    /// its position, so that a command decides on what the command service
+    /// wrote only while the aggregate's version still counts it (the
+    /// log's expected version is its subject's last sequence).
+    fn loaded(
+        &self,
+        subject: &str,
+        position: Position,
+        payload: &[u8],
+        signature: Option<&str>,
+    ) -> Result<Option<RecordedEvent>, Error> {
+        let event = self.decode(position, payload)?;
+        match self.check(subject, &event, payload, signature) {
+            Ok(()) => Ok(Some(event)),
+            Err(reason) => {
+                warn!(position, %subject, %reason, "a forged event in an aggregate's history is set aside");
+                Ok(Some(RecordedEvent {
+                    position,
+                    envelope: Envelope::default(),
+                }))
+            }
+        }
+    }
+
+    /// The next event of a subject at or after `from`, by direct get: its
+    /// position, and the event unless it is forged.
     async fn next_on_subject(
         &self,
         subject: &str,
         from: Position,
-    ) -> Result<Option<RecordedEvent>, Error> {
+    ) -> Result<Option<(Position, Option<RecordedEvent>)>, Error> {
         let got = self
             .resending("direct get", || {
                 self.inner
@@ -257,7 +318,14 @@ impl JetStreamStore {
             })
             .await;
         match got {
-            Ok(message) => Ok(Some(self.decode(message.sequence, &message.payload)?)),
+            Ok(message) => {
+                let signature = message
+                    .headers
+                    .get(crate::signing::SIGNATURE_HEADER)
+                    .map(|v| v.as_str());
+                let event = self.loaded(subject, message.sequence, &message.payload, signature)?;
+                Ok(Some((message.sequence, event)))
+            }
             Err(Some(e)) if matches!(e.kind(), DirectGetErrorKind::NotFound) => Ok(None),
             Err(e) => Err(direct_get_error(e.map(|e| e.kind()))),
         }
@@ -315,7 +383,14 @@ impl JetStreamStore {
                     .info()
                     .map_err(|e| Error::Stream(format!("message without metadata: {e}")))?
                     .stream_sequence;
-                out.push(self.decode(position, &message.payload)?);
+                let signature = message
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get(crate::signing::SIGNATURE_HEADER))
+                    .map(|v| v.as_str());
+                if let Some(event) = self.loaded(subject, position, &message.payload, signature)? {
+                    out.push(event);
+                }
                 if position >= last {
                     return Ok(());
                 }
@@ -502,9 +577,14 @@ impl EventStore for JetStreamStore {
             headers::SCHEMA_VERSION,
             envelope.schema_version.to_string().as_str(),
         );
-        let message = PublishMessage::build()
-            .payload(Bytes::from(envelope.encode_to_vec()))
-            .headers(headers);
+        let payload = Bytes::from(envelope.encode_to_vec());
+        if let Some(signer) = &self.inner.config.signer {
+            headers.insert(
+                crate::signing::SIGNATURE_HEADER,
+                signer.sign(&subject, &payload).as_str(),
+            );
+        }
+        let message = PublishMessage::build().payload(payload).headers(headers);
 
         let ack = self.publish_resending(subject, message).await;
         match ack {
@@ -546,14 +626,15 @@ impl EventStore for JetStreamStore {
         let mut events = Vec::new();
         let mut from = after + 1;
         // Short histories, and catching up a cached state, by direct get.
-        while from <= last && (events.len() as u64) < DIRECT_GET_LIMIT {
-            let Some(event) = self.next_on_subject(&subject, from).await? else {
+        let mut got = 0;
+        while from <= last && got < DIRECT_GET_LIMIT {
+            let Some((position, event)) = self.next_on_subject(&subject, from).await? else {
                 break;
             };
-            from = event.position + 1;
-            let reached_last = event.position >= last;
-            events.push(event);
-            if reached_last {
+            got += 1;
+            from = position + 1;
+            events.extend(event);
+            if position >= last {
                 return Ok(events);
             }
         }
@@ -605,14 +686,15 @@ impl EventStore for JetStreamStore {
                     .map_err(|e| Error::Stream(format!("message without metadata: {e}")))?
                     .stream_sequence;
                 let event = store.decode(position, &message.payload)?;
-                // Only what its subject may carry: the read services may
-                // write read records on access subjects, and nothing else.
+                // Only what its subject may carry, signed by a key that may
+                // write there.
                 let subject = message.subject.as_str();
-                match proto::contract::check_origin(
-                    &store.inner.config.prefix,
-                    subject,
-                    &event.envelope,
-                ) {
+                let signature = message
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get(crate::signing::SIGNATURE_HEADER))
+                    .map(|v| v.as_str());
+                match store.check(subject, &event, &message.payload, signature) {
                     Ok(()) => Ok(event),
                     Err(reason) => Err(Error::Forged {
                         position,

@@ -29,6 +29,7 @@ mod event;
 mod jetstream;
 mod memory;
 pub mod settings;
+pub mod signing;
 
 #[cfg(feature = "testing")]
 pub mod conformance;
@@ -48,6 +49,7 @@ pub use event::{Appended, RecordedEvent, validate_envelope};
 pub use jetstream::{JetStreamStore, claims_bucket};
 pub use memory::MemoryStore;
 pub use settings::{BadSetting, Settings};
+pub use signing::{EventKeys, EventSigner, Writer};
 
 /// A global position in the log: the stream sequence of an event. The first
 /// event is at 1; 0 means "before the first event".

@@ -29,7 +29,49 @@ pub fn nats_url() -> String {
     std::env::var("NATS_URL").unwrap_or_else(|_| StoreConfig::default().nats_url)
 }
 
-/// A fresh configuration: unique stream name and subject prefix.
+/// The tests' event signing key: the command service's kind (trusted on
+/// every subject), so that services sharing one store in a test all sign
+/// with it.
+pub fn test_signer() -> crate::EventSigner {
+    crate::EventSigner::from_seed("test-command", [7; 32])
+        .unwrap_or_else(|e| unreachable!("the test key is refused: {e}"))
+}
+
+/// A read service's key in tests (trusted on the access subjects only).
+pub fn test_reads_signer() -> crate::EventSigner {
+    crate::EventSigner::from_seed("test-reads", [8; 32])
+        .unwrap_or_else(|e| unreachable!("the test key is refused: {e}"))
+}
+
+/// The public keys every test store checks events with: the two above.
+pub fn test_keys() -> crate::EventKeys {
+    let list = format!(
+        "{},{}",
+        test_signer().public_key(crate::Writer::Command),
+        test_reads_signer().public_key(crate::Writer::Reads)
+    );
+    crate::EventKeys::parse(&list)
+        .unwrap_or_else(|e| unreachable!("the test keys are refused: {e}"))
+}
+
+/// The settings that give a process started by a test the test stores'
+/// keys (it signs as the command service, and checks like every reader).
+pub fn signing_env() -> Vec<(&'static str, String)> {
+    vec![
+        (crate::signing::SIGNING_KEY_VAR, test_signer().private_key()),
+        (
+            crate::signing::PUBLIC_KEYS_VAR,
+            format!(
+                "{},{}",
+                test_signer().public_key(crate::Writer::Command),
+                test_reads_signer().public_key(crate::Writer::Reads)
+            ),
+        ),
+    ]
+}
+
+/// A fresh configuration: unique stream name and subject prefix; events
+/// signed with [`test_signer`] and checked against [`test_keys`].
 pub fn unique_config(label: &str) -> StoreConfig {
     let id = uuid::Uuid::new_v4().simple().to_string();
     let label: String = label
@@ -43,6 +85,8 @@ pub fn unique_config(label: &str) -> StoreConfig {
         prefix: format!("t{}", &id[..12]),
         duplicate_window: Duration::from_secs(120),
         request_timeout: Duration::from_secs(5),
+        signer: Some(test_signer()),
+        keys: Some(test_keys()),
         ..StoreConfig::default()
     }
 }

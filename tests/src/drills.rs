@@ -648,6 +648,7 @@ impl Instance {
             .env("NATS_URL", &stream.nats_url)
             .env("CARELINE_STREAM", &stream.stream)
             .env("CARELINE_PREFIX", &stream.prefix)
+            .envs(event_store::testing::signing_env())
             .env(
                 "CARELINE_DUPLICATE_WINDOW_SECS",
                 stream.duplicate_window.as_secs().to_string(),

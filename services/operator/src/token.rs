@@ -50,10 +50,43 @@ pub(crate) struct KeysArgs {
     /// service signs them, the command service checks them).
     #[arg(long)]
     email_links: bool,
+    /// A pair for signing events instead: the private key for one service
+    /// (`--writer command` for the command service, `reads` for a read
+    /// service), the public key for every service's list.
+    #[arg(long)]
+    events: bool,
+    /// What an event key may sign: `command` (every event) or `reads` (the
+    /// reads a read service records).
+    #[arg(long, default_value = "command", requires = "events")]
+    writer: String,
 }
 
 /// Prints a new key pair as the two environment lines that use it.
 pub(crate) fn keys(args: KeysArgs) -> anyhow::Result<()> {
+    if args.events {
+        let writer = match args.writer.as_str() {
+            "command" => event_store::Writer::Command,
+            "reads" => event_store::Writer::Reads,
+            other => anyhow::bail!("--writer {other}: command or reads"),
+        };
+        let key = event_store::EventSigner::generate(&args.kid).map_err(anyhow::Error::msg)?;
+        eprintln!(
+            "careline: new event key {:?} ({}): the private key goes to that one service only; add the public key to every service's list",
+            key.kid(),
+            writer.name()
+        );
+        println!(
+            "{}={}",
+            event_store::signing::SIGNING_KEY_VAR,
+            key.private_key()
+        );
+        println!(
+            "{}={}",
+            event_store::signing::PUBLIC_KEYS_VAR,
+            key.public_key(writer)
+        );
+        return Ok(());
+    }
     let issuer = TokenIssuer::generate(&args.kid)?;
     if args.email_links {
         let links = service_kit::LinkIssuer::from_private_key(&issuer.private_key())?;

@@ -36,6 +36,7 @@ async fn a_rebuild_shows_its_bar_and_report_and_no_database_chatter() {
         .env("NATS_URL", &config.nats_url)
         .env("CARELINE_STREAM", &config.stream)
         .env("CARELINE_PREFIX", &config.prefix)
+        .envs(event_store::testing::signing_env())
         .env("DATABASE_URL", &db.url)
         .env("RUST_LOG", "info")
         .output();

@@ -16,6 +16,7 @@ async fn status(config: &StoreConfig, database: &str) -> (bool, String, String) 
         .env("NATS_URL", &config.nats_url)
         .env("CARELINE_STREAM", &config.stream)
         .env("CARELINE_PREFIX", &config.prefix)
+        .envs(event_store::testing::signing_env())
         .env("DATABASE_URL", database)
         .env("RUST_LOG", "warn")
         .output();
@@ -63,6 +64,7 @@ async fn status_says_whether_each_projection_runs_and_fails_when_something_is_wr
         .env("NATS_URL", &config.nats_url)
         .env("CARELINE_STREAM", &config.stream)
         .env("CARELINE_PREFIX", &config.prefix)
+        .envs(event_store::testing::signing_env())
         .env("DATABASE_URL", &stopped.url)
         .output();
     let rebuilt = tokio::time::timeout(Duration::from_secs(120), rebuild)

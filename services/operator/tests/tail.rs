@@ -31,6 +31,7 @@ async fn tail_with(
         .env("NATS_URL", &config.nats_url)
         .env("CARELINE_STREAM", &config.stream)
         .env("CARELINE_PREFIX", &config.prefix)
+        .envs(event_store::testing::signing_env())
         .env("RUST_LOG", "warn")
         .kill_on_drop(true)
         .output();

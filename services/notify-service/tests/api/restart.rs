@@ -21,6 +21,7 @@ impl Notify {
             .env("NATS_URL", &stream.config().nats_url)
             .env("CARELINE_STREAM", &stream.config().stream)
             .env("CARELINE_PREFIX", &stream.config().prefix)
+            .envs(event_store::testing::signing_env())
             .env("DATABASE_URL", &db.url)
             .env(service_kit::auth::PUBLIC_KEYS_VAR, issuer().public_key())
             .env("CARELINE_NOTIFY_ADDR", "127.0.0.1:0")
