@@ -719,12 +719,21 @@ impl EventStore for JetStreamStore {
     }
 }
 
+/// The inbox prefix of NATS user `user`: `_INBOX_<user>`.
+pub fn inbox_prefix(user: &str) -> String {
+    format!("_INBOX_{user}")
+}
+
 async fn connect_client(config: &StoreConfig) -> Result<async_nats::Client, Error> {
     let mut options = match &config.user {
+        // Each user's replies come to an inbox prefix of its own, the only
+        // one it may subscribe to (deploy/nats/users.conf): no user sees
+        // another's JetStream answers.
         Some(user) => async_nats::ConnectOptions::with_user_and_password(
             user.name.clone(),
             user.password.clone(),
-        ),
+        )
+        .custom_inbox_prefix(inbox_prefix(&user.name)),
         None => async_nats::ConnectOptions::new(),
     };
     options = options

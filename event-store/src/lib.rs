@@ -46,7 +46,7 @@ pub use aggregate::AggregateRef;
 pub use config::{NatsTls, NatsUser, StoreConfig};
 pub use error::Error;
 pub use event::{Appended, RecordedEvent, validate_envelope};
-pub use jetstream::{JetStreamStore, claims_bucket};
+pub use jetstream::{JetStreamStore, claims_bucket, inbox_prefix};
 pub use memory::MemoryStore;
 pub use settings::{BadSetting, Settings};
 pub use signing::{EventKeys, EventSigner, Writer};

@@ -2,6 +2,7 @@
 //! real NATS, removed when the test ends (also when it panics), so tests run
 //! in parallel and leave nothing behind on a server that outlives them.
 
+use std::ops::Not;
 use std::time::Duration;
 
 use std::time::Instant;
@@ -27,6 +28,10 @@ pub fn bench_setting<T: std::str::FromStr>(name: &str, default: T) -> T {
 
 pub fn nats_url() -> String {
     std::env::var("NATS_URL").unwrap_or_else(|_| StoreConfig::default().nats_url)
+}
+
+fn unsigned() -> bool {
+    std::env::var_os("BENCH_UNSIGNED").is_some()
 }
 
 /// The tests' event signing key: the command service's kind (trusted on
@@ -71,7 +76,8 @@ pub fn signing_env() -> Vec<(&'static str, String)> {
 }
 
 /// A fresh configuration: unique stream name and subject prefix; events
-/// signed with [`test_signer`] and checked against [`test_keys`].
+/// signed with [`test_signer`] and checked against [`test_keys`] (unless
+/// `BENCH_UNSIGNED` is set: a benchmark's baseline without signatures).
 pub fn unique_config(label: &str) -> StoreConfig {
     let id = uuid::Uuid::new_v4().simple().to_string();
     let label: String = label
@@ -85,8 +91,8 @@ pub fn unique_config(label: &str) -> StoreConfig {
         prefix: format!("t{}", &id[..12]),
         duplicate_window: Duration::from_secs(120),
         request_timeout: Duration::from_secs(5),
-        signer: Some(test_signer()),
-        keys: Some(test_keys()),
+        signer: unsigned().not().then(test_signer),
+        keys: unsigned().not().then(test_keys),
         ..StoreConfig::default()
     }
 }

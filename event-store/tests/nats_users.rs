@@ -127,3 +127,51 @@ async fn each_service_may_do_only_what_it_does() {
         "only the read services' reads were added"
     );
 }
+
+/// Each user's JetStream answers come to an inbox prefix of its own, the
+/// only one it may subscribe to: a service listening on every inbox
+/// (`_INBOX.>`) or on another's is refused by the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_user_listens_to_another_users_answers() {
+    let server = server().await;
+    JetStreamStore::connect(config(&server, Some("admin")))
+        .await
+        .unwrap();
+    for (user, other) in [("inbox", "command"), ("reader", "audit")] {
+        let (told, mut refusals) = tokio::sync::mpsc::unbounded_channel();
+        let client =
+            async_nats::ConnectOptions::with_user_and_password(user.into(), test_password(user))
+                .custom_inbox_prefix(event_store::inbox_prefix(user))
+                .event_callback(move |event| {
+                    let told = told.clone();
+                    async move {
+                        if let async_nats::Event::ServerError(e) = event {
+                            let _ = told.send(e.to_string());
+                        }
+                    }
+                })
+                .connect(server.url())
+                .await
+                .unwrap();
+        for subject in [
+            "_INBOX.>".to_string(),
+            format!("{}.>", event_store::inbox_prefix(other)),
+        ] {
+            let _listening = client.subscribe(subject.clone()).await.unwrap();
+            client.flush().await.unwrap();
+            let refused = tokio::time::timeout(Duration::from_secs(5), refusals.recv())
+                .await
+                .unwrap_or_else(|_| panic!("{user} listened on {subject}"))
+                .unwrap();
+            assert!(
+                refused.contains("Permissions Violation for Subscription"),
+                "{user}: {refused}"
+            );
+        }
+        // Its own store, on its own prefix, reads as before.
+        let store = JetStreamStore::connect(config(&server, Some(user)))
+            .await
+            .unwrap();
+        store.last_position().await.unwrap();
+    }
+}
