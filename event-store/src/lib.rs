@@ -49,7 +49,7 @@ pub use event::{Appended, RecordedEvent, validate_envelope};
 pub use jetstream::{JetStreamStore, claims_bucket, inbox_prefix};
 pub use memory::MemoryStore;
 pub use settings::{BadSetting, Settings};
-pub use signing::{EventKeys, EventSigner, Writer};
+pub use signing::{Checked, EventKeys, EventSigner, Writer};
 
 /// A global position in the log: the stream sequence of an event. The first
 /// event is at 1; 0 means "before the first event".
