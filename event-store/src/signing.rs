@@ -206,6 +206,23 @@ impl EventKeys {
         Ok(Self { keys })
     }
 
+    /// The key ids, by writer: `command: k1; reads: inbox-1, audit-1`.
+    pub fn describe(&self) -> String {
+        [Writer::Command, Writer::Reads]
+            .iter()
+            .filter_map(|writer| {
+                let kids: Vec<&str> = self
+                    .keys
+                    .iter()
+                    .filter(|(_, (w, _))| w == writer)
+                    .map(|(kid, _)| kid.as_str())
+                    .collect();
+                (!kids.is_empty()).then(|| format!("{}: {}", writer.name(), kids.join(", ")))
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
     /// Whether the event of `payload` on `subject` (an access subject when
     /// `access`), signed `header`, is by a key that may write there.
     pub fn check(
@@ -388,7 +405,10 @@ mod tests {
                 .unwrap()
                 .public_key(Writer::Reads)
         );
-        assert!(EventKeys::parse(&two).is_ok());
+        assert_eq!(
+            EventKeys::parse(&two).unwrap().describe(),
+            "command: k-2027; reads: inbox"
+        );
         assert!(EventKeys::parse("").is_err());
         assert!(
             EventKeys::parse("admin=k:AAAA")

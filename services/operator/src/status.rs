@@ -78,6 +78,14 @@ async fn once(
         "events         {} (head position {head}), {} bytes, {} aggregates",
         info.state.messages, info.state.bytes, info.state.subjects_count
     );
+    match &config.keys {
+        Some(keys) => println!(
+            "signatures     checked from position {} against {}",
+            config.signed_from,
+            keys.describe()
+        ),
+        None => println!("signatures     NOT CHECKED here (CARELINE_EVENT_PUBLIC_KEYS is not set)"),
+    }
     if let Some(cluster) = &info.cluster {
         let replicas: Vec<String> = cluster
             .replicas

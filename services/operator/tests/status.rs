@@ -55,6 +55,12 @@ async fn status_says_whether_each_projection_runs_and_fails_when_something_is_wr
     let (ok, stdout, stderr) = last;
     assert!(ok, "{stdout}\n{stderr}");
     assert!(stdout.contains("inbox      running"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "signatures     checked from position 1 against command: test-command; reads: test-reads"
+        ),
+        "{stdout}"
+    );
 
     // The same projection's tables with nothing running them (a database
     // its service is not connected to): NOT RUNNING, and a failure.
