@@ -332,6 +332,12 @@ impl Web {
                 "We could not find that",
                 "It may not exist, or it is not shared with you.".to_string(),
             ),
+            // A carer whose consent ended: not something he tried to do.
+            Code::PermissionDenied if status.message().starts_with("Your access to ") => (
+                StatusCode::FORBIDDEN,
+                "Your access has ended",
+                status.message().to_string(),
+            ),
             Code::PermissionDenied => (
                 StatusCode::FORBIDDEN,
                 "You cannot do that",

@@ -411,6 +411,10 @@ async fn a_patient_uses_careline_in_a_real_browser_on_a_phone() {
         seen(&desk, "carer-messages").await;
         desk.goto(&format!("{base}{path}")).await?;
         shows(&desk, "Thank you, that is a relief.").await;
+        // And on his phone, the same conversation open.
+        let pocket = browser(&driver, 375, 800).await;
+        sign_in_as(&pocket, &base, &org.carer, &path).await;
+        shows(&pocket, "Thank you, that is a relief.").await;
 
         // Who may act for her: she withdraws Chris's consent.
         phone.goto(&format!("{base}/record/carers")).await?;
@@ -436,7 +440,18 @@ async fn a_patient_uses_careline_in_a_real_browser_on_a_phone() {
         )
         .await;
         assert!(!ended.contains("Thank you, that is a relief."), "{ended}");
+        assert!(ended.contains("Your access has ended"), "{ended}");
         assert_eq!(desk.current_url().await?.path(), path);
+        seen(&desk, "carer-access-ended").await;
+        let ended = shows_within(
+            &pocket,
+            "Your access to Pat Jones's messages ended on",
+            Duration::from_secs(5),
+        )
+        .await;
+        assert!(!ended.contains("Thank you, that is a relief."), "{ended}");
+        seen(&pocket, "carer-access-ended-phone").await;
+        pocket.close().await?;
 
         // Chris loses access at once: the list says so and shows nothing
         // of hers; the thread says whose messages he may no longer read.
