@@ -97,6 +97,15 @@ async fn each_service_may_do_only_what_it_does() {
             matches!(user, "inbox" | "audit" | "notify"),
             "{user}: {viewed:?}"
         );
+        // Only the audit service anchors the audit trail.
+        let anchors = AggregateRef::new(AggregateType::Access, proto::contract::ANCHOR_ID).unwrap();
+        let mut anchor = envelope(
+            &anchors,
+            Payload::AuditAnchored(proto::events::AuditAnchored::default()),
+        );
+        anchor.actor.as_mut().unwrap().person_id = proto::contract::ANCHOR_ID.into();
+        let anchored = store.append(&anchor, ANY_VERSION).await;
+        assert_eq!(anchored.is_ok(), user == "audit", "{user}: {anchored:?}");
         // Nobody edits the log.
         let js = store.jetstream();
         assert!(
@@ -123,8 +132,8 @@ async fn each_service_may_do_only_what_it_does() {
     let head = admin.last_position().await.unwrap();
     assert_eq!(
         head,
-        first.position + 3,
-        "only the read services' reads were added"
+        first.position + 4,
+        "only the read services' reads and the audit's anchor were added"
     );
 }
 

@@ -51,6 +51,11 @@ impl AggregateType {
     }
 }
 
+/// The access aggregate on which the audit service anchors the heads of the
+/// audit trail's chains (`AuditAnchored`, its actor this id, role system):
+/// no person has this id.
+pub const ANCHOR_ID: &str = "00000000-0000-4000-8000-00000a0d17a0";
+
 /// The subject of one aggregate instance: `<prefix>.events.<token>.<id>`.
 pub fn aggregate_subject(prefix: &str, aggregate: AggregateType, id: &str) -> Option<String> {
     Some(format!(
@@ -126,6 +131,7 @@ impl Payload {
             Payload::PersonDeactivated(_) => "PersonDeactivated",
             Payload::PersonReactivated(_) => "PersonReactivated",
             Payload::RecordsViewed(_) => "RecordsViewed",
+            Payload::AuditAnchored(_) => "AuditAnchored",
             Payload::IdentityLinked(_) => "IdentityLinked",
         }
     }
@@ -173,7 +179,7 @@ impl Payload {
             | Payload::PersonEmailVerified(_)
             | Payload::PersonDeactivated(_)
             | Payload::PersonReactivated(_) => AggregateType::Person,
-            Payload::RecordsViewed(_) => AggregateType::Access,
+            Payload::RecordsViewed(_) | Payload::AuditAnchored(_) => AggregateType::Access,
             Payload::IdentityLinked(_) => AggregateType::Identity,
         }
     }
@@ -205,7 +211,9 @@ pub fn envelope(
 /// one its subject may carry: the subject names the envelope's aggregate
 /// (type and id), the payload is of that aggregate and named as the
 /// envelope says, and on an access subject (which the read services may
-/// write, to record reads) it is a read record of the subject's own person.
+/// write, to record reads) it is a read record of the subject's own person,
+/// or on the anchor's subject ([`ANCHOR_ID`]) an audit anchor and nothing
+/// else.
 /// Anything else was put there by someone not allowed to write it: it is
 /// set aside as forged, with this reason, by every consumer. A payload
 /// this version does not know is let through (no consumer applies it).
@@ -258,6 +266,14 @@ pub fn check_origin(prefix: &str, subject: &str, envelope: &Envelope) -> Result<
                 "reads recorded on the access subject of {id} by someone else ({})",
                 actor.unwrap_or("nobody")
             ));
+        }
+        let anchor = matches!(payload, Payload::AuditAnchored(_));
+        if anchor != (id == ANCHOR_ID) {
+            return Err(if anchor {
+                format!("an audit anchor on the access subject of {id}")
+            } else {
+                format!("a {} on the audit anchor's subject", payload.event_type())
+            });
         }
     }
     Ok(())
@@ -410,6 +426,36 @@ mod tests {
             check_origin("p", &access, &dressed)
                 .unwrap_err()
                 .contains("MessagePosted")
+        );
+        // Anchors on the anchor's subject only, and nothing else there.
+        use crate::events::AuditAnchored;
+        let anchor_actor = Actor {
+            person_id: ANCHOR_ID.into(),
+            ..Actor::default()
+        };
+        let anchor = envelope(
+            Payload::AuditAnchored(AuditAnchored::default()),
+            ANCHOR_ID,
+            anchor_actor.clone(),
+            std::time::SystemTime::now(),
+        );
+        let anchors = format!("p.events.access.{ANCHOR_ID}");
+        assert_eq!(check_origin("p", &anchors, &anchor), Ok(()));
+        let mut misplaced = anchor.clone();
+        misplaced.aggregate_id = reader.into();
+        misplaced.actor = Some(actor.clone());
+        assert!(
+            check_origin("p", &access, &misplaced)
+                .unwrap_err()
+                .contains("audit anchor")
+        );
+        let mut read_there = read.clone();
+        read_there.aggregate_id = ANCHOR_ID.into();
+        read_there.actor = Some(anchor_actor);
+        assert!(
+            check_origin("p", &anchors, &read_there)
+                .unwrap_err()
+                .contains("anchor's subject")
         );
         // Another thread's subject, another prefix, a wrong name.
         assert!(check_origin("p", "p.events.thread.t2", &posted).is_err());

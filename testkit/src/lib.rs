@@ -126,6 +126,7 @@ pub fn audit_config(
         read: read_settings(db, stream, wait),
         export_stall: Duration::from_secs(60),
         record_reads: true,
+        anchor_every: Some(Duration::from_secs(30)),
     }
 }
 
@@ -224,6 +225,8 @@ pub struct Services {
     pub wait: Option<Duration>,
     /// The delivery worker's clock (default: the system's).
     pub clock: Option<notify_service::Clock>,
+    /// How often the audit service anchors its chains (default 30 s).
+    pub anchor_every: Option<Duration>,
 }
 
 impl Services {
@@ -236,6 +239,7 @@ impl Services {
             notify: Some(smtp(9)),
             wait: None,
             clock: None,
+            anchor_every: None,
         }
     }
 }
@@ -350,8 +354,11 @@ impl System {
         let mut audit = None;
         let mut audit_checkpoint = None;
         if services.audit {
-            let service =
-                run_read::<AuditParts<_>, _>(audit_config(&db, &stream, wait), store.clone()).await;
+            let mut config = audit_config(&db, &stream, wait);
+            if let Some(every) = services.anchor_every {
+                config.anchor_every = Some(every);
+            }
+            let service = run_read::<AuditParts<_>, _>(config, store.clone()).await;
             audit_checkpoint = Some(service.checkpoint.clone());
             audit = Some(service.channel().await);
             addrs.audit = Some(service.addr);

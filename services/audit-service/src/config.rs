@@ -1,7 +1,8 @@
 //! The audit service's configuration: the read services' settings
 //! (`CARELINE_AUDIT_ADDR`, default 127.0.0.1:50053; `CARELINE_AUDIT_BATCH`,
 //! default 1000; `CARELINE_AUDIT_POOL`, default 8; `CARELINE_AUDIT_WAIT_MS`,
-//! default 2000; and those of every service), and how long an export waits.
+//! default 2000; and those of every service), how long an export waits, and
+//! how often the trail is anchored in the log.
 
 use std::time::Duration;
 
@@ -27,6 +28,11 @@ pub struct Config {
     /// deployment: there is no setting to turn it off; a test of answers
     /// that must not change while it reads turns it off in code).
     pub record_reads: bool,
+    /// `CARELINE_AUDIT_ANCHOR_SECS`: how often the heads of the chains that
+    /// changed are anchored in the log, default 30 (`Verify` alone catches
+    /// a database owner's rewrite of anything older). Always set in a
+    /// deployment; a test of answers that must not change turns it off.
+    pub anchor_every: Option<Duration>,
 }
 
 impl ReadConfig for Config {
@@ -37,6 +43,9 @@ impl ReadConfig for Config {
                 s.number("CARELINE_AUDIT_EXPORT_STALL_SECS", 60)?.max(1),
             ),
             record_reads: true,
+            anchor_every: Some(Duration::from_secs(
+                s.number("CARELINE_AUDIT_ANCHOR_SECS", 30)?.max(1),
+            )),
         })
     }
 

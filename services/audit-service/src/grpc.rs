@@ -18,6 +18,7 @@ use service_kit::{Caller, Role};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
+use crate::anchor;
 use crate::chain::{self, Entry, Finding, hex};
 use crate::describe::{self, Directory};
 use crate::error::{Audit, Error};
@@ -488,6 +489,9 @@ impl<S: EventStore> AuditService for AuditGrpc<S> {
         for (name, entries) in &stored {
             chain::check(name, entries, &mut findings);
         }
+        // The heads anchored in the log: what no database owner can rewrite.
+        let anchors = anchor::load(&self.store).await.map_err(Error::from)?;
+        let anchored = anchor::check(&stored, &anchors, position, chain.as_deref(), &mut findings);
         let mut chains = stored.len() as u64;
         if r.against_stream {
             let mut expected = self.expected_chains(position, chain.as_deref()).await?;
@@ -515,6 +519,10 @@ impl<S: EventStore> AuditService for AuditGrpc<S> {
                 })
                 .collect(),
             position,
+            anchored_position: anchored.position,
+            anchored_at: anchored.recorded,
+            anchors: anchored.anchors,
+            unanchored_entries: anchored.unanchored,
         }))
     }
 

@@ -3,6 +3,7 @@
 //!
 //! * `describe.rs` — events into entries: chain, actor, plain words (pure).
 //! * `chain.rs` — canonical content, SHA-256 links, checking a chain.
+//! * `anchor.rs` — the chains' heads recorded in the log, and checked.
 //! * `projection.rs` — [`AuditProjection`] on the projection engine.
 //! * `queries.rs` — trails by record, thread or person; whole chains.
 //! * `export.rs` — JSON lines, and FHIR R4 AuditEvent bundles.
@@ -10,6 +11,7 @@
 //!   verify (against the table, and against the log), export.
 //! * `startup.rs` — the projection runner (supervised) and the server.
 
+pub mod anchor;
 pub mod chain;
 pub mod config;
 pub mod describe;

@@ -92,7 +92,7 @@ impl projections::Projection for AuditProjection {
 
     /// Readers' indexes: applying finds chain heads by primary key.
     fn deferred_indexes(&self) -> &'static [&'static str] {
-        &["entries_thread", "entries_actor"]
+        &["entries_thread", "entries_actor", "entries_position"]
     }
 
     async fn apply<'a>(

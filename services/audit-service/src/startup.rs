@@ -22,6 +22,7 @@ pub type Application<S = JetStreamStore> = ReadApplication<AuditParts<S>, S>;
 pub struct AuditParts<S> {
     store: S,
     export_stall: Duration,
+    anchor_every: Option<Duration>,
     access: AccessLog,
 }
 
@@ -35,6 +36,7 @@ impl<S: EventStore> ReadParts<S> for AuditParts<S> {
         Self {
             store: store.clone(),
             export_stall: config.export_stall,
+            anchor_every: config.anchor_every,
             access: if config.record_reads {
                 AccessLog::recording(store.clone())
             } else {
@@ -48,7 +50,18 @@ impl<S: EventStore> ReadParts<S> for AuditParts<S> {
     }
 
     fn start(self, started: Started<Audit>) -> (Self::Grpc, Vec<tokio::task::JoinHandle<()>>) {
+        let anchoring = self.anchor_every.map(|every| {
+            tokio::spawn(crate::anchor::run(
+                self.store.clone(),
+                started.reader.pool.clone(),
+                every,
+                started.stopping.clone(),
+            ))
+        });
         let grpc = AuditGrpc::new(started.reader, self.store, self.access, self.export_stall);
-        (AuditServiceServer::new(grpc), Vec::new())
+        (
+            AuditServiceServer::new(grpc),
+            anchoring.into_iter().collect(),
+        )
     }
 }

@@ -195,7 +195,10 @@ impl projections::Projection for NotifyProjection {
 
     /// Reads recorded tell no one.
     fn concerns(&self, event: &RecordedEvent) -> bool {
-        !matches!(event.envelope.payload, Some(Payload::RecordsViewed(_)))
+        !matches!(
+            event.envelope.payload,
+            Some(Payload::RecordsViewed(_) | Payload::AuditAnchored(_))
+        )
     }
 
     async fn apply<'a>(

@@ -60,6 +60,16 @@ impl Describer {
                 actions.push(draft.action);
             }
         }
+        if let Some(Payload::AuditAnchored(a)) = &envelope.payload {
+            actions.push(format!(
+                "the audit trail anchored {} chain{} through position {} (part {} of {})",
+                a.heads.len(),
+                if a.heads.len() == 1 { "" } else { "s" },
+                a.position,
+                a.part,
+                a.parts
+            ));
+        }
         // Names learned are kept; nothing asked for is loaded (a tail
         // shows an id where it has not seen the name).
         self.directory.learned_names.clear();

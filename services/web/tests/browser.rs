@@ -687,6 +687,7 @@ async fn an_admin_and_a_privacy_officer_use_their_pages_in_a_real_browser() {
         ))
         .await?;
         shows(&desk, "Intact.").await;
+        seen(&desk, "audit-verify").await;
         Ok::<_, fantoccini::error::CmdError>(())
     }
     .await;

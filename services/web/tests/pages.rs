@@ -900,6 +900,11 @@ async fn a_privacy_officer_finds_what_a_professional_read() {
     let checked = priya.get(&format!("/audit/verify?patient={pat}")).await;
     assert_eq!(checked.status, StatusCode::OK, "{}", checked.body);
     assert!(checked.body.contains("Intact."), "{}", checked.body);
+    assert!(
+        checked.body.contains("anchored in the event log"),
+        "{}",
+        checked.body
+    );
     let request = axum::http::Request::get(format!("/audit/export?format=jsonl&patient={pat}"))
         .header(header::COOKIE, priya.cookie_header())
         .body(Body::empty())

@@ -91,7 +91,10 @@ impl projections::Projection for InboxProjection {
 
     /// Reads recorded (by this service and the others) change no inbox.
     fn concerns(&self, event: &RecordedEvent) -> bool {
-        !matches!(event.envelope.payload, Some(Payload::RecordsViewed(_)))
+        !matches!(
+            event.envelope.payload,
+            Some(Payload::RecordsViewed(_) | Payload::AuditAnchored(_))
+        )
     }
 
     async fn apply<'a>(

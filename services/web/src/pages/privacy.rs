@@ -136,6 +136,20 @@ pub fn verified(patient: &str, reply: &pb::VerifyReply) -> Markup {
                 }
             }
         }
+        p {
+            @if reply.anchors == 0 {
+                "The trail has not been anchored in the event log yet: the check against the log above is what covers it."
+            } @else {
+                "The trail was last anchored in the event log on " (when(reply.anchored_at.as_ref()))
+                " (position " (reply.anchored_position) "), where no database owner can change it; "
+                (reply.anchors) @if reply.anchors == 1 { " anchor was" } @else { " anchors were" } " checked."
+                @if reply.unanchored_entries > 0 {
+                    " " (reply.unanchored_entries)
+                    @if reply.unanchored_entries == 1 { " entry is" } @else { " entries are" }
+                    " newer than that and not anchored yet (the service anchors every half minute): the check against the log above covers them."
+                }
+            }
+        }
         @if !patient.is_empty() {
             p { a href={ "/audit?kind=record&id=" (patient) } { "← The record's trail" } }
         }
