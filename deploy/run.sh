@@ -62,7 +62,7 @@ deploy/ensure-services.sh
 if [ -n "${CARELINE_BIN_DIR:-}" ]; then
   bin=$(realpath "$CARELINE_BIN_DIR")
 else
-  # The whole workspace, as README's build and deploy/test.sh do: the same
+  # The whole workspace, as deploy/test.sh builds it: the same
   # package selection unifies features the same way, so a second build of
   # either kind is a no-op.
   cargo build --locked --release --workspace

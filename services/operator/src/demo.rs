@@ -96,7 +96,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
         env.push_str(&format!("export {var}_ID={}\n", who.person_id));
         env.push_str(&format!("export {var}_TOKEN={}\n", signer.token(who)));
     }
-    // The README's examples read the trail as AUDITOR_TOKEN.
+    // The API guide (docs/api.md) reads the trail as AUDITOR_TOKEN.
     env.push_str(&format!(
         "export AUDITOR_TOKEN={}\n",
         signer.token(&org.auditor)
