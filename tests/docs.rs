@@ -4,6 +4,8 @@
 //! (`CARELINE_<NAME>_ADDR` and the rest, made from its name), must appear
 //! there in backticks. A new setting without its line fails here.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
