@@ -143,6 +143,7 @@ fn the_front_door_is_short_and_its_links_lead_somewhere() {
         "docs/operations.md",
         "docs/security.md",
         "docs/performance.md",
+        "docs/internals.md",
     ] {
         let text = std::fs::read_to_string(root.join(doc)).unwrap();
         let base = root.join(doc).parent().unwrap().to_path_buf();

@@ -1,5 +1,5 @@
 //! Who sees a thread: one table, run against every service that answers
-//! about a thread (ARCHITECTURE.md, "Who sees a thread"). Every service
+//! about a thread (docs/internals.md, "Who sees a thread"). Every service
 //! runs here on one stream and one database; each row is one person in one
 //! relation to the thread, each column one call, and each cell says whether
 //! the call is answered (true) or refused as if the thread were not theirs
