@@ -107,6 +107,25 @@ impl Web {
         }
     }
 
+    /// Sends SIGTERM, as a rolling deploy does: how long the process took
+    /// to stop (up to 15 s).
+    fn terminate(&mut self) -> Duration {
+        let Some(mut p) = self.process.take() else {
+            return Duration::ZERO;
+        };
+        let started = std::time::Instant::now();
+        let _ = Command::new("kill")
+            .args(["-TERM", &p.0.id().to_string()])
+            .status();
+        while started.elapsed() < Duration::from_secs(15) {
+            if let Ok(Some(_)) = p.0.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        started.elapsed()
+    }
+
     /// The message lists this instance answered, by its own metrics.
     fn lists_served(&self) -> u64 {
         let text = curl(&[&format!("http://127.0.0.1:{}/metrics", self.metrics)]).2;
@@ -399,12 +418,42 @@ async fn two_web_instances_behind_tls_share_sessions_and_survive_one_lost() {
         })
         .collect();
 
+    // Told to stop (SIGTERM) with Nina's live page open on it: the
+    // instance ends her stream at once (her browser reconnects through
+    // nginx to the other) and stops, without waiting for the page.
+    let nina_session = nina.clone();
+    let two_port = two.port;
+    let live = std::thread::spawn(move || {
+        let started = std::time::Instant::now();
+        direct_with(
+            two_port,
+            "/live",
+            &nina_session,
+            &["-N", "--max-time", "12"],
+        );
+        started.elapsed()
+    });
+    std::thread::sleep(Duration::from_millis(1000));
+    let mut two = two;
+    let stopped_in = two.terminate();
+    let live_lasted = live.join().unwrap();
+
     println!(
         "web instances drill: {asked} pages through nginx (TLS) over 2 instances: \
          instance 1 answered {by_one}, instance 2 {by_two}, failed {failed}; \
          instance 1 SIGKILLed: {asked} pages, failed {failed_after}, instance 2 answered {by_two_after}; \
          restarted, knew the session: {known_after_restart}; signed out: {ended:?}; \
-         a nurse writing on instance 2 told to a nurse on instance 1: {told}"
+         a nurse writing on instance 2 told to a nurse on instance 1: {told}; \
+         instance 2 told to stop with a live page open: stopped in {stopped_in:?}, \
+         the live stream lasted {live_lasted:?}"
+    );
+    assert!(
+        stopped_in < Duration::from_secs(3),
+        "a web instance with a live page open stopped in {stopped_in:?}"
+    );
+    assert!(
+        live_lasted < Duration::from_secs(5),
+        "the live stream outlived the stop: {live_lasted:?}"
     );
     assert!(told, "presence crosses instances: {stream}");
 

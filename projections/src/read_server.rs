@@ -390,6 +390,15 @@ impl<P: Projection, S: EventStore> ReadServer<P, S> {
             stopping,
         });
         tracing::info!(addr = %self.listener.local_addr()?, service = Svc::NAME, "listening");
+        // Told to stop, the tasks beside the server and every live stream
+        // (`Watch`) are told at once: the server waits for its calls in
+        // flight, and a stream would otherwise hold it as long as a page
+        // stays open.
+        let stop = &stop;
+        let shutdown = async move {
+            shutdown.await;
+            stop.send_replace(true);
+        };
         let served =
             service_kit::server::serve(self.listener, svc, self.tls.as_ref(), readiness, shutdown)
                 .await;

@@ -93,13 +93,41 @@ pub fn main<S: Service>() -> anyhow::Result<()> {
                 shutdown_signal().await;
                 let _ = stop.send(true);
             });
-            let ran = service.run(stopped()).await;
+            // Told to stop, the calls in flight get `CARELINE_SHUTDOWN_SECS`
+            // to finish; then the process stops whatever is left.
+            let grace = shutdown_grace()?;
+            let told = stopped();
+            let run = service.run(stopped());
+            tokio::pin!(run);
+            let ran = tokio::select! {
+                ran = &mut run => ran,
+                () = async {
+                    told.await;
+                    tokio::time::sleep(grace).await;
+                } => {
+                    tracing::warn!(?grace, "calls still in flight after the shutdown grace: stopping now");
+                    Ok(())
+                }
+            };
             // The endpoint answers until the service has stopped.
             if let Some(task) = beside {
                 task.abort();
             }
             ran
         })
+}
+
+/// How long a service told to stop waits for its calls in flight:
+/// `CARELINE_SHUTDOWN_SECS`, default 5 (1 to 300).
+fn shutdown_grace() -> anyhow::Result<std::time::Duration> {
+    const VAR: &str = "CARELINE_SHUTDOWN_SECS";
+    match std::env::var(VAR) {
+        Err(_) => Ok(std::time::Duration::from_secs(5)),
+        Ok(v) => match v.trim().parse::<u64>() {
+            Ok(n @ 1..=300) => Ok(std::time::Duration::from_secs(n)),
+            _ => anyhow::bail!("{VAR}={v:?} is not a whole number of seconds from 1 to 300"),
+        },
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -72,6 +72,9 @@ struct Inner {
     sign_in_starts: service_kit::limit::Limit,
     /// Whose `X-Forwarded-For` is believed (`CARELINE_WEB_TRUSTED_PROXIES`).
     trusted_proxies: Vec<std::net::IpAddr>,
+    /// Becomes true when the service is told to stop: every live stream
+    /// ends then, so its browser reconnects (to another instance).
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Web {
@@ -131,6 +134,7 @@ impl Web {
                 base_url: config.base_url.clone(),
                 sign_in_starts: service_kit::limit::Limit::per_minute(config.sign_ins_per_minute),
                 trusted_proxies: config.trusted_proxies.clone(),
+                stopping: tokio::sync::watch::Sender::new(false),
             }),
         }
     }
@@ -313,10 +317,15 @@ impl Web {
 
     /// What a refused or failed call means to the person.
     async fn failed(&self, session: &Session, status: &Status) -> Response {
-        let (code, heading, detail) = match status.code() {
+        match status.code() {
             Code::PermissionDenied if status.message().contains("account deactivated") => {
                 // Closed: every session of theirs ends now.
-                if let Err(e) = self.inner.sessions.end_person(session.caller.person_id).await {
+                if let Err(e) = self
+                    .inner
+                    .sessions
+                    .end_person(session.caller.person_id)
+                    .await
+                {
                     return self.store_down(&e);
                 }
                 return Redirect::to("/sign-in?closed=1").into_response();
@@ -327,40 +336,74 @@ impl Web {
                 }
                 return Redirect::to("/sign-in").into_response();
             }
-            Code::NotFound => (
-                StatusCode::NOT_FOUND,
-                "We could not find that",
-                "It may not exist, or it is not shared with you.".to_string(),
-            ),
-            // A carer whose consent ended: not something he tried to do.
-            Code::PermissionDenied if status.message().starts_with("Your access to ") => (
-                StatusCode::FORBIDDEN,
-                "Your access has ended",
-                status.message().to_string(),
-            ),
-            Code::PermissionDenied => (
-                StatusCode::FORBIDDEN,
-                "You cannot do that",
-                status.message().to_string(),
-            ),
-            Code::ResourceExhausted => (
-                StatusCode::TOO_MANY_REQUESTS,
-                "Too many tries just now",
-                status.message().to_string(),
-            ),
-            Code::Unavailable | Code::DeadlineExceeded => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Careline is not reachable just now",
-                "Please try again in a minute. If you sent something, it may have been sent: check before sending it again.".to_string(),
-            ),
-            _ => (
-                StatusCode::BAD_REQUEST,
-                "That did not work",
-                status.message().to_string(),
-            ),
-        };
-        let body = pages::problem_page(heading, &detail);
-        (code, self.page(heading, Some(session), body)).into_response()
+            _ => {}
+        }
+        let shown = shown_for(status);
+        let body = pages::problem_page(shown.heading, &shown.detail);
+        (shown.code, self.page(shown.heading, Some(session), body)).into_response()
+    }
+}
+
+/// What a page says of a failed call.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Shown {
+    pub code: StatusCode,
+    pub heading: &'static str,
+    pub detail: String,
+}
+
+/// A refusal the person can act on is said in the service's words (they
+/// are written for people); anything else (cancelled, unavailable, out of
+/// time, internal, unknown) is "not reachable just now" with a reference
+/// that is in this service's log beside the error, never the error's own
+/// text.
+pub(crate) fn shown_for(status: &Status) -> Shown {
+    let said = |code, heading| Shown {
+        code,
+        heading,
+        detail: status.message().to_string(),
+    };
+    match status.code() {
+        Code::NotFound => Shown {
+            code: StatusCode::NOT_FOUND,
+            heading: "We could not find that",
+            detail: "It may not exist, or it is not shared with you.".into(),
+        },
+        // A carer whose consent ended: not something he tried to do.
+        Code::PermissionDenied if status.message().starts_with("Your access to ") => {
+            said(StatusCode::FORBIDDEN, "Your access has ended")
+        }
+        Code::PermissionDenied | Code::Unauthenticated => {
+            said(StatusCode::FORBIDDEN, "You cannot do that")
+        }
+        Code::ResourceExhausted => said(StatusCode::TOO_MANY_REQUESTS, "Too many tries just now"),
+        Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => {
+            said(StatusCode::UNPROCESSABLE_ENTITY, "That did not work")
+        }
+        Code::AlreadyExists | Code::Aborted => said(StatusCode::CONFLICT, "That did not work"),
+        Code::Ok
+        | Code::Cancelled
+        | Code::Unknown
+        | Code::DeadlineExceeded
+        | Code::Unimplemented
+        | Code::Internal
+        | Code::Unavailable
+        | Code::DataLoss => {
+            let reference = uuid::Uuid::now_v7().simple().to_string()[20..].to_string();
+            tracing::warn!(
+                %reference,
+                code = ?status.code(),
+                error = %status.message(),
+                "a call to a service failed; the page says it is not reachable"
+            );
+            Shown {
+                code: StatusCode::SERVICE_UNAVAILABLE,
+                heading: "Careline is not reachable just now",
+                detail: format!(
+                    "Please try again in a minute. If you sent something, it may have been sent: check before sending it again. (Reference {reference}, if you tell the help desk.)"
+                ),
+            }
+        }
     }
 }
 
@@ -1535,7 +1578,15 @@ impl service_kit::Service for Application {
         if let Some(url) = self.shared.clone() {
             tokio::spawn(presence::relay(self.web.inner.presence.clone(), url));
         }
+        let web = self.web.clone();
         let app = router(self.web).into_make_service_with_connect_info::<std::net::SocketAddr>();
+        // Told to stop: no new connections, and every live stream ends
+        // now (a browser's reconnects to another instance), so the calls
+        // in flight are all that is waited for.
+        let shutdown = async move {
+            shutdown.await;
+            web.inner.stopping.send_replace(true);
+        };
         axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await?;
@@ -1546,6 +1597,56 @@ impl service_kit::Service for Application {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_person_never_sees_an_internal_errors_text() {
+        let all = [
+            Code::Ok,
+            Code::Cancelled,
+            Code::Unknown,
+            Code::InvalidArgument,
+            Code::DeadlineExceeded,
+            Code::NotFound,
+            Code::AlreadyExists,
+            Code::PermissionDenied,
+            Code::ResourceExhausted,
+            Code::FailedPrecondition,
+            Code::Aborted,
+            Code::OutOfRange,
+            Code::Unimplemented,
+            Code::Internal,
+            Code::Unavailable,
+            Code::DataLoss,
+            Code::Unauthenticated,
+        ];
+        let words = "operation was canceled: h2 protocol error";
+        for code in all {
+            let shown = shown_for(&Status::new(code, words));
+            let refusal = matches!(
+                code,
+                Code::InvalidArgument
+                    | Code::FailedPrecondition
+                    | Code::OutOfRange
+                    | Code::AlreadyExists
+                    | Code::Aborted
+                    | Code::PermissionDenied
+                    | Code::Unauthenticated
+                    | Code::ResourceExhausted
+            );
+            if refusal {
+                assert_eq!(shown.detail, words, "{code:?}: a refusal is said as given");
+                assert!(shown.code.is_client_error(), "{code:?}");
+            } else {
+                assert!(!shown.detail.contains("canceled"), "{code:?}: {shown:?}");
+                assert!(!shown.detail.contains("h2"), "{code:?}: {shown:?}");
+            }
+            if !refusal && code != Code::NotFound {
+                assert_eq!(shown.code, StatusCode::SERVICE_UNAVAILABLE, "{code:?}");
+                assert_eq!(shown.heading, "Careline is not reachable just now");
+                assert!(shown.detail.contains("Reference "), "{shown:?}");
+            }
+        }
+    }
 
     #[test]
     fn only_a_path_of_this_site_is_where_a_sign_in_goes_next() {

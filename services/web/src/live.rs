@@ -117,6 +117,10 @@ pub(crate) async fn events(State(web): State<Web>, headers: HeaderMap) -> Respon
     let (tx, mut rx) = mpsc::channel::<Result<Event, Infallible>>(8);
     let sessions = web.clone();
     let mut present = web.inner.presence.subscribe();
+    let mut stopping = web.inner.stopping.subscribe();
+    if *stopping.borrow_and_update() {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
     tokio::spawn(async move {
         let mut check = tokio::time::interval(SESSION_CHECK);
         loop {
@@ -150,6 +154,8 @@ pub(crate) async fn events(State(web): State<Web>, headers: HeaderMap) -> Respon
                     }
                 }
                 () = tx.closed() => return,
+                // The service stops: the browser reconnects elsewhere.
+                _ = stopping.changed() => return,
             }
         }
     });

@@ -1511,3 +1511,43 @@ async fn a_link_from_another_site_marks_nothing_read() {
     assert!(marked.status.is_redirection(), "{}", marked.body);
     assert_eq!(unread_of(&s, &org.patient, &thread).await, 0);
 }
+
+/// Pat's page while the inbox service is gone: the "not reachable" page
+/// with a reference, never the text of the failed call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_gone_is_not_reachable_just_now_never_its_error_text() {
+    let mut s = support::system("web_gone").await;
+    let org = s.org().await;
+    first_thread(&s.signer, &org).await.unwrap();
+    s.settled().await;
+    let mut pat = browser(&s, &org);
+    let page = pat.sign_in(&org.patient, "/messages").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+
+    s.stop_inbox();
+    for path in ["/messages", "/record", "/messages/new"] {
+        let gone = pat.get(path).await;
+        assert_eq!(
+            gone.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{path}: {}",
+            gone.body
+        );
+        assert!(
+            gone.body.contains("Careline is not reachable just now"),
+            "{path}: {}",
+            gone.body
+        );
+        assert!(gone.body.contains("Reference "), "{path}: {}", gone.body);
+        let main = gone
+            .body
+            .split("<main")
+            .nth(1)
+            .and_then(|m| m.split("</main>").next())
+            .unwrap_or_default()
+            .to_lowercase();
+        for raw in ["transport", "canceled", "cancelled", "connection", "error"] {
+            assert!(!main.contains(raw), "{path} shows {raw:?}: {}", gone.body);
+        }
+    }
+}

@@ -78,7 +78,8 @@ async fn reference_run(store: &JetStreamStore, db: &TestDatabase) {
         .unwrap();
 }
 
-struct Inbox(Child);
+/// The inbox binary, and the port it serves on.
+struct Inbox(Child, u16);
 
 impl Inbox {
     fn start(stream: &TestStream, db: &TestDatabase) -> Self {
@@ -102,7 +103,7 @@ impl Inbox {
             .stderr(Stdio::null())
             .spawn()
             .expect("start careline-inbox");
-        Inbox(child)
+        Inbox(child, port)
     }
 
     fn kill(&mut self) {
@@ -321,4 +322,72 @@ async fn the_live_runner_killed_under_load_leaves_the_standby_to_finish() {
         assert!(x == y, "table {table} differs after the takeover");
     }
     assert!(at_kill < head, "the leader finished before it was killed");
+}
+
+/// A rolling deploy sends SIGTERM: with patients' pages open (their live
+/// `Watch` streams), the inbox ends the streams at once (the pages
+/// reconnect to another instance) and stops, instead of waiting until
+/// every page is closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn told_to_stop_with_live_pages_open_it_stops_at_once() {
+    use proto::inbox as pb;
+    let stream = TestStream::new("sigterm").await;
+    let log = generate(SPEC, Duration::from_secs(86_400));
+    let patients: Vec<_> = log.world.patients.iter().take(3).copied().collect();
+    append(stream.store(), log, 16).await;
+    let head = stream.store().last_position().await.unwrap();
+    let db = TestDatabase::new("sigterm").await;
+    let mut inbox = Inbox::start(&stream, &db);
+    wait_until(
+        "the inbox caught up",
+        Duration::from_secs(120),
+        async || checkpoint(&db.url).await >= head,
+    )
+    .await;
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", inbox.1).parse().unwrap();
+    let mut watches = Vec::new();
+    for patient in patients {
+        let caller = service_kit::Caller {
+            person_id: patient,
+            role: service_kit::Role::Patient,
+            name: "A patient".into(),
+        };
+        let token = issuer().mint(&caller, Duration::from_secs(300));
+        let mut request = tonic::Request::new(pb::WatchRequest { max_seconds: 600 });
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        let mut client = proto::inbox::inbox_service_client::InboxServiceClient::new(
+            crate::support::channel(addr).await,
+        );
+        watches.push(client.watch(request).await.unwrap().into_inner());
+    }
+
+    let started = Instant::now();
+    let sent = Command::new("kill")
+        .args(["-TERM", &inbox.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let mut stopped = None;
+    while started.elapsed() < Duration::from_secs(15) {
+        if inbox.0.try_wait().unwrap().is_some() {
+            stopped = Some(started.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stopped = stopped.expect("the inbox did not stop within 15 s of SIGTERM");
+    for watch in &mut watches {
+        let ended = tokio::time::timeout(Duration::from_secs(2), watch.message()).await;
+        assert!(
+            matches!(ended, Ok(Ok(None) | Err(_))),
+            "a watch went on after the service stopped: {ended:?}"
+        );
+    }
+    println!("inbox told to stop with 3 live watches open: stopped in {stopped:?}");
+    assert!(
+        stopped < Duration::from_secs(3),
+        "with live watches open the inbox stopped in {stopped:?}"
+    );
 }
