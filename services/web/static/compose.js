@@ -124,7 +124,9 @@
   function schedule() {
     clearTimers();
     timers.push(setTimeout(function () {
-      banner("Your session ends in " + Math.round(warnBefore / 60000) + " minutes unless you carry on.", {
+      var minutes = Math.round(warnBefore / 60000);
+      var when = minutes < 1 ? "in less than a minute" : minutes === 1 ? "in a minute" : "in " + minutes + " minutes";
+      banner("Your session ends " + when + " unless you carry on.", {
         label: "Stay signed in",
         click: alive
       });

@@ -863,3 +863,64 @@ async fn the_panel_of_who_handles_a_conversation_follows_live() {
     desk.close().await.unwrap();
     outcome.unwrap();
 }
+
+/// Pat leaves her messages open: before her idle session ends the page
+/// says so and offers to stay signed in; staying keeps her signed in.
+/// (Sessions here end after one idle minute: the warning comes 15 s
+/// before.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_session_is_warned_before_it_ends_and_staying_keeps_it() {
+    let s = support::system("browser_idle").await;
+    let org = s.org().await;
+    first_thread(&s.signer, &org).await.unwrap();
+    s.settled().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let app = web::router(support::web_idle_after(&s, &org, 1));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let base = format!("http://{addr}");
+    let driver = driver().await;
+    let phone = browser(&driver, 375, 812).await;
+    let outcome = async {
+        sign_in_as(&phone, &base, &org.patient, "/messages").await;
+        let started = tokio::time::Instant::now();
+        let text = shows_within(&phone, "Your session ends", Duration::from_secs(70)).await;
+        let after = started.elapsed();
+        assert!(
+            text.contains("in less than a minute unless you carry on"),
+            "{text}"
+        );
+        assert!(
+            after > Duration::from_secs(30),
+            "warned after {after:?}, not near the end"
+        );
+        seen(&phone, "session-ending-phone").await;
+        phone
+            .find(Locator::XPath("//button[text()='Stay signed in']"))
+            .await?
+            .click()
+            .await?;
+        // The warning goes, and the session goes on past its first end.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let main = phone.find(Locator::Css("main")).await?.text().await?;
+            if !main.contains("Your session ends") {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{main}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        phone.goto(&format!("{base}/messages")).await?;
+        at(&phone, "/messages").await;
+        Ok::<_, fantoccini::error::CmdError>(())
+    }
+    .await;
+    if outcome.is_err() {
+        let url = phone.current_url().await.map(|u| u.to_string());
+        let text = phone.source().await.unwrap_or_default();
+        eprintln!("stopped at {url:?}:\n{text}");
+    }
+    phone.close().await.unwrap();
+    outcome.unwrap();
+}

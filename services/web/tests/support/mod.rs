@@ -35,10 +35,31 @@ pub fn web_signing_in_at(s: &System, org: &DemoOrg, oidc: Arc<web::oidc::Oidc>) 
     build(s, org, Some(oidc))
 }
 
+/// The web service on `s`, its sessions ending after `minutes` unused.
+#[allow(dead_code)]
+pub fn web_idle_after(s: &System, org: &DemoOrg, minutes: u32) -> Web {
+    build_with(
+        s,
+        org,
+        None,
+        &[("CARELINE_WEB_IDLE_MINUTES", &minutes.to_string())],
+    )
+}
+
 fn build(s: &System, org: &DemoOrg, oidc: Option<Arc<web::oidc::Oidc>>) -> Web {
+    build_with(s, org, oidc, &[])
+}
+
+fn build_with(
+    s: &System,
+    org: &DemoOrg,
+    oidc: Option<Arc<web::oidc::Oidc>>,
+    more: &[(&str, &str)],
+) -> Web {
     let key = testkit::issuer().private_key();
-    let settings =
-        event_store::settings::Settings::from_pairs(&[(service_kit::auth::SIGNING_KEY_VAR, &key)]);
+    let mut pairs = vec![(service_kit::auth::SIGNING_KEY_VAR, key.as_str())];
+    pairs.extend_from_slice(more);
+    let settings = event_store::settings::Settings::from_pairs(&pairs);
     let config = Config::from_settings(&settings).unwrap();
     let demo = org
         .people()
