@@ -160,3 +160,28 @@ fn the_front_door_is_short_and_its_links_lead_somewhere() {
         }
     }
 }
+
+/// `deploy/run.sh` builds exactly as a release build of the workspace
+/// does (`cargo build --release --workspace`): the same package selection
+/// unifies features the same way, so after one the other is a no-op.
+/// Building some packages alone (`-p`) would unify them differently and
+/// build the service crates again.
+#[test]
+fn the_demo_builds_the_whole_workspace_once() {
+    let script = std::fs::read_to_string(root().join("deploy/run.sh")).unwrap();
+    let builds: Vec<&str> = script
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#') && l.contains("cargo build"))
+        .collect();
+    assert_eq!(builds.len(), 1, "{builds:?}");
+    let build = builds[0];
+    assert!(
+        build.contains("--release") && build.contains("--workspace"),
+        "{build}"
+    );
+    assert!(
+        !build.contains(" -p ") && !build.contains("--package"),
+        "{build}"
+    );
+}

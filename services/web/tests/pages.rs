@@ -1405,6 +1405,22 @@ async fn only_what_the_rules_allow_is_offered_and_a_refusal_links_back() {
     assert!(!page.body.contains("Send reply"), "{}", page.body);
     assert!(!page.body.contains("Assign to me"), "{}", page.body);
     assert!(page.body.contains("Add note"), "{}", page.body);
+    // What he is offered, the service accepts: he marks it complete, then
+    // reopens it.
+    let csrf = page.field("csrf");
+    let was = org.nurse.person_id.to_string();
+    assert!(page.body.contains("Mark complete"), "{}", page.body);
+    for (what, then) in [("complete", "Reopen"), ("reopen", "Mark complete")] {
+        let done = cardiologist
+            .post(
+                &format!("/threads/{thread}/move"),
+                &[("csrf", &csrf), ("do", what), ("assignee_was", &was)],
+            )
+            .await;
+        assert_eq!(done.status, StatusCode::SEE_OTHER, "{what}: {}", done.body);
+        let after = cardiologist.follow(done).await;
+        assert!(after.body.contains(then), "{what}: {}", after.body);
+    }
 
     let mut ned = browser(&s, &org);
     let page = ned
