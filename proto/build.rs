@@ -1,4 +1,5 @@
-//! Compiles every `.proto` file under `careline/` with protox (pure Rust, no
+//! Compiles every `.proto` file under `careline/` (and the two of
+//! `google/rpc/` that error details use) with protox (pure Rust, no
 //! system `protoc`), generates prost messages and tonic services, and writes
 //! the file descriptor set for gRPC server reflection.
 
@@ -8,11 +9,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files = Vec::new();
     collect_protos(&root.join("careline"), &mut files)?;
+    collect_protos(&root.join("google"), &mut files)?;
     files.sort();
     for file in &files {
         println!("cargo:rerun-if-changed={}", file.display());
     }
     println!("cargo:rerun-if-changed=careline");
+    println!("cargo:rerun-if-changed=google");
 
     let fds = protox::compile(&files, [root])?;
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);

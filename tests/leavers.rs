@@ -49,7 +49,7 @@ fn closed<T: std::fmt::Debug>(result: Result<T, tonic::Status>) {
         status.message()
     );
     assert!(
-        status.message().contains("account deactivated"),
+        service_kit::reason::is(&status, service_kit::reason::ACCOUNT_CLOSED),
         "{}",
         status.message()
     );

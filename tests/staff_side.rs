@@ -114,7 +114,10 @@ async fn the_staff_side_is_shown_to_staff_only() {
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Code::FailedPrecondition);
-    assert!(refused.message().contains("staff side"), "{refused:?}");
+    assert!(
+        service_kit::reason::is(&refused, service_kit::reason::STAFF_SIDE),
+        "{refused:?}"
+    );
 
     // Pat and her father: neither Dr Kaur nor Susan nor the team, counts as before.
     for side in [&org.patient, &org.carer] {

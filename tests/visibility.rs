@@ -342,9 +342,7 @@ fn answered<T>(call: &str, who: &str, result: Result<T, Status>) -> bool {
     match result {
         Ok(_) => true,
         Err(s) if matches!(s.code(), Code::NotFound | Code::PermissionDenied) => false,
-        Err(s) if s.code() == Code::FailedPrecondition && s.message().contains("staff side") => {
-            false
-        }
+        Err(s) if service_kit::reason::is(&s, service_kit::reason::STAFF_SIDE) => false,
         Err(s) => panic!("{call} for {who}: {:?} {}", s.code(), s.message()),
     }
 }

@@ -181,8 +181,7 @@ impl Signer {
         match granted {
             Ok(_) => Ok(()),
             Err(status)
-                if status.code() == tonic::Code::FailedPrecondition
-                    && status.message().contains("already holds") =>
+                if service_kit::reason::is(&status, service_kit::reason::ROLE_ALREADY_HELD) =>
             {
                 Ok(())
             }

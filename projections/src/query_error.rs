@@ -3,7 +3,8 @@
 
 use std::marker::PhantomData;
 
-use tonic::Status;
+use service_kit::reason;
+use tonic::{Code, Status};
 
 use crate::db::{Failure, classify, describe_error};
 
@@ -28,6 +29,14 @@ pub enum QueryError<S: ReadService> {
     PermissionDenied(String),
     #[error("{0}")]
     NotFound(String),
+    /// A refusal with a reason callers tell apart (`service_kit::reason`),
+    /// e.g. `ACCOUNT_CLOSED`, `ACCESS_ENDED`.
+    #[error("{message}")]
+    Refused {
+        code: tonic::Code,
+        reason: &'static str,
+        message: String,
+    },
     /// Behind the position asked for, stopped, or a dependency out of reach.
     #[error("{0}")]
     Unavailable(String),
@@ -81,19 +90,30 @@ impl<S: ReadService> From<QueryError<S>> for Status {
     fn from(e: QueryError<S>) -> Self {
         let name = S::NAME;
         match e {
-            QueryError::InvalidArgument { .. } => Status::invalid_argument(e.to_string()),
-            QueryError::PermissionDenied(m) => Status::permission_denied(m),
-            QueryError::NotFound(m) => Status::not_found(m),
-            QueryError::Unavailable(m) => Status::unavailable(m),
+            QueryError::InvalidArgument { field, .. } => reason::invalid(field, e.to_string()),
+            QueryError::PermissionDenied(m) => reason::plain(Code::PermissionDenied, m),
+            QueryError::Refused {
+                code,
+                reason,
+                message,
+            } => reason::status(code, reason, message, &[]),
+            QueryError::NotFound(m) => reason::plain(Code::NotFound, m),
+            QueryError::Unavailable(m) => reason::plain(Code::Unavailable, m),
             QueryError::Database(e, _) => {
                 let described = describe_error(&e);
                 match classify(&e) {
-                    Failure::Conflict => Status::aborted(format!(
-                        "the {name} query met a concurrent change ({described}); nothing was changed: try the call again"
-                    )),
-                    Failure::Unavailable => Status::unavailable(format!(
-                        "the {name} database is out of reach ({described}): try again shortly"
-                    )),
+                    Failure::Conflict => reason::plain(
+                        Code::Aborted,
+                        format!(
+                            "the {name} query met a concurrent change ({described}); nothing was changed: try the call again"
+                        ),
+                    ),
+                    Failure::Unavailable => reason::plain(
+                        Code::Unavailable,
+                        format!(
+                            "the {name} database is out of reach ({described}): try again shortly"
+                        ),
+                    ),
                     Failure::Defect => service_kit::internal(&format!("{name} query"), &described),
                 }
             }

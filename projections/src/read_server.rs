@@ -110,9 +110,11 @@ impl<N: ReadService> Reader<N> {
             self.reached(last).await?;
             let client = self.client().await?;
             if client.query_opt(DEACTIVATED, &[&person]).await?.is_some() {
-                return Err(QueryError::PermissionDenied(
-                    "account deactivated: an admin closed this account".into(),
-                ));
+                return Err(QueryError::Refused {
+                    code: tonic::Code::PermissionDenied,
+                    reason: service_kit::reason::ACCOUNT_CLOSED,
+                    message: "account deactivated: an admin closed this account".into(),
+                });
             }
         }
         Ok(())

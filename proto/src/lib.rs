@@ -50,6 +50,15 @@ pub mod careline {
     }
 }
 
+/// `google.rpc`: the standard error details (`Status`, `ErrorInfo`) every
+/// refusal carries (`service_kit::reason`).
+pub mod google {
+    pub mod rpc {
+        #![allow(missing_docs, clippy::all, missing_debug_implementations)]
+        include!(concat!(env!("OUT_DIR"), "/google.rpc.rs"));
+    }
+}
+
 pub use careline::audit::v1 as audit;
 pub use careline::command::v1 as command;
 pub use careline::events::v1 as events;

@@ -237,7 +237,8 @@ impl<S: EventStore> App<S> {
                     self.standing(actor, own)
                 )?;
                 if standing.deactivated {
-                    return Err(crate::domain::DomainError::denied(
+                    return Err(crate::domain::DomainError::denied_because(
+                        service_kit::reason::ACCOUNT_CLOSED,
                         "account deactivated: an admin closed this account, so nothing can be done with it",
                     )
                     .into());
@@ -627,7 +628,14 @@ mod tests {
 
     fn denied(result: Result<Reply, Error>) -> String {
         match result {
-            Err(Error::Domain(DomainError::PermissionDenied(m))) => m,
+            Err(Error::Domain(
+                DomainError::PermissionDenied(m)
+                | DomainError::Because {
+                    denied: true,
+                    message: m,
+                    ..
+                },
+            )) => m,
             other => panic!("expected PERMISSION_DENIED, got {other:?}"),
         }
     }

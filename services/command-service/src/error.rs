@@ -1,6 +1,7 @@
 //! The command service's errors, and the one place they become gRPC statuses.
 
-use tonic::Status;
+use service_kit::reason;
+use tonic::{Code, Status};
 
 use crate::domain::DomainError;
 
@@ -49,28 +50,52 @@ impl From<Error> for Status {
     fn from(e: Error) -> Self {
         match e {
             Error::Domain(d) => match d {
-                DomainError::InvalidArgument { .. } => Status::invalid_argument(d.to_string()),
-                DomainError::PermissionDenied(m) => Status::permission_denied(m),
-                DomainError::NotFound(m) => Status::not_found(m),
-                DomainError::FailedPrecondition(m) => Status::failed_precondition(m),
-                DomainError::Stale(m) => Status::aborted(m),
+                DomainError::InvalidArgument { field, .. } => reason::invalid(field, d.to_string()),
+                DomainError::PermissionDenied(m) => reason::plain(Code::PermissionDenied, m),
+                DomainError::NotFound(m) => reason::plain(Code::NotFound, m),
+                DomainError::FailedPrecondition(m) => reason::plain(Code::FailedPrecondition, m),
+                DomainError::Stale(m) => reason::plain(Code::Aborted, m),
+                DomainError::Because {
+                    reason,
+                    denied,
+                    message,
+                } => {
+                    let code = if denied {
+                        Code::PermissionDenied
+                    } else {
+                        Code::FailedPrecondition
+                    };
+                    reason::status(code, reason, message, &[])
+                }
             },
-            Error::Aborted { .. } => Status::aborted(e.to_string()),
-            Error::CommandIdReused(_) => Status::invalid_argument(e.to_string()),
+            Error::Aborted { .. } => reason::plain(Code::Aborted, e.to_string()),
+            Error::CommandIdReused(_) => reason::status(
+                Code::InvalidArgument,
+                reason::COMMAND_ID_REUSED,
+                e.to_string(),
+                &[("field", "command_id")],
+            ),
             Error::TooManyPosts { .. } | Error::TooManyWrongCodes { .. } => {
-                Status::resource_exhausted(e.to_string())
+                reason::plain(Code::ResourceExhausted, e.to_string())
             }
             Error::Bug(m) => service_kit::internal("the command", &m),
             Error::Store(s) => match s {
-                event_store::Error::Unavailable(m) => Status::unavailable(format!(
-                    "the event log is unavailable ({m}); the command may have been recorded or not: retrying with the same command_id is safe (it is recorded once at most)"
-                )),
-                event_store::Error::Conflict { .. } => {
-                    Status::aborted(format!("{s}; retry with the same command_id"))
-                }
+                event_store::Error::Unavailable(m) => reason::plain(
+                    Code::Unavailable,
+                    format!(
+                        "the event log is unavailable ({m}); the command may have been recorded or not: retrying with the same command_id is safe (it is recorded once at most)"
+                    ),
+                ),
+                event_store::Error::Conflict { .. } => reason::plain(
+                    Code::Aborted,
+                    format!("{s}; retry with the same command_id"),
+                ),
                 event_store::Error::Stream(m) => {
                     tracing::error!(error = %m, "event log refused a request");
-                    Status::unavailable(format!("the event log refused the request: {m}"))
+                    reason::plain(
+                        Code::Unavailable,
+                        format!("the event log refused the request: {m}"),
+                    )
                 }
                 event_store::Error::Undecodable {
                     position, reason, ..
@@ -80,11 +105,14 @@ impl From<Error> for Status {
                         reason = %reason,
                         "an aggregate's history holds an undecodable event"
                     );
-                    Status::data_loss(format!(
-                        "the history of this record holds an event Careline cannot read, at log position \
+                    reason::plain(
+                        Code::DataLoss,
+                        format!(
+                            "the history of this record holds an event Careline cannot read, at log position \
                          {position}; commands on it are refused until an operator has looked \
                          (careline status). Nothing was recorded; other records are not affected"
-                    ))
+                        ),
+                    )
                 }
                 other => service_kit::internal("the event log request", &other),
             },

@@ -758,12 +758,16 @@ async fn carer_access_ended(
     let name: String = row.get(0);
     let ended: SystemTime = row.get(1);
     let day = time::OffsetDateTime::from(ended);
-    Ok(Some(Error::PermissionDenied(format!(
-        "Your access to {name}'s messages ended on {} {} {}: {name} no longer shares them with you. Ask {name} if you think this is wrong.",
-        day.day(),
-        day.month(),
-        day.year()
-    ))))
+    Ok(Some(Error::Refused {
+        code: tonic::Code::PermissionDenied,
+        reason: service_kit::reason::ACCESS_ENDED,
+        message: format!(
+            "Your access to {name}'s messages ended on {} {} {}: {name} no longer shares them with you. Ask {name} if you think this is wrong.",
+            day.day(),
+            day.month(),
+            day.year()
+        ),
+    }))
 }
 
 /// Whether the viewer may see a thread.

@@ -16,7 +16,7 @@ pub struct Smtp {
     /// `CARELINE_SMTP_TLS`: none, starttls or tls; default starttls.
     pub tls: TlsMode,
     /// `CARELINE_SMTP_USER` and `CARELINE_SMTP_PASSWORD`, if the server wants them.
-    pub credentials: Option<(String, String)>,
+    pub credentials: Option<(String, service_kit::secret::Secret)>,
     /// `CARELINE_MAIL_FROM`, default "Careline <no-reply@careline.example>".
     pub from: Mailbox,
     /// The domain of Message-IDs: the `From` address's.
@@ -131,7 +131,9 @@ impl Smtp {
             host: s.text("CARELINE_SMTP_HOST", "127.0.0.1"),
             port: port as u16,
             tls,
-            credentials: s.pair("CARELINE_SMTP_USER", "CARELINE_SMTP_PASSWORD")?,
+            credentials: s
+                .pair("CARELINE_SMTP_USER", "CARELINE_SMTP_PASSWORD")?
+                .map(|(user, password)| (user, service_kit::secret::Secret::new(password))),
             domain: from.email.domain().to_string(),
             from,
             base_url: s.text("CARELINE_BASE_URL", "http://127.0.0.1:8080"),
@@ -165,5 +167,37 @@ impl ReadConfig for Config {
 
     fn read(&self) -> &ReadSettings {
         &self.read
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every secret the notification service's settings hold, set; none
+    /// appears when the configuration is printed.
+    #[test]
+    fn no_secret_prints() {
+        let links = service_kit::email_link::test_link_issuer().private_key();
+        let public = service_kit::test_issuer().public_key();
+        let pairs = [
+            (service_kit::auth::PUBLIC_KEYS_VAR, public.as_str()),
+            ("CARELINE_SMTP_USER", "careline"),
+            ("CARELINE_SMTP_PASSWORD", "smtp-secret-hunter2"),
+            ("NATS_USER", "notify"),
+            ("NATS_PASSWORD", "nats-secret-hunter2"),
+            ("CARELINE_EMAIL_LINK_SIGNING_KEY", links.as_str()),
+        ];
+        let config = <super::Config as projections::ReadConfig>::from_settings(
+            &event_store::settings::Settings::from_pairs(&pairs),
+        )
+        .unwrap();
+        let printed = format!("{config:?}");
+        for secret in [
+            "smtp-secret-hunter2",
+            "nats-secret-hunter2",
+            &links[links.len() - 20..],
+        ] {
+            assert!(!printed.contains(secret), "{printed}");
+        }
+        assert!(printed.contains("careline"), "{printed}");
     }
 }

@@ -72,10 +72,9 @@ impl Mailer {
             host: smtp.host.clone(),
             port: smtp.port,
             tls: smtp.tls,
-            credentials: smtp
-                .credentials
-                .as_ref()
-                .map(|(user, password)| Credentials::new(user.clone(), password.clone())),
+            credentials: smtp.credentials.as_ref().map(|(user, password)| {
+                Credentials::new(user.clone(), password.expose().to_string())
+            }),
             hello: ClientId::default(),
             keep,
             idle: Mutex::new(Vec::new()),

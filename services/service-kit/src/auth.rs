@@ -139,8 +139,10 @@ pub enum AuthError {
 impl From<AuthError> for Status {
     fn from(e: AuthError) -> Self {
         match e {
-            AuthError::WrongPrincipal(why) => Status::permission_denied(why),
-            e => Status::unauthenticated(e.to_string()),
+            AuthError::WrongPrincipal(why) => {
+                crate::reason::plain(tonic::Code::PermissionDenied, why)
+            }
+            e => crate::reason::plain(tonic::Code::Unauthenticated, e.to_string()),
         }
     }
 }

@@ -18,6 +18,8 @@ pub mod email_link;
 pub mod ids;
 pub mod limit;
 pub mod metrics;
+pub mod reason;
+pub mod secret;
 pub mod server;
 
 pub use auth::{Caller, Role, TokenIssuer, TokenKeys, test_issuer};
@@ -42,9 +44,12 @@ pub fn echo(input: &str) -> String {
 pub fn internal(what: &str, detail: &dyn std::fmt::Display) -> tonic::Status {
     let reference = uuid::Uuid::now_v7();
     tracing::error!(%reference, error = %detail, "{what} failed");
-    tonic::Status::internal(format!(
-        "{what} failed (reference {reference}: the details are in the service's log)"
-    ))
+    reason::status(
+        tonic::Code::Internal,
+        reason::INTERNAL,
+        format!("{what} failed (reference {reference}: the details are in the service's log)"),
+        &[("reference", &reference.to_string())],
+    )
 }
 
 /// A service binary: its configuration from the environment, built, and

@@ -107,7 +107,9 @@ impl Config {
                 Some(crate::oidc::OidcSettings {
                     issuer: issuer.trim().to_string(),
                     client_id: needed("CARELINE_WEB_OIDC_CLIENT_ID")?,
-                    client_secret: needed("CARELINE_WEB_OIDC_CLIENT_SECRET")?,
+                    client_secret: service_kit::secret::Secret::new(needed(
+                        "CARELINE_WEB_OIDC_CLIENT_SECRET",
+                    )?),
                     redirect_uri: s.text(
                         "CARELINE_WEB_OIDC_REDIRECT_URI",
                         &format!("{}/sign-in/callback", base.trim_end_matches('/')),
@@ -196,6 +198,33 @@ fn secure_cookies(base: &str, asked: Option<&str>) -> anyhow::Result<bool> {
 #[cfg(test)]
 mod secure_tests {
     use super::secure_cookies;
+
+    /// Every secret the web's settings hold, set; none appears when the
+    /// configuration is printed (a log line, a panic, a debug dump).
+    #[test]
+    fn no_secret_prints() {
+        let key = service_kit::test_issuer().private_key();
+        let pairs = [
+            (service_kit::auth::SIGNING_KEY_VAR, key.as_str()),
+            ("CARELINE_WEB_OIDC_ISSUER", "https://id.example"),
+            ("CARELINE_WEB_OIDC_CLIENT_ID", "careline-web"),
+            ("CARELINE_WEB_OIDC_CLIENT_SECRET", "oidc-secret-hunter2"),
+            ("NATS_USER", "web"),
+            ("NATS_PASSWORD", "nats-secret-hunter2"),
+        ];
+        let config =
+            super::Config::from_settings(&event_store::settings::Settings::from_pairs(&pairs))
+                .unwrap();
+        let printed = format!("{config:?} {:?}", config.oidc);
+        for secret in [
+            "oidc-secret-hunter2",
+            "nats-secret-hunter2",
+            &key[key.len() - 20..],
+        ] {
+            assert!(!printed.contains(secret), "{printed}");
+        }
+        assert!(printed.contains("careline-web"), "{printed}");
+    }
 
     #[test]
     fn cookies_are_secure_unless_the_pages_are_plain_http_on_this_machine() {

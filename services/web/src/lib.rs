@@ -33,6 +33,7 @@ use proto::command::command_service_client::CommandServiceClient;
 use proto::command::{self as cmd, recipient::Recipient};
 use proto::inbox::inbox_service_client::InboxServiceClient;
 use proto::inbox::{self as inbox_pb};
+use service_kit::reason;
 use service_kit::{Role, TokenIssuer};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
@@ -318,7 +319,7 @@ impl Web {
     /// What a refused or failed call means to the person.
     async fn failed(&self, session: &Session, status: &Status) -> Response {
         match status.code() {
-            Code::PermissionDenied if status.message().contains("account deactivated") => {
+            Code::PermissionDenied if reason::is(status, reason::ACCOUNT_CLOSED) => {
                 // Closed: every session of theirs ends now.
                 if let Err(e) = self
                     .inner
@@ -370,7 +371,7 @@ pub(crate) fn shown_for(status: &Status) -> Shown {
             detail: "It may not exist, or it is not shared with you.".into(),
         },
         // A carer whose consent ended: not something he tried to do.
-        Code::PermissionDenied if status.message().starts_with("Your access to ") => {
+        Code::PermissionDenied if reason::is(status, reason::ACCESS_ENDED) => {
             said(StatusCode::FORBIDDEN, "Your access has ended")
         }
         Code::PermissionDenied | Code::Unauthenticated => {
@@ -1123,7 +1124,7 @@ pub(crate) async fn thread_with_problem(
 
 /// A refusal's words for the page (an empty choice said plainly).
 pub(crate) fn plain_refusal(e: &Status) -> String {
-    if e.code() == Code::InvalidArgument && e.message().contains("recipients") {
+    if reason::field(e).as_deref() == Some("recipients") {
         "Choose at least one specialist or team.".into()
     } else {
         e.message().to_string()
@@ -1135,13 +1136,13 @@ pub(crate) fn refusal(e: &Status) -> bool {
     matches!(
         e.code(),
         Code::NotFound | Code::PermissionDenied | Code::FailedPrecondition | Code::InvalidArgument
-    ) && !e.message().contains("account deactivated")
+    ) && !reason::is(e, reason::ACCOUNT_CLOSED)
 }
 
 /// What to fix in a refused reply or note (`reply` or `note`, whichever
 /// was sent).
 fn reply_problem(e: &Status, reply: &str, note: &str) -> String {
-    if e.code() == Code::InvalidArgument && e.message().contains("body") {
+    if reason::field(e).as_deref() == Some("body") {
         let typed = if note.is_empty() { reply } else { note };
         pages::body_problem(typed, e.message())
     } else {
@@ -1312,15 +1313,10 @@ async fn new_message(State(web): State<Web>, Posted(session, form): Posted) -> R
 }
 
 fn new_problem(e: &Status, body: &str) -> String {
-    let m = e.message();
-    if e.code() != Code::InvalidArgument {
-        m.to_string()
-    } else if m.contains("subject") {
-        "Give your message a subject (at most 200 characters).".into()
-    } else if m.contains("body") {
-        pages::body_problem(body, m)
-    } else {
-        m.to_string()
+    match reason::field(e).as_deref() {
+        Some("subject") => "Give your message a subject (at most 200 characters).".into(),
+        Some("body") => pages::body_problem(body, e.message()),
+        _ => e.message().to_string(),
     }
 }
 

@@ -31,7 +31,7 @@ const PROVIDER_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct OidcSettings {
     pub issuer: String,
     pub client_id: String,
-    pub client_secret: String,
+    pub client_secret: service_kit::secret::Secret,
     /// `<base>/sign-in/callback`, as registered at the provider.
     pub redirect_uri: String,
     /// What the sign-in button says ("Sign in with NHS login").
@@ -230,7 +230,7 @@ impl Oidc {
         let basic = STANDARD.encode(format!(
             "{}:{}",
             encode(&self.settings.client_id),
-            encode(&self.settings.client_secret)
+            encode(self.settings.client_secret.expose())
         ));
         let reply: TokenReply = json(
             &fetch(

@@ -13,6 +13,7 @@ use maud::Markup;
 use proto::command as cmd;
 use proto::inbox as inbox_pb;
 use service_kit::Role;
+use service_kit::reason;
 use tonic::{Code, Status};
 
 use crate::pages::record as page;
@@ -104,17 +105,12 @@ pub(crate) fn midnight(date: time::Date) -> Result<SystemTime, String> {
 /// A refused change, as the service said it, in plain words where we know
 /// better ones.
 fn plain(e: &Status) -> String {
-    let m = e.message();
-    if m.contains("expires_at") && m.contains("future") {
-        "Choose a date from today onwards.".into()
-    } else if m.contains("expires_at") && m.contains("year") {
-        "Choose a date at most a year from today.".into()
-    } else if m.contains("already has access") {
+    if reason::is(e, reason::ACCESS_ALREADY_GRANTED) {
         "That team already has access to your record. End it first to give it again with another date.".into()
-    } else if m.contains("expires_at") {
-        "Choose the last day the team may see your record.".into()
+    } else if reason::field(e).as_deref() == Some("expires_at") {
+        "Choose a date from today onwards, at most a year from today.".into()
     } else {
-        m.to_string()
+        e.message().to_string()
     }
 }
 

@@ -135,7 +135,7 @@ async fn signing_in(
     let settings = web::oidc::OidcSettings {
         issuer: idp.issuer.clone(),
         client_id: CLIENT.into(),
-        client_secret: SECRET.into(),
+        client_secret: service_kit::secret::Secret::new(SECRET),
         redirect_uri: CALLBACK.into(),
         label: "Sign in with the test provider".into(),
     };

@@ -353,7 +353,8 @@ async fn a_patient_decides_who_may_act_for_her_and_which_teams_see_her_record() 
         .await;
     assert_eq!(past.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
-        past.body.contains("Choose a date from today onwards"),
+        past.body
+            .contains("Choose a date from today onwards, at most a year from today"),
         "{}",
         past.body
     );

@@ -54,6 +54,15 @@ pub enum DomainError {
     /// again and decide (an assignment from a page that showed another).
     #[error("{0}")]
     Stale(String),
+    /// A rule forbids it (PERMISSION_DENIED, `denied`) or the state does
+    /// not allow it (FAILED_PRECONDITION), for a reason callers tell apart
+    /// (`service_kit::reason`: e.g. `STAFF_SIDE`, `ROLE_ALREADY_HELD`).
+    #[error("{message}")]
+    Because {
+        reason: &'static str,
+        denied: bool,
+        message: String,
+    },
 }
 
 impl From<service_kit::ids::BadId> for DomainError {
@@ -74,6 +83,22 @@ impl DomainError {
     }
     pub fn precondition(why: impl Into<String>) -> Self {
         DomainError::FailedPrecondition(why.into())
+    }
+    /// FAILED_PRECONDITION with a reason callers tell apart.
+    pub fn precondition_because(reason: &'static str, why: impl Into<String>) -> Self {
+        DomainError::Because {
+            reason,
+            denied: false,
+            message: why.into(),
+        }
+    }
+    /// PERMISSION_DENIED with a reason callers tell apart.
+    pub fn denied_because(reason: &'static str, rule: impl Into<String>) -> Self {
+        DomainError::Because {
+            reason,
+            denied: true,
+            message: rule.into(),
+        }
     }
     pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
         DomainError::InvalidArgument {
@@ -479,6 +504,8 @@ pub(crate) mod testing {
             DomainError::NotFound(_) => "not found",
             DomainError::FailedPrecondition(_) => "precondition",
             DomainError::Stale(_) => "stale",
+            DomainError::Because { denied: true, .. } => "denied",
+            DomainError::Because { denied: false, .. } => "precondition",
         };
         assert_eq!(got_kind, kind, "{err}");
         assert!(

@@ -594,10 +594,13 @@ impl Command for GrantRecordAccess {
             ));
         }
         if record.grant_in_force_for(&self.team_id, ctx.now) {
-            return Err(DomainError::precondition(format!(
-                "team {} already has access to the record; revoke that grant first",
-                team.name
-            )));
+            return Err(DomainError::precondition_because(
+                service_kit::reason::ACCESS_ALREADY_GRANTED,
+                format!(
+                    "team {} already has access to the record; revoke that grant first",
+                    team.name
+                ),
+            ));
         }
         if record.grants.contains_key(&self.grant_id) {
             return Err(DomainError::precondition(format!(

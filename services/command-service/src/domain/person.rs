@@ -384,10 +384,13 @@ impl Command for GrantStaffRole {
             )));
         }
         if person.holds(self.role) {
-            return Err(DomainError::precondition(format!(
-                "person {} already holds the {} role",
-                self.person_id, self.role
-            )));
+            return Err(DomainError::precondition_because(
+                service_kit::reason::ROLE_ALREADY_HELD,
+                format!(
+                    "person {} already holds the {} role",
+                    self.person_id, self.role
+                ),
+            ));
         }
         Ok(Payload::StaffRoleGranted(StaffRoleGranted {
             person_id: self.person_id.clone(),

@@ -788,7 +788,8 @@ impl Command for PostMessage {
     fn decide(&self, thread: &Thread, ctx: &Context) -> Result<Payload, DomainError> {
         require_participant(thread, &self.thread_id, ctx)?;
         if thread.on_staff_side(&ctx.actor.person_id) {
-            return Err(DomainError::precondition(
+            return Err(DomainError::precondition_because(
+                service_kit::reason::STAFF_SIDE,
                 "you are on the staff side of this thread, which the patient and carers do not see: write a staff note, or add yourself to the patient side to message them",
             ));
         }
