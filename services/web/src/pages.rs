@@ -48,6 +48,8 @@ dialog{border:0;border-radius:6px;box-shadow:0 4px 24px rgba(0,0,0,.3);max-width
 .sides dt{font-weight:600}.sides dd{margin:0 0 .4rem}
 .shortcuts{display:grid;grid-template-columns:auto 1fr;gap:.3rem 1rem}.shortcuts dd{margin:0}
 kbd{border:1px solid #4c6272;border-bottom-width:2px;border-radius:3px;padding:0 .35rem;font:inherit;font-size:.9rem;background:#fff}
+main,.demo,header .bar{overflow-wrap:anywhere;min-width:0}main *{min-width:0}
+input,textarea,select{max-width:100%}
 @media (max-width:30rem){body{font-size:16px}h1{font-size:1.35rem}main{padding:.75rem}}
 "#;
 

@@ -924,3 +924,96 @@ async fn an_idle_session_is_warned_before_it_ends_and_staying_keeps_it() {
     phone.close().await.unwrap();
     outcome.unwrap();
 }
+
+/// Real content never breaks a page: a 10,000-character unbroken line, a
+/// long link, a subject of long words, at a small phone's width, a
+/// phone's, a tablet's and a desktop's, on the patient's and the nurse's
+/// pages: nothing is wider than the window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_words_and_links_never_make_a_page_wider_than_the_window() {
+    use careline_client::Steps;
+    use careline_client::bearer::command_id;
+    use proto::command as cmd;
+    let s = support::system("browser_overflow").await;
+    let org = s.org().await;
+    let subject = format!("Results {} before Monday", "Haemodiafiltration".repeat(8));
+    let thread = s
+        .signer
+        .client(&org.patient)
+        .unwrap()
+        .start_thread(cmd::StartThreadRequest {
+            command_id: command_id(),
+            thread_id: String::new(),
+            patient_id: org.patient.person_id.to_string(),
+            subject: subject.chars().take(200).collect(),
+            body: "x".repeat(10_000),
+            recipients: vec![cmd::Recipient {
+                recipient: Some(cmd::recipient::Recipient::TeamId(org.renal.clone())),
+            }],
+            carer_ids: vec![],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .aggregate_id;
+    let link = format!(
+        "https://www.example.nhs.uk/conditions/kidney-disease/{}?ref={}",
+        "dialysis-fluid-allowance-".repeat(8),
+        "a".repeat(40)
+    );
+    s.signer
+        .client(&org.nurse)
+        .unwrap()
+        .post(&thread, &format!("Please read {link} before Sunday."))
+        .await
+        .unwrap();
+    s.settled().await;
+    let base = serve(&s, &org).await;
+    let driver = driver().await;
+    let pages = [
+        (&org.patient, format!("/threads/{thread}")),
+        (&org.patient, "/messages".to_string()),
+        (&org.nurse, format!("/threads/{thread}")),
+        (&org.nurse, format!("/teams/{}/inbox", org.renal)),
+    ];
+    let mut wide = Vec::new();
+    for width in [320, 375, 768, 1280] {
+        let window = browser(&driver, width, 800).await;
+        let mut signed_in = None;
+        for (who, path) in &pages {
+            if signed_in != Some(who.person_id) {
+                window.delete_all_cookies().await.unwrap();
+                sign_in_as(&window, &base, who, path).await;
+                signed_in = Some(who.person_id);
+            } else {
+                window.goto(&format!("{base}{path}")).await.unwrap();
+            }
+            let sizes = window
+                .execute(
+                    "return [document.documentElement.scrollWidth, window.innerWidth]",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            let (page, inner) = (sizes[0].as_u64().unwrap(), sizes[1].as_u64().unwrap());
+            if page > inner {
+                wide.push(format!(
+                    "{path} as {} at {width} px: {page} px wide",
+                    who.name
+                ));
+            }
+            if width == 375
+                && path.starts_with("/threads/")
+                && who.person_id == org.patient.person_id
+            {
+                photograph(&window, "long-content-phone").await;
+            }
+        }
+        window.close().await.unwrap();
+    }
+    assert!(
+        wide.is_empty(),
+        "pages wider than the window:\n{}",
+        wide.join("\n")
+    );
+}
