@@ -1542,6 +1542,13 @@ async fn a_service_gone_is_not_reachable_just_now_never_its_error_text() {
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
 
     s.stop_inbox();
+    // It stops gracefully: wait until it is gone.
+    for _ in 0..100 {
+        if pat.get("/messages").await.status != StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     for path in ["/messages", "/record", "/messages/new"] {
         let gone = pat.get(path).await;
         assert_eq!(
