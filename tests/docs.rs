@@ -7,29 +7,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-/// Every `.rs` file under `dir`, recursively.
-fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            sources(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
+use tests::tree::{root, rust_sources};
 
 /// The quoted names in `text` that start with one of `prefixes` and go on
 /// in capitals, digits and underscores.
@@ -58,7 +37,7 @@ fn settings_read() -> BTreeSet<String> {
         "projections/src",
         "client/src",
     ] {
-        sources(&root.join(dir), &mut files);
+        rust_sources(&root.join(dir), &[], &mut files);
     }
     let test_support = ["testing.rs", "conformance.rs", "world.rs"];
     let mut names = BTreeSet::new();

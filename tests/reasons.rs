@@ -6,34 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            if path
-                .file_name()
-                .is_some_and(|n| n == "tests" || n == "benches")
-            {
-                continue;
-            }
-            sources(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
+use tests::tree::{root, rust_sources};
 
 #[test]
 fn no_caller_branches_on_the_words_of_a_message() {
@@ -46,7 +19,7 @@ fn no_caller_branches_on_the_words_of_a_message() {
         "event-store/src",
         "testkit",
     ] {
-        sources(&root.join(dir), &mut files);
+        rust_sources(&root.join(dir), &["tests", "benches"], &mut files);
     }
     assert!(files.len() > 50, "{} files", files.len());
     let mut found = Vec::new();

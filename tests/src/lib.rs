@@ -3,3 +3,4 @@
 //! the long one in `benches/drills.rs`.
 
 pub mod drills;
+pub mod tree;

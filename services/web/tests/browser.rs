@@ -1002,11 +1002,15 @@ async fn long_words_and_links_never_make_a_page_wider_than_the_window() {
                     who.name
                 ));
             }
-            if width == 375
-                && path.starts_with("/threads/")
-                && who.person_id == org.patient.person_id
-            {
-                photograph(&window, "long-content-phone").await;
+            if path.starts_with("/threads/") && who.person_id == org.patient.person_id {
+                match width {
+                    375 => photograph(&window, "long-content-phone").await,
+                    1280 => photograph(&window, "long-content").await,
+                    _ => {}
+                }
+            }
+            if width == 1280 && path.ends_with("/inbox") {
+                photograph(&window, "long-content-team-inbox").await;
             }
         }
         window.close().await.unwrap();
