@@ -36,7 +36,8 @@
 #
 # A development token key pair is created once in target/careline-dev/ when
 # CARELINE_TOKEN_SIGNING_KEY is not set, so demo tokens stay valid across
-# runs; the services get only its public key.
+# runs; the command service (which signs people in) and the demo seeder
+# hold its private key, every other service only its public key.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -78,7 +79,7 @@ if [ -z "${CARELINE_TOKEN_SIGNING_KEY:-}" ]; then
   if [ ! -s "$dev/token-keys" ]; then
     (umask 077; "$bin/careline" keys --kid dev > "$dev/token-keys")
   fi
-  # Only the demo seeder (the issuer here) reads the private key.
+  # Only the command service and the demo seeder get the private key.
   . "$dev/token-keys"
   export CARELINE_TOKEN_PUBLIC_KEYS
 fi
@@ -256,7 +257,18 @@ start_service() { # NAME USER BINARY [VAR=VALUE...]: every instance of a service
     echo "careline: $name service on $addr (metrics on $metrics; log: $log)"
   done
 }
-start_service command command careline-command CARELINE_EVENT_SIGNING_KEY="$(event_key command)"
+# The command service signs people in: it holds the token key (the web
+# holds none), accepts the demo's people by their id (CARELINE_DEMO_SIGN_IN,
+# a demo only), and checks the demo identity provider's ID tokens.
+have_oidc=0
+oidc_port=${CARELINE_DEMO_OIDC_PORT:-8091}
+sign_in_env=(CARELINE_TOKEN_SIGNING_KEY="$signing_key" CARELINE_DEMO_SIGN_IN=on)
+if command -v node >/dev/null 2>&1 && [ -d deploy/web-tools/node_modules/oidc-provider ]; then
+  have_oidc=1
+  sign_in_env+=(CARELINE_OIDC_ISSUER="http://127.0.0.1:$oidc_port" CARELINE_OIDC_CLIENT_ID=careline-web)
+fi
+start_service command command careline-command CARELINE_EVENT_SIGNING_KEY="$(event_key command)" \
+  "${sign_in_env[@]}"
 start_service inbox inbox careline-inbox CARELINE_EVENT_SIGNING_KEY="$(event_key inbox)"
 start_service audit audit careline-audit CARELINE_EVENT_SIGNING_KEY="$(event_key audit)"
 if [ -z "${CARELINE_SMTP_HOST:-}" ]; then
@@ -306,8 +318,7 @@ fi
 # sign-in: sign up with the renal join code, or link by a registration email.
 oidc_env=()
 oidc_note=""
-if command -v node >/dev/null 2>&1 && [ -d deploy/web-tools/node_modules/oidc-provider ]; then
-  oidc_port=${CARELINE_DEMO_OIDC_PORT:-8091}
+if [ "$have_oidc" = 1 ]; then
   callback="$web_url/sign-in/callback"
   deploy/web-tools/demo-provider.sh "$dev/oidc-secret" "$oidc_port" careline-web "$callback" \
     > "$dev/oidc.log" 2>&1 &
@@ -328,7 +339,7 @@ for addr in "${web_addrs[@]}"; do
   if [ "$n" != 1 ]; then log="$dev/web-$n.log"; fi
   env "${oidc_env[@]}" "${web_env[@]}" CARELINE_WEB_ADDR="$addr" \
     CARELINE_WEB_METRICS_ADDR="$(instance_addr "$CARELINE_WEB_METRICS_ADDR" "$n")" \
-    CARELINE_TOKEN_SIGNING_KEY=$signing_key CARELINE_WEB_DEMO_PEOPLE="$dev/demo-people.tsv" \
+    CARELINE_WEB_DEMO_PEOPLE="$dev/demo-people.tsv" \
     CARELINE_COMMAND_URL="$(urls command)" CARELINE_INBOX_URL="$(urls inbox)" \
     CARELINE_AUDIT_URL="$(urls audit)" CARELINE_NOTIFY_URL="$(urls notify)" "$bin/careline-web" > "$log" 2>&1 &
   pids+=($!)

@@ -286,10 +286,6 @@ async fn two_web_instances_behind_tls_share_sessions_and_survive_one_lost() {
         ("CARELINE_NOTIFY_URL", url(addrs.notify)),
         ("CARELINE_BASE_URL", base.clone()),
         (
-            service_kit::auth::SIGNING_KEY_VAR,
-            testkit::issuer().private_key(),
-        ),
-        (
             "CARELINE_WEB_DEMO_PEOPLE",
             people_file.to_str().unwrap().into(),
         ),

@@ -6,6 +6,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+pub mod idp;
 pub mod mail;
 pub mod oidc;
 
@@ -51,6 +52,22 @@ pub fn command_app<S: EventStore>(store: S) -> command_service::App<S> {
         .with_email_links(service_kit::test_link_issuer().verifier())
 }
 
+/// The test system's sign-in: the test issuer signs people in, demo
+/// people by their id (with `demo`), and, with `provider` (its issuer URL and Careline's
+/// client id there), that provider's ID tokens.
+pub fn sign_in(provider: Option<(String, String)>, demo: bool) -> command_service::SignIn {
+    command_service::SignIn::new(
+        command_service::SignInSettings {
+            issuer: Some(issuer()),
+            provider,
+            demo,
+            lifetime: Duration::from_secs(12 * 3600),
+        },
+        None,
+    )
+    .unwrap()
+}
+
 /// A seeder of the test keys, holding the test link key (so the demo's
 /// verified patient follows her link).
 pub fn signer(channel: Channel) -> Signer {
@@ -64,7 +81,8 @@ pub async fn run_command<S: EventStore>(store: S) -> SocketAddr {
     let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let command = command_service::Application::with_app(any, command_app(store), keys())
         .await
-        .unwrap();
+        .unwrap()
+        .with_sign_in(sign_in(None, true));
     let addr = command.local_addr();
     tokio::spawn(command.run(std::future::pending()));
     addr
@@ -227,6 +245,11 @@ pub struct Services {
     pub clock: Option<notify_service::Clock>,
     /// How often the audit service anchors its chains (default 30 s).
     pub anchor_every: Option<Duration>,
+    /// The identity provider whose ID tokens the command service accepts
+    /// (its issuer URL, and Careline's client id there).
+    pub provider: Option<(String, String)>,
+    /// The command service refuses demo sign-ins (as in production).
+    pub no_demo: bool,
 }
 
 impl Services {
@@ -240,6 +263,8 @@ impl Services {
             wait: None,
             clock: None,
             anchor_every: None,
+            provider: None,
+            no_demo: false,
         }
     }
 }
@@ -329,7 +354,8 @@ impl System {
         let command =
             command_service::Application::with_app(any, command_app(store.clone()), keys())
                 .await
-                .unwrap();
+                .unwrap()
+                .with_sign_in(sign_in(services.provider.clone(), !services.no_demo));
         let command_addr = command.local_addr();
         let (stop, stopped) = stopper();
         tokio::spawn(command.run(stopped));

@@ -3,7 +3,9 @@
 use std::net::SocketAddr;
 
 use event_store::{Settings, StoreConfig};
-use service_kit::TokenKeys;
+use service_kit::{TokenIssuer, TokenKeys};
+
+use crate::grpc::sign_in::SignInSettings;
 use service_kit::server::{ServerTls, TLS_CERT_VAR, TLS_KEY_VAR};
 
 #[derive(Clone, Debug)]
@@ -24,6 +26,12 @@ pub struct Config {
     /// keys, which check verification links; without them no address can
     /// be verified.
     pub email_links: Option<service_kit::LinkKeys>,
+    /// Signing people in: the token key, the identity provider, the demo
+    /// switch and the tokens' lifetime (see [`SignInSettings`]).
+    pub sign_in: SignInSettings,
+    /// `CARELINE_TOKEN_PUBLIC_KEYS` as written: account tokens are checked
+    /// with the same keys as every call's.
+    pub public_keys: String,
     /// `CARELINE_COMMAND_METRICS_ADDR`: where metrics, `/livez` and
     /// `/readyz` are served; unset, nowhere.
     pub metrics: Option<SocketAddr>,
@@ -35,7 +43,47 @@ impl Config {
     }
 
     pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
+        let key_var = service_kit::auth::SIGNING_KEY_VAR;
+        let issuer = settings
+            .get(key_var)
+            .filter(|v| !v.trim().is_empty())
+            .map(|key| {
+                TokenIssuer::from_private_key(&key).map_err(|e| anyhow::anyhow!("{key_var}: {e}"))
+            })
+            .transpose()?;
+        let provider = match settings
+            .get("CARELINE_OIDC_ISSUER")
+            .filter(|v| !v.trim().is_empty())
+        {
+            None => None,
+            Some(url) => {
+                let client = settings
+                    .get("CARELINE_OIDC_CLIENT_ID")
+                    .filter(|v| !v.trim().is_empty())
+                    .ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "CARELINE_OIDC_CLIENT_ID is not set, and CARELINE_OIDC_ISSUER is"
+                        )
+                    })?;
+                Some((url.trim().to_string(), client.trim().to_string()))
+            }
+        };
+        let demo = match settings.text("CARELINE_DEMO_SIGN_IN", "off").trim() {
+            "on" => true,
+            "off" | "" => false,
+            other => anyhow::bail!("CARELINE_DEMO_SIGN_IN: {other:?}: say on or off"),
+        };
+        let hours = settings.number_in("CARELINE_SIGN_IN_HOURS", 12, 1..=7 * 24)?;
         Ok(Self {
+            sign_in: SignInSettings {
+                issuer,
+                provider,
+                demo,
+                lifetime: std::time::Duration::from_secs(hours * 3600),
+            },
+            public_keys: settings
+                .get(service_kit::auth::PUBLIC_KEYS_VAR)
+                .unwrap_or_default(),
             listen: settings.address("CARELINE_COMMAND_ADDR", "127.0.0.1:50051")?,
             metrics: settings.optional_address("CARELINE_COMMAND_METRICS_ADDR")?,
             store: StoreConfig::from_settings(settings)?,

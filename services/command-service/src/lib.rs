@@ -25,4 +25,5 @@ pub mod startup;
 
 pub use app::App;
 pub use config::Config;
+pub use grpc::sign_in::{SignIn, SignInSettings};
 pub use startup::Application;

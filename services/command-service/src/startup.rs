@@ -12,6 +12,7 @@ use service_kit::TokenKeys;
 use crate::app::App;
 use crate::config::Config;
 use crate::grpc::CommandGrpc;
+use crate::grpc::sign_in::{SignIn, SignInSettings};
 
 /// A bound, ready-to-run command service.
 #[derive(Debug)]
@@ -19,6 +20,7 @@ pub struct Application<S> {
     listener: tokio::net::TcpListener,
     app: Arc<App<S>>,
     keys: TokenKeys,
+    sign_in: Arc<SignIn>,
     tls: Option<service_kit::server::ServerTls>,
     metrics: Option<SocketAddr>,
 }
@@ -44,7 +46,16 @@ impl service_kit::Service for Application<JetStreamStore> {
         if config.posts_per_minute > 0 {
             app = app.with_post_limit(config.posts_per_minute);
         }
-        let mut server = Self::with_app(config.listen, app, config.keys).await?;
+        if config.sign_in.demo {
+            tracing::warn!(
+                "CARELINE_DEMO_SIGN_IN is on: anyone may sign in as anyone (a demo only)"
+            );
+        }
+        let sign_in = SignIn::new(config.sign_in, Some(&config.public_keys))
+            .map_err(|e| anyhow::anyhow!("CARELINE_TOKEN_PUBLIC_KEYS: {e}"))?;
+        let mut server = Self::with_app(config.listen, app, config.keys)
+            .await?
+            .with_sign_in(sign_in);
         server.metrics = config.metrics;
         Ok(match config.tls {
             Some(tls) => server.with_tls(tls),
@@ -81,9 +92,19 @@ impl<S: EventStore> Application<S> {
             listener,
             app: Arc::new(app),
             keys,
+            sign_in: Arc::new(
+                SignIn::new(SignInSettings::default(), None)
+                    .unwrap_or_else(|e| unreachable!("no keys to read: {e}")),
+            ),
             tls: None,
             metrics: None,
         })
+    }
+
+    /// Signs people in with `sign_in` (without it, `SignIn` is refused).
+    pub fn with_sign_in(mut self, sign_in: SignIn) -> Self {
+        self.sign_in = Arc::new(sign_in);
+        self
     }
 
     /// Serves over TLS with this identity.
@@ -112,7 +133,8 @@ impl<S: EventStore> Application<S> {
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
         tracing::info!(addr = %self.local_addr(), "command service listening");
         let readiness = self.readiness();
-        let service = CommandServiceServer::new(CommandGrpc::new(self.app, self.keys));
+        let service =
+            CommandServiceServer::new(CommandGrpc::new(self.app, self.keys, self.sign_in));
         service_kit::server::serve(
             self.listener,
             service,

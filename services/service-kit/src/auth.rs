@@ -4,7 +4,7 @@
 //! whatever the call records, and the audit trail names them.
 //!
 //! Only the issuer holds a private key ([`TokenIssuer`]:
-//! `CARELINE_TOKEN_SIGNING_KEY`, kept by the identity side and the operator
+//! `CARELINE_TOKEN_SIGNING_KEY`, kept by the command service, which signs people in, and the operator
 //! CLI). Services hold public keys only ([`TokenKeys`]:
 //! `CARELINE_TOKEN_PUBLIC_KEYS`), so a compromised service cannot mint a
 //! token. Every token names its key (`kid`): to rotate, publish the new
@@ -45,10 +45,10 @@ pub enum Role {
     Admin,
     Operator,
     Auditor,
-    /// The web service's sign-in, never a person: it may only ask who an
-    /// identity provider's account signs in as, and link one
-    /// ([`TokenKeys::authenticate_sign_in`]); every other call refuses it.
-    /// Not among [`Role::ALL`], the roles a person acts in.
+    /// The command service's own sign-in, never a person: the actor of the
+    /// identity links it records. Every call refuses a token of this role
+    /// ([`TokenKeys::authenticate`]). Not among [`Role::ALL`], the roles a
+    /// person acts in.
     System,
 }
 
@@ -206,7 +206,8 @@ fn now_secs() -> u64 {
     seconds(SystemTime::now())
 }
 
-pub(crate) fn seconds(t: SystemTime) -> u64 {
+/// Seconds since the Unix epoch.
+pub fn seconds(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
 }
 
@@ -372,18 +373,6 @@ impl TokenKeys {
         if caller.role == Role::System {
             return Err(AuthError::WrongPrincipal(
                 "a sign-in token acts for no one: sign in as a person",
-            ));
-        }
-        Ok(caller)
-    }
-
-    /// The caller of a sign-in call (who an identity provider's account
-    /// is, linking one): only the sign-in principal ([`Role::System`]).
-    pub fn authenticate_sign_in<T>(&self, request: &Request<T>) -> Result<Caller, AuthError> {
-        let caller = self.bearer(request)?;
-        if caller.role != Role::System {
-            return Err(AuthError::WrongPrincipal(
-                "only the sign-in (a token of role system) asks this",
             ));
         }
         Ok(caller)
@@ -571,7 +560,7 @@ mod tests {
     }
 
     #[test]
-    fn a_sign_in_token_answers_only_sign_in_calls_and_a_person_none_of_them() {
+    fn a_token_of_the_sign_in_role_answers_no_call() {
         let sign_in = Caller {
             person_id: Uuid::now_v7(),
             role: Role::System,
@@ -585,11 +574,9 @@ mod tests {
             "Bearer {}",
             issuer().mint(&nurse(), Duration::from_secs(60))
         ));
-        assert_eq!(keys().authenticate_sign_in(&system).unwrap(), sign_in);
         let refused = Status::from(keys().authenticate(&system).unwrap_err());
         assert_eq!(refused.code(), tonic::Code::PermissionDenied);
-        let refused = Status::from(keys().authenticate_sign_in(&person).unwrap_err());
-        assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+        assert_eq!(keys().authenticate(&person).unwrap(), nurse());
         // A person cannot name the role on the command line either.
         assert!("system".parse::<Role>().is_err());
     }

@@ -4,6 +4,8 @@
 //!   them (operator CLI, demo) and checking them on every call.
 //! * [`server`]: serving a tonic service with gRPC health and server
 //!   reflection (v1 and v1alpha, so grpcurl can list it) until shutdown.
+//! * [`provider`]: an OpenID Connect provider and the check of its ID
+//!   tokens; [`account`]: the token of an account linked to no one yet.
 //! * [`email_link`]: signed email verification links (the notification
 //!   service signs them, the command service checks them).
 //! * [`ids`]: the one parser of ids, and a type per kind of id.
@@ -13,11 +15,13 @@
 
 use std::future::Future;
 
+pub mod account;
 pub mod auth;
 pub mod email_link;
 pub mod ids;
 pub mod limit;
 pub mod metrics;
+pub mod provider;
 pub mod reason;
 pub mod secret;
 pub mod server;

@@ -184,9 +184,7 @@ async fn main() {
         role: Role::Professional,
         name: "Bench Clinician".into(),
     };
-    let key = testkit::issuer().private_key();
-    let settings =
-        event_store::settings::Settings::from_pairs(&[(service_kit::auth::SIGNING_KEY_VAR, &key)]);
+    let settings = event_store::settings::Settings::from_pairs(&[]);
     let web_config = web::Config::from_settings(&settings).unwrap();
     let backends = web::Backends {
         command: testkit::channel(command_addr).await,

@@ -2,11 +2,10 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use event_store::settings::Settings;
-use service_kit::{Caller, Role, TokenIssuer};
+use service_kit::{Caller, Role};
 
 /// Where the services are, how sessions behave, and whether the demo's
 /// sign-in page is on.
@@ -29,8 +28,6 @@ pub struct Config {
     /// `CARELINE_BASE_URL`: where people reach these pages (the links a
     /// team puts on its website).
     pub base_url: String,
-    /// `CARELINE_TOKEN_SIGNING_KEY`: mints the short-lived token of each call.
-    pub issuer: Arc<TokenIssuer>,
     /// `CARELINE_WEB_DEMO_PEOPLE`: a file of demo people (`careline demo
     /// --people-file`); when set, anyone may sign in as one of them, and
     /// every page says so.
@@ -83,14 +80,14 @@ impl std::fmt::Debug for Config {
 
 impl Config {
     pub fn from_settings(s: &Settings) -> anyhow::Result<Self> {
+        // The web faces the internet: it holds no key that could sign
+        // anyone in. The command service issues every token.
         let var = service_kit::auth::SIGNING_KEY_VAR;
-        let key = s.get(var).filter(|v| !v.trim().is_empty()).ok_or_else(|| {
-            anyhow::anyhow!(
-                "{var} is not set: the web service mints each call's token from the session"
-            )
-        })?;
-        let issuer =
-            TokenIssuer::from_private_key(&key).map_err(|e| anyhow::anyhow!("{var}: {e}"))?;
+        if s.get(var).is_some_and(|v| !v.trim().is_empty()) {
+            anyhow::bail!(
+                "{var} is set for the web service: remove it. The web holds no token key; the command service signs people in and issues their tokens"
+            );
+        }
         let minutes = s.number_in("CARELINE_WEB_IDLE_MINUTES", 30, 1..=24 * 60)?;
         let oidc = match s
             .get("CARELINE_WEB_OIDC_ISSUER")
@@ -133,7 +130,6 @@ impl Config {
                 .text("CARELINE_BASE_URL", "http://127.0.0.1:8080")
                 .trim_end_matches('/')
                 .to_string(),
-            issuer: Arc::new(issuer),
             demo_people: s
                 .get("CARELINE_WEB_DEMO_PEOPLE")
                 .filter(|v| !v.trim().is_empty())
@@ -203,9 +199,7 @@ mod secure_tests {
     /// configuration is printed (a log line, a panic, a debug dump).
     #[test]
     fn no_secret_prints() {
-        let key = service_kit::test_issuer().private_key();
         let pairs = [
-            (service_kit::auth::SIGNING_KEY_VAR, key.as_str()),
             ("CARELINE_WEB_OIDC_ISSUER", "https://id.example"),
             ("CARELINE_WEB_OIDC_CLIENT_ID", "careline-web"),
             ("CARELINE_WEB_OIDC_CLIENT_SECRET", "oidc-secret-hunter2"),
@@ -216,14 +210,24 @@ mod secure_tests {
             super::Config::from_settings(&event_store::settings::Settings::from_pairs(&pairs))
                 .unwrap();
         let printed = format!("{config:?} {:?}", config.oidc);
-        for secret in [
-            "oidc-secret-hunter2",
-            "nats-secret-hunter2",
-            &key[key.len() - 20..],
-        ] {
+        for secret in ["oidc-secret-hunter2", "nats-secret-hunter2"] {
             assert!(!printed.contains(secret), "{printed}");
         }
         assert!(printed.contains("careline-web"), "{printed}");
+    }
+
+    /// The web faces the internet: given the token key, it refuses to
+    /// start rather than hold what could sign anyone in.
+    #[test]
+    fn the_web_refuses_to_hold_the_token_key() {
+        let key = service_kit::test_issuer().private_key();
+        let pairs = [(service_kit::auth::SIGNING_KEY_VAR, key.as_str())];
+        let refused =
+            super::Config::from_settings(&event_store::settings::Settings::from_pairs(&pairs))
+                .unwrap_err()
+                .to_string();
+        assert!(refused.contains("holds no token key"), "{refused}");
+        assert!(!refused.contains(&key[key.len() - 20..]), "{refused}");
     }
 
     #[test]

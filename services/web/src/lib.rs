@@ -33,8 +33,8 @@ use proto::command::command_service_client::CommandServiceClient;
 use proto::command::{self as cmd, recipient::Recipient};
 use proto::inbox::inbox_service_client::InboxServiceClient;
 use proto::inbox::{self as inbox_pb};
+use service_kit::Role;
 use service_kit::reason;
-use service_kit::{Role, TokenIssuer};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
@@ -44,9 +44,6 @@ use session::{COOKIE, PRE_COOKIE, Session, Sessions, cookie, set_cookie};
 
 /// Conversations on a page of the message list.
 const LIST_PAGE: u32 = 50;
-
-/// How long the token of one call lives.
-const CALL_TOKEN: Duration = Duration::from_secs(120);
 
 /// A channel whose calls are the signed-in person's.
 type AsPerson = InterceptedService<Channel, Bearer>;
@@ -62,7 +59,6 @@ struct Inner {
     inbox: Channel,
     audit: Channel,
     notify: Channel,
-    issuer: Arc<TokenIssuer>,
     sessions: Sessions,
     demo: Option<Vec<DemoPerson>>,
     oidc: Option<Arc<oidc::Oidc>>,
@@ -126,7 +122,6 @@ impl Web {
                 inbox: backends.inbox,
                 audit: backends.audit,
                 notify: backends.notify,
-                issuer: config.issuer.clone(),
                 sessions,
                 demo,
                 oidc,
@@ -140,9 +135,13 @@ impl Web {
         }
     }
 
-    /// `channel`, each call carrying a token minted for `s`'s person.
+    /// `channel`, each call carrying the token the command service issued
+    /// this sign-in for the role `s` works in now.
     fn as_person(&self, s: &Session, channel: &Channel) -> Result<AsPerson, Status> {
-        let bearer = Bearer::new(&self.inner.issuer.mint(&s.caller, CALL_TOKEN))?;
+        let token = s.tokens.of(s.caller.role).ok_or_else(|| {
+            Status::unauthenticated("this sign-in holds no token for the role it works in")
+        })?;
+        let bearer = Bearer::new(token)?;
         Ok(InterceptedService::new(channel.clone(), bearer))
     }
 
@@ -198,12 +197,13 @@ impl Web {
         &self,
         caller: service_kit::Caller,
         roles: Vec<Role>,
+        tokens: session::Tokens,
         position: u64,
         to: &str,
     ) -> Result<(Session, Response), Response> {
         let sessions = &self.inner.sessions;
         let started = async {
-            let session = sessions.start_with_roles(caller, roles).await?;
+            let session = sessions.start_with_roles(caller, roles, tokens).await?;
             sessions.advance(&session.id, position).await?;
             Ok::<_, session::StoreError>(session)
         };
@@ -726,11 +726,32 @@ async fn sign_in_demo(State(web): State<Web>, headers: HeaderMap, body: Bytes) -
         );
         return (StatusCode::FORBIDDEN, web.page("Sign in", None, body)).into_response();
     };
+    // The command service signs the demo person in (it does so only when
+    // it runs a demo): this service mints nothing.
+    let proof =
+        proto::command::sign_in_request::Proof::DemoPersonId(person.caller.person_id.to_string());
+    let found = match web.sign_in_with(proof).await {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::warn!(code = ?e.code(), "a demo sign-in was refused");
+            let shown = shown_for(&e);
+            let body = pages::problem_page("You were not signed in", &shown.detail);
+            return (shown.code, web.page("Sign in", None, body)).into_response();
+        }
+    };
+    let pre = pre.unwrap_or_default();
     match web
-        .start_session(person.caller.clone(), vec![], 0, local(form.one("next")))
+        .start_found(
+            &pre,
+            &found,
+            Some(person.caller.role),
+            0,
+            local(form.one("next")),
+        )
         .await
     {
-        Ok((_, response)) | Err(response) => response,
+        Ok((_, response)) => response,
+        Err(response) => *response,
     }
 }
 
@@ -813,9 +834,7 @@ async fn sign_in_callback(
         .finish(&web.inner.sessions, &pre, &q.code, &q.state)
         .await
     {
-        Ok((identity, next)) => {
-            linking::signed_in_at_provider(&web, &pre, identity, local(&next)).await
-        }
+        Ok((token, next)) => linking::signed_in_at_provider(&web, &pre, token, local(&next)).await,
         Err(e) => {
             tracing::warn!(error = %e, "a sign-in at the identity provider failed");
             problem("You were not signed in", &e.to_string())

@@ -1,9 +1,10 @@
 //! Signing in at the identity provider, and linking that account to a
-//! Careline person once: the command service finds whom an account signs in
-//! as (`FindIdentity`, from the log) and records a link (`LinkIdentity`),
-//! asked by this service's sign-in principal (a token of role `system`,
-//! which acts for no one else). An account linked to no one is held for its
-//! browser while the person proves who they are:
+//! Careline person once. The command service checks the provider's ID token
+//! (`SignIn`) and answers with the person's tokens, or, for an account
+//! linked to no one, with an account token, which is what links it
+//! (`LinkIdentity`) and then signs it in. This service holds no key: it
+//! relays. An account linked to no one is held for its browser while the
+//! person proves who they are:
 //!
 //! * by the invitation their care team's email carried (the verification
 //!   link sent when staff registered them, `/email/confirm?token=`), or
@@ -16,59 +17,59 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use careline_client::bearer::{Bearer, command_id};
 use proto::command::command_service_client::CommandServiceClient;
-use proto::command::{self as cmd, link_identity_request::Proof};
+use proto::command::{self as cmd, link_identity_request::Proof, sign_in_request};
 use proto::inbox::inbox_service_client::InboxServiceClient;
 use proto::inbox::{self as inbox_pb};
 use service_kit::{Caller, Role};
 use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
 use tonic::{Code, Status};
 use uuid::Uuid;
 
-use crate::oidc::Identity;
-use crate::session::{PRE_COOKIE, cookie};
-use crate::{AsPerson, CALL_TOKEN, Fields, Web, pages};
-
-/// The sign-in principal: no person, only the sign-in's two calls.
-fn principal() -> Caller {
-    Caller {
-        person_id: Uuid::from_u128(0x5e1f_0c4a_27d9_4b61_8f03_c1e6_9a2d_b470),
-        role: Role::System,
-        name: "Careline sign-in".into(),
-    }
-}
+use crate::oidc::{Held, IdToken};
+use crate::session::{PRE_COOKIE, Tokens, cookie};
+use crate::{AsPerson, Fields, Web, pages};
 
 impl Web {
-    fn client_as(&self, caller: &Caller) -> Result<AsPerson, Status> {
-        let bearer = Bearer::new(&self.inner.issuer.mint(caller, CALL_TOKEN))?;
-        Ok(InterceptedService::new(self.inner.command.clone(), bearer))
+    /// The command service, for calls that carry their proof in the
+    /// request (signing in, linking): no bearer token.
+    fn sign_in_command(&self) -> CommandServiceClient<Channel> {
+        CommandServiceClient::new(self.inner.command.clone())
     }
 
-    fn sign_in_command(&self) -> Result<CommandServiceClient<AsPerson>, Status> {
-        Ok(CommandServiceClient::new(self.client_as(&principal())?))
-    }
-
-    /// Whom `identity` signs in as (none: linked to no one yet).
-    async fn find(&self, identity: &Identity) -> Result<cmd::FindIdentityReply, Status> {
+    /// Signs in on `proof`: the command service's answer.
+    pub(crate) async fn sign_in_with(
+        &self,
+        proof: sign_in_request::Proof,
+    ) -> Result<cmd::SignInReply, Status> {
         Ok(self
-            .sign_in_command()?
-            .find_identity(cmd::FindIdentityRequest {
-                issuer: identity.issuer.clone(),
-                subject: identity.subject.clone(),
-            })
+            .sign_in_command()
+            .sign_in(cmd::SignInRequest { proof: Some(proof) })
             .await?
             .into_inner())
     }
 
     /// Signs in the person `found` names, reading from `position` on, and
-    /// goes to `to`; or the page saying why not.
-    async fn start_found(
+    /// goes to `to`; or the page saying why not. `wanted`: the role to
+    /// start in, when they hold it (the demo's persona).
+    pub(crate) async fn start_found(
         &self,
         browser: &str,
-        found: &cmd::FindIdentityReply,
+        found: &cmd::SignInReply,
+        wanted: Option<Role>,
         position: u64,
         to: &str,
     ) -> Result<(crate::session::Session, Response), Box<Response>> {
-        let (Ok(person_id), Ok(role)) = (
+        if found.deactivated {
+            return Err(Box::new(Redirect::to("/sign-in?closed=1").into_response()));
+        }
+        let tokens: Vec<(Role, String)> = found
+            .tokens
+            .iter()
+            .filter_map(|t| Some((t.role.parse::<Role>().ok()?, t.token.clone())))
+            .collect();
+        let tokens = Tokens::new(tokens);
+        let (Ok(person_id), Ok(own)) = (
             Uuid::parse_str(&found.person_id),
             found.role.parse::<Role>(),
         ) else {
@@ -79,8 +80,14 @@ impl Web {
                 "Careline could not read whom this sign-in belongs to. Try again in a minute.",
             )));
         };
-        if found.deactivated {
-            return Err(Box::new(Redirect::to("/sign-in?closed=1").into_response()));
+        let role = wanted.filter(|r| tokens.of(*r).is_some()).unwrap_or(own);
+        if tokens.of(role).is_none() {
+            return Err(Box::new(problem(
+                self,
+                StatusCode::BAD_GATEWAY,
+                "You were not signed in",
+                "Careline gave this sign-in no way to work. Try again in a minute.",
+            )));
         }
         if let Some(oidc) = &self.inner.oidc {
             oidc.release(&self.inner.sessions, browser).await;
@@ -91,13 +98,18 @@ impl Web {
             name: found.name.clone(),
         };
         // The staff roles that have pages here (an operator's are the CLI).
-        let roles = found
-            .staff_roles
-            .iter()
-            .filter_map(|r| r.parse::<Role>().ok())
-            .filter(|r| matches!(r, Role::Admin | Role::Auditor));
-        let roles = std::iter::once(role).chain(roles).collect();
-        self.start_session(caller, roles, position, to)
+        let roles = if wanted.is_some() {
+            vec![role]
+        } else {
+            std::iter::once(role)
+                .chain(
+                    tokens
+                        .roles()
+                        .filter(|r| matches!(r, Role::Admin | Role::Auditor)),
+                )
+                .collect()
+        };
+        self.start_session(caller, roles, tokens, position, to)
             .await
             .map_err(Box::new)
     }
@@ -112,16 +124,29 @@ fn problem(web: &Web, status: StatusCode, heading: &str, detail: &str) -> Respon
     (status, web.page("Sign in", None, body)).into_response()
 }
 
-/// Back from the provider with `identity`: signed in as the person it is
-/// linked to, or held while they link it.
+/// Back from the provider with its ID token: signed in as the person the
+/// account is linked to, or held while they link it.
 pub(crate) async fn signed_in_at_provider(
     web: &Web,
     browser: &str,
-    identity: Identity,
+    token: IdToken,
     next: &str,
 ) -> Response {
-    let found = match web.find(&identity).await {
+    let proof = sign_in_request::Proof::IdToken(cmd::IdTokenProof {
+        id_token: token.id_token,
+        nonce: token.nonce,
+    });
+    let found = match web.sign_in_with(proof).await {
         Ok(found) => found,
+        Err(e) if e.code() == Code::Unauthenticated => {
+            tracing::warn!("the command service refused an ID token");
+            return problem(
+                web,
+                StatusCode::FORBIDDEN,
+                "You were not signed in",
+                "Careline could not confirm this sign-in with your identity provider. Go to the sign-in page and start again.",
+            );
+        }
         Err(e) => {
             tracing::warn!(code = ?e.code(), "whom a sign-in belongs to could not be read");
             return problem(
@@ -133,29 +158,35 @@ pub(crate) async fn signed_in_at_provider(
         }
     };
     if found.linked {
-        return either(web.start_found(browser, &found, 0, next).await);
+        return either(web.start_found(browser, &found, None, 0, next).await);
     }
     tracing::info!("signed in at the identity provider; not linked to anyone yet");
     let Some(oidc) = &web.inner.oidc else {
         return Redirect::to("/sign-in").into_response();
     };
-    if let Err(e) = oidc.hold(&web.inner.sessions, browser, &identity).await {
+    let held = Held {
+        account_token: found.account_token,
+        sign_up_token: found.sign_up_token,
+        name: found.provider_name,
+        email: found.provider_email,
+    };
+    if let Err(e) = oidc.hold(&web.inner.sessions, browser, &held).await {
         return web.store_down(&e);
     }
     // Coming from an invitation or a join link: that page links.
     if next.starts_with("/email/confirm?") || next.starts_with("/join/") {
         return Redirect::to(next).into_response();
     }
-    let body = pages::not_linked(&identity, oidc.label());
+    let body = pages::not_linked(&held.name, oidc.label());
     (StatusCode::OK, web.page("Link your account", None, body)).into_response()
 }
 
-/// The browser's held account: `(browser, identity)`.
-async fn held(web: &Web, headers: &HeaderMap) -> Option<(String, Identity)> {
+/// The browser's held account: `(browser, held)`.
+async fn held(web: &Web, headers: &HeaderMap) -> Option<(String, Held)> {
     let browser = cookie(headers, PRE_COOKIE)?;
     let oidc = web.inner.oidc.as_ref()?;
-    let identity = oidc.held(&web.inner.sessions, &browser).await?;
-    Some((browser, identity))
+    let held = oidc.held(&web.inner.sessions, &browser).await?;
+    Some((browser, held))
 }
 
 /// A form posted by a browser holding an account, its CSRF token (the
@@ -164,7 +195,7 @@ async fn posted_held(
     web: &Web,
     headers: &HeaderMap,
     form: &Fields,
-) -> Result<(String, Identity), Box<Response>> {
+) -> Result<(String, Held), Box<Response>> {
     match held(web, headers).await {
         Some((browser, identity)) if form.one("csrf") == browser => Ok((browser, identity)),
         Some(_) => Err(Box::new(web.forbidden(None))),
@@ -192,56 +223,31 @@ pub(crate) async fn join_code(Query(q): Query<CodeQuery>) -> Response {
     Redirect::to(&format!("/join/{code}")).into_response()
 }
 
-/// The patient a held account signs up, as a caller.
-fn sign_up_caller(identity: &Identity) -> Caller {
-    Caller {
-        person_id: service_kit::ids::identity::sign_up_patient(&identity.issuer, &identity.subject),
-        role: Role::Patient,
-        name: name_of(identity),
-    }
+/// `channel`, each call carrying the held account's sign-up token (the
+/// patient its sign-up with a join code makes).
+fn as_sign_up(held: &Held, channel: &Channel) -> Result<AsPerson, Status> {
+    let bearer = Bearer::new(&held.sign_up_token)?;
+    Ok(InterceptedService::new(channel.clone(), bearer))
 }
 
-/// The name the provider gave, or failing that the address's local part.
-fn name_of(identity: &Identity) -> String {
-    let name = identity.name.trim();
-    if !name.is_empty() {
-        return name.chars().take(service_kit::auth::NAME_MAX).collect();
-    }
-    identity
-        .email
-        .split('@')
-        .next()
-        .filter(|s| !s.is_empty())
-        .unwrap_or("Careline patient")
-        .to_string()
-}
-
-async fn team_by_code(
-    web: &Web,
-    caller: &Caller,
-    code: &str,
-) -> Result<inbox_pb::TeamContact, Status> {
-    let bearer = Bearer::new(&web.inner.issuer.mint(caller, CALL_TOKEN))?;
-    Ok(
-        InboxServiceClient::new(InterceptedService::new(web.inner.inbox.clone(), bearer))
-            .team_by_join_code(inbox_pb::TeamByJoinCodeRequest {
-                min_position: 0,
-                join_code: code.to_string(),
-            })
-            .await?
-            .into_inner(),
-    )
+async fn team_by_code(web: &Web, held: &Held, code: &str) -> Result<inbox_pb::TeamContact, Status> {
+    Ok(InboxServiceClient::new(as_sign_up(held, &web.inner.inbox)?)
+        .team_by_join_code(inbox_pb::TeamByJoinCodeRequest {
+            min_position: 0,
+            join_code: code.to_string(),
+        })
+        .await?
+        .into_inner())
 }
 
 /// `/join/<code>` for a browser signed in at the provider but linked to no
 /// one: the team, and a button that signs up and joins. `None`: no account
 /// held here.
 pub(crate) async fn join_page(web: &Web, headers: &HeaderMap, code: &str) -> Option<Response> {
-    let (browser, identity) = held(web, headers).await?;
-    let caller = sign_up_caller(&identity);
-    Some(match team_by_code(web, &caller, code).await {
+    let (browser, held) = held(web, headers).await?;
+    Some(match team_by_code(web, &held, code).await {
         Ok(team) => {
-            let body = pages::sign_up(&team, code, &browser, &caller.name, &identity.email);
+            let body = pages::sign_up(&team, code, &browser, &held.name, &held.email);
             web.page("Join a team", None, body)
         }
         Err(e) if e.code() == Code::NotFound => problem(
@@ -271,23 +277,22 @@ pub(crate) async fn sign_up(
     body: Bytes,
 ) -> Response {
     let form = Fields::parse(&body);
-    let (browser, identity) = match posted_held(&web, &headers, &form).await {
+    let (browser, held) = match posted_held(&web, &headers, &form).await {
         Ok(held) => held,
         Err(response) => return *response,
     };
-    let caller = sign_up_caller(&identity);
     let done = async {
-        let team = team_by_code(&web, &caller, &code).await?;
-        CommandServiceClient::new(web.client_as(&caller)?)
+        let team = team_by_code(&web, &held, &code).await?;
+        CommandServiceClient::new(as_sign_up(&held, &web.inner.command)?)
             .join_team_with_code(cmd::JoinTeamWithCodeRequest {
                 command_id: command_id(),
                 team_id: team.team_id.clone(),
                 join_code: code.clone(),
-                name: caller.name.clone(),
-                email: identity.email.clone(),
+                name: held.name.clone(),
+                email: held.email.clone(),
             })
             .await?;
-        let linked = link(&web, &identity, Proof::SignUp(true)).await?;
+        let linked = link(&web, &held, Proof::SignUp(true)).await?;
         Ok::<_, Status>((team, linked))
     };
     match done.await {
@@ -295,6 +300,7 @@ pub(crate) async fn sign_up(
             web.start_found(
                 &browser,
                 &found,
+                None,
                 position,
                 &format!("/teams/{}/message", team.team_id),
             )
@@ -320,22 +326,22 @@ pub(crate) async fn sign_up(
 
 /// Links the held account with `proof`; whom it signs in as now, and the
 /// link's position.
-async fn link(
-    web: &Web,
-    identity: &Identity,
-    proof: Proof,
-) -> Result<(cmd::FindIdentityReply, u64), Status> {
+async fn link(web: &Web, held: &Held, proof: Proof) -> Result<(cmd::SignInReply, u64), Status> {
     let reply = web
-        .sign_in_command()?
+        .sign_in_command()
         .link_identity(cmd::LinkIdentityRequest {
             command_id: command_id(),
-            issuer: identity.issuer.clone(),
-            subject: identity.subject.clone(),
+            account_token: held.account_token.clone(),
             proof: Some(proof),
         })
         .await?
         .into_inner();
-    Ok((web.find(identity).await?, reply.position))
+    let found = web
+        .sign_in_with(sign_in_request::Proof::AccountToken(
+            held.account_token.clone(),
+        ))
+        .await?;
+    Ok((found, reply.position))
 }
 
 /// `/email/confirm?token=` for a browser signed in at the provider but
@@ -346,8 +352,8 @@ pub(crate) async fn invitation_page(
     headers: &HeaderMap,
     token: &str,
 ) -> Option<Response> {
-    let (browser, identity) = held(web, headers).await?;
-    let body = pages::invitation(token, &browser, &name_of(&identity));
+    let (browser, held) = held(web, headers).await?;
+    let body = pages::invitation(token, &browser, &held.name);
     Some(web.page("Link your account", None, body))
 }
 
@@ -359,13 +365,12 @@ pub(crate) async fn accept_invitation(
     body: Bytes,
 ) -> Response {
     let form = Fields::parse(&body);
-    let (browser, identity) = match posted_held(&web, &headers, &form).await {
+    let (browser, held) = match posted_held(&web, &headers, &form).await {
         Ok(held) => held,
         Err(response) => return *response,
     };
     let token = form.one("token").trim().to_string();
-    let (found, position) = match link(&web, &identity, Proof::InvitationToken(token.clone())).await
-    {
+    let (found, position) = match link(&web, &held, Proof::InvitationToken(token.clone())).await {
         Ok(linked) => linked,
         Err(e) if crate::refusal(&e) => {
             return problem(
@@ -389,7 +394,7 @@ pub(crate) async fn accept_invitation(
         }
     };
     let (session, response) = match web
-        .start_found(&browser, &found, position, "/account?done=linked")
+        .start_found(&browser, &found, None, position, "/account?done=linked")
         .await
     {
         Ok(started) => started,

@@ -604,10 +604,10 @@ pub fn trail(page: &proto::audit::TrailPage) -> Markup {
 }
 
 /// Signed in at the identity provider, but not someone Careline knows.
-pub fn not_linked(identity: &crate::oidc::Identity, provider: &str) -> Markup {
+pub fn not_linked(name: &str, provider: &str) -> Markup {
     html! {
         h1 { "Link your account" }
-        p { (provider) " signed you in" @if !identity.name.is_empty() { " as " strong { (identity.name) } } ", but that sign-in is not linked to a Careline account yet. You link it once; after that, signing in is all you do." }
+        p { (provider) " signed you in" @if !name.is_empty() { " as " strong { (name) } } ", but that sign-in is not linked to a Careline account yet. You link it once; after that, signing in is all you do." }
         h2 { "Did your care team register you?" }
         p { "They sent you an email from Careline when they did. Open the link in it now, in this browser: it links your sign-in to your account." }
         h2 { "Did your team give you a join code?" }

@@ -53,6 +53,100 @@ pub struct Session {
     /// the staff roles granted to them when they signed in (a
     /// professional who is also an admin). `caller.role` is one of them.
     pub roles: Vec<Role>,
+    /// The command service's token for each role this sign-in may work in.
+    pub tokens: Tokens,
+}
+
+/// The tokens of a sign-in, by role: what every call of the session
+/// carries. Never printed.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Tokens(Vec<(Role, String)>);
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let roles: Vec<&str> = self.0.iter().map(|(r, _)| r.as_str()).collect();
+        write!(f, "Tokens({roles:?})")
+    }
+}
+
+impl Tokens {
+    pub fn new(tokens: Vec<(Role, String)>) -> Self {
+        Self(tokens)
+    }
+
+    /// The token of calls in `role`.
+    pub fn of(&self, role: Role) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(r, _)| *r == role)
+            .map(|(_, t)| t.as_str())
+    }
+
+    /// The roles there is a token for.
+    pub fn roles(&self) -> impl Iterator<Item = Role> + '_ {
+        self.0.iter().map(|(r, _)| *r)
+    }
+
+    /// As stored: `role token` lines.
+    fn text(&self) -> String {
+        self.0
+            .iter()
+            .map(|(r, t)| format!("{} {t}", r.as_str()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn from_text(text: &str) -> Result<Self, StoreError> {
+        text.lines()
+            .filter(|l| !l.is_empty())
+            .map(|line| {
+                let (role, token) = line
+                    .split_once(' ')
+                    .ok_or_else(|| StoreError("a session's tokens are unreadable".into()))?;
+                Ok((role.parse::<Role>().map_err(StoreError)?, token.to_string()))
+            })
+            .collect::<Result<_, _>>()
+            .map(Self)
+    }
+
+    /// Sealed for the database under session `id`'s key.
+    fn seal(&self, id: &str) -> Vec<u8> {
+        let mut data = self.text().into_bytes();
+        // A 32-byte key and a fresh buffer: sealing cannot fail.
+        let _ = key_of(id).seal_in_place_append_tag(
+            ring::aead::Nonce::assume_unique_for_key([0; 12]),
+            ring::aead::Aad::empty(),
+            &mut data,
+        );
+        data
+    }
+
+    /// Opened from the database with session `id`'s key.
+    fn open(id: &str, mut sealed: Vec<u8>) -> Result<Self, StoreError> {
+        let opened = key_of(id)
+            .open_in_place(
+                ring::aead::Nonce::assume_unique_for_key([0; 12]),
+                ring::aead::Aad::empty(),
+                &mut sealed,
+            )
+            .map_err(|_| StoreError("a session's tokens do not open with its id".into()))?;
+        let text = std::str::from_utf8(opened)
+            .map_err(|_| StoreError("a session's tokens are unreadable".into()))?;
+        Self::from_text(text)
+    }
+}
+
+/// The key that seals session `id`'s tokens: one key per session, each
+/// sealing once (so a fixed nonce never repeats under a key).
+fn key_of(id: &str) -> ring::aead::LessSafeKey {
+    let mut digest = sha2::Sha256::new();
+    digest.update(b"careline-web session tokens\0");
+    digest.update(id.as_bytes());
+    let key: [u8; 32] = digest.finalize().into();
+    ring::aead::LessSafeKey::new(
+        ring::aead::UnboundKey::new(&ring::aead::CHACHA20_POLY1305, &key)
+            .unwrap_or_else(|_| unreachable!("a ChaCha20-Poly1305 key is 32 bytes")),
+    )
 }
 
 /// The patient a carer's pages are about.
@@ -131,6 +225,7 @@ const SCHEMA: &str = "SELECT pg_advisory_xact_lock(hashtext('careline_web.sessio
        opened text, \
        started timestamptz NOT NULL DEFAULT now(), \
        last_seen timestamptz NOT NULL DEFAULT now()); \
+     ALTER TABLE careline_web.sessions ADD COLUMN IF NOT EXISTS tokens bytea; \
      CREATE INDEX IF NOT EXISTS sessions_person ON careline_web.sessions (person_id); \
      CREATE INDEX IF NOT EXISTS sessions_last_seen ON careline_web.sessions (last_seen); \
      CREATE TABLE IF NOT EXISTS careline_web.sign_ins ( \
@@ -146,16 +241,16 @@ macro_rules! alive {
     };
 }
 const INSERT: &str = "INSERT INTO careline_web.sessions \
-     (id_hash, person_id, name, role, roles, csrf) VALUES ($1, $2, $3, $4, $5, $6)";
+     (id_hash, person_id, name, role, roles, csrf, tokens) VALUES ($1, $2, $3, $4, $5, $6, $7)";
 const SWEEP: &str = "DELETE FROM careline_web.sessions WHERE NOT (last_seen > now() - make_interval(secs => $1) \
      AND started > now() - make_interval(secs => $2))";
 const GET: &str = concat!(
     "UPDATE careline_web.sessions SET last_seen = now() WHERE id_hash = $1 AND ",
     alive!(),
-    " RETURNING person_id, name, role, roles, csrf, position, acting_patient, acting_name, opened"
+    " RETURNING person_id, name, role, roles, csrf, position, acting_patient, acting_name, opened, tokens"
 );
 const PEEK: &str = concat!(
-    "SELECT person_id, name, role, roles, csrf, position, acting_patient, acting_name, opened \
+    "SELECT person_id, name, role, roles, csrf, position, acting_patient, acting_name, opened, tokens \
      FROM careline_web.sessions WHERE id_hash = $1 AND ",
     alive!()
 );
@@ -209,6 +304,12 @@ fn from_row(id: &str, row: &Row) -> Result<Session, StoreError> {
             name: acting_name.unwrap_or_default(),
         }),
         opened: row.try_get(8)?,
+        tokens: match row.try_get::<_, Option<Vec<u8>>>(9)? {
+            Some(sealed) => Tokens::open(id, sealed)?,
+            // A session from before tokens were kept: its calls are refused
+            // and it ends, so the person signs in again.
+            None => Tokens::default(),
+        },
     })
 }
 
@@ -264,11 +365,11 @@ impl Sessions {
         (self.idle.as_secs_f64(), self.absolute.as_secs_f64())
     }
 
-    /// Signs `caller` in: a new session (never one an attacker could have
-    /// set beforehand).
-    pub async fn start(&self, caller: Caller) -> Result<Session, StoreError> {
+    /// Signs `caller` in with `tokens`: a new session (never one an
+    /// attacker could have set beforehand).
+    pub async fn start(&self, caller: Caller, tokens: Tokens) -> Result<Session, StoreError> {
         let roles = vec![caller.role];
-        self.start_with_roles(caller, roles).await
+        self.start_with_roles(caller, roles, tokens).await
     }
 
     /// As [`Self::start`], for a person who may also work in `roles`.
@@ -276,6 +377,7 @@ impl Sessions {
         &self,
         caller: Caller,
         mut roles: Vec<Role>,
+        tokens: Tokens,
     ) -> Result<Session, StoreError> {
         if !roles.contains(&caller.role) {
             roles.insert(0, caller.role);
@@ -288,6 +390,7 @@ impl Sessions {
             acting_for: None,
             opened: None,
             roles,
+            tokens,
         };
         match &self.store {
             Store::Memory(map) => {
@@ -317,6 +420,7 @@ impl Sessions {
                             &session.caller.role.as_str(),
                             &roles,
                             &session.csrf,
+                            &session.tokens.seal(&session.id),
                         ],
                     )
                     .await?;
@@ -659,12 +763,19 @@ mod tests {
         }
     }
 
+    fn tokens() -> Tokens {
+        Tokens::new(vec![
+            (Role::Professional, "eyJ.professional.token".into()),
+            (Role::Admin, "eyJ.admin.token".into()),
+        ])
+    }
+
     /// Both stores behave alike: idle and absolute ends, ending one
     /// session or a person's, switching roles, and what a session carries.
     async fn behaves(make: impl Fn(Duration, Duration) -> Sessions) {
         let sessions = make(Duration::from_millis(1500), Duration::from_secs(60));
         sessions.prepare().await.unwrap();
-        let s = sessions.start(pat()).await.unwrap();
+        let s = sessions.start(pat(), Tokens::default()).await.unwrap();
         assert!(sessions.get(&s.id).await.unwrap().is_some());
         assert!(sessions.get("forged").await.unwrap().is_none());
         tokio::time::sleep(Duration::from_millis(1700)).await;
@@ -674,7 +785,7 @@ mod tests {
         );
 
         let old = make(Duration::from_secs(60), Duration::from_millis(1000));
-        let s = old.start(pat()).await.unwrap();
+        let s = old.start(pat(), Tokens::default()).await.unwrap();
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert!(old.get(&s.id).await.unwrap().is_some());
         tokio::time::sleep(Duration::from_millis(700)).await;
@@ -686,10 +797,16 @@ mod tests {
         let sessions = make(Duration::from_secs(60), Duration::from_secs(60));
         let who = pat();
         let (a, b) = (
-            sessions.start(who.clone()).await.unwrap(),
-            sessions.start(who.clone()).await.unwrap(),
+            sessions
+                .start(who.clone(), Tokens::default())
+                .await
+                .unwrap(),
+            sessions
+                .start(who.clone(), Tokens::default())
+                .await
+                .unwrap(),
         );
-        let other = sessions.start(pat()).await.unwrap();
+        let other = sessions.start(pat(), Tokens::default()).await.unwrap();
         assert_ne!(a.id, b.id);
         assert_ne!(a.csrf, b.csrf);
         sessions.end_person(who.person_id).await.unwrap();
@@ -706,7 +823,11 @@ mod tests {
             name: "Nina Patel".into(),
         };
         let s = sessions
-            .start_with_roles(staff.clone(), vec![Role::Professional, Role::Admin])
+            .start_with_roles(
+                staff.clone(),
+                vec![Role::Professional, Role::Admin],
+                tokens(),
+            )
             .await
             .unwrap();
         sessions.advance(&s.id, 42).await.unwrap();
@@ -723,6 +844,7 @@ mod tests {
             (42, Some("a-thread"))
         );
         assert_eq!(read.acting_for, Some(acting));
+        assert_eq!(read.tokens, tokens(), "the sign-in's tokens, read back");
         assert_eq!(
             (read.caller.person_id, read.caller.name.as_str()),
             (staff.person_id, "Nina Patel")
@@ -833,7 +955,7 @@ mod tests {
         let (a, b) = tokio::join!(one.prepare(), two.prepare());
         a.unwrap();
         b.unwrap();
-        let s = one.start(pat()).await.unwrap();
+        let s = one.start(pat(), tokens()).await.unwrap();
         assert_eq!(
             two.get(&s.id).await.unwrap().map(|s| s.csrf),
             Some(s.csrf.clone())
@@ -850,6 +972,19 @@ mod tests {
             .await
             .unwrap();
         assert_eq!((kept.get::<_, i64>(0), kept.get::<_, i64>(1)), (1, 0));
+        // It holds the tokens sealed: not one of them in the clear, and
+        // only the id (which it does not hold) opens them.
+        let sealed: Vec<u8> = client
+            .query_one(
+                "SELECT tokens FROM careline_web.sessions WHERE id_hash = sha256(convert_to($1, 'UTF8'))",
+                &[&s.id],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert!(!String::from_utf8_lossy(&sealed).contains("token"));
+        assert!(Tokens::open("another id", sealed.clone()).is_err());
+        assert_eq!(Tokens::open(&s.id, sealed).unwrap(), tokens());
         two.end(&s.id).await.unwrap();
         assert!(one.get(&s.id).await.unwrap().is_none());
     }

@@ -130,7 +130,7 @@ async fn signing_in(
     axum::Router,
 ) {
     let idp = provider().await;
-    let s = support::system(label).await;
+    let s = support::system_trusting(label, Some((idp.issuer.clone(), CLIENT.into()))).await;
     let org = s.org().await;
     let settings = web::oidc::OidcSettings {
         issuer: idp.issuer.clone(),

@@ -1254,9 +1254,7 @@ async fn readiness_names_a_service_the_pages_need_that_is_down() {
     use service_kit::Service;
     let mut s = support::system("web_ready").await;
     let url = |addr: Option<std::net::SocketAddr>| format!("http://{}", addr.unwrap());
-    let key = testkit::issuer().private_key();
-    let pairs = [
-        (service_kit::auth::SIGNING_KEY_VAR.to_string(), key),
+    let pairs: [(String, String); 6] = [
         ("CARELINE_WEB_ADDR".into(), "127.0.0.1:0".into()),
         ("CARELINE_WEB_METRICS_ADDR".into(), "127.0.0.1:0".into()),
         ("CARELINE_COMMAND_URL".into(), url(Some(s.addrs.command))),

@@ -6,6 +6,7 @@
 //! answers with more than a [`pb::CommandReply`].
 
 mod convert;
+pub mod sign_in;
 
 use std::sync::Arc;
 
@@ -43,6 +44,7 @@ use convert::{CheckedLink, FromRequest, HasCommandId};
 pub struct CommandGrpc<S> {
     app: Arc<App<S>>,
     keys: TokenKeys,
+    sign_in: Arc<sign_in::SignIn>,
 }
 
 impl<S> std::fmt::Debug for CommandGrpc<S> {
@@ -52,8 +54,8 @@ impl<S> std::fmt::Debug for CommandGrpc<S> {
 }
 
 impl<S: EventStore> CommandGrpc<S> {
-    pub fn new(app: Arc<App<S>>, keys: TokenKeys) -> Self {
-        Self { app, keys }
+    pub fn new(app: Arc<App<S>>, keys: TokenKeys, sign_in: Arc<sign_in::SignIn>) -> Self {
+        Self { app, keys, sign_in }
     }
 
     /// Authenticates the caller and checks the command id.
@@ -62,39 +64,75 @@ impl<S: EventStore> CommandGrpc<S> {
         Ok((actor, meta(request)?))
     }
 
-    /// A sign-in call: its caller must be the sign-in principal.
-    fn sign_in<R>(&self, request: &Request<R>) -> Result<Actor, Status> {
-        Ok(Actor::from(&self.keys.authenticate_sign_in(request)?))
+    /// Whom an account at an identity provider signs in as, from the log
+    /// (none: linked to no one yet).
+    async fn identity(&self, issuer: &str, subject: &str) -> Result<Option<sign_in::Found>, Error> {
+        let id = service_kit::ids::identity::account(issuer, subject).to_string();
+        let identity = self.app.repository().fresh::<Identity>(&id).await?;
+        let Some(linked) = identity.state.linked.clone() else {
+            return Ok(None);
+        };
+        self.person(&linked.person_id, Some(linked.role)).await
     }
 
-    /// Who an account at an identity provider signs in as, from the log.
-    async fn identity(&self, issuer: &str, subject: &str) -> Result<pb::FindIdentityReply, Error> {
+    /// The person `person_id` as they sign in: a patient (their record), or
+    /// a carer, professional or staff member (their person); `role` their
+    /// linked role when known. None: no one of that id.
+    async fn person(
+        &self,
+        person_id: &str,
+        role: Option<service_kit::Role>,
+    ) -> Result<Option<sign_in::Found>, Error> {
+        use service_kit::Role;
         let repo = self.app.repository();
-        let id = service_kit::ids::identity::account(issuer, subject).to_string();
-        let identity = repo.fresh::<Identity>(&id).await?;
-        let Some(linked) = identity.state.linked.clone() else {
-            return Ok(pb::FindIdentityReply::default());
-        };
-        let (name, deactivated, staff_roles) = if linked.role == service_kit::Role::Patient {
-            let record = repo.fresh::<PatientRecord>(&linked.person_id).await?;
-            (
-                record.state.name.clone(),
-                record.state.deactivated(),
-                vec![],
-            )
-        } else {
-            let person = repo.fresh::<Person>(&linked.person_id).await?;
-            let roles = person.state.staff.iter().map(|r| r.to_string()).collect();
-            (person.state.name.clone(), person.state.deactivated, roles)
-        };
-        Ok(pb::FindIdentityReply {
-            linked: true,
-            person_id: linked.person_id,
-            role: linked.role.as_str().to_string(),
-            name,
-            deactivated,
-            staff_roles,
-        })
+        if role.is_none_or(|r| r != Role::Patient) {
+            let person = repo.fresh::<Person>(person_id).await?;
+            let staff: Vec<Role> = [Role::Admin, Role::Auditor, Role::Operator]
+                .into_iter()
+                .filter(|r| person.state.holds(*r))
+                .collect();
+            let own = if person.state.is_professional() {
+                Some(Role::Professional)
+            } else if person.state.is_carer() {
+                Some(Role::Carer)
+            } else {
+                staff.first().copied()
+            };
+            if let Some(own) = role.or(own) {
+                return Ok(Some(sign_in::Found {
+                    person_id: person_id.to_string(),
+                    role: own,
+                    name: person.state.name.clone(),
+                    deactivated: person.state.deactivated,
+                    staff,
+                }));
+            }
+        }
+        let record = repo.fresh::<PatientRecord>(person_id).await?;
+        if !record.state.exists {
+            return Ok(None);
+        }
+        Ok(Some(sign_in::Found {
+            person_id: person_id.to_string(),
+            role: Role::Patient,
+            name: record.state.name.clone(),
+            deactivated: record.state.deactivated(),
+            staff: vec![],
+        }))
+    }
+
+    /// The sign-in reply for an account the provider (or an account token)
+    /// vouched for.
+    async fn signed_in(
+        &self,
+        account: &service_kit::provider::Identity,
+    ) -> Result<pb::SignInReply, Status> {
+        let (issuer, subject) =
+            convert::identity(&account.issuer, &account.subject).map_err(Error::from)?;
+        match self.identity(&issuer, &subject).await? {
+            Some(found) => self.sign_in.reply(found),
+            None => self.sign_in.unlinked(account),
+        }
     }
 }
 
@@ -376,20 +414,53 @@ impl<S: EventStore> CommandService for CommandGrpc<S> {
     async fn mark_read(&self, r: Request<pb::MarkReadRequest>) -> Answer {
         self.handle::<_, MarkRead>(r).await
     }
-    async fn find_identity(
+    async fn sign_in(
         &self,
-        r: Request<pb::FindIdentityRequest>,
-    ) -> Result<Response<pb::FindIdentityReply>, Status> {
-        self.sign_in(&r)?;
-        let r = r.into_inner();
-        let (issuer, subject) = convert::identity(&r.issuer, &r.subject).map_err(Error::from)?;
-        Ok(Response::new(self.identity(&issuer, &subject).await?))
+        r: Request<pb::SignInRequest>,
+    ) -> Result<Response<pb::SignInReply>, Status> {
+        use pb::sign_in_request::Proof as P;
+        let reply = match r.into_inner().proof {
+            Some(P::IdToken(proof)) => {
+                let account = self.sign_in.by_id_token(&proof).await?;
+                self.signed_in(&account).await?
+            }
+            Some(P::AccountToken(token)) => {
+                let account = self.sign_in.by_account_token(&token)?;
+                self.signed_in(&account).await?
+            }
+            Some(P::DemoPersonId(id)) => {
+                let person_id = self.sign_in.demo_person(&id)?;
+                let found = self
+                    .person(&person_id.to_string(), None)
+                    .await?
+                    .ok_or_else(|| {
+                        service_kit::reason::plain(
+                            tonic::Code::NotFound,
+                            "no one of that id is in this organisation",
+                        )
+                    })?;
+                self.sign_in.reply(found)?
+            }
+            None => {
+                return Err(service_kit::reason::invalid(
+                    "proof",
+                    "give id_token, account_token or demo_person_id",
+                ));
+            }
+        };
+        tracing::info!(linked = reply.linked, "signed in");
+        Ok(Response::new(reply))
     }
     async fn link_identity(&self, r: Request<pb::LinkIdentityRequest>) -> Answer {
-        let actor = self.sign_in(&r)?;
+        // The account is the one its token names, vouched for by the
+        // identity provider at sign-in; the link is recorded by this
+        // service's own sign-in, which acts for no one else.
+        let account = self.sign_in.by_account_token(&r.get_ref().account_token)?;
+        let actor = sign_in::principal();
         let meta = meta(&r)?;
         let r = r.into_inner();
-        let (issuer, subject) = convert::identity(&r.issuer, &r.subject).map_err(Error::from)?;
+        let (issuer, subject) =
+            convert::identity(&account.issuer, &account.subject).map_err(Error::from)?;
         let identity_id = service_kit::ids::identity::account(&issuer, &subject).to_string();
         let proof = match r.proof {
             Some(pb::link_identity_request::Proof::InvitationToken(token)) => {

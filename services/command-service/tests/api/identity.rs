@@ -1,43 +1,57 @@
-//! Linking an account at an identity provider to a person, and finding whom
-//! it signs in as: only the sign-in principal asks, an account is linked
-//! once, and only with a proof (an email link to the address on record, or
-//! the patient record its own sign-up made).
+//! Linking an account at an identity provider to a person, and signing it
+//! in: only an account token (which this service gave after checking the
+//! provider's ID token) names an account, an account is linked once, and
+//! only with a proof (an email link to the address on record, or the
+//! patient record its own sign-up made). A sign-in's tokens are this
+//! service's to issue, one per role; a demo person's id is proof only on a
+//! demo.
 
 use std::time::{Duration, SystemTime};
 
 use careline_client::bearer::{client, command_id};
 use proto::command as pb;
+use proto::command::command_service_client::CommandServiceClient;
 use proto::command::link_identity_request::Proof;
+use proto::command::sign_in_request::Proof as SignInProof;
+use service_kit::provider::Identity;
 use service_kit::{Addressee, Caller, EmailLink, Role};
 use tonic::Code;
+use tonic::transport::Channel;
 use uuid::Uuid;
 
-use crate::support::{issuer, spawn_app};
+use crate::support::{issuer, keys, spawn_app};
 
 const ISSUER: &str = "https://idp.hospital.example";
 
-fn sign_in() -> Caller {
-    Caller {
-        person_id: Uuid::now_v7(),
-        role: Role::System,
-        name: "Careline sign-in".into(),
-    }
-}
-
-fn find(subject: &str) -> pb::FindIdentityRequest {
-    pb::FindIdentityRequest {
+/// The account token the command service gives account `subject`.
+fn account(subject: &str) -> String {
+    issuer().mint_account(&Identity {
         issuer: ISSUER.into(),
         subject: subject.into(),
+        name: "Nia New".into(),
+        email: format!("{subject}@example.org"),
+        email_verified: true,
+    })
+}
+
+fn find(subject: &str) -> pb::SignInRequest {
+    pb::SignInRequest {
+        proof: Some(SignInProof::AccountToken(account(subject))),
     }
 }
 
 fn link(subject: &str, proof: Proof) -> pb::LinkIdentityRequest {
     pb::LinkIdentityRequest {
         command_id: command_id(),
-        issuer: ISSUER.into(),
-        subject: subject.into(),
+        account_token: account(subject),
         proof: Some(proof),
     }
+}
+
+/// The command service without a bearer token: signing in and linking
+/// carry their proof in the request.
+fn anonymous(channel: &Channel) -> CommandServiceClient<Channel> {
+    CommandServiceClient::new(channel.clone())
 }
 
 fn invitation(who: &Caller, addressee: Addressee, email: &str) -> Proof {
@@ -56,10 +70,21 @@ async fn a_sign_up_links_its_account_once_and_sign_in_finds_it() {
     let org = app.org().await;
     let channel = app.signer.channel();
     let token = |who: &Caller| issuer().mint(who, Duration::from_secs(600));
-    let mut system = client(channel.clone(), &token(&sign_in())).unwrap();
+    let mut system = anonymous(&channel);
 
-    let unlinked = system.find_identity(find("new-patient")).await.unwrap();
-    assert!(!unlinked.get_ref().linked);
+    let unlinked = system.sign_in(find("new-patient")).await.unwrap();
+    let unlinked = unlinked.get_ref();
+    assert!(!unlinked.linked);
+    assert!(unlinked.tokens.is_empty());
+    // Its sign-up token is the patient its sign-up would make, no one else.
+    let sign_up = keys().verify(&unlinked.sign_up_token).unwrap();
+    assert_eq!(
+        (sign_up.person_id, sign_up.role),
+        (
+            service_kit::ids::identity::sign_up_patient(ISSUER, "new-patient"),
+            Role::Patient
+        )
+    );
 
     // No record made by this account's sign-up yet: nothing to link.
     let refused = system
@@ -100,7 +125,7 @@ async fn a_sign_up_links_its_account_once_and_sign_in_finds_it() {
     assert_eq!(linked.get_ref().position, events[0].position);
 
     let found = system
-        .find_identity(find("new-patient"))
+        .sign_in(find("new-patient"))
         .await
         .unwrap()
         .into_inner();
@@ -109,6 +134,10 @@ async fn a_sign_up_links_its_account_once_and_sign_in_finds_it() {
     assert_eq!(found.role, "patient");
     assert_eq!(found.name, "Nia New");
     assert!(!found.deactivated);
+    // One token, the patient's, which every service accepts as her.
+    assert_eq!(found.tokens.len(), 1);
+    assert_eq!(keys().verify(&found.tokens[0].token).unwrap(), patient);
+    assert!(found.account_token.is_empty() && found.sign_up_token.is_empty());
 
     // Linked once: a second link, by either proof, is refused.
     let again = system
@@ -132,7 +161,7 @@ async fn an_invitation_links_the_person_it_was_sent_to() {
     let org = app.org().await;
     let channel = app.signer.channel();
     let token = |who: &Caller| issuer().mint(who, Duration::from_secs(600));
-    let mut system = client(channel.clone(), &token(&sign_in())).unwrap();
+    let mut system = anonymous(&channel);
 
     // The nurse's work address, as the demo registered it.
     let nurse_email = format!(
@@ -147,7 +176,7 @@ async fn an_invitation_links_the_person_it_was_sent_to() {
         .await
         .unwrap();
     let found = system
-        .find_identity(find("nurse-at-idp"))
+        .sign_in(find("nurse-at-idp"))
         .await
         .unwrap()
         .into_inner();
@@ -164,7 +193,7 @@ async fn an_invitation_links_the_person_it_was_sent_to() {
         ))
         .await
         .unwrap();
-    let carer = system.find_identity(find("carer-at-idp")).await.unwrap();
+    let carer = system.sign_in(find("carer-at-idp")).await.unwrap();
     assert_eq!(carer.get_ref().role, "carer");
     assert!(!carer.get_ref().deactivated);
     // Their account closed, the sign-in is told so.
@@ -176,8 +205,12 @@ async fn an_invitation_links_the_person_it_was_sent_to() {
         })
         .await
         .unwrap();
-    let closed = system.find_identity(find("carer-at-idp")).await.unwrap();
+    let closed = system.sign_in(find("carer-at-idp")).await.unwrap();
     assert!(closed.get_ref().deactivated);
+    assert!(
+        closed.get_ref().tokens.is_empty(),
+        "a closed account gets no token"
+    );
     system
         .link_identity(link(
             "pat-at-idp",
@@ -185,7 +218,7 @@ async fn an_invitation_links_the_person_it_was_sent_to() {
         ))
         .await
         .unwrap();
-    let pat = system.find_identity(find("pat-at-idp")).await.unwrap();
+    let pat = system.sign_in(find("pat-at-idp")).await.unwrap();
     assert_eq!(pat.get_ref().role, "patient");
 
     // The nurse is linked at this provider once: a second account there,
@@ -199,10 +232,7 @@ async fn an_invitation_links_the_person_it_was_sent_to() {
         .unwrap_err();
     assert_eq!(second.code(), Code::FailedPrecondition, "{second:?}");
     assert!(second.message().contains("once per provider"), "{second:?}");
-    let unlinked = system
-        .find_identity(find("nurse-second-account"))
-        .await
-        .unwrap();
+    let unlinked = system.sign_in(find("nurse-second-account")).await.unwrap();
     assert!(!unlinked.get_ref().linked);
 
     let head = app.head().await;
@@ -225,9 +255,16 @@ async fn an_invitation_links_the_person_it_was_sent_to() {
     let none = system.link_identity(no_proof).await.unwrap_err();
     assert_eq!(none.code(), Code::InvalidArgument, "{none:?}");
     let bad_issuer = system
-        .find_identity(pb::FindIdentityRequest {
-            issuer: "idp".into(),
-            subject: "x".into(),
+        .sign_in(pb::SignInRequest {
+            proof: Some(SignInProof::AccountToken(issuer().mint_account(
+                &Identity {
+                    issuer: "idp".into(),
+                    subject: "x".into(),
+                    name: String::new(),
+                    email: String::new(),
+                    email_verified: false,
+                },
+            ))),
         })
         .await
         .unwrap_err();
@@ -240,30 +277,59 @@ async fn an_invitation_links_the_person_it_was_sent_to() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn only_the_sign_in_asks_and_it_asks_nothing_else() {
+async fn only_an_account_token_of_this_service_names_an_account() {
     let app = spawn_app("identity-principals").await;
     let org = app.org().await;
     let channel = app.signer.channel();
     let token = |who: &Caller| issuer().mint(who, Duration::from_secs(600));
     let head = app.head().await;
+    let mut system = anonymous(&channel);
+    let good = invitation(&org.patient, Addressee::Patient, "pat.jones@example.org");
 
-    // People (an admin, the patient herself) may not ask or link.
-    for who in [&org.admin, &org.patient] {
-        let mut as_person = client(channel.clone(), &token(who)).unwrap();
-        let asked = as_person.find_identity(find("x")).await.unwrap_err();
-        assert_eq!(asked.code(), Code::PermissionDenied, "{asked:?}");
-        let linked = as_person
-            .link_identity(link(
-                "x",
-                invitation(&org.patient, Addressee::Patient, "pat.jones@example.org"),
-            ))
+    // A person's own token, an account token of another key, one changed
+    // after signing, and none: no account is named, nothing is linked.
+    let stranger = service_kit::TokenIssuer::from_seed("test", [9; 32]).unwrap();
+    let forged = stranger.mint_account(&Identity {
+        issuer: ISSUER.into(),
+        subject: "mallory".into(),
+        name: "Mallory".into(),
+        email: String::new(),
+        email_verified: false,
+    });
+    let mut changed = account("mallory");
+    changed.insert(changed.len() / 2, 'x');
+    for account_token in [
+        token(&org.admin),
+        token(&org.patient),
+        forged,
+        changed,
+        String::new(),
+    ] {
+        let linked = system
+            .link_identity(pb::LinkIdentityRequest {
+                command_id: command_id(),
+                account_token: account_token.clone(),
+                proof: Some(good.clone()),
+            })
             .await
             .unwrap_err();
-        assert_eq!(linked.code(), Code::PermissionDenied, "{linked:?}");
+        assert_eq!(linked.code(), Code::Unauthenticated, "{linked:?}");
+        let found = system
+            .sign_in(pb::SignInRequest {
+                proof: Some(SignInProof::AccountToken(account_token)),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(found.code(), Code::Unauthenticated, "{found:?}");
     }
-    // The sign-in may not act as anyone.
-    let mut system = client(channel.clone(), &token(&sign_in())).unwrap();
-    let registered = system
+    // A token of the sign-in's role may not act as anyone.
+    let sign_in = Caller {
+        person_id: Uuid::now_v7(),
+        role: Role::System,
+        name: "Careline sign-in".into(),
+    };
+    let registered = client(channel.clone(), &token(&sign_in))
+        .unwrap()
         .register_patient(pb::RegisterPatientRequest {
             command_id: command_id(),
             patient_id: Uuid::now_v7().to_string(),
@@ -274,11 +340,83 @@ async fn only_the_sign_in_asks_and_it_asks_nothing_else() {
         .await
         .unwrap_err();
     assert_eq!(registered.code(), Code::PermissionDenied, "{registered:?}");
-    // Without a token: unauthenticated.
-    let anonymous = proto::command::command_service_client::CommandServiceClient::new(channel)
-        .find_identity(find("x"))
+    // No ID token is accepted where no provider is trusted.
+    let no_provider = system
+        .sign_in(pb::SignInRequest {
+            proof: Some(SignInProof::IdToken(pb::IdTokenProof {
+                id_token: account("x"),
+                nonce: "n".into(),
+            })),
+        })
         .await
         .unwrap_err();
-    assert_eq!(anonymous.code(), Code::Unauthenticated);
+    assert_eq!(
+        no_provider.code(),
+        Code::FailedPrecondition,
+        "{no_provider:?}"
+    );
+    let none = system
+        .sign_in(pb::SignInRequest { proof: None })
+        .await
+        .unwrap_err();
+    assert_eq!(none.code(), Code::InvalidArgument, "{none:?}");
     assert_eq!(app.head().await, head);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_demo_person_signs_in_by_id_only_on_a_demo() {
+    let app = spawn_app("identity-demo").await;
+    let org = app.org().await;
+    let channel = app.signer.channel();
+    let mut demo = anonymous(&channel);
+    let by_id = |who: &Caller| pb::SignInRequest {
+        proof: Some(SignInProof::DemoPersonId(who.person_id.to_string())),
+    };
+
+    // On a demo: a token per role each demo person may work in.
+    for (who, roles) in [
+        (&org.nurse, vec!["professional"]),
+        (&org.patient, vec!["patient"]),
+        (&org.carer, vec!["carer"]),
+        (&org.admin, vec!["admin"]),
+        (&org.auditor, vec!["auditor"]),
+    ] {
+        let found = demo.sign_in(by_id(who)).await.unwrap().into_inner();
+        let got: Vec<&str> = found.tokens.iter().map(|t| t.role.as_str()).collect();
+        assert_eq!(got, roles, "{}", who.name);
+        let caller = keys().verify(&found.tokens[0].token).unwrap();
+        assert_eq!((caller.person_id, caller.role), (who.person_id, who.role));
+        let lives = found.expires_at
+            - i64::try_from(service_kit::auth::seconds(SystemTime::now())).unwrap();
+        assert!((11 * 3600..=12 * 3600).contains(&lives), "{lives}");
+    }
+    let nobody = demo
+        .sign_in(pb::SignInRequest {
+            proof: Some(SignInProof::DemoPersonId(Uuid::now_v7().to_string())),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(nobody.code(), Code::NotFound, "{nobody:?}");
+
+    // The same service, not a demo: a person's id signs no one in.
+    let store = app.stream.store().clone();
+    let production = command_service::Application::with_app(
+        "127.0.0.1:0".parse().unwrap(),
+        command_service::App::new(store, 1_000),
+        keys(),
+    )
+    .await
+    .unwrap()
+    .with_sign_in(crate::support::sign_in(false));
+    let addr = production.local_addr();
+    tokio::spawn(production.run(std::future::pending()));
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    for who in [&org.admin, &org.nurse, &org.patient] {
+        let refused = anonymous(&channel).sign_in(by_id(who)).await.unwrap_err();
+        assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    }
 }

@@ -20,6 +20,20 @@ pub fn keys() -> TokenKeys {
     issuer().verifier()
 }
 
+/// Signing in with the test issuer; demo people by their id with `demo`.
+pub fn sign_in(demo: bool) -> command_service::SignIn {
+    command_service::SignIn::new(
+        command_service::SignInSettings {
+            issuer: Some(issuer()),
+            provider: None,
+            demo,
+            lifetime: std::time::Duration::from_secs(12 * 3600),
+        },
+        None,
+    )
+    .unwrap()
+}
+
 /// A running command service; stopped (and its stream deleted) on drop.
 pub struct TestApp {
     pub stream: TestStream,
@@ -53,7 +67,8 @@ pub async fn serve<S: EventStore>(store: S) -> (SocketAddr, Signer, Server) {
         keys(),
     )
     .await
-    .expect("bind port 0");
+    .expect("bind port 0")
+    .with_sign_in(sign_in(true));
     let addr = app.local_addr();
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(app.run(async {

@@ -8,10 +8,18 @@ use testkit::{Services, System};
 use web::{Backends, Config, DemoPerson, Web};
 
 /// The command, inbox and audit services on a new stream and database.
+#[allow(dead_code)]
 pub async fn system(label: &str) -> System {
+    system_trusting(label, None).await
+}
+
+/// As [`system`], the command service accepting the ID tokens of
+/// `provider` (its issuer URL, and the web's client id there).
+pub async fn system_trusting(label: &str, provider: Option<(String, String)>) -> System {
     System::start(
         label,
         Services {
+            provider,
             inbox: true,
             audit: true,
             // Mailing to a port where nothing listens: deliveries retry.
@@ -56,10 +64,7 @@ fn build_with(
     oidc: Option<Arc<web::oidc::Oidc>>,
     more: &[(&str, &str)],
 ) -> Web {
-    let key = testkit::issuer().private_key();
-    let mut pairs = vec![(service_kit::auth::SIGNING_KEY_VAR, key.as_str())];
-    pairs.extend_from_slice(more);
-    let settings = event_store::settings::Settings::from_pairs(&pairs);
+    let settings = event_store::settings::Settings::from_pairs(more);
     let config = Config::from_settings(&settings).unwrap();
     let demo = org
         .people()
