@@ -316,3 +316,204 @@ async fn events_on_the_domain_subjects_without_the_command_services_signature_ar
         }
     }
 }
+
+/// Publishes an event of kind `number`, dressed as the aggregate's of
+/// `to`'s id, by `actor`, signed with `signer`: whether NATS took it.
+async fn publish(
+    store: &event_store::JetStreamStore,
+    to: &str,
+    number: i32,
+    actor: &Actor,
+    signer: &event_store::EventSigner,
+) -> bool {
+    let payload = empty_payload(number);
+    let kind = payload.aggregate_type();
+    let id = to.rsplit('.').next().unwrap_or_default().to_string();
+    let bytes = forged(payload, kind, &id, actor).encode_to_vec();
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(
+        event_store::signing::SIGNATURE_HEADER,
+        signer.sign(to, &bytes).as_str(),
+    );
+    let sent = async {
+        store
+            .jetstream()
+            .publish_with_headers(to.to_string(), headers, bytes.into())
+            .await?
+            .await
+            .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+    };
+    matches!(
+        tokio::time::timeout(std::time::Duration::from_secs(5), sent).await,
+        Ok(Ok(_))
+    )
+}
+
+/// As each production NATS user (`deploy/nats/users.conf`, over TLS), a
+/// thief of that user's password, and for a read service of its event key
+/// too, publishes every kind of event of the contract, dressed as its own
+/// aggregate's, on every subject that user may write: the command user
+/// (without the command service's key) on each domain subject, unsigned
+/// and signed with a read service's key; each read service on the access
+/// subjects (and the anchors' where allowed), signed with its own key; the
+/// reader, nowhere. NATS refuses what a user may not publish; every read
+/// model sets aside the rest; nothing reaches Pat's thread, her record's
+/// trail or an email.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn as_each_production_nats_user_no_event_of_any_kind_reaches_a_read_model() {
+    use event_store::testing::{NatsServer, dev_certs, test_reads_signer};
+    let certs = dev_certs();
+    let server = NatsServer::start_with_users(Some(&certs)).await;
+    let users = testkit::NatsUsers {
+        url: server.url(),
+        ca: certs.join("ca.pem"),
+    };
+    let s = System::start(
+        "forged_users",
+        Services {
+            nats_users: Some(users.clone()),
+            ..Services::all()
+        },
+    )
+    .await;
+    let org = s.org().await;
+    let thread = first_thread(&s.signer, &org).await.unwrap();
+    let before = s.settled().await;
+    let consultant = Actor {
+        person_id: org.consultant.person_id.to_string(),
+        role: Role::Professional as i32,
+        on_behalf_of: String::new(),
+        display_name: "Dr Sam Reed".into(),
+    };
+    let nurse = org.nurse.person_id.to_string();
+    let subject = |kind: &str, id: &str| format!("careline.events.{kind}.{id}");
+    // Each user, the subjects it might write, and how its events are signed.
+    let domain: Vec<String> = vec![
+        subject("thread", &thread),
+        subject("team", &org.renal),
+        subject("patient", &org.patient.person_id.to_string()),
+        subject("person", &nurse),
+        subject("identity", &uuid::Uuid::now_v7().to_string()),
+    ];
+    let access: Vec<String> = vec![
+        subject("access", &nurse),
+        subject("access", proto::contract::ANCHOR_ID),
+    ];
+    // The command user's thief lacks the command service's key: a read
+    // service's key is the best it has; a read service's thief has its own.
+    let reads = test_reads_signer();
+    let every_subject: Vec<String> = domain.iter().chain(&access).cloned().collect();
+    let mut published = 0u64;
+    let mut refused_by_nats = Vec::new();
+    for user in ["command", "inbox", "audit", "notify", "reader"] {
+        let store = event_store::JetStreamStore::connect(users.config(user))
+            .await
+            .unwrap();
+        let kinds = proto::contract::event_types();
+        // The first kind on every subject at once: NATS drops what this
+        // user may not publish (no acknowledgement comes).
+        let first = futures::future::join_all(
+            every_subject
+                .iter()
+                .map(|to| publish(&store, to, kinds[0].0, &consultant, &reads)),
+        )
+        .await;
+        let mut accepted = 0;
+        let mut refused = 0;
+        for (to, taken) in every_subject.iter().zip(first) {
+            if !taken {
+                refused += 1;
+                continue;
+            }
+            accepted += 1;
+            for (number, _) in &kinds[1..] {
+                assert!(
+                    publish(&store, to, *number, &consultant, &reads).await,
+                    "{user} on {to}: refused after the first was taken"
+                );
+                accepted += 1;
+            }
+        }
+        published += accepted;
+        refused_by_nats.push((user, accepted, refused));
+    }
+    println!("published (events accepted, subjects refused by NATS) per user: {refused_by_nats:?}");
+    // Only what users.conf allows got through: the command user on the
+    // domain subjects, the audit user on both access subjects, inbox and
+    // notify on the nurse's but not the anchors', the reader nowhere.
+    let kinds = proto::contract::event_types().len() as u64;
+    let expected = [
+        ("command", 5 * kinds),
+        ("inbox", kinds),
+        ("audit", 2 * kinds),
+        ("notify", kinds),
+        ("reader", 0),
+    ];
+    for ((user, accepted, refused), (name, want)) in refused_by_nats.iter().zip(expected) {
+        assert_eq!((*user, *accepted), (name, want));
+        assert_eq!(
+            *refused as u64,
+            every_subject.len() as u64 - want / kinds,
+            "{user}: every other subject refused"
+        );
+    }
+    // (The audit service may anchor its chains meanwhile.)
+    let head = s.settled().await;
+    assert!(head >= before + published, "{head} {before} {published}");
+
+    // Pat's thread: her message only.
+    let detail = s
+        .inbox(&org.patient)
+        .get_thread(proto::inbox::GetThreadRequest {
+            min_position: head,
+            thread_id: thread.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(detail.messages.len(), 1, "{:?}", detail.messages);
+    // Her record's trail: nothing the consultant did.
+    let trail = s
+        .audit(&org.auditor)
+        .record_trail(proto::audit::RecordTrailRequest {
+            min_position: head,
+            patient_id: org.patient.person_id.to_string(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        trail
+            .entries
+            .iter()
+            .all(|e| e.actor_id != consultant.person_id),
+        "{:?}",
+        trail.entries
+    );
+    // No email about any of it.
+    let notified = s
+        .notify(&org.nurse)
+        .thread_notifications(proto::notify::ThreadNotificationsRequest {
+            min_position: head,
+            thread_id: thread.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        notified.notifications.iter().all(|n| n.position <= before),
+        "{:?}",
+        notified.notifications
+    );
+    // Each read model set every one aside, as forged.
+    for (projection, reasons) in set_aside(&s).await {
+        assert_eq!(reasons.len() as u64, published, "{projection}: {reasons:?}");
+        assert!(
+            reasons.iter().all(|r| r.starts_with("forged: ")),
+            "{projection}: {reasons:?}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&certs);
+}

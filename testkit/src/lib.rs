@@ -250,6 +250,65 @@ pub struct Services {
     pub provider: Option<(String, String)>,
     /// The command service refuses demo sign-ins (as in production).
     pub no_demo: bool,
+    /// Every service as its own production NATS user, on a server started
+    /// with those users (and TLS); else one connection to the test NATS.
+    pub nats_users: Option<NatsUsers>,
+}
+
+/// A NATS server with the users Careline ships (`deploy/nats/users.conf`,
+/// [`event_store::testing::NatsServer::start_with_users`]), requiring TLS.
+#[derive(Clone, Debug)]
+pub struct NatsUsers {
+    pub url: String,
+    /// The CA that signed the server's certificate.
+    pub ca: std::path::PathBuf,
+}
+
+impl NatsUsers {
+    /// The store settings of NATS user `user` (its test password), over
+    /// TLS, on the stream and prefix users.conf is written for; its events
+    /// signed with the command service's test key for `command` and
+    /// `admin`, a read service's for the others.
+    pub fn config(&self, user: &str) -> event_store::StoreConfig {
+        use event_store::testing::{test_keys, test_password, test_reads_signer, test_signer};
+        event_store::StoreConfig {
+            nats_url: self.url.clone(),
+            stream: "CARELINE".into(),
+            prefix: "careline".into(),
+            duplicate_window: Duration::from_secs(120),
+            request_timeout: Duration::from_secs(5),
+            user: Some(event_store::NatsUser {
+                name: user.into(),
+                password: test_password(user),
+            }),
+            tls: Some(event_store::NatsTls {
+                ca: Some(self.ca.clone()),
+                client: None,
+            }),
+            signer: Some(if matches!(user, "command" | "admin") {
+                test_signer()
+            } else {
+                test_reads_signer()
+            }),
+            keys: Some(test_keys()),
+            ..event_store::StoreConfig::default()
+        }
+    }
+}
+
+/// The store a service connects with: its own NATS user's with `users`,
+/// else the test stream's one connection.
+async fn store_as(
+    users: Option<&NatsUsers>,
+    stream: &TestStream,
+    user: &str,
+) -> event_store::JetStreamStore {
+    match users {
+        Some(users) => event_store::JetStreamStore::connect(users.config(user))
+            .await
+            .unwrap(),
+        None => stream.store().clone(),
+    }
 }
 
 impl Services {
@@ -265,6 +324,7 @@ impl Services {
             anchor_every: None,
             provider: None,
             no_demo: false,
+            nats_users: None,
         }
     }
 }
@@ -345,9 +405,14 @@ impl System {
     }
 
     pub async fn start(label: &str, services: Services) -> Self {
-        let stream = TestStream::new(label).await;
+        let users = services.nats_users.as_ref();
+        let stream = match users {
+            // The deployment's admin creates the stream.
+            Some(users) => TestStream::with_config(users.config("admin")).await,
+            None => TestStream::new(label).await,
+        };
         let db = TestDatabase::new(label).await;
-        let store = stream.store().clone();
+        let store = store_as(users, &stream, "command").await;
         let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
         let wait = services.wait.unwrap_or(Duration::from_secs(5));
 
@@ -370,8 +435,10 @@ impl System {
         };
         let mut inbox = None;
         if services.inbox {
-            let service =
-                run_read::<InboxParts, _>(inbox_config(&db, &stream, wait), store.clone()).await;
+            let store = store_as(users, &stream, "inbox").await;
+            let mut config = inbox_config(&db, &stream, wait);
+            config.read.store = store.config().clone();
+            let service = run_read::<InboxParts, _>(config, store).await;
             inbox = Some(service.channel().await);
             addrs.inbox = Some(service.addr);
             running.push(service);
@@ -384,7 +451,9 @@ impl System {
             if let Some(every) = services.anchor_every {
                 config.anchor_every = Some(every);
             }
-            let service = run_read::<AuditParts<_>, _>(config, store.clone()).await;
+            let store = store_as(users, &stream, "audit").await;
+            config.read.store = store.config().clone();
+            let service = run_read::<AuditParts<_>, _>(config, store).await;
             audit_checkpoint = Some(service.checkpoint.clone());
             audit = Some(service.channel().await);
             addrs.audit = Some(service.addr);
@@ -397,6 +466,8 @@ impl System {
             if let Some(clock) = services.clock.clone() {
                 config.clock = clock;
             }
+            let store = store_as(users, &stream, "notify").await;
+            config.read.store = store.config().clone();
             let service = run_read::<NotifyParts, _>(config, store).await;
             notify = Some(service.channel().await);
             addrs.notify = Some(service.addr);

@@ -570,13 +570,14 @@ mod tests {
             "Bearer {}",
             issuer().mint(&sign_in, Duration::from_secs(60))
         ));
+        let nurse = nurse();
         let person = with_header(&format!(
             "Bearer {}",
-            issuer().mint(&nurse(), Duration::from_secs(60))
+            issuer().mint(&nurse, Duration::from_secs(60))
         ));
         let refused = Status::from(keys().authenticate(&system).unwrap_err());
         assert_eq!(refused.code(), tonic::Code::PermissionDenied);
-        assert_eq!(keys().authenticate(&person).unwrap(), nurse());
+        assert_eq!(keys().authenticate(&person).unwrap(), nurse);
         // A person cannot name the role on the command line either.
         assert!("system".parse::<Role>().is_err());
     }
