@@ -82,6 +82,18 @@ pub fn role_name(role: i32) -> &'static str {
     }
 }
 
+/// The kind of person a read model's name stands for (`patient`, `carer`,
+/// `professional`); anything else is unspecified.
+pub fn person_kind(name: &str) -> crate::inbox::PersonKind {
+    use crate::inbox::PersonKind;
+    match name {
+        "patient" => PersonKind::Patient,
+        "carer" => PersonKind::Carer,
+        "professional" => PersonKind::Professional,
+        _ => PersonKind::Unspecified,
+    }
+}
+
 pub fn all_events_filter(prefix: &str) -> String {
     format!("{prefix}.events.>")
 }

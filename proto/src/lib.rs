@@ -15,6 +15,7 @@
 //! compiles them with protox, so no system `protoc` is needed.
 
 pub mod contract;
+pub mod time;
 
 /// Generated code, in the proto package layout.
 pub mod careline {

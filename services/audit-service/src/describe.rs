@@ -119,7 +119,7 @@ fn micros(event: &RecordedEvent) -> i64 {
         .envelope
         .occurred_at
         .as_ref()
-        .map(|t| t.seconds * 1_000_000 + i64::from(t.nanos) / 1_000)
+        .and_then(proto::time::to_micros)
         .unwrap_or(0)
 }
 

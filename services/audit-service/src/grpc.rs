@@ -57,15 +57,12 @@ impl<S> std::fmt::Debug for AuditGrpc<S> {
 fn micros(field: &'static str, t: Option<&prost_types::Timestamp>) -> Result<Option<i64>, Error> {
     match t {
         None => Ok(None),
-        Some(t) if !(0..1_000_000_000).contains(&t.nanos) => {
-            Err(Error::invalid(field, "nanos must be 0 to 999,999,999"))
-        }
-        Some(t) => t
-            .seconds
-            .checked_mul(1_000_000)
-            .and_then(|s| s.checked_add(i64::from(t.nanos) / 1000))
-            .map(Some)
-            .ok_or_else(|| Error::invalid(field, "out of range")),
+        Some(t) => proto::time::to_micros(t).map(Some).ok_or_else(|| {
+            Error::invalid(
+                field,
+                "not a valid time (nanos 0 to 999,999,999, within the years a timestamp holds)",
+            )
+        }),
     }
 }
 
@@ -105,10 +102,7 @@ fn page(range: Option<pb::Range>) -> Result<Page, Error> {
 }
 
 fn timestamp(micros: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: micros.div_euclid(1_000_000),
-        nanos: (micros.rem_euclid(1_000_000) * 1000) as i32,
-    }
+    proto::time::from_micros(micros)
 }
 
 pub fn to_proto(e: Entry) -> pb::Entry {

@@ -396,16 +396,11 @@ pub struct ListFilter {
 }
 
 fn ts(t: SystemTime) -> prost_types::Timestamp {
-    t.into()
+    proto::time::from_system(t)
 }
 
 fn kind(kind: &str) -> pb::PersonKind {
-    match kind {
-        "patient" => pb::PersonKind::Patient,
-        "carer" => pb::PersonKind::Carer,
-        "professional" => pb::PersonKind::Professional,
-        _ => pb::PersonKind::Unspecified,
-    }
+    proto::contract::person_kind(kind)
 }
 
 fn status(status: &str) -> pb::ThreadStatus {

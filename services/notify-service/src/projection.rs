@@ -168,7 +168,7 @@ const READ_UP_TO: &str = "INSERT INTO read_marks (thread_id, person_id, position
 pub struct NotifyProjection;
 
 fn micros(ts: Option<&prost_types::Timestamp>) -> Option<i64> {
-    ts.map(|t| t.seconds * 1_000_000 + i64::from(t.nanos) / 1000)
+    ts.and_then(proto::time::to_micros)
 }
 
 impl projections::Projection for NotifyProjection {

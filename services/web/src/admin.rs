@@ -315,12 +315,7 @@ pub(crate) async fn people(
 }
 
 fn kind_of(s: &str) -> inbox_pb::PersonKind {
-    match s {
-        "patient" => inbox_pb::PersonKind::Patient,
-        "carer" => inbox_pb::PersonKind::Carer,
-        "professional" => inbox_pb::PersonKind::Professional,
-        _ => inbox_pb::PersonKind::Unspecified,
-    }
+    proto::contract::person_kind(s)
 }
 
 async fn people_page(

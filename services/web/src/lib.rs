@@ -1,38 +1,45 @@
 //! Careline's web front end: a back end for the browser. It holds the
-//! session and calls the command and inbox services over gRPC as the
-//! signed-in person (a short-lived token minted for each call); it reads no
-//! database and decides no rule: the services answer, the pages show it.
+//! session and calls the services over gRPC as the signed-in person (with
+//! the tokens the command service issued at sign-in: this service mints
+//! none); it reads no read model and decides no rule: the services answer,
+//! the pages show it.
+//!
+//! Here: the shared state ([`Web`]), the extractors (`SignedIn`, `Posted`),
+//! what a failed call shows, the router and the service. The rooms: sign-in
+//! (`signin.rs`, `oidc.rs`, `linking.rs`), conversations (`messages.rs`,
+//! `staff.rs`, `teams.rs`), a person's record (`record.rs`, `trail.rs`),
+//! admin and privacy pages, live updates and presence; markup in `pages/`.
 
 mod admin;
 mod client;
 pub mod config;
 mod linking;
 mod live;
+mod messages;
 pub mod oidc;
 mod pages;
 mod presence;
 mod privacy;
 mod record;
 pub mod session;
+mod signin;
 mod staff;
 mod teams;
+mod trail;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use careline_client::bearer::{Bearer, command_id};
+use careline_client::bearer::Bearer;
 use maud::Markup;
-use proto::audit::{self as audit_pb, audit_service_client::AuditServiceClient};
+use proto::audit::audit_service_client::AuditServiceClient;
 use proto::command::command_service_client::CommandServiceClient;
-use proto::command::{self as cmd, recipient::Recipient};
+use proto::command::{self as cmd};
 use proto::inbox::inbox_service_client::InboxServiceClient;
-use proto::inbox::{self as inbox_pb};
 use service_kit::Role;
 use service_kit::reason;
 use tonic::service::interceptor::InterceptedService;
@@ -40,7 +47,12 @@ use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 pub use config::{Config, DemoPerson, read_demo_people};
-use session::{COOKIE, PRE_COOKIE, Session, Sessions, cookie, set_cookie};
+pub(crate) use messages::{
+    not_for_you, own_record, plain_refusal, read_thread, recipient, refusal, thread_with_problem,
+    who_can_i_message, writing_in,
+};
+use session::{COOKIE, Session, Sessions, cookie, set_cookie};
+pub(crate) use trail::export_download;
 
 /// Conversations on a page of the message list.
 const LIST_PAGE: u32 = 50;
@@ -556,17 +568,20 @@ impl Fields {
 pub fn router(web: Web) -> Router {
     Router::new()
         .route("/", get(|| async { Redirect::to("/messages") }))
-        .route("/sign-in", get(sign_in_page))
-        .route("/sign-in/demo", post(sign_in_demo))
-        .route("/sign-in/oidc", get(sign_in_oidc))
-        .route("/sign-in/callback", get(sign_in_callback))
-        .route("/sign-out", post(sign_out))
-        .route("/session/role", post(work_as))
-        .route("/messages", get(messages))
-        .route("/messages/new", get(new_message_page).post(new_message))
-        .route("/threads/{id}", get(thread))
-        .route("/threads/{id}/reply", post(reply))
-        .route("/threads/{id}/read", post(mark_read))
+        .route("/sign-in", get(signin::sign_in_page))
+        .route("/sign-in/demo", post(signin::sign_in_demo))
+        .route("/sign-in/oidc", get(signin::sign_in_oidc))
+        .route("/sign-in/callback", get(signin::sign_in_callback))
+        .route("/sign-out", post(signin::sign_out))
+        .route("/session/role", post(signin::work_as))
+        .route("/messages", get(messages::messages))
+        .route(
+            "/messages/new",
+            get(messages::new_message_page).post(messages::new_message),
+        )
+        .route("/threads/{id}", get(messages::thread))
+        .route("/threads/{id}/reply", post(messages::reply))
+        .route("/threads/{id}/read", post(messages::mark_read))
         .route("/record", get(record::hub))
         .route(
             "/record/carers",
@@ -589,7 +604,7 @@ pub fn router(web: Web) -> Router {
             "/acting-for",
             get(record::acting_for_page).post(record::choose_acting_for),
         )
-        .route("/record/trail", get(trail))
+        .route("/record/trail", get(trail::trail))
         .route("/admin/teams", get(admin::teams).post(admin::create_team))
         .route(
             "/admin/teams/{id}",
@@ -601,7 +616,7 @@ pub fn router(web: Web) -> Router {
         .route("/audit", get(privacy::trails))
         .route("/audit/verify", get(privacy::verify))
         .route("/audit/export", get(privacy::export))
-        .route("/record/trail/download", get(trail_download))
+        .route("/record/trail/download", get(trail::trail_download))
         .route("/teams", get(staff::teams))
         .route("/teams/{id}/inbox", get(staff::team_inbox))
         .route("/teams/{id}/not-read", get(staff::not_read))
@@ -664,797 +679,6 @@ async fn recorded(request: axum::extract::Request, next: axum::middleware::Next)
         &[labels[0], labels[1], ("status", status.as_str())],
     );
     response
-}
-
-#[derive(serde::Deserialize, Debug, Default)]
-struct SignInQuery {
-    #[serde(default)]
-    next: String,
-    #[serde(default)]
-    closed: Option<String>,
-    /// The browser's session had ended.
-    #[serde(default)]
-    ended: Option<String>,
-}
-
-async fn sign_in_page(
-    State(web): State<Web>,
-    headers: HeaderMap,
-    Query(q): Query<SignInQuery>,
-) -> Response {
-    let pre = cookie(&headers, PRE_COOKIE).unwrap_or_else(session::random_token);
-    let notice = if q.closed.is_some() {
-        Some(
-            "Your account has been closed, so you have been signed out. Ask the hospital if you think this is wrong.",
-        )
-    } else if q.ended.is_some() {
-        Some(
-            "Your session ended, so nothing was sent. Sign in to carry on: you go back to the page you were on, and anything you had typed there is kept in this browser.",
-        )
-    } else {
-        None
-    };
-    let oidc = web.inner.oidc.as_ref().map(|o| o.label());
-    let body = pages::sign_in(
-        web.inner.demo.as_deref(),
-        oidc,
-        local(&q.next),
-        &pre,
-        notice,
-    );
-    let mut response = web.page("Sign in", None, body);
-    if let Ok(v) = set_cookie(PRE_COOKIE, &pre, web.inner.secure, None).parse() {
-        response.headers_mut().insert(header::SET_COOKIE, v);
-    }
-    response
-}
-
-async fn sign_in_demo(State(web): State<Web>, headers: HeaderMap, body: Bytes) -> Response {
-    let form = Fields::parse(&body);
-    let pre = cookie(&headers, PRE_COOKIE);
-    if pre.is_none() || pre.as_deref() != Some(form.one("csrf")) {
-        return web.forbidden(None);
-    }
-    let Some(person) = web.inner.demo.as_ref().and_then(|people| {
-        people
-            .iter()
-            .find(|p| p.caller.person_id.to_string() == form.one("person_id"))
-    }) else {
-        let body = pages::problem_page(
-            "You cannot sign in that way",
-            "Demo sign-in is off, or that person is not in the demo.",
-        );
-        return (StatusCode::FORBIDDEN, web.page("Sign in", None, body)).into_response();
-    };
-    // The command service signs the demo person in (it does so only when
-    // it runs a demo): this service mints nothing.
-    let proof =
-        proto::command::sign_in_request::Proof::DemoPersonId(person.caller.person_id.to_string());
-    let found = match web.sign_in_with(proof).await {
-        Ok(found) => found,
-        Err(e) => {
-            tracing::warn!(code = ?e.code(), "a demo sign-in was refused");
-            let shown = shown_for(&e);
-            let body = pages::problem_page("You were not signed in", &shown.detail);
-            return (shown.code, web.page("Sign in", None, body)).into_response();
-        }
-    };
-    let pre = pre.unwrap_or_default();
-    match web
-        .start_found(
-            &pre,
-            &found,
-            Some(person.caller.role),
-            0,
-            local(form.one("next")),
-        )
-        .await
-    {
-        Ok((_, response)) => response,
-        Err(response) => *response,
-    }
-}
-
-/// Off to the identity provider, to come back to `next`.
-async fn sign_in_oidc(
-    State(web): State<Web>,
-    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
-    headers: HeaderMap,
-    Query(q): Query<SignInQuery>,
-) -> Response {
-    let Some(oidc) = &web.inner.oidc else {
-        return Redirect::to("/sign-in").into_response();
-    };
-    // Each start keeps a pending sign-in: a flood from one address is
-    // refused before it makes one.
-    let from = client::address(peer.map(|p| (p.0).0), &headers, &web.inner.trusted_proxies);
-    let limit = &web.inner.sign_in_starts;
-    if let Err(wait) = limit.take(&from, std::time::Instant::now()) {
-        let body = pages::problem_page(
-            "Too many sign-ins from your network just now",
-            &format!(
-                "At most {} sign-ins a minute are started from one network address. Please try again in {} seconds.",
-                limit.most(),
-                wait.as_secs().max(1)
-            ),
-        );
-        tracing::warn!(client = %from, "sign-in starts over the limit");
-        return (
-            StatusCode::TOO_MANY_REQUESTS,
-            web.page("Sign in", None, body),
-        )
-            .into_response();
-    }
-    let pre = cookie(&headers, PRE_COOKIE).unwrap_or_else(session::random_token);
-    let to = match oidc.begin(&web.inner.sessions, &pre, local(&q.next)).await {
-        Ok(to) => to,
-        Err(e) => return web.store_down(&e),
-    };
-    let mut response = Redirect::to(&to).into_response();
-    if let Ok(v) = set_cookie(PRE_COOKIE, &pre, web.inner.secure, None).parse() {
-        response.headers_mut().insert(header::SET_COOKIE, v);
-    }
-    response
-}
-
-#[derive(serde::Deserialize, Debug, Default)]
-struct Callback {
-    #[serde(default)]
-    code: String,
-    #[serde(default)]
-    state: String,
-    #[serde(default)]
-    error: String,
-}
-
-/// Back from the identity provider: who it says this is.
-async fn sign_in_callback(
-    State(web): State<Web>,
-    headers: HeaderMap,
-    Query(q): Query<Callback>,
-) -> Response {
-    let problem = |heading: &str, detail: &str| {
-        let body = pages::problem_page(heading, detail);
-        (StatusCode::FORBIDDEN, web.page("Sign in", None, body)).into_response()
-    };
-    let (Some(oidc), Some(pre)) = (&web.inner.oidc, cookie(&headers, PRE_COOKIE)) else {
-        return problem(
-            "This sign-in was not started here",
-            "Go to the sign-in page and start again.",
-        );
-    };
-    if !q.error.is_empty() {
-        // The provider's own words are not shown: they may carry anything.
-        return problem(
-            "You were not signed in",
-            "The identity provider did not sign you in (you may have cancelled). Try again from the sign-in page.",
-        );
-    }
-    match oidc
-        .finish(&web.inner.sessions, &pre, &q.code, &q.state)
-        .await
-    {
-        Ok((token, next)) => linking::signed_in_at_provider(&web, &pre, token, local(&next)).await,
-        Err(e) => {
-            tracing::warn!(error = %e, "a sign-in at the identity provider failed");
-            problem("You were not signed in", &e.to_string())
-        }
-    }
-}
-
-/// The pages a role starts on.
-pub(crate) fn home(role: Role) -> &'static str {
-    match role {
-        Role::Professional => "/teams",
-        Role::Admin => "/admin/teams",
-        Role::Auditor => "/audit",
-        _ => "/messages",
-    }
-}
-
-/// `POST /session/role`: a person who holds several roles (a nurse who is
-/// also an admin) works in another of them, chosen among those the
-/// session was signed in with; the services check the role on every call.
-async fn work_as(State(web): State<Web>, Posted(session, form): Posted) -> Response {
-    let switched = match form.one("role").parse::<Role>() {
-        Ok(role) => match web.inner.sessions.work_as(&session.id, role).await {
-            Ok(true) => Some(role),
-            Ok(false) => None,
-            Err(e) => return web.store_down(&e),
-        },
-        Err(_) => None,
-    };
-    match switched {
-        Some(role) => Redirect::to(home(role)).into_response(),
-        None => {
-            let body = pages::problem_page(
-                "You cannot work in that role",
-                "Choose one of the roles offered at the top of the page. An admin grants staff roles.",
-            );
-            (
-                StatusCode::FORBIDDEN,
-                web.page("Role not changed", Some(&session), body),
-            )
-                .into_response()
-        }
-    }
-}
-
-async fn sign_out(State(web): State<Web>, Posted(session, _): Posted) -> Response {
-    if let Err(e) = web.inner.sessions.end(&session.id).await {
-        return web.store_down(&e);
-    }
-    let mut response = Redirect::to("/sign-in").into_response();
-    let gone = set_cookie(COOKIE, "", web.inner.secure, Some(Duration::ZERO));
-    if let Ok(v) = gone.parse() {
-        response.headers_mut().append(header::SET_COOKIE, v);
-    }
-    response
-}
-
-#[derive(serde::Deserialize, Debug, Default)]
-struct ListQuery {
-    #[serde(default)]
-    view: String,
-    /// A live page reads at least this position (the change it was told of).
-    #[serde(default)]
-    at: u64,
-    /// Older conversations: the inbox's cursor of the page before.
-    #[serde(default)]
-    cursor: String,
-}
-
-#[derive(serde::Deserialize, Debug, Default)]
-struct AtQuery {
-    #[serde(default)]
-    at: u64,
-}
-
-async fn messages(
-    State(web): State<Web>,
-    SignedIn(session): SignedIn,
-    Query(q): Query<ListQuery>,
-) -> Response {
-    // A carer's list is of the one patient they are acting for now.
-    let acting = if session.caller.role == Role::Carer {
-        match record::acting(&web, &session).await {
-            Ok((Some(a), _, _)) => Some(a),
-            Ok((None, notice, account)) => {
-                let body = pages::record::acting_for(&account, &session, notice);
-                return web.page("Whose messages", Some(&session), body);
-            }
-            Err(e) => return web.failed(&session, &e).await,
-        }
-    } else {
-        None
-    };
-    let staff = session.caller.role == Role::Professional;
-    let list = pages::ListView::parse(&q.view, staff);
-    let status = if list == pages::ListView::Archived {
-        inbox_pb::StatusFilter::Archived
-    } else {
-        inbox_pb::StatusFilter::Active
-    };
-    let request = inbox_pb::MyInboxRequest {
-        min_position: session.position.max(q.at),
-        filters: Some(inbox_pb::Filters {
-            status: status as i32,
-            on_by_name: list == pages::ListView::ByName,
-            // A carer's list: the patient they act for now, paged as such.
-            patient_id: acting
-                .as_ref()
-                .map(|a| a.patient_id.to_string())
-                .unwrap_or_default(),
-            ..Default::default()
-        }),
-        page_size: LIST_PAGE,
-        cursor: q.cursor.clone(),
-    };
-    let answer = match web.inbox(&session) {
-        Ok(mut inbox) => inbox.my_inbox(request).await,
-        Err(e) => Err(e),
-    };
-    match answer {
-        Ok(page) => {
-            let page = page.into_inner();
-            let can_write = matches!(session.caller.role, Role::Patient | Role::Carer);
-            let about = acting.as_ref().map(|a| a.name.as_str());
-            let body = pages::messages(&page, list, staff, can_write, about, !q.cursor.is_empty());
-            web.page(
-                if staff { "My inbox" } else { "Messages" },
-                Some(&session),
-                body,
-            )
-        }
-        Err(e) => web.failed(&session, &e).await,
-    }
-}
-
-/// Reads a thread as the session's person, and marks it read up to its
-/// latest message when there is something new for them.
-async fn read_thread(
-    web: &Web,
-    session: &Session,
-    id: &str,
-    at: u64,
-) -> Result<inbox_pb::ThreadDetail, Status> {
-    read_thread_marking(web, session, id, at, true).await
-}
-
-/// Whether a request came from this site's own pages, or from the person
-/// themselves (a typed address, a bookmark, a mail program): not from a
-/// link or a form on another site (`Sec-Fetch-Site`, which every current
-/// browser sends and no page can forge).
-fn from_here_or_the_person(headers: &HeaderMap) -> bool {
-    matches!(
-        headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()),
-        Some("same-origin" | "none")
-    )
-}
-
-/// Reads a thread as the session's person; with `mark`, marks it read up
-/// to its latest message when there is something new for them.
-async fn read_thread_marking(
-    web: &Web,
-    session: &Session,
-    id: &str,
-    at: u64,
-    mark: bool,
-) -> Result<inbox_pb::ThreadDetail, Status> {
-    let detail = web
-        .inbox(session)?
-        .get_thread(inbox_pb::GetThreadRequest {
-            min_position: session.position.max(at),
-            thread_id: id.into(),
-            ..Default::default()
-        })
-        .await?
-        .into_inner();
-    let unread = detail.summary.as_ref().is_some_and(|s| s.unread_count > 0);
-    if let (true, true, Some(last)) = (mark, unread, detail.messages.last()) {
-        // Reading the thread marks it read; someone who may see it but is
-        // not on it (a team member) has nothing to mark.
-        let marked = web
-            .command(session)?
-            .mark_read(cmd::MarkReadRequest {
-                command_id: command_id(),
-                thread_id: id.into(),
-                message_id: last.message_id.clone(),
-            })
-            .await;
-        match marked {
-            Ok(r) => web.advance(session, r.into_inner().position).await,
-            Err(e) if matches!(e.code(), Code::FailedPrecondition | Code::PermissionDenied) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(detail)
-}
-
-/// A conversation's page. A GET changes nothing when a link on another
-/// site asked for it: only a visit from Careline's own pages or by the
-/// person themselves marks the thread read (else the page asks for it
-/// with its form token, `POST /threads/<id>/read`, once shown).
-async fn thread(
-    State(web): State<Web>,
-    SignedIn(session): SignedIn,
-    Path(id): Path<String>,
-    Query(q): Query<AtQuery>,
-    headers: HeaderMap,
-) -> Response {
-    let mark = from_here_or_the_person(&headers);
-    match read_thread_marking(&web, &session, &id, q.at, mark).await {
-        Ok(detail) => {
-            let leads = staff::leads(&web, &session).await;
-            let unread = detail.summary.as_ref().is_some_and(|s| s.unread_count > 0);
-            let body = pages::thread(&detail, &session, &leads, "", "", None);
-            let body = if !mark && unread {
-                maud::html! {
-                    (body)
-                    form #mark-read method="post" action={ "/threads/" (id) "/read" } {
-                        input type="hidden" name="csrf" value=(session.csrf);
-                        button.button.secondary type="submit" { "Mark as read" }
-                    }
-                }
-            } else {
-                body
-            };
-            let body = if session.caller.role == Role::Professional {
-                if let Err(e) = web.inner.sessions.opened(&session.id, &id).await {
-                    // Presence of this conversation is then not told to it.
-                    tracing::warn!(error = %e, "a session's open page was not kept");
-                }
-                let told = staff::told(&web, &session, &id, detail.position).await;
-                maud::html! { (body) (told) }
-            } else {
-                body
-            };
-            web.page("Conversation", Some(&session), body)
-        }
-        Err(e) => web.failed(&session, &e).await,
-    }
-}
-
-async fn reply(
-    State(web): State<Web>,
-    Path(id): Path<String>,
-    Posted(session, form): Posted,
-) -> Response {
-    let text = form.one("body");
-    let sent = match web.command(&session) {
-        Ok(mut c) => {
-            c.post_message(cmd::PostMessageRequest {
-                command_id: command_id(),
-                thread_id: id.clone(),
-                body: text.to_string(),
-                mention_ids: vec![],
-            })
-            .await
-        }
-        Err(e) => Err(e),
-    };
-    match sent {
-        Ok(reply) => {
-            web.changed(&session, reply, &format!("/threads/{id}#reply"))
-                .await
-        }
-        Err(e) if matches!(e.code(), Code::InvalidArgument | Code::FailedPrecondition) => {
-            thread_with_problem(&web, &session, &id, text, "", "Your reply was not sent", &e).await
-        }
-        Err(e) => web.failed(&session, &e).await,
-    }
-}
-
-/// Marks a conversation read, from its own page (the form token checked):
-/// what a page reached by a link from another site asks once shown.
-async fn mark_read(
-    State(web): State<Web>,
-    Path(id): Path<String>,
-    Posted(session, _): Posted,
-) -> Response {
-    match read_thread(&web, &session, &id, 0).await {
-        Ok(_) => Redirect::to(&format!("/threads/{id}")).into_response(),
-        Err(e) => web.failed(&session, &e).await,
-    }
-}
-
-/// The conversation again, saying what to fix, with what was typed (a
-/// reply, a staff note) kept.
-pub(crate) async fn thread_with_problem(
-    web: &Web,
-    session: &Session,
-    id: &str,
-    reply: &str,
-    note: &str,
-    heading: &str,
-    e: &Status,
-) -> Response {
-    match read_thread(web, session, id, 0).await {
-        Ok(detail) => {
-            let problem = pages::error_box(heading, &reply_problem(e, reply, note));
-            let leads = staff::leads(web, session).await;
-            let body = pages::thread(&detail, session, &leads, reply, note, Some(problem));
-            let page = web.page("Not sent", Some(session), body);
-            (StatusCode::UNPROCESSABLE_ENTITY, page).into_response()
-        }
-        Err(e) => web.failed(session, &e).await,
-    }
-}
-
-/// A refusal's words for the page (an empty choice said plainly).
-pub(crate) fn plain_refusal(e: &Status) -> String {
-    if reason::field(e).as_deref() == Some("recipients") {
-        "Choose at least one specialist or team.".into()
-    } else {
-        e.message().to_string()
-    }
-}
-
-/// A refusal the person can act on (its words are shown), not an outage.
-pub(crate) fn refusal(e: &Status) -> bool {
-    matches!(
-        e.code(),
-        Code::NotFound | Code::PermissionDenied | Code::FailedPrecondition | Code::InvalidArgument
-    ) && !reason::is(e, reason::ACCOUNT_CLOSED)
-}
-
-/// What to fix in a refused reply or note (`reply` or `note`, whichever
-/// was sent).
-fn reply_problem(e: &Status, reply: &str, note: &str) -> String {
-    if reason::field(e).as_deref() == Some("body") {
-        let typed = if note.is_empty() { reply } else { note };
-        pages::body_problem(typed, e.message())
-    } else {
-        e.message().to_string()
-    }
-}
-
-/// The record a patient's own pages are about.
-fn own_record(session: &Session) -> Option<String> {
-    (session.caller.role == Role::Patient).then(|| session.caller.person_id.to_string())
-}
-
-/// The record a new message is written in: the patient's own, the one a
-/// carer acts in (while its consent is in force), or the one a professional
-/// chose (`asked`; the services decide whether they may write in it).
-async fn writing_in(web: &Web, session: &Session, asked: &str) -> Result<Option<String>, Status> {
-    match session.caller.role {
-        Role::Carer => Ok(record::acting(web, session)
-            .await?
-            .0
-            .map(|a| a.patient_id.to_string())),
-        Role::Professional => Ok((!asked.trim().is_empty()).then(|| asked.trim().to_string())),
-        _ => Ok(own_record(session)),
-    }
-}
-
-#[derive(serde::Deserialize, Debug, Default)]
-struct NewQuery {
-    /// A professional's chosen record.
-    #[serde(default)]
-    patient: String,
-    /// The team a professional starts from, chosen at first.
-    #[serde(default)]
-    team: String,
-}
-
-async fn who_can_i_message(
-    web: &Web,
-    session: &Session,
-    patient: &str,
-) -> Result<inbox_pb::WhoCanIMessageReply, Status> {
-    Ok(web
-        .inbox(session)?
-        .who_can_i_message(inbox_pb::WhoCanIMessageRequest {
-            min_position: session.position,
-            patient_id: patient.into(),
-        })
-        .await?
-        .into_inner())
-}
-
-fn not_for_you(web: &Web, session: &Session) -> Response {
-    match session.caller.role {
-        Role::Carer => return Redirect::to("/acting-for").into_response(),
-        // Staff choose the record first, from a team's page.
-        Role::Professional => return Redirect::to("/teams").into_response(),
-        _ => {}
-    }
-    let body = pages::problem_page(
-        "New messages start from a patient's record",
-        "Patients write here to their care teams. Staff start a conversation from the patient's record.",
-    );
-    (
-        StatusCode::FORBIDDEN,
-        web.page("New message", Some(session), body),
-    )
-        .into_response()
-}
-
-async fn new_message_page(
-    State(web): State<Web>,
-    SignedIn(session): SignedIn,
-    Query(q): Query<NewQuery>,
-) -> Response {
-    let patient = match writing_in(&web, &session, &q.patient).await {
-        Ok(Some(p)) => p,
-        Ok(None) => return not_for_you(&web, &session),
-        Err(e) => return web.failed(&session, &e).await,
-    };
-    match who_can_i_message(&web, &session, &patient).await {
-        Ok(who) => {
-            let from_team = [format!("team:{}", q.team.trim())];
-            let typed = pages::NewMessage {
-                chosen: if q.team.trim().is_empty() {
-                    &[]
-                } else {
-                    &from_team
-                },
-                ..Default::default()
-            };
-            let body = pages::new_message(&who, &session, &typed, None);
-            web.page("New message", Some(&session), body)
-        }
-        Err(e) => web.failed(&session, &e).await,
-    }
-}
-
-fn recipient(value: &str) -> Option<cmd::Recipient> {
-    let recipient = match value.split_once(':')? {
-        ("team", id) => Recipient::TeamId(id.into()),
-        ("professional", id) => Recipient::ProfessionalId(id.into()),
-        _ => return None,
-    };
-    Some(cmd::Recipient {
-        recipient: Some(recipient),
-    })
-}
-
-async fn new_message(State(web): State<Web>, Posted(session, form): Posted) -> Response {
-    let patient = match writing_in(&web, &session, form.one("patient")).await {
-        Ok(Some(p)) => p,
-        Ok(None) => return not_for_you(&web, &session),
-        Err(e) => return web.failed(&session, &e).await,
-    };
-    let (to, carers) = (form.all("to"), form.all("carer"));
-    let typed = pages::NewMessage {
-        subject: form.one("subject"),
-        body: form.one("body"),
-        chosen: &to,
-        carers: &carers,
-    };
-    let started = if to.is_empty() {
-        Err(Status::invalid_argument(
-            "Choose who to send your message to.",
-        ))
-    } else {
-        match web.command(&session) {
-            Ok(mut c) => {
-                c.start_thread(cmd::StartThreadRequest {
-                    command_id: command_id(),
-                    thread_id: String::new(),
-                    patient_id: patient.clone(),
-                    subject: typed.subject.to_string(),
-                    body: typed.body.to_string(),
-                    recipients: to.iter().filter_map(|v| recipient(v)).collect(),
-                    carer_ids: carers.clone(),
-                })
-                .await
-            }
-            Err(e) => Err(e),
-        }
-    };
-    match started {
-        Ok(reply) => {
-            let reply = reply.into_inner();
-            web.advance(&session, reply.position).await;
-            Redirect::to(&format!("/threads/{}", reply.aggregate_id)).into_response()
-        }
-        Err(e)
-            if matches!(
-                e.code(),
-                Code::InvalidArgument | Code::FailedPrecondition | Code::PermissionDenied
-            ) =>
-        {
-            match who_can_i_message(&web, &session, &patient).await {
-                Ok(who) => {
-                    let problem =
-                        pages::error_box("Your message was not sent", &new_problem(&e, typed.body));
-                    let body = pages::new_message(&who, &session, &typed, Some(problem));
-                    let page = web.page("Message not sent", Some(&session), body);
-                    (StatusCode::UNPROCESSABLE_ENTITY, page).into_response()
-                }
-                Err(e) => web.failed(&session, &e).await,
-            }
-        }
-        Err(e) => web.failed(&session, &e).await,
-    }
-}
-
-fn new_problem(e: &Status, body: &str) -> String {
-    match reason::field(e).as_deref() {
-        Some("subject") => "Give your message a subject (at most 200 characters).".into(),
-        Some("body") => pages::body_problem(body, e.message()),
-        _ => e.message().to_string(),
-    }
-}
-
-#[derive(serde::Deserialize, Debug, Default)]
-struct TrailQuery {
-    #[serde(default)]
-    cursor: String,
-    #[serde(default)]
-    format: String,
-}
-
-fn only_patients(web: &Web, session: &Session) -> Response {
-    let body = pages::problem_page(
-        "This page is for patients",
-        "It shows a patient who has read or changed their record. Privacy officers see trails in their own pages.",
-    );
-    (
-        StatusCode::FORBIDDEN,
-        web.page("Record trail", Some(session), body),
-    )
-        .into_response()
-}
-
-/// Who has looked at, or changed, my record: the patient's own audit trail.
-async fn trail(
-    State(web): State<Web>,
-    SignedIn(session): SignedIn,
-    Query(q): Query<TrailQuery>,
-) -> Response {
-    let Some(patient) = own_record(&session) else {
-        return only_patients(&web, &session);
-    };
-    let request = audit_pb::RecordTrailRequest {
-        min_position: session.position,
-        patient_id: patient,
-        range: Some(audit_pb::Range {
-            page_size: 100,
-            cursor: q.cursor,
-            ..Default::default()
-        }),
-    };
-    let answer = match web.audit(&session) {
-        Ok(mut audit) => audit.record_trail(request).await,
-        Err(e) => Err(e),
-    };
-    match answer {
-        Ok(page) => {
-            let body = pages::trail(&page.into_inner());
-            web.page("Who has looked at my record", Some(&session), body)
-        }
-        Err(e) => web.failed(&session, &e).await,
-    }
-}
-
-/// The patient's whole trail as a file: JSON lines, or a FHIR R4 Bundle.
-async fn trail_download(
-    State(web): State<Web>,
-    SignedIn(session): SignedIn,
-    Query(q): Query<TrailQuery>,
-) -> Response {
-    let Some(patient) = own_record(&session) else {
-        return only_patients(&web, &session);
-    };
-    export_download(&web, &session, &patient, q.format == "fhir").await
-}
-
-/// A record's whole trail as a download: JSON lines, or a FHIR R4 Bundle.
-pub(crate) async fn export_download(
-    web: &Web,
-    session: &Session,
-    patient: &str,
-    fhir: bool,
-) -> Response {
-    let (format, name) = if fhir {
-        (
-            audit_pb::ExportFormat::FhirBundle,
-            "careline-record-trail.fhir.json",
-        )
-    } else {
-        (
-            audit_pb::ExportFormat::JsonLines,
-            "careline-record-trail.jsonl",
-        )
-    };
-    let exported = async {
-        let mut stream = web
-            .audit(session)?
-            .export(audit_pb::ExportRequest {
-                min_position: session.position,
-                patient_id: patient.to_string(),
-                format: format as i32,
-            })
-            .await?
-            .into_inner();
-        let (mut data, mut content_type) = (Vec::new(), String::new());
-        while let Some(chunk) = stream.message().await? {
-            data.extend_from_slice(&chunk.data);
-            content_type = chunk.content_type;
-        }
-        Ok::<_, Status>((data, content_type))
-    };
-    match exported.await {
-        Ok((data, content_type)) => {
-            let disposition = format!("attachment; filename=\"{name}\"");
-            let mut response = data.into_response();
-            let headers = response.headers_mut();
-            for (key, value) in [
-                (header::CONTENT_TYPE, content_type.as_str()),
-                (header::CONTENT_DISPOSITION, disposition.as_str()),
-                (header::CACHE_CONTROL, "no-store"),
-            ] {
-                if let Ok(v) = HeaderValue::from_str(value) {
-                    headers.insert(key, v);
-                }
-            }
-            response
-        }
-        Err(e) => web.failed(session, &e).await,
-    }
 }
 
 /// The web service as a process.

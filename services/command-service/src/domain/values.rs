@@ -122,15 +122,14 @@ pub fn timestamp(
     field: &'static str,
     value: &prost_types::Timestamp,
 ) -> Result<SystemTime, DomainError> {
-    if value.seconds < 0 || !(0..1_000_000_000).contains(&value.nanos) {
-        return Err(invalid(field, "is not a valid time"));
-    }
-    Ok(UNIX_EPOCH + Duration::new(value.seconds as u64, value.nanos as u32))
+    proto::time::to_system(value)
+        .filter(|t| *t >= UNIX_EPOCH)
+        .ok_or_else(|| invalid(field, "is not a valid time"))
 }
 
 /// A point in time as a protobuf timestamp.
 pub fn to_timestamp(time: SystemTime) -> prost_types::Timestamp {
-    time.into()
+    proto::time::from_system(time)
 }
 
 /// A list of distinct ids, at most `max`.

@@ -250,7 +250,7 @@ pub(crate) fn occurred_at(event: &RecordedEvent) -> SystemTime {
 }
 
 pub(crate) fn timestamp(ts: Option<&prost_types::Timestamp>) -> Option<SystemTime> {
-    ts.and_then(|t| SystemTime::try_from(*t).ok())
+    ts.and_then(proto::time::to_system)
 }
 
 /// Who caused the event.

@@ -1,0 +1,466 @@
+//! The conversations of a patient, a carer and a professional: the message
+//! list, a conversation, replying, marking read, and starting one.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use careline_client::bearer::command_id;
+use proto::command::{self as cmd, recipient::Recipient};
+use proto::inbox::{self as inbox_pb};
+use service_kit::Role;
+use service_kit::reason;
+use tonic::{Code, Status};
+
+use crate::session::Session;
+use crate::{LIST_PAGE, Posted, SignedIn, Web, pages, record, staff};
+
+#[derive(serde::Deserialize, Debug, Default)]
+pub(crate) struct ListQuery {
+    #[serde(default)]
+    view: String,
+    /// A live page reads at least this position (the change it was told of).
+    #[serde(default)]
+    at: u64,
+    /// Older conversations: the inbox's cursor of the page before.
+    #[serde(default)]
+    cursor: String,
+}
+
+#[derive(serde::Deserialize, Debug, Default)]
+pub(crate) struct AtQuery {
+    #[serde(default)]
+    at: u64,
+}
+
+pub(crate) async fn messages(
+    State(web): State<Web>,
+    SignedIn(session): SignedIn,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    // A carer's list is of the one patient they are acting for now.
+    let acting = if session.caller.role == Role::Carer {
+        match record::acting(&web, &session).await {
+            Ok((Some(a), _, _)) => Some(a),
+            Ok((None, notice, account)) => {
+                let body = pages::record::acting_for(&account, &session, notice);
+                return web.page("Whose messages", Some(&session), body);
+            }
+            Err(e) => return web.failed(&session, &e).await,
+        }
+    } else {
+        None
+    };
+    let staff = session.caller.role == Role::Professional;
+    let list = pages::ListView::parse(&q.view, staff);
+    let status = if list == pages::ListView::Archived {
+        inbox_pb::StatusFilter::Archived
+    } else {
+        inbox_pb::StatusFilter::Active
+    };
+    let request = inbox_pb::MyInboxRequest {
+        min_position: session.position.max(q.at),
+        filters: Some(inbox_pb::Filters {
+            status: status as i32,
+            on_by_name: list == pages::ListView::ByName,
+            // A carer's list: the patient they act for now, paged as such.
+            patient_id: acting
+                .as_ref()
+                .map(|a| a.patient_id.to_string())
+                .unwrap_or_default(),
+            ..Default::default()
+        }),
+        page_size: LIST_PAGE,
+        cursor: q.cursor.clone(),
+    };
+    let answer = match web.inbox(&session) {
+        Ok(mut inbox) => inbox.my_inbox(request).await,
+        Err(e) => Err(e),
+    };
+    match answer {
+        Ok(page) => {
+            let page = page.into_inner();
+            let can_write = matches!(session.caller.role, Role::Patient | Role::Carer);
+            let about = acting.as_ref().map(|a| a.name.as_str());
+            let body = pages::messages(&page, list, staff, can_write, about, !q.cursor.is_empty());
+            web.page(
+                if staff { "My inbox" } else { "Messages" },
+                Some(&session),
+                body,
+            )
+        }
+        Err(e) => web.failed(&session, &e).await,
+    }
+}
+
+/// Reads a thread as the session's person, and marks it read up to its
+/// latest message when there is something new for them.
+pub(crate) async fn read_thread(
+    web: &Web,
+    session: &Session,
+    id: &str,
+    at: u64,
+) -> Result<inbox_pb::ThreadDetail, Status> {
+    read_thread_marking(web, session, id, at, true).await
+}
+
+/// Whether a request came from this site's own pages, or from the person
+/// themselves (a typed address, a bookmark, a mail program): not from a
+/// link or a form on another site (`Sec-Fetch-Site`, which every current
+/// browser sends and no page can forge).
+pub(crate) fn from_here_or_the_person(headers: &HeaderMap) -> bool {
+    matches!(
+        headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()),
+        Some("same-origin" | "none")
+    )
+}
+
+/// Reads a thread as the session's person; with `mark`, marks it read up
+/// to its latest message when there is something new for them.
+pub(crate) async fn read_thread_marking(
+    web: &Web,
+    session: &Session,
+    id: &str,
+    at: u64,
+    mark: bool,
+) -> Result<inbox_pb::ThreadDetail, Status> {
+    let detail = web
+        .inbox(session)?
+        .get_thread(inbox_pb::GetThreadRequest {
+            min_position: session.position.max(at),
+            thread_id: id.into(),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    let unread = detail.summary.as_ref().is_some_and(|s| s.unread_count > 0);
+    if let (true, true, Some(last)) = (mark, unread, detail.messages.last()) {
+        // Reading the thread marks it read; someone who may see it but is
+        // not on it (a team member) has nothing to mark.
+        let marked = web
+            .command(session)?
+            .mark_read(cmd::MarkReadRequest {
+                command_id: command_id(),
+                thread_id: id.into(),
+                message_id: last.message_id.clone(),
+            })
+            .await;
+        match marked {
+            Ok(r) => web.advance(session, r.into_inner().position).await,
+            Err(e) if matches!(e.code(), Code::FailedPrecondition | Code::PermissionDenied) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(detail)
+}
+
+/// A conversation's page. A GET changes nothing when a link on another
+/// site asked for it: only a visit from Careline's own pages or by the
+/// person themselves marks the thread read (else the page asks for it
+/// with its form token, `POST /threads/<id>/read`, once shown).
+pub(crate) async fn thread(
+    State(web): State<Web>,
+    SignedIn(session): SignedIn,
+    Path(id): Path<String>,
+    Query(q): Query<AtQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let mark = from_here_or_the_person(&headers);
+    match read_thread_marking(&web, &session, &id, q.at, mark).await {
+        Ok(detail) => {
+            let leads = staff::leads(&web, &session).await;
+            let unread = detail.summary.as_ref().is_some_and(|s| s.unread_count > 0);
+            let body = pages::thread(&detail, &session, &leads, "", "", None);
+            let body = if !mark && unread {
+                maud::html! {
+                    (body)
+                    form #mark-read method="post" action={ "/threads/" (id) "/read" } {
+                        input type="hidden" name="csrf" value=(session.csrf);
+                        button.button.secondary type="submit" { "Mark as read" }
+                    }
+                }
+            } else {
+                body
+            };
+            let body = if session.caller.role == Role::Professional {
+                if let Err(e) = web.inner.sessions.opened(&session.id, &id).await {
+                    // Presence of this conversation is then not told to it.
+                    tracing::warn!(error = %e, "a session's open page was not kept");
+                }
+                let told = staff::told(&web, &session, &id, detail.position).await;
+                maud::html! { (body) (told) }
+            } else {
+                body
+            };
+            web.page("Conversation", Some(&session), body)
+        }
+        Err(e) => web.failed(&session, &e).await,
+    }
+}
+
+pub(crate) async fn reply(
+    State(web): State<Web>,
+    Path(id): Path<String>,
+    Posted(session, form): Posted,
+) -> Response {
+    let text = form.one("body");
+    let sent = match web.command(&session) {
+        Ok(mut c) => {
+            c.post_message(cmd::PostMessageRequest {
+                command_id: command_id(),
+                thread_id: id.clone(),
+                body: text.to_string(),
+                mention_ids: vec![],
+            })
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    match sent {
+        Ok(reply) => {
+            web.changed(&session, reply, &format!("/threads/{id}#reply"))
+                .await
+        }
+        Err(e) if matches!(e.code(), Code::InvalidArgument | Code::FailedPrecondition) => {
+            thread_with_problem(&web, &session, &id, text, "", "Your reply was not sent", &e).await
+        }
+        Err(e) => web.failed(&session, &e).await,
+    }
+}
+
+/// Marks a conversation read, from its own page (the form token checked):
+/// what a page reached by a link from another site asks once shown.
+pub(crate) async fn mark_read(
+    State(web): State<Web>,
+    Path(id): Path<String>,
+    Posted(session, _): Posted,
+) -> Response {
+    match read_thread(&web, &session, &id, 0).await {
+        Ok(_) => Redirect::to(&format!("/threads/{id}")).into_response(),
+        Err(e) => web.failed(&session, &e).await,
+    }
+}
+
+/// The conversation again, saying what to fix, with what was typed (a
+/// reply, a staff note) kept.
+pub(crate) async fn thread_with_problem(
+    web: &Web,
+    session: &Session,
+    id: &str,
+    reply: &str,
+    note: &str,
+    heading: &str,
+    e: &Status,
+) -> Response {
+    match read_thread(web, session, id, 0).await {
+        Ok(detail) => {
+            let problem = pages::error_box(heading, &reply_problem(e, reply, note));
+            let leads = staff::leads(web, session).await;
+            let body = pages::thread(&detail, session, &leads, reply, note, Some(problem));
+            let page = web.page("Not sent", Some(session), body);
+            (StatusCode::UNPROCESSABLE_ENTITY, page).into_response()
+        }
+        Err(e) => web.failed(session, &e).await,
+    }
+}
+
+/// A refusal's words for the page (an empty choice said plainly).
+pub(crate) fn plain_refusal(e: &Status) -> String {
+    if reason::field(e).as_deref() == Some("recipients") {
+        "Choose at least one specialist or team.".into()
+    } else {
+        e.message().to_string()
+    }
+}
+
+/// A refusal the person can act on (its words are shown), not an outage.
+pub(crate) fn refusal(e: &Status) -> bool {
+    matches!(
+        e.code(),
+        Code::NotFound | Code::PermissionDenied | Code::FailedPrecondition | Code::InvalidArgument
+    ) && !reason::is(e, reason::ACCOUNT_CLOSED)
+}
+
+/// What to fix in a refused reply or note (`reply` or `note`, whichever
+/// was sent).
+pub(crate) fn reply_problem(e: &Status, reply: &str, note: &str) -> String {
+    if reason::field(e).as_deref() == Some("body") {
+        let typed = if note.is_empty() { reply } else { note };
+        pages::body_problem(typed, e.message())
+    } else {
+        e.message().to_string()
+    }
+}
+
+/// The record a patient's own pages are about.
+pub(crate) fn own_record(session: &Session) -> Option<String> {
+    (session.caller.role == Role::Patient).then(|| session.caller.person_id.to_string())
+}
+
+/// The record a new message is written in: the patient's own, the one a
+/// carer acts in (while its consent is in force), or the one a professional
+/// chose (`asked`; the services decide whether they may write in it).
+pub(crate) async fn writing_in(
+    web: &Web,
+    session: &Session,
+    asked: &str,
+) -> Result<Option<String>, Status> {
+    match session.caller.role {
+        Role::Carer => Ok(record::acting(web, session)
+            .await?
+            .0
+            .map(|a| a.patient_id.to_string())),
+        Role::Professional => Ok((!asked.trim().is_empty()).then(|| asked.trim().to_string())),
+        _ => Ok(own_record(session)),
+    }
+}
+
+#[derive(serde::Deserialize, Debug, Default)]
+pub(crate) struct NewQuery {
+    /// A professional's chosen record.
+    #[serde(default)]
+    patient: String,
+    /// The team a professional starts from, chosen at first.
+    #[serde(default)]
+    team: String,
+}
+
+pub(crate) async fn who_can_i_message(
+    web: &Web,
+    session: &Session,
+    patient: &str,
+) -> Result<inbox_pb::WhoCanIMessageReply, Status> {
+    Ok(web
+        .inbox(session)?
+        .who_can_i_message(inbox_pb::WhoCanIMessageRequest {
+            min_position: session.position,
+            patient_id: patient.into(),
+        })
+        .await?
+        .into_inner())
+}
+
+pub(crate) fn not_for_you(web: &Web, session: &Session) -> Response {
+    match session.caller.role {
+        Role::Carer => return Redirect::to("/acting-for").into_response(),
+        // Staff choose the record first, from a team's page.
+        Role::Professional => return Redirect::to("/teams").into_response(),
+        _ => {}
+    }
+    let body = pages::problem_page(
+        "New messages start from a patient's record",
+        "Patients write here to their care teams. Staff start a conversation from the patient's record.",
+    );
+    (
+        StatusCode::FORBIDDEN,
+        web.page("New message", Some(session), body),
+    )
+        .into_response()
+}
+
+pub(crate) async fn new_message_page(
+    State(web): State<Web>,
+    SignedIn(session): SignedIn,
+    Query(q): Query<NewQuery>,
+) -> Response {
+    let patient = match writing_in(&web, &session, &q.patient).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return not_for_you(&web, &session),
+        Err(e) => return web.failed(&session, &e).await,
+    };
+    match who_can_i_message(&web, &session, &patient).await {
+        Ok(who) => {
+            let from_team = [format!("team:{}", q.team.trim())];
+            let typed = pages::NewMessage {
+                chosen: if q.team.trim().is_empty() {
+                    &[]
+                } else {
+                    &from_team
+                },
+                ..Default::default()
+            };
+            let body = pages::new_message(&who, &session, &typed, None);
+            web.page("New message", Some(&session), body)
+        }
+        Err(e) => web.failed(&session, &e).await,
+    }
+}
+
+pub(crate) fn recipient(value: &str) -> Option<cmd::Recipient> {
+    let recipient = match value.split_once(':')? {
+        ("team", id) => Recipient::TeamId(id.into()),
+        ("professional", id) => Recipient::ProfessionalId(id.into()),
+        _ => return None,
+    };
+    Some(cmd::Recipient {
+        recipient: Some(recipient),
+    })
+}
+
+pub(crate) async fn new_message(State(web): State<Web>, Posted(session, form): Posted) -> Response {
+    let patient = match writing_in(&web, &session, form.one("patient")).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return not_for_you(&web, &session),
+        Err(e) => return web.failed(&session, &e).await,
+    };
+    let (to, carers) = (form.all("to"), form.all("carer"));
+    let typed = pages::NewMessage {
+        subject: form.one("subject"),
+        body: form.one("body"),
+        chosen: &to,
+        carers: &carers,
+    };
+    let started = if to.is_empty() {
+        Err(Status::invalid_argument(
+            "Choose who to send your message to.",
+        ))
+    } else {
+        match web.command(&session) {
+            Ok(mut c) => {
+                c.start_thread(cmd::StartThreadRequest {
+                    command_id: command_id(),
+                    thread_id: String::new(),
+                    patient_id: patient.clone(),
+                    subject: typed.subject.to_string(),
+                    body: typed.body.to_string(),
+                    recipients: to.iter().filter_map(|v| recipient(v)).collect(),
+                    carer_ids: carers.clone(),
+                })
+                .await
+            }
+            Err(e) => Err(e),
+        }
+    };
+    match started {
+        Ok(reply) => {
+            let reply = reply.into_inner();
+            web.advance(&session, reply.position).await;
+            Redirect::to(&format!("/threads/{}", reply.aggregate_id)).into_response()
+        }
+        Err(e)
+            if matches!(
+                e.code(),
+                Code::InvalidArgument | Code::FailedPrecondition | Code::PermissionDenied
+            ) =>
+        {
+            match who_can_i_message(&web, &session, &patient).await {
+                Ok(who) => {
+                    let problem =
+                        pages::error_box("Your message was not sent", &new_problem(&e, typed.body));
+                    let body = pages::new_message(&who, &session, &typed, Some(problem));
+                    let page = web.page("Message not sent", Some(&session), body);
+                    (StatusCode::UNPROCESSABLE_ENTITY, page).into_response()
+                }
+                Err(e) => web.failed(&session, &e).await,
+            }
+        }
+        Err(e) => web.failed(&session, &e).await,
+    }
+}
+
+pub(crate) fn new_problem(e: &Status, body: &str) -> String {
+    match reason::field(e).as_deref() {
+        Some("subject") => "Give your message a subject (at most 200 characters).".into(),
+        Some("body") => pages::body_problem(body, e.message()),
+        _ => e.message().to_string(),
+    }
+}
