@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::Error;
-use crate::settings::{BadSetting, Settings};
+use careline_settings::{BadSetting, Settings};
 
 /// Configuration of the event store.
 #[derive(Clone, Debug, PartialEq, Eq)]

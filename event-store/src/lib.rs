@@ -28,7 +28,6 @@ mod error;
 mod event;
 mod jetstream;
 mod memory;
-pub mod settings;
 pub mod signing;
 
 #[cfg(feature = "testing")]
@@ -48,7 +47,6 @@ pub use error::Error;
 pub use event::{Appended, RecordedEvent, validate_envelope};
 pub use jetstream::{JetStreamStore, claims_bucket, inbox_prefix};
 pub use memory::MemoryStore;
-pub use settings::{BadSetting, Settings};
 pub use signing::{Checked, EventKeys, EventSigner, Writer};
 
 /// A global position in the log: the stream sequence of an event. The first

@@ -14,7 +14,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use event_store::{EventStore, JetStreamStore, Settings, StoreConfig};
+use careline_settings::Settings;
+use event_store::{EventStore, JetStreamStore, StoreConfig};
 use service_kit::metrics::{Check, Endpoint, Gauge};
 use service_kit::server::{ServerTls, TLS_CERT_VAR, TLS_KEY_VAR};
 use service_kit::{Caller, TokenKeys};

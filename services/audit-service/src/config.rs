@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use event_store::Settings;
+use careline_settings::Settings;
 use projections::{Defaults, ReadConfig, ReadSettings};
 
 /// The audit service's name in its settings, and its defaults.

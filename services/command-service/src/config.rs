@@ -2,7 +2,8 @@
 
 use std::net::SocketAddr;
 
-use event_store::{Settings, StoreConfig};
+use careline_settings::Settings;
+use event_store::StoreConfig;
 use service_kit::{TokenIssuer, TokenKeys};
 
 use crate::grpc::sign_in::SignInSettings;

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use event_store::Settings;
+use careline_settings::Settings;
 use lettre::message::Mailbox;
 use projections::{Defaults, ReadConfig, ReadSettings};
 
@@ -187,7 +187,7 @@ mod tests {
             ("CARELINE_EMAIL_LINK_SIGNING_KEY", links.as_str()),
         ];
         let config = <super::Config as projections::ReadConfig>::from_settings(
-            &event_store::settings::Settings::from_pairs(&pairs),
+            &careline_settings::Settings::from_pairs(&pairs),
         )
         .unwrap();
         let printed = format!("{config:?}");

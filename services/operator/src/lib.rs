@@ -94,7 +94,7 @@ async fn backfill_claims(config: event_store::StoreConfig) -> anyhow::Result<()>
 
 /// The read models' database: `DATABASE_URL`, or the local default.
 pub(crate) fn database_url() -> String {
-    event_store::Settings::from_env().database_url()
+    careline_settings::Settings::from_env().database_url()
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default: warnings), each line

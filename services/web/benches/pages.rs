@@ -184,7 +184,7 @@ async fn main() {
         role: Role::Professional,
         name: "Bench Clinician".into(),
     };
-    let settings = event_store::settings::Settings::from_pairs(&[]);
+    let settings = careline_settings::Settings::from_pairs(&[]);
     let web_config = web::Config::from_settings(&settings).unwrap();
     let backends = web::Backends {
         command: testkit::channel(command_addr).await,

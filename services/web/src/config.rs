@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use event_store::settings::Settings;
+use careline_settings::Settings;
 use service_kit::{Caller, Role};
 
 /// Where the services are, how sessions behave, and whether the demo's
@@ -207,8 +207,7 @@ mod secure_tests {
             ("NATS_PASSWORD", "nats-secret-hunter2"),
         ];
         let config =
-            super::Config::from_settings(&event_store::settings::Settings::from_pairs(&pairs))
-                .unwrap();
+            super::Config::from_settings(&careline_settings::Settings::from_pairs(&pairs)).unwrap();
         let printed = format!("{config:?} {:?}", config.oidc);
         for secret in ["oidc-secret-hunter2", "nats-secret-hunter2"] {
             assert!(!printed.contains(secret), "{printed}");
@@ -223,7 +222,7 @@ mod secure_tests {
         let key = service_kit::test_issuer().private_key();
         let pairs = [(service_kit::auth::SIGNING_KEY_VAR, key.as_str())];
         let refused =
-            super::Config::from_settings(&event_store::settings::Settings::from_pairs(&pairs))
+            super::Config::from_settings(&careline_settings::Settings::from_pairs(&pairs))
                 .unwrap_err()
                 .to_string();
         assert!(refused.contains("holds no token key"), "{refused}");

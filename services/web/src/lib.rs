@@ -727,7 +727,7 @@ impl service_kit::Service for Application {
     type Config = Config;
 
     fn config_from_env() -> anyhow::Result<Config> {
-        Config::from_settings(&event_store::settings::Settings::from_env())
+        Config::from_settings(&careline_settings::Settings::from_env())
     }
 
     async fn build(config: Config) -> anyhow::Result<Self> {

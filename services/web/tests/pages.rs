@@ -1267,7 +1267,7 @@ async fn readiness_names_a_service_the_pages_need_that_is_down() {
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     let config =
-        web::Config::from_settings(&event_store::settings::Settings::from_pairs(&pairs)).unwrap();
+        web::Config::from_settings(&careline_settings::Settings::from_pairs(&pairs)).unwrap();
     let app = web::Application::build(config).await.unwrap();
     let (_, readiness) = app.metrics().unwrap();
     let mut failed = readiness.not_ready().await;

@@ -64,7 +64,7 @@ fn build_with(
     oidc: Option<Arc<web::oidc::Oidc>>,
     more: &[(&str, &str)],
 ) -> Web {
-    let settings = event_store::settings::Settings::from_pairs(more);
+    let settings = careline_settings::Settings::from_pairs(more);
     let config = Config::from_settings(&settings).unwrap();
     let demo = org
         .people()
