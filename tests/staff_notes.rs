@@ -1,5 +1,5 @@
-//! Escalation the patient does not see (seed 000: clinicians support the
-//! front-line staff), across every service: Nina writes a staff note on
+//! Escalation the patient does not see (clinicians support the front-line
+//! staff), across every service: Nina writes a staff note on
 //! Pat's thread; the staff on it read it and are told of it; Pat and her
 //! father never see it, are not told, and their counts do not move; Pat's
 //! audit trail says only that a staff note was written.

@@ -280,8 +280,8 @@ impl Roster {
     }
 }
 
-/// Turns recipients into participants, by the rules of automatic CC (seed
-/// 001) and default messaging contacts (seed 002):
+/// Turns recipients into participants, by the rules of automatic CC and
+/// default messaging contacts (docs/rules.md):
 /// * a team with automatic CC brings every contactable member, and those
 ///   members cannot be addressed one by one (a member who is not
 ///   contactable is not part of the team entry: staff may still add them
@@ -296,8 +296,8 @@ impl Roster {
 ///   adds them back by name (the automatic-CC rule does not stand in the
 ///   way of bringing someone back to a thread they were on);
 /// * to the staff side (`to_staff_side`), staff name any professional, the
-///   members of an automatic-CC team too (item 2 of seed 000's escalation:
-///   a clinician consulted without being addressed by the patient); on the
+///   members of an automatic-CC team too (escalation: a clinician
+///   consulted without being addressed by the patient); on the
 ///   patient side, someone on the staff side is not yet on it, and is moved.
 fn expand(
     recipients: &[Recipient],
@@ -845,8 +845,8 @@ fn check_mentions(thread: &Thread, mentions: &[String], ctx: &Context) -> Result
     Ok(())
 }
 
-/// Write a note only staff see (seed 000: clinicians support the front-line
-/// staff, not the patient directly): a professional on the thread, or of a
+/// Write a note only staff see (clinicians support the front-line staff,
+/// not the patient directly): a professional on the thread, or of a
 /// team it is addressed to or holding a grant in force. It reopens nothing.
 #[derive(Clone, Debug)]
 pub struct PostStaffNote {

@@ -1289,7 +1289,7 @@ fn read_marks_move_forward_over_messages_of_the_thread() {
 
 #[test]
 fn a_clinician_on_a_thread_stays_when_the_team_switches_auto_cc_on() {
-    // Seed 001: threads are not rewritten by team changes. The thread's
+    // Threads are not rewritten by team changes. The thread's
     // participants come only from thread events.
     let w = world();
     let thread = w.nutrition_thread();
