@@ -454,63 +454,87 @@ fn person(people: &HashMap<Uuid, pb::Person>, id: Uuid) -> pb::Person {
     })
 }
 
-/// The people a row of [`summary_select!`] names: patient, assignee,
-/// participants.
-fn summary_people(row: &Row) -> impl Iterator<Item = Uuid> + use<> {
-    let participants: Vec<Uuid> = row.get(10);
-    [Some(row.get::<_, Uuid>(1)), row.get::<_, Option<Uuid>>(4)]
-        .into_iter()
-        .flatten()
-        .chain(participants)
+/// A row of [`summary_select!`], by name: the one place that knows its
+/// columns' order.
+struct SummaryRow {
+    thread_id: Uuid,
+    patient_id: Uuid,
+    subject: String,
+    status: String,
+    assignee: Option<Uuid>,
+    last_activity_at: SystemTime,
+    message_count: i32,
+    /// The viewer's read mark: how many messages they have read.
+    read: i32,
+    participant_count: i32,
+    team_ids: Vec<Uuid>,
+    /// The first ten participants shown.
+    participants: Vec<Uuid>,
+    staff_side_team_ids: Vec<Uuid>,
+    /// Staff only: since when the patient has waited for an answer.
+    waiting_since: Option<SystemTime>,
 }
 
-/// A list's view of one thread, from a row of [`summary_select!`] and the
-/// people it names.
-fn summary(row: &Row, named: &HashMap<Uuid, pb::Person>) -> pb::ThreadSummary {
-    let patient: Uuid = row.get(1);
-    let count: i32 = row.get(6);
-    let read: i32 = row.get(7);
-    pb::ThreadSummary {
-        thread_id: row.get::<_, Uuid>(0).to_string(),
-        patient_id: patient.to_string(),
-        patient_name: named
-            .get(&patient)
-            .map(|p| p.name.clone())
-            .unwrap_or_default(),
-        subject: row.get(2),
-        status: status(row.get::<_, &str>(3)) as i32,
-        assignee: row.get::<_, Option<Uuid>>(4).map(|a| person(named, a)),
-        participants: row
-            .get::<_, Vec<Uuid>>(10)
-            .into_iter()
-            .map(|p| person(named, p))
-            .collect(),
-        team_ids: row
-            .get::<_, Vec<Uuid>>(9)
-            .iter()
-            .map(Uuid::to_string)
-            .collect(),
-        staff_side_team_ids: row
-            .get::<_, Vec<Uuid>>(11)
-            .iter()
-            .map(Uuid::to_string)
-            .collect(),
-        last_activity_at: Some(ts(row.get(5))),
-        message_count: count.max(0) as u32,
-        unread_count: (count - read).max(0) as u32,
-        participant_count: row.get::<_, i32>(8).max(0) as u32,
-        waiting_since: row.get::<_, Option<SystemTime>>(12).map(ts),
+impl SummaryRow {
+    fn from(row: &Row) -> Self {
+        Self {
+            thread_id: row.get(0),
+            patient_id: row.get(1),
+            subject: row.get(2),
+            status: row.get(3),
+            assignee: row.get(4),
+            last_activity_at: row.get(5),
+            message_count: row.get(6),
+            read: row.get(7),
+            participant_count: row.get(8),
+            team_ids: row.get(9),
+            participants: row.get(10),
+            staff_side_team_ids: row.get(11),
+            waiting_since: row.get(12),
+        }
+    }
+
+    /// The people it names: patient, assignee, participants.
+    fn people(&self) -> impl Iterator<Item = Uuid> + '_ {
+        std::iter::once(self.patient_id)
+            .chain(self.assignee)
+            .chain(self.participants.iter().copied())
+    }
+
+    /// A list's view of the thread, with the people it names.
+    fn summary(&self, named: &HashMap<Uuid, pb::Person>) -> pb::ThreadSummary {
+        let ids = |ids: &[Uuid]| ids.iter().map(Uuid::to_string).collect();
+        pb::ThreadSummary {
+            thread_id: self.thread_id.to_string(),
+            patient_id: self.patient_id.to_string(),
+            patient_name: named
+                .get(&self.patient_id)
+                .map(|p| p.name.clone())
+                .unwrap_or_default(),
+            subject: self.subject.clone(),
+            status: status(&self.status) as i32,
+            assignee: self.assignee.map(|a| person(named, a)),
+            participants: self
+                .participants
+                .iter()
+                .map(|p| person(named, *p))
+                .collect(),
+            team_ids: ids(&self.team_ids),
+            staff_side_team_ids: ids(&self.staff_side_team_ids),
+            last_activity_at: Some(ts(self.last_activity_at)),
+            message_count: self.message_count.max(0) as u32,
+            unread_count: (self.message_count - self.read).max(0) as u32,
+            participant_count: self.participant_count.max(0) as u32,
+            waiting_since: self.waiting_since.map(ts),
+        }
     }
 }
 
 /// What rows of [`summary_select!`] show: each thread in its record.
-fn shown(rows: &[Row]) -> Shown {
+fn shown(rows: &[SummaryRow]) -> Shown {
     let mut shown = Shown::default();
     for row in rows {
-        shown.thread(
-            &row.get::<_, Uuid>(1).to_string(),
-            &row.get::<_, Uuid>(0).to_string(),
-        );
+        shown.thread(&row.patient_id.to_string(), &row.thread_id.to_string());
     }
     shown
 }
@@ -524,11 +548,15 @@ async fn named_summaries(
     others: Vec<Uuid>,
     record: Recorder<'_>,
 ) -> Result<(Vec<pb::ThreadSummary>, HashMap<Uuid, pb::Person>), Error> {
+    let rows: Vec<SummaryRow> = rows.iter().map(SummaryRow::from).collect();
     let (named, ()) = futures::try_join!(
-        people(client, rows.iter().flat_map(summary_people).chain(others)),
-        record(shown(rows)),
+        people(
+            client,
+            rows.iter().flat_map(SummaryRow::people).chain(others)
+        ),
+        record(shown(&rows)),
     )?;
-    Ok((rows.iter().map(|row| summary(row, &named)).collect(), named))
+    Ok((rows.iter().map(|row| row.summary(&named)).collect(), named))
 }
 
 /// Summaries of `ids`, in that order, with the viewer's unread counts.
@@ -607,7 +635,11 @@ async fn page(
 
 /// The cursor after a page of rows of [`summary_select!`].
 fn next_cursor(rows: &[Row], filter: &ListFilter) -> String {
-    let keys: Vec<(Uuid, SystemTime)> = rows.iter().map(|r| (r.get(0), r.get(5))).collect();
+    let keys: Vec<(Uuid, SystemTime)> = rows
+        .iter()
+        .map(SummaryRow::from)
+        .map(|r| (r.thread_id, r.last_activity_at))
+        .collect();
     cursor_of(&keys, filter.page_size)
 }
 
