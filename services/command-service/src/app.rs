@@ -167,6 +167,14 @@ impl<S: EventStore> App<S> {
         reply
     }
 
+    /// The command's stages, under its target's lock, decided again on a
+    /// conflict: **authorise** (the sign-in runs only its own commands);
+    /// **load** (the target; a command id already recorded is a replay; the
+    /// context it `needs`, in lock order, with the command id's claim and
+    /// the actor's standing beside it, the first time); **decide** (pure; a
+    /// refusal counts only on the latest state); **claim** what the event
+    /// needs beside the log ([`Self::claim_beside`]); **append** the one
+    /// event ([`envelope`]) at the version read; **record** it in the cache.
     async fn execute_unlimited<C: Command>(
         &self,
         actor: &Actor,
@@ -205,13 +213,7 @@ impl<S: EventStore> App<S> {
                     std::any::type_name::<C>()
                 )));
             }
-            if let Some(kind) = needs.breaks_lock_order(C::Target::KIND) {
-                return Err(Error::Bug(format!(
-                    "{} locks a {:?} and reads a {kind:?}: against the lock order thread → record → team → person",
-                    std::any::type_name::<C>(),
-                    C::Target::KIND
-                )));
-            }
+            in_lock_order::<C>(&needs)?;
             // A command id is claimed for this aggregate for good, beside
             // loading the context (JetStream's duplicate window forgets
             // ids after minutes; a reused one must not start a second
@@ -273,13 +275,7 @@ impl<S: EventStore> App<S> {
             // What the decision turns out to need once it has read the rest.
             let more = command.more_needs(&current.state, &ctx);
             if more != Needs::default() {
-                if let Some(kind) = more.breaks_lock_order(C::Target::KIND) {
-                    return Err(Error::Bug(format!(
-                        "{} locks a {:?} and reads a {kind:?} next: against the lock order",
-                        std::any::type_name::<C>(),
-                        C::Target::KIND
-                    )));
-                }
+                in_lock_order::<C>(&more)?;
                 self.load(&mut ctx, more).await?;
             }
             let payload = match command.decide(&current.state, &ctx) {
@@ -297,36 +293,8 @@ impl<S: EventStore> App<S> {
                     return Err(refusal.into());
                 }
             };
-            if let Some(claim) = crate::claims::person_claim(&payload) {
-                let holder = self.repo.store().claim(&claim.key(), claim.kind).await?;
-                if let Some(other) = holder.filter(|h| !claim.accepts(h)) {
-                    return Err(crate::domain::DomainError::precondition(format!(
-                        "{} is already registered as a {other}: one id is one person, of one kind",
-                        claim.person
-                    ))
-                    .into());
-                }
-            }
-            if let Some(key) = crate::claims::identity_claim(&payload) {
-                let owner = locked.aggregate().to_string();
-                if self.repo.store().claim(&key, &owner).await?.is_some() {
-                    return Err(crate::domain::DomainError::precondition(
-                        "this person already has a sign-in linked at this identity provider: a person is linked once per provider",
-                    )
-                    .into());
-                }
-            }
-            // Before the append: a hint the log never confirms costs a
-            // team loaded for nothing; one missing would hide a membership.
-            if let proto::events::envelope::Payload::TeamMemberAdded(e) = &payload {
-                self.repo
-                    .store()
-                    .add_hint(
-                        &crate::claims::teams_of_key(&e.professional_id),
-                        &aggregate_id,
-                    )
-                    .await?;
-            }
+            self.claim_beside(&payload, &locked.aggregate().to_string(), &aggregate_id)
+                .await?;
             if payload.aggregate_type() != C::Target::KIND {
                 return Err(Error::Bug(format!(
                     "{} decided a {} event for a {:?}",
@@ -338,19 +306,7 @@ impl<S: EventStore> App<S> {
             let on_behalf_of = command
                 .on_behalf_of(&current.state, actor)
                 .unwrap_or_default();
-            let event_actor = EventActor {
-                person_id: actor.person_id.clone(),
-                role: actor.role.to_proto() as i32,
-                on_behalf_of,
-                display_name: actor.name.clone(),
-            };
-            let envelope = Envelope {
-                event_id: meta.command_id.clone(),
-                command_id: meta.command_id.clone(),
-                correlation_id: meta.correlation_id.clone(),
-                causation_id: meta.command_id.clone(),
-                ..proto::contract::envelope(payload, aggregate_id.clone(), event_actor, now)
-            };
+            let envelope = envelope(actor, on_behalf_of, meta, payload, &aggregate_id, now);
             let expected = current.version;
             // Release this reference so that recording the event updates the
             // cached state in place instead of copying it.
@@ -395,6 +351,47 @@ impl<S: EventStore> App<S> {
             aggregate: locked.aggregate().to_string(),
             attempts: MAX_ATTEMPTS,
         })
+    }
+
+    /// What a decided event must claim beside the log before it is
+    /// appended: a person's id for one kind of person, an identity
+    /// provider's link for one person, and a team member's hint.
+    async fn claim_beside(
+        &self,
+        payload: &proto::events::envelope::Payload,
+        owner: &str,
+        aggregate_id: &str,
+    ) -> Result<(), Error> {
+        if let Some(claim) = crate::claims::person_claim(payload) {
+            let holder = self.repo.store().claim(&claim.key(), claim.kind).await?;
+            if let Some(other) = holder.filter(|h| !claim.accepts(h)) {
+                return Err(crate::domain::DomainError::precondition(format!(
+                    "{} is already registered as a {other}: one id is one person, of one kind",
+                    claim.person
+                ))
+                .into());
+            }
+        }
+        if let Some(key) = crate::claims::identity_claim(payload)
+            && self.repo.store().claim(&key, owner).await?.is_some()
+        {
+            return Err(crate::domain::DomainError::precondition(
+                "this person already has a sign-in linked at this identity provider: a person is linked once per provider",
+            )
+            .into());
+        }
+        // Before the append: a hint the log never confirms costs a
+        // team loaded for nothing; one missing would hide a membership.
+        if let proto::events::envelope::Payload::TeamMemberAdded(e) = payload {
+            self.repo
+                .store()
+                .add_hint(
+                    &crate::claims::teams_of_key(&e.professional_id),
+                    aggregate_id,
+                )
+                .await?;
+        }
+        Ok(())
     }
 
     /// What the log says of the actor: whether it confirms the role their
@@ -553,6 +550,44 @@ fn article(role: Role) -> &'static str {
 
 fn state<A: Aggregate>(loaded: Arc<Loaded<A>>) -> Arc<A> {
     Arc::new(loaded.state.clone())
+}
+
+/// Refuses, as a defect, a command whose `needs` would lock against the
+/// lock order (thread → record → team → person) from its target.
+fn in_lock_order<C: Command>(needs: &Needs) -> Result<(), Error> {
+    match needs.breaks_lock_order(C::Target::KIND) {
+        Some(kind) => Err(Error::Bug(format!(
+            "{} locks a {:?} and reads a {kind:?}: against the lock order thread → record → team → person",
+            std::any::type_name::<C>(),
+            C::Target::KIND
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The event a command records: its id is the command's (so a retry
+/// records nothing new), by `actor`, at `now`.
+fn envelope(
+    actor: &Actor,
+    on_behalf_of: String,
+    meta: &CommandMeta,
+    payload: proto::events::envelope::Payload,
+    aggregate_id: &str,
+    now: SystemTime,
+) -> Envelope {
+    let event_actor = EventActor {
+        person_id: actor.person_id.clone(),
+        role: actor.role.to_proto() as i32,
+        on_behalf_of,
+        display_name: actor.name.clone(),
+    };
+    Envelope {
+        event_id: meta.command_id.clone(),
+        command_id: meta.command_id.clone(),
+        correlation_id: meta.correlation_id.clone(),
+        causation_id: meta.command_id.clone(),
+        ..proto::contract::envelope(payload, aggregate_id.to_string(), event_actor, now)
+    }
 }
 
 #[cfg(test)]
