@@ -18,7 +18,7 @@ pub enum Error {
         head: Position,
     },
 
-    #[error("database: {}", crate::describe_error(.0))]
+    #[error("database: {}", careline_pg::describe_error(.0))]
     Database(#[from] tokio_postgres::Error),
 
     #[error("database pool: {0}")]
@@ -44,4 +44,21 @@ pub enum Error {
 
     #[error("bad projection setup: {0}")]
     Config(String),
+}
+
+impl From<careline_pg::Error> for Error {
+    fn from(e: careline_pg::Error) -> Self {
+        match e {
+            careline_pg::Error::Database(e) => Self::Database(e),
+            careline_pg::Error::Pool(why) => Self::Pool(why),
+            careline_pg::Error::Migration {
+                projection,
+                message,
+            } => Self::Migration {
+                projection,
+                message,
+            },
+            careline_pg::Error::Config(why) => Self::Config(why),
+        }
+    }
 }

@@ -4,9 +4,9 @@ use std::time::{Duration, SystemTime};
 
 use tokio_postgres::{Client, GenericClient};
 
-use crate::db::migrate;
 use crate::sql::{self, generation_schema};
 use crate::{Error, Projection};
+use careline_pg::migrate;
 
 mod embedded {
     refinery::embed_migrations!("migrations");

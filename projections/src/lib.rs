@@ -26,7 +26,6 @@
 //! * `testing.rs` (feature `testing`) — a throw-away database per test.
 
 mod access;
-mod db;
 mod dead_letters;
 mod engine;
 mod error;
@@ -36,14 +35,16 @@ mod read_server;
 mod rebuild;
 mod serving;
 mod sql;
-mod tls;
 
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use access::{AccessLog, Recorder, Shown};
-pub use db::{
-    Failure, answers, classify, connect, connect_with, describe_error, listen, migrate, pool,
+/// PostgreSQL itself lives in `careline-pg`; the engine's callers reach it
+/// here too.
+pub use careline_pg::{
+    DATABASE_CA_VAR, Failure, PgTls, answers, classify, connect, connect_with, describe_error,
+    listen, migrate, pool,
 };
 
 /// The batch sizes a read service accepts (events per projection
@@ -59,7 +60,6 @@ pub use read_server::{
 };
 pub use rebuild::{Progress, RebuildReport, rebuild};
 pub use serving::{Backoff, Serving, supervise, try_lead};
-pub use tls::{DATABASE_CA_VAR, PgTls};
 
 /// Re-exported for projections' `migrations()`.
 pub use refinery;

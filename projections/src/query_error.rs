@@ -6,7 +6,7 @@ use std::marker::PhantomData;
 use service_kit::reason;
 use tonic::{Code, Status};
 
-use crate::db::{Failure, classify, describe_error};
+use careline_pg::{Failure, classify, describe_error};
 
 /// A read service, for its errors' messages ("the inbox query ...").
 pub trait ReadService: Send + Sync + 'static {

@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use event_store::{EventStore, Position};
 
-use crate::db::migrate;
 use crate::engine::{Mode, Runner, RunnerConfig};
 use crate::generations::{
     SWITCH_ATTEMPTS, defer_indexes, prepare, restore_indexes, retry_switch, switch_backoff,
@@ -14,6 +13,7 @@ use crate::generations::{
 };
 use crate::sql::{self, generation_schema};
 use crate::{Error, Projection};
+use careline_pg::migrate;
 
 /// Catching up once more is cheaper than switching this far behind: the
 /// live runner would have to apply the gap on the new generation.

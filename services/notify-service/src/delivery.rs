@@ -144,8 +144,8 @@ pub async fn prepare(client: &mut tokio_postgres::Client) -> Result<(), projecti
         &embedded::migrations::runner(),
         "notify delivery",
     )
-    .await
-    .map(|_| ())
+    .await?;
+    Ok(())
 }
 
 /// The Message-ID of a notification: the same on every attempt.

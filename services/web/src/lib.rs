@@ -781,10 +781,10 @@ impl service_kit::Service for Application {
         };
         let sessions = match &config.sessions_database {
             Some(url) => {
-                let pool = projections::pool(url, 8, "careline_web")
+                let pool = careline_pg::pool(url, 8, "careline_web")
                     .map_err(|e| anyhow::anyhow!("CARELINE_WEB_DATABASE_URL: {e}"))?;
                 let sessions = Sessions::in_database(pool.clone(), config.idle, config.absolute);
-                checks.push(projections::answers("sessions database", pool));
+                checks.push(careline_pg::answers("sessions database", pool));
                 sessions
                     .prepare()
                     .await

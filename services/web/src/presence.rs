@@ -111,7 +111,7 @@ pub fn announcement(thread: &str, person: Uuid, name: &str) -> String {
 /// second after the connection is lost).
 pub async fn relay(presence: impl std::ops::Deref<Target = Presence>, url: String) {
     loop {
-        match projections::listen(&url, CHANNEL).await {
+        match careline_pg::listen(&url, CHANNEL).await {
             Ok(mut heard) => {
                 while let Some(payload) = heard.recv().await {
                     if let Ok(a) = serde_json::from_str::<Announced>(&payload)

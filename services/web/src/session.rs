@@ -943,7 +943,7 @@ mod tests {
     #[tokio::test]
     async fn sessions_in_the_database_are_shared_by_every_instance() {
         let db = projections::testing::TestDatabase::new("websessions").await;
-        let pool = || projections::pool(&db.url, 2, "careline_web").unwrap();
+        let pool = || careline_pg::pool(&db.url, 2, "careline_web").unwrap();
         behaves(|idle, absolute| Sessions::in_database(pool(), idle, absolute)).await;
 
         // Two instances, one table: a session started on one is known to
@@ -961,7 +961,7 @@ mod tests {
             Some(s.csrf.clone())
         );
         // The table holds the id's hash, not the id.
-        let client = projections::connect(&db.url).await.unwrap();
+        let client = careline_pg::connect(&db.url).await.unwrap();
         let kept = client
             .query_one(
                 "SELECT count(*) FILTER (WHERE id_hash = sha256(convert_to($1, 'UTF8'))), \
