@@ -39,6 +39,13 @@ use crate::{
 /// below about ten events. Most teams, records and people are that short.
 const DIRECT_GET_LIMIT: u64 = 12;
 
+/// How long any consumer of the log may stand unused before the server
+/// removes it (the stream's consumer limit, on nats-server 2.10 or later):
+/// every consumer Careline makes asks for 30 s, and a consumer someone else
+/// makes under a service's user, durable or not, goes the same way instead
+/// of staying on the server.
+pub const CONSUMER_IDLE_LIMIT: Duration = Duration::from_secs(300);
+
 /// How long a request on the command path waits for its answer before it
 /// is sent again (see `JetStreamStore::resending`).
 const RESEND: Duration = Duration::from_secs(1);
@@ -117,7 +124,7 @@ impl JetStreamStore {
         let js = jetstream::ContextBuilder::new()
             .timeout(config.request_timeout)
             .build(client.clone());
-        let stream = ensure_stream(&js, &config).await?;
+        let stream = ensure_stream(&js, &config, consumer_limits_known(&client)).await?;
         let claims = ensure_claims(&js, &config).await?;
         match (&config.signer, &config.keys) {
             (_, None) => info!(
@@ -875,8 +882,21 @@ fn wanted_stream(config: &StoreConfig) -> stream::Config {
         deny_delete: true,
         deny_purge: true,
         allow_direct: true,
+        consumer_limits: Some(stream::ConsumerLimits {
+            inactive_threshold: CONSUMER_IDLE_LIMIT,
+            max_ack_pending: 0,
+        }),
         ..Default::default()
     }
+}
+
+/// Whether the server keeps a stream's consumer limits (2.10 and later;
+/// Debian's 2.9 ignores them).
+fn consumer_limits_known(client: &async_nats::Client) -> bool {
+    let version = client.server_info().version;
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (major, minor) >= (2, 10)
 }
 
 /// Creates the stream, or checks an existing one. Settings that protect the
@@ -887,6 +907,7 @@ fn wanted_stream(config: &StoreConfig) -> stream::Config {
 async fn ensure_stream(
     js: &jetstream::Context,
     config: &StoreConfig,
+    consumer_limits_known: bool,
 ) -> Result<jetstream::stream::Stream, Error> {
     let wanted = wanted_stream(config);
     let existing = match js.get_stream(&config.stream).await {
@@ -971,6 +992,26 @@ async fn ensure_stream(
             .get_stream(&config.stream)
             .await
             .map_err(get_stream_error);
+    }
+    if consumer_limits_known && have.consumer_limits != wanted.consumer_limits {
+        // A stream made before the limit, or by hand: only the deployment's
+        // admin may change it, so a service says so and goes on.
+        let mut updated = have.clone();
+        updated.consumer_limits = wanted.consumer_limits.clone();
+        match js.update_stream(updated).await {
+            Ok(_) => {
+                info!(stream = %config.stream, "unused consumers now expire after {CONSUMER_IDLE_LIMIT:?}");
+                return js
+                    .get_stream(&config.stream)
+                    .await
+                    .map_err(get_stream_error);
+            }
+            Err(e) => warn!(
+                stream = %config.stream,
+                error = %e,
+                "the stream has no idle limit for its consumers; connect once as the NATS admin to set it"
+            ),
+        }
     }
     Ok(existing)
 }

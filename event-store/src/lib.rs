@@ -45,7 +45,7 @@ pub use aggregate::AggregateRef;
 pub use config::{NatsTls, NatsUser, StoreConfig};
 pub use error::Error;
 pub use event::{Appended, RecordedEvent, validate_envelope};
-pub use jetstream::{JetStreamStore, claims_bucket, inbox_prefix};
+pub use jetstream::{CONSUMER_IDLE_LIMIT, JetStreamStore, claims_bucket, inbox_prefix};
 pub use memory::MemoryStore;
 pub use signing::{Checked, EventKeys, EventSigner, Writer};
 

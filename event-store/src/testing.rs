@@ -247,6 +247,8 @@ pub struct NatsServer {
     config: Option<(std::path::PathBuf, Vec<(String, String)>)>,
     /// A directory this server's configuration was written to, removed on drop.
     conf_dir: Option<std::path::PathBuf>,
+    /// The nats-server binary it runs.
+    bin: String,
 }
 
 /// The users `deploy/nats/users.conf` defines.
@@ -273,6 +275,23 @@ pub fn dev_certs() -> std::path::PathBuf {
     dir
 }
 
+/// The path of a current nats-server, as `deploy/cluster/nats-server.sh`
+/// finds or installs it.
+pub fn current_nats_server() -> String {
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/cluster/nats-server.sh");
+    let found = std::process::Command::new("bash")
+        .arg(&script)
+        .output()
+        .expect("run deploy/cluster/nats-server.sh");
+    assert!(
+        found.status.success(),
+        "deploy/cluster/nats-server.sh failed: {}",
+        String::from_utf8_lossy(&found.stderr)
+    );
+    String::from_utf8_lossy(&found.stdout).trim().to_string()
+}
+
 impl NatsServer {
     /// Starts `nats-server` (from `NATS_SERVER_BIN`, `PATH` or `/usr/sbin`).
     pub async fn start() -> Self {
@@ -290,6 +309,13 @@ impl NatsServer {
     }
 
     async fn start_on(config: Option<(std::path::PathBuf, Vec<(String, String)>)>) -> Self {
+        Self::start_binary(Self::binary(), config).await
+    }
+
+    async fn start_binary(
+        bin: String,
+        config: Option<(std::path::PathBuf, Vec<(String, String)>)>,
+    ) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -302,6 +328,7 @@ impl NatsServer {
             child: None,
             config,
             conf_dir: None,
+            bin,
         };
         server.restart().await;
         server
@@ -326,6 +353,17 @@ impl NatsServer {
     /// given a directory made by `deploy/nats/dev-certs.sh`, TLS required of
     /// every client.
     pub async fn start_with_users(tls: Option<&std::path::Path>) -> Self {
+        Self::start_users_on(Self::binary(), tls).await
+    }
+
+    /// [`NatsServer::start_with_users`] on a current nats-server (2.12 or
+    /// later, found or installed by `deploy/cluster/nats-server.sh`), for
+    /// what Debian's 2.9 does not do.
+    pub async fn start_current_with_users(tls: Option<&std::path::Path>) -> Self {
+        Self::start_users_on(current_nats_server(), tls).await
+    }
+
+    async fn start_users_on(bin: String, tls: Option<&std::path::Path>) -> Self {
         let dir = std::env::temp_dir().join(format!(
             "careline-nats-conf-{}",
             uuid::Uuid::new_v4().simple()
@@ -352,8 +390,7 @@ impl NatsServer {
                 )
             })
             .collect();
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let mut server = Self::start_with_config(&dir.join("nats.conf"), &env).await;
+        let mut server = Self::start_binary(bin, Some((dir.join("nats.conf"), env))).await;
         server.conf_dir = Some(dir);
         server
     }
@@ -373,7 +410,7 @@ impl NatsServer {
     /// Starts the server again on the same port and store.
     pub async fn restart(&mut self) {
         self.kill();
-        let mut command = std::process::Command::new(Self::binary());
+        let mut command = std::process::Command::new(&self.bin);
         if let Some((config, env)) = &self.config {
             command.arg("-c").arg(config).envs(env.iter().cloned());
         }
@@ -390,7 +427,7 @@ impl NatsServer {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", Self::binary()));
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.bin));
         self.child = Some(child);
         listening(self.port, "nats-server").await;
     }

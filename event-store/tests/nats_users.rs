@@ -184,3 +184,74 @@ async fn no_user_listens_to_another_users_answers() {
         store.last_position().await.unwrap();
     }
 }
+
+/// A service's user cannot find another's consumers, and cannot leave one
+/// of its own on the server: the consumers Careline makes are named at
+/// random and no service user may list them, and every consumer, a durable
+/// one made by hand too, is removed once unused for
+/// [`event_store::CONSUMER_IDLE_LIMIT`] (nats-server 2.10 or later).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_user_finds_another_users_consumers_or_keeps_one() {
+    let server = NatsServer::start_current_with_users(None).await;
+    let admin = JetStreamStore::connect(config(&server, Some("admin")))
+        .await
+        .unwrap();
+    let thread = new_thread();
+    JetStreamStore::connect(config(&server, Some("command")))
+        .await
+        .unwrap()
+        .append(&message(&thread, "hello"), 0)
+        .await
+        .unwrap();
+    // The inbox follows the log: a consumer of its own.
+    let inbox = JetStreamStore::connect(config(&server, Some("inbox")))
+        .await
+        .unwrap();
+    let mut feed = inbox.subscribe(1).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), feed.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let mut log = admin.jetstream().get_stream("CARELINE").await.unwrap();
+    assert_eq!(log.info().await.unwrap().state.consumer_count, 1);
+
+    for thief in ["audit", "notify", "reader"] {
+        let store = JetStreamStore::connect(config(&server, Some(thief)))
+            .await
+            .unwrap();
+        let stream = store.jetstream().get_stream("CARELINE").await.unwrap();
+        // Neither the names nor the list of the stream's consumers.
+        let listed = stream.consumer_names().next().await;
+        assert!(
+            matches!(listed, Some(Err(_))),
+            "{thief} listed consumer names: {listed:?}"
+        );
+        let listed = stream.consumers().next().await;
+        assert!(
+            matches!(listed, Some(Err(_))),
+            "{thief} listed consumers: {listed:?}"
+        );
+        // A durable consumer made by hand (the permissions cannot tell it
+        // from the feed's) is given the stream's idle limit: it goes.
+        let mut squatter = stream
+            .create_consumer(async_nats::jetstream::consumer::pull::Config {
+                durable_name: Some(format!("squatter-{thief}")),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let info = squatter.info().await.unwrap();
+        assert_eq!(
+            info.config.inactive_threshold,
+            event_store::CONSUMER_IDLE_LIMIT,
+            "{thief}'s durable consumer would stay"
+        );
+    }
+    // The admin sees the limit on the stream.
+    let config = log.info().await.unwrap().config.clone();
+    assert_eq!(
+        config.consumer_limits.map(|l| l.inactive_threshold),
+        Some(event_store::CONSUMER_IDLE_LIMIT)
+    );
+}
