@@ -283,6 +283,62 @@ fn hash(id: &str) -> Vec<u8> {
     sha2::Sha256::digest(id.as_bytes()).to_vec()
 }
 
+/// The key that seals what a browser keeps as `kind` before it is signed
+/// in (an account not linked yet holds an account token): made from the
+/// browser's cookie, which the table holds only a hash of.
+fn kept_key(browser: &str, kind: &str) -> ring::aead::LessSafeKey {
+    let mut digest = sha2::Sha256::new();
+    digest.update(b"careline-web sign-ins\0");
+    digest.update(browser.as_bytes());
+    digest.update(b"\0");
+    digest.update(kind.as_bytes());
+    let key: [u8; 32] = digest.finalize().into();
+    ring::aead::LessSafeKey::new(
+        ring::aead::UnboundKey::new(&ring::aead::CHACHA20_POLY1305, &key)
+            .unwrap_or_else(|_| unreachable!("a ChaCha20-Poly1305 key is 32 bytes")),
+    )
+}
+
+/// `value` sealed for the `sign_ins` table: a fresh nonce, then the
+/// sealed bytes, in base64 (the same browser may keep a kind again).
+fn seal_kept(browser: &str, kind: &str, value: &str) -> Result<String, StoreError> {
+    let mut nonce = [0u8; 12];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce)
+        .map_err(|_| StoreError("no randomness to seal a sign-in with".into()))?;
+    let mut data = value.as_bytes().to_vec();
+    kept_key(browser, kind)
+        .seal_in_place_append_tag(
+            ring::aead::Nonce::assume_unique_for_key(nonce),
+            ring::aead::Aad::from(kind.as_bytes()),
+            &mut data,
+        )
+        .map_err(|_| StoreError("a sign-in could not be sealed".into()))?;
+    let mut out = nonce.to_vec();
+    out.extend(data);
+    Ok(base64::engine::general_purpose::STANDARD_NO_PAD.encode(out))
+}
+
+/// What [`seal_kept`] sealed, or `None` when it does not open with this
+/// browser's key (kept by an earlier version, unsealed, or changed).
+fn open_kept(browser: &str, kind: &str, text: &str) -> Option<String> {
+    let data = base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(text)
+        .ok()?;
+    if data.len() < 12 {
+        return None;
+    }
+    let (nonce, sealed) = data.split_at(12);
+    let mut sealed = sealed.to_vec();
+    let opened = kept_key(browser, kind)
+        .open_in_place(
+            ring::aead::Nonce::try_assume_unique_for_key(nonce).ok()?,
+            ring::aead::Aad::from(kind.as_bytes()),
+            &mut sealed,
+        )
+        .ok()?;
+    String::from_utf8(opened.to_vec()).ok()
+}
+
 /// A session read back from its row (`GET`'s and `PEEK`'s columns).
 fn from_row(id: &str, row: &Row) -> Result<Session, StoreError> {
     let role = |text: String| text.parse::<Role>().map_err(StoreError);
@@ -631,8 +687,9 @@ impl Sessions {
                 client.execute(SWEEP_SIGN_INS, &[]).await?;
                 let lasting = lasting.as_secs_f64();
                 let most = self.sign_ins_max as i64;
+                let sealed = seal_kept(browser, kind, value)?;
                 let kept = client
-                    .execute(KEEP, &[&hash(browser), &kind, &value, &lasting, &most])
+                    .execute(KEEP, &[&hash(browser), &kind, &sealed, &lasting, &most])
                     .await?;
                 if kept == 0 {
                     return Err(full());
@@ -656,7 +713,7 @@ impl Sessions {
                 let row = client.query_opt(TAKE, &[&hash(browser), &kind]).await?;
                 Ok(row
                     .filter(|r| r.get::<_, bool>(1))
-                    .map(|r| r.get::<_, String>(0)))
+                    .and_then(|r| open_kept(browser, kind, &r.get::<_, String>(0))))
             }
         }
     }
@@ -672,7 +729,7 @@ impl Sessions {
             Store::Database(pool) => {
                 let client = pool.get().await?;
                 let row = client.query_opt(LOOK, &[&hash(browser), &kind]).await?;
-                Ok(row.map(|r| r.get::<_, String>(0)))
+                Ok(row.and_then(|r| open_kept(browser, kind, &r.get::<_, String>(0))))
             }
         }
     }
@@ -987,6 +1044,35 @@ mod tests {
         assert_eq!(Tokens::open(&s.id, sealed).unwrap(), tokens());
         two.end(&s.id).await.unwrap();
         assert!(one.get(&s.id).await.unwrap().is_none());
+
+        // What a browser keeps before it is signed in (an account token
+        // for an account not linked yet) is sealed too: the other instance
+        // opens it with the browser's cookie; the table alone does not.
+        let browser = random_token();
+        let held = "{\"account_token\":\"eyJ.account.token\"}";
+        one.keep(&browser, "held", held, Duration::from_secs(60))
+            .await
+            .unwrap();
+        let stored: String = client
+            .query_one(
+                "SELECT value FROM careline_web.sign_ins WHERE browser_hash = sha256(convert_to($1, 'UTF8'))",
+                &[&browser],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert!(!stored.contains("token"), "{stored}");
+        assert_eq!(open_kept("another browser", "held", &stored), None);
+        assert_eq!(open_kept(&browser, "pending", &stored), None);
+        assert_eq!(
+            two.look(&browser, "held").await.unwrap().as_deref(),
+            Some(held)
+        );
+        assert_eq!(
+            two.take(&browser, "held").await.unwrap().as_deref(),
+            Some(held)
+        );
+        assert_eq!(one.look(&browser, "held").await.unwrap(), None);
     }
 
     #[test]
