@@ -35,6 +35,9 @@ fn settings_read() -> BTreeSet<String> {
         "services",
         "event-store/src",
         "projections/src",
+        "read-kit/src",
+        "pg/src",
+        "settings/src",
         "client/src",
     ] {
         rust_sources(&root.join(dir), &[], &mut files);
@@ -63,7 +66,7 @@ fn settings_read() -> BTreeSet<String> {
     }
     // Each read service's own settings: the scaffold's suffixes under the
     // name its configuration gives.
-    let scaffold = std::fs::read_to_string(root.join("projections/src/read_server.rs")).unwrap();
+    let scaffold = std::fs::read_to_string(root.join("read-kit/src/read_server.rs")).unwrap();
     let suffixes: Vec<String> = scaffold
         .match_indices("var(\"")
         .map(|(i, _)| {

@@ -16,6 +16,9 @@ fn no_caller_branches_on_the_words_of_a_message() {
         "services",
         "client",
         "projections/src",
+        "read-kit/src",
+        "pg/src",
+        "settings/src",
         "event-store/src",
         "testkit",
     ] {

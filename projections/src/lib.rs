@@ -21,17 +21,15 @@
 //!   recorded and shown, and the rest of the log goes on.
 //! * `serving.rs` — [`supervise`] a live runner; [`Serving`]: wait for a
 //!   position (read-your-writes).
-//! * `db.rs` — connections and migrations (`tls.rs`: TLS to PostgreSQL);
-//!   `sql.rs` — the engine's queries.
+//! * `sql.rs` — the engine's queries. PostgreSQL itself (connections,
+//!   TLS, migrations) is `careline-pg`; the gRPC read server built around a
+//!   live runner is `careline-read-kit`.
 //! * `testing.rs` (feature `testing`) — a throw-away database per test.
 
-mod access;
 mod dead_letters;
 mod engine;
 mod error;
 mod generations;
-mod query_error;
-mod read_server;
 mod rebuild;
 mod serving;
 mod sql;
@@ -39,7 +37,6 @@ mod sql;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use access::{AccessLog, Recorder, Shown};
 /// PostgreSQL itself lives in `careline-pg`; the engine's callers reach it
 /// here too.
 pub use careline_pg::{
@@ -50,14 +47,10 @@ pub use careline_pg::{
 /// The batch sizes a read service accepts (events per projection
 /// transaction), the same for every one.
 pub const BATCH_SIZES: std::ops::RangeInclusive<u64> = 1..=50_000;
-pub use dead_letters::{DeadLetter, dead_letters};
+pub use dead_letters::{DeadLetter, count as dead_letter_count, dead_letters};
 pub use engine::{Mode, PASSED_OVER_SETTLE, Projection, Runner, RunnerConfig};
 pub use error::Error;
 pub use generations::{ProjectionStatus, live_checkpoint, prepare, status, views_schema};
-pub use query_error::{QueryError, ReadService};
-pub use read_server::{
-    Defaults, ReadApplication, ReadConfig, ReadParts, ReadServer, ReadSettings, Reader, Started,
-};
 pub use rebuild::{Progress, RebuildReport, rebuild};
 pub use serving::{Backoff, Serving, supervise, try_lead};
 

@@ -24,7 +24,9 @@ use tonic::body::Body;
 use tonic::codegen::{Service, http};
 use tonic::server::NamedService;
 
-use crate::{Mode, Projection, QueryError, ReadService, Runner, RunnerConfig, Serving};
+use projections::{Mode, Projection, Runner, RunnerConfig, Serving};
+
+use crate::{QueryError, ReadService};
 
 /// A bound read service, ready to run.
 pub struct ReadServer<P, S> {
@@ -213,7 +215,7 @@ impl ReadSettings {
             listen: s.address(&var("ADDR"), &format!("127.0.0.1:{}", d.port))?,
             database_url: s.database_url(),
             store: StoreConfig::from_settings(s)?,
-            batch_size: s.number_in(&var("BATCH"), d.batch, crate::BATCH_SIZES)? as usize,
+            batch_size: s.number_in(&var("BATCH"), d.batch, projections::BATCH_SIZES)? as usize,
             pool_size: s.number(&var("POOL"), d.pool)?.max(1) as usize,
             wait_for_position: s.millis(&var("WAIT_MS"), 2000)?,
             keys: TokenKeys::from_setting(s.get(service_kit::auth::PUBLIC_KEYS_VAR))
@@ -233,10 +235,10 @@ impl<P: Projection, S: EventStore> ReadServer<P, S> {
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
-        let mut client = crate::connect(&settings.database_url).await?;
-        crate::prepare(&mut client, &projection).await?;
+        let mut client = projections::connect(&settings.database_url).await?;
+        projections::prepare(&mut client, &projection).await?;
         drop(client);
-        let views = crate::views_schema(&projection);
+        let views = projections::views_schema(&projection);
         let accounts = Accounts::of(store.clone());
         let runner = Arc::new(Runner::new(
             Arc::new(projection),
@@ -247,7 +249,7 @@ impl<P: Projection, S: EventStore> ReadServer<P, S> {
         Ok(Self {
             listener,
             runner,
-            pool: crate::pool(&settings.database_url, settings.pool_size, views)?,
+            pool: projections::pool(&settings.database_url, settings.pool_size, views)?,
             keys: settings.keys.clone(),
             accounts,
             wait: settings.wait_for_position,
@@ -324,7 +326,7 @@ impl<P: Projection, S: EventStore> ReadServer<P, S> {
                     let Ok(client) = pool.get().await else {
                         return vec![];
                     };
-                    match crate::dead_letters::count(&**client, name).await {
+                    match projections::dead_letter_count(&**client, name).await {
                         Ok(n) => vec![(labels(), n as f64)],
                         Err(_) => vec![],
                     }
@@ -341,7 +343,7 @@ impl<P: Projection, S: EventStore> ReadServer<P, S> {
                     let store = store.clone();
                     async move { store.last_position().await }
                 }),
-                crate::answers("postgres", pool),
+                careline_pg::answers("postgres", pool),
             ],
         )
     }
@@ -379,7 +381,7 @@ impl<P: Projection, S: EventStore> ReadServer<P, S> {
     {
         let readiness = self.endpoint(vec![]);
         let (stop, stopping) = watch::channel(false);
-        let (serving, projection) = crate::supervise(self.runner.clone(), stopping.clone());
+        let (serving, projection) = projections::supervise(self.runner.clone(), stopping.clone());
         let (svc, beside) = service(Started {
             reader: Reader {
                 pool: self.pool,
@@ -479,7 +481,7 @@ impl<R: ReadParts<S>, S: EventStore> ReadApplication<R, S> {
         let settings = config.read().clone();
         let parts = R::new(config, &store);
         let server = ReadServer::bind(&settings, parts.projection(), store).await?;
-        let mut client = crate::connect(&settings.database_url).await?;
+        let mut client = projections::connect(&settings.database_url).await?;
         parts.prepare(&mut client).await?;
         Ok(Self {
             server,

@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
+use careline_read_kit::{Defaults, ReadConfig, ReadSettings};
 use careline_settings::Settings;
-use projections::{Defaults, ReadConfig, ReadSettings};
 
 /// The audit service's name in its settings, and its defaults.
 pub const DEFAULTS: Defaults = Defaults {

@@ -1,15 +1,15 @@
 //! The audit service's errors: the one kind every read service has
-//! (`projections::QueryError`), named for messages, and the one place they
+//! (`careline_read_kit::QueryError`), named for messages, and the one place they
 //! become gRPC statuses.
 
 /// The audit service, as its errors name it.
 #[derive(Debug)]
 pub struct Audit;
 
-impl projections::ReadService for Audit {
+impl careline_read_kit::ReadService for Audit {
     const NAME: &'static str = "audit";
     const READ_MODEL: &'static str = "the audit trail";
     const GRPC: &'static str = "careline.audit.v1.AuditService";
 }
 
-pub type Error = projections::QueryError<Audit>;
+pub type Error = careline_read_kit::QueryError<Audit>;

@@ -8,9 +8,9 @@ use std::collections::HashMap;
 use std::pin::Pin;
 use std::time::{Duration, SystemTime};
 
+use careline_read_kit::{AccessLog, Reader, Shown};
 use event_store::EventStore;
 use futures::{Stream, StreamExt};
-use projections::{AccessLog, Reader, Shown};
 use proto::audit as pb;
 use proto::audit::audit_service_server::AuditService;
 use service_kit::ids::{PatientId, PersonId, ThreadId};

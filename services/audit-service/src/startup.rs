@@ -1,10 +1,10 @@
 //! The audit service in the read services' scaffold
-//! (`projections::ReadApplication`): its projection and its gRPC methods.
+//! (`careline_read_kit::ReadApplication`): its projection and its gRPC methods.
 
 use std::time::Duration;
 
+use careline_read_kit::{AccessLog, ReadApplication, ReadParts, Started};
 use event_store::{EventStore, JetStreamStore};
-use projections::{AccessLog, ReadApplication, ReadParts, Started};
 use proto::audit::audit_service_server::AuditServiceServer;
 
 use crate::config::Config;

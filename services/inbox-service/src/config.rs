@@ -3,8 +3,8 @@
 //! default 1000; `CARELINE_INBOX_POOL`, default 16; `CARELINE_INBOX_WAIT_MS`,
 //! default 2000; and those of every service), and whether reads are recorded.
 
+use careline_read_kit::{Defaults, ReadConfig, ReadSettings};
 use careline_settings::Settings;
-use projections::{Defaults, ReadConfig, ReadSettings};
 
 /// The inbox's name in its settings, and its defaults.
 pub const DEFAULTS: Defaults = Defaults {

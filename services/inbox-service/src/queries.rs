@@ -24,10 +24,10 @@ use service_kit::ids::{PatientId, TeamId, ThreadId};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use projections::Shown;
+use careline_read_kit::Shown;
 
 /// What one answer of the inbox shows, recorded once.
-type Recorder<'a> = projections::Recorder<'a, crate::error::Inbox>;
+type Recorder<'a> = careline_read_kit::Recorder<'a, crate::error::Inbox>;
 use crate::error::Error;
 
 type Param = dyn tokio_postgres::types::ToSql + Sync;

@@ -1,9 +1,9 @@
 //! The inbox service in the read services' scaffold
-//! (`projections::ReadApplication`): its projection, its record of reads
+//! (`careline_read_kit::ReadApplication`): its projection, its record of reads
 //! and its gRPC methods.
 
+use careline_read_kit::{AccessLog, ReadApplication, ReadParts, Started};
 use event_store::{EventStore, JetStreamStore};
-use projections::{AccessLog, ReadApplication, ReadParts, Started};
 use proto::inbox::inbox_service_server::InboxServiceServer;
 
 use crate::config::Config;

@@ -2,9 +2,9 @@
 
 use std::time::{Duration, SystemTime};
 
+use careline_read_kit::{Defaults, ReadConfig, ReadSettings};
 use careline_settings::Settings;
 use lettre::message::Mailbox;
-use projections::{Defaults, ReadConfig, ReadSettings};
 
 /// How mail leaves: the SMTP server and what the emails say.
 #[derive(Clone, Debug)]
@@ -186,7 +186,7 @@ mod tests {
             ("NATS_PASSWORD", "nats-secret-hunter2"),
             ("CARELINE_EMAIL_LINK_SIGNING_KEY", links.as_str()),
         ];
-        let config = <super::Config as projections::ReadConfig>::from_settings(
+        let config = <super::Config as careline_read_kit::ReadConfig>::from_settings(
             &careline_settings::Settings::from_pairs(&pairs),
         )
         .unwrap();

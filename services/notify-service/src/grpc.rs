@@ -3,7 +3,7 @@
 
 use std::time::SystemTime;
 
-use projections::{AccessLog, Reader, Shown};
+use careline_read_kit::{AccessLog, Reader, Shown};
 use proto::notify as pb;
 use proto::notify::notification_service_server::NotificationService;
 use service_kit::Role;
@@ -72,14 +72,14 @@ fn now_micros() -> i64 {
 #[derive(Debug)]
 pub struct Notifications;
 
-impl projections::ReadService for Notifications {
+impl careline_read_kit::ReadService for Notifications {
     const NAME: &'static str = "notification";
     const READ_MODEL: &'static str = "the notification state";
     const GRPC: &'static str = "careline.notify.v1.NotificationService";
 }
 
 /// The notification service's errors: the one kind every read service has.
-pub type Error = projections::QueryError<Notifications>;
+pub type Error = careline_read_kit::QueryError<Notifications>;
 
 /// A failed query as a status: a conflict is worth retrying (ABORTED), an
 /// outage is UNAVAILABLE, anything else a defect (INTERNAL).

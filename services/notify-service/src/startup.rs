@@ -1,10 +1,10 @@
 //! The notification service in the read services' scaffold
-//! (`projections::ReadApplication`): its projection and gRPC methods, its
+//! (`careline_read_kit::ReadApplication`): its projection and gRPC methods, its
 //! delivery tables, and the delivery worker beside the server, all stopped
 //! by one shutdown.
 
+use careline_read_kit::{AccessLog, ReadApplication, ReadParts, Started};
 use event_store::{EventStore, JetStreamStore};
-use projections::{AccessLog, ReadApplication, ReadParts, Started};
 use proto::notify::notification_service_server::NotificationServiceServer;
 use service_kit::metrics::Gauge;
 

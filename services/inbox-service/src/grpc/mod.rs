@@ -18,7 +18,7 @@ use service_kit::Caller;
 use service_kit::ids::{PatientId, TeamId, ThreadId};
 use tonic::{Request, Response, Status};
 
-use projections::{AccessLog, Reader, Shown};
+use careline_read_kit::{AccessLog, Reader, Shown};
 
 use crate::error::{Error, Inbox};
 use crate::queries::{self, ListFilter, Viewer};
