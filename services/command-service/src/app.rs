@@ -13,7 +13,8 @@ use proto::events::{Actor as EventActor, Envelope};
 use service_kit::Role;
 
 use crate::domain::{
-    Actor, Aggregate, Command, Context, Created, Needs, PatientRecord, Person, Team,
+    Actor, Admission, Aggregate, Command, Context, Created, Needs, PatientRecord, Person, Ration,
+    Team,
 };
 use crate::error::Error;
 use crate::repository::{Loaded, Repository};
@@ -111,14 +112,19 @@ impl<S: EventStore> App<S> {
         &self.repo
     }
 
-    /// Runs one command to its one event, or to a refusal that wrote nothing.
+    /// Runs one command to its one event, or to a refusal that wrote nothing:
+    /// its [`Ration`] first (the post limit, the wrong-code limit), then its
+    /// stages ([`Self::execute_unlimited`]).
     pub async fn execute<C: Command>(
         &self,
         actor: &Actor,
         meta: &CommandMeta,
         command: &C,
     ) -> Result<Reply, Error> {
-        let limited = self.post_limit.as_ref().filter(|_| command.posts());
+        let limited = self
+            .post_limit
+            .as_ref()
+            .filter(|_| command.ration() == Ration::Posts);
         // The slot is taken before the command runs (the check and the
         // count are one step) and given back if it writes nothing.
         let slot = match limited {
@@ -135,7 +141,7 @@ impl<S: EventStore> App<S> {
         };
         // A code is counted as wrong before it is checked (so concurrent
         // guesses cannot all pass) and given back when it was right.
-        let guess = match command.presents_a_code() {
+        let guess = match command.ration() == Ration::Guess {
             true => match self
                 .wrong_codes
                 .take(&actor.person_id, std::time::Instant::now())
@@ -168,7 +174,9 @@ impl<S: EventStore> App<S> {
     }
 
     /// The command's stages, under its target's lock, decided again on a
-    /// conflict: **authorise** (the sign-in runs only its own commands);
+    /// conflict: **authorise** (the command's [`Admission`]: the sign-in
+    /// runs only its own commands; an actor the log does not confirm runs
+    /// only its own registration, or the first admin's grant);
     /// **load** (the target; a command id already recorded is a replay; the
     /// context it `needs`, in lock order, with the command id's claim and
     /// the actor's standing beside it, the first time); **decide** (pure; a
@@ -181,8 +189,10 @@ impl<S: EventStore> App<S> {
         meta: &CommandMeta,
         command: &C,
     ) -> Result<Reply, Error> {
-        if actor.is(Role::System) != command.by_sign_in() {
-            return Err(crate::domain::DomainError::denied(if command.by_sign_in() {
+        let admission = command.admission(actor);
+        let by_sign_in = admission == Admission::SignIn;
+        if actor.is(Role::System) != by_sign_in {
+            return Err(crate::domain::DomainError::denied(if by_sign_in {
                 "only the sign-in does this"
             } else {
                 "the sign-in acts for no one: sign in as a person"
@@ -249,8 +259,8 @@ impl<S: EventStore> App<S> {
                     return Err(Error::CommandIdReused(meta.command_id.clone()));
                 }
                 closed_at = standing.closed_at;
-                if !standing.confirmed && !command.registers_actor(actor) {
-                    if !command.bootstraps(actor) {
+                if !standing.confirmed && admission != Admission::Registers {
+                    if admission != Admission::FirstAdmin {
                         return Err(unconfirmed(actor).into());
                     }
                     let first = self

@@ -92,8 +92,8 @@ impl Command for LinkIdentity {
         &self.identity_id
     }
 
-    fn by_sign_in(&self) -> bool {
-        true
+    fn admission(&self, _: &Actor) -> super::Admission {
+        super::Admission::SignIn
     }
 
     fn needs(&self, _: &Identity, _: &Actor) -> Needs {

@@ -379,38 +379,47 @@ pub trait Command: Send + Sync {
         Created::default()
     }
 
-    /// Whether this command writes a message (counted by the post limit).
-    fn posts(&self) -> bool {
-        false
+    /// Who may run it, where that is not simply a person whose role the
+    /// log confirms (the authorise stage's special cases).
+    fn admission(&self, _actor: &Actor) -> Admission {
+        Admission::Confirmed
     }
 
-    /// Whether this command presents a secret that could be guessed (a
-    /// join code): its refusals are counted, and too many stop the person
-    /// trying for a while.
-    fn presents_a_code(&self) -> bool {
-        false
+    /// What a person may do only so often (checked and counted before the
+    /// stages, given back when nothing was written).
+    fn ration(&self) -> Ration {
+        Ration::None
     }
+}
 
-    /// Whether this command, by this actor, makes the deployment's first
-    /// admin: accepted from an actor whose admin role is not (yet) in the
-    /// log, once per deployment.
-    fn bootstraps(&self, _actor: &Actor) -> bool {
-        false
-    }
+/// Who may run a command: the authorise stage's cases.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// A person whose role the log confirms, and whose account is open:
+    /// every command but those below.
+    Confirmed,
+    /// The actor's own registration (a patient signing up): accepted from
+    /// an actor the log does not know yet; `decide` must then create
+    /// exactly that aggregate.
+    Registers,
+    /// The deployment's first admin granting itself the role: accepted from
+    /// an actor whose admin role is not (yet) in the log, once per
+    /// deployment.
+    FirstAdmin,
+    /// The sign-in's own commands: the sign-in principal (`Role::System`,
+    /// no person) runs them and no one else; it runs nothing else.
+    SignIn,
+}
 
-    /// Whether this command, by this actor, creates the actor's own
-    /// aggregate (a patient signing up): accepted from an actor the log
-    /// does not know yet; `decide` must then create exactly that aggregate.
-    fn registers_actor(&self, _actor: &Actor) -> bool {
-        false
-    }
-
-    /// Whether this is the sign-in's command (the actor is the sign-in
-    /// principal, `Role::System`, no person): no one else may run it, and
-    /// the sign-in may run nothing else.
-    fn by_sign_in(&self) -> bool {
-        false
-    }
+/// What a person may do only so often.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ration {
+    None,
+    /// Writes a message: counted by the post limit.
+    Posts,
+    /// Presents a secret that could be guessed (a join code): its refusals
+    /// are counted, and too many stop the person trying for a while.
+    Guess,
 }
 
 /// Ids a command creates, for the reply.

@@ -424,8 +424,8 @@ impl Command for JoinTeamWithCode {
     fn target_id(&self) -> &str {
         &self.patient_id
     }
-    fn presents_a_code(&self) -> bool {
-        true
+    fn ration(&self) -> super::Ration {
+        super::Ration::Guess
     }
     fn needs(&self, _: &PatientRecord, _: &Actor) -> Needs {
         Needs {
@@ -433,8 +433,12 @@ impl Command for JoinTeamWithCode {
             ..Needs::default()
         }
     }
-    fn registers_actor(&self, actor: &Actor) -> bool {
-        is_patient(actor, &self.patient_id)
+    fn admission(&self, actor: &Actor) -> super::Admission {
+        if is_patient(actor, &self.patient_id) {
+            super::Admission::Registers
+        } else {
+            super::Admission::Confirmed
+        }
     }
     fn decide(&self, record: &PatientRecord, ctx: &Context) -> Result<Payload, DomainError> {
         if !is_patient(&ctx.actor, &self.patient_id) {
@@ -830,8 +834,14 @@ mod tests {
         };
         // Accepted from a patient the log does not know yet, for their own
         // record only.
-        assert!(join("renal23456").registers_actor(&newcomer));
-        assert!(!join("renal23456").registers_actor(&w.patient));
+        assert_eq!(
+            join("renal23456").admission(&newcomer),
+            super::super::Admission::Registers
+        );
+        assert_eq!(
+            join("renal23456").admission(&w.patient),
+            super::super::Admission::Confirmed
+        );
         let nobody = PatientRecord::default();
         let c = ctx(&w, &newcomer);
         assert_refused(

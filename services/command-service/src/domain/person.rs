@@ -348,7 +348,7 @@ impl Command for ConfirmPersonEmail {
 }
 
 /// Give a person a staff role (admin). The first admin of a deployment
-/// grants itself the admin role, once ([`Command::bootstraps`]).
+/// grants itself the admin role, once ([`super::Admission::FirstAdmin`]).
 #[derive(Clone, Debug)]
 pub struct GrantStaffRole {
     pub person_id: String,
@@ -363,8 +363,12 @@ impl Command for GrantStaffRole {
         &self.person_id
     }
 
-    fn bootstraps(&self, actor: &super::Actor) -> bool {
-        self.role == Role::Admin && actor.person_id == self.person_id && actor.is(Role::Admin)
+    fn admission(&self, actor: &super::Actor) -> super::Admission {
+        if self.role == Role::Admin && actor.person_id == self.person_id && actor.is(Role::Admin) {
+            super::Admission::FirstAdmin
+        } else {
+            super::Admission::Confirmed
+        }
     }
 
     fn decide(&self, person: &Person, ctx: &Context) -> Result<Payload, DomainError> {

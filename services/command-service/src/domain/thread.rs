@@ -647,8 +647,8 @@ impl Command for StartThread {
     fn target_id(&self) -> &str {
         &self.thread_id
     }
-    fn posts(&self) -> bool {
-        true
+    fn ration(&self) -> super::Ration {
+        super::Ration::Posts
     }
     fn needs(&self, _: &Thread, _: &Actor) -> Needs {
         Needs {
@@ -776,8 +776,8 @@ impl Command for PostMessage {
     fn target_id(&self) -> &str {
         &self.thread_id
     }
-    fn posts(&self) -> bool {
-        true
+    fn ration(&self) -> super::Ration {
+        super::Ration::Posts
     }
     fn needs(&self, thread: &Thread, actor: &Actor) -> Needs {
         participant_needs(thread, actor)
@@ -860,8 +860,8 @@ impl Command for PostStaffNote {
     fn target_id(&self) -> &str {
         &self.thread_id
     }
-    fn posts(&self) -> bool {
-        true
+    fn ration(&self) -> super::Ration {
+        super::Ration::Posts
     }
     fn needs(&self, thread: &Thread, actor: &Actor) -> Needs {
         participant_needs(thread, actor)
