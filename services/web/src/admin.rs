@@ -16,7 +16,7 @@ use service_kit::Role;
 use tonic::Status;
 
 use crate::session::Session;
-use crate::{Fields, Posted, SignedIn, Web, pages};
+use crate::{Fields, Page, Posted, SignedIn, Web, pages};
 
 fn admins_only(web: &Web, session: &Session) -> Response {
     let body = pages::problem_page(
@@ -80,9 +80,9 @@ pub(crate) async fn teams(
     State(web): State<Web>,
     SignedIn(session): SignedIn,
     Query(q): Query<FindQuery>,
-) -> Response {
+) -> Page {
     if session.caller.role != Role::Admin {
-        return admins_only(&web, &session);
+        return Ok(admins_only(&web, &session));
     }
     teams_page(&web, &session, &q.done, ("", ""), None).await
 }
@@ -93,18 +93,15 @@ async fn teams_page(
     done: &str,
     typed: (&str, &str),
     problem: Option<maud::Markup>,
-) -> Response {
-    match teams_of(web, session, "").await {
-        Ok(teams) => {
-            let body = pages::admin::teams(&teams, session, done, typed, problem.clone());
-            web.form_page("Teams", session, body, problem.is_some())
-        }
-        Err(e) => web.failed(session, &e).await,
-    }
+) -> Page {
+    let teams = teams_of(web, session, "").await?;
+    let has_problem = problem.is_some();
+    let body = pages::admin::teams(&teams, session, done, typed, problem);
+    Ok(web.form_page("Teams", session, body, has_problem))
 }
 
 /// Creates a team, then opens its page.
-pub(crate) async fn create_team(State(web): State<Web>, Posted(session, form): Posted) -> Response {
+pub(crate) async fn create_team(State(web): State<Web>, Posted(session, form): Posted) -> Page {
     let (name, description) = (form.one("name"), form.one("description"));
     let team_id = uuid::Uuid::now_v7().to_string();
     let created = async {
@@ -118,15 +115,14 @@ pub(crate) async fn create_team(State(web): State<Web>, Posted(session, form): P
             .await
     };
     match created.await {
-        Ok(reply) => {
-            web.changed(&session, reply, &format!("/admin/teams/{team_id}"))
-                .await
-        }
+        Ok(reply) => Ok(web
+            .changed(&session, reply, &format!("/admin/teams/{team_id}"))
+            .await),
         Err(e) if crate::refusal(&e) => {
             let problem = pages::error_box("The team was not created", e.message());
             teams_page(&web, &session, "", (name, description), Some(problem)).await
         }
-        Err(e) => web.failed(&session, &e).await,
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -137,9 +133,9 @@ pub(crate) async fn team(
     SignedIn(session): SignedIn,
     Path(team): Path<String>,
     Query(q): Query<FindQuery>,
-) -> Response {
+) -> Page {
     if session.caller.role != Role::Admin {
-        return admins_only(&web, &session);
+        return Ok(admins_only(&web, &session));
     }
     team_page(&web, &session, &team, &q.find, &q.done, None).await
 }
@@ -151,44 +147,34 @@ async fn team_page(
     find: &str,
     done: &str,
     problem: Option<maud::Markup>,
-) -> Response {
-    let found = async {
-        let teams = teams_of(web, session, team).await?;
-        let people = if find.trim().is_empty() {
-            Vec::new()
-        } else {
-            find_people(web, session, find, inbox_pb::PersonKind::Professional).await?
-        };
-        Ok::<_, Status>((teams, people))
+) -> Page {
+    let teams = teams_of(web, session, team).await?;
+    let people = if find.trim().is_empty() {
+        Vec::new()
+    } else {
+        find_people(web, session, find, inbox_pb::PersonKind::Professional).await?
     };
-    match found.await {
-        Ok((teams, people)) => match teams.first() {
-            Some(settings) => {
-                let view = pages::admin::TeamView {
-                    team: settings,
-                    found: &people,
-                    find,
-                    done,
-                    base_url: &web.inner.base_url,
-                };
-                let has_problem = problem.is_some();
-                let body = pages::admin::team(&view, session, problem);
-                web.form_page("Team settings", session, body, has_problem)
-            }
-            None => {
-                let body = pages::problem_page(
-                    "There is no such team",
-                    "It may have a new link: go back to the list of teams.",
-                );
-                (
-                    StatusCode::NOT_FOUND,
-                    web.page("Team settings", Some(session), body),
-                )
-                    .into_response()
-            }
-        },
-        Err(e) => web.failed(session, &e).await,
-    }
+    let Some(settings) = teams.first() else {
+        let body = pages::problem_page(
+            "There is no such team",
+            "It may have a new link: go back to the list of teams.",
+        );
+        return Ok((
+            StatusCode::NOT_FOUND,
+            web.page("Team settings", Some(session), body),
+        )
+            .into_response());
+    };
+    let view = pages::admin::TeamView {
+        team: settings,
+        found: &people,
+        find,
+        done,
+        base_url: &web.inner.base_url,
+    };
+    let has_problem = problem.is_some();
+    let body = pages::admin::team(&view, session, problem);
+    Ok(web.form_page("Team settings", session, body, has_problem))
 }
 
 fn yes(form: &Fields, name: &str) -> bool {
@@ -200,7 +186,7 @@ pub(crate) async fn change_team(
     State(web): State<Web>,
     Path(team): Path<String>,
     Posted(session, form): Posted,
-) -> Response {
+) -> Page {
     let team_id = team.clone();
     let person = form.one("person").to_string();
     let changed = async {
@@ -290,15 +276,14 @@ pub(crate) async fn change_team(
         Ok::<_, Status>(reply)
     };
     match changed.await {
-        Ok(reply) => {
-            web.changed(&session, reply, &format!("/admin/teams/{team}?done=saved"))
-                .await
-        }
+        Ok(reply) => Ok(web
+            .changed(&session, reply, &format!("/admin/teams/{team}?done=saved"))
+            .await),
         Err(e) if crate::refusal(&e) => {
             let problem = pages::error_box("That was not changed", e.message());
             team_page(&web, &session, &team, "", "", Some(problem)).await
         }
-        Err(e) => web.failed(&session, &e).await,
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -307,9 +292,9 @@ pub(crate) async fn people(
     State(web): State<Web>,
     SignedIn(session): SignedIn,
     Query(q): Query<FindQuery>,
-) -> Response {
+) -> Page {
     if session.caller.role != Role::Admin {
-        return admins_only(&web, &session);
+        return Ok(admins_only(&web, &session));
     }
     people_page(&web, &session, &q, &pages::admin::Register::default(), None).await
 }
@@ -324,21 +309,16 @@ async fn people_page(
     q: &FindQuery,
     typed: &pages::admin::Register<'_>,
     problem: Option<maud::Markup>,
-) -> Response {
-    match find_people(web, session, &q.find, kind_of(&q.kind)).await {
-        Ok(found) => {
-            let has_problem = problem.is_some();
-            let body =
-                pages::admin::people(&found, session, &q.find, &q.kind, &q.done, typed, problem);
-            web.form_page("People", session, body, has_problem)
-        }
-        Err(e) => web.failed(session, &e).await,
-    }
+) -> Page {
+    let found = find_people(web, session, &q.find, kind_of(&q.kind)).await?;
+    let has_problem = problem.is_some();
+    let body = pages::admin::people(&found, session, &q.find, &q.kind, &q.done, typed, problem);
+    Ok(web.form_page("People", session, body, has_problem))
 }
 
 /// Registers a professional, a carer or a patient (each is emailed the
 /// verification link, which is also their invitation to sign in).
-pub(crate) async fn register(State(web): State<Web>, Posted(session, form): Posted) -> Response {
+pub(crate) async fn register(State(web): State<Web>, Posted(session, form): Posted) -> Page {
     let typed = pages::admin::Register {
         kind: form.one("kind"),
         name: form.one("name"),
@@ -395,13 +375,13 @@ pub(crate) async fn register(State(web): State<Web>, Posted(session, form): Post
                 "/admin/people?done=registered&find={}",
                 crate::encode(&find)
             );
-            web.changed(&session, reply, &to).await
+            Ok(web.changed(&session, reply, &to).await)
         }
         Err(e) if crate::refusal(&e) => {
             let problem = pages::error_box("Nobody was registered", e.message());
             people_page(&web, &session, &FindQuery::default(), &typed, Some(problem)).await
         }
-        Err(e) => web.failed(&session, &e).await,
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -411,7 +391,7 @@ pub(crate) async fn change_person(
     State(web): State<Web>,
     Path(person): Path<String>,
     Posted(session, form): Posted,
-) -> Response {
+) -> Page {
     let patient = form.one("kind") == "patient";
     let changed = async {
         let mut c = web.command(&session)?;
@@ -466,23 +446,22 @@ pub(crate) async fn change_person(
     };
     let back = format!("/admin/people?find={}", crate::encode(form.one("find")));
     match changed.await {
-        Ok(reply) => {
-            web.changed(
+        Ok(reply) => Ok(web
+            .changed(
                 &session,
                 reply,
                 &format!("{back}&done={}", crate::encode(form.one("do"))),
             )
-            .await
-        }
+            .await),
         Err(e) if crate::refusal(&e) => {
             let body = pages::problem_page("That was not changed", e.message());
-            (
+            Ok((
                 StatusCode::UNPROCESSABLE_ENTITY,
                 web.page("People", Some(&session), body),
             )
-                .into_response()
+                .into_response())
         }
-        Err(e) => web.failed(&session, &e).await,
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -500,10 +479,10 @@ pub(crate) async fn close_page(
     SignedIn(session): SignedIn,
     Path(person): Path<String>,
     Query(q): Query<CloseQuery>,
-) -> Response {
+) -> Page {
     if session.caller.role != Role::Admin {
-        return admins_only(&web, &session);
+        return Ok(admins_only(&web, &session));
     }
     let body = pages::admin::close(&person, q.name.trim(), &q.find, &session);
-    web.page("Close an account", Some(&session), body)
+    Ok(web.page("Close an account", Some(&session), body))
 }

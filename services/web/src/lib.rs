@@ -328,10 +328,13 @@ impl Web {
             .into_response()
     }
 
-    /// What a refused or failed call means to the person.
-    async fn failed(&self, session: &Session, status: &Status) -> Response {
-        match status.code() {
-            Code::PermissionDenied if reason::is(status, reason::ACCOUNT_CLOSED) => {
+    /// What a refused or failed call means to the person (of `session`,
+    /// when the browser has one).
+    async fn failed(&self, session: Option<&Session>, status: &Status) -> Response {
+        match (status.code(), session) {
+            (Code::PermissionDenied, Some(session))
+                if reason::is(status, reason::ACCOUNT_CLOSED) =>
+            {
                 // Closed: every session of theirs ends now.
                 if let Err(e) = self
                     .inner
@@ -343,7 +346,7 @@ impl Web {
                 }
                 return Redirect::to("/sign-in?closed=1").into_response();
             }
-            Code::Unauthenticated => {
+            (Code::Unauthenticated, Some(session)) => {
                 if let Err(e) = self.inner.sessions.end(&session.id).await {
                     return self.store_down(&e);
                 }
@@ -353,7 +356,81 @@ impl Web {
         }
         let shown = shown_for(status);
         let body = pages::problem_page(shown.heading, &shown.detail);
-        (shown.code, self.page(shown.heading, Some(session), body)).into_response()
+        (shown.code, self.page(shown.heading, session, body)).into_response()
+    }
+}
+
+/// Why a page was not served as asked. A handler returns it (`?` on a
+/// service's answer: `Result<Response, AppError>`); [`shown`], one layer
+/// for every page, turns it into the page that says so. A refusal about
+/// what the person typed is not one: the handler shows its form again,
+/// with what they typed and what to fix ([`Web::form_page`]).
+#[derive(Debug)]
+pub(crate) enum AppError {
+    /// A service refused or failed a call made as the signed-in person.
+    Call(Status),
+    /// The sessions' store did not answer.
+    Store(session::StoreError),
+}
+
+impl From<Status> for AppError {
+    fn from(status: Status) -> Self {
+        Self::Call(status)
+    }
+}
+
+impl From<session::StoreError> for AppError {
+    fn from(e: session::StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+/// What a page handler returns.
+pub(crate) type Page = Result<Response, AppError>;
+
+/// An [`AppError`] on its way to [`shown`], in the response's extensions.
+#[derive(Clone)]
+struct Unshown(Arc<std::sync::Mutex<Option<AppError>>>);
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let mut response = StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        response
+            .extensions_mut()
+            .insert(Unshown(Arc::new(std::sync::Mutex::new(Some(self)))));
+        response
+    }
+}
+
+/// The one place an [`AppError`] becomes a page: a refusal in the
+/// service's words, a failure as "not reachable just now", a closed
+/// account or a token no longer good as the end of the session.
+async fn shown(
+    State(web): State<Web>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let id = cookie(request.headers(), COOKIE);
+    let response = next.run(request).await;
+    let Some(error) = response
+        .extensions()
+        .get::<Unshown>()
+        .and_then(|u| u.0.lock().unwrap_or_else(|p| p.into_inner()).take())
+    else {
+        return response;
+    };
+    match error {
+        AppError::Store(e) => web.store_down(&e),
+        AppError::Call(status) => {
+            let session = match id {
+                Some(id) => match web.inner.sessions.peek(&id).await {
+                    Ok(session) => session,
+                    Err(e) => return web.store_down(&e),
+                },
+                None => None,
+            };
+            web.failed(session.as_ref(), &status).await
+        }
     }
 }
 
@@ -636,6 +713,7 @@ pub fn router(web: Web) -> Router {
         .route("/static/compose.js", get(live::compose))
         .route("/session/alive", get(session_alive))
         .route("/health", get(|| async { "ok" }))
+        .layer(axum::middleware::from_fn_with_state(web.clone(), shown))
         .layer(axum::middleware::map_response_with_state(web.clone(), hsts))
         .layer(axum::middleware::from_fn(recorded))
         .with_state(web)

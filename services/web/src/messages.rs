@@ -12,7 +12,7 @@ use service_kit::reason;
 use tonic::{Code, Status};
 
 use crate::session::Session;
-use crate::{LIST_PAGE, Posted, SignedIn, Web, pages, record, staff};
+use crate::{LIST_PAGE, Page, Posted, SignedIn, Web, pages, record, staff};
 
 #[derive(serde::Deserialize, Debug, Default)]
 pub(crate) struct ListQuery {
@@ -36,16 +36,15 @@ pub(crate) async fn messages(
     State(web): State<Web>,
     SignedIn(session): SignedIn,
     Query(q): Query<ListQuery>,
-) -> Response {
+) -> Page {
     // A carer's list is of the one patient they are acting for now.
     let acting = if session.caller.role == Role::Carer {
-        match record::acting(&web, &session).await {
-            Ok((Some(a), _, _)) => Some(a),
-            Ok((None, notice, account)) => {
+        match record::acting(&web, &session).await? {
+            (Some(a), _, _) => Some(a),
+            (None, notice, account) => {
                 let body = pages::record::acting_for(&account, &session, notice);
-                return web.page("Whose messages", Some(&session), body);
+                return Ok(web.page("Whose messages", Some(&session), body));
             }
-            Err(e) => return web.failed(&session, &e).await,
         }
     } else {
         None
@@ -72,24 +71,15 @@ pub(crate) async fn messages(
         page_size: LIST_PAGE,
         cursor: q.cursor.clone(),
     };
-    let answer = match web.inbox(&session) {
-        Ok(mut inbox) => inbox.my_inbox(request).await,
-        Err(e) => Err(e),
-    };
-    match answer {
-        Ok(page) => {
-            let page = page.into_inner();
-            let can_write = matches!(session.caller.role, Role::Patient | Role::Carer);
-            let about = acting.as_ref().map(|a| a.name.as_str());
-            let body = pages::messages(&page, list, staff, can_write, about, !q.cursor.is_empty());
-            web.page(
-                if staff { "My inbox" } else { "Messages" },
-                Some(&session),
-                body,
-            )
-        }
-        Err(e) => web.failed(&session, &e).await,
-    }
+    let page = web.inbox(&session)?.my_inbox(request).await?.into_inner();
+    let can_write = matches!(session.caller.role, Role::Patient | Role::Carer);
+    let about = acting.as_ref().map(|a| a.name.as_str());
+    let body = pages::messages(&page, list, staff, can_write, about, !q.cursor.is_empty());
+    Ok(web.page(
+        if staff { "My inbox" } else { "Messages" },
+        Some(&session),
+        body,
+    ))
 }
 
 /// Reads a thread as the session's person, and marks it read up to its
@@ -163,67 +153,59 @@ pub(crate) async fn thread(
     Path(id): Path<String>,
     Query(q): Query<AtQuery>,
     headers: HeaderMap,
-) -> Response {
+) -> Page {
     let mark = from_here_or_the_person(&headers);
-    match read_thread_marking(&web, &session, &id, q.at, mark).await {
-        Ok(detail) => {
-            let leads = staff::leads(&web, &session).await;
-            let unread = detail.summary.as_ref().is_some_and(|s| s.unread_count > 0);
-            let body = pages::thread(&detail, &session, &leads, "", "", None);
-            let body = if !mark && unread {
-                maud::html! {
-                    (body)
-                    form #mark-read method="post" action={ "/threads/" (id) "/read" } {
-                        input type="hidden" name="csrf" value=(session.csrf);
-                        button.button.secondary type="submit" { "Mark as read" }
-                    }
-                }
-            } else {
-                body
-            };
-            let body = if session.caller.role == Role::Professional {
-                if let Err(e) = web.inner.sessions.opened(&session.id, &id).await {
-                    // Presence of this conversation is then not told to it.
-                    tracing::warn!(error = %e, "a session's open page was not kept");
-                }
-                let told = staff::told(&web, &session, &id, detail.position).await;
-                maud::html! { (body) (told) }
-            } else {
-                body
-            };
-            web.page("Conversation", Some(&session), body)
+    let detail = read_thread_marking(&web, &session, &id, q.at, mark).await?;
+    let leads = staff::leads(&web, &session).await;
+    let unread = detail.summary.as_ref().is_some_and(|s| s.unread_count > 0);
+    let body = pages::thread(&detail, &session, &leads, "", "", None);
+    let body = if !mark && unread {
+        maud::html! {
+            (body)
+            form #mark-read method="post" action={ "/threads/" (id) "/read" } {
+                input type="hidden" name="csrf" value=(session.csrf);
+                button.button.secondary type="submit" { "Mark as read" }
+            }
         }
-        Err(e) => web.failed(&session, &e).await,
-    }
+    } else {
+        body
+    };
+    let body = if session.caller.role == Role::Professional {
+        if let Err(e) = web.inner.sessions.opened(&session.id, &id).await {
+            // Presence of this conversation is then not told to it.
+            tracing::warn!(error = %e, "a session's open page was not kept");
+        }
+        let told = staff::told(&web, &session, &id, detail.position).await;
+        maud::html! { (body) (told) }
+    } else {
+        body
+    };
+    Ok(web.page("Conversation", Some(&session), body))
 }
 
 pub(crate) async fn reply(
     State(web): State<Web>,
     Path(id): Path<String>,
     Posted(session, form): Posted,
-) -> Response {
+) -> Page {
     let text = form.one("body");
-    let sent = match web.command(&session) {
-        Ok(mut c) => {
-            c.post_message(cmd::PostMessageRequest {
-                command_id: command_id(),
-                thread_id: id.clone(),
-                body: text.to_string(),
-                mention_ids: vec![],
-            })
-            .await
-        }
-        Err(e) => Err(e),
-    };
+    let sent = web
+        .command(&session)?
+        .post_message(cmd::PostMessageRequest {
+            command_id: command_id(),
+            thread_id: id.clone(),
+            body: text.to_string(),
+            mention_ids: vec![],
+        })
+        .await;
     match sent {
-        Ok(reply) => {
-            web.changed(&session, reply, &format!("/threads/{id}#reply"))
-                .await
-        }
+        Ok(reply) => Ok(web
+            .changed(&session, reply, &format!("/threads/{id}#reply"))
+            .await),
         Err(e) if matches!(e.code(), Code::InvalidArgument | Code::FailedPrecondition) => {
             thread_with_problem(&web, &session, &id, text, "", "Your reply was not sent", &e).await
         }
-        Err(e) => web.failed(&session, &e).await,
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -233,11 +215,9 @@ pub(crate) async fn mark_read(
     State(web): State<Web>,
     Path(id): Path<String>,
     Posted(session, _): Posted,
-) -> Response {
-    match read_thread(&web, &session, &id, 0).await {
-        Ok(_) => Redirect::to(&format!("/threads/{id}")).into_response(),
-        Err(e) => web.failed(&session, &e).await,
-    }
+) -> Page {
+    read_thread(&web, &session, &id, 0).await?;
+    Ok(Redirect::to(&format!("/threads/{id}")).into_response())
 }
 
 /// The conversation again, saying what to fix, with what was typed (a
@@ -250,17 +230,13 @@ pub(crate) async fn thread_with_problem(
     note: &str,
     heading: &str,
     e: &Status,
-) -> Response {
-    match read_thread(web, session, id, 0).await {
-        Ok(detail) => {
-            let problem = pages::error_box(heading, &reply_problem(e, reply, note));
-            let leads = staff::leads(web, session).await;
-            let body = pages::thread(&detail, session, &leads, reply, note, Some(problem));
-            let page = web.page("Not sent", Some(session), body);
-            (StatusCode::UNPROCESSABLE_ENTITY, page).into_response()
-        }
-        Err(e) => web.failed(session, &e).await,
-    }
+) -> Page {
+    let detail = read_thread(web, session, id, 0).await?;
+    let problem = pages::error_box(heading, &reply_problem(e, reply, note));
+    let leads = staff::leads(web, session).await;
+    let body = pages::thread(&detail, session, &leads, reply, note, Some(problem));
+    let page = web.page("Not sent", Some(session), body);
+    Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
 }
 
 /// A refusal's words for the page (an empty choice said plainly).
@@ -361,28 +337,22 @@ pub(crate) async fn new_message_page(
     State(web): State<Web>,
     SignedIn(session): SignedIn,
     Query(q): Query<NewQuery>,
-) -> Response {
-    let patient = match writing_in(&web, &session, &q.patient).await {
-        Ok(Some(p)) => p,
-        Ok(None) => return not_for_you(&web, &session),
-        Err(e) => return web.failed(&session, &e).await,
+) -> Page {
+    let Some(patient) = writing_in(&web, &session, &q.patient).await? else {
+        return Ok(not_for_you(&web, &session));
     };
-    match who_can_i_message(&web, &session, &patient).await {
-        Ok(who) => {
-            let from_team = [format!("team:{}", q.team.trim())];
-            let typed = pages::NewMessage {
-                chosen: if q.team.trim().is_empty() {
-                    &[]
-                } else {
-                    &from_team
-                },
-                ..Default::default()
-            };
-            let body = pages::new_message(&who, &session, &typed, None);
-            web.page("New message", Some(&session), body)
-        }
-        Err(e) => web.failed(&session, &e).await,
-    }
+    let who = who_can_i_message(&web, &session, &patient).await?;
+    let from_team = [format!("team:{}", q.team.trim())];
+    let typed = pages::NewMessage {
+        chosen: if q.team.trim().is_empty() {
+            &[]
+        } else {
+            &from_team
+        },
+        ..Default::default()
+    };
+    let body = pages::new_message(&who, &session, &typed, None);
+    Ok(web.page("New message", Some(&session), body))
 }
 
 pub(crate) fn recipient(value: &str) -> Option<cmd::Recipient> {
@@ -396,11 +366,9 @@ pub(crate) fn recipient(value: &str) -> Option<cmd::Recipient> {
     })
 }
 
-pub(crate) async fn new_message(State(web): State<Web>, Posted(session, form): Posted) -> Response {
-    let patient = match writing_in(&web, &session, form.one("patient")).await {
-        Ok(Some(p)) => p,
-        Ok(None) => return not_for_you(&web, &session),
-        Err(e) => return web.failed(&session, &e).await,
+pub(crate) async fn new_message(State(web): State<Web>, Posted(session, form): Posted) -> Page {
+    let Some(patient) = writing_in(&web, &session, form.one("patient")).await? else {
+        return Ok(not_for_you(&web, &session));
     };
     let (to, carers) = (form.all("to"), form.all("carer"));
     let typed = pages::NewMessage {
@@ -414,27 +382,23 @@ pub(crate) async fn new_message(State(web): State<Web>, Posted(session, form): P
             "Choose who to send your message to.",
         ))
     } else {
-        match web.command(&session) {
-            Ok(mut c) => {
-                c.start_thread(cmd::StartThreadRequest {
-                    command_id: command_id(),
-                    thread_id: String::new(),
-                    patient_id: patient.clone(),
-                    subject: typed.subject.to_string(),
-                    body: typed.body.to_string(),
-                    recipients: to.iter().filter_map(|v| recipient(v)).collect(),
-                    carer_ids: carers.clone(),
-                })
-                .await
-            }
-            Err(e) => Err(e),
-        }
+        web.command(&session)?
+            .start_thread(cmd::StartThreadRequest {
+                command_id: command_id(),
+                thread_id: String::new(),
+                patient_id: patient.clone(),
+                subject: typed.subject.to_string(),
+                body: typed.body.to_string(),
+                recipients: to.iter().filter_map(|v| recipient(v)).collect(),
+                carer_ids: carers.clone(),
+            })
+            .await
     };
     match started {
         Ok(reply) => {
             let reply = reply.into_inner();
             web.advance(&session, reply.position).await;
-            Redirect::to(&format!("/threads/{}", reply.aggregate_id)).into_response()
+            Ok(Redirect::to(&format!("/threads/{}", reply.aggregate_id)).into_response())
         }
         Err(e)
             if matches!(
@@ -442,18 +406,14 @@ pub(crate) async fn new_message(State(web): State<Web>, Posted(session, form): P
                 Code::InvalidArgument | Code::FailedPrecondition | Code::PermissionDenied
             ) =>
         {
-            match who_can_i_message(&web, &session, &patient).await {
-                Ok(who) => {
-                    let problem =
-                        pages::error_box("Your message was not sent", &new_problem(&e, typed.body));
-                    let body = pages::new_message(&who, &session, &typed, Some(problem));
-                    let page = web.page("Message not sent", Some(&session), body);
-                    (StatusCode::UNPROCESSABLE_ENTITY, page).into_response()
-                }
-                Err(e) => web.failed(&session, &e).await,
-            }
+            let who = who_can_i_message(&web, &session, &patient).await?;
+            let problem =
+                pages::error_box("Your message was not sent", &new_problem(&e, typed.body));
+            let body = pages::new_message(&who, &session, &typed, Some(problem));
+            let page = web.page("Message not sent", Some(&session), body);
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
         }
-        Err(e) => web.failed(&session, &e).await,
+        Err(e) => Err(e.into()),
     }
 }
 

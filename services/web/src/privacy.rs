@@ -15,7 +15,7 @@ use tonic::{Code, Status};
 
 use crate::pages::privacy::{Asked, Kind};
 use crate::session::Session;
-use crate::{SignedIn, Web, pages};
+use crate::{Page, SignedIn, Web, pages};
 
 fn auditors_only(web: &Web, session: &Session) -> Response {
     let body = pages::problem_page(
@@ -68,9 +68,9 @@ pub(crate) async fn trails(
     State(web): State<Web>,
     SignedIn(session): SignedIn,
     Query(q): Query<TrailQuery>,
-) -> Response {
+) -> Page {
     if session.caller.role != Role::Auditor {
-        return auditors_only(&web, &session);
+        return Ok(auditors_only(&web, &session));
     }
     let kind = Kind::parse(&q.kind);
     let asked = Asked {
@@ -81,14 +81,14 @@ pub(crate) async fn trails(
     };
     if asked.id.is_empty() {
         let body = pages::privacy::trails(&asked, None, None);
-        return web.page("Audit trails", Some(&session), body);
+        return Ok(web.page("Audit trails", Some(&session), body));
     }
     let range = match range(&q) {
         Ok(range) => range,
         Err(problem) => {
             let problem = pages::error_box("Check the days", &problem);
             let body = pages::privacy::trails(&asked, None, Some(problem));
-            return web.form_page("Audit trails", &session, body, true);
+            return Ok(web.form_page("Audit trails", &session, body, true));
         }
     };
     let answer = async {
@@ -129,7 +129,7 @@ pub(crate) async fn trails(
     match answer.await {
         Ok(page) => {
             let body = pages::privacy::trails(&asked, Some(&page), None);
-            web.page("Audit trails", Some(&session), body)
+            Ok(web.page("Audit trails", Some(&session), body))
         }
         Err(e) if e.code() == Code::InvalidArgument => {
             let problem = pages::error_box(
@@ -137,9 +137,9 @@ pub(crate) async fn trails(
                 "Give the id of a record, a thread or a person as Careline shows it (a UUID), and days as day, month and year.",
             );
             let body = pages::privacy::trails(&asked, None, Some(problem));
-            web.form_page("Audit trails", &session, body, true)
+            Ok(web.form_page("Audit trails", &session, body, true))
         }
-        Err(e) => web.failed(&session, &e).await,
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -157,9 +157,9 @@ pub(crate) async fn verify(
     State(web): State<Web>,
     SignedIn(session): SignedIn,
     Query(q): Query<RecordQuery>,
-) -> Response {
+) -> Page {
     if session.caller.role != Role::Auditor {
-        return auditors_only(&web, &session);
+        return Ok(auditors_only(&web, &session));
     }
     let patient = q.patient.trim().to_string();
     let checked = async {
@@ -177,17 +177,17 @@ pub(crate) async fn verify(
     match checked.await {
         Ok(reply) => {
             let body = pages::privacy::verified(&patient, &reply);
-            web.page("Audit trail checked", Some(&session), body)
+            Ok(web.page("Audit trail checked", Some(&session), body))
         }
         Err(e) if e.code() == Code::InvalidArgument => {
             let body = pages::problem_page("That is not a record's id", e.message());
-            (
+            Ok((
                 StatusCode::UNPROCESSABLE_ENTITY,
                 web.page("Audit trails", Some(&session), body),
             )
-                .into_response()
+                .into_response())
         }
-        Err(e) => web.failed(&session, &e).await,
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -196,9 +196,9 @@ pub(crate) async fn export(
     State(web): State<Web>,
     SignedIn(session): SignedIn,
     Query(q): Query<RecordQuery>,
-) -> Response {
+) -> Page {
     if session.caller.role != Role::Auditor {
-        return auditors_only(&web, &session);
+        return Ok(auditors_only(&web, &session));
     }
     crate::export_download(&web, &session, q.patient.trim(), q.format == "fhir").await
 }

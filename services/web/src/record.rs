@@ -18,7 +18,7 @@ use tonic::{Code, Status};
 
 use crate::pages::record as page;
 use crate::session::{Acting, Session};
-use crate::{Posted, SignedIn, Web};
+use crate::{Page, Posted, SignedIn, Web};
 
 /// The person's account as the inbox answers it (after their own changes).
 pub(crate) async fn my_account(
@@ -123,14 +123,12 @@ fn about_the_form(e: &Status) -> bool {
     )
 }
 
-pub(crate) async fn hub(State(web): State<Web>, SignedIn(session): SignedIn) -> Response {
+pub(crate) async fn hub(State(web): State<Web>, SignedIn(session): SignedIn) -> Page {
     if session.caller.role != Role::Patient {
-        return only_patients(&web, &session);
+        return Ok(only_patients(&web, &session));
     }
-    match my_account(&web, &session).await {
-        Ok(account) => web.page("My record", Some(&session), page::hub(&account)),
-        Err(e) => web.failed(&session, &e).await,
-    }
+    let account = my_account(&web, &session).await?;
+    Ok(web.page("My record", Some(&session), page::hub(&account)))
 }
 
 async fn carers_page(
@@ -139,34 +137,27 @@ async fn carers_page(
     typed: &page::ConsentForm<'_>,
     notice: Option<&str>,
     problem: Option<Markup>,
-) -> Response {
+) -> Page {
     let problem_shown = problem.is_some();
-    match my_account(web, session).await {
-        Ok(account) => {
-            let body = page::carers(&account, session, typed, notice, problem);
-            web.form_page("Who may act for me", session, body, problem_shown)
-        }
-        Err(e) => web.failed(session, &e).await,
-    }
+    let account = my_account(web, session).await?;
+    let body = page::carers(&account, session, typed, notice, problem);
+    Ok(web.form_page("Who may act for me", session, body, problem_shown))
 }
 
 pub(crate) async fn carers(
     State(web): State<Web>,
     SignedIn(session): SignedIn,
     Query(q): Query<Done>,
-) -> Response {
+) -> Page {
     if session.caller.role != Role::Patient {
-        return only_patients(&web, &session);
+        return Ok(only_patients(&web, &session));
     }
     carers_page(&web, &session, &Default::default(), done(&q.done), None).await
 }
 
-pub(crate) async fn give_consent(
-    State(web): State<Web>,
-    Posted(session, form): Posted,
-) -> Response {
+pub(crate) async fn give_consent(State(web): State<Web>, Posted(session, form): Posted) -> Page {
     if session.caller.role != Role::Patient {
-        return only_patients(&web, &session);
+        return Ok(only_patients(&web, &session));
     }
     let typed = page::ConsentForm {
         email: form.one("email"),
@@ -201,22 +192,21 @@ pub(crate) async fn give_consent(
             .await
     };
     match given.await {
-        Ok(r) => {
-            web.changed(&session, r, "/record/carers?done=consent")
-                .await
-        }
+        Ok(r) => Ok(web
+            .changed(&session, r, "/record/carers?done=consent")
+            .await),
         Err(e) if about_the_form(&e) => {
             let problem = page::problem("Consent was not given", &plain(&e));
             carers_page(&web, &session, &typed, None, Some(problem)).await
         }
-        Err(e) => web.failed(&session, &e).await,
+        Err(e) => Err(e.into()),
     }
 }
 
 pub(crate) async fn withdraw_consent(
     State(web): State<Web>,
     Posted(session, form): Posted,
-) -> Response {
+) -> Page {
     let withdrawn = async {
         web.command(&session)?
             .revoke_carer_consent(cmd::RevokeCarerConsentRequest {
@@ -226,13 +216,10 @@ pub(crate) async fn withdraw_consent(
             })
             .await
     };
-    match withdrawn.await {
-        Ok(r) => {
-            web.changed(&session, r, "/record/carers?done=withdrawn")
-                .await
-        }
-        Err(e) => web.failed(&session, &e).await,
-    }
+    let r = withdrawn.await?;
+    Ok(web
+        .changed(&session, r, "/record/carers?done=withdrawn")
+        .await)
 }
 
 /// The teams a patient may give access to: those the new-message page
@@ -252,50 +239,40 @@ async fn access_page(
     typed: &page::AccessForm<'_>,
     notice: Option<&str>,
     problem: Option<Markup>,
-) -> Response {
+) -> Page {
     let problem_shown = problem.is_some();
-    let answers = async {
-        Ok::<_, Status>((
-            my_account(web, session).await?,
-            grantable(web, session).await?,
-        ))
-    };
-    match answers.await {
-        Ok((account, mut teams)) => {
-            teams.retain(|t| !account.grants.iter().any(|g| g.team_id == t.team_id));
-            let default_until;
-            let typed = if typed.until.is_empty() && !problem_shown {
-                // A month from today, as PALS usually asks.
-                default_until =
-                    page::day_value(SystemTime::now() + Duration::from_secs(30 * 86_400));
-                page::AccessForm {
-                    until: &default_until,
-                    ..*typed
-                }
-            } else {
-                page::AccessForm { ..*typed }
-            };
-            let body = page::access(&account, &teams, session, &typed, notice, problem);
-            web.form_page("Teams who may see my record", session, body, problem_shown)
+    let account = my_account(web, session).await?;
+    let mut teams = grantable(web, session).await?;
+    teams.retain(|t| !account.grants.iter().any(|g| g.team_id == t.team_id));
+    let default_until;
+    let typed = if typed.until.is_empty() && !problem_shown {
+        // A month from today, as PALS usually asks.
+        default_until = page::day_value(SystemTime::now() + Duration::from_secs(30 * 86_400));
+        page::AccessForm {
+            until: &default_until,
+            ..*typed
         }
-        Err(e) => web.failed(session, &e).await,
-    }
+    } else {
+        page::AccessForm { ..*typed }
+    };
+    let body = page::access(&account, &teams, session, &typed, notice, problem);
+    Ok(web.form_page("Teams who may see my record", session, body, problem_shown))
 }
 
 pub(crate) async fn access(
     State(web): State<Web>,
     SignedIn(session): SignedIn,
     Query(q): Query<Done>,
-) -> Response {
+) -> Page {
     if session.caller.role != Role::Patient {
-        return only_patients(&web, &session);
+        return Ok(only_patients(&web, &session));
     }
     access_page(&web, &session, &Default::default(), done(&q.done), None).await
 }
 
-pub(crate) async fn give_access(State(web): State<Web>, Posted(session, form): Posted) -> Response {
+pub(crate) async fn give_access(State(web): State<Web>, Posted(session, form): Posted) -> Page {
     if session.caller.role != Role::Patient {
-        return only_patients(&web, &session);
+        return Ok(only_patients(&web, &session));
     }
     let typed = page::AccessForm {
         team: form.one("team"),
@@ -319,16 +296,16 @@ pub(crate) async fn give_access(State(web): State<Web>, Posted(session, form): P
             .await
     };
     match given.await {
-        Ok(r) => web.changed(&session, r, "/record/access?done=access").await,
+        Ok(r) => Ok(web.changed(&session, r, "/record/access?done=access").await),
         Err(e) if about_the_form(&e) => {
             let problem = page::problem("Access was not given", &plain(&e));
             access_page(&web, &session, &typed, None, Some(problem)).await
         }
-        Err(e) => web.failed(&session, &e).await,
+        Err(e) => Err(e.into()),
     }
 }
 
-pub(crate) async fn end_access(State(web): State<Web>, Posted(session, form): Posted) -> Response {
+pub(crate) async fn end_access(State(web): State<Web>, Posted(session, form): Posted) -> Page {
     let ended = async {
         web.command(&session)?
             .revoke_record_access(cmd::RevokeRecordAccessRequest {
@@ -338,10 +315,8 @@ pub(crate) async fn end_access(State(web): State<Web>, Posted(session, form): Po
             })
             .await
     };
-    match ended.await {
-        Ok(r) => web.changed(&session, r, "/record/access?done=ended").await,
-        Err(e) => web.failed(&session, &e).await,
-    }
+    let r = ended.await?;
+    Ok(web.changed(&session, r, "/record/access?done=ended").await)
 }
 
 async fn account_page(
@@ -350,29 +325,22 @@ async fn account_page(
     typed_email: &str,
     notice: Option<&str>,
     problem: Option<Markup>,
-) -> Response {
+) -> Page {
     let problem_shown = problem.is_some();
-    match my_account(web, session).await {
-        Ok(account) => {
-            let body = page::account(&account, session, typed_email, notice, problem);
-            web.form_page("Account", session, body, problem_shown)
-        }
-        Err(e) => web.failed(session, &e).await,
-    }
+    let account = my_account(web, session).await?;
+    let body = page::account(&account, session, typed_email, notice, problem);
+    Ok(web.form_page("Account", session, body, problem_shown))
 }
 
 pub(crate) async fn account(
     State(web): State<Web>,
     SignedIn(session): SignedIn,
     Query(q): Query<Done>,
-) -> Response {
+) -> Page {
     account_page(&web, &session, "", done(&q.done), None).await
 }
 
-pub(crate) async fn send_verification(
-    State(web): State<Web>,
-    Posted(session, _): Posted,
-) -> Response {
+pub(crate) async fn send_verification(State(web): State<Web>, Posted(session, _): Posted) -> Page {
     let me = session.caller.person_id.to_string();
     let (patient_id, person_id) = if session.caller.role == Role::Patient {
         (me, String::new())
@@ -389,19 +357,16 @@ pub(crate) async fn send_verification(
             .await
     };
     match sent.await {
-        Ok(r) => web.changed(&session, r, "/account?done=sent").await,
+        Ok(r) => Ok(web.changed(&session, r, "/account?done=sent").await),
         Err(e) if about_the_form(&e) => {
             let problem = page::problem("No email was sent", &plain(&e));
             account_page(&web, &session, "", None, Some(problem)).await
         }
-        Err(e) => web.failed(&session, &e).await,
+        Err(e) => Err(e.into()),
     }
 }
 
-pub(crate) async fn change_email(
-    State(web): State<Web>,
-    Posted(session, form): Posted,
-) -> Response {
+pub(crate) async fn change_email(State(web): State<Web>, Posted(session, form): Posted) -> Page {
     let email = form.one("email").trim().to_string();
     let me = session.caller.person_id.to_string();
     let changed = async {
@@ -425,12 +390,12 @@ pub(crate) async fn change_email(
         }
     };
     match changed.await {
-        Ok(r) => web.changed(&session, r, "/account?done=email").await,
+        Ok(r) => Ok(web.changed(&session, r, "/account?done=email").await),
         Err(e) if about_the_form(&e) || e.code() == Code::PermissionDenied => {
             let problem = page::problem("Your email address was not changed", &plain(&e));
             account_page(&web, &session, form.one("email"), None, Some(problem)).await
         }
-        Err(e) => web.failed(&session, &e).await,
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -444,20 +409,20 @@ pub(crate) async fn confirm_page(
     headers: axum::http::HeaderMap,
     uri: axum::http::Uri,
     Query(q): Query<Done>,
-) -> Response {
+) -> Page {
     let session = match web.signed_in(&headers, &uri).await {
         Ok(session) => session,
         Err(to_sign_in) => {
-            return crate::linking::invitation_page(&web, &headers, &q.token)
+            return Ok(crate::linking::invitation_page(&web, &headers, &q.token)
                 .await
-                .unwrap_or(*to_sign_in);
+                .unwrap_or(*to_sign_in));
         }
     };
     let body = page::confirm_email(&session, &q.token);
-    web.page("Confirm your email address", Some(&session), body)
+    Ok(web.page("Confirm your email address", Some(&session), body))
 }
 
-pub(crate) async fn confirm(State(web): State<Web>, Posted(session, form): Posted) -> Response {
+pub(crate) async fn confirm(State(web): State<Web>, Posted(session, form): Posted) -> Page {
     let confirmed = async {
         web.command(&session)?
             .confirm_email(cmd::ConfirmEmailRequest {
@@ -467,7 +432,7 @@ pub(crate) async fn confirm(State(web): State<Web>, Posted(session, form): Poste
             .await
     };
     match confirmed.await {
-        Ok(r) => web.changed(&session, r, "/account?done=confirmed").await,
+        Ok(r) => Ok(web.changed(&session, r, "/account?done=confirmed").await),
         Err(e) if about_the_form(&e) || e.code() == Code::PermissionDenied => {
             let body = crate::pages::problem_page(
                 "Your email address was not confirmed",
@@ -476,13 +441,13 @@ pub(crate) async fn confirm(State(web): State<Web>, Posted(session, form): Poste
                     plain(&e)
                 ),
             );
-            (
+            Ok((
                 StatusCode::UNPROCESSABLE_ENTITY,
                 web.page("Email not confirmed", Some(&session), body),
             )
-                .into_response()
+                .into_response())
         }
-        Err(e) => web.failed(&session, &e).await,
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -532,47 +497,34 @@ pub(crate) async fn acting(
     Ok((now, notice, account))
 }
 
-pub(crate) async fn acting_for_page(
-    State(web): State<Web>,
-    SignedIn(session): SignedIn,
-) -> Response {
-    match acting(&web, &session).await {
-        Ok((now, notice, account)) => {
-            let mut session = session;
-            session.acting_for = now;
-            let body = page::acting_for(&account, &session, notice);
-            web.page("Whose messages", Some(&session), body)
-        }
-        Err(e) => web.failed(&session, &e).await,
-    }
+pub(crate) async fn acting_for_page(State(web): State<Web>, SignedIn(session): SignedIn) -> Page {
+    let (now, notice, account) = acting(&web, &session).await?;
+    let mut session = session;
+    session.acting_for = now;
+    let body = page::acting_for(&account, &session, notice);
+    Ok(web.page("Whose messages", Some(&session), body))
 }
 
 pub(crate) async fn choose_acting_for(
     State(web): State<Web>,
     Posted(session, form): Posted,
-) -> Response {
-    match my_account(&web, &session).await {
-        Ok(account) => {
-            let chosen = account.acting_for.iter().find_map(|c| {
-                let p = c.person.as_ref()?;
-                if p.person_id != form.one("patient_id") {
-                    return None;
-                }
-                Some(Acting {
-                    patient_id: p.person_id.parse().ok()?,
-                    name: p.name.clone(),
-                })
-            });
-            let to = if chosen.is_some() {
-                "/messages"
-            } else {
-                "/acting-for"
-            };
-            match web.inner.sessions.act_for(&session.id, chosen).await {
-                Ok(()) => Redirect::to(to).into_response(),
-                Err(e) => web.store_down(&e),
-            }
+) -> Page {
+    let account = my_account(&web, &session).await?;
+    let chosen = account.acting_for.iter().find_map(|c| {
+        let p = c.person.as_ref()?;
+        if p.person_id != form.one("patient_id") {
+            return None;
         }
-        Err(e) => web.failed(&session, &e).await,
-    }
+        Some(Acting {
+            patient_id: p.person_id.parse().ok()?,
+            name: p.name.clone(),
+        })
+    });
+    let to = if chosen.is_some() {
+        "/messages"
+    } else {
+        "/acting-for"
+    };
+    web.inner.sessions.act_for(&session.id, chosen).await?;
+    Ok(Redirect::to(to).into_response())
 }

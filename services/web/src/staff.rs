@@ -14,7 +14,7 @@ use tonic::{Code, Status};
 
 use crate::pages::staff::{Show, TeamInbox};
 use crate::session::Session;
-use crate::{LIST_PAGE, Posted, SignedIn, Web, pages};
+use crate::{LIST_PAGE, Page, Posted, SignedIn, Web, pages};
 
 fn staff_only(web: &Web, session: &Session) -> Response {
     let body = pages::problem_page(
@@ -47,18 +47,16 @@ pub(crate) async fn leads(web: &Web, session: &Session) -> Vec<String> {
 }
 
 /// `/teams`: the teams a professional is a member of.
-pub(crate) async fn teams(State(web): State<Web>, SignedIn(session): SignedIn) -> Response {
+pub(crate) async fn teams(State(web): State<Web>, SignedIn(session): SignedIn) -> Page {
     if session.caller.role != Role::Professional {
-        return staff_only(&web, &session);
+        return Ok(staff_only(&web, &session));
     }
-    match crate::record::my_account(&web, &session).await {
-        Ok(account) => web.page(
-            "Team inboxes",
-            Some(&session),
-            pages::staff::teams(&account),
-        ),
-        Err(e) => web.failed(&session, &e).await,
-    }
+    let account = crate::record::my_account(&web, &session).await?;
+    Ok(web.page(
+        "Team inboxes",
+        Some(&session),
+        pages::staff::teams(&account),
+    ))
 }
 
 #[derive(serde::Deserialize, Debug, Default)]
@@ -79,9 +77,9 @@ pub(crate) async fn team_inbox(
     SignedIn(session): SignedIn,
     Path(team): Path<String>,
     Query(q): Query<InboxQuery>,
-) -> Response {
+) -> Page {
     if session.caller.role != Role::Professional {
-        return staff_only(&web, &session);
+        return Ok(staff_only(&web, &session));
     }
     let show = Show::parse(&q.show);
     let search = q.q.trim();
@@ -117,21 +115,21 @@ pub(crate) async fn team_inbox(
                 older: !q.cursor.is_empty(),
                 now: std::time::SystemTime::now(),
             };
-            web.page(
+            Ok(web.page(
                 "Team inbox",
                 Some(&session),
                 pages::staff::team_inbox(&view),
-            )
+            ))
         }
         Err(e) if e.code() == Code::InvalidArgument => {
             let body = pages::problem_page("That search does not work", e.message());
-            (
+            Ok((
                 StatusCode::UNPROCESSABLE_ENTITY,
                 web.page("Team inbox", Some(&session), body),
             )
-                .into_response()
+                .into_response())
         }
-        Err(e) => web.failed(&session, &e).await,
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -140,7 +138,7 @@ pub(crate) async fn move_thread(
     State(web): State<Web>,
     Path(id): Path<String>,
     Posted(session, form): Posted,
-) -> Response {
+) -> Page {
     let thread_id = id.clone();
     // Who the page showed handling it, for an assignment (absent: no check).
     let was = match form.one("assignee_was") {
@@ -215,31 +213,26 @@ pub(crate) async fn move_thread(
         format!("/threads/{id}")
     };
     match moved.await {
-        Ok(reply) => web.changed(&session, reply, &to).await,
+        Ok(reply) => Ok(web.changed(&session, reply, &to).await),
         // Someone else took it (or dropped it) since the page was loaded.
         Err(e) if e.code() == Code::Aborted && was.is_some() => {
-            match crate::read_thread(&web, &session, &id, 0).await {
-                Ok(detail) => {
-                    let body =
-                        pages::staff::take_over(&detail, &session, form.one("do"), form.one("to"));
-                    (
-                        StatusCode::CONFLICT,
-                        web.page("Take it over?", Some(&session), body),
-                    )
-                        .into_response()
-                }
-                Err(e) => web.failed(&session, &e).await,
-            }
+            let detail = crate::read_thread(&web, &session, &id, 0).await?;
+            let body = pages::staff::take_over(&detail, &session, form.one("do"), form.one("to"));
+            Ok((
+                StatusCode::CONFLICT,
+                web.page("Take it over?", Some(&session), body),
+            )
+                .into_response())
         }
         Err(e) if crate::refusal(&e) => {
             let body = pages::refused_on_thread("That was not done", e.message(), &id);
-            (
+            Ok((
                 StatusCode::UNPROCESSABLE_ENTITY,
                 web.page("Not done", Some(&session), body),
             )
-                .into_response()
+                .into_response())
         }
-        Err(e) => web.failed(&session, &e).await,
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -248,7 +241,7 @@ pub(crate) async fn note(
     State(web): State<Web>,
     Path(id): Path<String>,
     Posted(session, form): Posted,
-) -> Response {
+) -> Page {
     let text = form.one("body");
     let posted = async {
         web.command(&session)?
@@ -260,15 +253,14 @@ pub(crate) async fn note(
             .await
     };
     match posted.await {
-        Ok(reply) => {
-            web.changed(&session, reply, &format!("/threads/{id}#note"))
-                .await
-        }
+        Ok(reply) => Ok(web
+            .changed(&session, reply, &format!("/threads/{id}#note"))
+            .await),
         Err(e) if crate::refusal(&e) => {
             crate::thread_with_problem(&web, &session, &id, "", text, "Your note was not added", &e)
                 .await
         }
-        Err(e) => web.failed(&session, &e).await,
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -319,9 +311,9 @@ pub(crate) async fn not_read(
     SignedIn(session): SignedIn,
     Path(team): Path<String>,
     Query(q): Query<DaysQuery>,
-) -> Response {
+) -> Page {
     if session.caller.role != Role::Professional {
-        return staff_only(&web, &session);
+        return Ok(staff_only(&web, &session));
     }
     let days = match q.days.as_deref().map(str::trim) {
         None | Some("") => 7,
@@ -332,11 +324,11 @@ pub(crate) async fn not_read(
                     "That is not a number of days",
                     "Give a whole number of days from 0 to 365.",
                 );
-                return (
+                return Ok((
                     StatusCode::UNPROCESSABLE_ENTITY,
                     web.page("Not read by the patient", Some(&session), body),
                 )
-                    .into_response();
+                    .into_response());
             }
         },
     };
@@ -354,18 +346,14 @@ pub(crate) async fn not_read(
         let (reply, account) = futures::try_join!(inbox.not_read_by_patient(request), account)?;
         Ok::<_, Status>((reply.into_inner(), account.into_inner()))
     };
-    match answers.await {
-        Ok((reply, account)) => {
-            let name = account
-                .teams
-                .iter()
-                .find(|t| t.team_id == team)
-                .map_or("Team inbox", |t| t.name.as_str());
-            let body = pages::staff::not_read(&team, name, days, &reply);
-            web.page("Not read by the patient", Some(&session), body)
-        }
-        Err(e) => web.failed(&session, &e).await,
-    }
+    let (reply, account) = answers.await?;
+    let name = account
+        .teams
+        .iter()
+        .find(|t| t.team_id == team)
+        .map_or("Team inbox", |t| t.name.as_str());
+    let body = pages::staff::not_read(&team, name, days, &reply);
+    Ok(web.page("Not read by the patient", Some(&session), body))
 }
 
 #[derive(serde::Deserialize, Debug, Default)]
@@ -381,9 +369,9 @@ pub(crate) async fn start(
     SignedIn(session): SignedIn,
     Path(team): Path<String>,
     Query(q): Query<StartQuery>,
-) -> Response {
+) -> Page {
     if session.caller.role != Role::Professional {
-        return staff_only(&web, &session);
+        return Ok(staff_only(&web, &session));
     }
     let search = q.q.trim();
     let answers = async {
@@ -410,27 +398,22 @@ pub(crate) async fn start(
         Ok((found, account)) => match account.teams.iter().find(|t| t.team_id == team) {
             Some(t) => {
                 let body = pages::staff::start(&t.team_id, &t.name, search, found.as_ref());
-                web.page("Start a conversation", Some(&session), body)
+                Ok(web.page("Start a conversation", Some(&session), body))
             }
-            None => {
-                web.failed(
-                    &session,
-                    &Status::permission_denied(
-                        "only the team's members start conversations from it",
-                    ),
-                )
-                .await
-            }
+            None => Err(Status::permission_denied(
+                "only the team's members start conversations from it",
+            )
+            .into()),
         },
         Err(e) if e.code() == Code::InvalidArgument => {
             let body = pages::problem_page("That search does not work", e.message());
-            (
+            Ok((
                 StatusCode::UNPROCESSABLE_ENTITY,
                 web.page("Start a conversation", Some(&session), body),
             )
-                .into_response()
+                .into_response())
         }
-        Err(e) => web.failed(&session, &e).await,
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -479,24 +462,20 @@ pub(crate) async fn add_page(
     State(web): State<Web>,
     SignedIn(session): SignedIn,
     Path(id): Path<String>,
-) -> Response {
+) -> Page {
     if session.caller.role != Role::Professional {
-        return staff_only(&web, &session);
+        return Ok(staff_only(&web, &session));
     }
-    match adding(&web, &session, &id).await {
-        Ok((summary, who)) => {
-            let body = pages::staff::add_people(&summary, &who, &session, &[], None);
-            web.page("Add to the conversation", Some(&session), body)
-        }
-        Err(e) => web.failed(&session, &e).await,
-    }
+    let (summary, who) = adding(&web, &session, &id).await?;
+    let body = pages::staff::add_people(&summary, &who, &session, &[], None);
+    Ok(web.page("Add to the conversation", Some(&session), body))
 }
 
 pub(crate) async fn add(
     State(web): State<Web>,
     Path(id): Path<String>,
     Posted(session, form): Posted,
-) -> Response {
+) -> Page {
     let chosen = form.all("to");
     let recipients: Vec<cmd::Recipient> =
         chosen.iter().filter_map(|v| crate::recipient(v)).collect();
@@ -512,19 +491,15 @@ pub(crate) async fn add(
             .await
     };
     match added.await {
-        Ok(reply) => {
-            web.changed(&session, reply, &format!("/threads/{id}"))
-                .await
+        Ok(reply) => Ok(web
+            .changed(&session, reply, &format!("/threads/{id}"))
+            .await),
+        Err(e) if crate::refusal(&e) => {
+            let (summary, who) = adding(&web, &session, &id).await?;
+            let problem = pages::error_box("Nobody was added", &crate::plain_refusal(&e));
+            let body = pages::staff::add_people(&summary, &who, &session, &chosen, Some(problem));
+            Ok(web.form_page("Add to the conversation", &session, body, true))
         }
-        Err(e) if crate::refusal(&e) => match adding(&web, &session, &id).await {
-            Ok((summary, who)) => {
-                let problem = pages::error_box("Nobody was added", &crate::plain_refusal(&e));
-                let body =
-                    pages::staff::add_people(&summary, &who, &session, &chosen, Some(problem));
-                web.form_page("Add to the conversation", &session, body, true)
-            }
-            Err(e) => web.failed(&session, &e).await,
-        },
-        Err(e) => web.failed(&session, &e).await,
+        Err(e) => Err(e.into()),
     }
 }

@@ -12,7 +12,7 @@ use proto::inbox as inbox_pb;
 use service_kit::Role;
 use tonic::{Code, Status};
 
-use crate::{Posted, SignedIn, Web, pages};
+use crate::{Page, Posted, SignedIn, Web, pages};
 
 /// "Message this team": the new-message page with the team chosen, when
 /// the person may write to it.
@@ -20,16 +20,11 @@ pub(crate) async fn message(
     State(web): State<Web>,
     SignedIn(session): SignedIn,
     Path(team): Path<String>,
-) -> Response {
-    let patient = match crate::writing_in(&web, &session, "").await {
-        Ok(Some(p)) => p,
-        Ok(None) => return crate::not_for_you(&web, &session),
-        Err(e) => return web.failed(&session, &e).await,
+) -> Page {
+    let Some(patient) = crate::writing_in(&web, &session, "").await? else {
+        return Ok(crate::not_for_you(&web, &session));
     };
-    let who = match crate::who_can_i_message(&web, &session, &patient).await {
-        Ok(who) => who,
-        Err(e) => return web.failed(&session, &e).await,
-    };
+    let who = crate::who_can_i_message(&web, &session, &patient).await?;
     let offered = who
         .teams
         .iter()
@@ -40,11 +35,11 @@ pub(crate) async fn message(
             "You cannot message this team yet",
             "You can write to a team once you are one of its patients. If the team gave you a link to join it, follow that link first.",
         );
-        return (
+        return Ok((
             StatusCode::FORBIDDEN,
             web.page("New message", Some(&session), body),
         )
-            .into_response();
+            .into_response());
     }
     let chosen = [format!("team:{team}")];
     let typed = pages::NewMessage {
@@ -52,7 +47,7 @@ pub(crate) async fn message(
         ..Default::default()
     };
     let body = pages::new_message(&who, &session, &typed, None);
-    web.page("New message", Some(&session), body)
+    Ok(web.page("New message", Some(&session), body))
 }
 
 fn patients_only(web: &Web, session: &crate::session::Session) -> Response {
@@ -90,17 +85,17 @@ pub(crate) async fn join_page(
     headers: axum::http::HeaderMap,
     uri: axum::http::Uri,
     Path(code): Path<String>,
-) -> Response {
+) -> Page {
     let session = match web.signed_in(&headers, &uri).await {
         Ok(session) => session,
         Err(to_sign_in) => {
-            return crate::linking::join_page(&web, &headers, &code)
+            return Ok(crate::linking::join_page(&web, &headers, &code)
                 .await
-                .unwrap_or(*to_sign_in);
+                .unwrap_or(*to_sign_in));
         }
     };
     if session.caller.role != Role::Patient {
-        return patients_only(&web, &session);
+        return Ok(patients_only(&web, &session));
     }
     let found = async {
         let team = team_of(&web, &session, &code).await?;
@@ -109,7 +104,7 @@ pub(crate) async fn join_page(
         let member = mine.teams.iter().any(|t| t.team_id == team.team_id);
         Ok::<_, Status>((team, member))
     };
-    match found.await {
+    Ok(match found.await {
         Ok((team, true)) => {
             // Already one of its patients: nothing to join.
             let body = html! {
@@ -140,17 +135,17 @@ pub(crate) async fn join_page(
             )
                 .into_response()
         }
-        Err(e) => web.failed(&session, &e).await,
-    }
+        Err(e) => return Err(e.into()),
+    })
 }
 
 pub(crate) async fn join(
     State(web): State<Web>,
     Path(code): Path<String>,
     Posted(session, _): Posted,
-) -> Response {
+) -> Page {
     if session.caller.role != Role::Patient {
-        return patients_only(&web, &session);
+        return Ok(patients_only(&web, &session));
     }
     let joined = async {
         let team = team_of(&web, &session, &code).await?;
@@ -166,7 +161,7 @@ pub(crate) async fn join(
             .await?;
         Ok::<_, Status>((team, reply))
     };
-    match joined.await {
+    Ok(match joined.await {
         Ok((team, reply)) => {
             web.changed(&session, reply, &format!("/teams/{}/message", team.team_id))
                 .await
@@ -184,6 +179,6 @@ pub(crate) async fn join(
             )
                 .into_response()
         }
-        Err(e) => web.failed(&session, &e).await,
-    }
+        Err(e) => return Err(e.into()),
+    })
 }

@@ -8,7 +8,7 @@ use proto::audit::{self as audit_pb};
 use tonic::Status;
 
 use crate::session::Session;
-use crate::{SignedIn, Web, own_record, pages};
+use crate::{Page, SignedIn, Web, own_record, pages};
 
 #[derive(serde::Deserialize, Debug, Default)]
 pub(crate) struct TrailQuery {
@@ -35,9 +35,9 @@ pub(crate) async fn trail(
     State(web): State<Web>,
     SignedIn(session): SignedIn,
     Query(q): Query<TrailQuery>,
-) -> Response {
+) -> Page {
     let Some(patient) = own_record(&session) else {
-        return only_patients(&web, &session);
+        return Ok(only_patients(&web, &session));
     };
     let request = audit_pb::RecordTrailRequest {
         min_position: session.position,
@@ -48,17 +48,9 @@ pub(crate) async fn trail(
             ..Default::default()
         }),
     };
-    let answer = match web.audit(&session) {
-        Ok(mut audit) => audit.record_trail(request).await,
-        Err(e) => Err(e),
-    };
-    match answer {
-        Ok(page) => {
-            let body = pages::trail(&page.into_inner());
-            web.page("Who has looked at my record", Some(&session), body)
-        }
-        Err(e) => web.failed(&session, &e).await,
-    }
+    let page = web.audit(&session)?.record_trail(request).await?;
+    let body = pages::trail(&page.into_inner());
+    Ok(web.page("Who has looked at my record", Some(&session), body))
 }
 
 /// The patient's whole trail as a file: JSON lines, or a FHIR R4 Bundle.
@@ -66,9 +58,9 @@ pub(crate) async fn trail_download(
     State(web): State<Web>,
     SignedIn(session): SignedIn,
     Query(q): Query<TrailQuery>,
-) -> Response {
+) -> Page {
     let Some(patient) = own_record(&session) else {
-        return only_patients(&web, &session);
+        return Ok(only_patients(&web, &session));
     };
     export_download(&web, &session, &patient, q.format == "fhir").await
 }
@@ -79,7 +71,7 @@ pub(crate) async fn export_download(
     session: &Session,
     patient: &str,
     fhir: bool,
-) -> Response {
+) -> Page {
     let (format, name) = if fhir {
         (
             audit_pb::ExportFormat::FhirBundle,
@@ -108,22 +100,18 @@ pub(crate) async fn export_download(
         }
         Ok::<_, Status>((data, content_type))
     };
-    match exported.await {
-        Ok((data, content_type)) => {
-            let disposition = format!("attachment; filename=\"{name}\"");
-            let mut response = data.into_response();
-            let headers = response.headers_mut();
-            for (key, value) in [
-                (header::CONTENT_TYPE, content_type.as_str()),
-                (header::CONTENT_DISPOSITION, disposition.as_str()),
-                (header::CACHE_CONTROL, "no-store"),
-            ] {
-                if let Ok(v) = HeaderValue::from_str(value) {
-                    headers.insert(key, v);
-                }
-            }
-            response
+    let (data, content_type) = exported.await?;
+    let disposition = format!("attachment; filename=\"{name}\"");
+    let mut response = data.into_response();
+    let headers = response.headers_mut();
+    for (key, value) in [
+        (header::CONTENT_TYPE, content_type.as_str()),
+        (header::CONTENT_DISPOSITION, disposition.as_str()),
+        (header::CACHE_CONTROL, "no-store"),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            headers.insert(key, v);
         }
-        Err(e) => web.failed(session, &e).await,
     }
+    Ok(response)
 }
