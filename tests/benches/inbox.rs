@@ -1,4 +1,4 @@
-//! The read side's figures, in one run (`cargo bench -p inbox-service`):
+//! The read side's figures, in one run (`cargo bench -p tests --bench inbox`):
 //!
 //! 1. a generated log of about a million events: 100,000 threads, 10,000
 //!    staff in 500 teams with automatic CC, 20,000 patients;
