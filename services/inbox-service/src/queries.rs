@@ -860,21 +860,25 @@ pub async fn thread(
         }
         return Err(Error::NotFound(format!("thread {thread} does not exist")));
     }
+    let messages: Vec<MessageRow> = messages.iter().map(MessageRow::from).collect();
+    let notes: Vec<MessageRow> = notes.iter().map(MessageRow::from).collect();
+    let participants: Vec<ParticipantRow> = participants.iter().map(ParticipantRow::from).collect();
+    let assignments: Vec<AssignmentRow> = assignments.iter().map(AssignmentRow::from).collect();
+    let receipts: Vec<ReceiptRow> = receipts.iter().map(ReceiptRow::from).collect();
     let (mut summary, named) = named_summaries(
         client,
         &found,
         messages
             .iter()
-            .map(|r| r.get::<_, Uuid>(2))
-            .chain(participants.iter().map(|r| r.get::<_, Uuid>(0)))
+            .chain(&notes)
+            .map(|m| m.author_id)
+            .chain(participants.iter().map(|p| p.person_id))
             .chain(
                 assignments
                     .iter()
-                    .filter_map(|r| r.get::<_, Option<Uuid>>(0)),
+                    .flat_map(|a| a.assignee.into_iter().chain([a.by_id])),
             )
-            .chain(assignments.iter().map(|r| r.get::<_, Uuid>(1)))
-            .chain(receipts.iter().map(|r| r.get::<_, Uuid>(0)))
-            .chain(notes.iter().map(|r| r.get::<_, Uuid>(2)))
+            .chain(receipts.iter().map(|r| r.person_id))
             .collect(),
         record,
     )
@@ -882,55 +886,139 @@ pub async fn thread(
     let summary = summary
         .pop()
         .ok_or_else(|| Error::NotFound(format!("thread {thread} does not exist")))?;
-    let earlier_messages = messages
-        .first()
-        .map_or(0, |r| (r.get::<_, i32>(1) - 1).max(0) as u32);
-    let message = |r: &Row| pb::Message {
-        message_id: r.get::<_, Uuid>(0).to_string(),
-        seq: r.get::<_, i32>(1) as u32,
-        author: Some(person(&named, r.get(2))),
-        body: r.get(3),
-        posted_at: Some(ts(r.get(4))),
-    };
+    let earlier_messages = messages.first().map_or(0, |m| (m.seq - 1).max(0) as u32);
     Ok(pb::ThreadDetail {
         earlier_messages,
         summary: Some(summary),
-        messages: messages.iter().map(message).collect(),
-        staff_notes: notes.iter().map(message).collect(),
-        participants: participants
-            .iter()
-            .map(|r| pb::ParticipantHistory {
-                person: Some(person(&named, r.get(0))),
-                reason: r.get(1),
-                via_team_id: r
-                    .get::<_, Option<Uuid>>(2)
-                    .map(|t| t.to_string())
-                    .unwrap_or_default(),
-                active: r.get(3),
-                joined_at: Some(ts(r.get(4))),
-                left_at: r.get::<_, Option<SystemTime>>(5).map(ts),
-                staff_side: r.get(6),
-            })
-            .collect(),
+        messages: messages.iter().map(|m| m.message(&named)).collect(),
+        staff_notes: notes.iter().map(|m| m.message(&named)).collect(),
+        participants: participants.iter().map(|p| p.history(&named)).collect(),
         assignments: assignments
             .iter()
-            .map(|r| pb::Assignment {
-                assignee: r.get::<_, Option<Uuid>>(0).map(|a| person(&named, a)),
-                by: Some(person(&named, r.get(1))),
-                at: Some(ts(r.get(2))),
+            .map(|a| pb::Assignment {
+                assignee: a.assignee.map(|id| person(&named, id)),
+                by: Some(person(&named, a.by_id)),
+                at: Some(ts(a.at)),
             })
             .collect(),
         read_receipts: receipts
             .iter()
             .map(|r| pb::ReadReceipt {
-                reader: Some(person(&named, r.get(0))),
-                message_id: r.get::<_, Uuid>(1).to_string(),
-                seq: r.get::<_, i32>(2) as u32,
-                read_at: Some(ts(r.get(3))),
+                reader: Some(person(&named, r.person_id)),
+                message_id: r.message_id.to_string(),
+                seq: r.seq as u32,
+                read_at: Some(ts(r.read_at)),
             })
             .collect(),
         position: 0,
     })
+}
+
+/// A row of [`MESSAGES`] or [`STAFF_NOTES`] (a note's number is its `seq`).
+struct MessageRow {
+    message_id: Uuid,
+    seq: i32,
+    author_id: Uuid,
+    body: String,
+    posted_at: SystemTime,
+}
+
+impl MessageRow {
+    fn from(row: &Row) -> Self {
+        Self {
+            message_id: row.get(0),
+            seq: row.get(1),
+            author_id: row.get(2),
+            body: row.get(3),
+            posted_at: row.get(4),
+        }
+    }
+
+    fn message(&self, named: &HashMap<Uuid, pb::Person>) -> pb::Message {
+        pb::Message {
+            message_id: self.message_id.to_string(),
+            seq: self.seq as u32,
+            author: Some(person(named, self.author_id)),
+            body: self.body.clone(),
+            posted_at: Some(ts(self.posted_at)),
+        }
+    }
+}
+
+/// A row of [`PARTICIPANT_HISTORY`].
+struct ParticipantRow {
+    person_id: Uuid,
+    reason: String,
+    via_team: Option<Uuid>,
+    /// On the thread now (a carer whose consent has run out is not).
+    active: bool,
+    joined_at: SystemTime,
+    /// When they left, or their consent ran out.
+    left_at: Option<SystemTime>,
+    staff_side: bool,
+}
+
+impl ParticipantRow {
+    fn from(row: &Row) -> Self {
+        Self {
+            person_id: row.get(0),
+            reason: row.get(1),
+            via_team: row.get(2),
+            active: row.get(3),
+            joined_at: row.get(4),
+            left_at: row.get(5),
+            staff_side: row.get(6),
+        }
+    }
+
+    fn history(&self, named: &HashMap<Uuid, pb::Person>) -> pb::ParticipantHistory {
+        pb::ParticipantHistory {
+            person: Some(person(named, self.person_id)),
+            reason: self.reason.clone(),
+            via_team_id: self.via_team.map(|t| t.to_string()).unwrap_or_default(),
+            active: self.active,
+            joined_at: Some(ts(self.joined_at)),
+            left_at: self.left_at.map(ts),
+            staff_side: self.staff_side,
+        }
+    }
+}
+
+/// A row of [`ASSIGNMENT_HISTORY`]: assigned (or unassigned: no assignee)
+/// by whom, when.
+struct AssignmentRow {
+    assignee: Option<Uuid>,
+    by_id: Uuid,
+    at: SystemTime,
+}
+
+impl AssignmentRow {
+    fn from(row: &Row) -> Self {
+        Self {
+            assignee: row.get(0),
+            by_id: row.get(1),
+            at: row.get(2),
+        }
+    }
+}
+
+/// A row of [`READ_RECEIPTS`]: who has read up to which message, when.
+struct ReceiptRow {
+    person_id: Uuid,
+    message_id: Uuid,
+    seq: i32,
+    read_at: SystemTime,
+}
+
+impl ReceiptRow {
+    fn from(row: &Row) -> Self {
+        Self {
+            person_id: row.get(0),
+            message_id: row.get(1),
+            seq: row.get(2),
+            read_at: row.get(3),
+        }
+    }
 }
 
 /// Whom the viewer may address in a patient's record: the patient, a carer
