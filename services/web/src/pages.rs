@@ -146,7 +146,84 @@ fn role_name(role: service_kit::Role) -> &'static str {
     }
 }
 
-/// A problem the person can act on, with what to do.
+/// Text someone wrote, with its web addresses (`http://`, `https://`)
+/// as links: shown in full, opening in a new tab, telling the other site
+/// nothing of where they came from (`noopener noreferrer`). Everything is
+/// escaped as text; nothing else becomes markup.
+pub fn linked(text: &str) -> Markup {
+    let mut parts = Vec::new();
+    let mut rest = text;
+    while let Some(at) = next_link(rest) {
+        let (before, from) = rest.split_at(at);
+        let end = from.find(char::is_whitespace).unwrap_or(from.len());
+        let url = trim_link(&from[..end]);
+        parts.push((before, None));
+        // An address with no host after its scheme ("https://.") is text.
+        let host = url.split_once("://").map_or("", |(_, host)| host);
+        parts.push((url, (!host.is_empty()).then_some(url)));
+        rest = &from[url.len()..];
+    }
+    parts.push((rest, None));
+    html! {
+        @for (text, link) in parts {
+            @if let Some(url) = link {
+                a href=(url) rel="noopener noreferrer" target="_blank" { (text) }
+            } @else {
+                (text)
+            }
+        }
+    }
+}
+
+/// Where the next web address starts in `text`: `http://` or `https://`
+/// at the start or after a space or an opening bracket, with something
+/// after it.
+fn next_link(text: &str) -> Option<usize> {
+    // The same bytes, for a search that ignores the scheme's case.
+    let lower = text.to_ascii_lowercase();
+    let mut from = 0;
+    while let Some(found) = lower[from..].find("http") {
+        let at = from + found;
+        let after = &text[at..];
+        let scheme = ["https://", "http://"]
+            .into_iter()
+            .find(|s| after.len() > s.len() && after[..s.len()].eq_ignore_ascii_case(s));
+        let starts_a_word = text[..at]
+            .chars()
+            .next_back()
+            .is_none_or(|c| c.is_whitespace() || matches!(c, '(' | '[' | '<' | '"' | '\''));
+        if let Some(scheme) = scheme
+            && starts_a_word
+            && !after[scheme.len()..].starts_with(char::is_whitespace)
+        {
+            return Some(at);
+        }
+        from = at + 4;
+    }
+    None
+}
+
+/// A web address without the punctuation that ends the sentence around it
+/// (a closing bracket only when it does not close one in the address).
+fn trim_link(url: &str) -> &str {
+    let mut url = url;
+    loop {
+        let Some(last) = url.chars().next_back() else {
+            return url;
+        };
+        let closes = match last {
+            ')' => url.matches('(').count() < url.matches(')').count(),
+            ']' => url.matches('[').count() < url.matches(']').count(),
+            '.' | ',' | ';' | ':' | '!' | '?' | '\'' | '"' | '>' => true,
+            _ => false,
+        };
+        if !closes {
+            return url;
+        }
+        url = &url[..url.len() - last.len_utf8()];
+    }
+}
+
 /// The longest message or note the services accept, in characters.
 pub const BODY_MAX: usize = 20_000;
 
@@ -425,7 +502,7 @@ pub fn thread(
             article.message.mine[mine] id={ "m" (m.seq) } {
                 div { span.who { (author.map(|a| a.display.as_str()).unwrap_or("Someone")) } }
                 div.when { (when(m.posted_at.as_ref())) }
-                p.body { (m.body) }
+                p.body { (linked(&m.body)) }
                 @let seen: Vec<&str> = detail.read_receipts.iter()
                     .filter(|r| r.seq == m.seq)
                     .filter_map(|r| r.reader.as_ref())
@@ -444,7 +521,7 @@ pub fn thread(
                 article.message {
                     div.who { (n.author.as_ref().map(|a| a.display.as_str()).unwrap_or("Someone")) }
                     div.when { (when(n.posted_at.as_ref())) }
-                    p.body { (n.body) }
+                    p.body { (linked(&n.body)) }
                 }
             }
         }
@@ -682,5 +759,54 @@ pub fn problem_page(heading: &str, detail: &str) -> Markup {
             p { (detail) }
             p { a href="/messages" { "Go to your messages" } }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::linked;
+
+    fn shown(text: &str) -> String {
+        linked(text).into_string()
+    }
+
+    #[test]
+    fn web_addresses_in_a_message_are_links_and_nothing_else_is_markup() {
+        assert_eq!(
+            shown("See https://www.nhs.uk/conditions/asthma/. Thanks"),
+            "See <a href=\"https://www.nhs.uk/conditions/asthma/\" rel=\"noopener noreferrer\" \
+             target=\"_blank\">https://www.nhs.uk/conditions/asthma/</a>. Thanks"
+        );
+        // Brackets and sentence punctuation stay outside; a bracket the
+        // address holds stays in.
+        assert_eq!(
+            shown("(http://a.example/x_(y))."),
+            "(<a href=\"http://a.example/x_(y)\" rel=\"noopener noreferrer\" \
+             target=\"_blank\">http://a.example/x_(y)</a>)."
+        );
+        // Written markup is text, in the address too.
+        assert_eq!(
+            shown("<script>x</script> https://a.example/?q=\"><b>"),
+            "&lt;script&gt;x&lt;/script&gt; <a href=\"https://a.example/?q=&quot;&gt;&lt;b\" \
+             rel=\"noopener noreferrer\" target=\"_blank\">https://a.example/?q=&quot;&gt;&lt;b</a>&gt;"
+        );
+        // Only http and https, only at the start of a word, only with a host.
+        for plain in [
+            "javascript:alert(1)",
+            "ftp://a.example",
+            "xhttps://a.example",
+            "https:// a.example",
+            "https://.",
+            "no address here",
+        ] {
+            assert!(!shown(plain).contains("<a "), "{plain}: {}", shown(plain));
+        }
+        assert_eq!(shown("HTTPS://A.EXAMPLE").matches("<a ").count(), 1);
+        assert_eq!(
+            shown("two: https://a.example and https://b.example")
+                .matches("<a ")
+                .count(),
+            2
+        );
     }
 }

@@ -975,6 +975,9 @@ async fn long_words_and_links_never_make_a_page_wider_than_the_window() {
         (&org.patient, "/messages".to_string()),
         (&org.nurse, format!("/threads/{thread}")),
         (&org.nurse, format!("/teams/{}/inbox", org.renal)),
+        // The team's join links, and people found by name.
+        (&org.admin, format!("/admin/teams/{}", org.renal)),
+        (&org.admin, "/admin/people?find=P".to_string()),
     ];
     let mut wide = Vec::new();
     for width in [320, 375, 768, 1280] {
@@ -1003,6 +1006,29 @@ async fn long_words_and_links_never_make_a_page_wider_than_the_window() {
                 ));
             }
             if path.starts_with("/threads/") && who.person_id == org.patient.person_id {
+                // The address in the message is a link, shown in full, that
+                // tells the other site nothing.
+                let anchor = window.find(Locator::Css(".message .body a")).await.unwrap();
+                assert_eq!(
+                    anchor.attr("href").await.unwrap().as_deref(),
+                    Some(link.as_str())
+                );
+                assert_eq!(anchor.text().await.unwrap(), link);
+                assert_eq!(
+                    anchor.attr("rel").await.unwrap().as_deref(),
+                    Some("noopener noreferrer")
+                );
+                if width == 375 {
+                    let message = window
+                        .find(Locator::Css("article.message:has(.body a)"))
+                        .await
+                        .unwrap();
+                    let png = message.screenshot().await.unwrap();
+                    let dir =
+                        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
+                    std::fs::create_dir_all(&dir).unwrap();
+                    std::fs::write(dir.join("long-link-phone.png"), png).unwrap();
+                }
                 match width {
                     375 => photograph(&window, "long-content-phone").await,
                     1280 => photograph(&window, "long-content").await,

@@ -174,11 +174,11 @@ impl FromRequest<pb::RegisterCarerRequest> for RegisterCarer {
     }
 }
 
+/// A staff role by its name (the one role-name table: `proto::contract`).
 fn staff_role(role: &str) -> Result<service_kit::Role, DomainError> {
-    match role.trim() {
-        "admin" => Ok(service_kit::Role::Admin),
-        "operator" => Ok(service_kit::Role::Operator),
-        "auditor" => Ok(service_kit::Role::Auditor),
+    use service_kit::Role;
+    match role.trim().parse::<Role>() {
+        Ok(staff @ (Role::Admin | Role::Operator | Role::Auditor)) => Ok(staff),
         _ => Err(DomainError::invalid(
             "role",
             "must be admin, operator or auditor",
