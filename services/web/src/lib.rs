@@ -503,9 +503,7 @@ fn html(markup: Markup) -> Response {
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; form-action 'self'",
-        ),
+        HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'; form-action 'self'"),
     );
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -710,6 +708,7 @@ pub fn router(web: Web) -> Router {
         .route("/email/confirm/link", post(linking::accept_invitation))
         .route("/live", get(live::events))
         .route("/static/live.js", get(live::script))
+        .route("/static/careline.css", get(live::style))
         .route("/static/compose.js", get(live::compose))
         .route("/session/alive", get(session_alive))
         .route("/health", get(|| async { "ok" }))

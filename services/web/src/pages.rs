@@ -2,7 +2,7 @@
 //! value at compile time. Titles never carry clinical content (a subject
 //! or a message): only what kind of page it is.
 
-use maud::{DOCTYPE, Markup, PreEscaped, html};
+use maud::{DOCTYPE, Markup, html};
 use proto::inbox as pb;
 
 use crate::config::DemoPerson;
@@ -13,45 +13,28 @@ pub mod privacy;
 pub mod record;
 pub mod staff;
 
-const STYLE: &str = r#"
-*{box-sizing:border-box}
-body{margin:0;font:17px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,Arial,sans-serif;color:#212b32;background:#f0f4f5}
-a{color:#005eb8}a:focus,button:focus,input:focus,textarea:focus,select:focus{outline:3px solid #ffb81c;outline-offset:1px}
-header{background:#005eb8;color:#fff}header .bar{max-width:46rem;margin:0 auto;padding:.6rem 1rem;display:flex;gap:1rem;align-items:center;flex-wrap:wrap}
-header a{color:#fff;text-decoration:none;font-weight:600}header .brand{font-size:1.25rem;margin-right:auto}
-header form{margin:0}header form.role{display:flex;gap:.4rem;align-items:center}header select{font-size:.95rem;padding:.2rem}header button{background:transparent;border:1px solid #fff;color:#fff;padding:.3rem .7rem;font-size:.95rem;border-radius:4px;cursor:pointer}
-main{max-width:46rem;margin:0 auto;padding:1rem}
-h1{font-size:1.6rem;line-height:1.25;margin:.5rem 0 1rem}h2{font-size:1.2rem;margin:1.5rem 0 .5rem}
-.demo{background:#ffeb3b;color:#212b32;text-align:center;padding:.4rem 1rem;font-weight:600}
-.card{background:#fff;border-radius:6px;padding:1rem;margin:0 0 .75rem;box-shadow:0 1px 2px rgba(0,0,0,.12)}
-.list{list-style:none;padding:0;margin:0}.list li{margin:0 0 .6rem}
-.thread{display:block;background:#fff;border-radius:6px;padding:.8rem 1rem;text-decoration:none;color:inherit;border-left:6px solid #d8dde0}
-.thread.unread{border-left-color:#005eb8}.thread .subject{font-weight:600;color:#005eb8}.thread .meta{color:#4c6272;font-size:.9rem}
-.badge{display:inline-block;border-radius:1rem;padding:0 .55rem;font-size:.85rem;font-weight:600;background:#e8edee;color:#212b32;margin-left:.3rem}
-.badge.new{background:#005eb8;color:#fff}.badge.archived{background:#4c6272;color:#fff}.badge.complete{background:#007f3b;color:#fff}
-.tabs{display:flex;gap:.5rem;margin:0 0 1rem}.tabs a{padding:.4rem .9rem;border-radius:4px;background:#fff;text-decoration:none}.tabs a[aria-current=page]{background:#005eb8;color:#fff}
-.message{background:#fff;border-radius:6px;padding:.8rem 1rem;margin:0 0 .75rem}.message.mine{background:#e8f1fa}
-.message .who{font-weight:600}.message .when,.seen{color:#4c6272;font-size:.88rem}.message .body{white-space:pre-wrap;margin:.3rem 0 0}
-label{display:block;font-weight:600;margin:.8rem 0 .3rem}.hint{color:#4c6272;font-weight:400;font-size:.92rem}
-input[type=text],textarea,select{width:100%;font:inherit;padding:.5rem;border:2px solid #4c6272;border-radius:4px;background:#fff}textarea{min-height:8rem}.count{margin:.25rem 0 1rem}.count.over{color:#d5281b;font-weight:600}
-.choice{display:flex;gap:.6rem;align-items:flex-start;font-weight:400;margin:.4rem 0}.choice input{width:1.4rem;height:1.4rem;margin-top:.15rem}
-.button{display:inline-block;background:#007f3b;color:#fff;border:0;border-bottom:3px solid #00401e;border-radius:4px;padding:.6rem 1.2rem;font:inherit;font-weight:600;cursor:pointer;text-decoration:none;margin-top:.8rem}
-.button.secondary{background:#4c6272;border-bottom-color:#263139}
-.error{border:3px solid #d5281b;background:#fff;padding:.8rem 1rem;border-radius:6px;margin:0 0 1rem}.error h2{margin:0 0 .3rem;color:#d5281b}
-.notice{border-left:8px solid #ffb81c;background:#fff;padding:.8rem 1rem;margin:0 0 1rem}
-.people{color:#4c6272;font-size:.92rem}
-input[type=search],input[type=number]{width:100%;font:inherit;padding:.5rem;border:2px solid #4c6272;border-radius:4px;background:#fff}
-.search{margin:0 0 1rem}.search .button{margin-top:.4rem}.tabs{flex-wrap:wrap}.count{font-weight:400}
-.thread:focus{outline:3px solid #ffb81c;outline-offset:1px}.unassigned{color:#d5281b;font-weight:600}.waiting{color:#8a2a00;font-weight:600}
-.moves .actions{display:flex;flex-wrap:wrap;gap:.5rem}.inline{display:inline;margin:0}.moves .button{margin-top:0}
-dialog{border:0;border-radius:6px;box-shadow:0 4px 24px rgba(0,0,0,.3);max-width:24rem}dialog::backdrop{background:rgba(0,0,0,.4)}
-.sides dt{font-weight:600}.sides dd{margin:0 0 .4rem}
-.shortcuts{display:grid;grid-template-columns:auto 1fr;gap:.3rem 1rem}.shortcuts dd{margin:0}
-kbd{border:1px solid #4c6272;border-bottom-width:2px;border-radius:3px;padding:0 .35rem;font:inherit;font-size:.9rem;background:#fff}
-main,.demo,header .bar{overflow-wrap:anywhere;min-width:0}main *{min-width:0}
-input,textarea,select{max-width:100%}
-@media (max-width:30rem){body{font-size:16px}h1{font-size:1.35rem}main{padding:.75rem}}
-"#;
+/// The pages' look, served as a file (`/static/careline.css`): no style
+/// is written into a page, so the pages' CSP allows none.
+pub const STYLE: &str = include_str!("../static/careline.css");
+
+/// The addresses of the static files a page names, each once.
+static STYLE_URL: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| asset("/static/careline.css", STYLE));
+static COMPOSE_URL: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| asset("/static/compose.js", crate::live::COMPOSE));
+static LIVE_URL: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| asset("/static/live.js", crate::live::LIVE));
+static SHORTCUTS_URL: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| asset("/static/shortcuts.js", crate::live::SHORTCUTS));
+
+/// A static file's address, naming its content's fingerprint, so a
+/// browser keeps it for a year and still fetches a changed one at once.
+fn asset(path: &str, content: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(content.as_bytes());
+    let short: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{path}?v={short}")
+}
 
 /// Every page: its title (never clinical content), who is signed in, and
 /// the demo warning while demo sign-in is on.
@@ -72,7 +55,7 @@ pub fn layout(
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 meta name="referrer" content="no-referrer";
                 title { (title) " – Careline" }
-                style { (PreEscaped(STYLE)) }
+                link rel="stylesheet" href=(*STYLE_URL);
             }
             body data-idle=[session.map(|_| idle.as_secs())] {
                 @if demo {
@@ -121,11 +104,11 @@ pub fn layout(
                     }
                 }
                 main id="main" { (body) }
-                script src="/static/compose.js" defer {}
+                script src=(*COMPOSE_URL) defer {}
                 @if let Some(s) = session {
-                    script src="/static/live.js" defer {}
+                    script src=(*LIVE_URL) defer {}
                     @if s.caller.role == service_kit::Role::Professional {
-                        script src="/static/shortcuts.js" defer {}
+                        script src=(*SHORTCUTS_URL) defer {}
                     }
                 }
             }
@@ -421,7 +404,7 @@ pub fn messages(
         // Archiving is the team's housekeeping: a patient's or carer's list
         // is every conversation of theirs, so they have no tabs.
         @if staff {
-            nav.tabs aria-label="Which messages" style="margin-top:1rem" {
+            nav.tabs.below aria-label="Which messages" {
                 (tab(ListView::Active, "Active"))
                 (tab(ListView::ByName, "Added by name"))
                 (tab(ListView::Archived, "Archived"))

@@ -58,11 +58,30 @@ impl Browser {
             .headers()
             .get(header::LOCATION)
             .map(|l| l.to_str().unwrap().to_string());
+        let html = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|t| t.to_str().unwrap().starts_with("text/html"));
+        let policy = response
+            .headers()
+            .get(header::CONTENT_SECURITY_POLICY)
+            .map(|p| p.to_str().unwrap().to_string());
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = String::from_utf8(bytes.to_vec()).unwrap();
+        if html {
+            // Every page: no style or script written into it, and a policy
+            // that would refuse one.
+            let policy = policy.expect("a page without a content security policy");
+            assert!(!policy.contains("unsafe-inline"), "{policy}");
+            assert!(
+                !body.contains("<style") && !body.contains(" style=\""),
+                "a style written into the page: {body}"
+            );
+        }
         Page {
             status,
             location,
-            body: String::from_utf8(bytes.to_vec()).unwrap(),
+            body,
         }
     }
 
@@ -1572,4 +1591,37 @@ async fn a_service_gone_is_not_reachable_just_now_never_its_error_text() {
             assert!(!main.contains(raw), "{path} shows {raw:?}: {}", gone.body);
         }
     }
+}
+
+/// The look is a file of its own, named by its fingerprint and kept by the
+/// browser for a year; the page names the file it is served as.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_style_sheet_is_a_file_named_by_its_content() {
+    let s = support::system("web_style").await;
+    let org = s.org().await;
+    let mut b = browser(&s, &org);
+    let page = b.sign_in(&org.patient, "/messages").await;
+    let marker = "<link rel=\"stylesheet\" href=\"";
+    let start = page.body.find(marker).expect("a style sheet") + marker.len();
+    let href = &page.body[start..start + page.body[start..].find('"').unwrap()];
+    assert!(href.starts_with("/static/careline.css?v="), "{href}");
+    let response = b
+        .app
+        .clone()
+        .oneshot(Request::get(href).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "text/css; charset=utf-8"
+    );
+    assert!(
+        response.headers()[header::CACHE_CONTROL]
+            .to_str()
+            .unwrap()
+            .contains("immutable")
+    );
+    let css = response.into_body().collect().await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&css).contains(".message .body"));
 }
