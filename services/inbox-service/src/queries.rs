@@ -1059,54 +1059,134 @@ pub async fn who_can_i_message(
         rows(client, CONTACTABLE_STAFF, &record),
         rows(client, CARERS_WITH_CONSENT, &record_now),
     )?;
+    let teams: Vec<ContactRow> = teams.iter().map(ContactRow::from).collect();
+    let others: Vec<ContactRow> = others.iter().map(ContactRow::from).collect();
+    let staff: Vec<StaffRow> = staff.iter().map(StaffRow::from).collect();
+    let carers: Vec<CarerRow> = carers.iter().map(CarerRow::from).collect();
     let named = people(
         client,
         teams
             .iter()
             .chain(&others)
-            .filter_map(|r| r.get::<_, Option<Uuid>>(4))
-            .chain(staff.iter().map(|r| r.get::<_, Uuid>(0)))
-            .chain(carers.iter().map(|r| r.get::<_, Uuid>(0)))
+            .filter_map(|t| t.default_contact)
+            .chain(staff.iter().map(|p| p.person_id))
+            .chain(carers.iter().map(|c| c.person_id))
             .chain([patient]),
     )
     .await?;
-    let contact = |r: &tokio_postgres::Row| {
-        let auto_cc: bool = r.get(3);
-        pb::TeamContact {
-            team_id: r.get::<_, Uuid>(0).to_string(),
-            name: r.get(1),
-            description: r.get(2),
-            auto_cc,
-            default_contact: if auto_cc {
-                None
-            } else {
-                r.get::<_, Option<Uuid>>(4).map(|d| person(&named, d))
-            },
-        }
-    };
     Ok(pb::WhoCanIMessageReply {
-        teams: teams.iter().map(contact).collect(),
-        other_teams: others.iter().map(contact).collect(),
+        teams: teams.iter().map(|t| t.contact(&named)).collect(),
+        other_teams: others.iter().map(|t| t.contact(&named)).collect(),
         professionals: staff
             .iter()
-            .map(|r| pb::ProfessionalContact {
-                person: Some(person(&named, r.get(0))),
-                team_id: r.get::<_, Uuid>(1).to_string(),
-                team_name: r.get(2),
-                default_contact: r.get(3),
+            .map(|p| pb::ProfessionalContact {
+                person: Some(person(&named, p.person_id)),
+                team_id: p.team_id.to_string(),
+                team_name: p.team_name.clone(),
+                default_contact: p.default_contact,
             })
             .collect(),
         carers: carers
             .iter()
-            .filter(|r| r.get::<_, Uuid>(0) != viewer.id)
-            .map(|r| pb::CarerContact {
-                person: Some(person(&named, r.get(0))),
-                relationship: r.get(1),
+            .filter(|c| c.person_id != viewer.id)
+            .map(|c| pb::CarerContact {
+                person: Some(person(&named, c.person_id)),
+                relationship: c.relationship.clone(),
             })
             .collect(),
         position: 0,
         patient: Some(person(&named, patient)),
     })
+}
+
+/// A row of [`CARE_TEAMS`] or [`OTHER_TEAMS`]: a team one may write to.
+struct ContactRow {
+    team_id: Uuid,
+    name: String,
+    description: String,
+    /// Every contactable member is copied in automatically.
+    auto_cc: bool,
+    default_contact: Option<Uuid>,
+}
+
+impl ContactRow {
+    fn from(row: &Row) -> Self {
+        Self {
+            team_id: row.get(0),
+            name: row.get(1),
+            description: row.get(2),
+            auto_cc: row.get(3),
+            default_contact: row.get(4),
+        }
+    }
+
+    /// The team as the patient is offered it (a default contact only
+    /// where the team is not copied in whole).
+    fn contact(&self, named: &HashMap<Uuid, pb::Person>) -> pb::TeamContact {
+        pb::TeamContact {
+            team_id: self.team_id.to_string(),
+            name: self.name.clone(),
+            description: self.description.clone(),
+            auto_cc: self.auto_cc,
+            default_contact: if self.auto_cc {
+                None
+            } else {
+                self.default_contact.map(|d| person(named, d))
+            },
+        }
+    }
+}
+
+/// A row of [`CONTACTABLE_STAFF`].
+struct StaffRow {
+    person_id: Uuid,
+    team_id: Uuid,
+    team_name: String,
+    default_contact: bool,
+}
+
+impl StaffRow {
+    fn from(row: &Row) -> Self {
+        Self {
+            person_id: row.get(0),
+            team_id: row.get(1),
+            team_name: row.get(2),
+            default_contact: row.get(3),
+        }
+    }
+}
+
+/// A row of [`CONSENTS_GIVEN`] or [`CONSENTS_HELD`]: the other person,
+/// how they are related, until when.
+struct ConsentRow {
+    person_id: Uuid,
+    relationship: String,
+    expires_at: Option<SystemTime>,
+}
+
+impl ConsentRow {
+    fn from(row: &Row) -> Self {
+        Self {
+            person_id: row.get(0),
+            relationship: row.get(1),
+            expires_at: row.get(2),
+        }
+    }
+}
+
+/// A row of [`CARERS_WITH_CONSENT`].
+struct CarerRow {
+    person_id: Uuid,
+    relationship: String,
+}
+
+impl CarerRow {
+    fn from(row: &Row) -> Self {
+        Self {
+            person_id: row.get(0),
+            relationship: row.get(1),
+        }
+    }
 }
 
 /// A team's threads whose latest staff message the patient has not read
@@ -1198,18 +1278,20 @@ pub async fn my_account(
         ),
         _ => (Vec::new(), Vec::new(), Vec::new()),
     };
-    for r in &held {
-        shown.record(&r.get::<_, Uuid>(0).to_string());
+    let given: Vec<ConsentRow> = given.iter().map(ConsentRow::from).collect();
+    let held: Vec<ConsentRow> = held.iter().map(ConsentRow::from).collect();
+    for consent in &held {
+        shown.record(&consent.person_id.to_string());
     }
     let named = people(
         client,
-        std::iter::once(viewer.id).chain(given.iter().chain(&held).map(|r| r.get::<_, Uuid>(0))),
+        std::iter::once(viewer.id).chain(given.iter().chain(&held).map(|c| c.person_id)),
     )
     .await?;
-    let consent = |r: &Row| pb::Consent {
-        person: Some(person(&named, r.get(0))),
-        relationship: r.get(1),
-        expires_at: r.get::<_, Option<SystemTime>>(2).map(ts),
+    let consent = |c: &ConsentRow| pb::Consent {
+        person: Some(person(&named, c.person_id)),
+        relationship: c.relationship.clone(),
+        expires_at: c.expires_at.map(ts),
     };
     Ok(pb::MyAccountReply {
         person: Some(person(&named, viewer.id)),
