@@ -1475,28 +1475,35 @@ pub async fn teams(
 ) -> Result<Vec<pb::TeamSettings>, Error> {
     admins_only(viewer, "the list of teams")?;
     let team: Option<Uuid> = team.map(Uuid::from);
-    let found = rows(client, TEAMS, &[&team]).await?;
-    let ids: Vec<Uuid> = found.iter().map(|r| r.get(0)).collect();
-    let members = rows(client, TEAM_MEMBERS, &[&ids]).await?;
+    let found: Vec<TeamRow> = rows(client, TEAMS, &[&team])
+        .await?
+        .iter()
+        .map(TeamRow::from)
+        .collect();
+    let ids: Vec<Uuid> = found.iter().map(|t| t.team_id).collect();
+    let members: Vec<MemberRow> = rows(client, TEAM_MEMBERS, &[&ids])
+        .await?
+        .iter()
+        .map(MemberRow::from)
+        .collect();
     let named = people(
         client,
         members
             .iter()
-            .map(|r| r.get::<_, Uuid>(1))
-            .chain(found.iter().filter_map(|r| r.get::<_, Option<Uuid>>(4))),
+            .map(|m| m.person_id)
+            .chain(found.iter().filter_map(|t| t.default_contact)),
     )
     .await?;
     Ok(found
-        .iter()
-        .map(|r| {
-            let id: Uuid = r.get(0);
+        .into_iter()
+        .map(|t| {
             let mut team_members: Vec<pb::TeamMember> = members
                 .iter()
-                .filter(|m| m.get::<_, Uuid>(0) == id)
+                .filter(|m| m.team_id == t.team_id)
                 .map(|m| pb::TeamMember {
-                    person: Some(person(&named, m.get(1))),
-                    contactable: m.get(2),
-                    lead: m.get(3),
+                    person: Some(person(&named, m.person_id)),
+                    contactable: m.contactable,
+                    lead: m.lead,
                 })
                 .collect();
             team_members.sort_by(|a, b| {
@@ -1504,18 +1511,64 @@ pub async fn teams(
                 name(a).cmp(&name(b))
             });
             pb::TeamSettings {
-                team_id: id.to_string(),
-                name: r.get(1),
-                description: r.get(2),
-                auto_cc: r.get(3),
-                default_contact: r.get::<_, Option<Uuid>>(4).map(|d| person(&named, d)),
-                open_to_patients: r.get(5),
-                join_code: r.get(6),
+                team_id: t.team_id.to_string(),
+                name: t.name,
+                description: t.description,
+                auto_cc: t.auto_cc,
+                default_contact: t.default_contact.map(|d| person(&named, d)),
+                open_to_patients: t.open_to_patients,
+                join_code: t.join_code,
                 members: team_members,
-                alerts: r.get(7),
+                alerts: t.alerts,
             }
         })
         .collect())
+}
+
+/// A row of [`TEAMS`]: a team's settings.
+struct TeamRow {
+    team_id: Uuid,
+    name: String,
+    description: String,
+    auto_cc: bool,
+    default_contact: Option<Uuid>,
+    open_to_patients: bool,
+    join_code: String,
+    alerts: bool,
+}
+
+impl TeamRow {
+    fn from(row: &Row) -> Self {
+        Self {
+            team_id: row.get(0),
+            name: row.get(1),
+            description: row.get(2),
+            auto_cc: row.get(3),
+            default_contact: row.get(4),
+            open_to_patients: row.get(5),
+            join_code: row.get(6),
+            alerts: row.get(7),
+        }
+    }
+}
+
+/// A row of [`TEAM_MEMBERS`].
+struct MemberRow {
+    team_id: Uuid,
+    person_id: Uuid,
+    contactable: bool,
+    lead: bool,
+}
+
+impl MemberRow {
+    fn from(row: &Row) -> Self {
+        Self {
+            team_id: row.get(0),
+            person_id: row.get(1),
+            contactable: row.get(2),
+            lead: row.get(3),
+        }
+    }
 }
 
 /// People by the start of their name: admins only.
