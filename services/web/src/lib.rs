@@ -4,15 +4,18 @@
 //! none); it reads no read model and decides no rule: the services answer,
 //! the pages show it.
 //!
-//! Here: the shared state ([`Web`]), the extractors (`SignedIn`, `Posted`),
-//! what a failed call shows, the router and the service. The rooms: sign-in
+//! Here: the shared state ([`Web`]), the extractors (`SignedIn`, `Posted`)
+//! and the router; `error.rs` what a failed call shows (`AppError`, the
+//! `shown` layer); `app.rs` the service as a process. The rooms: sign-in
 //! (`signin.rs`, `oidc.rs`, `linking.rs`), conversations (`messages.rs`,
 //! `staff.rs`, `teams.rs`), a person's record (`record.rs`, `trail.rs`),
 //! admin and privacy pages, live updates and presence; markup in `pages/`.
 
 mod admin;
+mod app;
 mod client;
 pub mod config;
+mod error;
 mod linking;
 mod live;
 mod messages;
@@ -41,12 +44,13 @@ use proto::command::command_service_client::CommandServiceClient;
 use proto::command::{self as cmd};
 use proto::inbox::inbox_service_client::InboxServiceClient;
 use service_kit::Role;
-use service_kit::reason;
+use tonic::Status;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
-use tonic::{Code, Status};
 
+pub use app::Application;
 pub use config::{Config, DemoPerson, read_demo_people};
+pub(crate) use error::Page;
 pub(crate) use messages::{
     not_for_you, own_record, plain_refusal, read_thread, recipient, refusal, thread_with_problem,
     who_can_i_message, writing_in,
@@ -327,174 +331,6 @@ impl Web {
         )
             .into_response()
     }
-
-    /// What a refused or failed call means to the person (of `session`,
-    /// when the browser has one).
-    async fn failed(&self, session: Option<&Session>, status: &Status) -> Response {
-        match (status.code(), session) {
-            (Code::PermissionDenied, Some(session))
-                if reason::is(status, reason::ACCOUNT_CLOSED) =>
-            {
-                // Closed: every session of theirs ends now.
-                if let Err(e) = self
-                    .inner
-                    .sessions
-                    .end_person(session.caller.person_id)
-                    .await
-                {
-                    return self.store_down(&e);
-                }
-                return Redirect::to("/sign-in?closed=1").into_response();
-            }
-            (Code::Unauthenticated, Some(session)) => {
-                if let Err(e) = self.inner.sessions.end(&session.id).await {
-                    return self.store_down(&e);
-                }
-                return Redirect::to("/sign-in").into_response();
-            }
-            _ => {}
-        }
-        let shown = shown_for(status);
-        let body = pages::problem_page(shown.heading, &shown.detail);
-        (shown.code, self.page(shown.heading, session, body)).into_response()
-    }
-}
-
-/// Why a page was not served as asked. A handler returns it (`?` on a
-/// service's answer: `Result<Response, AppError>`); [`shown`], one layer
-/// for every page, turns it into the page that says so. A refusal about
-/// what the person typed is not one: the handler shows its form again,
-/// with what they typed and what to fix ([`Web::form_page`]).
-#[derive(Debug)]
-pub(crate) enum AppError {
-    /// A service refused or failed a call made as the signed-in person.
-    Call(Status),
-    /// The sessions' store did not answer.
-    Store(session::StoreError),
-}
-
-impl From<Status> for AppError {
-    fn from(status: Status) -> Self {
-        Self::Call(status)
-    }
-}
-
-impl From<session::StoreError> for AppError {
-    fn from(e: session::StoreError) -> Self {
-        Self::Store(e)
-    }
-}
-
-/// What a page handler returns.
-pub(crate) type Page = Result<Response, AppError>;
-
-/// An [`AppError`] on its way to [`shown`], in the response's extensions.
-#[derive(Clone)]
-struct Unshown(Arc<std::sync::Mutex<Option<AppError>>>);
-
-impl IntoResponse for AppError {
-    fn into_response(self) -> Response {
-        let mut response = StatusCode::INTERNAL_SERVER_ERROR.into_response();
-        response
-            .extensions_mut()
-            .insert(Unshown(Arc::new(std::sync::Mutex::new(Some(self)))));
-        response
-    }
-}
-
-/// The one place an [`AppError`] becomes a page: a refusal in the
-/// service's words, a failure as "not reachable just now", a closed
-/// account or a token no longer good as the end of the session.
-async fn shown(
-    State(web): State<Web>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let id = cookie(request.headers(), COOKIE);
-    let response = next.run(request).await;
-    let Some(error) = response
-        .extensions()
-        .get::<Unshown>()
-        .and_then(|u| u.0.lock().unwrap_or_else(|p| p.into_inner()).take())
-    else {
-        return response;
-    };
-    match error {
-        AppError::Store(e) => web.store_down(&e),
-        AppError::Call(status) => {
-            let session = match id {
-                Some(id) => match web.inner.sessions.peek(&id).await {
-                    Ok(session) => session,
-                    Err(e) => return web.store_down(&e),
-                },
-                None => None,
-            };
-            web.failed(session.as_ref(), &status).await
-        }
-    }
-}
-
-/// What a page says of a failed call.
-#[derive(Debug, PartialEq)]
-pub(crate) struct Shown {
-    pub code: StatusCode,
-    pub heading: &'static str,
-    pub detail: String,
-}
-
-/// A refusal the person can act on is said in the service's words (they
-/// are written for people); anything else (cancelled, unavailable, out of
-/// time, internal, unknown) is "not reachable just now" with a reference
-/// that is in this service's log beside the error, never the error's own
-/// text.
-pub(crate) fn shown_for(status: &Status) -> Shown {
-    let said = |code, heading| Shown {
-        code,
-        heading,
-        detail: status.message().to_string(),
-    };
-    match status.code() {
-        Code::NotFound => Shown {
-            code: StatusCode::NOT_FOUND,
-            heading: "We could not find that",
-            detail: "It may not exist, or it is not shared with you.".into(),
-        },
-        // A carer whose consent ended: not something he tried to do.
-        Code::PermissionDenied if reason::is(status, reason::ACCESS_ENDED) => {
-            said(StatusCode::FORBIDDEN, "Your access has ended")
-        }
-        Code::PermissionDenied | Code::Unauthenticated => {
-            said(StatusCode::FORBIDDEN, "You cannot do that")
-        }
-        Code::ResourceExhausted => said(StatusCode::TOO_MANY_REQUESTS, "Too many tries just now"),
-        Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => {
-            said(StatusCode::UNPROCESSABLE_ENTITY, "That did not work")
-        }
-        Code::AlreadyExists | Code::Aborted => said(StatusCode::CONFLICT, "That did not work"),
-        Code::Ok
-        | Code::Cancelled
-        | Code::Unknown
-        | Code::DeadlineExceeded
-        | Code::Unimplemented
-        | Code::Internal
-        | Code::Unavailable
-        | Code::DataLoss => {
-            let reference = uuid::Uuid::now_v7().simple().to_string()[20..].to_string();
-            tracing::warn!(
-                %reference,
-                code = ?status.code(),
-                error = %status.message(),
-                "a call to a service failed; the page says it is not reachable"
-            );
-            Shown {
-                code: StatusCode::SERVICE_UNAVAILABLE,
-                heading: "Careline is not reachable just now",
-                detail: format!(
-                    "Please try again in a minute. If you sent something, it may have been sent: check before sending it again. (Reference {reference}, if you tell the help desk.)"
-                ),
-            }
-        }
-    }
 }
 
 fn html(markup: Markup) -> Response {
@@ -712,7 +548,10 @@ pub fn router(web: Web) -> Router {
         .route("/static/compose.js", get(live::compose))
         .route("/session/alive", get(session_alive))
         .route("/health", get(|| async { "ok" }))
-        .layer(axum::middleware::from_fn_with_state(web.clone(), shown))
+        .layer(axum::middleware::from_fn_with_state(
+            web.clone(),
+            error::shown,
+        ))
         .layer(axum::middleware::map_response_with_state(web.clone(), hsts))
         .layer(axum::middleware::from_fn(recorded))
         .with_state(web)
@@ -758,211 +597,9 @@ async fn recorded(request: axum::extract::Request, next: axum::middleware::Next)
     response
 }
 
-/// The web service as a process.
-#[derive(Debug)]
-pub struct Application {
-    listener: tokio::net::TcpListener,
-    web: Web,
-    metrics: Option<std::net::SocketAddr>,
-    /// The sessions' database, where presence is shared too.
-    shared: Option<String>,
-    /// Ready while every service the pages ask can answer.
-    readiness: service_kit::metrics::Endpoint,
-}
-
-/// Ready while `channel`'s service says, by gRPC health, that it serves
-/// `service` (it says not when its own NATS or PostgreSQL is gone).
-fn serving(
-    name: &'static str,
-    channel: Channel,
-    service: &'static str,
-) -> service_kit::metrics::Check {
-    service_kit::metrics::Check::new(name, move || {
-        let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
-        async move {
-            let answer = health
-                .check(tonic_health::pb::HealthCheckRequest {
-                    service: service.to_string(),
-                })
-                .await
-                .map_err(|e| format!("unreachable: {}", e.message()))?;
-            match answer.into_inner().status() {
-                tonic_health::pb::health_check_response::ServingStatus::Serving => Ok(()),
-                other => Err(other.as_str_name().to_lowercase()),
-            }
-        }
-    })
-}
-
-impl Application {
-    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
-        self.listener.local_addr()
-    }
-}
-
-impl service_kit::Service for Application {
-    type Config = Config;
-
-    fn config_from_env() -> anyhow::Result<Config> {
-        Config::from_settings(&careline_settings::Settings::from_env())
-    }
-
-    async fn build(config: Config) -> anyhow::Result<Self> {
-        let connect = |url: String| async move {
-            service_kit::server::connect(&url)
-                .await
-                .map_err(|e| anyhow::anyhow!("{url}: {e}"))
-        };
-        let backends = Backends {
-            command: connect(config.command_url.clone()).await?,
-            inbox: connect(config.inbox_url.clone()).await?,
-            audit: connect(config.audit_url.clone()).await?,
-            notify: connect(config.notify_url.clone()).await?,
-        };
-        let mut checks = vec![
-            serving(
-                "command service",
-                backends.command.clone(),
-                "careline.command.v1.CommandService",
-            ),
-            serving(
-                "inbox service",
-                backends.inbox.clone(),
-                "careline.inbox.v1.InboxService",
-            ),
-            serving(
-                "audit service",
-                backends.audit.clone(),
-                "careline.audit.v1.AuditService",
-            ),
-            serving(
-                "notification service",
-                backends.notify.clone(),
-                "careline.notify.v1.NotificationService",
-            ),
-        ];
-        let demo = match &config.demo_people {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    anyhow::anyhow!("CARELINE_WEB_DEMO_PEOPLE {}: {e}", path.display())
-                })?;
-                Some(read_demo_people(&text)?)
-            }
-            None => None,
-        };
-        let oidc = match &config.oidc {
-            Some(settings) => Some(oidc::Oidc::discover(settings.clone()).await.map_err(|e| {
-                anyhow::anyhow!("CARELINE_WEB_OIDC_ISSUER {}: {e}", settings.issuer)
-            })?),
-            None => None,
-        };
-        let sessions = match &config.sessions_database {
-            Some(url) => {
-                let pool = careline_pg::pool(url, 8, "careline_web")
-                    .map_err(|e| anyhow::anyhow!("CARELINE_WEB_DATABASE_URL: {e}"))?;
-                let sessions = Sessions::in_database(pool.clone(), config.idle, config.absolute);
-                checks.push(careline_pg::answers("sessions database", pool));
-                sessions
-                    .prepare()
-                    .await
-                    .map_err(|e| anyhow::anyhow!("CARELINE_WEB_DATABASE_URL: {e}"))?;
-                sessions
-            }
-            None => Sessions::new(config.idle, config.absolute),
-        };
-        let listener = tokio::net::TcpListener::bind(config.addr)
-            .await
-            .map_err(|e| anyhow::anyhow!("CARELINE_WEB_ADDR {}: {e}", config.addr))?;
-        Ok(Self {
-            listener,
-            web: Web::with_sessions(backends, &config, demo, oidc, sessions),
-            metrics: config.metrics,
-            shared: config.sessions_database.clone(),
-            readiness: service_kit::metrics::Endpoint::new(vec![], checks),
-        })
-    }
-
-    /// Requests by route and status and their latency; ready while every
-    /// service the pages ask serves (by its gRPC health, which follows its
-    /// own readiness) and the sessions' database answers.
-    fn metrics(&self) -> Option<(std::net::SocketAddr, service_kit::metrics::Endpoint)> {
-        Some((self.metrics?, self.readiness.clone()))
-    }
-
-    async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        tracing::info!(addr = %self.listener.local_addr()?, demo = self.web.demo(), "web pages served");
-        if let Some(url) = self.shared.clone() {
-            tokio::spawn(presence::relay(self.web.inner.presence.clone(), url));
-        }
-        let web = self.web.clone();
-        let app = router(self.web).into_make_service_with_connect_info::<std::net::SocketAddr>();
-        // Told to stop: no new connections, and every live stream ends
-        // now (a browser's reconnects to another instance), so the calls
-        // in flight are all that is waited for.
-        let shutdown = async move {
-            shutdown.await;
-            web.inner.stopping.send_replace(true);
-        };
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await?;
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_person_never_sees_an_internal_errors_text() {
-        let all = [
-            Code::Ok,
-            Code::Cancelled,
-            Code::Unknown,
-            Code::InvalidArgument,
-            Code::DeadlineExceeded,
-            Code::NotFound,
-            Code::AlreadyExists,
-            Code::PermissionDenied,
-            Code::ResourceExhausted,
-            Code::FailedPrecondition,
-            Code::Aborted,
-            Code::OutOfRange,
-            Code::Unimplemented,
-            Code::Internal,
-            Code::Unavailable,
-            Code::DataLoss,
-            Code::Unauthenticated,
-        ];
-        let words = "operation was canceled: h2 protocol error";
-        for code in all {
-            let shown = shown_for(&Status::new(code, words));
-            let refusal = matches!(
-                code,
-                Code::InvalidArgument
-                    | Code::FailedPrecondition
-                    | Code::OutOfRange
-                    | Code::AlreadyExists
-                    | Code::Aborted
-                    | Code::PermissionDenied
-                    | Code::Unauthenticated
-                    | Code::ResourceExhausted
-            );
-            if refusal {
-                assert_eq!(shown.detail, words, "{code:?}: a refusal is said as given");
-                assert!(shown.code.is_client_error(), "{code:?}");
-            } else {
-                assert!(!shown.detail.contains("canceled"), "{code:?}: {shown:?}");
-                assert!(!shown.detail.contains("h2"), "{code:?}: {shown:?}");
-            }
-            if !refusal && code != Code::NotFound {
-                assert_eq!(shown.code, StatusCode::SERVICE_UNAVAILABLE, "{code:?}");
-                assert_eq!(shown.heading, "Careline is not reachable just now");
-                assert!(shown.detail.contains("Reference "), "{shown:?}");
-            }
-        }
-    }
 
     #[test]
     fn only_a_path_of_this_site_is_where_a_sign_in_goes_next() {

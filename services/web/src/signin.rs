@@ -9,8 +9,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use service_kit::Role;
 
+use crate::error::shown_for;
 use crate::session::{COOKIE, PRE_COOKIE, cookie, set_cookie};
-use crate::{Fields, Posted, Web, client, linking, local, pages, session, shown_for};
+use crate::{Fields, Posted, Web, client, linking, local, pages, session};
 
 #[derive(serde::Deserialize, Debug, Default)]
 pub(crate) struct SignInQuery {
