@@ -13,6 +13,7 @@
 
 mod admin;
 mod app;
+mod assets;
 mod client;
 pub mod config;
 mod error;
@@ -536,16 +537,16 @@ pub fn router(web: Web) -> Router {
         .route("/threads/{id}/note", post(staff::note))
         .route("/threads/{id}/typing", post(staff::typing))
         .route("/threads/{id}/add", get(staff::add_page).post(staff::add))
-        .route("/static/shortcuts.js", get(live::shortcuts))
+        .route("/static/shortcuts.js", get(assets::shortcuts))
         .route("/teams/{id}/message", get(teams::message))
         .route("/join", get(linking::join_code))
         .route("/join/{code}", get(teams::join_page).post(teams::join))
         .route("/join/{code}/sign-up", post(linking::sign_up))
         .route("/email/confirm/link", post(linking::accept_invitation))
         .route("/live", get(live::events))
-        .route("/static/live.js", get(live::script))
-        .route("/static/careline.css", get(live::style))
-        .route("/static/compose.js", get(live::compose))
+        .route("/static/live.js", get(assets::script))
+        .route("/static/careline.css", get(assets::style))
+        .route("/static/compose.js", get(assets::compose))
         .route("/session/alive", get(session_alive))
         .route("/health", get(|| async { "ok" }))
         .layer(axum::middleware::from_fn_with_state(

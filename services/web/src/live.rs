@@ -21,47 +21,6 @@ use crate::session::{COOKIE, cookie};
 /// How often an open stream checks that its session has not ended.
 const SESSION_CHECK: Duration = Duration::from_secs(15);
 
-/// The page script: fetches the live part of a page again when told.
-pub(crate) const LIVE: &str = include_str!("../static/live.js");
-/// Drafts kept in the browser, the character count, the idle warning.
-pub(crate) const COMPOSE: &str = include_str!("../static/compose.js");
-/// The staff's keyboard shortcuts.
-pub(crate) const SHORTCUTS: &str = include_str!("../static/shortcuts.js");
-
-pub(crate) async fn script() -> Response {
-    static_file(LIVE, "text/javascript; charset=utf-8")
-}
-
-pub(crate) async fn compose() -> Response {
-    static_file(COMPOSE, "text/javascript; charset=utf-8")
-}
-
-pub(crate) async fn shortcuts() -> Response {
-    static_file(SHORTCUTS, "text/javascript; charset=utf-8")
-}
-
-/// The pages' style sheet.
-pub(crate) async fn style() -> Response {
-    static_file(crate::pages::STYLE, "text/css; charset=utf-8")
-}
-
-/// A static file: pages ask for it by its fingerprint
-/// ([`crate::pages::asset`]), so it may be kept for a year.
-fn static_file(text: &'static str, content_type: &'static str) -> Response {
-    let mut response = text.into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=31536000, immutable"),
-    );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    response
-}
-
 /// A change as the page script reads it.
 fn change_event(change: &inbox_pb::Change) -> Event {
     let threads: Vec<String> = change

@@ -3,6 +3,8 @@
 //! or a message): only what kind of page it is.
 
 use maud::{DOCTYPE, Markup, html};
+
+use crate::assets;
 use proto::inbox as pb;
 
 use crate::config::DemoPerson;
@@ -12,29 +14,6 @@ pub mod admin;
 pub mod privacy;
 pub mod record;
 pub mod staff;
-
-/// The pages' look, served as a file (`/static/careline.css`): no style
-/// is written into a page, so the pages' CSP allows none.
-pub const STYLE: &str = include_str!("../static/careline.css");
-
-/// The addresses of the static files a page names, each once.
-static STYLE_URL: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| asset("/static/careline.css", STYLE));
-static COMPOSE_URL: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| asset("/static/compose.js", crate::live::COMPOSE));
-static LIVE_URL: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| asset("/static/live.js", crate::live::LIVE));
-static SHORTCUTS_URL: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| asset("/static/shortcuts.js", crate::live::SHORTCUTS));
-
-/// A static file's address, naming its content's fingerprint, so a
-/// browser keeps it for a year and still fetches a changed one at once.
-fn asset(path: &str, content: &str) -> String {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(content.as_bytes());
-    let short: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
-    format!("{path}?v={short}")
-}
 
 /// Every page: its title (never clinical content), who is signed in, and
 /// the demo warning while demo sign-in is on.
@@ -55,7 +34,7 @@ pub fn layout(
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 meta name="referrer" content="no-referrer";
                 title { (title) " – Careline" }
-                link rel="stylesheet" href=(*STYLE_URL);
+                link rel="stylesheet" href=(*assets::STYLE_URL);
             }
             body data-idle=[session.map(|_| idle.as_secs())] {
                 @if demo {
@@ -104,11 +83,11 @@ pub fn layout(
                     }
                 }
                 main id="main" { (body) }
-                script src=(*COMPOSE_URL) defer {}
+                script src=(*assets::COMPOSE_URL) defer {}
                 @if let Some(s) = session {
-                    script src=(*LIVE_URL) defer {}
+                    script src=(*assets::LIVE_URL) defer {}
                     @if s.caller.role == service_kit::Role::Professional {
-                        script src=(*SHORTCUTS_URL) defer {}
+                        script src=(*assets::SHORTCUTS_URL) defer {}
                     }
                 }
             }
