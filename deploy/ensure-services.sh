@@ -196,6 +196,19 @@ ensure_nginx() {
   fail "nginx is missing: run 'apt-get install nginx' as root"
 }
 
+# The Node.js packages in `dir`, as its package-lock.json pins them, for
+# `what` (said when they are missing).
+npm_ci() {
+  local dir="$1" what="$2"
+  if ! command -v npm >/dev/null 2>&1; then
+    apt_install nodejs npm ||
+      fail "Node.js and npm are missing for $what: run 'apt-get install nodejs npm' as root"
+  fi
+  say "installing $what into $dir"
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) ||
+    fail "could not install $dir's packages from the npm registry: run 'npm ci' there"
+}
+
 # The Node.js packages the web pages' tests use (deploy/web-tools, pinned by
 # its package-lock.json): axe-core, run inside the browser on every page, and
 # oidc-provider, the OpenID Connect provider the sign-in tests sign in at.
@@ -203,13 +216,18 @@ ensure_web_tools() {
   local dir
   dir="$(cd "$(dirname "$0")" && pwd)/web-tools"
   [ -f "$dir/node_modules/axe-core/axe.min.js" ] && [ -d "$dir/node_modules/oidc-provider" ] && return 0
-  if ! command -v npm >/dev/null 2>&1; then
-    apt_install nodejs npm ||
-      fail "Node.js and npm are missing for the web tests: run 'apt-get install nodejs npm' as root"
-  fi
-  say "installing the web tests' Node.js packages (axe-core, oidc-provider) into $dir"
-  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) ||
-    fail "could not install $dir's packages from the npm registry: run 'npm ci' there"
+  npm_ci "$dir" "the web tests' Node.js packages (axe-core, oidc-provider)"
+}
+
+# The web pages' design system (services/web/design, pinned by its
+# package-lock.json): nhsuk-frontend and the sass that compiles it with
+# Careline's own parts into services/web/static/careline.css. The web serves
+# that file from its binary; the tests check it is this build's.
+ensure_web_design() {
+  local dir
+  dir="$(cd "$(dirname "$0")/.." && pwd)/services/web/design"
+  [ -d "$dir/node_modules/nhsuk-frontend" ] && [ -x "$dir/node_modules/.bin/sass" ] && return 0
+  npm_ci "$dir" "the web's design system (nhsuk-frontend, sass)"
 }
 
 # iproute2's ip: the partition drill runs each NATS node in a network
@@ -229,4 +247,5 @@ ensure_openssl
 ensure_browser
 ensure_nginx
 ensure_web_tools
+ensure_web_design
 ensure_ip

@@ -1571,7 +1571,7 @@ impl MemberRow {
     }
 }
 
-/// People by the start of their name: admins only.
+/// People by any part of their name: admins only.
 pub async fn find_people(
     client: &Client,
     viewer: Viewer,

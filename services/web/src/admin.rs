@@ -15,6 +15,7 @@ use proto::inbox as inbox_pb;
 use service_kit::Role;
 use tonic::Status;
 
+use crate::confirm;
 use crate::session::Session;
 use crate::{Fields, Page, Posted, SignedIn, Web, pages};
 
@@ -181,12 +182,52 @@ fn yes(form: &Fields, name: &str) -> bool {
     form.one(name) == "yes"
 }
 
+/// What removing a member or replacing the join code does, asked first.
+fn ask_team_change(team: &str, form: &Fields) -> Option<confirm::Ask<'static>> {
+    let back = format!("/admin/teams/{team}");
+    match form.one("do") {
+        "remove" => {
+            let name = match form.one("name").trim() {
+                "" => "this member".to_string(),
+                name => name.to_string(),
+            };
+            Some(confirm::Ask {
+                heading: format!("Remove {name} from the team?"),
+                happens: &[
+                    "Messages to the team no longer reach them, and they leave its inbox.",
+                    "They are taken off every conversation the team brought them to (its automatic CC, or as its default contact), unless another of their teams keeps them on it.",
+                    "Everything they wrote stays. You can add them to the team again.",
+                ],
+                yes: format!("Remove {name}"),
+                back,
+            })
+        }
+        "code" if form.one("replaces") == "yes" => Some(confirm::Ask {
+            heading: "Issue a new join code?".into(),
+            happens: &[
+                "The team's join link and code stop working at once, wherever they were shared (the website's button too).",
+                "Patients who joined with them stay in the team.",
+                "Paste the new link and button into the website afterwards.",
+            ],
+            yes: "Issue a new code".into(),
+            back,
+        }),
+        _ => None,
+    }
+}
+
 /// One change to a team, posted from its page.
 pub(crate) async fn change_team(
     State(web): State<Web>,
     Path(team): Path<String>,
     Posted(session, form): Posted,
 ) -> Page {
+    if let Some(ask) = ask_team_change(&team, &form)
+        && !confirm::confirmed(&form)
+    {
+        let action = format!("/admin/teams/{team}");
+        return Ok(confirm::ask(&web, &session, &action, &form, ask));
+    }
     let team_id = team.clone();
     let person = form.one("person").to_string();
     let changed = async {

@@ -16,6 +16,7 @@ mod app;
 mod assets;
 mod client;
 pub mod config;
+mod confirm;
 mod error;
 mod linking;
 mod live;

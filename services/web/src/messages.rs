@@ -164,7 +164,7 @@ pub(crate) async fn thread(
             (body)
             form #mark-read method="post" action={ "/threads/" (id) "/read" } {
                 input type="hidden" name="csrf" value=(session.csrf);
-                button.button.secondary type="submit" { "Mark as read" }
+                button.nhsuk-button.nhsuk-button--secondary type="submit" { "Mark as read" }
             }
         }
     } else {
@@ -188,6 +188,10 @@ pub(crate) async fn reply(
     Path(id): Path<String>,
     Posted(session, form): Posted,
 ) -> Page {
+    // A professional's one box writes a reply or, switched, a staff note.
+    if form.one("kind") == "note" {
+        return crate::staff::add_note(&web, &session, &id, form.one("body")).await;
+    }
     let text = form.one("body");
     let sent = web
         .command(&session)?

@@ -26,9 +26,10 @@ pub fn layout(
     idle: std::time::Duration,
     body: Markup,
 ) -> Markup {
+    let wide = session.is_some_and(|s| staff_role(s.caller.role));
     html! {
         (DOCTYPE)
-        html lang="en-GB" {
+        html.nhsuk-template lang="en-GB" {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
@@ -36,53 +37,18 @@ pub fn layout(
                 title { (title) " – Careline" }
                 link rel="stylesheet" href=(*assets::STYLE_URL);
             }
-            body data-idle=[session.map(|_| idle.as_secs())] {
+            body.nhsuk-template__body data-idle=[session.map(|_| idle.as_secs())] {
+                a.nhsuk-skip-link href="#main" { "Skip to main content" }
                 @if demo {
-                    div.demo role="note" { "Demo sign-in is on: anyone can sign in as anyone. Never use it with real patients." }
-                }
-                header {
-                    div.bar {
-                        a.brand href="/messages" { "Careline" }
-                        @if let Some(s) = session {
-                            a href="/messages" { "Messages" }
-                            @if s.caller.role == service_kit::Role::Patient {
-                                a href="/record" { "My record" }
-                            }
-                            @if s.caller.role == service_kit::Role::Professional {
-                                a href="/teams" { "Team inboxes" }
-                            }
-                            @if s.caller.role == service_kit::Role::Admin {
-                                a href="/admin/teams" { "Teams" }
-                                a href="/admin/people" { "People" }
-                            }
-                            @if s.caller.role == service_kit::Role::Auditor {
-                                a href="/audit" { "Audit trails" }
-                            }
-                            @if s.caller.role == service_kit::Role::Carer {
-                                a href="/acting-for" { "Whose messages" }
-                            }
-                            a href="/account" { "Account" }
-                            span { (s.caller.name) }
-                            @if s.roles.len() > 1 {
-                                form.role method="post" action="/session/role" {
-                                    input type="hidden" name="csrf" value=(s.csrf);
-                                    label for="work-as" { "Working as" }
-                                    select #work-as name="role" {
-                                        @for r in &s.roles {
-                                            option value=(r.as_str()) selected[*r == s.caller.role] { (role_name(*r)) }
-                                        }
-                                    }
-                                    button type="submit" { "Switch" }
-                                }
-                            }
-                            form method="post" action="/sign-out" {
-                                input type="hidden" name="csrf" value=(s.csrf);
-                                button type="submit" { "Sign out" }
-                            }
-                        }
+                    div.careline-demo role="note" {
+                        span.long { "Demo sign-in is on: anyone can sign in as anyone. Never use it with real patients." }
+                        span.short { "Demo: anyone can be anyone. Not for real patients." }
                     }
                 }
-                main id="main" { (body) }
+                (header(session))
+                div.nhsuk-width-container.careline-wide[wide] {
+                    main.nhsuk-main-wrapper.nhsuk-main-wrapper--s id="main" { (body) }
+                }
                 script src=(*assets::COMPOSE_URL) defer {}
                 @if let Some(s) = session {
                     script src=(*assets::LIVE_URL) defer {}
@@ -93,6 +59,83 @@ pub fn layout(
             }
         }
     }
+}
+
+/// The design system's header: the service's name, who is signed in (with
+/// the role they work as, when they have several) and signing out, then
+/// the places their role works in.
+fn header(session: Option<&Session>) -> Markup {
+    use service_kit::Role;
+    let places: &[(&str, &str)] = match session.map(|s| s.caller.role) {
+        None => &[],
+        Some(Role::Patient) => &[("/messages", "Messages"), ("/record", "My record")],
+        Some(Role::Carer) => &[("/messages", "Messages"), ("/acting-for", "Whose messages")],
+        Some(Role::Professional) => &[("/messages", "My inbox"), ("/teams", "Team inboxes")],
+        Some(Role::Admin) => &[
+            ("/messages", "Messages"),
+            ("/admin/teams", "Teams"),
+            ("/admin/people", "People"),
+        ],
+        Some(Role::Auditor) => &[("/messages", "Messages"), ("/audit", "Audit trails")],
+        Some(Role::Operator | Role::System) => &[("/messages", "Messages")],
+    };
+    let wide = session.is_some_and(|s| staff_role(s.caller.role));
+    html! {
+        header.nhsuk-header role="banner" {
+            div.nhsuk-header__container.nhsuk-width-container.careline-wide[wide] {
+                div.nhsuk-header__service {
+                    a.nhsuk-header__service-name href="/messages" { "Careline" }
+                }
+                @if let Some(s) = session {
+                    nav.nhsuk-header__account aria-label="Account" {
+                        ul.nhsuk-header__account-list {
+                            li.nhsuk-header__account-item {
+                                a.nhsuk-header__account-link href="/account" { (s.caller.name) }
+                            }
+                            @if s.roles.len() > 1 {
+                                li.nhsuk-header__account-item {
+                                    form.careline-role method="post" action="/session/role" {
+                                        input type="hidden" name="csrf" value=(s.csrf);
+                                        label.nhsuk-label for="work-as" { "Working as" }
+                                        select #work-as name="role" {
+                                            @for r in &s.roles {
+                                                option value=(r.as_str()) selected[*r == s.caller.role] { (role_name(*r)) }
+                                            }
+                                        }
+                                        button.nhsuk-header__account-button type="submit" { "Switch" }
+                                    }
+                                }
+                            }
+                            li.nhsuk-header__account-item {
+                                form.nhsuk-header__account-form method="post" action="/sign-out" {
+                                    input type="hidden" name="csrf" value=(s.csrf);
+                                    button.nhsuk-header__account-button type="submit" { "Sign out" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            @if !places.is_empty() {
+                nav.nhsuk-header__navigation aria-label="Menu" {
+                    div.nhsuk-header__navigation-container.nhsuk-width-container.careline-wide[wide] {
+                        ul.nhsuk-header__navigation-list {
+                            @for (href, label) in places {
+                                li.nhsuk-header__navigation-item {
+                                    a.nhsuk-header__navigation-link href=(href) { (label) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Whether `role` works for the hospital (its pages use the screen's width).
+fn staff_role(role: service_kit::Role) -> bool {
+    !matches!(role, service_kit::Role::Patient | service_kit::Role::Carer)
 }
 
 /// A role as the pages name it.
@@ -196,8 +239,8 @@ pub fn body_field(id: &str, label: &str, typed: &str) -> Markup {
     let count = format!("{id}-count");
     let used = typed.chars().count();
     html! {
-        label for=(id) { (label) }
-        textarea id=(id) name="body" required aria-describedby=(count) data-limit=(BODY_MAX) data-draft { (typed) }
+        label.nhsuk-label for=(id) { (label) }
+        textarea.nhsuk-textarea id=(id) name="body" required aria-describedby=(count) data-limit=(BODY_MAX) data-draft { (typed) }
         p.hint.count.over[used > BODY_MAX] id=(count) aria-live="polite" {
             @if used > BODY_MAX {
                 (thousands(used - BODY_MAX)) @if used - BODY_MAX == 1 { " character" } @else { " characters" }
@@ -242,9 +285,9 @@ pub fn body_problem(typed: &str, refused: &str) -> String {
 
 pub fn error_box(heading: &str, detail: &str) -> Markup {
     html! {
-        div.error role="alert" {
-            h2 { (heading) }
-            p { (detail) }
+        div.nhsuk-error-summary role="alert" aria-labelledby="problem" {
+            h2.nhsuk-error-summary__title #problem { (heading) }
+            div.nhsuk-error-summary__body { p { (detail) } }
         }
     }
 }
@@ -262,7 +305,7 @@ pub fn sign_in(
             div.notice role="status" { (notice) }
         }
         @if let Some(label) = oidc {
-            p { a.button href={ "/sign-in/oidc?next=" (form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()) } { (label) } }
+            p { a.nhsuk-button href={ "/sign-in/oidc?next=" (form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()) } { (label) } }
         }
         @match demo {
             Some(people) => {
@@ -277,7 +320,7 @@ pub fn sign_in(
                                 strong { (p.caller.name) }
                                 " " span.hint { (p.what) }
                                 br;
-                                button.button type="submit" { "Sign in as " (p.caller.name) }
+                                button.nhsuk-button type="submit" { "Sign in as " (p.caller.name) }
                             }
                         }
                     }
@@ -293,8 +336,12 @@ pub fn sign_in(
 
 fn status(s: &pb::ThreadSummary) -> Option<Markup> {
     match pb::ThreadStatus::try_from(s.status).unwrap_or_default() {
-        pb::ThreadStatus::Archived => Some(html! { span.badge.archived { "Archived" } }),
-        pb::ThreadStatus::Complete => Some(html! { span.badge.complete { "Complete" } }),
+        pb::ThreadStatus::Archived => {
+            Some(html! { strong.nhsuk-tag.nhsuk-tag--grey.badge { "Archived" } })
+        }
+        pb::ThreadStatus::Complete => {
+            Some(html! { strong.nhsuk-tag.nhsuk-tag--green.badge { "Complete" } })
+        }
         _ => None,
     }
 }
@@ -374,7 +421,7 @@ pub fn messages(
             p.people { "You are acting for " strong { (name) } ". " a href="/acting-for" { "Change" } }
         }
         @if can_write {
-            a.button href="/messages/new" { "Create new message" }
+            a.nhsuk-button href="/messages/new" { "Create new message" }
         }
         @if staff {
             p.people { "Conversations you are on, across your teams. To write to a patient first, open a "
@@ -403,7 +450,7 @@ pub fn messages(
                     a.thread.unread[t.unread_count > 0] href={ "/threads/" (t.thread_id) } {
                         span.subject { (t.subject) }
                         @if t.unread_count > 0 {
-                            span.badge.new { (t.unread_count) " new" }
+                            strong.nhsuk-tag.nhsuk-tag--blue.badge { (t.unread_count) " new" }
                         }
                         @if staff { @if let Some(b) = status(t) { (b) } }
                         div.meta {
@@ -458,58 +505,85 @@ pub fn thread(
         @if detail.earlier_messages > 0 {
             p.hint { (detail.earlier_messages) " earlier messages are not shown." }
         }
-        @for m in &detail.messages {
-            @let author = m.author.as_ref();
-            @let mine = author.is_some_and(|a| a.person_id == me);
-            article.message.mine[mine] id={ "m" (m.seq) } {
-                div { span.who { (author.map(|a| a.display.as_str()).unwrap_or("Someone")) } }
-                div.when { (when(m.posted_at.as_ref())) }
-                p.body { (linked(&m.body)) }
-                @let seen: Vec<&str> = detail.read_receipts.iter()
-                    .filter(|r| r.seq == m.seq)
-                    .filter_map(|r| r.reader.as_ref())
-                    .filter(|r| author.is_none_or(|a| a.person_id != r.person_id) && r.person_id != me)
-                    .map(|r| r.name.as_str())
-                    .collect();
-                @if !seen.is_empty() {
-                    div.seen { "Seen by " (seen.join(", ")) }
+        // Staff notes among the messages, in time order, unmistakably apart.
+        @for entry in timeline(detail) {
+            @match entry {
+                Entry::Message(m) => {
+                    @let author = m.author.as_ref();
+                    @let mine = author.is_some_and(|a| a.person_id == me);
+                    article.message.mine[mine] id={ "m" (m.seq) } {
+                        div { span.who { (author.map(|a| a.display.as_str()).unwrap_or("Someone")) } }
+                        div.when { (when(m.posted_at.as_ref())) }
+                        p.body { (linked(&m.body)) }
+                        @let seen: Vec<&str> = detail.read_receipts.iter()
+                            .filter(|r| r.seq == m.seq)
+                            .filter_map(|r| r.reader.as_ref())
+                            .filter(|r| author.is_none_or(|a| a.person_id != r.person_id) && r.person_id != me)
+                            .map(|r| r.name.as_str())
+                            .collect();
+                        @if !seen.is_empty() {
+                            div.seen { "Seen by " (seen.join(", ")) }
+                        }
+                    }
                 }
-            }
-        }
-        @if !detail.staff_notes.is_empty() {
-            h2 { "Staff notes" }
-            p.hint { "Only staff see these; the patient and carers never do." }
-            @for n in &detail.staff_notes {
-                article.message {
-                    div.who { (n.author.as_ref().map(|a| a.display.as_str()).unwrap_or("Someone")) }
-                    div.when { (when(n.posted_at.as_ref())) }
-                    p.body { (linked(&n.body)) }
+                Entry::Note(n) => {
+                    article.message.note aria-label="Staff note" {
+                        p.label { "Staff note — not visible to the patient" }
+                        div { span.who { (n.author.as_ref().map(|a| a.display.as_str()).unwrap_or("Someone")) } }
+                        div.when { (when(n.posted_at.as_ref())) }
+                        p.body { (linked(&n.body)) }
+                    }
                 }
             }
         }
         }
         // Staff write to the patient only from the patient's side.
         @let replies = !staff || staff::place(detail, &me) == staff::Place::PatientSide;
-        @if replies {
-            h2 id="reply" { "Reply" }
-            @if staff { p #presence .notice role="status" hidden {} }
+        @if staff {
+            h2 id="reply" { @if replies { "Reply or add a staff note" } @else { "Add a staff note" } }
+            p #presence .notice role="status" hidden {}
             @if let Some(problem) = &problem { (problem) }
-            @if archived && staff {
+            @if archived && replies {
                 p.hint { "This conversation is archived. A reply brings it back to the team." }
             }
+            (staff::composer(id, session, replies, draft, note))
+            (staff::shortcuts_help(Some(staff::place(detail, &me))))
+        } @else {
+            h2 id="reply" { "Reply" }
+            @if let Some(problem) = &problem { (problem) }
             form method="post" action={ "/threads/" (id) "/reply" } {
                 input type="hidden" name="csrf" value=(session.csrf);
                 (body_field("body", "Your message", draft))
-                button.button type="submit" { "Send reply" }
+                button.nhsuk-button type="submit" { "Send reply" }
             }
-        } @else if let Some(problem) = &problem {
-            (problem)
-        }
-        @if staff {
-            (staff::note_form(id, session, note))
-            (staff::shortcuts_help(Some(staff::place(detail, &me))))
         }
     }
+}
+
+/// A conversation's messages and staff notes, one list.
+enum Entry<'a> {
+    Message(&'a pb::Message),
+    Note(&'a pb::Message),
+}
+
+/// The messages and the staff notes of `detail` in the order they were
+/// written (a message before a note of the same instant).
+fn timeline(detail: &pb::ThreadDetail) -> Vec<Entry<'_>> {
+    let at = |t: Option<&prost_types::Timestamp>| t.map_or((0, 0), |t| (t.seconds, t.nanos));
+    let mut entries: Vec<((i64, i32), u8, Entry<'_>)> = detail
+        .messages
+        .iter()
+        .map(|m| (at(m.posted_at.as_ref()), 0, Entry::Message(m)))
+        .chain(
+            detail
+                .staff_notes
+                .iter()
+                .map(|n| (at(n.posted_at.as_ref()), 1, Entry::Note(n))),
+        )
+        .collect();
+    // Stable: each list keeps its own order within one instant.
+    entries.sort_by_key(|(at, kind, _)| (*at, *kind));
+    entries.into_iter().map(|(_, _, e)| e).collect()
 }
 
 /// Whom the person may write to, as the inbox answers it.
@@ -607,10 +681,10 @@ pub fn new_message(
                     }
                 }
             }
-            label for="subject" { "Subject" span.hint { " a few words: what is it about?" } }
-            input type="text" id="subject" name="subject" maxlength="200" required value=(typed.subject);
+            label.nhsuk-label for="subject" { "Subject" span.hint { " a few words: what is it about?" } }
+            input.nhsuk-input type="text" id="subject" name="subject" maxlength="200" required value=(typed.subject);
             (body_field("body", "Message", typed.body))
-            button.button type="submit" { "Send message" }
+            button.nhsuk-button type="submit" { "Send message" }
         }
     }
 }
@@ -621,9 +695,9 @@ pub fn trail(page: &proto::audit::TrailPage) -> Markup {
         h1 { "Who has looked at my record" }
         p { "Everyone who read or changed your record, and when. Staff notes and colleagues consulted by your care team are listed without their content." }
         p {
-            a.button.secondary href="/record/trail/download?format=jsonl" { "Download (JSON lines)" }
+            a.nhsuk-button.nhsuk-button--secondary href="/record/trail/download?format=jsonl" { "Download (JSON lines)" }
             " "
-            a.button.secondary href="/record/trail/download?format=fhir" { "Download (FHIR)" }
+            a.nhsuk-button.nhsuk-button--secondary href="/record/trail/download?format=fhir" { "Download (FHIR)" }
         }
         @if page.entries.is_empty() {
             p.card { "Nothing yet." }
@@ -652,9 +726,9 @@ pub fn not_linked(name: &str, provider: &str) -> Markup {
         h2 { "Did your team give you a join code?" }
         p { "A team's join code lets you sign up as one of its patients." }
         form method="get" action="/join" {
-            label for="code" { "Join code" span.hint { " as the team gave it to you, for example on its website" } }
-            input #code type="text" name="code" autocomplete="off" autocapitalize="none" spellcheck="false" required;
-            button.button type="submit" { "Continue" }
+            label.nhsuk-label for="code" { "Join code" span.hint { " as the team gave it to you, for example on its website" } }
+            input.nhsuk-input #code type="text" name="code" autocomplete="off" autocapitalize="none" spellcheck="false" required;
+            button.nhsuk-button type="submit" { "Continue" }
         }
         p.hint { "Neither? Ask your care team to register you, or to give you their join code." }
     }
@@ -683,7 +757,7 @@ pub fn sign_up(
         }
         form method="post" action={ "/join/" (code) "/sign-up" } {
             input type="hidden" name="csrf" value=(csrf);
-            button.button type="submit" { "Sign up and join " (team.name) }
+            button.nhsuk-button type="submit" { "Sign up and join " (team.name) }
         }
     }
 }
@@ -698,7 +772,7 @@ pub fn invitation(token: &str, csrf: &str, name: &str) -> Markup {
         form method="post" action="/email/confirm/link" {
             input type="hidden" name="csrf" value=(csrf);
             input type="hidden" name="token" value=(token);
-            button.button type="submit" { "Link my account" }
+            button.nhsuk-button type="submit" { "Link my account" }
         }
     }
 }

@@ -16,6 +16,7 @@ use service_kit::Role;
 use service_kit::reason;
 use tonic::{Code, Status};
 
+use crate::confirm;
 use crate::pages::record as page;
 use crate::session::{Acting, Session};
 use crate::{Page, Posted, SignedIn, Web};
@@ -207,6 +208,26 @@ pub(crate) async fn withdraw_consent(
     State(web): State<Web>,
     Posted(session, form): Posted,
 ) -> Page {
+    if !confirm::confirmed(&form) {
+        let name = named(&form, "this carer");
+        let ask = confirm::Ask {
+            heading: format!("Withdraw {name}'s consent?"),
+            happens: &[
+                "From their next page they see none of your messages and cannot write for you.",
+                "What they wrote stays in your conversations.",
+                "You can give them consent again at any time.",
+            ],
+            yes: format!("Withdraw {name}'s consent"),
+            back: "/record/carers".into(),
+        };
+        return Ok(confirm::ask(
+            &web,
+            &session,
+            "/record/carers/withdraw",
+            &form,
+            ask,
+        ));
+    }
     let withdrawn = async {
         web.command(&session)?
             .revoke_carer_consent(cmd::RevokeCarerConsentRequest {
@@ -306,6 +327,26 @@ pub(crate) async fn give_access(State(web): State<Web>, Posted(session, form): P
 }
 
 pub(crate) async fn end_access(State(web): State<Web>, Posted(session, form): Posted) -> Page {
+    if !confirm::confirmed(&form) {
+        let name = named(&form, "this team");
+        let ask = confirm::Ask {
+            heading: format!("End {name}'s access now?"),
+            happens: &[
+                "They no longer see your record or your conversations, from now on.",
+                "What they wrote stays in your conversations.",
+                "You can give them access again later.",
+            ],
+            yes: format!("End {name}'s access"),
+            back: "/record/access".into(),
+        };
+        return Ok(confirm::ask(
+            &web,
+            &session,
+            "/record/access/end",
+            &form,
+            ask,
+        ));
+    }
     let ended = async {
         web.command(&session)?
             .revoke_record_access(cmd::RevokeRecordAccessRequest {
@@ -527,4 +568,12 @@ pub(crate) async fn choose_acting_for(
     };
     web.inner.sessions.act_for(&session.id, chosen).await?;
     Ok(Redirect::to(to).into_response())
+}
+
+/// The name a form carries for its question page (`or` when it has none).
+fn named(form: &crate::Fields, or: &str) -> String {
+    match form.one("name").trim() {
+        "" => or.to_string(),
+        name => name.to_string(),
+    }
 }

@@ -12,6 +12,7 @@ use proto::inbox as inbox_pb;
 use service_kit::Role;
 use tonic::{Code, Status};
 
+use crate::confirm;
 use crate::pages::staff::{Show, TeamInbox};
 use crate::session::Session;
 use crate::{LIST_PAGE, Page, Posted, SignedIn, Web, pages};
@@ -106,6 +107,7 @@ pub(crate) async fn team_inbox(
                 .iter()
                 .find(|t| t.team_id == team)
                 .map_or("Team inbox", |t| t.name.as_str());
+            let me = session.caller.person_id.to_string();
             let view = TeamInbox {
                 team_id: &team,
                 team_name: name,
@@ -113,6 +115,7 @@ pub(crate) async fn team_inbox(
                 show,
                 search,
                 older: !q.cursor.is_empty(),
+                me: &me,
                 now: std::time::SystemTime::now(),
             };
             Ok(web.page(
@@ -139,6 +142,12 @@ pub(crate) async fn move_thread(
     Path(id): Path<String>,
     Posted(session, form): Posted,
 ) -> Page {
+    if let Some(ask) = ask_move(&id, form.one("do"))
+        && !confirm::confirmed(&form)
+    {
+        let action = format!("/threads/{id}/move");
+        return Ok(confirm::ask(&web, &session, &action, &form, ask));
+    }
     let thread_id = id.clone();
     // Who the page showed handling it, for an assignment (absent: no check).
     let was = match form.one("assignee_was") {
@@ -242,25 +251,58 @@ pub(crate) async fn note(
     Path(id): Path<String>,
     Posted(session, form): Posted,
 ) -> Page {
-    let text = form.one("body");
+    add_note(&web, &session, &id, form.one("body")).await
+}
+
+/// Adds `text` as a staff note on conversation `id`, or shows the
+/// conversation again saying what to fix, with the note kept.
+pub(crate) async fn add_note(web: &Web, session: &Session, id: &str, text: &str) -> Page {
     let posted = async {
-        web.command(&session)?
+        web.command(session)?
             .post_staff_note(cmd::PostStaffNoteRequest {
                 command_id: command_id(),
-                thread_id: id.clone(),
+                thread_id: id.to_string(),
                 body: text.to_string(),
             })
             .await
     };
     match posted.await {
         Ok(reply) => Ok(web
-            .changed(&session, reply, &format!("/threads/{id}#note"))
+            .changed(session, reply, &format!("/threads/{id}#reply"))
             .await),
         Err(e) if crate::refusal(&e) => {
-            crate::thread_with_problem(&web, &session, &id, "", text, "Your note was not added", &e)
+            crate::thread_with_problem(web, session, id, "", text, "Your note was not added", &e)
                 .await
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+/// What archiving or leaving a conversation does, asked before it is done.
+fn ask_move(id: &str, what: &str) -> Option<confirm::Ask<'static>> {
+    let back = format!("/threads/{id}");
+    match what {
+        "archive" => Some(confirm::Ask {
+            heading: "Archive this conversation?".into(),
+            happens: &[
+                "It leaves the team's inbox and everyone's list of active conversations.",
+                "Nothing is deleted: it stays in the record, whole, under Archived.",
+                "A message from the patient or a reply brings it back to the team; anyone on it can reopen it.",
+            ],
+            yes: "Archive it".into(),
+            back,
+        }),
+        "leave" => Some(confirm::Ask {
+            heading: "Leave this conversation?".into(),
+            happens: &[
+                "You are taken off it: it leaves your inbox and you are told of nothing more on it.",
+                "If it is assigned to you, it is no longer assigned to anyone.",
+                "Everything you wrote stays on it. Your team does not bring you back; someone on it can add you again by name.",
+            ],
+            yes: "Leave it".into(),
+            back,
+        }),
+        _ => None,
     }
 }
 

@@ -110,7 +110,7 @@ pub(crate) async fn join_page(
             let body = html! {
                 h1 { (team.name) }
                 p { "You are already one of " (team.name) "'s patients, so there is nothing to join." }
-                a.button href={ "/teams/" (team.team_id) "/message" } { "Message " (team.name) }
+                a.nhsuk-button href={ "/teams/" (team.team_id) "/message" } { "Message " (team.name) }
                 p { a href="/messages" { "Go to your messages" } }
             };
             web.page("Already joined", Some(&session), body)
@@ -122,7 +122,7 @@ pub(crate) async fn join_page(
                 p { "Joining makes you one of the team's patients: you can then message them, and they see the messages you send them." }
                 form method="post" action={ "/join/" (code) } {
                     input type="hidden" name="csrf" value=(session.csrf);
-                    button.button type="submit" { "Join " (team.name) }
+                    button.nhsuk-button type="submit" { "Join " (team.name) }
                 }
             };
             web.page("Join a team", Some(&session), body)

@@ -89,6 +89,9 @@
     var last = 0;
     if (form) {
       box.addEventListener("input", function () {
+        // A staff note is not a reply: nobody is told of it.
+        var kind = form.querySelector("input[name=kind]:checked, input[name=kind][type=hidden]");
+        if (kind && kind.value === "note") { return; }
         var now = Date.now();
         if (now - last < 2500) { return; }
         last = now;

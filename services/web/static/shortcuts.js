@@ -40,6 +40,15 @@
     return false;
   }
 
+  // The one box, switched to a reply or a note (a professional on the
+  // team's side has no switch: a note only, so "r" does nothing there).
+  function write(kind) {
+    var choice = document.getElementById(kind);
+    if (choice) { choice.checked = true; }
+    else if (kind === "kind-reply") { return false; }
+    return focus("body");
+  }
+
   document.addEventListener("keydown", function (e) {
     if (e.ctrlKey || e.metaKey || e.altKey || typing(e)) {
       return;
@@ -54,8 +63,8 @@
       case "/": done = focus("q"); break;
       case "a": done = press("a"); break;
       case "e": done = press("e"); break;
-      case "r": done = focus("body"); break;
-      case "n": done = focus("note-body"); break;
+      case "r": done = write("kind-reply"); break;
+      case "n": done = write("kind-note"); break;
       case "u": location.href = "/teams"; break;
       default: done = false;
     }

@@ -173,6 +173,17 @@ async fn shows_within(client: &Client, needle: &str, wait: Duration) -> String {
     panic!("the page did not show {needle:?} within {wait:?}; it shows: {text}");
 }
 
+/// Clicks the element at `xpath` once the page shows it (up to 10 s).
+async fn click(client: &Client, xpath: &str) -> Result<(), fantoccini::error::CmdError> {
+    client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::XPath(xpath))
+        .await?
+        .click()
+        .await
+}
+
 /// Signs in on the demo sign-in page as `who`, going on to `to`.
 async fn sign_in_as(client: &Client, base: &str, who: &service_kit::Caller, to: &str) {
     let next: String = form_urlencoded::byte_serialize(to.as_bytes()).collect();
@@ -291,13 +302,7 @@ async fn a_patient_uses_careline_in_a_real_browser_on_a_phone() {
             "//form[input[@name='person_id'][@value='{}']]//button",
             org.patient.person_id
         );
-        phone
-            .wait()
-            .at_most(Duration::from_secs(10))
-            .for_element(Locator::XPath(&pat))
-            .await?
-            .click()
-            .await?;
+        click(&phone, &pat).await?;
         at(&phone, &format!("/threads/{thread}")).await;
         let shown = shows(&phone, "Up to one litre on Sunday, Pat.").await;
         assert_eq!(phone.title().await?, "Conversation – Careline");
@@ -311,13 +316,7 @@ async fn a_patient_uses_careline_in_a_real_browser_on_a_phone() {
             .for_element(Locator::Id("body"))
             .await?;
         body.send_keys("Thank you, I will keep to that.").await?;
-        phone
-            .wait()
-            .at_most(Duration::from_secs(10))
-            .for_element(Locator::XPath("//button[text()='Send reply']"))
-            .await?
-            .click()
-            .await?;
+        click(&phone, "//button[text()='Send reply']").await?;
         shows(&phone, "Thank you, I will keep to that.").await;
 
         // Her messages, then a new one to the renal unit.
@@ -332,22 +331,10 @@ async fn a_patient_uses_careline_in_a_real_browser_on_a_phone() {
             .click()
             .await?;
         let renal = format!("//input[@name='to'][@value='team:{}']", org.renal);
-        phone
-            .wait()
-            .at_most(Duration::from_secs(10))
-            .for_element(Locator::XPath(&renal))
-            .await?
-            .click()
-            .await?;
+        click(&phone, &renal).await?;
         // Her father, who holds her consent, copied in.
         let chris = format!("//input[@name='carer'][@value='{}']", org.carer.person_id);
-        phone
-            .wait()
-            .at_most(Duration::from_secs(10))
-            .for_element(Locator::XPath(&chris))
-            .await?
-            .click()
-            .await?;
+        click(&phone, &chris).await?;
         phone
             .wait()
             .at_most(Duration::from_secs(10))
@@ -363,13 +350,7 @@ async fn a_patient_uses_careline_in_a_real_browser_on_a_phone() {
             .send_keys("Have my results from Tuesday come back?")
             .await?;
         seen(&phone, "new-message").await;
-        phone
-            .wait()
-            .at_most(Duration::from_secs(10))
-            .for_element(Locator::XPath("//button[text()='Send message']"))
-            .await?
-            .click()
-            .await?;
+        click(&phone, "//button[text()='Send message']").await?;
         let path = at(&phone, "/threads/").await;
         shows(&phone, "Have my results from Tuesday come back?").await;
 
@@ -420,15 +401,11 @@ async fn a_patient_uses_careline_in_a_real_browser_on_a_phone() {
         phone.goto(&format!("{base}/record/carers")).await?;
         shows(&phone, "Chris Jones").await;
         seen(&phone, "record-carers").await;
-        phone
-            .wait()
-            .at_most(Duration::from_secs(10))
-            .for_element(Locator::XPath(
-                "//button[starts-with(text(),'Withdraw consent')]",
-            ))
-            .await?
-            .click()
-            .await?;
+        click(&phone, "//button[starts-with(text(),'Withdraw consent')]").await?;
+        // Asked first, what will happen spelled out.
+        shows(&phone, "What will happen").await;
+        seen(&phone, "confirm-withdraw").await;
+        click(&phone, "//button[starts-with(text(),'Withdraw Chris Jones')]").await?;
         shows(&phone, "Nobody holds your consent").await;
 
         // Chris's open page of her conversation says so at once, without a
@@ -468,15 +445,9 @@ async fn a_patient_uses_careline_in_a_real_browser_on_a_phone() {
         phone.goto(&format!("{base}/record/access")).await?;
         shows(&phone, "Patient Advice and Liaison Service").await;
         seen(&phone, "record-access").await;
-        phone
-            .wait()
-            .at_most(Duration::from_secs(10))
-            .for_element(Locator::XPath(
-                "//button[starts-with(text(),'End Patient Advice')]",
-            ))
-            .await?
-            .click()
-            .await?;
+        click(&phone, "//button[starts-with(text(),'End Patient Advice')]").await?;
+        shows(&phone, "What will happen").await;
+        click(&phone, "//button[starts-with(text(),'End Patient Advice')]").await?;
         shows(&phone, "Access ended").await;
         let until = phone
             .wait()
@@ -496,13 +467,7 @@ async fn a_patient_uses_careline_in_a_real_browser_on_a_phone() {
             .await?
             .send_keys("A second opinion")
             .await?;
-        phone
-            .wait()
-            .at_most(Duration::from_secs(10))
-            .for_element(Locator::XPath("//button[text()='Give access']"))
-            .await?
-            .click()
-            .await?;
+        click(&phone, "//button[text()='Give access']").await?;
         shows(&phone, "Access given").await;
         phone.goto(&format!("{base}/record")).await?;
         shows(&phone, "Who may act for me").await;
@@ -572,16 +537,34 @@ async fn a_nurse_works_the_renal_inbox_in_a_real_browser() {
         press(&nina, '?').await;
 
         // A staff note, typed after n.
+        // The one box switches to a note: its button says so.
         press(&nina, 'n').await;
-        assert_eq!(focused(&nina).await, "note-body");
-        type_keys(&nina, "Check her potassium first.").await;
-        nina.wait()
-            .at_most(Duration::from_secs(10))
-            .for_element(Locator::XPath("//button[text()='Add note']"))
-            .await?
-            .click()
+        assert_eq!(focused(&nina).await, "body");
+        let button = nina
+            .find(Locator::Css("form.composer button[type=submit]"))
             .await?;
+        assert_eq!(button.text().await?, "Add note");
+        type_keys(&nina, "Check her potassium first.").await;
+        button.click().await?;
         shows(&nina, "Check her potassium first.").await;
+        // Among the messages, labelled and tinted apart from them.
+        let note = nina.find(Locator::Css("article.message.note")).await?;
+        assert!(note.text().await?.contains("Staff note — not visible to the patient"));
+        let tint: String = nina
+            .execute(
+                "return getComputedStyle(document.querySelector('article.message.note')).backgroundColor;",
+                vec![],
+            )
+            .await?
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert_eq!(tint, "rgb(255, 249, 196)", "a note is tinted pale yellow");
+        // The box is back to a reply after the note is added.
+        let button = nina
+            .find(Locator::Css("form.composer button[type=submit]"))
+            .await?;
+        assert_eq!(button.text().await?, "Send reply");
         // Zoomed out, to show the note below the moves and the messages.
         nina.execute("document.body.style.zoom = '0.6'", vec![])
             .await?;
@@ -609,18 +592,8 @@ async fn a_nurse_works_the_renal_inbox_in_a_real_browser() {
             "//select[@id='assignee']/option[@value='{}']",
             org.nurse2.person_id
         );
-        lead.wait()
-            .at_most(Duration::from_secs(10))
-            .for_element(Locator::XPath(&ned_option))
-            .await?
-            .click()
-            .await?;
-        lead.wait()
-            .at_most(Duration::from_secs(10))
-            .for_element(Locator::XPath("//button[text()='Assign']"))
-            .await?
-            .click()
-            .await?;
+        click(&lead, &ned_option).await?;
+        click(&lead, "//button[text()='Assign']").await?;
         shows(&lead, "Assigned to Ned Brown").await;
         lead.close().await?;
         Ok::<_, fantoccini::error::CmdError>(())
@@ -656,14 +629,14 @@ async fn an_admin_and_a_privacy_officer_use_their_pages_in_a_real_browser() {
         desk.goto(&format!("{base}/admin/teams/{}", org.renal))
             .await?;
         shows(&desk, "Automatic CC is on").await;
-        desk.wait()
-            .at_most(Duration::from_secs(10))
-            .for_element(Locator::XPath(
-                "//button[starts-with(text(),'Issue a new join code')]",
-            ))
-            .await?
-            .click()
-            .await?;
+        click(
+            &desk,
+            "//button[starts-with(text(),'Issue a new join code')]",
+        )
+        .await?;
+        shows(&desk, "What will happen").await;
+        seen(&desk, "confirm-join-code").await;
+        click(&desk, "//button[text()='Issue a new code']").await?;
         shows(&desk, "Saved.").await;
         seen(&desk, "admin-team").await;
         desk.goto(&format!("{base}/admin/people?find=Pat")).await?;

@@ -186,7 +186,7 @@ async fn a_patient_reads_replies_and_writes_through_the_pages() {
         page.body.contains("<title>Conversation – Careline</title>"),
         "no subject in the title"
     );
-    assert!(!page.body.contains("Staff notes"));
+    assert!(!page.body.contains("Staff note"));
 
     // Her messages: the thread, read now (she opened it).
     let list = pat.get("/messages").await;
@@ -326,10 +326,40 @@ async fn a_patient_decides_who_may_act_for_her_and_which_teams_see_her_record() 
 
     // She withdraws his consent: at his next page, nothing of hers.
     let chris_id = org.carer.person_id.to_string();
+    // Asked first, with what will happen; asking changes nothing.
+    let asked = pat
+        .post(
+            "/record/carers/withdraw",
+            &[
+                ("csrf", &csrf),
+                ("carer_id", &chris_id),
+                ("name", "Chris Jones"),
+            ],
+        )
+        .await;
+    assert_eq!(asked.status, StatusCode::OK, "{}", asked.body);
+    assert!(
+        asked.body.contains("Withdraw Chris Jones&#39;s consent?")
+            || asked.body.contains("Withdraw Chris Jones's consent?"),
+        "{}",
+        asked.body
+    );
+    assert!(asked.body.contains("What will happen"), "{}", asked.body);
+    assert!(
+        asked.body.contains("nhsuk-button--warning"),
+        "{}",
+        asked.body
+    );
+    let still = chris.get(&format!("/threads/{thread}")).await;
+    assert_eq!(still.status, StatusCode::OK, "{}", still.body);
     let withdrawn = pat
         .post(
             "/record/carers/withdraw",
-            &[("csrf", &csrf), ("carer_id", &chris_id)],
+            &[
+                ("csrf", &csrf),
+                ("carer_id", &chris_id),
+                ("confirmed", "yes"),
+            ],
         )
         .await;
     let after = pat.follow(withdrawn).await;
@@ -417,7 +447,11 @@ async fn a_patient_decides_who_may_act_for_her_and_which_teams_see_her_record() 
     let ended = pat
         .post(
             "/record/access/end",
-            &[("csrf", &csrf), ("grant_id", &org.pals_grant)],
+            &[
+                ("csrf", &csrf),
+                ("grant_id", &org.pals_grant),
+                ("confirmed", "yes"),
+            ],
         )
         .await;
     let access = pat.follow(ended).await;
@@ -685,6 +719,23 @@ async fn a_nurse_works_the_renal_inbox_through_the_pages() {
     let mine = nina.get(&format!("{inbox}?show=mine")).await;
     assert!(mine.body.contains("Fluid allowance before Monday"));
     assert!(mine.body.contains("with Nina Patel"), "{}", mine.body);
+    // Every filter has its count: hers one, the others' none.
+    for count in [
+        "Assigned to me <span class=\"count\">(1)</span>",
+        "Assigned to others <span class=\"count\">(0)</span>",
+        "Unassigned <span class=\"count\">(0)</span>",
+    ] {
+        assert!(mine.body.contains(count), "{count}: {}", mine.body);
+    }
+    let neds = browser(&s, &org)
+        .sign_in(&org.nurse2, &format!("{inbox}?show=others"))
+        .await;
+    assert!(
+        neds.body
+            .contains("Assigned to others <span class=\"count\">(1)</span>"),
+        "{}",
+        neds.body
+    );
     let unassigned = nina.get(&inbox).await;
     assert!(!unassigned.body.contains("Fluid allowance before Monday"));
 
@@ -698,6 +749,28 @@ async fn a_nurse_works_the_renal_inbox_through_the_pages() {
         .await;
     let page = nina.follow(noted).await;
     assert!(page.body.contains("Check her potassium first."));
+    // The one box, switched to a note, adds one too: among the messages,
+    // after the first, labelled as no message is.
+    let noted = nina
+        .post(
+            &format!("/threads/{thread}/reply"),
+            &[
+                ("csrf", &csrf),
+                ("kind", "note"),
+                ("body", "Bloods due Friday."),
+            ],
+        )
+        .await;
+    let page = nina.follow(noted).await;
+    let first = page.body.find("Fluid allowance").unwrap();
+    let label = "Staff note — not visible to the patient";
+    let note = page.body.find("Bloods due Friday.").expect("the note");
+    assert!(
+        page.body[..note].rfind(label).is_some_and(|at| at > first),
+        "{}",
+        page.body
+    );
+    assert_eq!(page.body.matches(label).count(), 2, "{}", page.body);
     let empty = nina
         .post(
             &format!("/threads/{thread}/note"),
@@ -721,6 +794,33 @@ async fn a_nurse_works_the_renal_inbox_through_the_pages() {
         .await;
     assert!(hers.body.contains("Fluid allowance before Monday"));
     assert!(!hers.body.contains("potassium"), "{}", hers.body);
+    assert!(!hers.body.contains("Bloods due"), "{}", hers.body);
+    assert!(!hers.body.contains("Staff note"), "{}", hers.body);
+    // Her box has no switch; told it is a note, it is refused, not added.
+    assert!(!hers.body.contains("kind-note"), "{}", hers.body);
+    let forged = pat
+        .post(
+            &format!("/threads/{thread}/reply"),
+            &[
+                ("csrf", &hers.field("csrf")),
+                ("kind", "note"),
+                ("body", "A note of mine"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        forged.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        forged.body
+    );
+    assert!(
+        forged.body.contains("Your note was not added"),
+        "{}",
+        forged.body
+    );
+    let hers = pat.get(&format!("/threads/{thread}")).await;
+    assert!(!hers.body.contains("A note of mine"), "{}", hers.body);
     assert!(!hers.body.contains("Handle this conversation"));
     // Presence is staff's: her page cannot say she is typing.
     let pat_csrf = hers.field("csrf");
@@ -813,7 +913,7 @@ async fn a_nurse_works_the_renal_inbox_through_the_pages() {
     // is not); the specialist on the staff side is not (the rules refuse).
     let offered = page
         .body
-        .split("<select id=\"assignee\"")
+        .split("id=\"assignee\"")
         .nth(1)
         .and_then(|rest| rest.split("</select>").next())
         .unwrap_or_else(|| panic!("no colleagues offered: {}", page.body));
@@ -827,11 +927,31 @@ async fn a_nurse_works_the_renal_inbox_through_the_pages() {
         "{offered}"
     );
 
-    // Archived, then reopened; a move that is not one is refused.
-    let archived = nina
+    // Archived (asked first: asking moves nothing), then reopened; a move
+    // that is not one is refused.
+    let asked = nina
         .post(
             &format!("/threads/{thread}/move"),
             &[("csrf", &csrf), ("do", "archive")],
+        )
+        .await;
+    assert_eq!(asked.status, StatusCode::OK, "{}", asked.body);
+    assert!(
+        asked.body.contains("Archive this conversation?"),
+        "{}",
+        asked.body
+    );
+    assert!(asked.body.contains("Archive it"), "{}", asked.body);
+    let list = nina.get(&format!("{inbox}?show=archived")).await;
+    assert!(
+        !list.body.contains("Fluid allowance before Monday"),
+        "{}",
+        list.body
+    );
+    let archived = nina
+        .post(
+            &format!("/threads/{thread}/move"),
+            &[("csrf", &csrf), ("do", "archive"), ("confirmed", "yes")],
         )
         .await;
     let page = nina.follow(archived).await;
@@ -1173,9 +1293,10 @@ async fn a_nurse_writes_first_to_a_patient_and_sees_who_has_waited() {
     );
     assert!(page.body.contains(&format!("/teams/{}/start", org.renal)));
 
-    // She finds Sam among the team's patients and writes to him first.
+    // She finds Sam among the team's patients by his surname, and writes
+    // to him first.
     let start = format!("/teams/{}/start", org.renal);
-    let found = nina.get(&format!("{start}?q=sa")).await;
+    let found = nina.get(&format!("{start}?q=GREEN")).await;
     assert_eq!(found.status, StatusCode::OK, "{}", found.body);
     assert!(found.body.contains("Sam Green"), "{}", found.body);
     assert!(!found.body.contains("Pat Jones"), "{}", found.body);
@@ -1624,4 +1745,60 @@ async fn the_style_sheet_is_a_file_named_by_its_content() {
     );
     let css = response.into_body().collect().await.unwrap().to_bytes();
     assert!(String::from_utf8_lossy(&css).contains(".message .body"));
+}
+
+/// The style sheet the web serves is the build of `services/web/design`:
+/// the NHS design system at the version its lock file pins, with
+/// Careline's own parts (`npm run build` there makes it; deploy/
+/// ensure-services.sh installs what it needs). It loads nothing from
+/// another site, so the pages' CSP holds.
+#[test]
+fn the_style_sheet_is_the_locked_design_systems_build() {
+    let design = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("design");
+    let sass = design.join("node_modules/.bin/sass");
+    assert!(
+        sass.exists(),
+        "{} is missing: run deploy/ensure-services.sh (or 'npm ci' in {})",
+        sass.display(),
+        design.display()
+    );
+    let lock: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(design.join("package-lock.json")).unwrap()).unwrap();
+    let pinned = lock["packages"]["node_modules/nhsuk-frontend"]["version"]
+        .as_str()
+        .unwrap();
+    let installed: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(design.join("node_modules/nhsuk-frontend/package.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        installed["version"],
+        pinned,
+        "the installed nhsuk-frontend is not the one package-lock.json pins: run 'npm ci' in {}",
+        design.display()
+    );
+    let built = std::env::temp_dir().join(format!("careline-{}.css", std::process::id()));
+    let status = std::process::Command::new(&sass)
+        .args([
+            "--no-source-map",
+            "--style=compressed",
+            "--load-path=node_modules",
+        ])
+        .arg("careline.scss")
+        .arg(&built)
+        .current_dir(&design)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let fresh = std::fs::read_to_string(&built).unwrap();
+    let _ = std::fs::remove_file(&built);
+    let served = std::fs::read_to_string(design.join("../static/careline.css")).unwrap();
+    assert!(
+        fresh == served,
+        "static/careline.css is not the build of design/careline.scss: run 'npm run build' in {}",
+        design.display()
+    );
+    assert!(served.contains(&format!("--nhsuk-frontend-version: \"{pinned}\"")));
+    assert!(served.contains(".nhsuk-button--warning"));
+    assert!(!served.contains("@font-face") && !served.contains("https://"));
 }

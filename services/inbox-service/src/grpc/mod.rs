@@ -102,7 +102,8 @@ const PAGE_DEFAULT: u32 = 50;
 const PAGE_MAX: u32 = 200;
 const NAME_PREFIX_MAX: usize = 100;
 
-/// A case-insensitive prefix as a LIKE pattern, its wildcards escaped.
+/// A case-insensitive part of a name as a LIKE pattern that finds it
+/// anywhere in the name ("jones" finds Pat Jones), its wildcards escaped.
 fn name_pattern(prefix: &str) -> Result<Option<String>, Error> {
     let prefix = prefix.trim();
     if prefix.is_empty() {
@@ -114,7 +115,8 @@ fn name_pattern(prefix: &str) -> Result<Option<String>, Error> {
             format!("at most {NAME_PREFIX_MAX} characters"),
         ));
     }
-    let mut pattern = String::with_capacity(prefix.len() + 1);
+    let mut pattern = String::with_capacity(prefix.len() + 2);
+    pattern.push('%');
     for c in prefix.to_lowercase().chars() {
         if matches!(c, '%' | '_' | '\\') {
             pattern.push('\\');
@@ -543,7 +545,7 @@ impl InboxService for InboxGrpc {
         let r = request.into_inner();
         let team = TeamId::parse("team_id", &r.team_id)?;
         let pattern = name_pattern(&r.name_prefix)?
-            .ok_or_else(|| Error::invalid("name_prefix", "the start of a patient's name"))?;
+            .ok_or_else(|| Error::invalid("name_prefix", "a part of a patient's name"))?;
         let position = self.reached(r.min_position).await?;
         let client = self.client().await?;
         let record = self
@@ -583,12 +585,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn name_prefixes_become_escaped_lowercase_patterns() {
+    fn parts_of_names_become_escaped_lowercase_patterns() {
         assert_eq!(name_pattern("  ").unwrap(), None);
-        assert_eq!(name_pattern("Pat").unwrap().as_deref(), Some("pat%"));
+        assert_eq!(name_pattern("Jones").unwrap().as_deref(), Some("%jones%"));
         assert_eq!(
             name_pattern("5%_\\").unwrap().as_deref(),
-            Some("5\\%\\_\\\\%")
+            Some("%5\\%\\_\\\\%")
         );
         assert!(name_pattern(&"x".repeat(101)).is_err());
     }

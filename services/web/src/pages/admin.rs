@@ -43,8 +43,8 @@ pub fn teams(
                 li {
                     a.thread href={ "/admin/teams/" (t.team_id) } {
                         span.subject { (t.name) }
-                        @if t.auto_cc { span.badge { "Automatic CC" } }
-                        @if t.open_to_patients { span.badge { "Open to all patients" } }
+                        @if t.auto_cc { strong.nhsuk-tag.nhsuk-tag--white.badge { "Automatic CC" } }
+                        @if t.open_to_patients { strong.nhsuk-tag.nhsuk-tag--white.badge { "Open to all patients" } }
                         div.meta { (t.members.len()) @if t.members.len() == 1 { " member" } @else { " members" } }
                     }
                 }
@@ -54,11 +54,11 @@ pub fn teams(
         @if let Some(problem) = problem { (problem) }
         form.card method="post" action="/admin/teams" {
             (csrf(session))
-            label for="name" { "Name" }
-            input #name type="text" name="name" required maxlength="200" value=(typed.0);
-            label for="description" { "Description" span.hint { " (optional) what patients see of the team" } }
-            input #description type="text" name="description" maxlength="500" value=(typed.1);
-            button.button type="submit" { "Create the team" }
+            label.nhsuk-label for="name" { "Name" }
+            input.nhsuk-input #name type="text" name="name" required maxlength="200" value=(typed.0);
+            label.nhsuk-label for="description" { "Description" span.hint { " (optional) what patients see of the team" } }
+            input.nhsuk-input #description type="text" name="description" maxlength="500" value=(typed.1);
+            button.nhsuk-button type="submit" { "Create the team" }
         }
     }
 }
@@ -85,7 +85,7 @@ fn switch(
             (csrf(session))
             input type="hidden" name="do" value=(what);
             input type="hidden" name="on" value=(if on { "no" } else { "yes" });
-            button.button.secondary type="submit" { (if on { label_off } else { label_on }) }
+            button.nhsuk-button.nhsuk-button--secondary type="submit" { (if on { label_off } else { label_on }) }
         }
     }
 }
@@ -101,7 +101,7 @@ pub fn team(v: &TeamView<'_>, session: &Session, problem: Option<Markup>) -> Mar
                 input type="hidden" name="do" value=(what);
                 input type="hidden" name="person" value=(person);
                 @if let Some(on) = on { input type="hidden" name="on" value=(if on { "yes" } else { "no" }); }
-                button.button.secondary type="submit" { (label) }
+                button.nhsuk-button.nhsuk-button--secondary type="submit" { (label) }
             }
         }
     };
@@ -143,27 +143,33 @@ pub fn team(v: &TeamView<'_>, session: &Session, problem: Option<Markup>) -> Mar
                     @let p = m.person.clone().unwrap_or_default();
                     li {
                         strong { (p.display) }
-                        @if m.lead { " " span.badge { "Lead" } }
-                        @if !m.contactable { " " span.badge { "Not contactable by patients" } }
+                        @if m.lead { " " strong.nhsuk-tag.nhsuk-tag--white.badge { "Lead" } }
+                        @if !m.contactable { " " strong.nhsuk-tag.nhsuk-tag--white.badge { "Not contactable by patients" } }
                         div.actions {
                             (person_form("contactable", &p.person_id, Some(!m.contactable), if m.contactable { "Make not contactable" } else { "Make contactable" }))
                             (person_form("lead", &p.person_id, Some(!m.lead), if m.lead { "No longer lead" } else { "Make lead" }))
                             @if t.default_contact.as_ref().is_none_or(|d| d.person_id != p.person_id) {
                                 (person_form("default", &p.person_id, None, "Make default contact"))
                             }
-                            (person_form("remove", &p.person_id, None, "Remove from the team"))
+                            form.inline method="post" action={ "/admin/teams/" (id) } {
+                                (csrf(session))
+                                input type="hidden" name="do" value="remove";
+                                input type="hidden" name="person" value=(p.person_id);
+                                input type="hidden" name="name" value=(p.display);
+                                button.nhsuk-button.nhsuk-button--warning type="submit" { "Remove from the team" }
+                            }
                         }
                     }
                 }
             }
             h3 { "Add a professional" }
             form method="get" action={ "/admin/teams/" (id) } role="search" {
-                label for="find" { "Find by name" span.hint { " the start of their name" } }
-                input #find type="search" name="find" value=(v.find) autocomplete="off";
-                button.button.secondary type="submit" { "Find" }
+                label.nhsuk-label for="find" { "Find by name" span.hint { " any part of their name" } }
+                input.nhsuk-input #find type="search" name="find" value=(v.find) autocomplete="off";
+                button.nhsuk-button.nhsuk-button--secondary type="submit" { "Find" }
             }
             @if !v.find.trim().is_empty() && v.found.is_empty() {
-                p { "No professional's name starts with that." }
+                p { "No professional's name contains that." }
             }
             @for r in v.found {
                 @let p = r.person.clone().unwrap_or_default();
@@ -174,7 +180,7 @@ pub fn team(v: &TeamView<'_>, session: &Session, problem: Option<Markup>) -> Mar
                     strong { (p.display) }
                     label.choice { input type="checkbox" name="contactable" value="yes" checked; span { "Contactable by patients" } }
                     label.choice { input type="checkbox" name="lead" value="yes"; span { "Team lead" } }
-                    button.button type="submit" { "Add " (p.name) }
+                    button.nhsuk-button type="submit" { "Add " (p.name) }
                 }
             }
         }
@@ -186,7 +192,7 @@ pub fn team(v: &TeamView<'_>, session: &Session, problem: Option<Markup>) -> Mar
                 p { "There is no join code yet." }
             } @else {
                 p { "Join this team: " code { (join_link) } " (code " strong { (t.join_code.to_uppercase()) } ")" }
-                label for="button-html" { "The buttons, ready to paste into the website" }
+                label.nhsuk-label for="button-html" { "The buttons, ready to paste into the website" }
                 textarea #button-html readonly rows="4" {
                     "<a href=\"" (message_link) "\">Message this team</a>\n<a href=\"" (join_link) "\">Join this team</a>"
                 }
@@ -194,8 +200,11 @@ pub fn team(v: &TeamView<'_>, session: &Session, problem: Option<Markup>) -> Mar
             form method="post" action={ "/admin/teams/" (id) } {
                 (csrf(session))
                 input type="hidden" name="do" value="code";
-                button.button.secondary type="submit" {
-                    @if t.join_code.is_empty() { "Issue a join code" } @else { "Issue a new join code (the old one stops working)" }
+                @if t.join_code.is_empty() {
+                    button.nhsuk-button.nhsuk-button--secondary type="submit" { "Issue a join code" }
+                } @else {
+                    input type="hidden" name="replaces" value="yes";
+                    button.nhsuk-button.nhsuk-button--warning type="submit" { "Issue a new join code" }
                 }
             }
         }
@@ -240,13 +249,13 @@ pub fn people(
         h1 { "People" }
         (notice(done))
         form.search method="get" action="/admin/people" role="search" {
-            label for="find" { "Find by name" span.hint { " the start of their name" } }
-            input #find type="search" name="find" value=(find) autocomplete="off";
-            label for="kind" { "Who" }
-            select #kind name="kind" {
+            label.nhsuk-label for="find" { "Find by name" span.hint { " any part of their name" } }
+            input.nhsuk-input #find type="search" name="find" value=(find) autocomplete="off";
+            label.nhsuk-label for="kind" { "Who" }
+            select.nhsuk-select #kind name="kind" {
                 @for (value, label) in kinds { option value=(value) selected[kind == value] { (label) } }
             }
-            button.button.secondary type="submit" { "Find" }
+            button.nhsuk-button.nhsuk-button--secondary type="submit" { "Find" }
         }
         @if found.is_empty() { p.card { "Nobody found." } }
         ul.list {
@@ -255,7 +264,7 @@ pub fn people(
                 @let k = kind_name(p.kind);
                 li.card {
                     strong { (p.display) } " " span.hint { (k) }
-                    @if r.deactivated { " " span.badge.archived { "Closed" } }
+                    @if r.deactivated { " " strong.nhsuk-tag.nhsuk-tag--grey.badge { "Closed" } }
                     div.meta {
                         @if r.email.is_empty() { "no email address" } @else { (r.email) }
                         @if !r.email.is_empty() { @if r.email_verified { " · verified" } @else { " · not verified" } }
@@ -267,7 +276,7 @@ pub fn people(
                                 input type="hidden" name="do" value="verify";
                                 input type="hidden" name="kind" value=(k);
                                 input type="hidden" name="find" value=(find);
-                                button.button.secondary type="submit" { "Send the verification email again" }
+                                button.nhsuk-button.nhsuk-button--secondary type="submit" { "Send the verification email again" }
                             }
                         }
                         @if k != "patient" {
@@ -276,10 +285,10 @@ pub fn people(
                                     (csrf(session))
                                     input type="hidden" name="do" value="reactivate";
                                     input type="hidden" name="find" value=(find);
-                                    button.button.secondary type="submit" { "Open the account again" }
+                                    button.nhsuk-button.nhsuk-button--secondary type="submit" { "Open the account again" }
                                 }
                             } @else {
-                                a.button.secondary href={ "/admin/people/" (p.person_id) "/close?name=" (crate::encode(&p.name)) "&find=" (crate::encode(find)) } { "Close the account…" }
+                                a.nhsuk-button.nhsuk-button--secondary href={ "/admin/people/" (p.person_id) "/close?name=" (crate::encode(&p.name)) "&find=" (crate::encode(find)) } { "Close the account…" }
                             }
                         }
                     }
@@ -289,9 +298,9 @@ pub fn people(
                         input type="hidden" name="kind" value=(k);
                         input type="hidden" name="find" value=(find);
                         @let field = format!("email-{}", p.person_id);
-                        label for=(field) { "New email address" }
-                        input type="text" id=(field) name="email" inputmode="email" autocomplete="off";
-                        button.button.secondary type="submit" { "Change the address" }
+                        label.nhsuk-label for=(field) { "New email address" }
+                        input.nhsuk-input type="text" id=(field) name="email" inputmode="email" autocomplete="off";
+                        button.nhsuk-button.nhsuk-button--secondary type="submit" { "Change the address" }
                     }
                 }
             }
@@ -300,19 +309,19 @@ pub fn people(
         @if let Some(problem) = problem { (problem) }
         form.card method="post" action="/admin/people" {
             (csrf(session))
-            label for="reg-kind" { "They are" }
-            select #reg-kind name="kind" {
+            label.nhsuk-label for="reg-kind" { "They are" }
+            select.nhsuk-select #reg-kind name="kind" {
                 @for (value, label) in [("professional", "A professional"), ("carer", "A carer"), ("patient", "A patient")] {
                     option value=(value) selected[typed.kind == value] { (label) }
                 }
             }
-            label for="reg-name" { "Name" }
-            input #reg-name type="text" name="name" required maxlength="200" value=(typed.name);
-            label for="reg-role" { "Role label" span.hint { " professionals only, as patients see it, e.g. Dietitian" } }
-            input #reg-role type="text" name="role_label" maxlength="100" value=(typed.role_label);
-            label for="reg-email" { "Email address" span.hint { " a professional's work address; they confirm it by the link we send" } }
-            input #reg-email type="text" name="email" inputmode="email" autocomplete="off" value=(typed.email);
-            button.button type="submit" { "Register" }
+            label.nhsuk-label for="reg-name" { "Name" }
+            input.nhsuk-input #reg-name type="text" name="name" required maxlength="200" value=(typed.name);
+            label.nhsuk-label for="reg-role" { "Role label" span.hint { " professionals only, as patients see it, e.g. Dietitian" } }
+            input.nhsuk-input #reg-role type="text" name="role_label" maxlength="100" value=(typed.role_label);
+            label.nhsuk-label for="reg-email" { "Email address" span.hint { " a professional's work address; they confirm it by the link we send" } }
+            input.nhsuk-input #reg-email type="text" name="email" inputmode="email" autocomplete="off" value=(typed.email);
+            button.nhsuk-button type="submit" { "Register" }
         }
     }
 }
@@ -336,7 +345,7 @@ pub fn close(person: &str, name: &str, find: &str, session: &Session) -> Markup 
             (csrf(session))
             input type="hidden" name="do" value="deactivate";
             input type="hidden" name="find" value=(find);
-            button.button type="submit" { "Close the account" }
+            button.nhsuk-button type="submit" { "Close the account" }
         }
     }
 }

@@ -69,21 +69,21 @@ pub fn trails(asked: &Asked<'_>, page: Option<&pb::TrailPage>, problem: Option<M
                     }
                 }
             }
-            label for="id" { "Id" span.hint { " of the record, conversation or person, as Careline shows it" } }
-            input #id type="text" name="id" value=(asked.id) autocomplete="off" spellcheck="false" required;
-            label for="from" { "From" span.hint { " (optional) the first day" } }
-            input #from type="date" name="from" value=(asked.from);
-            label for="to" { "To" span.hint { " (optional) the last day" } }
-            input #to type="date" name="to" value=(asked.to);
-            button.button type="submit" { "Show the trail" }
+            label.nhsuk-label for="id" { "Id" span.hint { " of the record, conversation or person, as Careline shows it" } }
+            input.nhsuk-input #id type="text" name="id" value=(asked.id) autocomplete="off" spellcheck="false" required;
+            label.nhsuk-label for="from" { "From" span.hint { " (optional) the first day" } }
+            input.nhsuk-input #from type="date" name="from" value=(asked.from);
+            label.nhsuk-label for="to" { "To" span.hint { " (optional) the last day" } }
+            input.nhsuk-input #to type="date" name="to" value=(asked.to);
+            button.nhsuk-button type="submit" { "Show the trail" }
         }
         @if asked.kind == Kind::Record && !asked.id.is_empty() {
             p {
-                a.button.secondary href={ "/audit/verify?patient=" (asked.id) } { "Check this record's trail is intact" }
+                a.nhsuk-button.nhsuk-button--secondary href={ "/audit/verify?patient=" (asked.id) } { "Check this record's trail is intact" }
                 " "
-                a.button.secondary href={ "/audit/export?format=jsonl&patient=" (asked.id) } { "Download (JSON lines)" }
+                a.nhsuk-button.nhsuk-button--secondary href={ "/audit/export?format=jsonl&patient=" (asked.id) } { "Download (JSON lines)" }
                 " "
-                a.button.secondary href={ "/audit/export?format=fhir&patient=" (asked.id) } { "Download (FHIR)" }
+                a.nhsuk-button.nhsuk-button--secondary href={ "/audit/export?format=fhir&patient=" (asked.id) } { "Download (FHIR)" }
             }
         }
         @if let Some(page) = page {
@@ -95,7 +95,7 @@ pub fn trails(asked: &Asked<'_>, page: Option<&pb::TrailPage>, problem: Option<M
                     li.card {
                         div.when {
                             (when(e.occurred_at.as_ref()))
-                            @if e.kind == pb::EntryKind::View as i32 { " · " span.badge { "read" } } @else { " · " span.badge { "change" } }
+                            @if e.kind == pb::EntryKind::View as i32 { " · " strong.nhsuk-tag.nhsuk-tag--white.badge { "read" } } @else { " · " strong.nhsuk-tag.nhsuk-tag--white.badge { "change" } }
                         }
                         div { (e.action) }
                         div.meta.hint {

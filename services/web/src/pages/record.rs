@@ -98,7 +98,8 @@ pub fn carers(
                     form method="post" action="/record/carers/withdraw" {
                         (csrf(session))
                         input type="hidden" name="carer_id" value=(id);
-                        button.button.secondary type="submit" { "Withdraw consent from " (name(c.person.as_ref())) }
+                        input type="hidden" name="name" value=(name(c.person.as_ref()));
+                        button.nhsuk-button.nhsuk-button--warning type="submit" { "Withdraw consent from " (name(c.person.as_ref())) }
                     }
                 }
             }
@@ -107,17 +108,17 @@ pub fn carers(
         @if let Some(problem) = problem { (problem) }
         form.card method="post" action="/record/carers" {
             (csrf(session))
-            label for="email" { "Their email address" span.hint { " as your care team registered them" } }
-            input type="text" id="email" name="email" inputmode="email" autocomplete="off" required value=(typed.email);
-            label for="relationship" { "They are your" }
-            select id="relationship" name="relationship" {
+            label.nhsuk-label for="email" { "Their email address" span.hint { " as your care team registered them" } }
+            input.nhsuk-input type="text" id="email" name="email" inputmode="email" autocomplete="off" required value=(typed.email);
+            label.nhsuk-label for="relationship" { "They are your" }
+            select.nhsuk-select id="relationship" name="relationship" {
                 @for (value, label, _) in RELATIONSHIPS {
                     option value=(value) selected[typed.relationship == value] { (label) }
                 }
             }
-            label for="until" { "Until" span.hint { " (optional) the last day; leave empty for until you withdraw it" } }
-            input type="date" id="until" name="until" value=(typed.until);
-            button.button type="submit" { "Give consent" }
+            label.nhsuk-label for="until" { "Until" span.hint { " (optional) the last day; leave empty for until you withdraw it" } }
+            input.nhsuk-input type="date" id="until" name="until" value=(typed.until);
+            button.nhsuk-button type="submit" { "Give consent" }
         }
     }
 }
@@ -155,7 +156,8 @@ pub fn access(
                     form method="post" action="/record/access/end" {
                         (csrf(session))
                         input type="hidden" name="grant_id" value=(g.grant_id);
-                        button.button.secondary type="submit" { "End " (g.team_name) "'s access now" }
+                        input type="hidden" name="name" value=(g.team_name);
+                        button.nhsuk-button.nhsuk-button--warning type="submit" { "End " (g.team_name) "'s access now" }
                     }
                 }
             }
@@ -167,17 +169,17 @@ pub fn access(
         } @else {
             form.card method="post" action="/record/access" {
                 (csrf(session))
-                label for="team" { "Team" }
-                select id="team" name="team" {
+                label.nhsuk-label for="team" { "Team" }
+                select.nhsuk-select id="team" name="team" {
                     @for t in teams {
                         option value=(t.team_id) selected[typed.team == t.team_id] { (t.name) }
                     }
                 }
-                label for="until" { "Until" span.hint { " the last day, at most a year from today" } }
-                input type="date" id="until" name="until" required value=(typed.until);
-                label for="reason" { "Why" span.hint { " (optional) in your words, for the team" } }
-                input type="text" id="reason" name="reason" maxlength="500" value=(typed.reason);
-                button.button type="submit" { "Give access" }
+                label.nhsuk-label for="until" { "Until" span.hint { " the last day, at most a year from today" } }
+                input.nhsuk-input type="date" id="until" name="until" required value=(typed.until);
+                label.nhsuk-label for="reason" { "Why" span.hint { " (optional) in your words, for the team" } }
+                input.nhsuk-input type="text" id="reason" name="reason" maxlength="500" value=(typed.reason);
+                button.nhsuk-button type="submit" { "Give access" }
             }
         }
     }
@@ -203,16 +205,16 @@ pub fn account(
                 @if account.email.is_empty() { "none" } @else { (account.email) }
                 " "
                 @if account.email_verified {
-                    span.badge.complete { "Verified" }
+                    strong.nhsuk-tag.nhsuk-tag--green.badge { "Verified" }
                 } @else if !account.email.is_empty() {
-                    span.badge { "Not verified yet" }
+                    strong.nhsuk-tag.nhsuk-tag--white.badge { "Not verified yet" }
                 }
             }
             @if !account.email.is_empty() && !account.email_verified {
                 p.hint { "We email you when there is a new message only once you have followed the link in our verification email." }
                 form method="post" action="/account/verify" {
                     (csrf(session))
-                    button.button.secondary type="submit" { "Send the verification email again" }
+                    button.nhsuk-button.nhsuk-button--secondary type="submit" { "Send the verification email again" }
                 }
             }
         }
@@ -222,9 +224,9 @@ pub fn account(
         } @else {
             form.card method="post" action="/account/email" {
                 (csrf(session))
-                label for="email" { "New email address" span.hint { " we send a link to it to check it is yours" } }
-                input type="text" id="email" name="email" inputmode="email" autocomplete="email" required value=(typed_email);
-                button.button type="submit" { "Change email address" }
+                label.nhsuk-label for="email" { "New email address" span.hint { " we send a link to it to check it is yours" } }
+                input.nhsuk-input type="text" id="email" name="email" inputmode="email" autocomplete="email" required value=(typed_email);
+                button.nhsuk-button type="submit" { "Change email address" }
             }
         }
     }
@@ -239,7 +241,7 @@ pub fn confirm_email(session: &Session, token: &str) -> Markup {
         form method="post" action="/email/confirm" {
             (csrf(session))
             input type="hidden" name="token" value=(token);
-            button.button type="submit" { "Confirm my email address" }
+            button.nhsuk-button type="submit" { "Confirm my email address" }
         }
     }
 }
@@ -266,7 +268,7 @@ pub fn acting_for(account: &pb::MyAccountReply, session: &Session, notice: Optio
                     form method="post" action="/acting-for" {
                         (csrf(session))
                         input type="hidden" name="patient_id" value=(id);
-                        button.button type="submit" disabled[session.acting_for.as_ref().is_some_and(|a| a.patient_id.to_string() == id)] {
+                        button.nhsuk-button type="submit" disabled[session.acting_for.as_ref().is_some_and(|a| a.patient_id.to_string() == id)] {
                             "Act for " (name(c.person.as_ref()))
                         }
                     }

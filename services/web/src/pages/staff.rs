@@ -23,7 +23,7 @@ pub fn teams(account: &pb::MyAccountReply) -> Markup {
                 li {
                     a.thread href={ "/teams/" (t.team_id) "/inbox" } {
                         span.subject { (t.name) }
-                        @if t.lead { span.badge { "Lead" } }
+                        @if t.lead { strong.nhsuk-tag.nhsuk-tag--white.badge { "Lead" } }
                         div.meta { @if t.contactable { "Patients can message you here" } @else { "Not contactable by patients" } }
                     }
                 }
@@ -93,6 +93,8 @@ pub struct TeamInbox<'a> {
     pub show: Show,
     pub search: &'a str,
     pub older: bool,
+    /// Who looks at it (person id): "Assigned to me" counts theirs.
+    pub me: &'a str,
     /// When the page is drawn, for how long patients have waited.
     pub now: std::time::SystemTime,
 }
@@ -110,12 +112,20 @@ fn link(team: &str, show: Show, search: &str) -> String {
 /// is helping whom, and the threads (assignee on every row).
 pub fn team_inbox(v: &TeamInbox<'_>) -> Markup {
     let counts = v.reply.counts.unwrap_or_default();
+    // Who is helping whom counts each assignee's active conversations.
+    let mine = v
+        .reply
+        .helping
+        .iter()
+        .filter(|h| h.assignee.as_ref().is_some_and(|a| a.person_id == v.me))
+        .map(|h| h.threads)
+        .sum::<u32>();
     let empty = pb::ThreadPage::default();
     let page = v.reply.page.as_ref().unwrap_or(&empty);
-    let tab = |show: Show, label: &str, count: Option<u32>| {
+    let tab = |show: Show, label: &str, count: u32| {
         html! {
             a href=(link(v.team_id, show, v.search)) aria-current=[(v.show == show).then_some("page")] {
-                (label) @if let Some(n) = count { " " span.count { "(" (n) ")" } }
+                (label) " " span.count { "(" (count) ")" }
             }
         }
     };
@@ -124,17 +134,17 @@ pub fn team_inbox(v: &TeamInbox<'_>) -> Markup {
         h1 { (v.team_name) }
         form.search method="get" action={ "/teams/" (v.team_id) "/inbox" } role="search" {
             input type="hidden" name="show" value=(v.show.as_str());
-            label for="q" { "Find a patient" span.hint { " the start of their name" } }
-            input #q type="search" name="q" value=(v.search) autocomplete="off";
-            button.button.secondary type="submit" { "Search" }
+            label.nhsuk-label for="q" { "Find a patient" span.hint { " any part of their name" } }
+            input.nhsuk-input #q type="search" name="q" value=(v.search) autocomplete="off";
+            button.nhsuk-button.nhsuk-button--secondary type="submit" { "Search" }
         }
         div data-live="list" {
             nav.tabs aria-label="Which conversations" {
-                (tab(Show::Unassigned, "Unassigned", Some(counts.unassigned)))
-                (tab(Show::Mine, "Assigned to me", None))
-                (tab(Show::Others, "Assigned to others", None))
-                (tab(Show::Active, "All active", Some(counts.unassigned + counts.assigned)))
-                (tab(Show::Archived, "Archived", Some(counts.archived)))
+                (tab(Show::Unassigned, "Unassigned", counts.unassigned))
+                (tab(Show::Mine, "Assigned to me", mine))
+                (tab(Show::Others, "Assigned to others", counts.assigned.saturating_sub(mine)))
+                (tab(Show::Active, "All active", counts.unassigned + counts.assigned))
+                (tab(Show::Archived, "Archived", counts.archived))
             }
             @if !v.reply.helping.is_empty() {
                 details.card {
@@ -155,7 +165,7 @@ pub fn team_inbox(v: &TeamInbox<'_>) -> Markup {
                         a.thread.unread[t.unread_count > 0] href={ "/threads/" (t.thread_id) } data-row {
                             span.subject { (t.subject) }
                             @if t.unread_count > 0 {
-                                span.badge.new { (t.unread_count) " new" }
+                                strong.nhsuk-tag.nhsuk-tag--blue.badge { (t.unread_count) " new" }
                             }
                             @if let Some(b) = status(t) { (b) }
                             div.meta {
@@ -177,7 +187,7 @@ pub fn team_inbox(v: &TeamInbox<'_>) -> Markup {
                 }
             }
         }
-        p { a.button.secondary href={ "/teams/" (v.team_id) "/start" } { "Start a conversation" } }
+        p { a.nhsuk-button.nhsuk-button--secondary href={ "/teams/" (v.team_id) "/start" } { "Start a conversation" } }
         p { a href={ "/teams/" (v.team_id) "/not-read" } { "Not read by the patient" } ": answers the patient has not opened, to follow up by phone." }
         nav.tabs aria-label="More conversations" {
             @if v.older {
@@ -203,9 +213,9 @@ pub fn start(
         h1 { "Start a conversation" }
         p { "Write first to one of " (team_name) "'s patients: find them, then choose who else is on it." }
         form.search method="get" action={ "/teams/" (team_id) "/start" } role="search" {
-            label for="q" { "Patient" span.hint { " the start of their name" } }
-            input #q type="search" name="q" value=(search) autocomplete="off" required;
-            button.button.secondary type="submit" { "Find" }
+            label.nhsuk-label for="q" { "Patient" span.hint { " any part of their name" } }
+            input.nhsuk-input #q type="search" name="q" value=(search) autocomplete="off" required;
+            button.nhsuk-button.nhsuk-button--secondary type="submit" { "Find" }
         }
         @if let Some(found) = found {
             @if found.patients.is_empty() {
@@ -251,7 +261,7 @@ pub fn shortcuts_help(thread: Option<Place>) -> Markup {
                 }
                 dt { kbd { "?" } } dd { "Show or hide this list" }
             }
-            form method="dialog" { button.button.secondary type="submit" { "Close" } }
+            form method="dialog" { button.nhsuk-button.nhsuk-button--secondary type="submit" { "Close" } }
         }
         p.hint { "Press " kbd { "?" } " for keyboard shortcuts." }
     }
@@ -315,7 +325,7 @@ pub fn take_over(detail: &pb::ThreadDetail, session: &Session, what: &str, to: &
                 input type="hidden" name="do" value=(what);
                 @if !to.is_empty() { input type="hidden" name="to" value=(to); }
                 input type="hidden" name="assignee_was" value=(now.map_or(NOBODY, |a| a.person_id.as_str()));
-                button.button type="submit" {
+                button.nhsuk-button type="submit" {
                     @match now { Some(a) => { "Take it over from " (a.display) } None => { "Assign it" } }
                 }
             }
@@ -365,7 +375,11 @@ pub fn moves(detail: &pb::ThreadDetail, session: &Session, leads: &[String]) -> 
                 (csrf(session))
                 input type="hidden" name="do" value=(what);
                 input type="hidden" name="assignee_was" value=(shown);
-                button.button.secondary type="submit" data-key=(key) { (label) }
+                @if matches!(what, "archive" | "leave") {
+                    button.nhsuk-button.nhsuk-button--warning type="submit" data-key=(key) { (label) }
+                } @else {
+                    button.nhsuk-button.nhsuk-button--secondary type="submit" data-key=(key) { (label) }
+                }
             }
         }
     };
@@ -408,13 +422,13 @@ pub fn moves(detail: &pb::ThreadDetail, session: &Session, leads: &[String]) -> 
                     (csrf(session))
                     input type="hidden" name="do" value="assign";
                     input type="hidden" name="assignee_was" value=(shown);
-                    label for="assignee" { "Assign to a colleague" }
-                    select #assignee name="to" {
+                    label.nhsuk-label for="assignee" { "Assign to a colleague" }
+                    select.nhsuk-select #assignee name="to" {
                         @for p in &colleagues {
                             option value=(p.person_id) { (p.display) }
                         }
                     }
-                    button.button.secondary type="submit" { "Assign" }
+                    button.nhsuk-button.nhsuk-button--secondary type="submit" { "Assign" }
                 }
             }
             @if !detail.assignments.is_empty() {
@@ -438,15 +452,41 @@ pub fn moves(detail: &pb::ThreadDetail, session: &Session, leads: &[String]) -> 
     }
 }
 
-/// The staff note box: notes are never shown to the patient or carers.
-pub fn note_form(id: &str, session: &Session, draft: &str) -> Markup {
+/// One box for what a professional writes on a conversation, with a switch
+/// between a reply to the patient and a staff note that is impossible to
+/// miss: the box, its label and its button change with it (`careline.css`,
+/// no script needed). Without `replies` (a professional on the team's
+/// side) only a note. `draft` is a refused reply, `note` a refused note.
+pub fn composer(id: &str, session: &Session, replies: bool, draft: &str, note: &str) -> Markup {
+    let noting = !replies || (draft.is_empty() && !note.is_empty());
+    let typed = if noting { note } else { draft };
     html! {
-        h2 #note { "Staff note" }
-        p.hint { "Only staff on this conversation see notes; the patient and carers never do." }
-        form method="post" action={ "/threads/" (id) "/note" } {
+        form.composer.only-note[!replies] method="post" action={ "/threads/" (id) "/reply" } {
             (csrf(session))
-            (super::body_field("note-body", "Your note", draft))
-            button.button.secondary type="submit" { "Add note" }
+            @if replies {
+                fieldset.nhsuk-fieldset {
+                    legend.nhsuk-fieldset__legend.nhsuk-u-visually-hidden { "What you are writing" }
+                    div.nhsuk-radios.nhsuk-radios--inline {
+                        div.nhsuk-radios__item {
+                            input.nhsuk-radios__input #kind-reply type="radio" name="kind" value="reply" checked[!noting];
+                            label.nhsuk-label.nhsuk-radios__label for="kind-reply" { "Reply to patient" }
+                        }
+                        div.nhsuk-radios__item {
+                            input.nhsuk-radios__input #kind-note type="radio" name="kind" value="note" checked[noting];
+                            label.nhsuk-label.nhsuk-radios__label for="kind-note" { "Staff note" }
+                        }
+                    }
+                }
+            } @else {
+                input type="hidden" name="kind" value="note";
+            }
+            p.as-note.hint { strong { "Staff note: " } "only staff on this conversation see it; the patient and carers never do." }
+            p.as-reply.hint { "The patient and everyone on this conversation see your reply." }
+            (super::body_field("body", if replies { "Your message" } else { "Your note" }, typed))
+            button.nhsuk-button type="submit" {
+                @if replies { span.as-reply { "Send reply" } }
+                span.as-note { "Add note" }
+            }
         }
     }
 }
@@ -463,9 +503,9 @@ pub fn not_read(
         p { a href={ "/teams/" (team_id) "/inbox" } { "← " (team_name) } }
         h1 { "Not read by the patient" }
         form.search method="get" action={ "/teams/" (team_id) "/not-read" } {
-            label for="days" { "Answered at least this many days ago" }
-            input #days type="number" name="days" min="0" max="365" value=(days) inputmode="numeric";
-            button.button.secondary type="submit" { "Show" }
+            label.nhsuk-label for="days" { "Answered at least this many days ago" }
+            input.nhsuk-input #days type="number" name="days" min="0" max="365" value=(days) inputmode="numeric";
+            button.nhsuk-button.nhsuk-button--secondary type="submit" { "Show" }
         }
         @if reply.threads.is_empty() {
             p.card { "Every patient has read the team's answers older than that." }
@@ -594,7 +634,7 @@ pub fn add_people(
                 input type="checkbox" name="staff_side" value="yes";
                 span { "On the staff side " span.hint { "the patient and carers do not see them; they write staff notes" } }
             }
-            button.button type="submit" { "Add them" }
+            button.nhsuk-button type="submit" { "Add them" }
         }
     }
 }
