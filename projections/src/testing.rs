@@ -244,9 +244,12 @@ pub async fn under_load<T>(
 
 /// Rebuilds `projection` `rebuilds` times in a row (as `careline rebuild`
 /// does) while `callers` tasks loop over `queries`, and fails unless every
-/// query answered, the same as before, and none waited on a switch: each
+/// query answered, the same as before, and none waited on a rebuild: each
 /// query's slowest answer during the rebuilds is within the longest switch
-/// plus 100 ms of its slowest answer under the same load without them.
+/// plus half a second (at most half the shortest rebuild) of its slowest
+/// answer under the same load without them: the half second is the noise
+/// of a machine busy with other tests; a query held through a rebuild
+/// still fails it.
 pub async fn assert_rebuilds_leave_readers_alone<P, S>(
     projection: std::sync::Arc<P>,
     store: S,
@@ -261,7 +264,9 @@ pub async fn assert_rebuilds_leave_readers_alone<P, S>(
     use std::time::Duration;
     let work = async {
         let mut switches = Vec::new();
+        let mut shortest = Duration::MAX;
         for _ in 0..rebuilds {
+            let started = std::time::Instant::now();
             let report = crate::rebuild(
                 projection.clone(),
                 store.clone(),
@@ -271,10 +276,11 @@ pub async fn assert_rebuilds_leave_readers_alone<P, S>(
             .await
             .unwrap_or_else(|e| panic!("a rebuild failed: {e}"));
             switches.push(report.switch);
+            shortest = shortest.min(started.elapsed());
         }
-        switches
+        (switches, shortest)
     };
-    let (switches, load) = tokio::time::timeout(
+    let ((switches, shortest), load) = tokio::time::timeout(
         Duration::from_secs(300),
         under_load(queries, callers, Duration::from_secs(3), work),
     )
@@ -282,8 +288,8 @@ pub async fn assert_rebuilds_leave_readers_alone<P, S>(
     .unwrap_or_else(|_| panic!("{rebuilds} rebuilds under load did not finish in 5 minutes"));
     let longest = switches.iter().max().copied().unwrap_or_default();
     eprintln!(
-        "{} queries during {rebuilds} rebuilds of {}; longest switch {longest:?}; \
-         slowest answer per query, without rebuilds {:?}, with {:?}",
+        "{} queries during {rebuilds} rebuilds of {} (the shortest {shortest:?}); \
+         longest switch {longest:?}; slowest answer per query, without rebuilds {:?}, with {:?}",
         load.answered,
         projection.name(),
         load.calm,
@@ -297,9 +303,11 @@ pub async fn assert_rebuilds_leave_readers_alone<P, S>(
         load.answered,
         load.failures[0]
     );
+    // Never as long as a rebuild: a query held through one fails.
+    let noise = Duration::from_millis(500).min(shortest / 2);
     for (i, (calm, busy)) in load.calm.iter().zip(&load.busy).enumerate() {
         assert!(
-            *busy <= *calm + longest + Duration::from_millis(100),
+            *busy <= *calm + longest + noise,
             "query {i} took up to {busy:?} during the rebuilds, {calm:?} without; \
              the longest switch took {longest:?}"
         );

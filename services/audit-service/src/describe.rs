@@ -560,6 +560,15 @@ pub fn describe(event: &RecordedEvent, dir: &mut Directory) -> Vec<Draft> {
                         ("TeamPatients", _) => format!(
                             "{who} found the patient by name among the {team_name} team's patients"
                         ),
+                        ("MyAccount", _) => format!(
+                            "{who} looked at the account's details (address, carers, access)"
+                        ),
+                        ("FindPeople", _) => {
+                            format!("{who} found the person by name among everyone registered")
+                        }
+                        ("FindCarer", _) => {
+                            format!("{who} found the carer by their email address, to give consent")
+                        }
                         ("MyInbox", n) => format!(
                             "{who} listed {n} thread{} of the record in their inbox",
                             plural(n)

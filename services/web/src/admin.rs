@@ -57,7 +57,7 @@ async fn teams_of(
         .teams)
 }
 
-async fn find_people(
+pub(crate) async fn find_people(
     web: &Web,
     session: &Session,
     prefix: &str,

@@ -441,8 +441,8 @@ fn encode(s: &str) -> String {
 /// browser resolves a URL after the WHATWG rules: it drops tabs and line
 /// breaks anywhere, reads a backslash as `/`, and takes `//host` as another site,
 /// so `/<TAB>/evil.example` would leave. Any control character, space or
-/// backslash, or a second slash at the start, sends the person to their
-/// messages instead.
+/// backslash, or a second slash at the start, sends the person to where
+/// their role starts (`/`) instead.
 fn local(next: &str) -> &str {
     let plain = !next
         .chars()
@@ -450,7 +450,7 @@ fn local(next: &str) -> &str {
     if plain && next.starts_with('/') && !next.starts_with("//") {
         next
     } else {
-        "/messages"
+        "/"
     }
 }
 
@@ -480,7 +480,13 @@ impl Fields {
 /// The pages and their forms.
 pub fn router(web: Web) -> Router {
     Router::new()
-        .route("/", get(|| async { Redirect::to("/messages") }))
+        // Each role starts on its own work (signing in first).
+        .route(
+            "/",
+            get(|SignedIn(session): SignedIn| async move {
+                Redirect::to(signin::home(session.caller.role))
+            }),
+        )
         .route("/sign-in", get(signin::sign_in_page))
         .route("/sign-in/demo", post(signin::sign_in_demo))
         .route("/sign-in/oidc", get(signin::sign_in_oidc))
@@ -621,7 +627,7 @@ mod tests {
             "/ /evil.example",
             "",
         ] {
-            assert_eq!(local(away), "/messages", "{away:?}");
+            assert_eq!(local(away), "/", "{away:?}");
         }
     }
 }

@@ -30,6 +30,9 @@ pub(crate) struct ListQuery {
 pub(crate) struct AtQuery {
     #[serde(default)]
     at: u64,
+    /// "1" just after the person started this conversation here.
+    #[serde(default)]
+    sent: String,
 }
 
 pub(crate) async fn messages(
@@ -49,6 +52,11 @@ pub(crate) async fn messages(
     } else {
         None
     };
+    // The page names whose list it is (the layout's line for carers).
+    let mut session = session;
+    if acting.is_some() {
+        session.acting_for = acting.clone();
+    }
     let staff = session.caller.role == Role::Professional;
     let list = pages::ListView::parse(&q.view, staff);
     let status = if list == pages::ListView::Archived {
@@ -73,13 +81,9 @@ pub(crate) async fn messages(
     };
     let page = web.inbox(&session)?.my_inbox(request).await?.into_inner();
     let can_write = matches!(session.caller.role, Role::Patient | Role::Carer);
-    let about = acting.as_ref().map(|a| a.name.as_str());
-    let body = pages::messages(&page, list, staff, can_write, about, !q.cursor.is_empty());
-    Ok(web.page(
-        if staff { "My inbox" } else { "Messages" },
-        Some(&session),
-        body,
-    ))
+    let body = pages::messages(&page, list, staff, can_write, !q.cursor.is_empty());
+    let title = pages::unread_title(if staff { "My inbox" } else { "Messages" }, &page.threads);
+    Ok(web.page(&title, Some(&session), body))
 }
 
 /// Reads a thread as the session's person, and marks it read up to its
@@ -159,6 +163,14 @@ pub(crate) async fn thread(
     let leads = staff::leads(&web, &session).await;
     let unread = detail.summary.as_ref().is_some_and(|s| s.unread_count > 0);
     let body = pages::thread(&detail, &session, &leads, "", "", None);
+    let body = if q.sent == "1" {
+        maud::html! {
+            div.notice role="status" { strong { "Sent. " } "It is in the inbox of everyone you wrote to; we email you when someone replies." }
+            (body)
+        }
+    } else {
+        body
+    };
     let body = if !mark && unread {
         maud::html! {
             (body)
@@ -175,7 +187,7 @@ pub(crate) async fn thread(
             // Presence of this conversation is then not told to it.
             tracing::warn!(error = %e, "a session's open page was not kept");
         }
-        let told = staff::told(&web, &session, &id, detail.position).await;
+        let told = staff::told(&web, &session, &detail).await;
         maud::html! { (body) (told) }
     } else {
         body
@@ -402,7 +414,7 @@ pub(crate) async fn new_message(State(web): State<Web>, Posted(session, form): P
         Ok(reply) => {
             let reply = reply.into_inner();
             web.advance(&session, reply.position).await;
-            Ok(Redirect::to(&format!("/threads/{}", reply.aggregate_id)).into_response())
+            Ok(Redirect::to(&format!("/threads/{}?sent=1", reply.aggregate_id)).into_response())
         }
         Err(e)
             if matches!(

@@ -46,6 +46,14 @@ pub fn layout(
                     }
                 }
                 (header(session))
+                // A carer always sees whose messages they are reading.
+                @if let Some(acting) = session.and_then(|s| s.acting_for.as_ref()) {
+                    div.careline-acting role="note" {
+                        div.nhsuk-width-container {
+                            "You are acting for " strong { (acting.name) } ". " a href="/acting-for" { "Change" }
+                        }
+                    }
+                }
                 div.nhsuk-width-container.careline-wide[wide] {
                     main.nhsuk-main-wrapper.nhsuk-main-wrapper--s id="main" { (body) }
                 }
@@ -84,7 +92,7 @@ fn header(session: Option<&Session>) -> Markup {
         header.nhsuk-header role="banner" {
             div.nhsuk-header__container.nhsuk-width-container.careline-wide[wide] {
                 div.nhsuk-header__service {
-                    a.nhsuk-header__service-name href="/messages" { "Careline" }
+                    a.nhsuk-header__service-name href="/" { "Careline" }
                 }
                 @if let Some(s) = session {
                     nav.nhsuk-header__account aria-label="Account" {
@@ -136,6 +144,48 @@ fn header(session: Option<&Session>) -> Markup {
 /// Whether `role` works for the hospital (its pages use the screen's width).
 fn staff_role(role: service_kit::Role) -> bool {
     !matches!(role, service_kit::Role::Patient | service_kit::Role::Carer)
+}
+
+/// A list page's title with how many of its conversations' messages are
+/// unread, first, so a tab in the background shows something arrived:
+/// "(3) Messages". A count, never what they say.
+pub fn unread_title(title: &str, threads: &[pb::ThreadSummary]) -> String {
+    match threads.iter().map(|t| t.unread_count).sum::<u32>() {
+        0 => title.to_string(),
+        n => format!("({n}) {title}"),
+    }
+}
+
+/// A row of a [`table`]: its cells, and whether it is marked unread.
+pub struct Row {
+    pub unread: bool,
+    pub cells: Vec<Markup>,
+}
+
+/// A table of the design system that becomes a list of labelled rows on a
+/// phone: `class` its own, `caption` what it lists (read aloud, not shown),
+/// `headings` its columns, each cell labelled by its column on a phone.
+pub fn table(class: &str, caption: &str, headings: &[&str], rows: Vec<Row>) -> Markup {
+    html! {
+        table class={ "nhsuk-table-responsive " (class) } {
+            caption.nhsuk-table__caption.nhsuk-u-visually-hidden { (caption) }
+            thead.nhsuk-table__head {
+                tr { @for h in headings { th scope="col" { (h) } } }
+            }
+            tbody.nhsuk-table__body {
+                @for row in rows {
+                    tr.nhsuk-table__row.unread[row.unread] {
+                        @for (heading, cell) in headings.iter().zip(row.cells) {
+                            td.nhsuk-table__cell {
+                                span.nhsuk-table-responsive__heading aria-hidden="true" { (heading) " " }
+                                span { (cell) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// A role as the pages name it.
@@ -292,6 +342,29 @@ pub fn error_box(heading: &str, detail: &str) -> Markup {
     }
 }
 
+/// The demo's people in groups, each with what its people show.
+const DEMO_GROUPS: [(&str, &str, &[service_kit::Role]); 3] = [
+    (
+        "Patients and carers",
+        "What a patient sees on a phone: conversations with their care teams, a new message, their record, who has looked at it; a carer acts for a patient who gave consent.",
+        &[service_kit::Role::Patient, service_kit::Role::Carer],
+    ),
+    (
+        "Clinical staff",
+        "A team's shared inbox: assigning, replying, staff notes, adding a specialist, starting a conversation with a patient.",
+        &[service_kit::Role::Professional],
+    ),
+    (
+        "Running the service",
+        "Teams and people (admin), who read or changed a record (privacy officer), and the service's health (operator).",
+        &[
+            service_kit::Role::Admin,
+            service_kit::Role::Auditor,
+            service_kit::Role::Operator,
+        ],
+    ),
+];
+
 pub fn sign_in(
     demo: Option<&[DemoPerson]>,
     oidc: Option<&str>,
@@ -309,18 +382,27 @@ pub fn sign_in(
         }
         @match demo {
             Some(people) => {
-                p { "Choose who to be. Each is a person of the demo organisation." }
-                ul.list {
-                    @for p in people {
-                        li {
-                            form.card method="post" action="/sign-in/demo" {
-                                input type="hidden" name="csrf" value=(csrf);
-                                input type="hidden" name="next" value=(next);
-                                input type="hidden" name="person_id" value=(p.caller.person_id);
-                                strong { (p.caller.name) }
-                                " " span.hint { (p.what) }
-                                br;
-                                button.nhsuk-button type="submit" { "Sign in as " (p.caller.name) }
+                p { "Choose who to be. Each is a person of the demo hospital." }
+                @for (title, what, roles) in DEMO_GROUPS {
+                    @let group: Vec<&DemoPerson> = people.iter().filter(|p| roles.contains(&p.caller.role)).collect();
+                    @if !group.is_empty() {
+                        section.careline-personas aria-label=(title) {
+                            h2 { (title) }
+                            p.hint { (what) }
+                            ul.careline-persona-list {
+                                @for p in group {
+                                    li {
+                                        form.careline-persona method="post" action="/sign-in/demo" {
+                                            input type="hidden" name="csrf" value=(csrf);
+                                            input type="hidden" name="next" value=(next);
+                                            input type="hidden" name="person_id" value=(p.caller.person_id);
+                                            span { strong { (p.caller.name) } br; span.hint { (p.what) } }
+                                            button.nhsuk-button.nhsuk-button--secondary.nhsuk-button--small type="submit" {
+                                                "Sign in" span.nhsuk-u-visually-hidden { " as " (p.caller.name) }
+                                            }
+                                        }
+                                    }
+                                }
                             }
                         }
                     }
@@ -346,13 +428,32 @@ fn status(s: &pb::ThreadSummary) -> Option<Markup> {
     }
 }
 
+/// When something happened, as people say it: "today 14:05",
+/// "yesterday 09:30", "Mon 3 Dec, 14:05", or with its year when not this
+/// year's (UTC).
 pub fn when(t: Option<&prost_types::Timestamp>) -> String {
-    let format = time::macros::format_description!(
-        "[day padding:none] [month repr:short] [year], [hour]:[minute]"
-    );
-    t.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t.seconds).ok())
-        .and_then(|t| t.format(&format).ok())
-        .unwrap_or_default()
+    when_from(t, time::OffsetDateTime::now_utc())
+}
+
+fn when_from(t: Option<&prost_types::Timestamp>, now: time::OffsetDateTime) -> String {
+    use time::macros::format_description as f;
+    let Some(t) = t.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t.seconds).ok()) else {
+        return String::new();
+    };
+    let clock = t.format(f!("[hour]:[minute]")).unwrap_or_default();
+    let day = t.date();
+    let said = if day == now.date() {
+        return format!("today {clock}");
+    } else if Some(day) == now.date().previous_day() {
+        return format!("yesterday {clock}");
+    } else if day.year() == now.year() {
+        t.format(f!(
+            "[weekday repr:short] [day padding:none] [month repr:short]"
+        ))
+    } else {
+        t.format(f!("[day padding:none] [month repr:short] [year]"))
+    };
+    format!("{}, {clock}", said.unwrap_or_default())
 }
 
 /// How long since `since`, in the largest whole unit: "under a minute",
@@ -368,6 +469,23 @@ pub fn waited(since: &prost_types::Timestamp, now: std::time::SystemTime) -> Str
         60..1440 => format!("{} h", minutes / 60),
         1440..2880 => "1 day".into(),
         _ => format!("{} days", minutes / 1440),
+    }
+}
+
+/// Whom a conversation is with, as its patient or carer sees it: the
+/// professionals on it ("With Nina Patel (Renal Nurse) and 2 others").
+fn with_whom(t: &pb::ThreadSummary) -> String {
+    let staff: Vec<&str> = t
+        .participants
+        .iter()
+        .filter(|p| p.kind == pb::PersonKind::Professional as i32)
+        .map(|p| p.display.as_str())
+        .collect();
+    match staff.as_slice() {
+        [] => "Waiting for the care team".into(),
+        [one] => format!("With {one}"),
+        [one, two] => format!("With {one} and {two}"),
+        [one, rest @ ..] => format!("With {one} and {} others", rest.len()),
     }
 }
 
@@ -398,7 +516,7 @@ impl ListView {
     }
 }
 
-/// The message list; `about` names the patient a carer acts for; `older`
+/// The message list (a carer's names whose it is in the layout); `older`
 /// when it is not the newest page. Staff see it as "My inbox", across
 /// their teams, with the conversations they were added to by name.
 pub fn messages(
@@ -406,7 +524,6 @@ pub fn messages(
     list: ListView,
     staff: bool,
     can_write: bool,
-    about: Option<&str>,
     older: bool,
 ) -> Markup {
     let view = list.as_str();
@@ -417,9 +534,6 @@ pub fn messages(
     };
     html! {
         h1 { @if staff { "My inbox" } @else { "Messages" } }
-        @if let Some(name) = about {
-            p.people { "You are acting for " strong { (name) } ". " a href="/acting-for" { "Change" } }
-        }
         @if can_write {
             a.nhsuk-button href="/messages/new" { "Create new message" }
         }
@@ -454,7 +568,9 @@ pub fn messages(
                         }
                         @if staff { @if let Some(b) = status(t) { (b) } }
                         div.meta {
-                            (t.patient_name) " · " (when(t.last_activity_at.as_ref()))
+                            // Staff see whose it is; a patient or carer whom it is with.
+                            @if staff { (t.patient_name) } @else { (with_whom(t)) }
+                            " · " (when(t.last_activity_at.as_ref()))
                             " · " (t.message_count) @if t.message_count == 1 { " message" } @else { " messages" }
                         }
                     }
@@ -602,34 +718,59 @@ pub fn recipient_choices(who: &pb::WhoCanIMessageReply, chosen: &[String], legen
     let team_choice = |t: &pb::TeamContact| {
         let value = format!("team:{}", t.team_id);
         let via = match (&t.default_contact, t.auto_cc) {
-            (_, true) => "everyone in the team who answers messages".to_string(),
-            (Some(d), false) => format!("reaches {}", d.display),
+            (_, true) => "Everyone in the team who answers messages reads it.".to_string(),
+            (Some(d), false) => format!("It reaches {}.", d.display),
             (None, false) => String::new(),
         };
-        html! {
-            label.choice {
-                input type="checkbox" name="to" value=(value) checked[chosen(&value)];
-                span { strong { (t.name) } " " span.hint { (t.description) } br; span.hint { (via) } }
-            }
-        }
+        let hint = [t.description.as_str(), via.as_str()]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        choice(
+            "to",
+            &value,
+            chosen(&value),
+            html! { strong { (t.name) } },
+            &hint,
+        )
     };
     html! {
-        fieldset.card {
-            legend { strong { (legend) } }
-            @for t in &who.teams { (team_choice(t)) }
-            @for p in &who.professionals {
-                @let value = format!("professional:{}", p.person.as_ref().map(|p| p.person_id.as_str()).unwrap_or_default());
-                label.choice {
-                    input type="checkbox" name="to" value=(value) checked[chosen(&value)];
-                    span {
-                        (p.person.as_ref().map(|p| p.display.as_str()).unwrap_or_default())
-                        " " span.hint { (p.team_name) @if p.default_contact { " · the team's main contact" } }
-                    }
+        fieldset.nhsuk-fieldset.careline-choices {
+            legend.nhsuk-fieldset__legend.nhsuk-fieldset__legend--s { (legend) }
+            div.nhsuk-checkboxes {
+                @for t in &who.teams { (team_choice(t)) }
+                @for p in &who.professionals {
+                    @let value = format!("professional:{}", p.person.as_ref().map(|p| p.person_id.as_str()).unwrap_or_default());
+                    @let hint = if p.default_contact { format!("{}: the team's main contact", p.team_name) } else { p.team_name.clone() };
+                    (choice("to", &value, chosen(&value), html! { (p.person.as_ref().map(|p| p.display.as_str()).unwrap_or_default()) }, &hint))
                 }
             }
             @if !who.other_teams.is_empty() {
                 p.hint { "Also open to you:" }
-                @for t in &who.other_teams { (team_choice(t)) }
+                div.nhsuk-checkboxes {
+                    @for t in &who.other_teams { (team_choice(t)) }
+                }
+            }
+        }
+    }
+}
+
+/// One checkbox of the design system (a large target, its label and hint
+/// beside it), named `name` with `value`.
+pub fn choice(name: &str, value: &str, checked: bool, label: Markup, hint: &str) -> Markup {
+    let id = format!(
+        "{name}-{}",
+        value.replace(|c: char| !c.is_ascii_alphanumeric(), "-")
+    );
+    let hint_id = format!("{id}-hint");
+    html! {
+        div.nhsuk-checkboxes__item {
+            input.nhsuk-checkboxes__input id=(id) type="checkbox" name=(name) value=(value) checked[checked]
+                aria-describedby=[(!hint.is_empty()).then_some(&hint_id)];
+            label.nhsuk-label.nhsuk-checkboxes__label for=(id) { (label) }
+            @if !hint.is_empty() {
+                div.nhsuk-hint.nhsuk-checkboxes__hint id=(hint_id) { (hint) }
             }
         }
     }
@@ -670,13 +811,14 @@ pub fn new_message(
             }
             (recipient_choices(who, typed.chosen, if staff { "Also to (the patient is always on it)" } else { "To" }))
             @if !who.carers.is_empty() {
-                fieldset.card {
-                    legend { strong { "Copy in" } " " span.hint { @if staff { "carers who hold the patient's consent" } @else { "people who may act for you" } } }
-                    @for c in &who.carers {
-                        @let id = c.person.as_ref().map(|p| p.person_id.clone()).unwrap_or_default();
-                        label.choice {
-                            input type="checkbox" name="carer" value=(id) checked[typed.carers.contains(&id)];
-                            span { (c.person.as_ref().map(|p| p.display.as_str()).unwrap_or_default()) " " span.hint { (c.relationship) } }
+                fieldset.nhsuk-fieldset.careline-choices {
+                    legend.nhsuk-fieldset__legend.nhsuk-fieldset__legend--s {
+                        "Copy in " span.hint { @if staff { "carers who hold the patient's consent" } @else { "people who may act for you" } }
+                    }
+                    div.nhsuk-checkboxes {
+                        @for c in &who.carers {
+                            @let id = c.person.as_ref().map(|p| p.person_id.clone()).unwrap_or_default();
+                            (choice("carer", &id, typed.carers.contains(&id), html! { (c.person.as_ref().map(|p| p.display.as_str()).unwrap_or_default()) }, &c.relationship))
                         }
                     }
                 }
@@ -684,34 +826,80 @@ pub fn new_message(
             label.nhsuk-label for="subject" { "Subject" span.hint { " a few words: what is it about?" } }
             input.nhsuk-input type="text" id="subject" name="subject" maxlength="200" required value=(typed.subject);
             (body_field("body", "Message", typed.body))
+            @if !staff {
+                div.nhsuk-inset-text {
+                    span.nhsuk-u-visually-hidden { "Information: " }
+                    h2.nhsuk-heading-s { "What happens next" }
+                    ul {
+                        li { "Your message goes to the teams and people you chose, in their inbox." }
+                        li { "When someone replies, we email you to say so. The email never says what the message is about." }
+                        li { "Care teams read messages during working hours. If you need help now, call 111, or 999 in an emergency." }
+                    }
+                }
+            }
             button.nhsuk-button type="submit" { "Send message" }
         }
     }
 }
 
 /// A patient's own audit trail, a page of it, with the downloads.
-pub fn trail(page: &proto::audit::TrailPage) -> Markup {
+/// A patient's own trail: what others read and every change; their own
+/// reads only when `mine` (they would flood it: each page they open is one).
+pub fn trail(page: &proto::audit::TrailPage, me: &str, mine: bool) -> Markup {
+    let own_read = |e: &proto::audit::Entry| {
+        e.actor_id == me && e.kind == proto::audit::EntryKind::View as i32
+    };
+    let hidden = if mine {
+        0
+    } else {
+        page.entries.iter().filter(|e| own_read(e)).count()
+    };
+    let shown: Vec<&proto::audit::Entry> = page
+        .entries
+        .iter()
+        .filter(|e| mine || !own_read(e))
+        .collect();
+    let cursor = |c: &str| {
+        format!(
+            "/record/trail?cursor={c}{}",
+            if mine { "&mine=1" } else { "" }
+        )
+    };
     html! {
         h1 { "Who has looked at my record" }
         p { "Everyone who read or changed your record, and when. Staff notes and colleagues consulted by your care team are listed without their content." }
+        p.hint {
+            @if mine {
+                "Your own views are shown too. " a href="/record/trail" { "Show others' views only" }
+            } @else {
+                "Your own views are not shown"
+                @if hidden > 0 { " (" (hidden) " on this page)" }
+                ". " a href="/record/trail?mine=1" { "Show them too" }
+            }
+        }
+        @if shown.is_empty() {
+            p.card { "Nobody else has looked at your record on this page of the trail." }
+        } @else {
+            (table(
+                "careline-trail",
+                "Who read or changed your record, oldest first",
+                &["When", "What"],
+                shown
+                    .iter()
+                    .map(|e| Row {
+                        unread: false,
+                        cells: vec![html! { (when(e.occurred_at.as_ref())) }, html! { (e.action) }],
+                    })
+                    .collect(),
+            ))
+        }
+        @if !page.next_cursor.is_empty() {
+            p { a href=(cursor(&page.next_cursor)) { "Later entries →" } }
+        }
         p {
             a.nhsuk-button.nhsuk-button--secondary href="/record/trail/download?format=jsonl" { "Download (JSON lines)" }
             " "
             a.nhsuk-button.nhsuk-button--secondary href="/record/trail/download?format=fhir" { "Download (FHIR)" }
-        }
-        @if page.entries.is_empty() {
-            p.card { "Nothing yet." }
-        }
-        ul.list {
-            @for e in &page.entries {
-                li.card {
-                    div.when { (when(e.occurred_at.as_ref())) }
-                    div { (e.action) }
-                }
-            }
-        }
-        @if !page.next_cursor.is_empty() {
-            p { a href={ "/record/trail?cursor=" (page.next_cursor) } { "Later entries →" } }
         }
     }
 }
@@ -800,6 +988,36 @@ pub fn problem_page(heading: &str, detail: &str) -> Markup {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn times_are_said_as_people_say_them() {
+        let now = time::macros::datetime!(2026-12-07 15:00 UTC);
+        let at = |s: i64| {
+            Some(prost_types::Timestamp {
+                seconds: s,
+                nanos: 0,
+            })
+        };
+        let t = |d: time::OffsetDateTime| super::when_from(at(d.unix_timestamp()).as_ref(), now);
+        for (at, said) in [
+            (time::macros::datetime!(2026-12-07 14:05 UTC), "today 14:05"),
+            (
+                time::macros::datetime!(2026-12-06 09:30 UTC),
+                "yesterday 09:30",
+            ),
+            (
+                time::macros::datetime!(2026-12-03 08:00 UTC),
+                "Thu 3 Dec, 08:00",
+            ),
+            (
+                time::macros::datetime!(2025-11-30 23:59 UTC),
+                "30 Nov 2025, 23:59",
+            ),
+        ] {
+            assert_eq!(t(at), said);
+        }
+        assert_eq!(super::when_from(None, now), "");
+    }
+
     use super::linked;
 
     fn shown(text: &str) -> String {

@@ -41,6 +41,9 @@ pub(crate) struct TrailQuery {
     to: String,
     #[serde(default)]
     cursor: String,
+    /// A part of a name: whose trail to read.
+    #[serde(default)]
+    find: String,
 }
 
 /// The range the two days give: from the start of `from` to the end of
@@ -80,14 +83,36 @@ pub(crate) async fn trails(
         to: q.to.trim(),
     };
     if asked.id.is_empty() {
-        let body = pages::privacy::trails(&asked, None, None);
+        // Finding whose trail by name (a recorded read of each patient
+        // listed).
+        let find = q.find.trim();
+        let found = if find.is_empty() {
+            None
+        } else {
+            let people = crate::admin::find_people(
+                &web,
+                &session,
+                find,
+                proto::inbox::PersonKind::Unspecified,
+            );
+            match people.await {
+                Ok(people) => Some(people),
+                Err(e) if e.code() == tonic::Code::InvalidArgument => {
+                    let problem = pages::error_box("Check the name", e.message());
+                    let body = pages::privacy::trails(&asked, None, Some(problem), find, None);
+                    return Ok(web.form_page("Audit trails", &session, body, true));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let body = pages::privacy::trails(&asked, None, None, find, found.as_deref());
         return Ok(web.page("Audit trails", Some(&session), body));
     }
     let range = match range(&q) {
         Ok(range) => range,
         Err(problem) => {
             let problem = pages::error_box("Check the days", &problem);
-            let body = pages::privacy::trails(&asked, None, Some(problem));
+            let body = pages::privacy::trails(&asked, None, Some(problem), "", None);
             return Ok(web.form_page("Audit trails", &session, body, true));
         }
     };
@@ -128,7 +153,7 @@ pub(crate) async fn trails(
     };
     match answer.await {
         Ok(page) => {
-            let body = pages::privacy::trails(&asked, Some(&page), None);
+            let body = pages::privacy::trails(&asked, Some(&page), None, "", None);
             Ok(web.page("Audit trails", Some(&session), body))
         }
         Err(e) if e.code() == Code::InvalidArgument => {
@@ -136,7 +161,7 @@ pub(crate) async fn trails(
                 "Check what you asked for",
                 "Give the id of a record, a thread or a person as Careline shows it (a UUID), and days as day, month and year.",
             );
-            let body = pages::privacy::trails(&asked, None, Some(problem));
+            let body = pages::privacy::trails(&asked, None, Some(problem), "", None);
             Ok(web.form_page("Audit trails", &session, body, true))
         }
         Err(e) => Err(e.into()),

@@ -22,6 +22,9 @@ pub(crate) struct SignInQuery {
     /// The browser's session had ended.
     #[serde(default)]
     ended: Option<String>,
+    /// They signed out here.
+    #[serde(default)]
+    out: Option<String>,
 }
 
 pub(crate) async fn sign_in_page(
@@ -38,6 +41,8 @@ pub(crate) async fn sign_in_page(
         Some(
             "Your session ended, so nothing was sent. Sign in to carry on: you go back to the page you were on, and anything you had typed there is kept in this browser.",
         )
+    } else if q.out.is_some() {
+        Some("You are signed out. Close this browser tab if others use this computer.")
     } else {
         None
     };
@@ -235,7 +240,7 @@ pub(crate) async fn sign_out(State(web): State<Web>, Posted(session, _): Posted)
     if let Err(e) = web.inner.sessions.end(&session.id).await {
         return web.store_down(&e);
     }
-    let mut response = Redirect::to("/sign-in").into_response();
+    let mut response = Redirect::to("/sign-in?out=1").into_response();
     let gone = set_cookie(COOKIE, "", web.inner.secure, Some(Duration::ZERO));
     if let Ok(v) = gone.parse() {
         response.headers_mut().append(header::SET_COOKIE, v);

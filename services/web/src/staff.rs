@@ -118,11 +118,10 @@ pub(crate) async fn team_inbox(
                 me: &me,
                 now: std::time::SystemTime::now(),
             };
-            Ok(web.page(
-                "Team inbox",
-                Some(&session),
-                pages::staff::team_inbox(&view),
-            ))
+            let empty = inbox_pb::ThreadPage::default();
+            let listed = &reply.page.as_ref().unwrap_or(&empty).threads;
+            let title = pages::unread_title("Team inbox", listed);
+            Ok(web.page(&title, Some(&session), pages::staff::team_inbox(&view)))
         }
         Err(e) if e.code() == Code::InvalidArgument => {
             let body = pages::problem_page("That search does not work", e.message());
@@ -461,7 +460,13 @@ pub(crate) async fn start(
 
 /// Whom the conversation's messages reached, for staff: each recipient's
 /// latest notice (sent, retrying, failed, cannot be sent).
-pub(crate) async fn told(web: &Web, session: &Session, id: &str, position: u64) -> maud::Markup {
+pub(crate) async fn told(
+    web: &Web,
+    session: &Session,
+    detail: &inbox_pb::ThreadDetail,
+) -> maud::Markup {
+    let id = detail.summary.as_ref().map_or("", |s| s.thread_id.as_str());
+    let position = detail.position;
     let asked = async {
         web.notify(session)?
             .thread_notifications(proto::notify::ThreadNotificationsRequest {
@@ -471,7 +476,14 @@ pub(crate) async fn told(web: &Web, session: &Session, id: &str, position: u64) 
             .await
     };
     match asked.await {
-        Ok(reply) => pages::staff::told(&reply.into_inner()),
+        Ok(reply) => {
+            let people: Vec<&inbox_pb::Person> = detail
+                .participants
+                .iter()
+                .filter_map(|p| p.person.as_ref())
+                .collect();
+            pages::staff::told(&reply.into_inner(), &people)
+        }
         Err(e) => {
             tracing::warn!(code = ?e.code(), "notification states could not be read");
             pages::staff::told_unknown()

@@ -16,6 +16,9 @@ pub(crate) struct TrailQuery {
     cursor: String,
     #[serde(default)]
     format: String,
+    /// "1": the patient's own reads too.
+    #[serde(default)]
+    mine: String,
 }
 
 pub(crate) fn only_patients(web: &Web, session: &Session) -> Response {
@@ -49,7 +52,8 @@ pub(crate) async fn trail(
         }),
     };
     let page = web.audit(&session)?.record_trail(request).await?;
-    let body = pages::trail(&page.into_inner());
+    let me = session.caller.person_id.to_string();
+    let body = pages::trail(&page.into_inner(), &me, q.mine == "1");
     Ok(web.page("Who has looked at my record", Some(&session), body))
 }
 

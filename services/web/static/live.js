@@ -36,6 +36,8 @@
         var now = document.querySelector("[data-live]");
         if (fresh && now) {
           now.replaceWith(fresh);
+          // The title counts what is unread: a tab behind others shows it.
+          if (doc.title) { document.title = doc.title; }
           // Other parts that follow the same changes (who is handling a
           // conversation), by id, unless the person is using one of them.
           doc.querySelectorAll("[data-live-part][id]").forEach(function (part) {

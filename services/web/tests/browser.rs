@@ -107,12 +107,14 @@ async fn photograph(client: &Client, name: &str) {
     let png = client.screenshot().await.unwrap();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let dir = root.join("target/screenshots");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join(format!("{name}.png")), &png).unwrap();
+    let file = dir.join(format!("{name}.png"));
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(file, &png).unwrap();
     if std::env::var("CARELINE_UPDATE_SCREENSHOTS").as_deref() == Ok("1") {
         let docs = root.join("docs/screenshots");
-        std::fs::create_dir_all(&docs).unwrap();
-        std::fs::write(docs.join(format!("{name}.png")), &png).unwrap();
+        let file = docs.join(format!("{name}.png"));
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, &png).unwrap();
     }
 }
 
@@ -940,23 +942,84 @@ async fn long_words_and_links_never_make_a_page_wider_than_the_window() {
         .post(&thread, &format!("Please read {link} before Sunday."))
         .await
         .unwrap();
+    // A staff note of one long word too.
+    s.signer
+        .client(&org.nurse)
+        .unwrap()
+        .post_staff_note(cmd::PostStaffNoteRequest {
+            command_id: command_id(),
+            thread_id: thread.clone(),
+            body: "Potassium".repeat(500),
+        })
+        .await
+        .unwrap();
     s.settled().await;
     let base = serve(&s, &org).await;
     let driver = driver().await;
+    // Every main page, named for its photographs.
     let pages = [
-        (&org.patient, format!("/threads/{thread}")),
-        (&org.patient, "/messages".to_string()),
-        (&org.nurse, format!("/threads/{thread}")),
-        (&org.nurse, format!("/teams/{}/inbox", org.renal)),
+        ("patient-thread", &org.patient, format!("/threads/{thread}")),
+        ("patient-messages", &org.patient, "/messages".to_string()),
+        ("staff-thread", &org.nurse, format!("/threads/{thread}")),
+        (
+            "team-inbox",
+            &org.nurse,
+            format!("/teams/{}/inbox", org.renal),
+        ),
         // The team's join links, and people found by name.
-        (&org.admin, format!("/admin/teams/{}", org.renal)),
-        (&org.admin, "/admin/people?find=P".to_string()),
+        (
+            "admin-team",
+            &org.admin,
+            format!("/admin/teams/{}", org.renal),
+        ),
+        (
+            "admin-people",
+            &org.admin,
+            "/admin/people?find=P".to_string(),
+        ),
+        ("admin-teams", &org.admin, "/admin/teams".to_string()),
+        // Every other page of each kind of person.
+        (
+            "patient-new-message",
+            &org.patient,
+            "/messages/new".to_string(),
+        ),
+        ("patient-record", &org.patient, "/record".to_string()),
+        ("patient-carers", &org.patient, "/record/carers".to_string()),
+        ("patient-access", &org.patient, "/record/access".to_string()),
+        ("patient-trail", &org.patient, "/record/trail".to_string()),
+        ("patient-account", &org.patient, "/account".to_string()),
+        ("staff-inbox", &org.nurse, "/messages".to_string()),
+        ("staff-teams", &org.nurse, "/teams".to_string()),
+        (
+            "staff-start",
+            &org.nurse,
+            format!("/teams/{}/start?q=a", org.renal),
+        ),
+        (
+            "staff-not-read",
+            &org.nurse,
+            format!("/teams/{}/not-read", org.renal),
+        ),
+        ("staff-add", &org.nurse, format!("/threads/{thread}/add")),
+        ("carer-messages", &org.carer, "/messages".to_string()),
+        ("carer-acting-for", &org.carer, "/acting-for".to_string()),
+        (
+            "privacy-trail",
+            &org.auditor,
+            format!("/audit?kind=person&id={}", org.nurse.person_id),
+        ),
+        (
+            "privacy-verify",
+            &org.auditor,
+            format!("/audit/verify?patient={}", org.patient.person_id),
+        ),
     ];
     let mut wide = Vec::new();
     for width in [320, 375, 768, 1280] {
         let window = browser(&driver, width, 800).await;
         let mut signed_in = None;
-        for (who, path) in &pages {
+        for (name, who, path) in &pages {
             if signed_in != Some(who.person_id) {
                 window.delete_all_cookies().await.unwrap();
                 sign_in_as(&window, &base, who, path).await;
@@ -1010,6 +1073,10 @@ async fn long_words_and_links_never_make_a_page_wider_than_the_window() {
             }
             if width == 1280 && path.ends_with("/inbox") {
                 photograph(&window, "long-content-team-inbox").await;
+            }
+            // Each page at a phone's width and a desktop's.
+            if width == 375 || width == 1280 {
+                photograph(&window, &format!("pages/{name}-{width}")).await;
             }
         }
         window.close().await.unwrap();

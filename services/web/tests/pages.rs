@@ -143,7 +143,7 @@ impl Browser {
     async fn sign_in(&mut self, who: &Caller, path: &str) -> Page {
         let page = self.get(path).await;
         let page = self.follow(page).await;
-        assert!(page.body.contains("Sign in as"), "{}", page.body);
+        assert!(page.body.contains("Sign in to Careline"), "{}", page.body);
         let (csrf, next) = (page.field("csrf"), page.field("next"));
         let id = who.person_id.to_string();
         let signed = self
@@ -176,6 +176,16 @@ async fn a_patient_reads_replies_and_writes_through_the_pages() {
     let mut pat = browser(&s, &org);
     // (Nina's reply is in the inbox before Pat follows the link.)
     testkit::inbox_page(&mut s.inbox(&org.patient), reply).await;
+    // Her list's title counts what is unread (a tab behind others shows it),
+    // never what it says.
+    let listed = browser(&s, &org).sign_in(&org.patient, "/messages").await;
+    assert!(
+        listed
+            .body
+            .contains("<title>(1) Messages – Careline</title>"),
+        "{}",
+        listed.body
+    );
     let deep = format!("/threads/{thread}");
     let page = pat.sign_in(&org.patient, &deep).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
@@ -868,6 +878,13 @@ async fn a_nurse_works_the_renal_inbox_through_the_pages() {
     let page = nina.get(&format!("/threads/{thread}")).await;
     assert!(page.body.contains("Who was told"), "{}", page.body);
     assert!(page.body.contains("trying again"), "{}", page.body);
+    // Each named as the patient sees them, never by an internal kind.
+    assert!(
+        page.body.contains("Pat Jones (the patient)"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("(professional)"), "{}", page.body);
     assert!(page.body.contains("Patient&#39;s side") || page.body.contains("Patient's side"));
 
     // A specialist added to the staff side; nobody chosen is refused.
@@ -1000,9 +1017,36 @@ async fn a_privacy_officer_finds_what_a_professional_read() {
     let form = priya.sign_in(&org.auditor, "/audit").await;
     assert_eq!(form.status, StatusCode::OK, "{}", form.body);
     assert!(form.body.contains("Whose trail"), "{}", form.body);
-    // What Nina read: the audit trail has it once it has caught up.
+    // She finds Nina by a part of her name (no address shown to her), and
+    // Pat, whose record's trail she may open from there.
     let nurse = org.nurse.person_id.to_string();
     let hers = format!("/audit?kind=person&id={nurse}");
+    let found_nina = priya.get("/audit?find=PATEL").await;
+    assert_eq!(found_nina.status, StatusCode::OK, "{}", found_nina.body);
+    assert!(
+        found_nina.body.contains("Nina Patel"),
+        "{}",
+        found_nina.body
+    );
+    assert!(
+        found_nina.body.contains(&hers.replace('&', "&amp;")),
+        "{}",
+        found_nina.body
+    );
+    assert!(
+        !found_nina.body.contains("@hospital.example"),
+        "{}",
+        found_nina.body
+    );
+    let found_pat = priya.get("/audit?find=jones").await;
+    let pats = format!("/audit?kind=record&amp;id={}", org.patient.person_id);
+    assert!(found_pat.body.contains(&pats), "{}", found_pat.body);
+    assert!(
+        !found_pat.body.contains("@example.org"),
+        "{}",
+        found_pat.body
+    );
+    // What Nina read: the audit trail has it once it has caught up.
     let mut found = String::new();
     for _ in 0..100 {
         let page = priya.get(&hers).await;
@@ -1194,7 +1238,7 @@ async fn an_admin_sets_up_a_team_and_the_patient_is_offered_what_the_rules_say()
     let offer = pat.get("/messages/new").await;
     // The team's entry, up to the end of its label.
     let stoma = after(&offer.body, "Stoma Care</strong>", '\n');
-    let stoma = &stoma[..stoma.find("</label>").unwrap_or(stoma.len())];
+    let stoma = &stoma[..stoma.find("</div>").unwrap_or(stoma.len())];
     assert!(
         stoma.contains("reaches Ned Brown"),
         "{stoma}: {}",
@@ -1212,9 +1256,9 @@ async fn an_admin_sets_up_a_team_and_the_patient_is_offered_what_the_rules_say()
     assert!(page.body.contains("Automatic CC is on"), "{}", page.body);
     let offer = pat.get("/messages/new").await;
     let entry = after(&offer.body, "Stoma Care</strong>", '\n');
-    let entry = &entry[..entry.find("</label>").unwrap_or(entry.len())];
+    let entry = &entry[..entry.find("</div>").unwrap_or(entry.len())];
     assert!(
-        entry.contains("everyone in the team who answers messages"),
+        entry.contains("Everyone in the team who answers messages"),
         "{}",
         offer.body
     );
@@ -1355,7 +1399,7 @@ async fn a_nurse_writes_first_to_a_patient_and_sees_who_has_waited() {
     // In the team's inbox, and nobody is waiting on it.
     let all = nina.get(&format!("{inbox}?show=active")).await;
     let row = all.body.split("Clinic time").nth(1).unwrap();
-    let row = row.split("</li>").next().unwrap();
+    let row = row.split("</tr>").next().unwrap();
     assert!(row.contains("last activity"), "{row}");
     assert!(!row.contains("waiting"), "{row}");
     let mut sams = browser(&s, &org);
@@ -1590,7 +1634,7 @@ async fn only_what_the_rules_allow_is_offered_and_a_refusal_links_back() {
 
 /// A link from elsewhere cannot send a signed-in person off the site:
 /// `next=/<TAB>/evil.example` (which a browser resolves to
-/// `//evil.example`) goes to their messages instead.
+/// `//evil.example`) goes to where their role starts (`/`) instead.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sign_in_never_sends_the_browser_to_another_site() {
     let s = support::system("web_next").await;
@@ -1602,7 +1646,7 @@ async fn a_sign_in_never_sends_the_browser_to_another_site() {
     ] {
         let mut pat = browser(&s, &org);
         let page = pat.get(&format!("/sign-in?next={next}")).await;
-        assert_eq!(page.field("next"), "/messages", "{next}");
+        assert_eq!(page.field("next"), "/", "{next}");
         let (csrf, id) = (page.field("csrf"), org.patient.person_id.to_string());
         let signed = pat
             .post(
@@ -1614,7 +1658,7 @@ async fn a_sign_in_never_sends_the_browser_to_another_site() {
                 ],
             )
             .await;
-        assert_eq!(signed.location.as_deref(), Some("/messages"), "{next}");
+        assert_eq!(signed.location.as_deref(), Some("/"), "{next}");
     }
 }
 

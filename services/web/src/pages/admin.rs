@@ -257,53 +257,13 @@ pub fn people(
             }
             button.nhsuk-button.nhsuk-button--secondary type="submit" { "Find" }
         }
-        @if found.is_empty() { p.card { "Nobody found." } }
-        ul.list {
-            @for r in found {
-                @let p = r.person.clone().unwrap_or_default();
-                @let k = kind_name(p.kind);
-                li.card {
-                    strong { (p.display) } " " span.hint { (k) }
-                    @if r.deactivated { " " strong.nhsuk-tag.nhsuk-tag--grey.badge { "Closed" } }
-                    div.meta {
-                        @if r.email.is_empty() { "no email address" } @else { (r.email) }
-                        @if !r.email.is_empty() { @if r.email_verified { " · verified" } @else { " · not verified" } }
-                    }
-                    div.actions {
-                        @if !r.email.is_empty() && !r.email_verified {
-                            form.inline method="post" action={ "/admin/people/" (p.person_id) } {
-                                (csrf(session))
-                                input type="hidden" name="do" value="verify";
-                                input type="hidden" name="kind" value=(k);
-                                input type="hidden" name="find" value=(find);
-                                button.nhsuk-button.nhsuk-button--secondary type="submit" { "Send the verification email again" }
-                            }
-                        }
-                        @if k != "patient" {
-                            @if r.deactivated {
-                                form.inline method="post" action={ "/admin/people/" (p.person_id) } {
-                                    (csrf(session))
-                                    input type="hidden" name="do" value="reactivate";
-                                    input type="hidden" name="find" value=(find);
-                                    button.nhsuk-button.nhsuk-button--secondary type="submit" { "Open the account again" }
-                                }
-                            } @else {
-                                a.nhsuk-button.nhsuk-button--secondary href={ "/admin/people/" (p.person_id) "/close?name=" (crate::encode(&p.name)) "&find=" (crate::encode(find)) } { "Close the account…" }
-                            }
-                        }
-                    }
-                    form method="post" action={ "/admin/people/" (p.person_id) } {
-                        (csrf(session))
-                        input type="hidden" name="do" value="email";
-                        input type="hidden" name="kind" value=(k);
-                        input type="hidden" name="find" value=(find);
-                        @let field = format!("email-{}", p.person_id);
-                        label.nhsuk-label for=(field) { "New email address" }
-                        input.nhsuk-input type="text" id=(field) name="email" inputmode="email" autocomplete="off";
-                        button.nhsuk-button.nhsuk-button--secondary type="submit" { "Change the address" }
-                    }
-                }
-            }
+        @if found.is_empty() { p.card { "Nobody found." } } @else {
+            (super::table(
+                "careline-people",
+                "People found",
+                &["Name", "Email address", "Account"],
+                found.iter().map(|r| super::Row { unread: false, cells: person_cells(r, session, find) }).collect(),
+            ))
         }
         h2 #register { "Register someone" }
         @if let Some(problem) = problem { (problem) }
@@ -345,7 +305,62 @@ pub fn close(person: &str, name: &str, find: &str, session: &Session) -> Markup 
             (csrf(session))
             input type="hidden" name="do" value="deactivate";
             input type="hidden" name="find" value=(find);
-            button.nhsuk-button type="submit" { "Close the account" }
+            button.nhsuk-button.nhsuk-button--warning type="submit" { "Close the account" }
         }
     }
+}
+
+/// One person found: who, their address (and a form to change it, folded),
+/// their account and what may be done to it.
+fn person_cells(r: &pb::PersonRecord, session: &Session, find: &str) -> Vec<Markup> {
+    let p = r.person.clone().unwrap_or_default();
+    let k = kind_name(p.kind);
+    let field = format!("email-{}", p.person_id);
+    vec![
+        html! { strong { (p.display) } br; span.hint { (k) } },
+        html! {
+            @if r.email.is_empty() { "no email address" } @else { (r.email) }
+            @if !r.email.is_empty() { br; span.hint { @if r.email_verified { "verified" } @else { "not verified" } } }
+            details.nhsuk-details.careline-fold {
+                summary.nhsuk-details__summary { span.nhsuk-details__summary-text { "Change the address" } }
+                div.nhsuk-details__text {
+                    form method="post" action={ "/admin/people/" (p.person_id) } {
+                        (csrf(session))
+                        input type="hidden" name="do" value="email";
+                        input type="hidden" name="kind" value=(k);
+                        input type="hidden" name="find" value=(find);
+                        label.nhsuk-label for=(field) { "New email address" }
+                        input.nhsuk-input type="text" id=(field) name="email" inputmode="email" autocomplete="off";
+                        button.nhsuk-button.nhsuk-button--secondary.nhsuk-button--small type="submit" { "Change the address" }
+                    }
+                }
+            }
+        },
+        html! {
+            div.actions {
+                @if r.deactivated { strong.nhsuk-tag.nhsuk-tag--grey { "Closed" } } @else { strong.nhsuk-tag.nhsuk-tag--green { "Open" } }
+                @if !r.email.is_empty() && !r.email_verified {
+                    form.inline method="post" action={ "/admin/people/" (p.person_id) } {
+                        (csrf(session))
+                        input type="hidden" name="do" value="verify";
+                        input type="hidden" name="kind" value=(k);
+                        input type="hidden" name="find" value=(find);
+                        button.nhsuk-button.nhsuk-button--secondary.nhsuk-button--small type="submit" { "Send the verification email again" }
+                    }
+                }
+                @if k != "patient" {
+                    @if r.deactivated {
+                        form.inline method="post" action={ "/admin/people/" (p.person_id) } {
+                            (csrf(session))
+                            input type="hidden" name="do" value="reactivate";
+                            input type="hidden" name="find" value=(find);
+                            button.nhsuk-button.nhsuk-button--secondary.nhsuk-button--small type="submit" { "Open the account again" }
+                        }
+                    } @else {
+                        a.nhsuk-button.nhsuk-button--warning.nhsuk-button--small href={ "/admin/people/" (p.person_id) "/close?name=" (crate::encode(&p.name)) "&find=" (crate::encode(find)) } { "Close the account…" }
+                    }
+                }
+            }
+        },
+    ]
 }

@@ -49,7 +49,15 @@ fn trail_link(kind: Kind, id: &str, asked: &Asked<'_>) -> String {
 }
 
 /// The form, and the entries of the trail it asked for.
-pub fn trails(asked: &Asked<'_>, page: Option<&pb::TrailPage>, problem: Option<Markup>) -> Markup {
+/// `find` and `found`: a search by name for whose trail to read, and
+/// the people it found.
+pub fn trails(
+    asked: &Asked<'_>,
+    page: Option<&pb::TrailPage>,
+    problem: Option<Markup>,
+    find: &str,
+    found: Option<&[proto::inbox::PersonRecord]>,
+) -> Markup {
     let kinds = [
         (Kind::Record, "A patient's record"),
         (Kind::Thread, "A conversation"),
@@ -59,13 +67,44 @@ pub fn trails(asked: &Asked<'_>, page: Option<&pb::TrailPage>, problem: Option<M
         h1 { "Audit trails" }
         p { "Every read and every change of a record is on its trail. Names in a trail open that person's own trail, records open the record's." }
         @if let Some(problem) = problem { (problem) }
+        form.search method="get" action="/audit" role="search" {
+            label.nhsuk-label for="find" { "Find a patient or a member of staff" span.hint { " any part of their name" } }
+            input.nhsuk-input #find type="search" name="find" value=(find) autocomplete="off";
+            button.nhsuk-button.nhsuk-button--secondary type="submit" { "Find" }
+        }
+        @if let Some(found) = found {
+            @if found.is_empty() {
+                p.card { "Nobody's name contains that." }
+            } @else {
+                ul.nhsuk-list.careline-found {
+                    @for r in found {
+                        @let p = r.person.clone().unwrap_or_default();
+                        @let patient = p.kind == proto::inbox::PersonKind::Patient as i32;
+                        li {
+                            strong { (p.display) } " "
+                            span.hint { @if patient { "patient" } @else if p.kind == proto::inbox::PersonKind::Carer as i32 { "carer" } @else { "staff" } }
+                            @if r.deactivated { " " strong.nhsuk-tag.nhsuk-tag--grey { "Closed" } }
+                            br;
+                            @if patient {
+                                a href=(trail_link(Kind::Record, &p.person_id, asked)) { "Their record's trail" } " · "
+                            }
+                            a href=(trail_link(Kind::Person, &p.person_id, asked)) { "What they did and read" }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { "Or by id" }
         form.card method="get" action="/audit" {
-            fieldset {
-                legend { strong { "Whose trail" } }
-                @for (kind, label) in kinds {
-                    label.choice {
-                        input type="radio" name="kind" value=(kind.as_str()) checked[asked.kind == kind];
-                        span { (label) }
+            fieldset.nhsuk-fieldset {
+                legend.nhsuk-fieldset__legend.nhsuk-fieldset__legend--s { "Whose trail" }
+                div.nhsuk-radios.nhsuk-radios--small {
+                    @for (kind, label) in kinds {
+                        @let id = format!("kind-{}", kind.as_str());
+                        div.nhsuk-radios__item {
+                            input.nhsuk-radios__input id=(id) type="radio" name="kind" value=(kind.as_str()) checked[asked.kind == kind];
+                            label.nhsuk-label.nhsuk-radios__label for=(id) { (label) }
+                        }
                     }
                 }
             }
@@ -90,22 +129,13 @@ pub fn trails(asked: &Asked<'_>, page: Option<&pb::TrailPage>, problem: Option<M
             @if page.entries.is_empty() {
                 p.card { "Nothing on this trail in that time." }
             }
-            ul.list {
-                @for e in &page.entries {
-                    li.card {
-                        div.when {
-                            (when(e.occurred_at.as_ref()))
-                            @if e.kind == pb::EntryKind::View as i32 { " · " strong.nhsuk-tag.nhsuk-tag--white.badge { "read" } } @else { " · " strong.nhsuk-tag.nhsuk-tag--white.badge { "change" } }
-                        }
-                        div { (e.action) }
-                        div.meta.hint {
-                            a href=(trail_link(Kind::Person, &e.actor_id, asked)) { (e.actor_name) } " (" (e.role) ")"
-                            @if !e.patient_id.is_empty() && asked.kind != Kind::Record {
-                                " · " a href=(trail_link(Kind::Record, &e.patient_id, asked)) { "the record's trail" }
-                            }
-                        }
-                    }
-                }
+            @else {
+                (super::table(
+                    "careline-trail",
+                    "The trail's entries, oldest first",
+                    &["When", "Who", "What", "Kind"],
+                    page.entries.iter().map(|e| super::Row { unread: false, cells: entry_cells(e, asked) }).collect(),
+                ))
             }
             @if !page.next_cursor.is_empty() {
                 p { a href={ (trail_link(asked.kind, asked.id, asked)) "&cursor=" (page.next_cursor) } { "Later entries →" } }
@@ -154,4 +184,26 @@ pub fn verified(patient: &str, reply: &pb::VerifyReply) -> Markup {
             p { a href={ "/audit?kind=record&id=" (patient) } { "← The record's trail" } }
         }
     }
+}
+
+/// A trail entry's cells: when, who (their own trail), what (and the
+/// record's trail), and whether it was a read or a change.
+fn entry_cells(e: &pb::Entry, asked: &Asked<'_>) -> Vec<Markup> {
+    vec![
+        html! { (when(e.occurred_at.as_ref())) },
+        html! { a href=(trail_link(Kind::Person, &e.actor_id, asked)) { (e.actor_name) } br; span.hint { (e.role) } },
+        html! {
+            (e.action)
+            @if !e.patient_id.is_empty() && asked.kind != Kind::Record {
+                br; a.hint href=(trail_link(Kind::Record, &e.patient_id, asked)) { "the record's trail" }
+            }
+        },
+        html! {
+            @if e.kind == pb::EntryKind::View as i32 {
+                strong.nhsuk-tag.nhsuk-tag--white { "read" }
+            } @else {
+                strong.nhsuk-tag.nhsuk-tag--blue { "change" }
+            }
+        },
+    ]
 }

@@ -158,33 +158,13 @@ pub fn team_inbox(v: &TeamInbox<'_>) -> Markup {
             }
             @if page.threads.is_empty() {
                 p.card { "No conversations here." }
-            }
-            ul.list.inbox {
-                @for t in &page.threads {
-                    li {
-                        a.thread.unread[t.unread_count > 0] href={ "/threads/" (t.thread_id) } data-row {
-                            span.subject { (t.subject) }
-                            @if t.unread_count > 0 {
-                                strong.nhsuk-tag.nhsuk-tag--blue.badge { (t.unread_count) " new" }
-                            }
-                            @if let Some(b) = status(t) { (b) }
-                            div.meta {
-                                strong { (t.patient_name) } " · "
-                                @match &t.assignee {
-                                    Some(a) => { "with " (a.display) }
-                                    None => { span.unassigned { "unassigned" } }
-                                }
-                                @if let Some(since) = &t.waiting_since {
-                                    " · " span.waiting title={ "Their first unanswered message: " (when(Some(since))) } {
-                                        "waiting " (waited(since, v.now))
-                                    }
-                                } @else {
-                                    " · last activity " (when(t.last_activity_at.as_ref()))
-                                }
-                            }
-                        }
-                    }
-                }
+            } @else {
+                (super::table(
+                    "careline-inbox",
+                    "Conversations",
+                    &["Conversation", "Patient", "Waiting", "Assigned to"],
+                    page.threads.iter().map(|t| super::Row { unread: t.unread_count > 0, cells: inbox_cells(t, v.now) }).collect(),
+                ))
             }
         }
         p { a.nhsuk-button.nhsuk-button--secondary href={ "/teams/" (v.team_id) "/start" } { "Start a conversation" } }
@@ -199,6 +179,38 @@ pub fn team_inbox(v: &TeamInbox<'_>) -> Markup {
         }
         (shortcuts_help(None))
     }
+}
+
+/// A team inbox row's cells: the conversation (unread, status, size), the
+/// patient, how long they have waited, who handles it.
+fn inbox_cells(t: &pb::ThreadSummary, now: std::time::SystemTime) -> Vec<Markup> {
+    vec![
+        html! {
+            a.subject href={ "/threads/" (t.thread_id) } data-row { (t.subject) }
+            @if t.unread_count > 0 {
+                " " strong.nhsuk-tag.nhsuk-tag--blue.badge { (t.unread_count) " new" }
+            }
+            @if let Some(b) = status(t) { " " (b) }
+            br;
+            span.hint { (t.message_count) @if t.message_count == 1 { " message" } @else { " messages" } }
+        },
+        html! { strong { (t.patient_name) } },
+        html! {
+            @if let Some(since) = &t.waiting_since {
+                span.waiting title={ "Their first unanswered message: " (when(Some(since))) } {
+                    "waiting " (waited(since, now))
+                }
+            } @else {
+                span.hint { "answered · last activity " (when(t.last_activity_at.as_ref())) }
+            }
+        },
+        html! {
+            @match &t.assignee {
+                Some(a) => { "with " (a.display) }
+                None => { span.unassigned { "unassigned" } }
+            }
+        },
+    ]
 }
 
 /// Finding one of a team's patients, to write to them first.
@@ -531,7 +543,21 @@ pub fn not_read(
 }
 
 /// Each recipient's latest notice of this conversation's messages.
-pub fn told(reply: &proto::notify::ThreadNotificationsReply) -> Markup {
+/// Whom the emails of a conversation reached, each named as the patient
+/// sees them (their role label, "the patient", "carer"), from `people`
+/// (those who were ever on it).
+pub fn told(reply: &proto::notify::ThreadNotificationsReply, people: &[&pb::Person]) -> Markup {
+    let named = |n: &proto::notify::Notification| match people
+        .iter()
+        .find(|p| p.person_id == n.recipient_id)
+    {
+        Some(p) if !p.role_label.is_empty() => p.display.clone(),
+        _ => match n.recipient_kind.as_str() {
+            "patient" => format!("{} (the patient)", n.recipient_name),
+            "carer" => format!("{} (carer)", n.recipient_name),
+            _ => n.recipient_name.clone(),
+        },
+    };
     use proto::notify::DeliveryState;
     // The latest notice per recipient (oldest message first in the reply).
     let mut latest: Vec<&proto::notify::Notification> = Vec::new();
@@ -550,7 +576,7 @@ pub fn told(reply: &proto::notify::ThreadNotificationsReply) -> Markup {
             ul {
                 @for n in &latest {
                     li {
-                        strong { (n.recipient_name) } " (" (n.recipient_kind) "): "
+                        strong { (named(n)) } ": "
                         @match DeliveryState::try_from(n.state).unwrap_or_default() {
                             DeliveryState::Sent => { "emailed " (when(n.sent_at.as_ref())) }
                             DeliveryState::Pending => { "email waiting to go" }
