@@ -405,7 +405,7 @@ async fn two_web_instances_behind_tls_share_sessions_and_survive_one_lost() {
     let (_, _, page) = pat.get("/messages");
     let csrf = field(&page, "csrf");
     let (code, to, _) = pat.post("/sign-out", &[("csrf", &csrf)]);
-    assert_eq!((code, to.as_str()), (303, "/sign-in"));
+    assert_eq!((code, to.as_str()), (303, "/sign-in?out=1"));
     let ended: Vec<(u16, String)> = [one.port, two.port]
         .iter()
         .map(|&port| {

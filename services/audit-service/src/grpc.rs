@@ -66,9 +66,15 @@ fn micros(field: &'static str, t: Option<&prost_types::Timestamp>) -> Result<Opt
     }
 }
 
-fn cursor(value: &str) -> Result<(i64, String), Error> {
+/// Where a page resumes: after the cursor's entry, or, with none, before
+/// the first (oldest first) or after the last (newest first).
+fn cursor(value: &str, newest_first: bool) -> Result<(i64, String), Error> {
     if value.is_empty() {
-        return Ok((0, String::new()));
+        return Ok(if newest_first {
+            (i64::MAX, String::new())
+        } else {
+            (0, String::new())
+        });
     }
     value
         .split_once('|')
@@ -93,11 +99,19 @@ fn page(range: Option<pb::Range>) -> Result<Page, Error> {
     if from >= to {
         return Err(Error::invalid("range.to", "must be after range.from"));
     }
+    let kind = match pb::EntryKind::try_from(range.kind) {
+        Ok(pb::EntryKind::Unspecified) => 0,
+        Ok(pb::EntryKind::Action) => 1,
+        Ok(pb::EntryKind::View) => 2,
+        Err(_) => return Err(Error::invalid("range.kind", "not a kind of entry")),
+    };
     Ok(Page {
         from,
         to,
-        after: cursor(&range.cursor)?,
+        after: cursor(&range.cursor, range.newest_first)?,
         size: i64::from(size),
+        newest_first: range.newest_first,
+        kind,
     })
 }
 
@@ -569,6 +583,8 @@ impl<S: EventStore> AuditService for AuditGrpc<S> {
                     to: i64::MAX,
                     after,
                     size: EXPORT_PAGE,
+                    newest_first: false,
+                    kind: 0,
                 };
                 let found = match pool.get().await {
                     Ok(client) => queries::trail(&client, &trail, &page)
@@ -642,6 +658,10 @@ mod tests {
             field(range(|r| r.cursor = "x".into()).unwrap_err()),
             "range.cursor"
         );
+        assert_eq!(field(range(|r| r.kind = 9).unwrap_err()), "range.kind");
+        assert_eq!(range(|r| r.kind = 2).unwrap().kind, 2);
+        // Newest first starts after the last entry.
+        assert_eq!(range(|r| r.newest_first = true).unwrap().after.0, i64::MAX);
         assert_eq!(
             field(
                 range(|r| {

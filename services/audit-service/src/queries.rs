@@ -24,9 +24,13 @@ pub enum Trail {
 pub struct Page {
     pub from: i64,
     pub to: i64,
-    /// After this (position, chain).
+    /// After this (position, chain), in the page's order.
     pub after: (i64, String),
     pub size: i64,
+    /// Newest first (after = before, in time).
+    pub newest_first: bool,
+    /// Only entries of this kind (`Kind as i16`); 0 for every kind.
+    pub kind: i16,
 }
 
 pub fn entry(row: &Row) -> Entry {
@@ -53,7 +57,8 @@ pub fn entry(row: &Row) -> Entry {
     }
 }
 
-/// One page of a trail, oldest first; and whether more follow.
+/// One page of a trail, oldest first (or newest first); and whether more
+/// follow.
 pub async fn trail(
     client: &impl deadpool_postgres::GenericClient,
     trail: &Trail,
@@ -64,9 +69,15 @@ pub async fn trail(
         Trail::Thread(t) => ("thread_id", t.to_string()),
         Trail::Person(p) => ("actor_id", p.to_string()),
     };
+    let (after, order) = if page.newest_first {
+        ("<", "DESC")
+    } else {
+        (">", "ASC")
+    };
     let sql = format!(
-        "SELECT {COLUMNS} FROM entries WHERE {column} = $1 AND (position, chain) > ($2, $3) \
-         AND occurred_at >= $4 AND occurred_at < $5 ORDER BY position, chain LIMIT $6"
+        "SELECT {COLUMNS} FROM entries WHERE {column} = $1 AND (position, chain) {after} ($2, $3) \
+         AND occurred_at >= $4 AND occurred_at < $5 AND ($7::int2 = 0 OR kind = $7) \
+         ORDER BY position {order}, chain {order} LIMIT $6"
     );
     let statement = client.prepare_cached(&sql).await?;
     let rows = client
@@ -79,6 +90,7 @@ pub async fn trail(
                 &page.from,
                 &page.to,
                 &(page.size + 1),
+                &page.kind,
             ],
         )
         .await?;

@@ -1227,8 +1227,16 @@ pub async fn not_read_by_patient(
 }
 
 const ACCOUNT: &str = "SELECT email, email_verified FROM people WHERE person_id = $1";
-const MY_TEAMS: &str = "SELECT t.team_id, t.name, m.lead, m.contactable \
+/// A professional's teams, with each inbox's counts (unassigned, assigned,
+/// archived) from its tallies: numbers, no record read.
+const MY_TEAMS: &str = "SELECT t.team_id, t.name, m.lead, m.contactable, \
+       coalesce(c.unassigned, 0)::int8, coalesce(c.assigned, 0)::int8, coalesce(c.archived, 0)::int8 \
      FROM team_members m JOIN teams t ON t.team_id = m.team_id \
+     LEFT JOIN LATERAL (SELECT \
+       sum(threads) FILTER (WHERE NOT archived AND assignee = '00000000-0000-0000-0000-000000000000') AS unassigned, \
+       sum(threads) FILTER (WHERE NOT archived AND assignee <> '00000000-0000-0000-0000-000000000000') AS assigned, \
+       sum(threads) FILTER (WHERE archived) AS archived \
+       FROM team_tallies x WHERE x.team_id = t.team_id) c ON true \
      WHERE m.person_id = $1 ORDER BY t.name, t.team_id";
 const CONSENTS_GIVEN: &str = "SELECT carer_id, relationship, expires_at FROM consents \
      WHERE patient_id = $1 AND (expires_at IS NULL OR expires_at > $2) ORDER BY carer_id";
@@ -1316,6 +1324,11 @@ pub async fn my_account(
                 name: r.get(1),
                 lead: r.get(2),
                 contactable: r.get(3),
+                counts: Some(pb::TeamCounts {
+                    unassigned: r.get::<_, i64>(4) as u32,
+                    assigned: r.get::<_, i64>(5) as u32,
+                    archived: r.get::<_, i64>(6) as u32,
+                }),
             })
             .collect(),
         position: 0,
@@ -1454,7 +1467,9 @@ const TEAMS: &str = "SELECT team_id, name, description, auto_cc, default_contact
      ORDER BY name, team_id LIMIT 500";
 const TEAM_MEMBERS: &str = "SELECT team_id, person_id, contactable, lead FROM team_members \
      WHERE team_id = ANY($1)";
-const FIND_PEOPLE: &str = "SELECT p.person_id, p.email, p.email_verified, d.person_id IS NOT NULL \
+const FIND_PEOPLE: &str = "SELECT p.person_id, p.email, p.email_verified, d.person_id IS NOT NULL, \
+       coalesce((SELECT array_agg(r.role ORDER BY r.role) FROM staff_roles r \
+         WHERE r.person_id = p.person_id), '{}') \
      FROM people p LEFT JOIN deactivated_people d ON d.person_id = p.person_id::text \
      WHERE ($1::text IS NULL OR lower(p.name) LIKE $1 ESCAPE '\\') AND ($2 = '' OR p.kind = $2) \
      ORDER BY lower(p.name), p.person_id LIMIT $3";
@@ -1595,6 +1610,7 @@ pub async fn find_people(
             email: if auditor { String::new() } else { r.get(1) },
             email_verified: !auditor && r.get::<_, bool>(2),
             deactivated: r.get(3),
+            staff_roles: r.get(4),
         })
         .collect())
 }

@@ -426,6 +426,25 @@ pub(crate) async fn register(State(web): State<Web>, Posted(session, form): Post
     }
 }
 
+/// What taking a staff role away does, asked first.
+fn ask_revoke(form: &Fields) -> confirm::Ask<'static> {
+    let name = match form.one("name").trim() {
+        "" => "this person".to_string(),
+        name => name.to_string(),
+    };
+    let role = pages::admin::staff_role_name(form.one("role"));
+    confirm::Ask {
+        heading: format!("Take away {name}'s {} role?", role.to_lowercase()),
+        happens: &[
+            "From their next call, Careline refuses them what the role allowed, whatever they are signed in with.",
+            "What they did with it stays in the audit trail, which records who took it away and when.",
+            "You can grant it again.",
+        ],
+        yes: format!("Take away the {} role", role.to_lowercase()),
+        back: format!("/admin/people?find={}", crate::encode(form.one("find"))),
+    }
+}
+
 /// One change to a person's account, posted from the people page (closing
 /// an account only from its confirmation page).
 pub(crate) async fn change_person(
@@ -434,10 +453,32 @@ pub(crate) async fn change_person(
     Posted(session, form): Posted,
 ) -> Page {
     let patient = form.one("kind") == "patient";
+    if form.one("do") == "revoke" && !confirm::confirmed(&form) {
+        let ask = ask_revoke(&form);
+        let action = format!("/admin/people/{person}");
+        return Ok(confirm::ask(&web, &session, &action, &form, ask));
+    }
     let changed = async {
         let mut c = web.command(&session)?;
         let command_id = command_id();
         let reply = match form.one("do") {
+            "grant" => {
+                c.grant_staff_role(cmd::GrantStaffRoleRequest {
+                    command_id,
+                    person_id: person.clone(),
+                    role: form.one("role").to_string(),
+                    name: form.one("name").to_string(),
+                })
+                .await?
+            }
+            "revoke" => {
+                c.revoke_staff_role(cmd::RevokeStaffRoleRequest {
+                    command_id,
+                    person_id: person.clone(),
+                    role: form.one("role").to_string(),
+                })
+                .await?
+            }
             "verify" => {
                 let (patient_id, person_id) = if patient {
                     (person.clone(), String::new())

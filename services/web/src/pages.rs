@@ -882,7 +882,7 @@ pub fn trail(page: &proto::audit::TrailPage, me: &str, mine: bool) -> Markup {
         } @else {
             (table(
                 "careline-trail",
-                "Who read or changed your record, oldest first",
+                "Who read or changed your record, newest first",
                 &["When", "What"],
                 shown
                     .iter()
@@ -894,7 +894,7 @@ pub fn trail(page: &proto::audit::TrailPage, me: &str, mine: bool) -> Markup {
             ))
         }
         @if !page.next_cursor.is_empty() {
-            p { a href=(cursor(&page.next_cursor)) { "Later entries →" } }
+            p { a href=(cursor(&page.next_cursor)) { "Earlier entries →" } }
         }
         p {
             a.nhsuk-button.nhsuk-button--secondary href="/record/trail/download?format=jsonl" { "Download (JSON lines)" }

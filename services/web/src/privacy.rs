@@ -44,6 +44,12 @@ pub(crate) struct TrailQuery {
     /// A part of a name: whose trail to read.
     #[serde(default)]
     find: String,
+    /// "reads" or "changes" only; else both.
+    #[serde(default)]
+    show: String,
+    /// "oldest" first; else newest first.
+    #[serde(default)]
+    order: String,
 }
 
 /// The range the two days give: from the start of `from` to the end of
@@ -63,6 +69,12 @@ fn range(q: &TrailQuery) -> Result<audit_pb::Range, String> {
         to: to.map(Into::into),
         page_size: 100,
         cursor: q.cursor.clone(),
+        newest_first: q.order != "oldest",
+        kind: match q.show.as_str() {
+            "reads" => audit_pb::EntryKind::View,
+            "changes" => audit_pb::EntryKind::Action,
+            _ => audit_pb::EntryKind::Unspecified,
+        } as i32,
     })
 }
 
@@ -81,6 +93,12 @@ pub(crate) async fn trails(
         id: q.id.trim(),
         from: q.from.trim(),
         to: q.to.trim(),
+        show: match q.show.as_str() {
+            "reads" => "reads",
+            "changes" => "changes",
+            _ => "",
+        },
+        oldest: q.order == "oldest",
     };
     if asked.id.is_empty() {
         // Finding whose trail by name (a recorded read of each patient

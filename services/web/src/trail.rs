@@ -48,6 +48,7 @@ pub(crate) async fn trail(
         range: Some(audit_pb::Range {
             page_size: 100,
             cursor: q.cursor,
+            newest_first: true,
             ..Default::default()
         }),
     };

@@ -686,9 +686,17 @@ async fn a_nurse_works_the_renal_inbox_through_the_pages() {
     assert!(teams.body.contains("Renal Unit"), "{}", teams.body);
     let inbox = format!("/teams/{}/inbox", org.renal);
     assert!(teams.body.contains(&inbox), "{}", teams.body);
+    // Each team with its inbox's counts: Pat's thread waits unassigned.
+    assert!(
+        teams
+            .body
+            .contains("<span class=\"unassigned\">1 unassigned</span>"),
+        "{}",
+        teams.body
+    );
 
     // Unassigned: Pat's new thread, her name, nobody on it yet; found by
-    // the start of her name in any case, not by another's.
+    // a part of her name in any case, not by another's.
     let unassigned = nina.get(&inbox).await;
     assert_eq!(unassigned.status, StatusCode::OK, "{}", unassigned.body);
     assert!(unassigned.body.contains("Fluid allowance before Monday"));
@@ -1313,6 +1321,49 @@ async fn an_admin_sets_up_a_team_and_the_patient_is_offered_what_the_rules_say()
         .await;
     let page = ada.follow(opened).await;
     assert!(page.body.contains("open again"), "{}", page.body);
+
+    // A staff role, seen and granted on the web, then taken away (asked
+    // first: asking changes nothing).
+    let granted = ada
+        .post(
+            &format!("/admin/people/{olu}"),
+            &[
+                ("csrf", &csrf),
+                ("do", "grant"),
+                ("role", "auditor"),
+                ("name", "Olu Ade"),
+                ("find", "Olu"),
+            ],
+        )
+        .await;
+    let page = ada.follow(granted).await;
+    assert!(page.body.contains("The role is granted."), "{}", page.body);
+    let tag = "<strong class=\"nhsuk-tag nhsuk-tag--purple\">Privacy officer</strong>";
+    assert!(page.body.contains(tag), "{}", page.body);
+    let revoke = [
+        ("csrf", csrf.as_str()),
+        ("do", "revoke"),
+        ("role", "auditor"),
+        ("name", "Olu Ade"),
+        ("find", "Olu"),
+    ];
+    let asked = ada.post(&format!("/admin/people/{olu}"), &revoke).await;
+    assert_eq!(asked.status, StatusCode::OK, "{}", asked.body);
+    assert!(
+        asked.body.contains("privacy officer role?"),
+        "{}",
+        asked.body
+    );
+    assert!(ada.get("/admin/people?find=Olu").await.body.contains(tag));
+    let confirmed = [revoke.as_slice(), &[("confirmed", "yes")]].concat();
+    let taken = ada.post(&format!("/admin/people/{olu}"), &confirmed).await;
+    let page = ada.follow(taken).await;
+    assert!(
+        page.body.contains("The role is taken away."),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains(tag), "{}", page.body);
 
     // Not for anyone else.
     assert_eq!(pat.get("/admin/teams").await.status, StatusCode::FORBIDDEN);

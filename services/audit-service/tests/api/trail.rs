@@ -17,6 +17,18 @@ async fn record_trail(
     patient: &str,
     at: u64,
 ) -> Vec<pb::Entry> {
+    record_trail_as(s, who, patient, at, pb::Range::default()).await
+}
+
+/// Every page of a record's trail, seven at a time, as `asked` orders and
+/// filters it.
+async fn record_trail_as(
+    s: &System,
+    who: &service_kit::Caller,
+    patient: &str,
+    at: u64,
+    asked: pb::Range,
+) -> Vec<pb::Entry> {
     let mut audit = s.audit(who);
     let mut entries = Vec::new();
     let mut cursor = String::new();
@@ -28,7 +40,7 @@ async fn record_trail(
                 range: Some(pb::Range {
                     page_size: 7,
                     cursor: cursor.clone(),
-                    ..Default::default()
+                    ..asked.clone()
                 }),
             })
             .await
@@ -113,6 +125,77 @@ async fn the_scenario_is_on_the_record_trail_in_order() {
     assert_eq!(view.call, "careline.inbox.v1.InboxService/GetThread");
     assert_eq!(view.actor_id, org.nurse.person_id.to_string());
     assert_eq!(view.role, "professional");
+
+    // Newest first, page by page, it is the same trail backwards (up to
+    // where it was read: reading it adds to it); and by kind, only reads
+    // or only changes, together the whole of it.
+    let last = trail.last().unwrap().position;
+    let upto = |entries: Vec<pb::Entry>| -> Vec<(u64, String)> {
+        entries
+            .into_iter()
+            .filter(|e| e.position <= last)
+            .map(|e| (e.seq, e.action))
+            .collect()
+    };
+    let asked = |newest_first, kind: pb::EntryKind| pb::Range {
+        newest_first,
+        kind: kind as i32,
+        ..Default::default()
+    };
+    let mut backwards = upto(
+        record_trail_as(
+            &s,
+            &org.auditor,
+            &patient,
+            at,
+            asked(true, pb::EntryKind::Unspecified),
+        )
+        .await,
+    );
+    backwards.reverse();
+    let forwards = upto(trail.clone());
+    assert_eq!(backwards, forwards);
+    let views = upto(
+        record_trail_as(
+            &s,
+            &org.auditor,
+            &patient,
+            at,
+            asked(false, pb::EntryKind::View),
+        )
+        .await,
+    );
+    let changes = upto(
+        record_trail_as(
+            &s,
+            &org.auditor,
+            &patient,
+            at,
+            asked(false, pb::EntryKind::Action),
+        )
+        .await,
+    );
+    assert!(
+        views
+            .iter()
+            .any(|(_, a)| a == "Nina Patel opened the thread"),
+        "{views:?}"
+    );
+    assert!(
+        !changes
+            .iter()
+            .any(|(_, a)| a == "Nina Patel opened the thread"),
+        "{changes:?}"
+    );
+    assert!(
+        changes
+            .iter()
+            .any(|(_, a)| a == "Nina Patel archived the thread"),
+        "{changes:?}"
+    );
+    let mut both: Vec<(u64, String)> = views.into_iter().chain(changes).collect();
+    both.sort();
+    assert_eq!(both, forwards);
 
     // Priya's reading of the trail is on it: read again, it says so.
     let head = s.settled().await;

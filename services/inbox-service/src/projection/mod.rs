@@ -46,6 +46,7 @@ pub const TABLES: &[&str] = &[
     "assignments",
     "deactivated_people",
     "staff_notes",
+    "staff_roles",
 ];
 
 /// The inbox read model.

@@ -60,6 +60,11 @@ const REMOVE_MEMBER: &str = "DELETE FROM team_members WHERE team_id = $1 AND per
 const DEACTIVATE: &str =
     "INSERT INTO deactivated_people (person_id) VALUES ($1::uuid::text) ON CONFLICT DO NOTHING";
 const REACTIVATE: &str = "DELETE FROM deactivated_people WHERE person_id = $1::uuid::text";
+const GRANT_ROLE: &str =
+    "INSERT INTO staff_roles (person_id, role) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+const REVOKE_ROLE: &str = "DELETE FROM staff_roles WHERE person_id = $1 AND role = $2";
+/// A closed account holds no staff role.
+const DROP_ROLES: &str = "DELETE FROM staff_roles WHERE person_id = $1";
 /// A closed account leaves every team, and is no team's default contact.
 const LEAVE_TEAMS: &str = "WITH gone AS (DELETE FROM team_members WHERE person_id = $1) \
      UPDATE teams SET default_contact = NULL WHERE default_contact = $1";
@@ -243,6 +248,17 @@ impl Reference {
             Payload::PersonDeactivated(_) => {
                 tx.execute(DEACTIVATE, &[&aggregate]).await?;
                 tx.execute(LEAVE_TEAMS, &[&aggregate]).await?;
+                tx.execute(DROP_ROLES, &[&aggregate]).await?;
+            }
+            Payload::StaffRoleGranted(e) => {
+                let person = uuid(event, "person_id", &e.person_id)?;
+                let role = proto::contract::role_name(e.role);
+                tx.execute(GRANT_ROLE, &[&person, &role]).await?;
+            }
+            Payload::StaffRoleRevoked(e) => {
+                let person = uuid(event, "person_id", &e.person_id)?;
+                let role = proto::contract::role_name(e.role);
+                tx.execute(REVOKE_ROLE, &[&person, &role]).await?;
             }
             Payload::PersonReactivated(_) => {
                 tx.execute(REACTIVATE, &[&aggregate]).await?;

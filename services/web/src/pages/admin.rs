@@ -18,6 +18,8 @@ fn saved(done: &str) -> Option<&'static str> {
         "verify" => "The verification email is sent again.",
         "email" => "The address is changed; a link to confirm it is sent to it.",
         "deactivate" => "The account is closed.",
+        "grant" => "The role is granted.",
+        "revoke" => "The role is taken away.",
         "reactivate" => "The account is open again. They rejoin no team or conversation by it.",
         _ => return None,
     })
@@ -261,7 +263,7 @@ pub fn people(
             (super::table(
                 "careline-people",
                 "People found",
-                &["Name", "Email address", "Account"],
+                &["Name", "Email address", "Account and roles"],
                 found.iter().map(|r| super::Row { unread: false, cells: person_cells(r, session, find) }).collect(),
             ))
         }
@@ -310,6 +312,21 @@ pub fn close(person: &str, name: &str, find: &str, session: &Session) -> Markup 
     }
 }
 
+/// The staff roles an admin grants, as the pages name them.
+const STAFF_ROLES: [(&str, &str); 3] = [
+    ("admin", "Admin"),
+    ("auditor", "Privacy officer"),
+    ("operator", "Operator"),
+];
+
+/// A staff role's name on the pages ("auditor" is a privacy officer).
+pub fn staff_role_name(role: &str) -> &str {
+    STAFF_ROLES
+        .iter()
+        .find(|(value, _)| *value == role)
+        .map_or(role, |(_, label)| label)
+}
+
 /// One person found: who, their address (and a form to change it, folded),
 /// their account and what may be done to it.
 fn person_cells(r: &pb::PersonRecord, session: &Session, find: &str) -> Vec<Markup> {
@@ -339,6 +356,38 @@ fn person_cells(r: &pb::PersonRecord, session: &Session, find: &str) -> Vec<Mark
         html! {
             div.actions {
                 @if r.deactivated { strong.nhsuk-tag.nhsuk-tag--grey { "Closed" } } @else { strong.nhsuk-tag.nhsuk-tag--green { "Open" } }
+                @for role in &r.staff_roles {
+                    form.inline method="post" action={ "/admin/people/" (p.person_id) } {
+                        (csrf(session))
+                        input type="hidden" name="do" value="revoke";
+                        input type="hidden" name="role" value=(role);
+                        input type="hidden" name="name" value=(p.name);
+                        input type="hidden" name="find" value=(find);
+                        strong.nhsuk-tag.nhsuk-tag--purple { (staff_role_name(role)) }
+                        " "
+                        button.nhsuk-button.nhsuk-button--warning.nhsuk-button--small type="submit" {
+                            "Take away" span.nhsuk-u-visually-hidden { " the " (staff_role_name(role)) " role" }
+                        }
+                    }
+                }
+                @if k == "professional" && !r.deactivated {
+                    @let offered: Vec<&(&str, &str)> = STAFF_ROLES.iter().filter(|(v, _)| !r.staff_roles.iter().any(|h| h == v)).collect();
+                    @if !offered.is_empty() {
+                        @let field = format!("role-{}", p.person_id);
+                        form.inline.careline-grant method="post" action={ "/admin/people/" (p.person_id) } {
+                            (csrf(session))
+                            input type="hidden" name="do" value="grant";
+                            input type="hidden" name="name" value=(p.name);
+                            input type="hidden" name="find" value=(find);
+                            label.nhsuk-label.nhsuk-u-visually-hidden for=(field) { "Staff role for " (p.name) }
+                            select.nhsuk-select id=(field) name="role" {
+                                @for (value, label) in offered { option value=(value) { (label) } }
+                            }
+                            " "
+                            button.nhsuk-button.nhsuk-button--secondary.nhsuk-button--small type="submit" { "Grant" }
+                        }
+                    }
+                }
                 @if !r.email.is_empty() && !r.email_verified {
                     form.inline method="post" action={ "/admin/people/" (p.person_id) } {
                         (csrf(session))

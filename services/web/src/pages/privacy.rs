@@ -37,14 +37,20 @@ pub struct Asked<'a> {
     pub id: &'a str,
     pub from: &'a str,
     pub to: &'a str,
+    /// "reads", "changes", or "" for both.
+    pub show: &'a str,
+    /// Oldest first (else newest first).
+    pub oldest: bool,
 }
 
 fn trail_link(kind: Kind, id: &str, asked: &Asked<'_>) -> String {
     format!(
-        "/audit?kind={}&id={id}&from={}&to={}",
+        "/audit?kind={}&id={id}&from={}&to={}&show={}&order={}",
         kind.as_str(),
         asked.from,
-        asked.to
+        asked.to,
+        asked.show,
+        if asked.oldest { "oldest" } else { "newest" }
     )
 }
 
@@ -114,6 +120,17 @@ pub fn trails(
             input.nhsuk-input #from type="date" name="from" value=(asked.from);
             label.nhsuk-label for="to" { "To" span.hint { " (optional) the last day" } }
             input.nhsuk-input #to type="date" name="to" value=(asked.to);
+            label.nhsuk-label for="show" { "Show" }
+            select.nhsuk-select #show name="show" {
+                @for (value, label) in [("", "Reads and changes"), ("reads", "Reads only"), ("changes", "Changes only")] {
+                    option value=(value) selected[asked.show == value] { (label) }
+                }
+            }
+            label.nhsuk-label for="order" { "Order" }
+            select.nhsuk-select #order name="order" {
+                option value="newest" selected[!asked.oldest] { "Newest first" }
+                option value="oldest" selected[asked.oldest] { "Oldest first" }
+            }
             button.nhsuk-button type="submit" { "Show the trail" }
         }
         @if asked.kind == Kind::Record && !asked.id.is_empty() {
@@ -132,13 +149,13 @@ pub fn trails(
             @else {
                 (super::table(
                     "careline-trail",
-                    "The trail's entries, oldest first",
+                    if asked.oldest { "The trail's entries, oldest first" } else { "The trail's entries, newest first" },
                     &["When", "Who", "What", "Kind"],
                     page.entries.iter().map(|e| super::Row { unread: false, cells: entry_cells(e, asked) }).collect(),
                 ))
             }
             @if !page.next_cursor.is_empty() {
-                p { a href={ (trail_link(asked.kind, asked.id, asked)) "&cursor=" (page.next_cursor) } { "Later entries →" } }
+                p { a href={ (trail_link(asked.kind, asked.id, asked)) "&cursor=" (page.next_cursor) } { @if asked.oldest { "Later entries →" } @else { "Earlier entries →" } } }
             }
         }
     }

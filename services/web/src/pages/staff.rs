@@ -24,6 +24,11 @@ pub fn teams(account: &pb::MyAccountReply) -> Markup {
                     a.thread href={ "/teams/" (t.team_id) "/inbox" } {
                         span.subject { (t.name) }
                         @if t.lead { strong.nhsuk-tag.nhsuk-tag--white.badge { "Lead" } }
+                        @let c = t.counts.unwrap_or_default();
+                        div.meta {
+                            @if c.unassigned > 0 { span.unassigned { (c.unassigned) " unassigned" } } @else { "none unassigned" }
+                            " · " (c.assigned) " assigned · " (c.archived) " archived"
+                        }
                         div.meta { @if t.contactable { "Patients can message you here" } @else { "Not contactable by patients" } }
                     }
                 }
@@ -425,6 +430,9 @@ pub fn moves(detail: &pb::ThreadDetail, session: &Session, leads: &[String]) -> 
                     } @else {
                         (button("complete", "Mark complete", ""))
                     }
+                }
+                // What takes it away, apart (each asks first).
+                div.actions.careline-away {
                     @if !archived { (button("archive", "Archive", "e")) }
                     (button("leave", "Leave this conversation", ""))
                 }
@@ -444,7 +452,7 @@ pub fn moves(detail: &pb::ThreadDetail, session: &Session, leads: &[String]) -> 
                 }
             }
             @if !detail.assignments.is_empty() {
-                details {
+                details.careline-history {
                     summary { "Assignment history" }
                     ul {
                         @for a in &detail.assignments {
