@@ -272,6 +272,7 @@ const CAN_SEE_CARER: &str = can_see!(visible_carer!());
 const CAN_SEE_PROFESSIONAL: &str = can_see!(visible_professional!());
 
 const SUMMARIES: &str = concat!(summary_select!("threads t"), " WHERE t.thread_id = ANY($2)");
+const TEAM_NAMES: &str = "SELECT team_id, name FROM teams WHERE team_id = ANY($1)";
 const PEOPLE: &str =
     "SELECT person_id, name, role_label, kind FROM people WHERE person_id = ANY($1)";
 
@@ -413,6 +414,24 @@ fn status(status: &str) -> pb::ThreadStatus {
 }
 
 /// People by id, for naming everyone in an answer.
+/// The names of the teams `ids`, in one lookup.
+async fn team_names(
+    client: &Client,
+    ids: impl IntoIterator<Item = Uuid>,
+) -> Result<HashMap<Uuid, String>, Error> {
+    let mut ids: Vec<Uuid> = ids.into_iter().collect();
+    ids.sort();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    Ok(rows(client, TEAM_NAMES, &[&ids])
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
+}
+
 async fn people(
     client: &Client,
     ids: impl IntoIterator<Item = Uuid>,
@@ -502,7 +521,11 @@ impl SummaryRow {
     }
 
     /// A list's view of the thread, with the people it names.
-    fn summary(&self, named: &HashMap<Uuid, pb::Person>) -> pb::ThreadSummary {
+    fn summary(
+        &self,
+        named: &HashMap<Uuid, pb::Person>,
+        teams: &HashMap<Uuid, String>,
+    ) -> pb::ThreadSummary {
         let ids = |ids: &[Uuid]| ids.iter().map(Uuid::to_string).collect();
         pb::ThreadSummary {
             thread_id: self.thread_id.to_string(),
@@ -520,6 +543,11 @@ impl SummaryRow {
                 .map(|p| person(named, *p))
                 .collect(),
             team_ids: ids(&self.team_ids),
+            team_names: self
+                .team_ids
+                .iter()
+                .map(|t| teams.get(t).cloned().unwrap_or_default())
+                .collect(),
             staff_side_team_ids: ids(&self.staff_side_team_ids),
             last_activity_at: Some(ts(self.last_activity_at)),
             message_count: self.message_count.max(0) as u32,
@@ -549,14 +577,18 @@ async fn named_summaries(
     record: Recorder<'_>,
 ) -> Result<(Vec<pb::ThreadSummary>, HashMap<Uuid, pb::Person>), Error> {
     let rows: Vec<SummaryRow> = rows.iter().map(SummaryRow::from).collect();
-    let (named, ()) = futures::try_join!(
+    let (named, teams, ()) = futures::try_join!(
         people(
             client,
             rows.iter().flat_map(SummaryRow::people).chain(others)
         ),
+        team_names(client, rows.iter().flat_map(|r| r.team_ids.iter().copied())),
         record(shown(&rows)),
     )?;
-    Ok((rows.iter().map(|row| row.summary(&named)).collect(), named))
+    Ok((
+        rows.iter().map(|row| row.summary(&named, &teams)).collect(),
+        named,
+    ))
 }
 
 /// Summaries of `ids`, in that order, with the viewer's unread counts.

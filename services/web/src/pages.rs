@@ -472,9 +472,21 @@ pub fn waited(since: &prost_types::Timestamp, now: std::time::SystemTime) -> Str
     }
 }
 
-/// Whom a conversation is with, as its patient or carer sees it: the
-/// professionals on it ("With Nina Patel (Renal Nurse) and 2 others").
+/// Whom a conversation is with, as its patient or carer sees it: its teams
+/// ("With Renal Unit"), else the professionals on it ("With Nina Patel
+/// (Renal Nurse) and 2 others").
 fn with_whom(t: &pb::ThreadSummary) -> String {
+    let teams: Vec<&str> = t
+        .team_names
+        .iter()
+        .map(String::as_str)
+        .filter(|n| !n.is_empty())
+        .collect();
+    match teams.as_slice() {
+        [] => {}
+        [one] => return format!("With {one}"),
+        [rest @ .., last] => return format!("With {} and {last}", rest.join(", ")),
+    }
     let staff: Vec<&str> = t
         .participants
         .iter()
@@ -610,7 +622,10 @@ pub fn thread(
         p { a href="/messages" { "← All messages" } }
         h1 { (summary.subject) }
         p.people {
-            "About " (summary.patient_name) ". On this conversation: "
+            // Staff see whose it is; a patient whom it is with; a carer both.
+            @if session.caller.role != service_kit::Role::Patient { "About " (summary.patient_name) ". " }
+            @if !staff { (with_whom(summary)) ". " }
+            "On this conversation: "
             @for (i, p) in summary.participants.iter().enumerate() {
                 @if i > 0 { ", " } (p.display)
             }

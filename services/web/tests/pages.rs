@@ -186,6 +186,8 @@ async fn a_patient_reads_replies_and_writes_through_the_pages() {
         "{}",
         listed.body
     );
+    // Each conversation says whom it is with, not her own name.
+    assert!(listed.body.contains("With Renal Unit"), "{}", listed.body);
     let deep = format!("/threads/{thread}");
     let page = pat.sign_in(&org.patient, &deep).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
