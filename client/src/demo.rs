@@ -399,9 +399,21 @@ pub async fn seed(signer: &Signer) -> Result<DemoOrg, Status> {
     // Patients: registered by the renal nurse, who adds Pat to her team; the
     // dietitian adds Pat to Nutrition.
     let mut nurse = signer.client(&org.nurse)?;
-    for (who, email, verified) in [
-        (&org.patient, "pat.jones@example.org", true),
-        (&org.other_patient, "sam.green@example.org", false),
+    // Each with a date of birth, hospital number and NHS number (numbers
+    // of the kind the NHS sets aside for tests), as staff see them.
+    for (who, email, verified, [date_of_birth, hospital_number, nhs_number]) in [
+        (
+            &org.patient,
+            "pat.jones@example.org",
+            true,
+            ["1961-04-23", "RX4409217", "9434765919"],
+        ),
+        (
+            &org.other_patient,
+            "sam.green@example.org",
+            false,
+            ["1988-11-02", "RX5520384", "4857773457"],
+        ),
     ] {
         let request = command_id();
         nurse
@@ -411,6 +423,9 @@ pub async fn seed(signer: &Signer) -> Result<DemoOrg, Status> {
                 name: who.name.clone(),
                 email: email.into(),
                 email_verified: false,
+                date_of_birth: date_of_birth.into(),
+                hospital_number: hospital_number.into(),
+                nhs_number: nhs_number.into(),
             })
             .await?;
         // Pat follows the link of her verification email (registering

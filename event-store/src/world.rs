@@ -224,6 +224,16 @@ pub fn generate(spec: Spec, age: Duration) -> Log {
                         email: format!("patient{p}@example.org"),
                         email_verified: p % 5 != 0,
                         joined_team_id: String::new(),
+                        identity: Some(ev::PatientIdentity {
+                            date_of_birth: format!(
+                                "{}-{:02}-{:02}",
+                                1930 + p % 90,
+                                1 + p % 12,
+                                1 + p % 28
+                            ),
+                            hospital_number: format!("RX{p:06}"),
+                            nhs_number: String::new(),
+                        }),
                     }),
                 ),
                 (

@@ -133,6 +133,7 @@ impl Payload {
             Payload::RecordAccessRevoked(_) => "RecordAccessRevoked",
             Payload::PatientEmailChanged(_) => "PatientEmailChanged",
             Payload::PatientEmailVerificationRequested(_) => "PatientEmailVerificationRequested",
+            Payload::PatientDetailsChanged(_) => "PatientDetailsChanged",
             Payload::ProfessionalRegistered(_) => "ProfessionalRegistered",
             Payload::CarerRegistered(_) => "CarerRegistered",
             Payload::StaffRoleGranted(_) => "StaffRoleGranted",
@@ -181,7 +182,8 @@ impl Payload {
             | Payload::RecordAccessGranted(_)
             | Payload::RecordAccessRevoked(_)
             | Payload::PatientEmailChanged(_)
-            | Payload::PatientEmailVerificationRequested(_) => AggregateType::PatientRecord,
+            | Payload::PatientEmailVerificationRequested(_)
+            | Payload::PatientDetailsChanged(_) => AggregateType::PatientRecord,
             Payload::ProfessionalRegistered(_)
             | Payload::CarerRegistered(_)
             | Payload::StaffRoleGranted(_)

@@ -393,6 +393,26 @@ pub fn describe(event: &RecordedEvent, dir: &mut Directory) -> Vec<Draft> {
             aggregate,
             format!("{who} asked for another verification email"),
         )],
+        Payload::PatientDetailsChanged(e) => {
+            let identity = e.identity.clone().unwrap_or_default();
+            let recorded: Vec<&str> = [
+                (!identity.date_of_birth.is_empty()).then_some("date of birth"),
+                (!identity.hospital_number.is_empty()).then_some("hospital number"),
+                (!identity.nhs_number.is_empty()).then_some("NHS number"),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            let action = match recorded.as_slice() {
+                [] => format!("{who} cleared the patient's date of birth and numbers"),
+                [one] => format!("{who} recorded the patient's {one} (any other cleared)"),
+                [a, b] => format!("{who} recorded the patient's {a} and {b} (the other cleared)"),
+                _ => format!(
+                    "{who} recorded the patient's date of birth, hospital number and NHS number"
+                ),
+            };
+            vec![record(aggregate, action)]
+        }
         Payload::PatientJoinedTeam(e) => {
             let team_name = dir.name(&e.team_id);
             let action = match JoinMethod::try_from(e.method) {
@@ -787,6 +807,7 @@ mod tests {
             "PatientRegistered" => Payload::PatientRegistered(Default::default()),
             "PatientEmailVerified" => Payload::PatientEmailVerified(Default::default()),
             "PatientEmailChanged" => Payload::PatientEmailChanged(Default::default()),
+            "PatientDetailsChanged" => Payload::PatientDetailsChanged(Default::default()),
             "PatientEmailVerificationRequested" => {
                 Payload::PatientEmailVerificationRequested(Default::default())
             }

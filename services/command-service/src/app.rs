@@ -873,6 +873,7 @@ mod tests {
                 name: "Pat".into(),
                 email: "p@example.org".into(),
                 email_verified: false,
+                identity: Default::default(),
             },
         )
         .await

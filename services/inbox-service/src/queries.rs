@@ -148,7 +148,7 @@ macro_rules! page_filters {
              AND ($6::text IS NULL OR EXISTS (SELECT 1 FROM people pn WHERE pn.person_id = ",
             $a,
             ".patient_id \
-                  AND lower(pn.name) LIKE $6)) \
+                  AND (lower(pn.name) LIKE $6 OR pn.identifiers LIKE $6))) \
              AND ($7::timestamptz IS NULL OR (",
             $a,
             ".last_activity_at, ",
@@ -273,8 +273,8 @@ const CAN_SEE_PROFESSIONAL: &str = can_see!(visible_professional!());
 
 const SUMMARIES: &str = concat!(summary_select!("threads t"), " WHERE t.thread_id = ANY($2)");
 const TEAM_NAMES: &str = "SELECT team_id, name FROM teams WHERE team_id = ANY($1)";
-const PEOPLE: &str =
-    "SELECT person_id, name, role_label, kind FROM people WHERE person_id = ANY($1)";
+const PEOPLE: &str = "SELECT person_id, name, role_label, kind, date_of_birth, hospital_number, \
+     nhs_number FROM people WHERE person_id = ANY($1)";
 
 const TEAM: &str = "SELECT name FROM teams WHERE team_id = $1";
 const IS_MEMBER: &str =
@@ -449,14 +449,23 @@ async fn people(
         } else {
             format!("{name} ({label})")
         };
+        let kind = kind(row.get::<_, &str>(3));
+        // Whoever is shown a patient may tell them apart from another of
+        // the same name: staff of the record, the patient, their carers.
+        let identity = (kind == pb::PersonKind::Patient).then(|| pb::PatientIdentity {
+            date_of_birth: row.get(4),
+            hospital_number: row.get(5),
+            nhs_number: row.get(6),
+        });
         out.insert(
             id,
             pb::Person {
                 person_id: id.to_string(),
                 name,
                 role_label: label,
-                kind: kind(row.get::<_, &str>(3)) as i32,
+                kind: kind as i32,
                 display,
+                identity,
             },
         );
     }
@@ -470,6 +479,7 @@ fn person(people: &HashMap<Uuid, pb::Person>, id: Uuid) -> pb::Person {
         role_label: String::new(),
         kind: pb::PersonKind::Unspecified as i32,
         display: id.to_string(),
+        identity: None,
     })
 }
 
@@ -527,13 +537,12 @@ impl SummaryRow {
         teams: &HashMap<Uuid, String>,
     ) -> pb::ThreadSummary {
         let ids = |ids: &[Uuid]| ids.iter().map(Uuid::to_string).collect();
+        let patient = named.get(&self.patient_id);
         pb::ThreadSummary {
             thread_id: self.thread_id.to_string(),
             patient_id: self.patient_id.to_string(),
-            patient_name: named
-                .get(&self.patient_id)
-                .map(|p| p.name.clone())
-                .unwrap_or_default(),
+            patient_name: patient.map(|p| p.name.clone()).unwrap_or_default(),
+            patient_identity: patient.and_then(|p| p.identity.clone()),
             subject: self.subject.clone(),
             status: status(&self.status) as i32,
             assignee: self.assignee.map(|a| person(named, a)),
@@ -1503,7 +1512,7 @@ const FIND_PEOPLE: &str = "SELECT p.person_id, p.email, p.email_verified, d.pers
        coalesce((SELECT array_agg(r.role ORDER BY r.role) FROM staff_roles r \
          WHERE r.person_id = p.person_id), '{}') \
      FROM people p LEFT JOIN deactivated_people d ON d.person_id = p.person_id::text \
-     WHERE ($1::text IS NULL OR lower(p.name) LIKE $1 ESCAPE '\\') AND ($2 = '' OR p.kind = $2) \
+     WHERE ($1::text IS NULL OR lower(p.name) LIKE $1 ESCAPE '\\' OR p.identifiers LIKE $1 ESCAPE '\\') AND ($2 = '' OR p.kind = $2) \
      ORDER BY lower(p.name), p.person_id LIMIT $3";
 
 fn admins_only(viewer: Viewer, what: &str) -> Result<(), Error> {
@@ -1650,7 +1659,7 @@ pub async fn find_people(
 /// A team's patients whose name matches `$2`, by name, at most 20.
 const TEAM_PATIENTS: &str = "SELECT p.person_id FROM patient_teams pt \
      JOIN people p ON p.person_id = pt.patient_id AND p.kind = 'patient' \
-     WHERE pt.team_id = $1 AND lower(p.name) LIKE $2 \
+     WHERE pt.team_id = $1 AND (lower(p.name) LIKE $2 OR p.identifiers LIKE $2) \
        AND NOT EXISTS (SELECT 1 FROM deactivated_people d WHERE d.person_id = p.person_id::text) \
      ORDER BY lower(p.name), p.person_id LIMIT 20";
 

@@ -21,6 +21,7 @@ pub mod email_link;
 pub mod ids;
 pub mod limit;
 pub mod metrics;
+pub mod patient_identity;
 pub mod provider;
 pub mod reason;
 pub mod secret;

@@ -365,6 +365,11 @@ pub(crate) async fn register(State(web): State<Web>, Posted(session, form): Post
         name: form.one("name"),
         role_label: form.one("role_label"),
         email: form.one("email"),
+        identity: [
+            form.one("date_of_birth"),
+            form.one("hospital_number"),
+            form.one("nhs_number"),
+        ],
     };
     let id = uuid::Uuid::now_v7().to_string();
     let registered = async {
@@ -398,6 +403,9 @@ pub(crate) async fn register(State(web): State<Web>, Posted(session, form): Post
                     name: typed.name.to_string(),
                     email: typed.email.to_string(),
                     email_verified: false,
+                    date_of_birth: typed.identity[0].to_string(),
+                    hospital_number: typed.identity[1].to_string(),
+                    nhs_number: typed.identity[2].to_string(),
                 })
                 .await?
             }
@@ -492,6 +500,16 @@ pub(crate) async fn change_person(
                 })
                 .await?
             }
+            "details" => {
+                c.change_patient_details(cmd::ChangePatientDetailsRequest {
+                    command_id,
+                    patient_id: person.clone(),
+                    date_of_birth: form.one("date_of_birth").to_string(),
+                    hospital_number: form.one("hospital_number").to_string(),
+                    nhs_number: form.one("nhs_number").to_string(),
+                })
+                .await?
+            }
             "email" if patient => {
                 c.change_patient_email(cmd::ChangePatientEmailRequest {
                     command_id,
@@ -535,6 +553,22 @@ pub(crate) async fn change_person(
                 &format!("{back}&done={}", crate::encode(form.one("do"))),
             )
             .await),
+        Err(e) if crate::refusal(&e) && form.one("do") == "details" => {
+            // The form again, with what was typed and what to fix.
+            let typed = [
+                form.one("date_of_birth"),
+                form.one("hospital_number"),
+                form.one("nhs_number"),
+            ];
+            let body = pages::admin::details_again(
+                &person,
+                form.one("find"),
+                typed,
+                e.message(),
+                &session,
+            );
+            Ok(web.form_page("Date of birth and numbers", &session, body, true))
+        }
         Err(e) if crate::refusal(&e) => {
             let body = pages::problem_page("That was not changed", e.message());
             Ok((

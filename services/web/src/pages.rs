@@ -475,6 +475,37 @@ pub fn waited(since: &prost_types::Timestamp, now: std::time::SystemTime) -> Str
 /// Whom a conversation is with, as its patient or carer sees it: its teams
 /// ("With Renal Unit"), else the professionals on it ("With Nina Patel
 /// (Renal Nurse) and 2 others").
+/// What tells a patient apart from another of the same name, as staff see
+/// it beside the name: "born 23 April 1961 · hospital no. RX4409217 · NHS
+/// no. 943 476 5919"; said plainly when nothing is recorded.
+pub fn identity(identity: Option<&pb::PatientIdentity>) -> Markup {
+    use service_kit::patient_identity::{nhs_spaced, spoken};
+    let identity = identity.cloned().unwrap_or_default();
+    let born = spoken(&identity.date_of_birth);
+    let parts: Vec<String> = [
+        (!born.is_empty()).then(|| format!("born {born}")),
+        (!identity.hospital_number.is_empty())
+            .then(|| format!("hospital no. {}", identity.hospital_number)),
+        (!identity.nhs_number.is_empty())
+            .then(|| format!("NHS no. {}", nhs_spaced(&identity.nhs_number))),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    html! {
+        @if parts.is_empty() {
+            span.careline-identity.careline-identity--none { "no date of birth or number recorded" }
+        } @else {
+            span.careline-identity {
+                @for (i, part) in parts.iter().enumerate() {
+                    @if i > 0 { " · " }
+                    span.careline-identity__part { (part) }
+                }
+            }
+        }
+    }
+}
+
 fn with_whom(t: &pb::ThreadSummary) -> String {
     let teams: Vec<&str> = t
         .team_names
@@ -581,7 +612,7 @@ pub fn messages(
                         @if staff { @if let Some(b) = status(t) { (b) } }
                         div.meta {
                             // Staff see whose it is; a patient or carer whom it is with.
-                            @if staff { (t.patient_name) } @else { (with_whom(t)) }
+                            @if staff { (t.patient_name) " (" (identity(t.patient_identity.as_ref())) ")" } @else { (with_whom(t)) }
                             " · " (when(t.last_activity_at.as_ref()))
                             " · " (t.message_count) @if t.message_count == 1 { " message" } @else { " messages" }
                         }
@@ -620,10 +651,17 @@ pub fn thread(
     let staff = session.caller.role == service_kit::Role::Professional;
     html! {
         p { a href="/messages" { "← All messages" } }
+        // Staff see whose record it is first, unmistakably.
+        @if staff {
+            p.careline-patient {
+                span.nhsuk-u-visually-hidden { "Patient: " }
+                strong { (summary.patient_name) } " " (identity(summary.patient_identity.as_ref()))
+            }
+        }
         h1 { (summary.subject) }
         p.people {
-            // Staff see whose it is; a patient whom it is with; a carer both.
-            @if session.caller.role != service_kit::Role::Patient { "About " (summary.patient_name) ". " }
+            // A patient is shown whom it is with; a carer whose it is too.
+            @if !staff && session.caller.role != service_kit::Role::Patient { "About " (summary.patient_name) ". " }
             @if !staff { (with_whom(summary)) ". " }
             "On this conversation: "
             @for (i, p) in summary.participants.iter().enumerate() {

@@ -820,13 +820,23 @@ async fn the_panel_of_who_handles_a_conversation_follows_live() {
             .await
             .unwrap();
         shows(&desk, "Assigned to Ned Brown").await;
-        let shown = desk
-            .find(Locator::Css("#moves input[name='assignee_was']"))
-            .await?
-            .prop("value")
-            .await?
-            .unwrap_or_default();
-        assert_eq!(shown, org.nurse2.person_id.to_string());
+        // Read again while a live update may still be replacing the panel
+        // (an element read as it is replaced is stale).
+        let ned = org.nurse2.person_id.to_string();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let mut shown = String::new();
+        while shown != ned && tokio::time::Instant::now() < deadline {
+            if let Ok(input) = desk
+                .find(Locator::Css("#moves input[name='assignee_was']"))
+                .await
+            {
+                shown = input.prop("value").await.ok().flatten().unwrap_or_default();
+            }
+            if shown != ned {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        assert_eq!(shown, ned);
         seen(&desk, "panel-live").await;
         Ok::<_, fantoccini::error::CmdError>(())
     }

@@ -675,6 +675,16 @@ async fn a_patient_joins_a_team_by_its_link_and_messages_it_by_its_other_link() 
     );
 }
 
+/// How the pages show a patient's date of birth and numbers: `parts`, each
+/// whole.
+fn identity(parts: &[&str]) -> String {
+    parts
+        .iter()
+        .map(|p| format!("<span class=\"careline-identity__part\">{p}</span>"))
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nurse_works_the_renal_inbox_through_the_pages() {
     let s = support::system("web_staff").await;
@@ -711,6 +721,23 @@ async fn a_nurse_works_the_renal_inbox_through_the_pages() {
     assert!(unassigned.body.contains("Keyboard shortcuts"));
     let found = nina.get(&format!("{inbox}?show=active&q=pA")).await;
     assert!(found.body.contains("Fluid allowance before Monday"));
+    // Told apart from any other Pat Jones, and found by her numbers too.
+    let pats = identity(&[
+        "born 23 April 1961",
+        "hospital no. RX4409217",
+        "NHS no. 943 476 5919",
+    ]);
+    assert!(unassigned.body.contains(&pats), "{}", unassigned.body);
+    for q in ["rx4409217", "23%2F04%2F1961", "943+476+5919"] {
+        let found = nina.get(&format!("{inbox}?show=active&q={q}")).await;
+        assert!(
+            found.body.contains("Fluid allowance before Monday"),
+            "{q}: {}",
+            found.body
+        );
+    }
+    let page = nina.get(&format!("/threads/{thread}")).await;
+    assert!(page.body.contains(&pats), "{}", page.body);
     let other = nina.get(&format!("{inbox}?show=active&q=Sam")).await;
     assert!(!other.body.contains("Fluid allowance before Monday"));
     assert!(other.body.contains("No conversations here."));
@@ -1366,6 +1393,71 @@ async fn an_admin_sets_up_a_team_and_the_patient_is_offered_what_the_rules_say()
         page.body
     );
     assert!(!page.body.contains(tag), "{}", page.body);
+
+    // A patient with a date of birth and a hospital number: shown beside
+    // the name; a wrong NHS number is refused with the form again, what was
+    // typed kept; a right one is saved, and finds her.
+    let registered = ada
+        .post(
+            "/admin/people",
+            &[
+                ("csrf", &csrf),
+                ("kind", "patient"),
+                ("name", "Rhian Price"),
+                ("email", ""),
+                ("date_of_birth", "7/1/1958"),
+                ("hospital_number", "rx9001"),
+                ("nhs_number", ""),
+            ],
+        )
+        .await;
+    let page = ada.follow(registered).await;
+    assert!(
+        page.body.contains(&format!(
+            "{}</span>",
+            identity(&["born 7 January 1958", "hospital no. RX9001"])
+        )),
+        "{}",
+        page.body
+    );
+    let rhian = after(&page.body, "action=\"/admin/people/", '"').to_string();
+    let wrong = [
+        ("csrf", csrf.as_str()),
+        ("do", "details"),
+        ("find", "Rhian"),
+        ("date_of_birth", "07/01/1958"),
+        ("hospital_number", "RX9001"),
+        ("nhs_number", "401 023 2138"),
+    ];
+    let refused = ada.post(&format!("/admin/people/{rhian}"), &wrong).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
+    assert!(refused.body.contains("nhs_number"), "{}", refused.body);
+    assert!(
+        refused.body.contains("value=\"401 023 2138\""),
+        "{}",
+        refused.body
+    );
+    let right = [&wrong[..5], &[("nhs_number", "401 023 2137")]].concat();
+    let saved = ada.post(&format!("/admin/people/{rhian}"), &right).await;
+    let page = ada.follow(saved).await;
+    assert!(
+        page.body
+            .contains("The date of birth and numbers are saved."),
+        "{}",
+        page.body
+    );
+    let found = ada.get("/admin/people?find=4010232137").await;
+    assert!(
+        found.body.contains("NHS no. 401 023 2137"),
+        "{}",
+        found.body
+    );
+    assert!(found.body.contains("Rhian Price"), "{}", found.body);
 
     // Not for anyone else.
     assert_eq!(pat.get("/admin/teams").await.status, StatusCode::FORBIDDEN);

@@ -6,9 +6,9 @@ use std::time::SystemTime;
 
 use proto::events::{
     AggregateType, CarerConsentGranted, CarerConsentRevoked, CarerRelationship, Envelope,
-    JoinMethod, PatientEmailChanged, PatientEmailVerificationRequested, PatientEmailVerified,
-    PatientJoinedTeam, PatientRegistered, RecordAccessGranted, RecordAccessRevoked,
-    envelope::Payload,
+    JoinMethod, PatientDetailsChanged, PatientEmailChanged, PatientEmailVerificationRequested,
+    PatientEmailVerified, PatientIdentity, PatientJoinedTeam, PatientRegistered,
+    RecordAccessGranted, RecordAccessRevoked, envelope::Payload,
 };
 use service_kit::Role;
 
@@ -51,6 +51,9 @@ impl Grant {
 pub struct PatientRecord {
     pub exists: bool,
     pub name: String,
+    /// Date of birth, hospital number, NHS number: each empty when none is
+    /// recorded.
+    pub identity: PatientIdentity,
     /// The patient's email address and its verification.
     pub address: Address,
     /// Care teams, and how the patient joined each.
@@ -119,6 +122,7 @@ impl Aggregate for PatientRecord {
             Some(Payload::PatientRegistered(e)) => {
                 self.exists = true;
                 self.name = e.name.clone();
+                self.identity = e.identity.clone().unwrap_or_default();
                 self.address = Address::registered(&e.email, e.email_verified, &event.event_id);
                 if !e.joined_team_id.is_empty() {
                     self.teams
@@ -126,6 +130,9 @@ impl Aggregate for PatientRecord {
                 }
             }
             Some(Payload::PatientEmailVerified(e)) => self.address.confirmed(&e.email),
+            Some(Payload::PatientDetailsChanged(e)) => {
+                self.identity = e.identity.clone().unwrap_or_default();
+            }
             Some(Payload::PatientEmailChanged(e)) => {
                 self.address.changed(&e.email, &event.event_id)
             }
@@ -210,6 +217,7 @@ pub struct RegisterPatient {
     pub name: String,
     pub email: String,
     pub email_verified: bool,
+    pub identity: PatientIdentity,
 }
 
 impl Command for RegisterPatient {
@@ -258,6 +266,42 @@ impl Command for RegisterPatient {
             email: self.email.clone(),
             email_verified: self.email_verified,
             joined_team_id: String::new(),
+            identity: (self.identity != PatientIdentity::default()).then(|| self.identity.clone()),
+        }))
+    }
+}
+
+/// An admin, or a professional of one of the record's care teams, records
+/// or corrects the patient's date of birth, hospital number and NHS number
+/// (all three: an empty one is no longer recorded).
+#[derive(Clone, Debug)]
+pub struct ChangePatientDetails {
+    pub patient_id: String,
+    pub identity: PatientIdentity,
+}
+
+impl Command for ChangePatientDetails {
+    type Target = PatientRecord;
+    fn target_id(&self) -> &str {
+        &self.patient_id
+    }
+    fn needs(&self, record: &PatientRecord, _: &Actor) -> Needs {
+        record_teams(record)
+    }
+    fn decide(&self, record: &PatientRecord, ctx: &Context) -> Result<Payload, DomainError> {
+        let record = existing(record, &self.patient_id)?;
+        if !(ctx.actor.is(Role::Admin) || is_care_team_professional(ctx, record)) {
+            return Err(DomainError::denied(
+                "only an admin or a professional of one of the patient's care teams records their date of birth and numbers",
+            ));
+        }
+        if record.identity == self.identity {
+            return Err(DomainError::precondition(
+                "these are already the patient's date of birth and numbers",
+            ));
+        }
+        Ok(Payload::PatientDetailsChanged(PatientDetailsChanged {
+            identity: Some(self.identity.clone()),
         }))
     }
 }
@@ -464,6 +508,7 @@ impl Command for JoinTeamWithCode {
                 email: self.email.clone(),
                 email_verified: false,
                 joined_team_id: self.team_id.clone(),
+                identity: None,
             }));
         }
         join(
@@ -730,6 +775,7 @@ mod tests {
                     email: "pat@example.org".into(),
                     email_verified: false,
                     joined_team_id: String::new(),
+                    identity: None,
                 }),
                 Payload::PatientJoinedTeam(PatientJoinedTeam {
                     team_id: team_id.clone(),
@@ -1160,6 +1206,7 @@ mod tests {
             name: "New Patient".into(),
             email: String::new(),
             email_verified: false,
+            identity: Default::default(),
         };
         assert!(
             register

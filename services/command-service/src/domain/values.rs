@@ -117,6 +117,25 @@ pub fn email(field: &'static str, value: &str, required: bool) -> Result<String,
     Ok(value.to_string())
 }
 
+/// A patient's date of birth, hospital number and NHS number, each
+/// optional, read as `service_kit::patient_identity` reads them (a date of
+/// birth as people write it, held as `YYYY-MM-DD`; the NHS number's check
+/// digit right). `fields` names the three request fields.
+pub fn patient_identity(
+    fields: [&'static str; 3],
+    [date_of_birth, hospital_number, nhs_number]: [&str; 3],
+) -> Result<proto::events::PatientIdentity, DomainError> {
+    use service_kit::patient_identity as pi;
+    Ok(proto::events::PatientIdentity {
+        date_of_birth: pi::date_of_birth(date_of_birth, pi::today())
+            .map_err(|m| invalid(fields[0], m))?
+            .map(pi::iso)
+            .unwrap_or_default(),
+        hospital_number: pi::hospital_number(hospital_number).map_err(|m| invalid(fields[1], m))?,
+        nhs_number: pi::nhs_number(nhs_number).map_err(|m| invalid(fields[2], m))?,
+    })
+}
+
 /// A protobuf timestamp as a point in time.
 pub fn timestamp(
     field: &'static str,
@@ -194,6 +213,27 @@ mod tests {
         ] {
             assert!(email("email", bad, true).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn patient_identities_name_the_wrong_field() {
+        const FIELDS: [&str; 3] = ["date_of_birth", "hospital_number", "nhs_number"];
+        let read = patient_identity(FIELDS, ["12/03/1950", "rx1234", "943 476 5919"]).unwrap();
+        assert_eq!(read.date_of_birth, "1950-03-12");
+        assert_eq!(read.hospital_number, "RX1234");
+        assert_eq!(read.nhs_number, "9434765919");
+        assert_eq!(
+            patient_identity(FIELDS, ["", "", ""]).unwrap(),
+            proto::events::PatientIdentity::default()
+        );
+        let wrong = |i: usize, value: &str| {
+            let mut values = ["", "", ""];
+            values[i] = value;
+            field_of(patient_identity(FIELDS, values).unwrap_err())
+        };
+        assert_eq!(wrong(0, "30/02/1950"), "date_of_birth");
+        assert_eq!(wrong(1, "RX 12"), "hospital_number");
+        assert_eq!(wrong(2, "1234567890"), "nhs_number");
     }
 
     #[test]

@@ -5,9 +5,9 @@ use proto::command as pb;
 use proto::events::CarerRelationship;
 
 use crate::domain::patient::{
-    AddPatientToTeam, ChangePatientEmail, ConfirmPatientEmail, GrantCarerConsent,
-    GrantRecordAccess, JoinTeamWithCode, RegisterPatient, RequestEmailVerification,
-    RevokeCarerConsent, RevokeRecordAccess,
+    AddPatientToTeam, ChangePatientDetails, ChangePatientEmail, ConfirmPatientEmail,
+    GrantCarerConsent, GrantRecordAccess, JoinTeamWithCode, RegisterPatient,
+    RequestEmailVerification, RevokeCarerConsent, RevokeRecordAccess,
 };
 use crate::domain::person::{
     ChangePersonEmail, ConfirmPersonEmail, DeactivatePerson, GrantStaffRole, ReactivatePerson,
@@ -61,6 +61,7 @@ has_command_id!(
     pb::RegisterPatientRequest,
     pb::VerifyPatientEmailRequest,
     pb::ChangePatientEmailRequest,
+    pb::ChangePatientDetailsRequest,
     pb::RequestEmailVerificationRequest,
     pb::ConfirmEmailRequest,
     pb::ChangePersonEmailRequest,
@@ -363,6 +364,26 @@ impl FromRequest<pb::RegisterPatientRequest> for RegisterPatient {
             name: v::name("name", &r.name)?,
             email: v::email("email", &r.email, false)?,
             email_verified: r.email_verified,
+            identity: v::patient_identity(
+                ["date_of_birth", "hospital_number", "nhs_number"],
+                [&r.date_of_birth, &r.hospital_number, &r.nhs_number],
+            )?,
+        })
+    }
+}
+
+impl FromRequest<pb::ChangePatientDetailsRequest> for ChangePatientDetails {
+    fn from_request(
+        r: pb::ChangePatientDetailsRequest,
+        _: &str,
+        _: &Actor,
+    ) -> Result<Self, DomainError> {
+        Ok(Self {
+            patient_id: PatientId::parse("patient_id", &r.patient_id)?.into(),
+            identity: v::patient_identity(
+                ["date_of_birth", "hospital_number", "nhs_number"],
+                [&r.date_of_birth, &r.hospital_number, &r.nhs_number],
+            )?,
         })
     }
 }

@@ -20,9 +20,9 @@ use tracing::Instrument;
 use crate::app::{App, CommandMeta, Reply};
 use crate::domain::identity::{LinkIdentity, Proof};
 use crate::domain::patient::{
-    AddPatientToTeam, ChangePatientEmail, ConfirmPatientEmail, GrantCarerConsent,
-    GrantRecordAccess, JoinTeamWithCode, RegisterPatient, RequestEmailVerification,
-    RevokeCarerConsent, RevokeRecordAccess,
+    AddPatientToTeam, ChangePatientDetails, ChangePatientEmail, ConfirmPatientEmail,
+    GrantCarerConsent, GrantRecordAccess, JoinTeamWithCode, RegisterPatient,
+    RequestEmailVerification, RevokeCarerConsent, RevokeRecordAccess,
 };
 use crate::domain::person::{
     ChangePersonEmail, ConfirmPersonEmail, DeactivatePerson, GrantStaffRole, ReactivatePerson,
@@ -325,6 +325,9 @@ impl<S: EventStore> CommandService for CommandGrpc<S> {
     }
     async fn change_patient_email(&self, r: Request<pb::ChangePatientEmailRequest>) -> Answer {
         self.handle::<_, ChangePatientEmail>(r).await
+    }
+    async fn change_patient_details(&self, r: Request<pb::ChangePatientDetailsRequest>) -> Answer {
+        self.handle::<_, ChangePatientDetails>(r).await
     }
     async fn request_email_verification(
         &self,

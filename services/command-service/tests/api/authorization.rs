@@ -154,6 +154,7 @@ impl Fixture<'_> {
                 name: patient.name.clone(),
                 email: "fresh@example.org".into(),
                 email_verified: false,
+                ..Default::default()
             })
             .await
             .unwrap();
@@ -277,6 +278,7 @@ impl Fixture<'_> {
                             name: "New Patient".into(),
                             email: String::new(),
                             email_verified: false,
+                            ..Default::default()
                         })
                         .await,
                 )

@@ -336,6 +336,7 @@ async fn only_an_account_token_of_this_service_names_an_account() {
             name: "Mallory".into(),
             email: String::new(),
             email_verified: false,
+            ..Default::default()
         })
         .await
         .unwrap_err();

@@ -390,6 +390,7 @@ async fn an_id_registered_as_one_kind_of_person_cannot_be_registered_as_another(
             name: "Someone".into(),
             email: "someone@example.org".into(),
             email_verified: false,
+            ..Default::default()
         })
         .await
         .unwrap_err();

@@ -103,12 +103,17 @@ const PAGE_MAX: u32 = 200;
 const NAME_PREFIX_MAX: usize = 100;
 
 /// A case-insensitive part of a name as a LIKE pattern that finds it
-/// anywhere in the name ("jones" finds Pat Jones), its wildcards escaped.
+/// anywhere in the name ("jones" finds Pat Jones), or in a patient's date
+/// of birth, hospital number or NHS number (a date as people write it,
+/// "12/3/1950", finds 1950-03-12), its wildcards escaped.
 fn name_pattern(prefix: &str) -> Result<Option<String>, Error> {
     let prefix = prefix.trim();
     if prefix.is_empty() {
         return Ok(None);
     }
+    let date =
+        service_kit::patient_identity::parse_date(prefix).map(service_kit::patient_identity::iso);
+    let prefix = date.as_deref().unwrap_or(prefix);
     if prefix.chars().count() > NAME_PREFIX_MAX {
         return Err(Error::invalid(
             "filters.patient_name_prefix",
@@ -588,6 +593,10 @@ mod tests {
     fn parts_of_names_become_escaped_lowercase_patterns() {
         assert_eq!(name_pattern("  ").unwrap(), None);
         assert_eq!(name_pattern("Jones").unwrap().as_deref(), Some("%jones%"));
+        assert_eq!(
+            name_pattern("12/3/1950").unwrap().as_deref(),
+            Some("%1950-03-12%")
+        );
         assert_eq!(
             name_pattern("5%_\\").unwrap().as_deref(),
             Some("%5\\%\\_\\\\%")

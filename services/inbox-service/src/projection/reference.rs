@@ -17,7 +17,46 @@ use uuid::Uuid;
 
 use super::{occurred_at, optional_uuid, timestamp, uuid};
 
-type Person = (String, String, String, String, bool);
+/// A registration's row of `people`.
+#[derive(Debug)]
+struct Person {
+    kind: &'static str,
+    name: String,
+    role_label: String,
+    email: String,
+    email_verified: bool,
+    /// A patient's date of birth, hospital number and NHS number.
+    identity: [String; 3],
+}
+
+impl Person {
+    fn new(kind: &'static str, name: &str, role_label: &str, email: &str, verified: bool) -> Self {
+        Self {
+            kind,
+            name: name.to_string(),
+            role_label: role_label.to_string(),
+            email: email.to_string(),
+            email_verified: verified,
+            identity: Default::default(),
+        }
+    }
+}
+
+/// A patient's identity as the three columns of `people` hold it.
+fn identity(identity: Option<&proto::events::PatientIdentity>) -> [String; 3] {
+    identity.map_or_else(Default::default, |i| {
+        [
+            i.date_of_birth.clone(),
+            i.hospital_number.clone(),
+            i.nhs_number.clone(),
+        ]
+    })
+}
+
+/// What a search for any part of an identity matches.
+fn identifiers([date_of_birth, hospital_number, nhs_number]: &[String; 3]) -> String {
+    service_kit::patient_identity::search_text(date_of_birth, hospital_number, nhs_number)
+}
 
 /// Upserts collected since the last ordered change.
 #[derive(Debug, Default)]
@@ -30,10 +69,14 @@ pub(crate) struct Reference {
     grants: HashMap<Uuid, (Uuid, Uuid, SystemTime, String)>,
 }
 
-const UPSERT_PEOPLE: &str = "INSERT INTO people (person_id, kind, name, role_label, email, email_verified) \
-     SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bool[]) \
+const UPSERT_PEOPLE: &str = "INSERT INTO people (person_id, kind, name, role_label, email, email_verified, \
+       date_of_birth, hospital_number, nhs_number, identifiers) \
+     SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bool[], \
+       $7::text[], $8::text[], $9::text[], $10::text[]) \
      ON CONFLICT (person_id) DO UPDATE SET name = excluded.name, \
-     role_label = excluded.role_label, email = excluded.email, email_verified = excluded.email_verified \
+     role_label = excluded.role_label, email = excluded.email, email_verified = excluded.email_verified, \
+     date_of_birth = excluded.date_of_birth, hospital_number = excluded.hospital_number, \
+     nhs_number = excluded.nhs_number, identifiers = excluded.identifiers \
      WHERE people.kind = excluded.kind";
 const UPSERT_TEAMS: &str = "INSERT INTO teams (team_id, name, description) \
      SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]) \
@@ -54,6 +97,8 @@ const UPSERT_GRANTS: &str = "INSERT INTO grants (grant_id, patient_id, team_id, 
 
 const VERIFY_EMAIL: &str =
     "UPDATE people SET email = $2, email_verified = true WHERE person_id = $1";
+const CHANGE_IDENTITY: &str = "UPDATE people SET date_of_birth = $2, hospital_number = $3, \
+     nhs_number = $4, identifiers = $5 WHERE person_id = $1 AND kind = 'patient'";
 const CHANGE_EMAIL: &str =
     "UPDATE people SET email = $2, email_verified = false WHERE person_id = $1";
 const REMOVE_MEMBER: &str = "DELETE FROM team_members WHERE team_id = $1 AND person_id = $2";
@@ -94,7 +139,7 @@ impl Reference {
     /// as (in the table too: the upsert changes no kind).
     fn register(&mut self, id: Uuid, person: Person) {
         match self.people.get(&id) {
-            Some(first) if first.0 != person.0 => {}
+            Some(first) if first.kind != person.kind => {}
             _ => {
                 self.people.insert(id, person);
             }
@@ -114,11 +159,11 @@ impl Reference {
             Payload::ProfessionalRegistered(e) => {
                 self.register(
                     uuid(event, "professional_id", &e.professional_id)?,
-                    (
-                        "professional".into(),
-                        e.name.clone(),
-                        e.role_label.clone(),
-                        e.work_email.clone(),
+                    Person::new(
+                        "professional",
+                        &e.name,
+                        &e.role_label,
+                        &e.work_email,
                         // Older logs' work addresses count as verified.
                         !e.work_email_unverified,
                     ),
@@ -127,26 +172,17 @@ impl Reference {
             Payload::CarerRegistered(e) => {
                 self.register(
                     uuid(event, "carer_id", &e.carer_id)?,
-                    (
-                        "carer".into(),
-                        e.name.clone(),
-                        String::new(),
-                        e.email.clone(),
-                        e.email_verified,
-                    ),
+                    Person::new("carer", &e.name, "", &e.email, e.email_verified),
                 );
             }
             Payload::PatientRegistered(e) => {
                 let patient = uuid(event, "patient_id", &e.patient_id)?;
                 self.register(
                     patient,
-                    (
-                        "patient".into(),
-                        e.name.clone(),
-                        String::new(),
-                        e.email.clone(),
-                        e.email_verified,
-                    ),
+                    Person {
+                        identity: identity(e.identity.as_ref()),
+                        ..Person::new("patient", &e.name, "", &e.email, e.email_verified)
+                    },
                 );
                 // A sign-up with a team's code: in the team from this event.
                 if !e.joined_team_id.is_empty() {
@@ -223,6 +259,21 @@ impl Reference {
             }
             Payload::PatientEmailChanged(e) => {
                 tx.execute(CHANGE_EMAIL, &[&aggregate, &e.email]).await?;
+            }
+            Payload::PatientDetailsChanged(e) => {
+                let identity = identity(e.identity.as_ref());
+                let [date_of_birth, hospital_number, nhs_number] = &identity;
+                tx.execute(
+                    CHANGE_IDENTITY,
+                    &[
+                        &aggregate,
+                        date_of_birth,
+                        hospital_number,
+                        nhs_number,
+                        &identifiers(&identity),
+                    ],
+                )
+                .await?;
             }
             Payload::PersonEmailVerified(e) => {
                 tx.execute(VERIFY_EMAIL, &[&aggregate, &e.email]).await?;
@@ -306,17 +357,27 @@ impl Reference {
             let people = std::mem::take(&mut self.people);
             let (mut ids, mut kinds, mut names, mut labels, mut emails, mut verified) =
                 (vec![], vec![], vec![], vec![], vec![], vec![]);
-            for (id, (kind, name, label, email, v)) in people {
+            let (mut births, mut hospital, mut nhs, mut searched) =
+                (vec![], vec![], vec![], vec![]);
+            for (id, person) in people {
                 ids.push(id);
-                kinds.push(kind);
-                names.push(name);
-                labels.push(label);
-                emails.push(email);
-                verified.push(v);
+                kinds.push(person.kind);
+                names.push(person.name);
+                labels.push(person.role_label);
+                emails.push(person.email);
+                verified.push(person.email_verified);
+                searched.push(identifiers(&person.identity));
+                let [b, h, n] = person.identity;
+                births.push(b);
+                hospital.push(h);
+                nhs.push(n);
             }
             tx.execute(
                 UPSERT_PEOPLE,
-                &[&ids, &kinds, &names, &labels, &emails, &verified],
+                &[
+                    &ids, &kinds, &names, &labels, &emails, &verified, &births, &hospital, &nhs,
+                    &searched,
+                ],
             )
             .await?;
         }

@@ -61,6 +61,7 @@ async fn an_address_is_verified_by_following_the_emailed_link_once() {
             name: lee.name.clone(),
             email: "lee.park@example.org".into(),
             email_verified: true,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -76,6 +77,7 @@ async fn an_address_is_verified_by_following_the_emailed_link_once() {
             name: lee.name.clone(),
             email: "lee.park@example.org".into(),
             email_verified: false,
+            ..Default::default()
         })
         .await
         .unwrap();

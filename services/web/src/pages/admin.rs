@@ -20,6 +20,7 @@ fn saved(done: &str) -> Option<&'static str> {
         "deactivate" => "The account is closed.",
         "grant" => "The role is granted.",
         "revoke" => "The role is taken away.",
+        "details" => "The date of birth and numbers are saved.",
         "reactivate" => "The account is open again. They rejoin no team or conversation by it.",
         _ => return None,
     })
@@ -220,6 +221,8 @@ pub struct Register<'a> {
     pub name: &'a str,
     pub role_label: &'a str,
     pub email: &'a str,
+    /// A patient's date of birth, hospital number and NHS number.
+    pub identity: [&'a str; 3],
 }
 
 fn kind_name(kind: i32) -> &'static str {
@@ -251,7 +254,7 @@ pub fn people(
         h1 { "People" }
         (notice(done))
         form.search method="get" action="/admin/people" role="search" {
-            label.nhsuk-label for="find" { "Find by name" span.hint { " any part of their name" } }
+            label.nhsuk-label for="find" { "Find" span.hint { " any part of a name, or a patient's date of birth, hospital or NHS number" } }
             input.nhsuk-input #find type="search" name="find" value=(find) autocomplete="off";
             label.nhsuk-label for="kind" { "Who" }
             select.nhsuk-select #kind name="kind" {
@@ -283,6 +286,11 @@ pub fn people(
             input.nhsuk-input #reg-role type="text" name="role_label" maxlength="100" value=(typed.role_label);
             label.nhsuk-label for="reg-email" { "Email address" span.hint { " a professional's work address; they confirm it by the link we send" } }
             input.nhsuk-input #reg-email type="text" name="email" inputmode="email" autocomplete="off" value=(typed.email);
+            fieldset.nhsuk-fieldset {
+                legend.nhsuk-fieldset__legend.nhsuk-fieldset__legend--s { "A patient's date of birth and numbers" }
+                div.nhsuk-hint { "Each is optional; they tell patients of the same name apart on every staff page." }
+                (identity_fields("reg", typed.identity))
+            }
             button.nhsuk-button type="submit" { "Register" }
         }
     }
@@ -312,6 +320,65 @@ pub fn close(person: &str, name: &str, find: &str, session: &Session) -> Markup 
     }
 }
 
+/// Recording or correcting a patient's date of birth and numbers, folded.
+fn details_fold(p: &pb::Person, session: &Session, find: &str) -> Markup {
+    let identity = p.identity.clone().unwrap_or_default();
+    let prefix = format!("id-{}", p.person_id);
+    html! {
+        details.nhsuk-details.careline-fold {
+            summary.nhsuk-details__summary { span.nhsuk-details__summary-text { "Date of birth and numbers" } }
+            div.nhsuk-details__text {
+                form method="post" action={ "/admin/people/" (p.person_id) } {
+                    (csrf(session))
+                    input type="hidden" name="do" value="details";
+                    input type="hidden" name="find" value=(find);
+                    (identity_fields(&prefix, [&identity.date_of_birth, &identity.hospital_number, &identity.nhs_number]))
+                    button.nhsuk-button.nhsuk-button--secondary.nhsuk-button--small type="submit" { "Save" }
+                }
+            }
+        }
+    }
+}
+
+/// A patient's date of birth and numbers refused: what to fix, and the
+/// form again with what was typed.
+pub fn details_again(
+    person: &str,
+    find: &str,
+    typed: [&str; 3],
+    problem: &str,
+    session: &Session,
+) -> Markup {
+    html! {
+        p { a href={ "/admin/people?find=" (crate::encode(find)) } { "← People" } }
+        h1 { "Date of birth and numbers" }
+        (super::error_box("They were not saved", problem))
+        form.card method="post" action={ "/admin/people/" (person) } {
+            (csrf(session))
+            input type="hidden" name="do" value="details";
+            input type="hidden" name="find" value=(find);
+            (identity_fields("again", typed))
+            button.nhsuk-button type="submit" { "Save" }
+        }
+    }
+}
+
+/// The date of birth, hospital number and NHS number inputs, ids prefixed
+/// by `prefix`, keeping what was typed.
+pub fn identity_fields(prefix: &str, [birth, hospital, nhs]: [&str; 3]) -> Markup {
+    html! {
+        label.nhsuk-label for={ (prefix) "-birth" } { "Date of birth" span.hint { " e.g. 23/04/1961" } }
+        input.nhsuk-input.nhsuk-input--width-10 id={ (prefix) "-birth" } type="text" name="date_of_birth"
+            autocomplete="off" value=(birth);
+        label.nhsuk-label for={ (prefix) "-hospital" } { "Hospital number" }
+        input.nhsuk-input.nhsuk-input--width-10 id={ (prefix) "-hospital" } type="text" name="hospital_number"
+            autocomplete="off" spellcheck="false" value=(hospital);
+        label.nhsuk-label for={ (prefix) "-nhs" } { "NHS number" span.hint { " 10 digits" } }
+        input.nhsuk-input.nhsuk-input--width-10 id={ (prefix) "-nhs" } type="text" name="nhs_number"
+            inputmode="numeric" autocomplete="off" value=(nhs);
+    }
+}
+
 /// The staff roles an admin grants, as the pages name them.
 const STAFF_ROLES: [(&str, &str); 3] = [
     ("admin", "Admin"),
@@ -334,7 +401,13 @@ fn person_cells(r: &pb::PersonRecord, session: &Session, find: &str) -> Vec<Mark
     let k = kind_name(p.kind);
     let field = format!("email-{}", p.person_id);
     vec![
-        html! { strong { (p.display) } br; span.hint { (k) } },
+        html! {
+            strong { (p.display) } br; span.hint { (k) }
+            @if k == "patient" {
+                br; (super::identity(p.identity.as_ref()))
+                (details_fold(&p, session, find))
+            }
+        },
         html! {
             @if r.email.is_empty() { "no email address" } @else { (r.email) }
             @if !r.email.is_empty() { br; span.hint { @if r.email_verified { "verified" } @else { "not verified" } } }

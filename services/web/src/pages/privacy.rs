@@ -74,13 +74,13 @@ pub fn trails(
         p { "Every read and every change of a record is on its trail. Names in a trail open that person's own trail, records open the record's." }
         @if let Some(problem) = problem { (problem) }
         form.search method="get" action="/audit" role="search" {
-            label.nhsuk-label for="find" { "Find a patient or a member of staff" span.hint { " any part of their name" } }
+            label.nhsuk-label for="find" { "Find a patient or a member of staff" span.hint { " any part of a name, or a patient's date of birth, hospital or NHS number" } }
             input.nhsuk-input #find type="search" name="find" value=(find) autocomplete="off";
             button.nhsuk-button.nhsuk-button--secondary type="submit" { "Find" }
         }
         @if let Some(found) = found {
             @if found.is_empty() {
-                p.card { "Nobody's name contains that." }
+                p.card { "Nobody's name, date of birth or number contains that." }
             } @else {
                 ul.nhsuk-list.careline-found {
                     @for r in found {
@@ -90,6 +90,7 @@ pub fn trails(
                             strong { (p.display) } " "
                             span.hint { @if patient { "patient" } @else if p.kind == proto::inbox::PersonKind::Carer as i32 { "carer" } @else { "staff" } }
                             @if r.deactivated { " " strong.nhsuk-tag.nhsuk-tag--grey { "Closed" } }
+                            @if patient { br; (super::identity(p.identity.as_ref())) }
                             br;
                             @if patient {
                                 a href=(trail_link(Kind::Record, &p.person_id, asked)) { "Their record's trail" } " · "

@@ -200,6 +200,12 @@ pub fn account(
         @if let Some(problem) = problem { (problem) }
         div.card {
             p { strong { "Name: " } (name(account.person.as_ref())) }
+            @if let Some(identity) = account.person.as_ref().and_then(|p| p.identity.as_ref()) {
+                p {
+                    strong { "As the hospital knows you: " } (super::identity(Some(identity)))
+                    br; span.hint { "If any of this is wrong, tell your care team: they correct it." }
+                }
+            }
             p {
                 strong { "Email: " }
                 @if account.email.is_empty() { "none" } @else { (account.email) }

@@ -139,7 +139,7 @@ pub fn team_inbox(v: &TeamInbox<'_>) -> Markup {
         h1 { (v.team_name) }
         form.search method="get" action={ "/teams/" (v.team_id) "/inbox" } role="search" {
             input type="hidden" name="show" value=(v.show.as_str());
-            label.nhsuk-label for="q" { "Find a patient" span.hint { " any part of their name" } }
+            label.nhsuk-label for="q" { "Find a patient" span.hint { " part of their name, their date of birth, hospital or NHS number" } }
             input.nhsuk-input #q type="search" name="q" value=(v.search) autocomplete="off";
             button.nhsuk-button.nhsuk-button--secondary type="submit" { "Search" }
         }
@@ -199,7 +199,7 @@ fn inbox_cells(t: &pb::ThreadSummary, now: std::time::SystemTime) -> Vec<Markup>
             br;
             span.hint { (t.message_count) @if t.message_count == 1 { " message" } @else { " messages" } }
         },
-        html! { strong { (t.patient_name) } },
+        html! { strong { (t.patient_name) } br; (super::identity(t.patient_identity.as_ref())) },
         html! {
             @if let Some(since) = &t.waiting_since {
                 span.waiting title={ "Their first unanswered message: " (when(Some(since))) } {
@@ -230,20 +230,20 @@ pub fn start(
         h1 { "Start a conversation" }
         p { "Write first to one of " (team_name) "'s patients: find them, then choose who else is on it." }
         form.search method="get" action={ "/teams/" (team_id) "/start" } role="search" {
-            label.nhsuk-label for="q" { "Patient" span.hint { " any part of their name" } }
+            label.nhsuk-label for="q" { "Patient" span.hint { " any part of their name, their date of birth, hospital number or NHS number" } }
             input.nhsuk-input #q type="search" name="q" value=(search) autocomplete="off" required;
             button.nhsuk-button.nhsuk-button--secondary type="submit" { "Find" }
         }
         @if let Some(found) = found {
             @if found.patients.is_empty() {
-                p.card { "None of the team's patients has a name starting with that. A patient joins the team when a member registers them, or with the team's join code." }
+                p.card { "None of the team's patients has a name, date of birth or number like that. A patient joins the team when a member registers them, or with the team's join code." }
             }
             ul.list {
                 @for p in &found.patients {
                     li {
                         a.thread href={ "/messages/new?patient=" (p.person_id) "&team=" (team_id) } {
                             span.subject { (p.name) }
-                            div.meta { "Write to " (p.name) }
+                            div.meta { (super::identity(p.identity.as_ref())) " · write to " (p.name) }
                         }
                     }
                 }
@@ -537,7 +537,8 @@ pub fn not_read(
                         a.thread href={ "/threads/" (t.thread_id) } data-row {
                             span.subject { (t.subject) }
                             div.meta {
-                                strong { (t.patient_name) } " · answered " (when(u.last_staff_message_at.as_ref()))
+                                strong { (t.patient_name) } " (" (super::identity(t.patient_identity.as_ref())) ")"
+                                " · answered " (when(u.last_staff_message_at.as_ref()))
                                 @if !u.patient_can_be_emailed {
                                     " · " span.unassigned { "no verified email: they may not know you wrote" }
                                 }

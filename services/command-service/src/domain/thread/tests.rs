@@ -185,6 +185,7 @@ fn world() -> World {
                 email: "pat@example.org".into(),
                 email_verified: true,
                 joined_team_id: String::new(),
+                identity: None,
             }),
             Payload::PatientJoinedTeam(PatientJoinedTeam {
                 team_id: renal.clone(),
