@@ -130,7 +130,7 @@ macro_rules! summary_select {
 /// The filters of [`page!`] on a row `$a` carrying a thread's status,
 /// assignee, patient, last activity and id: `threads`, or a copy of them
 /// (`thread_teams`, `professional_threads`).
-macro_rules! page_filters {
+macro_rules! filters {
     ($a:literal) => {
         concat!(
             "($3 = 'all' OR ($3 = 'archived') = (",
@@ -149,14 +149,23 @@ macro_rules! page_filters {
             $a,
             ".patient_id \
                   AND (lower(pn.name) LIKE $6 OR pn.identifiers LIKE $6))) \
-             AND ($7::timestamptz IS NULL OR (",
-            $a,
-            ".last_activity_at, ",
-            $a,
-            ".thread_id) < ($7, $8::uuid)) \
              AND ($10::uuid IS NULL OR ",
             $a,
             ".patient_id = $10)"
+        )
+    };
+}
+/// [`page_filters!`] and the newest-first cursor (`$7`/`$8`: the last
+/// row's activity, in microseconds, and id).
+macro_rules! page_filters {
+    ($a:literal) => {
+        concat!(
+            filters!($a),
+            " AND ($7::int8 IS NULL OR (",
+            $a,
+            ".last_activity_at, ",
+            $a,
+            ".thread_id) < (timestamptz 'epoch' + $7 * interval '1 microsecond', $8::uuid))"
         )
     };
 }
@@ -265,6 +274,18 @@ const PAGE_TEAM: &str = concat!(
     ") ",
     summary_select!("page JOIN threads t ON t.thread_id = page.thread_id"),
     " ORDER BY t.last_activity_at DESC, t.thread_id DESC"
+);
+/// A team inbox's page longest-waiting first (V15): one index range of the
+/// team by `queue_key`, from the cursor (`$7`/`$8`: the last row's key and
+/// id). Parameters otherwise as [`page!`]'s.
+const PAGE_TEAM_WAITING: &str = concat!(
+    "WITH page AS (SELECT tt.thread_id, tt.queue_key FROM thread_teams tt \
+     WHERE tt.team_id = $5 AND $2::timestamptz IS NOT NULL AND ",
+    filters!("tt"),
+    " AND ($7::int8 IS NULL OR (tt.queue_key, tt.thread_id) > ($7, $8::uuid)) \
+     ORDER BY tt.queue_key, tt.thread_id LIMIT $9) ",
+    summary_select!("page JOIN threads t ON t.thread_id = page.thread_id"),
+    " ORDER BY page.queue_key, t.thread_id"
 );
 const PAGE_BY_NAME: &str = page!(visible_by_name!());
 const CAN_SEE_PATIENT: &str = can_see!(visible_patient!());
@@ -392,8 +413,12 @@ pub struct ListFilter {
     pub on_by_name: bool,
     /// Only threads in this patient's record.
     pub patient: Option<Uuid>,
-    pub cursor: Option<(SystemTime, Uuid)>,
+    /// Where the previous page ended: its last row's key (the microseconds
+    /// of its last activity, or longest-waiting first its queue key) and id.
+    pub cursor: Option<(i64, Uuid)>,
     pub page_size: i64,
+    /// A team inbox longest-waiting first (see V15), not newest first.
+    pub longest_waiting: bool,
 }
 
 fn ts(t: SystemTime) -> prost_types::Timestamp {
@@ -625,25 +650,33 @@ async fn summaries(
         .collect())
 }
 
-fn cursor_of(rows: &[(Uuid, SystemTime)], page_size: i64) -> String {
+fn micros(at: SystemTime) -> i64 {
+    at.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
+/// A thread's place in a team inbox longest-waiting first: the `queue_key`
+/// of V15 (`inbox_queue_key`), computed the same way.
+fn queue_key(waiting_since: Option<SystemTime>, last_activity_at: SystemTime) -> i64 {
+    match waiting_since {
+        Some(waiting) => micros(waiting),
+        None => (1_i64 << 62) - micros(last_activity_at),
+    }
+}
+
+fn cursor_of(rows: &[(Uuid, i64)], page_size: i64) -> String {
     match rows.last() {
-        Some((id, at)) if rows.len() as i64 == page_size => {
-            let micros = at
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_micros();
-            format!("{micros}.{id}")
-        }
+        Some((id, key)) if rows.len() as i64 == page_size => format!("{key}.{id}"),
         _ => String::new(),
     }
 }
 
 /// Reads a cursor made by [`cursor_of`].
-pub fn parse_cursor(cursor: &str) -> Option<(SystemTime, Uuid)> {
-    let (micros, id) = cursor.split_once('.')?;
-    let micros: u64 = micros.parse().ok()?;
+pub fn parse_cursor(cursor: &str) -> Option<(i64, Uuid)> {
+    let (key, id) = cursor.split_once('.')?;
+    let key: i64 = key.parse().ok()?;
     let id = Uuid::parse_str(id).ok()?;
-    Some((SystemTime::UNIX_EPOCH + Duration::from_micros(micros), id))
+    Some((key, id))
 }
 
 /// One page of a list: rows of [`summary_select!`].
@@ -676,10 +709,17 @@ async fn page(
 
 /// The cursor after a page of rows of [`summary_select!`].
 fn next_cursor(rows: &[Row], filter: &ListFilter) -> String {
-    let keys: Vec<(Uuid, SystemTime)> = rows
+    let keys: Vec<(Uuid, i64)> = rows
         .iter()
         .map(SummaryRow::from)
-        .map(|r| (r.thread_id, r.last_activity_at))
+        .map(|r| {
+            let key = if filter.longest_waiting {
+                queue_key(r.waiting_since, r.last_activity_at)
+            } else {
+                micros(r.last_activity_at)
+            };
+            (r.thread_id, key)
+        })
         .collect();
     cursor_of(&keys, filter.page_size)
 }
@@ -764,7 +804,17 @@ pub async fn team_inbox(
     };
     let this: [&Param; 1] = [&team];
     let (found, counts, helping) = futures::try_join!(
-        page(client, PAGE_TEAM, viewer.id, now, &filter),
+        page(
+            client,
+            if filter.longest_waiting {
+                PAGE_TEAM_WAITING
+            } else {
+                PAGE_TEAM
+            },
+            viewer.id,
+            now,
+            &filter
+        ),
         one(client, TEAM_COUNTS, &this),
         rows(client, TEAM_HELPING, &this),
     )?;

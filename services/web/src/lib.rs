@@ -538,6 +538,7 @@ pub fn router(web: Web) -> Router {
         .route("/record/trail/download", get(trail::trail_download))
         .route("/teams", get(staff::teams))
         .route("/teams/{id}/inbox", get(staff::team_inbox))
+        .route("/teams/{id}/queue", get(staff::queue))
         .route("/teams/{id}/not-read", get(staff::not_read))
         .route("/teams/{id}/start", get(staff::start))
         .route("/threads/{id}/move", post(staff::move_thread))

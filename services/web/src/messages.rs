@@ -188,7 +188,16 @@ pub(crate) async fn thread(
             tracing::warn!(error = %e, "a session's open page was not kept");
         }
         let told = staff::told(&web, &session, &detail).await;
-        maud::html! { (body) (told) }
+        match staff::workspace(&headers, &detail) {
+            // The team's list beside it, on a wide screen (`shortcuts.js`).
+            Some(queue) => maud::html! {
+                div.careline-split {
+                    aside.careline-queue data-queue=(queue) aria-label="Team inbox" hidden {}
+                    div.careline-split__main { (body) (told) }
+                }
+            },
+            None => maud::html! { (body) (told) },
+        }
     } else {
         body
     };

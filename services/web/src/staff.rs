@@ -70,9 +70,77 @@ pub(crate) struct InboxQuery {
     cursor: String,
     #[serde(default)]
     at: u64,
+    /// "recent": newest activity first; otherwise longest-waiting first.
+    #[serde(default)]
+    sort: String,
 }
 
-/// `/teams/<id>/inbox`: the team's conversations, filtered.
+/// The cookie naming the team inbox a professional last worked from (its
+/// team, filter and order: never a search, which may name a patient): a
+/// conversation of that team shows its list beside it on a wide screen.
+const WORKSPACE: &str = "careline_workspace";
+
+/// What a team inbox shows: its team, filter, search, order, page.
+struct Asked<'a> {
+    team: &'a str,
+    show: Show,
+    search: &'a str,
+    recent: bool,
+    cursor: &'a str,
+    at: u64,
+}
+
+impl Asked<'_> {
+    fn parse<'a>(team: &'a str, q: &'a InboxQuery) -> Asked<'a> {
+        Asked {
+            team,
+            show: Show::parse(&q.show),
+            search: q.q.trim(),
+            recent: q.sort == "recent",
+            cursor: &q.cursor,
+            at: q.at,
+        }
+    }
+}
+
+/// A team inbox's answer and the team's name.
+async fn read_team_inbox(
+    web: &Web,
+    session: &Session,
+    asked: &Asked<'_>,
+) -> Result<(inbox_pb::TeamInboxReply, String), Status> {
+    let order = if asked.recent {
+        inbox_pb::ThreadOrder::NewestActivity
+    } else {
+        inbox_pb::ThreadOrder::LongestWaiting
+    };
+    let request = inbox_pb::TeamInboxRequest {
+        min_position: session.position.max(asked.at),
+        team_id: asked.team.to_string(),
+        filters: Some(inbox_pb::Filters {
+            order: order as i32,
+            ..asked.show.filters(asked.team, asked.search)
+        }),
+        page_size: LIST_PAGE,
+        cursor: asked.cursor.to_string(),
+    };
+    let mut inbox = web.inbox(session)?;
+    let mut again = web.inbox(session)?;
+    let account = again.my_account(inbox_pb::MyAccountRequest {
+        min_position: session.position,
+    });
+    let (reply, account) = futures::try_join!(inbox.team_inbox(request), account)?;
+    let name = account
+        .into_inner()
+        .teams
+        .into_iter()
+        .find(|t| t.team_id == asked.team)
+        .map_or_else(|| "Team inbox".to_string(), |t| t.name);
+    Ok((reply.into_inner(), name))
+}
+
+/// `/teams/<id>/inbox`: the team's conversations, filtered, longest-waiting
+/// first unless asked for the most recent.
 pub(crate) async fn team_inbox(
     State(web): State<Web>,
     SignedIn(session): SignedIn,
@@ -82,38 +150,17 @@ pub(crate) async fn team_inbox(
     if session.caller.role != Role::Professional {
         return Ok(staff_only(&web, &session));
     }
-    let show = Show::parse(&q.show);
-    let search = q.q.trim();
-    let request = inbox_pb::TeamInboxRequest {
-        min_position: session.position.max(q.at),
-        team_id: team.clone(),
-        filters: Some(show.filters(&team, search)),
-        page_size: LIST_PAGE,
-        cursor: q.cursor.clone(),
-    };
-    let answers = async {
-        let mut inbox = web.inbox(&session)?;
-        let mut again = web.inbox(&session)?;
-        let account = again.my_account(inbox_pb::MyAccountRequest {
-            min_position: session.position,
-        });
-        let (reply, account) = futures::try_join!(inbox.team_inbox(request), account)?;
-        Ok::<_, Status>((reply.into_inner(), account.into_inner()))
-    };
-    match answers.await {
-        Ok((reply, account)) => {
-            let name = account
-                .teams
-                .iter()
-                .find(|t| t.team_id == team)
-                .map_or("Team inbox", |t| t.name.as_str());
+    let asked = Asked::parse(&team, &q);
+    match read_team_inbox(&web, &session, &asked).await {
+        Ok((reply, name)) => {
             let me = session.caller.person_id.to_string();
             let view = TeamInbox {
                 team_id: &team,
-                team_name: name,
+                team_name: &name,
                 reply: &reply,
-                show,
-                search,
+                show: asked.show,
+                search: asked.search,
+                recent: asked.recent,
                 older: !q.cursor.is_empty(),
                 me: &me,
                 now: std::time::SystemTime::now(),
@@ -121,7 +168,15 @@ pub(crate) async fn team_inbox(
             let empty = inbox_pb::ThreadPage::default();
             let listed = &reply.page.as_ref().unwrap_or(&empty).threads;
             let title = pages::unread_title("Team inbox", listed);
-            Ok(web.page(&title, Some(&session), pages::staff::team_inbox(&view)))
+            let mut page = web.page(&title, Some(&session), pages::staff::team_inbox(&view));
+            // Only a team the inbox answered for (so an id, not text).
+            let sort = if asked.recent { "recent" } else { "waiting" };
+            let value = format!("{team}.{}.{sort}", asked.show.as_str());
+            let cookie = crate::session::set_cookie(WORKSPACE, &value, web.inner.secure, None);
+            if let Ok(v) = cookie.parse() {
+                page.headers_mut().append(axum::http::header::SET_COOKIE, v);
+            }
+            Ok(page)
         }
         Err(e) if e.code() == Code::InvalidArgument => {
             let body = pages::problem_page("That search does not work", e.message());
@@ -133,6 +188,87 @@ pub(crate) async fn team_inbox(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+#[derive(serde::Deserialize, Debug, Default)]
+pub(crate) struct QueueQuery {
+    #[serde(default)]
+    show: String,
+    #[serde(default)]
+    sort: String,
+    /// The conversation it is shown beside.
+    #[serde(default)]
+    open: String,
+}
+
+/// `/teams/<id>/queue`: the team inbox's list as it sits beside a
+/// conversation (fetched by `shortcuts.js` on a wide screen only: a phone
+/// never reads it).
+pub(crate) async fn queue(
+    State(web): State<Web>,
+    SignedIn(session): SignedIn,
+    Path(team): Path<String>,
+    Query(q): Query<QueueQuery>,
+) -> Page {
+    if session.caller.role != Role::Professional {
+        return Ok(staff_only(&web, &session));
+    }
+    let asked = Asked {
+        team: &team,
+        show: Show::parse(&q.show),
+        search: "",
+        recent: q.sort == "recent",
+        cursor: "",
+        at: 0,
+    };
+    let (reply, name) = read_team_inbox(&web, &session, &asked).await?;
+    let me = session.caller.person_id.to_string();
+    let view = TeamInbox {
+        team_id: &team,
+        team_name: &name,
+        reply: &reply,
+        show: asked.show,
+        search: "",
+        recent: asked.recent,
+        older: false,
+        me: &me,
+        now: std::time::SystemTime::now(),
+    };
+    Ok(web.page(
+        "Team inbox",
+        Some(&session),
+        pages::staff::queue(&view, &q.open),
+    ))
+}
+
+/// Where the list beside conversation `detail` comes from: the team inbox
+/// the professional last worked from, when the conversation is that team's.
+pub(crate) fn workspace(
+    headers: &axum::http::HeaderMap,
+    detail: &inbox_pb::ThreadDetail,
+) -> Option<String> {
+    let value = crate::session::cookie(headers, WORKSPACE)?;
+    let mut parts = value.splitn(3, '.');
+    let team = uuid::Uuid::parse_str(parts.next()?).ok()?.to_string();
+    let show = Show::parse(parts.next()?);
+    let sort = if parts.next()? == "recent" {
+        "recent"
+    } else {
+        "waiting"
+    };
+    let summary = detail.summary.as_ref()?;
+    let theirs = summary
+        .team_ids
+        .iter()
+        .chain(&summary.staff_side_team_ids)
+        .any(|t| *t == team);
+    theirs.then(|| {
+        format!(
+            "/teams/{team}/queue?show={}&sort={sort}&open={}",
+            show.as_str(),
+            summary.thread_id
+        )
+    })
 }
 
 /// A move on a conversation, posted from its page.

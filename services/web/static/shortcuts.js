@@ -6,6 +6,31 @@
 // the page: without JavaScript (or without the keys) the page works the same.
 (function () {
   "use strict";
+  // A conversation opened from a team inbox has the inbox's list beside it
+  // on a wide screen: fetched only there (a phone never reads it), and
+  // again whenever the page's live part is (live.js).
+  var queue = document.querySelector("aside[data-queue]");
+  var wide = window.matchMedia && window.matchMedia("(min-width: 64em)");
+  function loadQueue() {
+    if (!queue || !window.fetch || !wide || !wide.matches) { return; }
+    fetch(queue.getAttribute("data-queue"), { credentials: "same-origin", cache: "no-store" })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) {
+        if (!html) { return; }
+        var list = new DOMParser().parseFromString(html, "text/html").getElementById("queue-list");
+        if (!list || queue.contains(document.activeElement)) { return; }
+        queue.replaceChildren(list);
+        queue.hidden = false;
+        queue.parentNode.classList.add("is-open");
+      })
+      .catch(function () {});
+  }
+  if (queue) {
+    loadQueue();
+    if (wide && wide.addEventListener) { wide.addEventListener("change", loadQueue); }
+    document.addEventListener("careline:refreshed", loadQueue);
+  }
+
   var help = document.getElementById("shortcuts");
   if (!help) {
     return;

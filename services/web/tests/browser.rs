@@ -527,6 +527,34 @@ async fn a_nurse_works_the_renal_inbox_in_a_real_browser() {
         press(&nina, ENTER).await;
         at(&nina, &format!("/threads/{thread}")).await;
         shows(&nina, "Nobody is handling it yet.").await;
+        // The inbox's list beside it, this conversation marked, her patient
+        // told apart by date of birth.
+        let beside = nina
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(".careline-split.is-open li[aria-current='page']"))
+            .await?;
+        let row = beside.text().await?;
+        assert!(row.contains("Pat Jones") && row.contains("born 23 April 1961"), "{row}");
+        assert!(row.contains("Fluid allowance before Monday"), "{row}");
+        // On a phone, the conversation alone: the list is not even read.
+        let phone = browser(&driver, 375, 812).await;
+        sign_in_as(&phone, &base, &org.nurse, &format!("/teams/{}/inbox", org.renal)).await;
+        shows(&phone, "Fluid allowance before Monday").await;
+        phone.goto(&format!("{base}/threads/{thread}")).await?;
+        shows(&phone, "Nobody is handling it yet.").await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let fetched = phone
+            .execute(
+                "return performance.getEntriesByType('resource').some(function (e) { return e.name.indexOf('/queue') >= 0; }) \
+                 || !document.querySelector('aside[data-queue]').hidden;",
+                vec![],
+            )
+            .await?
+            .as_bool()
+            .unwrap_or(true);
+        assert!(!fetched, "a phone neither fetches nor shows the list");
+        phone.close().await?;
         press(&nina, 'a').await;
         shows(&nina, "Assigned to you.").await;
         press(&nina, '?').await;

@@ -738,6 +738,27 @@ async fn a_nurse_works_the_renal_inbox_through_the_pages() {
     }
     let page = nina.get(&format!("/threads/{thread}")).await;
     assert!(page.body.contains(&pats), "{}", page.body);
+    // Opened from the team inbox: the inbox's list (as she last had it,
+    // never her search) is named beside it, for a wide screen to fetch.
+    let queue = format!(
+        "/teams/{}/queue?show=active&amp;sort=waiting&amp;open={thread}",
+        org.renal
+    );
+    assert!(
+        page.body.contains(&format!("data-queue=\"{queue}\"")),
+        "{}",
+        page.body
+    );
+    let beside = nina.get(&queue.replace("&amp;", "&")).await;
+    assert_eq!(beside.status, StatusCode::OK, "{}", beside.body);
+    let current = beside
+        .body
+        .split("<li aria-current=\"page\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</li>").next())
+        .unwrap_or_default();
+    assert!(current.contains("Pat Jones"), "{}", beside.body);
+    assert!(current.contains(&pats), "{}", beside.body);
     let other = nina.get(&format!("{inbox}?show=active&q=Sam")).await;
     assert!(!other.body.contains("Fluid allowance before Monday"));
     assert!(other.body.contains("No conversations here."));

@@ -185,7 +185,15 @@ fn filter(filters: Option<pb::Filters>, page_size: u32, cursor: &str) -> Result<
                 .ok_or_else(|| Error::invalid("cursor", "is not a cursor from a previous page"))?,
         )
     };
+    let longest_waiting = match pb::ThreadOrder::try_from(filters.order) {
+        Ok(pb::ThreadOrder::Unspecified | pb::ThreadOrder::NewestActivity) => false,
+        Ok(pb::ThreadOrder::LongestWaiting) => true,
+        Err(_) => {
+            return Err(Error::invalid("filters.order", "is not a known order"));
+        }
+    };
     Ok(ListFilter {
+        longest_waiting,
         status,
         assignment,
         team,
@@ -345,6 +353,13 @@ impl InboxService for InboxGrpc {
         let (caller, viewer) = self.caller(&request).await?;
         let r = request.into_inner();
         let filter = filter(r.filters, r.page_size, &r.cursor)?;
+        if filter.longest_waiting {
+            return Err(Error::invalid(
+                "filters.order",
+                "only a team inbox is ordered longest-waiting first; this list is newest first",
+            )
+            .into());
+        }
         let position = self.reached(r.min_position).await?;
         let client = self.client().await?;
         let record = self.access.recorder(&caller, "MyInbox", None);

@@ -81,6 +81,7 @@ impl projections::Projection for InboxProjection {
             "threads_patient",
             "threads_list",
             "thread_teams_inbox",
+            "thread_teams_waiting",
             "thread_participants_person",
             "professional_threads_inbox",
             "thread_participants_order",

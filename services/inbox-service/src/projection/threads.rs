@@ -47,9 +47,9 @@ const LEAVE_PARTICIPANTS: &str = "UPDATE thread_participants p SET active = fals
      WHERE p.thread_id = x.thread_id AND p.person_id = x.person_id";
 /// A team addressed again moves only from the staff side to the patient side.
 const INSERT_THREAD_TEAMS: &str = "INSERT INTO thread_teams (team_id, thread_id, added_at, staff_side, \
-     status, assignee, last_activity_at, patient_id) \
+     status, assignee, last_activity_at, patient_id, waiting_since) \
      SELECT x.team_id, x.thread_id, x.added_at, x.staff_side, \
-            t.status, t.assignee, t.last_activity_at, t.patient_id \
+            t.status, t.assignee, t.last_activity_at, t.patient_id, t.waiting_since \
      FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::bool[]) AS x(team_id, thread_id, added_at, staff_side) \
      LEFT JOIN threads t ON t.thread_id = x.thread_id \
      ON CONFLICT (team_id, thread_id) DO UPDATE SET staff_side = false \
@@ -58,10 +58,10 @@ const INSERT_THREAD_TEAMS: &str = "INSERT INTO thread_teams (team_id, thread_id,
 /// from `threads` (already written in this transaction) for the threads a
 /// batch touched, where it changed.
 const COPY_TO_TEAMS: &str = "UPDATE thread_teams tt SET status = t.status, assignee = t.assignee, \
-     last_activity_at = t.last_activity_at, patient_id = t.patient_id \
+     last_activity_at = t.last_activity_at, patient_id = t.patient_id, waiting_since = t.waiting_since \
      FROM threads t WHERE t.thread_id = ANY($1::uuid[]) AND tt.thread_id = t.thread_id \
-       AND (tt.status, tt.assignee, tt.last_activity_at, tt.patient_id) \
-           IS DISTINCT FROM (t.status, t.assignee, t.last_activity_at, t.patient_id)";
+       AND (tt.status, tt.assignee, tt.last_activity_at, tt.patient_id, tt.waiting_since) \
+           IS DISTINCT FROM (t.status, t.assignee, t.last_activity_at, t.patient_id, t.waiting_since)";
 /// The same copy for the professionals on those threads now, one row each
 /// (`professional_threads`, V11: their own message list's index range); a
 /// professional no longer on one loses its row.

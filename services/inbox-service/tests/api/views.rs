@@ -802,6 +802,69 @@ async fn staff_see_how_long_the_patient_has_waited_and_what_they_were_added_to_b
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_team_inbox_comes_longest_waiting_first_a_page_at_a_time() {
+    let s = system("longest_waiting").await;
+    let org = s.org().await;
+    let mut pat = s.signer.client(&org.patient).unwrap();
+    let mut started = Vec::new();
+    for subject in ["First", "Second", "Third"] {
+        started.push(
+            pat.start_to_team(&org.patient, &org.renal, subject, "Please call me.")
+                .await
+                .unwrap(),
+        );
+    }
+    // The first is answered: the other two wait, the second the longest.
+    let at = s.post(&org.nurse, &started[0], "Calling you now.").await;
+    let [first, second, third] = [&started[0], &started[1], &started[2]];
+    let all_pages = async |order: pb::ThreadOrder| {
+        let mut inbox = s.inbox(&org.nurse);
+        let mut ids = Vec::new();
+        let mut cursor = String::new();
+        loop {
+            let page = inbox
+                .team_inbox(pb::TeamInboxRequest {
+                    min_position: at,
+                    team_id: org.renal.clone(),
+                    filters: filters(|f| f.order = order as i32),
+                    page_size: 1,
+                    cursor: cursor.clone(),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .page
+                .unwrap();
+            ids.extend(page.threads.into_iter().map(|t| t.thread_id));
+            if page.next_cursor.is_empty() {
+                return ids;
+            }
+            cursor = page.next_cursor;
+        }
+    };
+    assert_eq!(
+        all_pages(pb::ThreadOrder::LongestWaiting).await,
+        vec![second.clone(), third.clone(), first.clone()]
+    );
+    assert_eq!(
+        all_pages(pb::ThreadOrder::Unspecified).await,
+        vec![first.clone(), third.clone(), second.clone()]
+    );
+    // A patient's own list has no such order: refused, saying why.
+    let refused = s
+        .inbox(&org.patient)
+        .my_inbox(pb::MyInboxRequest {
+            min_position: at,
+            filters: filters(|f| f.order = pb::ThreadOrder::LongestWaiting as i32),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    assert!(refused.message().contains("filters.order"), "{refused:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_team_member_finds_the_teams_patients_by_name() {
     let s = system("team-patients").await;
     let org = s.org().await;

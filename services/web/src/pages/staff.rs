@@ -59,6 +59,17 @@ impl Show {
         }
     }
 
+    /// The filter's name on the page.
+    pub fn label(self) -> &'static str {
+        match self {
+            Show::Unassigned => "Unassigned",
+            Show::Mine => "Assigned to me",
+            Show::Others => "Assigned to others",
+            Show::Active => "All active",
+            Show::Archived => "Archived",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Show::Unassigned => "unassigned",
@@ -97,6 +108,8 @@ pub struct TeamInbox<'a> {
     pub reply: &'a pb::TeamInboxReply,
     pub show: Show,
     pub search: &'a str,
+    /// Newest activity first, not longest-waiting first.
+    pub recent: bool,
     pub older: bool,
     /// Who looks at it (person id): "Assigned to me" counts theirs.
     pub me: &'a str,
@@ -104,11 +117,14 @@ pub struct TeamInbox<'a> {
     pub now: std::time::SystemTime,
 }
 
-fn link(team: &str, show: Show, search: &str) -> String {
+fn link(team: &str, show: Show, search: &str, recent: bool) -> String {
     let mut to = format!("/teams/{team}/inbox?show={}", show.as_str());
     if !search.is_empty() {
         to.push_str("&q=");
         to.extend(form_urlencoded::byte_serialize(search.as_bytes()));
+    }
+    if recent {
+        to.push_str("&sort=recent");
     }
     to
 }
@@ -129,7 +145,7 @@ pub fn team_inbox(v: &TeamInbox<'_>) -> Markup {
     let page = v.reply.page.as_ref().unwrap_or(&empty);
     let tab = |show: Show, label: &str, count: u32| {
         html! {
-            a href=(link(v.team_id, show, v.search)) aria-current=[(v.show == show).then_some("page")] {
+            a href=(link(v.team_id, show, v.search, v.recent)) aria-current=[(v.show == show).then_some("page")] {
                 (label) " " span.count { "(" (count) ")" }
             }
         }
@@ -139,6 +155,7 @@ pub fn team_inbox(v: &TeamInbox<'_>) -> Markup {
         h1 { (v.team_name) }
         form.search method="get" action={ "/teams/" (v.team_id) "/inbox" } role="search" {
             input type="hidden" name="show" value=(v.show.as_str());
+            @if v.recent { input type="hidden" name="sort" value="recent"; }
             label.nhsuk-label for="q" { "Find a patient" span.hint { " part of their name, their date of birth, hospital or NHS number" } }
             input.nhsuk-input #q type="search" name="q" value=(v.search) autocomplete="off";
             button.nhsuk-button.nhsuk-button--secondary type="submit" { "Search" }
@@ -150,6 +167,11 @@ pub fn team_inbox(v: &TeamInbox<'_>) -> Markup {
                 (tab(Show::Others, "Assigned to others", counts.assigned.saturating_sub(mine)))
                 (tab(Show::Active, "All active", counts.unassigned + counts.assigned))
                 (tab(Show::Archived, "Archived", counts.archived))
+            }
+            nav.tabs.careline-order aria-label="Order" {
+                span.hint { "Order: " }
+                a href=(link(v.team_id, v.show, v.search, false)) aria-current=[(!v.recent).then_some("page")] { "Longest waiting first" }
+                a href=(link(v.team_id, v.show, v.search, true)) aria-current=[v.recent.then_some("page")] { "Most recent first" }
             }
             @if !v.reply.helping.is_empty() {
                 details.card {
@@ -176,13 +198,64 @@ pub fn team_inbox(v: &TeamInbox<'_>) -> Markup {
         p { a href={ "/teams/" (v.team_id) "/not-read" } { "Not read by the patient" } ": answers the patient has not opened, to follow up by phone." }
         nav.tabs aria-label="More conversations" {
             @if v.older {
-                a href=(link(v.team_id, v.show, v.search)) { "← Newest" }
+                a href=(link(v.team_id, v.show, v.search, v.recent)) { "← First page" }
             }
             @if !page.next_cursor.is_empty() {
-                a href={ (link(v.team_id, v.show, v.search)) "&cursor=" (page.next_cursor) } { "Older →" }
+                a href={ (link(v.team_id, v.show, v.search, v.recent)) "&cursor=" (page.next_cursor) } { "Next page →" }
             }
         }
         (shortcuts_help(None))
+    }
+}
+
+/// A team inbox's list beside the conversation `open` (wide screens: see
+/// `shortcuts.js`), dense: whose, what, how long they have waited, who
+/// handles it. Its links go to each conversation, with the list beside it.
+pub fn queue(v: &TeamInbox<'_>, open: &str) -> Markup {
+    let empty = pb::ThreadPage::default();
+    let page = v.reply.page.as_ref().unwrap_or(&empty);
+    html! {
+        div #queue-list {
+            h2.careline-queue__title {
+                a href=(link(v.team_id, v.show, v.search, v.recent)) { (v.team_name) }
+                span.hint { " · " (v.show.label()) @if v.recent { ", most recent first" } @else { ", longest waiting first" } }
+            }
+            @if page.threads.is_empty() {
+                p.hint { "No conversations here." }
+            }
+            @if !page.threads.iter().any(|t| t.thread_id == open) {
+                p.hint { "The conversation open beside this list is no longer among these." }
+            }
+            ul.careline-queue__list {
+                @for t in &page.threads {
+                    li aria-current=[(t.thread_id == open).then_some("page")] {
+                        a href={ "/threads/" (t.thread_id) } data-row {
+                            strong.careline-queue__patient { (t.patient_name) }
+                            " " (super::identity(t.patient_identity.as_ref()))
+                            span.careline-queue__subject.unread[t.unread_count > 0] {
+                                (t.subject)
+                                @if t.unread_count > 0 { " " strong.nhsuk-tag.nhsuk-tag--blue.badge { (t.unread_count) " new" } }
+                            }
+                            span.careline-queue__meta {
+                                @if let Some(since) = &t.waiting_since {
+                                    span.waiting { "waiting " (waited(since, v.now)) }
+                                } @else {
+                                    "answered"
+                                }
+                                " · "
+                                @match &t.assignee {
+                                    Some(a) => { "with " (a.name) }
+                                    None => { span.unassigned { "unassigned" } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            @if page.threads.len() > 1 {
+                p.hint { kbd { "j" } " / " kbd { "k" } " move through the list, " kbd { "Enter" } " opens." }
+            }
+        }
     }
 }
 
@@ -270,6 +343,7 @@ pub fn shortcuts_help(thread: Option<Place>) -> Markup {
                         dt { kbd { "e" } } dd { "Archive" }
                     }
                     dt { kbd { "u" } } dd { "Back to the inbox" }
+                    dt { kbd { "j" } " / " kbd { "k" } } dd { "Next or previous in the team's list beside it (on a wide screen)" }
                 } @else {
                     dt { kbd { "j" } } dd { "Next conversation" }
                     dt { kbd { "k" } } dd { "Previous conversation" }
