@@ -105,7 +105,13 @@ fn page(range: Option<pb::Range>) -> Result<Page, Error> {
         Ok(pb::EntryKind::View) => 2,
         Err(_) => return Err(Error::invalid("range.kind", "not a kind of entry")),
     };
+    let actor = if range.actor_id.trim().is_empty() {
+        None
+    } else {
+        Some(PersonId::parse("range.actor_id", &range.actor_id)?.to_string())
+    };
     Ok(Page {
+        actor,
         from,
         to,
         after: cursor(&range.cursor, range.newest_first)?,
@@ -585,6 +591,7 @@ impl<S: EventStore> AuditService for AuditGrpc<S> {
                     size: EXPORT_PAGE,
                     newest_first: false,
                     kind: 0,
+                    actor: None,
                 };
                 let found = match pool.get().await {
                     Ok(client) => queries::trail(&client, &trail, &page)

@@ -31,6 +31,8 @@ pub struct Page {
     pub newest_first: bool,
     /// Only entries of this kind (`Kind as i16`); 0 for every kind.
     pub kind: i16,
+    /// Only entries by this person.
+    pub actor: Option<String>,
 }
 
 pub fn entry(row: &Row) -> Entry {
@@ -77,6 +79,7 @@ pub async fn trail(
     let sql = format!(
         "SELECT {COLUMNS} FROM entries WHERE {column} = $1 AND (position, chain) {after} ($2, $3) \
          AND occurred_at >= $4 AND occurred_at < $5 AND ($7::int2 = 0 OR kind = $7) \
+         AND ($8::text IS NULL OR actor_id = $8) \
          ORDER BY position {order}, chain {order} LIMIT $6"
     );
     let statement = client.prepare_cached(&sql).await?;
@@ -91,6 +94,7 @@ pub async fn trail(
                 &page.to,
                 &(page.size + 1),
                 &page.kind,
+                &page.actor,
             ],
         )
         .await?;

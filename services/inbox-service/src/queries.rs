@@ -120,7 +120,9 @@ macro_rules! summary_select {
                ORDER BY tp.joined_at, tp.person_id LIMIT 10), \
              coalesce((SELECT array_agg(tt.team_id ORDER BY tt.added_at, tt.team_id) FROM thread_teams tt \
                WHERE tt.thread_id = t.thread_id AND tt.staff_side AND ", staff_viewer!(), "), '{}'), \
-             CASE WHEN ", staff_viewer!(), " THEN t.waiting_since END FROM ",
+             CASE WHEN ", staff_viewer!(), " THEN t.waiting_since END, \
+             (SELECT left(m.body, 160) FROM messages m WHERE m.thread_id = t.thread_id \
+               ORDER BY m.seq DESC LIMIT 1) FROM ",
             $from,
             " LEFT JOIN read_marks rm ON rm.thread_id = t.thread_id AND rm.person_id = $1"
         )
@@ -527,6 +529,8 @@ struct SummaryRow {
     staff_side_team_ids: Vec<Uuid>,
     /// Staff only: since when the patient has waited for an answer.
     waiting_since: Option<SystemTime>,
+    /// The start of the newest message.
+    preview: Option<String>,
 }
 
 impl SummaryRow {
@@ -545,6 +549,7 @@ impl SummaryRow {
             participants: row.get(10),
             staff_side_team_ids: row.get(11),
             waiting_since: row.get(12),
+            preview: row.get(13),
         }
     }
 
@@ -588,6 +593,7 @@ impl SummaryRow {
             unread_count: (self.message_count - self.read).max(0) as u32,
             participant_count: self.participant_count.max(0) as u32,
             waiting_since: self.waiting_since.map(ts),
+            preview: self.preview.clone().unwrap_or_default(),
         }
     }
 }
@@ -1563,6 +1569,7 @@ const FIND_PEOPLE: &str = "SELECT p.person_id, p.email, p.email_verified, d.pers
          WHERE r.person_id = p.person_id), '{}') \
      FROM people p LEFT JOIN deactivated_people d ON d.person_id = p.person_id::text \
      WHERE ($1::text IS NULL OR lower(p.name) LIKE $1 ESCAPE '\\' OR p.identifiers LIKE $1 ESCAPE '\\') AND ($2 = '' OR p.kind = $2) \
+       AND ($4::uuid IS NULL OR p.person_id = $4) \
      ORDER BY lower(p.name), p.person_id LIMIT $3";
 
 fn admins_only(viewer: Viewer, what: &str) -> Result<(), Error> {
@@ -1684,6 +1691,7 @@ pub async fn find_people(
     viewer: Viewer,
     pattern: Option<String>,
     kind: &'static str,
+    only: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<pb::PersonRecord>, Error> {
     // A privacy officer finds whose trail to read by name: names and
@@ -1692,7 +1700,7 @@ pub async fn find_people(
     if !auditor {
         admins_only(viewer, "looking people up")?;
     }
-    let found = rows(client, FIND_PEOPLE, &[&pattern, &kind, &limit]).await?;
+    let found = rows(client, FIND_PEOPLE, &[&pattern, &kind, &limit, &only]).await?;
     let named = people(client, found.iter().map(|r| r.get::<_, Uuid>(0))).await?;
     Ok(found
         .iter()

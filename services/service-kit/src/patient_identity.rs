@@ -72,6 +72,15 @@ pub fn spoken(value: &str) -> String {
         .unwrap_or_default()
 }
 
+/// `23/04/1961`: how a form shows a date of birth held as [`iso`] writes
+/// it (as people in the UK write it); `value` itself when it is not one.
+pub fn written(value: &str) -> String {
+    parse_date(value).map_or_else(
+        || value.to_string(),
+        |d| format!("{:02}/{:02}/{}", d.day(), u8::from(d.month()), d.year()),
+    )
+}
+
 /// Today, in UTC: the latest date of birth.
 pub fn today() -> Date {
     OffsetDateTime::now_utc().date()
@@ -139,12 +148,7 @@ pub fn search_text(date_of_birth: &str, hospital_number: &str, nhs_number: &str)
     let mut words = Vec::new();
     if let Some(d) = parse_date(date_of_birth) {
         words.push(iso(d));
-        words.push(format!(
-            "{:02}/{:02}/{}",
-            d.day(),
-            u8::from(d.month()),
-            d.year()
-        ));
+        words.push(written(date_of_birth));
     }
     if !hospital_number.is_empty() {
         words.push(hospital_number.to_lowercase());
@@ -189,6 +193,7 @@ mod tests {
             assert!(date_of_birth(wrong, today).is_err(), "{wrong}");
         }
         assert_eq!(spoken("1950-03-12"), "12 March 1950");
+        assert_eq!(written("1950-03-12"), "12/03/1950");
         assert_eq!(spoken(""), "");
     }
 

@@ -70,10 +70,61 @@ pub(crate) async fn find_people(
             name_prefix: prefix.to_string(),
             kind: kind as i32,
             limit: 50,
+            person_id: String::new(),
         })
         .await?
         .into_inner()
         .people)
+}
+
+#[derive(serde::Deserialize, Debug, Default)]
+pub(crate) struct PersonQuery {
+    #[serde(default)]
+    find: String,
+    #[serde(default)]
+    done: String,
+}
+
+/// `/admin/people/<id>`: one person, and what an admin may change of them.
+pub(crate) async fn person(
+    State(web): State<Web>,
+    SignedIn(session): SignedIn,
+    Path(person): Path<String>,
+    Query(q): Query<PersonQuery>,
+) -> Page {
+    if session.caller.role != Role::Admin {
+        return Ok(admins_only(&web, &session));
+    }
+    let found = web
+        .inbox(&session)?
+        .find_people(inbox_pb::FindPeopleRequest {
+            min_position: session.position,
+            limit: 1,
+            person_id: person.clone(),
+            ..Default::default()
+        })
+        .await;
+    match found.map(|r| r.into_inner().people.into_iter().next()) {
+        Ok(Some(record)) => {
+            let body = pages::admin::person(&record, &session, q.find.trim(), &q.done);
+            Ok(web.page("Person", Some(&session), body))
+        }
+        Ok(None) => Ok(not_found_person(&web, &session)),
+        Err(e) if e.code() == tonic::Code::InvalidArgument => Ok(not_found_person(&web, &session)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn not_found_person(web: &Web, session: &Session) -> Response {
+    let body = pages::problem_page(
+        "Nobody here",
+        "Careline has nobody registered under that address. Find them by name on the People page.",
+    );
+    (
+        StatusCode::NOT_FOUND,
+        web.page("Person", Some(session), body),
+    )
+        .into_response()
 }
 
 /// `/admin/teams`: every team, and a form to create one.
@@ -435,7 +486,7 @@ pub(crate) async fn register(State(web): State<Web>, Posted(session, form): Post
 }
 
 /// What taking a staff role away does, asked first.
-fn ask_revoke(form: &Fields) -> confirm::Ask<'static> {
+fn ask_revoke(person: &str, form: &Fields) -> confirm::Ask<'static> {
     let name = match form.one("name").trim() {
         "" => "this person".to_string(),
         name => name.to_string(),
@@ -449,7 +500,7 @@ fn ask_revoke(form: &Fields) -> confirm::Ask<'static> {
             "You can grant it again.",
         ],
         yes: format!("Take away the {} role", role.to_lowercase()),
-        back: format!("/admin/people?find={}", crate::encode(form.one("find"))),
+        back: pages::admin::person_link(person, form.one("find")),
     }
 }
 
@@ -462,7 +513,7 @@ pub(crate) async fn change_person(
 ) -> Page {
     let patient = form.one("kind") == "patient";
     if form.one("do") == "revoke" && !confirm::confirmed(&form) {
-        let ask = ask_revoke(&form);
+        let ask = ask_revoke(&person, &form);
         let action = format!("/admin/people/{person}");
         return Ok(confirm::ask(&web, &session, &action, &form, ask));
     }
@@ -544,7 +595,7 @@ pub(crate) async fn change_person(
         };
         Ok::<_, Status>(reply)
     };
-    let back = format!("/admin/people?find={}", crate::encode(form.one("find")));
+    let back = pages::admin::person_link(&person, form.one("find"));
     match changed.await {
         Ok(reply) => Ok(web
             .changed(

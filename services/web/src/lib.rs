@@ -420,7 +420,7 @@ fn form_page(action: &str) -> String {
         ["record", "carers", "withdraw"] => "/record/carers".into(),
         ["record", "access", "end"] => "/record/access".into(),
         ["account", "verify" | "email"] => "/account".into(),
-        ["admin", "people", _] | ["admin", "people", _, "close"] => "/admin/people".into(),
+        ["admin", "people", id] | ["admin", "people", id, "close"] => format!("/admin/people/{id}"),
         ["join", code, "sign-up"] => format!("/join/{code}"),
         ["messages", "new"]
         | ["threads", _, "add"]
@@ -530,7 +530,10 @@ pub fn router(web: Web) -> Router {
             get(admin::team).post(admin::change_team),
         )
         .route("/admin/people", get(admin::people).post(admin::register))
-        .route("/admin/people/{id}", post(admin::change_person))
+        .route(
+            "/admin/people/{id}",
+            get(admin::person).post(admin::change_person),
+        )
         .route("/admin/people/{id}/close", get(admin::close_page))
         .route("/audit", get(privacy::trails))
         .route("/audit/verify", get(privacy::verify))

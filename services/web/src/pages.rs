@@ -610,6 +610,7 @@ pub fn messages(
                             strong.nhsuk-tag.nhsuk-tag--blue.badge { (t.unread_count) " new" }
                         }
                         @if staff { @if let Some(b) = status(t) { (b) } }
+                        @if !t.preview.is_empty() { span.careline-preview { (t.preview) } }
                         div.meta {
                             // Staff see whose it is; a patient or carer whom it is with.
                             @if staff { (t.patient_name) " (" (identity(t.patient_identity.as_ref())) ")" } @else { (with_whom(t)) }

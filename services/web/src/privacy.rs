@@ -50,6 +50,9 @@ pub(crate) struct TrailQuery {
     /// "oldest" first; else newest first.
     #[serde(default)]
     order: String,
+    /// Only what this person did and read (their id).
+    #[serde(default)]
+    who: String,
 }
 
 /// The range the two days give: from the start of `from` to the end of
@@ -75,6 +78,7 @@ fn range(q: &TrailQuery) -> Result<audit_pb::Range, String> {
             "changes" => audit_pb::EntryKind::Action,
             _ => audit_pb::EntryKind::Unspecified,
         } as i32,
+        actor_id: q.who.trim().to_string(),
     })
 }
 
@@ -99,6 +103,7 @@ pub(crate) async fn trails(
             _ => "",
         },
         oldest: q.order == "oldest",
+        who: q.who.trim(),
     };
     if asked.id.is_empty() {
         // Finding whose trail by name (a recorded read of each patient

@@ -1016,6 +1016,16 @@ async fn long_words_and_links_never_make_a_page_wider_than_the_window() {
             "/admin/people?find=P".to_string(),
         ),
         ("admin-teams", &org.admin, "/admin/teams".to_string()),
+        (
+            "admin-person",
+            &org.admin,
+            format!("/admin/people/{}", org.patient.person_id),
+        ),
+        (
+            "staff-queue",
+            &org.nurse,
+            format!("/teams/{}/queue?show=active&open={thread}", org.renal),
+        ),
         // Every other page of each kind of person.
         (
             "patient-new-message",

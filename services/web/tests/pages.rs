@@ -1139,6 +1139,33 @@ async fn a_privacy_officer_finds_what_a_professional_read() {
     let pat = org.patient.person_id.to_string();
     let record = priya.get(&format!("/audit?kind=record&id={pat}")).await;
     assert!(record.body.contains("Check this record"), "{}", record.body);
+    // Who: only what Nina did and read on it, from her entry's link.
+    let only = format!("&amp;who={}", org.nurse.person_id);
+    assert!(record.body.contains(&only), "{}", record.body);
+    assert!(record.body.contains("Pat Jones started"), "{}", record.body);
+    let hers_here = priya
+        .get(&format!(
+            "/audit?kind=record&id={pat}&who={}",
+            org.nurse.person_id
+        ))
+        .await;
+    assert!(
+        hers_here
+            .body
+            .contains("Only what <strong>Nina Patel</strong> did and read"),
+        "{}",
+        hers_here.body
+    );
+    assert!(
+        hers_here.body.contains("Nina Patel opened the thread"),
+        "{}",
+        hers_here.body
+    );
+    assert!(
+        !hers_here.body.contains("Pat Jones started"),
+        "{}",
+        hers_here.body
+    );
     let checked = priya.get(&format!("/audit/verify?patient={pat}")).await;
     assert_eq!(checked.status, StatusCode::OK, "{}", checked.body);
     assert!(checked.body.contains("Intact."), "{}", checked.body);
@@ -1341,7 +1368,7 @@ async fn an_admin_sets_up_a_team_and_the_patient_is_offered_what_the_rules_say()
     assert!(page.body.contains("Registered."), "{}", page.body);
     assert!(page.body.contains("Olu Ade (Stoma Nurse)"), "{}", page.body);
     assert!(page.body.contains("not verified"), "{}", page.body);
-    let olu = after(&page.body, "action=\"/admin/people/", '"').to_string();
+    let olu = after(&page.body, "href=\"/admin/people/", '?').to_string();
     let close = ada
         .get(&format!("/admin/people/{olu}/close?name=Olu+Ade&find=Olu"))
         .await;
@@ -1441,7 +1468,7 @@ async fn an_admin_sets_up_a_team_and_the_patient_is_offered_what_the_rules_say()
         "{}",
         page.body
     );
-    let rhian = after(&page.body, "action=\"/admin/people/", '"').to_string();
+    let rhian = after(&page.body, "href=\"/admin/people/", '?').to_string();
     let wrong = [
         ("csrf", csrf.as_str()),
         ("do", "details"),
@@ -1480,8 +1507,17 @@ async fn an_admin_sets_up_a_team_and_the_patient_is_offered_what_the_rules_say()
     );
     assert!(found.body.contains("Rhian Price"), "{}", found.body);
 
+    // Nobody under an address that names no one.
+    let nobody = ada.get("/admin/people/not-an-id").await;
+    assert_eq!(nobody.status, StatusCode::NOT_FOUND, "{}", nobody.body);
+    assert!(nobody.body.contains("Nobody here"), "{}", nobody.body);
+
     // Not for anyone else.
     assert_eq!(pat.get("/admin/teams").await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        pat.get(&format!("/admin/people/{rhian}")).await.status,
+        StatusCode::FORBIDDEN
+    );
     assert_eq!(pat.get("/admin/people").await.status, StatusCode::FORBIDDEN);
 }
 

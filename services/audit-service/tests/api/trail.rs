@@ -196,6 +196,47 @@ async fn the_scenario_is_on_the_record_trail_in_order() {
     let mut both: Vec<(u64, String)> = views.into_iter().chain(changes).collect();
     both.sort();
     assert_eq!(both, forwards);
+    // Who: only what Nina did and read on the record, and all of that.
+    let nina = org.nurse.person_id.to_string();
+    let hers = record_trail_as(
+        &s,
+        &org.auditor,
+        &patient,
+        at,
+        pb::Range {
+            actor_id: nina.clone(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let expected: Vec<u64> = trail
+        .iter()
+        .filter(|e| e.actor_id == nina)
+        .map(|e| e.seq)
+        .collect();
+    assert!(!expected.is_empty());
+    assert_eq!(
+        hers.iter()
+            .filter(|e| e.position <= last)
+            .map(|e| e.seq)
+            .collect::<Vec<_>>(),
+        expected
+    );
+    assert!(hers.iter().all(|e| e.actor_id == nina));
+    let refused = s
+        .audit(&org.auditor)
+        .record_trail(pb::RecordTrailRequest {
+            min_position: at,
+            patient_id: patient.clone(),
+            range: Some(pb::Range {
+                actor_id: "not-an-id".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+    assert!(refused.message().contains("range.actor_id"), "{refused:?}");
 
     // Priya's reading of the trail is on it: read again, it says so.
     let head = s.settled().await;

@@ -540,7 +540,12 @@ impl InboxService for InboxGrpc {
         };
         let position = self.reached(r.min_position).await?;
         let client = self.client().await?;
-        let people = queries::find_people(&client, viewer, pattern, kind, limit).await?;
+        let only = if r.person_id.trim().is_empty() {
+            None
+        } else {
+            Some(service_kit::ids::PersonId::parse("person_id", &r.person_id)?.uuid())
+        };
+        let people = queries::find_people(&client, viewer, pattern, kind, only, limit).await?;
         // An admin's search shows patients' names and addresses: a read of
         // each patient's record listed, recorded before it is answered.
         let mut shown = Shown::default();

@@ -171,6 +171,7 @@ async fn an_admins_people_search_is_recorded_as_a_read_of_each_patient_listed() 
             name_prefix: "PAT".into(),
             kind: pb::PersonKind::Patient as i32,
             limit: 0,
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -282,6 +282,7 @@ async fn a_professional_sees_her_teams_and_only_admins_list_teams_and_people() {
             name_prefix: "PAT".into(),
             kind: pb::PersonKind::Patient as i32,
             limit: 0,
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -267,7 +267,7 @@ pub fn people(
                 "careline-people",
                 "People found",
                 &["Name", "Email address", "Account and roles"],
-                found.iter().map(|r| super::Row { unread: false, cells: person_cells(r, session, find) }).collect(),
+                found.iter().map(|r| super::Row { unread: false, cells: person_cells(r, find) }).collect(),
             ))
         }
         h2 #register { "Register someone" }
@@ -316,26 +316,6 @@ pub fn close(person: &str, name: &str, find: &str, session: &Session) -> Markup 
             input type="hidden" name="do" value="deactivate";
             input type="hidden" name="find" value=(find);
             button.nhsuk-button.nhsuk-button--warning type="submit" { "Close the account" }
-        }
-    }
-}
-
-/// Recording or correcting a patient's date of birth and numbers, folded.
-fn details_fold(p: &pb::Person, session: &Session, find: &str) -> Markup {
-    let identity = p.identity.clone().unwrap_or_default();
-    let prefix = format!("id-{}", p.person_id);
-    html! {
-        details.nhsuk-details.careline-fold {
-            summary.nhsuk-details__summary { span.nhsuk-details__summary-text { "Date of birth and numbers" } }
-            div.nhsuk-details__text {
-                form method="post" action={ "/admin/people/" (p.person_id) } {
-                    (csrf(session))
-                    input type="hidden" name="do" value="details";
-                    input type="hidden" name="find" value=(find);
-                    (identity_fields(&prefix, [&identity.date_of_birth, &identity.hospital_number, &identity.nhs_number]))
-                    button.nhsuk-button.nhsuk-button--secondary.nhsuk-button--small type="submit" { "Save" }
-                }
-            }
         }
     }
 }
@@ -396,41 +376,108 @@ pub fn staff_role_name(role: &str) -> &str {
 
 /// One person found: who, their address (and a form to change it, folded),
 /// their account and what may be done to it.
-fn person_cells(r: &pb::PersonRecord, session: &Session, find: &str) -> Vec<Markup> {
+fn person_cells(r: &pb::PersonRecord, find: &str) -> Vec<Markup> {
     let p = r.person.clone().unwrap_or_default();
     let k = kind_name(p.kind);
-    let field = format!("email-{}", p.person_id);
     vec![
         html! {
-            strong { (p.display) } br; span.hint { (k) }
-            @if k == "patient" {
-                br; (super::identity(p.identity.as_ref()))
-                (details_fold(&p, session, find))
-            }
+            a href={ (person_link(&p.person_id, find)) } { strong { (p.display) } }
+            br; span.hint { (k) }
+            @if k == "patient" { br; (super::identity(p.identity.as_ref())) }
         },
         html! {
             @if r.email.is_empty() { "no email address" } @else { (r.email) }
             @if !r.email.is_empty() { br; span.hint { @if r.email_verified { "verified" } @else { "not verified" } } }
-            details.nhsuk-details.careline-fold {
-                summary.nhsuk-details__summary { span.nhsuk-details__summary-text { "Change the address" } }
-                div.nhsuk-details__text {
-                    form method="post" action={ "/admin/people/" (p.person_id) } {
-                        (csrf(session))
-                        input type="hidden" name="do" value="email";
-                        input type="hidden" name="kind" value=(k);
-                        input type="hidden" name="find" value=(find);
-                        label.nhsuk-label for=(field) { "New email address" }
-                        input.nhsuk-input type="text" id=(field) name="email" inputmode="email" autocomplete="off";
-                        button.nhsuk-button.nhsuk-button--secondary.nhsuk-button--small type="submit" { "Change the address" }
-                    }
+        },
+        html! { (account_tags(r)) },
+    ]
+}
+
+/// A person's page, remembering the search that found them.
+pub fn person_link(person: &str, find: &str) -> String {
+    format!("/admin/people/{person}?find={}", crate::encode(find))
+}
+
+/// Whether the account is open, and its staff roles.
+fn account_tags(r: &pb::PersonRecord) -> Markup {
+    html! {
+        @if r.deactivated { strong.nhsuk-tag.nhsuk-tag--grey { "Closed" } } @else { strong.nhsuk-tag.nhsuk-tag--green { "Open" } }
+        @for role in &r.staff_roles {
+            " " strong.nhsuk-tag.nhsuk-tag--purple { (staff_role_name(role)) }
+        }
+    }
+}
+
+/// One person: who they are, their address, a patient's date of birth and
+/// numbers, their account and roles, and what an admin may change of each
+/// (what cannot be undone asks first).
+pub fn person(r: &pb::PersonRecord, session: &Session, find: &str, done: &str) -> Markup {
+    let p = r.person.clone().unwrap_or_default();
+    let k = kind_name(p.kind);
+    let action = format!("/admin/people/{}", p.person_id);
+    html! {
+        p { a href={ "/admin/people?find=" (crate::encode(find)) } { "← People" } }
+        h1 { (p.display) }
+        (notice(done))
+        dl.nhsuk-summary-list {
+            div.nhsuk-summary-list__row {
+                dt.nhsuk-summary-list__key { "Who" }
+                dd.nhsuk-summary-list__value { "A " (k) }
+            }
+            @if k == "patient" {
+                div.nhsuk-summary-list__row {
+                    dt.nhsuk-summary-list__key { "Date of birth and numbers" }
+                    dd.nhsuk-summary-list__value { (super::identity(p.identity.as_ref())) }
                 }
             }
-        },
-        html! {
+            div.nhsuk-summary-list__row {
+                dt.nhsuk-summary-list__key { "Email address" }
+                dd.nhsuk-summary-list__value {
+                    @if r.email.is_empty() { "none" } @else { (r.email) " " span.hint { @if r.email_verified { "verified" } @else { "not verified" } } }
+                }
+            }
+            div.nhsuk-summary-list__row {
+                dt.nhsuk-summary-list__key { "Account and roles" }
+                dd.nhsuk-summary-list__value { (account_tags(r)) }
+            }
+        }
+        @if k == "patient" {
+            h2 { "Date of birth and numbers" }
+            form.card method="post" action=(action) {
+                (csrf(session))
+                input type="hidden" name="do" value="details";
+                input type="hidden" name="find" value=(find);
+                @let identity = p.identity.clone().unwrap_or_default();
+                @let born = service_kit::patient_identity::written(&identity.date_of_birth);
+                (identity_fields("details", [&born, &identity.hospital_number, &identity.nhs_number]))
+                button.nhsuk-button.nhsuk-button--secondary type="submit" { "Save" }
+            }
+        }
+        h2 { "Email address" }
+        form.card method="post" action=(action) {
+            (csrf(session))
+            input type="hidden" name="do" value="email";
+            input type="hidden" name="kind" value=(k);
+            input type="hidden" name="find" value=(find);
+            label.nhsuk-label for="email" { "New email address" span.hint { " they confirm it by the link we send to it" } }
+            input.nhsuk-input type="text" id="email" name="email" inputmode="email" autocomplete="off";
+            button.nhsuk-button.nhsuk-button--secondary type="submit" { "Change the address" }
+        }
+        @if !r.email.is_empty() && !r.email_verified {
+            form method="post" action=(action) {
+                (csrf(session))
+                input type="hidden" name="do" value="verify";
+                input type="hidden" name="kind" value=(k);
+                input type="hidden" name="find" value=(find);
+                button.nhsuk-button.nhsuk-button--secondary type="submit" { "Send the verification email again" }
+            }
+        }
+        @if k == "professional" {
+            h2 { "Staff roles" }
+            @if r.staff_roles.is_empty() { p { "None: they work in their teams' inboxes only." } }
             div.actions {
-                @if r.deactivated { strong.nhsuk-tag.nhsuk-tag--grey { "Closed" } } @else { strong.nhsuk-tag.nhsuk-tag--green { "Open" } }
                 @for role in &r.staff_roles {
-                    form.inline method="post" action={ "/admin/people/" (p.person_id) } {
+                    form.inline method="post" action=(action) {
                         (csrf(session))
                         input type="hidden" name="do" value="revoke";
                         input type="hidden" name="role" value=(role);
@@ -443,46 +490,35 @@ fn person_cells(r: &pb::PersonRecord, session: &Session, find: &str) -> Vec<Mark
                         }
                     }
                 }
-                @if k == "professional" && !r.deactivated {
-                    @let offered: Vec<&(&str, &str)> = STAFF_ROLES.iter().filter(|(v, _)| !r.staff_roles.iter().any(|h| h == v)).collect();
-                    @if !offered.is_empty() {
-                        @let field = format!("role-{}", p.person_id);
-                        form.inline.careline-grant method="post" action={ "/admin/people/" (p.person_id) } {
-                            (csrf(session))
-                            input type="hidden" name="do" value="grant";
-                            input type="hidden" name="name" value=(p.name);
-                            input type="hidden" name="find" value=(find);
-                            label.nhsuk-label.nhsuk-u-visually-hidden for=(field) { "Staff role for " (p.name) }
-                            select.nhsuk-select id=(field) name="role" {
-                                @for (value, label) in offered { option value=(value) { (label) } }
-                            }
-                            " "
-                            button.nhsuk-button.nhsuk-button--secondary.nhsuk-button--small type="submit" { "Grant" }
-                        }
+            }
+            @let offered: Vec<&(&str, &str)> = STAFF_ROLES.iter().filter(|(v, _)| !r.staff_roles.iter().any(|h| h == v)).collect();
+            @if !r.deactivated && !offered.is_empty() {
+                form.careline-grant method="post" action=(action) {
+                    (csrf(session))
+                    input type="hidden" name="do" value="grant";
+                    input type="hidden" name="name" value=(p.name);
+                    input type="hidden" name="find" value=(find);
+                    label.nhsuk-label for="role" { "Grant a staff role" }
+                    select.nhsuk-select #role name="role" {
+                        @for (value, label) in offered { option value=(value) { (label) } }
                     }
-                }
-                @if !r.email.is_empty() && !r.email_verified {
-                    form.inline method="post" action={ "/admin/people/" (p.person_id) } {
-                        (csrf(session))
-                        input type="hidden" name="do" value="verify";
-                        input type="hidden" name="kind" value=(k);
-                        input type="hidden" name="find" value=(find);
-                        button.nhsuk-button.nhsuk-button--secondary.nhsuk-button--small type="submit" { "Send the verification email again" }
-                    }
-                }
-                @if k != "patient" {
-                    @if r.deactivated {
-                        form.inline method="post" action={ "/admin/people/" (p.person_id) } {
-                            (csrf(session))
-                            input type="hidden" name="do" value="reactivate";
-                            input type="hidden" name="find" value=(find);
-                            button.nhsuk-button.nhsuk-button--secondary.nhsuk-button--small type="submit" { "Open the account again" }
-                        }
-                    } @else {
-                        a.nhsuk-button.nhsuk-button--warning.nhsuk-button--small href={ "/admin/people/" (p.person_id) "/close?name=" (crate::encode(&p.name)) "&find=" (crate::encode(find)) } { "Close the account…" }
-                    }
+                    " "
+                    button.nhsuk-button.nhsuk-button--secondary type="submit" { "Grant" }
                 }
             }
-        },
-    ]
+        }
+        @if k != "patient" {
+            h2 { "Account" }
+            @if r.deactivated {
+                form method="post" action=(action) {
+                    (csrf(session))
+                    input type="hidden" name="do" value="reactivate";
+                    input type="hidden" name="find" value=(find);
+                    button.nhsuk-button.nhsuk-button--secondary type="submit" { "Open the account again" }
+                }
+            } @else {
+                a.nhsuk-button.nhsuk-button--warning href={ (action) "/close?name=" (crate::encode(&p.name)) "&find=" (crate::encode(find)) } { "Close the account…" }
+            }
+        }
+    }
 }

@@ -41,16 +41,28 @@ pub struct Asked<'a> {
     pub show: &'a str,
     /// Oldest first (else newest first).
     pub oldest: bool,
+    /// Only what this person did and read (their id), or "" for everyone.
+    pub who: &'a str,
 }
 
+/// A trail's address with the same days, kinds and order; everyone's.
 fn trail_link(kind: Kind, id: &str, asked: &Asked<'_>) -> String {
     format!(
         "/audit?kind={}&id={id}&from={}&to={}&show={}&order={}",
         kind.as_str(),
-        asked.from,
-        asked.to,
+        crate::encode(asked.from),
+        crate::encode(asked.to),
         asked.show,
         if asked.oldest { "oldest" } else { "newest" }
+    )
+}
+
+/// The trail asked for, narrowed to what `who` did and read.
+fn only_link(who: &str, asked: &Asked<'_>) -> String {
+    format!(
+        "{}&who={}",
+        trail_link(asked.kind, asked.id, asked),
+        crate::encode(who)
     )
 }
 
@@ -117,6 +129,7 @@ pub fn trails(
             }
             label.nhsuk-label for="id" { "Id" span.hint { " of the record, conversation or person, as Careline shows it" } }
             input.nhsuk-input #id type="text" name="id" value=(asked.id) autocomplete="off" spellcheck="false" required;
+            @if !asked.who.is_empty() { input type="hidden" name="who" value=(asked.who); }
             label.nhsuk-label for="from" { "From" span.hint { " (optional) the first day" } }
             input.nhsuk-input #from type="date" name="from" value=(asked.from);
             label.nhsuk-label for="to" { "To" span.hint { " (optional) the last day" } }
@@ -144,6 +157,13 @@ pub fn trails(
             }
         }
         @if let Some(page) = page {
+            @if !asked.who.is_empty() {
+                @let named = page.entries.iter().find(|e| e.actor_id == asked.who).map(|e| e.actor_name.as_str());
+                div.notice role="status" {
+                    "Only what " strong { (named.unwrap_or("one person")) } " did and read on this trail. "
+                    a href=(trail_link(asked.kind, asked.id, asked)) { "Show everyone's" }
+                }
+            }
             @if page.entries.is_empty() {
                 p.card { "Nothing on this trail in that time." }
             }
@@ -156,7 +176,7 @@ pub fn trails(
                 ))
             }
             @if !page.next_cursor.is_empty() {
-                p { a href={ (trail_link(asked.kind, asked.id, asked)) "&cursor=" (page.next_cursor) } { @if asked.oldest { "Later entries →" } @else { "Earlier entries →" } } }
+                p { a href={ @if asked.who.is_empty() { (trail_link(asked.kind, asked.id, asked)) } @else { (only_link(asked.who, asked)) } "&cursor=" (page.next_cursor) } { @if asked.oldest { "Later entries →" } @else { "Earlier entries →" } } }
             }
         }
     }
@@ -209,7 +229,12 @@ pub fn verified(patient: &str, reply: &pb::VerifyReply) -> Markup {
 fn entry_cells(e: &pb::Entry, asked: &Asked<'_>) -> Vec<Markup> {
     vec![
         html! { (when(e.occurred_at.as_ref())) },
-        html! { a href=(trail_link(Kind::Person, &e.actor_id, asked)) { (e.actor_name) } br; span.hint { (e.role) } },
+        html! {
+            a href=(trail_link(Kind::Person, &e.actor_id, asked)) { (e.actor_name) } br; span.hint { (e.role) }
+            @if asked.kind != Kind::Person && asked.who.is_empty() && !e.actor_id.is_empty() {
+                br; a.hint href=(only_link(&e.actor_id, asked)) { "only theirs here" }
+            }
+        },
         html! {
             (e.action)
             @if !e.patient_id.is_empty() && asked.kind != Kind::Record {

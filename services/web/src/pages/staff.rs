@@ -215,6 +215,7 @@ pub fn queue(v: &TeamInbox<'_>, open: &str) -> Markup {
     let empty = pb::ThreadPage::default();
     let page = v.reply.page.as_ref().unwrap_or(&empty);
     html! {
+        h1.nhsuk-u-visually-hidden { (v.team_name) ": conversations" }
         div #queue-list {
             h2.careline-queue__title {
                 a href=(link(v.team_id, v.show, v.search, v.recent)) { (v.team_name) }
@@ -236,6 +237,7 @@ pub fn queue(v: &TeamInbox<'_>, open: &str) -> Markup {
                                 (t.subject)
                                 @if t.unread_count > 0 { " " strong.nhsuk-tag.nhsuk-tag--blue.badge { (t.unread_count) " new" } }
                             }
+                            @if !t.preview.is_empty() { span.careline-preview { (t.preview) } }
                             span.careline-queue__meta {
                                 @if let Some(since) = &t.waiting_since {
                                     span.waiting { "waiting " (waited(since, v.now)) }
@@ -269,7 +271,7 @@ fn inbox_cells(t: &pb::ThreadSummary, now: std::time::SystemTime) -> Vec<Markup>
                 " " strong.nhsuk-tag.nhsuk-tag--blue.badge { (t.unread_count) " new" }
             }
             @if let Some(b) = status(t) { " " (b) }
-            br;
+            @if !t.preview.is_empty() { span.careline-preview { (t.preview) } }
             span.hint { (t.message_count) @if t.message_count == 1 { " message" } @else { " messages" } }
         },
         html! { strong { (t.patient_name) } br; (super::identity(t.patient_identity.as_ref())) },
