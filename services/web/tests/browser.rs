@@ -1064,6 +1064,7 @@ async fn long_words_and_links_never_make_a_page_wider_than_the_window() {
         ),
     ];
     let mut wide = Vec::new();
+    let mut inaccessible = Vec::new();
     for width in [320, 375, 768, 1280] {
         let window = browser(&driver, width, 800).await;
         let mut signed_in = None;
@@ -1122,9 +1123,15 @@ async fn long_words_and_links_never_make_a_page_wider_than_the_window() {
             if width == 1280 && path.ends_with("/inbox") {
                 photograph(&window, "long-content-team-inbox").await;
             }
-            // Each page at a phone's width and a desktop's.
+            // Each page at a phone's width and a desktop's, checked with
+            // axe-core at both.
             if width == 375 || width == 1280 {
-                photograph(&window, &format!("pages/{name}-{width}")).await;
+                let shot = format!("pages/{name}-{width}");
+                photograph(&window, &shot).await;
+                let found = violations(&window).await;
+                if !found.is_empty() {
+                    inaccessible.push(format!("{shot}: {found:#?}"));
+                }
             }
         }
         window.close().await.unwrap();
@@ -1133,5 +1140,10 @@ async fn long_words_and_links_never_make_a_page_wider_than_the_window() {
         wide.is_empty(),
         "pages wider than the window:\n{}",
         wide.join("\n")
+    );
+    assert!(
+        inaccessible.is_empty(),
+        "serious or critical accessibility violations:\n{}",
+        inaccessible.join("\n")
     );
 }

@@ -1143,6 +1143,13 @@ async fn a_privacy_officer_finds_what_a_professional_read() {
     let only = format!("&amp;who={}", org.nurse.person_id);
     assert!(record.body.contains(&only), "{}", record.body);
     assert!(record.body.contains("Pat Jones started"), "{}", record.body);
+    // Each entry of a conversation names which, by its own trail.
+    assert!(
+        record.body.contains("the conversation&#39;s trail")
+            || record.body.contains("the conversation's trail"),
+        "{}",
+        record.body
+    );
     let hers_here = priya
         .get(&format!(
             "/audit?kind=record&id={pat}&who={}",

@@ -240,6 +240,10 @@ fn entry_cells(e: &pb::Entry, asked: &Asked<'_>) -> Vec<Markup> {
             @if !e.patient_id.is_empty() && asked.kind != Kind::Record {
                 br; a.hint href=(trail_link(Kind::Record, &e.patient_id, asked)) { "the record's trail" }
             }
+            // Which conversation, by its own trail (never its subject here).
+            @if !e.thread_id.is_empty() && asked.kind != Kind::Thread {
+                br; a.hint href=(trail_link(Kind::Thread, &e.thread_id, asked)) { "the conversation's trail" }
+            }
         },
         html! {
             @if e.kind == pb::EntryKind::View as i32 {
