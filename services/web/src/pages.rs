@@ -844,6 +844,12 @@ pub fn new_message(
     let patient = who.patient.as_ref();
     html! {
         @if staff {
+            @if let Some(p) = patient {
+                p.careline-patient {
+                    span.nhsuk-u-visually-hidden { "Patient: " }
+                    strong { (p.name) } " " (identity(p.identity.as_ref()))
+                }
+            }
             h1 { "New message to " (patient.map(|p| p.name.as_str()).unwrap_or("the patient")) }
             div.notice role="note" {
                 "The patient is told by email that a message is waiting for them (the email says nothing of what it is about). "

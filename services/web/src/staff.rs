@@ -613,10 +613,31 @@ pub(crate) async fn told(
     };
     match asked.await {
         Ok(reply) => {
-            let people: Vec<&inbox_pb::Person> = detail
+            // Each named as the patient sees them: the role label, and the
+            // team that brought them to it.
+            let summary = detail.summary.clone().unwrap_or_default();
+            let team_name = |id: &str| {
+                summary
+                    .team_ids
+                    .iter()
+                    .zip(&summary.team_names)
+                    .find(|(t, _)| *t == id)
+                    .map(|(_, name)| name.clone())
+            };
+            let people: Vec<(String, String)> = detail
                 .participants
                 .iter()
-                .filter_map(|p| p.person.as_ref())
+                .filter_map(|p| {
+                    let person = p.person.as_ref()?;
+                    if person.role_label.is_empty() {
+                        return None;
+                    }
+                    let label = match team_name(&p.via_team_id) {
+                        Some(team) => format!("{}, {team}", person.display),
+                        None => person.display.clone(),
+                    };
+                    Some((person.person_id.clone(), label))
+                })
                 .collect();
             pages::staff::told(&reply.into_inner(), &people)
         }

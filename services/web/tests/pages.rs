@@ -943,6 +943,13 @@ async fn a_nurse_works_the_renal_inbox_through_the_pages() {
         page.body
     );
     assert!(!page.body.contains("(professional)"), "{}", page.body);
+    // Staff by their role label and the team that brought them.
+    assert!(
+        page.body
+            .contains("Ned Brown (Renal Nurse), Renal Unit</strong>"),
+        "{}",
+        page.body
+    );
     assert!(page.body.contains("Patient&#39;s side") || page.body.contains("Patient's side"));
 
     // A specialist added to the staff side; nobody chosen is refused.
@@ -1564,6 +1571,16 @@ async fn a_nurse_writes_first_to_a_patient_and_sees_who_has_waited() {
     assert_eq!(form.status, StatusCode::OK, "{}", form.body);
     assert!(
         form.body.contains("New message to Sam Green"),
+        "{}",
+        form.body
+    );
+    // Whose record, told apart from any other Sam Green.
+    assert!(
+        form.body.contains(&identity(&[
+            "born 2 November 1988",
+            "hospital no. RX5520384",
+            "NHS no. 485 777 3457"
+        ])),
         "{}",
         form.body
     );

@@ -629,15 +629,15 @@ pub fn not_read(
 
 /// Each recipient's latest notice of this conversation's messages.
 /// Whom the emails of a conversation reached, each named as the patient
-/// sees them (their role label, "the patient", "carer"), from `people`
-/// (those who were ever on it).
-pub fn told(reply: &proto::notify::ThreadNotificationsReply, people: &[&pb::Person]) -> Markup {
-    let named = |n: &proto::notify::Notification| match people
+/// sees them ("the patient", "carer", or for `staff`, by id, their role
+/// label and the team that brought them).
+pub fn told(reply: &proto::notify::ThreadNotificationsReply, staff: &[(String, String)]) -> Markup {
+    let named = |n: &proto::notify::Notification| match staff
         .iter()
-        .find(|p| p.person_id == n.recipient_id)
+        .find(|(id, _)| *id == n.recipient_id)
     {
-        Some(p) if !p.role_label.is_empty() => p.display.clone(),
-        _ => match n.recipient_kind.as_str() {
+        Some((_, label)) => label.clone(),
+        None => match n.recipient_kind.as_str() {
             "patient" => format!("{} (the patient)", n.recipient_name),
             "carer" => format!("{} (carer)", n.recipient_name),
             _ => n.recipient_name.clone(),
