@@ -776,7 +776,14 @@ pub fn recipient_choices(who: &pb::WhoCanIMessageReply, chosen: &[String], legen
             (Some(d), false) => format!("It reaches {}.", d.display),
             (None, false) => String::new(),
         };
-        let hint = [t.description.as_str(), via.as_str()]
+        // The team's own words as a sentence, then whom it reaches.
+        let description = t.description.trim();
+        let description = if description.is_empty() || description.ends_with(['.', '!', '?']) {
+            description.to_string()
+        } else {
+            format!("{description}.")
+        };
+        let hint = [description.as_str(), via.as_str()]
             .into_iter()
             .filter(|s| !s.is_empty())
             .collect::<Vec<_>>()

@@ -1339,7 +1339,7 @@ async fn an_admin_sets_up_a_team_and_the_patient_is_offered_what_the_rules_say()
     let stoma = after(&offer.body, "Stoma Care</strong>", '\n');
     let stoma = &stoma[..stoma.find("</div>").unwrap_or(stoma.len())];
     assert!(
-        stoma.contains("reaches Ned Brown"),
+        stoma.contains("Stoma nurses. It reaches Ned Brown"),
         "{stoma}: {}",
         offer.body
     );
