@@ -162,7 +162,11 @@ pub(crate) async fn thread(
     let detail = read_thread_marking(&web, &session, &id, q.at, mark).await?;
     let leads = staff::leads(&web, &session).await;
     let unread = detail.summary.as_ref().is_some_and(|s| s.unread_count > 0);
-    let body = pages::thread(&detail, &session, &leads, "", "", None);
+    let workspace = (session.caller.role == Role::Professional)
+        .then(|| staff::workspace(&headers, &detail))
+        .flatten();
+    let back = workspace.as_ref().map(|w| &w.back);
+    let body = pages::thread(&detail, &session, &leads, "", "", None, back);
     let body = if q.sent == "1" {
         maud::html! {
             div.notice role="status" { strong { "Sent. " } "It is in the inbox of everyone you wrote to; we email you when someone replies." }
@@ -188,11 +192,11 @@ pub(crate) async fn thread(
             tracing::warn!(error = %e, "a session's open page was not kept");
         }
         let told = staff::told(&web, &session, &detail).await;
-        match staff::workspace(&headers, &detail) {
+        match &workspace {
             // The team's list beside it, on a wide screen (`shortcuts.js`).
-            Some(queue) => maud::html! {
+            Some(w) => maud::html! {
                 div.careline-split {
-                    aside.careline-queue data-queue=(queue) aria-label="Team inbox" hidden {}
+                    aside.careline-queue data-queue=(w.queue) aria-label="Team inbox" hidden {}
                     div.careline-split__main { (body) (told) }
                 }
             },
@@ -259,7 +263,7 @@ pub(crate) async fn thread_with_problem(
     let detail = read_thread(web, session, id, 0).await?;
     let problem = pages::error_box(heading, &reply_problem(e, reply, note));
     let leads = staff::leads(web, session).await;
-    let body = pages::thread(&detail, session, &leads, reply, note, Some(problem));
+    let body = pages::thread(&detail, session, &leads, reply, note, Some(problem), None);
     let page = web.page("Not sent", Some(session), body);
     Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
 }

@@ -633,8 +633,16 @@ pub fn messages(
     }
 }
 
+/// Where a conversation's back link goes: the team inbox it was opened
+/// from, by name, rather than the person's own list.
+pub struct Back {
+    pub to: String,
+    pub name: String,
+}
+
 /// One thread: its messages (with who has seen each), who is on it, and
-/// the reply box (keeping what was typed when a reply was refused).
+/// the reply box (keeping what was typed when a reply was refused); its
+/// back link to `back`, or to the person's own list.
 pub fn thread(
     detail: &pb::ThreadDetail,
     session: &Session,
@@ -642,6 +650,7 @@ pub fn thread(
     draft: &str,
     note: &str,
     problem: Option<Markup>,
+    back: Option<&Back>,
 ) -> Markup {
     let Some(summary) = &detail.summary else {
         return html! {};
@@ -651,7 +660,10 @@ pub fn thread(
     let archived = summary.status == pb::ThreadStatus::Archived as i32;
     let staff = session.caller.role == service_kit::Role::Professional;
     html! {
-        p { a href="/messages" { "← All messages" } }
+        @match back {
+            Some(back) => p { a href=(back.to) { "← " (back.name) } },
+            None => p { a href="/messages" { "← All messages" } },
+        }
         // Staff see whose record it is first, unmistakably.
         @if staff {
             p.careline-patient {

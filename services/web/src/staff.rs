@@ -241,12 +241,19 @@ pub(crate) async fn queue(
     ))
 }
 
+/// The team inbox a conversation was opened from: its list (beside it on a
+/// wide screen) and its page (the back link).
+pub(crate) struct Workspace {
+    pub queue: String,
+    pub back: pages::Back,
+}
+
 /// Where the list beside conversation `detail` comes from: the team inbox
 /// the professional last worked from, when the conversation is that team's.
 pub(crate) fn workspace(
     headers: &axum::http::HeaderMap,
     detail: &inbox_pb::ThreadDetail,
-) -> Option<String> {
+) -> Option<Workspace> {
     let value = crate::session::cookie(headers, WORKSPACE)?;
     let mut parts = value.splitn(3, '.');
     let team = uuid::Uuid::parse_str(parts.next()?).ok()?.to_string();
@@ -262,12 +269,27 @@ pub(crate) fn workspace(
         .iter()
         .chain(&summary.staff_side_team_ids)
         .any(|t| *t == team);
-    theirs.then(|| {
-        format!(
+    if !theirs {
+        return None;
+    }
+    // Named when the patient's side names it; a staff-side team's name is
+    // not in the summary.
+    let name = summary
+        .team_ids
+        .iter()
+        .zip(&summary.team_names)
+        .find(|(t, _)| **t == team)
+        .map_or_else(|| "Team inbox".to_string(), |(_, n)| n.clone());
+    Some(Workspace {
+        queue: format!(
             "/teams/{team}/queue?show={}&sort={sort}&open={}",
             show.as_str(),
             summary.thread_id
-        )
+        ),
+        back: pages::Back {
+            to: format!("/teams/{team}/inbox?show={}&sort={sort}", show.as_str()),
+            name,
+        },
     })
 }
 

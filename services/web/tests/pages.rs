@@ -749,6 +749,12 @@ async fn a_nurse_works_the_renal_inbox_through_the_pages() {
         "{}",
         page.body
     );
+    // Its back link goes to that inbox, by name (a phone has no list beside).
+    let back = format!(
+        "href=\"/teams/{}/inbox?show=active&amp;sort=waiting\">← Renal Unit</a>",
+        org.renal
+    );
+    assert!(page.body.contains(&back), "{}", page.body);
     let beside = nina.get(&queue.replace("&amp;", "&")).await;
     assert_eq!(beside.status, StatusCode::OK, "{}", beside.body);
     let current = beside
