@@ -23,6 +23,16 @@ use crate::repository::{Loaded, Repository};
 /// process before the caller is told ABORTED.
 pub const MAX_ATTEMPTS: u32 = 8;
 
+/// How long a duplicate append waits, each time, for the log to show the
+/// first one's event (after a leader change a replica may lag).
+const DUPLICATE_READ_BACK: [Duration; 5] = [
+    Duration::ZERO,
+    Duration::from_millis(50),
+    Duration::from_millis(200),
+    Duration::from_millis(500),
+    Duration::from_millis(1000),
+];
+
 /// Where the clock comes from: the wall clock, or a fixed time in tests.
 pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 
@@ -341,11 +351,28 @@ impl<S: EventStore> App<S> {
                     // JetStream already holds an event with this id. If it is
                     // this aggregate's, the command ran before (another
                     // process, or a lost answer); otherwise the id was reused.
-                    locked.catch_up().await?;
-                    return match locked.current().commands.get(&meta.command_id) {
-                        Some(&position) if position == appended.position => Ok(replay(position)),
-                        _ => Err(Error::CommandIdReused(meta.command_id.clone())),
-                    };
+                    // After a leader change the replica read may not hold it
+                    // yet: read again until it reaches the event's position,
+                    // and say "unavailable" rather than guess.
+                    for wait in DUPLICATE_READ_BACK {
+                        tokio::time::sleep(wait).await;
+                        locked.catch_up().await?;
+                        let current = locked.current();
+                        match current.commands.get(&meta.command_id) {
+                            Some(&position) if position == appended.position => {
+                                return Ok(replay(position));
+                            }
+                            _ if current.version >= appended.position => {
+                                return Err(Error::CommandIdReused(meta.command_id.clone()));
+                            }
+                            _ => {}
+                        }
+                    }
+                    return Err(StoreError::Unavailable(format!(
+                        "command id {} is in the log at {} but cannot be read back yet",
+                        meta.command_id, appended.position
+                    ))
+                    .into());
                 }
                 Err(StoreError::Conflict { .. }) => {
                     tracing::debug!(aggregate = %locked.aggregate(), attempt, "conflict, deciding again");
