@@ -33,6 +33,13 @@ pub fn to_micros(t: &Timestamp) -> Option<i64> {
         .and_then(|s| s.checked_add(i64::from(t.nanos) / 1000))
 }
 
+/// A point in time in microseconds since the Unix epoch (0 before it,
+/// `i64::MAX` past what fits).
+pub fn system_micros(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
 /// Microseconds since the Unix epoch as a timestamp.
 pub fn from_micros(micros: i64) -> Timestamp {
     Timestamp {
@@ -54,6 +61,8 @@ mod tests {
         let micros = to_micros(&from_system(t)).unwrap();
         assert_eq!(micros, 1_700_000_000_123_456);
         assert_eq!(from_micros(micros), from_system(t));
+        assert_eq!(system_micros(t), micros);
+        assert_eq!(system_micros(UNIX_EPOCH - Duration::from_secs(1)), 0);
         // Before the epoch too.
         assert_eq!(to_micros(&from_micros(-1_500_000)), Some(-1_500_000));
     }

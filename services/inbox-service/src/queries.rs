@@ -656,17 +656,12 @@ async fn summaries(
         .collect())
 }
 
-fn micros(at: SystemTime) -> i64 {
-    at.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
-}
-
 /// A thread's place in a team inbox longest-waiting first: the `queue_key`
 /// of V15 (`inbox_queue_key`), computed the same way.
 fn queue_key(waiting_since: Option<SystemTime>, last_activity_at: SystemTime) -> i64 {
     match waiting_since {
-        Some(waiting) => micros(waiting),
-        None => (1_i64 << 62) - micros(last_activity_at),
+        Some(waiting) => proto::time::system_micros(waiting),
+        None => (1_i64 << 62) - proto::time::system_micros(last_activity_at),
     }
 }
 
@@ -722,7 +717,7 @@ fn next_cursor(rows: &[Row], filter: &ListFilter) -> String {
             let key = if filter.longest_waiting {
                 queue_key(r.waiting_since, r.last_activity_at)
             } else {
-                micros(r.last_activity_at)
+                proto::time::system_micros(r.last_activity_at)
             };
             (r.thread_id, key)
         })

@@ -286,12 +286,6 @@ pub fn compose_verification(
     )
 }
 
-fn micros(t: std::time::SystemTime) -> i64 {
-    t.duration_since(std::time::SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
-}
-
 /// What became of one attempt.
 enum Outcome {
     Sent,
@@ -484,7 +478,7 @@ async fn work(
             return Ok(());
         }
         let now = clock.now();
-        let cutoff = micros(now) - smtp.coalesce.as_micros() as i64;
+        let cutoff = proto::time::system_micros(now) - smtp.coalesce.as_micros() as i64;
         let due = client
             .query(DUE, &[&now, &cutoff])
             .await
@@ -550,7 +544,7 @@ impl Worker<'_> {
         let Some(links) = &smtp.links else {
             return Ok(0);
         };
-        let cutoff = micros(now) - smtp.link_lifetime.as_micros() as i64;
+        let cutoff = proto::time::system_micros(now) - smtp.link_lifetime.as_micros() as i64;
         let due = client.query(VERIFICATIONS_DUE, &[&cutoff, &now]).await?;
         for row in &due {
             let (request, person): (String, String) = (row.get(0), row.get(1));
@@ -594,7 +588,7 @@ impl Worker<'_> {
     /// watermark when the pass was complete. Returns how many it sent or tried.
     async fn remind(&self, now: std::time::SystemTime) -> Result<usize, tokio_postgres::Error> {
         let (client, smtp) = (self.client, self.smtp);
-        let cutoff = micros(now) - smtp.reminder_after.as_micros() as i64;
+        let cutoff = proto::time::system_micros(now) - smtp.reminder_after.as_micros() as i64;
         let bound = client.query_one(REMINDER_BOUND, &[&cutoff]).await?;
         let (bound, from): (i64, i64) = (bound.get(0), bound.get(1));
         let unread = client
