@@ -308,8 +308,23 @@ async fn load_on(signer: &careline_client::Signer, writers: usize, seconds: u64)
 
 /// How often each message id is in the log.
 async fn messages_in_log(store: &event_store::JetStreamStore) -> HashMap<String, u32> {
-    let head = store.last_position().await.unwrap();
-    let mut feed = store.subscribe(0).await.unwrap();
+    // Just after a partition heals, the cluster's meta leader may still be
+    // settling and answer "temporarily unavailable" (503): that is the
+    // cluster catching up, not a lost message, so ask again for a while.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (head, mut feed) = loop {
+        let read = async {
+            Ok::<_, event_store::Error>((store.last_position().await?, store.subscribe(0).await?))
+        };
+        match read.await {
+            Ok(read) => break read,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("  the log cannot be read yet ({e}); asking again");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => panic!("the log could not be read within 30 s: {e}"),
+        }
+    };
     let mut in_log: HashMap<String, u32> = HashMap::new();
     while let Some(event) = feed.next().await {
         let event = event.unwrap();
