@@ -53,6 +53,7 @@ async fn an_operator_reads_calls_lag_and_the_queue_and_whether_each_service_is_r
             .client(&org.patient)
             .unwrap()
             .post_message(cmd::PostMessageRequest {
+                attachments: vec![],
                 command_id: command_id(),
                 thread_id: thread.clone(),
                 body: String::new(),

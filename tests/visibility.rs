@@ -277,6 +277,7 @@ async fn scenario(s: &System) -> (String, String, Vec<Caller>) {
 
     let reply = nina
         .post_message(cmd::PostMessageRequest {
+            attachments: vec![],
             command_id: command_id(),
             mention_ids: vec![],
             thread_id: thread.clone(),
@@ -408,6 +409,7 @@ async fn row(
         .await;
     let posted = command
         .post_message(cmd::PostMessageRequest {
+            attachments: vec![],
             command_id: command_id(),
             mention_ids: vec![],
             thread_id: thread.into(),

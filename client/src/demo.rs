@@ -498,6 +498,7 @@ pub async fn first_thread(signer: &Signer, org: &DemoOrg) -> Result<String, Stat
     let reply = signer
         .client(&org.patient)?
         .start_thread(pb::StartThreadRequest {
+            attachments: vec![],
             command_id: command_id(),
             thread_id: String::new(),
             patient_id: org.patient.person_id.to_string(),

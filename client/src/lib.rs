@@ -5,6 +5,7 @@
 
 pub mod bearer;
 pub mod demo;
+pub mod files;
 pub mod steps;
 
 pub use bearer::{Bearer, Client, client, command_id};

@@ -79,6 +79,7 @@ impl Steps for Client {
 
     async fn post_reply(&mut self, thread: &str, body: &str) -> Result<pb::CommandReply, Status> {
         self.post_message(pb::PostMessageRequest {
+            attachments: vec![],
             command_id: command_id(),
             thread_id: thread.into(),
             body: body.into(),
@@ -95,6 +96,7 @@ impl Steps for Client {
         mentioned: &[&Caller],
     ) -> Result<u64, Status> {
         self.post_message(pb::PostMessageRequest {
+            attachments: vec![],
             command_id: command_id(),
             thread_id: thread.into(),
             body: body.into(),
@@ -166,6 +168,7 @@ impl Steps for Client {
     ) -> Result<String, Status> {
         let reply = self
             .start_thread(pb::StartThreadRequest {
+                attachments: vec![],
                 command_id: command_id(),
                 thread_id: String::new(),
                 patient_id: patient.person_id.to_string(),

@@ -520,6 +520,10 @@ impl JetStreamStore {
 const HINT_ATTEMPTS: usize = 50;
 
 impl EventStore for JetStreamStore {
+    async fn files(&self) -> Result<Option<crate::FileStore>, Error> {
+        crate::FileStore::open(self).await.map(Some)
+    }
+
     async fn add_hint(&self, key: &str, item: &str) -> Result<(), Error> {
         use jetstream::kv::{CreateErrorKind, UpdateErrorKind};
         let kv = &self.inner.claims;

@@ -26,6 +26,7 @@ mod aggregate;
 mod config;
 mod error;
 mod event;
+pub mod files;
 mod jetstream;
 mod memory;
 pub mod signing;
@@ -45,6 +46,7 @@ pub use aggregate::AggregateRef;
 pub use config::{NatsTls, NatsUser, StoreConfig};
 pub use error::Error;
 pub use event::{Appended, RecordedEvent, validate_envelope};
+pub use files::{FileStore, StoredFile, files_bucket};
 pub use jetstream::{CONSUMER_IDLE_LIMIT, JetStreamStore, claims_bucket, inbox_prefix};
 pub use memory::MemoryStore;
 pub use signing::{Checked, EventKeys, EventSigner, Writer};
@@ -121,4 +123,10 @@ pub trait EventStore: Clone + Send + Sync + 'static {
     /// The hints kept under `key`, in the order they were added (none when
     /// nothing was).
     fn hints(&self, key: &str) -> impl Future<Output = Result<Vec<String>, Error>> + Send;
+
+    /// The bucket of files kept beside this log (see [`files`]), if it
+    /// keeps one: the JetStream log does, the in-memory one does not.
+    fn files(&self) -> impl Future<Output = Result<Option<FileStore>, Error>> + Send {
+        async { Ok(None) }
+    }
 }

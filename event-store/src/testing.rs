@@ -154,6 +154,12 @@ impl Drop for TestStream {
                         let _ = js
                             .delete_key_value(crate::jetstream::claims_bucket(&config.stream))
                             .await;
+                        let _ = js
+                            .delete_stream(format!(
+                                "OBJ_{}",
+                                crate::files::files_bucket(&config.stream)
+                            ))
+                            .await;
                     }
                 });
             }
@@ -209,6 +215,7 @@ pub fn message(aggregate: &AggregateRef, body: &str) -> Envelope {
     envelope(
         aggregate,
         Payload::MessagePosted(proto::events::MessagePosted {
+            attachments: vec![],
             message_id: uuid::Uuid::now_v7().to_string(),
             mention_ids: vec![],
             body: body.into(),

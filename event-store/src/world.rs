@@ -288,6 +288,7 @@ pub fn generate(spec: Spec, age: Duration) -> Log {
         let mut events = vec![(
             pat,
             Payload::ThreadStarted(ev::ThreadStarted {
+                attachments: vec![],
                 thread_id: thread.to_string(),
                 patient_id: patient.to_string(),
                 subject: format!("Question {n}"),
@@ -321,6 +322,7 @@ pub fn generate(spec: Spec, age: Duration) -> Log {
             events.push((
                 author,
                 Payload::MessagePosted(ev::MessagePosted {
+                    attachments: vec![],
                     message_id: message.clone(),
                     mention_ids: vec![],
                     body: format!("Reply {r}: please take it with food and keep a diary."),

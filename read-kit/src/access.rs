@@ -46,14 +46,24 @@ impl std::fmt::Debug for AccessLog {
 /// What one answer showed: record → threads, in a stable order.
 #[derive(Debug, Default)]
 pub struct Shown {
-    records: BTreeMap<String, Vec<String>>,
+    /// Per record, the threads shown and the files handed over.
+    records: BTreeMap<String, (Vec<String>, Vec<String>)>,
 }
 
 impl Shown {
     pub fn thread(&mut self, patient_id: &str, thread_id: &str) {
-        let threads = self.records.entry(patient_id.to_string()).or_default();
+        let (threads, _) = self.records.entry(patient_id.to_string()).or_default();
         if !thread_id.is_empty() && !threads.iter().any(|t| t == thread_id) {
             threads.push(thread_id.to_string());
+        }
+    }
+
+    /// A file sent on a thread, handed over (by its digest).
+    pub fn file(&mut self, patient_id: &str, thread_id: &str, digest: &str) {
+        self.thread(patient_id, thread_id);
+        let (_, files) = self.records.entry(patient_id.to_string()).or_default();
+        if !files.iter().any(|f| f == digest) {
+            files.push(digest.to_string());
         }
     }
 
@@ -117,9 +127,10 @@ impl AccessLog {
             records: shown
                 .records
                 .into_iter()
-                .map(|(patient_id, thread_ids)| RecordView {
+                .map(|(patient_id, (thread_ids, file_digests))| RecordView {
                     patient_id,
                     thread_ids,
+                    file_digests,
                 })
                 .collect(),
             team_id: team_id.map(|t| t.to_string()).unwrap_or_default(),

@@ -79,7 +79,12 @@ pub fn signer(channel: Channel) -> Signer {
 /// address.
 pub async fn run_command<S: EventStore>(store: S) -> SocketAddr {
     let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let command = command_service::Application::with_app(any, command_app(store), keys())
+    let files = store.files().await.unwrap();
+    let mut app = command_app(store);
+    if let Some(files) = files {
+        app = app.with_files(files, service_kit::media::DEFAULT_MAX_FILE_BYTES);
+    }
+    let command = command_service::Application::with_app(any, app, keys())
         .await
         .unwrap()
         .with_sign_in(sign_in(None, true));
@@ -266,6 +271,8 @@ pub struct Services {
     /// Every service as its own production NATS user, on a server started
     /// with those users (and TLS); else one connection to the test NATS.
     pub nats_users: Option<NatsUsers>,
+    /// The largest file the command service takes (default 100 MB).
+    pub max_file_bytes: Option<u64>,
 }
 
 /// A NATS server with the users Careline ships (`deploy/nats/users.conf`,
@@ -338,6 +345,7 @@ impl Services {
             provider: None,
             no_demo: false,
             nats_users: None,
+            max_file_bytes: None,
         }
     }
 }
@@ -429,11 +437,26 @@ impl System {
         let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
         let wait = services.wait.unwrap_or(Duration::from_secs(5));
 
-        let command =
-            command_service::Application::with_app(any, command_app(store.clone()), keys())
+        // The deployment's admin makes the bucket of files, as the stream.
+        if let Some(users) = users {
+            let admin = event_store::JetStreamStore::connect(users.config("admin"))
                 .await
-                .unwrap()
-                .with_sign_in(sign_in(services.provider.clone(), !services.no_demo));
+                .unwrap();
+            admin.files().await.unwrap();
+        }
+        let mut app = command_app(store.clone());
+        if let Some(files) = store.files().await.unwrap() {
+            app = app.with_files(
+                files,
+                services
+                    .max_file_bytes
+                    .unwrap_or(service_kit::media::DEFAULT_MAX_FILE_BYTES),
+            );
+        }
+        let command = command_service::Application::with_app(any, app, keys())
+            .await
+            .unwrap()
+            .with_sign_in(sign_in(services.provider.clone(), !services.no_demo));
         let command_addr = command.local_addr();
         let (stop, stopped) = stopper();
         tokio::spawn(command.run(stopped));

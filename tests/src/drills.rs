@@ -241,6 +241,7 @@ fn post_until(
                 loop {
                     let sent = client
                         .post_message(cmd::PostMessageRequest {
+                            attachments: vec![],
                             command_id: id.clone(),
                             thread_id: thread.clone(),
                             body: "How much can I drink on Sunday?".into(),

@@ -232,7 +232,12 @@ pub fn describe(event: &RecordedEvent, dir: &mut Directory) -> Vec<Draft> {
             } else {
                 ""
             };
-            thread_action(dir, format!("{who} posted a message{reopened}"))
+            let files = match e.attachments.len() {
+                0 => String::new(),
+                1 => " with a file".to_string(),
+                n => format!(" with {n} files"),
+            };
+            thread_action(dir, format!("{who} posted a message{files}{reopened}"))
         }
         Payload::StaffNotePosted(_) => thread_action(dir, format!("{who} wrote a staff note")),
         Payload::ParticipantsAdded(e) => {
@@ -557,6 +562,17 @@ pub fn describe(event: &RecordedEvent, dir: &mut Directory) -> Vec<Draft> {
                     let threads = view.thread_ids.len();
                     let action = match (call.as_str(), threads) {
                         ("GetThread", _) => format!("{who} opened the thread"),
+                        ("GetFile", _) => {
+                            let files: Vec<String> = view
+                                .file_digests
+                                .iter()
+                                .map(|d| d.chars().take(12).collect())
+                                .collect();
+                            format!(
+                                "{who} downloaded a file sent on the thread (SHA-256 {}…)",
+                                files.join("…, ")
+                            )
+                        }
                         ("RecordTrail", _) => format!("{who} read the record's audit trail"),
                         ("ThreadTrail", _) => format!("{who} read the thread's audit trail"),
                         ("PersonTrail", _) => {
@@ -871,6 +887,7 @@ mod tests {
                 v.records.push(proto::events::RecordView {
                     patient_id: "pat".into(),
                     thread_ids: vec!["t1".into()],
+                    file_digests: vec![],
                 });
             }
             let drafts = describe(&event(1, "agg", payload), &mut Directory::default());

@@ -127,6 +127,7 @@ async fn main() {
 
 fn post(thread: &str) -> pb::PostMessageRequest {
     pb::PostMessageRequest {
+        attachments: vec![],
         command_id: command_id(),
         mention_ids: vec![],
         thread_id: thread.to_string(),

@@ -63,6 +63,9 @@ pub struct App<S> {
     /// Refused join codes per person (see [`WRONG_CODES_PER_HOUR`]).
     wrong_codes: service_kit::limit::Limit,
     email_links: Option<service_kit::LinkKeys>,
+    /// The bucket of files, and the largest file it takes; without it
+    /// uploads are refused (UNAVAILABLE) and so are messages naming files.
+    files: Option<(event_store::FileStore, u64)>,
 }
 
 /// Wrong join codes one person may present in an hour, on this instance: a
@@ -86,7 +89,20 @@ impl<S: EventStore> App<S> {
                 std::time::Duration::from_secs(3600),
             ),
             email_links: None,
+            files: None,
         }
+    }
+
+    /// Keeps the files sent in conversations in `files`, each at most
+    /// `max_bytes`.
+    pub fn with_files(mut self, files: event_store::FileStore, max_bytes: u64) -> Self {
+        self.files = Some((files, max_bytes));
+        self
+    }
+
+    /// The bucket of files and the largest file it takes.
+    pub fn files(&self) -> Option<&(event_store::FileStore, u64)> {
+        self.files.as_ref()
     }
 
     /// The event log this writes to.
@@ -740,6 +756,7 @@ mod tests {
             ..w.carer.clone()
         };
         let post = PostMessage {
+            attachments: vec![],
             thread_id: w.thread.clone(),
             message_id: uuid::Uuid::now_v7().to_string(),
             body: "I am a doctor now".into(),
@@ -941,6 +958,7 @@ mod tests {
         w.run(
             &w.patient,
             StartThread {
+                attachments: vec![],
                 thread_id: w.thread.clone(),
                 patient_id: w.patient.person_id.clone(),
                 subject: "Swollen ankles".into(),
@@ -957,6 +975,7 @@ mod tests {
 
     fn post(w: &World) -> PostMessage {
         PostMessage {
+            attachments: vec![],
             thread_id: w.thread.clone(),
             message_id: uuid::Uuid::now_v7().to_string(),
             body: "An update".into(),

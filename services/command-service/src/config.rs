@@ -36,6 +36,9 @@ pub struct Config {
     /// `CARELINE_COMMAND_METRICS_ADDR`: where metrics, `/livez` and
     /// `/readyz` are served; unset, nowhere.
     pub metrics: Option<SocketAddr>,
+    /// `CARELINE_MAX_FILE_BYTES`: the largest file one may send, default
+    /// 100 MB (104857600).
+    pub max_file_bytes: u64,
 }
 
 impl Config {
@@ -89,6 +92,11 @@ impl Config {
             metrics: settings.optional_address("CARELINE_COMMAND_METRICS_ADDR")?,
             store: StoreConfig::from_settings(settings)?,
             cache_capacity: settings.number("CARELINE_COMMAND_CACHE", 100_000)?,
+            max_file_bytes: settings.number_in(
+                "CARELINE_MAX_FILE_BYTES",
+                service_kit::media::DEFAULT_MAX_FILE_BYTES,
+                1..=4 * 1024 * 1024 * 1024,
+            )?,
             posts_per_minute: settings.number("CARELINE_POSTS_PER_MINUTE", 60)? as usize,
             keys: TokenKeys::from_setting(settings.get(service_kit::auth::PUBLIC_KEYS_VAR))
                 .map_err(anyhow::Error::msg)?,

@@ -35,7 +35,11 @@ impl service_kit::Service for Application<JetStreamStore> {
 
     async fn build(config: Config) -> anyhow::Result<Self> {
         let store = JetStreamStore::connect_patiently(config.store).await?;
+        let files = store.files().await?;
         let mut app = App::new(store, config.cache_capacity);
+        if let Some(files) = files {
+            app = app.with_files(files, config.max_file_bytes);
+        }
         if let Some(links) = config.email_links {
             app = app.with_email_links(links);
         } else {

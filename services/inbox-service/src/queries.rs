@@ -320,6 +320,17 @@ const MESSAGES: &str = "SELECT message_id, seq, author_id, body, posted_at FROM 
      SELECT * FROM messages WHERE thread_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3) m \
      ORDER BY seq";
 
+/// The files of the same page of messages, in the order sent.
+const MESSAGE_FILES: &str = "SELECT seq, digest, file_name, media_type, size FROM message_files \
+     WHERE thread_id = $1 AND seq IN ( \
+       SELECT seq FROM messages WHERE thread_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3) \
+     ORDER BY seq, ord";
+
+/// A file on a thread's messages, and the record it is in.
+const THREAD_FILE: &str = "SELECT f.file_name, f.media_type, f.size, t.patient_id FROM message_files f \
+     JOIN threads t ON t.thread_id = f.thread_id \
+     WHERE f.thread_id = $1 AND f.digest = $2 ORDER BY f.seq, f.ord LIMIT 1";
+
 /// The newest 200 staff notes of a thread, oldest first, numbered from 1.
 const STAFF_NOTES: &str = "SELECT note_id, n, author_id, body, posted_at FROM ( \
      SELECT note_id, author_id, body, posted_at, position, \
@@ -889,6 +900,38 @@ async fn carer_access_ended(
     }))
 }
 
+/// A file sent on a thread the viewer sees (its description, and the
+/// record it is in), or NOT_FOUND: the thread unseen, or no message of it
+/// carries the file.
+pub async fn thread_file(
+    client: &Client,
+    viewer: Viewer,
+    now: SystemTime,
+    thread: ThreadId,
+    digest: &str,
+) -> Result<(pb::Attachment, Uuid), Error> {
+    let not_found = || Error::NotFound(format!("no such file on thread {thread}"));
+    if !can_see(client, viewer, now, thread).await? {
+        if let Some(ended) = carer_access_ended(client, viewer, now, thread.uuid()).await? {
+            return Err(ended);
+        }
+        return Err(not_found());
+    }
+    let thread_id = thread.uuid();
+    let digest_text = digest.to_string();
+    let found = rows(client, THREAD_FILE, &[&thread_id, &digest_text]).await?;
+    let row = found.first().ok_or_else(not_found)?;
+    Ok((
+        pb::Attachment {
+            digest: digest.to_string(),
+            file_name: row.get(0),
+            media_type: row.get(1),
+            size: u64::try_from(row.get::<_, i64>(2)).unwrap_or_default(),
+        },
+        row.get(3),
+    ))
+}
+
 /// Whether the viewer may see a thread.
 pub async fn can_see(
     client: &Client,
@@ -936,10 +979,11 @@ pub async fn thread(
             Ok(Vec::new())
         }
     };
-    let (visible, found, messages, participants, assignments, receipts, mut notes) = futures::try_join!(
+    let (visible, found, messages, files, participants, assignments, receipts, mut notes) = futures::try_join!(
         can_see(client, viewer, now, thread.into()),
         rows(client, SUMMARIES, &summary),
         rows(client, MESSAGES, &page_params),
+        rows(client, MESSAGE_FILES, &page_params),
         rows(client, PARTICIPANT_HISTORY, &this_side),
         rows(client, ASSIGNMENT_HISTORY, &this),
         rows(client, READ_RECEIPTS, &this_side),
@@ -982,7 +1026,23 @@ pub async fn thread(
     Ok(pb::ThreadDetail {
         earlier_messages,
         summary: Some(summary),
-        messages: messages.iter().map(|m| m.message(&named)).collect(),
+        messages: messages
+            .iter()
+            .map(|m| {
+                let mut message = m.message(&named);
+                message.attachments = files
+                    .iter()
+                    .filter(|f| f.get::<_, i32>(0) == m.seq)
+                    .map(|f| pb::Attachment {
+                        digest: f.get(1),
+                        file_name: f.get(2),
+                        media_type: f.get(3),
+                        size: u64::try_from(f.get::<_, i64>(4)).unwrap_or_default(),
+                    })
+                    .collect();
+                message
+            })
+            .collect(),
         staff_notes: notes.iter().map(|m| m.message(&named)).collect(),
         participants: participants.iter().map(|p| p.history(&named)).collect(),
         assignments: assignments
@@ -1028,6 +1088,7 @@ impl MessageRow {
 
     fn message(&self, named: &HashMap<Uuid, pb::Person>) -> pb::Message {
         pb::Message {
+            attachments: vec![],
             message_id: self.message_id.to_string(),
             seq: self.seq as u32,
             author: Some(person(named, self.author_id)),

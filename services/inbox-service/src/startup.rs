@@ -15,9 +15,17 @@ use crate::projection::InboxProjection;
 pub type Application<S = JetStreamStore> = ReadApplication<InboxParts, S>;
 
 /// What the inbox is besides the scaffold.
-#[derive(Debug)]
 pub struct InboxParts {
     access: AccessLog,
+    files: crate::grpc::OpenFiles,
+}
+
+impl std::fmt::Debug for InboxParts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InboxParts")
+            .field("access", &self.access)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<S: EventStore> ReadParts<S> for InboxParts {
@@ -32,7 +40,12 @@ impl<S: EventStore> ReadParts<S> for InboxParts {
         } else {
             AccessLog::off()
         };
-        Self { access }
+        let store = store.clone();
+        let files: crate::grpc::OpenFiles = std::sync::Arc::new(move || {
+            let store = store.clone();
+            Box::pin(async move { store.files().await })
+        });
+        Self { access, files }
     }
 
     fn projection(&self) -> InboxProjection {
@@ -45,6 +58,7 @@ impl<S: EventStore> ReadParts<S> for InboxParts {
             self.access,
             started.checkpoint,
             started.stopping,
+            self.files,
         );
         (InboxServiceServer::new(grpc), Vec::new())
     }

@@ -20,6 +20,7 @@ pub mod auth;
 pub mod email_link;
 pub mod ids;
 pub mod limit;
+pub mod media;
 pub mod metrics;
 pub mod patient_identity;
 pub mod provider;

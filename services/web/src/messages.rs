@@ -221,6 +221,7 @@ pub(crate) async fn reply(
     let sent = web
         .command(&session)?
         .post_message(cmd::PostMessageRequest {
+            attachments: vec![],
             command_id: command_id(),
             thread_id: id.clone(),
             body: text.to_string(),
@@ -413,6 +414,7 @@ pub(crate) async fn new_message(State(web): State<Web>, Posted(session, form): P
     } else {
         web.command(&session)?
             .start_thread(cmd::StartThreadRequest {
+                attachments: vec![],
                 command_id: command_id(),
                 thread_id: String::new(),
                 patient_id: patient.clone(),

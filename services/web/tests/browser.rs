@@ -955,6 +955,7 @@ async fn long_words_and_links_never_make_a_page_wider_than_the_window() {
         .client(&org.patient)
         .unwrap()
         .start_thread(cmd::StartThreadRequest {
+            attachments: vec![],
             command_id: command_id(),
             thread_id: String::new(),
             patient_id: org.patient.person_id.to_string(),

@@ -640,6 +640,8 @@ pub struct StartThread {
     pub message_id: String,
     pub recipients: Vec<Recipient>,
     pub carer_ids: Vec<String>,
+    /// Files sent with the first message (stored and checked already).
+    pub attachments: Vec<proto::events::Attachment>,
 }
 
 impl Command for StartThread {
@@ -750,6 +752,7 @@ impl Command for StartThread {
             body: self.body.clone(),
             participants: roster.people,
             team_ids: roster.teams,
+            attachments: self.attachments.clone(),
         }))
     }
     fn on_behalf_of(&self, _: &Thread, actor: &Actor) -> Option<String> {
@@ -769,6 +772,8 @@ pub struct PostMessage {
     pub body: String,
     /// Professionals on the thread drawn to the message (by a professional).
     pub mention_ids: Vec<String>,
+    /// Files sent with it (stored and checked already).
+    pub attachments: Vec<proto::events::Attachment>,
 }
 
 impl Command for PostMessage {
@@ -805,6 +810,7 @@ impl Command for PostMessage {
             body: self.body.clone(),
             reopened: reopens(thread.status, &ctx.actor),
             mention_ids: self.mention_ids.clone(),
+            attachments: self.attachments.clone(),
         }))
     }
     fn on_behalf_of(&self, thread: &Thread, actor: &Actor) -> Option<String> {

@@ -581,6 +581,11 @@ impl FromRequest<pb::RevokeRecordAccessRequest> for RevokeRecordAccess {
     }
 }
 
+/// A message's text may be empty when it carries files.
+fn body_min(attachments: &[pb::Attachment]) -> usize {
+    usize::from(attachments.is_empty())
+}
+
 impl FromRequest<pb::StartThreadRequest> for StartThread {
     fn from_request(
         r: pb::StartThreadRequest,
@@ -591,10 +596,11 @@ impl FromRequest<pb::StartThreadRequest> for StartThread {
             thread_id: v::id_or("thread_id", &r.thread_id, command_id)?,
             patient_id: PatientId::parse("patient_id", &r.patient_id)?.into(),
             subject: v::text("subject", &r.subject, 1, v::SUBJECT_MAX)?,
-            body: v::text("body", &r.body, 1, v::BODY_MAX)?,
+            body: v::text("body", &r.body, body_min(&r.attachments), v::BODY_MAX)?,
             message_id: command_id.to_string(),
             recipients: recipients("recipients", r.recipients)?,
             carer_ids: v::ids("carer_ids", &r.carer_ids, v::CARERS_MAX)?,
+            attachments: super::files::to_event(r.attachments),
         })
     }
 }
@@ -608,8 +614,9 @@ impl FromRequest<pb::PostMessageRequest> for PostMessage {
         Ok(Self {
             thread_id: ThreadId::parse("thread_id", &r.thread_id)?.into(),
             message_id: command_id.to_string(),
-            body: v::text("body", &r.body, 1, v::BODY_MAX)?,
+            body: v::text("body", &r.body, body_min(&r.attachments), v::BODY_MAX)?,
             mention_ids: v::ids("mention_ids", &r.mention_ids, v::RECIPIENTS_MAX)?,
+            attachments: super::files::to_event(r.attachments),
         })
     }
 }

@@ -6,6 +6,7 @@
 //! answers with more than a [`pb::CommandReply`].
 
 mod convert;
+pub mod files;
 pub mod sign_in;
 
 use std::sync::Arc;
@@ -384,11 +385,41 @@ impl<S: EventStore> CommandService for CommandGrpc<S> {
     async fn revoke_record_access(&self, r: Request<pb::RevokeRecordAccessRequest>) -> Answer {
         self.handle::<_, RevokeRecordAccess>(r).await
     }
-    async fn start_thread(&self, r: Request<pb::StartThreadRequest>) -> Answer {
+    async fn start_thread(&self, mut r: Request<pb::StartThreadRequest>) -> Answer {
+        if !r.get_ref().attachments.is_empty() {
+            self.begin(&r)?;
+            files::resolve(&self.app, &mut r.get_mut().attachments).await?;
+        }
         self.handle::<_, StartThread>(r).await
     }
-    async fn post_message(&self, r: Request<pb::PostMessageRequest>) -> Answer {
+    async fn post_message(&self, mut r: Request<pb::PostMessageRequest>) -> Answer {
+        if !r.get_ref().attachments.is_empty() {
+            self.begin(&r)?;
+            files::resolve(&self.app, &mut r.get_mut().attachments).await?;
+        }
         self.handle::<_, PostMessage>(r).await
+    }
+    async fn upload_file(
+        &self,
+        r: Request<tonic::Streaming<pb::UploadFileRequest>>,
+    ) -> Result<Response<pb::UploadFileReply>, Status> {
+        let actor = Actor::from(&self.keys.authenticate(&r)?);
+        // A closed account sends nothing, whatever its token.
+        let open = match actor.role {
+            service_kit::Role::Patient
+            | service_kit::Role::Carer
+            | service_kit::Role::Professional => self
+                .person(&actor.person_id, Some(actor.role))
+                .await?
+                .is_some_and(|found| !found.deactivated),
+            _ => false,
+        };
+        if !open {
+            return Err(Status::permission_denied(
+                "files are sent by patients, carers and professionals with an open account",
+            ));
+        }
+        files::upload(&self.app, r).await.map(Response::new)
     }
     async fn post_staff_note(&self, r: Request<pb::PostStaffNoteRequest>) -> Answer {
         self.handle::<_, PostStaffNote>(r).await

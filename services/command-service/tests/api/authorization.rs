@@ -247,6 +247,7 @@ impl Fixture<'_> {
                 code(
                     self.as_(&actor)
                         .start_thread(pb::StartThreadRequest {
+                            attachments: vec![],
                             command_id: cid(),
                             thread_id: String::new(),
                             patient_id: o.patient.person_id.to_string(),
@@ -369,6 +370,7 @@ impl Fixture<'_> {
                 lead_message = self
                     .as_(&o.lead)
                     .post_message(pb::PostMessageRequest {
+                        attachments: vec![],
                         command_id: command_id(),
                         mention_ids: vec![],
                         thread_id: thread.clone(),
@@ -388,6 +390,7 @@ impl Fixture<'_> {
             Case::PostMessage => code(
                 client
                     .post_message(pb::PostMessageRequest {
+                        attachments: vec![],
                         command_id: command_id(),
                         mention_ids: vec![],
                         thread_id,

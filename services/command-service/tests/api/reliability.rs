@@ -21,6 +21,7 @@ use crate::support::{connect, issuer, keys, serve, spawn_app};
 
 fn post(thread: &str, id: &str, body: &str) -> pb::PostMessageRequest {
     pb::PostMessageRequest {
+        attachments: vec![],
         command_id: id.into(),
         mention_ids: vec![],
         thread_id: thread.into(),
@@ -72,6 +73,7 @@ fn pat_to_renal(
     subject: &str,
 ) -> pb::StartThreadRequest {
     pb::StartThreadRequest {
+        attachments: vec![],
         command_id: command_id.into(),
         thread_id: thread.into(),
         patient_id: org.patient.person_id.to_string(),
@@ -268,6 +270,7 @@ async fn bad_input_names_the_field_and_writes_nothing() {
         );
     }
     let too_many = pb::StartThreadRequest {
+        attachments: vec![],
         command_id: command_id(),
         thread_id: String::new(),
         patient_id: org.patient.person_id.to_string(),

@@ -63,6 +63,7 @@ async fn a_patient_writes_a_nurse_handles_escalates_and_archives_and_the_reply_r
         .client(&org.patient)
         .unwrap()
         .post_message(pb::PostMessageRequest {
+            attachments: vec![],
             command_id: command_id(),
             mention_ids: vec![],
             thread_id: thread.clone(),
@@ -142,6 +143,7 @@ async fn revoking_consent_stops_the_carer_from_then_on_and_keeps_the_history() {
     let thread = first_thread(&app.signer, &org).await.unwrap();
     let mut carer = app.signer.client(&org.carer).unwrap();
     let post = |body: &str| pb::PostMessageRequest {
+        attachments: vec![],
         command_id: command_id(),
         mention_ids: vec![],
         thread_id: thread.clone(),
@@ -218,6 +220,7 @@ async fn self_registration_needs_the_teams_current_code() {
     // Now Sam can message the team: its default contact receives it.
     let started = sam
         .start_thread(pb::StartThreadRequest {
+            attachments: vec![],
             command_id: command_id(),
             thread_id: String::new(),
             patient_id: org.other_patient.person_id.to_string(),
@@ -289,6 +292,7 @@ async fn a_patient_who_addresses_one_nurse_of_an_auto_cc_team_is_told_which_team
     let mut patient = app.signer.client(&org.patient).unwrap();
     let refused = patient
         .start_thread(pb::StartThreadRequest {
+            attachments: vec![],
             command_id: command_id(),
             thread_id: String::new(),
             patient_id: org.patient.person_id.to_string(),
@@ -352,6 +356,7 @@ async fn a_member_of_an_unrelated_auto_cc_team_is_reached_through_that_team() {
         .client(&org.nurse)
         .unwrap()
         .start_thread(pb::StartThreadRequest {
+            attachments: vec![],
             command_id: command_id(),
             thread_id: String::new(),
             patient_id: org.patient.person_id.to_string(),
@@ -441,6 +446,7 @@ async fn a_carer_with_a_professional_token_is_still_a_carer_on_the_thread() {
         .client(&posing)
         .unwrap()
         .post_message(pb::PostMessageRequest {
+            attachments: vec![],
             command_id: command_id(),
             mention_ids: vec![],
             thread_id: thread,

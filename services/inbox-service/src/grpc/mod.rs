@@ -36,7 +36,41 @@ pub struct InboxGrpc {
     /// Look-ups by something that could be guessed (a carer's address, a
     /// join code), per person and kind (at most [`LOOK_UPS_PER_MINUTE`]).
     look_ups: service_kit::limit::Limit,
+    /// The bucket of files, opened at the first `GetFile`.
+    files: Files,
 }
+
+/// Opens the bucket of files (the log's, if it keeps one).
+pub type OpenFiles = Arc<
+    dyn Fn() -> futures::future::BoxFuture<
+            'static,
+            Result<Option<event_store::FileStore>, event_store::Error>,
+        > + Send
+        + Sync,
+>;
+
+/// The bucket of files, opened once, when first asked for.
+#[derive(Clone)]
+struct Files {
+    open: OpenFiles,
+    opened: Arc<tokio::sync::OnceCell<Option<event_store::FileStore>>>,
+}
+
+impl Files {
+    async fn get(&self) -> Result<Option<&event_store::FileStore>, Status> {
+        let opened = self
+            .opened
+            .get_or_try_init(|| (self.open)())
+            .await
+            .map_err(|e| {
+                Status::unavailable(format!("the files cannot be reached just now: {e}"))
+            })?;
+        Ok(opened.as_ref())
+    }
+}
+
+/// A file's parts as `GetFile` sends them.
+pub type FileParts = Pin<Box<dyn Stream<Item = Result<pb::FilePart, Status>> + Send>>;
 
 /// A person's look-ups of a carer by address, or of a team by join code, a
 /// minute (each kind on its own), on this instance: enough for a person
@@ -211,6 +245,7 @@ impl InboxGrpc {
         access: AccessLog,
         checkpoint: watch::Receiver<u64>,
         stopping: watch::Receiver<bool>,
+        files: OpenFiles,
     ) -> Self {
         Self {
             reader,
@@ -219,6 +254,10 @@ impl InboxGrpc {
             stopping,
             watching: Arc::default(),
             look_ups: service_kit::limit::Limit::per_minute(LOOK_UPS_PER_MINUTE),
+            files: Files {
+                open: files,
+                opened: Arc::default(),
+            },
         }
     }
 
@@ -249,6 +288,13 @@ impl InboxGrpc {
     async fn client(&self) -> Result<deadpool_postgres::Object, Error> {
         self.reader.client().await
     }
+}
+
+/// The receiving end of a channel as a stream.
+fn tokio_stream_from<T: Send + 'static>(
+    mut receiver: mpsc::Receiver<T>,
+) -> impl Stream<Item = T> + Send {
+    futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
 }
 
 /// Tells `changes` of `viewer`'s threads changing after `after`, until
@@ -312,6 +358,75 @@ async fn watch_changes(
 #[tonic::async_trait]
 impl InboxService for InboxGrpc {
     type WatchStream = Changes;
+    type GetFileStream = FileParts;
+
+    async fn get_file(
+        &self,
+        request: Request<pb::GetFileRequest>,
+    ) -> Result<Response<FileParts>, Status> {
+        use tokio::io::AsyncReadExt as _;
+        let (caller, viewer) = self.caller(&request).await?;
+        let r = request.into_inner();
+        let thread = ThreadId::parse("thread_id", &r.thread_id)?;
+        if !event_store::files::is_digest(&r.digest) {
+            return Err(Error::invalid("digest", "is a file's SHA-256, in lowercase hex").into());
+        }
+        let client = self.client().await?;
+        let (file, patient) =
+            queries::thread_file(&client, viewer, SystemTime::now(), thread, &r.digest).await?;
+        drop(client);
+        let Some(files) = self.files.get().await? else {
+            return Err(Status::failed_precondition("this service keeps no files"));
+        };
+        let Some((_, mut object)) = files.get(&r.digest).await.map_err(|e| {
+            Status::unavailable(format!("the file cannot be reached just now: {e}"))
+        })?
+        else {
+            tracing::error!(digest = %r.digest, "a file a message names is not in the bucket");
+            return Err(Status::data_loss(
+                "the file is missing from the store: tell the operator",
+            ));
+        };
+        // Recorded before a byte goes out.
+        let mut shown = Shown::default();
+        shown.file(&patient.to_string(), &thread.to_string(), &r.digest);
+        self.access
+            .record::<Inbox>(&caller, "GetFile", None, shown)
+            .await?;
+        let (send, parts) = mpsc::channel(4);
+        tokio::spawn(async move {
+            if send
+                .send(Ok(pb::FilePart {
+                    part: Some(pb::file_part::Part::File(file)),
+                }))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            loop {
+                let mut buf = vec![0u8; event_store::files::CHUNK];
+                let part = match object.read(&mut buf).await {
+                    Ok(0) => return,
+                    Ok(n) => {
+                        buf.truncate(n);
+                        Ok(pb::FilePart {
+                            part: Some(pb::file_part::Part::Chunk(buf)),
+                        })
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "a stored file could not be read whole");
+                        Err(Status::data_loss("the stored file could not be read whole"))
+                    }
+                };
+                let failed = part.is_err();
+                if send.send(part).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(tokio_stream_from(parts))))
+    }
 
     async fn watch(&self, request: Request<pb::WatchRequest>) -> Result<Response<Changes>, Status> {
         let (_, viewer) = self.caller(&request).await?;

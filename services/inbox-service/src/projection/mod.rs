@@ -42,6 +42,7 @@ pub const TABLES: &[&str] = &[
     "thread_participants",
     "professional_threads",
     "messages",
+    "message_files",
     "read_marks",
     "assignments",
     "deactivated_people",
@@ -88,6 +89,7 @@ impl projections::Projection for InboxProjection {
             "thread_participants_staff_side",
             "threads_changed",
             "teams_join_code",
+            "message_files_by_digest",
         ]
     }
 

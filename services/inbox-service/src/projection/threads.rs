@@ -35,6 +35,8 @@ const UPSERT_THREADS: &str = "INSERT INTO threads (thread_id, patient_id, subjec
      waiting_since = excluded.waiting_since";
 const INSERT_MESSAGES: &str = "INSERT INTO messages (thread_id, seq, message_id, author_id, author_role, body, posted_at, position) \
      SELECT * FROM unnest($1::uuid[], $2::int4[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::timestamptz[], $8::int8[])";
+const INSERT_FILES: &str = "INSERT INTO message_files (thread_id, seq, ord, digest, file_name, media_type, size) \
+     SELECT * FROM unnest($1::uuid[], $2::int4[], $3::int4[], $4::text[], $5::text[], $6::text[], $7::int8[])";
 const INSERT_NOTES: &str = "INSERT INTO staff_notes (thread_id, note_id, author_id, author_role, body, posted_at, position) \
      SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::timestamptz[], $7::int8[])";
 const UPSERT_PARTICIPANTS: &str = "INSERT INTO thread_participants (thread_id, person_id, kind, reason, via_team, active, joined_at, left_at, staff_side) \
@@ -118,6 +120,9 @@ struct ParticipantRow {
 /// (thread, seq, message id, author, author role, body, posted at, position)
 type MessageRow = (Uuid, i32, Uuid, Uuid, String, String, SystemTime, i64);
 
+/// (thread, seq, order, digest, file name, media type, size)
+type FileRow = (Uuid, i32, i32, String, String, String, i64);
+
 /// (thread, note id, author, author role, body, posted at, position)
 type NoteRow = (Uuid, Uuid, Uuid, String, String, SystemTime, i64);
 
@@ -125,6 +130,7 @@ type NoteRow = (Uuid, Uuid, Uuid, String, String, SystemTime, i64);
 struct Fold {
     threads: HashMap<Uuid, ThreadRow>,
     messages: Vec<MessageRow>,
+    files: Vec<FileRow>,
     notes: Vec<NoteRow>,
     message_seqs: HashMap<Uuid, (Uuid, i32)>,
     participants: HashMap<(Uuid, Uuid), ParticipantRow>,
@@ -211,6 +217,20 @@ impl Fold {
             event.position as i64,
         ));
         self.message_seqs.insert(message, (thread, seq));
+    }
+
+    fn files(&mut self, thread: Uuid, seq: i32, attachments: &[proto::events::Attachment]) {
+        for (ord, a) in attachments.iter().enumerate() {
+            self.files.push((
+                thread,
+                seq,
+                ord as i32,
+                a.digest.clone(),
+                a.file_name.clone(),
+                a.media_type.clone(),
+                i64::try_from(a.size).unwrap_or(i64::MAX),
+            ));
+        }
     }
 
     fn read(&mut self, thread: Uuid, person: Uuid, seq: i32, at: SystemTime) {
@@ -306,6 +326,7 @@ impl Fold {
                 );
                 let message = uuid(event, "message_id", &e.message_id)?;
                 self.message(event, (id, 1), message, by, &e.body, at);
+                self.files(id, 1, &e.attachments);
                 self.join(event, id, (&e.participants, &e.team_ids), false, &[], at)?;
                 self.read(id, by, 1, at);
             }
@@ -327,6 +348,7 @@ impl Fold {
                 }
                 let message = uuid(event, "message_id", &e.message_id)?;
                 self.message(event, (id, seq), message, by, &e.body, at);
+                self.files(id, seq, &e.attachments);
                 self.read(id, by, seq, at);
             }
             Payload::StaffNotePosted(e) => {
@@ -534,6 +556,11 @@ async fn write(tx: &Transaction<'_>, fold: Fold) -> Result<(), Error> {
     for (thread, seq, message, author, role, body, at, position) in fold.messages => {
         threads: thread, seqs: seq, messages: message, authors: author,
         roles: role, bodies: body, ats: at, positions: position,
+    });
+    unnest!(tx, INSERT_FILES,
+    for (thread, seq, ord, digest, name, media_type, size) in fold.files => {
+        threads: thread, seqs: seq, ords: ord, digests: digest,
+        names: name, media_types: media_type, sizes: size,
     });
     unnest!(tx, INSERT_NOTES,
     for (thread, note, author, role, body, at, position) in fold.notes => {

@@ -253,6 +253,7 @@ async fn filters_search_and_pages() {
     .unwrap();
     let sams = sam
         .start_thread(cmd::StartThreadRequest {
+            attachments: vec![],
             command_id: command_id(),
             thread_id: String::new(),
             patient_id: org.other_patient.person_id.to_string(),
@@ -620,6 +621,7 @@ async fn a_long_thread_comes_a_page_at_a_time_newest_first() {
     for i in 0..6 {
         position = nurse
             .post_message(proto::command::PostMessageRequest {
+                attachments: vec![],
                 command_id: careline_client::bearer::command_id(),
                 mention_ids: vec![],
                 thread_id: thread.clone(),
@@ -1078,6 +1080,7 @@ async fn every_recipient_offered_to_a_patient_is_accepted() {
     let mut pat = s.signer.client(&org.patient).unwrap();
     for (name, to) in choices {
         pat.start_thread(cmd::StartThreadRequest {
+            attachments: vec![],
             command_id: command_id(),
             thread_id: String::new(),
             patient_id: org.patient.person_id.to_string(),

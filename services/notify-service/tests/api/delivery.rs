@@ -321,6 +321,7 @@ async fn a_patient_who_has_not_read_a_reply_after_a_week_is_reminded_once() {
         let id = command_id();
         nurse
             .post_message(cmd::PostMessageRequest {
+                attachments: vec![],
                 command_id: id.clone(),
                 mention_ids: vec![],
                 thread_id: thread.clone(),
@@ -412,6 +413,7 @@ async fn a_carer_whose_consent_ended_is_not_told_until_added_again() {
             .any(|n| n.position == position && n.recipient_id == carer && !n.reminder)
     };
     let post = |body: &'static str| cmd::PostMessageRequest {
+        attachments: vec![],
         command_id: command_id(),
         mention_ids: vec![],
         thread_id: thread.clone(),

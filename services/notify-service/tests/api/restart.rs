@@ -81,6 +81,7 @@ async fn killed_mid_queue_it_loses_nothing_and_doubles_at_most_once() {
     let threads = 40;
     for i in 0..threads {
         pat.start_thread(cmd::StartThreadRequest {
+            attachments: vec![],
             command_id: command_id(),
             thread_id: String::new(),
             patient_id: org.patient.person_id.to_string(),

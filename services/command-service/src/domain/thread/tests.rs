@@ -362,6 +362,7 @@ impl World {
 
     fn start(&self, recipients: Vec<Recipient>, carers: Vec<String>) -> StartThread {
         StartThread {
+            attachments: vec![],
             thread_id: new_id(),
             patient_id: self.patient.person_id.clone(),
             subject: "Fluid limits before dialysis".into(),
@@ -389,6 +390,7 @@ impl World {
 
     fn post(&self) -> PostMessage {
         PostMessage {
+            attachments: vec![],
             thread_id: new_id(),
             message_id: new_id(),
             body: "Thank you".into(),
