@@ -18,6 +18,7 @@ mod client;
 pub mod config;
 mod confirm;
 mod error;
+mod files;
 mod linking;
 mod live;
 mod messages;
@@ -499,7 +500,12 @@ pub fn router(web: Web) -> Router {
             get(messages::new_message_page).post(messages::new_message),
         )
         .route("/threads/{id}", get(messages::thread))
-        .route("/threads/{id}/reply", post(messages::reply))
+        .route(
+            "/threads/{id}/reply",
+            post(messages::reply)
+                .layer(axum::extract::DefaultBodyLimit::max(files::FILES_FORM_MAX)),
+        )
+        .route("/threads/{id}/files/{digest}", get(files::download))
         .route("/threads/{id}/read", post(messages::mark_read))
         .route("/record", get(record::hub))
         .route(

@@ -211,8 +211,17 @@ pub(crate) async fn thread(
 pub(crate) async fn reply(
     State(web): State<Web>,
     Path(id): Path<String>,
-    Posted(session, form): Posted,
+    request: axum::extract::Request,
 ) -> Page {
+    // A reply with files comes as a multipart form.
+    if crate::files::is_multipart(&request) {
+        return crate::files::reply(web, id, request).await;
+    }
+    let Posted(session, form) =
+        match <Posted as axum::extract::FromRequest<Web>>::from_request(request, &web).await {
+            Ok(posted) => posted,
+            Err(refused) => return Ok(refused),
+        };
     // A professional's one box writes a reply or, switched, a staff note.
     if form.one("kind") == "note" {
         return crate::staff::add_note(&web, &session, &id, form.one("body")).await;

@@ -286,11 +286,60 @@ pub const BODY_MAX: usize = 20_000;
 /// and its limit said beside it; `live.js` counts the characters as they
 /// are typed, and keeps a draft in this browser until it is sent.
 pub fn body_field(id: &str, label: &str, typed: &str) -> Markup {
+    body_field_with(id, label, typed, true)
+}
+
+/// The files sent with a message: each a download, with its kind and size.
+pub fn attachments(thread_id: &str, files: &[pb::Attachment]) -> Markup {
+    html! {
+        ul.careline-files aria-label="Files" {
+            @for f in files {
+                li {
+                    a href={ "/threads/" (thread_id) "/files/" (f.digest) } download=(f.file_name) { (f.file_name) }
+                    " " span.hint { "(" (kind_words(&f.media_type)) ", " (service_kit::media::size_words(f.size)) ")" }
+                }
+            }
+        }
+    }
+}
+
+/// A media type in words.
+fn kind_words(media_type: &str) -> &'static str {
+    match media_type {
+        "application/pdf" => "PDF",
+        "image/jpeg" => "JPEG image",
+        "image/png" => "PNG image",
+        "text/plain" => "text",
+        "application/dicom" => "DICOM image",
+        "application/zip" => "ZIP archive",
+        t if t.contains("word") || t.contains("opendocument.text") => "document",
+        t if t.contains("sheet") || t.contains("excel") => "spreadsheet",
+        t if t.contains("presentation") || t.contains("powerpoint") => "presentation",
+        _ => "file",
+    }
+}
+
+/// Files to send with a reply (optional; the reply's text may then be
+/// empty).
+pub fn files_field() -> Markup {
+    html! {
+        div.nhsuk-form-group.careline-attach {
+            label.nhsuk-label for="files" { "Attach files (optional)" }
+            div.nhsuk-hint #files-hint {
+                "A photo, a scan or a document: " (service_kit::media::ACCEPTED) ". Up to 10 files, each up to 100 MB."
+            }
+            input.nhsuk-file-upload #files type="file" name="files" multiple accept=(service_kit::media::ACCEPT_ATTRIBUTE) aria-describedby="files-hint";
+        }
+    }
+}
+
+/// A message's box; `required` unless files may go instead of text.
+pub fn body_field_with(id: &str, label: &str, typed: &str, required: bool) -> Markup {
     let count = format!("{id}-count");
     let used = typed.chars().count();
     html! {
         label.nhsuk-label for=(id) { (label) }
-        textarea.nhsuk-textarea id=(id) name="body" required aria-describedby=(count) data-limit=(BODY_MAX) data-draft { (typed) }
+        textarea.nhsuk-textarea id=(id) name="body" required[required] aria-describedby=(count) data-limit=(BODY_MAX) data-draft { (typed) }
         p.hint.count.over[used > BODY_MAX] id=(count) aria-live="polite" {
             @if used > BODY_MAX {
                 (thousands(used - BODY_MAX)) @if used - BODY_MAX == 1 { " character" } @else { " characters" }
@@ -696,7 +745,8 @@ pub fn thread(
                     article.message.mine[mine] id={ "m" (m.seq) } {
                         div { span.who { (author.map(|a| a.display.as_str()).unwrap_or("Someone")) } }
                         div.when { (when(m.posted_at.as_ref())) }
-                        p.body { (linked(&m.body)) }
+                        @if !m.body.is_empty() { p.body { (linked(&m.body)) } }
+                        @if !m.attachments.is_empty() { (attachments(id, &m.attachments)) }
                         @let seen: Vec<&str> = detail.read_receipts.iter()
                             .filter(|r| r.seq == m.seq)
                             .filter_map(|r| r.reader.as_ref())
@@ -733,9 +783,10 @@ pub fn thread(
         } @else {
             h2 id="reply" { "Reply" }
             @if let Some(problem) = &problem { (problem) }
-            form method="post" action={ "/threads/" (id) "/reply" } {
+            form method="post" enctype="multipart/form-data" action={ "/threads/" (id) "/reply" } {
                 input type="hidden" name="csrf" value=(session.csrf);
-                (body_field("body", "Your message", draft))
+                (body_field_with("body", "Your message", draft, false))
+                (files_field())
                 button.nhsuk-button type="submit" { "Send reply" }
             }
         }

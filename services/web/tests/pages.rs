@@ -2078,3 +2078,145 @@ fn the_style_sheet_is_the_locked_design_systems_build() {
     assert!(served.contains(".nhsuk-button--warning"));
     assert!(!served.contains("@font-face") && !served.contains("https://"));
 }
+
+/// A multipart form: its text fields in order, then `files` (name, bytes).
+fn multipart(fields: &[(&str, &str)], files: &[(&str, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "----careline-test-boundary";
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .bytes(),
+        );
+    }
+    for (file_name, bytes) in files {
+        body.extend(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{file_name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+            )
+            .bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend(b"\r\n");
+    }
+    body.extend(format!("--{boundary}--\r\n").bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patient_sends_a_photo_with_a_reply_and_the_nurse_downloads_it() {
+    tokio::time::timeout(std::time::Duration::from_secs(120), async {
+        let s = support::system("web_files").await;
+        let org = s.org().await;
+        let thread = first_thread(&s.signer, &org).await.unwrap();
+        s.thread(&org.patient, &thread, s.head().await).await;
+        let path = format!("/threads/{thread}");
+        let mut pat = browser(&s, &org);
+        let page = pat.sign_in(&org.patient, &path).await;
+        assert!(
+            page.body.contains("enctype=\"multipart/form-data\""),
+            "{}",
+            page.body
+        );
+        assert!(page.body.contains("Attach files (optional)"));
+        let csrf = page.field("csrf");
+        let reply = format!("{path}/reply");
+        let send = |csrf: &str, text: &str, files: &[(&str, &[u8])]| {
+            let (kind, body) = multipart(&[("csrf", csrf), ("body", text)], files);
+            Request::post(reply.clone())
+                .header(header::CONTENT_TYPE, kind)
+                .body(Body::from(body))
+                .unwrap()
+        };
+
+        // A file that is not what its name says: refused, named with the
+        // reason, her words kept, nothing sent.
+        let mut request = send(
+            &csrf,
+            "Here is the rash today",
+            &[("rash.pdf", b"\xFF\xD8\xFF\xE0 a jpeg")],
+        );
+        request
+            .headers_mut()
+            .insert(header::COOKIE, pat.cookie_header().parse().unwrap());
+        let refused = pat.send(request).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            refused.body
+        );
+        assert!(
+            refused.body.contains("rash.pdf was not sent"),
+            "{}",
+            refused.body
+        );
+        assert!(refused.body.contains("a JPEG image"), "{}", refused.body);
+        assert!(
+            refused.body.contains("Here is the rash today"),
+            "the text was kept"
+        );
+
+        // The photo itself goes.
+        let photo: Vec<u8> = [0xFF, 0xD8, 0xFF, 0xE0]
+            .into_iter()
+            .chain((0..50_000).map(|i| (i % 253) as u8))
+            .collect();
+        let mut request = send(&csrf, "Here is the rash today", &[("rash.jpg", &photo)]);
+        request
+            .headers_mut()
+            .insert(header::COOKIE, pat.cookie_header().parse().unwrap());
+        let sent = pat.send(request).await;
+        let shown = pat.follow(sent).await;
+        assert!(shown.body.contains("rash.jpg"), "{}", shown.body);
+        assert!(shown.body.contains("(JPEG image, 49 KB)"), "{}", shown.body);
+
+        // Without the form's token nothing is uploaded.
+        let mut forged = send("not-the-token", "x", &[("rash.jpg", &photo)]);
+        forged
+            .headers_mut()
+            .insert(header::COOKIE, pat.cookie_header().parse().unwrap());
+        assert_eq!(pat.send(forged).await.status, StatusCode::FORBIDDEN);
+
+        // The nurse downloads it: an attachment, its type never guessed.
+        let mut nina = browser(&s, &org);
+        let page = nina.sign_in(&org.nurse, &path).await;
+        let start = page.body.find("/files/").expect("a link to the file");
+        let link = page.body[..start].rsplit('"').next().unwrap().to_string()
+            + &page.body[start..start + 7 + 64];
+        let request = Request::get(&link)
+            .header(header::COOKIE, nina.cookie_header())
+            .body(Body::empty())
+            .unwrap();
+        let response = nina.app.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let headers = response.headers().clone();
+        assert_eq!(headers[header::CONTENT_TYPE], "image/jpeg");
+        assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        assert!(
+            headers[header::CONTENT_DISPOSITION]
+                .to_str()
+                .unwrap()
+                .starts_with("attachment; filename=\"rash.jpg\"")
+        );
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        assert!(
+            bytes.to_vec() == photo,
+            "the download differs from what was sent"
+        );
+
+        // Someone who does not see the conversation gets no file.
+        let mut other = browser(&s, &org);
+        other.sign_in(&org.other_patient, "/messages").await;
+        let request = Request::get(&link)
+            .header(header::COOKIE, other.cookie_header())
+            .body(Body::empty())
+            .unwrap();
+        let response = other.app.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    })
+    .await
+    .expect("the test took over two minutes");
+}

@@ -557,7 +557,7 @@ pub fn composer(id: &str, session: &Session, replies: bool, draft: &str, note: &
     let noting = !replies || (draft.is_empty() && !note.is_empty());
     let typed = if noting { note } else { draft };
     html! {
-        form.composer.only-note[!replies] method="post" action={ "/threads/" (id) "/reply" } {
+        form.composer.only-note[!replies] method="post" enctype="multipart/form-data" action={ "/threads/" (id) "/reply" } {
             (csrf(session))
             @if replies {
                 fieldset.nhsuk-fieldset {
@@ -578,7 +578,8 @@ pub fn composer(id: &str, session: &Session, replies: bool, draft: &str, note: &
             }
             p.as-note.hint { strong { "Staff note: " } "only staff on this conversation see it; the patient and carers never do." }
             p.as-reply.hint { "The patient and everyone on this conversation see your reply." }
-            (super::body_field("body", if replies { "Your message" } else { "Your note" }, typed))
+            (super::body_field_with("body", if replies { "Your message" } else { "Your note" }, typed, !replies))
+            @if replies { div.as-reply { (super::files_field()) } }
             button.nhsuk-button type="submit" {
                 @if replies { span.as-reply { "Send reply" } }
                 span.as-note { "Add note" }
