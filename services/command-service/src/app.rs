@@ -60,6 +60,7 @@ pub struct App<S> {
     repo: Repository<S>,
     clock: Clock,
     post_limit: Option<service_kit::limit::Limit>,
+    upload_limit: Option<service_kit::limit::Limit>,
     /// Refused join codes per person (see [`WRONG_CODES_PER_HOUR`]).
     wrong_codes: service_kit::limit::Limit,
     email_links: Option<service_kit::LinkKeys>,
@@ -84,6 +85,7 @@ impl<S: EventStore> App<S> {
             repo: Repository::new(store, cache_capacity),
             clock: Arc::new(SystemTime::now),
             post_limit: None,
+            upload_limit: None,
             wrong_codes: service_kit::limit::Limit::new(
                 WRONG_CODES_PER_HOUR,
                 std::time::Duration::from_secs(3600),
@@ -125,7 +127,14 @@ impl<S: EventStore> App<S> {
     /// started and messages posted), on this instance.
     pub fn with_post_limit(mut self, per_minute: usize) -> Self {
         self.post_limit = Some(service_kit::limit::Limit::per_minute(per_minute));
+        self.upload_limit = Some(service_kit::limit::Limit::per_minute(per_minute));
         self
+    }
+
+    /// The limit of uploads one person may make a minute (the post limit's
+    /// number: a file is kept for good, so none is free).
+    pub fn upload_limit(&self) -> Option<&service_kit::limit::Limit> {
+        self.upload_limit.as_ref()
     }
 
     /// Replaces the clock (tests of expiry).

@@ -8,6 +8,8 @@
 //!   people writing subscribers. Clinical content is redacted unless asked.
 //! * `careline token` — a signed token for one person and role, for local
 //!   use (production tokens come from the identity provider).
+//! * `careline verify-files` — every file a message names is in the bucket
+//!   of files, whole, and its bytes hash to its name.
 //! * `careline demo` — seeds a small demo organisation through the command
 //!   service and prints who is who, with tokens.
 //!
@@ -21,6 +23,7 @@ mod rebuild;
 mod status;
 mod tail;
 mod token;
+pub mod verify_files;
 
 use clap::{Parser, Subcommand};
 
@@ -49,6 +52,9 @@ enum Command {
     Keys(token::KeysArgs),
     /// Seed the demo organisation through the command service.
     Demo(demo::DemoArgs),
+    /// Check that every file a message names is in the bucket, whole and
+    /// unchanged (reads each one).
+    VerifyFiles,
     /// Claim the command ids and person ids of events recorded before
     /// claims existed (once, after upgrading; safe to repeat).
     BackfillClaims,
@@ -65,6 +71,7 @@ impl Cli {
             Command::Token(args) => token::run(args),
             Command::Keys(args) => token::keys(args),
             Command::Demo(args) => demo::run(args).await,
+            Command::VerifyFiles => verify_files::run(event_store::StoreConfig::from_env()?).await,
             Command::BackfillClaims => backfill_claims(event_store::StoreConfig::from_env()?).await,
         }
     }

@@ -113,6 +113,23 @@ async fn once(
         );
     }
 
+    let bucket = event_store::files_bucket(&config.stream);
+    match store.jetstream().get_stream(format!("OBJ_{bucket}")).await {
+        Ok(mut files) => {
+            let info = files.info().await?;
+            println!(
+                "files          bucket {bucket}: {} bytes in {} messages, deny delete {}, deny purge {}",
+                info.state.bytes,
+                info.state.messages,
+                info.config.deny_delete,
+                info.config.deny_purge
+            );
+        }
+        Err(_) => {
+            println!("files          no bucket {bucket} yet (made when the command service starts)")
+        }
+    }
+
     if log_only {
         return Ok(problems);
     }

@@ -50,9 +50,15 @@ impl Drop for Spool {
 /// then stores it (unless the same bytes are stored already).
 pub async fn upload<S: EventStore>(
     app: &App<S>,
+    uploader: &str,
     request: Request<Streaming<pb::UploadFileRequest>>,
 ) -> Result<pb::UploadFileReply, Status> {
     let (files, max) = bucket(app)?;
+    if let Some(limit) = app.upload_limit() {
+        limit
+            .take(uploader, std::time::Instant::now())
+            .map_err(|wait| limit.refusal("files sent", wait))?;
+    }
     let max = *max;
     let mut parts = request.into_inner();
     let header = match parts.next().await {

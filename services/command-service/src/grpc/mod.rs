@@ -419,7 +419,9 @@ impl<S: EventStore> CommandService for CommandGrpc<S> {
                 "files are sent by patients, carers and professionals with an open account",
             ));
         }
-        files::upload(&self.app, r).await.map(Response::new)
+        files::upload(&self.app, &actor.person_id, r)
+            .await
+            .map(Response::new)
     }
     async fn post_staff_note(&self, r: Request<pb::PostStaffNoteRequest>) -> Answer {
         self.handle::<_, PostStaffNote>(r).await

@@ -576,7 +576,10 @@ async fn a_huge_bad_id_is_not_echoed_back_whole() {
 #[tokio::test]
 async fn posting_faster_than_the_limit_is_refused_until_the_minute_passes() {
     let stream = TestStream::new("postlimit").await;
-    let app = command_service::App::new(stream.store().clone(), 1000).with_post_limit(3);
+    let files = event_store::FileStore::open(stream.store()).await.unwrap();
+    let app = command_service::App::new(stream.store().clone(), 1000)
+        .with_post_limit(3)
+        .with_files(files, 1000);
     let server =
         command_service::Application::with_app("127.0.0.1:0".parse().unwrap(), app, keys())
             .await
@@ -608,6 +611,20 @@ async fn posting_faster_than_the_limit_is_refused_until_the_minute_passes() {
         "{refused:?}"
     );
     assert_eq!(stream.store().last_position().await.unwrap(), head);
+    // Files are limited alike: each is kept for good.
+    for i in 0..3 {
+        careline_client::files::upload(&mut nurse, "note.txt", format!("note {i}").into_bytes())
+            .await
+            .unwrap();
+    }
+    let refused = careline_client::files::upload(&mut nurse, "note.txt", b"one more".to_vec())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(
+        refused.message().contains("too many files sent"),
+        "{refused:?}"
+    );
     // Someone else still posts.
     signer
         .client(&org.patient)
