@@ -212,7 +212,8 @@ if [ "$own_nats" = 1 ]; then
 else
   as() { :; }
 fi
-# The deployment's admin creates the stream and the command-id bucket
+# The deployment's admin creates the stream, the command-id bucket and the
+# bucket of files
 # (on a cluster just started, once its streams have elected leaders).
 for _ in $(seq 1 30); do
   env $(as admin) "$bin/careline" status --log > /dev/null 2>&1 && break

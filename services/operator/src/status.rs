@@ -19,7 +19,9 @@ pub(crate) struct StatusArgs {
     /// under the time it was read.
     #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "5")]
     watch: Option<u64>,
-    /// Only the event stream (made when it is missing), not the projections.
+    /// Only the event stream and the bucket of files (each made when it
+    /// is missing: the deployment's admin runs it first), not the
+    /// projections.
     #[arg(long)]
     log: bool,
 }
@@ -28,6 +30,9 @@ pub(crate) struct StatusArgs {
 /// database unreachable, a projection that nothing runs, events set aside.
 pub(crate) async fn run(config: StoreConfig, args: StatusArgs) -> anyhow::Result<()> {
     let store = JetStreamStore::connect(config.clone()).await?;
+    if args.log {
+        store.files().await?;
+    }
     let Some(every) = args.watch else {
         let problems = once(&store, &config, args.log).await?;
         if problems.is_empty() {

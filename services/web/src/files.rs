@@ -6,14 +6,14 @@
 use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::IntoResponse;
-use careline_client::bearer::command_id;
+use axum::response::{IntoResponse, Response};
 use futures::StreamExt as _;
 use proto::command as cmd;
 use proto::inbox as inbox_pb;
 use tonic::{Code, Status};
 
-use crate::messages::thread_with_problem;
+use crate::error::AppError;
+use crate::session::Session;
 use crate::{Fields, Page, SignedIn, Web};
 
 /// The most a form with files may carry: ten files of the largest size and
@@ -29,146 +29,113 @@ pub fn is_multipart(request: &axum::extract::Request) -> bool {
         .is_some_and(|v| v.starts_with("multipart/form-data"))
 }
 
-/// A reply with files: the form's fields in order (its token first), each
-/// file uploaded as it arrives, then the message with them. A refused file
-/// is named with the reason, and what was typed is kept.
-pub async fn reply(web: Web, id: String, request: axum::extract::Request) -> Page {
+/// A posted form, with the files it carried uploaded (or the first
+/// refused, with the reason).
+pub struct Posted {
+    pub session: Session,
+    pub form: Fields,
+    pub attachments: Vec<cmd::Attachment>,
+    pub refused: Option<Status>,
+}
+
+/// A posted form, either kind: a plain one (its token checked, no files) or
+/// a multipart one read field by field, in order (its token first: no
+/// token, no upload), each file uploaded as it arrives and never held
+/// whole. `Ok(Err(page))`: the page to answer instead (an expired form).
+pub async fn posted(
+    web: &Web,
+    request: axum::extract::Request,
+) -> Result<Result<Posted, Response>, AppError> {
+    if !is_multipart(&request) {
+        return Ok(
+            match <crate::Posted as FromRequest<Web>>::from_request(request, web).await {
+                Ok(crate::Posted(session, form)) => Ok(Posted {
+                    session,
+                    form,
+                    attachments: Vec::new(),
+                    refused: None,
+                }),
+                Err(page) => Err(page),
+            },
+        );
+    }
     let (parts, body) = request.into_parts();
     let request = axum::extract::Request::from_parts(parts.clone(), body);
-    let Ok(mut form) = Multipart::from_request(request, &()).await else {
-        return Ok(StatusCode::BAD_REQUEST.into_response());
+    let Ok(mut multipart) = Multipart::from_request(request, &()).await else {
+        return Ok(Err(StatusCode::BAD_REQUEST.into_response()));
     };
     let mut fields: Vec<(String, String)> = Vec::new();
     let mut session = None;
     let mut attachments = Vec::new();
     let mut refused: Option<Status> = None;
-    while let Ok(Some(mut field)) = form.next_field().await {
+    while let Ok(Some(mut field)) = multipart.next_field().await {
         let name = field.name().unwrap_or_default().to_string();
         let file_name = field.file_name().map(str::to_string);
-        match (name.as_str(), file_name) {
-            ("files", Some(file_name)) => {
-                // The form's token comes before any file: no token, no upload.
-                let Some(session) = &session else {
-                    return Ok(web.forbidden(None));
-                };
-                if file_name.is_empty() || refused.is_some() {
-                    continue;
-                }
-                let mut command = web.command(session)?;
-                let (send, chunks) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
-                let header = cmd::UploadFileRequest {
-                    part: Some(cmd::upload_file_request::Part::Header(cmd::UploadHeader {
-                        file_name: file_name.clone(),
-                        size: 0,
-                    })),
-                };
-                let mut chunks = chunks;
-                let parts = futures::stream::iter([header]).chain(
-                    futures::stream::poll_fn(move |cx| chunks.poll_recv(cx)).map(|chunk| {
-                        cmd::UploadFileRequest {
-                            part: Some(cmd::upload_file_request::Part::Chunk(chunk)),
-                        }
-                    }),
-                );
-                let upload = command.upload_file(parts);
-                let pump = async move {
-                    while let Ok(Some(chunk)) = field.chunk().await {
-                        if send.send(chunk.to_vec()).await.is_err() {
-                            break;
-                        }
-                    }
-                };
-                let (uploaded, ()) = tokio::join!(upload, pump);
-                match uploaded.map(|r| r.into_inner().file) {
-                    Ok(Some(file)) => attachments.push(file),
-                    Ok(None) => refused = Some(Status::internal("the upload was not answered")),
-                    Err(e) if e.code() == Code::InvalidArgument => {
-                        refused = Some(Status::invalid_argument(format!(
-                            "{file_name} was not sent: {} Choose it again, or another.",
-                            sentence(e.message())
-                        )));
-                    }
-                    Err(e) => return Err(e.into()),
-                }
+        if let ("files", Some(file_name)) = (name.as_str(), file_name) {
+            let Some(session) = &session else {
+                return Ok(Err(web.forbidden(None)));
+            };
+            if file_name.is_empty() || refused.is_some() {
+                continue;
             }
-            _ => {
-                let Ok(value) = field.text().await else {
-                    return Ok(StatusCode::BAD_REQUEST.into_response());
-                };
-                if name == "csrf" {
-                    let token = Fields(vec![("csrf".into(), value.clone())]);
-                    match web.posted(&parts.headers, &parts.uri, &token).await {
-                        Ok(signed_in) => session = Some(signed_in),
-                        Err(refused) => return Ok(*refused),
+            let mut command = web.command(session)?;
+            let (send, mut chunks) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
+            let header = cmd::UploadFileRequest {
+                part: Some(cmd::upload_file_request::Part::Header(cmd::UploadHeader {
+                    file_name: file_name.clone(),
+                    size: 0,
+                })),
+            };
+            let parts = futures::stream::iter([header]).chain(
+                futures::stream::poll_fn(move |cx| chunks.poll_recv(cx)).map(|chunk| {
+                    cmd::UploadFileRequest {
+                        part: Some(cmd::upload_file_request::Part::Chunk(chunk)),
+                    }
+                }),
+            );
+            let upload = command.upload_file(parts);
+            let pump = async move {
+                while let Ok(Some(chunk)) = field.chunk().await {
+                    if send.send(chunk.to_vec()).await.is_err() {
+                        break;
                     }
                 }
-                fields.push((name, value));
+            };
+            let (uploaded, ()) = tokio::join!(upload, pump);
+            match uploaded.map(|r| r.into_inner().file) {
+                Ok(Some(file)) => attachments.push(file),
+                Ok(None) => return Err(Status::internal("the upload was not answered").into()),
+                Err(e) if matches!(e.code(), Code::InvalidArgument | Code::ResourceExhausted) => {
+                    refused = Some(Status::invalid_argument(format!(
+                        "{file_name} was not sent: {} Choose it again, or another.",
+                        sentence(e.message())
+                    )));
+                }
+                Err(e) => return Err(e.into()),
+            }
+            continue;
+        }
+        let Ok(value) = field.text().await else {
+            return Ok(Err(StatusCode::BAD_REQUEST.into_response()));
+        };
+        if name == "csrf" {
+            let token = Fields(vec![("csrf".into(), value.clone())]);
+            match web.posted(&parts.headers, &parts.uri, &token).await {
+                Ok(signed_in) => session = Some(signed_in),
+                Err(page) => return Ok(Err(*page)),
             }
         }
+        fields.push((name, value));
     }
     let Some(session) = session else {
-        return Ok(web.forbidden(None));
+        return Ok(Err(web.forbidden(None)));
     };
-    let form = Fields(fields);
-    let text = form.one("body").to_string();
-    if form.one("kind") == "note" && !attachments.is_empty() {
-        let e = Status::invalid_argument(
-            "Files go with a reply to the patient, not with a staff note: switch to \"Reply to patient\", or add the note without them.",
-        );
-        return thread_with_problem(
-            &web,
-            &session,
-            &id,
-            "",
-            &text,
-            "Your note was not added",
-            &e,
-        )
-        .await;
-    }
-    if form.one("kind") == "note" {
-        return crate::staff::add_note(&web, &session, &id, &text).await;
-    }
-    if let Some(e) = refused {
-        return thread_with_problem(
-            &web,
-            &session,
-            &id,
-            &text,
-            "",
-            "Your reply was not sent",
-            &e,
-        )
-        .await;
-    }
-    let sent = web
-        .command(&session)?
-        .post_message(cmd::PostMessageRequest {
-            command_id: command_id(),
-            thread_id: id.clone(),
-            body: text.clone(),
-            mention_ids: vec![],
-            attachments,
-        })
-        .await;
-    match sent {
-        Ok(reply) => Ok(web
-            .changed(&session, reply, &format!("/threads/{id}#reply"))
-            .await),
-        Err(e) if matches!(e.code(), Code::InvalidArgument | Code::FailedPrecondition) => {
-            thread_with_problem(
-                &web,
-                &session,
-                &id,
-                &text,
-                "",
-                "Your reply was not sent",
-                &e,
-            )
-            .await
-        }
-        Err(e) => Err(e.into()),
-    }
+    Ok(Ok(Posted {
+        session,
+        form: Fields(fields),
+        attachments,
+        refused,
+    }))
 }
 
 /// A refusal's words as a sentence: a capital first, a full stop last.

@@ -497,7 +497,9 @@ pub fn router(web: Web) -> Router {
         .route("/messages", get(messages::messages))
         .route(
             "/messages/new",
-            get(messages::new_message_page).post(messages::new_message),
+            get(messages::new_message_page)
+                .post(messages::new_message)
+                .layer(axum::extract::DefaultBodyLimit::max(files::FILES_FORM_MAX)),
         )
         .route("/threads/{id}", get(messages::thread))
         .route(

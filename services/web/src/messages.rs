@@ -214,35 +214,51 @@ pub(crate) async fn reply(
     request: axum::extract::Request,
 ) -> Page {
     // A reply with files comes as a multipart form.
-    if crate::files::is_multipart(&request) {
-        return crate::files::reply(web, id, request).await;
-    }
-    let Posted(session, form) =
-        match <Posted as axum::extract::FromRequest<Web>>::from_request(request, &web).await {
-            Ok(posted) => posted,
-            Err(refused) => return Ok(refused),
-        };
+    let posted = match crate::files::posted(&web, request).await? {
+        Ok(posted) => posted,
+        Err(page) => return Ok(page),
+    };
+    let (session, form) = (&posted.session, &posted.form);
+    let text = form.one("body");
     // A professional's one box writes a reply or, switched, a staff note.
     if form.one("kind") == "note" {
-        return crate::staff::add_note(&web, &session, &id, form.one("body")).await;
+        if !posted.attachments.is_empty() || posted.refused.is_some() {
+            let e = Status::invalid_argument(
+                "Files go with a reply to the patient, not with a staff note: switch to \"Reply to patient\", or add the note without them.",
+            );
+            return thread_with_problem(
+                &web,
+                session,
+                &id,
+                "",
+                text,
+                "Your note was not added",
+                &e,
+            )
+            .await;
+        }
+        return crate::staff::add_note(&web, session, &id, text).await;
     }
-    let text = form.one("body");
-    let sent = web
-        .command(&session)?
-        .post_message(cmd::PostMessageRequest {
-            attachments: vec![],
-            command_id: command_id(),
-            thread_id: id.clone(),
-            body: text.to_string(),
-            mention_ids: vec![],
-        })
-        .await;
+    let sent = match &posted.refused {
+        Some(refused) => Err(refused.clone()),
+        None => {
+            web.command(session)?
+                .post_message(cmd::PostMessageRequest {
+                    attachments: posted.attachments.clone(),
+                    command_id: command_id(),
+                    thread_id: id.clone(),
+                    body: text.to_string(),
+                    mention_ids: vec![],
+                })
+                .await
+        }
+    };
     match sent {
         Ok(reply) => Ok(web
-            .changed(&session, reply, &format!("/threads/{id}#reply"))
+            .changed(session, reply, &format!("/threads/{id}#reply"))
             .await),
         Err(e) if matches!(e.code(), Code::InvalidArgument | Code::FailedPrecondition) => {
-            thread_with_problem(&web, &session, &id, text, "", "Your reply was not sent", &e).await
+            thread_with_problem(&web, session, &id, text, "", "Your reply was not sent", &e).await
         }
         Err(e) => Err(e.into()),
     }
@@ -405,7 +421,13 @@ pub(crate) fn recipient(value: &str) -> Option<cmd::Recipient> {
     })
 }
 
-pub(crate) async fn new_message(State(web): State<Web>, Posted(session, form): Posted) -> Page {
+pub(crate) async fn new_message(State(web): State<Web>, request: axum::extract::Request) -> Page {
+    // A message with files comes as a multipart form.
+    let posted = match crate::files::posted(&web, request).await? {
+        Ok(posted) => posted,
+        Err(page) => return Ok(page),
+    };
+    let (session, form) = (posted.session, posted.form);
     let Some(patient) = writing_in(&web, &session, form.one("patient")).await? else {
         return Ok(not_for_you(&web, &session));
     };
@@ -416,14 +438,16 @@ pub(crate) async fn new_message(State(web): State<Web>, Posted(session, form): P
         chosen: &to,
         carers: &carers,
     };
-    let started = if to.is_empty() {
+    let started = if let Some(refused) = posted.refused {
+        Err(refused)
+    } else if to.is_empty() {
         Err(Status::invalid_argument(
             "Choose who to send your message to.",
         ))
     } else {
         web.command(&session)?
             .start_thread(cmd::StartThreadRequest {
-                attachments: vec![],
+                attachments: posted.attachments,
                 command_id: command_id(),
                 thread_id: String::new(),
                 patient_id: patient.clone(),

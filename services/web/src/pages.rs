@@ -285,10 +285,6 @@ pub const BODY_MAX: usize = 20_000;
 /// A message box (`id`, named `body`) with `label`, what was typed kept,
 /// and its limit said beside it; `live.js` counts the characters as they
 /// are typed, and keeps a draft in this browser until it is sent.
-pub fn body_field(id: &str, label: &str, typed: &str) -> Markup {
-    body_field_with(id, label, typed, true)
-}
-
 /// The files sent with a message: each a download, with its kind and size.
 pub fn attachments(thread_id: &str, files: &[pb::Attachment]) -> Markup {
     html! {
@@ -934,7 +930,7 @@ pub fn new_message(
             }
         }
         @if let Some(problem) = problem { (problem) }
-        form method="post" action="/messages/new" {
+        form method="post" enctype="multipart/form-data" action="/messages/new" {
             input type="hidden" name="csrf" value=(session.csrf);
             @if staff {
                 input type="hidden" name="patient" value=(patient.map(|p| p.person_id.as_str()).unwrap_or_default());
@@ -955,7 +951,8 @@ pub fn new_message(
             }
             label.nhsuk-label for="subject" { "Subject" span.hint { " a few words: what is it about?" } }
             input.nhsuk-input type="text" id="subject" name="subject" maxlength="200" required value=(typed.subject);
-            (body_field("body", "Message", typed.body))
+            (body_field_with("body", "Message", typed.body, false))
+            (files_field())
             @if !staff {
                 div.nhsuk-inset-text {
                     span.nhsuk-u-visually-hidden { "Information: " }

@@ -2207,6 +2207,33 @@ async fn a_patient_sends_a_photo_with_a_reply_and_the_nurse_downloads_it() {
             "the download differs from what was sent"
         );
 
+        // A new conversation may start with a file and no text.
+        let new = pat.get("/messages/new").await;
+        assert!(
+            new.body.contains("enctype=\"multipart/form-data\""),
+            "{}",
+            new.body
+        );
+        let renal = format!("team:{}", org.renal);
+        let (kind, body) = multipart(
+            &[
+                ("csrf", &csrf),
+                ("to", &renal),
+                ("subject", "Clinic letter"),
+                ("body", ""),
+            ],
+            &[("letter.pdf", b"%PDF-1.7 the letter")],
+        );
+        let request = Request::post("/messages/new")
+            .header(header::CONTENT_TYPE, kind)
+            .header(header::COOKIE, pat.cookie_header())
+            .body(Body::from(body))
+            .unwrap();
+        let started = pat.send(request).await;
+        let started = pat.follow(started).await;
+        assert!(started.body.contains("letter.pdf"), "{}", started.body);
+        assert!(started.body.contains("(PDF, 19 bytes)"), "{}", started.body);
+
         // Someone who does not see the conversation gets no file.
         let mut other = browser(&s, &org);
         other.sign_in(&org.other_patient, "/messages").await;
