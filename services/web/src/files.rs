@@ -107,7 +107,7 @@ pub async fn posted(
                 Ok(None) => return Err(Status::internal("the upload was not answered").into()),
                 Err(e) if matches!(e.code(), Code::InvalidArgument | Code::ResourceExhausted) => {
                     refused = Some(Status::invalid_argument(format!(
-                        "{file_name} was not sent: {} Choose it again, or another.",
+                        "{file_name} was not sent: {}",
                         sentence(e.message())
                     )));
                 }
@@ -138,14 +138,13 @@ pub async fn posted(
     }))
 }
 
-/// A refusal's words as a sentence: a capital first, a full stop last.
+/// A refusal's words without the field they name, ending a sentence.
 fn sentence(words: &str) -> String {
     let words = words
-        .rsplit_once(": ")
+        .split_once(": ")
         .filter(|(field, _)| !field.contains(' '))
         .map_or(words, |(_, rest)| rest);
-    let mut out: String = words.chars().take(1).flat_map(char::to_uppercase).collect();
-    out.extend(words.chars().skip(1));
+    let mut out = words.to_string();
     if !out.ends_with('.') {
         out.push('.');
     }
@@ -241,7 +240,7 @@ mod tests {
         );
         assert_eq!(
             sentence("file: the name ends .pdf but the file is a JPEG image"),
-            "The name ends .pdf but the file is a JPEG image."
+            "the name ends .pdf but the file is a JPEG image."
         );
     }
 }

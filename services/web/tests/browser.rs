@@ -1148,3 +1148,128 @@ async fn long_words_and_links_never_make_a_page_wider_than_the_window() {
         inaccessible.join("\n")
     );
 }
+
+/// Saves a screenshot as `name`.png with the element `css` scrolled into
+/// view (the middle of the window).
+async fn photograph_at(client: &Client, name: &str, css: &str) {
+    client
+        .execute(
+            "document.querySelector(arguments[0]).scrollIntoView({block: 'center'})",
+            vec![serde_json::json!(css)],
+        )
+        .await
+        .unwrap();
+    let png = client.screenshot().await.unwrap();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    for dir in ["target/screenshots", "docs/screenshots"] {
+        if dir.starts_with("docs")
+            && std::env::var("CARELINE_UPDATE_SCREENSHOTS").as_deref() != Ok("1")
+        {
+            continue;
+        }
+        let file = root.join(dir).join(format!("{name}.png"));
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, &png).unwrap();
+    }
+}
+
+/// Sends a reply with `file` chosen, on the open conversation.
+async fn reply_with_file(
+    client: &Client,
+    text: &str,
+    file: &std::path::Path,
+) -> Result<(), fantoccini::error::CmdError> {
+    let body = client.find(Locator::Css("textarea#body")).await?;
+    body.clear().await?;
+    body.send_keys(text).await?;
+    client
+        .find(Locator::Css("input#files"))
+        .await?
+        .send_keys(file.to_str().unwrap())
+        .await?;
+    click(client, "//button[normalize-space()='Send reply']").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patient_sends_a_photo_in_a_real_browser_on_a_phone_and_a_computer() {
+    let s = support::system("web_browser_files").await;
+    let org = s.org().await;
+    let thread = first_thread(&s.signer, &org).await.unwrap();
+    s.thread(&org.patient, &thread, s.head().await).await;
+    let base = serve(&s, &org).await;
+    let dir = std::env::temp_dir().join(format!("careline-files-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A photo, and a "PDF" that is a photo.
+    let photo: Vec<u8> = b"\x89PNG\r\n\x1a\n"
+        .iter()
+        .copied()
+        .chain((0..40_000).map(|i| (i % 251) as u8))
+        .collect();
+    std::fs::write(dir.join("rash on arm.png"), &photo).unwrap();
+    std::fs::write(dir.join("letter.pdf"), &photo).unwrap();
+
+    let driver = driver().await;
+    for (width, height) in [(375, 812), (1280, 900)] {
+        let client = browser(&driver, width, height).await;
+        let outcome = async {
+            sign_in_as(&client, &base, &org.patient, &format!("/threads/{thread}")).await;
+            // A file that is not what its name says: the reason, and her
+            // words kept.
+            reply_with_file(
+                &client,
+                "And the letter from my GP",
+                &dir.join("letter.pdf"),
+            )
+            .await?;
+            shows(&client, "letter.pdf was not sent").await;
+            let kept = client
+                .find(Locator::Css("textarea#body"))
+                .await?
+                .prop("value")
+                .await?
+                .unwrap_or_default();
+            assert_eq!(kept, "And the letter from my GP");
+            assert!(violations(&client).await.is_empty());
+            photograph_at(
+                &client,
+                &format!("pages/file-refused-{width}"),
+                ".nhsuk-error-summary",
+            )
+            .await;
+
+            // The photo goes, and is shown with its kind and size.
+            reply_with_file(
+                &client,
+                &format!("The rash this morning ({width})"),
+                &dir.join("rash on arm.png"),
+            )
+            .await?;
+            shows(&client, &format!("The rash this morning ({width})")).await;
+            shows(&client, "rash on arm.png").await;
+            shows(&client, "(PNG image, 39 KB)").await;
+            let link = client
+                .find(Locator::XPath("//a[normalize-space()='rash on arm.png']"))
+                .await?;
+            let href = link.attr("href").await?.unwrap_or_default();
+            assert!(href.contains("/files/"), "{href}");
+            assert!(!href.contains("rash"), "no file name in a URL: {href}");
+            assert!(violations(&client).await.is_empty());
+            photograph_at(
+                &client,
+                &format!("pages/file-sent-{width}"),
+                ".careline-files",
+            )
+            .await;
+            Ok::<_, fantoccini::error::CmdError>(())
+        }
+        .await;
+        if outcome.is_err() {
+            let url = client.current_url().await.map(|u| u.to_string());
+            let text = client.source().await.unwrap_or_default();
+            eprintln!("stopped at {url:?}:\n{text}");
+        }
+        client.close().await.unwrap();
+        outcome.unwrap();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
