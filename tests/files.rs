@@ -33,6 +33,7 @@ async fn download(
         .get_file(inbox_pb::GetFileRequest {
             thread_id: thread.into(),
             digest: digest.into(),
+            preview: false,
         })
         .await?
         .into_inner();

@@ -196,6 +196,7 @@ async fn main() {
             .get_file(inbox_pb::GetFileRequest {
                 thread_id: thread.clone(),
                 digest: file.digest.clone(),
+                preview: false,
             })
             .await
             .unwrap()

@@ -562,6 +562,14 @@ pub fn describe(event: &RecordedEvent, dir: &mut Directory) -> Vec<Draft> {
                     let threads = view.thread_ids.len();
                     let action = match (call.as_str(), threads) {
                         ("GetThread", _) => format!("{who} opened the thread"),
+                        ("GetFilePreview", _) => format!(
+                            "{who} saw a preview of an image sent on the thread (SHA-256 {}…)",
+                            view.file_digests
+                                .iter()
+                                .map(|d| d.chars().take(12).collect::<String>())
+                                .collect::<Vec<_>>()
+                                .join("…, ")
+                        ),
                         ("GetFile", _) => {
                             let files: Vec<String> = view
                                 .file_digests

@@ -151,6 +151,26 @@ fn sentence(words: &str) -> String {
     out
 }
 
+/// A file's parts from the inbox (which checks the caller may see it and
+/// records the read): its description, then its bytes.
+async fn file_parts(
+    web: &Web,
+    session: &Session,
+    thread_id: String,
+    digest: String,
+    preview: bool,
+) -> Result<tonic::Streaming<inbox_pb::FilePart>, Status> {
+    Ok(web
+        .inbox(session)?
+        .get_file(inbox_pb::GetFileRequest {
+            thread_id,
+            digest,
+            preview,
+        })
+        .await?
+        .into_inner())
+}
+
 /// A file sent on a conversation, as a download (never shown in the page:
 /// `Content-Disposition: attachment`, and its type never guessed).
 pub async fn download(
@@ -158,14 +178,7 @@ pub async fn download(
     SignedIn(session): SignedIn,
     Path((id, digest)): Path<(String, String)>,
 ) -> Page {
-    let mut parts = web
-        .inbox(&session)?
-        .get_file(inbox_pb::GetFileRequest {
-            thread_id: id,
-            digest,
-        })
-        .await?
-        .into_inner();
+    let mut parts = file_parts(&web, &session, id, digest, false).await?;
     let file = match parts.next().await {
         Some(Ok(inbox_pb::FilePart {
             part: Some(inbox_pb::file_part::Part::File(file)),
@@ -203,6 +216,76 @@ pub async fn download(
     Ok(response)
 }
 
+/// The largest image previewed (a larger one is offered as a download
+/// only): the preview is made from the whole image, in memory.
+pub const PREVIEW_MAX: u64 = 20 * 1024 * 1024;
+
+/// Whether a file is an image the page previews.
+pub fn previewed(media_type: &str, size: u64) -> bool {
+    matches!(media_type, "image/jpeg" | "image/png") && size <= PREVIEW_MAX
+}
+
+/// A small copy of an image sent on a conversation, made here: decoded,
+/// turned upright, scaled to at most 480 px and encoded anew, so it carries
+/// nothing of the original's metadata (an EXIF location, the camera).
+/// Recorded by the inbox as a preview seen, not a download.
+pub async fn preview(
+    State(web): State<Web>,
+    SignedIn(session): SignedIn,
+    Path((id, digest)): Path<(String, String)>,
+) -> Page {
+    let mut parts = file_parts(&web, &session, id, digest, true).await?;
+    let mut bytes = Vec::new();
+    while let Some(part) = parts.next().await {
+        match part?.part {
+            Some(inbox_pb::file_part::Part::File(file))
+                if !previewed(&file.media_type, file.size) =>
+            {
+                return Ok(StatusCode::NOT_FOUND.into_response());
+            }
+            Some(inbox_pb::file_part::Part::Chunk(chunk)) => bytes.extend(chunk),
+            _ => {}
+        }
+    }
+    let made = tokio::task::spawn_blocking(move || small_copy(&bytes)).await;
+    let Ok(Ok(jpeg)) = made else {
+        // Not an image after all, or one too large to decode: no preview.
+        return Ok(StatusCode::NOT_FOUND.into_response());
+    };
+    let mut response = Body::from(jpeg).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    Ok(response)
+}
+
+/// The preview of an image's bytes: upright, at most 480 px, as a JPEG of
+/// its pixels only.
+pub fn small_copy(bytes: &[u8]) -> image::ImageResult<Vec<u8>> {
+    use image::ImageDecoder as _;
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format()?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(12_000);
+    limits.max_image_height = Some(12_000);
+    limits.max_alloc = Some(512 * 1024 * 1024);
+    reader.limits(limits);
+    let mut decoder = reader.into_decoder()?;
+    let orientation = decoder.orientation()?;
+    let mut picture = image::DynamicImage::from_decoder(decoder)?;
+    picture.apply_orientation(orientation);
+    let small = picture.thumbnail(480, 480).into_rgb8();
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 80).encode_image(&small)?;
+    Ok(out)
+}
+
 /// `attachment` with the file's name, in ASCII and as UTF-8 (RFC 6266).
 fn disposition(name: &str) -> String {
     let ascii: String = name
@@ -231,6 +314,32 @@ fn disposition(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A JPEG with an EXIF block naming a place: its preview has no EXIF.
+    #[test]
+    fn a_preview_carries_none_of_the_originals_metadata() {
+        let mut original = Vec::new();
+        let picture = image::RgbImage::from_pixel(900, 600, image::Rgb([200, 120, 90]));
+        image::codecs::jpeg::JpegEncoder::new(&mut original)
+            .encode_image(&picture)
+            .unwrap();
+        // An APP1 "Exif" segment right after the start of image.
+        let exif = b"Exif\0\0MM\0*GPS 51.5074 N 0.1278 W";
+        let mut with_exif = original[..2].to_vec();
+        with_exif.extend([0xFF, 0xE1]);
+        with_exif.extend(((exif.len() + 2) as u16).to_be_bytes());
+        with_exif.extend(exif);
+        with_exif.extend(&original[2..]);
+        let preview = small_copy(&with_exif).unwrap();
+        let found = |needle: &[u8]| preview.windows(needle.len()).any(|w| w == needle);
+        assert!(
+            !found(b"Exif") && !found(b"GPS"),
+            "the preview kept the metadata"
+        );
+        let shown = image::load_from_memory(&preview).unwrap();
+        assert_eq!((shown.width(), shown.height()), (480, 320));
+        assert!(small_copy(b"not an image").is_err());
+    }
 
     #[test]
     fn a_download_is_named_safely() {

@@ -508,6 +508,7 @@ pub fn router(web: Web) -> Router {
                 .layer(axum::extract::DefaultBodyLimit::max(files::FILES_FORM_MAX)),
         )
         .route("/threads/{id}/files/{digest}", get(files::download))
+        .route("/threads/{id}/files/{digest}/preview", get(files::preview))
         .route("/threads/{id}/read", post(messages::mark_read))
         .route("/record", get(record::hub))
         .route(

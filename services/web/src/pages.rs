@@ -291,6 +291,11 @@ pub fn attachments(thread_id: &str, files: &[pb::Attachment]) -> Markup {
         ul.careline-files aria-label="Files" {
             @for f in files {
                 li {
+                    @if crate::files::previewed(&f.media_type, f.size) {
+                        a.careline-preview href={ "/threads/" (thread_id) "/files/" (f.digest) } download=(f.file_name) {
+                            img src={ "/threads/" (thread_id) "/files/" (f.digest) "/preview" } alt={ "Preview of " (f.file_name) } loading="lazy";
+                        }
+                    }
                     a href={ "/threads/" (thread_id) "/files/" (f.digest) } download=(f.file_name) { (f.file_name) }
                     " " span.hint { "(" (kind_words(&f.media_type)) ", " (service_kit::media::size_words(f.size)) ")" }
                 }

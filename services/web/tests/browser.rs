@@ -1199,12 +1199,18 @@ async fn a_patient_sends_a_photo_in_a_real_browser_on_a_phone_and_a_computer() {
     let base = serve(&s, &org).await;
     let dir = std::env::temp_dir().join(format!("careline-files-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
-    // A photo, and a "PDF" that is a photo.
-    let photo: Vec<u8> = b"\x89PNG\r\n\x1a\n"
-        .iter()
-        .copied()
-        .chain((0..40_000).map(|i| (i % 251) as u8))
-        .collect();
+    // A photo (a real PNG, 900 × 600), and a "PDF" that is a photo.
+    let picture = image::RgbImage::from_fn(900, 600, |x, y| {
+        image::Rgb([(180 + x % 60) as u8, (90 + y % 80) as u8, 80])
+    });
+    let mut photo = Vec::new();
+    image::DynamicImage::ImageRgb8(picture)
+        .write_to(
+            &mut std::io::Cursor::new(&mut photo),
+            image::ImageFormat::Png,
+        )
+        .unwrap();
+    let size = service_kit::media::size_words(photo.len() as u64);
     std::fs::write(dir.join("rash on arm.png"), &photo).unwrap();
     std::fs::write(dir.join("letter.pdf"), &photo).unwrap();
 
@@ -1246,9 +1252,25 @@ async fn a_patient_sends_a_photo_in_a_real_browser_on_a_phone_and_a_computer() {
             .await?;
             shows(&client, &format!("The rash this morning ({width})")).await;
             shows(&client, "rash on arm.png").await;
-            shows(&client, "(PNG image, 39 KB)").await;
+            shows(&client, &format!("(PNG image, {size})")).await;
+            // Its preview is shown, made by the server.
+            let mut loaded = false;
+            for _ in 0..50 {
+                let width = client
+                    .execute(
+                        "const i = document.querySelector('.careline-preview img'); return i && i.complete ? i.naturalWidth : 0;",
+                        vec![],
+                    )
+                    .await?;
+                if width.as_u64() == Some(480) {
+                    loaded = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            assert!(loaded, "the preview was not shown");
             let link = client
-                .find(Locator::XPath("//a[normalize-space()='rash on arm.png']"))
+                .find(Locator::XPath("(//a[normalize-space()='rash on arm.png'])[last()]"))
                 .await?;
             let href = link.attr("href").await?.unwrap_or_default();
             assert!(href.contains("/files/"), "{href}");

@@ -390,8 +390,13 @@ impl InboxService for InboxGrpc {
         // Recorded before a byte goes out.
         let mut shown = Shown::default();
         shown.file(&patient.to_string(), &thread.to_string(), &r.digest);
+        let call = if r.preview {
+            "GetFilePreview"
+        } else {
+            "GetFile"
+        };
         self.access
-            .record::<Inbox>(&caller, "GetFile", None, shown)
+            .record::<Inbox>(&caller, call, None, shown)
             .await?;
         let (send, parts) = mpsc::channel(4);
         tokio::spawn(async move {
