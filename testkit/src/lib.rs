@@ -119,6 +119,8 @@ pub fn free_port() -> u16 {
 pub async fn channel(addr: SocketAddr) -> Channel {
     Channel::from_shared(format!("http://{addr}"))
         .unwrap()
+        .initial_stream_window_size(service_kit::server::STREAM_WINDOW)
+        .initial_connection_window_size(service_kit::server::CONNECTION_WINDOW)
         .connect()
         .await
         .unwrap()

@@ -15,6 +15,16 @@ use tonic::transport::server::TcpIncoming;
 /// The longest a call may take to answer (its headers, for a stream); a
 /// client's shorter `grpc-timeout` wins.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// HTTP/2 flow-control windows, both ways: a file's chunks (128 KB) flow
+/// without waiting for a window update after every one (the default window
+/// is 64 KB).
+pub const STREAM_WINDOW: u32 = 1024 * 1024;
+pub const CONNECTION_WINDOW: u32 = 4 * 1024 * 1024;
+
+/// The longest an upload may take to answer: its answer comes after its
+/// last byte, and 100 MB from a phone on a slow connection takes minutes.
+pub const UPLOAD_TIMEOUT: Duration = Duration::from_secs(3600);
 /// How often an idle connection is pinged, and how long the answer may take
 /// before the connection is closed: a peer that vanished (a laptop lid
 /// shut, a network gone) holds nothing for long.
@@ -119,7 +129,9 @@ pub async fn connect_with(
 fn endpoint(url: &str, ca: Option<&std::path::Path>) -> Result<tonic::transport::Endpoint, String> {
     let mut endpoint = tonic::transport::Channel::from_shared(url.to_string())
         .map_err(|e| format!("{url:?} is not a URL: {e}"))?
-        .connect_timeout(Duration::from_secs(2));
+        .connect_timeout(Duration::from_secs(2))
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW);
     if url.starts_with("https://") {
         let mut tls = tonic::transport::ClientTlsConfig::new();
         match ca {
@@ -217,8 +229,11 @@ where
                 .identity(tonic::transport::Identity::from_pem(&tls.cert, &tls.key)),
         )?;
     }
+    // Each call's time limit is `Recorded`'s (per method); a client's
+    // shorter `grpc-timeout` still wins.
     builder
-        .timeout(REQUEST_TIMEOUT)
+        .initial_stream_window_size(Some(STREAM_WINDOW))
+        .initial_connection_window_size(Some(CONNECTION_WINDOW))
         .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
         .tcp_keepalive(Some(KEEPALIVE_INTERVAL))
@@ -271,9 +286,21 @@ where
             .unwrap_or_default()
             .to_string();
         let started = std::time::Instant::now();
+        let limit = if method == "UploadFile" {
+            UPLOAD_TIMEOUT
+        } else {
+            REQUEST_TIMEOUT
+        };
         let answer = self.0.call(request);
         Box::pin(async move {
-            let response = answer.await?;
+            let Ok(response) = tokio::time::timeout(limit, answer).await else {
+                return Ok(tonic::Status::deadline_exceeded(format!(
+                    "no answer within {} s",
+                    limit.as_secs()
+                ))
+                .into_http());
+            };
+            let response = response?;
             // An error is a trailers-only answer: its status is a header.
             let code = response
                 .headers()

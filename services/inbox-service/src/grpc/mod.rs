@@ -69,6 +69,9 @@ impl Files {
     }
 }
 
+/// The most bytes of a file one `GetFile` part carries.
+const FILE_PART: usize = 512 * 1024;
+
 /// A file's parts as `GetFile` sends them.
 pub type FileParts = Pin<Box<dyn Stream<Item = Result<pb::FilePart, Status>> + Send>>;
 
@@ -410,11 +413,26 @@ impl InboxService for InboxGrpc {
                 return;
             }
             loop {
-                let mut buf = vec![0u8; event_store::files::CHUNK];
-                let part = match object.read(&mut buf).await {
-                    Ok(0) => return,
-                    Ok(n) => {
-                        buf.truncate(n);
+                // Parts of up to `FILE_PART` (several stored chunks): fewer,
+                // larger messages cost less per byte.
+                let mut buf = vec![0u8; FILE_PART];
+                let mut filled = 0;
+                let read = loop {
+                    match object.read(&mut buf[filled..]).await {
+                        Ok(0) => break Ok(()),
+                        Ok(n) => {
+                            filled += n;
+                            if filled == FILE_PART {
+                                break Ok(());
+                            }
+                        }
+                        Err(e) => break Err(e),
+                    }
+                };
+                let part = match read {
+                    Ok(()) if filled == 0 => return,
+                    Ok(()) => {
+                        buf.truncate(filled);
                         Ok(pb::FilePart {
                             part: Some(pb::file_part::Part::Chunk(buf)),
                         })
