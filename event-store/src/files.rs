@@ -264,6 +264,55 @@ impl FileStore {
         Ok(Some((stored, object)))
     }
 
+    /// The stored file named `digest` and a reader of its bytes that
+    /// fetches a few stored chunks at a time, only when asked for (at most
+    /// [`READ_AHEAD`] held: memory stays flat however large the file and
+    /// however slow its reader), checking at the end that they hash to
+    /// `digest`.
+    pub async fn read(&self, digest: &str) -> Result<Option<(StoredFile, FileReader)>, Error> {
+        if !is_digest(digest) {
+            return Ok(None);
+        }
+        let info = match self.objects.info(digest).await {
+            Ok(info) if !info.deleted => info,
+            Ok(_) => return Ok(None),
+            Err(e) if e.kind() == object_store::InfoErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(unavailable("cannot read the file's description", e)),
+        };
+        let stream = self
+            .js
+            .get_stream(format!("OBJ_{}", self.bucket))
+            .await
+            .map_err(|e| unavailable("cannot read the bucket", e))?;
+        // A pull consumer of this file's chunks, acknowledging nothing,
+        // gone a minute after its reader stops asking.
+        let consumer = stream
+            .create_consumer(jetstream::consumer::pull::Config {
+                filter_subject: format!("$O.{}.C.{}", self.bucket, info.nuid),
+                ack_policy: jetstream::consumer::AckPolicy::None,
+                inactive_threshold: Duration::from_secs(60),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| unavailable("cannot read the file", e))?;
+        let stored = StoredFile {
+            digest: digest.to_string(),
+            size: info.size as u64,
+            media_type: info.metadata.get("media_type").cloned().unwrap_or_default(),
+        };
+        Ok(Some((
+            stored,
+            FileReader {
+                consumer,
+                ready: std::collections::VecDeque::new(),
+                chunks_left: info.chunks,
+                sha: <sha2::Sha256 as sha2::Digest>::new(),
+                digest: digest.to_string(),
+                timeout: self.timeout,
+            },
+        )))
+    }
+
     /// Every stored file's name, and the bucket's bytes on disk (one
     /// replica's).
     pub async fn list(&self) -> Result<(Vec<String>, u64), Error> {
@@ -294,5 +343,83 @@ impl FileStore {
             .await
             .map_err(|e| unavailable("cannot read the bucket", e))?;
         Ok(info.state.bytes)
+    }
+}
+
+/// How many stored chunks a [`FileReader`] fetches at once.
+pub const READ_AHEAD: usize = 8;
+
+/// The bytes of one stored file, a chunk at a time (see [`FileStore::read`]).
+pub struct FileReader {
+    consumer: jetstream::consumer::Consumer<jetstream::consumer::pull::Config>,
+    ready: std::collections::VecDeque<bytes::Bytes>,
+    chunks_left: usize,
+    sha: sha2::Sha256,
+    digest: String,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for FileReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileReader")
+            .field("digest", &self.digest)
+            .field("chunks_left", &self.chunks_left)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FileReader {
+    /// The next stored chunk, or `None` after the last (whose bytes, with
+    /// all before, hash to the file's name, or this is an error).
+    pub async fn next_chunk(&mut self) -> Result<Option<bytes::Bytes>, Error> {
+        use sha2::Digest as _;
+        if self.chunks_left == 0 {
+            if self.digest.is_empty() {
+                return Ok(None);
+            }
+            let actual: String = std::mem::take(&mut self.sha)
+                .finalize()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            if actual != self.digest {
+                return Err(Error::Stream(format!(
+                    "the stored file {} is damaged: its bytes hash to {actual}",
+                    self.digest
+                )));
+            }
+            self.digest.clear();
+            return Ok(None);
+        }
+        if self.ready.is_empty() {
+            let fetched = async {
+                let mut batch = self
+                    .consumer
+                    .fetch()
+                    .max_messages(self.chunks_left.min(READ_AHEAD))
+                    .expires(self.timeout)
+                    .messages()
+                    .await
+                    .map_err(|e| unavailable("cannot read the file", e))?;
+                while let Some(message) = batch.next().await {
+                    let message = message.map_err(|e| unavailable("cannot read the file", e))?;
+                    self.ready.push_back(message.payload.clone());
+                }
+                Ok::<_, Error>(())
+            };
+            match tokio::time::timeout(self.timeout * 2, fetched).await {
+                Ok(result) => result?,
+                Err(_) => return Err(unavailable("cannot read the file", "no answer")),
+            }
+        }
+        let Some(chunk) = self.ready.pop_front() else {
+            return Err(unavailable(
+                "cannot read the file",
+                "its chunks did not come",
+            ));
+        };
+        self.chunks_left -= 1;
+        self.sha.update(&chunk);
+        Ok(Some(chunk))
     }
 }

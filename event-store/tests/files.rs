@@ -44,6 +44,14 @@ async fn a_file_is_stored_once_by_its_digest_and_read_back_whole() {
         let mut read = Vec::new();
         object.read_to_end(&mut read).await.unwrap();
         assert!(read == bytes, "the bytes read back differ");
+        // Chunk by chunk, nothing read ahead: the same bytes, checked.
+        let (_, mut reader) = files.read(&digest).await.unwrap().unwrap();
+        let mut chunked = Vec::new();
+        while let Some(chunk) = reader.next_chunk().await.unwrap() {
+            chunked.extend_from_slice(&chunk);
+        }
+        assert!(chunked == bytes, "the chunks read back differ");
+        assert!(files.read(&"0".repeat(64)).await.unwrap().is_none());
         let (names, _) = files.list().await.unwrap();
         assert_eq!(names, vec![digest.clone()]);
 

@@ -7,7 +7,6 @@ use event_store::{EventStore, FileStore, JetStreamStore, StoreConfig};
 use futures::StreamExt as _;
 use proto::events::envelope::Payload;
 use sha2::Digest as _;
-use tokio::io::AsyncReadExt as _;
 
 /// What the check found.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -60,7 +59,7 @@ pub async fn verify(store: &JetStreamStore) -> anyhow::Result<Report> {
         ..Report::default()
     };
     for (digest, (thread, size)) in &named {
-        let Some((stored, mut object)) = files.get(digest).await? else {
+        let Some((stored, mut reader)) = files.read(digest).await? else {
             report
                 .problems
                 .push((digest.clone(), format!("MISSING (sent on thread {thread})")));
@@ -68,14 +67,13 @@ pub async fn verify(store: &JetStreamStore) -> anyhow::Result<Report> {
         };
         let mut sha = sha2::Sha256::new();
         let mut read = 0u64;
-        let mut buf = vec![0u8; event_store::files::CHUNK];
         let whole = loop {
-            match object.read(&mut buf).await {
-                Ok(0) => break Ok(()),
-                Ok(n) => {
-                    sha.update(&buf[..n]);
-                    read += n as u64;
+            match reader.next_chunk().await {
+                Ok(Some(chunk)) => {
+                    sha.update(&chunk);
+                    read += chunk.len() as u64;
                 }
+                Ok(None) => break Ok(()),
                 Err(e) => break Err(e),
             }
         };

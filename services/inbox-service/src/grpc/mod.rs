@@ -367,7 +367,6 @@ impl InboxService for InboxGrpc {
         &self,
         request: Request<pb::GetFileRequest>,
     ) -> Result<Response<FileParts>, Status> {
-        use tokio::io::AsyncReadExt as _;
         let (caller, viewer) = self.caller(&request).await?;
         let r = request.into_inner();
         let thread = ThreadId::parse("thread_id", &r.thread_id)?;
@@ -381,7 +380,7 @@ impl InboxService for InboxGrpc {
         let Some(files) = self.files.get().await? else {
             return Err(Status::failed_precondition("this service keeps no files"));
         };
-        let Some((_, mut object)) = files.get(&r.digest).await.map_err(|e| {
+        let Some((_, mut reader)) = files.read(&r.digest).await.map_err(|e| {
             Status::unavailable(format!("the file cannot be reached just now: {e}"))
         })?
         else {
@@ -413,30 +412,27 @@ impl InboxService for InboxGrpc {
                 return;
             }
             loop {
-                // Parts of up to `FILE_PART` (several stored chunks): fewer,
-                // larger messages cost less per byte.
-                let mut buf = vec![0u8; FILE_PART];
-                let mut filled = 0;
+                // Parts of up to `FILE_PART` (several stored chunks, each
+                // fetched only when the last part went out): fewer, larger
+                // messages cost less per byte, and nothing is read ahead.
+                let mut buf = Vec::with_capacity(FILE_PART);
                 let read = loop {
-                    match object.read(&mut buf[filled..]).await {
-                        Ok(0) => break Ok(()),
-                        Ok(n) => {
-                            filled += n;
-                            if filled == FILE_PART {
+                    match reader.next_chunk().await {
+                        Ok(Some(chunk)) => {
+                            buf.extend_from_slice(&chunk);
+                            if buf.len() >= FILE_PART {
                                 break Ok(());
                             }
                         }
+                        Ok(None) => break Ok(()),
                         Err(e) => break Err(e),
                     }
                 };
                 let part = match read {
-                    Ok(()) if filled == 0 => return,
-                    Ok(()) => {
-                        buf.truncate(filled);
-                        Ok(pb::FilePart {
-                            part: Some(pb::file_part::Part::Chunk(buf)),
-                        })
-                    }
+                    Ok(()) if buf.is_empty() => return,
+                    Ok(()) => Ok(pb::FilePart {
+                        part: Some(pb::file_part::Part::Chunk(buf)),
+                    }),
                     Err(e) => {
                         tracing::error!(error = %e, "a stored file could not be read whole");
                         Err(Status::data_loss("the stored file could not be read whole"))
