@@ -67,6 +67,11 @@ fn unavailable(what: &str, e: impl std::fmt::Display) -> Error {
     Error::Unavailable(format!("{what}: {e}"))
 }
 
+/// `bytes` in lowercase hex (a digest as files are named).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Whether `digest` is a SHA-256 in lowercase hex.
 pub fn is_digest(digest: &str) -> bool {
     digest.len() == 64
@@ -377,11 +382,7 @@ impl FileReader {
             if self.digest.is_empty() {
                 return Ok(None);
             }
-            let actual: String = std::mem::take(&mut self.sha)
-                .finalize()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
+            let actual = hex(&std::mem::take(&mut self.sha).finalize());
             if actual != self.digest {
                 return Err(Error::Stream(format!(
                     "the stored file {} is damaged: its bytes hash to {actual}",

@@ -124,7 +124,7 @@ pub async fn upload<S: EventStore>(
         ));
     }
     let media_type = media::sniff(&file_name, &head).map_err(|e| invalid("file", e.0))?;
-    let digest: String = sha.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let digest = event_store::files::hex(&sha.finalize());
     let reader = tokio::fs::File::open(&spool.0).await.map_err(unavailable)?;
     let stored = files
         .put(&digest, media_type, size, reader)
