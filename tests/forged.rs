@@ -79,6 +79,7 @@ async fn events_forged_on_the_access_subjects_reach_no_read_model() {
 
     let mut attacks = vec![forged(
         Payload::MessagePosted(MessagePosted {
+            notice: None,
             attachments: vec![],
             message_id: uuid::Uuid::now_v7().to_string(),
             mention_ids: vec![],
@@ -212,6 +213,7 @@ async fn events_on_the_domain_subjects_without_the_command_services_signature_ar
     let message = |body: &str| {
         forged(
             Payload::MessagePosted(MessagePosted {
+                notice: None,
                 attachments: vec![],
                 message_id: uuid::Uuid::now_v7().to_string(),
                 mention_ids: vec![],

@@ -32,6 +32,7 @@ async fn an_outside_subscriber_filters_by_subject_and_header_and_decodes() {
     let posted = envelope(
         &thread,
         Payload::MessagePosted(MessagePosted {
+            notice: None,
             attachments: vec![],
             message_id: uuid::Uuid::now_v7().to_string(),
             mention_ids: vec![],

@@ -1,8 +1,11 @@
 //! A client of the Careline API: calls that carry a person's bearer token
 //! (`bearer.rs`); the demo organisation, created through the command API
 //! (`demo.rs`), which the operator CLI seeds for newcomers and the tests and
-//! benchmarks run their scenarios in; and the scenarios' steps (`steps.rs`).
+//! benchmarks run their scenarios in; the scenarios' steps (`steps.rs`); and
+//! a hospital appointments system that notifies patients
+//! (`appointments.rs`).
 
+pub mod appointments;
 pub mod bearer;
 pub mod demo;
 pub mod files;

@@ -215,6 +215,7 @@ pub fn message(aggregate: &AggregateRef, body: &str) -> Envelope {
     envelope(
         aggregate,
         Payload::MessagePosted(proto::events::MessagePosted {
+            notice: None,
             attachments: vec![],
             message_id: uuid::Uuid::now_v7().to_string(),
             mention_ids: vec![],

@@ -288,6 +288,7 @@ pub fn generate(spec: Spec, age: Duration) -> Log {
         let mut events = vec![(
             pat,
             Payload::ThreadStarted(ev::ThreadStarted {
+                notice: None,
                 attachments: vec![],
                 thread_id: thread.to_string(),
                 patient_id: patient.to_string(),
@@ -322,6 +323,7 @@ pub fn generate(spec: Spec, age: Duration) -> Log {
             events.push((
                 author,
                 Payload::MessagePosted(ev::MessagePosted {
+                    notice: None,
                     attachments: vec![],
                     message_id: message.clone(),
                     mention_ids: vec![],

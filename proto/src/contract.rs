@@ -79,19 +79,27 @@ pub fn role_name(role: i32) -> &'static str {
         Role::Operator => "operator",
         Role::Auditor => "auditor",
         Role::System => "system",
+        Role::Service => "service",
     }
 }
 
 /// The kind of person a read model's name stands for (`patient`, `carer`,
-/// `professional`); anything else is unspecified.
+/// `professional`, `system`); anything else is unspecified.
 pub fn person_kind(name: &str) -> crate::inbox::PersonKind {
     use crate::inbox::PersonKind;
     match name {
         "patient" => PersonKind::Patient,
         "carer" => PersonKind::Carer,
         "professional" => PersonKind::Professional,
+        "system" => PersonKind::System,
         _ => PersonKind::Unspecified,
     }
+}
+
+/// How a notice's sender is shown: the team it spoke for and the system,
+/// "Renal Unit (via Appointments)".
+pub fn notice_sender(notice: &crate::events::Notice) -> String {
+    format!("{} (via {})", notice.team_name, notice.system_name)
 }
 
 pub fn all_events_filter(prefix: &str) -> String {
@@ -143,6 +151,7 @@ impl Payload {
             Payload::PersonEmailVerified(_) => "PersonEmailVerified",
             Payload::PersonDeactivated(_) => "PersonDeactivated",
             Payload::PersonReactivated(_) => "PersonReactivated",
+            Payload::SystemRegistered(_) => "SystemRegistered",
             Payload::RecordsViewed(_) => "RecordsViewed",
             Payload::AuditAnchored(_) => "AuditAnchored",
             Payload::IdentityLinked(_) => "IdentityLinked",
@@ -192,7 +201,8 @@ impl Payload {
             | Payload::PersonEmailVerificationRequested(_)
             | Payload::PersonEmailVerified(_)
             | Payload::PersonDeactivated(_)
-            | Payload::PersonReactivated(_) => AggregateType::Person,
+            | Payload::PersonReactivated(_)
+            | Payload::SystemRegistered(_) => AggregateType::Person,
             Payload::RecordsViewed(_) | Payload::AuditAnchored(_) => AggregateType::Access,
             Payload::IdentityLinked(_) => AggregateType::Identity,
         }

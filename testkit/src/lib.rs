@@ -45,6 +45,19 @@ pub fn keys() -> TokenKeys {
     issuer().verifier()
 }
 
+/// The issuer of every test's hospital-system credentials (a key of its
+/// own, as deployed: never the people's token key).
+pub fn system_issuer() -> TokenIssuer {
+    TokenIssuer::from_seed("systems-test", [11; 32]).unwrap()
+}
+
+/// The keys the command service under test checks systems' credentials
+/// with.
+pub fn system_keys() -> service_kit::system_credential::SystemKeys {
+    service_kit::system_credential::SystemKeys::from_public_keys(&system_issuer().public_key())
+        .unwrap()
+}
+
 /// A command service's application over `store` for a test: the test
 /// link keys check verification links.
 pub fn command_app<S: EventStore>(store: S) -> command_service::App<S> {
@@ -87,7 +100,8 @@ pub async fn run_command<S: EventStore>(store: S) -> SocketAddr {
     let command = command_service::Application::with_app(any, app, keys())
         .await
         .unwrap()
-        .with_sign_in(sign_in(None, true));
+        .with_sign_in(sign_in(None, true))
+        .with_systems(system_keys());
     let addr = command.local_addr();
     tokio::spawn(command.run(std::future::pending()));
     addr
@@ -458,7 +472,8 @@ impl System {
         let command = command_service::Application::with_app(any, app, keys())
             .await
             .unwrap()
-            .with_sign_in(sign_in(services.provider.clone(), !services.no_demo));
+            .with_sign_in(sign_in(services.provider.clone(), !services.no_demo))
+            .with_systems(system_keys());
         let command_addr = command.local_addr();
         let (stop, stopped) = stopper();
         tokio::spawn(command.run(stopped));

@@ -131,6 +131,16 @@ fn the_call(call: &str) -> &str {
     call.rsplit('/').next().unwrap_or(call)
 }
 
+/// What a hospital system did with a notice, naming the system, the team
+/// it spoke for and its own reference (an appointment id, say: an
+/// identifier, no clinical content).
+fn notice_action(n: &proto::events::Notice, did: &str) -> String {
+    format!(
+        "{} (a hospital system) {did} for {}, its reference {:?}",
+        n.system_name, n.team_name, n.reference
+    )
+}
+
 /// The audit entries of one event (one per record it concerns; one for an
 /// event that concerns no record).
 pub fn describe(event: &RecordedEvent, dir: &mut Directory) -> Vec<Draft> {
@@ -224,7 +234,10 @@ pub fn describe(event: &RecordedEvent, dir: &mut Directory) -> Vec<Draft> {
                 (false, "nobody") => format!("to {teams}"),
                 (false, _) => format!("to {teams}, with {people}"),
             };
-            thread_action(dir, format!("{who} started a thread {addressed}"))
+            match &e.notice {
+                Some(n) => thread_action(dir, notice_action(n, "started a thread with a notice")),
+                None => thread_action(dir, format!("{who} started a thread {addressed}")),
+            }
         }
         Payload::MessagePosted(e) => {
             let reopened = if e.reopened {
@@ -237,7 +250,12 @@ pub fn describe(event: &RecordedEvent, dir: &mut Directory) -> Vec<Draft> {
                 1 => " with a file".to_string(),
                 n => format!(" with {n} files"),
             };
-            thread_action(dir, format!("{who} posted a message{files}{reopened}"))
+            match &e.notice {
+                Some(n) => {
+                    thread_action(dir, notice_action(n, &format!("posted a notice{reopened}")))
+                }
+                None => thread_action(dir, format!("{who} posted a message{files}{reopened}")),
+            }
         }
         Payload::StaffNotePosted(_) => thread_action(dir, format!("{who} wrote a staff note")),
         Payload::ParticipantsAdded(e) => {
@@ -473,6 +491,14 @@ pub fn describe(event: &RecordedEvent, dir: &mut Directory) -> Vec<Draft> {
             vec![person(format!(
                 "{who} registered {} ({})",
                 e.name, e.role_label
+            ))]
+        }
+        Payload::SystemRegistered(e) => {
+            dir.learn_name(&e.system_id, &e.name);
+            let teams = dir.names(&e.team_ids);
+            vec![person(format!(
+                "{who} registered the hospital system {}, which may post notices for {teams}",
+                e.name
             ))]
         }
         Payload::CarerRegistered(e) => {
@@ -851,6 +877,7 @@ mod tests {
             "PersonEmailVerified" => Payload::PersonEmailVerified(Default::default()),
             "PersonDeactivated" => Payload::PersonDeactivated(Default::default()),
             "PersonReactivated" => Payload::PersonReactivated(Default::default()),
+            "SystemRegistered" => Payload::SystemRegistered(Default::default()),
             "RecordsViewed" => Payload::RecordsViewed(Default::default()),
             "IdentityLinked" => Payload::IdentityLinked(Default::default()),
             _ => return None,

@@ -595,6 +595,7 @@ fn unconfirmed(actor: &Actor) -> crate::domain::DomainError {
             "that staff role is not granted to you (an admin grants staff roles)"
         }
         Role::System => "the sign-in is no person",
+        Role::Service => "no hospital system is registered under that id",
     };
     crate::domain::DomainError::denied(format!(
         "your token says you are {} {}, but {why}",

@@ -69,6 +69,7 @@ pub fn person_claim(payload: &Payload) -> Option<PersonClaim<'_>> {
         Payload::CarerRegistered(e) => (&e.carer_id, "carer", &[]),
         Payload::PatientRegistered(e) => (&e.patient_id, "patient", &[]),
         Payload::StaffRoleGranted(e) => (&e.person_id, "staff", &["professional"]),
+        Payload::SystemRegistered(e) => (&e.system_id, "system", &[]),
         _ => return None,
     };
     Some(PersonClaim {

@@ -39,6 +39,9 @@ pub struct Config {
     /// `CARELINE_MAX_FILE_BYTES`: the largest file one may send, default
     /// 100 MB (104857600).
     pub max_file_bytes: u64,
+    /// `CARELINE_SYSTEM_TOKEN_PUBLIC_KEYS`: the keys the hospital systems'
+    /// credentials are checked with; unset, no system posts notices.
+    pub systems: Option<service_kit::system_credential::SystemKeys>,
 }
 
 impl Config {
@@ -102,6 +105,10 @@ impl Config {
                 .map_err(anyhow::Error::msg)?,
             tls: ServerTls::from_setting(settings.pair(TLS_CERT_VAR, TLS_KEY_VAR)?)
                 .map_err(anyhow::Error::msg)?,
+            systems: service_kit::system_credential::SystemKeys::from_setting(
+                settings.get(service_kit::system_credential::PUBLIC_KEYS_VAR),
+            )
+            .map_err(anyhow::Error::msg)?,
             email_links: service_kit::LinkKeys::from_setting(
                 settings.get(service_kit::email_link::LINK_PUBLIC_KEYS_VAR),
             )

@@ -23,6 +23,7 @@ pub struct Application<S> {
     sign_in: Arc<SignIn>,
     tls: Option<service_kit::server::ServerTls>,
     metrics: Option<SocketAddr>,
+    systems: Option<service_kit::system_credential::SystemKeys>,
 }
 
 /// The binary: connects to the event log and binds the configured address.
@@ -61,6 +62,7 @@ impl service_kit::Service for Application<JetStreamStore> {
             .await?
             .with_sign_in(sign_in);
         server.metrics = config.metrics;
+        server.systems = config.systems;
         Ok(match config.tls {
             Some(tls) => server.with_tls(tls),
             None => server,
@@ -102,12 +104,20 @@ impl<S: EventStore> Application<S> {
             ),
             tls: None,
             metrics: None,
+            systems: None,
         })
     }
 
     /// Signs people in with `sign_in` (without it, `SignIn` is refused).
     pub fn with_sign_in(mut self, sign_in: SignIn) -> Self {
         self.sign_in = Arc::new(sign_in);
+        self
+    }
+
+    /// Takes notices from the hospital systems whose credentials these
+    /// keys check.
+    pub fn with_systems(mut self, keys: service_kit::system_credential::SystemKeys) -> Self {
+        self.systems = Some(keys);
         self
     }
 
@@ -137,8 +147,9 @@ impl<S: EventStore> Application<S> {
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
         tracing::info!(addr = %self.local_addr(), "command service listening");
         let readiness = self.readiness();
-        let service =
-            CommandServiceServer::new(CommandGrpc::new(self.app, self.keys, self.sign_in));
+        let service = CommandServiceServer::new(
+            CommandGrpc::new(self.app, self.keys, self.sign_in).with_systems(self.systems),
+        );
         service_kit::server::serve(
             self.listener,
             service,

@@ -316,7 +316,7 @@ const TEAM_HELPING: &str = "SELECT assignee, threads FROM team_tallies \
 
 /// A page of a thread's messages: the newest `$3` before seq `$2`, oldest
 /// first.
-const MESSAGES: &str = "SELECT message_id, seq, author_id, body, posted_at FROM ( \
+const MESSAGES: &str = "SELECT message_id, seq, author_id, body, posted_at, sender_label FROM ( \
      SELECT * FROM messages WHERE thread_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3) m \
      ORDER BY seq";
 
@@ -1073,6 +1073,8 @@ struct MessageRow {
     author_id: Uuid,
     body: String,
     posted_at: SystemTime,
+    /// A notice's sender, "Renal Unit (via Appointments)" (messages only).
+    sender_label: Option<String>,
 }
 
 impl MessageRow {
@@ -1083,15 +1085,28 @@ impl MessageRow {
             author_id: row.get(2),
             body: row.get(3),
             posted_at: row.get(4),
+            sender_label: row.try_get(5).ok().flatten(),
         }
     }
 
     fn message(&self, named: &HashMap<Uuid, pb::Person>) -> pb::Message {
+        let author = match &self.sender_label {
+            // A hospital system is no person: shown as the team it spoke for.
+            Some(label) => pb::Person {
+                person_id: self.author_id.to_string(),
+                name: label.clone(),
+                role_label: String::new(),
+                kind: pb::PersonKind::System as i32,
+                display: label.clone(),
+                identity: None,
+            },
+            None => person(named, self.author_id),
+        };
         pb::Message {
             attachments: vec![],
             message_id: self.message_id.to_string(),
             seq: self.seq as u32,
-            author: Some(person(named, self.author_id)),
+            author: Some(author),
             body: self.body.clone(),
             posted_at: Some(ts(self.posted_at)),
         }

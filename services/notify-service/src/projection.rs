@@ -450,9 +450,21 @@ async fn tell(
     let envelope = &event.envelope;
     let actor = envelope.actor.clone().unwrap_or_default();
     let at = micros(envelope.occurred_at.as_ref()).unwrap_or(0);
-    // The registered name, not the token's: emails name the sender.
-    let (sender_kind, sender_role, sender_name) =
-        match tx.query_opt(SENDER, &[&actor.person_id]).await? {
+    let notice = match &envelope.payload {
+        Some(Payload::ThreadStarted(e)) => e.notice.as_ref(),
+        Some(Payload::MessagePosted(e)) => e.notice.as_ref(),
+        _ => None,
+    };
+    // The registered name, not the token's: emails name the sender. A
+    // notice is the team's, "Renal Unit (via Appointments)", on the
+    // hospital's side: reminded of like a professional's message.
+    let (sender_kind, sender_role, sender_name) = match notice {
+        Some(n) => (
+            "professional".to_string(),
+            format!("via {}", n.system_name),
+            n.team_name.clone(),
+        ),
+        None => match tx.query_opt(SENDER, &[&actor.person_id]).await? {
             Some(row) => {
                 let (kind, label, name): (String, String, String) =
                     (row.get(0), row.get(1), row.get(2));
@@ -468,7 +480,8 @@ async fn tell(
                 "staff".to_string(),
                 actor.display_name.clone(),
             ),
-        };
+        },
+    };
     let position = event.position as i64;
     let told: [&(dyn projections::tokio_postgres::types::ToSql + Sync); 8] = [
         &envelope.event_id,

@@ -48,6 +48,9 @@ enum Command {
     Tail(tail::TailArgs),
     /// Mint a signed token for one person (needs CARELINE_TOKEN_SIGNING_KEY).
     Token(token::TokenArgs),
+    /// Issue the credential of one of the hospital's systems, registered by
+    /// an admin (needs CARELINE_SYSTEM_TOKEN_SIGNING_KEY).
+    SystemToken(token::SystemTokenArgs),
     /// Generate a token signing key pair (private for the issuer, public for the services).
     Keys(token::KeysArgs),
     /// Seed the demo organisation through the command service.
@@ -69,6 +72,7 @@ impl Cli {
             }
             Command::Tail(args) => tail::run(event_store::StoreConfig::from_env()?, args).await,
             Command::Token(args) => token::run(args),
+            Command::SystemToken(args) => token::system(args),
             Command::Keys(args) => token::keys(args),
             Command::Demo(args) => demo::run(args).await,
             Command::VerifyFiles => verify_files::run(event_store::StoreConfig::from_env()?).await,

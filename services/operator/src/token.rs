@@ -42,6 +42,44 @@ pub(crate) fn run(args: TokenArgs) -> anyhow::Result<()> {
 }
 
 #[derive(Debug, Args)]
+pub(crate) struct SystemTokenArgs {
+    /// The system's id, as an admin registered it (RegisterSystem).
+    #[arg(long)]
+    system: uuid::Uuid,
+    /// Its name, as registered (e.g. "Appointments").
+    #[arg(long)]
+    name: String,
+    /// How long the credential is valid, in whole days (at most 90):
+    /// issue the next one before it ends.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=service_kit::system_credential::SYSTEM_MAX_LIFETIME.as_secs() / 86_400))]
+    days: u64,
+}
+
+/// `careline system-token`: a hospital system's credential, signed with
+/// the system key (never the people's token key).
+pub(crate) fn system(args: SystemTokenArgs) -> anyhow::Result<()> {
+    use service_kit::system_credential::SIGNING_KEY_VAR;
+    let text = std::env::var(SIGNING_KEY_VAR).map_err(|_| {
+        anyhow::anyhow!("{SIGNING_KEY_VAR} is not set: issuing a system's credential needs the system key (careline keys --systems generates a pair)")
+    })?;
+    let issuer = TokenIssuer::from_private_key(&text)
+        .map_err(|e| anyhow::anyhow!("{SIGNING_KEY_VAR}: {e}"))?;
+    eprintln!(
+        "careline: credential for the system {} ({}), valid {} days; give it to that system only",
+        args.name, args.system, args.days
+    );
+    println!(
+        "{}",
+        issuer.mint_system(
+            args.system,
+            &args.name,
+            Duration::from_secs(args.days * 86_400)
+        )
+    );
+    Ok(())
+}
+
+#[derive(Debug, Args)]
 pub(crate) struct KeysArgs {
     /// The key id tokens will name (for rotation: a new id per key).
     #[arg(long, default_value = "k1")]
@@ -50,6 +88,10 @@ pub(crate) struct KeysArgs {
     /// service signs them, the command service checks them).
     #[arg(long)]
     email_links: bool,
+    /// A pair for the hospital systems' credentials instead (the
+    /// operator's CLI issues them, the command service checks them).
+    #[arg(long)]
+    systems: bool,
     /// A pair for signing events instead: the private key for one service
     /// (`--writer command` for the command service, `reads` for a read
     /// service), the public key for every service's list.
@@ -88,6 +130,23 @@ pub(crate) fn keys(args: KeysArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let issuer = TokenIssuer::generate(&args.kid)?;
+    if args.systems {
+        eprintln!(
+            "careline: new system key {:?}: the private key stays with the operator's CLI; the public key goes to the command service only",
+            issuer.kid()
+        );
+        println!(
+            "{}={}",
+            service_kit::system_credential::SIGNING_KEY_VAR,
+            issuer.private_key()
+        );
+        println!(
+            "{}={}",
+            service_kit::system_credential::PUBLIC_KEYS_VAR,
+            issuer.public_key()
+        );
+        return Ok(());
+    }
     if args.email_links {
         let links = service_kit::LinkIssuer::from_private_key(&issuer.private_key())?;
         eprintln!(

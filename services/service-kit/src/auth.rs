@@ -50,6 +50,11 @@ pub enum Role {
     /// ([`TokenKeys::authenticate`]). Not among [`Role::ALL`], the roles a
     /// person acts in.
     System,
+    /// One of the hospital's systems (a service account), which posts
+    /// notices and does nothing else: its credential
+    /// ([`crate::system_credential`]) is signed with keys of its own, and
+    /// a person's keys refuse it. Not among [`Role::ALL`].
+    Service,
 }
 
 impl Role {
@@ -76,6 +81,7 @@ impl Role {
             Role::Operator => proto::events::Role::Operator,
             Role::Auditor => proto::events::Role::Auditor,
             Role::System => proto::events::Role::System,
+            Role::Service => proto::events::Role::Service,
         }
     }
 }
@@ -202,8 +208,37 @@ fn parse_key(text: &str, what: &str) -> Result<(String, [u8; 32]), AuthError> {
     Ok((kid.to_string(), bytes))
 }
 
-fn now_secs() -> u64 {
+pub(crate) fn now_secs() -> u64 {
     seconds(SystemTime::now())
+}
+
+/// A token's times: issued no later than now (with leeway), living at most
+/// `most` (its expiry is checked when it is decoded).
+pub(crate) fn check_claims(
+    (iat, exp): (u64, u64),
+    most: Duration,
+    now: u64,
+) -> Result<(), AuthError> {
+    if iat > now + LEEWAY_SECS {
+        return Err(AuthError::Invalid(
+            "the token was issued in the future (iat)".into(),
+        ));
+    }
+    if exp.saturating_sub(iat) > most.as_secs() {
+        return Err(AuthError::Invalid(format!(
+            "the token lives longer than the {} hours allowed",
+            most.as_secs() / 3600
+        )));
+    }
+    Ok(())
+}
+
+/// A token's subject (a UUID) and name, checked.
+pub(crate) fn subject(sub: &str, name: &str) -> Result<Uuid, AuthError> {
+    let id =
+        Uuid::parse_str(sub).map_err(|_| AuthError::Invalid("sub is not an id (UUID)".into()))?;
+    check_name(name)?;
+    Ok(id)
 }
 
 /// Seconds since the Unix epoch.
@@ -343,20 +378,8 @@ impl TokenKeys {
 
     fn verify_signature(&self, token: &str, now: u64) -> Result<(Caller, u64), AuthError> {
         let claims: Claims = self.decode(token)?;
-        if claims.iat > now + LEEWAY_SECS {
-            return Err(AuthError::Invalid(
-                "the token was issued in the future (iat)".into(),
-            ));
-        }
-        if claims.exp.saturating_sub(claims.iat) > MAX_LIFETIME.as_secs() {
-            return Err(AuthError::Invalid(format!(
-                "the token lives longer than the {} hours allowed",
-                MAX_LIFETIME.as_secs() / 3600
-            )));
-        }
-        let person_id = Uuid::parse_str(&claims.sub)
-            .map_err(|_| AuthError::Invalid("sub is not a person id (UUID)".into()))?;
-        check_name(&claims.name)?;
+        let person_id = check_claims((claims.iat, claims.exp), MAX_LIFETIME, now)
+            .and_then(|()| subject(&claims.sub, &claims.name))?;
         Ok((
             Caller {
                 person_id,
@@ -370,27 +393,35 @@ impl TokenKeys {
     /// Authenticates a request from its `authorization` metadata.
     pub fn authenticate<T>(&self, request: &Request<T>) -> Result<Caller, AuthError> {
         let caller = self.bearer(request)?;
-        if caller.role == Role::System {
-            return Err(AuthError::WrongPrincipal(
+        match caller.role {
+            Role::System => Err(AuthError::WrongPrincipal(
                 "a sign-in token acts for no one: sign in as a person",
-            ));
+            )),
+            Role::Service => Err(AuthError::WrongPrincipal(
+                "a hospital system's credential is signed with the system keys, never a person's",
+            )),
+            _ => Ok(caller),
         }
-        Ok(caller)
     }
 
     fn bearer<T>(&self, request: &Request<T>) -> Result<Caller, AuthError> {
-        let value = request
-            .metadata()
-            .get("authorization")
-            .ok_or(AuthError::Missing)?
-            .to_str()
-            .map_err(|_| AuthError::Malformed)?;
-        let token = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-            .ok_or(AuthError::Malformed)?;
-        self.verify(token.trim())
+        self.verify(bearer_token(request)?)
     }
+}
+
+/// The token of a request's `authorization: Bearer <token>`.
+pub fn bearer_token<T>(request: &Request<T>) -> Result<&str, AuthError> {
+    let value = request
+        .metadata()
+        .get("authorization")
+        .ok_or(AuthError::Missing)?
+        .to_str()
+        .map_err(|_| AuthError::Malformed)?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .ok_or(AuthError::Malformed)?;
+    Ok(token.trim())
 }
 
 /// The private key that mints tokens: the identity side and the operator

@@ -137,6 +137,35 @@ mod tests {
 /// and the subject its ID tokens name) is known by: the same for the web
 /// service that signs people in and the command service that records the
 /// link, derived, so that no table has to say which is which.
+/// The ids of a hospital system's notice, derived from the system and its
+/// own reference (an appointment id): the same reference is the same
+/// command, and, for a new thread, the same thread.
+pub mod notice {
+    use uuid::Uuid;
+
+    const COMMANDS: Uuid = Uuid::from_u128(0x9d0e_44a1_7b3c_4c55_8f1e_2a6d_c3b9_0e47);
+    const THREADS: Uuid = Uuid::from_u128(0x41c8_e2f7_06b5_4d9a_b3e0_7f12_5a8c_d6e1);
+
+    fn name(system: &str, reference: &str) -> Vec<u8> {
+        let mut name = Vec::with_capacity(system.len() + reference.len() + 8);
+        name.extend_from_slice(&(system.len() as u64).to_be_bytes());
+        name.extend_from_slice(system.as_bytes());
+        name.extend_from_slice(reference.as_bytes());
+        name
+    }
+
+    /// The command id (and event and message id) of `system`'s notice
+    /// `reference`.
+    pub fn command(system: &str, reference: &str) -> Uuid {
+        Uuid::new_v5(&COMMANDS, &name(system, reference))
+    }
+
+    /// The id of the thread `system`'s notice `reference` starts.
+    pub fn thread(system: &str, reference: &str) -> Uuid {
+        Uuid::new_v5(&THREADS, &name(system, reference))
+    }
+}
+
 pub mod identity {
     use uuid::Uuid;
 

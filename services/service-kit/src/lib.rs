@@ -27,6 +27,7 @@ pub mod provider;
 pub mod reason;
 pub mod secret;
 pub mod server;
+pub mod system_credential;
 
 pub use auth::{Caller, Role, TokenIssuer, TokenKeys, test_issuer};
 pub use email_link::{Addressee, EmailLink, LinkIssuer, LinkKeys, test_link_issuer};

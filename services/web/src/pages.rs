@@ -85,7 +85,7 @@ fn header(session: Option<&Session>) -> Markup {
             ("/admin/people", "People"),
         ],
         Some(Role::Auditor) => &[("/messages", "Messages"), ("/audit", "Audit trails")],
-        Some(Role::Operator | Role::System) => &[("/messages", "Messages")],
+        Some(Role::Operator | Role::System | Role::Service) => &[("/messages", "Messages")],
     };
     let wide = session.is_some_and(|s| staff_role(s.caller.role));
     html! {
@@ -198,6 +198,7 @@ fn role_name(role: service_kit::Role) -> &'static str {
         service_kit::Role::Carer => "Carer",
         service_kit::Role::Operator => "Operator",
         service_kit::Role::System => "System",
+        service_kit::Role::Service => "Hospital system",
     }
 }
 

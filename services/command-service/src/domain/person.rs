@@ -1,5 +1,6 @@
-//! People: professionals and carers (patients are their records), and the
-//! staff roles (admin, operator, auditor) an admin grants.
+//! People: professionals and carers (patients are their records), the
+//! staff roles (admin, operator, auditor) an admin grants, and the
+//! hospital's own systems (service accounts that post notices).
 
 use std::collections::BTreeSet;
 use std::time::SystemTime;
@@ -7,7 +8,8 @@ use std::time::SystemTime;
 use proto::events::{
     AggregateType, CarerRegistered, Envelope, PersonDeactivated, PersonEmailChanged,
     PersonEmailVerificationRequested, PersonEmailVerified, PersonReactivated,
-    ProfessionalRegistered, StaffRoleGranted, StaffRoleRevoked, envelope::Payload,
+    ProfessionalRegistered, StaffRoleGranted, StaffRoleRevoked, SystemRegistered,
+    envelope::Payload,
 };
 use service_kit::Role;
 
@@ -20,6 +22,8 @@ pub enum PersonKind {
     Unregistered,
     Professional,
     Carer,
+    /// One of the hospital's systems: it posts notices for its teams.
+    System,
 }
 
 /// A registered person.
@@ -39,6 +43,8 @@ pub struct Person {
     /// threads they joined before then are not theirs any more, even once
     /// it is opened again.
     pub deactivated_at: Option<SystemTime>,
+    /// A system's teams: those it may post notices for.
+    pub system_teams: BTreeSet<String>,
 }
 
 impl Person {
@@ -47,6 +53,9 @@ impl Person {
     }
     pub fn is_carer(&self) -> bool {
         self.kind == PersonKind::Carer
+    }
+    pub fn is_system(&self) -> bool {
+        self.kind == PersonKind::System
     }
     pub fn holds(&self, role: Role) -> bool {
         self.staff.contains(role.as_str())
@@ -88,6 +97,7 @@ impl Aggregate for Person {
             Role::Professional => Some(self.is_professional()),
             Role::Carer => Some(self.is_carer()),
             Role::Admin | Role::Operator | Role::Auditor => Some(self.holds(role)),
+            Role::Service => Some(self.is_system()),
             Role::Patient | Role::System => None,
         }
     }
@@ -106,6 +116,11 @@ impl Aggregate for Person {
                 self.kind = PersonKind::Carer;
                 self.name = e.name.clone();
                 self.address = Address::registered(&e.email, e.email_verified, &event.event_id);
+            }
+            Some(Payload::SystemRegistered(e)) => {
+                self.kind = PersonKind::System;
+                self.name = e.name.clone();
+                self.system_teams = e.team_ids.iter().cloned().collect();
             }
             Some(Payload::PersonEmailChanged(e)) => self.address.changed(&e.email, &event.event_id),
             Some(Payload::PersonEmailVerificationRequested(_)) => {
@@ -188,6 +203,50 @@ impl Command for RegisterProfessional {
             work_email: self.work_email.clone(),
             // Unverified until its owner follows the link sent to it.
             work_email_unverified: !self.work_email.is_empty(),
+        }))
+    }
+}
+
+/// Register one of the hospital's systems, which may post notices for the
+/// teams named (admin). The teams are checked to exist before (a team is
+/// never removed), since a person's command may not read teams.
+#[derive(Clone, Debug)]
+pub struct RegisterSystem {
+    pub system_id: String,
+    pub name: String,
+    pub team_ids: Vec<String>,
+}
+
+impl Command for RegisterSystem {
+    type Target = Person;
+
+    fn target_id(&self) -> &str {
+        &self.system_id
+    }
+
+    fn decide(&self, person: &Person, ctx: &Context) -> Result<Payload, DomainError> {
+        require_role(
+            &ctx.actor,
+            &[Role::Admin],
+            "only an admin registers the hospital's systems",
+        )?;
+        not_registered_yet(person, &self.system_id)?;
+        if !person.staff.is_empty() {
+            return Err(DomainError::precondition(format!(
+                "person {} holds a staff role: a system is no person",
+                self.system_id
+            )));
+        }
+        if self.team_ids.is_empty() {
+            return Err(DomainError::invalid(
+                "team_ids",
+                "name at least one team the system may post notices for",
+            ));
+        }
+        Ok(Payload::SystemRegistered(SystemRegistered {
+            system_id: self.system_id.clone(),
+            name: self.name.clone(),
+            team_ids: self.team_ids.clone(),
         }))
     }
 }
@@ -535,6 +594,55 @@ mod tests {
             role_label: "Dietitian".into(),
             work_email: "susan.turner@nhs.net".into(),
         }
+    }
+
+    #[test]
+    fn an_admin_registers_a_system_once_for_some_teams_and_it_confirms_only_the_service_role() {
+        let admin = person(Role::Admin, "Ada Admin");
+        let ctx = Context::new(admin.clone(), SystemTime::now());
+        let id = new_id();
+        let register = RegisterSystem {
+            system_id: id.clone(),
+            name: "Appointments".into(),
+            team_ids: vec![new_id()],
+        };
+        let event = register.decide(&Person::default(), &ctx).unwrap();
+        let system: Person = given(&admin, [event]);
+        assert!(system.is_system());
+        assert_eq!(system.confirms(Role::Service), Some(true));
+        assert_eq!(system.confirms(Role::Professional), Some(false));
+        assert_eq!(system.confirms(Role::Admin), Some(false));
+        assert_refused(
+            register.decide(&system, &ctx),
+            "precondition",
+            "already registered",
+        );
+        let none = RegisterSystem {
+            team_ids: vec![],
+            ..register.clone()
+        };
+        assert_refused(
+            none.decide(&Person::default(), &ctx),
+            "invalid",
+            "at least one team",
+        );
+        let nurse = person(Role::Professional, "Nina Nurse");
+        let ctx = Context::new(nurse, SystemTime::now());
+        assert_refused(
+            register.decide(&Person::default(), &ctx),
+            "denied",
+            "only an admin",
+        );
+        // A professional's role is never confirmed as a system's.
+        let professional: Person = given(&admin, [register_payload(&id)]);
+        assert_eq!(professional.confirms(Role::Service), Some(false));
+    }
+
+    fn register_payload(id: &str) -> Payload {
+        let admin = person(Role::Admin, "Ada Admin");
+        register(id)
+            .decide(&Person::default(), &Context::new(admin, SystemTime::now()))
+            .unwrap()
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::SystemTime;
 
 use proto::events::{
-    AggregateType, Envelope, JoinReason, MessagePosted, Participant, ParticipantKind,
+    AggregateType, Envelope, JoinReason, MessagePosted, Notice, Participant, ParticipantKind,
     ParticipantLeft, ParticipantsAdded, StaffNotePosted, StaffSideJoined, ThreadArchived,
     ThreadAssigned, ThreadCompleted, ThreadReadUpTo, ThreadReopened, ThreadStarted,
     ThreadUnassigned, envelope::Payload,
@@ -745,6 +745,7 @@ impl Command for StartThread {
         add_carers(&self.carer_ids, ctx, record, None, &mut roster)?;
         check_size(None, roster.people.len())?;
         Ok(Payload::ThreadStarted(ThreadStarted {
+            notice: None,
             thread_id: self.thread_id.clone(),
             patient_id: self.patient_id.clone(),
             subject: self.subject.clone(),
@@ -806,6 +807,7 @@ impl Command for PostMessage {
         }
         check_mentions(thread, &self.mention_ids, ctx)?;
         Ok(Payload::MessagePosted(MessagePosted {
+            notice: None,
             message_id: self.message_id.clone(),
             body: self.body.clone(),
             reopened: reopens(thread.status, &ctx.actor),
@@ -815,6 +817,124 @@ impl Command for PostMessage {
     }
     fn on_behalf_of(&self, thread: &Thread, actor: &Actor) -> Option<String> {
         carer_behalf(&thread.patient_id, actor)
+    }
+    fn created(&self) -> Created {
+        Created::message(&self.message_id)
+    }
+}
+
+/// A notice from one of the hospital's systems to a patient, on behalf of
+/// one of the system's teams: a new thread addressed to the team (its id
+/// derived from the system's reference), or a message on a thread of the
+/// patient's addressed to it. The system is no participant: the patient,
+/// and the team as a message to it would reach, are.
+#[derive(Clone, Debug)]
+pub struct PostNotice {
+    pub thread_id: String,
+    /// Starts the thread, with this subject; `None`: posts on it.
+    pub new_subject: Option<String>,
+    pub patient_id: String,
+    pub team_id: String,
+    pub message_id: String,
+    pub body: String,
+    pub reference: String,
+}
+
+impl Command for PostNotice {
+    type Target = Thread;
+    fn target_id(&self) -> &str {
+        &self.thread_id
+    }
+    fn ration(&self) -> super::Ration {
+        super::Ration::Posts
+    }
+    fn needs(&self, _: &Thread, actor: &Actor) -> Needs {
+        Needs {
+            record: Some(self.patient_id.clone()),
+            teams: vec![self.team_id.clone()],
+            people: vec![actor.person_id.clone()],
+            members: true,
+            ..Needs::default()
+        }
+    }
+    fn decide(&self, thread: &Thread, ctx: &Context) -> Result<Payload, DomainError> {
+        let actor = &ctx.actor;
+        let system = ctx
+            .people
+            .get(&actor.person_id)
+            .filter(|p| actor.role == Role::Service && p.is_system() && !p.deactivated)
+            .ok_or_else(|| {
+                DomainError::denied("only the hospital's registered systems post notices")
+            })?;
+        if !system.system_teams.contains(&self.team_id) {
+            return Err(DomainError::denied(format!(
+                "{} posts notices only for the teams an admin registered it for; team {} is not one of them",
+                system.name, self.team_id
+            )));
+        }
+        let team = ctx.team(&self.team_id)?;
+        let record = ctx.record(&self.patient_id)?;
+        if !record.teams.contains_key(&self.team_id) {
+            return Err(DomainError::precondition(format!(
+                "the patient is not under the care of {}: a team's notices go to its own patients",
+                team.name
+            )));
+        }
+        let notice = Some(Notice {
+            system_id: actor.person_id.clone(),
+            system_name: system.name.clone(),
+            team_id: self.team_id.clone(),
+            team_name: team.name.clone(),
+            reference: self.reference.clone(),
+        });
+        let Some(subject) = &self.new_subject else {
+            if !thread.started || thread.patient_id != self.patient_id {
+                return Err(DomainError::not_found(format!(
+                    "thread {} is not in this patient's record",
+                    self.thread_id
+                )));
+            }
+            if !thread.teams.contains(&self.team_id) || thread.staff_teams.contains(&self.team_id) {
+                return Err(DomainError::precondition(format!(
+                    "thread {} is not addressed to {}: post the notice in a new thread",
+                    self.thread_id, team.name
+                )));
+            }
+            return Ok(Payload::MessagePosted(MessagePosted {
+                message_id: self.message_id.clone(),
+                body: self.body.clone(),
+                reopened: reopens(thread.status, actor),
+                notice,
+                ..MessagePosted::default()
+            }));
+        };
+        if thread.started {
+            return Err(DomainError::precondition(format!(
+                "thread {} already exists",
+                self.thread_id
+            )));
+        }
+        let mut roster = Roster::default();
+        roster.push(participant(
+            &self.patient_id,
+            ParticipantKind::Patient,
+            JoinReason::RecordOwner,
+            None,
+        ));
+        let to_team = [Recipient::Team(self.team_id.clone())];
+        expand(&to_team, ctx, record, false, None, false, &mut roster)?;
+        check_size(None, roster.people.len())?;
+        Ok(Payload::ThreadStarted(ThreadStarted {
+            thread_id: self.thread_id.clone(),
+            patient_id: self.patient_id.clone(),
+            subject: subject.clone(),
+            message_id: self.message_id.clone(),
+            body: self.body.clone(),
+            participants: roster.people,
+            team_ids: roster.teams,
+            attachments: vec![],
+            notice,
+        }))
     }
     fn created(&self) -> Created {
         Created::message(&self.message_id)

@@ -11,15 +11,16 @@ use crate::domain::patient::{
 };
 use crate::domain::person::{
     ChangePersonEmail, ConfirmPersonEmail, DeactivatePerson, GrantStaffRole, ReactivatePerson,
-    RegisterCarer, RegisterProfessional, RequestPersonEmailVerification, RevokeStaffRole,
+    RegisterCarer, RegisterProfessional, RegisterSystem, RequestPersonEmailVerification,
+    RevokeStaffRole,
 };
 use crate::domain::team::{
     AddTeamMember, CreateTeam, IssueJoinCode, RemoveTeamMember, SetAlerts, SetAutoCc,
     SetDefaultContact, SetMemberContactable, SetMemberLead, SetOpenToPatients, new_join_code,
 };
 use crate::domain::thread::{
-    AddParticipants, AssignThread, ChangeStatus, LeaveThread, MarkRead, PostMessage, PostStaffNote,
-    Recipient, StartThread, StatusChange, UnassignThread,
+    AddParticipants, AssignThread, ChangeStatus, LeaveThread, MarkRead, PostMessage, PostNotice,
+    PostStaffNote, Recipient, StartThread, StatusChange, UnassignThread,
 };
 use crate::domain::values::{self as v};
 use crate::domain::{Actor, DomainError};
@@ -44,6 +45,7 @@ has_command_id!(
     pb::LinkIdentityRequest,
     pb::RegisterProfessionalRequest,
     pb::RegisterCarerRequest,
+    pb::RegisterSystemRequest,
     pb::GrantStaffRoleRequest,
     pb::RevokeStaffRoleRequest,
     pb::DeactivatePersonRequest,
@@ -158,6 +160,53 @@ impl FromRequest<pb::RegisterProfessionalRequest> for RegisterProfessional {
             work_email: v::email("work_email", &r.work_email, true)?,
         })
     }
+}
+
+impl FromRequest<pb::RegisterSystemRequest> for RegisterSystem {
+    fn from_request(
+        r: pb::RegisterSystemRequest,
+        command_id: &str,
+        _: &Actor,
+    ) -> Result<Self, DomainError> {
+        Ok(Self {
+            system_id: v::id_or("system_id", &r.system_id, command_id)?,
+            name: v::name("name", &r.name)?,
+            team_ids: v::ids("team_ids", &r.team_ids, v::RECIPIENTS_MAX)?,
+        })
+    }
+}
+
+/// A notice, with the command id its reference (one line, at most
+/// `NAME_MAX` characters) stands for.
+pub fn notice(
+    r: pb::PostNoticeRequest,
+    actor: &Actor,
+) -> Result<(String, PostNotice), DomainError> {
+    let reference = v::name("reference", &r.reference)?;
+    let command_id = service_kit::ids::notice::command(&actor.person_id, &reference).to_string();
+    let (thread_id, new_subject) = if r.thread_id.trim().is_empty() {
+        let thread = service_kit::ids::notice::thread(&actor.person_id, &reference);
+        let subject = v::text("subject", &r.subject, 1, v::SUBJECT_MAX)?;
+        (thread.to_string(), Some(subject))
+    } else {
+        if !r.subject.trim().is_empty() {
+            return Err(DomainError::invalid(
+                "subject",
+                "is for a new thread: leave it empty when naming thread_id",
+            ));
+        }
+        (ThreadId::parse("thread_id", &r.thread_id)?.into(), None)
+    };
+    let notice = PostNotice {
+        thread_id,
+        new_subject,
+        patient_id: PatientId::parse("patient_id", &r.patient_id)?.into(),
+        team_id: TeamId::parse("team_id", &r.team_id)?.into(),
+        message_id: command_id.clone(),
+        body: v::text("body", &r.body, 1, v::BODY_MAX)?,
+        reference,
+    };
+    Ok((command_id, notice))
 }
 
 impl FromRequest<pb::RegisterCarerRequest> for RegisterCarer {

@@ -15,6 +15,7 @@ use event_store::EventStore;
 use proto::command as pb;
 use proto::command::command_service_server::CommandService;
 use service_kit::TokenKeys;
+use service_kit::system_credential::SystemKeys;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
@@ -27,7 +28,8 @@ use crate::domain::patient::{
 };
 use crate::domain::person::{
     ChangePersonEmail, ConfirmPersonEmail, DeactivatePerson, GrantStaffRole, ReactivatePerson,
-    RegisterCarer, RegisterProfessional, RequestPersonEmailVerification, RevokeStaffRole,
+    RegisterCarer, RegisterProfessional, RegisterSystem, RequestPersonEmailVerification,
+    RevokeStaffRole,
 };
 use crate::domain::team::{
     AddTeamMember, CreateTeam, IssueJoinCode, RemoveTeamMember, SetAlerts, SetAutoCc,
@@ -46,6 +48,9 @@ pub struct CommandGrpc<S> {
     app: Arc<App<S>>,
     keys: TokenKeys,
     sign_in: Arc<sign_in::SignIn>,
+    /// The keys of the hospital systems' credentials; without them no
+    /// system posts.
+    systems: Option<SystemKeys>,
 }
 
 impl<S> std::fmt::Debug for CommandGrpc<S> {
@@ -56,13 +61,35 @@ impl<S> std::fmt::Debug for CommandGrpc<S> {
 
 impl<S: EventStore> CommandGrpc<S> {
     pub fn new(app: Arc<App<S>>, keys: TokenKeys, sign_in: Arc<sign_in::SignIn>) -> Self {
-        Self { app, keys, sign_in }
+        Self {
+            app,
+            keys,
+            sign_in,
+            systems: None,
+        }
     }
 
-    /// Authenticates the caller and checks the command id.
+    /// Checks hospital systems' credentials with `keys`: only then may a
+    /// system post notices.
+    pub fn with_systems(mut self, keys: Option<SystemKeys>) -> Self {
+        self.systems = keys;
+        self
+    }
+
+    /// Authenticates the caller (a person) and checks the command id.
     fn begin<R: HasCommandId>(&self, request: &Request<R>) -> Result<(Actor, CommandMeta), Status> {
-        let actor = Actor::from(&self.keys.authenticate(request)?);
-        Ok((actor, meta(request)?))
+        let caller = self.keys.authenticate(request).map_err(|refused| {
+            // A system's credential, well signed, is refused for what it
+            // is: a system posts notices and does nothing else.
+            match self.systems.as_ref().map(|keys| keys.authenticate(request)) {
+                Some(Ok(_)) => service_kit::reason::plain(
+                    tonic::Code::PermissionDenied,
+                    "a hospital system's credential posts notices (PostNotice) and does nothing else",
+                ),
+                _ => refused.into(),
+            }
+        })?;
+        Ok((Actor::from(&caller), meta(request)?))
     }
 
     /// Whom an account at an identity provider signs in as, from the log
@@ -245,6 +272,68 @@ impl<S: EventStore> CommandService for CommandGrpc<S> {
     }
     async fn register_carer(&self, r: Request<pb::RegisterCarerRequest>) -> Answer {
         self.handle::<_, RegisterCarer>(r).await
+    }
+    async fn register_system(&self, r: Request<pb::RegisterSystemRequest>) -> Answer {
+        // A person's command may not read teams: each named team is checked
+        // to exist first (a team is never removed).
+        self.begin(&r)?;
+        for team_id in &r.get_ref().team_ids {
+            let Ok(id) = service_kit::ids::TeamId::parse("team_ids", team_id) else {
+                continue; // The command's own check names the field.
+            };
+            let team = self
+                .app
+                .repository()
+                .fresh::<Team>(&id.to_string())
+                .await
+                .map_err(Error::from)?;
+            if !team.state.exists {
+                return Err(Error::from(crate::domain::DomainError::not_found(format!(
+                    "team {team_id} does not exist"
+                )))
+                .into());
+            }
+        }
+        self.handle::<_, RegisterSystem>(r).await
+    }
+    async fn post_notice(&self, r: Request<pb::PostNoticeRequest>) -> Answer {
+        let caller = match &self.systems {
+            Some(keys) => keys.authenticate(&r).map_err(|refused| {
+                if self.keys.authenticate(&r).is_ok() {
+                    service_kit::reason::plain(
+                        tonic::Code::PermissionDenied,
+                        "only the hospital's systems post notices, with the credential an operator issued them",
+                    )
+                } else {
+                    refused.into()
+                }
+            })?,
+            None => {
+                return Err(Status::failed_precondition(
+                    "this service takes no notices (CARELINE_SYSTEM_TOKEN_PUBLIC_KEYS is not set)",
+                ));
+            }
+        };
+        let actor = Actor::from(&caller);
+        let (command_id, command) = convert::notice(r.into_inner(), &actor).map_err(Error::from)?;
+        let meta = CommandMeta {
+            correlation_id: command_id.clone(),
+            command_id,
+        };
+        let span = tracing::info_span!(
+            "command",
+            command = "PostNotice",
+            command_id = %meta.command_id,
+            actor = %actor.person_id,
+            role = %actor.role,
+        );
+        let reply = self
+            .app
+            .execute(&actor, &meta, &command)
+            .instrument(span)
+            .await
+            .inspect_err(|e| tracing::info!(error = %e, "notice refused"))?;
+        Ok(Response::new(to_pb(reply)))
     }
     async fn grant_staff_role(&self, r: Request<pb::GrantStaffRoleRequest>) -> Answer {
         self.handle::<_, GrantStaffRole>(r).await

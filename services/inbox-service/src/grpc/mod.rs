@@ -665,6 +665,8 @@ impl InboxService for InboxGrpc {
             pb::PersonKind::Patient => "patient",
             pb::PersonKind::Carer => "carer",
             pb::PersonKind::Professional => "professional",
+            // Systems are no people: none is listed.
+            pb::PersonKind::System => "system",
             pb::PersonKind::Unspecified => "",
         };
         let limit = match r.limit {

@@ -33,8 +33,8 @@ const UPSERT_THREADS: &str = "INSERT INTO threads (thread_id, patient_id, subjec
      message_count = excluded.message_count, last_staff_seq = excluded.last_staff_seq, \
      last_staff_at = excluded.last_staff_at, participant_count = excluded.participant_count, \
      waiting_since = excluded.waiting_since";
-const INSERT_MESSAGES: &str = "INSERT INTO messages (thread_id, seq, message_id, author_id, author_role, body, posted_at, position) \
-     SELECT * FROM unnest($1::uuid[], $2::int4[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::timestamptz[], $8::int8[])";
+const INSERT_MESSAGES: &str = "INSERT INTO messages (thread_id, seq, message_id, author_id, author_role, body, posted_at, position, sender_label) \
+     SELECT * FROM unnest($1::uuid[], $2::int4[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::timestamptz[], $8::int8[], $9::text[])";
 const INSERT_FILES: &str = "INSERT INTO message_files (thread_id, seq, ord, digest, file_name, media_type, size) \
      SELECT * FROM unnest($1::uuid[], $2::int4[], $3::int4[], $4::text[], $5::text[], $6::text[], $7::int8[])";
 const INSERT_NOTES: &str = "INSERT INTO staff_notes (thread_id, note_id, author_id, author_role, body, posted_at, position) \
@@ -117,8 +117,19 @@ struct ParticipantRow {
     left_at: Option<SystemTime>,
 }
 
-/// (thread, seq, message id, author, author role, body, posted at, position)
-type MessageRow = (Uuid, i32, Uuid, Uuid, String, String, SystemTime, i64);
+/// (thread, seq, message id, author, author role, body, posted at,
+/// position, a notice's sender)
+type MessageRow = (
+    Uuid,
+    i32,
+    Uuid,
+    Uuid,
+    String,
+    String,
+    SystemTime,
+    i64,
+    Option<String>,
+);
 
 /// (thread, seq, order, digest, file name, media type, size)
 type FileRow = (Uuid, i32, i32, String, String, String, i64);
@@ -173,6 +184,12 @@ fn role_of(event: &RecordedEvent) -> Role {
         .unwrap_or(Role::Unspecified)
 }
 
+/// A message from the hospital's side: a professional's, or a notice a
+/// hospital system posted for a team. It answers whoever was waiting.
+fn from_staff(event: &RecordedEvent) -> bool {
+    matches!(role_of(event), Role::Professional | Role::Service)
+}
+
 fn role_name(role: Role) -> &'static str {
     proto::contract::role_name(role as i32)
 }
@@ -196,7 +213,9 @@ impl Fold {
         Ok(row)
     }
 
-    /// Message `message`, number `seq` of `thread`, posted by `by`.
+    /// Message `message`, number `seq` of `thread`, posted by `by` (a
+    /// hospital system's, when a `notice`).
+    #[allow(clippy::too_many_arguments)]
     fn message(
         &mut self,
         event: &RecordedEvent,
@@ -205,6 +224,7 @@ impl Fold {
         by: Uuid,
         body: &str,
         at: SystemTime,
+        notice: Option<&proto::events::Notice>,
     ) {
         self.messages.push((
             thread,
@@ -215,6 +235,7 @@ impl Fold {
             body.to_string(),
             at,
             event.position as i64,
+            notice.map(proto::contract::notice_sender),
         ));
         self.message_seqs.insert(message, (thread, seq));
     }
@@ -305,7 +326,7 @@ impl Fold {
                         message: format!("thread {id} was started twice"),
                     });
                 }
-                let staff = role_of(event) == Role::Professional;
+                let staff = from_staff(event);
                 self.threads.insert(
                     id,
                     ThreadRow {
@@ -325,13 +346,13 @@ impl Fold {
                     },
                 );
                 let message = uuid(event, "message_id", &e.message_id)?;
-                self.message(event, (id, 1), message, by, &e.body, at);
+                self.message(event, (id, 1), message, by, &e.body, at, e.notice.as_ref());
                 self.files(id, 1, &e.attachments);
                 self.join(event, id, (&e.participants, &e.team_ids), false, &[], at)?;
                 self.read(id, by, 1, at);
             }
             Payload::MessagePosted(e) => {
-                let staff = role_of(event) == Role::Professional;
+                let staff = from_staff(event);
                 let row = self.row(event, id)?;
                 row.message_count += 1;
                 row.last_activity_at = at;
@@ -347,7 +368,8 @@ impl Fold {
                     row.waiting_since.get_or_insert(at);
                 }
                 let message = uuid(event, "message_id", &e.message_id)?;
-                self.message(event, (id, seq), message, by, &e.body, at);
+                let notice = e.notice.as_ref();
+                self.message(event, (id, seq), message, by, &e.body, at, notice);
                 self.files(id, seq, &e.attachments);
                 self.read(id, by, seq, at);
             }
@@ -553,9 +575,9 @@ async fn write(tx: &Transaction<'_>, fold: Fold) -> Result<(), Error> {
         waiting: row.waiting_since,
     });
     unnest!(tx, INSERT_MESSAGES,
-    for (thread, seq, message, author, role, body, at, position) in fold.messages => {
+    for (thread, seq, message, author, role, body, at, position, label) in fold.messages => {
         threads: thread, seqs: seq, messages: message, authors: author,
-        roles: role, bodies: body, ats: at, positions: position,
+        roles: role, bodies: body, ats: at, positions: position, labels: label,
     });
     unnest!(tx, INSERT_FILES,
     for (thread, seq, ord, digest, name, media_type, size) in fold.files => {

@@ -230,6 +230,7 @@ fn kind_name(kind: i32) -> &'static str {
         pb::PersonKind::Patient => "patient",
         pb::PersonKind::Carer => "carer",
         pb::PersonKind::Professional => "professional",
+        pb::PersonKind::System => "hospital system",
         pb::PersonKind::Unspecified => "",
     }
 }

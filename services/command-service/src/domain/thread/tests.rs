@@ -1623,3 +1623,127 @@ fn on_the_staff_side_an_auto_cc_member_is_named_and_a_second_line_team_joins() {
     assert!(thread.staff_teams.is_empty() && thread.teams.contains(&w.renal));
     assert!(!thread.on_staff_side(&w.nurse2.person_id));
 }
+
+/// The appointments system, registered for the renal team and PALS.
+fn appointments(w: &mut World) -> Actor {
+    let system = person(Role::Service, "Appointments");
+    let registered = given::<Person>(
+        &w.admin,
+        [Payload::SystemRegistered(proto::events::SystemRegistered {
+            system_id: system.person_id.clone(),
+            name: system.name.clone(),
+            team_ids: vec![w.renal.clone(), w.pals.clone()],
+        })],
+    );
+    w.people.insert(system.person_id.clone(), registered);
+    system
+}
+
+fn notice(w: &World, team: &str, thread: Option<&str>) -> PostNotice {
+    PostNotice {
+        thread_id: thread.map_or_else(new_id, str::to_string),
+        new_subject: thread.is_none().then(|| "Your appointment".to_string()),
+        patient_id: w.patient.person_id.clone(),
+        team_id: team.into(),
+        message_id: new_id(),
+        body: "Tuesday 12 January, 10:30, Renal clinic".into(),
+        reference: "APT-1".into(),
+    }
+}
+
+#[test]
+fn a_system_starts_a_thread_with_a_notice_from_its_team_to_the_patient() {
+    let mut w = world();
+    let system = appointments(&mut w);
+    let mut thread = Thread::default();
+    let payload = w.apply(&mut thread, &system, &notice(&w, &w.renal, None));
+    let Payload::ThreadStarted(started) = &payload else {
+        panic!("{payload:?}")
+    };
+    let n = started.notice.as_ref().unwrap();
+    assert_eq!(
+        (n.system_name.as_str(), n.team_name.as_str()),
+        ("Appointments", "Renal")
+    );
+    assert_eq!(
+        proto::contract::notice_sender(n),
+        "Renal (via Appointments)"
+    );
+    assert_eq!(started.team_ids, vec![w.renal.clone()]);
+    // The patient, and the team as a message to it reaches; not the system.
+    let on: Vec<(String, JoinReason)> = ids(&payload);
+    assert!(on.contains(&(w.patient.person_id.clone(), JoinReason::RecordOwner)));
+    assert!(on.contains(&(w.nurse.person_id.clone(), JoinReason::TeamAutoCc)));
+    assert!(on.iter().all(|(p, _)| *p != system.person_id));
+    // A follow-up on the thread; it answers for the team (nothing waits).
+    let thread_id = started.thread_id.clone();
+    let payload = w.apply(&mut thread, &system, &{
+        let mut n = notice(&w, &w.renal, Some(&thread_id));
+        n.thread_id = thread_id.clone();
+        n
+    });
+    assert!(matches!(payload, Payload::MessagePosted(ref m) if m.notice.is_some()));
+}
+
+#[test]
+fn a_system_speaks_only_for_its_teams_to_their_patients_and_only_while_open() {
+    let mut w = world();
+    let system = appointments(&mut w);
+    let fresh = Thread::default();
+    assert_refused(
+        w.run(&fresh, &system, &notice(&w, &w.nutrition, None)),
+        "denied",
+        "only for the teams an admin registered it for",
+    );
+    // PALS holds a grant to the record: the patient is not its patient.
+    assert_refused(
+        w.run(&fresh, &system, &notice(&w, &w.pals, None)),
+        "precondition",
+        "not under the care of PALS",
+    );
+    // A person, even an admin, posts no notice; nor an unregistered system.
+    assert_refused(
+        w.run(&fresh, &w.admin, &notice(&w, &w.renal, None)),
+        "denied",
+        "registered systems",
+    );
+    let stranger = person(Role::Service, "Appointments");
+    assert_refused(
+        w.run(&fresh, &stranger, &notice(&w, &w.renal, None)),
+        "denied",
+        "registered systems",
+    );
+    // Not on a thread the team is not on, nor one of another record.
+    let nutrition_thread = {
+        let mut t = Thread::default();
+        w.apply(
+            &mut t,
+            &w.patient,
+            &w.start(vec![Recipient::Team(w.nutrition.clone())], vec![]),
+        );
+        t
+    };
+    assert_refused(
+        w.run(&nutrition_thread, &system, &notice(&w, &w.renal, Some("x"))),
+        "precondition",
+        "not addressed to Renal",
+    );
+    assert_refused(
+        w.run(&fresh, &system, &notice(&w, &w.renal, Some("x"))),
+        "not found",
+        "not in this patient's record",
+    );
+    // Closed by an admin, it posts nothing.
+    let event = envelope(
+        &w.admin,
+        Payload::PersonDeactivated(PersonDeactivated {
+            person_id: system.person_id.clone(),
+        }),
+    );
+    w.people.get_mut(&system.person_id).unwrap().evolve(&event);
+    assert_refused(
+        w.run(&fresh, &system, &notice(&w, &w.renal, None)),
+        "denied",
+        "registered systems",
+    );
+}
