@@ -744,8 +744,13 @@ pub fn thread(
                 Entry::Message(m) => {
                     @let author = m.author.as_ref();
                     @let mine = author.is_some_and(|a| a.person_id == me);
+                    // A notice from one of the hospital's systems, for a team.
+                    @let automatic = author.is_some_and(|a| a.kind == pb::PersonKind::System as i32);
                     article.message.mine[mine] id={ "m" (m.seq) } {
-                        div { span.who { (author.map(|a| a.display.as_str()).unwrap_or("Someone")) } }
+                        div {
+                            span.who { (author.map(|a| a.display.as_str()).unwrap_or("Someone")) }
+                            @if automatic { span.hint { " · sent automatically" } }
+                        }
                         div.when { (when(m.posted_at.as_ref())) }
                         @if !m.body.is_empty() { p.body { (linked(&m.body)) } }
                         @if !m.attachments.is_empty() { (attachments(id, &m.attachments)) }

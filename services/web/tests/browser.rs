@@ -1295,3 +1295,66 @@ async fn a_patient_sends_a_photo_in_a_real_browser_on_a_phone_and_a_computer() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patient_reads_a_notice_from_the_appointments_system_on_a_phone_and_a_computer() {
+    let s = support::system("web_browser_notices").await;
+    let org = s.org().await;
+    // An admin registers the appointments system for the Renal Unit; an
+    // operator issued its credential; it books and tells Pat.
+    let system_id = careline_client::command_id();
+    s.signer
+        .client(&org.admin)
+        .unwrap()
+        .register_system(proto::command::RegisterSystemRequest {
+            command_id: system_id.clone(),
+            system_id: String::new(),
+            name: "Appointments".into(),
+            team_ids: vec![org.renal.clone()],
+        })
+        .await
+        .unwrap();
+    let credential = testkit::system_issuer().mint_system(
+        system_id.parse().unwrap(),
+        "Appointments",
+        Duration::from_secs(3600),
+    );
+    let appointment = careline_client::appointments::Appointment::book(
+        &org.patient.person_id.to_string(),
+        &org.renal,
+        "Tuesday 12 January, 10:30",
+        "Renal clinic, Outpatients B, ground floor",
+    );
+    let told = careline_client::appointments::notify(s.signer.channel(), &credential, &appointment)
+        .await
+        .unwrap();
+    let thread = told.aggregate_id;
+    s.thread(&org.patient, &thread, told.position).await;
+    let base = serve(&s, &org).await;
+
+    let driver = driver().await;
+    for (width, height) in [(375, 812), (1280, 900)] {
+        let client = browser(&driver, width, height).await;
+        let outcome = async {
+            sign_in_as(&client, &base, &org.patient, "/messages").await;
+            let list = shows(&client, "Your appointment").await;
+            assert!(list.contains("Renal Unit"), "{list}");
+            photograph(&client, &format!("pages/notice-list-{width}")).await;
+            client.goto(&format!("{base}/threads/{thread}")).await?;
+            let text = shows(&client, "Renal Unit (via Appointments)").await;
+            assert!(text.contains("sent automatically"), "{text}");
+            assert!(text.contains("Tuesday 12 January, 10:30"), "{text}");
+            assert!(violations(&client).await.is_empty());
+            photograph(&client, &format!("pages/notice-{width}")).await;
+            Ok::<_, fantoccini::error::CmdError>(())
+        }
+        .await;
+        if outcome.is_err() {
+            let url = client.current_url().await.map(|u| u.to_string());
+            let text = client.source().await.unwrap_or_default();
+            eprintln!("stopped at {url:?}:\n{text}");
+        }
+        client.close().await.unwrap();
+        outcome.unwrap();
+    }
+}
