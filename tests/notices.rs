@@ -333,5 +333,26 @@ async fn a_system_posts_notices_for_its_own_teams_and_patients_and_does_nothing_
         .unwrap_err();
     assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
     // Nothing refused wrote anything: only the deactivation is new.
-    assert_eq!(s.head().await, before + 1);
+    let head = s.head().await;
+    assert_eq!(head, before + 1);
+
+    // The admins' list says which teams it spoke for and that it is closed;
+    // it is for admins only.
+    let listed = s
+        .inbox(&org.admin)
+        .systems(inbox_pb::SystemsRequest { min_position: head })
+        .await
+        .unwrap()
+        .into_inner()
+        .systems;
+    let appointments = listed.iter().find(|x| x.system_id == system_id).unwrap();
+    assert_eq!(appointments.name, "Appointments");
+    assert_eq!(appointments.team_names, ["Renal Unit", "Cardiology"]);
+    assert!(appointments.closed);
+    let refused = s
+        .inbox(&org.nurse)
+        .systems(inbox_pb::SystemsRequest { min_position: head })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
 }

@@ -1643,6 +1643,33 @@ const FIND_PEOPLE: &str = "SELECT p.person_id, p.email, p.email_verified, d.pers
        AND ($4::uuid IS NULL OR p.person_id = $4) \
      ORDER BY lower(p.name), p.person_id LIMIT $3";
 
+const SYSTEMS: &str = "SELECT s.system_id, s.name, s.team_ids, \
+       coalesce((SELECT array_agg(coalesce(t.name, '') ORDER BY o.n) FROM unnest(s.team_ids) WITH ORDINALITY o(id, n) \
+         LEFT JOIN teams t ON t.team_id = o.id), '{}'), \
+       d.person_id IS NOT NULL, s.registered_at \
+     FROM systems s LEFT JOIN deactivated_people d ON d.person_id = s.system_id::text \
+     ORDER BY lower(s.name), s.system_id LIMIT 500";
+
+/// The hospital's systems: admins only.
+pub async fn systems(client: &Client, viewer: Viewer) -> Result<Vec<pb::HospitalSystem>, Error> {
+    admins_only(viewer, "the list of the hospital's systems")?;
+    Ok(rows(client, SYSTEMS, &[])
+        .await?
+        .iter()
+        .map(|row| {
+            let teams: Vec<Uuid> = row.get(2);
+            pb::HospitalSystem {
+                system_id: row.get::<_, Uuid>(0).to_string(),
+                name: row.get(1),
+                team_ids: teams.iter().map(Uuid::to_string).collect(),
+                team_names: row.get(3),
+                closed: row.get(4),
+                registered_at: Some(ts(row.get(5))),
+            }
+        })
+        .collect())
+}
+
 fn admins_only(viewer: Viewer, what: &str) -> Result<(), Error> {
     if viewer.role == Role::Admin {
         Ok(())

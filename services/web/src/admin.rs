@@ -178,6 +178,86 @@ pub(crate) async fn create_team(State(web): State<Web>, Posted(session, form): P
     }
 }
 
+/// `/admin/systems`: the hospital's systems, and a form to register one.
+pub(crate) async fn systems(
+    State(web): State<Web>,
+    SignedIn(session): SignedIn,
+    Query(q): Query<SystemsQuery>,
+) -> Page {
+    if session.caller.role != Role::Admin {
+        return Ok(admins_only(&web, &session));
+    }
+    systems_page(&web, &session, (&q.done, &q.close), ("", &[]), None).await
+}
+
+#[derive(serde::Deserialize, Debug, Default)]
+pub(crate) struct SystemsQuery {
+    #[serde(default)]
+    done: String,
+    /// The system whose closing is asked about first.
+    #[serde(default)]
+    close: String,
+}
+
+async fn systems_page(
+    web: &Web,
+    session: &Session,
+    done: (&str, &str),
+    typed: (&str, &[String]),
+    problem: Option<maud::Markup>,
+) -> Page {
+    let teams = teams_of(web, session, "").await?;
+    let systems = web
+        .inbox(session)?
+        .systems(inbox_pb::SystemsRequest {
+            min_position: session.position,
+        })
+        .await?
+        .into_inner()
+        .systems;
+    let has_problem = problem.is_some();
+    let body = pages::admin::systems(&systems, &teams, session, done, typed, problem);
+    Ok(web.form_page("Hospital systems", session, body, has_problem))
+}
+
+/// Registers a system for the teams ticked, then lists it; or closes one,
+/// once asked.
+pub(crate) async fn register_system(State(web): State<Web>, Posted(session, form): Posted) -> Page {
+    if form.one("do") == "close" {
+        let reply = web
+            .command(&session)?
+            .deactivate_person(cmd::DeactivatePersonRequest {
+                command_id: command_id(),
+                person_id: form.one("system").to_string(),
+            })
+            .await?;
+        return Ok(web
+            .changed(&session, reply, "/admin/systems?done=closed")
+            .await);
+    }
+    let (name, teams) = (form.one("name"), form.all("team"));
+    let registered = async {
+        web.command(&session)?
+            .register_system(cmd::RegisterSystemRequest {
+                command_id: command_id(),
+                system_id: String::new(),
+                name: name.to_string(),
+                team_ids: teams.clone(),
+            })
+            .await
+    };
+    match registered.await {
+        Ok(reply) => Ok(web
+            .changed(&session, reply, "/admin/systems?done=system")
+            .await),
+        Err(e) if crate::refusal(&e) => {
+            let problem = pages::error_box("The system was not registered", e.message());
+            systems_page(&web, &session, ("", ""), (name, &teams), Some(problem)).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// `/admin/teams/<id>`: its settings, members, join code; professionals
 /// found by name to add.
 pub(crate) async fn team(

@@ -535,6 +535,10 @@ pub fn router(web: Web) -> Router {
         .route("/record/trail", get(trail::trail))
         .route("/admin/teams", get(admin::teams).post(admin::create_team))
         .route(
+            "/admin/systems",
+            get(admin::systems).post(admin::register_system),
+        )
+        .route(
             "/admin/teams/{id}",
             get(admin::team).post(admin::change_team),
         )

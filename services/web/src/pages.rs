@@ -83,6 +83,7 @@ fn header(session: Option<&Session>) -> Markup {
             ("/messages", "Messages"),
             ("/admin/teams", "Teams"),
             ("/admin/people", "People"),
+            ("/admin/systems", "Systems"),
         ],
         Some(Role::Auditor) => &[("/messages", "Messages"), ("/audit", "Audit trails")],
         Some(Role::Operator | Role::System | Role::Service) => &[("/messages", "Messages")],

@@ -1358,3 +1358,59 @@ async fn a_patient_reads_a_notice_from_the_appointments_system_on_a_phone_and_a_
         outcome.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_registers_the_appointments_system_in_a_real_browser() {
+    let s = support::system("web_browser_systems").await;
+    let org = s.org().await;
+    let base = serve(&s, &org).await;
+    let driver = driver().await;
+    for (width, height) in [(375, 812), (1280, 900)] {
+        let client = browser(&driver, width, height).await;
+        let outcome = async {
+            sign_in_as(&client, &base, &org.admin, "/admin/systems").await;
+            shows(&client, "Register a system").await;
+            // No team ticked: the reason, and the name kept.
+            let name = format!("Appointments ({width})");
+            client
+                .find(Locator::Css("input#name"))
+                .await?
+                .send_keys(&name)
+                .await?;
+            click(&client, "//button[normalize-space()='Register the system']").await?;
+            shows(&client, "The system was not registered").await;
+            let kept = client
+                .find(Locator::Css("input#name"))
+                .await?
+                .prop("value")
+                .await?
+                .unwrap_or_default();
+            assert_eq!(kept, name);
+            assert!(violations(&client).await.is_empty());
+            photograph_at(
+                &client,
+                &format!("pages/systems-refused-{width}"),
+                ".nhsuk-error-summary",
+            )
+            .await;
+            // The Renal Unit ticked: registered, with what comes next.
+            click(&client, "//label[normalize-space()='Renal Unit']").await?;
+            click(&client, "//button[normalize-space()='Register the system']").await?;
+            let text = shows(&client, "An operator now issues its credential").await;
+            assert!(text.contains(&name), "{text}");
+            assert!(text.contains("Posts notices for Renal Unit"), "{text}");
+            assert!(text.contains("careline system-token --system"), "{text}");
+            assert!(violations(&client).await.is_empty());
+            photograph(&client, &format!("pages/systems-{width}")).await;
+            Ok::<_, fantoccini::error::CmdError>(())
+        }
+        .await;
+        if outcome.is_err() {
+            let url = client.current_url().await.map(|u| u.to_string());
+            let text = client.source().await.unwrap_or_default();
+            eprintln!("stopped at {url:?}:\n{text}");
+        }
+        client.close().await.unwrap();
+        outcome.unwrap();
+    }
+}

@@ -654,6 +654,18 @@ impl InboxService for InboxGrpc {
         Ok(Response::new(pb::TeamsReply { teams, position }))
     }
 
+    async fn systems(
+        &self,
+        request: Request<pb::SystemsRequest>,
+    ) -> Result<Response<pb::SystemsReply>, Status> {
+        let (_, viewer) = self.caller(&request).await?;
+        let position = self.reached(request.get_ref().min_position).await?;
+        let client = self.client().await?;
+        // Systems and their teams: no record is shown, nothing to audit.
+        let systems = queries::systems(&client, viewer).await?;
+        Ok(Response::new(pb::SystemsReply { systems, position }))
+    }
+
     async fn find_people(
         &self,
         request: Request<pb::FindPeopleRequest>,

@@ -48,6 +48,7 @@ pub const TABLES: &[&str] = &[
     "deactivated_people",
     "staff_notes",
     "staff_roles",
+    "systems",
 ];
 
 /// The inbox read model.

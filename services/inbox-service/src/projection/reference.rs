@@ -104,6 +104,8 @@ const CHANGE_EMAIL: &str =
 const REMOVE_MEMBER: &str = "DELETE FROM team_members WHERE team_id = $1 AND person_id = $2";
 const DEACTIVATE: &str =
     "INSERT INTO deactivated_people (person_id) VALUES ($1::uuid::text) ON CONFLICT DO NOTHING";
+const REGISTER_SYSTEM: &str = "INSERT INTO systems (system_id, name, team_ids, registered_at) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
 const REACTIVATE: &str = "DELETE FROM deactivated_people WHERE person_id = $1::uuid::text";
 const GRANT_ROLE: &str =
     "INSERT INTO staff_roles (person_id, role) VALUES ($1, $2) ON CONFLICT DO NOTHING";
@@ -295,6 +297,24 @@ impl Reference {
                     tx.execute(CLEAR_DEFAULT_CONTACT, &[&aggregate, &member])
                         .await?;
                 }
+            }
+            Payload::SystemRegistered(e) => {
+                let teams = e
+                    .team_ids
+                    .iter()
+                    .map(|t| uuid(event, "team_ids", t))
+                    .collect::<Result<Vec<Uuid>, Error>>()?;
+                let at = occurred_at(event);
+                tx.execute(
+                    REGISTER_SYSTEM,
+                    &[
+                        &uuid(event, "system_id", &e.system_id)?,
+                        &e.name,
+                        &teams,
+                        &at,
+                    ],
+                )
+                .await?;
             }
             Payload::PersonDeactivated(_) => {
                 tx.execute(DEACTIVATE, &[&aggregate]).await?;

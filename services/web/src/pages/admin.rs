@@ -22,6 +22,10 @@ fn saved(done: &str) -> Option<&'static str> {
         "revoke" => "The role is taken away.",
         "details" => "The date of birth and numbers are saved.",
         "reactivate" => "The account is open again. They rejoin no team or conversation by it.",
+        "system" => {
+            "Registered. An operator now issues its credential (below); until then it can post nothing."
+        }
+        "closed" => "The system is closed: it posts nothing more, whatever its credential.",
         _ => return None,
     })
 }
@@ -62,6 +66,70 @@ pub fn teams(
             label.nhsuk-label for="description" { "Description" span.hint { " (optional) what patients see of the team" } }
             input.nhsuk-input #description type="text" name="description" maxlength="500" value=(typed.1);
             button.nhsuk-button type="submit" { "Create the team" }
+        }
+    }
+}
+
+/// The hospital's systems that post notices, and the form to register one:
+/// its name and the teams it may speak for (`chosen`, with what was typed).
+pub fn systems(
+    systems: &[pb::HospitalSystem],
+    teams: &[pb::TeamSettings],
+    session: &Session,
+    (done, closing): (&str, &str),
+    typed: (&str, &[String]),
+    problem: Option<Markup>,
+) -> Markup {
+    let closing = systems.iter().find(|s| s.system_id == closing && !s.closed);
+    html! {
+        @if let Some(s) = closing {
+            h1 { "Close " (s.name) "?" }
+            div.notice {
+                p { "Closing it stops it posting notices at once, whatever its credential. What it posted stays. You cannot open it again here." }
+            }
+            form method="post" action="/admin/systems" {
+                (csrf(session))
+                input type="hidden" name="do" value="close";
+                input type="hidden" name="system" value=(s.system_id);
+                button.nhsuk-button.nhsuk-button--warning type="submit" { "Close " (s.name) }
+            }
+            p { a href="/admin/systems" { "Keep it open" } }
+        }
+        h1 { "Hospital systems" }
+        p { "The hospital's own systems (appointments, say) post notices to patients on behalf of the teams you register them for, shown as \u{201c}Renal Unit (via Appointments)\u{201d}. They can do nothing else." }
+        (notice(done))
+        @if systems.is_empty() {
+            p.hint { "No system is registered yet." }
+        }
+        ul.list {
+            @for s in systems {
+                li.card {
+                    strong { (s.name) }
+                    @if s.closed { strong.nhsuk-tag.nhsuk-tag--grey.badge { "Closed" } }
+                    div.meta { "Posts notices for " (s.team_names.join(", ")) }
+                    div.meta { "Its id: " code { (s.system_id) } }
+                    @if !s.closed {
+                        div.meta { "Credential: an operator runs " code { "careline system-token --system " (s.system_id) " --name \"" (s.name) "\"" } }
+                        a href={ "/admin/systems?close=" (s.system_id) } { "Close it" span.nhsuk-u-visually-hidden { " (" (s.name) ")" } }
+                    }
+                }
+            }
+        }
+        h2 #register { "Register a system" }
+        @if let Some(problem) = problem { (problem) }
+        form.card method="post" action="/admin/systems" {
+            (csrf(session))
+            label.nhsuk-label for="name" { "Name" span.hint { " shown to patients, e.g. Appointments" } }
+            input.nhsuk-input #name type="text" name="name" required maxlength="200" value=(typed.0);
+            fieldset.nhsuk-fieldset.careline-choices {
+                legend.nhsuk-fieldset__legend.nhsuk-fieldset__legend--s { "The teams it may post notices for" }
+                div.nhsuk-checkboxes {
+                    @for t in teams {
+                        (super::choice("team", &t.team_id, typed.1.contains(&t.team_id), html! { (t.name) }, ""))
+                    }
+                }
+            }
+            button.nhsuk-button type="submit" { "Register the system" }
         }
     }
 }
