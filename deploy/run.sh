@@ -96,6 +96,17 @@ if [ -z "${CARELINE_EMAIL_LINK_SIGNING_KEY:-}" ]; then
 fi
 link_key=$CARELINE_EMAIL_LINK_SIGNING_KEY
 unset CARELINE_EMAIL_LINK_SIGNING_KEY
+# The hospital systems' credentials: the CLI issues them (the demo's
+# Appointments system), the command service checks them.
+if [ -z "${CARELINE_SYSTEM_TOKEN_SIGNING_KEY:-}" ]; then
+  if [ ! -s "$dev/system-keys" ]; then
+    (umask 077; "$bin/careline" keys --systems --kid dev-systems > "$dev/system-keys")
+  fi
+  . "$dev/system-keys"
+  export CARELINE_SYSTEM_TOKEN_PUBLIC_KEYS
+fi
+system_key=$CARELINE_SYSTEM_TOKEN_SIGNING_KEY
+unset CARELINE_SYSTEM_TOKEN_SIGNING_KEY
 if [ -z "${CARELINE_TOKEN_PUBLIC_KEYS:-}" ]; then
   echo "careline: set CARELINE_TOKEN_PUBLIC_KEYS to the public key of CARELINE_TOKEN_SIGNING_KEY" >&2
   exit 1
@@ -301,6 +312,7 @@ echo
 [ -s "$dev/admin-id" ] || cat /proc/sys/kernel/random/uuid > "$dev/admin-id"
 CARELINE_DEMO_ADMIN=$(cat "$dev/admin-id") \
 CARELINE_TOKEN_SIGNING_KEY=$signing_key CARELINE_EMAIL_LINK_SIGNING_KEY=$link_key \
+CARELINE_SYSTEM_TOKEN_SIGNING_KEY=$system_key \
 CARELINE_COMMAND_URL="$(urls command)" "$bin/careline" demo --env-file "$dev/demo.env" \
   --people-file "$dev/demo-people.tsv"
 

@@ -84,11 +84,16 @@ async fn run_sh_starts_the_demo_signs_in_at_its_identity_provider_and_stops_on_s
         .env("CARELINE_DEMO_OIDC_PORT", oidc.to_string())
         .env("CARELINE_WEB_ADDR", format!("127.0.0.1:{web}"))
         .env("RUST_LOG", "warn");
+    let command_port = free_port();
     for service in ["COMMAND", "INBOX", "AUDIT", "NOTIFY"] {
+        let service_port = match service {
+            "COMMAND" => command_port,
+            _ => free_port(),
+        };
         command
             .env(
                 format!("CARELINE_{service}_ADDR"),
-                format!("127.0.0.1:{}", free_port()),
+                format!("127.0.0.1:{service_port}"),
             )
             .env(
                 format!("CARELINE_{service}_METRICS_ADDR"),
@@ -110,6 +115,8 @@ async fn run_sh_starts_the_demo_signs_in_at_its_identity_provider_and_stops_on_s
         "CARELINE_TOKEN_PUBLIC_KEYS",
         "CARELINE_EMAIL_LINK_SIGNING_KEY",
         "CARELINE_EMAIL_LINK_PUBLIC_KEYS",
+        "CARELINE_SYSTEM_TOKEN_SIGNING_KEY",
+        "CARELINE_SYSTEM_TOKEN_PUBLIC_KEYS",
     ] {
         command.env_remove(unset);
     }
@@ -229,6 +236,57 @@ async fn run_sh_starts_the_demo_signs_in_at_its_identity_provider_and_stops_on_s
         email.contains(&format!("{base}/threads/")),
         "links to {base}: {email}"
     );
+
+    // The demo's appointments system (its credential in demo.env) books Pat
+    // an appointment with the client crate's worked example; she is
+    // emailed that the Renal Unit wrote, by way of Appointments.
+    let demo_env = std::fs::read_to_string(dev.join("demo.env")).unwrap();
+    let var = |name: &str| {
+        demo_env
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("export {name}=")))
+            .unwrap_or_else(|| panic!("no {name} in demo.env"))
+            .to_string()
+    };
+    let example = bin_dir().join("examples/appointments");
+    assert!(example.exists(), "{} is not built", example.display());
+    let booked = Command::new(&example)
+        .args([var("PAT_JONES_ID"), var("RENAL_TEAM")])
+        .env(
+            "CARELINE_COMMAND_URL",
+            format!("http://127.0.0.1:{command_port}"),
+        )
+        .env(
+            "CARELINE_SYSTEM_CREDENTIAL",
+            var("CARELINE_SYSTEM_CREDENTIAL"),
+        )
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&booked.stdout);
+    assert!(
+        booked.status.success() && said.contains("booked APT-"),
+        "{said}{}",
+        String::from_utf8_lossy(&booked.stderr)
+    );
+    let told = Instant::now();
+    loop {
+        let found = std::fs::read_dir(&mail)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|f| std::fs::read_to_string(f.path()).ok())
+            .find(|text| text.contains("via Appointments"));
+        if let Some(text) = found {
+            assert!(!text.contains("Outpatients"), "no content in email: {text}");
+            break;
+        }
+        assert!(
+            told.elapsed() < Duration::from_secs(60),
+            "no email of the notice within 60 s in {}",
+            mail.display()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
 
     // SIGTERM stops everything, at once.
     let pid = run.0.id().to_string();

@@ -73,6 +73,36 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
         })
         .await?;
 
+    // The hospital's appointments system speaks for the Renal Unit; with
+    // the system key here, its credential is issued too.
+    let appointments = uuid::Uuid::now_v7();
+    signer
+        .client(signer.admin())?
+        .register_system(proto::command::RegisterSystemRequest {
+            command_id: appointments.to_string(),
+            system_id: String::new(),
+            name: "Appointments".into(),
+            team_ids: vec![org.renal.clone()],
+        })
+        .await?;
+    let credential = std::env::var(service_kit::system_credential::SIGNING_KEY_VAR)
+        .ok()
+        .filter(|key| !key.trim().is_empty())
+        .map(|key| {
+            TokenIssuer::from_private_key(&key)
+                .map(|issuer| {
+                    issuer.mint_system(
+                        appointments,
+                        "Appointments",
+                        std::time::Duration::from_secs(86_400),
+                    )
+                })
+                .map_err(|e| {
+                    anyhow::anyhow!("{}: {e}", service_kit::system_credential::SIGNING_KEY_VAR)
+                })
+        })
+        .transpose()?;
+
     println!("Demo organisation created (people and teams are new each time).");
     println!();
     println!("  Renal Unit (automatic CC)   {}", org.renal);
@@ -83,6 +113,16 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("  First thread (Pat -> Renal) {thread}");
     println!("    with a staff note by Nina, and the cardiologist on its staff side");
     println!("    (staff see both; Pat and her father see neither)");
+    println!("  Appointments (a hospital system, for the Renal Unit) {appointments}");
+    if credential.is_some() {
+        println!(
+            "    its credential is CARELINE_SYSTEM_CREDENTIAL below; to book Pat an appointment:"
+        );
+        println!(
+            "    cargo run -p careline-client --example appointments -- {} {}",
+            org.patient.person_id, org.renal
+        );
+    }
     println!();
     let mut env = String::new();
     for (what, who) in org.people() {
@@ -102,9 +142,12 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
         signer.token(&org.auditor)
     ));
     env.push_str(&format!(
-        "export RENAL_TEAM={}\nexport THREAD={thread}\n",
+        "export RENAL_TEAM={}\nexport THREAD={thread}\nexport APPOINTMENTS_SYSTEM_ID={appointments}\n",
         org.renal
     ));
+    if let Some(credential) = &credential {
+        env.push_str(&format!("export CARELINE_SYSTEM_CREDENTIAL={credential}\n"));
+    }
     if let Some(path) = &args.people_file {
         let people: String = org
             .people()
