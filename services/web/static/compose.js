@@ -173,3 +173,70 @@
     redirect: "manual"
   }).catch(function () { form.hidden = false; });
 })();
+
+// Sending files shows how far it has got: a message with files goes by
+// XMLHttpRequest, whose upload reports its progress, under the file box;
+// the page the server answers is then shown as if the form had been sent
+// (the conversation, or what to fix with what was typed kept). Without
+// JavaScript the form is sent as it is, without the bar.
+(function () {
+  "use strict";
+  if (!window.XMLHttpRequest || !window.FormData) { return; }
+  function megabytes(n) {
+    return n < 1048576 ? Math.max(1, Math.round(n / 1024)) + " KB" : (n / 1048576).toFixed(1) + " MB";
+  }
+  var inputs = document.querySelectorAll('form input[type="file"][name="files"]');
+  Array.prototype.forEach.call(inputs, function (input) {
+    var form = input.form;
+    form.addEventListener("submit", function (event) {
+      var total = 0;
+      Array.prototype.forEach.call(input.files || [], function (f) { total += f.size; });
+      if (!total || event.defaultPrevented) { return; }
+      event.preventDefault();
+      var data = event.submitter && event.submitter.name
+        ? new FormData(form, event.submitter) : new FormData(form);
+      var bar = document.createElement("progress");
+      bar.className = "careline-progress";
+      bar.max = total;
+      bar.value = 0;
+      bar.setAttribute("aria-label", "Sending the files");
+      var said = document.createElement("p");
+      said.className = "hint careline-progress-text";
+      said.setAttribute("role", "status");
+      said.textContent = "Sending " + megabytes(total) + "…";
+      input.parentNode.appendChild(bar);
+      input.parentNode.appendChild(said);
+      var buttons = form.querySelectorAll("button");
+      Array.prototype.forEach.call(buttons, function (b) { b.disabled = true; });
+      var xhr = new XMLHttpRequest();
+      xhr.open("POST", form.getAttribute("action"));
+      xhr.upload.addEventListener("progress", function (e) {
+        var sent = Math.min(e.loaded, total);
+        bar.value = sent;
+        said.textContent = "Sent " + megabytes(sent) + " of " + megabytes(total) +
+          " (" + Math.floor(100 * sent / total) + "%)";
+      });
+      xhr.upload.addEventListener("load", function () {
+        bar.removeAttribute("value");
+        said.textContent = "Sent. Checking and storing the files…";
+      });
+      xhr.addEventListener("load", function () {
+        var url = xhr.responseURL || form.getAttribute("action");
+        if (xhr.status < 400 && url.indexOf(form.getAttribute("action")) < 0) {
+          location.href = url;
+          return;
+        }
+        document.open();
+        document.write(xhr.responseText);
+        document.close();
+        if (url !== location.href) { history.replaceState(null, "", url); }
+      });
+      xhr.addEventListener("error", function () {
+        bar.remove();
+        said.textContent = "The files could not be sent: the connection failed. Try again.";
+        Array.prototype.forEach.call(buttons, function (b) { b.disabled = false; });
+      });
+      xhr.send(data);
+    });
+  });
+})();

@@ -1243,7 +1243,14 @@ async fn a_patient_sends_a_photo_in_a_real_browser_on_a_phone_and_a_computer() {
             )
             .await;
 
-            // The photo goes, and is shown with its kind and size.
+            // The photo goes, with a bar saying how far it has got, and is
+            // shown with its kind and size.
+            client
+                .execute(
+                    "new MutationObserver(function () { var t = document.querySelector('.careline-progress-text'); if (t && document.querySelector('progress.careline-progress')) { sessionStorage.setItem('careline-test-progress', t.textContent); } }).observe(document.body, {childList: true, subtree: true, characterData: true});",
+                    vec![],
+                )
+                .await?;
             reply_with_file(
                 &client,
                 &format!("The rash this morning ({width})"),
@@ -1253,6 +1260,16 @@ async fn a_patient_sends_a_photo_in_a_real_browser_on_a_phone_and_a_computer() {
             shows(&client, &format!("The rash this morning ({width})")).await;
             shows(&client, "rash on arm.png").await;
             shows(&client, &format!("(PNG image, {size})")).await;
+            let progress = client
+                .execute(
+                    "var p = sessionStorage.getItem('careline-test-progress'); sessionStorage.removeItem('careline-test-progress'); return p;",
+                    vec![],
+                )
+                .await?;
+            assert!(
+                progress.as_str().is_some_and(|p| p.starts_with("Sen")),
+                "no progress was shown: {progress:?}"
+            );
             // Its preview is shown, made by the server.
             let mut loaded = false;
             for _ in 0..50 {
