@@ -274,12 +274,14 @@ pub fn generate(spec: Spec, age: Duration) -> Log {
         let members = &world.staff[team];
         let pat = (patient, Role::Patient, "Patient");
         let mut participants = vec![ev::Participant {
+            deputy_for: String::new(),
             person_id: patient.to_string(),
             kind: ev::ParticipantKind::Patient as i32,
             reason: ev::JoinReason::Author as i32,
             via_team_id: String::new(),
         }];
         participants.extend(members.iter().map(|m| ev::Participant {
+            deputy_for: String::new(),
             person_id: m.to_string(),
             kind: ev::ParticipantKind::Professional as i32,
             reason: ev::JoinReason::TeamAutoCc as i32,

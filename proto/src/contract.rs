@@ -152,6 +152,8 @@ impl Payload {
             Payload::PersonDeactivated(_) => "PersonDeactivated",
             Payload::PersonReactivated(_) => "PersonReactivated",
             Payload::SystemRegistered(_) => "SystemRegistered",
+            Payload::AbsenceRecorded(_) => "AbsenceRecorded",
+            Payload::AbsenceEnded(_) => "AbsenceEnded",
             Payload::RecordsViewed(_) => "RecordsViewed",
             Payload::AuditAnchored(_) => "AuditAnchored",
             Payload::IdentityLinked(_) => "IdentityLinked",
@@ -202,7 +204,9 @@ impl Payload {
             | Payload::PersonEmailVerified(_)
             | Payload::PersonDeactivated(_)
             | Payload::PersonReactivated(_)
-            | Payload::SystemRegistered(_) => AggregateType::Person,
+            | Payload::SystemRegistered(_)
+            | Payload::AbsenceRecorded(_)
+            | Payload::AbsenceEnded(_) => AggregateType::Person,
             Payload::RecordsViewed(_) | Payload::AuditAnchored(_) => AggregateType::Access,
             Payload::IdentityLinked(_) => AggregateType::Identity,
         }

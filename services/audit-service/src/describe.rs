@@ -493,6 +493,23 @@ pub fn describe(event: &RecordedEvent, dir: &mut Directory) -> Vec<Draft> {
                 e.name, e.role_label
             ))]
         }
+        Payload::AbsenceRecorded(e) => {
+            let until = date(e.until.as_ref()).unwrap_or_default();
+            let from = date(e.from.as_ref()).unwrap_or_default();
+            let away = dir.name(aggregate);
+            let deputy = if e.deputy_id.is_empty() {
+                String::new()
+            } else {
+                format!(", {} standing in", dir.name(&e.deputy_id))
+            };
+            vec![person(format!(
+                "{who} recorded that {away} is away from {from} until {until}{deputy}"
+            ))]
+        }
+        Payload::AbsenceEnded(_) => {
+            let away = dir.name(aggregate);
+            vec![person(format!("{who} ended {away}'s absence: back early"))]
+        }
         Payload::SystemRegistered(e) => {
             dir.learn_name(&e.system_id, &e.name);
             let teams = dir.names(&e.team_ids);
@@ -878,6 +895,8 @@ mod tests {
             "PersonDeactivated" => Payload::PersonDeactivated(Default::default()),
             "PersonReactivated" => Payload::PersonReactivated(Default::default()),
             "SystemRegistered" => Payload::SystemRegistered(Default::default()),
+            "AbsenceRecorded" => Payload::AbsenceRecorded(Default::default()),
+            "AbsenceEnded" => Payload::AbsenceEnded(Default::default()),
             "RecordsViewed" => Payload::RecordsViewed(Default::default()),
             "IdentityLinked" => Payload::IdentityLinked(Default::default()),
             _ => return None,

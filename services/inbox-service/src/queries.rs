@@ -309,6 +309,12 @@ const TEAM_COUNTS: &str = "SELECT \
      coalesce(sum(threads) FILTER (WHERE NOT archived AND assignee <> '00000000-0000-0000-0000-000000000000'), 0)::int8, \
      coalesce(sum(threads) FILTER (WHERE archived), 0)::int8 \
      FROM team_tallies WHERE team_id = $1";
+/// The team's members away at `$2`, and their deputies.
+const TEAM_AWAY: &str = "SELECT m.person_id, a.ends_at, a.deputy_id FROM team_members m \
+     JOIN LATERAL (SELECT ends_at, deputy_id FROM absences \
+       WHERE person_id = m.person_id AND NOT ended AND starts_at <= $2 AND ends_at > $2 \
+       ORDER BY ends_at DESC LIMIT 1) a ON true \
+     WHERE m.team_id = $1 ORDER BY a.ends_at, m.person_id";
 /// Who is helping whom: each assignee's threads in the team, not archived.
 const TEAM_HELPING: &str = "SELECT assignee, threads FROM team_tallies \
      WHERE team_id = $1 AND NOT archived AND assignee <> '00000000-0000-0000-0000-000000000000' \
@@ -352,7 +358,7 @@ pub struct MessagePage {
 /// so) is shown as having left when it expired. The staff side only to
 /// staff (`$2`).
 const PARTICIPANT_HISTORY: &str = "SELECT tp.person_id, tp.reason, tp.via_team, \
-     tp.active AND c.carer_id IS NULL, tp.joined_at, coalesce(tp.left_at, c.expires_at), tp.staff_side \
+     tp.active AND c.carer_id IS NULL, tp.joined_at, coalesce(tp.left_at, c.expires_at), tp.staff_side, tp.deputy_for \
      FROM thread_participants tp JOIN threads t ON t.thread_id = tp.thread_id \
      LEFT JOIN consents c ON tp.kind = 'carer' AND tp.active AND c.patient_id = t.patient_id \
        AND c.carer_id = tp.person_id AND c.expires_at <= now() \
@@ -390,9 +396,16 @@ const OTHER_TEAMS: &str = "SELECT t.team_id, t.name, t.description, t.auto_cc, t
 /// each addressable alone: not someone contactable in any team with
 /// automatic CC (the command service refuses them alone: they are reached
 /// through that team), whatever that team has to do with the patient.
-const CONTACTABLE_STAFF: &str = "SELECT m.person_id, t.team_id, t.name, t.default_contact IS NOT DISTINCT FROM m.person_id \
+/// Absent now (at `$2`): until when, and who stands in (their deputy, else
+/// the team's default contact).
+const CONTACTABLE_STAFF: &str = "SELECT m.person_id, t.team_id, t.name, t.default_contact IS NOT DISTINCT FROM m.person_id, \
+       a.ends_at, CASE WHEN a.deputy_id IS NOT NULL THEN a.deputy_id \
+         WHEN t.default_contact <> m.person_id THEN t.default_contact END \
      FROM patient_teams pt JOIN teams t ON t.team_id = pt.team_id \
      JOIN team_members m ON m.team_id = t.team_id \
+     LEFT JOIN LATERAL (SELECT ends_at, deputy_id FROM absences \
+       WHERE person_id = m.person_id AND NOT ended AND starts_at <= $2 AND ends_at > $2 \
+       ORDER BY ends_at DESC LIMIT 1) a ON true \
      WHERE pt.patient_id = $1 AND NOT t.auto_cc AND m.contactable \
        AND NOT EXISTS (SELECT 1 FROM team_members a JOIN teams at ON at.team_id = a.team_id \
          WHERE a.person_id = m.person_id AND a.contactable AND at.auto_cc) \
@@ -815,7 +828,8 @@ pub async fn team_inbox(
         ..filter.clone()
     };
     let this: [&Param; 1] = [&team];
-    let (found, counts, helping) = futures::try_join!(
+    let this_now: [&Param; 2] = [&team, &now];
+    let (found, counts, helping, away) = futures::try_join!(
         page(
             client,
             if filter.longest_waiting {
@@ -829,11 +843,17 @@ pub async fn team_inbox(
         ),
         one(client, TEAM_COUNTS, &this),
         rows(client, TEAM_HELPING, &this),
+        rows(client, TEAM_AWAY, &this_now),
     )?;
     let (threads, named) = named_summaries(
         client,
         &found,
-        helping.iter().map(|r| r.get::<_, Uuid>(0)).collect(),
+        helping
+            .iter()
+            .map(|r| r.get::<_, Uuid>(0))
+            .chain(away.iter().map(|r| r.get::<_, Uuid>(0)))
+            .chain(away.iter().filter_map(|r| r.get::<_, Option<Uuid>>(2)))
+            .collect(),
         record,
     )
     .await?;
@@ -854,6 +874,14 @@ pub async fn team_inbox(
             .map(|r| pb::Helping {
                 assignee: Some(person(&named, r.get(0))),
                 threads: r.get::<_, i64>(1) as u32,
+            })
+            .collect(),
+        away: away
+            .iter()
+            .map(|r| pb::Away {
+                person: Some(person(&named, r.get(0))),
+                until: Some(ts(r.get(1))),
+                deputy: r.get::<_, Option<Uuid>>(2).map(|d| person(&named, d)),
             })
             .collect(),
     })
@@ -1009,6 +1037,7 @@ pub async fn thread(
             .chain(&notes)
             .map(|m| m.author_id)
             .chain(participants.iter().map(|p| p.person_id))
+            .chain(participants.iter().filter_map(|p| p.deputy_for))
             .chain(
                 assignments
                     .iter()
@@ -1124,6 +1153,8 @@ struct ParticipantRow {
     /// When they left, or their consent ran out.
     left_at: Option<SystemTime>,
     staff_side: bool,
+    /// A deputy's: the professional away whom they stand in for.
+    deputy_for: Option<Uuid>,
 }
 
 impl ParticipantRow {
@@ -1136,6 +1167,7 @@ impl ParticipantRow {
             joined_at: row.get(4),
             left_at: row.get(5),
             staff_side: row.get(6),
+            deputy_for: row.get(7),
         }
     }
 
@@ -1148,6 +1180,7 @@ impl ParticipantRow {
             joined_at: Some(ts(self.joined_at)),
             left_at: self.left_at.map(ts),
             staff_side: self.staff_side,
+            deputy_for: self.deputy_for.map(|d| person(named, d)),
         }
     }
 }
@@ -1224,7 +1257,7 @@ pub async fn who_can_i_message(
     let (teams, others, staff, carers) = futures::try_join!(
         rows(client, CARE_TEAMS, &record),
         rows(client, OTHER_TEAMS, &record_now),
-        rows(client, CONTACTABLE_STAFF, &record),
+        rows(client, CONTACTABLE_STAFF, &record_now),
         rows(client, CARERS_WITH_CONSENT, &record_now),
     )?;
     let teams: Vec<ContactRow> = teams.iter().map(ContactRow::from).collect();
@@ -1238,6 +1271,7 @@ pub async fn who_can_i_message(
             .chain(&others)
             .filter_map(|t| t.default_contact)
             .chain(staff.iter().map(|p| p.person_id))
+            .chain(staff.iter().filter_map(|p| p.stand_in))
             .chain(carers.iter().map(|c| c.person_id))
             .chain([patient]),
     )
@@ -1252,6 +1286,8 @@ pub async fn who_can_i_message(
                 team_id: p.team_id.to_string(),
                 team_name: p.team_name.clone(),
                 default_contact: p.default_contact,
+                away_until: p.away_until.map(ts),
+                stand_in: p.away_until.and(p.stand_in).map(|s| person(&named, s)),
             })
             .collect(),
         carers: carers
@@ -1311,6 +1347,8 @@ struct StaffRow {
     team_id: Uuid,
     team_name: String,
     default_contact: bool,
+    away_until: Option<SystemTime>,
+    stand_in: Option<Uuid>,
 }
 
 impl StaffRow {
@@ -1320,6 +1358,8 @@ impl StaffRow {
             team_id: row.get(1),
             team_name: row.get(2),
             default_contact: row.get(3),
+            away_until: row.get(4),
+            stand_in: row.get(5),
         }
     }
 }
@@ -1433,10 +1473,15 @@ pub async fn my_account(
         )));
     };
     let id_now: [&Param; 2] = [&viewer.id, &now];
-    let teams = if viewer.role == Role::Professional {
-        rows(client, MY_TEAMS, &[&viewer.id]).await?
+    let id: [&Param; 1] = [&viewer.id];
+    let (teams, absences, colleagues) = if viewer.role == Role::Professional {
+        futures::try_join!(
+            rows(client, MY_TEAMS, &id),
+            rows(client, MY_ABSENCES, &id_now),
+            rows(client, MY_COLLEAGUES, &id),
+        )?
     } else {
-        Vec::new()
+        (Vec::new(), Vec::new(), Vec::new())
     };
     let (given, grants, held) = match viewer.role {
         Role::Patient => {
@@ -1461,7 +1506,10 @@ pub async fn my_account(
     }
     let named = people(
         client,
-        std::iter::once(viewer.id).chain(given.iter().chain(&held).map(|c| c.person_id)),
+        std::iter::once(viewer.id)
+            .chain(given.iter().chain(&held).map(|c| c.person_id))
+            .chain(absences.iter().filter_map(|r| r.get::<_, Option<Uuid>>(3)))
+            .chain(colleagues.iter().map(|r| r.get::<_, Uuid>(0))),
     )
     .await?;
     let consent = |c: &ConsentRow| pb::Consent {
@@ -1499,9 +1547,33 @@ pub async fn my_account(
                 }),
             })
             .collect(),
+        absences: absences
+            .iter()
+            .map(|r| pb::MyAbsence {
+                absence_id: r.get::<_, Uuid>(0).to_string(),
+                from: Some(ts(r.get(1))),
+                until: Some(ts(r.get(2))),
+                deputy: r.get::<_, Option<Uuid>>(3).map(|d| person(&named, d)),
+            })
+            .collect(),
+        colleagues: colleagues
+            .iter()
+            .map(|r| person(&named, r.get(0)))
+            .collect(),
         position: 0,
     })
 }
+
+/// A professional's absences now and to come (`$2`: now).
+const MY_ABSENCES: &str = "SELECT absence_id, starts_at, ends_at, deputy_id FROM absences \
+     WHERE person_id = $1 AND NOT ended AND ends_at > $2 ORDER BY starts_at, absence_id";
+/// The professionals who may stand in for one: those of their teams first,
+/// then the rest, by name; not the closed.
+const MY_COLLEAGUES: &str = "SELECT p.person_id FROM people p \
+     WHERE p.kind = 'professional' AND p.person_id <> $1 \
+       AND NOT EXISTS (SELECT 1 FROM deactivated_people d WHERE d.person_id = p.person_id::text) \
+     ORDER BY NOT EXISTS (SELECT 1 FROM team_members m JOIN team_members o ON o.team_id = m.team_id \
+       WHERE m.person_id = $1 AND o.person_id = p.person_id), lower(p.name), p.person_id LIMIT 500";
 
 /// The carer with this address, for a patient to give consent to.
 pub async fn find_carer(client: &Client, viewer: Viewer, email: &str) -> Result<pb::Person, Error> {

@@ -522,6 +522,7 @@ pub fn router(web: Web) -> Router {
         )
         .route("/record/access/end", post(record::end_access))
         .route("/account", get(record::account))
+        .route("/account/away", post(record::away))
         .route("/account/verify", post(record::send_verification))
         .route("/account/email", post(record::change_email))
         .route(

@@ -875,6 +875,11 @@ pub fn recipient_choices(who: &pb::WhoCanIMessageReply, chosen: &[String], legen
                 @for p in &who.professionals {
                     @let value = format!("professional:{}", p.person.as_ref().map(|p| p.person_id.as_str()).unwrap_or_default());
                     @let hint = if p.default_contact { format!("{}: the team's main contact", p.team_name) } else { p.team_name.clone() };
+                    @let hint = match (&p.away_until, &p.stand_in) {
+                        (Some(until), Some(s)) => format!("{hint}. Away, back on {}: your message also goes to {}", record::day(Some(until)), s.display),
+                        (Some(until), None) => format!("{hint}. Away, back on {}", record::day(Some(until))),
+                        _ => hint,
+                    };
                     (choice("to", &value, chosen(&value), html! { (p.person.as_ref().map(|p| p.display.as_str()).unwrap_or_default()) }, &hint))
                 }
             }

@@ -57,6 +57,10 @@ fn done(what: &str) -> Option<&'static str> {
         "confirmed" => "Thank you: your email address is verified.",
         "linked" => "Your sign-in is now linked to this Careline account: next time, just sign in.",
         "ended-consent" => "The consent you acted under has ended, so nothing of theirs is shown.",
+        "away" => {
+            "Your absence is recorded: patients see it, and whoever stands in gets their messages to you."
+        }
+        "back" => "Welcome back: your absence is ended.",
         _ => return None,
     })
 }
@@ -367,9 +371,27 @@ async fn account_page(
     notice: Option<&str>,
     problem: Option<Markup>,
 ) -> Page {
+    account_page_typed(web, session, (typed_email, ["", "", ""]), notice, problem).await
+}
+
+/// The account page with what was typed kept: the email address, and an
+/// absence's first day, day back and deputy.
+async fn account_page_typed(
+    web: &Web,
+    session: &Session,
+    (typed_email, typed_away): (&str, [&str; 3]),
+    notice: Option<&str>,
+    problem: Option<Markup>,
+) -> Page {
     let problem_shown = problem.is_some();
     let account = my_account(web, session).await?;
-    let body = page::account(&account, session, typed_email, notice, problem);
+    let body = page::account(
+        &account,
+        session,
+        (typed_email, typed_away),
+        notice,
+        problem,
+    );
     Ok(web.form_page("Account", session, body, problem_shown))
 }
 
@@ -402,6 +424,58 @@ pub(crate) async fn send_verification(State(web): State<Web>, Posted(session, _)
         Err(e) if about_the_form(&e) => {
             let problem = page::problem("No email was sent", &plain(&e));
             account_page(&web, &session, "", None, Some(problem)).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A professional records an absence (first day, back on, who stands in),
+/// or ends one.
+pub(crate) async fn away(State(web): State<Web>, Posted(session, form): Posted) -> Page {
+    let me = session.caller.person_id.to_string();
+    if form.one("do") == "end" {
+        let reply = web
+            .command(&session)?
+            .end_absence(cmd::EndAbsenceRequest {
+                command_id: command_id(),
+                person_id: me,
+                absence_id: form.one("absence").to_string(),
+            })
+            .await?;
+        return Ok(web
+            .changed(&session, reply, "/account?done=back#away")
+            .await);
+    }
+    let dates = (|| {
+        let from = day(form.one("from"))?.map(midnight).transpose()?;
+        let until = day(form.one("until"))?
+            .ok_or_else(|| "Say the day you are back.".to_string())
+            .and_then(midnight)?;
+        Ok::<_, String>((from, until))
+    })();
+    let recorded = match dates {
+        Err(why) => Err(Status::invalid_argument(why)),
+        Ok((from, until)) => {
+            async {
+                web.command(&session)?
+                    .record_absence(cmd::RecordAbsenceRequest {
+                        command_id: command_id(),
+                        person_id: me,
+                        from: from.map(proto::time::from_system),
+                        until: Some(proto::time::from_system(until)),
+                        deputy_id: form.one("deputy").to_string(),
+                    })
+                    .await
+            }
+            .await
+        }
+    };
+    match recorded {
+        Ok(r) => Ok(web.changed(&session, r, "/account?done=away#away").await),
+        Err(e) if about_the_form(&e) => {
+            let problem = page::problem("Your absence was not recorded", &plain(&e));
+            let typed = [form.one("from"), form.one("until"), form.one("deputy")];
+            account_page_typed(&web, &session, ("", typed), None, Some(problem)).await
         }
         Err(e) => Err(e.into()),
     }

@@ -1431,3 +1431,81 @@ async fn an_admin_registers_the_appointments_system_in_a_real_browser() {
         outcome.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dietitian_records_her_leave_and_pat_sees_who_stands_in() {
+    let s = support::system("web_browser_absences").await;
+    let org = s.org().await;
+    let base = serve(&s, &org).await;
+    let back = time::OffsetDateTime::now_utc().date() + time::Duration::days(10);
+    let back_field = format!(
+        "{}-{:02}-{:02}",
+        back.year(),
+        u8::from(back.month()),
+        back.day()
+    );
+    let driver = driver().await;
+    for (width, height) in [(375, 812), (1280, 900)] {
+        let client = browser(&driver, width, height).await;
+        let outcome = async {
+            sign_in_as(&client, &base, &org.dietitian, "/account").await;
+            shows(&client, "When you are away").await;
+            // No day back: the reason, nothing recorded.
+            client
+                .execute(
+                    "document.getElementById('until').removeAttribute('required')",
+                    vec![],
+                )
+                .await?;
+            click(&client, "//button[normalize-space()='Record my absence']").await?;
+            shows(&client, "Your absence was not recorded").await;
+            assert!(violations(&client).await.is_empty());
+            // Back in ten days; Ned Brown stands in.
+            client
+                .execute(
+                    "document.getElementById('until').value = arguments[0]",
+                    vec![serde_json::json!(back_field)],
+                )
+                .await?;
+            client
+                .find(Locator::Css("select#deputy"))
+                .await?
+                .select_by_value(&org.nurse2.person_id.to_string())
+                .await?;
+            click(&client, "//button[normalize-space()='Record my absence']").await?;
+            let text = shows(&client, "Your absence is recorded").await;
+            assert!(
+                text.contains(&org.nurse2.name) && text.contains("stands in"),
+                "{text}"
+            );
+            assert!(violations(&client).await.is_empty());
+            photograph_at(&client, &format!("pages/away-{width}"), "#away").await;
+
+            // Pat, writing a new message, sees it beside Susan's name.
+            sign_in_as(&client, &base, &org.patient, "/messages/new").await;
+            let text = shows(&client, "your message also goes to").await;
+            assert!(text.contains(&org.nurse2.name), "{text}");
+            assert!(violations(&client).await.is_empty());
+            photograph_at(
+                &client,
+                &format!("pages/away-new-message-{width}"),
+                ".careline-choices",
+            )
+            .await;
+
+            // Back early: she ends it, and Pat sees her as before.
+            sign_in_as(&client, &base, &org.dietitian, "/account").await;
+            click(&client, "//button[normalize-space()='I am back: end it']").await?;
+            shows(&client, "Welcome back").await;
+            Ok::<_, fantoccini::error::CmdError>(())
+        }
+        .await;
+        if outcome.is_err() {
+            let url = client.current_url().await.map(|u| u.to_string());
+            let text = client.source().await.unwrap_or_default();
+            eprintln!("stopped at {url:?}:\n{text}");
+        }
+        client.close().await.unwrap();
+        outcome.unwrap();
+    }
+}

@@ -2,12 +2,12 @@
 //! staff roles (admin, operator, auditor) an admin grants, and the
 //! hospital's own systems (service accounts that post notices).
 
-use std::collections::BTreeSet;
-use std::time::SystemTime;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, SystemTime};
 
 use proto::events::{
-    AggregateType, CarerRegistered, Envelope, PersonDeactivated, PersonEmailChanged,
-    PersonEmailVerificationRequested, PersonEmailVerified, PersonReactivated,
+    AbsenceEnded, AbsenceRecorded, AggregateType, CarerRegistered, Envelope, PersonDeactivated,
+    PersonEmailChanged, PersonEmailVerificationRequested, PersonEmailVerified, PersonReactivated,
     ProfessionalRegistered, StaffRoleGranted, StaffRoleRevoked, SystemRegistered,
     envelope::Payload,
 };
@@ -45,7 +45,22 @@ pub struct Person {
     pub deactivated_at: Option<SystemTime>,
     /// A system's teams: those it may post notices for.
     pub system_teams: BTreeSet<String>,
+    /// A professional's absences, by id.
+    pub absences: BTreeMap<String, Absence>,
 }
+
+/// A time a professional is away.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Absence {
+    pub from: SystemTime,
+    pub until: SystemTime,
+    pub deputy: Option<String>,
+    /// Ended before its time.
+    pub ended: bool,
+}
+
+/// The longest absence recorded at once.
+pub const ABSENCE_MAX: Duration = Duration::from_secs(366 * 24 * 3600);
 
 impl Person {
     pub fn is_professional(&self) -> bool {
@@ -56,6 +71,13 @@ impl Person {
     }
     pub fn is_system(&self) -> bool {
         self.kind == PersonKind::System
+    }
+    /// Their absence in force at `now`, if any (the one ending last).
+    pub fn away_at(&self, now: SystemTime) -> Option<&Absence> {
+        self.absences
+            .values()
+            .filter(|a| !a.ended && a.from <= now && now < a.until)
+            .max_by_key(|a| a.until)
     }
     pub fn holds(&self, role: Role) -> bool {
         self.staff.contains(role.as_str())
@@ -121,6 +143,26 @@ impl Aggregate for Person {
                 self.kind = PersonKind::System;
                 self.name = e.name.clone();
                 self.system_teams = e.team_ids.iter().cloned().collect();
+            }
+            Some(Payload::AbsenceRecorded(e)) => {
+                let time = |t: Option<&prost_types::Timestamp>| {
+                    t.and_then(proto::time::to_system)
+                        .unwrap_or(SystemTime::UNIX_EPOCH)
+                };
+                self.absences.insert(
+                    e.absence_id.clone(),
+                    Absence {
+                        from: time(e.from.as_ref()),
+                        until: time(e.until.as_ref()),
+                        deputy: (!e.deputy_id.is_empty()).then(|| e.deputy_id.clone()),
+                        ended: false,
+                    },
+                );
+            }
+            Some(Payload::AbsenceEnded(e)) => {
+                if let Some(a) = self.absences.get_mut(&e.absence_id) {
+                    a.ended = true;
+                }
             }
             Some(Payload::PersonEmailChanged(e)) => self.address.changed(&e.email, &event.event_id),
             Some(Payload::PersonEmailVerificationRequested(_)) => {
@@ -247,6 +289,102 @@ impl Command for RegisterSystem {
             system_id: self.system_id.clone(),
             name: self.name.clone(),
             team_ids: self.team_ids.clone(),
+        }))
+    }
+}
+
+/// Only the professional themself, or an admin, records or ends their
+/// absence; only a professional's whose account is open.
+fn may_set_absence(person: &Person, id: &str, ctx: &Context) -> Result<(), DomainError> {
+    if !(ctx.actor.is(Role::Admin)
+        || (ctx.actor.is(Role::Professional) && ctx.actor.person_id == id))
+    {
+        return Err(DomainError::denied(
+            "a professional records their own absence, or an admin records it for them",
+        ));
+    }
+    if !person.is_professional() {
+        return Err(DomainError::not_found(format!(
+            "no professional {id} is registered"
+        )));
+    }
+    open(person, id)
+}
+
+/// Record a professional's absence (themself, or an admin). The deputy is
+/// checked to be an open professional's account before (a person's
+/// command may not read another person).
+#[derive(Clone, Debug)]
+pub struct RecordAbsence {
+    pub person_id: String,
+    pub absence_id: String,
+    /// None: from now.
+    pub from: Option<SystemTime>,
+    pub until: SystemTime,
+    pub deputy_id: Option<String>,
+}
+
+impl Command for RecordAbsence {
+    type Target = Person;
+
+    fn target_id(&self) -> &str {
+        &self.person_id
+    }
+
+    fn decide(&self, person: &Person, ctx: &Context) -> Result<Payload, DomainError> {
+        may_set_absence(person, &self.person_id, ctx)?;
+        let from = self.from.unwrap_or(ctx.now);
+        if self.until <= from || self.until <= ctx.now {
+            return Err(DomainError::invalid(
+                "until",
+                "must be after the absence starts, and in the future",
+            ));
+        }
+        if self.until.duration_since(from).unwrap_or_default() > ABSENCE_MAX {
+            return Err(DomainError::invalid(
+                "until",
+                "an absence is recorded for at most a year at a time",
+            ));
+        }
+        if self.deputy_id.as_deref() == Some(self.person_id.as_str()) {
+            return Err(DomainError::invalid(
+                "deputy_id",
+                "someone else stands in: not the one away",
+            ));
+        }
+        Ok(Payload::AbsenceRecorded(AbsenceRecorded {
+            absence_id: self.absence_id.clone(),
+            from: Some(super::values::to_timestamp(from)),
+            until: Some(super::values::to_timestamp(self.until)),
+            deputy_id: self.deputy_id.clone().unwrap_or_default(),
+        }))
+    }
+}
+
+/// End an absence before its time (themself, or an admin).
+#[derive(Clone, Debug)]
+pub struct EndAbsence {
+    pub person_id: String,
+    pub absence_id: String,
+}
+
+impl Command for EndAbsence {
+    type Target = Person;
+
+    fn target_id(&self) -> &str {
+        &self.person_id
+    }
+
+    fn decide(&self, person: &Person, ctx: &Context) -> Result<Payload, DomainError> {
+        may_set_absence(person, &self.person_id, ctx)?;
+        let absence = person.absences.get(&self.absence_id).ok_or_else(|| {
+            DomainError::not_found(format!("no absence {} is recorded", self.absence_id))
+        })?;
+        if absence.ended || absence.until <= ctx.now {
+            return Err(DomainError::precondition("that absence is over already"));
+        }
+        Ok(Payload::AbsenceEnded(AbsenceEnded {
+            absence_id: self.absence_id.clone(),
         }))
     }
 }
@@ -585,7 +723,7 @@ mod tests {
     use super::*;
     use crate::domain::Actor;
     use crate::domain::testing::*;
-    use std::time::SystemTime;
+    use std::time::{Duration, SystemTime};
 
     fn register(id: &str) -> RegisterProfessional {
         RegisterProfessional {
@@ -636,6 +774,77 @@ mod tests {
         // A professional's role is never confirmed as a system's.
         let professional: Person = given(&admin, [register_payload(&id)]);
         assert_eq!(professional.confirms(Role::Service), Some(false));
+    }
+
+    #[test]
+    fn a_professional_or_an_admin_records_an_absence_in_the_future_and_ends_it() {
+        let admin = person(Role::Admin, "Ada Admin");
+        let id = new_id();
+        let nurse = Actor {
+            person_id: id.clone(),
+            ..person(Role::Professional, "Nina Nurse")
+        };
+        let mut registered: Person = given(&admin, [register_payload(&id)]);
+        let now = SystemTime::now();
+        let week = now + Duration::from_secs(7 * 86_400);
+        let record = |until, deputy: Option<String>| RecordAbsence {
+            person_id: id.clone(),
+            absence_id: "a1".into(),
+            from: None,
+            until,
+            deputy_id: deputy,
+        };
+        let own = Context::new(nurse.clone(), now);
+        let event = record(week, None).decide(&registered, &own).unwrap();
+        let colleague = Context::new(person(Role::Professional, "Ned"), now);
+        assert_refused(
+            record(week, None).decide(&registered, &colleague),
+            "denied",
+            "their own absence",
+        );
+        let by_admin = Context::new(admin.clone(), now);
+        assert!(record(week, None).decide(&registered, &by_admin).is_ok());
+        assert_refused(
+            record(now, None).decide(&registered, &own),
+            "invalid",
+            "in the future",
+        );
+        let years = now + Duration::from_secs(400 * 86_400);
+        assert_refused(
+            record(years, None).decide(&registered, &own),
+            "invalid",
+            "at most a year",
+        );
+        assert_refused(
+            record(week, Some(id.clone())).decide(&registered, &own),
+            "invalid",
+            "not the one away",
+        );
+        registered.evolve(&envelope(&nurse, event));
+        assert_eq!(
+            registered
+                .away_at(now + Duration::from_secs(1))
+                .map(|a| a.until > now),
+            Some(true)
+        );
+        assert!(registered.away_at(week + Duration::from_secs(1)).is_none());
+        let end = EndAbsence {
+            person_id: id.clone(),
+            absence_id: "a1".into(),
+        };
+        let ended = end.decide(&registered, &own).unwrap();
+        registered.evolve(&envelope(&nurse, ended));
+        assert!(registered.away_at(now + Duration::from_secs(1)).is_none());
+        assert_refused(
+            end.decide(&registered, &own),
+            "precondition",
+            "over already",
+        );
+        let unknown = EndAbsence {
+            absence_id: "nope".into(),
+            ..end
+        };
+        assert_refused(unknown.decide(&registered, &own), "not found", "no absence");
     }
 
     fn register_payload(id: &str) -> Payload {

@@ -255,6 +255,7 @@ fn participant(
     via: Option<&str>,
 ) -> Participant {
     Participant {
+        deputy_for: String::new(),
         person_id: person_id.to_string(),
         kind: kind as i32,
         reason: reason as i32,
@@ -358,6 +359,21 @@ fn expand(
                             Some(team_id),
                         ));
                     }
+                    // The team's main contact away: their deputy too.
+                    if patient_side
+                        && let Some(stand_in) = stand_in(ctx, record, contact)
+                        && !on_thread(&stand_in)
+                    {
+                        roster.push(Participant {
+                            deputy_for: contact.to_string(),
+                            ..participant(
+                                &stand_in,
+                                ParticipantKind::Professional,
+                                JoinReason::Deputy,
+                                Some(team_id),
+                            )
+                        });
+                    }
                 } else {
                     return Err(DomainError::precondition(format!(
                         "team {} cannot receive messages: it has neither automatic CC nor a default messaging contact",
@@ -412,10 +428,57 @@ fn expand(
                         None,
                     ));
                 }
+                if patient_side
+                    && let Some(stand_in) = stand_in(ctx, record, person)
+                    && !thread.is_some_and(|t| t.on_now(&stand_in, ctx) && on_side(t, &stand_in))
+                {
+                    roster.push(Participant {
+                        deputy_for: person.clone(),
+                        ..participant(
+                            &stand_in,
+                            ParticipantKind::Professional,
+                            JoinReason::Deputy,
+                            None,
+                        )
+                    });
+                }
             }
         }
     }
     Ok(())
+}
+
+/// Who stands in for `person` if they are away now: their deputy (a
+/// professional whose account is open and who is not away), or else the
+/// default contact of a team of the record that reaches them (by name).
+fn stand_in(ctx: &Context, record: &PatientRecord, person: &str) -> Option<String> {
+    let away = ctx.people.get(person)?.away_at(ctx.now)?;
+    let here = |p: &str| {
+        p != person
+            && ctx
+                .people
+                .get(p)
+                .is_none_or(|p| !p.deactivated && p.away_at(ctx.now).is_none())
+    };
+    let deputy = away.deputy.as_deref().filter(|d| {
+        ctx.people
+            .get(*d)
+            .is_some_and(|p| p.is_professional() && here(d))
+    });
+    if let Some(deputy) = deputy {
+        return Some(deputy.to_string());
+    }
+    let mut teams: Vec<&super::Team> = record
+        .teams
+        .keys()
+        .filter_map(|t| ctx.teams.get(t).map(|t| t.as_ref()))
+        .filter(|team| contactable_in(ctx, team, person))
+        .collect();
+    teams.sort_by(|a, b| a.name.cmp(&b.name));
+    teams
+        .into_iter()
+        .find_map(|team| ctx.default_contact(team).filter(|c| here(c)))
+        .map(str::to_string)
 }
 
 /// Whether `person` is a member of `team` now, contactable by messages.
@@ -663,6 +726,20 @@ impl Command for StartThread {
             // A member of any automatic-CC team is addressed through it.
             teams_of: professional_ids(&self.recipients).collect(),
             members: true,
+        }
+    }
+    /// The deputies of those named who are away, and of the main contacts
+    /// of the teams named.
+    fn more_needs(&self, _: &Thread, ctx: &Context) -> Needs {
+        let contacts =
+            team_ids(&self.recipients).filter_map(|t| ctx.teams.get(&t)?.default_contact.clone());
+        Needs {
+            people: professional_ids(&self.recipients)
+                .chain(contacts)
+                .filter_map(|p| ctx.people.get(&p)?.away_at(ctx.now)?.deputy.clone())
+                .filter(|d| !ctx.people.contains_key(d))
+                .collect(),
+            ..Needs::default()
         }
     }
     fn decide(&self, thread: &Thread, ctx: &Context) -> Result<Payload, DomainError> {

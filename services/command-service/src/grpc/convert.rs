@@ -10,9 +10,9 @@ use crate::domain::patient::{
     RequestEmailVerification, RevokeCarerConsent, RevokeRecordAccess,
 };
 use crate::domain::person::{
-    ChangePersonEmail, ConfirmPersonEmail, DeactivatePerson, GrantStaffRole, ReactivatePerson,
-    RegisterCarer, RegisterProfessional, RegisterSystem, RequestPersonEmailVerification,
-    RevokeStaffRole,
+    ChangePersonEmail, ConfirmPersonEmail, DeactivatePerson, EndAbsence, GrantStaffRole,
+    ReactivatePerson, RecordAbsence, RegisterCarer, RegisterProfessional, RegisterSystem,
+    RequestPersonEmailVerification, RevokeStaffRole,
 };
 use crate::domain::team::{
     AddTeamMember, CreateTeam, IssueJoinCode, RemoveTeamMember, SetAlerts, SetAutoCc,
@@ -46,6 +46,8 @@ has_command_id!(
     pb::RegisterProfessionalRequest,
     pb::RegisterCarerRequest,
     pb::RegisterSystemRequest,
+    pb::RecordAbsenceRequest,
+    pb::EndAbsenceRequest,
     pb::GrantStaffRoleRequest,
     pb::RevokeStaffRoleRequest,
     pb::DeactivatePersonRequest,
@@ -158,6 +160,43 @@ impl FromRequest<pb::RegisterProfessionalRequest> for RegisterProfessional {
             name: v::name("name", &r.name)?,
             role_label: v::text("role_label", &r.role_label, 1, v::ROLE_LABEL_MAX)?,
             work_email: v::email("work_email", &r.work_email, true)?,
+        })
+    }
+}
+
+impl FromRequest<pb::RecordAbsenceRequest> for RecordAbsence {
+    fn from_request(
+        r: pb::RecordAbsenceRequest,
+        command_id: &str,
+        _: &Actor,
+    ) -> Result<Self, DomainError> {
+        let until = r
+            .until
+            .as_ref()
+            .ok_or_else(|| DomainError::invalid("until", "is required: say when they are back"))?;
+        Ok(Self {
+            person_id: PersonId::parse("person_id", &r.person_id)?.into(),
+            absence_id: command_id.to_string(),
+            from: r
+                .from
+                .as_ref()
+                .map(|t| v::timestamp("from", t))
+                .transpose()?,
+            until: v::timestamp("until", until)?,
+            deputy_id: if r.deputy_id.trim().is_empty() {
+                None
+            } else {
+                Some(PersonId::parse("deputy_id", &r.deputy_id)?.into())
+            },
+        })
+    }
+}
+
+impl FromRequest<pb::EndAbsenceRequest> for EndAbsence {
+    fn from_request(r: pb::EndAbsenceRequest, _: &str, _: &Actor) -> Result<Self, DomainError> {
+        Ok(Self {
+            person_id: PersonId::parse("person_id", &r.person_id)?.into(),
+            absence_id: v::id("absence_id", &r.absence_id)?,
         })
     }
 }

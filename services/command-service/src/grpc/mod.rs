@@ -27,9 +27,9 @@ use crate::domain::patient::{
     RequestEmailVerification, RevokeCarerConsent, RevokeRecordAccess,
 };
 use crate::domain::person::{
-    ChangePersonEmail, ConfirmPersonEmail, DeactivatePerson, GrantStaffRole, ReactivatePerson,
-    RegisterCarer, RegisterProfessional, RegisterSystem, RequestPersonEmailVerification,
-    RevokeStaffRole,
+    ChangePersonEmail, ConfirmPersonEmail, DeactivatePerson, EndAbsence, GrantStaffRole,
+    ReactivatePerson, RecordAbsence, RegisterCarer, RegisterProfessional, RegisterSystem,
+    RequestPersonEmailVerification, RevokeStaffRole,
 };
 use crate::domain::team::{
     AddTeamMember, CreateTeam, IssueJoinCode, RemoveTeamMember, SetAlerts, SetAutoCc,
@@ -295,6 +295,40 @@ impl<S: EventStore> CommandService for CommandGrpc<S> {
             }
         }
         self.handle::<_, RegisterSystem>(r).await
+    }
+    async fn record_absence(&self, r: Request<pb::RecordAbsenceRequest>) -> Answer {
+        // A person's command may not read another person: the deputy is
+        // checked first (an account closed in between only means the
+        // patient's message goes to the team's default contact instead).
+        self.begin(&r)?;
+        let deputy = r.get_ref().deputy_id.trim().to_string();
+        if let Ok(id) = service_kit::ids::PersonId::parse("deputy_id", &deputy) {
+            let found = self
+                .app
+                .repository()
+                .fresh::<Person>(&id.to_string())
+                .await
+                .map_err(Error::from)?;
+            if !found.state.is_professional() {
+                return Err(Error::from(crate::domain::DomainError::not_found(format!(
+                    "deputy {deputy} is not a registered professional"
+                )))
+                .into());
+            }
+            if found.state.deactivated {
+                return Err(
+                    Error::from(crate::domain::DomainError::precondition(format!(
+                        "deputy {}'s account is closed: choose someone else",
+                        found.state.name
+                    )))
+                    .into(),
+                );
+            }
+        }
+        self.handle::<_, RecordAbsence>(r).await
+    }
+    async fn end_absence(&self, r: Request<pb::EndAbsenceRequest>) -> Answer {
+        self.handle::<_, EndAbsence>(r).await
     }
     async fn post_notice(&self, r: Request<pb::PostNoticeRequest>) -> Answer {
         let caller = match &self.systems {

@@ -49,6 +49,7 @@ pub const TABLES: &[&str] = &[
     "staff_notes",
     "staff_roles",
     "systems",
+    "absences",
 ];
 
 /// The inbox read model.

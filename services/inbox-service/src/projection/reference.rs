@@ -104,6 +104,9 @@ const CHANGE_EMAIL: &str =
 const REMOVE_MEMBER: &str = "DELETE FROM team_members WHERE team_id = $1 AND person_id = $2";
 const DEACTIVATE: &str =
     "INSERT INTO deactivated_people (person_id) VALUES ($1::uuid::text) ON CONFLICT DO NOTHING";
+const RECORD_ABSENCE: &str = "INSERT INTO absences (absence_id, person_id, starts_at, ends_at, deputy_id) \
+     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING";
+const END_ABSENCE: &str = "UPDATE absences SET ended = true WHERE absence_id = $1";
 const REGISTER_SYSTEM: &str = "INSERT INTO systems (system_id, name, team_ids, registered_at) \
      VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
 const REACTIVATE: &str = "DELETE FROM deactivated_people WHERE person_id = $1::uuid::text";
@@ -297,6 +300,28 @@ impl Reference {
                     tx.execute(CLEAR_DEFAULT_CONTACT, &[&aggregate, &member])
                         .await?;
                 }
+            }
+            Payload::AbsenceRecorded(e) => {
+                let deputy = optional_uuid(event, "deputy_id", &e.deputy_id)?;
+                let time = |t: Option<&prost_types::Timestamp>| {
+                    t.and_then(proto::time::to_system)
+                        .unwrap_or(SystemTime::UNIX_EPOCH)
+                };
+                tx.execute(
+                    RECORD_ABSENCE,
+                    &[
+                        &uuid(event, "absence_id", &e.absence_id)?,
+                        &aggregate,
+                        &time(e.from.as_ref()),
+                        &time(e.until.as_ref()),
+                        &deputy,
+                    ],
+                )
+                .await?;
+            }
+            Payload::AbsenceEnded(e) => {
+                tx.execute(END_ABSENCE, &[&uuid(event, "absence_id", &e.absence_id)?])
+                    .await?;
             }
             Payload::SystemRegistered(e) => {
                 let teams = e

@@ -39,11 +39,11 @@ const INSERT_FILES: &str = "INSERT INTO message_files (thread_id, seq, ord, dige
      SELECT * FROM unnest($1::uuid[], $2::int4[], $3::int4[], $4::text[], $5::text[], $6::text[], $7::int8[])";
 const INSERT_NOTES: &str = "INSERT INTO staff_notes (thread_id, note_id, author_id, author_role, body, posted_at, position) \
      SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::timestamptz[], $7::int8[])";
-const UPSERT_PARTICIPANTS: &str = "INSERT INTO thread_participants (thread_id, person_id, kind, reason, via_team, active, joined_at, left_at, staff_side) \
-     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::bool[], $7::timestamptz[], $8::timestamptz[], $9::bool[]) \
+const UPSERT_PARTICIPANTS: &str = "INSERT INTO thread_participants (thread_id, person_id, kind, reason, via_team, active, joined_at, left_at, staff_side, deputy_for) \
+     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::bool[], $7::timestamptz[], $8::timestamptz[], $9::bool[], $10::uuid[]) \
      ON CONFLICT (thread_id, person_id) DO UPDATE SET kind = excluded.kind, reason = excluded.reason, \
      via_team = excluded.via_team, active = excluded.active, joined_at = excluded.joined_at, left_at = excluded.left_at, \
-     staff_side = excluded.staff_side";
+     staff_side = excluded.staff_side, deputy_for = excluded.deputy_for";
 const LEAVE_PARTICIPANTS: &str = "UPDATE thread_participants p SET active = false, left_at = x.left_at \
      FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[]) AS x(thread_id, person_id, left_at) \
      WHERE p.thread_id = x.thread_id AND p.person_id = x.person_id";
@@ -107,12 +107,15 @@ struct ThreadRow {
     waiting_since: Option<SystemTime>,
 }
 
+/// How a participant joined: kind, reason, via team, joined at, on the
+/// staff side, standing in for.
+type Joined = (String, String, Option<Uuid>, SystemTime, bool, Option<Uuid>);
+
 /// A participant's final state in this batch. Without `joined`, only a
 /// departure of someone who joined in an earlier batch is known.
 #[derive(Clone, Debug)]
 struct ParticipantRow {
-    /// Kind, reason, via team, joined at, on the staff side.
-    joined: Option<(String, String, Option<Uuid>, SystemTime, bool)>,
+    joined: Option<Joined>,
     active: bool,
     left_at: Option<SystemTime>,
 }
@@ -276,6 +279,7 @@ impl Fold {
         for p in people {
             let person = uuid(event, "participant.person_id", &p.person_id)?;
             let via = optional_uuid(event, "participant.via_team_id", &p.via_team_id)?;
+            let deputy_for = optional_uuid(event, "participant.deputy_for", &p.deputy_for)?;
             // The command service adds only people not on the thread now,
             // or moves them from its staff side.
             if let Some(row) = self.threads.get_mut(&thread)
@@ -292,6 +296,7 @@ impl Fold {
                         via,
                         at,
                         staff_side,
+                        deputy_for,
                     )),
                     active: true,
                     left_at: None,
@@ -600,10 +605,10 @@ async fn write(tx: &Transaction<'_>, fold: Fold) -> Result<(), Error> {
         }
     }
     unnest!(tx, UPSERT_PARTICIPANTS,
-    for (thread, person, (kind, reason, via, joined_at, staff_side), active, left_at) in joining => {
+    for (thread, person, (kind, reason, via, joined_at, staff_side, deputy_for), active, left_at) in joining => {
         threads: thread, people: person, kinds: kind, reasons: reason,
         vias: via, actives: active, joined_ats: joined_at, left_ats: left_at,
-        staff_sides: staff_side,
+        staff_sides: staff_side, deputies_for: deputy_for,
     });
     unnest!(tx, LEAVE_PARTICIPANTS, for (thread, person, at) in leaving => {
         threads: thread, people: person, ats: at,

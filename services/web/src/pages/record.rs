@@ -188,7 +188,7 @@ pub fn access(
 pub fn account(
     account: &pb::MyAccountReply,
     session: &Session,
-    typed_email: &str,
+    (typed_email, typed_away): (&str, [&str; 3]),
     notice: Option<&str>,
     problem: Option<Markup>,
 ) -> Markup {
@@ -224,6 +224,7 @@ pub fn account(
                 }
             }
         }
+        @if professional { (away(account, session, typed_away)) }
         h2 { "Change my email address" }
         @if professional {
             p { "Your work address is changed by your hospital's Careline administrator." }
@@ -234,6 +235,54 @@ pub fn account(
                 input.nhsuk-input type="text" id="email" name="email" inputmode="email" autocomplete="email" required value=(typed_email);
                 button.nhsuk-button type="submit" { "Change email address" }
             }
+        }
+    }
+}
+
+/// A professional's absences, and the form to record one: patients see
+/// "away" beside their name, and what they write to them also goes to the
+/// deputy (or the team's main contact).
+fn away(
+    account: &pb::MyAccountReply,
+    session: &Session,
+    [from, until, deputy]: [&str; 3],
+) -> Markup {
+    html! {
+        h2 #away { "When you are away" }
+        @for a in &account.absences {
+            div.card.careline-away {
+                p {
+                    strong { "Away from " (day(a.from.as_ref())) ", back on " (day(a.until.as_ref())) "." }
+                    " "
+                    @match &a.deputy {
+                        Some(d) => { (d.display) " stands in." }
+                        None => { "Your teams' main contacts stand in." }
+                    }
+                }
+                form method="post" action="/account/away" {
+                    (csrf(session))
+                    input type="hidden" name="do" value="end";
+                    input type="hidden" name="absence" value=(a.absence_id);
+                    button.nhsuk-button.nhsuk-button--secondary type="submit" { "I am back: end it" }
+                }
+            }
+        }
+        p { "While you are away, patients see it beside your name, and a message they write to you also goes to whoever stands in. Nothing is sent to them automatically." }
+        form.card method="post" action="/account/away" {
+            (csrf(session))
+            input type="hidden" name="do" value="record";
+            label.nhsuk-label for="from" { "First day away" span.hint { " (today if left empty)" } }
+            input.nhsuk-input.nhsuk-input--width-10 type="date" id="from" name="from" value=(from);
+            label.nhsuk-label for="until" { "Back on" }
+            input.nhsuk-input.nhsuk-input--width-10 type="date" id="until" name="until" required value=(until);
+            label.nhsuk-label for="deputy" { "Who stands in" }
+            select.nhsuk-select #deputy name="deputy" {
+                option value="" { "My teams' main contacts" }
+                @for c in &account.colleagues {
+                    option value=(c.person_id) selected[c.person_id == deputy] { (c.display) }
+                }
+            }
+            button.nhsuk-button type="submit" { "Record my absence" }
         }
     }
 }

@@ -173,6 +173,17 @@ pub fn team_inbox(v: &TeamInbox<'_>) -> Markup {
                 a href=(link(v.team_id, v.show, v.search, false)) aria-current=[(!v.recent).then_some("page")] { "Longest waiting first" }
                 a href=(link(v.team_id, v.show, v.search, true)) aria-current=[v.recent.then_some("page")] { "Most recent first" }
             }
+            @if !v.reply.away.is_empty() {
+                div.notice.careline-away {
+                    strong { "Away now: " }
+                    @for (i, a) in v.reply.away.iter().enumerate() {
+                        @if i > 0 { "; " }
+                        (a.person.as_ref().map(|p| p.display.as_str()).unwrap_or("Someone"))
+                        " until " (super::record::day(a.until.as_ref()))
+                        @if let Some(d) = &a.deputy { " (" (d.name) " stands in)" }
+                    }
+                }
+            }
             @if !v.reply.helping.is_empty() {
                 details.card {
                     summary { "Who is helping whom" }
@@ -710,6 +721,9 @@ fn sides(detail: &pb::ThreadDetail) -> Markup {
             @for (i, p) in people.iter().enumerate() {
                 @if i > 0 { ", " }
                 (p.person.as_ref().map(|p| p.display.as_str()).unwrap_or("Someone"))
+                @if let Some(away) = &p.deputy_for {
+                    span.hint { " (standing in for " (away.name) ", who is away)" }
+                }
             }
         }
     };

@@ -1747,3 +1747,112 @@ fn a_system_speaks_only_for_its_teams_to_their_patients_and_only_while_open() {
         "registered systems",
     );
 }
+
+/// The dietitian is away until next week, with `deputy` standing in.
+fn dietitian_away(w: &mut World, deputy: Option<&Actor>) {
+    let event = envelope(
+        &w.admin,
+        Payload::AbsenceRecorded(proto::events::AbsenceRecorded {
+            absence_id: new_id(),
+            from: Some((SystemTime::now() - Duration::from_secs(60)).into()),
+            until: Some((SystemTime::now() + Duration::from_secs(7 * 86_400)).into()),
+            deputy_id: deputy.map(|d| d.person_id.clone()).unwrap_or_default(),
+        }),
+    );
+    let id = w.dietitian.person_id.clone();
+    w.people.get_mut(&id).unwrap().evolve(&event);
+}
+
+#[test]
+fn a_patients_message_to_someone_away_also_goes_to_whoever_stands_in() {
+    let mut w = world();
+    let nurse = w.nurse.clone();
+    dietitian_away(&mut w, Some(&nurse));
+    let to_susan = || {
+        w.start(
+            vec![Recipient::Professional(w.dietitian.person_id.clone())],
+            vec![],
+        )
+    };
+    let payload = w.run(&Thread::default(), &w.patient, &to_susan()).unwrap();
+    let Payload::ThreadStarted(started) = &payload else {
+        panic!("{payload:?}")
+    };
+    let deputy = started
+        .participants
+        .iter()
+        .find(|p| p.person_id == w.nurse.person_id)
+        .expect("the deputy is on it");
+    assert_eq!(deputy.reason, JoinReason::Deputy as i32);
+    assert_eq!(deputy.deputy_for, w.dietitian.person_id);
+    assert!(ids(&payload).contains(&(w.dietitian.person_id.clone(), JoinReason::Recipient)));
+    // Staff writing to her bring no one in: they see she is away.
+    let by_staff = w
+        .run(&Thread::default(), &w.nurse2, &to_susan())
+        .map(|p| ids(&p));
+    if let Ok(on) = by_staff {
+        assert!(on.iter().all(|(p, _)| *p != w.nurse.person_id));
+    }
+}
+
+#[test]
+fn a_patients_message_to_a_team_whose_main_contact_is_away_goes_to_the_deputy_too() {
+    let mut w = world();
+    let nurse = w.nurse.clone();
+    dietitian_away(&mut w, Some(&nurse));
+    let payload = w
+        .run(
+            &Thread::default(),
+            &w.patient,
+            &w.start(vec![Recipient::Team(w.nutrition.clone())], vec![]),
+        )
+        .unwrap();
+    let on = ids(&payload);
+    assert!(on.contains(&(
+        w.dietitian.person_id.clone(),
+        JoinReason::TeamDefaultContact
+    )));
+    assert!(on.contains(&(w.nurse.person_id.clone(), JoinReason::Deputy)));
+}
+
+#[test]
+fn with_no_deputy_the_teams_main_contact_stands_in_unless_it_is_the_one_away() {
+    let mut w = world();
+    dietitian_away(&mut w, None);
+    // The dietitian is Nutrition's main contact herself: nobody else.
+    let payload = w
+        .run(
+            &Thread::default(),
+            &w.patient,
+            &w.start(
+                vec![Recipient::Professional(w.dietitian.person_id.clone())],
+                vec![],
+            ),
+        )
+        .unwrap();
+    assert!(
+        ids(&payload)
+            .iter()
+            .all(|(_, why)| *why != JoinReason::Deputy)
+    );
+    // A deputy whose own account is closed stands in for no one.
+    let mut w = world();
+    let nurse = w.nurse.clone();
+    dietitian_away(&mut w, Some(&nurse));
+    w.set_account(&nurse, false);
+    let payload = w
+        .run(
+            &Thread::default(),
+            &w.patient,
+            &w.start(
+                vec![Recipient::Professional(w.dietitian.person_id.clone())],
+                vec![],
+            ),
+        )
+        .unwrap();
+    assert!(
+        ids(&payload)
+            .iter()
+            .all(|(_, why)| *why != JoinReason::Deputy)
+    );
+}
