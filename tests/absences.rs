@@ -30,6 +30,28 @@ fn to_susan(s: &careline_client::DemoOrg) -> cmd::StartThreadRequest {
     }
 }
 
+/// Susan as Pat's new-message page offers her, as of `at`.
+async fn susan_as_pat_sees_her(
+    s: &System,
+    org: &careline_client::DemoOrg,
+    at: u64,
+) -> inbox_pb::ProfessionalContact {
+    let who = s
+        .inbox(&org.patient)
+        .who_can_i_message(inbox_pb::WhoCanIMessageRequest {
+            min_position: at,
+            patient_id: org.patient.person_id.to_string(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let susan = org.dietitian.person_id.to_string();
+    who.professionals
+        .into_iter()
+        .find(|p| p.person.as_ref().unwrap().person_id == susan)
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_absent_professionals_deputy_gets_what_patients_write_to_them() {
     let s = System::start(
@@ -88,20 +110,7 @@ async fn an_absent_professionals_deputy_gets_what_patients_write_to_them() {
     .into_inner();
 
     // Pat sees that Susan is away, until when, and who gets her message.
-    let who = s
-        .inbox(&org.patient)
-        .who_can_i_message(inbox_pb::WhoCanIMessageRequest {
-            min_position: recorded.position,
-            patient_id: org.patient.person_id.to_string(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let contact = who
-        .professionals
-        .iter()
-        .find(|p| p.person.as_ref().unwrap().person_id == susan)
-        .unwrap();
+    let contact = susan_as_pat_sees_her(&s, &org, recorded.position).await;
     assert!(contact.away_until.is_some());
     assert_eq!(contact.stand_in.as_ref().unwrap().name, org.nurse2.name);
 
@@ -185,20 +194,7 @@ async fn an_absent_professionals_deputy_gets_what_patients_write_to_them() {
         .await;
     // The absence's id is the command id that recorded it.
     let ended = ended.unwrap().into_inner();
-    let who = s
-        .inbox(&org.patient)
-        .who_can_i_message(inbox_pb::WhoCanIMessageRequest {
-            min_position: ended.position,
-            patient_id: org.patient.person_id.to_string(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let contact = who
-        .professionals
-        .iter()
-        .find(|p| p.person.as_ref().unwrap().person_id == susan)
-        .unwrap();
+    let contact = susan_as_pat_sees_her(&s, &org, ended.position).await;
     assert!(contact.away_until.is_none() && contact.stand_in.is_none());
     let again = s
         .signer

@@ -7,7 +7,11 @@
 //!    from the bucket) against a raw object-store `get`;
 //! 3. the process's peak memory growth while the API streams it (the
 //!    services run in this process; the bytes are generated as they are
-//!    sent, never held whole here).
+//!    sent, never held whole here);
+//! 4. the inbox service's own peak memory growth while it sends the file,
+//!    run as its own process (`careline-inbox` from `CARELINE_BIN_DIR`, or
+//!    this build's folder: `cargo build -p inbox-service` first), apart
+//!    from the client reading it.
 //!
 //! Environment: `NATS_URL`, `DATABASE_URL`, `BENCH_SCALE` (1.0 = 100 MB).
 
@@ -81,13 +85,85 @@ impl AsyncRead for Generated {
 
 /// This process's resident memory now, in bytes.
 fn resident() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    memory("self", "VmRSS:")
+}
+
+/// A line of a process's `/proc/<pid>/status` (`VmRSS:` now, `VmHWM:` its
+/// peak), in bytes.
+fn memory(pid: &str, line: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
-        .find(|l| l.starts_with("VmRSS:"))
+        .find(|l| l.starts_with(line))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|kb| kb.parse::<u64>().ok())
         .map_or(0, |kb| kb * 1024)
+}
+
+/// The file's bytes as `inbox` sends them to `who`: how many.
+async fn download(inbox: &mut testkit::Inbox, thread: &str, digest: &str) -> u64 {
+    let mut parts = inbox
+        .get_file(inbox_pb::GetFileRequest {
+            thread_id: thread.to_string(),
+            digest: digest.to_string(),
+            preview: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut read = 0u64;
+    while let Some(part) = parts.next().await {
+        if let Some(inbox_pb::file_part::Part::Chunk(c)) = part.unwrap().part {
+            read += c.len() as u64;
+        }
+    }
+    read
+}
+
+/// The inbox service as its own process, on the benchmark's stream and a
+/// database of its own, once it answers; `None` when it is not built.
+async fn inbox_apart(
+    s: &System,
+    db: &projections::testing::TestDatabase,
+) -> Option<(std::process::Child, std::net::SocketAddr)> {
+    let dir = std::env::var_os("CARELINE_BIN_DIR")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            let exe = std::env::current_exe().ok()?;
+            Some(exe.parent()?.parent()?.to_path_buf())
+        })?;
+    let binary = dir.join("careline-inbox");
+    if !binary.exists() {
+        println!(
+            "  (careline-inbox is not built in {}: the inbox's own memory is not measured)",
+            dir.display()
+        );
+        return None;
+    }
+    let port = testkit::free_port();
+    let config = s.stream.config();
+    let mut command = std::process::Command::new(binary);
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("CARELINE_INBOX_ADDR", format!("127.0.0.1:{port}"))
+        .env("DATABASE_URL", &db.url)
+        .env("NATS_URL", &config.nats_url)
+        .env("CARELINE_STREAM", &config.stream)
+        .env("CARELINE_PREFIX", &config.prefix)
+        .env("CARELINE_TOKEN_PUBLIC_KEYS", testkit::issuer().public_key())
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null());
+    for (var, value) in event_store::testing::signing_env() {
+        command.env(var, value);
+    }
+    command.env(
+        event_store::signing::SIGNING_KEY_VAR,
+        event_store::testing::test_reads_signer().private_key(),
+    );
+    let child = command.spawn().ok()?;
+    event_store::testing::listening(port, "careline-inbox").await;
+    Some((child, ([127, 0, 0, 1], port).into()))
 }
 
 /// The largest resident memory seen while `work` runs, above what it was
@@ -191,27 +267,43 @@ async fn main() {
     s.thread(&org.nurse, &thread, at).await;
     let mut nurse = s.inbox(&org.nurse);
     let started = Instant::now();
-    let (read, download_growth) = peak_growth(async {
-        let mut parts = nurse
-            .get_file(inbox_pb::GetFileRequest {
-                thread_id: thread.clone(),
-                digest: file.digest.clone(),
-                preview: false,
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        let mut read = 0u64;
-        while let Some(part) = parts.next().await {
-            if let Some(inbox_pb::file_part::Part::Chunk(c)) = part.unwrap().part {
-                read += c.len() as u64;
-            }
-        }
-        read
-    })
-    .await;
+    let (read, download_growth) = peak_growth(download(&mut nurse, &thread, &file.digest)).await;
     let api_get = started.elapsed();
     assert_eq!(read, size);
+
+    // The inbox service alone, in its own process: its peak memory while
+    // it sends the file, apart from the client reading it.
+    let apart_db = projections::testing::TestDatabase::new("filesbench_apart").await;
+    let apart = match inbox_apart(&s, &apart_db).await {
+        Some((mut child, addr)) => {
+            let channel = testkit::channel(addr).await;
+            let mut inbox =
+                proto::inbox::inbox_service_client::InboxServiceClient::with_interceptor(
+                    channel,
+                    careline_client::Bearer::new(&s.signer.token(&org.nurse)).unwrap(),
+                );
+            // Caught up with the log (the thread is there), then measured.
+            inbox
+                .get_thread(inbox_pb::GetThreadRequest {
+                    min_position: at,
+                    thread_id: thread.clone(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            let pid = child.id().to_string();
+            let (rss, peak_before) = (memory(&pid, "VmRSS:"), memory(&pid, "VmHWM:"));
+            let started = Instant::now();
+            let read = download(&mut inbox, &thread, &file.digest).await;
+            let took = started.elapsed();
+            assert_eq!(read, size);
+            let peak = memory(&pid, "VmHWM:");
+            let _ = child.kill();
+            let _ = child.wait();
+            Some((rss, peak.saturating_sub(peak_before.max(rss)), took))
+        }
+        None => None,
+    };
 
     println!(
         "  upload:   API {:.0} MB/s ({:.2} s), raw put {:.0} MB/s ({:.2} s): {:.0}% of raw",
@@ -234,5 +326,13 @@ async fn main() {
         upload_growth as f64 / (1024.0 * 1024.0),
         download_growth as f64 / (1024.0 * 1024.0),
     );
+    if let Some((rss, growth, took)) = apart {
+        println!(
+            "  the inbox service in its own process: resident {:.1} MB before, peak growth {:.1} MB while sending the file ({:.0} MB/s)",
+            rss as f64 / (1024.0 * 1024.0),
+            growth as f64 / (1024.0 * 1024.0),
+            rate(size, took),
+        );
+    }
     let _ = js.delete_object_store(&raw_bucket).await;
 }

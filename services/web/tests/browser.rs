@@ -1129,6 +1129,11 @@ async fn long_words_and_links_never_make_a_page_wider_than_the_window() {
             if width == 375 || width == 1280 {
                 let shot = format!("pages/{name}-{width}");
                 photograph(&window, &shot).await;
+                // The composer: reply or staff note, and files to attach.
+                if *name == "staff-thread" {
+                    photograph_at(&window, &format!("pages/staff-composer-{width}"), "#reply")
+                        .await;
+                }
                 let found = violations(&window).await;
                 if !found.is_empty() {
                     inaccessible.push(format!("{shot}: {found:#?}"));
@@ -1147,6 +1152,19 @@ async fn long_words_and_links_never_make_a_page_wider_than_the_window() {
         "serious or critical accessibility violations:\n{}",
         inaccessible.join("\n")
     );
+}
+
+/// Ends a browser session: where it stopped when `outcome` is an error
+/// (to say what was missing), then the window closed and the outcome
+/// unwrapped.
+async fn finish(client: Client, outcome: Result<(), fantoccini::error::CmdError>) {
+    if outcome.is_err() {
+        let url = client.current_url().await.map(|u| u.to_string());
+        let text = client.source().await.unwrap_or_default();
+        eprintln!("stopped at {url:?}:\n{text}");
+    }
+    client.close().await.unwrap();
+    outcome.unwrap();
 }
 
 /// Saves a screenshot as `name`.png with the element `css` scrolled into
@@ -1302,13 +1320,7 @@ async fn a_patient_sends_a_photo_in_a_real_browser_on_a_phone_and_a_computer() {
             Ok::<_, fantoccini::error::CmdError>(())
         }
         .await;
-        if outcome.is_err() {
-            let url = client.current_url().await.map(|u| u.to_string());
-            let text = client.source().await.unwrap_or_default();
-            eprintln!("stopped at {url:?}:\n{text}");
-        }
-        client.close().await.unwrap();
-        outcome.unwrap();
+        finish(client, outcome).await;
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -1366,13 +1378,7 @@ async fn a_patient_reads_a_notice_from_the_appointments_system_on_a_phone_and_a_
             Ok::<_, fantoccini::error::CmdError>(())
         }
         .await;
-        if outcome.is_err() {
-            let url = client.current_url().await.map(|u| u.to_string());
-            let text = client.source().await.unwrap_or_default();
-            eprintln!("stopped at {url:?}:\n{text}");
-        }
-        client.close().await.unwrap();
-        outcome.unwrap();
+        finish(client, outcome).await;
     }
 }
 
@@ -1422,13 +1428,7 @@ async fn an_admin_registers_the_appointments_system_in_a_real_browser() {
             Ok::<_, fantoccini::error::CmdError>(())
         }
         .await;
-        if outcome.is_err() {
-            let url = client.current_url().await.map(|u| u.to_string());
-            let text = client.source().await.unwrap_or_default();
-            eprintln!("stopped at {url:?}:\n{text}");
-        }
-        client.close().await.unwrap();
-        outcome.unwrap();
+        finish(client, outcome).await;
     }
 }
 
@@ -1500,12 +1500,6 @@ async fn a_dietitian_records_her_leave_and_pat_sees_who_stands_in() {
             Ok::<_, fantoccini::error::CmdError>(())
         }
         .await;
-        if outcome.is_err() {
-            let url = client.current_url().await.map(|u| u.to_string());
-            let text = client.source().await.unwrap_or_default();
-            eprintln!("stopped at {url:?}:\n{text}");
-        }
-        client.close().await.unwrap();
-        outcome.unwrap();
+        finish(client, outcome).await;
     }
 }
