@@ -270,10 +270,10 @@ impl FileStore {
     }
 
     /// The stored file named `digest` and a reader of its bytes that
-    /// fetches a few stored chunks at a time, only when asked for (at most
-    /// [`READ_AHEAD`] held: memory stays flat however large the file and
-    /// however slow its reader), checking at the end that they hash to
-    /// `digest`.
+    /// fetches a few stored chunks at a time, the next few while the last
+    /// are taken, only as fast as they are (at most twice [`READ_AHEAD`]
+    /// held: memory stays flat however large the file and however slow its
+    /// reader), checking at the end that they hash to `digest`.
     pub async fn read(&self, digest: &str) -> Result<Option<(StoredFile, FileReader)>, Error> {
         if !is_digest(digest) {
             return Ok(None);
@@ -305,15 +305,16 @@ impl FileStore {
             size: info.size as u64,
             media_type: info.metadata.get("media_type").cloned().unwrap_or_default(),
         };
+        let (send, chunks) = tokio::sync::mpsc::channel(READ_AHEAD);
+        let fetching = tokio::spawn(fetch_chunks(consumer, info.chunks, self.timeout, send));
         Ok(Some((
             stored,
             FileReader {
-                consumer,
-                ready: std::collections::VecDeque::new(),
+                chunks,
+                fetching,
                 chunks_left: info.chunks,
                 sha: <sha2::Sha256 as sha2::Digest>::new(),
                 digest: digest.to_string(),
-                timeout: self.timeout,
             },
         )))
     }
@@ -351,17 +352,79 @@ impl FileStore {
     }
 }
 
-/// How many stored chunks a [`FileReader`] fetches at once.
+/// How many stored chunks a [`FileReader`] fetches at once, and holds
+/// ready at most beside them.
 pub const READ_AHEAD: usize = 8;
+
+/// Fetches a file's `left` chunks a batch at a time into `send`, the next
+/// batch asked for while the reader takes the last one (so no round trip
+/// waits between them), and only as fast as the reader takes them: at most
+/// two batches are held.
+async fn fetch_chunks(
+    consumer: jetstream::consumer::Consumer<jetstream::consumer::pull::Config>,
+    mut left: usize,
+    timeout: Duration,
+    send: tokio::sync::mpsc::Sender<Result<bytes::Bytes, Error>>,
+) {
+    while left > 0 {
+        let fetched = async {
+            let mut batch = consumer
+                .fetch()
+                .max_messages(left.min(READ_AHEAD))
+                .expires(timeout)
+                .messages()
+                .await
+                .map_err(|e| unavailable("cannot read the file", e))?;
+            let mut got = 0;
+            while let Some(message) = batch.next().await {
+                let message = message.map_err(|e| unavailable("cannot read the file", e))?;
+                if send.send(Ok(message.payload.clone())).await.is_err() {
+                    // The reader is gone.
+                    return Ok(usize::MAX);
+                }
+                got += 1;
+            }
+            Ok::<_, Error>(got)
+        };
+        match tokio::time::timeout(timeout * 2, fetched).await {
+            Ok(Ok(usize::MAX)) => return,
+            Ok(Ok(0)) => {
+                let _ = send
+                    .send(Err(unavailable(
+                        "cannot read the file",
+                        "its chunks did not come",
+                    )))
+                    .await;
+                return;
+            }
+            Ok(Ok(got)) => left = left.saturating_sub(got),
+            Ok(Err(e)) => {
+                let _ = send.send(Err(e)).await;
+                return;
+            }
+            Err(_) => {
+                let _ = send
+                    .send(Err(unavailable("cannot read the file", "no answer")))
+                    .await;
+                return;
+            }
+        }
+    }
+}
 
 /// The bytes of one stored file, a chunk at a time (see [`FileStore::read`]).
 pub struct FileReader {
-    consumer: jetstream::consumer::Consumer<jetstream::consumer::pull::Config>,
-    ready: std::collections::VecDeque<bytes::Bytes>,
+    chunks: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, Error>>,
+    fetching: tokio::task::JoinHandle<()>,
     chunks_left: usize,
     sha: sha2::Sha256,
     digest: String,
-    timeout: Duration,
+}
+
+impl Drop for FileReader {
+    fn drop(&mut self) {
+        self.fetching.abort();
+    }
 }
 
 impl std::fmt::Debug for FileReader {
@@ -392,32 +455,15 @@ impl FileReader {
             self.digest.clear();
             return Ok(None);
         }
-        if self.ready.is_empty() {
-            let fetched = async {
-                let mut batch = self
-                    .consumer
-                    .fetch()
-                    .max_messages(self.chunks_left.min(READ_AHEAD))
-                    .expires(self.timeout)
-                    .messages()
-                    .await
-                    .map_err(|e| unavailable("cannot read the file", e))?;
-                while let Some(message) = batch.next().await {
-                    let message = message.map_err(|e| unavailable("cannot read the file", e))?;
-                    self.ready.push_back(message.payload.clone());
-                }
-                Ok::<_, Error>(())
-            };
-            match tokio::time::timeout(self.timeout * 2, fetched).await {
-                Ok(result) => result?,
-                Err(_) => return Err(unavailable("cannot read the file", "no answer")),
+        let chunk = match self.chunks.recv().await {
+            Some(Ok(chunk)) => chunk,
+            Some(Err(e)) => return Err(e),
+            None => {
+                return Err(unavailable(
+                    "cannot read the file",
+                    "its chunks did not come",
+                ));
             }
-        }
-        let Some(chunk) = self.ready.pop_front() else {
-            return Err(unavailable(
-                "cannot read the file",
-                "its chunks did not come",
-            ));
         };
         self.chunks_left -= 1;
         self.sha.update(&chunk);
