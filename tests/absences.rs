@@ -30,6 +30,26 @@ fn to_susan(s: &careline_client::DemoOrg) -> cmd::StartThreadRequest {
     }
 }
 
+/// Pat starts a thread to Susan by name: the command's answer, and the
+/// thread as Susan is shown it.
+async fn pat_writes_to_susan(
+    s: &System,
+    org: &careline_client::DemoOrg,
+) -> (cmd::CommandReply, inbox_pb::ThreadDetail) {
+    let started = s
+        .signer
+        .client(&org.patient)
+        .unwrap()
+        .start_thread(to_susan(org))
+        .await
+        .unwrap()
+        .into_inner();
+    let detail = s
+        .thread(&org.dietitian, &started.aggregate_id, started.position)
+        .await;
+    (started, detail)
+}
+
 /// Susan as Pat's new-message page offers her, as of `at`.
 async fn susan_as_pat_sees_her(
     s: &System,
@@ -115,17 +135,7 @@ async fn an_absent_professionals_deputy_gets_what_patients_write_to_them() {
     assert_eq!(contact.stand_in.as_ref().unwrap().name, org.nurse2.name);
 
     // Her message to Susan also goes to Ned, who stands in.
-    let started = s
-        .signer
-        .client(&org.patient)
-        .unwrap()
-        .start_thread(to_susan(&org))
-        .await
-        .unwrap()
-        .into_inner();
-    let detail = s
-        .thread(&org.dietitian, &started.aggregate_id, started.position)
-        .await;
+    let (started, detail) = pat_writes_to_susan(&s, &org).await;
     let ned = detail
         .participants
         .iter()
@@ -196,17 +206,7 @@ async fn an_absent_professionals_deputy_gets_what_patients_write_to_them() {
     let ended = ended.unwrap().into_inner();
     let contact = susan_as_pat_sees_her(&s, &org, ended.position).await;
     assert!(contact.away_until.is_none() && contact.stand_in.is_none());
-    let again = s
-        .signer
-        .client(&org.patient)
-        .unwrap()
-        .start_thread(to_susan(&org))
-        .await
-        .unwrap()
-        .into_inner();
-    let detail = s
-        .thread(&org.dietitian, &again.aggregate_id, again.position)
-        .await;
+    let (_, detail) = pat_writes_to_susan(&s, &org).await;
     assert!(
         detail
             .participants

@@ -1763,6 +1763,13 @@ fn dietitian_away(w: &mut World, deputy: Option<&Actor>) {
     w.people.get_mut(&id).unwrap().evolve(&event);
 }
 
+/// The patient starts a thread to the dietitian by name: its event.
+fn pat_writes_to_the_dietitian(w: &World) -> Payload {
+    let to_her = vec![Recipient::Professional(w.dietitian.person_id.clone())];
+    w.run(&Thread::default(), &w.patient, &w.start(to_her, vec![]))
+        .unwrap()
+}
+
 #[test]
 fn a_patients_message_to_someone_away_also_goes_to_whoever_stands_in() {
     let mut w = world();
@@ -1774,7 +1781,7 @@ fn a_patients_message_to_someone_away_also_goes_to_whoever_stands_in() {
             vec![],
         )
     };
-    let payload = w.run(&Thread::default(), &w.patient, &to_susan()).unwrap();
+    let payload = pat_writes_to_the_dietitian(&w);
     let Payload::ThreadStarted(started) = &payload else {
         panic!("{payload:?}")
     };
@@ -1820,16 +1827,7 @@ fn with_no_deputy_the_teams_main_contact_stands_in_unless_it_is_the_one_away() {
     let mut w = world();
     dietitian_away(&mut w, None);
     // The dietitian is Nutrition's main contact herself: nobody else.
-    let payload = w
-        .run(
-            &Thread::default(),
-            &w.patient,
-            &w.start(
-                vec![Recipient::Professional(w.dietitian.person_id.clone())],
-                vec![],
-            ),
-        )
-        .unwrap();
+    let payload = pat_writes_to_the_dietitian(&w);
     assert!(
         ids(&payload)
             .iter()
@@ -1840,16 +1838,7 @@ fn with_no_deputy_the_teams_main_contact_stands_in_unless_it_is_the_one_away() {
     let nurse = w.nurse.clone();
     dietitian_away(&mut w, Some(&nurse));
     w.set_account(&nurse, false);
-    let payload = w
-        .run(
-            &Thread::default(),
-            &w.patient,
-            &w.start(
-                vec![Recipient::Professional(w.dietitian.person_id.clone())],
-                vec![],
-            ),
-        )
-        .unwrap();
+    let payload = pat_writes_to_the_dietitian(&w);
     assert!(
         ids(&payload)
             .iter()
